@@ -1,0 +1,42 @@
+# Vern - the two commands a new machine needs are `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint migrations-check install serve bench-quick clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Install, create the SQLite database under var/, load the demo data, serve on 127.0.0.1:8000.
+demo: $(STAMP)
+	VERN_ENV=demo $(BIN)/vern demo
+
+serve: $(STAMP)
+	$(BIN)/vern serve
+
+## Install and run every test (services and Chromium are skipped with a reason when missing,
+## unless VERN_REQUIRE_SERVICES=1).
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check vern tests bench
+	$(BIN)/mypy
+
+## Migrations reach head and match the models, on SQLite and PostgreSQL.
+migrations-check: $(STAMP)
+	$(BIN)/python -m vern.migrate_check
+
+bench-quick: $(STAMP)
+	for b in bench/*.py; do $(BIN)/python $$b --quick || exit 1; done
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,104 @@
+"""The ``vern`` command, run as a user would: a real process, a real SQLite file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+VERN = [sys.executable, "-m", "vern.cli"]
+
+
+def run(args: list[str], env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own CLI
+        [*VERN, *args], env=env, input=stdin, capture_output=True, text=True, timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("VERN_")}
+    base.update({
+        "VERN_ENV": "dev",
+        "VERN_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "VERN_AUDIT_LOG_DIR": str(tmp_path / "audit"),
+        "COLUMNS": "200",
+    })
+    return base
+
+
+def test_init_then_check_succeeds(env: dict[str, str]) -> None:
+    assert run(["init"], env).returncode == 0
+    res = run(["check"], env)
+    assert res.returncode == 0, res.stderr
+    assert "ok" in res.stdout
+
+
+def test_check_names_a_missing_secret_in_production(env: dict[str, str]) -> None:
+    env = {**env, "VERN_ENV": "production"}
+    res = run(["check"], env)
+    assert res.returncode == 2
+    assert "VERN_SECRET_KEY" in res.stderr
+
+
+def test_check_refuses_a_database_that_was_never_initialised(env: dict[str, str]) -> None:
+    res = run(["check"], env)
+    assert res.returncode == 1
+    assert "vern init" in res.stderr
+
+
+def test_tenants_and_users_are_managed_from_the_command_line(env: dict[str, str]) -> None:
+    assert run(["init"], env).returncode == 0
+    res = run(["tenant", "create", "--name", "Fjellheim barnehage", "--slug", "fjellheim"], env)
+    assert res.returncode == 0, res.stderr
+    assert "fjellheim" in run(["tenant", "list"], env).stdout
+
+    res = run(["user", "create", "--email", "kari.nordmann@fjellheim.example.com",
+               "--name", "Kari Nordmann", "--org", "fjellheim", "--role", "tenant_admin",
+               "--password-stdin"], env, stdin="Fjorden ligger blank i kveld\n")
+    assert res.returncode == 0, res.stderr
+    listing = run(["user", "list", "--org", "fjellheim"], env).stdout
+    assert "kari.nordmann@fjellheim.example.com" in listing
+    assert "tenant_admin" in listing
+
+    res = run(["user", "disable", "--email", "kari.nordmann@fjellheim.example.com",
+               "--org", "fjellheim"], env)
+    assert res.returncode == 0, res.stderr
+
+
+def test_bad_input_is_refused_with_the_field_named(env: dict[str, str]) -> None:
+    assert run(["init"], env).returncode == 0
+    res = run(["tenant", "create", "--name", "Havbris skole", "--slug", "Havbris Skole!"], env)
+    assert res.returncode == 1
+    assert "slug" in res.stderr
+    run(["tenant", "create", "--name", "Havbris skole", "--slug", "havbris"], env)
+    res = run(["user", "create", "--email", "ikke-en-adresse", "--name", "Per Hansen",
+               "--org", "havbris", "--role", "member", "--password-stdin"], env,
+              stdin="Fjorden ligger blank i kveld\n")
+    assert res.returncode == 1
+    assert "email" in res.stderr
+    res = run(["user", "create", "--email", "per.hansen@havbris.example.com", "--name", "Per Hansen",
+               "--org", "havbris", "--role", "member", "--password-stdin"], env,
+              stdin="password1234\n")
+    assert res.returncode == 1
+    assert "password" in res.stderr
+    res = run(["user", "list", "--org", "finnes-ikke"], env)
+    assert res.returncode == 1
+    assert "org" in res.stderr
+
+
+def test_demo_loads_twice_and_prints_how_to_sign_in(env: dict[str, str]) -> None:
+    env = {**env, "VERN_ENV": "demo"}
+    first = run(["demo", "--no-serve"], env)
+    assert first.returncode == 0, first.stderr
+    assert "Nordlys over Lofoten 2026" in first.stdout
+    assert "anne.lunde@fjellheim.example.com" in first.stdout
+    second = run(["demo", "--no-serve"], env)
+    assert second.returncode == 0, second.stderr
+    code = run(["demo-code", "anne.lunde@fjellheim.example.com"], env)
+    assert code.returncode == 0
+    assert code.stdout.strip().isdigit()

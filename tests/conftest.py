@@ -1,0 +1,255 @@
+"""Shared fixtures: databases (SQLite and PostgreSQL), the app, personas across two tenants and
+the vendor, and signed-in clients.
+
+Personas (all fictional):
+    alice  - tenant A admin  (Fjellheim barnehage)
+    bob    - tenant A member
+    carol  - tenant B admin  (Havbris skole)
+    dave   - vendor security officer (Solstrand Læring AS)
+    erik   - vendor privacy officer
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from starlette.testclient import TestClient
+
+from tests import services
+from vern.accounts import security, service
+from vern.accounts.models import ApiToken, User
+from vern.accounts.roles import OrgKind, Role
+from vern.config import Settings
+from vern.crypto import PII, KeyRing, install_keyring
+from vern.db import Base, Database, Scope, import_models, utcnow
+
+PASSWORD = "Blåbærsyltetøy på vaffel"
+
+
+def make_settings(url: str, tmp: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "env": "test",
+        "database_url": url,
+        "rate_limit_signin": "1000/minute",
+        "rate_limit_api": "100000/minute",
+        "audit_log_dir": tmp / "audit",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def _postgres_schema() -> Iterator[str]:
+    with services.postgres_database("vern_suite") as url:
+        database = Database(url)
+        database.create_all()
+        database.dispose()
+        yield url
+
+
+def _truncate_all(database: Database) -> None:
+    names = ", ".join(f'"{t.name}"' for t in reversed(Base.metadata.sorted_tables))
+    with database.engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A database with Vern's schema, empty, on SQLite (a file in WAL mode) or PostgreSQL."""
+    import_models()
+    if request.param == "sqlite":
+        database = Database(f"sqlite:///{tmp_path / 'vern.db'}")
+        database.create_all()
+    else:
+        url = request.getfixturevalue("_postgres_schema")
+        database = Database(url)
+    settings = make_settings(database.url, tmp_path)
+    install_keyring(KeyRing(database.engine, settings.master_key_bytes))
+    try:
+        yield database
+    finally:
+        if request.param == "postgresql":
+            _truncate_all(database)
+        database.dispose()
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> Iterator[Database]:
+    """SQLite only, for tests that do not depend on the database engine."""
+    import_models()
+    database = Database(f"sqlite:///{tmp_path / 'vern.db'}")
+    database.create_all()
+    install_keyring(KeyRing(database.engine, make_settings(database.url, tmp_path).master_key_bytes))
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def settings(db: Database, tmp_path: Path) -> Settings:
+    return make_settings(db.url, tmp_path)
+
+
+@pytest.fixture
+def app(db: Database, settings: Settings):  # type: ignore[no-untyped-def]
+    from vern.web import create_app
+
+    return create_app(settings, db)
+
+
+@pytest.fixture
+def client(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+    with TestClient(app, base_url="http://testserver") as c:
+        yield c
+
+
+@dataclass
+class Persona:
+    name: str
+    user_id: str
+    email: str
+    org_id: str
+    role: Role
+    totp_secret: str | None
+    password: str = PASSWORD
+
+
+@dataclass
+class Personas:
+    vendor: str
+    tenant_a: str
+    tenant_b: str
+    people: dict[str, Persona] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Persona:
+        try:
+            return self.people[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+_HASH_CACHE: dict[str, str] = {}
+
+
+def _password_hash(settings: Settings) -> str:
+    if "h" not in _HASH_CACHE:
+        _HASH_CACHE["h"] = security.hash_password(settings, PASSWORD)
+    return _HASH_CACHE["h"]
+
+
+PERSONA_TABLE = [
+    ("alice", "Alice Aasen", "alice.aasen@fjellheim.example.com", "a", Role.TENANT_ADMIN),
+    ("bob", "Bjørn Bakken", "bjorn.bakken@fjellheim.example.com", "a", Role.MEMBER),
+    ("carol", "Cecilie Carlsen", "cecilie.carlsen@havbris.example.com", "b", Role.TENANT_ADMIN),
+    ("dave", "Dag Dahle", "dag.dahle@solstrand.example.com", "v", Role.SECURITY_OFFICER),
+    ("erik", "Erik Eide", "erik.eide@solstrand.example.com", "v", Role.PRIVACY_OFFICER),
+]
+
+
+def create_personas(database: Database, settings: Settings) -> Personas:
+    with database.transaction(Scope.system("test personas")) as session:
+        vendor = service.create_organisation(session, name="Solstrand Læring AS", slug="solstrand",
+                                             kind=OrgKind.VENDOR, actor=None)
+        a = service.create_organisation(session, name="Fjellheim barnehage", slug="fjellheim",
+                                        kind=OrgKind.TENANT, actor=None)
+        b = service.create_organisation(session, name="Havbris skole", slug="havbris",
+                                        kind=OrgKind.TENANT, actor=None)
+        orgs = {"v": vendor.id, "a": a.id, "b": b.id}
+        result = Personas(vendor=vendor.id, tenant_a=a.id, tenant_b=b.id)
+        for key, name, email, org, role in PERSONA_TABLE:
+            user = service.create_user(session, settings, email=email, name=name,
+                                       org_id=orgs[org], role=role.value, password=None,
+                                       actor=None)
+            user.password_hash = _password_hash(settings)
+            user.password_changed_at = utcnow()
+            secret = None
+            if role is not Role.MEMBER:
+                secret = security.new_totp_secret()
+                user.mfa_secret = PII(user.key_id, secret)
+                user.mfa_enabled_at = utcnow()
+            result.people[key] = Persona(key, user.id, email, orgs[org], role, secret)
+    return result
+
+
+@pytest.fixture
+def personas(db: Database, settings: Settings) -> Personas:
+    return create_personas(db, settings)
+
+
+def sign_in(client: TestClient, persona: Persona) -> TestClient:
+    """Sign in through the API like a person would: password, then the TOTP code."""
+    res = client.post("/api/v1/session", json={"email": persona.email,
+                                                "password": persona.password})
+    assert res.status_code == 200, res.text
+    client.headers["X-CSRF-Token"] = res.json()["csrf_token"]
+    if res.json()["mfa_required"]:
+        assert persona.totp_secret is not None
+        for offset in (0, 30):
+            code = security.totp_now(persona.totp_secret, time.time() + offset)
+            mfa = client.post("/api/v1/session/mfa", json={"code": code})
+            if mfa.status_code == 200:
+                break
+        assert mfa.status_code == 200, mfa.text
+    return client
+
+
+@pytest.fixture
+def login(app):  # type: ignore[no-untyped-def]
+    """``login(persona)`` → a new TestClient signed in as that persona."""
+    clients: list[TestClient] = []
+
+    def _login(persona: Persona) -> TestClient:
+        c = TestClient(app, base_url="http://testserver")
+        c.__enter__()
+        clients.append(c)
+        return sign_in(c, persona)
+
+    yield _login
+    for c in clients:
+        c.__exit__(None, None, None)
+
+
+def session_cookie_for(database: Database, persona: Persona) -> tuple[str, str]:
+    """A live, MFA-verified session made directly (no sign-in round trip): (cookie, csrf)."""
+    with database.transaction(Scope.system("test session")) as session:
+        token, auth_session = service.start_session(session, user_id=persona.user_id,
+                                                    org_id=persona.org_id)
+        auth_session.mfa_verified = True
+        return token, auth_session.csrf_token
+
+
+def make_api_token(database: Database, org_id: str, role: Role) -> str:
+    from datetime import timedelta
+
+    token = security.new_token("vt")
+    with database.transaction(Scope.system("test token")) as session:
+        session.add(ApiToken(org_id=org_id, name="test", prefix=token[:10],
+                             token_hash=security.token_hash(token), role=role.value,
+                             expires_at=utcnow() + timedelta(days=1)))
+    return token
+
+
+@pytest.fixture
+def api_token(db: Database):  # type: ignore[no-untyped-def]
+    """``api_token(org_id, role)`` → a bearer token string."""
+
+    def _make(org_id: str, role: Role) -> str:
+        return make_api_token(db, org_id, role)
+
+    return _make
+
+
+def user_row(database: Database, user_id: str) -> User:
+    with database.transaction(Scope.system("test read")) as session:
+        user = session.get(User, user_id)
+        assert user is not None
+        session.expunge(user)
+        return user
+
+
+os.environ.setdefault("VERN_ENV", "test")

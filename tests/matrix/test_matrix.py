@@ -1,0 +1,243 @@
+"""Every route × every persona, with the expected answer derived from the route's declared access
+rule and the persona's role - never written by hand, so a new route is covered the moment it
+exists.
+
+Personas: anonymous; alice (tenant A admin), bob (tenant A member), carol (tenant B admin),
+dave (vendor security officer, in the vendor's own organisation), dave_in_a (the same person
+switched into tenant A), erik (vendor privacy officer), token_a (an API token of tenant A with the
+tenant admin role).
+
+Path parameters are filled with objects created in tenant A by the sample factories in
+``tests/matrix/samples_*.py``. The rules:
+
+* a route without a declared access rule fails the test;
+* anonymous callers get 401 (API) or a redirect to the sign-in page (console);
+* a persona without the permission in its current organisation gets 403;
+* a persona with the permission but in another organisation gets 404 for tenant A's objects -
+  never 403, so that existence does not leak - and a successful answer to such a persona never
+  contains the id of one of tenant A's objects;
+* everyone else is let through (any status other than 401/403/404, and never a 5xx).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.routing import APIRoute
+from starlette.testclient import TestClient
+
+import tests.matrix
+from tests.conftest import Personas, make_api_token, session_cookie_for
+from tests.matrix.samples import Sample
+from vern.accounts.deps import Access, access_of, session_cookie_name
+from vern.accounts.roles import OrgKind, Perm, Role, permissions
+from vern.config import Settings
+from vern.db import Database, Scope, new_id
+from vern.web import api_routes
+
+PARAM = re.compile(r"{([^}:]+)(?::[^}]*)?}")
+DENIAL_STATUSES = {401, 403, 404}
+
+
+@dataclass(frozen=True)
+class Who:
+    name: str
+    kind: str  # "anonymous" | "session" | "token"
+    org_id: str | None
+    perms: frozenset[Perm]
+
+
+def _samples() -> dict[str, Callable[..., Sample]]:
+    found: dict[str, Callable[..., Sample]] = {}
+    for mod in pkgutil.iter_modules(tests.matrix.__path__):
+        if mod.name.startswith("samples_"):
+            module = importlib.import_module(f"tests.matrix.{mod.name}")
+            for key, factory in module.SAMPLES.items():
+                assert key not in found, f"path parameter {key!r} has two sample factories"
+                found[key] = factory
+    return found
+
+
+def _access(route: APIRoute) -> Access | None:
+    found: list[Access] = []
+
+    def walk(dependant: Any) -> None:
+        for dep in dependant.dependencies:
+            marker = access_of(dep.call)
+            if marker is not None:
+                found.append(marker)
+            walk(dep)
+
+    walk(route.dependant)
+    if not found:
+        return None
+    kinds = {a.kind for a in found}
+    if "perm" in kinds:
+        perms = frozenset().union(*(a.perms for a in found if a.kind == "perm"))
+        return Access("perm", perms)
+    if "partial" in kinds:
+        return Access("partial")
+    return Access("public")
+
+
+def _who(personas: Personas) -> list[Who]:
+    def perms_of(role: Role, kind: OrgKind, home: bool) -> frozenset[Perm]:
+        return permissions(role, org_kind=kind, home=home)
+
+    a, b, v = personas.tenant_a, personas.tenant_b, personas.vendor
+    return [
+        Who("anonymous", "anonymous", None, frozenset()),
+        Who("alice", "session", a, perms_of(Role.TENANT_ADMIN, OrgKind.TENANT, True)),
+        Who("bob", "session", a, perms_of(Role.MEMBER, OrgKind.TENANT, True)),
+        Who("carol", "session", b, perms_of(Role.TENANT_ADMIN, OrgKind.TENANT, True)),
+        Who("dave", "session", v, perms_of(Role.SECURITY_OFFICER, OrgKind.VENDOR, True)),
+        Who("dave_in_a", "session", a, perms_of(Role.SECURITY_OFFICER, OrgKind.TENANT, False)),
+        Who("erik", "session", v, perms_of(Role.PRIVACY_OFFICER, OrgKind.VENDOR, True)),
+        Who("token_a", "token", a,
+            perms_of(Role.TENANT_ADMIN, OrgKind.TENANT, True) - {Perm.SELF}),
+    ]
+
+
+def _persona_for(who: Who, personas: Personas) -> Any:
+    base = who.name.removesuffix("_in_a")
+    return personas.people[base]
+
+
+def _client_for(who: Who, app: Any, db: Database, settings: Settings,
+                personas: Personas) -> TestClient:
+    client = TestClient(app, base_url="http://testserver", follow_redirects=False)
+    if who.kind == "session":
+        persona = _persona_for(who, personas)
+        token, csrf = session_cookie_for(db, persona)
+        if who.org_id != persona.org_id:
+            from sqlalchemy import update
+
+            from vern.accounts.models import AuthSession
+            from vern.accounts.security import token_hash
+
+            with db.transaction(Scope.system("matrix: switch org")) as session:
+                session.execute(update(AuthSession)
+                                .where(AuthSession.token_hash == token_hash(token))
+                                .values(org_id=who.org_id))
+        client.cookies.set(session_cookie_name(settings), token)
+        client.headers["X-CSRF-Token"] = csrf
+    elif who.kind == "token":
+        assert who.org_id is not None
+        client.headers["Authorization"] = "Bearer " + make_api_token(
+            db, who.org_id, Role.TENANT_ADMIN)
+    return client
+
+
+def _expected(access: Access, who: Who, owners: set[str | None], console: bool) -> str:
+    """'allow' or the denial: 'unauth', 'forbidden', 'notfound'."""
+    if access.kind == "public":
+        return "allow"
+    if who.kind == "anonymous":
+        return "unauth"
+    if access.kind == "partial":
+        return "unauth" if who.kind == "token" else "allow"
+    if not access.perms <= who.perms:
+        return "forbidden"
+    foreign = {o for o in owners if o is not None and o != who.org_id}
+    return "notfound" if foreign else "allow"
+
+
+def _check(expected: str, res: Any, console: bool, label: str) -> None:
+    status = res.status_code
+    assert status < 500, f"{label}: server error {status}: {res.text[:300]}"
+    if expected == "allow":
+        if status == 403 and res.headers.get("x-vern-error") == "csrf-failed":
+            return  # a public form refusing a post without its anonymous CSRF cookie
+        assert status not in DENIAL_STATUSES, f"{label}: expected access, got {status}: {res.text[:200]}"
+    elif expected == "unauth":
+        if console:
+            assert status == 303 and res.headers["location"].startswith("/login"), (
+                f"{label}: expected a redirect to sign-in, got {status}")
+        else:
+            assert status == 401, f"{label}: expected 401, got {status}: {res.text[:200]}"
+    elif expected == "forbidden":
+        assert status == 403, f"{label}: expected 403, got {status}: {res.text[:200]}"
+    else:
+        assert status == 404, f"{label}: expected 404 (not 403), got {status}: {res.text[:200]}"
+
+
+def test_every_route_answers_every_persona_as_its_access_rule_says(
+    app: Any, db: Database, settings: Settings, personas: Personas
+) -> None:
+    factories = _samples()
+    routes = api_routes(app)
+    assert len(routes) >= 20, "the app should expose its routes"
+    undeclared = [f"{sorted(r.methods)} {r.path}" for r in routes if _access(r) is None]
+    assert not undeclared, f"routes without an access rule: {undeclared}"
+    missing = sorted({p for r in routes for p in PARAM.findall(r.path)} - set(factories))
+    assert not missing, (
+        f"no sample factory for path parameters {missing}; add them to tests/matrix/samples_*.py")
+    whos = _who(personas)
+    checked = 0
+    tenant_a_values = {personas.alice.user_id, personas.bob.user_id}
+    for route in sorted(routes, key=lambda r: r.path):
+        access = _access(route)
+        assert access is not None
+        params = PARAM.findall(route.path)
+        console = route.path.startswith("/console")
+        for method in sorted(route.methods - {"HEAD", "OPTIONS"}):
+            for who in whos:
+                # Fresh objects for every call: an allowed DELETE must not change the next answer.
+                values: dict[str, str] = {}
+                owners: set[str | None] = set()
+                for name in params:
+                    sample = factories[name](db, personas, settings)
+                    values[name] = sample.value
+                    owners.add(sample.org_id)
+                    if sample.org_id == personas.tenant_a:
+                        tenant_a_values.add(sample.value)
+                path = PARAM.sub(lambda m, v=values: v[m.group(1)], route.path)
+                client = _client_for(who, app, db, settings, personas)
+                kwargs: dict[str, Any] = {}
+                if method in ("POST", "PUT", "PATCH"):
+                    kwargs["json"] = {}
+                res = client.request(method, path, **kwargs)
+                label = f"{method} {route.path} as {who.name}"
+                expected = _expected(access, who, owners, console)
+                if expected == "notfound" and res.status_code != 404:
+                    # Refused before the lookup (e.g. an invalid body): the answer must then be
+                    # the same as for an object that does not exist at all.
+                    ghost = PARAM.sub(lambda m: new_id(), route.path)
+                    other = client.request(method, ghost, **kwargs)
+                    assert res.status_code >= 400 and other.status_code == res.status_code, (
+                        f"{label}: {res.status_code} for tenant A's object but "
+                        f"{other.status_code} for a missing one - existence leaks")
+                else:
+                    _check(expected, res, console, label)
+                if res.status_code < 300 and who.org_id != personas.tenant_a:
+                    for value in tenant_a_values:
+                        assert value not in res.text, f"{label}: leaked tenant A's {value}"
+                checked += 1
+                client.close()
+    assert checked >= len(routes) * len(whos)
+
+
+def test_a_route_without_an_access_rule_is_caught() -> None:
+    from fastapi import APIRouter
+
+    router = APIRouter()
+
+    @router.get("/api/v1/forgotten")
+    def forgotten() -> dict[str, str]:
+        return {"oops": "open"}
+
+    route = next(r for r in router.routes if isinstance(r, APIRoute))
+    assert _access(route) is None
+
+
+@pytest.mark.parametrize("name", ["alice", "carol"])
+def test_tenant_admins_hold_only_tenant_permissions(personas: Personas, name: str) -> None:
+    who = next(w for w in _who(personas) if w.name == name)
+    assert Perm.TENANTS_MANAGE not in who.perms
+    assert Perm.AUDIT_READ_ALL not in who.perms

@@ -1,0 +1,865 @@
+"""Accounts: the only place that writes organisations, users, memberships, sessions and tokens.
+
+Each function takes the caller's session (one transaction per request or CLI command) and writes
+its audit record in that same transaction.
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from hashlib import sha256
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from vern.accounts import security
+from vern.accounts.models import (
+    ApiToken,
+    AuthSession,
+    AuthThrottle,
+    Membership,
+    Organisation,
+    RecoveryCode,
+    User,
+)
+from vern.accounts.roles import (
+    MFA_REQUIRED,
+    ROLES_FOR_KIND,
+    VENDOR_ROLES,
+    OrgKind,
+    Perm,
+    Role,
+    permissions,
+)
+from vern.audit.service import record
+from vern.config import Settings
+from vern.crypto import PII, blind_index, keyring
+from vern.db import utcnow
+from vern.errors import Conflict, Forbidden, InvalidInput, Locked, NotFound, Unauthenticated
+
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+SESSION_TOUCH_SECONDS = 60
+
+# Brute-force protection (NIST SP 800-63B 5.2.2): temporary locks that grow, never permanent.
+ACCOUNT_FAILURES_BEFORE_LOCK = 5
+SOURCE_FAILURES_BEFORE_LOCK = 20
+ACCOUNT_LOCK_BASE = timedelta(seconds=30)
+ACCOUNT_LOCK_MAX = timedelta(minutes=15)
+SOURCE_LOCK_BASE = timedelta(minutes=1)
+SOURCE_LOCK_MAX = timedelta(hours=1)
+FAILURE_MEMORY = timedelta(hours=24)
+# Second-factor guessing (NIST SP 800-63B 5.2.2) is limited per account the same way.
+MFA_FAILURES_BEFORE_LOCK = 5
+MFA_LOCK_BASE = timedelta(seconds=30)
+MFA_LOCK_MAX = timedelta(minutes=15)
+
+
+# -- who is acting -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The user or token behind a request, in one current organisation."""
+
+    org_id: str
+    org_kind: OrgKind
+    role: Role
+    perms: frozenset[Perm]
+    user_id: str | None = None
+    token_id: str | None = None
+    session_id: str | None = None
+    csrf_token: str | None = None
+    home: bool = True  # False for vendor staff acting inside a customer's organisation
+
+    @property
+    def is_vendor_staff(self) -> bool:
+        return self.role in VENDOR_ROLES
+
+    def can(self, perm: Perm) -> bool:
+        return perm in self.perms
+
+
+def _audit(session: Session, action: str, actor: Actor | None, **kwargs: object) -> None:
+    record(
+        session,
+        action,
+        org_id=kwargs.pop("org_id", actor.org_id if actor else None),  # type: ignore[arg-type]
+        actor_user_id=actor.user_id if actor else None,
+        actor_token_id=actor.token_id if actor else None,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+# -- organisations -------------------------------------------------------------------------------
+
+
+def create_organisation(
+    session: Session,
+    *,
+    name: str,
+    slug: str,
+    kind: OrgKind,
+    actor: Actor | None,
+    org_number: str | None = None,
+) -> Organisation:
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidInput.on("name", "must be 1-200 characters")
+    if not SLUG_RE.match(slug):
+        raise InvalidInput.on("slug", "must be lowercase letters, digits and dashes")
+    if org_number is not None and not re.fullmatch(r"\d{9}", org_number):
+        raise InvalidInput.on("org_number", "must be nine digits")
+    if session.scalar(select(Organisation.id).where(Organisation.slug == slug)):
+        raise Conflict(detail="slug: already in use", errors=[])
+    if kind is OrgKind.VENDOR and session.scalar(
+        select(Organisation.id).where(Organisation.kind == OrgKind.VENDOR.value)
+    ):
+        raise Conflict(detail="kind: there is already a vendor organisation")
+    org = Organisation(name=name, slug=slug, kind=kind.value, org_number=org_number)
+    session.add(org)
+    session.flush()
+    _audit(session, "org.created", actor, org_id=org.id, resource=f"org:{org.id}",
+           details={"new": {"slug": slug, "kind": kind.value}})
+    return org
+
+
+def get_organisation(session: Session, org_id: str) -> Organisation:
+    org = session.get(Organisation, org_id)
+    if org is None:
+        raise NotFound()
+    return org
+
+
+def list_tenants(session: Session) -> list[Organisation]:
+    return list(
+        session.scalars(
+            select(Organisation)
+            .where(Organisation.kind == OrgKind.TENANT.value)
+            .order_by(Organisation.name)
+        )
+    )
+
+
+def vendor_org(session: Session) -> Organisation | None:
+    return session.scalar(select(Organisation).where(Organisation.kind == OrgKind.VENDOR.value))
+
+
+# -- users ---------------------------------------------------------------------------------------
+
+
+def email_index(settings: Settings, email: str) -> str:
+    return blind_index(settings.secret_bytes, email, "user-email")
+
+
+def find_user_by_email(session: Session, settings: Settings, email: str) -> User | None:
+    return session.scalar(select(User).where(User.email_index == email_index(settings, email)))
+
+
+def _check_email(email: str) -> str:
+    email = email.strip()
+    if not EMAIL_RE.match(email) or len(email) > 254:
+        raise InvalidInput.on("email", "is not a valid e-mail address")
+    return email
+
+
+def _role_for(org: Organisation, role: str) -> Role:
+    try:
+        parsed = Role(role)
+    except ValueError:
+        raise InvalidInput.on("role", f"unknown role {role!r}") from None
+    if parsed not in ROLES_FOR_KIND[OrgKind(org.kind)]:
+        raise InvalidInput.on("role", f"{role} is not a role in a {org.kind} organisation")
+    return parsed
+
+
+def create_user(
+    session: Session,
+    settings: Settings,
+    *,
+    email: str,
+    name: str,
+    org_id: str,
+    role: str,
+    password: str | None,
+    actor: Actor | None,
+) -> User:
+    """A new account with one membership. Without a password the user cannot sign in until an
+    administrator sets one (invitations come with the mail flow)."""
+    email = _check_email(email)
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidInput.on("name", "must be 1-200 characters")
+    org = get_organisation(session, org_id)
+    parsed_role = _role_for(org, role)
+    if find_user_by_email(session, settings, email) is not None:
+        raise Conflict(detail="email: an account with this address exists",
+                       errors=[InvalidInput.on("email", "already in use").errors[0]])
+    if password is not None:
+        security.check_password(settings, password, context=[name, email, org.name])
+    key_id = keyring().create(session)
+    user = User(
+        key_id=key_id,
+        email=PII(key_id, email),
+        email_index=email_index(settings, email),
+        name=PII(key_id, name),
+        password_hash=security.hash_password(settings, password) if password else None,
+        password_changed_at=utcnow() if password else None,
+    )
+    session.add(user)
+    session.flush()
+    session.add(Membership(user_id=user.id, org_id=org.id, role=parsed_role.value))
+    _audit(session, "user.created", actor, org_id=org.id, resource=f"user:{user.id}",
+           details={"new": {"role": parsed_role.value}})
+    return user
+
+
+def add_membership(
+    session: Session, *, user_id: str, org_id: str, role: str, actor: Actor | None
+) -> Membership:
+    org = get_organisation(session, org_id)
+    parsed = _role_for(org, role)
+    if session.get(User, user_id) is None:
+        raise NotFound()
+    existing = session.scalar(
+        select(Membership).where(Membership.user_id == user_id, Membership.org_id == org_id)
+    )
+    if existing is not None:
+        raise Conflict(detail="user is already a member of this organisation")
+    membership = Membership(user_id=user_id, org_id=org_id, role=parsed.value)
+    session.add(membership)
+    _audit(session, "membership.created", actor, org_id=org_id, resource=f"user:{user_id}",
+           details={"new": {"role": parsed.value}})
+    return membership
+
+
+def memberships_of(session: Session, user_id: str) -> list[tuple[Membership, Organisation]]:
+    """All of a user's memberships (needs a system scope: it crosses organisations)."""
+    rows = session.execute(
+        select(Membership, Organisation)
+        .join(Organisation, Organisation.id == Membership.org_id)
+        .where(Membership.user_id == user_id)
+        .order_by(Organisation.kind.desc(), Organisation.name)
+    )
+    return [(m, o) for m, o in rows]
+
+
+def list_members(session: Session) -> list[tuple[User, Membership]]:
+    """Users of the session's current organisation (the tenant scope filters memberships)."""
+    rows = session.execute(
+        select(User, Membership).join(Membership, Membership.user_id == User.id)
+        .order_by(Membership.created_at)
+    )
+    return [(u, m) for u, m in rows]
+
+
+def get_member(session: Session, user_id: str) -> tuple[User, Membership]:
+    """A user of the current organisation; 404 for anyone else, so existence does not leak."""
+    row = session.execute(
+        select(User, Membership)
+        .join(Membership, Membership.user_id == User.id)
+        .where(User.id == user_id)
+    ).first()
+    if row is None:
+        raise NotFound()
+    return row[0], row[1]
+
+
+def _security_officers_left(session: Session, org_id: str, excluding_user: str) -> int:
+    return session.scalar(
+        select(func.count())
+        .select_from(Membership)
+        .join(User, User.id == Membership.user_id)
+        .where(
+            Membership.org_id == org_id,
+            Membership.role == Role.SECURITY_OFFICER.value,
+            Membership.user_id != excluding_user,
+            User.disabled_at.is_(None),
+        )
+    ) or 0
+
+
+def _guard_last_security_officer(session: Session, membership: Membership) -> None:
+    if membership.role == Role.SECURITY_OFFICER.value and not _security_officers_left(
+        session, membership.org_id, membership.user_id
+    ):
+        raise Conflict(
+            detail="role: the vendor must always have a security officer; appoint another first"
+        )
+
+
+def set_role(session: Session, *, user_id: str, role: str, actor: Actor) -> Membership:
+    user, membership = get_member(session, user_id)
+    org = get_organisation(session, membership.org_id)
+    parsed = _role_for(org, role)
+    if parsed.value == membership.role:
+        return membership
+    if parsed is not Role.SECURITY_OFFICER:
+        _guard_last_security_officer(session, membership)
+    old = membership.role
+    membership.role = parsed.value
+    if parsed in MFA_REQUIRED and user.mfa_enabled_at is None:
+        _end_sessions(session, user.id)  # must enrol MFA at next sign-in
+    _audit(session, "membership.role_changed", actor, resource=f"user:{user.id}",
+           details={"old": {"role": old}, "new": {"role": parsed.value}})
+    return membership
+
+
+def remove_member(session: Session, *, user_id: str, actor: Actor) -> None:
+    _user, membership = get_member(session, user_id)
+    _guard_last_security_officer(session, membership)
+    session.delete(membership)
+    _audit(session, "membership.removed", actor, resource=f"user:{user_id}",
+           details={"old": {"role": membership.role}})
+
+
+def _all_memberships(session: Session, user_id: str) -> list[tuple[str, str]]:
+    """(org_id, role) of every membership of a user, across organisations on purpose: it reads
+    the table, not the ORM entity, so a tenant scope does not hide the others. Disabling an
+    account is global, so it must see what the account is used for elsewhere."""
+    table = Membership.__table__
+    rows = session.execute(select(table.c.org_id, table.c.role).where(table.c.user_id == user_id))
+    return [(row.org_id, row.role) for row in rows]
+
+
+def _officers_left_anywhere(session: Session, org_id: str, excluding_user: str) -> int:
+    """Active security officers of ``org_id`` other than ``excluding_user`` (any scope)."""
+    m, u = Membership.__table__, User.__table__
+    return session.scalar(
+        select(func.count())
+        .select_from(m.join(u, u.c.id == m.c.user_id))
+        .where(m.c.org_id == org_id, m.c.role == Role.SECURITY_OFFICER.value,
+               m.c.user_id != excluding_user, u.c.disabled_at.is_(None))
+    ) or 0
+
+
+def _only_here(
+    session: Session, user_id: str, org_id: str, actor: Actor | None
+) -> list[tuple[str, str]]:
+    """Account-wide changes (disable, enable, MFA reset) made by an organisation need the
+    account to be used in that organisation alone; the operator's CLI (no actor) may."""
+    everywhere = _all_memberships(session, user_id)
+    if actor is not None and any(other != org_id for other, _role in everywhere):
+        raise Conflict(detail="user: also belongs to another organisation; remove them from "
+                              "this organisation instead")
+    return everywhere
+
+
+def disable_user(session: Session, *, user_id: str, actor: Actor | None) -> User:
+    """Disable an account everywhere. An organisation may only disable accounts that are used
+    in it alone (others it removes from itself); the vendor's last security officer stays."""
+    user, membership = get_member(session, user_id)
+    if user.disabled_at is not None:
+        return user
+    everywhere = _only_here(session, user.id, membership.org_id, actor)
+    for org_id, role in everywhere:
+        if role == Role.SECURITY_OFFICER.value and not _officers_left_anywhere(
+            session, org_id, user.id
+        ):
+            raise Conflict(detail="role: the vendor must always have a security officer; "
+                                  "appoint another first")
+    user.disabled_at = utcnow()
+    _end_sessions(session, user.id)
+    _audit(session, "user.disabled", actor, org_id=membership.org_id, resource=f"user:{user.id}",
+           details={"old": {"disabled": False}, "new": {"disabled": True}})
+    return user
+
+
+def enable_user(session: Session, *, user_id: str, actor: Actor | None) -> User:
+    user, membership = get_member(session, user_id)
+    if user.disabled_at is None:
+        return user
+    _only_here(session, user.id, membership.org_id, actor)
+    user.disabled_at = None
+    _audit(session, "user.enabled", actor, org_id=membership.org_id, resource=f"user:{user.id}",
+           details={"old": {"disabled": True}, "new": {"disabled": False}})
+    return user
+
+
+def set_password(
+    session: Session, settings: Settings, *, user: User, password: str, actor: Actor | None,
+    org_name: str = "",
+) -> None:
+    security.check_password(
+        settings, password, context=[str(user.name), str(user.email), org_name]
+    )
+    user.password_hash = security.hash_password(settings, password)
+    user.password_changed_at = utcnow()
+    _audit(session, "user.password_set", actor, resource=f"user:{user.id}")
+
+
+def change_own_password(
+    session: Session, settings: Settings, *, actor: Actor, current: str, new: str
+) -> None:
+    user = session.get(User, actor.user_id)
+    if user is None:
+        raise NotFound()
+    # Guessing the current password from a signed-in session counts like failed sign-ins.
+    acct_key = _throttle_key(settings, "acct", str(user.email).strip().casefold())
+    wait = _locked_for(session.get(AuthThrottle, acct_key))
+    if wait:
+        _audit(session, "user.password_change_locked", actor, resource=f"user:{user.id}",
+               outcome="denied", details={"retry_after": wait})
+        raise Locked(retry_after=wait, detail="Too many failed attempts; try again later")
+    if not security.verify_password(settings, user.password_hash, current):
+        row = _register_failure(session, acct_key, ACCOUNT_FAILURES_BEFORE_LOCK,
+                                ACCOUNT_LOCK_BASE, ACCOUNT_LOCK_MAX)
+        _audit(session, "user.password_change_failed", actor, resource=f"user:{user.id}",
+               outcome="failure")
+        if row.failures == 0 and row.locked_until is not None:
+            _audit(session, "auth.lock_started", actor, resource=f"user:{user.id}",
+                   outcome="denied",
+                   details={"scope": "account", "until": row.locked_until.isoformat()})
+        raise InvalidInput.on("current_password", "is not correct", "wrong-password")
+    org = session.get(Organisation, actor.org_id)
+    set_password(session, settings, user=user, password=new, actor=actor,
+                 org_name=org.name if org else "")
+    # Other sessions end: whoever knew the old password is signed out.
+    session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user.id, AuthSession.id != actor.session_id,
+               AuthSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+def password_expired(settings: Settings, user: User) -> bool:
+    if settings.password_max_age_days is None or user.password_changed_at is None:
+        return False
+    return utcnow() - user.password_changed_at > timedelta(days=settings.password_max_age_days)
+
+
+# -- throttling ----------------------------------------------------------------------------------
+
+
+def _throttle_key(settings: Settings, kind: str, value: str) -> str:
+    return f"{kind}:" + blind_index(settings.secret_bytes, value, f"throttle-{kind}")[:60]
+
+
+def _locked_for(row: AuthThrottle | None) -> int:
+    if row is None or row.locked_until is None:
+        return 0
+    left = (row.locked_until - utcnow()).total_seconds()
+    return max(0, math.ceil(left))
+
+
+def _register_failure(
+    session: Session, key: str, threshold: int, base: timedelta, cap: timedelta
+) -> AuthThrottle:
+    row = session.get(AuthThrottle, key)
+    now = utcnow()
+    if row is None:
+        row = AuthThrottle(key=key, failures=0, locks=0, updated_at=now)
+        session.add(row)
+    elif now - row.updated_at > FAILURE_MEMORY:
+        row.failures, row.locks = 0, 0
+    row.failures += 1
+    row.updated_at = now
+    if row.failures >= threshold:
+        # The exponent is bounded: a long attack must not overflow the arithmetic (which
+        # would fail the request before the lock is stored, and so switch locking off).
+        row.locked_until = now + min(cap, base * (2 ** min(row.locks, 20)))
+        row.locks += 1
+        row.failures = 0
+    return row
+
+
+# -- sign-in -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignIn:
+    user: User
+    session: AuthSession
+    token: str
+    needs_mfa: bool  # a code is still to be given
+    must_enrol_mfa: bool  # the role requires MFA and none is set up
+    password_expired: bool
+
+
+def authenticate(
+    session: Session, settings: Settings, *, email: str, password: str, source_ip: str | None
+) -> SignIn:
+    """Check e-mail and password. Failures are counted per account and per source address and
+    lead to temporary, growing locks; every failure and lock is in the audit trail."""
+    acct_key = _throttle_key(settings, "acct", email.strip().casefold())
+    src_key = _throttle_key(settings, "src", source_ip or "unknown")
+    wait = max(_locked_for(session.get(AuthThrottle, acct_key)),
+               _locked_for(session.get(AuthThrottle, src_key)))
+    user = find_user_by_email(session, settings, email) if EMAIL_RE.match(email.strip()) else None
+    if wait:
+        record(session, "auth.signin_locked", org_id=None,
+               actor_user_id=user.id if user else None, outcome="denied",
+               details={"retry_after": wait})
+        raise Locked(retry_after=wait, detail="Too many failed attempts; try again later")
+    ok = security.verify_password(settings, user.password_hash if user else None, password)
+    if not ok or user is None or user.disabled_at is not None:
+        acct = _register_failure(session, acct_key, ACCOUNT_FAILURES_BEFORE_LOCK,
+                                 ACCOUNT_LOCK_BASE, ACCOUNT_LOCK_MAX)
+        src = _register_failure(session, src_key, SOURCE_FAILURES_BEFORE_LOCK,
+                                SOURCE_LOCK_BASE, SOURCE_LOCK_MAX)
+        record(session, "auth.signin_failed", org_id=None,
+               actor_user_id=user.id if user else None, outcome="failure",
+               details={"reason": "disabled" if ok and user else "bad-credentials"})
+        for row, what in ((acct, "account"), (src, "source")):
+            if row.failures == 0 and row.locked_until is not None:
+                record(session, "auth.lock_started", org_id=None,
+                       actor_user_id=user.id if user and what == "account" else None,
+                       outcome="denied", details={"scope": what, "until": row.locked_until.isoformat()})
+        raise Unauthenticated(detail="Wrong e-mail address or password")
+    acct_row = session.get(AuthThrottle, acct_key)
+    if acct_row is not None:
+        session.delete(acct_row)
+    if user.password_hash and security.needs_rehash(settings, user.password_hash):
+        user.password_hash = security.hash_password(settings, password)
+    memberships = memberships_of(session, user.id)
+    if not memberships:
+        record(session, "auth.signin_failed", org_id=None, actor_user_id=user.id,
+               outcome="failure", details={"reason": "no-membership"})
+        raise Unauthenticated(detail="Wrong e-mail address or password")
+    first_org = memberships[0][1]
+    roles = {Role(m.role) for m, _ in memberships}
+    token, auth_session = start_session(session, user_id=user.id, org_id=first_org.id)
+    needs_mfa = user.mfa_enabled_at is not None
+    must_enrol = not needs_mfa and bool(roles & MFA_REQUIRED)
+    record(session, "auth.signin", org_id=first_org.id, actor_user_id=user.id,
+           details={"mfa_pending": needs_mfa, "must_enrol_mfa": must_enrol})
+    user.last_sign_in_at = utcnow()
+    return SignIn(user, auth_session, token, needs_mfa, must_enrol, password_expired(settings, user))
+
+
+def start_session(session: Session, *, user_id: str, org_id: str) -> tuple[str, AuthSession]:
+    token = security.new_token("vs")
+    auth_session = AuthSession(
+        token_hash=security.token_hash(token),
+        user_id=user_id,
+        org_id=org_id,
+        csrf_token=secrets.token_urlsafe(32),
+        mfa_verified=False,
+    )
+    session.add(auth_session)
+    session.flush()
+    return token, auth_session
+
+
+def session_from_token(
+    session: Session, settings: Settings, token: str
+) -> tuple[AuthSession, User] | None:
+    """The live session for a cookie value, or None (unknown, revoked, idle or too old)."""
+    row = session.execute(
+        select(AuthSession, User)
+        .join(User, User.id == AuthSession.user_id)
+        .where(AuthSession.token_hash == security.token_hash(token))
+    ).first()
+    if row is None:
+        return None
+    auth_session, user = row[0], row[1]
+    now = utcnow()
+    if (
+        auth_session.revoked_at is not None
+        or user.disabled_at is not None
+        or now - auth_session.last_seen_at > timedelta(minutes=settings.session_idle_minutes)
+        or now - auth_session.created_at > timedelta(hours=settings.session_absolute_hours)
+    ):
+        return None
+    if (now - auth_session.last_seen_at).total_seconds() > SESSION_TOUCH_SECONDS:
+        auth_session.last_seen_at = now
+    return auth_session, user
+
+
+def end_session(session: Session, auth_session: AuthSession) -> None:
+    auth_session.revoked_at = utcnow()
+    record(session, "auth.signout", org_id=auth_session.org_id, actor_user_id=auth_session.user_id)
+
+
+def _end_sessions(session: Session, user_id: str) -> int:
+    result = session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def end_all_sessions(session: Session, *, actor: Actor) -> int:
+    """Sign out everywhere."""
+    if actor.user_id is None:
+        raise Forbidden(detail="only a person can sign out")
+    count = _end_sessions(session, actor.user_id)
+    _audit(session, "auth.signout_everywhere", actor, resource=f"user:{actor.user_id}",
+           details={"sessions": count})
+    return count
+
+
+def actor_for_session(
+    session: Session,
+    auth_session: AuthSession,
+    user: User,
+    memberships: list[tuple[Membership, Organisation]] | None = None,
+) -> Actor | None:
+    """The actor of a session in its current organisation, or None if that access is gone.
+    ``memberships`` (from ``memberships_of``) saves the look-ups when the caller has them."""
+    if auth_session.org_id is None:
+        return None
+    if memberships is None:
+        memberships = memberships_of(session, user.id)
+    found = next(((m, o) for m, o in memberships if o.id == auth_session.org_id), None)
+    if found is not None:
+        org, role, home = found[1], Role(found[0].role), True
+    else:
+        vendor_role = _vendor_role_in(memberships)
+        other = session.get(Organisation, auth_session.org_id)
+        if vendor_role is None or other is None or other.kind != OrgKind.TENANT.value:
+            return None
+        org, role, home = other, vendor_role, False
+    if org.disabled_at is not None:
+        return None
+    kind = OrgKind(org.kind)
+    return Actor(
+        org_id=org.id,
+        org_kind=kind,
+        role=role,
+        perms=permissions(role, org_kind=kind, home=home),
+        user_id=user.id,
+        session_id=auth_session.id,
+        csrf_token=auth_session.csrf_token,
+        home=home,
+    )
+
+
+def _vendor_role_in(memberships: list[tuple[Membership, Organisation]]) -> Role | None:
+    return next((Role(m.role) for m, o in memberships if o.kind == OrgKind.VENDOR.value), None)
+
+
+def switchable_orgs(
+    session: Session,
+    user_id: str,
+    memberships: list[tuple[Membership, Organisation]] | None = None,
+) -> list[Organisation]:
+    """Organisations a user may switch to: their own, and every customer for vendor staff."""
+    if memberships is None:
+        memberships = memberships_of(session, user_id)
+    own = [org for _m, org in memberships]
+    if _vendor_role_in(memberships) is None:
+        return own
+    seen = {o.id for o in own}
+    return own + [t for t in list_tenants(session) if t.id not in seen and t.disabled_at is None]
+
+
+def switch_org(session: Session, *, auth_session: AuthSession, org_id: str) -> Actor:
+    user = session.get(User, auth_session.user_id)
+    if user is None or org_id not in {o.id for o in switchable_orgs(session, user.id)}:
+        raise NotFound()
+    old = auth_session.org_id
+    auth_session.org_id = org_id
+    actor = actor_for_session(session, auth_session, user)
+    if actor is None:
+        raise NotFound()
+    _audit(session, "auth.org_switched", actor, resource=f"org:{org_id}",
+           details={"old": {"org_id": old}, "new": {"org_id": org_id}})
+    return actor
+
+
+# -- MFA -----------------------------------------------------------------------------------------
+
+
+def begin_mfa_enrolment(session: Session, *, user: User) -> str:
+    """A new secret, kept unconfirmed until a first code proves the authenticator has it."""
+    if user.mfa_enabled_at is not None:
+        raise Conflict(detail="MFA is already enabled")
+    secret = security.new_totp_secret()
+    user.mfa_secret = PII(user.key_id, secret)
+    user.mfa_last_step = None
+    return secret
+
+
+def confirm_mfa_enrolment(
+    session: Session, settings: Settings, *, user: User, auth_session: AuthSession, code: str
+) -> list[str]:
+    if user.mfa_secret is None or user.mfa_secret.value is None or user.mfa_enabled_at:
+        raise Conflict(detail="start MFA enrolment first")
+    step = security.totp_match(user.mfa_secret.value, code, last_step=user.mfa_last_step)
+    if step is None:
+        record(session, "auth.mfa_enrol_failed", org_id=auth_session.org_id,
+               actor_user_id=user.id, outcome="failure")
+        raise InvalidInput.on("code", "is not the current code from your authenticator", "wrong-code")
+    user.mfa_last_step = step
+    user.mfa_enabled_at = utcnow()
+    auth_session.mfa_verified = True
+    codes = _replace_recovery_codes(session, settings, user)
+    record(session, "auth.mfa_enabled", org_id=auth_session.org_id, actor_user_id=user.id,
+           resource=f"user:{user.id}")
+    return codes
+
+
+def _recovery_hash(settings: Settings, code: str) -> str:
+    return hmac.new(settings.secret_bytes, security.normalise_recovery_code(code).encode(),
+                    sha256).hexdigest()
+
+
+def _replace_recovery_codes(session: Session, settings: Settings, user: User) -> list[str]:
+    for old in session.scalars(select(RecoveryCode).where(RecoveryCode.user_id == user.id)):
+        session.delete(old)
+    codes = security.new_recovery_codes()
+    for code in codes:
+        session.add(RecoveryCode(user_id=user.id, code_hash=_recovery_hash(settings, code)))
+    return codes
+
+
+def verify_mfa(
+    session: Session, settings: Settings, *, auth_session: AuthSession, code: str
+) -> None:
+    """The second factor: a TOTP code (never the same step twice) or an unused recovery code."""
+    user = session.get(User, auth_session.user_id)
+    if user is None or user.mfa_secret is None or user.mfa_secret.value is None:
+        raise Conflict(detail="MFA is not set up")
+    mfa_key = _throttle_key(settings, "mfa", user.id)
+    wait = _locked_for(session.get(AuthThrottle, mfa_key))
+    if wait:
+        record(session, "auth.mfa_locked", org_id=auth_session.org_id, actor_user_id=user.id,
+               outcome="denied", details={"retry_after": wait})
+        raise Locked(retry_after=wait, detail="Too many wrong codes; try again later")
+    step = security.totp_match(user.mfa_secret.value, code, last_step=user.mfa_last_step)
+    if step is not None:
+        user.mfa_last_step = step
+        method = "totp"
+    else:
+        used = session.scalar(
+            select(RecoveryCode).where(
+                RecoveryCode.user_id == user.id,
+                RecoveryCode.code_hash == _recovery_hash(settings, code),
+                RecoveryCode.used_at.is_(None),
+            )
+        )
+        if used is None:
+            _mfa_failed(session, mfa_key, auth_session, user)
+            raise InvalidInput.on("code", "is not valid or was already used", "wrong-code")
+        used.used_at = utcnow()
+        method = "recovery-code"
+    throttle = session.get(AuthThrottle, mfa_key)
+    if throttle is not None:
+        session.delete(throttle)
+    auth_session.mfa_verified = True
+    record(session, "auth.mfa_passed", org_id=auth_session.org_id, actor_user_id=user.id,
+           details={"method": method})
+
+
+def _mfa_failed(session: Session, key: str, auth_session: AuthSession, user: User) -> None:
+    row = _register_failure(session, key, MFA_FAILURES_BEFORE_LOCK, MFA_LOCK_BASE, MFA_LOCK_MAX)
+    record(session, "auth.mfa_failed", org_id=auth_session.org_id, actor_user_id=user.id,
+           outcome="failure")
+    if row.failures == 0 and row.locked_until is not None:
+        record(session, "auth.lock_started", org_id=auth_session.org_id, actor_user_id=user.id,
+               outcome="denied", details={"scope": "mfa", "until": row.locked_until.isoformat()})
+
+
+def regenerate_recovery_codes(session: Session, settings: Settings, *, actor: Actor) -> list[str]:
+    user = session.get(User, actor.user_id)
+    if user is None or user.mfa_enabled_at is None:
+        raise Conflict(detail="MFA is not enabled")
+    codes = _replace_recovery_codes(session, settings, user)
+    _audit(session, "auth.recovery_codes_replaced", actor, resource=f"user:{user.id}")
+    return codes
+
+
+def reset_mfa(session: Session, *, user_id: str, actor: Actor) -> None:
+    """An administrator clears a member's MFA (lost phone); they must enrol again."""
+    user, membership = get_member(session, user_id)
+    _only_here(session, user.id, membership.org_id, actor)
+    user.mfa_secret = None
+    user.mfa_enabled_at = None
+    user.mfa_last_step = None
+    for old in session.scalars(select(RecoveryCode).where(RecoveryCode.user_id == user.id)):
+        session.delete(old)
+    _end_sessions(session, user.id)
+    _audit(session, "auth.mfa_reset", actor, resource=f"user:{user.id}")
+
+
+# -- API tokens ----------------------------------------------------------------------------------
+
+
+def create_token(
+    session: Session, settings: Settings, *, name: str, role: str, days: int, actor: Actor
+) -> tuple[str, ApiToken]:
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise InvalidInput.on("name", "must be 1-100 characters")
+    if not 1 <= days <= settings.api_token_max_days:
+        raise InvalidInput.on("days", f"must be 1-{settings.api_token_max_days}")
+    org = get_organisation(session, actor.org_id)
+    parsed = _role_for(org, role)
+    # A token acts without SELF (it is nobody's account), so compare what it will really hold.
+    granted = permissions(parsed, org_kind=OrgKind(org.kind), home=True) - {Perm.SELF}
+    if not granted <= actor.perms:
+        raise Forbidden(detail="role: a token cannot have more rights than its creator")
+    expires_at = utcnow() + timedelta(days=days)
+    if actor.token_id is not None:
+        creator = session.get(ApiToken, actor.token_id)
+        if creator is None or expires_at > creator.expires_at:
+            raise InvalidInput.on("days", "must not outlast the token that creates it")
+    token = security.new_token("vt")
+    row = ApiToken(
+        name=name,
+        prefix=token[:10],
+        token_hash=security.token_hash(token),
+        role=parsed.value,
+        created_by=actor.user_id,
+        expires_at=expires_at,
+        org_id=actor.org_id,
+    )
+    session.add(row)
+    session.flush()
+    _audit(session, "token.created", actor, resource=f"token:{row.id}",
+           details={"new": {"role": parsed.value, "days": days}})
+    return token, row
+
+
+def list_tokens(session: Session) -> list[ApiToken]:
+    return list(session.scalars(select(ApiToken).order_by(ApiToken.created_at.desc())))
+
+
+def revoke_token(session: Session, *, token_id: str, actor: Actor) -> ApiToken:
+    row = session.scalar(select(ApiToken).where(ApiToken.id == token_id))
+    if row is None:
+        raise NotFound()
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        _audit(session, "token.revoked", actor, resource=f"token:{row.id}")
+    return row
+
+
+def actor_for_token(session: Session, token: str) -> Actor | None:
+    """Needs a system scope: the token says which organisation it belongs to."""
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == security.token_hash(token)))
+    now = utcnow()
+    if row is None or row.revoked_at is not None or row.expires_at <= now:
+        return None
+    org = session.get(Organisation, row.org_id)
+    if org is None or org.disabled_at is not None:
+        return None
+    if row.last_used_at is None or (now - row.last_used_at).total_seconds() > SESSION_TOUCH_SECONDS:
+        row.last_used_at = now
+    kind = OrgKind(org.kind)
+    role = Role(row.role)
+    return Actor(org_id=org.id, org_kind=kind, role=role,
+                 perms=permissions(role, org_kind=kind, home=True) - {Perm.SELF},
+                 token_id=row.id)
+
+
+def user_view(user: User, membership: Membership | None = None) -> dict[str, object]:
+    return {
+        "id": user.id,
+        "email": str(user.email),
+        "name": str(user.name),
+        "role": membership.role if membership else None,
+        "mfa_enabled": user.mfa_enabled_at is not None,
+        "disabled": user.disabled_at is not None,
+        "created_at": user.created_at.isoformat(),
+        "last_sign_in_at": user.last_sign_in_at.isoformat() if user.last_sign_in_at else None,
+    }
+

@@ -1,0 +1,304 @@
+"""The ``vern`` command. Each domain adds its own group from ``vern/<domain>/cli.py``."""
+
+from __future__ import annotations
+
+import getpass
+import importlib
+import pkgutil
+import sys
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+import vern
+from vern.config import ConfigError, Settings, get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from vern.accounts.models import Organisation
+    from vern.db import Database
+
+app = typer.Typer(help="Vern: privacy and security backbone for SaaS vendors.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+tenant_app = typer.Typer(help="Manage customer organisations (tenants).", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(tenant_app, name="tenant")
+console = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return get_settings()
+    except ConfigError as exc:
+        fail(str(exc), 2)
+
+
+def open_database(settings: Settings) -> Database:
+    from vern.crypto import KeyRing, install_keyring
+    from vern.db import Database
+
+    database = Database(settings.database_url)
+    install_keyring(KeyRing(database.engine, settings.master_key_bytes))
+    return database
+
+
+@app.command()
+def init() -> None:
+    """Create or upgrade the database to the newest schema."""
+    from vern.migrate import upgrade
+
+    settings = settings_or_exit()
+    try:
+        upgrade(settings.database_url)
+    except Exception as exc:  # noqa: BLE001 - shown to the operator, with its type
+        fail(f"VERN_DATABASE_URL: cannot upgrade the database ({type(exc).__name__}: {exc})")
+    console.print("[green]database is at the newest schema[/]")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Serve the console, API, portal and scripts."""
+    import uvicorn
+
+    settings_or_exit()
+    uvicorn.run("vern.web:create_app", factory=True, host=host, port=port, workers=workers,
+                proxy_headers=False, server_header=False, access_log=False)
+
+
+@app.command()
+def check() -> None:
+    """Validate configuration, database, migrations and Vern's own data map."""
+    from sqlalchemy import text
+
+    from vern.datamap.own import problems, schema_tables
+    from vern.migrate import current_heads, expected_heads
+
+    settings = settings_or_exit()
+    database = open_database(settings)
+    try:
+        with database.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001
+        fail(f"VERN_DATABASE_URL: database not reachable ({type(exc).__name__})")
+    if current_heads(settings.database_url) != expected_heads(settings.database_url):
+        fail("database: schema is not at the newest migration; run `vern init`")
+    found = problems(schema_tables())
+    if found:
+        fail("data map: " + "; ".join(found))
+    console.print(f"[green]ok[/] environment={settings.env} database={database.engine.dialect.name}")
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Option(help="E-mail address (the sign-in name).")],
+    name: Annotated[str, typer.Option(help="Full name.")],
+    org: Annotated[str, typer.Option(help="Organisation slug.")],
+    role: Annotated[str, typer.Option(help="Role in the organisation.")],
+    password_stdin: Annotated[bool, typer.Option(help="Read the password from standard input.")]
+    = False,
+) -> None:
+    """Create a user with a role in one organisation (asks for the password)."""
+    from vern.accounts import service
+    from vern.db import Scope
+    from vern.errors import VernError
+
+    settings = settings_or_exit()
+    password = (sys.stdin.readline().rstrip("\n") if password_stdin
+                else getpass.getpass(f"Password (at least {settings.password_min_length} characters): "))
+    database = open_database(settings)
+    try:
+        with database.transaction(Scope.system("cli user create")) as session:
+            organisation = _org_by_slug(session, org)
+            user = service.create_user(session, settings, email=email, name=name,
+                                       org_id=organisation.id, role=role, password=password,
+                                       actor=None)
+            console.print(f"created user {user.id} in {organisation.slug} as {role}")
+    except VernError as exc:
+        fail(str(exc))
+
+
+@user_app.command("list")
+def user_list(org: Annotated[str, typer.Option(help="Organisation slug.")]) -> None:
+    """List the users of one organisation."""
+    from vern.accounts import service
+    from vern.db import Scope
+
+    settings = settings_or_exit()
+    database = open_database(settings)
+    with database.transaction(Scope.system("cli user list")) as session:
+        organisation = _org_by_slug(session, org)
+    with database.transaction(Scope.tenant(organisation.id)) as session:
+        table = Table("id", "name", "e-mail", "role", "MFA", "disabled")
+        for user, membership in service.list_members(session):
+            table.add_row(user.id, str(user.name), str(user.email), membership.role,
+                          "yes" if user.mfa_enabled_at else "no",
+                          "yes" if user.disabled_at else "")
+    console.print(table)
+
+
+@user_app.command("disable")
+def user_disable(
+    email: Annotated[str, typer.Option(help="E-mail address of the user.")],
+    org: Annotated[str, typer.Option(help="Organisation slug.")],
+) -> None:
+    """Disable a user: every session ends and sign-in is refused."""
+    from vern.accounts import service
+    from vern.db import Scope
+    from vern.errors import VernError
+
+    settings = settings_or_exit()
+    database = open_database(settings)
+    with database.transaction(Scope.system("cli user disable")) as session:
+        organisation = _org_by_slug(session, org)
+        user = service.find_user_by_email(session, settings, email)
+    if user is None:
+        fail(f"email: no user with the address {email!r}")
+    try:
+        with database.transaction(Scope.tenant(organisation.id)) as session:
+            service.disable_user(session, user_id=user.id, actor=None)
+    except VernError as exc:
+        fail(str(exc))
+    console.print(f"disabled {email}")
+
+
+@tenant_app.command("create")
+def tenant_create(
+    name: Annotated[str, typer.Option(help="Name of the customer organisation.")],
+    slug: Annotated[str, typer.Option(help="Short name used in addresses (a-z, 0-9, -).")],
+    org_number: Annotated[str | None, typer.Option(help="Organisation number (9 digits).")]
+    = None,
+) -> None:
+    """Create a customer organisation (tenant)."""
+    from vern.accounts import service
+    from vern.accounts.roles import OrgKind
+    from vern.db import Scope
+    from vern.errors import VernError
+
+    settings = settings_or_exit()
+    database = open_database(settings)
+    try:
+        with database.transaction(Scope.system("cli tenant create")) as session:
+            org = service.create_organisation(session, name=name, slug=slug,
+                                              kind=OrgKind.TENANT, actor=None,
+                                              org_number=org_number)
+            console.print(f"created tenant {org.slug} ({org.id})")
+    except VernError as exc:
+        fail(str(exc))
+
+
+@tenant_app.command("list")
+def tenant_list() -> None:
+    """List customer organisations."""
+    from vern.accounts import service
+    from vern.db import Scope
+
+    settings = settings_or_exit()
+    database = open_database(settings)
+    table = Table("slug", "name", "org. number", "id")
+    with database.transaction(Scope.system("cli tenant list")) as session:
+        for org in service.list_tenants(session):
+            table.add_row(org.slug, org.name, org.org_number or "", org.id)
+    console.print(table)
+
+
+@app.command()
+def demo(
+    serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve afterwards.")]
+    = True,
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8000,
+) -> None:
+    """Create the database, load the demo vendor and customers, and serve the console."""
+    from vern import demo as demo_data
+    from vern.migrate import upgrade
+
+    settings = settings_or_exit()
+    if settings.is_production:
+        fail("VERN_ENV: the demo needs VERN_ENV=demo (it uses known passwords)")
+    upgrade(settings.database_url)
+    database = open_database(settings)
+    info = demo_data.load(database, settings)
+    demo_data.print_sign_in(console, info, port)
+    if serve_after:
+        serve(host="127.0.0.1", port=port, workers=1)
+
+
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option(help="Run the due jobs once and exit.")] = False,
+    tick: Annotated[float, typer.Option(help="Seconds between rounds.")] = 5.0,
+) -> None:
+    """Run scheduled work (deadlines, retention, roll-ups, mail) until stopped."""
+    from vern.worker import discover_jobs, run_due, run_forever
+
+    settings = settings_or_exit()
+    database = open_database(settings)
+    if once:
+        ran = run_due(database, settings)
+        console.print(f"ran {len(ran)} of {len(discover_jobs())} jobs: {', '.join(ran) or '-'}")
+        return
+    run_forever(database, settings, tick=tick)
+
+
+@app.command("demo-code")
+def demo_code(email: Annotated[str, typer.Argument(help="E-mail of a demo user.")]) -> None:
+    """Print the current MFA code of a demo user (demo mode only)."""
+    from vern import demo as demo_data
+
+    settings = settings_or_exit()
+    if settings.is_production:
+        fail("VERN_ENV: only in demo mode")
+    code = demo_data.current_code(email)
+    if code is None:
+        fail(f"email: {email!r} is not a demo user")
+    console.print(code)
+
+
+def _org_by_slug(session: Session, slug: str) -> Organisation:
+    from sqlalchemy import select
+
+    from vern.accounts.models import Organisation as Org
+
+    org = session.scalar(select(Org).where(Org.slug == slug))
+    if org is None:
+        fail(f"org: no organisation with slug {slug!r}")
+    return org
+
+
+def _mount_domains() -> None:
+    for mod in sorted(pkgutil.iter_modules(vern.__path__), key=lambda m: m.name):
+        if not mod.ispkg:
+            continue
+        try:
+            module = importlib.import_module(f"vern.{mod.name}.cli")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"vern.{mod.name}.cli":
+                raise
+            continue
+        sub = getattr(module, "app", None)
+        if isinstance(sub, typer.Typer):
+            app.add_typer(sub, name=mod.name)
+
+
+_mount_domains()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""What the current request is: set once by the web middleware, read by audit and logging.
+
+Services never take the client address or request id as arguments; they read them here, so that a
+write made from the CLI or the worker simply has no request attached.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    request_id: str
+    client_ip: str | None
+    user_agent: str | None
+    method: str
+    path: str
+
+
+_current: ContextVar[RequestContext | None] = ContextVar("vern_request", default=None)
+
+
+def current_request() -> RequestContext | None:
+    return _current.get()
+
+
+def set_request(ctx: RequestContext | None) -> object:
+    return _current.set(ctx)
+
+
+def reset_request(token: object) -> None:
+    _current.reset(token)  # type: ignore[arg-type]

@@ -1,0 +1,274 @@
+"""Engine, sessions, the declarative base, and tenant scoping of every tenant-owned query.
+
+Tenant isolation lives here and nowhere else. Every ORM session carries a *scope*:
+
+* ``Scope.tenant(org_id)`` - every SELECT, UPDATE and DELETE that touches a ``TenantScoped`` model
+  gets ``org_id = :org`` added by construction (``with_loader_criteria``), and every object flushed
+  must belong to that organisation;
+* ``Scope.system(reason)`` - deliberate cross-tenant work (sign-in, the worker, migrations), named
+  so that it can be found in review.
+
+A session without a scope that touches a tenant-owned model raises ``ScopeMissing``: forgetting the
+filter is an error, never a leak.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    DateTime,
+    Engine,
+    MetaData,
+    String,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    ORMExecuteState,
+    Session,
+    declared_attr,
+    mapped_column,
+    sessionmaker,
+    with_loader_criteria,
+)
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """A time-ordered UUID (version 7 layout) as text: sortable, index-friendly, unguessable."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(secrets.token_bytes(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= (rand >> 62 & 0xFFF) << 64
+    value |= 0b10 << 62
+    value |= rand & ((1 << 62) - 1)
+    return str(uuid.UUID(int=value))
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Always timezone-aware UTC in Python, whatever the database keeps."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use vern.db.utcnow()")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name in ("sqlite", "mysql") else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def id_column() -> Mapped[str]:
+    return mapped_column(String(36), primary_key=True, default=new_id)
+
+
+class TenantScoped:
+    """Mixin for every row that belongs to one customer organisation."""
+
+    @declared_attr
+    def org_id(cls) -> Mapped[str]:  # noqa: N805
+        from sqlalchemy import ForeignKey
+
+        return mapped_column(
+            String(36), ForeignKey("organisations.id", ondelete="RESTRICT"), index=True
+        )
+
+
+class ScopeMissing(RuntimeError):
+    """A tenant-owned model was touched by a session that has no scope."""
+
+
+class CrossTenantWrite(RuntimeError):
+    """A flush tried to write a row of another organisation than the session's."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    org_id: str | None
+    reason: str
+
+    @classmethod
+    def tenant(cls, org_id: str) -> Scope:
+        return cls(org_id=org_id, reason="tenant")
+
+    @classmethod
+    def system(cls, reason: str) -> Scope:
+        if not reason:
+            raise ValueError("a system scope needs a reason")
+        return cls(org_id=None, reason=reason)
+
+    @property
+    def is_system(self) -> bool:
+        return self.org_id is None
+
+
+def _touches_tenant_model(state: ORMExecuteState) -> bool:
+    return any(issubclass(mapper.class_, TenantScoped) for mapper in state.all_mappers)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _scope_tenant_queries(state: ORMExecuteState) -> None:
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    if state.is_column_load or state.is_relationship_load:
+        return  # criteria already applied to the parent statement
+    scope: Scope | None = state.session.info.get("scope")
+    if scope is None:
+        if _touches_tenant_model(state):
+            raise ScopeMissing("tenant-owned data queried without a scope")
+        return
+    if scope.is_system:
+        return
+    org_id = scope.org_id
+    state.statement = state.statement.options(
+        with_loader_criteria(
+            TenantScoped,
+            lambda cls: cls.org_id == org_id,
+            include_aliases=True,
+        )
+    )
+
+
+@event.listens_for(Session, "before_flush")
+def _check_tenant_writes(session: Session, _ctx: Any, _instances: Any) -> None:
+    scope: Scope | None = session.info.get("scope")
+    for obj in list(session.new) + list(session.dirty) + list(session.deleted):
+        if not isinstance(obj, TenantScoped):
+            continue
+        if scope is None:
+            raise ScopeMissing(f"{type(obj).__name__} written without a scope")
+        if scope.is_system:
+            continue
+        if obj.org_id is None and obj in session.new:
+            obj.org_id = scope.org_id
+        if obj.org_id != scope.org_id:
+            raise CrossTenantWrite(f"{type(obj).__name__} belongs to another organisation")
+
+
+def _sqlite_path(url: str) -> Path | None:
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url in ("sqlite://", "sqlite:///:memory:"):
+        return None
+    return Path(url[len(prefix) :].split("?", 1)[0])
+
+
+def make_engine(url: str, *, echo: bool = False) -> Engine:
+    """An engine with Vern's connection settings (SQLite: WAL, foreign keys, busy timeout)."""
+    kwargs: dict[str, Any] = {"echo": echo, "future": True}
+    if url.startswith("sqlite"):
+        path = _sqlite_path(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    else:
+        kwargs["pool_pre_ping"] = True
+        kwargs["pool_size"] = int(os.environ.get("VERN_DB_POOL_SIZE", "10"))
+    engine = create_engine(url, **kwargs)
+    if url.startswith("sqlite"):
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+class Database:
+    """An engine plus a session factory; one per process (tests make their own)."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.engine = make_engine(url, echo=echo)
+        self._factory = sessionmaker(self.engine, expire_on_commit=False)
+
+    def session(self, scope: Scope | None) -> Session:
+        session = self._factory()
+        session.info["scope"] = scope
+        return session
+
+    @contextmanager
+    def transaction(
+        self, scope: Scope | None, *, keep_on: tuple[type[BaseException], ...] = ()
+    ) -> Iterator[Session]:
+        """One unit of work: commits on success, rolls back on any error - except the errors
+        named in ``keep_on``, which commit first (a failed sign-in keeps its counters and its
+        audit record) and are then raised."""
+        session = self.session(scope)
+        try:
+            yield session
+            session.commit()
+        except keep_on:
+            session.commit()
+            raise
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def create_all(self) -> None:
+        import_models()
+        Base.metadata.create_all(self.engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def import_models() -> None:
+    """Import every domain's models so that ``Base.metadata`` is complete."""
+    import importlib
+    import pkgutil
+
+    import vern
+
+    importlib.import_module("vern.crypto")
+    importlib.import_module("vern.worker")
+    for mod in pkgutil.iter_modules(vern.__path__):
+        if mod.ispkg:
+            try:
+                importlib.import_module(f"vern.{mod.name}.models")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"vern.{mod.name}.models":
+                    raise
