@@ -1,0 +1,363 @@
+# ruff: noqa: E501 - SQL text from this file's own constants; a script
+"""Benchmark of the audit trail, on SQLite (a file, WAL) and PostgreSQL (127.0.0.1).
+
+* ingest: ``vern.audit.ingest.ingest`` - the service's own write path behind
+  ``POST /api/v1/audit/events`` - in batches of 1,000 validated events (500 distinct actors,
+  two addresses each), from one caller (``_2_callers``: two concurrent callers, as two requests
+  in flight):
+  idempotency look-up, personal data sealed under each actor's key, canonical form, SHA-256 leaf,
+  Merkle frontier, tiles, signed checkpoints every 10,000 records, durable commit (SQLite
+  ``synchronous=FULL``, PostgreSQL default ``synchronous_commit=on``), then the JSON-lines file
+  appended and fsync'ed. HTTP parsing and pydantic validation are not timed.
+  ``plain``: the same rows (as built by the service, sealed data included) inserted in batches of
+  1,000 into an identical fresh table with the same indexes and the same durability, no hashing,
+  no files, with the same number of callers - measured in the same run; ratio = ingest / plain.
+* verify: ``vern.audit.verify.verify`` over the ingested trail, database and files together.
+* who accessed X between T1 and T2: ``vern.audit.query.search`` (the API's query, with its own
+  ``audit.read`` record and commit) over a table of 10,000,000 records (``--quick``: 200,000)
+  generated inside the database (recursive CTE / generate_series), 100,000 resources, one year;
+  p50 of 200 queries for a random resource and a random 30-day window.
+* middleware: a FastAPI host app called in-process (no network) 5,000 times with and without
+  ``vern.sdk.AuditMiddleware`` (the client sends its batches to a transport that answers 202);
+  overhead of the p50.
+
+    .venv/bin/python bench/audit.py            # full
+    .venv/bin/python bench/audit.py --quick    # fewer records, under a minute
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, insert, text
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("VERN_ENV", "test")  # known development secrets; nothing here is real
+
+from vern.audit import query  # noqa: E402
+from vern.audit.chain import log_for  # noqa: E402
+from vern.audit.ingest import IngestEvent, _rows, ingest  # noqa: E402
+from vern.audit.models import AuditEvent  # noqa: E402
+from vern.audit.verify import verify  # noqa: E402
+from vern.config import Settings  # noqa: E402
+from vern.crypto import KeyRing, install_keyring  # noqa: E402
+from vern.db import Database, import_models  # noqa: E402
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+ORG = "0190a1b2-0000-7000-8000-000000000001"
+
+
+def settings_for(url: str, tmp: Path) -> Settings:
+    return Settings(env="test", database_url=url, audit_log_dir=tmp / "audit")
+
+
+@contextmanager
+def database(kind: str, tmp: Path, name: str) -> Iterator[Database]:
+    import_models()
+    if kind == "sqlite":
+        db = Database(f"sqlite:///{tmp / (name + '.db')}")
+        db.create_all()
+        try:
+            yield db
+        finally:
+            db.dispose()
+        return
+    dbname = f"vern_bench_audit_{name}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{dbname}"'))
+    db = Database(f"postgresql+psycopg://postgres@127.0.0.1:5432/{dbname}")
+    try:
+        db.create_all()
+        yield db
+    finally:
+        db.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def events(n: int, start: int = 0) -> list[IngestEvent]:
+    now = datetime.now(UTC)
+    rng = random.Random(start)
+    out = []
+    for i in range(start, start + n):
+        actor = rng.randrange(500)
+        out.append(IngestEvent(
+            id=f"e{i}", time=now, action="lesson.viewed", actor=f"elev-{actor}",
+            resource=f"lesson:{rng.randrange(20_000)}", ip=f"10.{actor % 200}.{actor // 200}.{i % 2 + 1}",
+            user_agent="Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0",
+            details={"course": rng.randrange(300)},
+        ))
+    return out
+
+
+def _in_threads(work: list[Any], threads: int, fn: Any) -> float:
+    """Run ``fn(item)`` for every item with ``threads`` concurrent callers; seconds taken."""
+    items = list(enumerate(work))
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if not items:
+                    return
+                _, item = items.pop(0)
+            try:
+                fn(item)
+            except BaseException as exc:  # noqa: BLE001 - re-raised below
+                errors.append(exc)
+                return
+
+    started = time.perf_counter()
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    if errors:
+        raise errors[0]
+    return time.perf_counter() - started
+
+
+def _plain_insert(kind: str, db: Database, rows: list[dict[str, Any]]) -> None:
+    with db.engine.connect() as conn:
+        if kind == "sqlite":  # the same connection settings as the audit log's own appends
+            conn.exec_driver_sql("PRAGMA synchronous=FULL")
+            conn.exec_driver_sql("PRAGMA cache_size=-65536")
+            conn.commit()
+        with conn.begin():
+            conn.execute(insert(AuditEvent.__table__), rows)  # type: ignore[arg-type]
+        if kind == "sqlite":
+            conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+            conn.commit()
+
+
+def bench_ingest(kind: str, tmp: Path, total: int) -> dict[str, Any]:
+    batch = 1000
+    out: dict[str, Any] = {"ingested_events": total}
+    for threads in (1, 2):
+        all_events = events(total, threads * 10**7)
+        batches = [all_events[i:i + batch] for i in range(0, total, batch)]
+        name = f"ingest{threads}"
+        with database(kind, tmp, name) as db:
+            settings = settings_for(db.url, tmp / kind / name)
+            install_keyring(KeyRing(db.engine, settings.master_key_bytes))
+            ingest(db, settings, org_id=ORG, token_id=None, events=events(batch, 10**9))  # keys
+            ingest_s = _in_threads(batches, threads, lambda b, db=db, s=settings: ingest(
+                db, s, org_id=ORG, token_id=None, events=b))
+            log = log_for(db, settings)
+            plain_rows = []  # the same rows once more, built by the service, for the plain insert
+            for i, b in enumerate(batches):
+                rows = _rows(db, log, ORG, None, b)
+                for k, r in enumerate(rows):
+                    r["seq"] = i * batch + k
+                plain_rows.append(rows)
+            if threads == 1:
+                started = time.perf_counter()
+                verified = verify(db, settings)
+                verify_s = time.perf_counter() - started
+                assert verified.ok, verified.problem
+                out["verify_records_per_s"] = round(verified.checked / verify_s)
+                out["verified_records"] = verified.checked
+        with database(kind, tmp, f"plain{threads}") as plain:
+            plain_s = _in_threads(plain_rows, threads,
+                                  lambda rows, p=plain: _plain_insert(kind, p, rows))
+        suffix = "" if threads == 1 else "_2_callers"
+        out[f"ingest_events_per_s{suffix}"] = round(total / ingest_s)
+        out[f"plain_insert_rows_per_s{suffix}"] = round(total / plain_s)
+        out[f"ingest_ratio_to_plain_insert{suffix}"] = round(plain_s / ingest_s, 3)
+    return out
+
+
+SQLITE_FILL = """
+WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < :rows - 1)
+INSERT INTO audit_events (id, seq, ts, source, org_id, actor_user_id, action, resource, outcome)
+SELECT printf('00000000-0000-7000-8000-%012d', i), i, :base + i * :step, 'vern',
+       'org-' || (i % 50), 'user-' || ((i * 31) % 5000),
+       CASE i % 4 WHEN 0 THEN 'rights.subject.read' WHEN 1 THEN 'http.request' WHEN 2 THEN 'child.read' ELSE 'child.updated' END,
+       'child:' || ((i * 7919) % 100000), 'success'
+FROM n
+"""
+PG_FILL = """
+INSERT INTO audit_events (id, seq, ts, source, org_id, actor_user_id, action, resource, outcome)
+SELECT '00000000-0000-7000-8000-' || lpad(i::text, 12, '0'), i, :base + i::bigint * :step, 'vern',
+       'org-' || (i % 50), 'user-' || ((i * 31) % 5000),
+       CASE i % 4 WHEN 0 THEN 'rights.subject.read' WHEN 1 THEN 'http.request' WHEN 2 THEN 'child.read' ELSE 'child.updated' END,
+       'child:' || ((i::bigint * 7919) % 100000), 'success'
+FROM generate_series(0, :rows - 1) AS i
+"""
+
+
+def bench_who(kind: str, tmp: Path, rows: int) -> dict[str, Any]:
+    year_us = 365 * 86_400 * 1_000_000
+    base = int((datetime.now(UTC) - timedelta(days=366)).timestamp() * 1_000_000)
+    step = year_us // rows
+    with database(kind, tmp, "who") as db:
+        settings = settings_for(db.url, tmp / (kind + "-who"))
+        install_keyring(KeyRing(db.engine, settings.master_key_bytes))
+        indexes = list(AuditEvent.__table__.indexes)  # type: ignore[attr-defined]
+        started = time.perf_counter()
+        with db.engine.begin() as conn:
+            for ix in indexes:
+                ix.drop(conn)
+            sql = SQLITE_FILL if kind == "sqlite" else PG_FILL
+            conn.execute(text(sql), {"rows": rows, "base": base, "step": step})
+            for ix in indexes:
+                ix.create(conn)
+        if kind == "postgresql":
+            with db.engine.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE audit_events"))
+        else:
+            with db.engine.begin() as conn:
+                conn.execute(text("ANALYZE"))
+        build_s = time.perf_counter() - started
+        viewer = query.Viewer(org_id=None, actor_user_id="bench", actor_token_id=None, actor_org_id=ORG)
+        rng = random.Random(7)
+        times = []
+        found = 0
+        for _ in range(200):
+            resource = f"child:{rng.randrange(100_000)}"
+            t1 = datetime.fromtimestamp((base + rng.randrange(year_us - 30 * 86_400_000_000)) / 1e6, UTC)
+            f = query.Filters(resource=resource, since=t1, until=t1 + timedelta(days=30), org="*")
+            started = time.perf_counter()
+            with db.transaction(None) as session:
+                page = query.search(session, settings, viewer, f, limit=100)
+            times.append((time.perf_counter() - started) * 1000)
+            found += len(page.items)
+    return {"who_accessed_p50_ms": round(statistics.median(times), 2),
+            "who_accessed_p95_ms": round(sorted(times)[int(len(times) * 0.95)], 2),
+            "who_accessed_rows": rows, "who_accessed_build_s": round(build_s, 1),
+            "who_accessed_mean_hits": round(found / len(times), 1)}
+
+
+def bench_middleware(requests: int) -> dict[str, Any]:
+    from fastapi import FastAPI
+
+    from vern.sdk import AuditClient, AuditMiddleware
+
+    def host() -> FastAPI:
+        app = FastAPI()
+
+        @app.get("/elever/{elev}")
+        def elev(elev: str) -> dict[str, Any]:
+            return {"elev": elev, "klasse": "5B", "fag": ["norsk", "matte", "engelsk"]}
+
+        return app
+
+    def accept(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        n = body.count(b'"id"')
+        return 202, json.dumps({"accepted": n, "duplicates": 0}).encode()
+
+    async def call(app: Any, i: int) -> float:
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                 "method": "GET", "scheme": "http", "path": f"/elever/{i}", "raw_path": f"/elever/{i}".encode(),
+                 "query_string": b"", "root_path": "", "client": ("192.0.2.7", 50000),
+                 "server": ("127.0.0.1", 8000),
+                 "headers": [(b"host", b"skole.example.com"), (b"user-agent", b"Firefox/130.0")]}
+        sent = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                await asyncio.sleep(3600)
+            sent = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Any) -> None:
+            return None
+
+        t = time.perf_counter()
+        await app(scope, receive, send)
+        return time.perf_counter() - t
+
+    async def run(app: Any) -> list[float]:
+        for i in range(300):
+            await call(app, i)
+        return [await call(app, i) for i in range(requests)]
+
+    plain_app = host()
+    client = AuditClient("http://vern.invalid", "vt_bench", transport=accept, flush_interval=0.2)
+    audited = AuditMiddleware(host(), client)
+    rounds: dict[str, list[float]] = {"plain": [], "audited": []}
+    for _ in range(3):  # interleaved, to share whatever else the machine is doing
+        rounds["plain"] += asyncio.run(run(plain_app))
+        rounds["audited"] += asyncio.run(run(audited))
+    client.close()
+    p_plain = statistics.median(rounds["plain"]) * 1e6
+    p_audit = statistics.median(rounds["audited"]) * 1e6
+    return {"middleware_overhead_pct": round((p_audit - p_plain) / p_plain * 100, 2),
+            "middleware_p50_us": round(p_audit, 1), "host_p50_us": round(p_plain, 1),
+            "middleware_sent": client.stats.sent, "middleware_dropped": client.stats.dropped}
+
+
+def pg_available() -> bool:
+    try:
+        engine = create_engine(PG_ADMIN)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        return True
+    except Exception:  # noqa: BLE001 - reported in the output
+        return False
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="fewer records (under a minute)")
+    parser.add_argument("--only", choices=["sqlite", "postgresql"], default=None)
+    parser.add_argument("--parts", default="ingest,who,middleware",
+                        help="comma-separated: ingest, who, middleware")
+    args = parser.parse_args()
+    ingest_n = 20_000 if args.quick else 200_000
+    who_rows = 200_000 if args.quick else 10_000_000
+    kinds = [args.only] if args.only else ["sqlite", "postgresql"]
+    parts = set(args.parts.split(","))
+    result: dict[str, Any] = {}
+    tmp = Path(tempfile.mkdtemp(prefix="vern-bench-audit-"))
+    try:
+        for kind in kinds:
+            if kind == "postgresql" and not pg_available():
+                result[kind] = {"skipped": "PostgreSQL not reachable on 127.0.0.1:5432"}
+                continue
+            figures: dict[str, Any] = {}
+            if "ingest" in parts:
+                figures = bench_ingest(kind, tmp, ingest_n)
+                print(kind, "ingest/verify", figures, file=sys.stderr, flush=True)
+            if "who" in parts:
+                who = bench_who(kind, tmp, who_rows)
+                print(kind, "who accessed", who, file=sys.stderr, flush=True)
+                figures.update(who)
+            result[kind] = figures
+        if "middleware" in parts:
+            mw = bench_middleware(2000 if args.quick else 5000)
+            print("middleware", mw, file=sys.stderr, flush=True)
+            result.update(mw)
+        if args.quick:
+            result["note"] = (f"--quick: {ingest_n} events ingested and verified, "
+                              f"{who_rows} records for who-accessed (target is over 10,000,000)")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

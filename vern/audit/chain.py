@@ -1,0 +1,579 @@
+"""The append path of the audit trail: canonical form, Merkle tree, signed checkpoints, log files.
+
+One ``AuditLog`` per database does every append. An append takes the ``audit_head`` row (an
+UPDATE, so two processes serialise on it), gives each new record - and every record sealed inside
+another domain's transaction since the last append - the next position ``seq``, hashes its
+canonical form as a leaf, inserts, signs a checkpoint when due, commits, and only then appends the
+same canonical lines (and checkpoint lines) to today's JSON-lines file, under a file lock.
+
+Canonical form of a record: the JSON array of ``FIELDS`` (compact separators, ASCII), with the
+sealed personal blob as hex and ``details`` as the stored JSON text. The file line *is* this array,
+so a line's leaf hash is ``SHA-256(0x00 || line)`` without parsing.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import hashlib
+import hmac
+import ipaddress
+import json
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from hashlib import sha256
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import Connection, Table, bindparam, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from vern.audit.merkle import Frontier, leaf_hash
+from vern.audit.models import AuditCheckpoint, AuditEvent, AuditHead, AuditTile
+from vern.audit.settings import AuditSettings, audit_settings
+from vern.config import Settings
+from vern.crypto import KeyDestroyed, KeyUnavailable, keyring
+from vern.db import Database, Scope
+
+FIELDS = (
+    "seq", "id", "ts", "source", "org_id", "actor_user_id", "actor_token_id", "actor_ref",
+    "key_id", "personal", "ip_index", "net_index", "action", "resource", "outcome",
+    "request_id", "client_event_id", "details",
+)
+SEQ, PERSONAL = 0, 9
+TILE_HEIGHTS = frozenset({8, 16})
+PERSONAL_CONTEXT = "audit_events.personal"
+_PERSONAL_AD = PERSONAL_CONTEXT.encode()
+FILE_PREFIX = "audit-"
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+_COLUMNS = [getattr(AuditEvent, f) for f in FIELDS]
+_EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def us_to_datetime(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1_000_000, UTC)
+
+
+def datetime_to_us(value: datetime) -> int:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime")
+    return int(value.timestamp() * 1_000_000)
+
+
+def canonical(values: Sequence[Any]) -> bytes:
+    """The bytes a record's leaf hash is taken over (``values`` in ``FIELDS`` order)."""
+    v = list(values)
+    p = v[PERSONAL]
+    if p is not None:
+        v[PERSONAL] = bytes(p).hex()
+    return _dumps(v).encode()
+
+
+_details_encoder = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+
+
+_TAIL_FIELDS = FIELDS[1:]
+
+
+def canonical_tail(row: dict[str, Any]) -> bytes:
+    """The canonical form of a row without its position: ``b"[%d," % seq + tail`` is the whole.
+    Computed before the append lock is taken; only the position and the hash are done under it."""
+    v = [row[f] for f in _TAIL_FIELDS]
+    p = v[PERSONAL - 1]
+    if p is not None:
+        v[PERSONAL - 1] = bytes(p).hex()
+    return _dumps(v).encode()[1:]
+
+
+def canonical_details(details: dict[str, Any] | None) -> str | None:
+    if details is None:
+        return None
+    return _details_encoder(details)
+
+
+def fast_id() -> str:
+    """``vern.db.new_id`` (time-ordered UUID version 7 as text), cheaper for bulk appends."""
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = (value & ~(0xF << 76)) | (0x7 << 76)
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+# -- signing ------------------------------------------------------------------------------------
+
+
+def checkpoint_message(size: int, root: bytes, ts: int) -> bytes:
+    return f"vern-audit-checkpoint/v1\n{size}\n{base64.b64encode(root).decode()}\n{ts}\n".encode()
+
+
+def key_id_of(public: Ed25519PublicKey) -> str:
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+class Signer:
+    """The Ed25519 checkpoint key: from ``VERN_AUDIT_SIGNING_KEY_FILE`` or derived (HKDF-SHA256)
+    from the secret key. Earlier public keys listed in ``VERN_AUDIT_PREVIOUS_PUBLIC_KEYS`` still
+    verify old checkpoints."""
+
+    def __init__(self, settings: Settings, audit: AuditSettings | None = None) -> None:
+        audit = audit or audit_settings()
+        if audit.signing_key_file is not None:
+            try:
+                seed = base64.b64decode(audit.signing_key_file.read_text().strip())
+            except (OSError, ValueError) as exc:
+                raise ValueError(
+                    f"VERN_AUDIT_SIGNING_KEY_FILE: cannot read a base64 key: {exc}"
+                ) from exc
+            if len(seed) != 32:
+                raise ValueError("VERN_AUDIT_SIGNING_KEY_FILE: the key must be 32 bytes")
+        else:
+            seed = HKDF(
+                algorithm=hashes.SHA256(), length=32, salt=b"vern-audit",
+                info=b"checkpoint signing key v1",
+            ).derive(settings.secret_bytes)
+        self._private = Ed25519PrivateKey.from_private_bytes(seed)
+        self.public = self._private.public_key()
+        self.key_id = key_id_of(self.public)
+        self.keys: dict[str, Ed25519PublicKey] = {self.key_id: self.public}
+        for item in audit.previous_public_keys:
+            pub = Ed25519PublicKey.from_public_bytes(base64.b64decode(item))
+            self.keys[key_id_of(pub)] = pub
+
+    def public_b64(self) -> str:
+        raw = self.public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return base64.b64encode(raw).decode()
+
+    def sign(self, size: int, root: bytes, ts: int) -> bytes:
+        return self._private.sign(checkpoint_message(size, root, ts))
+
+    def verify(self, key_id: str, size: int, root: bytes, ts: int, signature: bytes) -> bool:
+        key = self.keys.get(key_id)
+        if key is None:
+            return False
+        try:
+            key.verify(bytes(signature), checkpoint_message(size, root, ts))
+        except InvalidSignature:
+            return False
+        return True
+
+
+# -- personal data ------------------------------------------------------------------------------
+
+
+def network_of(ip: str) -> str:
+    parts = ip.split(".")
+    if (len(parts) == 4 and all(p.isdigit() and len(p) <= 3 for p in parts)
+            and all(int(p) <= 255 for p in parts)):
+        return f"{parts[0]}.{parts[1]}.{parts[2]}.0/24"
+    addr = ipaddress.ip_address(ip)
+    prefix = 24 if addr.version == 4 else 48
+    return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False))
+
+
+class Sealer:
+    """Seals a record's personal data (address, user agent, name) under the person's data key
+    before the record is hashed, and computes the blind indexes used to search by address.
+
+    Blind indexes are ``vern.crypto.blind_index`` (HMAC-SHA256 keyed by the secret key), cut to
+    128 bits. Look-ups that repeat (an address, an actor's key) are cached, bounded."""
+
+    _CACHE_MAX = 50_000
+
+    def __init__(self, settings: Settings) -> None:
+        self.secret = settings.secret_bytes
+        self._keys: dict[tuple[int, str], str] = {}
+        self._ips: dict[str, tuple[str, str | None]] = {}
+        self._kids: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+        self._mac = {p: hmac.new(self.secret, f"{p}\x00".encode(), hashlib.sha256)
+                     for p in ("audit.ip", "audit.net", "audit.actor")}
+
+    def _index(self, purpose: str, value: str) -> str:
+        """``blind_index(secret, value, purpose)`` from a prepared HMAC state."""
+        mac = self._mac[purpose].copy()
+        mac.update(value.strip().casefold().encode())
+        return mac.hexdigest()
+
+    def ip_index(self, ip: str) -> str:
+        return self._index("audit.ip", ip)[:32]
+
+    def net_index(self, ip: str) -> str | None:
+        try:
+            return self._index("audit.net", network_of(ip))[:32]
+        except ValueError:
+            return None
+
+    def indexes(self, ip: str) -> tuple[str, str | None]:
+        found = self._ips.get(ip)
+        if found is None:
+            found = (self.ip_index(ip), self.net_index(ip))
+            if len(self._ips) > self._CACHE_MAX:
+                self._ips.clear()
+            self._ips[ip] = found
+        return found
+
+    def forget_keys(self) -> None:
+        """Drop cached key ids (after a transaction that made keys was rolled back)."""
+        with self._lock:
+            self._keys.clear()
+
+    def actor_subject(self, org_id: str | None, actor_ref: str) -> str:
+        return "audit:" + self._index("audit.actor", f"{org_id}\x00{actor_ref}")[:58]
+
+    @staticmethod
+    def anon_subject(ts: int) -> str:
+        return "audit-anon:" + us_to_datetime(ts).strftime("%Y-%m")
+
+    def key_for(self, session: Session, subject: str, user_id: str | None = None) -> str:
+        """The data key of a user (``user_id``) or of a subject reference, cached per keyring."""
+        cache_key = (id(keyring()), user_id or subject)
+        found = self._keys.get(cache_key)
+        if found is not None:
+            return found
+        key_id: str | None = None
+        if user_id is not None:
+            from vern.accounts.models import User
+
+            key_id = session.scalar(select(User.key_id).where(User.id == user_id))
+        if key_id is None:
+            key_id = keyring().for_subject(session, subject)
+        with self._lock:
+            if len(self._keys) > self._CACHE_MAX:
+                self._keys.clear()
+            self._keys[cache_key] = key_id
+        return key_id
+
+    def actor_key(self, session: Session, org_id: str | None, actor_ref: str) -> str:
+        cache_key = (id(keyring()), f"{org_id}\x00{actor_ref}")
+        found = self._keys.get(cache_key)
+        if found is None:
+            found = self.key_for(session, self.actor_subject(org_id, actor_ref))
+            self._keys[cache_key] = found
+        return found
+
+    def seal(self, key_id: str, ip: str | None, ua: str | None, name: str | None) -> bytes | None:
+        """``vern.crypto`` ciphertext (``0x01 | key id | nonce | AES-GCM``) of the personal
+        fields, with the column as associated data - what ``keyring().open`` reads."""
+        payload: dict[str, str] = {}
+        if ip:
+            payload["ip"] = ip
+        if ua:
+            payload["ua"] = ua[:512]
+        if name:
+            payload["name"] = name
+        if not payload:
+            return None
+        kid = self._kids.get(key_id)
+        if kid is None:
+            kid = self._kids[key_id] = uuid.UUID(key_id).bytes
+            if len(self._kids) > self._CACHE_MAX:
+                self._kids.clear()
+        nonce = os.urandom(12)
+        body = keyring().cipher(key_id).encrypt(nonce, _dumps(payload).encode(),
+                                                _PERSONAL_AD + kid)
+        return b"\x01" + kid + nonce + body
+
+    def personal_fields(
+        self,
+        session: Session,
+        *,
+        ts: int,
+        actor_user_id: str | None,
+        org_id: str | None,
+        actor_ref: str | None,
+        ip: str | None,
+        ua: str | None,
+        name: str | None = None,
+    ) -> dict[str, Any]:
+        """``key_id``, ``personal``, ``ip_index`` and ``net_index`` of one record.
+
+        A person whose key was destroyed (erased) gets the month's anonymous key instead; a key
+        id cached from another database (tests, a restore) is looked up again."""
+        if not (ip or ua or name):
+            return {"key_id": None, "personal": None, "ip_index": None, "net_index": None}
+        ip_index, net_index = self.indexes(ip) if ip else (None, None)
+        for attempt in range(2):
+            if actor_user_id is not None:
+                key_id = self.key_for(session, "", actor_user_id)
+            elif actor_ref is not None:
+                key_id = self.actor_key(session, org_id, actor_ref)
+            else:
+                key_id = self.key_for(session, self.anon_subject(ts))
+            try:
+                sealed = self.seal(key_id, ip, ua, name)
+            except KeyDestroyed:
+                key_id = self.key_for(session, self.anon_subject(ts))
+                sealed = self.seal(key_id, ip, ua, name)
+            except KeyUnavailable:
+                if attempt:
+                    raise
+                self.forget_keys()
+                continue
+            return {"key_id": key_id, "personal": sealed, "ip_index": ip_index,
+                    "net_index": net_index}
+        raise AssertionError("unreachable")
+
+
+def open_personal(blob: bytes | None) -> dict[str, str] | None:
+    """The personal data of a record, ``{"erased": "1"}`` once its person's key was shredded."""
+    if blob is None:
+        return None
+    try:
+        result: dict[str, str] = json.loads(keyring().open(bytes(blob), PERSONAL_CONTEXT))
+    except (KeyDestroyed, KeyUnavailable):
+        return {"erased": "1"}
+    return result
+
+
+# -- the log ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Appended:
+    first_seq: int
+    last_seq: int  # first_seq - 1 when nothing was appended
+    checkpoint: int | None
+    more_pending: bool = False  # the page of pending records was full: seal again
+
+
+def file_for(directory: Path, ts_us: int | None = None) -> Path:
+    day = us_to_datetime(ts_us if ts_us is not None else now_us()).strftime("%Y-%m-%d")
+    return directory / f"{FILE_PREFIX}{day}.jsonl"
+
+
+def checkpoint_line(cp: dict[str, Any]) -> bytes:
+    return _dumps({"checkpoint": cp}).encode()
+
+
+class AuditLog:
+    """Appends to the tree of one database (see the module doc)."""
+
+    def __init__(
+        self, database: Database, settings: Settings, audit: AuditSettings | None = None
+    ) -> None:
+        self.database = database
+        self.settings = settings
+        self.audit = audit or audit_settings()
+        self.signer = Signer(settings, self.audit)
+        self.sealer = Sealer(settings)
+        self.directory = Path(settings.audit_log_dir)
+        self._lock = threading.Lock()
+        self._ensure_head()
+
+    def _ensure_head(self) -> None:
+        with self.database.engine.begin() as conn:
+            if conn.scalar(select(AuditHead.id).where(AuditHead.id == 1)) is not None:
+                return
+        try:
+            with self.database.engine.begin() as conn:
+                conn.execute(insert(AuditHead).values(
+                    id=1, tree_size=0, frontier=b"", checkpoint_size=0, checkpoint_ts=0,
+                    alert_seq=0, lock_n=0, retained_from=0,
+                ))
+        except IntegrityError:
+            pass  # made by another process meanwhile
+
+    # The file lock orders appends of several processes on one host: the database commit and the
+    # file write happen under it, so the file's lines are in ``seq`` order.
+    def _file_lock(self) -> Any:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        return open(self.directory / ".lock", "a+b")
+
+    def append(self, rows: Sequence[dict[str, Any]], *, force_checkpoint: bool = False,
+               tails: Sequence[bytes] | None = None) -> Appended:
+        """Append ``rows`` (dicts of every column but ``seq``) and seal pending records, in one
+        durable transaction; then write the lines to the log file. All or nothing."""
+        with self._lock:
+            lock_file = self._file_lock()
+            try:
+                fcntl.flock(lock_file, fcntl.LOCK_EX)
+                lines, result = self._append_db(rows, force_checkpoint, tails)
+                if lines:
+                    self._write_lines(lines)
+                return result
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+                lock_file.close()
+
+    def _append_db(
+        self, rows: Sequence[dict[str, Any]], force_checkpoint: bool,
+        tails: Sequence[bytes] | None,
+    ) -> tuple[list[bytes], Appended]:
+        sqlite = self.database.engine.dialect.name == "sqlite"
+        with self.database.engine.connect() as conn:
+            if sqlite:
+                # Durable commits; and a page cache big enough for the trail's indexes (64 MiB
+                # for this connection) so that appends do not re-read index pages from disk.
+                conn.exec_driver_sql("PRAGMA synchronous=FULL")
+                conn.exec_driver_sql("PRAGMA cache_size=-65536")
+                conn.commit()
+            try:
+                with conn.begin():
+                    return self._append_in(conn, rows, force_checkpoint, tails)
+            finally:
+                if sqlite:
+                    conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+                    conn.commit()
+
+    def _append_in(
+        self, conn: Connection, rows: Sequence[dict[str, Any]], force_checkpoint: bool,
+        tails: Sequence[bytes] | None,
+    ) -> tuple[list[bytes], Appended]:
+        conn.execute(update(AuditHead).where(AuditHead.id == 1)
+                     .values(lock_n=AuditHead.lock_n + 1))
+        head = conn.execute(select(AuditHead).where(AuditHead.id == 1)).one()
+        tiles: list[dict[str, Any]] = []
+        frontier = Frontier.decode(head.tree_size, head.frontier)
+        frontier.watch = TILE_HEIGHTS
+        frontier.on_node = lambda h, i, n: tiles.append({"height": h, "idx": i, "hash": n})
+        seq = head.tree_size
+        first = seq
+        lines: list[bytes] = []
+        append_leaf = frontier.append
+
+        pending = conn.execute(
+            select(*_COLUMNS).where(AuditEvent.seq.is_(None))
+            .order_by(AuditEvent.ts, AuditEvent.id).limit(self.audit.batch_max * 4)
+        ).all()
+        sealed: list[dict[str, Any]] = []
+        for row in pending:
+            fields = list(row)
+            fields[SEQ] = seq
+            line = canonical(fields)
+            append_leaf(leaf_hash(line))
+            lines.append(line)
+            sealed.append({"b_id": fields[1], "b_seq": seq})
+            seq += 1
+        for r, tail in zip(rows, tails if tails is not None else map(canonical_tail, rows),
+                           strict=True):
+            r["seq"] = seq
+            line = b"[%d,%s" % (seq, tail)
+            append_leaf(sha256(b"\x00" + line).digest())
+            lines.append(line)
+            seq += 1
+        if sealed:
+            conn.execute(
+                update(_EVENTS)
+                .where(_EVENTS.c.id == bindparam("b_id"))
+                .values(seq=bindparam("b_seq")),
+                sealed,
+            )
+        if rows:
+            conn.execute(insert(_EVENTS), list(rows))
+        if tiles:
+            conn.execute(insert(AuditTile), tiles)
+        now = now_us()
+        size = frontier.size
+        due = size > head.checkpoint_size and (
+            force_checkpoint
+            or size - head.checkpoint_size >= self.audit.checkpoint_every
+            or (now - head.checkpoint_ts) >= self.audit.checkpoint_seconds * 1_000_000
+        )
+        cp_size = None
+        values: dict[str, Any] = {"tree_size": size, "frontier": frontier.encode()}
+        if due:
+            root = frontier.root()
+            cp = {
+                "tree_size": size, "root": root, "ts": now, "key_id": self.signer.key_id,
+                "signature": self.signer.sign(size, root, now), "frontier": frontier.encode(),
+            }
+            conn.execute(insert(AuditCheckpoint), [cp])
+            lines.append(checkpoint_line(checkpoint_json(cp)))
+            values.update(checkpoint_size=size, checkpoint_ts=now)
+            cp_size = size
+        if size != head.tree_size or due:
+            conn.execute(update(AuditHead).where(AuditHead.id == 1).values(**values))
+        return lines, Appended(first, seq - 1, cp_size,
+                               more_pending=len(pending) >= self.audit.batch_max * 4)
+
+    def _write_lines(self, lines: Iterable[bytes]) -> None:
+        path = file_for(self.directory)
+        data = b"\n".join(lines) + b"\n"
+        with open(path, "ab") as fh:
+            fh.write(data)
+            fh.flush()
+            if self.audit.fsync_files:
+                os.fsync(fh.fileno())
+
+    def needs_work(self) -> bool:
+        """Pending records to seal, or a checkpoint due (read only, no lock)."""
+        with self.database.engine.connect() as conn:
+            if conn.execute(select(AuditEvent.id).where(AuditEvent.seq.is_(None)).limit(1)).first():
+                return True
+            head = head_of(conn)
+        if head is None or head.tree_size <= head.checkpoint_size:
+            return False
+        return bool(
+            head.tree_size - head.checkpoint_size >= self.audit.checkpoint_every
+            or now_us() - head.checkpoint_ts >= self.audit.checkpoint_seconds * 1_000_000
+        )
+
+    def seal_pending(self, *, force_checkpoint: bool = False) -> Appended:
+        """Seal records written in other transactions (and checkpoint when due)."""
+        total: Appended | None = None
+        while True:
+            result = self.append([], force_checkpoint=force_checkpoint)
+            if total is None:
+                total = result
+            else:
+                total.last_seq = result.last_seq
+                total.checkpoint = result.checkpoint or total.checkpoint
+            if result.last_seq < result.first_seq or not result.more_pending:
+                return total
+            force_checkpoint = force_checkpoint and result.checkpoint is None
+
+
+def checkpoint_json(cp: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "size": cp["tree_size"], "root": bytes(cp["root"]).hex(), "ts": cp["ts"],
+        "key_id": cp["key_id"], "signature": bytes(cp["signature"]).hex(),
+        "frontier": bytes(cp["frontier"] or b"").hex(),
+    }
+
+
+def head_of(conn: Connection | Session) -> Any:
+    return conn.execute(select(AuditHead).where(AuditHead.id == 1)).first()
+
+
+def pending_count(database: Database) -> int:
+    with database.engine.connect() as conn:
+        return int(conn.execute(
+            text("SELECT count(*) FROM audit_events WHERE seq IS NULL")
+        ).scalar_one())
+
+
+_logs: dict[tuple[int, str], AuditLog] = {}
+_logs_lock = threading.Lock()
+
+
+def log_for(database: Database, settings: Settings) -> AuditLog:
+    """The process's ``AuditLog`` for this database and log directory."""
+    key = (id(database), str(settings.audit_log_dir))
+    with _logs_lock:
+        found = _logs.get(key)
+        if found is None or found.database is not database:
+            found = AuditLog(database, settings)
+            if len(_logs) > 32:
+                _logs.clear()
+            _logs[key] = found
+        return found
+
+
+def system_session(database: Database) -> Session:
+    return database.session(Scope.system("audit"))

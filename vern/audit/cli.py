@@ -1,0 +1,128 @@
+"""``vern audit …``: verify the whole trail, make and check proofs, seal, expire, show the key."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(help="The tamper-evident audit trail: verify, prove, seal, expire.",
+                  no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _open() -> tuple[Any, Any]:
+    from vern.cli import open_database, settings_or_exit
+
+    settings = settings_or_exit()
+    return open_database(settings), settings
+
+
+@app.command()
+def verify(
+    no_files: Annotated[bool, typer.Option("--no-files", help="Check the database only.")] = False,
+) -> None:
+    """Check every record in the database and the log files against the signed checkpoints.
+    Exits 1 naming the first bad record."""
+    from vern.audit.verify import verify as run
+
+    database, settings = _open()
+    started = time.perf_counter()
+    report = run(database, settings, files=not no_files)
+    seconds = time.perf_counter() - started
+    if report.problem is not None:
+        _fail(f"first bad record: {report.problem}")
+    rate = report.checked / seconds if seconds > 0 else 0.0
+    console.print(f"[green]ok[/]: {report.checked} records from {report.start}, "
+                  f"{report.checkpoints} checkpoints, {report.files} log files "
+                  f"({rate:,.0f} records/s)", highlight=False)
+    if report.unsigned:
+        console.print(f"{report.unsigned} newest records are not under a checkpoint yet "
+                      "(run `vern audit seal`)")
+    if report.pending:
+        console.print(f"{report.pending} records are waiting to be sealed")
+    for note in report.notes:
+        console.print(note)
+
+
+@app.command()
+def seal() -> None:
+    """Seal records written by other transactions and sign a checkpoint now."""
+    from vern.audit.service import seal_now
+
+    database, settings = _open()
+    size = seal_now(database, settings, checkpoint=True)
+    console.print(f"tree size {size}, checkpoint signed")
+
+
+@app.command()
+def prove(  # noqa: PLR0917 - a command's options
+    record_id: Annotated[str | None, typer.Option("--record", help="Record id to prove.")] = None,
+    seq: Annotated[int | None, typer.Option("--seq", help="Record position to prove.")] = None,
+    tree_size: Annotated[int | None, typer.Option("--size", help="Checkpoint size.")] = None,
+    old: Annotated[int | None, typer.Option("--from", help="Consistency: older size.")] = None,
+    new: Annotated[int | None, typer.Option("--to", help="Consistency: newer size.")] = None,
+    check: Annotated[Path | None, typer.Option("--check", help="Check a saved proof.")] = None,
+) -> None:
+    """Print an inclusion proof (--record/--seq) or a consistency proof (--from/--to) as JSON,
+    or check a saved one (--check FILE)."""
+    from vern.audit import proofs
+    from vern.errors import VernError
+
+    database, settings = _open()
+    if check is not None:
+        try:
+            proof = json.loads(check.read_text())
+        except (OSError, ValueError) as exc:
+            _fail(f"--check: cannot read a proof from {check}: {exc}")
+        signer = proofs.signer_for(settings)
+        ok = (proofs.check_consistency(proof, signer) if "old" in proof
+              else proofs.check_inclusion(proof, signer))
+        if not ok:
+            _fail("--check: the proof does not verify")
+        console.print("[green]proof verifies[/]")
+        return
+    try:
+        if old is not None:
+            out = proofs.consistency(database, old=old, new=new)
+        elif record_id is not None or seq is not None:
+            out = proofs.inclusion(database, seq=seq, record_id=record_id, tree_size=tree_size)
+        else:
+            _fail("give --record or --seq (inclusion), or --from (consistency)")
+            return
+    except VernError as exc:
+        _fail(str(exc.detail or exc.title))
+        return
+    sys.stdout.write(json.dumps(out, indent=2) + "\n")
+
+
+@app.command()
+def expire() -> None:
+    """Remove records older than VERN_AUDIT_RETENTION_DAYS (up to a checkpoint)."""
+    from vern.audit.retention import expire as run
+
+    database, settings = _open()
+    result = run(database, settings)
+    console.print(f"removed {result.records} records and {result.files} log files; "
+                  f"the trail now starts at {result.boundary}")
+
+
+@app.command("public-key")
+def public_key() -> None:
+    """The Ed25519 public key that verifies checkpoints (base64), for customers and auditors."""
+    from vern.audit.chain import Signer
+
+    _database, settings = _open()
+    signer = Signer(settings)
+    console.print(f"{signer.public_b64()}  (key id {signer.key_id})", highlight=False)

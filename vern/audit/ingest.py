@@ -1,0 +1,188 @@
+"""Records sent by the vendor's own product (``POST /api/v1/audit/events``, the Python client in
+``vern.sdk``): validated whole, idempotent on the client's event id per organisation, stored all
+or nothing in one append (same tree, same files, same checkpoints as Vern's own records)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from vern.audit.chain import canonical_details, canonical_tail, datetime_to_us, fast_id, log_for, now_us
+from vern.audit.models import AuditEvent
+from vern.audit.settings import audit_settings
+from vern.config import Settings
+from vern.db import Database, Scope
+from vern.errors import FieldError, InvalidInput
+
+ACTION_RE = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
+ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+
+class IngestEvent(BaseModel):
+    """One record from the vendor's product."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=64, description="Client event id (idempotency)")
+    time: datetime
+    action: str = Field(min_length=1, max_length=64)
+    actor: str | None = Field(default=None, max_length=128)
+    actor_name: str | None = Field(default=None, max_length=200)
+    resource: str | None = Field(default=None, max_length=200)
+    outcome: Literal["success", "failure", "denied", "error"] = "success"
+    ip: str | None = Field(default=None, max_length=64)
+    user_agent: str | None = Field(default=None, max_length=512)
+    request_id: str | None = Field(default=None, max_length=64)
+    details: dict[str, Any] | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not ID_RE.match(value):
+            raise ValueError("letters, digits and . _ : - only")
+        return value
+
+    @field_validator("action")
+    @classmethod
+    def _action(cls, value: str) -> str:
+        if not ACTION_RE.match(value):
+            raise ValueError("lowercase letters, digits and . _ : - only")
+        return value
+
+    @field_validator("time")
+    @classmethod
+    def _time(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("needs a time zone (use UTC, e.g. 2026-01-31T12:00:00Z)")
+        value = value.astimezone(UTC)
+        if value > datetime.now(UTC) + MAX_CLOCK_SKEW:
+            raise ValueError("is in the future")
+        return value
+
+    @field_validator("ip")
+    @classmethod
+    def _ip(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(ipaddress.ip_address(value.strip()))
+        except ValueError as exc:
+            raise ValueError("not an IP address") from exc
+
+    @field_validator("details")
+    @classmethod
+    def _details(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            size = len(json.dumps(value, separators=(",", ":")).encode())
+            if size > audit_settings().ingest_max_details_bytes:
+                raise ValueError(
+                    f"too large ({size} bytes, at most {audit_settings().ingest_max_details_bytes})")
+        return value
+
+
+class IngestBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[IngestEvent] = Field(min_length=1)
+
+    @field_validator("events")
+    @classmethod
+    def _count(cls, value: list[IngestEvent]) -> list[IngestEvent]:
+        limit = audit_settings().ingest_max_events
+        if len(value) > limit:
+            raise ValueError(f"at most {limit} events per batch")
+        return value
+
+
+def check_batch(events: list[IngestEvent], settings: Settings) -> None:
+    """Rules across events: no id twice in a batch, nothing older than retention."""
+    oldest = datetime.now(UTC) - timedelta(days=settings.audit_retention_days)
+    seen: dict[str, int] = {}
+    for i, ev in enumerate(events):
+        if ev.id in seen:
+            raise InvalidInput(
+                detail=f"events.{i}.id: the same id as event {seen[ev.id]}",
+                errors=[FieldError(f"events.{i}.id", f"the same id as event {seen[ev.id]}")])
+        seen[ev.id] = i
+        if ev.time < oldest:
+            raise InvalidInput(
+                detail=f"events.{i}.time: older than the retention period",
+                errors=[FieldError(f"events.{i}.time", "older than the retention period")])
+
+
+def ingest(database: Database, settings: Settings, *, org_id: str, token_id: str | None,
+           events: list[IngestEvent]) -> dict[str, int]:
+    """Store the batch (all or nothing); events whose id was stored before are skipped."""
+    check_batch(events, settings)
+    log = log_for(database, settings)
+    fresh = events
+    for attempt in range(3):
+        # Optimistic: the unique index (org, client event id) refuses a batch with an id stored
+        # before; only then are the stored ids looked up and left out (a client's resend).
+        rows = _rows(database, log, org_id, token_id, fresh)
+        tails = [canonical_tail(r) for r in rows]
+        try:
+            log.append(rows, tails=tails)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+            known = _stored_ids(database, org_id, [e.id for e in events])
+            fresh = [e for e in events if e.id not in known]
+            if not fresh:
+                return {"accepted": 0, "duplicates": len(events)}
+            continue
+        return {"accepted": len(fresh), "duplicates": len(events) - len(fresh)}
+    raise AssertionError("unreachable")
+
+
+def _stored_ids(database: Database, org_id: str, ids: list[str]) -> set[str]:
+    known: set[str] = set()
+    with database.engine.connect() as conn:
+        for i in range(0, len(ids), 500):
+            known.update(s for s in conn.scalars(select(AuditEvent.client_event_id).where(
+                AuditEvent.org_id == org_id, AuditEvent.client_event_id.in_(ids[i:i + 500])))
+                if s is not None)
+    return known
+
+
+def _rows(database: Database, log: Any, org_id: str, token_id: str | None,
+          events: list[IngestEvent]) -> list[dict[str, Any]]:
+    for attempt in range(3):
+        try:
+            return _sealed_rows(database, log, org_id, token_id, events)
+        except IntegrityError:
+            # Another request made the same actor's key at the same time: use that one.
+            log.sealer.forget_keys()
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _sealed_rows(database: Database, log: Any, org_id: str, token_id: str | None,
+                 events: list[IngestEvent]) -> list[dict[str, Any]]:
+    sealer = log.sealer
+    received = now_us()
+    rows = []
+    with database.transaction(Scope.system("audit ingest keys")) as session:
+        for ev in events:
+            ts = datetime_to_us(ev.time)
+            personal = sealer.personal_fields(
+                session, ts=received, actor_user_id=None, org_id=org_id, actor_ref=ev.actor,
+                ip=ev.ip, ua=ev.user_agent, name=ev.actor_name,
+            )
+            rows.append({
+                "id": fast_id(), "ts": ts, "source": "ingest", "org_id": org_id,
+                "actor_user_id": None, "actor_token_id": token_id, "actor_ref": ev.actor,
+                **personal, "action": ev.action, "resource": ev.resource,
+                "outcome": ev.outcome, "request_id": ev.request_id, "client_event_id": ev.id,
+                "details": canonical_details(ev.details),
+            })
+    return rows

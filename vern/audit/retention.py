@@ -1,0 +1,77 @@
+"""Retention: records older than ``VERN_AUDIT_RETENTION_DAYS`` (default 365) are removed, always a
+whole prefix of the tree up to a signed checkpoint. That checkpoint keeps the frontier (the roots
+of the subtrees before it), so verification and proofs start from it and the rest of the trail
+stays verifiable. Log files from before that checkpoint's day and the month keys of anonymous
+callers from before the cut-off are removed too."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import delete, select, update
+
+from vern.audit.chain import FILE_PREFIX, datetime_to_us, us_to_datetime
+from vern.audit.models import AuditCheckpoint, AuditEvent, AuditHead
+from vern.config import Settings
+from vern.crypto import DataKey, keyring
+from vern.db import Database, Scope, utcnow
+
+
+@dataclass
+class Expired:
+    boundary: int
+    records: int
+    files: int
+    keys: int
+
+
+def expire(database: Database, settings: Settings, *, now: datetime | None = None,
+           chunk: int = 50_000) -> Expired:
+    """Remove what is past retention (idempotent and resumable: the boundary is set first)."""
+    now = now or utcnow()
+    cutoff = now - timedelta(days=settings.audit_retention_days)
+    cutoff_us = datetime_to_us(cutoff)
+    with database.engine.begin() as conn:
+        head = conn.execute(select(AuditHead).where(AuditHead.id == 1)).first()
+        if head is None:
+            return Expired(0, 0, 0, 0)
+        cp = conn.execute(
+            select(AuditCheckpoint.tree_size, AuditCheckpoint.ts)
+            .where(AuditCheckpoint.ts < cutoff_us, AuditCheckpoint.frontier.is_not(None))
+            .order_by(AuditCheckpoint.tree_size.desc()).limit(1)
+        ).first()
+        boundary = head.retained_from
+        if cp is not None and cp.tree_size > boundary:
+            boundary = cp.tree_size
+            conn.execute(update(AuditHead).where(AuditHead.id == 1)
+                         .values(retained_from=boundary))
+    removed = 0
+    while True:
+        with database.engine.begin() as conn:
+            low = conn.scalar(select(AuditEvent.seq).where(AuditEvent.seq < boundary)
+                              .order_by(AuditEvent.seq).limit(1))
+            if low is None:
+                break
+            result = conn.execute(delete(AuditEvent).where(
+                AuditEvent.seq >= low, AuditEvent.seq < min(boundary, low + chunk)))
+            removed += result.rowcount or 0
+    files = 0
+    if cp is not None:
+        first_day = us_to_datetime(cp.ts).strftime("%Y-%m-%d")
+        for path in Path(settings.audit_log_dir).glob(f"{FILE_PREFIX}*.jsonl"):
+            if path.stem.removeprefix(FILE_PREFIX) < first_day:
+                path.unlink()
+                files += 1
+    keys = 0
+    last_month = cutoff.strftime("%Y-%m")
+    with database.transaction(Scope.system("audit retention keys")) as session:
+        for key_id, ref in session.execute(
+            select(DataKey.id, DataKey.subject_ref).where(
+                DataKey.subject_ref.like("audit-anon:%"), DataKey.destroyed_at.is_(None))
+        ):
+            if str(ref).removeprefix("audit-anon:") < last_month:
+                keyring().shred(session, key_id)
+                keys += 1
+    return Expired(boundary, removed, files, keys)

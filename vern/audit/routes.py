@@ -1,0 +1,202 @@
+"""The audit trail in the API and the console. Read-only everywhere: no route edits or deletes a
+record. Every search and export is itself recorded (``audit.read``).
+
+API: ``GET /api/v1/audit/events`` (filters, cursor, ``format=json|csv|jsonl`` export),
+``POST /api/v1/audit/events`` (ingest, API token with ``audit.ingest``),
+``GET /api/v1/audit/checkpoint``, ``GET /api/v1/audit/proofs/inclusion``,
+``GET /api/v1/audit/proofs/consistency``, ``GET /api/v1/audit/alerts``.
+Console: ``/console/audit`` and ``/console/audit/alerts``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from sqlalchemy import select
+
+from vern.accounts.deps import DatabaseDep, SettingsDep, TenantDB, require
+from vern.accounts.roles import Perm
+from vern.accounts.service import Actor
+from vern.audit import ingest as ingest_mod
+from vern.audit import proofs, query
+from vern.audit.chain import Signer
+from vern.audit.models import AuditEvent
+from vern.audit.service import record
+from vern.console.templating import render
+from vern.errors import Forbidden, InvalidInput, NotFound
+
+router = APIRouter(tags=["audit"])
+pages = APIRouter(include_in_schema=False)
+NAV = [("/console/audit", "Audit trail", Perm.AUDIT_READ)]
+
+ReadActor = Annotated[Actor, Depends(require(Perm.AUDIT_READ))]
+Outcome = Literal["success", "failure", "denied", "error"]
+
+
+def _time(value: str | None, field: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidInput.on(field, "not a date or time (ISO 8601)") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _filters(  # noqa: PLR0917 - the query parameters
+    resource: str | None, actor: str | None, ip: str | None, action: str | None,
+             outcome: str | None, since: str | None, until: str | None,
+             org: str | None) -> query.Filters:
+    if outcome and outcome not in ("success", "failure", "denied", "error"):
+        raise InvalidInput.on("outcome", "must be success, failure, denied or error")
+    return query.Filters(resource=resource or None, actor=actor or None, ip=ip or None,
+                         action=action or None, outcome=outcome or None,
+                         since=_time(since, "since"), until=_time(until, "until"),
+                         org=org or None)
+
+
+@router.get("/api/v1/audit/events")
+def list_events(  # noqa: PLR0917 - FastAPI parameters
+    actor: ReadActor, db: TenantDB, settings: SettingsDep,
+    resource: Annotated[str | None, Query(max_length=200)] = None,
+    who: Annotated[str | None, Query(alias="actor", max_length=128)] = None,
+    ip: Annotated[str | None, Query(max_length=64)] = None,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    outcome: Outcome | None = None,
+    since: Annotated[str | None, Query(max_length=40)] = None,
+    until: Annotated[str | None, Query(max_length=40)] = None,
+    org: Annotated[str | None, Query(max_length=36)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=query.MAX_LIMIT)] = 50,
+    format: Literal["json", "csv", "jsonl"] = "json",
+) -> Response:
+    """Search the trail (newest first). ``format=csv`` or ``jsonl`` exports every match."""
+    viewer = query.Viewer.of(actor)
+    f = _filters(resource, who, ip, action, outcome, since, until, org)
+    if format != "json":
+        chunks = list(query.export(db, settings, viewer, f, format))
+        media = "text/csv; charset=utf-8" if format == "csv" else "application/x-ndjson"
+        name = f"audit-{datetime.now(UTC):%Y%m%d-%H%M%S}.{format}"
+        return StreamingResponse(iter(chunks), media_type=media, headers={
+            "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+    page = query.search(db, settings, viewer, f, cursor=cursor, limit=limit)
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse({"items": page.items, "next_cursor": page.next_cursor},
+                        headers={"Cache-Control": "no-store"})
+
+
+@router.post("/api/v1/audit/events", status_code=202)
+def ingest_events(body: ingest_mod.IngestBatch,
+                  actor: Annotated[Actor, Depends(require(Perm.AUDIT_INGEST))],
+                  database: DatabaseDep, settings: SettingsDep) -> dict[str, int]:
+    """Store a batch of the vendor product's records (all or nothing, idempotent on ``id``).
+    Meant for an API token of the vendor's product; a signed-in admin may post too (with CSRF)."""
+    return ingest_mod.ingest(database, settings, org_id=actor.org_id, token_id=actor.token_id,
+                             events=body.events)
+
+
+@router.get("/api/v1/audit/checkpoint")
+def latest_checkpoint(actor: ReadActor, database: DatabaseDep,
+                      settings: SettingsDep) -> dict[str, object]:
+    """The newest signed checkpoint and the public key that verifies it."""
+    with database.engine.connect() as conn:
+        try:
+            cp = proofs.checkpoint_json(proofs._checkpoint(conn, None))
+        except NotFound:
+            cp = None
+    signer = Signer(settings)
+    return {"checkpoint": cp, "public_key": signer.public_b64(),
+            "algorithm": "Ed25519", "hash": "RFC 9162 SHA-256"}
+
+
+@router.get("/api/v1/audit/proofs/inclusion")
+def inclusion_proof(actor: ReadActor, db: TenantDB, database: DatabaseDep,
+                    record_id: Annotated[str, Query(max_length=36)],
+                    tree_size: Annotated[int | None, Query(ge=1)] = None) -> dict[str, object]:
+    """Proof that a record of the caller's trail is in a signed tree."""
+    viewer = query.Viewer.of(actor)
+    org = db.scalar(select(AuditEvent.org_id).where(AuditEvent.id == record_id))
+    exists = db.scalar(select(AuditEvent.id).where(AuditEvent.id == record_id))
+    if exists is None or (viewer.org_id is not None and org != viewer.org_id):
+        raise NotFound()
+    record(db, "audit.proof", org_id=actor.org_id, actor_user_id=actor.user_id,
+           actor_token_id=actor.token_id, resource=f"audit:{record_id}")
+    return proofs.inclusion(database, record_id=record_id, tree_size=tree_size)
+
+
+@router.get("/api/v1/audit/proofs/consistency")
+def consistency_proof(actor: ReadActor, database: DatabaseDep,
+                      old: Annotated[int, Query(ge=1)],
+                      new: Annotated[int | None, Query(ge=1)] = None) -> dict[str, object]:
+    """Proof that the later checkpoint extends the earlier one (nothing rewritten)."""
+    return proofs.consistency(database, old=old, new=new)
+
+
+def _alert_view(a: object) -> dict[str, object]:
+    return {k: getattr(a, k) for k in ("id", "org_id", "kind", "subject", "first_seq",
+                                        "last_seq", "count")} | {
+        "created_at": a.created_at.isoformat(),  # type: ignore[attr-defined]
+        "notified_at": a.notified_at.isoformat() if a.notified_at else None,  # type: ignore[attr-defined]
+    }
+
+
+@router.get("/api/v1/audit/alerts")
+def list_alerts(actor: ReadActor, db: TenantDB) -> dict[str, object]:
+    viewer = query.Viewer.of(actor)
+    found = query.alerts(db, viewer)
+    record(db, "audit.read", org_id=actor.org_id, actor_user_id=actor.user_id,
+           actor_token_id=actor.token_id, resource="audit:alerts", details={"count": len(found)})
+    return {"alerts": [_alert_view(a) for a in found]}
+
+
+# -- console -----------------------------------------------------------------------------------
+
+
+@pages.get("/console/audit")
+def console_index(  # noqa: PLR0917 - FastAPI parameters
+    request: Request, actor: ReadActor, db: TenantDB, settings: SettingsDep,
+    resource: Annotated[str | None, Query(max_length=200)] = None,
+    who: Annotated[str | None, Query(alias="actor", max_length=128)] = None,
+    ip: Annotated[str | None, Query(max_length=64)] = None,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    outcome: Annotated[str | None, Query(max_length=16)] = None,
+    since: Annotated[str | None, Query(max_length=40)] = None,
+    until: Annotated[str | None, Query(max_length=40)] = None,
+    org: Annotated[str | None, Query(max_length=36)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    viewer = query.Viewer.of(actor)
+    form = {"resource": resource or "", "actor": who or "", "ip": ip or "",
+            "action": action or "", "outcome": outcome or "", "since": since or "",
+            "until": until or "", "org": org or ""}
+    error = None
+    page = query.Page([], None)
+    try:
+        f = _filters(resource, who, ip, action, outcome, since, until, org)
+        page = query.search(db, settings, viewer, f, cursor=cursor, limit=50)
+    except (InvalidInput, Forbidden) as exc:
+        error = exc
+    given = {k: v for k, v in form.items() if v}
+    next_url = ("/console/audit?" + urlencode({**given, "cursor": page.next_cursor})
+                if page.next_cursor else None)
+    export = "/api/v1/audit/events?" + urlencode(given)
+    return render(request, "audit/index.html", {
+        "form": form, "items": page.items, "next_url": next_url, "error": error,
+        "export_csv": export + ("&" if given else "") + "format=csv",
+        "export_json": export + ("&" if given else "") + "format=jsonl",
+        "all_orgs": viewer.org_id is None,
+    })
+
+
+@pages.get("/console/audit/alerts")
+def console_alerts(request: Request, actor: ReadActor, db: TenantDB) -> Response:
+    viewer = query.Viewer.of(actor)
+    found = query.alerts(db, viewer)
+    record(db, "audit.read", org_id=actor.org_id, actor_user_id=actor.user_id,
+           actor_token_id=actor.token_id, resource="audit:alerts", details={"count": len(found)})
+    return render(request, "audit/alerts.html", {"alerts": found})

@@ -1,0 +1,333 @@
+"""Writing to the audit trail.
+
+* ``record`` - every service function that changes something calls it inside its own transaction,
+  so the change and its audit record commit or fail together. The record gets its place in the
+  tamper-evident tree (``seq``) right after, when the writer seals it.
+* ``record_request`` - the web middleware reports every HTTP request here. It only puts a tuple
+  on a bounded queue; a background thread seals personal data, hashes, writes to the database and
+  the log file in batches. When the queue is full the request waits: records are never dropped.
+* ``start_writer`` / ``stop_writer`` - the application lifespan; ``stop_writer`` flushes the queue
+  and signs a final checkpoint. Both are safe to call when nothing was started.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from vern.audit.chain import (
+    AuditLog,
+    Sealer,
+    canonical_details,
+    fast_id,
+    log_for,
+    now_us,
+)
+from vern.audit.models import AuditEvent
+from vern.config import Settings, get_settings
+from vern.context import current_request
+from vern.db import Database, Scope, new_id
+
+log = logging.getLogger("vern.audit")
+
+_sealers: dict[bytes, Sealer] = {}
+
+
+def _sealer(settings: Settings | None = None) -> Sealer:
+    settings = settings or (_writer.settings if _writer is not None else get_settings())
+    secret = settings.secret_bytes
+    found = _sealers.get(secret)
+    if found is None:
+        found = _sealers[secret] = Sealer(settings)
+    return found
+
+
+def record(
+    session: Session,
+    action: str,
+    *,
+    org_id: str | None,
+    actor_user_id: str | None = None,
+    actor_token_id: str | None = None,
+    resource: str | None = None,
+    outcome: str = "success",
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Add one audit record to ``session``'s transaction.
+
+    ``details`` holds old/new values of a change (``{"old": …, "new": …}``) and must not carry
+    personal data in clear: refer to people by id. The client address and user agent of the
+    current request are sealed under the actor's data key (or the month's key for anonymous
+    callers) before the record is hashed.
+    """
+    req = current_request()
+    ts = now_us()
+    personal: dict[str, Any] = {"key_id": None, "personal": None, "ip_index": None,
+                                "net_index": None}
+    if req is not None and (req.client_ip or req.user_agent):
+        personal = _sealer().personal_fields(
+            session, ts=ts, actor_user_id=actor_user_id, org_id=org_id, actor_ref=None,
+            ip=req.client_ip, ua=req.user_agent,
+        )
+    session.add(
+        AuditEvent(
+            id=new_id(),
+            seq=None,
+            ts=ts,
+            source="vern",
+            org_id=org_id,
+            actor_user_id=actor_user_id,
+            actor_token_id=actor_token_id,
+            actor_ref=None,
+            action=action[:64],
+            resource=resource[:200] if resource else None,
+            outcome=outcome,
+            request_id=req.request_id if req else None,
+            client_event_id=None,
+            details=canonical_details(details),
+            **personal,
+        )
+    )
+
+
+# -- the background writer ----------------------------------------------------------------------
+
+
+def outcome_of(status: int) -> str:
+    if status < 400:
+        return "success"
+    if status in (401, 403):
+        return "denied"
+    if status < 500:
+        return "failure"
+    return "error"
+
+
+@dataclass(frozen=True)
+class _Request:
+    ts: int
+    method: str
+    path: str
+    status: int
+    actor_user_id: str | None
+    actor_token_id: str | None
+    org_id: str | None
+    client_ip: str | None
+    user_agent: str | None
+    request_id: str | None
+    duration_ms: float
+
+
+_STOP = object()
+
+
+class Writer:
+    """Batches request records from a bounded queue into the audit log (see module doc)."""
+
+    def __init__(self, database: Database, settings: Settings,
+                 log: AuditLog | None = None) -> None:
+        self.database = database
+        self.settings = settings
+        self.log: AuditLog = log or log_for(database, settings)
+        self.audit = self.log.audit
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=self.audit.queue_max)
+        self.written = 0
+        self.blocked = 0  # times a caller had to wait for room
+        self.failures = 0
+        self._thread = threading.Thread(target=self._run, name="vern-audit-writer", daemon=True)
+        self._stopped = threading.Event()
+
+    def start(self) -> None:
+        self._prepare_keys()
+        self._thread.start()
+
+    def _prepare_keys(self) -> None:
+        """Make this month's and next month's anonymous-caller keys now, outside any request."""
+        sealer = self.log.sealer
+        now = now_us()
+        with self.database.transaction(Scope.system("audit keys")) as session:
+            for ts in (now, now + 32 * 86_400 * 1_000_000):
+                sealer.key_for(session, sealer.anon_subject(ts))
+
+    def put(self, item: _Request) -> None:
+        try:
+            self.queue.put_nowait(item)
+        except queue.Full:
+            self.blocked += 1
+            self.queue.put(item)  # wait for room: never drop
+
+    def _run(self) -> None:
+        last_tick = time.monotonic()
+        month = time.strftime("%Y-%m", time.gmtime())
+        stop = False
+        while not stop:
+            batch: list[_Request] = []
+            flushes: list[_Flush] = []
+            try:
+                item = self.queue.get(timeout=self.audit.flush_seconds)
+                while True:
+                    if item is _STOP:
+                        stop = True
+                        break
+                    if isinstance(item, _Flush):
+                        flushes.append(item)
+                    else:
+                        batch.append(item)
+                    if len(batch) >= self.audit.batch_max:
+                        break
+                    item = self.queue.get_nowait()
+            except queue.Empty:
+                pass
+            tick = time.monotonic() - last_tick >= max(self.audit.flush_seconds, 1.0)
+            if batch or flushes or stop or (tick and self.log.needs_work()):
+                self._write(batch, force_checkpoint=stop)
+                last_tick = time.monotonic()
+            elif tick:
+                last_tick = time.monotonic()
+            if tick and time.strftime("%Y-%m", time.gmtime()) != month:
+                month = time.strftime("%Y-%m", time.gmtime())
+                try:
+                    self._prepare_keys()
+                except Exception:
+                    log.exception("could not prepare the month's audit key")
+            for f in flushes:
+                f.done.set()
+
+    def _write(self, batch: list[_Request], *, force_checkpoint: bool) -> None:
+        delay = 0.1
+        while True:
+            try:
+                rows = self._rows(batch)
+                result = self.log.append(rows, force_checkpoint=force_checkpoint)
+                if result.more_pending:
+                    self.log.seal_pending(force_checkpoint=force_checkpoint)
+                self.written += len(rows)
+                return
+            except Exception:
+                self.failures += 1
+                log.exception("audit write failed; retrying (records kept in memory)")
+                if self._stopped.is_set() and self.failures > 50:
+                    log.error("audit writer gave up at shutdown with %d records", len(batch))
+                    return
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _rows(self, batch: list[_Request]) -> list[dict[str, Any]]:
+        if not batch:
+            return []
+        sealer = self.log.sealer
+        rows = []
+        with self.database.transaction(Scope.system("audit seal")) as session:
+            for r in batch:
+                personal = sealer.personal_fields(
+                    session, ts=r.ts, actor_user_id=r.actor_user_id, org_id=r.org_id,
+                    actor_ref=None, ip=r.client_ip, ua=r.user_agent,
+                )
+                rows.append({
+                    "id": fast_id(), "ts": r.ts, "source": "request", "org_id": r.org_id,
+                    "actor_user_id": r.actor_user_id, "actor_token_id": r.actor_token_id,
+                    "actor_ref": None, **personal, "action": "http.request",
+                    "resource": r.path[:200], "outcome": outcome_of(r.status),
+                    "request_id": r.request_id, "client_event_id": None,
+                    "details": canonical_details(
+                        {"method": r.method, "status": r.status, "ms": r.duration_ms}
+                    ),
+                })
+        return rows
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stopped.set()
+        if self._thread.is_alive():
+            self.queue.put(_STOP)
+            self._thread.join(timeout)
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Wait until everything queued so far is written (tests, shutdown)."""
+        if not self._thread.is_alive():
+            return
+        done = threading.Event()
+        self.queue.put(_Flush(done))
+        done.wait(timeout)
+
+
+@dataclass
+class _Flush:
+    done: threading.Event
+
+
+_writer: Writer | None = None
+_writer_lock = threading.Lock()
+unrecorded = 0  # requests reported while no writer was running
+
+
+def start_writer(database: Database, settings: Settings) -> None:
+    """Start the background writer for this database (stops one already running)."""
+    global _writer  # noqa: PLW0603 - one writer per process, owned by the app lifespan
+    with _writer_lock:
+        if _writer is not None:
+            _writer.stop()
+        _writer = Writer(database, settings)
+        _writer.start()
+
+
+def stop_writer() -> None:
+    """Flush what is queued, sign a final checkpoint, stop. Safe when nothing was started."""
+    global _writer  # noqa: PLW0603
+    with _writer_lock:
+        if _writer is None:
+            return
+        _writer.stop()
+        _writer = None
+
+
+def current_writer() -> Writer | None:
+    return _writer
+
+
+def flush_writer(timeout: float = 10.0) -> None:
+    """Wait until every request reported so far is in the log (tests and the CLI)."""
+    if _writer is not None:
+        _writer.flush(timeout)
+
+
+def record_request(
+    *,
+    method: str,
+    path: str,
+    status: int,
+    actor_user_id: str | None,
+    actor_token_id: str | None,
+    org_id: str | None,
+    client_ip: str | None,
+    user_agent: str | None,
+    request_id: str | None,
+    duration_ms: float,
+) -> None:
+    """Queue one HTTP request's record (called by the web middleware after the response)."""
+    global unrecorded  # noqa: PLW0603
+    writer = _writer
+    if writer is None:
+        unrecorded += 1
+        return
+    writer.put(_Request(now_us(), method, path, status, actor_user_id, actor_token_id, org_id,
+                        client_ip, user_agent, request_id, duration_ms))
+
+
+def seal_now(database: Database, settings: Settings, *, checkpoint: bool = True) -> int:
+    """Seal records written in other transactions and sign a checkpoint (CLI, worker, tests).
+    Returns the tree size."""
+    result = log_for(database, settings).seal_pending(force_checkpoint=checkpoint)
+    return result.last_seq + 1
+
+
+def user_key(session: Session, user_id: str) -> str | None:
+    from vern.accounts.models import User
+
+    return session.scalar(select(User.key_id).where(User.id == user_id))

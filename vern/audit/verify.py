@@ -1,0 +1,340 @@
+"""Checking the whole trail: every record in the database and in the log files, against the
+signed checkpoints.
+
+The database and the files are read side by side in ``seq`` order. Each record's leaf hash is
+recomputed from its content and the tree is rebuilt; at each checkpoint the root must equal the
+signed one. Where the two copies disagree, the checkpoint decides which one was changed, so the
+first bad record is named with its place (database row or file and line). A record removed,
+inserted, changed or moved in either copy is found; if both copies were changed the same way, the
+range between two checkpoints that no longer matches its signature is named.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
+from hashlib import sha256
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from vern.audit.chain import FIELDS, FILE_PREFIX, Signer, _dumps
+from vern.audit.merkle import Frontier
+from vern.audit.models import AuditCheckpoint, AuditEvent, AuditHead
+from vern.config import Settings
+from vern.db import Database
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    tree_size: int
+    root: bytes
+    ts: int
+    key_id: str
+    signature: bytes
+    frontier: bytes | None
+    where: str  # "database" or "file:line"
+
+
+@dataclass
+class Problem:
+    seq: int | None
+    record_id: str | None
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        what = f"record seq {self.seq}" if self.seq is not None else "log"
+        if self.record_id:
+            what += f" (id {self.record_id})"
+        return f"{what} in {self.where}: {self.message}"
+
+
+@dataclass
+class Report:
+    checked: int = 0
+    checkpoints: int = 0
+    files: int = 0
+    start: int = 0
+    tree_size: int = 0
+    pending: int = 0
+    unsigned: int = 0
+    problem: Problem | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+class _FileEntry:
+    __slots__ = ("file", "line", "n", "seq")
+
+    def __init__(self, seq: int, line: bytes, file: str, n: int) -> None:
+        self.seq = seq
+        self.line = line
+        self.file = file
+        self.n = n
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.n}"
+
+
+class _Stop(Exception):
+    pass
+
+
+def _file_entries(directory: Path, checkpoints: list[Checkpoint]) -> Iterator[_FileEntry]:
+    for path in sorted(directory.glob(f"{FILE_PREFIX}*.jsonl")):
+        name = path.name
+        with open(path, "rb", buffering=1 << 20) as fh:
+            for n, raw in enumerate(fh, 1):
+                line = raw[:-1] if raw[-1:] == b"\n" else raw
+                if not line:
+                    continue
+                if line[:1] == b"{":
+                    where = f"{name}:{n}"
+                    try:
+                        cp = json.loads(line)["checkpoint"]
+                        checkpoints.append(Checkpoint(
+                            int(cp["size"]), bytes.fromhex(cp["root"]), int(cp["ts"]),
+                            str(cp["key_id"]), bytes.fromhex(cp["signature"]),
+                            bytes.fromhex(cp.get("frontier") or ""), where,
+                        ))
+                    except (ValueError, KeyError, TypeError):
+                        yield _FileEntry(-1, line, name, n)
+                    continue
+                try:
+                    seq = int(line[1:line.find(b",")])
+                except ValueError:
+                    seq = -1
+                yield _FileEntry(seq, line, name, n)
+
+
+def _db_rows(database: Database, start: int, end: int) -> Generator[tuple[Any, ...], None, None]:
+    """Rows in ``FIELDS`` order with the sealed personal data already as lowercase hex, so that a
+    row serialises to its canonical form as it is."""
+    hexed = ("CASE WHEN personal IS NULL THEN NULL ELSE lower(hex(personal)) END"
+             if database.engine.dialect.name == "sqlite" else "encode(personal, 'hex')")
+    cols = ", ".join(hexed if f == "personal" else f for f in FIELDS)
+    sql = (f"SELECT {cols} FROM audit_events "  # noqa: S608 - fixed column names and ints
+           f"WHERE seq >= {int(start)} AND seq < {int(end)} ORDER BY seq")
+    raw = database.engine.raw_connection()
+    try:
+        if database.engine.dialect.name == "postgresql":
+            cur = raw.driver_connection.cursor(name="vern_audit_verify")  # type: ignore[union-attr]
+            cur.itersize = 20_000
+        else:
+            cur = raw.cursor()
+            cur.arraysize = 20_000
+        try:
+            cur.execute(sql)
+            while True:
+                rows = cur.fetchmany(20_000)
+                if not rows:
+                    break
+                yield from rows
+        finally:
+            cur.close()
+    finally:
+        raw.close()
+
+
+@contextlib.contextmanager
+def _appends_paused(directory: Path) -> Iterator[None]:
+    lock_path = directory / ".lock"
+    if not lock_path.exists():
+        yield
+        return
+    with open(lock_path, "rb") as fh:
+        fcntl.flock(fh, fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def verify(database: Database, settings: Settings, *, files: bool = True) -> Report:
+    """Check the trail; ``report.problem`` names the first bad record (None when all is well)."""
+    report = Report()
+    closers: list[Callable[[], None]] = []
+    try:
+        with contextlib.suppress(_Stop):
+            _verify(database, settings, files, report, closers)
+    finally:
+        for close in closers:
+            close()
+    return report
+
+
+def _verify(  # noqa: PLR0912, PLR0915 - one pass over both copies
+    database: Database, settings: Settings, check_files: bool, report: Report,
+    closers: list[Callable[[], None]],
+) -> None:
+    signer = Signer(settings)
+
+    def fail(seq: int | None, rid: str | None, where: str, message: str) -> None:
+        report.problem = Problem(seq, rid, where, message)
+        raise _Stop
+
+    with _appends_paused(Path(settings.audit_log_dir)), database.engine.connect() as conn:
+        # Under the append lock: the head read here and the files agree (a writer commits and
+        # writes its lines while holding it exclusively).
+        head = conn.execute(select(AuditHead).where(AuditHead.id == 1)).first()
+        db_cps = [
+            Checkpoint(r.tree_size, bytes(r.root), r.ts, r.key_id, bytes(r.signature),
+                       bytes(r.frontier) if r.frontier is not None else None, "database")
+            for r in conn.execute(select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size))
+        ]
+        report.pending = int(conn.scalar(
+            select(func.count()).select_from(AuditEvent).where(AuditEvent.seq.is_(None))
+        ) or 0)
+    tree_size = head.tree_size if head is not None else 0
+    report.tree_size = tree_size
+
+    checkpoints: dict[int, Checkpoint] = {}
+    for cp in db_cps:
+        if not signer.verify(cp.key_id, cp.tree_size, cp.root, cp.ts, cp.signature):
+            fail(None, None, "database", f"checkpoint at size {cp.tree_size}: bad signature")
+        checkpoints[cp.tree_size] = cp
+
+    # Where verification starts: 0, or the checkpoint retention kept as the anchor.
+    start = head.retained_from if head is not None else 0
+    frontier = Frontier()
+    if start > 0:
+        anchor = checkpoints.get(start)
+        if anchor is None or anchor.frontier is None:
+            fail(start - 1, None, "database",
+                 "missing: earlier records are gone and no checkpoint covers them")
+            return
+        frontier = Frontier.decode(start, anchor.frontier)
+        if frontier.root() != anchor.root:
+            fail(None, None, "database", f"checkpoint at size {start}: frontier does not match")
+        report.notes.append(f"records before {start} were removed by retention")
+    report.start = start
+
+    file_cps: list[Checkpoint] = []
+    directory = Path(settings.audit_log_dir)
+    entries: Iterator[_FileEntry] | None = None
+    if check_files:
+        report.files = len(list(directory.glob(f"{FILE_PREFIX}*.jsonl")))
+        if report.files == 0 and tree_size > start:
+            fail(start, None, str(directory), "missing from the log files (no files found)")
+        entries = _file_entries(directory, file_cps)
+    pending_file: _FileEntry | None = None
+    first_diff: tuple[int, str | None, str, str] | None = None  # seq, id, where, message
+    last_cp = start
+    expected = start
+
+    def next_file() -> _FileEntry | None:
+        nonlocal pending_file
+        assert entries is not None
+        if pending_file is not None:
+            f, pending_file = pending_file, None
+            return f
+        for f in entries:
+            if f.seq < 0:
+                fail(None, None, f.where, "unreadable line")
+            if f.seq >= start:
+                return f
+        return None
+
+    def merge_file_checkpoints() -> None:
+        while file_cps:
+            cp = file_cps.pop(0)
+            if cp.tree_size < start:
+                continue
+            if not signer.verify(cp.key_id, cp.tree_size, cp.root, cp.ts, cp.signature):
+                fail(None, None, cp.where, f"checkpoint at size {cp.tree_size}: bad signature")
+            known = checkpoints.get(cp.tree_size)
+            if known is not None and (known.root != cp.root or known.ts != cp.ts):
+                fail(None, None, cp.where,
+                     f"checkpoint at size {cp.tree_size} differs from the database's")
+            if known is None and cp.tree_size <= tree_size:
+                fail(cp.tree_size - 1, None, "database",
+                     f"the checkpoint at size {cp.tree_size} (in {cp.where}) is missing "
+                     "from the database")
+            checkpoints.setdefault(cp.tree_size, cp)
+
+    db_rows = _db_rows(database, start, tree_size)
+    closers.append(db_rows.close)
+    # The hot loop: canonical form, leaf, frontier append (inlined), file comparison.
+    heights, nodes = frontier.heights, frontier.nodes
+    dumps = _dumps
+    checked = 0
+    for row in db_rows:
+        seq = row[0]
+        if seq != expected:
+            fail(expected, None, "database", "missing (removed)")
+        line = dumps(row).encode()
+        node = sha256(b"\x00" + line).digest()
+        h = 0
+        while heights and heights[-1] == h:
+            node = sha256(b"\x01" + nodes.pop() + node).digest()
+            heights.pop()
+            h += 1
+        heights.append(h)
+        nodes.append(node)
+        if entries is not None:
+            f = next_file()
+            if f is None or f.seq > seq:
+                pending_file = f
+                if first_diff is None:
+                    where = f.where if f is not None else "log files"
+                    first_diff = (seq, row[1], where, "missing from the log file")
+            elif f.seq < seq:
+                fail(f.seq, None, f.where, "out of order or duplicated in the log file")
+            elif f.line != line and first_diff is None:
+                first_diff = (seq, row[1], f.where, "changed")
+            if file_cps:
+                merge_file_checkpoints()
+        expected = seq + 1
+        checked += 1
+        found = checkpoints.get(expected)
+        if found is not None:
+            frontier.size = expected
+            report.checked = checked
+            cp = found
+            report.checkpoints += 1
+            db_ok = frontier.root() == cp.root
+            if not db_ok:
+                if first_diff is not None:
+                    dseq, rid, _, _msg = first_diff
+                    fail(dseq, rid, "database", "changed, moved or inserted "
+                         f"(the log file agrees with the checkpoint at size {expected})")
+                fail(last_cp, None, "database",
+                     f"records {last_cp}..{expected - 1} do not match the signed checkpoint at "
+                     f"size {expected}")
+            if first_diff is not None:
+                dseq, _rid, where, msg = first_diff
+                fail(dseq, None, where, msg)
+            last_cp = expected
+    frontier.size = expected
+    report.checked = checked
+    if entries is not None:
+        f = next_file()
+        if f is not None and f.seq < tree_size:
+            fail(f.seq, None, f.where, "in the log file but not in the database")
+        merge_file_checkpoints()  # (lines after the head read at the start are newer appends)
+    with database.engine.connect() as conn:
+        now_size = conn.scalar(select(AuditHead.tree_size).where(AuditHead.id == 1)) or 0
+        beyond = conn.execute(select(AuditEvent.seq, AuditEvent.id).where(
+            AuditEvent.seq >= max(now_size, tree_size)).order_by(AuditEvent.seq).limit(1)).first()
+    if beyond is not None:
+        fail(beyond.seq, beyond.id, "database", "not part of the tree (inserted)")
+    if expected < tree_size:
+        fail(expected, None, "database", "missing (removed)")
+    for size, cp in checkpoints.items():
+        if start < size <= tree_size and size > expected:
+            fail(size - 1, None, cp.where, "missing (the checkpoint covers it)")
+    report.unsigned = expected - last_cp
+    if first_diff is not None:
+        dseq, rid, where, msg = first_diff
+        fail(dseq, rid, where, f"{msg}; the database and the log file differ after the last "
+             "checkpoint")
+
