@@ -1,0 +1,59 @@
+"""Sample objects in tenant A for the rights routes' path parameters."""
+
+from __future__ import annotations
+
+from tests.conftest import Personas
+from tests.matrix.samples import Sample
+from vern.config import Settings
+from vern.db import Database, Scope, new_id
+from vern.rights import service
+from vern.rights.models import Flag
+
+
+def rights_request_in_a(db: Database, personas: Personas, settings: Settings) -> Sample:
+    """A request made through tenant A's portal, waiting for its code."""
+    with db.transaction(Scope.tenant(personas.tenant_a)) as session:
+        req = service.create_request(
+            session,
+            org_id=personas.tenant_a,
+            kind="access",
+            identities={"email": f"kari.{new_id()[-8:]}@example.com"},
+            channel="portal",
+            locale="nb",
+        )
+        return Sample(req.id, personas.tenant_a)
+
+
+def rights_flag_in_a(db: Database, personas: Personas, settings: Settings) -> Sample:
+    with db.transaction(Scope.tenant(personas.tenant_a)) as session:
+        flag = Flag(org_id=personas.tenant_a, kind="restriction", subject_ref=new_id().replace("-", ""))
+        session.add(flag)
+        session.flush()
+        return Sample(flag.id, personas.tenant_a)
+
+
+def portal_of_a(db: Database, personas: Personas, settings: Settings) -> Sample:
+    return Sample("fjellheim", None)
+
+
+def download_token_in_a(db: Database, personas: Personas, settings: Settings) -> Sample:
+    with db.transaction(Scope.tenant(personas.tenant_a)) as session:
+        req = service.create_request(
+            session,
+            org_id=personas.tenant_a,
+            kind="access",
+            identities={"email": "ola.nordmann@example.com"},
+            channel="staff",
+            verified_by="attested",
+            details={"note": "ID-kort kontrollert"},
+        )
+        link = service._new_package(session, req, b"PK\x05\x06" + b"\x00" * 18, "fjellheim")
+    return Sample(link.rsplit("/", 1)[1], None)
+
+
+SAMPLES = {
+    "rights_request_id": rights_request_in_a,
+    "rights_flag_id": rights_flag_in_a,
+    "dsr_tenant": portal_of_a,
+    "download_token": download_token_in_a,
+}

@@ -1,0 +1,92 @@
+"""``vern datamap`` and ``vern rights`` run as a user would: real processes, real SQLite files."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from vern.accounts import service as accounts
+from vern.accounts.roles import OrgKind
+from vern.crypto import KeyRing, install_keyring
+from vern.datamap.connect import engine_for, forget
+from vern.db import Database, Scope
+from vern.rights import demo
+
+VERN = [sys.executable, "-m", "vern.cli"]
+
+
+def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own CLI
+        [*VERN, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_a_map_is_checked_published_and_an_erasure_run_and_replayed(tmp_path: Path) -> None:
+    vern_url = f"sqlite:///{tmp_path / 'vern.db'}"
+    product = tmp_path / "laerbar.db"
+    product_url = f"sqlite:///{product}"
+    database = Database(vern_url)
+    database.create_all()
+    import base64
+
+    from vern.config import DEV_MASTER_KEY
+
+    install_keyring(KeyRing(database.engine, base64.urlsafe_b64decode(DEV_MASTER_KEY)))
+    with database.transaction(Scope.system("test")) as session:
+        org = accounts.create_organisation(
+            session, name="Fjellheim barnehage", slug="fjellheim", kind=OrgKind.TENANT, actor=None
+        )
+        org_id = org.id
+    database.dispose()
+    demo.create_product(engine_for(product_url))
+    people = demo.fill(engine_for(product_url), [org_id], people_per_tenant=3)
+    forget(product_url)
+    (tmp_path / "laerbar.yaml").write_text(demo.map_text(), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VERN_")} | {
+        "VERN_ENV": "dev",
+        "VERN_DATABASE_URL": vern_url,
+        "COLUMNS": "200",
+        "VERN_AUDIT_LOG_DIR": str(tmp_path / "audit"),
+        "LAERBAR_DATABASE_URL": product_url,
+    }
+
+    checked = run(["datamap", "check", str(tmp_path / "laerbar.yaml")], env)
+    assert checked.returncode == 0, checked.stderr
+    assert run(["datamap", "publish", str(tmp_path / "laerbar.yaml")], env).returncode == 0
+    filed = run(
+        [
+            "rights",
+            "file",
+            "--org",
+            "fjellheim",
+            "--kind",
+            "erasure",
+            "--email",
+            people[1]["email"],
+            "--attested",
+            "Pass kontrollert",
+        ],
+        env,
+    )
+    assert filed.returncode == 0, filed.stderr
+    request_id = re.search(r"request (\S+) is awaiting_approval", filed.stdout).group(1)  # type: ignore[union-attr]
+    assert run(["rights", "approve", request_id], env).returncode == 0
+    ran = run(["rights", "run", request_id], env)
+    assert ran.returncode == 0, ran.stderr
+    assert "done" in ran.stdout and "laerbar.main" in ran.stdout
+
+    replayed = run(["rights", "replay", "--database", "main", "--since", "2020-01-01T00:00:00"], env)
+    assert replayed.returncode == 0, replayed.stderr
+    assert "0 rows erased again" in replayed.stdout
+
+
+def test_check_fails_and_names_the_place_of_a_broken_map(tmp_path: Path) -> None:
+    broken = demo.map_text().replace("category: user.name,", "category: user.nam,", 1)
+    (tmp_path / "broken.yaml").write_text(broken, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VERN_")} | {"VERN_ENV": "dev"}
+    res = run(["datamap", "check", str(tmp_path / "broken.yaml")], env)
+    assert res.returncode == 1
+    assert "tables.users.fields.name.category: unknown category 'user.nam'" in res.stderr.replace("\n", "")

@@ -1,0 +1,263 @@
+"""A crash or kill at any point, then a restart, finishes the request with every row of the person
+handled exactly once and no other person's row touched."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, func, select
+
+from tests.conftest import Personas
+from tests.rights.conftest import file_request, request_row
+from vern.datamap.connect import engine_for, forget
+from vern.datamap.loader import load_map
+from vern.db import Database, Scope
+from vern.rights import demo, service
+from vern.rights.models import LedgerEntry
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Crash(BaseException):
+    """Stands in for the process dying: nothing after it runs, no handler catches it."""
+
+
+def _product(tmp_path: Path, name: str, world: Personas) -> str:
+    url = f"sqlite:///{tmp_path / name}"
+    engine = engine_for(url)
+    demo.create_product(engine)
+    demo.fill(engine, [world.tenant_a, world.tenant_b], people_per_tenant=6)
+    return url
+
+
+def _state(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    with engine_for(url).connect() as conn:
+        return {
+            t.name: sorted((tuple(map(repr, r)) for r in conn.execute(select(t))), key=repr)
+            for t in demo.metadata.sorted_tables
+        }
+
+
+def _erase(database: Database, world: Personas, url: str, email: str, **kwargs: Any) -> tuple[str, str]:
+    request_id = file_request(database, world.tenant_a, "erasure", {"email": email})
+    status = service.run(
+        database,
+        request_id,
+        data_map=load_map(demo.map_text()),
+        urls={"laerbar.main": url},
+        batch_rows=4,
+        **kwargs,
+    )
+    return request_id, status
+
+
+def test_it_finishes_exactly_once_after_a_crash_at_every_step(
+    sqlite_db: Database, world: Personas, tmp_path: Path
+) -> None:
+    email = demo.person(1, __import__("random").Random(7))["email"]
+    reference = _product(tmp_path, "reference.db", world)
+    steps: list[str] = []
+    _erase(sqlite_db, world, reference, email, on_step=steps.append)
+    expected = _state(reference)
+    assert len(steps) >= 8, steps  # several batches, so crashes land between them
+
+    for k, step in enumerate(steps):
+        url = _product(tmp_path, f"crash{k}.db", world)
+
+        seen: list[str] = []
+
+        def die_at(name: str, k: int = k, seen: list[str] = seen) -> None:
+            if len(seen) == k:
+                raise Crash(name)
+            seen.append(name)
+
+        with pytest.raises(Crash):
+            _erase(sqlite_db, world, url, email, on_step=die_at)
+        request_id = _latest_request(sqlite_db)
+        assert request_row(sqlite_db, request_id).status == "running", step
+
+        status = service.run(
+            sqlite_db,
+            request_id,
+            data_map=load_map(demo.map_text()),
+            urls={"laerbar.main": url},
+            resume=True,
+            batch_rows=4,
+        )
+
+        assert status == "done", step
+        assert _state(url) == expected, f"crash at step {k} ({step})"
+        with sqlite_db.transaction(Scope.system("test")) as session:
+            entries = session.scalar(
+                select(func.count()).select_from(LedgerEntry).where(LedgerEntry.request_id == request_id)
+            )
+        assert entries == 6  # every table but deviation_reports (the teacher reported nothing)
+        forget(url)
+
+
+def _latest_request(database: Database) -> str:
+    from vern.rights.models import RightsRequest
+
+    with database.transaction(Scope.system("test")) as session:
+        found = session.scalar(select(RightsRequest.id).order_by(RightsRequest.received_at.desc()).limit(1))
+    assert found is not None
+    return found
+
+
+KILLER = textwrap.dedent("""
+    import os, signal, sys
+    from vern.config import get_settings
+    from vern.crypto import KeyRing, install_keyring
+    from vern.datamap.loader import load_map
+    from vern.db import Database
+    from vern.rights import demo, service
+
+    vern_url, product_url, request_id, kill_at = sys.argv[1:5]
+    database = Database(vern_url)
+    install_keyring(KeyRing(database.engine, get_settings().master_key_bytes))
+    seen = []
+
+    def step(name):
+        if len(seen) == int(kill_at):
+            os.kill(os.getpid(), signal.SIGKILL)
+        seen.append(name)
+
+    service.run(database, request_id, data_map=load_map(demo.map_text()),
+                urls={"laerbar.main": product_url}, on_step=step, batch_rows=4)
+""")
+
+
+@pytest.mark.parametrize("kill_at", [2, 3, 4, 6])
+def test_it_finishes_after_the_process_is_killed(
+    sqlite_db: Database, world: Personas, tmp_path: Path, kill_at: int
+) -> None:
+    email = demo.person(2, __import__("random").Random(7))["email"]
+    reference = _product(tmp_path, "reference.db", world)
+    _erase(sqlite_db, world, reference, email)
+    expected = _state(reference)
+    url = _product(tmp_path, "killed.db", world)
+    request_id = file_request(sqlite_db, world.tenant_a, "erasure", {"email": email})
+
+    env = os.environ | {"VERN_ENV": "test", "PYTHONPATH": str(ROOT)}
+    child = subprocess.run(  # noqa: S603 - our own code
+        [sys.executable, "-c", KILLER, sqlite_db.url, url, request_id, str(kill_at)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    assert request_row(sqlite_db, request_id).status == "running"
+    status = service.run(
+        sqlite_db,
+        request_id,
+        data_map=load_map(demo.map_text()),
+        urls={"laerbar.main": url},
+        resume=True,
+        batch_rows=4,
+    )
+    assert status == "done"
+    assert _state(url) == expected
+    forget(url)
+    create_engine(url).dispose()
+
+
+def test_a_database_lost_during_erasure_fails_its_part_and_the_retry_finishes(
+    sqlite_db: Database, world: Personas, tmp_path: Path
+) -> None:
+    email = demo.person(3, __import__("random").Random(7))["email"]
+    reference = _product(tmp_path, "reference.db", world)
+    _erase(sqlite_db, world, reference, email)
+    expected = _state(reference)
+    url = _product(tmp_path, "flaky.db", world)
+    path = tmp_path / "flaky.db"
+
+    def lose_it(name: str) -> None:
+        if name.startswith("planned:"):
+            forget(url)
+            path.rename(tmp_path / "away.db")  # the server is gone (an empty file answers instead)
+
+    request_id, status = _erase(sqlite_db, world, url, email, on_step=lose_it)
+
+    req = request_row(sqlite_db, request_id)
+    assert status == "partial" and req.error == "not reached: laerbar.main"
+    assert req.summary is not None and "does not exist" in req.summary["databases"]["laerbar.main"]["error"]
+    forget(url)
+    path.unlink()
+    (tmp_path / "away.db").rename(path)
+    with sqlite_db.transaction(Scope.tenant(world.tenant_a)) as session:
+        service.retry(session, request_id, actor_user_id=world.alice.user_id)
+    status = service.run(
+        sqlite_db, request_id, data_map=load_map(demo.map_text()), urls={"laerbar.main": url}, batch_rows=4
+    )
+    assert status == "done"
+    assert _state(url) == expected
+    forget(url)
+
+
+def test_a_batch_run_ends_exactly_like_running_each_request_alone(
+    sqlite_db: Database, world: Personas, tmp_path: Path
+) -> None:
+    rng = __import__("random").Random(7)
+    emails = [demo.person(i, rng)["email"] for i in (1, 2, 4)]
+    data_map = load_map(demo.map_text())
+    alone = _product(tmp_path, "alone.db", world)
+    alone_ids = [_erase(sqlite_db, world, alone, email)[0] for email in emails]
+    batched = _product(tmp_path, "batched.db", world)
+    ids = [file_request(sqlite_db, world.tenant_a, "erasure", {"email": e}) for e in emails]
+    ids.append(file_request(sqlite_db, world.tenant_a, "access", {"email": emails[0]}))
+    ids.append(file_request(sqlite_db, world.tenant_a, "restriction", {"email": emails[1]}))
+    ids.append(file_request(sqlite_db, world.tenant_a, "erasure", {"email": emails[2]}, approve=False))
+
+    results = service.run_batch(sqlite_db, ids, data_map=data_map, urls={"laerbar.main": batched})
+
+    assert [results[i] for i in ids[:5]] == ["done"] * 5
+    assert results[ids[5]].startswith("skipped: the request is awaiting_approval")
+    assert _state(batched) == _state(alone)
+    with sqlite_db.transaction(Scope.system("test")) as session:
+
+        def ledger(request_ids: list[str]) -> list[tuple[str, int]]:
+            return sorted(
+                (e.table_name, e.rows)
+                for e in session.scalars(select(LedgerEntry).where(LedgerEntry.request_id.in_(request_ids)))
+            )
+
+        assert ledger(ids[:3]) == ledger(alone_ids)
+    forget(alone)
+    forget(batched)
+
+
+def test_one_failing_person_in_a_batch_fails_only_their_request(
+    sqlite_db: Database, world: Personas, tmp_path: Path
+) -> None:
+    from sqlalchemy import text
+
+    rng = __import__("random").Random(7)
+    emails = [demo.person(i, rng)["email"] for i in (1, 2, 4)]
+    url = _product(tmp_path, "strict.db", world)
+    with engine_for(url).begin() as conn:  # the product refuses to change person 2's messages
+        conn.execute(
+            text(
+                "CREATE TRIGGER keep_messages BEFORE UPDATE ON messages WHEN OLD.sender_id = 2 "
+                "BEGIN SELECT RAISE(ABORT, 'messages of user 2 are locked'); END"
+            )
+        )
+    ids = [file_request(sqlite_db, world.tenant_a, "erasure", {"email": e}) for e in emails]
+
+    results = service.run_batch(
+        sqlite_db, ids, data_map=load_map(demo.map_text()), urls={"laerbar.main": url}
+    )
+
+    assert [results[i] for i in ids] == ["done", "partial", "done"]
+    summary = request_row(sqlite_db, ids[1]).summary
+    assert summary is not None and "locked" in summary["databases"]["laerbar.main"]["error"]
+    forget(url)

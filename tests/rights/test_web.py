@@ -1,0 +1,215 @@
+"""The portal, the API and the console, end to end through HTTP."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from starlette.testclient import TestClient
+
+from tests.conftest import Personas
+from vern.audit.models import AuditEvent
+from vern.datamap.connect import engine_for, forget
+from vern.datamap.service import publish_map
+from vern.db import Database, Scope
+from vern.notify import service as notify
+from vern.rights import demo
+
+
+@pytest.fixture
+def laerbar(
+    db: Database, personas: Personas, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[list[dict[str, Any]]]:
+    url = f"sqlite:///{tmp_path / 'laerbar.db'}"
+    demo.create_product(engine_for(url))
+    people = demo.fill(engine_for(url), [personas.tenant_a, personas.tenant_b], people_per_tenant=4)
+    monkeypatch.setenv("LAERBAR_DATABASE_URL", url)
+    with db.transaction(Scope.system("test map")) as session:
+        publish_map(session, demo.map_text(), source="laerbar.yaml")
+    yield people
+    forget(url)
+
+
+@pytest.fixture
+def mails() -> Iterator[notify.MemoryMailer]:
+    previous = notify.mailer()
+    memory = notify.MemoryMailer()
+    notify.install_mailer(memory)
+    yield memory
+    notify.install_mailer(previous)
+
+
+def _csrf(page: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found is not None
+    return found.group(1)
+
+
+def test_a_person_gets_a_copy_of_their_data_through_the_portal(
+    client: TestClient, laerbar: list[dict[str, Any]], mails: notify.MemoryMailer, db: Database
+) -> None:
+    person = laerbar[1]
+    start = client.get("/p/fjellheim/rights", headers={"Accept-Language": "nb"})
+    assert start.status_code == 200 and "Slett meg" in start.text
+    form = client.get("/p/fjellheim/rights/new?kind=access")
+    sent = client.post(
+        "/p/fjellheim/rights/new",
+        data={"csrf_token": _csrf(form.text), "kind": "access", "email": person["email"]},
+        follow_redirects=False,
+    )
+    assert sent.status_code == 303
+    verify_url = sent.headers["location"]
+    code_mail = mails.last_to(person["email"])
+    assert code_mail is not None
+    code = re.search(r"\b(\d{6})\b", code_mail.body).group(1)  # type: ignore[union-attr]
+
+    page = client.get(verify_url)
+    done = client.post(
+        verify_url, data={"csrf_token": _csrf(page.text), "code": code}, follow_redirects=False
+    )
+
+    assert done.status_code == 303
+    status = client.get(done.headers["location"], headers={"Accept-Language": "en"})
+    assert "done" in status.text
+    answer = mails.last_to(person["email"])
+    assert answer is not None and answer.kind == "rights.done"
+    link = re.search(r"(/p/fjellheim/download/\S+)", answer.body).group(1)  # type: ignore[union-attr]
+    download = client.get(link)
+    assert download.status_code == 200
+    data = zipfile.ZipFile(io.BytesIO(download.content)).read("data.json").decode()
+    assert person["email"] in data
+    with db.transaction(Scope.system("test")) as session:
+        actions = list(session.scalars(select(AuditEvent.action)))
+    assert "rights.package.download" in actions and "rights.request.complete" in actions
+    assert client.get(link.replace("/fjellheim/", "/havbris/")).status_code == 404
+
+
+def test_the_plain_delete_me_path_needs_the_code_and_then_approval(
+    client: TestClient,
+    laerbar: list[dict[str, Any]],
+    mails: notify.MemoryMailer,
+    login: Any,
+    personas: Personas,
+) -> None:
+    person = laerbar[2]
+    form = client.get("/p/fjellheim/delete-me", headers={"Accept-Language": "en"})
+    assert form.status_code == 200 and "Delete me" in form.text
+    sent = client.post(
+        "/p/fjellheim/rights/new",
+        data={"csrf_token": _csrf(form.text), "kind": "erasure", "email": person["email"]},
+        follow_redirects=False,
+    )
+    verify_url = sent.headers["location"]
+    page = client.get(verify_url)
+    wrong = client.post(verify_url, data={"csrf_token": _csrf(page.text), "code": "000000"})
+    assert wrong.status_code == 422
+    code = re.search(r"\b(\d{6})\b", mails.last_to(person["email"]).body).group(1)  # type: ignore[union-attr]
+    client.post(verify_url, data={"csrf_token": _csrf(page.text), "code": code})
+    request_id = verify_url.split("/")[-2]
+
+    alice = login(personas.alice)
+    listing = alice.get("/api/v1/rights/requests?status=open").json()["items"]
+    assert [(r["id"], r["status"]) for r in listing] == [(request_id, "awaiting_approval")]
+    carol = login(personas.carol)
+    assert carol.post(f"/api/v1/rights/requests/{request_id}/approve").status_code == 404
+    approved = alice.post(f"/api/v1/rights/requests/{request_id}/approve")
+    assert approved.status_code == 200
+
+    detail = alice.get(f"/api/v1/rights/requests/{request_id}").json()
+    assert detail["status"] == "done"
+    assert detail["parts"][0]["database"] == "laerbar.main" and detail["parts"][0]["status"] == "done"
+    page = alice.get(f"/console/rights/requests/{request_id}")
+    assert page.status_code == 200 and "laerbar.main" in page.text
+
+
+def test_the_product_checks_a_restriction_with_its_api_token(
+    client: TestClient, laerbar: list[dict[str, Any]], api_token: Any, personas: Personas
+) -> None:
+    from vern.accounts.roles import Role
+
+    client.headers["Authorization"] = "Bearer " + api_token(personas.tenant_a, Role.TENANT_ADMIN)
+    created = client.post(
+        "/api/v1/rights/requests",
+        json={
+            "kind": "restriction",
+            "identities": {"email": "kari.nordmann@example.com"},
+            "verification": "customer_signin",
+        },
+    )
+    assert created.status_code == 201, created.text
+
+    check = client.post("/api/v1/rights/check", json={"identities": {"email": "kari.nordmann@example.com"}})
+    assert check.json() == {"restricted": True, "objections": [], "withdrawals": []}
+    flags = client.get("/api/v1/rights/flags").json()["items"]
+    assert client.post(f"/api/v1/rights/flags/{flags[0]['id']}/lift").status_code == 200
+    again = client.post("/api/v1/rights/check", json={"identities": {"email": "kari.nordmann@example.com"}})
+    assert again.json()["restricted"] is False
+
+
+def test_the_api_rejects_unknown_fields(client: TestClient, api_token: Any, personas: Personas) -> None:
+    from vern.accounts.roles import Role
+
+    client.headers["Authorization"] = "Bearer " + api_token(personas.tenant_a, Role.TENANT_ADMIN)
+    res = client.post(
+        "/api/v1/rights/requests",
+        json={"kind": "access", "identities": {"email": "a@example.com"}, "priority": "high"},
+    )
+    assert res.status_code == 422
+
+
+def test_the_sdk_client_sees_an_objection(
+    app: Any, laerbar: list[dict[str, Any]], api_token: Any, personas: Personas
+) -> None:
+    from vern.accounts.roles import Role
+    from vern.rights.client import RightsClient
+
+    token = api_token(personas.tenant_a, Role.TENANT_ADMIN)
+    with TestClient(app, base_url="http://testserver") as web:
+        web.headers["Authorization"] = "Bearer " + token
+        web.post(
+            "/api/v1/rights/requests",
+            json={
+                "kind": "objection",
+                "identities": {"email": "ola@example.com"},
+                "details": {"purpose": "newsletter"},
+                "verification": "customer_signin",
+            },
+        )
+        rights = RightsClient("http://testserver", token, http=web)
+        flags = rights.check(email="ola@example.com")
+    assert flags.objects_to("newsletter") and not flags.restricted
+    assert not flags.objects_to("invoicing")
+
+
+def test_staff_file_a_request_on_behalf_of_a_person_in_the_console(
+    laerbar: list[dict[str, Any]], login: Any, personas: Personas
+) -> None:
+    alice = login(personas.alice)
+    alice.headers["Accept-Language"] = "en"
+    form = alice.get("/console/rights/new")
+    assert form.status_code == 200 and "on behalf of a person" in form.text
+
+    made = alice.post(
+        "/console/rights/new",
+        data={
+            "kind": "access",
+            "email": laerbar[0]["email"],
+            "verification": "attested",
+            "note": "Møtte med førerkort",
+        },
+        follow_redirects=False,
+    )
+
+    assert made.status_code == 303
+    detail = alice.get(made.headers["location"])
+    assert detail.status_code == 200 and "laerbar.main" in detail.text
+    listing = alice.get("/console/rights?status=all")
+    assert "Data subject requests" in listing.text and made.headers["location"] in listing.text
+    missing = alice.post("/console/rights/new", data={"kind": "access", "email": "not-an-address"})
+    assert missing.status_code == 422 and "not an e-mail address" in missing.text

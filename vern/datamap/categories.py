@@ -1,0 +1,56 @@
+"""The data categories Vern knows, for its own database and for the vendors' product databases.
+
+A dotted vocabulary in the spirit of the Fideslang taxonomy, with Norwegian identifiers added.
+``system.*`` is not personal data; everything under ``user.*`` is.
+"""
+
+from __future__ import annotations
+
+CATEGORIES: dict[str, str] = {
+    "system.id": "Technical identifier of a row, not tied to a person by itself",
+    "system.reference": "Reference to another row (may point at a person's row)",
+    "system.timestamp": "Time of a technical event",
+    "system.config": "Configuration, names of organisations, roles, flags",
+    "system.crypto": "Keys, hashes and proofs that protect other data",
+    "system.metric": "Aggregated counts with no link to a person",
+    "user.name": "A person's name",
+    "user.contact.email": "E-mail address",
+    "user.contact.phone": "Telephone number",
+    "user.contact.address": "Postal address or postcode",
+    "user.government_id.national_id": "Norwegian national identity number or D-number",
+    "user.financial.bank_account": "Bank account number",
+    "user.financial": "Invoices, payments and other financial records",
+    "user.credential": "Password hashes, MFA secrets, token hashes",
+    "user.identifier": "Identifier of a person (user id, pseudonymous subject id, keyed hash)",
+    "user.network.ip": "IP address, full or truncated",
+    "user.device.user_agent": "Browser and device description",
+    "user.behaviour": "What a person did: sign-ins, page views, actions",
+    "user.consent": "Choices about consent and objection",
+    "user.content": "Free text and files a person wrote",
+    "user.education": "Courses, enrolments, results",
+    "user.health": "Health data (Art. 9 special category)",
+    "user.child": "Data about a child",
+    "user.workplace": "Job, role and organisation of a person",
+    "user.request": "A data subject request and its handling",
+    "user.incident": "Deviation and breach reports that may concern a person",
+}
+
+RETENTION_RULES: dict[str, str] = {
+    "account-lifetime": "Kept while the account or organisation exists; erased with it",
+    "session-lifetime": "Kept until the session ends (idle 1 h, absolute 24 h)",
+    "until-used-or-expired": "Deleted when used or when it expires",
+    "audit-retention": "Kept for the audit retention period (setting, default 12 months)",
+    "request-plus-5y": "Kept five years after the request was closed, as proof of compliance",
+    "consent-history": "Kept while the purpose exists plus five years, as proof of consent",
+    "key-lifetime": "Kept until the person is erased; destroying it shreds their data",
+    "stats-raw": "Raw events kept for the short statistics period (setting)",
+    "stats-aggregate": "Aggregates without personal data, kept indefinitely",
+    "salt-48h": "Deleted 48 hours after its day",
+    "throttle-window": "Deleted when the lock window has passed",
+    "legal-5y": "Kept five years (bokføringsloven § 13)",
+    "permanent-config": "Configuration, not personal data; kept while in use",
+}
+
+
+def is_personal(category: str) -> bool:
+    return category.startswith("user.")

@@ -1,0 +1,387 @@
+"""Loading a product data map from YAML, with errors that name the file, line and place.
+
+Every problem is collected (not only the first), so that one run of ``vern datamap check`` shows
+all of them. Nothing is executed from a map that did not load cleanly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vern.datamap.categories import CATEGORIES
+from vern.datamap.model import (
+    IDENTITY_KINDS,
+    DatabaseDef,
+    DataMap,
+    Erase,
+    Field,
+    Reference,
+    Strategy,
+    System,
+    Table,
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    place: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line else ""
+        return f"{where}{self.place}: {self.message}"
+
+
+class MapError(ValueError):
+    """The map cannot be used; ``problems`` names each place that is wrong."""
+
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  {source}: {p}" for p in problems)
+        super().__init__(f"the data map {source} has {len(problems)} problem(s):\n{lines}")
+
+
+_NAMED_STRATEGIES = {s.value: s for s in Strategy}
+
+
+def load_map_file(path: str | Path) -> DataMap:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MapError(str(p), [Problem("file", f"cannot read: {exc.strerror}")]) from exc
+    return load_map(text, source=str(p))
+
+
+def load_map(text: str, *, source: str = "<map>") -> DataMap:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        msg = str(getattr(exc, "problem", None) or exc)
+        raise MapError(source, [Problem("yaml", f"not valid YAML: {msg}", line)]) from exc
+    builder = _Builder(source, _lines(node))
+    data_map = builder.build(raw)
+    if builder.problems:
+        raise MapError(source, builder.problems)
+    return data_map
+
+
+def _lines(node: yaml.Node | None) -> dict[str, int]:
+    """Dotted place → 1-based line, for every mapping key in the document."""
+    found: dict[str, int] = {}
+
+    def walk(n: yaml.Node, prefix: str) -> None:
+        if isinstance(n, yaml.MappingNode):
+            for key, value in n.value:
+                place = f"{prefix}.{key.value}" if prefix else str(key.value)
+                found[place] = key.start_mark.line + 1
+                walk(value, place)
+        elif isinstance(n, yaml.SequenceNode):
+            for i, item in enumerate(n.value):
+                place = f"{prefix}[{i}]"
+                found[place] = item.start_mark.line + 1
+                walk(item, place)
+
+    if node is not None:
+        walk(node, "")
+    return found
+
+
+class _Builder:
+    def __init__(self, source: str, lines: dict[str, int]) -> None:
+        self.source = source
+        self.lines = lines
+        self.problems: list[Problem] = []
+
+    def fail(self, place: str, message: str) -> None:
+        line = self.lines.get(place)
+        probe = place
+        while line is None and "." in probe:
+            probe = probe.rsplit(".", 1)[0]
+            line = self.lines.get(probe)
+        self.problems.append(Problem(place, message, line))
+
+    def mapping(self, value: Any, place: str) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.fail(place, f"must be a mapping, got {type(value).__name__}")
+            return {}
+        return {str(k): v for k, v in value.items()}
+
+    def unknown_keys(self, value: dict[str, Any], allowed: set[str], place: str) -> None:
+        for key in sorted(set(value) - allowed):
+            self.fail(f"{place}.{key}", f"unknown key (expected one of: {', '.join(sorted(allowed))})")
+
+    # -- the document ------------------------------------------------------------------------
+
+    def build(self, raw: Any) -> DataMap:
+        doc = self.mapping(raw, "document")
+        self.unknown_keys(doc, {"version", "systems"}, "document")
+        if doc.get("version", 1) != 1:
+            self.fail("version", f"unsupported version {doc.get('version')!r} (expected 1)")
+        systems_raw = self.mapping(doc.get("systems"), "systems")
+        if not systems_raw:
+            self.fail("systems", "no systems are described")
+        systems = {name: self.system(name, body, f"systems.{name}") for name, body in systems_raw.items()}
+        return DataMap(systems=systems, source=self.source)
+
+    def system(self, name: str, raw: Any, place: str) -> System:
+        body = self.mapping(raw, place)
+        self.unknown_keys(body, {"title", "recipients", "databases"}, place)
+        recipients = body.get("recipients") or []
+        if not isinstance(recipients, list):
+            self.fail(f"{place}.recipients", "must be a list of texts")
+            recipients = []
+        dbs_raw = self.mapping(body.get("databases"), f"{place}.databases")
+        if not dbs_raw:
+            self.fail(f"{place}.databases", "no databases are described")
+        dbs = {db: self.database(name, db, b, f"{place}.databases.{db}") for db, b in dbs_raw.items()}
+        return System(
+            name=name,
+            title=str(body.get("title") or name),
+            recipients=tuple(str(r) for r in recipients),
+            databases=dbs,
+        )
+
+    def database(self, system: str, name: str, raw: Any, place: str) -> DatabaseDef:
+        body = self.mapping(raw, place)
+        self.unknown_keys(body, {"url_env", "url_file", "url", "tables"}, place)
+        if "url" in body:
+            self.fail(f"{place}.url", "connection URLs never go in the map; use url_env or url_file")
+        url_env = body.get("url_env")
+        url_file = body.get("url_file")
+        if not url_env and not url_file:
+            self.fail(place, "needs url_env (an environment variable) or url_file (a secret file)")
+        tables_raw = self.mapping(body.get("tables"), f"{place}.tables")
+        if not tables_raw:
+            self.fail(f"{place}.tables", "no tables are described")
+        tables = {t: self.table(t, b, f"{place}.tables.{t}") for t, b in tables_raw.items()}
+        db = DatabaseDef(
+            system=system,
+            name=name,
+            url_env=str(url_env) if url_env else None,
+            url_file=str(url_file) if url_file else None,
+            tables=tables,
+        )
+        self.check_references(db, place)
+        return db
+
+    def table(self, name: str, raw: Any, place: str) -> Table:
+        body = self.mapping(raw, place)
+        allowed = {
+            "purpose",
+            "retention",
+            "tenant",
+            "identities",
+            "references",
+            "fields",
+            "primary_key",
+            "erase",
+        }
+        self.unknown_keys(body, allowed, place)
+        for key in ("purpose", "retention", "tenant"):
+            if not body.get(key):
+                self.fail(f"{place}.{key}", "is required")
+            elif str(body[key]).startswith("TODO"):
+                self.fail(f"{place}.{key}", "still says TODO: review the draft")
+        fields_raw = self.mapping(body.get("fields"), f"{place}.fields")
+        if not fields_raw:
+            self.fail(f"{place}.fields", "no fields are described")
+        fields = {f: self.field(f, b, f"{place}.fields.{f}") for f, b in fields_raw.items()}
+        tenant = str(body.get("tenant") or "")
+        if tenant and tenant not in fields:
+            self.fail(f"{place}.tenant", f"column {tenant!r} is not among the fields")
+        identities = self.identities(body.get("identities"), fields, f"{place}.identities")
+        references = self.references(body.get("references"), fields, f"{place}.references")
+        pk_raw = body.get("primary_key") or []
+        if isinstance(pk_raw, str):
+            pk_raw = [pk_raw]
+        for col in pk_raw:
+            if col not in fields:
+                self.fail(f"{place}.primary_key", f"column {col!r} is not among the fields")
+        delete_row = self.table_erase(body.get("erase"), f"{place}.erase")
+        delete_row = delete_row or any(
+            f.erase is not None and f.erase.strategy is Strategy.DELETE_ROW for f in fields.values()
+        )
+        table = Table(
+            name=name,
+            purpose=str(body.get("purpose") or ""),
+            retention=str(body.get("retention") or ""),
+            tenant=tenant,
+            fields=fields,
+            identities=identities,
+            references=references,
+            primary_key=tuple(str(c) for c in pk_raw),
+            delete_row=delete_row,
+        )
+        if not delete_row:
+            self.check_personal_fields(table, place)
+        return table
+
+    def table_erase(self, raw: Any, place: str) -> bool:
+        if raw is None:
+            return False
+        if raw == Strategy.DELETE_ROW.value:
+            return True
+        self.fail(place, f"a table's erase can only be 'delete_row', got {raw!r}")
+        return False
+
+    def check_personal_fields(self, table: Table, place: str) -> None:
+        # Row keys and links stay (they point at rows, which are erased or pseudonymised themselves).
+        link_columns = set(table.primary_key) | {r.field for r in table.references}
+        if "user_id" in table.identities:
+            link_columns.add(table.identities["user_id"])
+        for f in table.fields.values():
+            if f.personal and f.erase is None and f.name not in link_columns:
+                self.fail(
+                    f"{place}.fields.{f.name}",
+                    "personal field needs an erase strategy "
+                    "(null, fixed, hmac, pseudonym, keep with a reason) or the table erase: delete_row",
+                )
+
+    def field(self, name: str, raw: Any, place: str) -> Field:
+        if isinstance(raw, str):
+            raw = {"category": raw}
+        body = self.mapping(raw, place)
+        self.unknown_keys(body, {"category", "erase", "note"}, place)
+        category = str(body.get("category") or "")
+        if not category:
+            self.fail(f"{place}.category", "is required")
+        elif category not in CATEGORIES:
+            self.fail(f"{place}.category", f"unknown category {category!r}")
+        erase = self.erase(body.get("erase"), f"{place}.erase") if "erase" in body else None
+        return Field(name=name, category=category, erase=erase, note=str(body.get("note") or ""))
+
+    def erase(self, raw: Any, place: str) -> Erase | None:  # noqa: PLR0911, PLR0912 - per strategy
+        if raw is None:  # `erase: null` reads naturally as "set null"
+            return Erase(Strategy.NULL)
+        if isinstance(raw, str):
+            strategy = _NAMED_STRATEGIES.get(raw)
+            if strategy is None:
+                self.fail(place, f"unknown strategy {raw!r} (expected one of: {_strategy_names()})")
+                return None
+            if strategy is Strategy.FIXED:
+                self.fail(place, 'fixed needs a value: {fixed: "[slettet]"}')
+                return None
+            if strategy is Strategy.KEEP:
+                self.fail(place, 'keep needs a stated legal reason: {keep: "…"}')
+                return None
+            return Erase(strategy)
+        body = self.mapping(raw, place)
+        if len(body) != 1:
+            self.fail(place, f"give exactly one strategy (one of: {_strategy_names()})")
+            return None
+        key, value = next(iter(body.items()))
+        strategy = _NAMED_STRATEGIES.get(key)
+        if strategy is None:
+            self.fail(f"{place}.{key}", f"unknown strategy {key!r} (expected one of: {_strategy_names()})")
+            return None
+        if strategy is Strategy.KEEP:
+            if not value or not str(value).strip():
+                self.fail(f"{place}.keep", "a kept field needs a stated legal reason")
+                return None
+            return Erase(strategy, reason=str(value))
+        if strategy is Strategy.FIXED:
+            return Erase(strategy, value="" if value is None else str(value))
+        if strategy is Strategy.PSEUDONYM:
+            fmt = str(value) if value else None
+            if fmt is not None and "{id}" not in fmt:
+                self.fail(f"{place}.pseudonym", "the format must contain {id}")
+                return None
+            return Erase(strategy, value=fmt)
+        if strategy is Strategy.HMAC:
+            if value is not None and (not isinstance(value, int) or not 8 <= value <= 64):
+                self.fail(f"{place}.hmac", "the length must be a number of hex characters, 8-64")
+                return None
+            return Erase(strategy, length=value)
+        return Erase(strategy)
+
+    def identities(self, raw: Any, fields: dict[str, Field], place: str) -> dict[str, str]:
+        body = self.mapping(raw, place)
+        found: dict[str, str] = {}
+        for kind, column in body.items():
+            if kind not in IDENTITY_KINDS:
+                self.fail(
+                    f"{place}.{kind}", f"unknown identity kind (expected one of: {', '.join(IDENTITY_KINDS)})"
+                )
+            elif str(column) not in fields:
+                self.fail(f"{place}.{kind}", f"column {column!r} is not among the fields")
+            else:
+                found[kind] = str(column)
+        return found
+
+    def references(self, raw: Any, fields: dict[str, Field], place: str) -> tuple[Reference, ...]:
+        if raw is None:
+            return ()
+        if not isinstance(raw, list):
+            self.fail(place, "must be a list of {field: …, to: table.column}")
+            return ()
+        refs: list[Reference] = []
+        for i, item in enumerate(raw):
+            here = f"{place}[{i}]"
+            body = self.mapping(item, here)
+            self.unknown_keys(body, {"field", "to", "follow"}, here)
+            col, to = str(body.get("field") or ""), str(body.get("to") or "")
+            if col not in fields:
+                self.fail(f"{here}.field", f"column {col!r} is not among the fields")
+                continue
+            if to.count(".") != 1:
+                self.fail(f"{here}.to", f"must be table.column, got {to!r}")
+                continue
+            table, column = to.split(".")
+            refs.append(Reference(col, table, column, bool(body.get("follow", True))))
+        return tuple(refs)
+
+    def check_references(self, db: DatabaseDef, place: str) -> None:
+        for tname, table in db.tables.items():
+            for i, ref in enumerate(table.references):
+                here = f"{place}.tables.{tname}.references[{i}].to"
+                target = db.tables.get(ref.table)
+                if target is None:
+                    self.fail(here, f"table {ref.table!r} is not in this database's map")
+                elif ref.column not in target.fields:
+                    self.fail(here, f"column {ref.table}.{ref.column} is not in the map")
+        for cycle in _cycles(db):
+            self.fail(
+                f"{place}.tables",
+                f"references form a cycle ({' → '.join(cycle)}); mark one with follow: false",
+            )
+        if not any(t.identities for t in db.tables.values()):
+            self.fail(f"{place}.tables", "no table has identities, so no person can be found")
+
+
+def _strategy_names() -> str:
+    return ", ".join(s.value for s in Strategy)
+
+
+def _cycles(db: DatabaseDef) -> Iterator[list[str]]:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(name: str) -> Iterator[list[str]]:
+        state[name] = 1
+        stack.append(name)
+        for ref in db.tables[name].references:
+            if not ref.follow or ref.table not in db.tables:
+                continue
+            if state.get(ref.table) == 1:
+                yield [*stack[stack.index(ref.table) :], ref.table]
+            elif ref.table not in state:
+                yield from visit(ref.table)
+        stack.pop()
+        state[name] = 2
+
+    for name in sorted(db.tables):
+        if name not in state:
+            yield from visit(name)

@@ -1,0 +1,165 @@
+"""The product data map: where personal data lives in the vendor's own databases.
+
+A map is versioned with the vendor's code as YAML (see ``docs/datamap.md``) and loaded by
+``vern.datamap.loader``. It names systems, their databases (the connection URL comes from an
+environment variable or a secret file, never from the map), tables, fields with data categories,
+identity fields, the tenant column, references between tables, and for every personal field how it
+is erased.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from vern.datamap.categories import RETENTION_RULES, is_personal
+
+
+class Strategy(StrEnum):
+    """How one field is erased (Art. 17); ``keep`` needs a stated legal reason (Art. 17(3))."""
+
+    DELETE_ROW = "delete_row"
+    NULL = "null"
+    FIXED = "fixed"
+    HMAC = "hmac"
+    PSEUDONYM = "pseudonym"
+    KEEP = "keep"
+
+
+# Identity kinds a request can carry and a table can be searched by.
+IDENTITY_KINDS = ("email", "user_id", "phone", "national_id")
+
+DEFAULT_PSEUDONYM = "anon-{id}"
+HMAC_HEX_LENGTH = 64
+
+
+@dataclass(frozen=True)
+class Erase:
+    strategy: Strategy
+    value: str | None = None  # fixed value, pseudonym format
+    reason: str | None = None  # keep: the legal reason
+    length: int | None = None  # hmac: hex characters kept
+
+    def written_length(self) -> int | None:
+        """How many characters this strategy writes (None when it writes no text)."""
+        if self.strategy is Strategy.FIXED:
+            return len(self.value or "")
+        if self.strategy is Strategy.HMAC:
+            return self.length or HMAC_HEX_LENGTH
+        if self.strategy is Strategy.PSEUDONYM:
+            return len((self.value or DEFAULT_PSEUDONYM).replace("{id}", "x" * 12))
+        return None
+
+    def describe(self) -> str:
+        if self.strategy is Strategy.FIXED:
+            return f"fixed value {self.value!r}"
+        if self.strategy is Strategy.KEEP:
+            return f"kept: {self.reason}"
+        return self.strategy.value.replace("_", " ")
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    category: str
+    erase: Erase | None = None
+    note: str = ""
+
+    @property
+    def personal(self) -> bool:
+        return is_personal(self.category)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """``field`` of this table holds values of ``table.column`` (a foreign key, declared or not).
+
+    Rows that point at a person's rows belong to that person too, unless ``follow`` is false.
+    """
+
+    field: str
+    table: str
+    column: str
+    follow: bool = True
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    purpose: str
+    retention: str
+    tenant: str
+    fields: dict[str, Field]
+    identities: dict[str, str] = field(default_factory=dict)  # kind -> column
+    references: tuple[Reference, ...] = ()
+    primary_key: tuple[str, ...] = ()
+    delete_row: bool = False
+
+    @property
+    def retention_text(self) -> str:
+        return RETENTION_RULES.get(self.retention, self.retention)
+
+    def personal_fields(self) -> list[Field]:
+        return [f for f in self.fields.values() if f.personal]
+
+    def strategies(self) -> dict[str, Erase]:
+        """Fields changed by an erasure (everything but ``keep`` and unstated link columns)."""
+        return {
+            name: f.erase
+            for name, f in self.fields.items()
+            if f.erase is not None and f.erase.strategy not in (Strategy.KEEP,)
+        }
+
+
+@dataclass(frozen=True)
+class DatabaseDef:
+    system: str
+    name: str
+    url_env: str | None
+    url_file: str | None
+    tables: dict[str, Table]
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.system}.{self.name}"
+
+    def dependency_order(self) -> list[str]:
+        """Tables with referenced tables first (the order rows are discovered in)."""
+        order: list[str] = []
+        seen: set[str] = set()
+
+        def visit(name: str) -> None:
+            if name in seen:
+                return
+            seen.add(name)
+            for ref in self.tables[name].references:
+                if ref.follow and ref.table != name:
+                    visit(ref.table)
+            order.append(name)
+
+        for name in sorted(self.tables):
+            visit(name)
+        return order
+
+
+@dataclass(frozen=True)
+class System:
+    name: str
+    title: str
+    recipients: tuple[str, ...]
+    databases: dict[str, DatabaseDef]
+
+
+@dataclass(frozen=True)
+class DataMap:
+    systems: dict[str, System]
+    source: str = "<map>"
+
+    def databases(self) -> list[DatabaseDef]:
+        return [db for s in self.systems.values() for db in s.databases.values()]
+
+    def database(self, qualified: str) -> DatabaseDef:
+        for db in self.databases():
+            if qualified in (db.qualified, db.name):
+                return db
+        raise KeyError(qualified)

@@ -1,0 +1,1 @@
+"""Data subject rights: requests, verification, deadlines, execution across the product's databases."""

@@ -1,0 +1,264 @@
+"""``vern rights …``: file, follow, approve and run data subject requests; replay the erasure
+ledger after a product database is restored from a backup."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(
+    help="Data subject requests: access, erasure, rectification and more.", no_args_is_help=True
+)
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _database() -> Any:
+    from vern.rights.runtime import vern_database
+
+    return vern_database()
+
+
+def _org_id(slug: str) -> str:
+    from sqlalchemy import select
+
+    from vern.accounts.models import Organisation
+    from vern.db import Scope
+
+    with _database().transaction(Scope.system("cli rights org")) as session:
+        found = session.scalar(select(Organisation.id).where(Organisation.slug == slug))
+    if found is None:
+        _fail(f"org: no organisation with slug {slug!r}")
+    return str(found)
+
+
+def _urls(pairs: list[str] | None) -> dict[str, str]:
+    found = {}
+    for pair in pairs or []:
+        name, sep, url = pair.partition("=")
+        if not sep:
+            _fail(f"--url: expected NAME=URL, got {pair!r}", 2)
+        found[name] = url
+    return found
+
+
+@app.command("list")
+def list_command(
+    org: Annotated[str, typer.Option(help="Organisation slug.")],
+    status: Annotated[str, typer.Option(help="open, all, or one status.")] = "open",
+) -> None:
+    """List requests with their deadlines (overdue first to catch the eye)."""
+    from vern.db import Scope
+    from vern.rights import service
+
+    org_id = _org_id(org)
+    table = Table("id", "kind", "status", "received", "deadline", "due", "progress")
+    with _database().transaction(Scope.tenant(org_id)) as session:
+        for req in service.list_requests(session, status=None if status == "all" else status):
+            due = service.due_state(req)
+            style = {"overdue": "bold red", "due_soon": "yellow"}.get(due, "")
+            table.add_row(
+                req.id,
+                req.kind,
+                req.status,
+                req.received_at.strftime("%Y-%m-%d"),
+                req.deadline.strftime("%Y-%m-%d"),
+                f"[{style}]{due}[/]" if style else due,
+                f"{req.progress_done}/{req.progress_total}",
+            )
+    console.print(table)
+
+
+@app.command("file")
+def file_command(  # noqa: PLR0917 - a command's options
+    org: Annotated[str, typer.Option(help="Organisation slug.")],
+    kind: Annotated[
+        str,
+        typer.Option(
+            help="access, portability, rectification, erasure, restriction, objection or withdrawal."
+        ),
+    ],
+    email: Annotated[str | None, typer.Option(help="The person's e-mail.")] = None,
+    phone: Annotated[str | None, typer.Option(help="The person's phone number.")] = None,
+    national_id: Annotated[str | None, typer.Option(help="National identity or D-number.")] = None,
+    user_id: Annotated[str | None, typer.Option(help="The person's user id in the product.")] = None,
+    attested: Annotated[str | None, typer.Option(help="How staff checked identity (no code sent).")] = None,
+    correct: Annotated[
+        list[str] | None, typer.Option(help="CATEGORY_OR_TABLE.FIELD=VALUE (rectification).")
+    ] = None,
+    locale: Annotated[str, typer.Option(help="nb or en.")] = "nb",
+) -> None:
+    """Register a request on behalf of a person (staff channel)."""
+    from vern.db import Scope
+    from vern.errors import VernError
+    from vern.notify import service as notify
+    from vern.rights import service
+
+    org_id = _org_id(org)
+    identities = {
+        k: v
+        for k, v in {"email": email, "phone": phone, "national_id": national_id, "user_id": user_id}.items()
+        if v
+    }
+    details: dict[str, Any] = {"note": attested} if attested else {}
+    if correct:
+        details["corrections"] = dict(c.split("=", 1) for c in correct if "=" in c)
+    try:
+        with _database().transaction(Scope.tenant(org_id)) as session:
+            req = service.create_request(
+                session,
+                org_id=org_id,
+                kind=kind,
+                identities=identities,
+                channel="staff",
+                locale=locale,
+                details=details,
+                verified_by="attested" if attested else None,
+            )
+            if not attested:
+                service.send_code(session, req.id)
+            request_id, status = req.id, req.status
+    except VernError as exc:
+        _fail(str(exc))
+    notify.deliver_pending(_database())
+    console.print(f"request {request_id} is {status}")
+
+
+@app.command("approve")
+def approve_command(request_id: Annotated[str, typer.Argument(help="Request id.")]) -> None:
+    """Approve an erasure or rectification."""
+    from vern.db import Scope
+    from vern.errors import VernError
+    from vern.rights import service
+
+    try:
+        with _database().transaction(Scope.system("cli rights approve")) as session:
+            req = service.approve(session, request_id, actor_user_id=None)
+            status = req.status
+    except VernError as exc:
+        _fail(str(exc))
+    console.print(f"request {request_id} is {status}")
+
+
+@app.command("run")
+def run_command(
+    request_id: Annotated[str, typer.Argument(help="Request id.")],
+    url: Annotated[list[str] | None, typer.Option(help="NAME=URL to use for a database.")] = None,
+    resume: Annotated[bool, typer.Option(help="Take over a request whose runner died.")] = False,
+) -> None:
+    """Carry out a verified (and approved) request now, with progress."""
+    from vern.errors import VernError
+    from vern.notify import service as notify
+    from vern.rights import service
+
+    with _progress() as progress:
+        task = progress.add_task("rows", total=None)
+
+        def moved(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        def step(name: str) -> None:
+            progress.update(task, description=name.split(":", maxsplit=1)[0])
+
+        try:
+            status = service.run(
+                _database(), request_id, urls=_urls(url), on_step=step, on_progress=moved, resume=resume
+            )
+        except VernError as exc:
+            _fail(str(exc))
+    notify.deliver_pending(_database())
+    _show(request_id)
+    if status != "done":
+        raise typer.Exit(1)
+
+
+@app.command("show")
+def show_command(request_id: Annotated[str, typer.Argument(help="Request id.")]) -> None:
+    """Status of a request and of each database part."""
+    _show(request_id)
+
+
+def _show(request_id: str) -> None:
+    from sqlalchemy import select
+
+    from vern.db import Scope
+    from vern.rights.models import Part, RightsRequest
+
+    with _database().transaction(Scope.system("cli rights show")) as session:
+        req = session.get(RightsRequest, request_id)
+        if req is None:
+            _fail(f"request_id: no request {request_id}")
+        console.print(
+            f"[bold]{req.kind}[/] {req.id}: [bold]{req.status}[/] (deadline {req.deadline:%Y-%m-%d})"
+        )
+        if req.error:
+            console.print(f"[red]{req.error}[/]")
+        table = Table("database", "status", "rows found", "rows done", "error")
+        for part in session.scalars(select(Part).where(Part.request_id == request_id)):
+            table.add_row(
+                part.database, part.status, str(part.rows_found), str(part.rows_done), part.error or ""
+            )
+        console.print(table)
+
+
+@app.command("replay")
+def replay_command(
+    database: Annotated[str, typer.Option("--database", help="Database name in the map (e.g. main).")],
+    since: Annotated[str, typer.Option("--since", help="ISO time of the backup that was restored.")],
+    url: Annotated[list[str] | None, typer.Option(help="NAME=URL to use for a database.")] = None,
+) -> None:
+    """Re-apply every erasure since TIME to a product database restored from a backup."""
+    from vern.rights import ledger
+    from vern.rights.runtime import secret
+    from vern.rights.service import _published_map
+
+    try:
+        moment = datetime.fromisoformat(since)
+    except ValueError:
+        _fail(f"--since: not an ISO time: {since!r}", 2)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    data_map = _published_map(_database())
+    try:
+        data_map.database(database)
+    except KeyError:
+        _fail(f"--database: {database!r} is not in the published map", 2)
+    with _progress() as progress:
+        task = progress.add_task("tables", total=None)
+
+        def table_done(name: str, rows: int) -> None:
+            progress.update(task, advance=1, description=f"{name}: {rows} rows")
+
+        result = ledger.replay(
+            _database(), data_map, database, moment, secret=secret(), urls=_urls(url), on_table=table_done
+        )
+    console.print(
+        f"replayed {result.entries} ledger entries on {result.database}: {result.rows} rows erased again"
+    )
+    for name, rows in sorted(result.tables.items()):
+        console.print(f"  {name}: {rows}")
+
+
+@app.command("work")
+def work_command() -> None:
+    """Run every queued request once (what the worker does every 30 seconds)."""
+    from vern.rights import service
+
+    for request_id, status in service.run_pending(_database()):
+        console.print(f"{request_id}: {status}")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
+    )

@@ -1,0 +1,280 @@
+"""One product database, reached through SQLAlchemy Core (SQLite, PostgreSQL, MariaDB/MySQL).
+
+Finds a person's rows (always inside the customer's tenant column), and writes erasures and
+corrections by primary key - or, where a table has none, by the columns that matched the person
+(Fides #1199). Values are converted to each column's type, so a tenant key or user id given as text
+still compares with an integer column.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Column, Connection, Engine, MetaData, Table, and_, delete, or_, select, update
+from sqlalchemy.exc import DBAPIError, NoSuchTableError, OperationalError, SQLAlchemyError
+from sqlalchemy.types import Integer, Numeric
+
+from vern.datamap.connect import NoConnection, engine_for, resolve_url
+from vern.datamap.model import DatabaseDef
+from vern.datamap.model import Table as MapTable
+
+IN_CHUNK = 500
+
+
+class Unreachable(RuntimeError):
+    """The database cannot be reached or used right now; the part fails alone and can be retried."""
+
+
+def describe_failure(exc: BaseException) -> str:
+    if isinstance(exc, NoConnection | Unreachable):
+        return str(exc)
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        first = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else ""
+        return f"{type(exc.orig).__name__}: {first[:200]}"
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
+
+
+_products: dict[tuple[int, str], ProductDB] = {}
+
+
+def product_db(definition: DatabaseDef, urls: dict[str, str] | None = None) -> ProductDB:
+    """One ``ProductDB`` per engine and map database, so tables are reflected once per process."""
+    try:
+        engine = engine_for(resolve_url(definition, urls))
+    except NoConnection as exc:
+        raise Unreachable(str(exc)) from exc
+    key = (id(engine), definition.qualified)
+    found = _products.get(key)
+    if found is None or found.engine is not engine or found.definition != definition:
+        found = ProductDB(definition, engine)
+        _products[key] = found
+    return found
+
+
+class ProductDB:
+    def __init__(self, definition: DatabaseDef, engine: Engine) -> None:
+        self.definition = definition
+        self.engine = engine
+        self._tables: dict[str, Table] = {}
+        self._meta = MetaData()
+
+    def table(self, name: str) -> Table:
+        found = self._tables.get(name)
+        if found is None:
+            try:
+                found = Table(name, self._meta, autoload_with=self.engine)
+            except NoSuchTableError as exc:
+                raise Unreachable(f"table {name} does not exist in {self.definition.qualified}") from exc
+            except OperationalError as exc:
+                raise Unreachable(describe_failure(exc)) from exc
+            self._tables[name] = found
+        return found
+
+    def key_columns(self, mt: MapTable) -> list[str]:
+        if mt.primary_key:
+            return list(mt.primary_key)
+        return [c.name for c in self.table(mt.name).primary_key.columns]
+
+    def connect(self) -> Connection:
+        try:
+            return self.engine.connect()
+        except SQLAlchemyError as exc:
+            raise Unreachable(describe_failure(exc)) from exc
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def find(
+        self,
+        conn: Connection,
+        mt: MapTable,
+        tenant_value: str,
+        conditions: Sequence[tuple[str, Iterable[Any]]],
+    ) -> list[dict[str, Any]]:
+        """Rows of ``mt`` in the tenant where any (column IN values) holds."""
+        table = self.table(mt.name)
+        cols = [table.c[name] for name in mt.fields if name in table.c]
+        tenant = coerce(table.c[mt.tenant], tenant_value)
+        if tenant is None:
+            raise Unreachable(f"tenant key {tenant_value!r} cannot be compared with {mt.name}.{mt.tenant}")
+        keyed: dict[Any, dict[str, Any]] = {}
+        key_cols = self.key_columns(mt)
+        for column_name, values in conditions:
+            column = table.c[column_name]
+            typed = sorted({v for v in (coerce(column, x) for x in values) if v is not None}, key=str)
+            for start in range(0, len(typed), IN_CHUNK):
+                chunk = typed[start : start + IN_CHUNK]
+                cond = column == chunk[0] if len(chunk) == 1 else column.in_(chunk)
+                stmt = select(*cols).where(table.c[mt.tenant] == tenant, cond)
+                for row in conn.execute(stmt).mappings():
+                    record = dict(row)
+                    key = tuple(record[k] for k in key_cols) if key_cols else _row_key(record)
+                    keyed.setdefault(key, record)
+        return list(keyed.values())
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def apply(
+        self, conn: Connection, mt: MapTable, tenant_value: str, op: str, rows: list[dict[str, Any]]
+    ) -> int:
+        table = self.table(mt.name)
+        tenant_col = table.c[mt.tenant]
+        tenant = coerce(tenant_col, tenant_value)
+        done = 0
+        if op == "delete":
+            keyed = [r for r in rows if r.get("key")]
+            done += self._delete_keyed(conn, table, tenant_col, tenant, keyed)
+            for row in rows:
+                if not row.get("key"):
+                    conn.execute(delete(table).where(tenant_col == tenant, _match(table, row)))
+                    done += 1
+            return done
+        grouped: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        for row in rows:
+            if row.get("key") and len(row["key"]) == 1:
+                # rows that get the same values (null, fixed, pseudonym) share one statement
+                grouped.setdefault(_same(row["set"]), []).append(row)
+                continue
+            values = {
+                name: coerce(table.c[name], v) if v is not None else None for name, v in row["set"].items()
+            }
+            if row.get("key"):
+                where = and_(*(table.c[k] == v for k, v in row["key"].items()))
+            else:
+                guards = [
+                    table.c[k].is_(None) if v is None else table.c[k] == v
+                    for k, v in (row.get("old") or {}).items()
+                ]
+                where = and_(_match(table, row), *guards)
+            conn.execute(update(table).where(tenant_col == tenant, where).values(values))
+            done += 1
+        for group in grouped.values():
+            (key_name,) = group[0]["key"]
+            values = {
+                name: coerce(table.c[name], v) if v is not None else None
+                for name, v in group[0]["set"].items()
+            }
+            keys = [r["key"][key_name] for r in group]
+            for start in range(0, len(keys), IN_CHUNK):
+                chunk = keys[start : start + IN_CHUNK]
+                cond = table.c[key_name] == chunk[0] if len(chunk) == 1 else table.c[key_name].in_(chunk)
+                conn.execute(update(table).where(tenant_col == tenant, cond).values(values))
+            done += len(group)
+        return done
+
+    def _delete_keyed(
+        self, conn: Connection, table: Table, tenant_col: Column[Any], tenant: Any, rows: list[dict[str, Any]]
+    ) -> int:
+        if not rows:
+            return 0
+        key_names = list(rows[0]["key"])
+        if len(key_names) == 1:
+            col = table.c[key_names[0]]
+            keys = [r["key"][key_names[0]] for r in rows]
+            for start in range(0, len(keys), IN_CHUNK):
+                conn.execute(
+                    delete(table).where(tenant_col == tenant, col.in_(keys[start : start + IN_CHUNK]))
+                )
+            return len(rows)
+        for row in rows:
+            conn.execute(
+                delete(table).where(tenant_col == tenant, *(table.c[k] == v for k, v in row["key"].items()))
+            )
+        return len(rows)
+
+
+def _same(values: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(sorted((k, repr(v)) for k, v in values.items()))
+
+
+def _match(table: Table, row: dict[str, Any]) -> Any:
+    pairs = row.get("match") or []
+    if not pairs:
+        raise ValueError("a row without a key needs the columns that matched it")
+    return or_(*(table.c[col] == value for col, value in pairs))
+
+
+def _row_key(record: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(sorted((k, repr(v)) for k, v in record.items()))
+
+
+def coerce(column: Column[Any], value: Any) -> Any:  # noqa: PLR0911 - one rule per type
+    """``value`` converted to what ``column`` holds, or None when it cannot be."""
+    if value is None:
+        return None
+    if isinstance(column.type, Integer) and not isinstance(value, int):
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            return None
+    if isinstance(column.type, Numeric) and isinstance(value, str):
+        try:
+            return Decimal(value)
+        except ArithmeticError:
+            return None
+    if (
+        not isinstance(column.type, Integer | Numeric)
+        and isinstance(value, int | Decimal)
+        and not isinstance(value, bool)
+    ):
+        try:
+            python_type = column.type.python_type
+        except NotImplementedError:
+            python_type = str
+        if python_type is str:
+            return str(value)
+    return value
+
+
+# -- storing rows in the sealed plan: JSON with types kept -------------------------------------
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=_encode, separators=(",", ":"), ensure_ascii=False)
+
+
+def loads(text: str) -> Any:
+    return json.loads(text, object_hook=_decode)
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"$dt": value.isoformat()}
+    if isinstance(value, date):
+        return {"$d": value.isoformat()}
+    if isinstance(value, Decimal):
+        return {"$dec": str(value)}
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"$b64": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    return str(value)
+
+
+def _decode(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1:
+        ((key, value),) = obj.items()
+        if key == "$dt":
+            return datetime.fromisoformat(value)
+        if key == "$d":
+            return date.fromisoformat(value)
+        if key == "$dec":
+            return Decimal(value)
+        if key == "$b64":
+            return base64.b64decode(value)
+    return obj
+
+
+def plain(value: Any) -> Any:
+    """A value as it appears in an export (JSON/CSV): text for dates and numbers kept exact."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode()
+    return value

@@ -1,0 +1,25 @@
+"""Periodic work of the rights domain: run approved requests (and take over ones whose runner
+died), and remind admins and privacy officers of deadlines."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from vern.config import Settings
+from vern.db import Database
+from vern.rights import service
+from vern.worker import Job
+
+
+def _run_requests(database: Database, _settings: Settings) -> object:
+    return len(service.run_pending(database))
+
+
+def _remind(database: Database, _settings: Settings) -> object:
+    return service.send_reminders(database)
+
+
+JOBS = [
+    Job("rights.run", timedelta(seconds=30), _run_requests, lease=timedelta(minutes=30)),
+    Job("rights.remind", timedelta(hours=1), _remind),
+]

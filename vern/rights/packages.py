@@ -1,0 +1,180 @@
+"""The answer to an access or portability request (Art. 15, 20): a zip with the data as JSON
+(machine-readable), one CSV per table, and a readable summary in bokmål or English that also says
+why the data is kept (purposes), who receives it (recipients) and for how long (retention)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+from datetime import datetime
+from typing import Any
+
+from jinja2 import Environment, select_autoescape
+
+from vern.datamap.categories import CATEGORIES
+from vern.datamap.model import DataMap
+from vern.rights.connectors import plain
+
+HIDDEN_CATEGORIES = ("user.credential", "system.crypto")
+
+TEXT = {
+    "en": {
+        "title": "Your personal data",
+        "intro": "This is a copy of the personal data {org} holds about you in its systems, "
+        "as requested on {received}. The file data.json has the same data in a "
+        "machine-readable form, and the folder csv has one table per file.",
+        "system": "System",
+        "recipients": "Recipients",
+        "no_recipients": "No recipients outside the vendor",
+        "table": "Table",
+        "purpose": "Purpose",
+        "retention": "Kept",
+        "categories": "Kinds of data",
+        "rows": "Rows",
+        "none": "We found no personal data about you.",
+        "hidden": "(kept, not shown for security)",
+        "rights": "You may ask for correction, erasure or restriction of this data, object to its "
+        "use, and complain to Datatilsynet (the Norwegian Data Protection Authority).",
+        "source": "Source: registered by you or by {org} when you used the service.",
+    },
+    "nb": {
+        "title": "Dine personopplysninger",
+        "intro": "Dette er en kopi av personopplysningene {org} har om deg i sine systemer, "
+        "slik du ba om {received}. Filen data.json har de samme opplysningene i "
+        "maskinlesbar form, og mappen csv har én tabell per fil.",
+        "system": "System",
+        "recipients": "Mottakere",
+        "no_recipients": "Ingen mottakere utenfor leverandøren",
+        "table": "Tabell",
+        "purpose": "Formål",
+        "retention": "Lagres",
+        "categories": "Typer opplysninger",
+        "rows": "Rader",
+        "none": "Vi fant ingen personopplysninger om deg.",
+        "hidden": "(lagret, vises ikke av sikkerhetshensyn)",
+        "rights": "Du kan be om retting, sletting eller begrensning av disse opplysningene, "
+        "protestere mot bruken, og klage til Datatilsynet.",
+        "source": "Kilde: registrert av deg eller av {org} da du brukte tjenesten.",
+    },
+}
+
+_SUMMARY = """<!doctype html>
+<html lang="{{ lang }}"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{ t.title }}</title>
+<style>
+body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;
+  line-height:1.5;color:#1b1b1b}
+table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}
+th,td{border:1px solid #bbb;padding:.3rem .5rem;text-align:left;vertical-align:top}
+th{background:#eef}dt{font-weight:600}section{margin-bottom:2rem}
+</style></head><body>
+<h1>{{ t.title }}</h1>
+<p>{{ t.intro.format(org=org, received=received) }}</p>
+<p>{{ t.source.format(org=org) }}</p>
+{% if not systems %}<p>{{ t.none }}</p>{% endif %}
+{% for system in systems %}
+<section><h2>{{ t.system }}: {{ system.title }}</h2>
+<p><strong>{{ t.recipients }}:</strong>
+{% if system.recipients %}{{ system.recipients|join("; ") }}{% else %}{{ t.no_recipients }}{% endif %}</p>
+{% for table in system.tables %}
+<h3>{{ t.table }}: {{ table.name }}</h3>
+<dl><dt>{{ t.purpose }}</dt><dd>{{ table.purpose }}</dd>
+<dt>{{ t.retention }}</dt><dd>{{ table.retention }}</dd>
+<dt>{{ t.categories }}</dt><dd>{{ table.categories|join(", ") }}</dd>
+<dt>{{ t.rows }}</dt><dd>{{ table.rows|length }}</dd></dl>
+<table><thead><tr>{% for c in table.columns %}<th scope="col">{{ c }}</th>{% endfor %}</tr></thead>
+<tbody>{% for row in table.rows %}<tr>{% for c in table.columns %}
+<td>{{ row[c] if row[c] is not none else "" }}</td>{% endfor %}</tr>{% endfor %}</tbody></table>
+{% endfor %}</section>
+{% endfor %}
+<p>{{ t.rights }}</p>
+</body></html>
+"""
+
+_env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
+_summary = _env.from_string(_SUMMARY)
+
+
+def build_zip(
+    data_map: DataMap,
+    rows: dict[str, dict[str, list[dict[str, Any]]]],
+    *,
+    request_id: str,
+    kind: str,
+    org_name: str,
+    received: datetime,
+    locale: str,
+) -> bytes:
+    lang = locale if locale in TEXT else "nb"
+    t = TEXT[lang]
+    doc: dict[str, Any] = {
+        "request": {
+            "id": request_id,
+            "kind": kind,
+            "received_at": received.isoformat(),
+            "controller": org_name,
+        },
+        "systems": {},
+    }
+    systems_view: list[dict[str, Any]] = []
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for system in data_map.systems.values():
+            sys_doc: dict[str, Any] = {
+                "title": system.title,
+                "recipients": list(system.recipients),
+                "databases": {},
+            }
+            view_tables: list[dict[str, Any]] = []
+            for db in system.databases.values():
+                db_rows = rows.get(db.qualified, {})
+                for tname, table in db.tables.items():
+                    found = db_rows.get(tname)
+                    if not found:
+                        continue
+                    columns = [c for c in table.fields if any(c in r for r in found)]
+                    hidden = {c for c in columns if table.fields[c].category.startswith(HIDDEN_CATEGORIES)}
+                    clean = [
+                        {c: (t["hidden"] if c in hidden else plain(r.get(c))) for c in columns} for r in found
+                    ]
+                    sys_doc["databases"].setdefault(db.name, {})[tname] = {
+                        "purpose": table.purpose,
+                        "retention": table.retention_text,
+                        "categories": {c: table.fields[c].category for c in columns},
+                        "rows": clean,
+                    }
+                    zf.writestr(f"csv/{system.name}.{db.name}.{tname}.csv", _csv(columns, clean))
+                    cats = sorted({table.fields[c].category for c in columns if table.fields[c].personal})
+                    view_tables.append(
+                        {
+                            "name": tname,
+                            "purpose": table.purpose,
+                            "retention": table.retention_text,
+                            "categories": [CATEGORIES.get(c, c) for c in cats],
+                            "columns": columns,
+                            "rows": clean,
+                        }
+                    )
+            if sys_doc["databases"]:
+                doc["systems"][system.name] = sys_doc
+                systems_view.append(
+                    {"title": system.title, "recipients": list(system.recipients), "tables": view_tables}
+                )
+        zf.writestr("data.json", json.dumps(doc, ensure_ascii=False, indent=2))
+        html = _summary.render(
+            lang=lang, t=t, org=org_name, received=received.date().isoformat(), systems=systems_view
+        )
+        zf.writestr("summary.html", html)
+    return buffer.getvalue()
+
+
+def _csv(columns: list[str], rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row)
+    return out.getvalue()

@@ -1,0 +1,673 @@
+"""Data subject requests over HTTP: the API for a customer's systems (``/api/v1/rights``), the
+console for staff (``/console/rights``) and the public self-service portal (``/p/<tenant>/rights``,
+with a plain ``/p/<tenant>/delete-me``)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from vern.accounts.deps import (
+    DatabaseDep,
+    TenantDB,
+    anon_csrf_token,
+    check_anon_csrf,
+    public,
+    require,
+)
+from vern.accounts.models import Organisation
+from vern.accounts.roles import OrgKind, Perm
+from vern.accounts.service import Actor
+from vern.console.templating import gettext, pick_locale, render
+from vern.db import Database, Scope
+from vern.errors import InvalidInput, NotFound, VernError
+from vern.notify import service as notify
+from vern.rights import service
+from vern.rights.models import Flag, Kind, Part, RightsRequest, Status
+
+log = logging.getLogger("vern.rights")
+
+router = APIRouter(prefix="/api/v1/rights", tags=["rights"])
+pages = APIRouter(tags=["rights pages"])
+
+# The console's navigation entry (label translated through the .po files).
+NAV = [("/console/rights", "Data subject requests", Perm.RIGHTS_READ)]
+
+Reader = Annotated[Actor, Depends(require(Perm.RIGHTS_READ))]
+Manager = Annotated[Actor, Depends(require(Perm.RIGHTS_MANAGE))]
+Approver = Annotated[Actor, Depends(require(Perm.RIGHTS_APPROVE))]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Corrections(Strict):
+    corrections: dict[str, str] | None = None
+    purpose: str | None = Field(default=None, max_length=200)
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class NewRequest(Strict):
+    kind: Kind
+    identities: dict[str, str] = Field(max_length=4)
+    locale: Literal["nb", "en"] = "nb"
+    details: Corrections | None = None
+    verification: Literal["email_code", "customer_signin", "attested"] = "email_code"
+
+
+class CodeBody(Strict):
+    code: str = Field(max_length=12)
+
+
+class ReasonBody(Strict):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class ExtendBody(Strict):
+    months: int = Field(ge=1, le=2)
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class CheckBody(Strict):
+    identities: dict[str, str] = Field(max_length=4)
+
+
+class PolicyBody(Strict):
+    product_tenant_key: str | None = Field(default=None, max_length=200)
+    approve_erasure: bool | None = None
+    approve_rectification: bool | None = None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def request_json(session: Session, req: RightsRequest, *, full: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": req.id,
+        "kind": req.kind,
+        "status": req.status,
+        "channel": req.channel,
+        "locale": req.locale,
+        "received_at": _iso(req.received_at),
+        "due_at": _iso(req.due_at),
+        "extended_due_at": _iso(req.extended_due_at),
+        "deadline": _iso(req.deadline),
+        "due_state": service.due_state(req),
+        "verified_at": _iso(req.verified_at),
+        "verification_method": req.verification_method,
+        "approval_required": req.approval_required,
+        "approved_at": _iso(req.approved_at),
+        "completed_at": _iso(req.completed_at),
+        "progress": {"done": req.progress_done, "total": req.progress_total},
+        "error": req.error,
+    }
+    if full:
+        body["identities"] = service.identities_of(req)
+        body["extension_reason"] = req.extension_reason
+        body["decision_note"] = req.decision_note
+        body["summary"] = req.summary
+        body["parts"] = [
+            {
+                "database": p.database,
+                "status": p.status,
+                "error": p.error,
+                "attempts": p.attempts,
+                "rows_found": p.rows_found,
+                "rows_done": p.rows_done,
+            }
+            for p in session.scalars(select(Part).where(Part.request_id == req.id).order_by(Part.database))
+        ]
+    return body
+
+
+def _run_later(database: Database, request_id: str) -> None:
+    """Carry out a queued request after the response; failures stay on the request for the
+    worker to retry, never in the response."""
+    try:
+        service.run(database, request_id)
+    except VernError as exc:
+        log.info("request %s not run now: %s", request_id, exc)
+    except Exception:
+        log.exception("request %s: run failed; the worker will resume it", request_id)
+    notify.deliver_pending(database)
+
+
+def _after_change(background: BackgroundTasks, database: Database, req: RightsRequest) -> None:
+    if req.status == Status.QUEUED.value:
+        background.add_task(_run_later, database, req.id)
+    background.add_task(notify.deliver_pending, database)
+
+
+# -- API -------------------------------------------------------------------------------------------
+
+
+@router.get("/requests")
+def list_requests(actor: Reader, db: TenantDB, status: str | None = None) -> dict[str, Any]:
+    rows = service.list_requests(db, status=status)
+    return {"items": [request_json(db, r) for r in rows]}
+
+
+@router.post("/requests", status_code=201)
+def create_request(
+    body: NewRequest, actor: Manager, db: TenantDB, database: DatabaseDep, background: BackgroundTasks
+) -> dict[str, Any]:
+    verified_by = None if body.verification == "email_code" else body.verification
+    if verified_by == "customer_signin" and actor.token_id is None:
+        raise InvalidInput.on("verification", "customer_signin is for the customer's own systems (API token)")
+    req = service.create_request(
+        db,
+        org_id=actor.org_id,
+        kind=body.kind.value,
+        identities=body.identities,
+        channel="api" if actor.token_id else "staff",
+        locale=body.locale,
+        details=body.details.model_dump(exclude_none=True) if body.details else None,
+        actor_user_id=actor.user_id,
+        verified_by=verified_by,
+    )
+    if verified_by is None:
+        service.send_code(db, req.id)
+    _after_change(background, database, req)
+    return request_json(db, req, full=True)
+
+
+@router.get("/requests/{rights_request_id}")
+def get_request(rights_request_id: str, actor: Reader, db: TenantDB) -> dict[str, Any]:
+    return request_json(db, service.get_request(db, rights_request_id), full=True)
+
+
+@router.post("/requests/{rights_request_id}/code")
+def send_code(
+    rights_request_id: str, actor: Manager, db: TenantDB, database: DatabaseDep, background: BackgroundTasks
+) -> dict[str, str]:
+    service.send_code(db, rights_request_id)
+    background.add_task(notify.deliver_pending, database)
+    return {"status": "sent"}
+
+
+@router.post("/requests/{rights_request_id}/verify")
+def verify(
+    rights_request_id: str, body: CodeBody, actor: Manager, database: DatabaseDep, background: BackgroundTasks
+) -> dict[str, Any]:
+    with database.transaction(Scope.tenant(actor.org_id)) as session:
+        result = service.check_code(session, rights_request_id, body.code)
+        req = service.get_request(session, rights_request_id)
+        answer = request_json(session, req)
+    if result is not service.CodeResult.OK:
+        raise service.code_error(result)
+    _after_change(background, database, req)
+    return answer
+
+
+@router.post("/requests/{rights_request_id}/approve")
+def approve(
+    rights_request_id: str, actor: Approver, db: TenantDB, database: DatabaseDep, background: BackgroundTasks
+) -> dict[str, Any]:
+    req = service.approve(db, rights_request_id, actor_user_id=actor.user_id)
+    _after_change(background, database, req)
+    return request_json(db, req)
+
+
+@router.post("/requests/{rights_request_id}/reject")
+def reject(rights_request_id: str, body: ReasonBody, actor: Approver, db: TenantDB) -> dict[str, Any]:
+    return request_json(
+        db, service.reject(db, rights_request_id, actor_user_id=actor.user_id, reason=body.reason)
+    )
+
+
+@router.post("/requests/{rights_request_id}/extend")
+def extend(  # noqa: PLR0917 - FastAPI dependencies
+    rights_request_id: str,
+    body: ExtendBody,
+    actor: Manager,
+    db: TenantDB,
+    database: DatabaseDep,
+    background: BackgroundTasks,
+) -> dict[str, Any]:
+    req = service.extend(
+        db, rights_request_id, months=body.months, reason=body.reason, actor_user_id=actor.user_id
+    )
+    background.add_task(notify.deliver_pending, database)
+    return request_json(db, req)
+
+
+@router.post("/requests/{rights_request_id}/cancel")
+def cancel(rights_request_id: str, actor: Manager, db: TenantDB) -> dict[str, Any]:
+    return request_json(db, service.cancel(db, rights_request_id, actor_user_id=actor.user_id))
+
+
+@router.post("/requests/{rights_request_id}/retry")
+def retry(
+    rights_request_id: str, actor: Manager, db: TenantDB, database: DatabaseDep, background: BackgroundTasks
+) -> dict[str, Any]:
+    req = service.retry(db, rights_request_id, actor_user_id=actor.user_id)
+    _after_change(background, database, req)
+    return request_json(db, req)
+
+
+@router.post("/requests/{rights_request_id}/download-link")
+def new_link(rights_request_id: str, actor: Manager, db: TenantDB) -> dict[str, str]:
+    return {"url": service.renew_link(db, rights_request_id, actor_user_id=actor.user_id)}
+
+
+@router.get("/requests/{rights_request_id}/package")
+def package(rights_request_id: str, actor: Manager, database: DatabaseDep) -> Response:
+    return _download(
+        database,
+        actor.org_id,
+        lambda session: service.download_for_staff(session, rights_request_id, actor_user_id=actor.user_id),
+    )
+
+
+@router.post("/check")
+def check(body: CheckBody, actor: Reader, db: TenantDB) -> dict[str, Any]:
+    """For the vendor's product: may this person's data be processed, and for what?"""
+    flags = service.active_flags(db, body.identities)
+    return {
+        "restricted": any(f.kind == Kind.RESTRICTION.value for f in flags),
+        "objections": sorted({f.purpose or "*" for f in flags if f.kind == Kind.OBJECTION.value}),
+        "withdrawals": sorted({f.purpose or "*" for f in flags if f.kind == Kind.WITHDRAWAL.value}),
+    }
+
+
+@router.get("/flags")
+def list_flags(actor: Reader, db: TenantDB) -> dict[str, Any]:
+    rows = db.scalars(select(Flag).where(Flag.lifted_at.is_(None)).order_by(Flag.created_at.desc()))
+    seen: set[str] = set()
+    items = []
+    for f in rows:
+        if f.request_id and f.request_id in seen:
+            continue
+        seen.add(f.request_id or f.id)
+        items.append(
+            {
+                "id": f.id,
+                "kind": f.kind,
+                "purpose": f.purpose,
+                "request_id": f.request_id,
+                "created_at": _iso(f.created_at),
+            }
+        )
+    return {"items": items}
+
+
+@router.post("/flags/{rights_flag_id}/lift")
+def lift(rights_flag_id: str, actor: Manager, db: TenantDB) -> dict[str, Any]:
+    flag = service.lift_flag(db, rights_flag_id, actor_user_id=actor.user_id)
+    return {"id": flag.id, "lifted_at": _iso(flag.lifted_at)}
+
+
+@router.get("/policy")
+def get_policy(actor: Reader, db: TenantDB) -> dict[str, Any]:
+    pol = service.policy_for(db, actor.org_id)
+    return {
+        "product_tenant_key": pol.product_tenant_key,
+        "approve_erasure": pol.approve_erasure,
+        "approve_rectification": pol.approve_rectification,
+    }
+
+
+@router.put("/policy")
+def put_policy(body: PolicyBody, actor: Approver, db: TenantDB) -> dict[str, Any]:
+    service.set_policy(
+        db,
+        org_id=actor.org_id,
+        actor_user_id=actor.user_id,
+        product_tenant_key=body.product_tenant_key,
+        approve_erasure=body.approve_erasure,
+        approve_rectification=body.approve_rectification,
+    )
+    return get_policy(actor, db)
+
+
+def _download(database: Database, org_id: str, fetch: Any) -> Response:
+    """Serve a package; a refused (expired) download is audited too, so its record must commit
+    before the error is raised."""
+    refused: NotFound | None = None
+    with database.transaction(Scope.tenant(org_id)) as session:
+        try:
+            body, name = fetch(session)
+        except NotFound as exc:
+            refused = exc
+    if refused is not None:
+        raise refused
+    return _zip(body, name)
+
+
+def _zip(body: bytes, name: str) -> Response:
+    return Response(
+        body,
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
+    )
+
+
+# -- console ------------------------------------------------------------------------------------------
+
+
+@pages.get("/console/rights")
+def console_list(request: Request, actor: Reader, db: TenantDB, status: str = "open") -> Response:
+    rows = service.list_requests(db, status=None if status == "all" else status)
+    items = [{"req": r, "due": service.due_state(r)} for r in rows]
+    counts = {k: sum(1 for i in items if i["due"] == k) for k in ("overdue", "due_soon")}
+    return render(request, "rights/list.html", {"items": items, "counts": counts, "status": status})
+
+
+@pages.get("/console/rights/new")
+def console_new(request: Request, actor: Manager) -> Response:
+    return render(request, "rights/new.html", {"kinds": [k.value for k in Kind], "error": None})
+
+
+@pages.post("/console/rights/new")
+async def console_create(
+    request: Request, actor: Manager, database: DatabaseDep, background: BackgroundTasks
+) -> Response:
+    form = await request.form()
+    kind = str(form.get("kind") or "")
+    note = str(form.get("note") or "").strip()
+    identities = {k: str(form.get(k) or "") for k in ("email", "phone", "national_id", "user_id")}
+    verification = str(form.get("verification") or "email_code")
+    details: dict[str, Any] = {"note": note} if note else {}
+    field, value = str(form.get("correct_field") or ""), str(form.get("correct_value") or "")
+    if kind == Kind.RECTIFICATION.value and field:
+        details["corrections"] = {field: value}
+    try:
+        with database.transaction(Scope.tenant(actor.org_id)) as session:
+            req = service.create_request(
+                session,
+                org_id=actor.org_id,
+                kind=kind,
+                identities=identities,
+                channel="staff",
+                locale=pick_locale(request),
+                details=details,
+                actor_user_id=actor.user_id,
+                verified_by="attested" if verification == "attested" else None,
+            )
+            if verification != "attested":
+                service.send_code(session, req.id)
+    except InvalidInput as exc:
+        return render(
+            request, "rights/new.html", {"kinds": [k.value for k in Kind], "error": exc}, status=422
+        )
+    _after_change(background, database, req)
+    return RedirectResponse(f"/console/rights/requests/{req.id}", status_code=303)
+
+
+@pages.get("/console/rights/requests/{rights_request_id}")
+def console_detail(request: Request, rights_request_id: str, actor: Reader, db: TenantDB) -> Response:
+    req = service.get_request(db, rights_request_id)
+    data = request_json(db, req, full=True)
+    return render(
+        request,
+        "rights/detail.html",
+        {
+            "r": data,
+            "req": req,
+            "can_manage": actor.can(Perm.RIGHTS_MANAGE),
+            "can_approve": actor.can(Perm.RIGHTS_APPROVE),
+        },
+    )
+
+
+async def _form_text(request: Request, name: str) -> str:
+    form = await request.form()
+    return str(form.get(name) or "").strip()
+
+
+@pages.post("/console/rights/requests/{rights_request_id}/approve")
+def console_approve(
+    rights_request_id: str, actor: Approver, db: TenantDB, database: DatabaseDep, background: BackgroundTasks
+) -> Response:
+    req = service.approve(db, rights_request_id, actor_user_id=actor.user_id)
+    _after_change(background, database, req)
+    return RedirectResponse(f"/console/rights/requests/{rights_request_id}", status_code=303)
+
+
+@pages.post("/console/rights/requests/{rights_request_id}/reject")
+async def console_reject(request: Request, rights_request_id: str, actor: Approver, db: TenantDB) -> Response:
+    service.reject(
+        db, rights_request_id, actor_user_id=actor.user_id, reason=await _form_text(request, "reason")
+    )
+    return RedirectResponse(f"/console/rights/requests/{rights_request_id}", status_code=303)
+
+
+@pages.post("/console/rights/requests/{rights_request_id}/extend")
+async def console_extend(  # noqa: PLR0917 - FastAPI dependencies
+    request: Request,
+    rights_request_id: str,
+    actor: Manager,
+    db: TenantDB,
+    database: DatabaseDep,
+    background: BackgroundTasks,
+) -> Response:
+    months = await _form_text(request, "months")
+    if not months.isdigit():
+        raise InvalidInput.on("months", "choose 1 or 2 months")
+    service.extend(
+        db,
+        rights_request_id,
+        months=int(months),
+        reason=await _form_text(request, "reason"),
+        actor_user_id=actor.user_id,
+    )
+    background.add_task(notify.deliver_pending, database)
+    return RedirectResponse(f"/console/rights/requests/{rights_request_id}", status_code=303)
+
+
+@pages.post("/console/rights/requests/{rights_request_id}/retry")
+def console_retry(
+    rights_request_id: str, actor: Manager, db: TenantDB, database: DatabaseDep, background: BackgroundTasks
+) -> Response:
+    req = service.retry(db, rights_request_id, actor_user_id=actor.user_id)
+    _after_change(background, database, req)
+    return RedirectResponse(f"/console/rights/requests/{rights_request_id}", status_code=303)
+
+
+@pages.post("/console/rights/requests/{rights_request_id}/cancel")
+def console_cancel(rights_request_id: str, actor: Manager, db: TenantDB) -> Response:
+    service.cancel(db, rights_request_id, actor_user_id=actor.user_id)
+    return RedirectResponse(f"/console/rights/requests/{rights_request_id}", status_code=303)
+
+
+@pages.get("/console/rights/requests/{rights_request_id}/package")
+def console_package(rights_request_id: str, actor: Manager, database: DatabaseDep) -> Response:
+    return _download(
+        database,
+        actor.org_id,
+        lambda session: service.download_for_staff(session, rights_request_id, actor_user_id=actor.user_id),
+    )
+
+
+# -- the public portal ---------------------------------------------------------------------------------
+
+PORTAL_KINDS = ("access", "portability", "rectification", "erasure", "restriction", "objection", "withdrawal")
+CORRECTABLE = ("user.name", "user.contact.email", "user.contact.phone", "user.contact.address")
+
+
+def _tenant(database: Database, slug: str) -> Organisation:
+    with database.transaction(Scope.system("portal tenant")) as session:
+        org = session.scalar(select(Organisation).where(Organisation.slug == slug))
+        if org is None or org.kind != OrgKind.TENANT.value or org.disabled_at is not None:
+            raise NotFound(detail="no such organisation")
+        session.expunge(org)
+        return org
+
+
+def _portal_request(database: Database, org: Organisation, request_id: str) -> RightsRequest:
+    with database.transaction(Scope.tenant(org.id)) as session:
+        req = service.get_request(session, request_id)
+        if req.channel != "portal":
+            raise NotFound(detail="no such request")
+        session.expunge(req)
+        return req
+
+
+@pages.get("/p/{dsr_tenant}/rights", dependencies=[Depends(public)])
+def portal_start(request: Request, dsr_tenant: str, database: DatabaseDep) -> Response:
+    org = _tenant(database, dsr_tenant)
+    return render(
+        request, "rights/portal_start.html", {"org": org, "kinds": PORTAL_KINDS, "labels": KIND_LABELS}
+    )
+
+
+@pages.get("/p/{dsr_tenant}/rights/new", dependencies=[Depends(public)])
+def portal_form(request: Request, dsr_tenant: str, database: DatabaseDep, kind: str = "access") -> Response:
+    org = _tenant(database, dsr_tenant)
+    if kind not in PORTAL_KINDS:
+        kind = "access"
+    return render(
+        request,
+        "rights/portal_form.html",
+        {
+            "org": org,
+            "kind": kind,
+            "error": None,
+            "correctable": CORRECTABLE,
+            "form_token": anon_csrf_token(request),
+        },
+    )
+
+
+@pages.get("/p/{dsr_tenant}/delete-me", dependencies=[Depends(public)])
+def portal_delete_me(request: Request, dsr_tenant: str, database: DatabaseDep) -> Response:
+    return portal_form(request, dsr_tenant, database, kind="erasure")
+
+
+@pages.post("/p/{dsr_tenant}/rights/new", dependencies=[Depends(public)])
+async def portal_create(
+    request: Request, dsr_tenant: str, database: DatabaseDep, background: BackgroundTasks
+) -> Response:
+    org = _tenant(database, dsr_tenant)
+    await check_anon_csrf(request)
+    form = await request.form()
+    kind = str(form.get("kind") or "")
+    email = str(form.get("email") or "").strip()
+    details: dict[str, Any] = {}
+    if kind == Kind.RECTIFICATION.value:
+        details["corrections"] = {str(form.get("correct_field") or ""): str(form.get("correct_value") or "")}
+    if kind in (Kind.OBJECTION.value, Kind.WITHDRAWAL.value) and form.get("purpose"):
+        details["purpose"] = str(form.get("purpose"))[:200]
+    locale = pick_locale(request)
+    try:
+        if kind not in PORTAL_KINDS:
+            raise InvalidInput.on("kind", "choose what you want to ask for")
+        with database.transaction(Scope.tenant(org.id)) as session:
+            req = service.create_request(
+                session,
+                org_id=org.id,
+                kind=kind,
+                identities={"email": email},
+                channel="portal",
+                locale=locale,
+                details=details,
+            )
+            service.send_code(session, req.id)
+    except InvalidInput as exc:
+        return render(
+            request,
+            "rights/portal_form.html",
+            {
+                "org": org,
+                "kind": kind if kind in PORTAL_KINDS else "access",
+                "error": exc,
+                "correctable": CORRECTABLE,
+                "form_token": anon_csrf_token(request),
+            },
+            status=422,
+        )
+    background.add_task(notify.deliver_pending, database)
+    return RedirectResponse(f"/p/{org.slug}/rights/{req.id}/verify", status_code=303)
+
+
+@pages.get("/p/{dsr_tenant}/rights/{rights_request_id}/verify", dependencies=[Depends(public)])
+def portal_verify_form(
+    request: Request, dsr_tenant: str, rights_request_id: str, database: DatabaseDep
+) -> Response:
+    org = _tenant(database, dsr_tenant)
+    req = _portal_request(database, org, rights_request_id)
+    if req.status != Status.UNVERIFIED.value:
+        return RedirectResponse(f"/p/{org.slug}/rights/{req.id}", status_code=303)
+    return render(
+        request,
+        "rights/portal_verify.html",
+        {"org": org, "error": None, "form_token": anon_csrf_token(request)},
+    )
+
+
+@pages.post("/p/{dsr_tenant}/rights/{rights_request_id}/verify", dependencies=[Depends(public)])
+async def portal_verify(
+    request: Request,
+    dsr_tenant: str,
+    rights_request_id: str,
+    database: DatabaseDep,
+    background: BackgroundTasks,
+) -> Response:
+    org = _tenant(database, dsr_tenant)
+    await check_anon_csrf(request)
+    req = _portal_request(database, org, rights_request_id)
+    form = await request.form()
+    if form.get("resend"):
+        with database.transaction(Scope.tenant(org.id)) as session:
+            service.send_code(session, req.id)
+        background.add_task(notify.deliver_pending, database)
+        return RedirectResponse(f"/p/{org.slug}/rights/{req.id}/verify", status_code=303)
+    with database.transaction(Scope.tenant(org.id)) as session:
+        result = service.check_code(session, req.id, str(form.get("code") or ""))
+        session.flush()
+        req = service.get_request(session, req.id)
+        session.expunge(req)
+    if result is not service.CodeResult.OK:
+        return render(
+            request,
+            "rights/portal_verify.html",
+            {"org": org, "error": service.code_error(result), "form_token": anon_csrf_token(request)},
+            status=422,
+        )
+    _after_change(background, database, req)
+    return RedirectResponse(f"/p/{org.slug}/rights/{req.id}", status_code=303)
+
+
+@pages.get("/p/{dsr_tenant}/rights/{rights_request_id}", dependencies=[Depends(public)])
+def portal_status(
+    request: Request, dsr_tenant: str, rights_request_id: str, database: DatabaseDep
+) -> Response:
+    org = _tenant(database, dsr_tenant)
+    req = _portal_request(database, org, rights_request_id)
+    locale = pick_locale(request)
+    return render(
+        request,
+        "rights/portal_status.html",
+        {
+            "org": org,
+            "kind": gettext(locale, KIND_LABELS[req.kind]),
+            "status": req.status,
+            "deadline": req.deadline.date().isoformat(),
+        },
+    )
+
+
+@pages.get("/p/{dsr_tenant}/download/{download_token}", dependencies=[Depends(public)])
+def portal_download(dsr_tenant: str, download_token: str, database: DatabaseDep) -> Response:
+    org = _tenant(database, dsr_tenant)
+    return _download(database, org.id, lambda session: service.download(session, download_token))
+
+
+KIND_LABELS = {
+    "access": "See my data",
+    "portability": "Get my data to take elsewhere",
+    "rectification": "Correct my data",
+    "erasure": "Delete me",
+    "restriction": "Limit the use of my data",
+    "objection": "Object to a use of my data",
+    "withdrawal": "Withdraw my consent",
+}

@@ -1,0 +1,1127 @@
+"""Data subject requests from intake to answer. Every change is audited in its own transaction.
+
+Life of a request::
+
+    unverified ──code/sign-in──▶ awaiting_approval ──approve──▶ queued ──▶ running ──▶ done
+         │                        (erasure, rectification)       ▲           │
+         └──────── cancel / reject ◀──────────────────────────────┘        partial ──retry──▶ queued
+
+Unverified requests never run (Art. 12(6)). Erasure and rectification wait for approval by the
+customer's admin or the privacy officer unless the customer's policy says otherwise.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from vern.accounts.models import Organisation
+from vern.audit.service import record
+from vern.crypto import PII, blind_index, keyring
+from vern.datamap.categories import CATEGORIES
+from vern.datamap.detectors import is_email, is_national_id, is_phone
+from vern.datamap.model import IDENTITY_KINDS, DataMap
+from vern.db import Database, Scope, utcnow
+from vern.errors import Conflict, InvalidInput, NotFound
+from vern.notify import service as notify
+from vern.rights.engine import relaxed_durability
+from vern.rights.models import (
+    OPEN_STATUSES,
+    Flag,
+    Kind,
+    Package,
+    Part,
+    Policy,
+    RightsRequest,
+    Status,
+    Task,
+    Verification,
+)
+from vern.rights.settings import RightsSettings, rights_settings
+
+FLAG_KINDS = (Kind.RESTRICTION.value, Kind.OBJECTION.value, Kind.WITHDRAWAL.value)
+CHANNELS = ("portal", "api", "staff")
+STALE_AFTER = timedelta(minutes=5)
+
+
+def secret() -> bytes:
+    from vern.rights.runtime import secret as vendor_secret
+
+    return vendor_secret()
+
+
+# -- identities --------------------------------------------------------------------------------
+
+
+def clean_identities(raw: dict[str, Any]) -> dict[str, str]:
+    """Validated identities; an error names the field that is wrong."""
+    found: dict[str, str] = {}
+    for kind, value in raw.items():
+        if value is None or str(value).strip() == "":
+            continue
+        text = str(value).strip()
+        if kind not in IDENTITY_KINDS:
+            raise InvalidInput.on(
+                f"identities.{kind}", f"unknown identity (use one of {', '.join(IDENTITY_KINDS)})"
+            )
+        if len(text) > 254:
+            raise InvalidInput.on(f"identities.{kind}", "is too long")
+        if kind == "email" and not is_email(text):
+            raise InvalidInput.on("identities.email", "is not an e-mail address")
+        if kind == "phone" and not is_phone(text):
+            raise InvalidInput.on(
+                "identities.phone", "is not a Norwegian phone number (8 digits, +47 optional)"
+            )
+        if kind == "national_id" and not is_national_id(text):
+            raise InvalidInput.on("identities.national_id", "is not a valid national identity or D-number")
+        found[kind] = text.lower() if kind == "email" else text
+    if not found:
+        raise InvalidInput.on(
+            "identities", "give at least one identity (e-mail, user id, phone, national id)"
+        )
+    return found
+
+
+def identity_refs(identities: dict[str, str]) -> list[str]:
+    """Keyed hashes of each identity: how Vern recognises a person without keeping who it is."""
+    key = secret()
+    refs = []
+    for kind, value in sorted(identities.items()):
+        normal = "".join(c for c in value if c.isdigit())[-8:] if kind == "phone" else value
+        refs.append(blind_index(key, f"{kind}:{normal}", "rights.subject"))
+    return refs
+
+
+def subject_ref(identities: dict[str, str]) -> str:
+    for kind in ("email", "national_id", "phone", "user_id"):
+        if kind in identities:
+            return identity_refs({kind: identities[kind]})[0]
+    raise InvalidInput.on("identities", "no identity given")
+
+
+# -- deadlines (Art. 12(3)) -----------------------------------------------------------------------
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    month = moment.month - 1 + months
+    year = moment.year + month // 12
+    month = month % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def due_date(received: datetime, cfg: RightsSettings | None = None) -> datetime:
+    cfg = cfg or rights_settings()
+    if cfg.due_days:
+        return received + timedelta(days=cfg.due_days)
+    return add_months(received, cfg.due_months)
+
+
+# -- policy ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EffectivePolicy:
+    product_tenant_key: str
+    approve_erasure: bool
+    approve_rectification: bool
+
+
+def policy_for(session: Session, org_id: str) -> EffectivePolicy:
+    cfg = rights_settings()
+    row = session.scalars(select(Policy).where(Policy.org_id == org_id)).first()
+    if row is None:
+        return EffectivePolicy(org_id, cfg.approve_erasure, cfg.approve_rectification)
+    return EffectivePolicy(row.product_tenant_key or org_id, row.approve_erasure, row.approve_rectification)
+
+
+def set_policy(
+    session: Session,
+    *,
+    org_id: str,
+    actor_user_id: str | None,
+    product_tenant_key: str | None = None,
+    approve_erasure: bool | None = None,
+    approve_rectification: bool | None = None,
+) -> Policy:
+    row = session.scalars(select(Policy).where(Policy.org_id == org_id)).first()
+    if row is None:
+        cfg = rights_settings()
+        row = Policy(
+            org_id=org_id,
+            approve_erasure=cfg.approve_erasure,
+            approve_rectification=cfg.approve_rectification,
+        )
+        session.add(row)
+    old = {
+        "product_tenant_key": row.product_tenant_key,
+        "approve_erasure": row.approve_erasure,
+        "approve_rectification": row.approve_rectification,
+    }
+    if product_tenant_key is not None:
+        row.product_tenant_key = product_tenant_key or None
+    if approve_erasure is not None:
+        row.approve_erasure = approve_erasure
+    if approve_rectification is not None:
+        row.approve_rectification = approve_rectification
+    row.updated_at = utcnow()
+    session.flush()
+    new = {
+        "product_tenant_key": row.product_tenant_key,
+        "approve_erasure": row.approve_erasure,
+        "approve_rectification": row.approve_rectification,
+    }
+    record(
+        session,
+        "rights.policy.update",
+        org_id=org_id,
+        actor_user_id=actor_user_id,
+        resource=f"rights_policy:{row.id}",
+        details={"old": old, "new": new},
+    )
+    return row
+
+
+# -- intake ------------------------------------------------------------------------------------
+
+
+def _details_for(kind: str, details: dict[str, Any] | None) -> dict[str, Any]:
+    details = dict(details or {})
+    allowed = {"corrections", "purpose", "note"}
+    for key in details:
+        if key not in allowed:
+            raise InvalidInput.on(f"details.{key}", "unknown field")
+    if kind == Kind.RECTIFICATION.value:
+        corrections = details.get("corrections")
+        if not isinstance(corrections, dict) or not corrections:
+            raise InvalidInput.on("details.corrections", "say which data to correct and to what")
+        for target, value in corrections.items():
+            personal_category = target in CATEGORIES and target.startswith("user.")
+            if not personal_category and target.count(".") != 1:
+                raise InvalidInput.on(
+                    f"details.corrections.{target}", "name a personal data category or table.field"
+                )
+            if not isinstance(value, str) or len(value) > 1000:
+                raise InvalidInput.on(f"details.corrections.{target}", "must be text up to 1000 characters")
+    purpose = details.get("purpose")
+    if purpose is not None and (not isinstance(purpose, str) or len(purpose) > 200):
+        raise InvalidInput.on("details.purpose", "must be text up to 200 characters")
+    note = details.get("note")
+    if note is not None and (not isinstance(note, str) or len(note) > 2000):
+        raise InvalidInput.on("details.note", "must be text up to 2000 characters")
+    return details
+
+
+def create_request(
+    session: Session,
+    *,
+    org_id: str,
+    kind: str,
+    identities: dict[str, Any],
+    channel: str,
+    locale: str = "nb",
+    details: dict[str, Any] | None = None,
+    actor_user_id: str | None = None,
+    verified_by: str | None = None,
+) -> RightsRequest:
+    """Record a request the moment it is received; the deadline runs from now.
+
+    ``verified_by`` is given when identity is already established: ``customer_signin`` (the
+    customer's own system, signed in with its API token, vouches for its user) or ``attested``
+    (staff checked identity, with a note). Otherwise a one-time code must be sent and entered.
+    """
+    if kind not in {k.value for k in Kind}:
+        raise InvalidInput.on("kind", f"unknown kind (use one of {', '.join(k.value for k in Kind)})")
+    if channel not in CHANNELS:
+        raise InvalidInput.on("channel", "unknown channel")
+    if locale not in ("nb", "en"):
+        raise InvalidInput.on("locale", "use nb or en")
+    clean = clean_identities(identities)
+    clean_details = _details_for(kind, details)
+    if verified_by is None and "email" not in clean:
+        raise InvalidInput.on("identities.email", "an e-mail address is needed to send the one-time code")
+    if verified_by == "attested" and not clean_details.get("note"):
+        raise InvalidInput.on("details.note", "say how identity was checked")
+    pol = policy_for(session, org_id)
+    approval = (kind == Kind.ERASURE.value and pol.approve_erasure) or (
+        kind == Kind.RECTIFICATION.value and pol.approve_rectification
+    )
+    key_id = keyring().create(session)
+    now = utcnow()
+    req = RightsRequest(
+        org_id=org_id,
+        kind=kind,
+        status=Status.UNVERIFIED.value,
+        channel=channel,
+        locale=locale,
+        key_id=key_id,
+        identities=PII(key_id, json.dumps(clean, sort_keys=True)),
+        subject_ref=subject_ref(clean),
+        details=PII(key_id, json.dumps(clean_details)) if clean_details else None,
+        received_at=now,
+        due_at=due_date(now),
+        approval_required=approval,
+        created_by=actor_user_id,
+    )
+    session.add(req)
+    session.flush()
+    record(
+        session,
+        "rights.request.create",
+        org_id=org_id,
+        actor_user_id=actor_user_id,
+        resource=f"rights_request:{req.id}",
+        details={
+            "new": {
+                "kind": kind,
+                "channel": channel,
+                "identity_kinds": sorted(clean),
+                "due_at": req.due_at.isoformat(),
+            }
+        },
+    )
+    if verified_by is not None:
+        _mark_verified(session, req, verified_by, actor_user_id)
+    return req
+
+
+def get_request(session: Session, request_id: str) -> RightsRequest:
+    req = session.get(RightsRequest, request_id)
+    if req is None:
+        raise NotFound(detail="no such request")
+    scope: Scope | None = session.info.get("scope")
+    if scope is not None and not scope.is_system and req.org_id != scope.org_id:
+        raise NotFound(detail="no such request")
+    return req
+
+
+def identities_of(req: RightsRequest) -> dict[str, str]:
+    if req.identities.value is None:
+        return {}
+    loaded: dict[str, str] = json.loads(req.identities.value)
+    return loaded
+
+
+def details_of(req: RightsRequest) -> dict[str, Any]:
+    if req.details is None or req.details.value is None:
+        return {}
+    loaded: dict[str, Any] = json.loads(req.details.value)
+    return loaded
+
+
+def _set_status(
+    session: Session,
+    req: RightsRequest,
+    status: Status,
+    *,
+    actor_user_id: str | None,
+    action: str,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    old = req.status
+    req.status = status.value
+    details: dict[str, Any] = {"old": {"status": old}, "new": {"status": status.value, **(extra or {})}}
+    record(
+        session,
+        action,
+        org_id=req.org_id,
+        actor_user_id=actor_user_id,
+        resource=f"rights_request:{req.id}",
+        details=details,
+    )
+
+
+def _mark_verified(session: Session, req: RightsRequest, method: str, actor_user_id: str | None) -> None:
+    req.verified_at = utcnow()
+    req.verification_method = method
+    nxt = Status.AWAITING_APPROVAL if req.approval_required else Status.QUEUED
+    _set_status(
+        session,
+        req,
+        nxt,
+        actor_user_id=actor_user_id,
+        action="rights.request.verify",
+        extra={"method": method},
+    )
+
+
+# -- one-time code by e-mail ---------------------------------------------------------------------
+
+
+class CodeResult(StrEnum):
+    OK = "ok"
+    WRONG = "wrong"
+    EXPIRED = "expired"
+    EXHAUSTED = "exhausted"
+    NONE = "none"
+
+
+def _code_hash(request_id: str, code: str) -> str:
+    return hmac.new(secret(), f"rights.code:{request_id}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+CODE_MAIL = {
+    "nb": (
+        "Koden din: {code}",
+        "Koden for å bekrefte forespørselen din hos {org} er {code}.\n"
+        "Den gjelder i {minutes} minutter og kan brukes én gang.\n"
+        "Har du ikke bedt om dette, kan du se bort fra e-posten.",
+    ),
+    "en": (
+        "Your code: {code}",
+        "The code to confirm your request to {org} is {code}.\n"
+        "It is valid for {minutes} minutes and can be used once.\n"
+        "If you did not ask for this, you can ignore this e-mail.",
+    ),
+}
+
+
+def send_code(session: Session, request_id: str) -> None:
+    """A fresh 6-digit code to the request's e-mail; any earlier code stops working."""
+    req = get_request(session, request_id)
+    if req.status != Status.UNVERIFIED.value:
+        raise Conflict(detail="the request is already verified")
+    email = identities_of(req).get("email")
+    if not email:
+        raise InvalidInput.on("identities.email", "no e-mail address to send the code to")
+    cfg = rights_settings()
+    now = utcnow()
+    session.execute(
+        update(Verification)
+        .where(Verification.request_id == req.id, Verification.used_at.is_(None))
+        .values(used_at=now)
+    )
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    session.add(
+        Verification(
+            org_id=req.org_id,
+            request_id=req.id,
+            code_hash=_code_hash(req.id, code),
+            expires_at=now + timedelta(minutes=cfg.code_minutes),
+        )
+    )
+    org = session.get(Organisation, req.org_id)
+    subject, body = CODE_MAIL[req.locale if req.locale in CODE_MAIL else "nb"]
+    notify.queue(
+        session,
+        key_id=req.key_id,
+        to=email,
+        kind="rights.code",
+        org_id=req.org_id,
+        subject=subject.format(code=code),
+        body=body.format(code=code, org=org.name if org else "", minutes=cfg.code_minutes),
+    )
+    record(session, "rights.code.send", org_id=req.org_id, resource=f"rights_request:{req.id}")
+
+
+def check_code(session: Session, request_id: str, code: str) -> CodeResult:
+    """Try a code. Returns the outcome instead of raising, so the attempt count commits."""
+    req = get_request(session, request_id)
+    if req.status != Status.UNVERIFIED.value:
+        return CodeResult.OK if req.verified_at else CodeResult.NONE
+    found = session.scalars(
+        select(Verification)
+        .where(Verification.request_id == req.id, Verification.used_at.is_(None))
+        .order_by(Verification.created_at.desc())
+    ).first()
+    cfg = rights_settings()
+    if found is None:
+        return CodeResult.NONE
+    if found.expires_at <= utcnow():
+        found.used_at = utcnow()
+        record(
+            session,
+            "rights.code.expired",
+            org_id=req.org_id,
+            outcome="failure",
+            resource=f"rights_request:{req.id}",
+        )
+        return CodeResult.EXPIRED
+    found.attempts += 1
+    given = "".join(c for c in code if c.isdigit())
+    if hmac.compare_digest(found.code_hash, _code_hash(req.id, given)):
+        found.used_at = utcnow()
+        _mark_verified(session, req, "email_code", None)
+        return CodeResult.OK
+    outcome = CodeResult.WRONG
+    if found.attempts >= cfg.code_attempts:
+        found.used_at = utcnow()
+        outcome = CodeResult.EXHAUSTED
+    record(
+        session,
+        "rights.code.wrong",
+        org_id=req.org_id,
+        outcome="failure",
+        resource=f"rights_request:{req.id}",
+        details={"new": {"attempts": found.attempts}},
+    )
+    return outcome
+
+
+def code_error(result: CodeResult) -> InvalidInput:
+    messages = {
+        CodeResult.WRONG: "the code is wrong; try again",
+        CodeResult.EXPIRED: "the code has expired; ask for a new one",
+        CodeResult.EXHAUSTED: "too many wrong codes; ask for a new one",
+        CodeResult.NONE: "no code is waiting; ask for a new one",
+    }
+    return InvalidInput.on("code", messages[result], code=result.value)
+
+
+# -- decisions -----------------------------------------------------------------------------------
+
+
+def approve(session: Session, request_id: str, *, actor_user_id: str | None) -> RightsRequest:
+    req = get_request(session, request_id)
+    if req.status != Status.AWAITING_APPROVAL.value:
+        raise Conflict(detail=f"only a request awaiting approval can be approved (it is {req.status})")
+    req.approved_at = utcnow()
+    req.approved_by = actor_user_id
+    _set_status(session, req, Status.QUEUED, actor_user_id=actor_user_id, action="rights.request.approve")
+    return req
+
+
+def reject(session: Session, request_id: str, *, actor_user_id: str | None, reason: str) -> RightsRequest:
+    req = get_request(session, request_id)
+    if req.status not in (Status.UNVERIFIED.value, Status.AWAITING_APPROVAL.value, Status.QUEUED.value):
+        raise Conflict(detail=f"a request that is {req.status} cannot be rejected")
+    if not reason.strip():
+        raise InvalidInput.on("reason", "say why the request is rejected (the person is told)")
+    req.decision_note = reason.strip()[:2000]
+    req.completed_at = utcnow()
+    _set_status(session, req, Status.REJECTED, actor_user_id=actor_user_id, action="rights.request.reject")
+    return req
+
+
+def cancel(session: Session, request_id: str, *, actor_user_id: str | None) -> RightsRequest:
+    req = get_request(session, request_id)
+    if req.status not in (Status.UNVERIFIED.value, Status.AWAITING_APPROVAL.value, Status.QUEUED.value):
+        raise Conflict(detail=f"a request that is {req.status} cannot be cancelled")
+    req.completed_at = utcnow()
+    _set_status(session, req, Status.CANCELLED, actor_user_id=actor_user_id, action="rights.request.cancel")
+    return req
+
+
+EXTENSION_MAIL = {
+    "nb": (
+        "Svaret på forespørselen din tar lengre tid",
+        "Vi trenger mer tid til å svare på forespørselen din. Ny frist er {due}.\nGrunn: {reason}",
+    ),
+    "en": (
+        "The answer to your request will take longer",
+        "We need more time to answer your request. The new deadline is {due}.\nReason: {reason}",
+    ),
+}
+
+
+def extend(
+    session: Session, request_id: str, *, months: int, reason: str, actor_user_id: str | None
+) -> RightsRequest:
+    """Art. 12(3): up to two further months, with the reason told to the person within the first."""
+    req = get_request(session, request_id)
+    cfg = rights_settings()
+    if req.status not in [s.value for s in OPEN_STATUSES]:
+        raise Conflict(detail="only an open request can be extended")
+    if req.extended_due_at is not None:
+        raise Conflict(detail="the deadline has already been extended once")
+    if not 1 <= months <= cfg.max_extension_months:
+        raise InvalidInput.on("months", f"extend by 1 to {cfg.max_extension_months} months")
+    if not reason.strip():
+        raise InvalidInput.on("reason", "the person must be told why")
+    if utcnow() >= req.due_at:
+        raise Conflict(detail="an extension must be given within the first month")
+    req.extended_due_at = add_months(req.due_at, months)
+    req.extension_reason = reason.strip()[:2000]
+    email = identities_of(req).get("email")
+    if email:
+        subject, body = EXTENSION_MAIL[req.locale if req.locale in EXTENSION_MAIL else "nb"]
+        notify.queue(
+            session,
+            key_id=req.key_id,
+            to=email,
+            kind="rights.extension",
+            org_id=req.org_id,
+            subject=subject,
+            body=body.format(due=req.extended_due_at.date().isoformat(), reason=req.extension_reason),
+        )
+    record(
+        session,
+        "rights.request.extend",
+        org_id=req.org_id,
+        actor_user_id=actor_user_id,
+        resource=f"rights_request:{req.id}",
+        details={
+            "old": {"due_at": req.due_at.isoformat()},
+            "new": {"due_at": req.extended_due_at.isoformat(), "told_person": bool(email)},
+        },
+    )
+    return req
+
+
+def retry(session: Session, request_id: str, *, actor_user_id: str | None) -> RightsRequest:
+    req = get_request(session, request_id)
+    if req.status != Status.PARTIAL.value:
+        raise Conflict(detail="only a partly done request can be retried")
+    _set_status(session, req, Status.QUEUED, actor_user_id=actor_user_id, action="rights.request.retry")
+    return req
+
+
+# -- running ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claimed:
+    org_id: str
+    kind: str
+    purpose: str | None
+    subject: Any  # vern.rights.engine.Subject
+    parts: list[tuple[str, str, str]] | None = None
+
+
+def claim(
+    database: Database, request_id: str, *, resume: bool = False, data_map: DataMap | None = None
+) -> Claimed | None:
+    """Move a queued request (or one whose runner died) to running, in one transaction with
+    reading what the run needs. None if another runner has it or it is finished."""
+    with database.transaction(Scope.system("claim rights request")) as session:
+        relaxed_durability(session)
+        return _claim_in(session, request_id, resume=resume, data_map=data_map)
+
+
+def _claim_in(session: Session, request_id: str, *, resume: bool, data_map: DataMap | None) -> Claimed | None:
+    from vern.rights.engine import Subject
+
+    req = session.get(RightsRequest, request_id)
+    if req is None:
+        raise NotFound(detail="no such request")
+    if req.status in (Status.UNVERIFIED.value, Status.AWAITING_APPROVAL.value):
+        raise Conflict(detail=f"the request is {req.status} and cannot run yet")
+    now = utcnow()
+    running = RightsRequest.status == Status.RUNNING.value
+    if not resume:
+        running = running & (RightsRequest.heartbeat_at < now - STALE_AFTER)
+    result: Any = session.execute(
+        update(RightsRequest)
+        .where(RightsRequest.id == request_id, or_(RightsRequest.status == Status.QUEUED.value, running))
+        .values(
+            status=Status.RUNNING.value,
+            heartbeat_at=now,
+            attempts=RightsRequest.attempts + 1,
+            started_at=func.coalesce(RightsRequest.started_at, now),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if not result.rowcount:
+        return None
+    record(
+        session,
+        "rights.request.start",
+        org_id=req.org_id,
+        resource=f"rights_request:{req.id}",
+        details={"new": {"status": Status.RUNNING.value, "attempt": req.attempts + 1}},
+    )
+    pol = policy_for(session, req.org_id)
+    details = details_of(req)
+    subject = Subject(
+        org_id=req.org_id,
+        tenant_value=pol.product_tenant_key,
+        identities=identities_of(req),
+        subject_ref=req.subject_ref,
+        corrections=details.get("corrections") or {},
+    )
+    parts = None
+    if data_map is not None and req.kind not in FLAG_KINDS:
+        from vern.rights.engine import ensure_parts
+
+        parts = ensure_parts(session, data_map, req.id, req.org_id)
+    return Claimed(req.org_id, req.kind, details.get("purpose"), subject, parts)
+
+
+def run(
+    database: Database,
+    request_id: str,
+    *,
+    data_map: DataMap | None = None,
+    urls: dict[str, str] | None = None,
+    on_step: Callable[[str], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    resume: bool = False,
+    batch_rows: int | None = None,
+) -> str:
+    """Claim and carry out a request; returns its status. ``resume`` takes over a running request
+    (after a crash) without waiting for its heartbeat to go stale."""
+    from vern.rights.engine import Engine
+
+    if data_map is None:
+        data_map = _map_if_needed(database, request_id)  # a missing map leaves the request queued
+    claimed = claim(database, request_id, resume=resume, data_map=data_map)
+    if claimed is None:
+        return request_row_status(database, request_id)
+    if claimed.kind in FLAG_KINDS:
+        with database.transaction(Scope.tenant(claimed.org_id)) as session:
+            _set_flags(session, get_request(session, request_id), claimed.purpose)
+        return finish(database, request_id)
+    assert data_map is not None
+    if on_step is not None:
+        on_step("started")
+    engine = Engine(
+        database,
+        data_map,
+        secret(),
+        urls=urls,
+        batch_rows=batch_rows or rights_settings().batch_rows,
+        on_step=on_step,
+        on_progress=on_progress,
+    )
+    engine.run(request_id, claimed.subject, claimed.kind, claimed.parts)
+    return finish(database, request_id, data_map=data_map)
+
+
+def run_batch(
+    database: Database,
+    request_ids: list[str],
+    *,
+    data_map: DataMap | None = None,
+    urls: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """Carry out several queued requests with shared bookkeeping transactions (the worker's way
+    of draining a queue); each request ends exactly as if it had been run alone."""
+    from vern.rights.engine import Engine
+
+    if data_map is None:
+        data_map = _published_map(database)
+    results: dict[str, str] = {}
+    claimed: list[tuple[str, Claimed]] = []
+    with database.transaction(Scope.system("claim rights requests")) as session:
+        relaxed_durability(session)
+        for request_id in request_ids:
+            try:
+                got = _claim_in(session, request_id, resume=False, data_map=data_map)
+            except (Conflict, NotFound) as exc:
+                results[request_id] = f"skipped: {exc}"
+                continue
+            if got is None:
+                results[request_id] = "skipped: taken by another runner"
+            else:
+                claimed.append((request_id, got))
+    flags = [(rid, c) for rid, c in claimed if c.kind in FLAG_KINDS]
+    work = [(rid, c) for rid, c in claimed if c.kind not in FLAG_KINDS]
+    for request_id, c in flags:
+        with database.transaction(Scope.tenant(c.org_id)) as session:
+            _set_flags(session, get_request(session, request_id), c.purpose)
+    engine = Engine(database, data_map, secret(), urls=urls, batch_rows=rights_settings().batch_rows)
+    engine.run_many([(rid, c.subject, c.kind, c.parts or []) for rid, c in work])
+    with database.transaction(Scope.system("finish rights requests")) as session:
+        relaxed_durability(session)
+        for request_id, _c in claimed:
+            results[request_id] = _finish_in(session, request_id, data_map)
+    return results
+
+
+def _map_if_needed(database: Database, request_id: str) -> DataMap | None:
+    with database.transaction(Scope.system("read rights request")) as session:
+        kind = session.scalar(select(RightsRequest.kind).where(RightsRequest.id == request_id))
+    if kind is None:
+        raise NotFound(detail="no such request")
+    return None if kind in FLAG_KINDS else _published_map(database)
+
+
+def request_row_status(database: Database, request_id: str) -> str:
+    with database.transaction(Scope.system("read rights request")) as session:
+        status = session.scalar(select(RightsRequest.status).where(RightsRequest.id == request_id))
+    if status is None:
+        raise NotFound(detail="no such request")
+    return str(status)
+
+
+def _published_map(database: Database) -> DataMap:
+    from vern.datamap.service import current_map
+
+    with database.transaction(Scope.system("read product map")) as session:
+        found = current_map(session)
+    if found is None:
+        raise Conflict(detail="no product data map is published (vern datamap publish FILE)")
+    return found
+
+
+def _set_flags(session: Session, req: RightsRequest, purpose: str | None) -> None:
+    for ref in identity_refs(identities_of(req)):
+        session.add(
+            Flag(org_id=req.org_id, kind=req.kind, subject_ref=ref, purpose=purpose, request_id=req.id)
+        )
+    record(
+        session,
+        f"rights.flag.{req.kind}",
+        org_id=req.org_id,
+        resource=f"rights_request:{req.id}",
+        details={"new": {"kind": req.kind, "purpose": purpose}},
+    )
+
+
+DONE_MAIL = {
+    "nb": ("Forespørselen din er behandlet", "Forespørselen din ({kind}) til {org} er behandlet.{extra}"),
+    "en": ("Your request has been handled", "Your request ({kind}) to {org} has been handled.{extra}"),
+}
+LINK_TEXT = {
+    "nb": "\n\nLast ned opplysningene dine her (lenken virker i {days} dager):\n{link}",
+    "en": "\n\nDownload your data here (the link works for {days} days):\n{link}",
+}
+
+
+def finish(database: Database, request_id: str, *, data_map: DataMap | None = None) -> str:
+    """Close the run: done only when every database part is done (then build the package of a
+    read request, tell the person, audit); otherwise partial, with the parts that failed."""
+    with database.transaction(Scope.system("finish rights request")) as session:
+        relaxed_durability(session)
+        return _finish_in(session, request_id, data_map)
+
+
+def _finish_in(session: Session, request_id: str, data_map: DataMap | None) -> str:
+    req = session.get(RightsRequest, request_id)
+    assert req is not None
+    parts = list(session.scalars(select(Part).where(Part.request_id == request_id)))
+    outcome = Status.DONE.value if all(p.status == "done" for p in parts) else Status.PARTIAL.value
+    summary: dict[str, Any] = {
+        "databases": {
+            p.database: {
+                "status": p.status,
+                "rows_found": p.rows_found,
+                "rows_done": p.rows_done,
+                "error": p.error,
+            }
+            for p in parts
+        },
+    }
+    summary["rows_found"] = sum(p.rows_found for p in parts)
+    if parts and summary["rows_found"] == 0:
+        summary["note"] = "the identities given match no one in the connected databases"
+    req.summary = summary
+    req.heartbeat_at = utcnow()
+    if outcome != Status.DONE.value:
+        failed = [p.database for p in parts if p.status == "failed"]
+        req.error = "not reached: " + ", ".join(failed) if failed else "incomplete"
+        _set_status(
+            session,
+            req,
+            Status.PARTIAL,
+            actor_user_id=None,
+            action="rights.request.partial",
+            extra={"failed": failed},
+        )
+        return Status.PARTIAL.value
+    link = None
+    if req.kind in (Kind.ACCESS.value, Kind.PORTABILITY.value) and data_map is not None:
+        link = _store_package(session, req, data_map)
+    # the rows found are not kept once the answer is given
+    session.execute(update(_tasks_table()).where(_tasks_table().c.request_id == request_id).values(plan=None))
+    req.error = None
+    req.completed_at = utcnow()
+    _set_status(
+        session,
+        req,
+        Status.DONE,
+        actor_user_id=None,
+        action="rights.request.complete",
+        extra={"rows_found": summary["rows_found"]},
+    )
+    _tell_done(session, req, link)
+    return Status.DONE.value
+
+
+def _tasks_table() -> Any:
+    return Task.__table__
+
+
+def _tell_done(session: Session, req: RightsRequest, link: str | None) -> None:
+    email = identities_of(req).get("email")
+    if not email or req.channel == "api":
+        return
+    lang = req.locale if req.locale in DONE_MAIL else "nb"
+    org = session.get(Organisation, req.org_id)
+    extra = LINK_TEXT[lang].format(days=rights_settings().download_days, link=link) if link else ""
+    subject, body = DONE_MAIL[lang]
+    notify.queue(
+        session,
+        key_id=req.key_id,
+        to=email,
+        kind="rights.done",
+        org_id=req.org_id,
+        subject=subject,
+        body=body.format(kind=req.kind, org=org.name if org else "", extra=extra),
+    )
+
+
+def _store_package(session: Session, req: RightsRequest, data_map: DataMap) -> str:
+    from vern.rights.engine import collected_rows
+    from vern.rights.packages import build_zip
+
+    org = session.get(Organisation, req.org_id)
+    body = build_zip(
+        data_map,
+        collected_rows(session, req.id),
+        request_id=req.id,
+        kind=req.kind,
+        org_name=org.name if org else "",
+        received=req.received_at,
+        locale=req.locale,
+    )
+    return _new_package(session, req, body, org.slug if org else req.org_id)
+
+
+def _new_package(session: Session, req: RightsRequest, body: bytes, slug: str) -> str:
+    import base64
+
+    token = secrets.token_urlsafe(32)
+    session.add(
+        Package(
+            org_id=req.org_id,
+            request_id=req.id,
+            body=PII(req.key_id, base64.b64encode(body).decode()),
+            size=len(body),
+            sha256=hashlib.sha256(body).hexdigest(),
+            token_hash=hashlib.sha256(token.encode()).hexdigest(),
+            expires_at=utcnow() + timedelta(days=rights_settings().download_days),
+        )
+    )
+    return download_link(slug, token)
+
+
+def download_link(slug: str, token: str) -> str:
+    from vern.config import get_settings
+
+    return f"{get_settings().base_url.rstrip('/')}/p/{slug}/download/{token}"
+
+
+def renew_link(session: Session, request_id: str, *, actor_user_id: str | None) -> str:
+    """A fresh download link for a finished request (the old one stops working)."""
+    req = get_request(session, request_id)
+    pkg = _latest_package(session, req.id)
+    if pkg is None or pkg.body is None or pkg.body.value is None:
+        raise Conflict(detail="this request has no answer to download")
+    token = secrets.token_urlsafe(32)
+    pkg.token_hash = hashlib.sha256(token.encode()).hexdigest()
+    pkg.expires_at = utcnow() + timedelta(days=rights_settings().download_days)
+    org = session.get(Organisation, req.org_id)
+    record(
+        session,
+        "rights.package.link",
+        org_id=req.org_id,
+        actor_user_id=actor_user_id,
+        resource=f"rights_package:{pkg.id}",
+    )
+    return download_link(org.slug if org else req.org_id, token)
+
+
+def _latest_package(session: Session, request_id: str) -> Package | None:
+    return session.scalars(
+        select(Package).where(Package.request_id == request_id).order_by(Package.created_at.desc())
+    ).first()
+
+
+def download(session: Session, token: str, *, actor_user_id: str | None = None) -> tuple[bytes, str]:
+    """The zip behind a download link; every download is audited. Expired links give NotFound."""
+
+    pkg = session.scalars(
+        select(Package).where(Package.token_hash == hashlib.sha256(token.encode()).hexdigest())
+    ).first()
+    return _deliver(session, pkg, actor_user_id)
+
+
+def download_for_staff(session: Session, request_id: str, *, actor_user_id: str | None) -> tuple[bytes, str]:
+    req = get_request(session, request_id)
+    pkg = _latest_package(session, req.id)
+    if pkg is None:
+        raise Conflict(detail="this request has no answer to download")
+    return _deliver(session, pkg, actor_user_id)
+
+
+def _deliver(session: Session, pkg: Package | None, actor_user_id: str | None) -> tuple[bytes, str]:
+    import base64
+
+    if pkg is None or pkg.body is None or pkg.body.value is None:
+        raise NotFound(detail="no such download")
+    if pkg.expires_at <= utcnow():
+        record(
+            session,
+            "rights.package.download",
+            org_id=pkg.org_id,
+            actor_user_id=actor_user_id,
+            resource=f"rights_package:{pkg.id}",
+            outcome="failure",
+            details={"new": {"expired": True}},
+        )
+        raise NotFound(detail="the download link has expired")
+    pkg.downloads += 1
+    pkg.last_download_at = utcnow()
+    record(
+        session,
+        "rights.package.download",
+        org_id=pkg.org_id,
+        actor_user_id=actor_user_id,
+        resource=f"rights_package:{pkg.id}",
+        details={"new": {"downloads": pkg.downloads}},
+    )
+    return base64.b64decode(pkg.body.value), f"personal-data-{pkg.request_id[:8]}.zip"
+
+
+# -- flags the product checks (Art. 18, 21, 7(3)) ------------------------------------------------
+
+
+def active_flags(session: Session, identities: dict[str, Any]) -> list[Flag]:
+    refs = identity_refs(clean_identities(identities))
+    return list(
+        session.scalars(
+            select(Flag).where(Flag.subject_ref.in_(refs), Flag.lifted_at.is_(None)).order_by(Flag.created_at)
+        )
+    )
+
+
+def lift_flag(session: Session, flag_id: str, *, actor_user_id: str | None) -> Flag:
+    flag = session.get(Flag, flag_id)
+    scope: Scope | None = session.info.get("scope")
+    if flag is None or (scope is not None and not scope.is_system and flag.org_id != scope.org_id):
+        raise NotFound(detail="no such flag")
+    if flag.lifted_at is not None:
+        raise Conflict(detail="already lifted")
+    flag.lifted_at = utcnow()
+    flag.lifted_by = actor_user_id
+    # every identity's flag from the same request is lifted together
+    if flag.request_id:
+        for other in session.scalars(
+            select(Flag).where(Flag.request_id == flag.request_id, Flag.lifted_at.is_(None))
+        ):
+            other.lifted_at = flag.lifted_at
+            other.lifted_by = actor_user_id
+    record(
+        session,
+        "rights.flag.lift",
+        org_id=flag.org_id,
+        actor_user_id=actor_user_id,
+        resource=f"rights_flag:{flag.id}",
+        details={"old": {"lifted": False}, "new": {"lifted": True}},
+    )
+    return flag
+
+
+# -- overview, reminders, the worker -----------------------------------------------------------------
+
+
+def list_requests(session: Session, *, status: str | None = None, limit: int = 200) -> list[RightsRequest]:
+    stmt = select(RightsRequest).order_by(RightsRequest.received_at.desc()).limit(limit)
+    if status == "open":
+        stmt = stmt.where(RightsRequest.status.in_([s.value for s in OPEN_STATUSES]))
+    elif status:
+        stmt = stmt.where(RightsRequest.status == status)
+    return list(session.scalars(stmt))
+
+
+def due_state(req: RightsRequest, now: datetime | None = None) -> str:
+    now = now or utcnow()
+    if req.status not in [s.value for s in OPEN_STATUSES]:
+        return "closed"
+    if req.deadline <= now:
+        return "overdue"
+    if req.deadline - now <= timedelta(days=rights_settings().remind_days_before):
+        return "due_soon"
+    return "ok"
+
+
+REMINDER_MAIL = {
+    "nb": ("Frist for forespørsel nærmer seg", "En forespørsel ({kind}) har frist {due}.\n{link}"),
+    "en": ("A request's deadline is near", "A request ({kind}) is due on {due}.\n{link}"),
+}
+
+
+def send_reminders(database: Database, *, now: datetime | None = None) -> int:
+    """Remind each customer's admins (and the vendor's privacy officers) of requests due soon."""
+    from vern.accounts.models import Membership, User
+    from vern.accounts.roles import Role
+    from vern.config import get_settings
+
+    now = now or utcnow()
+    sent = 0
+    horizon = now + timedelta(days=rights_settings().remind_days_before)
+    with database.transaction(Scope.system("rights reminders")) as session:
+        due = session.scalars(
+            select(RightsRequest).where(
+                RightsRequest.status.in_([s.value for s in OPEN_STATUSES]),
+                RightsRequest.reminded_at.is_(None),
+                or_(
+                    RightsRequest.extended_due_at <= horizon,
+                    RightsRequest.extended_due_at.is_(None) & (RightsRequest.due_at <= horizon),
+                ),
+            )
+        ).all()
+        for req in due:
+            people = (
+                session.execute(
+                    select(User)
+                    .join(Membership, Membership.user_id == User.id)
+                    .where(
+                        or_(Membership.org_id == req.org_id, Membership.role == Role.PRIVACY_OFFICER.value),
+                        Membership.role.in_([Role.TENANT_ADMIN.value, Role.PRIVACY_OFFICER.value]),
+                        User.disabled_at.is_(None),
+                    )
+                )
+                .scalars()
+                .unique()
+                .all()
+            )
+            link = f"{get_settings().base_url.rstrip('/')}/console/rights/requests/{req.id}"
+            for user in people:
+                if user.email.value is None:
+                    continue
+                lang = user.locale if user.locale in REMINDER_MAIL else "nb"
+                subject, body = REMINDER_MAIL[lang]
+                notify.queue(
+                    session,
+                    key_id=user.key_id,
+                    to=user.email.value,
+                    kind="rights.reminder",
+                    org_id=req.org_id,
+                    subject=subject,
+                    body=body.format(kind=req.kind, due=req.deadline.date().isoformat(), link=link),
+                )
+                sent += 1
+            req.reminded_at = now
+            record(session, "rights.request.remind", org_id=req.org_id, resource=f"rights_request:{req.id}")
+    return sent
+
+
+def run_pending(
+    database: Database, *, limit: int = 50, urls: dict[str, str] | None = None
+) -> list[tuple[str, str]]:
+    """The worker's step: run queued requests and take over ones whose runner died."""
+    stale = utcnow() - STALE_AFTER
+    with database.transaction(Scope.system("find runnable rights requests")) as session:
+        ids = list(
+            session.scalars(
+                select(RightsRequest.id)
+                .where(
+                    or_(
+                        RightsRequest.status == Status.QUEUED.value,
+                        (RightsRequest.status == Status.RUNNING.value) & (RightsRequest.heartbeat_at < stale),
+                    )
+                )
+                .order_by(RightsRequest.received_at)
+                .limit(limit)
+            )
+        )
+    try:
+        data_map = _published_map(database)
+    except Conflict as exc:  # no map published yet: the requests stay queued
+        return [(request_id, f"waiting: {exc}") for request_id in ids]
+    results = list(run_batch(database, ids, data_map=data_map, urls=urls).items())
+    notify.deliver_pending(database)
+    return results
