@@ -1,0 +1,431 @@
+"""Benchmark of consent and statistics hot paths.
+
+    .venv/bin/python bench/consent.py [--quick]
+
+1. Beacon ingest over HTTP on loopback: one uvicorn process (httptools, uvloop, no access log)
+   serving Vern with its full middleware, and on the same server a minimal ASGI endpoint that
+   answers 204. A load generator in this process keeps N keep-alive connections busy for a fixed
+   time against each, in the same run; the ratio compares the two. Every beacon is valid and
+   different (path, visitor); stored page views are counted afterwards.
+2. A 30-day report over roll-ups that hold 10,000,000 page views (333,334 a day over 2,000
+   pages, 300 referrers and the usual browsers, systems and devices), on SQLite. The roll-up rows
+   are written with the same code the ingest uses; the raw events are not generated, because the
+   report never reads them.
+3. Consent check: in process (``LocalConsent``) and over HTTP (``HttpConsent`` against the
+   server above, API token), p99 of sequential calls.
+4. Banner: gzipped size (script + style), and in Chromium the time from the script's request to
+   the banner shown (median of 5 fresh pages).
+
+--quick shortens every phase (and uses fewer report events) and says so in the output.
+--no-request-audit (diagnostic) serves without the per-request audit record, to show its share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0 bench/{n}"
+
+
+# -- the server process --------------------------------------------------------------------------
+
+
+def server_app() -> Any:
+    """Vern plus a bare 204 endpoint at /bare and a host page at /host, in one ASGI app."""
+    from vern.config import Settings
+    from vern.db import Database
+    from vern.web import create_app
+
+    if os.environ.get("BENCH_NO_REQUEST_AUDIT") == "1":
+        # Diagnostic only (--no-request-audit): shows what the per-request audit record costs.
+        import vern.audit.service as audit_service
+
+        audit_service.record_request = None  # type: ignore[assignment]
+    settings = Settings(env="dev", database_url=os.environ["BENCH_DB_URL"],
+                        rate_limit_api="100000000/minute",
+                        base_url=os.environ["BENCH_BASE_URL"],
+                        audit_log_dir=Path(os.environ["BENCH_TMP"]) / "audit")
+    vern = create_app(settings, Database(settings.database_url))
+    page = (b'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>host</title>'
+            b'<script src="/c/vern-consent.js" data-org="fjellheim"></script></head>'
+            b"<body><h1>Fjellheim</h1></body></html>")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/bare":
+            while (await receive()).get("more_body"):
+                pass
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        if scope["type"] == "http" and scope["path"] == "/host":
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"text/html")]})
+            await send({"type": "http.response.body", "body": page})
+            return
+        await vern(scope, receive, send)
+
+    return app
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(db_url: str, tmp: str, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "BENCH_DB_URL": db_url, "BENCH_TMP": tmp,
+           "BENCH_BASE_URL": f"http://127.0.0.1:{port}", "VERN_ENV": "dev"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "consent:server_app", "--factory", "--app-dir",
+         str(ROOT / "bench"), "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+         "--log-level", "warning", "--loop", "uvloop", "--http", "httptools", "--lifespan", "on"],
+        env=env, cwd=str(ROOT))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("the server did not start")
+
+
+# -- setup ---------------------------------------------------------------------------------------
+
+
+def setup(db_url: str) -> dict[str, str]:
+    from datetime import timedelta as td
+
+    from vern.accounts import security
+    from vern.accounts import service as accounts
+    from vern.accounts.models import ApiToken
+    from vern.accounts.roles import OrgKind, Role
+    from vern.config import Settings
+    from vern.consent import service as consent
+    from vern.crypto import KeyRing, install_keyring
+    from vern.db import Database, Scope, utcnow
+    from vern.stats import service as stats
+
+    settings = Settings(env="dev", database_url=db_url)
+    database = Database(db_url)
+    database.create_all()
+    install_keyring(KeyRing(database.engine, settings.master_key_bytes))
+    with database.transaction(Scope.system("bench setup")) as session:
+        org = accounts.create_organisation(session, name="Fjellheim barnehage", slug="fjellheim",
+                                           kind=OrgKind.TENANT, actor=None)
+        org_id = org.id
+    token = security.new_token("vt")
+    with database.transaction(Scope.tenant(org_id)) as session:
+        for key, kind, basis in (("necessary", "necessary", "f"), ("statistics", "statistics", "a"),
+                                 ("marketing", "marketing", "a")):
+            consent.create_purpose(session, org_id=org_id, actor_user_id=None, data=consent.PurposeInput(
+                key, kind, basis, key.title(), key.title(), in_banner=kind != "necessary",
+                cookies=({"name": "_" + key},)))
+        consent.publish_notice(session, org_id=org_id, kind="cookie", title_nb="Informasjonskapsler",
+                               title_en="Cookies", body_nb="Tekst", body_en="Text", actor_user_id=None)
+        site = stats.create_site(session, org_id=org_id, name="Nettsiden",
+                                 domain="www.fjellheim.example.com", actor_user_id=None)
+        site_id = site.id
+        session.add(ApiToken(org_id=org_id, name="bench", prefix=token[:10],
+                             token_hash=security.token_hash(token), role=Role.TENANT_ADMIN.value,
+                             expires_at=utcnow() + td(days=1)))
+        for i in range(1000):
+            consent.record_choices(session, org_id=org_id, subject=f"bench-subject-{i:05d}",
+                                   method="api", notice=1,
+                                   choices=[consent.Choice("statistics", "granted" if i % 2 else "denied"),
+                                            consent.Choice("marketing", "denied")])
+    database.dispose()
+    return {"org_id": org_id, "site_id": site_id, "token": token}
+
+
+# -- load generator ------------------------------------------------------------------------------
+
+
+async def _load(port: int, path: str, make_body: Any, conns: int, seconds: float) -> tuple[int, int]:
+    stop = time.perf_counter() + seconds
+    ok = bad = 0
+
+    async def worker(w: int) -> None:
+        nonlocal ok, bad
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        n = 0
+        while time.perf_counter() < stop:
+            body, ua = make_body(w, n)
+            n += 1
+            writer.write(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         b"Content-Type: text/plain\r\nUser-Agent: " + ua.encode() +
+                         b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            head = await reader.readuntil(b"\r\n\r\n")
+            lower = head.lower()
+            at = lower.find(b"content-length:")
+            if at >= 0:
+                length = int(lower[at + 15:lower.find(b"\r\n", at)].strip())
+                if length:
+                    await reader.readexactly(length)
+            if head[9:12] == b"204":
+                ok += 1
+            else:
+                bad += 1
+        writer.close()
+
+    await asyncio.gather(*(worker(w) for w in range(conns)))
+    return ok, bad
+
+
+def load(port: int, path: str, make_body: Any, conns: int, seconds: float) -> tuple[float, int]:
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover
+        runner = asyncio.run
+    started = time.perf_counter()
+    ok, bad = runner(_load(port, path, make_body, conns, seconds))
+    return ok / (time.perf_counter() - started), bad
+
+
+def bench_ingest(port: int, site_id: str, seconds: float) -> dict[str, Any]:
+    rng = random.Random(7)
+    pages = [f"/side/{i}" for i in range(200)]
+    bodies = [json.dumps({"s": site_id, "u": p, "r": "https://www.google.com/"}).encode()
+              for p in pages]
+
+    def beacon(w: int, n: int) -> tuple[bytes, str]:
+        return bodies[rng.randrange(len(bodies))], FIREFOX.format(n=rng.randrange(5000))
+
+    def bare(w: int, n: int) -> tuple[bytes, str]:
+        return bodies[0], FIREFOX.format(n=0)
+
+    load(port, "/bare", bare, 16, 1.0)  # warm-up
+    load(port, "/s/e", beacon, 16, 1.0)
+    bare_rate, _ = load(port, "/bare", bare, 32, seconds)
+    ingest_rate, bad = load(port, "/s/e", beacon, 32, seconds)
+    return {"bare_per_s": round(bare_rate), "ingest_per_s": round(ingest_rate), "ingest_errors": bad}
+
+
+def bench_http_check(port: int, token: str, n: int) -> float:
+    from vern.consent.sdk import HttpConsent
+
+    client = HttpConsent(f"http://127.0.0.1:{port}", token)
+    for i in range(100):
+        client.may_use(f"bench-subject-{i:05d}", "statistics")
+    times = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        client.may_use(f"bench-subject-{i % 1000:05d}", "statistics")
+        times.append(time.perf_counter() - t0)
+    client.close()
+    return p99(times, "consent_check_http_p50_ms")
+
+
+def bench_local_check(db_url: str, org_id: str, n: int) -> float:
+    from vern.consent.sdk import LocalConsent
+    from vern.db import Database
+
+    database = Database(db_url)
+    sdk = LocalConsent(database, org_id)
+    answers = [sdk.may_use(f"bench-subject-{i:05d}", "statistics") for i in range(200)]
+    assert answers.count(True) == 100, "wrong answers"
+    times = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        sdk.may_use(f"bench-subject-{i % 1000:05d}", "statistics")
+        times.append(time.perf_counter() - t0)
+    database.dispose()
+    return p99(times, "consent_check_p50_ms")
+
+
+MEDIANS: dict[str, float] = {}
+
+
+def p99(times: list[float], name: str = "") -> float:
+    if name:
+        MEDIANS[name] = round(statistics.median(times) * 1000, 3)
+    return round(statistics.quantiles(times, n=100)[98] * 1000, 3)
+
+
+# -- report --------------------------------------------------------------------------------------
+
+
+def bench_report(tmp: str, events: int) -> dict[str, Any]:
+    """Roll-ups holding ``events`` page views over 30 days, then the 30-day report, timed."""
+    from vern.config import Settings
+    from vern.crypto import KeyRing, install_keyring
+    from vern.db import Database, Scope
+    from vern.stats import report, rollup
+
+    db_url = f"sqlite:///{tmp}/report.db"
+    ids = setup(db_url)
+    database = Database(db_url)
+    install_keyring(KeyRing(database.engine, Settings(env="dev", database_url=db_url).master_key_bytes))
+    rng = random.Random(3)
+    end = date(2026, 3, 30)
+    days = [end - timedelta(days=d) for d in range(30)]
+    per_day = [events // 30 + (1 if d < events % 30 else 0) for d in range(30)]
+    weights_pages = [1 / (i + 1) for i in range(2000)]
+    weights_refs = [1 / (i + 1) for i in range(300)]
+    dims = {"browser": ["Chrome", "Safari", "Firefox", "Edge", "Samsung Internet", "Opera", "Other"],
+            "os": ["Windows", "iOS", "Android", "macOS", "Linux", "ChromeOS", "Other"],
+            "device": ["desktop", "mobile", "tablet"]}
+    for day, pv in zip(days, per_day, strict=True):
+        plan = rollup.Plan()
+        key = day.isoformat()
+        visits = pv // 3
+        plan.daily[(ids["org_id"], ids["site_id"], key)] = [pv, int(visits * 0.8), visits,
+                                                            visits // 2, visits * 95]
+        pages = rng.choices(range(2000), weights_pages, k=20_000)
+        scale = pv / len(pages)
+        counts: dict[int, int] = {}
+        for p in pages:
+            counts[p] = counts.get(p, 0) + 1
+        for p, c in counts.items():
+            plan.dims[(ids["org_id"], ids["site_id"], key, "page", f"/side/{p}")][0] += round(c * scale)
+        refs = rng.choices(range(300), weights_refs, k=5000)
+        for r in refs:
+            plan.dims[(ids["org_id"], ids["site_id"], key, "referrer", f"ref{r}.example.com")][1] += (
+                visits // 5000 or 1)
+        for dim, values in dims.items():
+            for v in values:
+                plan.dims[(ids["org_id"], ids["site_id"], key, dim, v)][1] += visits // len(values)
+        with database.transaction(Scope.system("bench roll-ups")) as session:
+            rollup.write(session, plan)
+    times = []
+    rep = None
+    for _ in range(7):
+        with database.transaction(Scope.tenant(ids["org_id"])) as session:
+            t0 = time.perf_counter()
+            rep = report.build(session, ids["site_id"], end - timedelta(days=29), end, "day")
+            times.append((time.perf_counter() - t0) * 1000)
+    assert rep is not None and rep.totals.pageviews >= events * 0.99
+    with database.engine.connect() as conn:
+        from sqlalchemy import text
+
+        dim_rows = conn.execute(text("SELECT count(*) FROM stats_daily_dims")).scalar()
+    database.dispose()
+    return {"report_30d_ms": round(statistics.median(times[1:]), 1),
+            "report_30d_max_ms": round(max(times[1:]), 1), "report_pageviews": rep.totals.pageviews,
+            "report_dim_rows": dim_rows}
+
+
+# -- banner --------------------------------------------------------------------------------------
+
+
+def banner_size() -> dict[str, int]:
+    static = ROOT / "vern" / "consent" / "static"
+    js = gzip.compress((static / "vern-consent.js").read_bytes(), 9)
+    css = gzip.compress((static / "vern-consent.css").read_bytes(), 9)
+    beacon = gzip.compress((ROOT / "vern" / "stats" / "static" / "vern-stats.js").read_bytes(), 9)
+    return {"banner_gzip_bytes": len(js) + len(css), "banner_js_gzip_bytes": len(js),
+            "banner_css_gzip_bytes": len(css),
+            "beacon_bytes": (ROOT / "vern" / "stats" / "static" / "vern-stats.js").stat().st_size,
+            "beacon_gzip_bytes": len(beacon)}
+
+
+def banner_shown(port: int, runs: int) -> float | None:
+    if not os.path.exists("/usr/bin/chromium"):
+        return None
+    from playwright.sync_api import sync_playwright
+
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--no-first-run", "--disable-sync"]
+    results = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+        for _ in range(runs + 1):
+            context = browser.new_context()
+            page = context.new_page()
+            page.goto(f"http://127.0.0.1:{port}/host")
+            page.get_by_role("dialog").wait_for()
+            ms = page.evaluate("""() => {
+                const shown = performance.getEntriesByName('vern-consent-shown')[0].startTime;
+                const script = performance.getEntriesByType('resource')
+                    .find(e => e.name.endsWith('/c/vern-consent.js'));
+                return shown - script.startTime; }""")
+            results.append(ms)
+            context.close()
+        browser.close()
+    return round(statistics.median(results[1:]), 1)
+
+
+# -- main ----------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--no-request-audit", action="store_true",
+                        help="diagnostic: serve without the per-request audit record")
+    args = parser.parse_args()
+    if args.no_request_audit:
+        os.environ["BENCH_NO_REQUEST_AUDIT"] = "1"
+    seconds = 4.0 if args.quick else 10.0
+    report_events = 1_000_000 if args.quick else 10_000_000
+    out: dict[str, Any] = {"quick": args.quick, "request_audit": not args.no_request_audit}
+    with tempfile.TemporaryDirectory() as tmp:
+        db_url = f"sqlite:///{tmp}/vern.db"
+        ids = setup(db_url)
+        port = free_port()
+        server = start_server(db_url, tmp, port)
+        try:
+            # Checks and banner first: after the ingest phase the server's background writers are
+            # still busy with the backlog, which would be measured instead.
+            out["consent_check_http_p99_ms"] = bench_http_check(port, ids["token"],
+                                                                500 if args.quick else 2000)
+            out["banner_shown_ms"] = banner_shown(port, 3 if args.quick else 5)
+            ingest = bench_ingest(port, ids["site_id"], seconds)
+            out.update(ingest)
+            time.sleep(2.5)  # the writer flushes every second
+        finally:
+            server.terminate()
+            server.wait(30)
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(db_url)
+        with engine.connect() as conn:
+            out["stored_pageviews"] = conn.execute(text("SELECT count(*) FROM stats_events")).scalar()
+            out["rolled_up_pageviews"] = conn.execute(
+                text("SELECT coalesce(sum(pageviews), 0) FROM stats_daily")).scalar()
+        engine.dispose()
+        out["consent_check_p99_ms"] = bench_local_check(db_url, ids["org_id"],
+                                                        2000 if args.quick else 10000)
+        out.update(bench_report(tmp, report_events))
+    out.update(banner_size())
+    out.update(MEDIANS)
+    figures = {
+        "ingest_events_per_s": out["ingest_per_s"],
+        "ingest_ratio_to_bare_asgi": round(out["ingest_per_s"] / max(out["bare_per_s"], 1), 3),
+        "report_30d_ms": out["report_30d_ms"],
+        "consent_check_p99_ms": out["consent_check_p99_ms"],
+        "consent_check_http_p99_ms": out["consent_check_http_p99_ms"],
+        "banner_gzip_bytes": out["banner_gzip_bytes"],
+        "banner_shown_ms": out["banner_shown_ms"],
+    }
+    details = {k: v for k, v in out.items() if k not in figures}
+    print("details:", json.dumps(details))
+    if args.quick:
+        print(f"quick run: {seconds:.0f} s per load phase, report over {report_events:,} page views")
+    print(json.dumps({**figures, "quick": args.quick,
+                      "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,10 @@
+"""Consent tests count refused banner posts at once instead of in a background thread."""
+
+from __future__ import annotations
+
+import os
+
+from vern.stats.settings import stats_settings
+
+os.environ["VERN_STATS_FLUSH_INTERVAL_MS"] = "0"
+stats_settings.cache_clear()

@@ -1,0 +1,209 @@
+"""The banner's endpoints, the consent API for the product, newsletter flows, and the console."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from sqlalchemy import select
+from starlette.testclient import TestClient
+
+from tests.conftest import Personas
+from tests.consent.helpers import setup_org
+from vern.accounts.roles import Role
+from vern.consent.models import ConsentRecord
+from vern.consent.sdk import HttpConsent
+from vern.db import Database, Scope
+from vern.notify.service import MemoryMailer, install_mailer
+from vern.stats.models import PublicReject
+
+SUBJECT = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
+
+
+def _visitor(app: Any) -> TestClient:
+    return TestClient(app, base_url="http://testserver", client=("195.159.103.82", 40000))
+
+
+def _choose(c: TestClient, choices: dict[str, bool], method: str, version: int = 1) -> Any:
+    body = {"subject": SUBJECT, "version": version, "choices": choices, "method": method}
+    return c.post("/c/fjellheim/consent", content=json.dumps(body),
+                  headers={"content-type": "text/plain", "user-agent": "Firefox/128.0"})
+
+
+def test_the_banner_gets_its_purposes_and_words_in_both_languages(
+        app: Any, db: Database, personas: Personas) -> None:
+    setup_org(db, personas.tenant_a)
+    with _visitor(app) as c:
+        nb = c.get("/c/fjellheim/config?lang=nb").json()
+        en = c.get("/c/fjellheim/config?lang=en").json()
+        script = c.get("/c/vern-consent.js")
+    assert nb["version"] == 1
+    assert [p["key"] for p in nb["purposes"]] == ["marketing", "necessary", "statistics"]
+    assert next(p for p in nb["purposes"] if p["key"] == "necessary")["required"] is True
+    assert nb["texts"]["reject"] == "Avvis alle" and en["texts"]["reject"] == "Reject all"
+    assert "Fjellheim barnehage" in en["texts"]["body"]
+    assert script.headers["content-type"].startswith("text/javascript")
+
+
+def test_each_banner_choice_becomes_a_record_and_withdrawal_is_recorded_as_such(
+        app: Any, db: Database, personas: Personas) -> None:
+    setup_org(db, personas.tenant_a)
+    with _visitor(app) as c:
+        assert _choose(c, {"statistics": True, "marketing": True}, "banner-accept").status_code == 201
+        assert _choose(c, {"statistics": False, "marketing": False}, "banner-save").status_code == 201
+    with db.transaction(Scope.tenant(personas.tenant_a)) as session:
+        rows = session.scalars(select(ConsentRecord).order_by(ConsentRecord.recorded_at,
+                                                              ConsentRecord.purpose_key)).all()
+    assert [(r.purpose_key, r.choice) for r in rows] == [
+        ("marketing", "granted"), ("statistics", "granted"),
+        ("marketing", "withdrawn"), ("statistics", "withdrawn")]
+    assert {r.ip_truncated for r in rows} == {"195.159.103.0"}
+    assert {r.notice_version for r in rows} == {1}
+
+
+def test_bad_banner_posts_are_refused_whole_and_counted(
+        app: Any, db: Database, personas: Personas) -> None:
+    setup_org(db, personas.tenant_a)
+    with _visitor(app) as c:
+        assert _choose(c, {"statistics": True}, "banner-save").status_code == 422  # incomplete
+        assert _choose(c, {"statistics": True, "marketing": True}, "banner-accept",
+                       version=0).status_code == 409  # an old policy version
+        assert _choose(c, {"statistics": True, "marketing": True}, "sneaky").status_code == 422
+        assert c.post("/c/fjellheim/consent", content=b"{").status_code == 422
+        assert c.post("/c/nobody/consent", content=json.dumps(
+            {"subject": SUBJECT, "version": 1, "choices": {}, "method": "gpc"})).status_code == 404
+    with db.transaction(Scope.system("test read")) as session:
+        assert session.scalars(select(ConsentRecord)).all() == []
+        counts = {r.reason: r.count for r in session.scalars(select(PublicReject))}
+    assert counts == {"invalid-input": 1, "conflict": 1, "bad-shape": 2, "unknown-org": 1}
+
+
+def test_the_product_asks_over_http_and_learns_of_a_withdrawal(
+        app: Any, db: Database, personas: Personas, api_token: Any) -> None:
+    setup_org(db, personas.tenant_a)
+    token = api_token(personas.tenant_a, Role.TENANT_ADMIN)
+    with TestClient(app, base_url="http://testserver") as raw:
+        raw.headers["Authorization"] = f"Bearer {token}"
+        sdk = HttpConsent("http://testserver", token, client=raw)
+        assert sdk.may_use(SUBJECT, "statistics") is False
+        res = raw.post(f"/api/v1/consent/{SUBJECT}", json={"choices": {"statistics": "granted"}})
+        assert res.status_code == 201, res.text
+        assert sdk.may_use(SUBJECT, "statistics") is True
+        assert sdk.may_use(SUBJECT, "unknown") is False
+        assert raw.post(f"/api/v1/consent/{SUBJECT}/withdraw", json={}).status_code == 200
+        assert sdk.may_use(SUBJECT, "statistics") is False
+        feed = sdk.changes(__import__("datetime").datetime(2020, 1, 1, tzinfo=__import__("datetime").UTC))
+        assert [r["choice"] for r in feed] == ["granted", "withdrawn"]
+        history = raw.get(f"/api/v1/consent/{SUBJECT}/history").json()["records"]
+        assert len(history) == 2
+        assert raw.post(f"/api/v1/consent/{SUBJECT}", json={"choices": {"x": "granted"},
+                                                           "extra": 1}).status_code == 422
+
+
+def test_another_tenant_gets_its_own_empty_answer(
+        app: Any, db: Database, personas: Personas, api_token: Any) -> None:
+    setup_org(db, personas.tenant_a)
+    setup_org(db, personas.tenant_b)
+    with _visitor(app) as c:
+        _choose(c, {"statistics": True, "marketing": True}, "banner-accept")
+    token_b = api_token(personas.tenant_b, Role.TENANT_ADMIN)
+    with TestClient(app, base_url="http://testserver") as raw:
+        raw.headers["Authorization"] = f"Bearer {token_b}"
+        answer = raw.get(f"/api/v1/consent/{SUBJECT}").json()
+        assert answer["purposes"]["statistics"]["allowed"] is False
+        assert raw.get(f"/api/v1/consent/{SUBJECT}/history").json()["records"] == []
+
+
+def test_the_cookie_declaration_lists_every_cookie(app: Any, db: Database, personas: Personas) -> None:
+    setup_org(db, personas.tenant_a)
+    with _visitor(app) as c:
+        nb = c.get("/c/fjellheim/cookies?lang=nb")
+        en = c.get("/c/fjellheim/cookies?lang=en")
+        notice = c.get("/c/fjellheim/notice/privacy?lang=en")
+    assert nb.status_code == 200 and "_track" in nb.text and "Sporing AS" in nb.text
+    assert 'lang="en"' in en.text and "Statistics" in en.text
+    assert "How we process personal data." in notice.text
+
+
+def test_newsletter_double_opt_in_and_one_click_opt_out_are_recorded(
+        app: Any, db: Database, personas: Personas) -> None:
+    setup_org(db, personas.tenant_a)
+    mailer = MemoryMailer()
+    install_mailer(mailer)
+    with _visitor(app) as c:
+        form = c.get("/c/fjellheim/newsletter?lang=nb")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert csrf is not None
+        res = c.post("/c/fjellheim/newsletter", data={"email": "kari.nordmann@example.com",
+                                                      "csrf_token": csrf.group(1), "lang": "nb"})
+        assert res.status_code == 200
+        mail = mailer.last_to("kari.nordmann@example.com")
+        assert mail is not None
+        link = re.search(r"/c/fjellheim/newsletter/confirm\?t=([\w-]+)", mail.body)
+        assert link is not None
+        with db.transaction(Scope.tenant(personas.tenant_a)) as session:
+            assert session.scalars(select(ConsentRecord)).all() == []  # nothing before confirming
+        assert c.get(f"/c/fjellheim/newsletter/confirm?t={link.group(1)}").status_code == 200
+        assert c.post("/c/fjellheim/newsletter/confirm", data={"t": link.group(1)}).status_code == 200
+    alice_token = None
+    with db.transaction(Scope.tenant(personas.tenant_a)) as session:
+        rows = session.scalars(select(ConsentRecord)).all()
+        assert [(r.purpose_key, r.choice, r.method, r.subject_kind) for r in rows] == [
+            ("newsletter", "granted", "double-opt-in", "verified")]
+        assert "kari" not in rows[0].subject
+        from vern.consent import newsletter
+
+        sent = newsletter.send_issue(session, org_id=personas.tenant_a, org_slug="fjellheim",
+                                     org_name="Fjellheim barnehage", base_url="http://testserver",
+                                     subject="Nytt fra oss", body="Hei!", locale="nb",
+                                     actor_user_id=alice_token)
+        assert sent == 1
+    from vern.notify.service import deliver_pending
+
+    deliver_pending(db)
+    issue = mailer.last_to("kari.nordmann@example.com")
+    assert issue is not None and issue.subject == "Nytt fra oss"
+    out = re.search(r"/c/fjellheim/newsletter/unsubscribe\?t=([\w-]+)", issue.body)
+    assert out is not None
+    with _visitor(app) as c:
+        assert c.post("/c/fjellheim/newsletter/unsubscribe", data={"t": out.group(1)}).status_code == 200
+    with db.transaction(Scope.tenant(personas.tenant_a)) as session:
+        last = session.scalars(select(ConsentRecord).order_by(ConsentRecord.recorded_at.desc())).first()
+    assert last is not None and (last.choice, last.method) == ("withdrawn", "opt-out-link")
+
+
+def test_a_customer_is_recorded_on_legitimate_interest_and_their_objection_sticks(
+        app: Any, db: Database, personas: Personas, login: Any) -> None:
+    setup_org(db, personas.tenant_a)
+    alice = login(personas.alice)
+    res = alice.post("/api/v1/consent/newsletter/customers", json={"email": "per@example.com"})
+    assert res.status_code == 201, res.text
+    subject = res.json()["subject"]
+    decision = alice.get(f"/api/v1/consent/{subject}?purpose=newsletter").json()
+    assert (decision["allowed"], decision["legal_basis"], decision["choice"]) == (
+        True, "f", "legitimate-interest")
+    assert alice.post(f"/api/v1/consent/{subject}/withdraw", json={}).status_code == 200
+    again = alice.post("/api/v1/consent/newsletter/customers", json={"email": "per@example.com"})
+    assert again.status_code == 201
+    assert alice.get(f"/api/v1/consent/{subject}?purpose=newsletter").json()["allowed"] is False
+
+
+def test_the_console_shows_purposes_and_a_subjects_history(
+        app: Any, db: Database, personas: Personas, login: Any) -> None:
+    setup_org(db, personas.tenant_a)
+    with _visitor(app) as c:
+        _choose(c, {"statistics": True, "marketing": False}, "banner-save")
+    alice = login(personas.alice)
+    page = alice.get("/console/consent")
+    assert page.status_code == 200 and "data-org=&#34;fjellheim&#34;" not in page.text
+    assert "vern-consent.js" in page.text and "statistics" in page.text
+    res = alice.post("/console/consent/purposes", data={
+        "key": "video", "kind": "marketing", "legal_basis": "a", "name_nb": "Video",
+        "name_en": "Video", "cookies": "yt_* | YouTube | 180 dager",
+        "csrf_token": alice.headers["X-CSRF-Token"]}, follow_redirects=False)
+    assert res.status_code == 303
+    subject = alice.get(f"/console/consent/subject?subject={SUBJECT}")
+    assert "195.159.103.0" in subject.text and "banner-save" in subject.text
+    bob = login(personas.bob)
+    assert bob.get("/console/consent", follow_redirects=False).status_code == 403

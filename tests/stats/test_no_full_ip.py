@@ -1,0 +1,106 @@
+"""Beacons and banner posts from a distinct loopback address (127.0.0.77), through a real server:
+the full address is never written - not to the database, not to any file, not to a log record,
+not to the process output. The truncated address (127.0.0.0) is, which shows the test looks in
+the right places."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import inspect, select, text
+
+from tests.conftest import Personas
+from tests.consent.helpers import setup_org
+from tests.stats.helpers import FIREFOX, make_site
+from tests.stats.server import serve
+from vern.config import Settings
+from vern.consent.models import ConsentRecord
+from vern.db import Database, Scope
+
+VISITOR = "127.0.0.77"
+
+
+def _all_text(db: Database) -> str:
+    """Every value of every table, as text."""
+    parts = []
+    with db.engine.connect() as conn:
+        for table in inspect(db.engine).get_table_names():
+            # Table names come from the schema itself, not from input.
+            for row in conn.execute(text(f'SELECT * FROM "{table}"')):  # noqa: S608
+                parts.extend(repr(v) for v in row)
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_a_visitors_full_address_is_never_written_anywhere(  # noqa: PLR0917 - fixtures
+    db: Database, settings: Settings, personas: Personas, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str],
+) -> None:
+    from vern.web import create_app
+
+    setup_org(db, personas.tenant_a)
+    site = make_site(db, personas.tenant_a)
+    app = create_app(settings, db)
+    peers: list[str] = []
+
+    async def recording(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            peers.append(scope["client"][0])  # kept in memory only, to prove who called
+        await app(scope, receive, send)
+
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.INFO, logger="sqlalchemy.engine")  # every statement and its values
+    transport = httpx.HTTPTransport(local_address=VISITOR)
+    with serve(recording) as url, httpx.Client(base_url=url, transport=transport) as visitor:
+        ua = {"user-agent": FIREFOX, "content-type": "text/plain"}
+        for path in ("/", "/om-oss", "/kontakt"):
+            res = visitor.post("/s/e", content=json.dumps({"s": site, "u": path}), headers=ua)
+            assert res.status_code == 204
+        assert visitor.post("/s/e", content=b"{bad", headers=ua).status_code == 400
+        assert visitor.get("/s/vern-stats.js").status_code == 200
+        assert visitor.get("/c/vern-consent.js").status_code == 200
+        assert visitor.get("/c/fjellheim/config").status_code == 200
+        choice = {"subject": "f00dfeedf00dfeed", "version": 1, "method": "banner-accept",
+                  "choices": {"statistics": True, "marketing": True}}
+        assert visitor.post("/c/fjellheim/consent", content=json.dumps(choice),
+                            headers=ua).status_code == 201
+        assert visitor.post("/c/fjellheim/consent", content=b"[]", headers=ua).status_code == 422
+        assert visitor.get("/c/fjellheim/cookies").status_code == 200
+        assert visitor.get("/c/public.css").status_code == 200
+    assert set(peers) == {VISITOR}
+
+    with db.transaction(Scope.tenant(personas.tenant_a)) as session:
+        records = session.scalars(select(ConsentRecord)).all()
+    assert {r.ip_truncated for r in records} == {"127.0.0.0"}
+
+    # The audit trail seals addresses under data keys: open every record and look inside too.
+    from vern.audit.chain import Sealer
+    from vern.audit.models import AuditEvent
+    from vern.audit.query import view
+
+    with db.transaction(Scope.system("test: read the trail")) as session:
+        events = session.scalars(select(AuditEvent)).all()
+        audit_ips = {view(e)["ip"] for e in events}
+        indexes = {e.ip_index for e in events}
+    assert "127.0.0.0" in audit_ips  # the requests were recorded, with the truncated address
+    assert VISITOR not in audit_ips
+    assert Sealer(settings).ip_index(VISITOR) not in indexes
+
+    everything = _all_text(db)
+    assert VISITOR not in everything
+    assert "127.0.0.0" in everything
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert VISITOR.encode() not in path.read_bytes(), f"full address in {path}"
+    server_side = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
+    assert any(r.name.startswith("sqlalchemy.engine") for r in server_side)
+    for record in server_side:  # the visitor's own HTTP client may log its own address
+        assert VISITOR not in record.getMessage(), record.name
+        assert VISITOR not in repr(record.args)
+    out, err = capfd.readouterr()
+    assert VISITOR not in out and VISITOR not in err

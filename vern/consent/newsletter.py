@@ -1,0 +1,174 @@
+"""The newsletter, as the seed runs it: customers receive it on legitimate interest (Art. 6(1)(f))
+with an opt-out link in every mail; everyone else only after double opt-in (consent, Art. 6(1)(a)).
+Both the confirmation and the opt-out are consent records.
+
+Links in mail open a page with one button; the button (a POST) does the change, so that a mail
+scanner following links can neither confirm nor unsubscribe anybody.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from vern.audit.service import record as audit
+from vern.consent import service
+from vern.consent.models import NewsletterSubscriber
+from vern.crypto import PII, blind_index, keyring
+from vern.db import utcnow
+from vern.errors import InvalidInput
+from vern.notify import service as notify
+
+PURPOSE = "newsletter"
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,253}\.[^@\s]{2,}$")
+TEXTS = {
+    "nb": {
+        "confirm_subject": "Bekreft påmeldingen til nyhetsbrevet",
+        "confirm_body": "Noen (forhåpentligvis du) meldte denne adressen på nyhetsbrevet fra {org}.\n"
+                        "Bekreft her: {link}\n\nGjør du ingenting, hører du ikke mer fra oss.",
+        "footer": "\n\n--\nDu får dette nyhetsbrevet fra {org}. Meld deg av med ett klikk: {link}",
+    },
+    "en": {
+        "confirm_subject": "Confirm your newsletter subscription",
+        "confirm_body": "Someone (hopefully you) signed this address up for the newsletter from {org}.\n"
+                        "Confirm here: {link}\n\nIf you do nothing, you will not hear from us again.",
+        "footer": "\n\n--\nYou receive this newsletter from {org}. Unsubscribe with one click: {link}",
+    },
+}
+
+
+def _index(secret: bytes, email: str) -> str:
+    return blind_index(secret, email, "newsletter")
+
+
+def _check(email: str) -> str:
+    email = email.strip()
+    if not EMAIL.match(email) or len(email) > 254:
+        raise InvalidInput.on("email", "give an e-mail address")
+    return email
+
+
+def _find(session: Session, secret: bytes, email: str) -> NewsletterSubscriber | None:
+    return session.scalar(select(NewsletterSubscriber).where(
+        NewsletterSubscriber.email_index == _index(secret, email)))
+
+
+def subscribe(session: Session, *, org_id: str, org_slug: str, org_name: str, secret: bytes,
+              base_url: str, email: str, locale: str) -> None:
+    """A non-customer asks for the newsletter: send the confirmation mail, nothing else. The
+    answer is the same whether the address was known or not (no enumeration)."""
+    email = _check(email)
+    found = _find(session, secret, email)
+    if found is not None and found.status == "active":
+        return
+    token = service.new_token()
+    if found is None:
+        key_id = keyring().for_subject(session, "nl:" + _index(secret, email)[:60])
+        found = NewsletterSubscriber(
+            org_id=org_id, key_id=key_id, email=PII(key_id, email),
+            email_index=_index(secret, email), subject=service.verified_subject(secret, email),
+            customer=False, status="pending", unsubscribe_hash=service.token_hash(service.new_token()),
+        )
+        session.add(found)
+    found.confirm_hash = service.token_hash(token)
+    session.flush()
+    texts = TEXTS.get(locale, TEXTS["nb"])
+    link = f"{base_url}/c/{org_slug}/newsletter/confirm?t={token}"
+    notify.queue(session, key_id=found.key_id, to=email, subject=texts["confirm_subject"],
+                 body=texts["confirm_body"].format(org=org_name, link=link),
+                 kind="consent.newsletter_confirm", org_id=org_id)
+    audit(session, "consent.newsletter_requested", org_id=org_id,
+          resource=f"newsletter:{found.id}", details={"new": {"status": found.status}})
+
+
+def confirm(session: Session, *, token: str) -> NewsletterSubscriber:
+    """The double opt-in's second step: the consent record is made now, with this request's
+    truncated IP and user agent as proof."""
+    sub = session.scalar(select(NewsletterSubscriber).where(
+        NewsletterSubscriber.confirm_hash == service.token_hash(token)))
+    if sub is None:
+        raise InvalidInput.on("t", "this link is not valid (any more)")
+    sub.status = "active"
+    sub.confirm_hash = None
+    sub.confirmed_at = utcnow()
+    sub.unsubscribed_at = None
+    notice = service.current_notice(session, "privacy")
+    service.record_choices(session, org_id=sub.org_id, subject=sub.subject,
+                           choices=[service.Choice(PURPOSE, "granted")], method="double-opt-in",
+                           notice=notice.version if notice else None, subject_kind="verified")
+    return sub
+
+
+def add_customer(session: Session, *, org_id: str, secret: bytes, email: str,
+                 actor_user_id: str | None) -> tuple[NewsletterSubscriber, str]:
+    """A customer's address, on legitimate interest: recorded, with an opt-out link from the
+    first mail. Returns the subscriber and its opt-out token (to put in every mail)."""
+    email = _check(email)
+    found = _find(session, secret, email)
+    token = service.new_token()
+    if found is not None:
+        rec = service.latest(session, found.subject).get(PURPOSE)
+        if found.status == "unsubscribed" or (rec is not None and rec.choice in ("objected",
+                                                                                 "withdrawn")):
+            # An objection stands (Art. 21(3)): not put back on legitimate interest.
+            return found, ""
+    else:
+        key_id = keyring().for_subject(session, "nl:" + _index(secret, email)[:60])
+        found = NewsletterSubscriber(
+            org_id=org_id, key_id=key_id, email=PII(key_id, email), email_index=_index(secret, email),
+            subject=service.verified_subject(secret, email), status="pending", unsubscribe_hash="")
+        session.add(found)
+    found.customer = True
+    found.status = "active"
+    found.unsubscribe_hash = service.token_hash(token)
+    session.flush()
+    service.record_choices(session, org_id=org_id, subject=found.subject,
+                           choices=[service.Choice(PURPOSE, "legitimate-interest")],
+                           method="customer-relationship", notice=None, subject_kind="verified",
+                           actor_user_id=actor_user_id)
+    return found, token
+
+
+def _may_mail(session: Session, sub: NewsletterSubscriber) -> bool:
+    """The consent records decide, wherever the withdrawal came from (mail link, API, portal)."""
+    rec = service.latest(session, sub.subject).get(PURPOSE)
+    return rec is not None and service.allowed("a", rec.choice)
+
+
+def unsubscribe(session: Session, *, token: str) -> NewsletterSubscriber:
+    """One click: withdrawn (consent) or objected (legitimate interest), recorded as proof."""
+    sub = session.scalar(select(NewsletterSubscriber).where(
+        NewsletterSubscriber.unsubscribe_hash == service.token_hash(token)))
+    if sub is None or not token:
+        raise InvalidInput.on("t", "this link is not valid (any more)")
+    if sub.status != "unsubscribed":
+        sub.status = "unsubscribed"
+        sub.unsubscribed_at = utcnow()
+        choice = "objected" if sub.customer else "withdrawn"
+        service.record_choices(session, org_id=sub.org_id, subject=sub.subject,
+                               choices=[service.Choice(PURPOSE, choice)], method="opt-out-link",
+                               notice=None, subject_kind="verified")
+    return sub
+
+
+def send_issue(session: Session, *, org_id: str, org_slug: str, org_name: str, base_url: str,
+               subject: str, body: str, locale: str, actor_user_id: str | None) -> int:
+    """Queue one newsletter issue to every active subscriber, each with a fresh opt-out link."""
+    count = 0
+    texts = TEXTS.get(locale, TEXTS["nb"])
+    for sub in session.scalars(select(NewsletterSubscriber).where(
+            NewsletterSubscriber.status == "active")):
+        if sub.email.value is None or not _may_mail(session, sub):
+            continue
+        token = service.new_token()
+        sub.unsubscribe_hash = service.token_hash(token)
+        link = f"{base_url}/c/{org_slug}/newsletter/unsubscribe?t={token}"
+        notify.queue(session, key_id=sub.key_id, to=sub.email.value, subject=subject,
+                     body=body + texts["footer"].format(org=org_name, link=link),
+                     kind="consent.newsletter", org_id=org_id)
+        count += 1
+    audit(session, "consent.newsletter_sent", org_id=org_id, actor_user_id=actor_user_id,
+          details={"new": {"recipients": count}})
+    return count

@@ -1,0 +1,1 @@
+"""Privacy-friendly web statistics: a cookie-free beacon, truncated IPs, daily salts, roll-ups."""

@@ -1,0 +1,250 @@
+"""Beacon ingest: validate, cut the IP, hash the visitor, buffer, write in batches.
+
+The order of work is the privacy guarantee: the route hands this module the *truncated* address
+(see ``vern.stats.ip``); the visitor hash is made from it at once and neither the address nor the
+user agent goes further - the buffer holds only the page view (path, referrer host, browser class,
+hash). A malformed beacon raises ``Rejected`` before anything is buffered: refused whole, counted,
+never stored half.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from sqlalchemy import delete, select
+
+from vern.db import Database, Scope, utcnow
+from vern.stats import rollup
+from vern.stats.models import StatsDaily, StatsEvent, StatsSite, StatsVisit
+from vern.stats.rollup import DIRECT, PageView
+from vern.stats.salts import Salts, visitor_hash
+from vern.stats.settings import StatsSettings, stats_settings
+from vern.stats.ua import classify
+
+log = logging.getLogger("vern.stats")
+SITE_CACHE_SECONDS = 60.0
+MAX_PATH = 300
+_ = StatsDaily  # the roll-up tables are written through rollup.write
+
+
+class Rejected(Exception):
+    """A beacon that is refused whole; ``reason`` is counted."""
+
+    def __init__(self, reason: str, status: int = 400) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Beacon:
+    site_id: str
+    path: str
+    referrer: str
+
+
+def parse_beacon(body: bytes, limit: int) -> Beacon:
+    """``{"s": site id, "u": page URL or path, "r": referrer URL}`` as JSON (sent as text/plain)."""
+    if len(body) > limit:
+        raise Rejected("too-large", 413)
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise Rejected("not-json") from None
+    if not isinstance(data, dict) or set(data) - {"s", "u", "r"}:
+        raise Rejected("bad-shape")
+    site, url, ref = data.get("s"), data.get("u"), data.get("r", "")
+    if not isinstance(site, str) or len(site) != 36 or site.count("-") != 4:
+        raise Rejected("bad-site")
+    if not isinstance(url, str) or not url or len(url) > 2000:
+        raise Rejected("bad-url")
+    if not isinstance(ref, str) or len(ref) > 2000:
+        raise Rejected("bad-referrer")
+    return Beacon(site, clean_path(url), referrer_host(ref))
+
+
+def clean_path(url: str) -> str:
+    """The path only: query strings and fragments often carry e-mails and tokens; they are cut."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        raise Rejected("bad-url") from None
+    path = parts.path or "/"
+    if not path.startswith("/") or any(ord(c) < 32 for c in path):
+        raise Rejected("bad-url")
+    return path[:MAX_PATH]
+
+
+def referrer_host(ref: str) -> str:
+    if not ref:
+        return DIRECT
+    try:
+        host = urlsplit(ref.strip()).hostname
+    except ValueError:
+        raise Rejected("bad-referrer") from None
+    return (host or DIRECT)[:253]
+
+
+class Ingestor:
+    """One per database: a buffer of page views and the thread that writes them."""
+
+    def __init__(self, database: Database, settings: StatsSettings | None = None) -> None:
+        self.database = database
+        self.settings = settings or stats_settings()
+        self.salts = Salts(database)
+        self.gap = timedelta(minutes=self.settings.visit_gap_minutes)
+        self._buffer: list[PageView] = []
+        self._rejects: Counter[tuple[str, str, str]] = Counter()
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._sites: dict[str, tuple[str | None, str, float]] = {}
+        self.accepted = 0
+        self.skipped = 0
+        self._last_purge = 0.0
+        self._atexit = False
+
+    # -- intake (called by the route, on the event loop) ---------------------------------------
+
+    def site(self, site_id: str) -> tuple[str, str] | None:
+        """(org id, domain) of a site, cached for a minute."""
+        now = time.monotonic()
+        cached = self._sites.get(site_id)
+        if cached is not None and cached[2] > now:
+            return (cached[0], cached[1]) if cached[0] else None
+        with self.database.transaction(Scope.system("stats site lookup")) as session:
+            row = session.execute(
+                select(StatsSite.org_id, StatsSite.domain).where(StatsSite.id == site_id)
+            ).first()
+        if len(self._sites) > 10_000:
+            self._sites.clear()  # bounded: random site ids cannot grow it without end
+        self._sites[site_id] = (row.org_id if row else None, row.domain if row else "",
+                                now + SITE_CACHE_SECONDS)
+        return (row.org_id, row.domain) if row else None
+
+    def accept(self, body: bytes, truncated_ip: str, user_agent: str, *,
+               now: datetime | None = None) -> bool:
+        """Validate and buffer one beacon. Returns False when it is valid but not counted (bot)."""
+        beacon = parse_beacon(body, self.settings.max_beacon_bytes)
+        found = self.site(beacon.site_id)
+        if found is None:
+            raise Rejected("unknown-site", 404)
+        org_id, domain = found
+        agent = classify(user_agent)
+        if agent.bot:
+            self.skipped += 1
+            return False
+        at = now or utcnow()
+        day = at.date().isoformat()
+        referrer = DIRECT if beacon.referrer == domain else beacon.referrer
+        view = PageView(org_id, beacon.site_id, at,
+                        visitor_hash(self.salts.for_day(day), beacon.site_id, truncated_ip, user_agent),
+                        beacon.path, referrer, agent.browser, agent.os, agent.device)
+        with self._lock:
+            self._buffer.append(view)
+            self.accepted += 1
+            size = len(self._buffer)
+        if self.settings.flush_interval_ms == 0:
+            self.flush()
+        else:
+            self._ensure_thread()
+            if size >= self.settings.flush_max_events:
+                self._wake.set()
+        return True
+
+    def reject(self, endpoint: str, reason: str) -> None:
+        with self._lock:
+            self._rejects[(utcnow().date().isoformat(), endpoint, reason)] += 1
+        if self.settings.flush_interval_ms == 0:
+            self.flush()
+        else:
+            self._ensure_thread()
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def flush(self) -> int:
+        """Write what is buffered; returns the number of page views written."""
+        with self._flush_lock:
+            with self._lock:
+                views, self._buffer = self._buffer, []
+                rejects, self._rejects = self._rejects, Counter()
+            if not views and not rejects:
+                return 0
+            try:
+                with self.database.transaction(Scope.system("stats ingest")) as session:
+                    if views:
+                        rollup.apply(session, views, self.gap)
+                    rollup.count_rejects(session, dict(rejects))
+            except Exception:
+                log.exception("statistics batch of %d page views could not be written", len(views))
+                raise
+            return len(views)
+
+    def _ensure_thread(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._thread = threading.Thread(target=self._run, name="vern-stats-writer", daemon=True)
+            self._thread.start()
+            if not self._atexit:
+                atexit.register(self._final_flush)
+                self._atexit = True
+
+    def _final_flush(self) -> None:
+        """At shutdown: write what is still buffered (at most one interval's worth)."""
+        try:
+            self.flush()
+        except Exception:  # noqa: BLE001 - the database may be gone already
+            log.warning("statistics buffer could not be written at shutdown")
+
+    def _run(self) -> None:
+        interval = self.settings.flush_interval_ms / 1000
+        while True:
+            self._wake.wait(interval)
+            self._wake.clear()
+            try:
+                self.flush()
+                if time.monotonic() - self._last_purge > 3600:
+                    self._last_purge = time.monotonic()
+                    purge(self.database, self.salts, self.settings)
+            except Exception:  # noqa: BLE001 - the writer must outlive a bad batch
+                time.sleep(interval)
+
+
+def purge(database: Database, salts: Salts, settings: StatsSettings,
+          now: datetime | None = None) -> dict[str, int]:
+    """Delete raw events and visits older than the raw period, and salts older than 48 hours."""
+    now = now or utcnow()
+    cutoff = now - timedelta(days=settings.raw_days)
+    with database.transaction(Scope.system("stats retention")) as session:
+        events = session.execute(delete(StatsEvent).where(StatsEvent.at < cutoff))
+        visits = session.execute(delete(StatsVisit).where(StatsVisit.last_at < cutoff))
+    return {
+        "events": int(getattr(events, "rowcount", 0) or 0),
+        "visits": int(getattr(visits, "rowcount", 0) or 0),
+        "salts": salts.purge(now),
+    }
+
+
+_ingestors: dict[int, Ingestor] = {}
+_registry_lock = threading.Lock()
+
+
+def ingestor_for(database: Database) -> Ingestor:
+    with _registry_lock:
+        found = _ingestors.get(id(database))
+        if found is None or found.database is not database:
+            found = Ingestor(database)
+            _ingestors[id(database)] = found
+        return found

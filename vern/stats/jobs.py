@@ -1,0 +1,19 @@
+"""Scheduled work of the statistics domain: raw events, visits and salts expire."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from vern.config import Settings
+from vern.db import Database
+from vern.stats.ingest import ingestor_for, purge
+from vern.stats.settings import stats_settings
+from vern.worker import Job
+
+
+def _purge(database: Database, _settings: Settings) -> dict[str, int]:
+    """Raw events and visits older than ``VERN_STATS_RAW_DAYS``; salts older than 48 hours."""
+    return purge(database, ingestor_for(database).salts, stats_settings())
+
+
+JOBS = [Job("stats.purge", timedelta(hours=1), _purge)]

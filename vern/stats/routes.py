@@ -1,0 +1,180 @@
+"""Statistics: the public beacon and its script, the API, and the console reports.
+
+The beacon endpoint ``POST /s/e`` is registered first in ``vern.consent.routes.router``: Vern's
+routers are matched in domain order and FastAPI matches routes one by one, so the hottest public
+path sits near the front of the table (about 4 µs per route passed over, per request).
+
+Public (``/s/…``, client address truncated before anything runs, see ``vern.stats.public``):
+``GET /s/vern-stats.js`` and ``POST /s/e`` (one page view). API: ``/api/v1/stats/…``.
+Console: ``/console/stats``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from vern.accounts.deps import TenantDB, require
+from vern.accounts.roles import Perm
+from vern.accounts.service import Actor
+from vern.console.templating import gettext, pick_locale, render
+from vern.db import Scope, utcnow
+from vern.errors import InvalidInput
+from vern.stats import report, service
+from vern.stats.chart import series_svg
+from vern.stats.ingest import Rejected, ingestor_for
+from vern.stats.models import PublicReject, StatsSite
+from vern.stats.public import public_route, serve_asset
+
+STATIC = Path(__file__).resolve().parent / "static"
+CORS = {"Access-Control-Allow-Origin": "*", "Cross-Origin-Resource-Policy": "cross-origin"}
+
+router = APIRouter(tags=["stats"])
+pages = APIRouter(include_in_schema=False)
+NAV = [("/console/stats", "Statistics", Perm.STATS_READ)]
+
+
+@public_route(router, "/s/vern-stats.js", methods=["GET"])
+def beacon_script(request: Request) -> Response:
+    return serve_asset(request, STATIC / "vern-stats.js", "text/javascript")
+
+
+async def beacon(request: Request) -> Response:
+    """One page view. The address was truncated by the route class before this runs."""
+    ingestor = ingestor_for(request.app.state.db)
+    headers = request.headers
+    if headers.get("dnt") == "1" or headers.get("sec-gpc") == "1":
+        ingestor.skipped += 1
+        return Response(status_code=204, headers=CORS)
+    declared = headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or
+                                 int(declared) > ingestor.settings.max_beacon_bytes):
+        ingestor.reject("beacon", "too-large")
+        return Response(status_code=413, headers=CORS)
+    body = await request.body()
+    try:
+        ingestor.accept(body, request.scope["state"]["client_ip"], headers.get("user-agent", ""))
+    except Rejected as exc:
+        ingestor.reject("beacon", exc.reason)
+        return Response(status_code=exc.status, headers={**CORS, "X-Vern-Error": exc.reason})
+    return Response(status_code=204, headers=CORS)
+
+
+
+
+# -- API ---------------------------------------------------------------------------------------
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SiteBody(Strict):
+    name: str = Field(max_length=200)
+    domain: str = Field(max_length=253)
+
+
+def _site_view(site: StatsSite) -> dict[str, object]:
+    return {"id": site.id, "name": site.name, "domain": site.domain,
+            "created_at": site.created_at.isoformat()}
+
+
+@router.get("/api/v1/stats/sites")
+def list_sites(actor: Annotated[Actor, Depends(require(Perm.STATS_READ))],
+               db: TenantDB) -> dict[str, object]:
+    return {"sites": [_site_view(s) for s in service.list_sites(db)]}
+
+
+@router.post("/api/v1/stats/sites", status_code=201)
+def create_site(body: SiteBody, actor: Annotated[Actor, Depends(require(Perm.STATS_MANAGE))],
+                db: TenantDB) -> dict[str, object]:
+    site = service.create_site(db, org_id=actor.org_id, name=body.name, domain=body.domain,
+                               actor_user_id=actor.user_id)
+    return _site_view(site)
+
+
+Period = Literal["day", "week", "month"]
+
+
+def _range(days: int, until: date | None) -> tuple[date, date]:
+    end = until or utcnow().date()
+    if not 1 <= days <= report.MAX_DAYS:
+        raise InvalidInput.on("days", f"between 1 and {report.MAX_DAYS}")
+    return end - timedelta(days=days - 1), end
+
+
+@router.get("/api/v1/stats/sites/{stats_site}/report")
+def site_report(stats_site: str, *, actor: Annotated[Actor, Depends(require(Perm.STATS_READ))],
+                db: TenantDB, interval: Period = "day", days: Annotated[int, Query()] = 30,
+                until: date | None = None) -> dict[str, object]:
+    site = service.get_site(db, stats_site)
+    start, end = _range(days, until)
+    return report.build(db, site.id, start, end, interval).as_dict()
+
+
+@router.get("/api/v1/stats/sites/{stats_site}/export.csv")
+def site_export(stats_site: str, *, actor: Annotated[Actor, Depends(require(Perm.STATS_READ))],
+                db: TenantDB, interval: Period = "day", days: Annotated[int, Query()] = 30,
+                until: date | None = None) -> Response:
+    site = service.get_site(db, stats_site)
+    start, end = _range(days, until)
+    text = report.to_csv(report.build(db, site.id, start, end, interval, top_n=100))
+    name = f"stats-{site.domain}-{start}-{end}.csv"
+    return Response(text, media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.get("/api/v1/stats/rejects")
+def rejects(actor: Annotated[Actor, Depends(require(Perm.METRICS_READ))],
+            request: Request) -> dict[str, object]:
+    """Refused public input (beacons and banner posts) per day and reason, all organisations."""
+    database = request.app.state.db
+    with database.transaction(Scope.system("stats rejects")) as session:
+        rows = session.scalars(select(PublicReject).order_by(PublicReject.day.desc())).all()
+        return {"rejects": [{"day": r.day, "endpoint": r.endpoint, "reason": r.reason,
+                             "count": r.count} for r in rows]}
+
+
+# -- console -----------------------------------------------------------------------------------
+
+
+@pages.get("/console/stats")
+def console_index(request: Request, actor: Annotated[Actor, Depends(require(Perm.STATS_READ))],
+                  db: TenantDB) -> Response:
+    return render(request, "stats/index.html", {
+        "sites": service.list_sites(db), "can_manage": actor.can(Perm.STATS_MANAGE),
+        "base_url": request.app.state.settings.base_url,
+    })
+
+
+@pages.post("/console/stats/sites")
+def console_create_site(request: Request, name: Annotated[str, Form(max_length=200)],
+                        domain: Annotated[str, Form(max_length=253)],
+                        actor: Annotated[Actor, Depends(require(Perm.STATS_MANAGE))],
+                        db: TenantDB) -> Response:
+    site = service.create_site(db, org_id=actor.org_id, name=name, domain=domain,
+                               actor_user_id=actor.user_id)
+    return RedirectResponse(f"/console/stats/{site.id}", status_code=303)
+
+
+@pages.get("/console/stats/{stats_site}")
+def console_report(request: Request, stats_site: str, *,
+                   actor: Annotated[Actor, Depends(require(Perm.STATS_READ))], db: TenantDB,
+                   interval: Period = "day", days: Annotated[int, Query()] = 30) -> Response:
+    site = service.get_site(db, stats_site)
+    start, end = _range(days, None)
+    rep = report.build(db, site.id, start, end, interval)
+    locale = pick_locale(request)
+    chart = series_svg(rep.series, title=gettext(locale, "Page views and visitors"),
+                       pageviews_label=gettext(locale, "Page views"),
+                       visitors_label=gettext(locale, "Visitors"))
+    return render(request, "stats/report.html", {
+        "site": site, "report": rep, "chart": chart, "interval": interval, "days": days,
+        "base_url": request.app.state.settings.base_url,
+    })
