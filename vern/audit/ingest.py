@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -14,11 +15,20 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from vern.audit.chain import canonical_details, canonical_tail, datetime_to_us, fast_id, log_for, now_us
+from vern.audit.chain import (
+    AuditLog,
+    Keys,
+    anon_key_subject,
+    canonical_details,
+    datetime_to_us,
+    log_for,
+    now_us,
+    resolve_keys,
+)
 from vern.audit.models import AuditEvent
 from vern.audit.settings import audit_settings
 from vern.config import Settings
-from vern.db import Database, Scope
+from vern.db import Database
 from vern.errors import FieldError, InvalidInput
 
 ACTION_RE = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
@@ -127,10 +137,9 @@ def ingest(database: Database, settings: Settings, *, org_id: str, token_id: str
     for attempt in range(3):
         # Optimistic: the unique index (org, client event id) refuses a batch with an id stored
         # before; only then are the stored ids looked up and left out (a client's resend).
-        rows = _rows(database, log, org_id, token_id, fresh)
-        tails = [canonical_tail(r) for r in rows]
+        drafts, keys = drafts_of(database, log, org_id, token_id, fresh)
         try:
-            log.append(rows, tails=tails)
+            log.append_drafts(drafts, keys, count=len(fresh))
         except IntegrityError:
             if attempt == 2:
                 raise
@@ -153,36 +162,34 @@ def _stored_ids(database: Database, org_id: str, ids: list[str]) -> set[str]:
     return known
 
 
-def _rows(database: Database, log: Any, org_id: str, token_id: str | None,
-          events: list[IngestEvent]) -> list[dict[str, Any]]:
-    for attempt in range(3):
-        try:
-            return _sealed_rows(database, log, org_id, token_id, events)
-        except IntegrityError:
-            # Another request made the same actor's key at the same time: use that one.
-            log.sealer.forget_keys()
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
-
-
-def _sealed_rows(database: Database, log: Any, org_id: str, token_id: str | None,
-                 events: list[IngestEvent]) -> list[dict[str, Any]]:
-    sealer = log.sealer
+def drafts_of(database: Database, log: AuditLog, org_id: str, token_id: str | None,
+              events: list[IngestEvent]) -> tuple[Iterator[tuple[Any, ...]], Keys]:
+    """The batch as drafts for ``AuditLog.append_drafts``: each actor's key is looked up (or
+    made) now, the month's key for events without an actor; the drafts themselves are made
+    as the log consumes them (blind indexes of the address, ``details`` as canonical JSON)."""
     received = now_us()
-    rows = []
-    with database.transaction(Scope.system("audit ingest keys")) as session:
-        for ev in events:
-            ts = datetime_to_us(ev.time)
-            personal = sealer.personal_fields(
-                session, ts=received, actor_user_id=None, org_id=org_id, actor_ref=ev.actor,
-                ip=ev.ip, ua=ev.user_agent, name=ev.actor_name,
-            )
-            rows.append({
-                "id": fast_id(), "ts": ts, "source": "ingest", "org_id": org_id,
-                "actor_user_id": None, "actor_token_id": token_id, "actor_ref": ev.actor,
-                **personal, "action": ev.action, "resource": ev.resource,
-                "outcome": ev.outcome, "request_id": ev.request_id, "client_event_id": ev.id,
-                "details": canonical_details(ev.details),
-            })
-    return rows
+    anon = anon_key_subject(received)
+    keys = resolve_keys(log.sealer, database, [
+        (("a", org_id, ev.actor) if ev.actor else anon, received)
+        for ev in events if ev.ip or ev.user_agent or ev.actor_name])
+    return _drafts(log, org_id, token_id, events, keys, anon), keys
+
+
+def _drafts(  # noqa: PLR0917 - internal
+    log: AuditLog, org_id: str, token_id: str | None, events: list[IngestEvent],
+    keys: Keys, anon: tuple[str, str],
+) -> Iterator[tuple[Any, ...]]:
+    payload = keys.payload
+    indexes = log.sealer.indexes
+    for ev in events:
+        plain = payload(ev.ip, ev.user_agent, ev.actor_name)
+        if plain is None:
+            subject = ip_index = net_index = None
+        else:
+            subject = ("a", org_id, ev.actor) if ev.actor else anon
+            ip_index, net_index = indexes(ev.ip) if ev.ip else (None, None)
+        yield (
+            datetime_to_us(ev.time), "ingest", org_id, None, token_id, ev.actor, subject, plain,
+            ip_index, net_index, ev.action, ev.resource, ev.outcome, ev.request_id, ev.id,
+            canonical_details(ev.details),
+        )

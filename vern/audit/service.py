@@ -24,11 +24,13 @@ from sqlalchemy.orm import Session
 
 from vern.audit.chain import (
     AuditLog,
+    Keys,
     Sealer,
+    anon_key_subject,
     canonical_details,
-    fast_id,
     log_for,
     now_us,
+    resolve_keys,
 )
 from vern.audit.models import AuditEvent
 from vern.config import Settings, get_settings
@@ -204,11 +206,11 @@ class Writer:
         delay = 0.1
         while True:
             try:
-                rows = self._rows(batch)
-                result = self.log.append(rows, force_checkpoint=force_checkpoint)
+                drafts, keys = self._drafts(batch)
+                result = self.log.append_drafts(drafts, keys, force_checkpoint=force_checkpoint)
                 if result.more_pending:
                     self.log.seal_pending(force_checkpoint=force_checkpoint)
-                self.written += len(rows)
+                self.written += len(drafts)
                 return
             except Exception:
                 self.failures += 1
@@ -219,28 +221,32 @@ class Writer:
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    def _rows(self, batch: list[_Request]) -> list[dict[str, Any]]:
+    def _drafts(self, batch: list[_Request]) -> tuple[list[tuple[Any, ...]], Keys | None]:
+        """Drafts for ``AuditLog.append_drafts``: the address and user agent are sealed under
+        the user's key (the month's key for anonymous callers) under the append lock."""
         if not batch:
-            return []
+            return [], None
         sealer = self.log.sealer
-        rows = []
-        with self.database.transaction(Scope.system("audit seal")) as session:
-            for r in batch:
-                personal = sealer.personal_fields(
-                    session, ts=r.ts, actor_user_id=r.actor_user_id, org_id=r.org_id,
-                    actor_ref=None, ip=r.client_ip, ua=r.user_agent,
-                )
-                rows.append({
-                    "id": fast_id(), "ts": r.ts, "source": "request", "org_id": r.org_id,
-                    "actor_user_id": r.actor_user_id, "actor_token_id": r.actor_token_id,
-                    "actor_ref": None, **personal, "action": "http.request",
-                    "resource": r.path[:200], "outcome": outcome_of(r.status),
-                    "request_id": r.request_id, "client_event_id": None,
-                    "details": canonical_details(
-                        {"method": r.method, "status": r.status, "ms": r.duration_ms}
-                    ),
-                })
-        return rows
+        wanted = [(("u", r.actor_user_id) if r.actor_user_id else anon_key_subject(r.ts), r.ts)
+                  for r in batch if r.client_ip or r.user_agent]
+        keys = resolve_keys(sealer, self.database, wanted)
+        payload = keys.payload
+        indexes = sealer.indexes
+        drafts = []
+        for r in batch:
+            plain = payload(r.client_ip, r.user_agent, None)
+            if plain is None:
+                subject = ip_index = net_index = None
+            else:
+                subject = ("u", r.actor_user_id) if r.actor_user_id else anon_key_subject(r.ts)
+                ip_index, net_index = indexes(r.client_ip) if r.client_ip else (None, None)
+            drafts.append((
+                r.ts, "request", r.org_id, r.actor_user_id, r.actor_token_id, None, subject,
+                plain, ip_index, net_index, "http.request", r.path[:200], outcome_of(r.status),
+                r.request_id, None,
+                canonical_details({"method": r.method, "status": r.status, "ms": r.duration_ms}),
+            ))
+        return drafts, keys
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stopped.set()
