@@ -114,5 +114,6 @@ def print_sign_in(console: Console, info: DemoInfo, port: int) -> None:
     console.print("    [bold].venv/bin/vern demo-code EMAIL[/]  (or add the secret to an authenticator)")
     for email, name, slug, role in info.users:
         mfa = "" if role == "member" else f"  MFA secret {demo_totp_secret(email)}"
-        console.print(f"  {email:40} {name:16} {slug:10} {role:17}{mfa}")
+        # soft_wrap: one user per line, also when the output goes to a narrow log.
+        console.print(f"  {email:40} {name:16} {slug:10} {role:17}{mfa}", soft_wrap=True)
     console.print()
