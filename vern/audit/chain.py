@@ -40,7 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vern.audit.merkle import Frontier, leaf_hash
-from vern.audit.models import AuditCheckpoint, AuditEvent, AuditHead, AuditTile
+from vern.audit.models import AuditEvent, AuditHead
 from vern.audit.settings import AuditSettings, audit_settings
 from vern.config import Settings
 from vern.crypto import KeyDestroyed, KeyUnavailable, keyring
@@ -67,12 +67,26 @@ if _c_encode is not None:
     def _dumps(value: Any) -> str:
         return "".join(_c_encode(value, 0))  # type: ignore[misc]
 else:  # pragma: no cover - an interpreter without the C accelerator
-    _dumps = _json_encoder.encode
+    _dumps = _json_encoder.encode  # type: ignore[assignment]
 _COLUMNS = [getattr(AuditEvent, f) for f in FIELDS]
 _DRAFT_FIELDS = FIELDS[2:]  # a draft: every column but ``seq`` and ``id``
 _INSERT_SQL = (f"INSERT INTO audit_events ({', '.join(FIELDS)}) "  # noqa: S608 - constants
                f"VALUES ({', '.join('?' for _ in FIELDS)})")
-_COPY_SQL = f"COPY audit_events ({', '.join(FIELDS)}) FROM STDIN"
+_COPY_SQL = f"COPY audit_events ({', '.join(FIELDS)}) FROM STDIN (FORMAT BINARY)"
+_COPY_TYPES = ["int8", "text", "int8", *["text"] * 6, "bytea", *["text"] * 8]
+_SQL_SQLITE = {
+    "lock": "UPDATE audit_head SET lock_n = lock_n + 1 WHERE id = 1",
+    "head": "SELECT tree_size, frontier, checkpoint_size, checkpoint_ts FROM audit_head "
+            "WHERE id = 1",
+    "pending": f"SELECT {', '.join(FIELDS)} FROM audit_events WHERE seq IS NULL "  # noqa: S608
+               "ORDER BY ts, id LIMIT ?",
+    "tile": "INSERT INTO audit_tiles (height, idx, hash) VALUES (?, ?, ?)",
+    "checkpoint": "INSERT INTO audit_checkpoints (tree_size, root, ts, key_id, signature, "
+                  "frontier) VALUES (?, ?, ?, ?, ?, ?)",
+    "advance": "UPDATE audit_head SET tree_size = ?, frontier = ?, checkpoint_size = ?, "
+               "checkpoint_ts = ? WHERE id = 1",
+}
+_SQL_PG = {k: v.replace("?", "%s") for k, v in _SQL_SQLITE.items()}
 _EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
 
 
@@ -216,7 +230,7 @@ class Sealer:
 
     def __init__(self, settings: Settings) -> None:
         self.secret = settings.secret_bytes
-        self._keys: dict[tuple[int, str], str] = {}
+        self._keys: dict[tuple[int, Any], str] = {}
         self._ips: dict[str, tuple[str, str | None]] = {}
         self._kids: dict[str, bytes] = {}
         self._payloads: dict[tuple[str | None, str | None, str | None], bytes] = {}
@@ -574,38 +588,43 @@ class AuditLog:
                     conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
                     conn.commit()
 
-    def _append_in(  # noqa: PLR0917 - internal
+    def _append_in(  # noqa: PLR0912, PLR0915, PLR0917 - the append, in one place
         self, conn: Connection, drafts: Iterable[tuple[Any, ...]], count: int,
         keys: Keys | None, force_checkpoint: bool, ids: Sequence[str] | None,
     ) -> Appended:
+        # Plain DBAPI statements with constant text: per batch, SQLAlchemy's statement building
+        # and caching cost more than the statements themselves.
+        pg = conn.dialect.name == "postgresql"
+        q = _SQL_PG if pg else _SQL_SQLITE
         trans = conn.begin()
         try:
-            conn.execute(update(AuditHead).where(AuditHead.id == 1)
-                         .values(lock_n=AuditHead.lock_n + 1))
-            head = conn.execute(select(AuditHead).where(AuditHead.id == 1)).one()
-            tiles: list[dict[str, Any]] = []
-            frontier = Frontier.decode(head.tree_size, head.frontier)
-            seq = first = head.tree_size
+            cur: Any = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cur.execute(q["lock"])
+                cur.execute(q["head"])
+                tree_size, frontier_blob, cp_size_0, cp_ts_0 = cur.fetchone()
+                cur.execute(q["pending"], (self.audit.batch_max * 4,))
+                pending = cur.fetchall()
+            finally:
+                cur.close()
+            tiles: list[tuple[int, int, bytes]] = []
+            frontier = Frontier.decode(tree_size, frontier_blob)
+            seq = first = tree_size
             lines: list[bytes] = []
-
-            pending = conn.execute(
-                select(*_COLUMNS).where(AuditEvent.seq.is_(None))
-                .order_by(AuditEvent.ts, AuditEvent.id).limit(self.audit.batch_max * 4)
-            ).all()
-            sealed: list[dict[str, Any]] = []
-            for row in pending:
-                fields = list(row)
-                fields[SEQ] = seq
-                line = canonical(fields)
-                lines.append(line)
-                sealed.append({"b_id": fields[1], "b_seq": seq})
-                seq += 1
-            frontier.watch = TILE_HEIGHTS
-            frontier.on_node = lambda h, i, n: tiles.append({"height": h, "idx": i, "hash": n})
-            for line in lines:
-                frontier.append(leaf_hash(line))
-            frontier.on_node = None
-            if sealed:
+            if pending:
+                sealed: list[dict[str, Any]] = []
+                for row in pending:
+                    fields = list(row)
+                    fields[SEQ] = seq
+                    line = canonical(fields)
+                    lines.append(line)
+                    sealed.append({"b_id": fields[1], "b_seq": seq})
+                    seq += 1
+                frontier.watch = TILE_HEIGHTS
+                frontier.on_node = lambda h, i, n: tiles.append((h, i, n))
+                for line in lines:
+                    frontier.append(leaf_hash(line))
+                frontier.on_node = None
                 conn.execute(
                     update(_EVENTS)
                     .where(_EVENTS.c.id == bindparam("b_id"))
@@ -615,30 +634,39 @@ class AuditLog:
             if count:
                 seq = self._insert_drafts(conn, drafts, count, keys, ids, seq, frontier, tiles,
                                           lines)
-            if tiles:
-                conn.execute(insert(AuditTile), tiles)
             now = now_us()
             size = frontier.size
-            due = size > head.checkpoint_size and (
+            due = size > cp_size_0 and (
                 force_checkpoint
-                or size - head.checkpoint_size >= self.audit.checkpoint_every
-                or (now - head.checkpoint_ts) >= self.audit.checkpoint_seconds * 1_000_000
+                or size - cp_size_0 >= self.audit.checkpoint_every
+                or (now - cp_ts_0) >= self.audit.checkpoint_seconds * 1_000_000
             )
             cp_size = None
-            values: dict[str, Any] = {"tree_size": size, "frontier": frontier.encode()}
-            if due:
-                root = frontier.root()
-                cp = {
-                    "tree_size": size, "root": root, "ts": now, "key_id": self.signer.key_id,
-                    "signature": self.signer.sign(size, root, now),
-                    "frontier": frontier.encode(),
-                }
-                conn.execute(insert(AuditCheckpoint), [cp])
-                lines.append(checkpoint_line(checkpoint_json(cp)))
-                values.update(checkpoint_size=size, checkpoint_ts=now)
-                cp_size = size
-            if size != head.tree_size or due:
-                conn.execute(update(AuditHead).where(AuditHead.id == 1).values(**values))
+            encoded = frontier.encode()
+            cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                if tiles:
+                    cur.executemany(q["tile"], tiles)
+                if due:
+                    root = frontier.root()
+                    cp = {
+                        "tree_size": size, "root": root, "ts": now,
+                        "key_id": self.signer.key_id,
+                        "signature": self.signer.sign(size, root, now), "frontier": encoded,
+                    }
+                    cur.execute(q["checkpoint"], (size, root, now, cp["key_id"],
+                                                  cp["signature"], encoded))
+                    lines.append(checkpoint_line(checkpoint_json(cp)))
+                    cp_size = size
+                if size != tree_size or due:
+                    cur.execute(q["advance"], (size, encoded, size if due else cp_size_0,
+                                               now if due else cp_ts_0))
+            except BaseException as exc:
+                if isinstance(exc, self._dbapi_integrity):
+                    raise IntegrityError(q["checkpoint"], None, exc) from exc
+                raise
+            finally:
+                cur.close()
             trans.commit()
         except BaseException:
             if trans.is_active:
@@ -653,7 +681,7 @@ class AuditLog:
     def _insert_drafts(  # noqa: PLR0912, PLR0915, PLR0917 - the hot loop, in one place
         self, conn: Connection, drafts: Iterable[tuple[Any, ...]], n: int, keys: Keys | None,
         ids: Sequence[str] | None, seq: int, frontier: Frontier,
-        tiles: list[dict[str, Any]], lines: list[bytes],
+        tiles: list[tuple[int, int, bytes]], lines: list[bytes],
     ) -> int:
         """Seal, number, hash and insert the drafts; returns the next position. One loop per
         record without SQLAlchemy in it: on PostgreSQL the rows stream into a ``COPY`` while they
@@ -678,6 +706,7 @@ class AuditLog:
         if pg:
             copy_cm = cursor.copy(_COPY_SQL)
             copy = copy_cm.__enter__()
+            copy.set_types(_COPY_TYPES)
             emit = copy.write_row
         else:
             emit = params.append
@@ -711,7 +740,7 @@ class AuditLog:
                     heights.pop()
                     h += 1
                     if h in watched:
-                        tiles.append({"height": h, "idx": size >> h, "hash": node})
+                        tiles.append((h, size >> h, node))
                 heights.append(h)
                 nodes.append(node)
                 size += 1
@@ -730,7 +759,7 @@ class AuditLog:
                 with contextlib.suppress(Exception):
                     copy_cm.__exit__(type(exc), exc, exc.__traceback__)
             if isinstance(exc, self._dbapi_integrity):
-                raise IntegrityError(_INSERT_SQL, None, exc) from exc  # type: ignore[arg-type]
+                raise IntegrityError(_INSERT_SQL, None, exc) from exc
             raise
         finally:
             cursor.close()
@@ -738,7 +767,7 @@ class AuditLog:
 
     @property
     def _dbapi_integrity(self) -> type[BaseException]:
-        return self.database.engine.dialect.dbapi.IntegrityError  # type: ignore[no-any-return,union-attr]
+        return self.database.engine.dialect.loaded_dbapi.IntegrityError
 
     def _write_lines(self, lines: Iterable[bytes]) -> None:
         path = file_for(self.directory)

@@ -1,0 +1,145 @@
+"""The fast pass of ``vern audit verify``: it accepts every intact trail (so the exact pass is only
+needed when something is wrong) and gives up on every kind of tampering, in parallel blocks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+from sqlalchemy import delete, text
+
+from tests.audit.helpers import audit_log, fill, rows
+from vern.audit import retention, verify_fast
+from vern.audit.chain import AuditLog, canonical
+from vern.audit.models import AuditEvent
+from vern.audit.verify import _fast, verify
+from vern.config import Settings
+from vern.db import Database, utcnow
+
+
+@pytest.fixture(autouse=True)
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 16 records per task and a pool from 2 tasks on: every test crosses block boundaries and
+    # checkpoints inside blocks, in worker processes.
+    monkeypatch.setattr(verify_fast, "BLOCK_BITS", 4)
+    monkeypatch.setattr(verify_fast, "MIN_PARALLEL_BLOCKS", 2)
+
+
+@pytest.fixture
+def trail(db: Database, settings: Settings) -> AuditLog:
+    log = audit_log(db, settings, checkpoint_every=37)
+    fill(log, db, 150)
+    fill(log, db, 30, resource='/elevar/Åse Ødegård "x"\\ \u2028\x7f\x01\t')
+    fill(log, db, 41)
+    return log
+
+
+def _files(settings: Settings) -> list[Path]:
+    return sorted(Path(settings.audit_log_dir).glob("audit-*.jsonl"))
+
+
+def test_an_intact_trail_passes_the_fast_pass_with_the_exact_figures(
+    db: Database, settings: Settings, trail: AuditLog
+) -> None:
+    fast = _fast(db, settings, True)
+    assert fast is not None
+    exact = verify(db, settings, fast=False)
+    assert exact.ok, exact.problem
+    assert (fast.checked, fast.checkpoints, fast.unsigned, fast.tree_size) == (
+        exact.checked, exact.checkpoints, exact.unsigned, exact.tree_size)
+    assert fast.tree_size == fast.checked == 221 and fast.unsigned == 0
+    assert _fast(db, settings, False) is not None
+
+
+def test_the_fast_pass_starts_from_the_retention_anchor(
+    db: Database, settings: Settings, trail: AuditLog
+) -> None:
+    later = utcnow() + timedelta(days=settings.audit_retention_days, seconds=1)
+    fill(trail, db, 20)
+    result = retention.expire(db, settings, now=later)
+    assert result.boundary > 0
+    assert _fast(db, settings, True) is not None
+    report = verify(db, settings)
+    assert report.ok and report.start == result.boundary
+
+
+def _db(sql: str) -> Callable[[Database, Settings], None]:
+    def change(db: Database, settings: Settings) -> None:
+        with db.engine.begin() as conn:
+            for statement in sql.split(";"):
+                conn.execute(text(statement))
+    return change
+
+
+def _file(change: Callable[[list[str]], list[str]]) -> Callable[[Database, Settings], None]:
+    def apply(db: Database, settings: Settings) -> None:
+        path = _files(settings)[0]
+        path.write_text("\n".join(change(path.read_text().splitlines())) + "\n")
+    return apply
+
+
+def _swap(lines: list[str]) -> list[str]:
+    i = next(n for n, ln in enumerate(lines) if ln.startswith("[20,"))
+    lines[i], lines[i + 1] = lines[i + 1], lines[i]
+    return lines
+
+
+TAMPERING = {
+    "db changed": _db("UPDATE audit_events SET outcome = 'failure' WHERE seq = 77"),
+    "db changed in the unsigned tail": _db("UPDATE audit_events SET outcome = 'x' WHERE seq = 220"),
+    "db removed": _db("DELETE FROM audit_events WHERE seq = 120"),
+    "db swapped": _db("UPDATE audit_events SET seq = -1 WHERE seq = 30;"
+                      "UPDATE audit_events SET seq = 30 WHERE seq = 31;"
+                      "UPDATE audit_events SET seq = 31 WHERE seq = -1"),
+    "db inserted beyond the tree": _db("UPDATE audit_events SET seq = 5000 WHERE seq = 220"),
+    "checkpoint removed from the db": _db(
+        "DELETE FROM audit_checkpoints WHERE tree_size = (SELECT min(tree_size) FROM "
+        "audit_checkpoints)"),
+    "file changed": _file(lambda ls: [ln.replace("page.read", "page.none") if ln.startswith("[42,")
+                                      else ln for ln in ls]),
+    "file line removed": _file(lambda ls: [ln for ln in ls if not ln.startswith("[99,")]),
+    "file lines swapped": _file(_swap),
+    "file line duplicated at the end": _file(lambda ls: [*ls, ls[0]]),
+    "file checkpoint changed": _file(lambda ls: [ln.replace('"ts":', '"ts":1', 1)
+                                                 if ln.startswith("{") else ln for ln in ls]),
+}
+
+
+@pytest.mark.parametrize("how", sorted(TAMPERING))
+def test_the_fast_pass_gives_up_on_every_kind_of_tampering(
+    db: Database, settings: Settings, trail: AuditLog, how: str
+) -> None:
+    TAMPERING[how](db, settings)
+    assert _fast(db, settings, True) is None
+    assert verify(db, settings).problem is not None
+
+
+@hsettings(max_examples=30, deadline=None,
+           suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.text(min_size=0, max_size=40), min_size=1, max_size=4))
+def test_the_databases_own_json_line_is_the_canonical_line_or_is_made_so(
+    db: Database, settings: Settings, texts: list[str]
+) -> None:
+    log = audit_log(db, settings)
+    batch = rows(log, db, len(texts))
+    for r, value in zip(batch, texts, strict=True):
+        clean = value.replace("\x00", "")  # PostgreSQL text cannot hold NUL
+        r["resource"] = clean[:200]
+        r["actor_ref"] = clean[:128] or None
+        r["details"] = '{"v":' + f'"{clean.encode("unicode_escape").decode()}"' + "}"
+    result = log.append(batch)
+    lines = list(verify_fast._lines(db.url, result.first_seq, result.last_seq + 1))
+    with db.engine.connect() as conn:
+        from vern.audit.chain import FIELDS
+
+        stored = conn.execute(text(
+            f"SELECT {', '.join(FIELDS)} FROM audit_events WHERE seq >= :a ORDER BY seq"),  # noqa: S608
+            {"a": result.first_seq}).all()
+    assert lines == [canonical(r) for r in stored]
+    with db.engine.begin() as conn:
+        conn.execute(delete(AuditEvent).where(AuditEvent.seq >= result.first_seq))
