@@ -119,6 +119,30 @@ class KeyRing:
             return found.id
         return self.create(session, subject_ref)
 
+    def for_subjects(self, session: Session, subject_refs: list[str]) -> dict[str, str]:
+        """``for_subject`` for many references at once: one look-up, one insert of the keys
+        that are missing (a batch of audit records from many new people)."""
+        found: dict[str, str] = {}
+        for i in range(0, len(subject_refs), 500):
+            chunk = subject_refs[i:i + 500]
+            found.update((str(ref), str(key_id)) for key_id, ref in session.execute(
+                select(DataKey.id, DataKey.subject_ref).where(DataKey.subject_ref.in_(chunk))))
+        made = []
+        for ref in subject_refs:
+            if ref in found:
+                continue
+            key_id = new_id()
+            raw = AESGCM.generate_key(bit_length=256)
+            nonce = os.urandom(12)
+            wrapped = nonce + self._master.encrypt(nonce, raw, uuid.UUID(key_id).bytes)
+            made.append(DataKey(id=key_id, subject_ref=ref, wrapped_key=wrapped))
+            found[ref] = key_id
+            self._remember(key_id, AESGCM(raw))
+        if made:
+            session.add_all(made)
+            session.flush()
+        return found
+
     def shred(self, session: Session, key_id: str) -> None:
         """Destroy the key in the caller's transaction; every value sealed under it is lost.
 

@@ -153,6 +153,12 @@ def test_changing_removing_or_reordering_the_log_file_is_named(
     assert problem is not None and problem.seq in (10, 11)
 
     _files(settings)[0].write_text(original)
+    forged = '[230' + original.splitlines()[0][2:]  # a plausible next record, never written
+    _files(settings)[0].write_text(original + forged + "\n")
+    problem = verify(db, settings).problem
+    assert problem is not None and problem.seq == 230 and "inserted" in problem.message
+
+    _files(settings)[0].write_text(original)
     assert verify(db, settings).ok
 
 

@@ -105,6 +105,7 @@ TAMPERING = {
     "file line removed": _file(lambda ls: [ln for ln in ls if not ln.startswith("[99,")]),
     "file lines swapped": _file(_swap),
     "file line duplicated at the end": _file(lambda ls: [*ls, ls[0]]),
+    "file line forged after the end": _file(lambda ls: [*ls, "[221" + ls[0][2:]]),
     "file checkpoint changed": _file(lambda ls: [ln.replace('"ts":', '"ts":1', 1)
                                                  if ln.startswith("{") else ln for ln in ls]),
 }

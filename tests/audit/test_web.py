@@ -209,3 +209,25 @@ def test_the_console_page_shows_the_trail_in_both_languages(  # noqa: PLR0917 - 
     assert text in page.text and f"child:{personas.tenant_a}" in page.text
     assert f"child:{personas.tenant_b}" not in page.text
     assert alice.get("/console/audit/alerts").status_code == 200
+
+
+def test_sign_ins_show_who_and_a_failed_one_keeps_the_name_typed_sealed(
+    db: Database, settings: Settings, personas: Personas, login: Any, client: TestClient
+) -> None:
+    typed = "nobody-here@example.org"
+    res = client.post("/api/v1/session", json={"email": typed, "password": "wrong password"})
+    assert res.status_code == 401
+    alice = login(personas.alice)
+    service.seal_now(db, settings)
+    with db.transaction(Scope.system("check")) as session:
+        failed = session.scalars(select(AuditEvent).where(
+            AuditEvent.action == "auth.signin_failed", AuditEvent.actor_user_id.is_(None))).one()
+    assert failed.personal is not None and typed.encode() not in failed.personal  # sealed
+    vendor = login(personas.dave)
+    shown = _items(vendor, action="auth.signin_failed")
+    assert [i["actor_name"] for i in shown if i["actor_user_id"] is None] == [typed]
+    signins = _items(alice, action="auth.signin")
+    assert signins and all(i["actor_email"] == personas.alice.email for i in signins
+                           if i["actor_user_id"] == personas.alice.user_id)
+    page = alice.get("/console/audit", params={"action": "auth.signin"})
+    assert personas.alice.email in page.text

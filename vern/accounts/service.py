@@ -492,10 +492,12 @@ def authenticate(
     wait = max(_locked_for(session.get(AuthThrottle, acct_key)),
                _locked_for(session.get(AuthThrottle, src_key)))
     user = find_user_by_email(session, settings, email) if EMAIL_RE.match(email.strip()) else None
+    # The name typed in is recorded (sealed) only when it is nobody's account.
+    typed = None if user is not None else email.strip()[:200] or None
     if wait:
         record(session, "auth.signin_locked", org_id=None,
                actor_user_id=user.id if user else None, outcome="denied",
-               details={"retry_after": wait})
+               details={"retry_after": wait}, actor_name=typed)
         raise Locked(retry_after=wait, detail="Too many failed attempts; try again later")
     ok = security.verify_password(settings, user.password_hash if user else None, password)
     if not ok or user is None or user.disabled_at is not None:
@@ -505,7 +507,8 @@ def authenticate(
                                 SOURCE_LOCK_BASE, SOURCE_LOCK_MAX)
         record(session, "auth.signin_failed", org_id=None,
                actor_user_id=user.id if user else None, outcome="failure",
-               details={"reason": "disabled" if ok and user else "bad-credentials"})
+               details={"reason": "disabled" if ok and user else "bad-credentials"},
+               actor_name=typed)
         for row, what in ((acct, "account"), (src, "source")):
             if row.failures == 0 and row.locked_until is not None:
                 record(session, "auth.lock_started", org_id=None,

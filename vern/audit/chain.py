@@ -416,9 +416,8 @@ def resolve_keys(sealer: Sealer, database: Database,
                              key=repr)
             if missing:
                 with database.transaction(Scope.system("audit keys")) as session:
-                    for subject in missing:
-                        sealer._keys[(ring_id, subject)] = _key_of(sealer, session, subject,
-                                                                    todo[subject])
+                    for subject, key_id in _keys_of(sealer, session, missing, todo).items():
+                        sealer._keys[(ring_id, subject)] = key_id
             for subject, ts in todo.items():
                 key_id = sealer._keys[(ring_id, subject)]
                 try:
@@ -445,6 +444,37 @@ def resolve_keys(sealer: Sealer, database: Database,
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
+
+
+def _keys_of(sealer: Sealer, session: Session, subjects: list[tuple[Any, ...]],
+             when: dict[tuple[Any, ...], int]) -> dict[tuple[Any, ...], str]:
+    """The key ids of many subjects: users' keys in one look-up, the other keys found or made
+    together (``KeyRing.for_subjects``)."""
+    out: dict[tuple[Any, ...], str] = {}
+    refs: dict[tuple[Any, ...], str] = {}
+    users = [s[1] for s in subjects if s[0] == "u"]
+    if users:
+        from vern.accounts.models import User
+
+        known: dict[str, str | None] = dict(
+            session.execute(select(User.id, User.key_id).where(User.id.in_(users))).all())
+        for s in subjects:
+            if s[0] == "u":
+                if known.get(s[1]) is not None:
+                    out[s] = str(known[s[1]])
+                else:
+                    refs[s] = sealer.anon_subject(when[s])
+    for s in subjects:
+        if s[0] == "a":
+            refs[s] = sealer.actor_subject(s[1], s[2])
+        elif s[0] == "m":
+            refs[s] = "audit-anon:" + s[1]
+        elif s[0] != "u":
+            raise ValueError(f"unknown key subject {s!r}")
+    if refs:
+        made = keyring().for_subjects(session, sorted(set(refs.values())))
+        out.update({s: made[ref] for s, ref in refs.items()})
+    return out
 
 
 def _key_of(sealer: Sealer, session: Session, subject: tuple[Any, ...], ts: int) -> str:

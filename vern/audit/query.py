@@ -15,7 +15,7 @@ import csv
 import io
 import ipaddress
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -136,7 +136,9 @@ def _statement(viewer: Viewer, f: Filters, sealer: Sealer) -> Any:  # noqa: PLR0
     return q
 
 
-def view(row: AuditEvent) -> dict[str, Any]:
+def view(row: AuditEvent, users: dict[str, str | None] | None = None) -> dict[str, Any]:
+    """A record as the API and the console show it; ``users`` maps Vern user ids to their
+    e-mail address (None once erased), so that a sign-in shows who signed in."""
     personal = open_personal(row.personal) or {}
     return {
         "id": row.id,
@@ -145,6 +147,7 @@ def view(row: AuditEvent) -> dict[str, Any]:
         "source": row.source,
         "org_id": row.org_id,
         "actor_user_id": row.actor_user_id,
+        "actor_email": (users or {}).get(row.actor_user_id) if row.actor_user_id else None,
         "actor_token_id": row.actor_token_id,
         "actor": row.actor_ref,
         "actor_name": personal.get("name"),
@@ -160,6 +163,19 @@ def view(row: AuditEvent) -> dict[str, Any]:
     }
 
 
+def user_emails(session: Session, rows: Sequence[AuditEvent]) -> dict[str, str | None]:
+    """The e-mail addresses of the Vern users acting in ``rows`` (one look-up)."""
+    from vern.accounts.models import User
+
+    ids = sorted({r.actor_user_id for r in rows if r.actor_user_id})
+    found: dict[str, str | None] = {}
+    for i in range(0, len(ids), 500):
+        for uid, email in session.execute(
+                select(User.id, User.email).where(User.id.in_(ids[i:i + 500]))):
+            found[uid] = email.value if email is not None else None
+    return found
+
+
 def search(session: Session, settings: Settings, viewer: Viewer, f: Filters, *,
            cursor: str | None = None, limit: int = 50, audit_read: bool = True) -> Page:
     """One page of records, newest first; the read is recorded."""
@@ -173,7 +189,8 @@ def search(session: Session, settings: Settings, viewer: Viewer, f: Filters, *,
                            .limit(limit + 1)).all()
     more = len(rows) > limit
     rows = rows[:limit]
-    items = [view(r) for r in rows]
+    users = user_emails(session, rows)
+    items = [view(r, users) for r in rows]
     if audit_read:
         _record_read(session, viewer, f, len(items), "page")
     nxt = encode_cursor(rows[-1].ts, rows[-1].id) if more and rows else None
@@ -189,7 +206,9 @@ def export(session: Session, settings: Settings, viewer: Viewer, f: Filters,
     rows = session.scalars(q.limit(EXPORT_LIMIT)).all()
     _record_read(session, viewer, f, len(rows), fmt)
     session.flush()
-    columns = ["id", "seq", "time", "source", "org_id", "actor_user_id", "actor_token_id",
+    users = user_emails(session, rows)
+    columns = ["id", "seq", "time", "source", "org_id", "actor_user_id", "actor_email",
+               "actor_token_id",
                "actor", "actor_name", "ip", "user_agent", "action", "resource", "outcome",
                "request_id", "client_event_id", "details"]
     if fmt == "csv":
@@ -197,7 +216,7 @@ def export(session: Session, settings: Settings, viewer: Viewer, f: Filters,
         writer = csv.writer(buf)
         writer.writerow(columns)
         for r in rows:
-            v = view(r)
+            v = view(r, users)
             v["details"] = json.dumps(v["details"]) if v["details"] is not None else ""
             writer.writerow([_csv_safe(v[c]) for c in columns])
             if buf.tell() > 65_536:
@@ -207,7 +226,7 @@ def export(session: Session, settings: Settings, viewer: Viewer, f: Filters,
         yield buf.getvalue()
     else:
         for r in rows:
-            yield json.dumps(view(r), ensure_ascii=False) + "\n"
+            yield json.dumps(view(r, users), ensure_ascii=False) + "\n"
 
 
 def _csv_safe(value: Any) -> str:

@@ -130,11 +130,15 @@ def inclusion_proof(actor: ReadActor, db: TenantDB, database: DatabaseDep,
 
 
 @router.get("/api/v1/audit/proofs/consistency")
-def consistency_proof(actor: ReadActor, database: DatabaseDep,
+def consistency_proof(actor: ReadActor, db: TenantDB, database: DatabaseDep,
                       old: Annotated[int, Query(ge=1)],
                       new: Annotated[int | None, Query(ge=1)] = None) -> dict[str, object]:
     """Proof that the later checkpoint extends the earlier one (nothing rewritten)."""
-    return proofs.consistency(database, old=old, new=new)
+    found = proofs.consistency(database, old=old, new=new)
+    record(db, "audit.proof", org_id=actor.org_id, actor_user_id=actor.user_id,
+           actor_token_id=actor.token_id, resource="audit:consistency",
+           details={"old": old, "new": found["new"]["tree_size"]})
+    return found
 
 
 def _alert_view(a: object) -> dict[str, object]:

@@ -61,22 +61,26 @@ def record(
     resource: str | None = None,
     outcome: str = "success",
     details: dict[str, Any] | None = None,
+    actor_name: str | None = None,
 ) -> None:
     """Add one audit record to ``session``'s transaction.
 
     ``details`` holds old/new values of a change (``{"old": …, "new": …}``) and must not carry
     personal data in clear: refer to people by id. The client address and user agent of the
     current request are sealed under the actor's data key (or the month's key for anonymous
-    callers) before the record is hashed.
+    callers) before the record is hashed. ``actor_name`` is a name given for an actor that is not
+    (yet) a known user - the e-mail address typed at a failed sign-in - sealed with them.
     """
     req = current_request()
     ts = now_us()
     personal: dict[str, Any] = {"key_id": None, "personal": None, "ip_index": None,
                                 "net_index": None}
-    if req is not None and (req.client_ip or req.user_agent):
+    ip = req.client_ip if req is not None else None
+    ua = req.user_agent if req is not None else None
+    if ip or ua or actor_name:
         personal = _sealer().personal_fields(
             session, ts=ts, actor_user_id=actor_user_id, org_id=org_id, actor_ref=None,
-            ip=req.client_ip, ua=req.user_agent,
+            ip=ip, ua=ua, name=actor_name[:200] if actor_name else None,
         )
     session.add(
         AuditEvent(

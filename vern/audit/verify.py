@@ -180,7 +180,7 @@ def verify(database: Database, settings: Settings, *, files: bool = True,
     return report
 
 
-def _fast(  # noqa: PLR0911, PLR0912 - every check gives up the same way
+def _fast(  # noqa: PLR0911, PLR0912, PLR0915 - every check gives up the same way
     database: Database, settings: Settings, check_files: bool,
 ) -> Report | None:
     """The fast pass: a report when everything is in order, None when the exact pass must look."""
@@ -218,11 +218,18 @@ def _fast(  # noqa: PLR0911, PLR0912 - every check gives up the same way
         report.files = len(list(directory.glob(f"{FILE_PREFIX}*.jsonl")))
         if report.files == 0 and tree_size > start:
             return None
-    doubt, file_cps = verify_fast.scan(
+    doubt, file_cps, after = verify_fast.scan(
         database.url, start=start, end=tree_size, seed=seed, checkpoints=signed,
         directory=directory if check_files else None)
     if doubt is not None:
         return None
+    if after:
+        # Lines past the head read at the start: newer appends, so the database must have
+        # them by now (a line is written only after its record committed).
+        with _appends_paused(directory), database.engine.connect() as conn:
+            now_size = conn.scalar(select(AuditHead.tree_size).where(AuditHead.id == 1)) or 0
+        if after != list(range(tree_size, tree_size + len(after))) or after[-1] >= now_size:
+            return None
     seen: set[bytes] = set()
     for _name, _seq, line in file_cps:
         if line in seen:
@@ -402,13 +409,25 @@ def _verify(  # noqa: PLR0912, PLR0915 - one pass over both copies
             last_cp = expected
     frontier.size = expected
     report.checked = checked
+    later: list[_FileEntry] = []
     if entries is not None:
         f = next_file()
         if f is not None and f.seq < tree_size:
             fail(f.seq, None, f.where, "in the log file but not in the database")
-        merge_file_checkpoints()  # (lines after the head read at the start are newer appends)
-    with database.engine.connect() as conn:
+        # Lines after the head read at the start may be newer appends; they are checked below
+        # against the head read after them.
+        while f is not None:
+            later.append(f)
+            f = next_file()
+        merge_file_checkpoints()
+    with _appends_paused(Path(settings.audit_log_dir)), database.engine.connect() as conn:
         now_size = conn.scalar(select(AuditHead.tree_size).where(AuditHead.id == 1)) or 0
+    for f in later:
+        # Every line is written after its record committed: a line the database does not
+        # have even now was not written by Vern.
+        if f.seq >= now_size:
+            fail(f.seq, None, f.where, "in the log file but not in the database (inserted)")
+    with database.engine.connect() as conn:
         beyond = conn.execute(select(AuditEvent.seq, AuditEvent.id).where(
             AuditEvent.seq >= max(now_size, tree_size)).order_by(AuditEvent.seq).limit(1)).first()
     if beyond is not None:

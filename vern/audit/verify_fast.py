@@ -44,6 +44,7 @@ class Task:
     hi: int
     checkpoints: list[int]  # sizes in (lo, hi]
     seed: tuple[int, bytes] | None = None  # the frontier at ``lo`` (first task only)
+    last: bool = False  # read the files to their end
 
 
 @dataclass
@@ -53,6 +54,7 @@ class Result:
     at: dict[int, list[bytes]] = field(default_factory=dict)  # size -> frontier nodes
     end: list[tuple[int, bytes]] = field(default_factory=list)  # nodes at ``hi``
     file_checkpoints: list[tuple[str, int, bytes]] = field(default_factory=list)
+    after: list[int] = field(default_factory=list)  # record lines after the end (last task)
     doubt: str | None = None
 
 
@@ -199,13 +201,16 @@ def _hash(url: str, task: Task, paths: list[str] | None, firsts: list[int] | Non
         return
     result.end = list(zip(heights, nodes, strict=True))
     if files is not None:
-        # Checkpoint lines right after the last record, and a record line the database lacks.
+        # Checkpoint lines right after the last record, and the next record line (the next
+        # task's first); the last task reads on to the end of the files.
         for name, _n, fline in files:
             if fline[:1] == b"{":
                 result.file_checkpoints.append((name, seq, fline))
                 continue
-            result.file_checkpoints.append((name, -1, fline))  # the next record line
-            break
+            if not task.last:
+                result.file_checkpoints.append((name, -1, fline))
+                break
+            result.after.append(int(fline[1:fline.index(b",")]))
 
 
 def _walk(  # noqa: PLR0917 - the hot loop's state
@@ -264,13 +269,15 @@ def first_seqs(paths: list[Path]) -> list[int]:
 
 def scan(url: str, *, start: int, end: int, seed: tuple[int, bytes] | None,
          checkpoints: dict[int, bytes], directory: Path | None,
-         workers: int | None = None) -> tuple[str | None, list[tuple[str, int, bytes]]]:
+         workers: int | None = None,
+         ) -> tuple[str | None, list[tuple[str, int, bytes]], list[int]]:
     """Hash records ``start <= seq < end`` (database, and files when ``directory``) and compare
     the root at every checkpoint size in ``checkpoints`` (size -> signed root).
 
-    Returns ``(doubt, file checkpoint lines)``: ``doubt`` is None when everything matched."""
+    Returns ``(doubt, file checkpoint lines, positions of the record lines after end)``:
+    ``doubt`` is None when everything matched."""
     if end <= start:
-        return None, []
+        return None, [], []
     paths: list[str] | None = None
     firsts: list[int] | None = None
     if directory is not None:
@@ -280,7 +287,7 @@ def scan(url: str, *, start: int, end: int, seed: tuple[int, bytes] | None,
         paths = [p for p, _ in keep]
         firsts = [f for _, f in keep]
         if not paths:
-            return "no log files", []
+            return "no log files", [], []
     block = 1 << BLOCK_BITS
     bounds = [start]
     nxt = (start // block + 1) * block
@@ -294,7 +301,8 @@ def scan(url: str, *, start: int, end: int, seed: tuple[int, bytes] | None,
         tasks.append(Task(lo, hi, [s for s in sizes if lo < s <= hi],
                           seed if i == 0 else None))
     if seed is None and start != 0:
-        return "no frontier to start from", []
+        return "no frontier to start from", [], []
+    tasks[-1].last = True
     args = [(url, t, paths, firsts) for t in tasks]
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     if workers > 1 and len(tasks) >= MIN_PARALLEL_BLOCKS and "fork" in (
@@ -310,16 +318,18 @@ def scan(url: str, *, start: int, end: int, seed: tuple[int, bytes] | None,
 
 
 def _join(results: Iterator[Result], checkpoints: dict[int, bytes],
-          end: int) -> tuple[str | None, list[tuple[str, int, bytes]]]:
+          end: int) -> tuple[str | None, list[tuple[str, int, bytes]], list[int]]:
     prefix: list[tuple[int, bytes]] = []
     file_cps: list[tuple[str, int, bytes]] = []
+    after: list[int] = []
     for r in results:
+        after = r.after
         if r.doubt is not None:
-            return r.doubt, file_cps
+            return r.doubt, file_cps, []
         base = [n for _, n in prefix]
         for size, local in r.at.items():
             if _fold(base + local) != checkpoints[size]:
-                return f"the tree at size {size} does not match its checkpoint", file_cps
+                return f"the tree at size {size} does not match its checkpoint", file_cps, []
         for height, value in r.end:
             h, n = height, value
             while prefix and prefix[-1][0] == h:
@@ -332,7 +342,7 @@ def _join(results: Iterator[Result], checkpoints: dict[int, bytes],
                 # (or, after the last task, a newer append).
                 nxt = int(line[1:line.index(b",")])
                 if nxt != r.hi:
-                    return f"the log file has record {nxt} after {r.hi - 1}", file_cps
+                    return f"the log file has record {nxt} after {r.hi - 1}", file_cps, []
                 continue
             file_cps.append((name, seq, line))
-    return None, file_cps
+    return None, file_cps, after
