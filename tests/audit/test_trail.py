@@ -301,3 +301,36 @@ def test_a_checkpoint_removed_from_the_database_is_named_from_the_file(
                           "(SELECT min(tree_size) FROM audit_checkpoints)"))
     problem = verify(db, settings).problem
     assert problem is not None and "missing from the database" in problem.message
+
+
+def test_concurrent_ingest_batches_with_the_same_new_actors_all_land(
+    db: Database, settings: Settings, personas: Personas
+) -> None:
+    from datetime import UTC, datetime
+
+    from vern.audit.ingest import IngestEvent, ingest
+
+    def batch(k: int) -> list[IngestEvent]:
+        return [IngestEvent(id=f"c{k}-{i}", time=datetime.now(UTC), action="page.read",
+                            actor=f"new-{i % 7}", ip=f"192.0.2.{i % 9 + 1}", resource=f"p:{i}")
+                for i in range(40)]
+
+    errors: list[BaseException] = []
+
+    def run(k: int) -> None:
+        try:
+            ingest(db, settings, org_id=personas.tenant_a, token_id=None, events=batch(k))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert verify(db, settings).ok
+    with db.engine.connect() as conn:
+        stored = conn.execute(text("SELECT count(*) FROM audit_events WHERE source = 'ingest' "
+                                   "AND seq IS NOT NULL")).scalar_one()
+    assert stored == 160

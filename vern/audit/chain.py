@@ -398,8 +398,10 @@ class Keys:
         return found
 
 
-def resolve_keys(sealer: Sealer, database: Database,
-                 wanted: Iterable[tuple[tuple[Any, ...], int]]) -> Keys:
+def resolve_keys(  # noqa: PLR0912 - the fallbacks
+    sealer: Sealer, database: Database,
+    wanted: Iterable[tuple[tuple[Any, ...], int]],
+) -> Keys:
     """The keys for ``(subject, ts)`` pairs; a shredded person's records get the month's
     anonymous key (their later records stay readable only as "erased" for them)."""
     keys = Keys(sealer._payloads)
@@ -409,32 +411,44 @@ def resolve_keys(sealer: Sealer, database: Database,
     for subject, ts in wanted:
         if subject not in todo:
             todo[subject] = ts
+    cache = sealer._keys
     for attempt in range(3):
         try:
-            # In a fixed order, so that two batches making keys at once cannot deadlock.
-            missing = sorted((s for s in todo if sealer._keys.get((ring_id, s)) is None),
-                             key=repr)
+            # The ids found go to a local map first: another thread may clear the shared cache
+            # (``forget_keys``) at any moment.
+            ids: dict[tuple[Any, ...], str] = {}
+            missing = []
+            for subject in todo:
+                found = cache.get((ring_id, subject))
+                if found is None:
+                    missing.append(subject)
+                else:
+                    ids[subject] = found
             if missing:
+                # In a fixed order, so that two batches making keys at once cannot deadlock.
+                missing.sort(key=repr)
                 with database.transaction(Scope.system("audit keys")) as session:
-                    for subject, key_id in _keys_of(sealer, session, missing, todo).items():
-                        sealer._keys[(ring_id, subject)] = key_id
+                    ids.update(_keys_of(sealer, session, missing, todo))
+                for subject in missing:
+                    cache[(ring_id, subject)] = ids[subject]
             for subject, ts in todo.items():
-                key_id = sealer._keys[(ring_id, subject)]
+                key_id = ids[subject]
                 try:
                     aead = ring.cipher(key_id)
                 except KeyDestroyed:
                     month = anon_key_subject(ts)
-                    if sealer._keys.get((ring_id, month)) is None:
+                    key_id = cache.get((ring_id, month)) or ""
+                    if not key_id:
                         with database.transaction(Scope.system("audit keys")) as session:
-                            sealer._keys[(ring_id, month)] = _key_of(sealer, session, month, ts)
-                    key_id = sealer._keys[(ring_id, month)]
+                            key_id = _key_of(sealer, session, month, ts)
+                        cache[(ring_id, month)] = key_id
                     aead = ring.cipher(key_id)
                 kid = sealer._kids.get(key_id)
                 if kid is None:
                     kid = sealer._kids[key_id] = uuid.UUID(key_id).bytes
                 keys.by_subject[subject] = (key_id, aead, kid)
-            if len(sealer._keys) > sealer._CACHE_MAX:
-                sealer._keys.clear()
+            if len(cache) > sealer._CACHE_MAX:
+                cache.clear()
             return keys
         except (KeyUnavailable, IntegrityError):
             # A key id cached from another database, or another request made the same actor's
