@@ -35,8 +35,8 @@ from typing import Any
 from vern.audit.chain import FIELDS, FILE_PREFIX, _c_encode, _dumps
 from vern.audit.merkle import Frontier, node_hash
 
-BLOCK_BITS = 14  # 16,384 records per task
-MIN_PARALLEL_BLOCKS = 4
+BLOCK_BITS = 13  # 8,192 records per task
+MIN_PARALLEL_BLOCKS = 3
 
 
 @dataclass
@@ -81,9 +81,7 @@ PG_RAW = True  # PostgreSQL: columns as they are, the line made here (less work 
 
 def _lines(url: str, lo: int, hi: int) -> Generator[bytes, None, None]:
     """The records ``lo <= seq < hi`` as canonical lines, in ``seq`` order."""
-    from vern.db import Database
-
-    database = Database(url)
+    database = _database(url)
     dialect = database.engine.dialect.name
     where = f"WHERE seq >= {int(lo)} AND seq < {int(hi)} ORDER BY seq"
     raw = database.engine.raw_connection()
@@ -103,7 +101,30 @@ def _lines(url: str, lo: int, hi: int) -> Generator[bytes, None, None]:
                 cur.close()
     finally:
         raw.close()
-        database.dispose()
+        if not _in_worker:
+            database.dispose()
+
+
+_in_worker = False
+_databases: dict[str, Any] = {}
+
+
+def _worker_start() -> None:
+    global _in_worker  # noqa: PLW0603 - set once in each worker process
+    _in_worker = True
+    _databases.clear()
+
+
+def _database(url: str) -> Any:
+    """A worker keeps one engine per URL for all its tasks; the caller's process does not."""
+    from vern.db import Database
+
+    if not _in_worker:
+        return Database(url)
+    found = _databases.get(url)
+    if found is None:
+        found = _databases[url] = Database(url)
+    return found
 
 
 def _pg_lines(conn: Any, where: str) -> Generator[bytes, None, None]:
@@ -339,7 +360,8 @@ def scan(url: str, *, start: int, end: int, seed: tuple[int, bytes] | None,
             multiprocessing.get_all_start_methods()):
         # Forked workers (the CLI's process holds no threads that matter). On the first doubt
         # the tasks not started are cancelled and the running ones finish (seconds at most).
-        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                       initializer=_worker_start)
         try:
             return _join(executor.map(_run, args), checkpoints, end)
         finally:
