@@ -15,7 +15,19 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Column, Connection, Engine, MetaData, Table, and_, delete, or_, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    MetaData,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import DBAPIError, NoSuchTableError, OperationalError, SQLAlchemyError
 from sqlalchemy.types import Integer, Numeric
 
@@ -62,6 +74,7 @@ class ProductDB:
         self.engine = engine
         self._tables: dict[str, Table] = {}
         self._meta = MetaData()
+        self._stmts: dict[tuple[Any, ...], Any] = {}  # prepared statements, per table and shape
 
     def table(self, name: str) -> Table:
         found = self._tables.get(name)
@@ -95,94 +108,161 @@ class ProductDB:
         tenant_value: str,
         conditions: Sequence[tuple[str, Iterable[Any]]],
     ) -> list[dict[str, Any]]:
-        """Rows of ``mt`` in the tenant where any (column IN values) holds."""
+        """Rows of ``mt`` in the tenant where any (column IN values) holds: one statement for all
+        the columns (``col_a IN (…) OR col_b IN (…)``), prepared once per table and columns."""
         table = self.table(mt.name)
-        cols = [table.c[name] for name in mt.fields if name in table.c]
         tenant = coerce(table.c[mt.tenant], tenant_value)
         if tenant is None:
             raise Unreachable(f"tenant key {tenant_value!r} cannot be compared with {mt.name}.{mt.tenant}")
-        keyed: dict[Any, dict[str, Any]] = {}
-        key_cols = self.key_columns(mt)
+        typed: list[tuple[str, list[Any]]] = []
         for column_name, values in conditions:
             column = table.c[column_name]
-            typed = sorted({v for v in (coerce(column, x) for x in values) if v is not None}, key=str)
-            for start in range(0, len(typed), IN_CHUNK):
-                chunk = typed[start : start + IN_CHUNK]
-                cond = column == chunk[0] if len(chunk) == 1 else column.in_(chunk)
-                stmt = select(*cols).where(table.c[mt.tenant] == tenant, cond)
-                for row in conn.execute(stmt).mappings():
-                    record = dict(row)
-                    key = tuple(record[k] for k in key_cols) if key_cols else _row_key(record)
-                    keyed.setdefault(key, record)
+            found = sorted({v for v in (coerce(column, x) for x in values) if v is not None}, key=str)
+            if found:
+                typed.append((column_name, found))
+        if not typed:
+            return []
+        keyed: dict[Any, dict[str, Any]] = {}
+        key_cols = self.key_columns(mt)
+        if all(len(values) <= IN_CHUNK for _c, values in typed):
+            rounds = [typed]
+        else:  # very many values: one column and chunk at a time
+            rounds = [
+                [(name, values[start : start + IN_CHUNK])]
+                for name, values in typed
+                for start in range(0, len(values), IN_CHUNK)
+            ]
+        for cond in rounds:
+            stmt = self._find_stmt(mt, tuple(name for name, _v in cond))
+            params: dict[str, Any] = {"w_tenant": tenant}
+            params.update({f"w_{i}": values for i, (_n, values) in enumerate(cond)})
+            for row in conn.execute(stmt, params).mappings():
+                record = dict(row)
+                key = tuple(record[k] for k in key_cols) if key_cols else _row_key(record)
+                keyed.setdefault(key, record)
         return list(keyed.values())
+
+    def _find_stmt(self, mt: MapTable, columns: tuple[str, ...]) -> Any:
+        """The prepared SELECT for a table and the columns a person is looked up by; SQLAlchemy
+        keeps its compiled form, so later runs only bind values."""
+        cache_key = ("find", mt.name, columns)
+        stmt = self._stmts.get(cache_key)
+        if stmt is None:
+            table = self.table(mt.name)
+            cols = [table.c[name] for name in mt.fields if name in table.c]
+            conds = [
+                table.c[name].in_(bindparam(f"w_{i}", expanding=True)) for i, name in enumerate(columns)
+            ]
+            stmt = select(*cols).where(
+                table.c[mt.tenant] == bindparam("w_tenant"), conds[0] if len(conds) == 1 else or_(*conds)
+            )
+            self._stmts[cache_key] = stmt
+        return stmt
 
     # -- writing ---------------------------------------------------------------------------------
 
     def apply(
         self, conn: Connection, mt: MapTable, tenant_value: str, op: str, rows: list[dict[str, Any]]
     ) -> int:
+        """Carry out planned writes: deletes by key, updates by key with the values computed at
+        planning. Rows keyed by one column that get the same values (null, fixed, the person's
+        pseudonym) share one ``UPDATE … WHERE key IN (…)``; the rest go as one executemany."""
         table = self.table(mt.name)
         tenant_col = table.c[mt.tenant]
         tenant = coerce(tenant_col, tenant_value)
         done = 0
         if op == "delete":
             keyed = [r for r in rows if r.get("key")]
-            done += self._delete_keyed(conn, table, tenant_col, tenant, keyed)
+            done += self._delete_keyed(conn, mt, tenant, keyed)
             for row in rows:
                 if not row.get("key"):
                     conn.execute(delete(table).where(tenant_col == tenant, _match(table, row)))
                     done += 1
             return done
         grouped: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        each: dict[tuple[tuple[str, ...], tuple[str, ...]], list[dict[str, Any]]] = {}
         for row in rows:
-            if row.get("key") and len(row["key"]) == 1:
-                # rows that get the same values (null, fixed, pseudonym) share one statement
+            key = row.get("key")
+            if key and len(key) == 1:
                 grouped.setdefault(_same(row["set"]), []).append(row)
-                continue
-            values = {
-                name: coerce(table.c[name], v) if v is not None else None for name, v in row["set"].items()
-            }
-            if row.get("key"):
-                where = and_(*(table.c[k] == v for k, v in row["key"].items()))
+            elif key:
+                each.setdefault((tuple(key), tuple(row["set"])), []).append(row)
             else:
                 guards = [
                     table.c[k].is_(None) if v is None else table.c[k] == v
                     for k, v in (row.get("old") or {}).items()
                 ]
+                values = {name: self._typed(table, name, v) for name, v in row["set"].items()}
                 where = and_(_match(table, row), *guards)
-            conn.execute(update(table).where(tenant_col == tenant, where).values(values))
-            done += 1
+                conn.execute(update(table).where(tenant_col == tenant, where).values(values))
+                done += 1
         for group in grouped.values():
             (key_name,) = group[0]["key"]
-            values = {
-                name: coerce(table.c[name], v) if v is not None else None
-                for name, v in group[0]["set"].items()
-            }
+            names = tuple(group[0]["set"])
+            stmt = self._update_stmt(mt, (key_name,), names, many=True)
+            params: dict[str, Any] = {"w_tenant": tenant}
+            params.update({f"v_{i}": self._typed(table, n, group[0]["set"][n]) for i, n in enumerate(names)})
             keys = [r["key"][key_name] for r in group]
             for start in range(0, len(keys), IN_CHUNK):
-                chunk = keys[start : start + IN_CHUNK]
-                cond = table.c[key_name] == chunk[0] if len(chunk) == 1 else table.c[key_name].in_(chunk)
-                conn.execute(update(table).where(tenant_col == tenant, cond).values(values))
+                conn.execute(stmt, params | {"w_keys": keys[start : start + IN_CHUNK]})
+            done += len(group)
+        for (key_names, names), group in each.items():
+            stmt = self._update_stmt(mt, key_names, names, many=False)
+            conn.execute(
+                stmt,
+                [
+                    {"w_tenant": tenant}
+                    | {f"w_{i}": r["key"][k] for i, k in enumerate(key_names)}
+                    | {f"v_{i}": self._typed(table, n, r["set"][n]) for i, n in enumerate(names)}
+                    for r in group
+                ],
+            )
             done += len(group)
         return done
 
-    def _delete_keyed(
-        self, conn: Connection, table: Table, tenant_col: Column[Any], tenant: Any, rows: list[dict[str, Any]]
-    ) -> int:
+    @staticmethod
+    def _typed(table: Table, name: str, value: Any) -> Any:
+        return coerce(table.c[name], value) if value is not None else None
+
+    def _update_stmt(self, mt: MapTable, keys: tuple[str, ...], names: tuple[str, ...], *, many: bool) -> Any:
+        cache_key = ("update", mt.name, keys, names, many)
+        stmt = self._stmts.get(cache_key)
+        if stmt is None:
+            table = self.table(mt.name)
+            if many:
+                where = table.c[keys[0]].in_(bindparam("w_keys", expanding=True))
+            else:
+                where = and_(*(table.c[k] == bindparam(f"w_{i}") for i, k in enumerate(keys)))
+            stmt = (
+                update(table)
+                .where(table.c[mt.tenant] == bindparam("w_tenant"), where)
+                .values({n: bindparam(f"v_{i}") for i, n in enumerate(names)})
+            )
+            self._stmts[cache_key] = stmt
+        return stmt
+
+    def _delete_keyed(self, conn: Connection, mt: MapTable, tenant: Any, rows: list[dict[str, Any]]) -> int:
         if not rows:
             return 0
-        key_names = list(rows[0]["key"])
+        table = self.table(mt.name)
+        key_names = tuple(rows[0]["key"])
+        cache_key = ("delete", mt.name, key_names)
+        stmt = self._stmts.get(cache_key)
+        if stmt is None:
+            if len(key_names) == 1:
+                where = table.c[key_names[0]].in_(bindparam("w_keys", expanding=True))
+            else:
+                where = and_(*(table.c[k] == bindparam(f"w_{i}") for i, k in enumerate(key_names)))
+            stmt = delete(table).where(table.c[mt.tenant] == bindparam("w_tenant"), where)
+            self._stmts[cache_key] = stmt
         if len(key_names) == 1:
-            col = table.c[key_names[0]]
             keys = [r["key"][key_names[0]] for r in rows]
             for start in range(0, len(keys), IN_CHUNK):
-                conn.execute(
-                    delete(table).where(tenant_col == tenant, col.in_(keys[start : start + IN_CHUNK]))
-                )
-            return len(rows)
-        for row in rows:
+                conn.execute(stmt, {"w_tenant": tenant, "w_keys": keys[start : start + IN_CHUNK]})
+        else:
             conn.execute(
-                delete(table).where(tenant_col == tenant, *(table.c[k] == v for k, v in row["key"].items()))
+                stmt,
+                [{"w_tenant": tenant} | {f"w_{i}": r["key"][k] for i, k in enumerate(key_names)} for r in rows],
             )
         return len(rows)
 

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, text, update
+from sqlalchemy import Table, bindparam, func, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -32,7 +32,7 @@ from vern.audit.service import record
 from vern.crypto import PII, blind_index
 from vern.datamap.model import DatabaseDef, DataMap, Erase, Strategy
 from vern.datamap.model import Table as MapTable
-from vern.db import Database, Scope, new_id, utcnow
+from vern.db import Database, Scope, UTCDateTime, new_id, utcnow
 from vern.rights.connectors import (
     ProductDB,
     Unreachable,
@@ -48,6 +48,7 @@ from vern.rights.models import (
     Part,
     PartStatus,
     RightsRequest,
+    Status,
     Task,
 )
 
@@ -60,6 +61,7 @@ Progress = Callable[[int, int], None]
 
 WRITE_KINDS = (Kind.ERASURE.value, Kind.RECTIFICATION.value)
 READ_KINDS = (Kind.ACCESS.value, Kind.PORTABILITY.value)
+FLAG_KINDS = (Kind.RESTRICTION.value, Kind.OBJECTION.value, Kind.WITHDRAWAL.value)
 
 
 @dataclass(frozen=True)
@@ -231,7 +233,152 @@ def _corrections(mt: MapTable, row: dict[str, Any], corrections: dict[str, str])
 
 
 @dataclass
+class PartState:
+    """A part as stored in Vern's database before this run."""
+
+    id: str
+    status: str
+    has_tasks: bool
+
+
+@dataclass
+class Job:
+    """One request in a run: what was read before claiming it, and what this run did."""
+
+    request_id: str
+    org_id: str
+    kind: str
+    status: str  # as read, before the claim
+    attempts: int  # as read; the claim succeeds only if nobody changed it since
+    key_id: str
+    channel: str
+    locale: str
+    received_at: Any
+    org_name: str
+    org_slug: str
+    purpose: str | None
+    subject: Subject
+    parts: dict[str, PartState] = field(default_factory=dict)
+    # filled in by the run
+    claimed: bool = False
+    fresh: dict[str, FreshPart] = field(default_factory=dict)  # planned now, by database
+    stored: list[str] = field(default_factory=list)  # databases carried on from stored plans
+    outcome: dict[str, tuple[str, int, int, str | None]] = field(default_factory=dict)
+    package: bytes | None = None
+    result: str = ""
+
+    @property
+    def writes(self) -> bool:
+        return self.kind in WRITE_KINDS
+
+
+@dataclass
+class FreshPart:
+    part_id: str
+    new: bool  # the part row does not exist yet
+    found: dict[str, list[Found]] = field(default_factory=dict)
+    planned: list[tuple[str, str, list[dict[str, Any]], str]] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def rows_found(self) -> int:
+        return sum(len(v) for v in self.found.values())
+
+    @property
+    def rows_planned(self) -> int:
+        return sum(len(rows) for _t, _o, rows, _i in self.planned)
+
+
+def _now() -> Any:
+    return bindparam("now", type_=UTCDateTime())
+
+
+_T_REQ = _table(RightsRequest)
+_T_PART = _table(Part)
+_T_TASK = _table(Task)
+_T_LEDGER = _table(LedgerEntry)
+
+# Prepared once: SQLAlchemy keeps their compiled form, so each run only binds values.
+_CLAIM = (
+    update(_T_REQ)
+    .where(
+        _T_REQ.c.id == bindparam("w_id"),
+        _T_REQ.c.attempts == bindparam("w_attempts"),
+        _T_REQ.c.status == bindparam("w_status"),
+    )
+    .values(
+        status=Status.RUNNING.value,
+        heartbeat_at=_now(),
+        attempts=_T_REQ.c.attempts + 1,
+        started_at=func.coalesce(_T_REQ.c.started_at, _now()),
+        progress_total=_T_REQ.c.progress_total + bindparam("total"),
+    )
+)
+_PART_PLANNED = (
+    update(_T_PART)
+    .where(_T_PART.c.id == bindparam("w_id"))
+    .values(
+        status=bindparam("status"),
+        rows_found=bindparam("rows_found"),
+        error=bindparam("error"),
+        attempts=_T_PART.c.attempts + bindparam("failed"),
+        updated_at=_now(),
+    )
+)
+_PART_RESUMED = (
+    update(_T_PART)
+    .where(_T_PART.c.id == bindparam("w_id"))
+    .values(status=PartStatus.PLANNED.value, error=None, updated_at=_now())
+)
+_TASKS_DONE = (
+    update(_T_TASK)
+    .where(_T_TASK.c.part_id == bindparam("w_part"))
+    .values(status="done", rows_done=_T_TASK.c.rows_total, plan=None, updated_at=_now())
+)
+_LEDGER_DONE = (
+    update(_T_LEDGER)
+    .where(
+        _T_LEDGER.c.request_id == bindparam("w_request"),
+        _T_LEDGER.c.database == bindparam("w_database"),
+        _T_LEDGER.c.done_at.is_(None),
+    )
+    .values(done_at=_now())
+)
+_PART_DONE = (
+    update(_T_PART)
+    .where(_T_PART.c.id == bindparam("w_id"))
+    .values(
+        status=bindparam("status"),
+        rows_done=_T_PART.c.rows_done + bindparam("moved"),
+        error=bindparam("error"),
+        attempts=_T_PART.c.attempts + bindparam("failed"),
+        updated_at=_now(),
+    )
+)
+_PROGRESS = (
+    update(_T_REQ)
+    .where(_T_REQ.c.id == bindparam("w_id"))
+    .values(progress_done=_T_REQ.c.progress_done + bindparam("moved"), heartbeat_at=_now())
+)
+
+
+@dataclass
 class Engine:
+    """Carries out claimed requests in three steps around the product writes:
+
+    1. read (no side effects): discover each person's rows and compute what to do with them;
+    2. one durable Vern transaction: claim every request (only if nobody changed it since it was
+       read), store the plans sealed under each request's key with the ledger entries - and for
+       requests that write nothing to the product (access, portability, restriction, objection,
+       withdrawal) finish them in the same transaction;
+    3. the product writes (one transaction per database for a batch of people, at most
+       ``batch_rows`` rows; bigger plans in chunks, each with its checkpoint), then one Vern
+       transaction with every checkpoint and every finish.
+
+    A crash before 2 leaves the requests as they were; between 2 and the end of 3 they are
+    ``running`` with their plans stored, and a resumed run repeats the idempotent writes.
+    """
+
     database: Database
     data_map: DataMap
     secret: bytes
@@ -239,7 +386,6 @@ class Engine:
     batch_rows: int = 500
     on_step: Step | None = None
     on_progress: Progress | None = None
-    _fresh: dict[str, list[tuple[str, str, list[dict[str, Any]], str, int]]] = field(default_factory=dict)
 
     def step(self, name: str) -> None:
         if self.on_step is not None:
@@ -248,86 +394,233 @@ class Engine:
     def product(self, definition: DatabaseDef) -> ProductDB:
         return product_db(definition, self.urls)
 
-    # The request must already be claimed (status running) by the caller.
-    def run(
-        self, request_id: str, subject: Subject, kind: str, parts: list[tuple[str, str, str]] | None = None
-    ) -> None:
-        """Carry out a claimed request; ``parts`` as made by ``ensure_parts`` in the claim."""
-        if parts is None:
-            with self.database.transaction(_SCOPE) as session:
-                parts = ensure_parts(session, self.data_map, request_id, subject.org_id)
-        for part_id, qualified, status in parts:
-            if status == PartStatus.PENDING.value:
-                self._plan(request_id, part_id, self.data_map.database(qualified), subject, kind)
-                self.step(f"planned:{qualified}")
-        if kind in WRITE_KINDS:
-            for part_id, qualified, _status in parts:
-                self._execute(request_id, part_id, self.data_map.database(qualified), subject)
+    def process(self, jobs: list[Job]) -> None:
+        """Run loaded jobs to their end (``Job.claimed`` says which this run got)."""
+        self.step("started")
+        for job in jobs:
+            if job.kind not in FLAG_KINDS:
+                self._discover(job)
+        self._commit_plans(jobs)
+        claimed = [j for j in jobs if j.claimed and j.writes]
+        if not claimed:
+            return
+        self._write_fresh(claimed)
+        for job in claimed:
+            for qualified in job.stored:
+                part = job.parts[qualified]
+                self._execute(job.request_id, part.id, self.data_map.database(qualified), job.subject)
+        self._close(claimed)
 
-    def run_many(self, items: list[tuple[str, Subject, str, list[tuple[str, str, str]]]]) -> None:
-        """Carry out several claimed requests with shared bookkeeping: every plan (and ledger
-        entry) in one durable Vern transaction before any product write, then each person's writes
-        in their own product transaction, then every checkpoint in one Vern transaction. A crash
-        anywhere leaves each request resumable exactly as ``run`` would."""
-        computed: list[tuple[str, str, DatabaseDef, Subject, str, Any, Any]] = []
-        failed: list[tuple[str, str, str, str]] = []
-        for request_id, subject, kind, parts in items:
-            for part_id, qualified, status in parts:
-                if status != PartStatus.PENDING.value:
+    # -- 1. read ---------------------------------------------------------------------------------
+
+    def _discover(self, job: Job) -> None:
+        for definition in self.data_map.databases():
+            qualified = definition.qualified
+            known = job.parts.get(qualified)
+            if job.writes and known is not None:
+                if known.status == PartStatus.DONE.value:
                     continue
-                definition = self.data_map.database(qualified)
-                try:
-                    found, planned = self._compute(definition, subject, kind)
-                except (Unreachable, SQLAlchemyError) as exc:
-                    failed.append((request_id, part_id, subject.org_id, describe_failure(exc)))
+                if known.status == PartStatus.PLANNED.value or known.has_tasks:
+                    job.stored.append(qualified)  # planned before: carry on from the checkpoint
                     continue
-                computed.append((request_id, part_id, definition, subject, kind, found, planned))
+            fresh = FreshPart(part_id=known.id if known else new_id(), new=known is None)
+            job.fresh[qualified] = fresh
+            try:
+                pdb = self.product(definition)
+                fresh.found = discover(pdb, job.subject)
+                order = definition.dependency_order()
+                if job.kind == Kind.ERASURE.value:
+                    order.reverse()  # rows pointing at a row go first
+                for tname in order:
+                    op, rows = plan_rows(
+                        self.secret,
+                        pdb,
+                        definition.tables[tname],
+                        job.kind,
+                        found=fresh.found[tname],
+                        subject=job.subject,
+                    )
+                    if rows and job.writes:
+                        fresh.planned.append((tname, op, rows, new_id()))
+            except (Unreachable, SQLAlchemyError) as exc:
+                fresh.error = describe_failure(exc)
+                fresh.found, fresh.planned = {}, []
+
+    # -- 2. claim and store the plans ------------------------------------------------------------
+
+    def _commit_plans(self, jobs: list[Job]) -> None:
+        from vern.rights import service
+
+        for job in jobs:  # answers are built before the transaction, which then only stores them
+            if job.kind in READ_KINDS and all(f.error is None for f in job.fresh.values()):
+                job.package = service.build_package(self.data_map, job, self._rows_of(job))
+        durable = any(j.writes for j in jobs)
         with self.database.transaction(_SCOPE) as session:
-            for request_id, part_id, org_id, error in failed:
-                self._fail_part_in(session, request_id, part_id, org_id, error)
-            for request_id, part_id, definition, subject, kind, found, planned in computed:
-                self._store_plan(session, request_id, part_id, definition, subject, kind, found, planned)
-        self._write_many(items)
+            if not durable:
+                relaxed_durability(session)
+            conn = session.connection()
+            now = utcnow()
+            tasks: list[dict[str, Any]] = []
+            ledger: list[dict[str, Any]] = []
+            new_parts: list[dict[str, Any]] = []
+            old_parts: list[dict[str, Any]] = []
+            resumed: list[dict[str, Any]] = []
+            for job in jobs:
+                total = sum(f.rows_planned for f in job.fresh.values()) if job.writes else 0
+                got = conn.execute(
+                    _CLAIM,
+                    {
+                        "w_id": job.request_id,
+                        "w_attempts": job.attempts,
+                        "w_status": job.status,
+                        "now": now,
+                        "total": total,
+                    },
+                )
+                if not got.rowcount:
+                    continue  # another runner has it, or it changed since it was read
+                job.claimed = True
+                record(
+                    session,
+                    "rights.request.start",
+                    org_id=job.org_id,
+                    resource=f"rights_request:{job.request_id}",
+                    details={"new": {"status": Status.RUNNING.value, "attempt": job.attempts + 1}},
+                )
+                for qualified in job.stored:  # a failed part with stored plans is carried on
+                    if job.parts[qualified].status == PartStatus.FAILED.value:
+                        resumed.append({"w_id": job.parts[qualified].id, "now": now})
+                        job.parts[qualified].status = PartStatus.PLANNED.value
+                for qualified, fresh in job.fresh.items():
+                    definition = self.data_map.database(qualified)
+                    status = (
+                        PartStatus.FAILED
+                        if fresh.error
+                        else PartStatus.PLANNED
+                        if job.writes and fresh.planned
+                        else PartStatus.DONE
+                    ).value
+                    values = {
+                        "status": status,
+                        "rows_found": fresh.rows_found,
+                        "error": fresh.error,
+                        "failed": 1 if fresh.error else 0,
+                        "now": now,
+                    }
+                    if fresh.new:
+                        new_parts.append(
+                            {
+                                "id": fresh.part_id,
+                                "request_id": job.request_id,
+                                "database": qualified,
+                                "org_id": job.org_id,
+                                "status": status,
+                                "rows_found": fresh.rows_found,
+                                "rows_done": 0,
+                                "error": fresh.error,
+                                "attempts": values["failed"],
+                                "updated_at": now,
+                            }
+                        )
+                    else:
+                        old_parts.append({"w_id": fresh.part_id} | values)
+                    if fresh.error:
+                        self._audit_failure(session, job, qualified, fresh.error)
+                        job.outcome[qualified] = (status, fresh.rows_found, 0, fresh.error)
+                    elif status == PartStatus.DONE.value:
+                        job.outcome[qualified] = (status, fresh.rows_found, 0, None)
+                    for seq, (tname, op, rows, task_id) in enumerate(fresh.planned):
+                        tasks.append(
+                            {
+                                "id": task_id,
+                                "request_id": job.request_id,
+                                "part_id": fresh.part_id,
+                                "table_name": tname,
+                                "seq": seq,
+                                "org_id": job.org_id,
+                                "plan": PII(job.key_id, dumps({"op": op, "rows": rows})),
+                                "rows_total": len(rows),
+                                "rows_done": 0,
+                                "status": "planned",
+                                "updated_at": now,
+                            }
+                        )
+                        if job.kind == Kind.ERASURE.value:
+                            ledger.append(
+                                self._ledger(
+                                    job.request_id,
+                                    definition,
+                                    tname,
+                                    subject=job.subject,
+                                    found=fresh.found[tname],
+                                    rows=rows,
+                                    now=now,
+                                )
+                            )
+            if new_parts:
+                conn.execute(insert(_T_PART), new_parts)
+            if old_parts:
+                conn.execute(_PART_PLANNED, old_parts)
+            if resumed:
+                conn.execute(_PART_RESUMED, resumed)
+            if tasks:
+                conn.execute(insert(_T_TASK), tasks)
+            if ledger:
+                conn.execute(insert(_T_LEDGER), ledger)
+            from vern.rights import service
 
-    def _write_many(self, items: list[tuple[str, Subject, str, list[tuple[str, str, str]]]]) -> None:
-        """The batch's product writes share one transaction per database (up to ``batch_rows``
-        rows); if that transaction fails, each person's writes are tried alone, so one bad row
-        fails only its own request's part. Then one checkpoint transaction for all."""
-        pending: dict[str, list[tuple[str, str, Subject, Any]]] = {}
-        for request_id, subject, kind, parts in items:
-            if kind not in WRITE_KINDS:
-                continue
-            for part_id, qualified, _status in parts:
-                fresh = self._fresh.pop(part_id, None)
-                if fresh is None or sum(len(r) for _t, _o, r, _i, _e in fresh) > self.batch_rows:
-                    if fresh is not None:
-                        self._fresh[part_id] = fresh
-                    self._execute(request_id, part_id, self.data_map.database(qualified), subject)
+            for job in jobs:
+                if job.claimed and not job.writes:
+                    service.finish_job(session, job)
+        for job in jobs:
+            if job.claimed:
+                for qualified, fresh in job.fresh.items():
+                    if not fresh.error:
+                        self.step(f"planned:{qualified}")
+
+    def _rows_of(self, job: Job) -> dict[str, dict[str, list[dict[str, Any]]]]:
+        return {
+            qualified: {t: [f.row for f in rows] for t, rows in fresh.found.items() if rows}
+            for qualified, fresh in job.fresh.items()
+        }
+
+    def _audit_failure(self, session: Session, job: Job, qualified: str, error: str) -> None:
+        record(
+            session,
+            "rights.part.fail",
+            org_id=job.org_id,
+            resource=f"rights_request:{job.request_id}",
+            outcome="failure",
+            details={"new": {"database": qualified, "error": error}},
+        )
+
+    # -- 3. product writes, checkpoints, finish --------------------------------------------------
+
+    def _write_fresh(self, jobs: list[Job]) -> None:
+        """Plans made in this run: small ones share one product transaction per database (up to
+        ``batch_rows`` rows); if it fails, each person is written alone so that one bad row fails
+        only its own request's part. Bigger plans go in checkpointed chunks."""
+        pending: dict[str, list[tuple[Job, FreshPart]]] = {}
+        for job in jobs:
+            for qualified, fresh in job.fresh.items():
+                if fresh.error or not fresh.planned:
                     continue
-                pending.setdefault(qualified, []).append((request_id, part_id, subject, fresh))
-        written: list[tuple[str, str, str, Any, dict[str, int]]] = []
-        failed: list[tuple[str, str, str, str]] = []
+                if fresh.rows_planned > self.batch_rows:
+                    job.stored.append(qualified)  # stored now: run in chunks from the checkpoints
+                    job.parts[qualified] = PartState(fresh.part_id, PartStatus.PLANNED.value, True)
+                    continue
+                pending.setdefault(qualified, []).append((job, fresh))
         for qualified, work in pending.items():
             definition = self.data_map.database(qualified)
             for group in self._groups(work):
-                ok, bad = self._write_group(definition, group)
-                failed.extend(bad)
-                written.extend(
-                    (rid, pid, qualified, fresh, {task_id: end for _t, _o, _r, task_id, end in fresh})
-                    for rid, pid, _subject, fresh in ok
-                )
-        with self.database.transaction(_SCOPE) as session:
-            relaxed_durability(session)
-            for request_id, part_id, org_id, error in failed:
-                self._fail_part_in(session, request_id, part_id, org_id, error)
-            for request_id, part_id, qualified, batch, totals in written:
-                self._checkpoint_in(session, request_id, part_id, qualified, batch, close=True, totals=totals)
+                self._write_group(definition, group)
+                self.step(f"product-commit:{qualified}")
 
-    def _groups(self, work: list[tuple[str, str, Subject, Any]]) -> list[list[tuple[str, str, Subject, Any]]]:
-        groups: list[list[tuple[str, str, Subject, Any]]] = [[]]
+    def _groups(self, work: list[tuple[Job, FreshPart]]) -> list[list[tuple[Job, FreshPart]]]:
+        groups: list[list[tuple[Job, FreshPart]]] = [[]]
         rows = 0
         for item in work:
-            size = sum(len(r) for _t, _o, r, _i, _e in item[3])
+            size = item[1].rows_planned
             if groups[-1] and rows + size > self.batch_rows:
                 groups.append([])
                 rows = 0
@@ -335,33 +628,91 @@ class Engine:
             rows += size
         return groups
 
-    def _write_group(
-        self, definition: DatabaseDef, group: list[tuple[str, str, Subject, Any]]
-    ) -> tuple[list[tuple[str, str, Subject, Any]], list[tuple[str, str, str, str]]]:
-        """(written, failed) for one group of people in one database."""
-        pdb = self.product(definition)
+    def _write_group(self, definition: DatabaseDef, group: list[tuple[Job, FreshPart]]) -> None:
+        """Writes one group of people in one database, and notes each part's outcome."""
+        qualified = definition.qualified
         try:
+            pdb = self.product(definition)
             with pdb.connect() as conn, conn.begin():
-                for _rid, _pid, subject, fresh in group:
-                    for tname, op, rows, _task_id, _end in fresh:
-                        pdb.apply(conn, definition.tables[tname], subject.tenant_value, op, rows)
-                self.step(f"product-write:{definition.qualified}")
-            return group, []
-        except Unreachable as exc:
-            return [], [(rid, pid, subject.org_id, describe_failure(exc)) for rid, pid, subject, _f in group]
-        except SQLAlchemyError as exc:
-            if len(group) == 1:
-                rid, pid, subject, _f = group[0]
-                return [], [(rid, pid, subject.org_id, describe_failure(exc))]
-        ok: list[tuple[str, str, Subject, Any]] = []
-        bad: list[tuple[str, str, str, str]] = []
-        for item in group:  # one person at a time, to find the one that fails
-            try:
-                self._write(definition, item[2], item[3])
-                ok.append(item)
-            except (Unreachable, SQLAlchemyError) as exc:
-                bad.append((item[0], item[1], item[2].org_id, describe_failure(exc)))
-        return ok, bad
+                for job, fresh in group:
+                    for tname, op, rows, _task_id in fresh.planned:
+                        pdb.apply(conn, definition.tables[tname], job.subject.tenant_value, op, rows)
+                self.step(f"product-write:{qualified}")
+        except (Unreachable, SQLAlchemyError) as exc:
+            if len(group) > 1 and not isinstance(exc, Unreachable):
+                for item in group:  # one person at a time, to find the one that fails
+                    self._write_group(definition, [item])
+                return
+            for job, fresh in group:
+                job.outcome[qualified] = (PartStatus.FAILED.value, fresh.rows_found, 0, describe_failure(exc))
+            return
+        for job, fresh in group:
+            job.outcome[qualified] = (PartStatus.DONE.value, fresh.rows_found, fresh.rows_planned, None)
+
+    def _close(self, jobs: list[Job]) -> None:
+        """One Vern transaction: the checkpoints of the writes just made, and every finish."""
+        from vern.rights import service
+
+        with self.database.transaction(_SCOPE) as session:
+            relaxed_durability(session)
+            conn = session.connection()
+            now = utcnow()
+            tasks, ledger, parts, progress = [], [], [], []
+            for job in jobs:
+                for qualified, fresh in job.fresh.items():
+                    if fresh.error or not fresh.planned or qualified in job.stored:
+                        continue
+                    status, _found, moved, error = job.outcome[qualified]
+                    failed = status == PartStatus.FAILED.value
+                    if failed:
+                        assert error is not None
+                        self._audit_failure(session, job, qualified, error)
+                    else:
+                        tasks.append({"w_part": fresh.part_id, "now": now})
+                        ledger.append({"w_request": job.request_id, "w_database": qualified, "now": now})
+                        progress.append({"w_id": job.request_id, "moved": moved, "now": now})
+                    parts.append(
+                        {
+                            "w_id": fresh.part_id,
+                            "status": status,
+                            "moved": moved,
+                            "error": error,
+                            "failed": 1 if failed else 0,
+                            "now": now,
+                        }
+                    )
+            if tasks:
+                conn.execute(_TASKS_DONE, tasks)
+            if ledger:
+                conn.execute(_LEDGER_DONE, ledger)
+            if parts:
+                conn.execute(_PART_DONE, parts)
+            if progress:
+                conn.execute(_PROGRESS, progress)
+            stored = [j.request_id for j in jobs if j.stored]
+            if stored:  # parts run from stored plans: their state is in the database
+                for part in session.execute(
+                    select(
+                        _T_PART.c.request_id,
+                        _T_PART.c.database,
+                        _T_PART.c.status,
+                        _T_PART.c.rows_found,
+                        _T_PART.c.rows_done,
+                        _T_PART.c.error,
+                    ).where(_T_PART.c.request_id.in_(stored))
+                ):
+                    job = next(j for j in jobs if j.request_id == part.request_id)
+                    if part.database in job.stored:
+                        job.outcome[part.database] = (part.status, part.rows_found, part.rows_done, part.error)
+            for job in jobs:
+                service.finish_job(session, job)
+        for job in jobs:
+            for qualified in job.fresh:
+                if qualified not in job.stored:
+                    self.step(f"checkpoint:{qualified}")
+            if self.on_progress is not None:
+                total = sum(o[2] for o in job.outcome.values())
+                self.on_progress(total, total)
 
     def _write(
         self,
@@ -396,111 +747,6 @@ class Engine:
             details={"new": {"database": part.database, "error": error}},
         )
 
-    def _plan(
-        self, request_id: str, part_id: str, definition: DatabaseDef, subject: Subject, kind: str
-    ) -> None:
-        try:
-            found, planned = self._compute(definition, subject, kind)
-        except (Unreachable, SQLAlchemyError) as exc:
-            self._fail_part(request_id, part_id, subject.org_id, describe_failure(exc))
-            return
-        with self.database.transaction(_SCOPE) as session:
-            self._store_plan(session, request_id, part_id, definition, subject, kind, found, planned)
-
-    def _compute(
-        self, definition: DatabaseDef, subject: Subject, kind: str
-    ) -> tuple[dict[str, list[Found]], list[tuple[str, str, list[dict[str, Any]]]]]:
-        """Find the person's rows and decide what to do with each (reads only)."""
-        pdb = self.product(definition)
-        found = discover(pdb, subject)
-        planned = [
-            (
-                tname,
-                *plan_rows(
-                    self.secret, pdb, definition.tables[tname], kind, found=found[tname], subject=subject
-                ),
-            )
-            for tname in definition.dependency_order()
-        ]
-        if kind == Kind.ERASURE.value:
-            planned.reverse()  # rows pointing at a row go first
-        return found, planned
-
-    def _store_plan(  # noqa: PLR0917 - the pieces of one part's plan
-        self,
-        session: Session,
-        request_id: str,
-        part_id: str,
-        definition: DatabaseDef,
-        subject: Subject,
-        kind: str,
-        found: dict[str, list[Found]],
-        planned: list[tuple[str, str, list[dict[str, Any]]]],
-    ) -> None:
-        now = utcnow()
-        key_id = session.scalar(select(RightsRequest.key_id).where(RightsRequest.id == request_id))
-        assert key_id is not None
-        tasks: list[dict[str, Any]] = []
-        ledger: list[dict[str, Any]] = []
-        total = 0
-        for seq, (tname, op, rows) in enumerate(planned):
-            if not rows:
-                continue
-            read = op == "read"
-            tasks.append(
-                {
-                    "id": new_id(),
-                    "request_id": request_id,
-                    "part_id": part_id,
-                    "table_name": tname,
-                    "seq": seq,
-                    "org_id": subject.org_id,
-                    "plan": PII(key_id, dumps({"op": op, "rows": rows})),
-                    "rows_total": len(rows),
-                    "rows_done": len(rows) if read else 0,
-                    "status": "done" if read else "planned",
-                    "updated_at": now,
-                }
-            )
-            total += len(rows)
-            if kind == Kind.ERASURE.value:
-                ledger.append(
-                    self._ledger(
-                        request_id,
-                        definition,
-                        tname,
-                        subject=subject,
-                        found=found[tname],
-                        rows=rows,
-                        now=now,
-                    )
-                )
-        if tasks:
-            session.execute(insert(_table(Task)), tasks)
-            self._fresh[part_id] = [
-                (t["table_name"], op, rows, t["id"], len(rows))
-                for t, (_n, op, rows) in zip(tasks, [p for p in planned if p[2]], strict=True)
-                if t["status"] == "planned"
-            ]
-        if ledger:
-            session.execute(insert(_table(LedgerEntry)), ledger)
-        session.execute(
-            update(_table(Part))
-            .where(_table(Part).c.id == part_id)
-            .values(
-                rows_found=sum(len(v) for v in found.values()),
-                error=None,
-                updated_at=now,
-                status=(PartStatus.DONE if kind in READ_KINDS else PartStatus.PLANNED).value,
-            )
-        )
-        if kind in WRITE_KINDS:
-            session.execute(
-                update(_table(RightsRequest))
-                .where(_table(RightsRequest).c.id == request_id)
-                .values(progress_total=_table(RightsRequest).c.progress_total + total, heartbeat_at=now)
-            )
-
     def _ledger(
         self,
         request_id: str,
@@ -532,23 +778,17 @@ class Engine:
         }
 
     def _execute(self, request_id: str, part_id: str, definition: DatabaseDef, subject: Subject) -> None:
+        """A stored plan, in chunks of at most ``batch_rows`` rows: each chunk one product
+        transaction, then its checkpoint in Vern (a repeat of a chunk writes the same values)."""
         while True:
-            fresh = self._fresh.pop(part_id, None)
-            totals: dict[str, int] | None = None
-            if fresh is not None and sum(len(rows) for _t, _o, rows, _i, _e in fresh) <= self.batch_rows:
-                batch, complete = fresh, True  # just planned: what is stored, without reading it back
-                totals = {task_id: end for _t, _o, _r, task_id, end in fresh}
-            else:
-                with self.database.transaction(_SCOPE) as session:
-                    status = session.scalar(select(Part.status).where(Part.id == part_id))
-                    if status != PartStatus.PLANNED.value:
-                        return
-                    tasks = session.scalars(
-                        select(Task)
-                        .where(Task.part_id == part_id, Task.status == "planned")
-                        .order_by(Task.seq)
-                    ).all()
-                    batch, complete = self._batch(tasks)
+            with self.database.transaction(_SCOPE) as session:
+                status = session.scalar(select(Part.status).where(Part.id == part_id))
+                if status != PartStatus.PLANNED.value:
+                    return
+                tasks = session.scalars(
+                    select(Task).where(Task.part_id == part_id, Task.status == "planned").order_by(Task.seq)
+                ).all()
+                batch, complete = self._batch(tasks)
             if batch:
                 try:
                     self._write(definition, subject, batch)
@@ -556,7 +796,7 @@ class Engine:
                     self._fail_part(request_id, part_id, subject.org_id, describe_failure(exc))
                     return
                 self.step(f"product-commit:{definition.qualified}")
-            self._checkpoint(request_id, part_id, definition.qualified, batch, close=complete, totals=totals)
+            self._checkpoint(request_id, part_id, definition.qualified, batch, close=complete)
             self.step(f"checkpoint:{definition.qualified}")
             if complete:
                 return
@@ -682,38 +922,6 @@ def relaxed_durability(session: Session) -> None:
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-
-
-def ensure_parts(
-    session: Session, data_map: DataMap, request_id: str, org_id: str
-) -> list[tuple[str, str, str]]:
-    """One part per database of the map (new, or failed and now retried): (id, database, status)."""
-    existing = {p.database: p for p in session.scalars(select(Part).where(Part.request_id == request_id))}
-    for db in data_map.databases():
-        if db.qualified not in existing:
-            part = Part(id=new_id(), request_id=request_id, database=db.qualified, org_id=org_id)
-            session.add(part)
-            existing[db.qualified] = part
-        elif existing[db.qualified].status == PartStatus.FAILED.value:
-            part = existing[db.qualified]
-            has_tasks = session.scalar(select(Task.id).where(Task.part_id == part.id).limit(1))
-            part.status = (PartStatus.PLANNED if has_tasks else PartStatus.PENDING).value
-            part.error = None
-    session.flush()
-    return sorted((p.id, p.database, p.status) for p in existing.values())
-
-
-def collected_rows(session: Session, request_id: str) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """database → table → rows, from the sealed plans of a read request."""
-    result: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    parts = {p.id: p.database for p in session.scalars(select(Part).where(Part.request_id == request_id))}
-    for task in session.scalars(select(Task).where(Task.request_id == request_id).order_by(Task.seq)):
-        if task.plan is None or task.plan.value is None:
-            continue
-        plan = loads(task.plan.value)
-        if plan["rows"]:
-            result.setdefault(parts[task.part_id], {})[task.table_name] = plan["rows"]
-    return result
 
 
 def coerce_for(pdb: ProductDB, table: str, column: str, value: Any) -> Any:
