@@ -13,7 +13,7 @@ from tests.rights.conftest import Product, file_request, request_row
 from vern.datamap.connect import engine_for
 from vern.db import Database, Scope
 from vern.rights import demo, service
-from vern.rights.models import LedgerEntry, Package
+from vern.rights.models import LedgerEntry, Package, Task
 
 
 def _rows(product: Product, table, **where):  # type: ignore[no-untyped-def]
@@ -139,11 +139,16 @@ def test_it_writes_a_ledger_of_keyed_hashes_only(
     with sqlite_db.transaction(Scope.system("test")) as session:
         entries = list(session.scalars(select(LedgerEntry).where(LedgerEntry.request_id == request_id)))
         plans = session.scalar(select(func.count()).select_from(Package))
-    assert {e.table_name for e in entries} >= {"users", "invoices", "messages", "login_events"}
-    assert all(e.done_at is not None for e in entries)
-    text = json.dumps([e.match_hashes for e in entries])
+        tasks = list(session.scalars(select(Task).where(Task.request_id == request_id)))
+    assert [(e.database, e.table_name) for e in entries] == [("laerbar.main", "*")]  # one per database
+    (entry,) = entries
+    assert set(entry.match_hashes["tables"]) >= {"users", "invoices", "messages", "login_events"}
+    assert entry.done_at is not None and entry.rows >= 5
+    text = json.dumps(entry.match_hashes) + entry.subject_ref + entry.tenant_value
     assert person["email"] not in text and person["name"] not in text
-    assert plans == 0
+    assert all(h[:2] in ("m:", "w:") and len(h) == 66 for t in entry.match_hashes["tables"].values() for h in t)
+    assert plans == 0  # no package for an erasure
+    assert tasks and all(t.plan is None and t.status == "done" for t in tasks)  # the plan is forgotten
 
 
 def test_it_rectifies_the_mapped_fields(sqlite_db: Database, world: Personas, product: Product) -> None:

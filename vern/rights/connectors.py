@@ -23,7 +23,9 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    case,
     delete,
+    null,
     or_,
     select,
     update,
@@ -133,26 +135,25 @@ class ProductDB:
                 for start in range(0, len(values), IN_CHUNK)
             ]
         for cond in rounds:
-            stmt = self._find_stmt(mt, tuple(name for name, _v in cond))
+            shape = tuple((name, len(values) == 1) for name, values in cond)
+            stmt = self._find_stmt(mt, shape)
             params: dict[str, Any] = {"w_tenant": tenant}
-            params.update({f"w_{i}": values for i, (_n, values) in enumerate(cond)})
+            params.update({f"w_{i}": _bound(values) for i, (_n, values) in enumerate(cond)})
             for row in conn.execute(stmt, params).mappings():
                 record = dict(row)
                 key = tuple(record[k] for k in key_cols) if key_cols else _row_key(record)
                 keyed.setdefault(key, record)
         return list(keyed.values())
 
-    def _find_stmt(self, mt: MapTable, columns: tuple[str, ...]) -> Any:
+    def _find_stmt(self, mt: MapTable, shape: tuple[tuple[str, bool], ...]) -> Any:
         """The prepared SELECT for a table and the columns a person is looked up by; SQLAlchemy
         keeps its compiled form, so later runs only bind values."""
-        cache_key = ("find", mt.name, columns)
+        cache_key = ("find", mt.name, shape)
         stmt = self._stmts.get(cache_key)
         if stmt is None:
             table = self.table(mt.name)
             cols = [table.c[name] for name in mt.fields if name in table.c]
-            conds = [
-                table.c[name].in_(bindparam(f"w_{i}", expanding=True)) for i, name in enumerate(columns)
-            ]
+            conds = [_in(table.c[name], f"w_{i}", single) for i, (name, single) in enumerate(shape)]
             stmt = select(*cols).where(
                 table.c[mt.tenant] == bindparam("w_tenant"), conds[0] if len(conds) == 1 else or_(*conds)
             )
@@ -170,6 +171,8 @@ class ProductDB:
         table = self.table(mt.name)
         tenant_col = table.c[mt.tenant]
         tenant = coerce(tenant_col, tenant_value)
+        if op in ("delete_where", "update_where"):
+            return sum(self._apply_where(conn, mt, tenant, op, row) for row in rows)
         done = 0
         if op == "delete":
             keyed = [r for r in rows if r.get("key")]
@@ -199,12 +202,16 @@ class ProductDB:
         for group in grouped.values():
             (key_name,) = group[0]["key"]
             names = tuple(group[0]["set"])
-            stmt = self._update_stmt(mt, (key_name,), names, many=True)
             params: dict[str, Any] = {"w_tenant": tenant}
             params.update({f"v_{i}": self._typed(table, n, group[0]["set"][n]) for i, n in enumerate(names)})
             keys = [r["key"][key_name] for r in group]
             for start in range(0, len(keys), IN_CHUNK):
-                conn.execute(stmt, params | {"w_keys": keys[start : start + IN_CHUNK]})
+                chunk = keys[start : start + IN_CHUNK]
+                stmt = self._update_stmt(mt, (key_name,), names, many=len(chunk) > 1)
+                if len(chunk) == 1:
+                    conn.execute(stmt, params | {"w_0": chunk[0]})
+                else:
+                    conn.execute(stmt, params | {"w_keys": chunk})
             done += len(group)
         for (key_names, names), group in each.items():
             stmt = self._update_stmt(mt, key_names, names, many=False)
@@ -219,6 +226,56 @@ class ProductDB:
             )
             done += len(group)
         return done
+
+    def _apply_where(self, conn: Connection, mt: MapTable, tenant: Any, op: str, plan: dict[str, Any]) -> int:
+        """One set-based statement: every row of the tenant where ``col IN (values)`` holds for any
+        of the person's conditions is deleted, or gets the same new values (a pseudonym only where
+        the field is not empty). Returns the number of rows it hit; repeating it is harmless."""
+        table = self.table(mt.name)
+        conditions: list[tuple[str, list[Any]]] = []
+        for column_name, values in plan["where"]:
+            column = table.c[column_name]
+            typed = sorted({v for v in (coerce(column, x) for x in values) if v is not None}, key=str)
+            if typed:
+                conditions.append((column_name, typed))
+        if not conditions:
+            return 0
+        names = tuple(plan.get("set") or ())
+        keep_null = tuple(plan.get("keep_null") or ())
+        hit = 0
+        if all(len(v) <= IN_CHUNK for _c, v in conditions):
+            rounds = [conditions]
+        else:
+            rounds = [
+                [(name, values[start : start + IN_CHUNK])]
+                for name, values in conditions
+                for start in range(0, len(values), IN_CHUNK)
+            ]
+        for cond in rounds:
+            shape = tuple((c, len(v) == 1) for c, v in cond)
+            cache_key = (op, mt.name, shape, names, keep_null)
+            stmt = self._stmts.get(cache_key)
+            if stmt is None:
+                clauses = [_in(table.c[c], f"w_{i}", single) for i, (c, single) in enumerate(shape)]
+                where = and_(
+                    table.c[mt.tenant] == bindparam("w_tenant"), clauses[0] if len(clauses) == 1 else or_(*clauses)
+                )
+                if op == "delete_where":
+                    stmt = delete(table).where(where)
+                else:
+                    values: dict[str, Any] = {}
+                    for i, n in enumerate(names):
+                        value: Any = bindparam(f"v_{i}", type_=table.c[n].type)
+                        if n in keep_null:
+                            value = case((table.c[n].is_(None), null()), else_=value)
+                        values[n] = value
+                    stmt = update(table).where(where).values(values)
+                self._stmts[cache_key] = stmt
+            params = {"w_tenant": tenant}
+            params.update({f"w_{i}": _bound(v) for i, (_c, v) in enumerate(cond)})
+            params.update({f"v_{i}": self._typed(table, n, plan["set"][n]) for i, n in enumerate(names)})
+            hit += conn.execute(stmt, params).rowcount or 0
+        return hit
 
     @staticmethod
     def _typed(table: Table, name: str, value: Any) -> Any:
@@ -236,7 +293,7 @@ class ProductDB:
             stmt = (
                 update(table)
                 .where(table.c[mt.tenant] == bindparam("w_tenant"), where)
-                .values({n: bindparam(f"v_{i}") for i, n in enumerate(names)})
+                .values({n: bindparam(f"v_{i}", type_=table.c[n].type) for i, n in enumerate(names)})
             )
             self._stmts[cache_key] = stmt
         return stmt
@@ -246,16 +303,17 @@ class ProductDB:
             return 0
         table = self.table(mt.name)
         key_names = tuple(rows[0]["key"])
-        cache_key = ("delete", mt.name, key_names)
+        many = len(key_names) == 1 and len(rows) > 1
+        cache_key = ("delete", mt.name, key_names, many)
         stmt = self._stmts.get(cache_key)
         if stmt is None:
-            if len(key_names) == 1:
+            if many:
                 where = table.c[key_names[0]].in_(bindparam("w_keys", expanding=True))
             else:
                 where = and_(*(table.c[k] == bindparam(f"w_{i}") for i, k in enumerate(key_names)))
             stmt = delete(table).where(table.c[mt.tenant] == bindparam("w_tenant"), where)
             self._stmts[cache_key] = stmt
-        if len(key_names) == 1:
+        if many:
             keys = [r["key"][key_names[0]] for r in rows]
             for start in range(0, len(keys), IN_CHUNK):
                 conn.execute(stmt, {"w_tenant": tenant, "w_keys": keys[start : start + IN_CHUNK]})
@@ -265,6 +323,15 @@ class ProductDB:
                 [{"w_tenant": tenant} | {f"w_{i}": r["key"][k] for i, k in enumerate(key_names)} for r in rows],
             )
         return len(rows)
+
+
+def _in(column: Column[Any], name: str, single: bool) -> Any:
+    """``column = :name`` for one value, ``column IN (:name…)`` for several (expanding)."""
+    return column == bindparam(name) if single else column.in_(bindparam(name, expanding=True))
+
+
+def _bound(values: list[Any]) -> Any:
+    return values[0] if len(values) == 1 else values
 
 
 def _same(values: dict[str, Any]) -> tuple[Any, ...]:

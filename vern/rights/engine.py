@@ -20,19 +20,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, text, update
+from sqlalchemy import Connection, Integer, Table, bindparam, func, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from vern.audit.service import record
+from vern.audit.models import AuditEvent
+from vern.audit.service import event_row, record
 from vern.crypto import PII, blind_index
 from vern.datamap.model import DatabaseDef, DataMap, Erase, Strategy
 from vern.datamap.model import Table as MapTable
 from vern.db import Database, Scope, UTCDateTime, new_id, utcnow
+from vern.notify.models import OutboxMessage
 from vern.rights.connectors import (
     ProductDB,
     Unreachable,
@@ -62,6 +65,9 @@ Progress = Callable[[int, int], None]
 WRITE_KINDS = (Kind.ERASURE.value, Kind.RECTIFICATION.value)
 READ_KINDS = (Kind.ACCESS.value, Kind.PORTABILITY.value)
 FLAG_KINDS = (Kind.RESTRICTION.value, Kind.OBJECTION.value, Kind.WITHDRAWAL.value)
+SET_OPS = ("delete_where", "update_where")  # one statement over the person's rows of a table
+WHOLE = "*"  # a task or ledger entry that covers every table of the part
+WHOLE_OP = "tables"  # a whole part's plan: [[table, op, rows], ...]
 
 
 @dataclass(frozen=True)
@@ -150,11 +156,21 @@ class Found:
     pairs: list[tuple[str, Any]]
 
 
-def discover(pdb: ProductDB, subject: Subject) -> dict[str, list[Found]]:
-    """The person's rows in every mapped table, following references from identity matches."""
+def discover(
+    pdb: ProductDB,
+    subject: Subject,
+    *,
+    set_based: frozenset[str] = frozenset(),
+    conn: Connection | None = None,
+) -> tuple[dict[str, list[Found]], dict[str, list[tuple[str, list[Any]]]]]:
+    """The person's rows in every mapped table, following references from identity matches:
+    (rows found by table, conditions by table). Tables in ``set_based`` are not read: their
+    conditions (the person's identities, the keys of the rows found that they point at) are
+    returned instead, for an erasure written as one statement."""
     definition = pdb.definition
     found: dict[str, list[Found]] = {}
-    with pdb.connect() as conn:
+    where: dict[str, list[tuple[str, list[Any]]]] = {}
+    with nullcontext(conn) if conn is not None else pdb.connect() as conn:
         for tname in definition.dependency_order():
             mt = definition.tables[tname]
             conditions: list[tuple[str, list[Any]]] = []
@@ -168,8 +184,11 @@ def discover(pdb: ProductDB, subject: Subject) -> dict[str, list[Found]]:
                 values.discard(None)
                 if values:
                     conditions.append((ref.field, sorted(values, key=str)))
+            found[tname] = []
             if not conditions:
-                found[tname] = []
+                continue
+            if tname in set_based:
+                where[tname] = conditions
                 continue
             rows = pdb.find(conn, mt, subject.tenant_value, conditions)
             sets = [(col, {str(v) for v in vals}) for col, vals in conditions]
@@ -177,7 +196,60 @@ def discover(pdb: ProductDB, subject: Subject) -> dict[str, list[Found]]:
                 Found(row, [(col, row[col]) for col, vals in sets if str(row.get(col)) in vals])
                 for row in rows
             ]
-    return found
+    return found, where
+
+
+# Strategies whose new value does not depend on the old one: a table erased only with these can be
+# written as one UPDATE over the person's rows instead of row by row.
+_CONSTANT = (Strategy.NULL, Strategy.FIXED, Strategy.PSEUDONYM)
+
+
+def set_based_tables(definition: DatabaseDef) -> frozenset[str]:
+    """Tables an erasure can write without reading them first: nothing is discovered through
+    them (no followed reference points at them), and their rows are deleted or get values that
+    do not depend on the old ones. Their conditions are the person's identities and the keys of
+    rows already found, always inside the tenant column."""
+    pointed_at = {
+        ref.table
+        for mt in definition.tables.values()
+        for ref in mt.references
+        if ref.follow and ref.table != mt.name
+    }
+    return frozenset(
+        name
+        for name, mt in definition.tables.items()
+        if name not in pointed_at
+        and (mt.delete_row or (mt.strategies() and all(e.strategy in _CONSTANT for e in mt.strategies().values())))
+    )
+
+
+_set_based_cache: dict[int, tuple[DatabaseDef, frozenset[str]]] = {}
+
+
+def _set_based(definition: DatabaseDef) -> frozenset[str]:
+    """``set_based_tables`` once per loaded map."""
+    got = _set_based_cache.get(id(definition))
+    if got is None or got[0] is not definition:
+        got = (definition, set_based_tables(definition))
+        _set_based_cache[id(definition)] = got
+    return got[1]
+
+
+def set_based_plan(
+    secret: bytes, mt: MapTable, conditions: list[tuple[str, list[Any]]], subject: Subject
+) -> tuple[str, list[dict[str, Any]]]:
+    """The one-statement erasure of a set-based table: (operation, [the statement's plan])."""
+    if mt.delete_row:
+        return "delete_where", [{"where": [[c, v] for c, v in conditions]}]
+    values: dict[str, Any] = {}
+    keep_null: list[str] = []
+    for col, erase in mt.strategies().items():
+        if erase.strategy is Strategy.PSEUDONYM:
+            values[col] = new_value(secret, erase, "", subject.subject_ref)
+            keep_null.append(col)  # as row by row: an empty field stays empty
+        else:
+            values[col] = new_value(secret, erase, None, subject.subject_ref)
+    return "update_where", [{"where": [[c, v] for c, v in conditions], "set": values, "keep_null": keep_null}]
 
 
 # -- planning ----------------------------------------------------------------------------------
@@ -265,6 +337,7 @@ class Job:
     stored: list[str] = field(default_factory=list)  # databases carried on from stored plans
     outcome: dict[str, tuple[str, int, int, str | None]] = field(default_factory=dict)
     package: bytes | None = None
+    moved: int = 0  # planned rows written in this run (progress)
     result: str = ""
 
     @property
@@ -277,7 +350,10 @@ class FreshPart:
     part_id: str
     new: bool  # the part row does not exist yet
     found: dict[str, list[Found]] = field(default_factory=dict)
+    where: dict[str, list[tuple[str, list[Any]]]] = field(default_factory=dict)  # set-based tables
     planned: list[tuple[str, str, list[dict[str, Any]], str]] = field(default_factory=list)
+    written: dict[str, int] = field(default_factory=dict)  # set-based tables: rows the statement hit
+    task_id: str | None = None  # the part's one task, when its plan is stored whole
     error: str | None = None
 
     @property
@@ -287,6 +363,13 @@ class FreshPart:
     @property
     def rows_planned(self) -> int:
         return sum(len(rows) for _t, _o, rows, _i in self.planned)
+
+    @property
+    def rows_done(self) -> int:
+        """Rows written: by key as planned, and what each set-based statement hit."""
+        return sum(
+            self.written.get(t, 0) if op in SET_OPS else len(rows) for t, op, rows, _i in self.planned
+        )
 
 
 def _now() -> Any:
@@ -342,7 +425,7 @@ _LEDGER_DONE = (
         _T_LEDGER.c.database == bindparam("w_database"),
         _T_LEDGER.c.done_at.is_(None),
     )
-    .values(done_at=_now())
+    .values(done_at=_now(), rows=_T_LEDGER.c.rows + bindparam("extra", type_=Integer()))
 )
 _PART_DONE = (
     update(_T_PART)
@@ -350,15 +433,11 @@ _PART_DONE = (
     .values(
         status=bindparam("status"),
         rows_done=_T_PART.c.rows_done + bindparam("moved"),
+        rows_found=_T_PART.c.rows_found + bindparam("extra"),
         error=bindparam("error"),
         attempts=_T_PART.c.attempts + bindparam("failed"),
         updated_at=_now(),
     )
-)
-_PROGRESS = (
-    update(_T_REQ)
-    .where(_T_REQ.c.id == bindparam("w_id"))
-    .values(progress_done=_T_REQ.c.progress_done + bindparam("moved"), heartbeat_at=_now())
 )
 
 
@@ -386,6 +465,10 @@ class Engine:
     batch_rows: int = 500
     on_step: Step | None = None
     on_progress: Progress | None = None
+    # One connection to Vern's database and one per product database for the whole run: the
+    # bookkeeping transactions and the product's reads and writes reuse them.
+    _vern: Connection | None = None
+    _held: dict[str, Connection] = field(default_factory=dict)
 
     def step(self, name: str) -> None:
         if self.on_step is not None:
@@ -394,22 +477,71 @@ class Engine:
     def product(self, definition: DatabaseDef) -> ProductDB:
         return product_db(definition, self.urls)
 
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A Vern transaction (system scope: the engine addresses rows only by the ids of
+        requests loaded in their tenant) on the run's connection."""
+        if self._vern is None or self._vern.invalidated or self._vern.closed:
+            self._vern = self.database.engine.connect()
+        session = Session(bind=self._vern, expire_on_commit=False)
+        session.info["scope"] = _SCOPE
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def close(self) -> None:
+        """Give the run's connections back (a product transaction still open is rolled back)."""
+        for conn in [self._vern, *self._held.values()]:
+            if conn is not None:
+                try:
+                    conn.close()
+                except SQLAlchemyError:
+                    pass
+        self._vern = None
+        self._held.clear()
+
+    def _product_conn(self, definition: DatabaseDef) -> tuple[ProductDB, Connection]:
+        pdb = self.product(definition)
+        conn = self._held.get(definition.qualified)
+        if conn is None or conn.closed or conn.invalidated:
+            conn = pdb.connect()
+            self._held[definition.qualified] = conn
+        return pdb, conn
+
+    def _drop_conn(self, qualified: str) -> None:
+        conn = self._held.pop(qualified, None)
+        if conn is not None:
+            try:
+                conn.close()
+            except SQLAlchemyError:
+                pass
+
     def process(self, jobs: list[Job]) -> None:
         """Run loaded jobs to their end (``Job.claimed`` says which this run got)."""
-        self.step("started")
-        for job in jobs:
-            if job.kind not in FLAG_KINDS:
-                self._discover(job)
-        self._commit_plans(jobs)
-        claimed = [j for j in jobs if j.claimed and j.writes]
-        if not claimed:
-            return
-        self._write_fresh(claimed)
-        for job in claimed:
-            for qualified in job.stored:
-                part = job.parts[qualified]
-                self._execute(job.request_id, part.id, self.data_map.database(qualified), job.subject)
-        self._close(claimed)
+        try:
+            self.step("started")
+            for job in jobs:
+                if job.kind not in FLAG_KINDS:
+                    self._discover(job)
+            self._commit_plans(jobs)
+            claimed = [j for j in jobs if j.claimed and j.writes]
+            if not claimed:
+                return
+            self._write_fresh(claimed)
+            for qualified in list(self._held):
+                self._drop_conn(qualified)  # ends any read transaction before the chunked runs
+            for job in claimed:
+                for qualified in job.stored:
+                    part = job.parts[qualified]
+                    self._execute(job.request_id, part.id, self.data_map.database(qualified), job.subject)
+            self._close(claimed)
+        finally:
+            self.close()
 
     # -- 1. read ---------------------------------------------------------------------------------
 
@@ -426,12 +558,20 @@ class Engine:
             fresh = FreshPart(part_id=known.id if known else new_id(), new=known is None)
             job.fresh[qualified] = fresh
             try:
-                pdb = self.product(definition)
-                fresh.found = discover(pdb, job.subject)
+                pdb, conn = self._product_conn(definition)
+                erasure = job.kind == Kind.ERASURE.value
+                fresh.found, where = discover(
+                    pdb, job.subject, set_based=_set_based(definition) if erasure else frozenset(), conn=conn
+                )
+                fresh.where = where
                 order = definition.dependency_order()
-                if job.kind == Kind.ERASURE.value:
+                if erasure:
                     order.reverse()  # rows pointing at a row go first
                 for tname in order:
+                    if tname in where:
+                        op, rows = set_based_plan(self.secret, definition.tables[tname], where[tname], job.subject)
+                        fresh.planned.append((tname, op, rows, new_id()))
+                        continue
                     op, rows = plan_rows(
                         self.secret,
                         pdb,
@@ -445,6 +585,7 @@ class Engine:
             except (Unreachable, SQLAlchemyError) as exc:
                 fresh.error = describe_failure(exc)
                 fresh.found, fresh.planned = {}, []
+                self._drop_conn(qualified)
 
     # -- 2. claim and store the plans ------------------------------------------------------------
 
@@ -455,7 +596,7 @@ class Engine:
             if job.kind in READ_KINDS and all(f.error is None for f in job.fresh.values()):
                 job.package = service.build_package(self.data_map, job, self._rows_of(job))
         durable = any(j.writes for j in jobs)
-        with self.database.transaction(_SCOPE) as session:
+        with self.transaction() as session:
             if not durable:
                 relaxed_durability(session)
             conn = session.connection()
@@ -480,7 +621,7 @@ class Engine:
                 if not got.rowcount:
                     continue  # another runner has it, or it changed since it was read
                 job.claimed = True
-                record(
+                book(
                     session,
                     "rights.request.start",
                     org_id=job.org_id,
@@ -529,34 +670,10 @@ class Engine:
                         job.outcome[qualified] = (status, fresh.rows_found, 0, fresh.error)
                     elif status == PartStatus.DONE.value:
                         job.outcome[qualified] = (status, fresh.rows_found, 0, None)
-                    for seq, (tname, op, rows, task_id) in enumerate(fresh.planned):
-                        tasks.append(
-                            {
-                                "id": task_id,
-                                "request_id": job.request_id,
-                                "part_id": fresh.part_id,
-                                "table_name": tname,
-                                "seq": seq,
-                                "org_id": job.org_id,
-                                "plan": PII(job.key_id, dumps({"op": op, "rows": rows})),
-                                "rows_total": len(rows),
-                                "rows_done": 0,
-                                "status": "planned",
-                                "updated_at": now,
-                            }
-                        )
-                        if job.kind == Kind.ERASURE.value:
-                            ledger.append(
-                                self._ledger(
-                                    job.request_id,
-                                    definition,
-                                    tname,
-                                    subject=job.subject,
-                                    found=fresh.found[tname],
-                                    rows=rows,
-                                    now=now,
-                                )
-                            )
+                    if fresh.planned:
+                        tasks.extend(self._task_rows(job, fresh, now))
+                    if fresh.planned and job.kind == Kind.ERASURE.value:
+                        ledger.append(self._ledger(job, definition, fresh, now=now))
             if new_parts:
                 conn.execute(insert(_T_PART), new_parts)
             if old_parts:
@@ -572,6 +689,7 @@ class Engine:
             for job in jobs:
                 if job.claimed and not job.writes:
                     service.finish_job(session, job)
+            write_book(session)
         for job in jobs:
             if job.claimed:
                 for qualified, fresh in job.fresh.items():
@@ -585,7 +703,7 @@ class Engine:
         }
 
     def _audit_failure(self, session: Session, job: Job, qualified: str, error: str) -> None:
-        record(
+        book(
             session,
             "rights.part.fail",
             org_id=job.org_id,
@@ -632,12 +750,22 @@ class Engine:
         """Writes one group of people in one database, and notes each part's outcome."""
         qualified = definition.qualified
         try:
-            pdb = self.product(definition)
-            with pdb.connect() as conn, conn.begin():
+            # the product transaction that read the rows (if still open) also writes them
+            pdb, conn = self._product_conn(definition)
+            if not conn.in_transaction():
+                conn.begin()
+            try:
+                counts: list[tuple[FreshPart, str, int]] = []
                 for job, fresh in group:
                     for tname, op, rows, _task_id in fresh.planned:
-                        pdb.apply(conn, definition.tables[tname], job.subject.tenant_value, op, rows)
+                        hit = pdb.apply(conn, definition.tables[tname], job.subject.tenant_value, op, rows)
+                        if op in SET_OPS:
+                            counts.append((fresh, tname, hit))
                 self.step(f"product-write:{qualified}")
+                conn.commit()
+            except BaseException:
+                self._drop_conn(qualified)  # rolls the transaction back
+                raise
         except (Unreachable, SQLAlchemyError) as exc:
             if len(group) > 1 and not isinstance(exc, Unreachable):
                 for item in group:  # one person at a time, to find the one that fails
@@ -646,18 +774,26 @@ class Engine:
             for job, fresh in group:
                 job.outcome[qualified] = (PartStatus.FAILED.value, fresh.rows_found, 0, describe_failure(exc))
             return
+        for fresh, tname, hit in counts:
+            fresh.written[tname] = hit
         for job, fresh in group:
-            job.outcome[qualified] = (PartStatus.DONE.value, fresh.rows_found, fresh.rows_planned, None)
+            job.outcome[qualified] = (
+                PartStatus.DONE.value,
+                fresh.rows_found + sum(fresh.written.values()),
+                fresh.rows_done,
+                None,
+            )
 
     def _close(self, jobs: list[Job]) -> None:
         """One Vern transaction: the checkpoints of the writes just made, and every finish."""
         from vern.rights import service
 
-        with self.database.transaction(_SCOPE) as session:
+        now = utcnow()
+        tasks: list[dict[str, Any]] = []
+        ledger: list[dict[str, Any]] = []
+        parts: list[dict[str, Any]] = []
+        with self.transaction() as session:
             relaxed_durability(session)
-            conn = session.connection()
-            now = utcnow()
-            tasks, ledger, parts, progress = [], [], [], []
             for job in jobs:
                 for qualified, fresh in job.fresh.items():
                     if fresh.error or not fresh.planned or qualified in job.stored:
@@ -669,43 +805,39 @@ class Engine:
                         self._audit_failure(session, job, qualified, error)
                     else:
                         tasks.append({"w_part": fresh.part_id, "now": now})
-                        ledger.append({"w_request": job.request_id, "w_database": qualified, "now": now})
-                        progress.append({"w_id": job.request_id, "moved": moved, "now": now})
+                        job.moved += fresh.rows_planned
+                        if job.kind == Kind.ERASURE.value:
+                            ledger.append(
+                                {
+                                    "w_request": job.request_id,
+                                    "w_database": qualified,
+                                    "extra": sum(fresh.written.values()),
+                                    "now": now,
+                                }
+                            )
                     parts.append(
                         {
                             "w_id": fresh.part_id,
                             "status": status,
                             "moved": moved,
+                            "extra": 0 if failed else sum(fresh.written.values()),
                             "error": error,
                             "failed": 1 if failed else 0,
                             "now": now,
                         }
                     )
-            if tasks:
-                conn.execute(_TASKS_DONE, tasks)
-            if ledger:
-                conn.execute(_LEDGER_DONE, ledger)
-            if parts:
-                conn.execute(_PART_DONE, parts)
-            if progress:
-                conn.execute(_PROGRESS, progress)
-            stored = [j.request_id for j in jobs if j.stored]
-            if stored:  # parts run from stored plans: their state is in the database
-                for part in session.execute(
-                    select(
-                        _T_PART.c.request_id,
-                        _T_PART.c.database,
-                        _T_PART.c.status,
-                        _T_PART.c.rows_found,
-                        _T_PART.c.rows_done,
-                        _T_PART.c.error,
-                    ).where(_T_PART.c.request_id.in_(stored))
-                ):
-                    job = next(j for j in jobs if j.request_id == part.request_id)
-                    if part.database in job.stored:
-                        job.outcome[part.database] = (part.status, part.rows_found, part.rows_done, part.error)
-            for job in jobs:
-                service.finish_job(session, job)
+            self._read_stored_outcomes(session, jobs)
+            with pipelined(session):  # nothing below is read back: one round trip on PostgreSQL
+                conn = session.connection()
+                if tasks:
+                    conn.execute(_TASKS_DONE, tasks)
+                if ledger:
+                    conn.execute(_LEDGER_DONE, ledger)
+                if parts:
+                    conn.execute(_PART_DONE, parts)
+                for job in jobs:
+                    service.finish_job(session, job)
+                write_book(session)
         for job in jobs:
             for qualified in job.fresh:
                 if qualified not in job.stored:
@@ -714,21 +846,48 @@ class Engine:
                 total = sum(o[2] for o in job.outcome.values())
                 self.on_progress(total, total)
 
+    def _read_stored_outcomes(self, session: Session, jobs: list[Job]) -> None:
+        """Parts run from stored plans (in chunks): their state is in the database."""
+        stored = {j.request_id: j for j in jobs if j.stored}
+        if not stored:
+            return
+        for part in session.execute(
+            select(
+                _T_PART.c.request_id,
+                _T_PART.c.database,
+                _T_PART.c.status,
+                _T_PART.c.rows_found,
+                _T_PART.c.rows_done,
+                _T_PART.c.error,
+            ).where(_T_PART.c.request_id.in_(list(stored)))
+        ):
+            job = stored[part.request_id]
+            if part.database in job.stored:
+                job.outcome[part.database] = (part.status, part.rows_found, part.rows_done, part.error)
+
     def _write(
         self,
         definition: DatabaseDef,
         subject: Subject,
         batch: list[tuple[str, str, list[dict[str, Any]], str, int]],
-    ) -> None:
-        """One product transaction with the batch's writes, in order."""
+    ) -> dict[str, int]:
+        """One product transaction with the batch's writes, in order; returns the rows each
+        set-based statement hit, by table."""
         pdb = self.product(definition)
+        written: dict[str, int] = {}
         with pdb.connect() as conn, conn.begin():
             for tname, op, rows, _task_id, _end in batch:
-                pdb.apply(conn, definition.tables[tname], subject.tenant_value, op, rows)
+                steps = rows if op == WHOLE_OP else [[tname, op, rows]]
+                for table_name, table_op, table_rows in steps:
+                    mt = definition.tables[table_name]
+                    hit = pdb.apply(conn, mt, subject.tenant_value, table_op, table_rows)
+                    if table_op in SET_OPS:
+                        written[table_name] = hit
             self.step(f"product-write:{definition.qualified}")
+        return written
 
     def _fail_part(self, request_id: str, part_id: str, org_id: str, error: str) -> None:
-        with self.database.transaction(_SCOPE) as session:
+        with self.transaction() as session:
             self._fail_part_in(session, request_id, part_id, org_id, error)
 
     def _fail_part_in(self, session: Session, request_id: str, part_id: str, org_id: str, error: str) -> None:
@@ -747,32 +906,71 @@ class Engine:
             details={"new": {"database": part.database, "error": error}},
         )
 
-    def _ledger(
-        self,
-        request_id: str,
-        definition: DatabaseDef,
-        tname: str,
-        *,
-        subject: Subject,
-        found: list[Found],
-        rows: list[dict[str, Any]],
-        now: Any,
-    ) -> dict[str, Any]:
-        hashes = {"m:" + match_hash(self.secret, col, val) for f in found for col, val in f.pairs}
-        for row in rows:
-            for col, value in (row.get("set") or {}).items():
-                if value is not None:
-                    hashes.add("w:" + match_hash(self.secret, col, value))
+    def _task_rows(self, job: Job, fresh: FreshPart, now: Any) -> list[dict[str, Any]]:
+        """The stored plan of one part: a plan that fits in one product transaction is one task
+        (table ``*``, every table's writes in order); a bigger one is a task per table, run in
+        chunks of ``batch_rows`` rows with a checkpoint after each."""
+        base = {
+            "request_id": job.request_id,
+            "part_id": fresh.part_id,
+            "org_id": job.org_id,
+            "rows_done": 0,
+            "status": "planned",
+            "updated_at": now,
+        }
+        if fresh.rows_planned <= self.batch_rows:
+            tables = [[tname, op, rows] for tname, op, rows, _id in fresh.planned]
+            fresh.task_id = new_id()
+            return [
+                base
+                | {
+                    "id": fresh.task_id,
+                    "table_name": WHOLE,
+                    "seq": 0,
+                    "plan": PII(job.key_id, dumps({"op": WHOLE_OP, "rows": tables})),
+                    "rows_total": fresh.rows_planned,
+                }
+            ]
+        return [
+            base
+            | {
+                "id": task_id,
+                "table_name": tname,
+                "seq": seq,
+                "plan": PII(job.key_id, dumps({"op": op, "rows": rows})),
+                "rows_total": len(rows),
+            }
+            for seq, (tname, op, rows, task_id) in enumerate(fresh.planned)
+        ]
+
+    def _ledger(self, job: Job, definition: DatabaseDef, fresh: FreshPart, *, now: Any) -> dict[str, Any]:
+        """One ledger entry per erased person and database: for every table, keyed hashes of the
+        values that matched the person (``m:``) and of the values written instead (``w:``)."""
+        tables: dict[str, list[str]] = {}
+        counts: dict[str, int] = {}
+        for tname, _op, rows, _id in fresh.planned:
+            hashes = {"m:" + match_hash(self.secret, col, val) for f in fresh.found[tname] for col, val in f.pairs}
+            set_based = False
+            for row in rows:
+                for col, values in row.get("where") or ():  # set-based: what its statement matches
+                    set_based = True
+                    hashes.update("m:" + match_hash(self.secret, col, val) for val in values)
+                for col, value in (row.get("set") or {}).items():
+                    if value is not None:
+                        hashes.add("w:" + match_hash(self.secret, col, value))
+            tables[tname] = sorted(hashes)
+            if not set_based:  # a set-based table's rows are counted into ``rows`` when written
+                counts[tname] = len(rows)
         return {
             "id": new_id(),
-            "request_id": request_id,
+            "request_id": job.request_id,
             "database": definition.qualified,
-            "table_name": tname,
-            "tenant_value": subject.tenant_value,
-            "subject_ref": subject.subject_ref,
-            "match_hashes": sorted(hashes),
-            "rows": len(rows),
-            "org_id": subject.org_id,
+            "table_name": WHOLE,
+            "tenant_value": job.subject.tenant_value,
+            "subject_ref": job.subject.subject_ref,
+            "match_hashes": {"tables": tables, "rows": counts},
+            "rows": sum(counts.values()),
+            "org_id": job.org_id,
             "planned_at": now,
             "done_at": None,
         }
@@ -781,7 +979,7 @@ class Engine:
         """A stored plan, in chunks of at most ``batch_rows`` rows: each chunk one product
         transaction, then its checkpoint in Vern (a repeat of a chunk writes the same values)."""
         while True:
-            with self.database.transaction(_SCOPE) as session:
+            with self.transaction() as session:
                 status = session.scalar(select(Part.status).where(Part.id == part_id))
                 if status != PartStatus.PLANNED.value:
                     return
@@ -789,14 +987,15 @@ class Engine:
                     select(Task).where(Task.part_id == part_id, Task.status == "planned").order_by(Task.seq)
                 ).all()
                 batch, complete = self._batch(tasks)
+            written: dict[str, int] = {}
             if batch:
                 try:
-                    self._write(definition, subject, batch)
+                    written = self._write(definition, subject, batch)
                 except (Unreachable, SQLAlchemyError) as exc:
                     self._fail_part(request_id, part_id, subject.org_id, describe_failure(exc))
                     return
                 self.step(f"product-commit:{definition.qualified}")
-            self._checkpoint(request_id, part_id, definition.qualified, batch, close=complete)
+            self._checkpoint(request_id, part_id, definition.qualified, batch, close=complete, written=written)
             self.step(f"checkpoint:{definition.qualified}")
             if complete:
                 return
@@ -814,6 +1013,10 @@ class Engine:
             plan = loads(task.plan.value) if task.plan is not None and task.plan.value else None
             if plan is None:
                 raise RuntimeError(f"task {task.id}: the plan is gone")
+            if plan["op"] == WHOLE_OP:  # a whole part in one product transaction
+                batch.append((task.table_name, WHOLE_OP, plan["rows"], task.id, task.rows_total))
+                budget -= max(task.rows_total, 1)
+                continue
             rows = plan["rows"][task.rows_done : task.rows_done + budget]
             end = task.rows_done + len(rows)
             batch.append((task.table_name, plan["op"], rows, task.id, end))
@@ -831,13 +1034,16 @@ class Engine:
         *,
         close: bool,
         totals: dict[str, int] | None = None,
+        written: dict[str, int] | None = None,
     ) -> None:
         """Record what the product committed; a repeat of an earlier checkpoint changes nothing.
         ``totals`` (task id → rows) is given for a batch just planned in this process, whose
-        tasks cannot have been checkpointed before."""
-        with self.database.transaction(_SCOPE) as session:
+        tasks cannot have been checkpointed before; ``written``: rows hit by set-based tables."""
+        with self.transaction() as session:
             relaxed_durability(session)
-            self._checkpoint_in(session, request_id, part_id, qualified, batch, close=close, totals=totals)
+            self._checkpoint_in(
+                session, request_id, part_id, qualified, batch, close=close, totals=totals, written=written
+            )
             if self.on_progress is None:
                 return
             requests = _table(RightsRequest)
@@ -856,6 +1062,7 @@ class Engine:
         *,
         close: bool,
         totals: dict[str, int] | None = None,
+        written: dict[str, int] | None = None,
     ) -> None:
         now = utcnow()
         tasks, ledger, parts, requests = (
@@ -864,7 +1071,9 @@ class Engine:
             _table(Part),
             _table(RightsRequest),
         )
-        ends = {task_id: (end, len(rows), tname) for tname, _op, rows, task_id, end in batch}
+        ends = {
+            task_id: (end, end if op == WHOLE_OP else len(rows), tname) for tname, op, rows, task_id, end in batch
+        }
         if totals is not None:
             state = {tid: (0, total) for tid, total in totals.items()}
         else:
@@ -890,19 +1099,25 @@ class Engine:
                 session.execute(
                     update(tasks).where(tasks.c.id == tid).values(rows_done=ends[tid][0], updated_at=now)
                 )
-        finished = [ends[tid][2] for tid in whole]
-        if finished:
+        extra = sum((written or {}).values()) if fresh else 0  # rows hit by set-based tables
+        if extra or close:
+            entry: dict[str, Any] = {"rows": ledger.c.rows + extra}
+            if close:
+                entry["done_at"] = now
             session.execute(
                 update(ledger)
                 .where(
                     ledger.c.request_id == request_id,
                     ledger.c.database == qualified,
-                    ledger.c.table_name.in_(finished),
                     ledger.c.done_at.is_(None),
                 )
-                .values(done_at=now)
+                .values(**entry)
             )
-        part_values: dict[str, Any] = {"rows_done": parts.c.rows_done + moved, "updated_at": now}
+        part_values: dict[str, Any] = {
+            "rows_done": parts.c.rows_done + moved,
+            "rows_found": parts.c.rows_found + extra,
+            "updated_at": now,
+        }
         if close:
             part_values["status"] = PartStatus.DONE.value
         session.execute(update(parts).where(parts.c.id == part_id).values(**part_values))
@@ -911,6 +1126,52 @@ class Engine:
             .where(requests.c.id == request_id)
             .values(progress_done=requests.c.progress_done + moved, heartbeat_at=now)
         )
+
+
+def book(session: Session, action: str, **fields: Any) -> None:
+    """An audit record for this transaction, written with the others in one INSERT by
+    ``write_book`` (the same record ``vern.audit.service.record`` would add)."""
+    session.info.setdefault("rights_book", []).append(event_row(session, action, **fields))
+
+
+def book_mail(session: Session, *, key_id: str, to: str, subject: str, body: str, kind: str, org_id: str) -> None:
+    """A message for the outbox (as ``vern.notify.service.queue``), written by ``write_book``."""
+    session.info.setdefault("rights_mail", []).append(
+        {
+            "id": new_id(),
+            "org_id": org_id,
+            "kind": kind,
+            "recipient": PII(key_id, to),
+            "subject": subject,
+            "body": PII(key_id, body),
+            "created_at": utcnow(),
+            "attempts": 0,
+        }
+    )
+
+
+def write_book(session: Session) -> None:
+    conn = session.connection()
+    rows = session.info.pop("rights_book", None)
+    if rows:
+        conn.execute(insert(_table(AuditEvent)), rows)
+    mail = session.info.pop("rights_mail", None)
+    if mail:
+        conn.execute(insert(_table(OutboxMessage)), mail)
+
+
+@contextmanager
+def pipelined(session: Session) -> Iterator[None]:
+    """On PostgreSQL, send the statements inside without waiting for each answer (psycopg's
+    pipeline mode): the bookkeeping writes whose results nobody reads cost one round trip
+    instead of one each. Errors still surface, at the end of the block."""
+    conn = session.connection()
+    raw = conn.connection.dbapi_connection
+    if conn.dialect.name != "postgresql" or not hasattr(raw, "pipeline"):
+        yield
+        return
+    with raw.pipeline():
+        yield
 
 
 def relaxed_durability(session: Session) -> None:

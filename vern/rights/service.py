@@ -305,14 +305,14 @@ def get_request(session: Session, request_id: str) -> RightsRequest:
     return req
 
 
-def identities_of(req: RightsRequest) -> dict[str, str]:
+def identities_of(req: Any) -> dict[str, str]:
     if req.identities.value is None:
         return {}
     loaded: dict[str, str] = json.loads(req.identities.value)
     return loaded
 
 
-def details_of(req: RightsRequest) -> dict[str, Any]:
+def details_of(req: Any) -> dict[str, Any]:
     if req.details is None or req.details.value is None:
         return {}
     loaded: dict[str, Any] = json.loads(req.details.value)
@@ -596,9 +596,6 @@ def run(
 
     if data_map is None:
         data_map = _map_if_needed(database, request_id)  # a missing map leaves the request queued
-    jobs, skipped = _load_jobs(database, [request_id], resume=resume, strict=True)
-    if skipped:
-        return request_row_status(database, request_id)
     engine = Engine(
         database,
         data_map or DataMap(systems={}),
@@ -608,10 +605,18 @@ def run(
         on_step=on_step,
         on_progress=on_progress,
     )
-    engine.process(jobs)
+    try:
+        jobs, skipped = _load_jobs(engine, [request_id], resume=resume, strict=True)
+    except BaseException:
+        engine.close()
+        raise
+    if skipped:
+        engine.close()
+        return request_row_status(database, request_id)
+    engine.process(jobs)  # on the connection the request was loaded with; closes it
     if not jobs[0].claimed:
         return request_row_status(database, request_id)
-    return jobs[0].result
+    return str(jobs[0].result)
 
 
 def run_batch(
@@ -627,15 +632,20 @@ def run_batch(
 
     if data_map is None:
         data_map = _published_map(database)
-    jobs, results = _load_jobs(database, request_ids, resume=False, strict=False)
-    Engine(database, data_map, secret(), urls=urls, batch_rows=rights_settings().batch_rows).process(jobs)
+    engine = Engine(database, data_map, secret(), urls=urls, batch_rows=rights_settings().batch_rows)
+    try:
+        jobs, results = _load_jobs(engine, request_ids, resume=False, strict=False)
+    except BaseException:
+        engine.close()
+        raise
+    engine.process(jobs)
     for job in jobs:
         results[job.request_id] = job.result if job.claimed else "skipped: taken by another runner"
     return {rid: results[rid] for rid in request_ids if rid in results}
 
 
 def _load_jobs(
-    database: Database, request_ids: list[str], *, resume: bool, strict: bool
+    engine: Any, request_ids: list[str], *, resume: bool, strict: bool
 ) -> tuple[list[Any], dict[str, str]]:
     """Everything a run needs, read in one transaction without changing anything: (jobs that may
     be claimed, {request id: why not} for the rest). ``strict`` raises instead (a single run)."""
@@ -644,22 +654,40 @@ def _load_jobs(
     jobs: list[Any] = []
     skipped: dict[str, str] = {}
     stale = utcnow() - STALE_AFTER
-    with database.transaction(Scope.system("load rights requests")) as session:
-        rows = session.execute(
-            select(RightsRequest, Organisation.name, Organisation.slug, Policy.product_tenant_key)
-            .join(Organisation, Organisation.id == RightsRequest.org_id)
-            .outerjoin(Policy, Policy.org_id == RightsRequest.org_id)
-            .where(RightsRequest.id.in_(request_ids))
+    t = _T_REQUESTS
+    with engine.transaction() as session:
+        rows = session.connection().execute(  # Core: no ORM objects are needed to run
+            select(
+                t.c.id,
+                t.c.org_id,
+                t.c.kind,
+                t.c.status,
+                t.c.attempts,
+                t.c.heartbeat_at,
+                t.c.key_id,
+                t.c.channel,
+                t.c.locale,
+                t.c.received_at,
+                t.c.identities,
+                t.c.details,
+                t.c.subject_ref,
+                Organisation.name.label("org_name"),
+                Organisation.slug.label("org_slug"),
+                Policy.product_tenant_key,
+            )
+            .join(Organisation.__table__, Organisation.id == t.c.org_id)
+            .outerjoin(Policy.__table__, Policy.org_id == t.c.org_id)
+            .where(t.c.id.in_(request_ids))
         ).all()
-        by_id = {r[0].id: r for r in rows}
+        by_id = {r.id: r for r in rows}
         for request_id in request_ids:
-            row = by_id.get(request_id)
-            if row is None:
+            req = by_id.get(request_id)
+            if req is None:
                 if strict:
                     raise NotFound(detail="no such request")
                 skipped[request_id] = "skipped: no such request"
                 continue
-            req, org_name, org_slug, tenant_key = row
+            org_name, org_slug, tenant_key = req.org_name, req.org_slug, req.product_tenant_key
             if req.status in (Status.UNVERIFIED.value, Status.AWAITING_APPROVAL.value):
                 problem = f"the request is {req.status} and cannot run yet"
                 if strict:
@@ -777,6 +805,7 @@ _FINISH = (
         error=bindparam("error"),
         completed_at=bindparam("completed_at", type_=UTCDateTime()),
         heartbeat_at=bindparam("now", type_=UTCDateTime()),
+        progress_done=_T_REQUESTS.c.progress_done + bindparam("moved"),
     )
 )
 
@@ -811,6 +840,7 @@ def finish_job(session: Session, job: Any) -> str:
                 "error": error,
                 "completed_at": None,
                 "now": now,
+                "moved": job.moved,
             },
         )
         _audit_status(session, job, Status.PARTIAL, "rights.request.partial", {"failed": failed})
@@ -832,6 +862,7 @@ def finish_job(session: Session, job: Any) -> str:
             "error": None,
             "completed_at": now,
             "now": now,
+            "moved": job.moved,
         },
     )
     _audit_status(session, job, Status.DONE, "rights.request.complete", {"rows_found": summary["rows_found"]})
@@ -841,7 +872,9 @@ def finish_job(session: Session, job: Any) -> str:
 
 
 def _audit_status(session: Session, job: Any, status: Status, action: str, extra: dict[str, Any]) -> None:
-    record(
+    from vern.rights.engine import book
+
+    book(
         session,
         action,
         org_id=job.org_id,
@@ -857,7 +890,9 @@ def _tell(session: Session, job: Any, link: str | None) -> None:
     lang = job.locale if job.locale in DONE_MAIL else "nb"
     extra = LINK_TEXT[lang].format(days=rights_settings().download_days, link=link) if link else ""
     subject, body = DONE_MAIL[lang]
-    notify.queue(
+    from vern.rights.engine import book_mail
+
+    book_mail(
         session,
         key_id=job.key_id,
         to=email,
