@@ -827,17 +827,16 @@ class Engine:
                         }
                     )
             self._read_stored_outcomes(session, jobs)
-            with pipelined(session):  # nothing below is read back: one round trip on PostgreSQL
-                conn = session.connection()
-                if tasks:
-                    conn.execute(_TASKS_DONE, tasks)
-                if ledger:
-                    conn.execute(_LEDGER_DONE, ledger)
-                if parts:
-                    conn.execute(_PART_DONE, parts)
-                for job in jobs:
-                    service.finish_job(session, job)
-                write_book(session)
+            conn = session.connection()
+            if tasks:
+                conn.execute(_TASKS_DONE, tasks)
+            if ledger:
+                conn.execute(_LEDGER_DONE, ledger)
+            if parts:
+                conn.execute(_PART_DONE, parts)
+            for job in jobs:
+                service.finish_job(session, job)
+            write_book(session)
         for job in jobs:
             for qualified in job.fresh:
                 if qualified not in job.stored:
@@ -1158,20 +1157,6 @@ def write_book(session: Session) -> None:
     mail = session.info.pop("rights_mail", None)
     if mail:
         conn.execute(insert(_table(OutboxMessage)), mail)
-
-
-@contextmanager
-def pipelined(session: Session) -> Iterator[None]:
-    """On PostgreSQL, send the statements inside without waiting for each answer (psycopg's
-    pipeline mode): the bookkeeping writes whose results nobody reads cost one round trip
-    instead of one each. Errors still surface, at the end of the block."""
-    conn = session.connection()
-    raw = conn.connection.dbapi_connection
-    if conn.dialect.name != "postgresql" or not hasattr(raw, "pipeline"):
-        yield
-        return
-    with raw.pipeline():
-        yield
 
 
 def relaxed_durability(session: Session) -> None:
