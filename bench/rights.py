@@ -800,6 +800,12 @@ def _pg_database(name: str, *, fresh: bool) -> str:
     return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
 
 
+def _remove_sqlite(url: str) -> None:
+    path = Path(url.removeprefix("sqlite:///"))
+    for extra in ("", "-wal", "-shm", "-journal"):
+        path.with_name(path.name + extra).unlink(missing_ok=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -807,6 +813,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="20,000 people, 20 samples, 100 erasures")
     parser.add_argument("--people", type=int, default=None)
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument(
+        "--clean",
+        action="store_true",
+        help="also remove the generated product databases (kept by default for the next run)",
+    )
     args = parser.parse_args()
     n = args.people or (20_000 if args.quick else 1_000_000)
     samples, batch = (20, 100) if args.quick else (50, 1000)
@@ -821,14 +832,21 @@ def main() -> None:
         else:
             vern_url = _pg_database(f"vern_bench_rights_vern_{stamp}", fresh=True)
             product_url = _pg_database(f"vern_bench_rights_product_{n}", fresh=False)
-        results[backend] = run_backend(backend, vern_url, product_url, n, samples, batch)
-        if backend == "sqlite":
-            Path(vern_url.removeprefix("sqlite:///")).unlink(missing_ok=True)
-        else:
-            admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "vern_bench_rights_vern_{stamp}" WITH (FORCE)'))
-            admin.dispose()
+        try:
+            results[backend] = run_backend(backend, vern_url, product_url, n, samples, batch)
+        finally:  # Vern's database always goes; the product database only with --clean
+            forget(product_url)
+            if backend == "sqlite":
+                _remove_sqlite(vern_url)
+                if args.clean:
+                    _remove_sqlite(product_url)
+            else:
+                admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+                with admin.connect() as conn:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "vern_bench_rights_vern_{stamp}" WITH (FORCE)'))
+                    if args.clean:
+                        conn.execute(text(f'DROP DATABASE IF EXISTS "vern_bench_rights_product_{n}" WITH (FORCE)'))
+                admin.dispose()
         print(f"{backend}: {json.dumps(results[backend])}", file=sys.stderr)
     if args.quick:
         results["size"] = f"quick: {n:,} people, {results[next(iter(results))]['rows']:,} rows"
