@@ -584,6 +584,7 @@ def sql_erase(engine: Engine, tenant: str, email: str, secret: bytes) -> int:
             ),
             p | {"p": pid, "e": email},
         ).all()
+
         def write(stmt: Any, params: dict[str, Any]) -> None:
             nonlocal hit
             hit += conn.execute(stmt, params).rowcount
@@ -843,9 +844,13 @@ def main() -> None:
             else:
                 admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
                 with admin.connect() as conn:
-                    conn.execute(text(f'DROP DATABASE IF EXISTS "vern_bench_rights_vern_{stamp}" WITH (FORCE)'))
+                    conn.execute(
+                        text(f'DROP DATABASE IF EXISTS "vern_bench_rights_vern_{stamp}" WITH (FORCE)')
+                    )
                     if args.clean:
-                        conn.execute(text(f'DROP DATABASE IF EXISTS "vern_bench_rights_product_{n}" WITH (FORCE)'))
+                        conn.execute(
+                            text(f'DROP DATABASE IF EXISTS "vern_bench_rights_product_{n}" WITH (FORCE)')
+                        )
                 admin.dispose()
         print(f"{backend}: {json.dumps(results[backend])}", file=sys.stderr)
     if args.quick:

@@ -146,7 +146,9 @@ def test_it_writes_a_ledger_of_keyed_hashes_only(
     assert entry.done_at is not None and entry.rows >= 5
     text = json.dumps(entry.match_hashes) + entry.subject_ref + entry.tenant_value
     assert person["email"] not in text and person["name"] not in text
-    assert all(h[:2] in ("m:", "w:") and len(h) == 66 for t in entry.match_hashes["tables"].values() for h in t)
+    assert all(
+        h[:2] in ("m:", "w:") and len(h) == 66 for t in entry.match_hashes["tables"].values() for h in t
+    )
     assert plans == 0  # no package for an erasure
     assert tasks and all(t.plan is None and t.status == "done" for t in tasks)  # the plan is forgotten
 

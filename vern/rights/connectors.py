@@ -162,7 +162,7 @@ class ProductDB:
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def apply(
+    def apply(  # noqa: PLR0912 - one branch per kind of write
         self, conn: Connection, mt: MapTable, tenant_value: str, op: str, rows: list[dict[str, Any]]
     ) -> int:
         """Carry out planned writes: deletes by key, updates by key with the values computed at
@@ -233,9 +233,9 @@ class ProductDB:
         the field is not empty). Returns the number of rows it hit; repeating it is harmless."""
         table = self.table(mt.name)
         conditions: list[tuple[str, list[Any]]] = []
-        for column_name, values in plan["where"]:
+        for column_name, given in plan["where"]:
             column = table.c[column_name]
-            typed = sorted({v for v in (coerce(column, x) for x in values) if v is not None}, key=str)
+            typed = sorted({v for v in (coerce(column, x) for x in given) if v is not None}, key=str)
             if typed:
                 conditions.append((column_name, typed))
         if not conditions:
@@ -258,7 +258,8 @@ class ProductDB:
             if stmt is None:
                 clauses = [_in(table.c[c], f"w_{i}", single) for i, (c, single) in enumerate(shape)]
                 where = and_(
-                    table.c[mt.tenant] == bindparam("w_tenant"), clauses[0] if len(clauses) == 1 else or_(*clauses)
+                    table.c[mt.tenant] == bindparam("w_tenant"),
+                    clauses[0] if len(clauses) == 1 else or_(*clauses),
                 )
                 if op == "delete_where":
                     stmt = delete(table).where(where)
@@ -286,6 +287,7 @@ class ProductDB:
         stmt = self._stmts.get(cache_key)
         if stmt is None:
             table = self.table(mt.name)
+            where: Any
             if many:
                 where = table.c[keys[0]].in_(bindparam("w_keys", expanding=True))
             else:
@@ -320,7 +322,10 @@ class ProductDB:
         else:
             conn.execute(
                 stmt,
-                [{"w_tenant": tenant} | {f"w_{i}": r["key"][k] for i, k in enumerate(key_names)} for r in rows],
+                [
+                    {"w_tenant": tenant} | {f"w_{i}": r["key"][k] for i, k in enumerate(key_names)}
+                    for r in rows
+                ],
             )
         return len(rows)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -170,7 +170,7 @@ def discover(
     definition = pdb.definition
     found: dict[str, list[Found]] = {}
     where: dict[str, list[tuple[str, list[Any]]]] = {}
-    with nullcontext(conn) if conn is not None else pdb.connect() as conn:
+    with nullcontext(conn) if conn is not None else pdb.connect() as db:
         for tname in definition.dependency_order():
             mt = definition.tables[tname]
             conditions: list[tuple[str, list[Any]]] = []
@@ -190,7 +190,7 @@ def discover(
             if tname in set_based:
                 where[tname] = conditions
                 continue
-            rows = pdb.find(conn, mt, subject.tenant_value, conditions)
+            rows = pdb.find(db, mt, subject.tenant_value, conditions)
             sets = [(col, {str(v) for v in vals}) for col, vals in conditions]
             found[tname] = [
                 Found(row, [(col, row[col]) for col, vals in sets if str(row.get(col)) in vals])
@@ -219,7 +219,10 @@ def set_based_tables(definition: DatabaseDef) -> frozenset[str]:
         name
         for name, mt in definition.tables.items()
         if name not in pointed_at
-        and (mt.delete_row or (mt.strategies() and all(e.strategy in _CONSTANT for e in mt.strategies().values())))
+        and (
+            mt.delete_row
+            or (mt.strategies() and all(e.strategy in _CONSTANT for e in mt.strategies().values()))
+        )
     )
 
 
@@ -367,9 +370,7 @@ class FreshPart:
     @property
     def rows_done(self) -> int:
         """Rows written: by key as planned, and what each set-based statement hit."""
-        return sum(
-            self.written.get(t, 0) if op in SET_OPS else len(rows) for t, op, rows, _i in self.planned
-        )
+        return sum(self.written.get(t, 0) if op in SET_OPS else len(rows) for t, op, rows, _i in self.planned)
 
 
 def _now() -> Any:
@@ -382,6 +383,11 @@ _T_TASK = _table(Task)
 _T_LEDGER = _table(LedgerEntry)
 
 # Prepared once: SQLAlchemy keeps their compiled form, so each run only binds values.
+_INSERT_PART = insert(_T_PART)
+_INSERT_TASK = insert(_T_TASK)
+_INSERT_LEDGER = insert(_T_LEDGER)
+_INSERT_AUDIT = insert(_table(AuditEvent))
+_INSERT_MAIL = insert(_table(OutboxMessage))
 _CLAIM = (
     update(_T_REQ)
     .where(
@@ -442,6 +448,17 @@ _PART_DONE = (
 
 
 @dataclass
+class _PlanRows:
+    """What one plan transaction writes, gathered to go as one statement per table."""
+
+    new_parts: list[dict[str, Any]] = field(default_factory=list)
+    old_parts: list[dict[str, Any]] = field(default_factory=list)
+    resumed: list[dict[str, Any]] = field(default_factory=list)
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+    ledger: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
 class Engine:
     """Carries out claimed requests in three steps around the product writes:
 
@@ -498,10 +515,8 @@ class Engine:
         """Give the run's connections back (a product transaction still open is rolled back)."""
         for conn in [self._vern, *self._held.values()]:
             if conn is not None:
-                try:
+                with suppress(SQLAlchemyError):
                     conn.close()
-                except SQLAlchemyError:
-                    pass
         self._vern = None
         self._held.clear()
 
@@ -516,10 +531,8 @@ class Engine:
     def _drop_conn(self, qualified: str) -> None:
         conn = self._held.pop(qualified, None)
         if conn is not None:
-            try:
+            with suppress(SQLAlchemyError):
                 conn.close()
-            except SQLAlchemyError:
-                pass
 
     def process(self, jobs: list[Job]) -> None:
         """Run loaded jobs to their end (``Job.claimed`` says which this run got)."""
@@ -569,7 +582,9 @@ class Engine:
                     order.reverse()  # rows pointing at a row go first
                 for tname in order:
                     if tname in where:
-                        op, rows = set_based_plan(self.secret, definition.tables[tname], where[tname], job.subject)
+                        op, rows = set_based_plan(
+                            self.secret, definition.tables[tname], where[tname], job.subject
+                        )
                         fresh.planned.append((tname, op, rows, new_id()))
                         continue
                     op, rows = plan_rows(
@@ -589,103 +604,30 @@ class Engine:
 
     # -- 2. claim and store the plans ------------------------------------------------------------
 
-    def _commit_plans(self, jobs: list[Job]) -> None:
+    def _commit_plans(self, jobs: list[Job]) -> None:  # noqa: PLR0912 - gather, claim, store
         from vern.rights import service
 
         for job in jobs:  # answers are built before the transaction, which then only stores them
             if job.kind in READ_KINDS and all(f.error is None for f in job.fresh.values()):
                 job.package = service.build_package(self.data_map, job, self._rows_of(job))
-        durable = any(j.writes for j in jobs)
+        rows = _PlanRows()
         with self.transaction() as session:
-            if not durable:
-                relaxed_durability(session)
+            if not any(j.writes for j in jobs):
+                relaxed_durability(session)  # nothing is written to a product: a lost run is redone
             conn = session.connection()
             now = utcnow()
-            tasks: list[dict[str, Any]] = []
-            ledger: list[dict[str, Any]] = []
-            new_parts: list[dict[str, Any]] = []
-            old_parts: list[dict[str, Any]] = []
-            resumed: list[dict[str, Any]] = []
             for job in jobs:
-                total = sum(f.rows_planned for f in job.fresh.values()) if job.writes else 0
-                got = conn.execute(
-                    _CLAIM,
-                    {
-                        "w_id": job.request_id,
-                        "w_attempts": job.attempts,
-                        "w_status": job.status,
-                        "now": now,
-                        "total": total,
-                    },
-                )
-                if not got.rowcount:
-                    continue  # another runner has it, or it changed since it was read
-                job.claimed = True
-                book(
-                    session,
-                    "rights.request.start",
-                    org_id=job.org_id,
-                    resource=f"rights_request:{job.request_id}",
-                    details={"new": {"status": Status.RUNNING.value, "attempt": job.attempts + 1}},
-                )
-                for qualified in job.stored:  # a failed part with stored plans is carried on
-                    if job.parts[qualified].status == PartStatus.FAILED.value:
-                        resumed.append({"w_id": job.parts[qualified].id, "now": now})
-                        job.parts[qualified].status = PartStatus.PLANNED.value
-                for qualified, fresh in job.fresh.items():
-                    definition = self.data_map.database(qualified)
-                    status = (
-                        PartStatus.FAILED
-                        if fresh.error
-                        else PartStatus.PLANNED
-                        if job.writes and fresh.planned
-                        else PartStatus.DONE
-                    ).value
-                    values = {
-                        "status": status,
-                        "rows_found": fresh.rows_found,
-                        "error": fresh.error,
-                        "failed": 1 if fresh.error else 0,
-                        "now": now,
-                    }
-                    if fresh.new:
-                        new_parts.append(
-                            {
-                                "id": fresh.part_id,
-                                "request_id": job.request_id,
-                                "database": qualified,
-                                "org_id": job.org_id,
-                                "status": status,
-                                "rows_found": fresh.rows_found,
-                                "rows_done": 0,
-                                "error": fresh.error,
-                                "attempts": values["failed"],
-                                "updated_at": now,
-                            }
-                        )
-                    else:
-                        old_parts.append({"w_id": fresh.part_id} | values)
-                    if fresh.error:
-                        self._audit_failure(session, job, qualified, fresh.error)
-                        job.outcome[qualified] = (status, fresh.rows_found, 0, fresh.error)
-                    elif status == PartStatus.DONE.value:
-                        job.outcome[qualified] = (status, fresh.rows_found, 0, None)
-                    if fresh.planned:
-                        tasks.extend(self._task_rows(job, fresh, now))
-                    if fresh.planned and job.kind == Kind.ERASURE.value:
-                        ledger.append(self._ledger(job, definition, fresh, now=now))
-            if new_parts:
-                conn.execute(insert(_T_PART), new_parts)
-            if old_parts:
-                conn.execute(_PART_PLANNED, old_parts)
-            if resumed:
-                conn.execute(_PART_RESUMED, resumed)
-            if tasks:
-                conn.execute(insert(_T_TASK), tasks)
-            if ledger:
-                conn.execute(insert(_T_LEDGER), ledger)
-            from vern.rights import service
-
+                if self._claim(session, job, now):
+                    self._plan_rows(session, job, rows, now)
+            for stmt, params in (
+                (_INSERT_PART, rows.new_parts),
+                (_PART_PLANNED, rows.old_parts),
+                (_PART_RESUMED, rows.resumed),
+                (_INSERT_TASK, rows.tasks),
+                (_INSERT_LEDGER, rows.ledger),
+            ):
+                if params:
+                    conn.execute(stmt, params)
             for job in jobs:
                 if job.claimed and not job.writes:
                     service.finish_job(session, job)
@@ -695,6 +637,80 @@ class Engine:
                 for qualified, fresh in job.fresh.items():
                     if not fresh.error:
                         self.step(f"planned:{qualified}")
+
+    def _claim(self, session: Session, job: Job, now: Any) -> bool:
+        """Move the job's request to running - only if nobody changed it since it was read."""
+        total = sum(f.rows_planned for f in job.fresh.values()) if job.writes else 0
+        got = session.connection().execute(
+            _CLAIM,
+            {
+                "w_id": job.request_id,
+                "w_attempts": job.attempts,
+                "w_status": job.status,
+                "now": now,
+                "total": total,
+            },
+        )
+        if not got.rowcount:
+            return False  # another runner has it, or it changed since it was read
+        job.claimed = True
+        book(
+            session,
+            "rights.request.start",
+            org_id=job.org_id,
+            resource=f"rights_request:{job.request_id}",
+            details={"new": {"status": Status.RUNNING.value, "attempt": job.attempts + 1}},
+        )
+        return True
+
+    def _plan_rows(self, session: Session, job: Job, rows: _PlanRows, now: Any) -> None:
+        """The bookkeeping rows of one claimed job: its parts, their plans and ledger entries."""
+        for qualified in job.stored:  # a failed part with stored plans is carried on
+            if job.parts[qualified].status == PartStatus.FAILED.value:
+                rows.resumed.append({"w_id": job.parts[qualified].id, "now": now})
+                job.parts[qualified].status = PartStatus.PLANNED.value
+        for qualified, fresh in job.fresh.items():
+            if fresh.error:
+                status = PartStatus.FAILED.value
+            elif job.writes and fresh.planned:
+                status = PartStatus.PLANNED.value
+            else:
+                status = PartStatus.DONE.value
+            failed = 1 if fresh.error else 0
+            if fresh.new:
+                rows.new_parts.append(
+                    {
+                        "id": fresh.part_id,
+                        "request_id": job.request_id,
+                        "database": qualified,
+                        "org_id": job.org_id,
+                        "status": status,
+                        "rows_found": fresh.rows_found,
+                        "rows_done": 0,
+                        "error": fresh.error,
+                        "attempts": failed,
+                        "updated_at": now,
+                    }
+                )
+            else:
+                rows.old_parts.append(
+                    {
+                        "w_id": fresh.part_id,
+                        "status": status,
+                        "rows_found": fresh.rows_found,
+                        "error": fresh.error,
+                        "failed": failed,
+                        "now": now,
+                    }
+                )
+            if fresh.error:
+                self._audit_failure(session, job, qualified, fresh.error)
+            if status != PartStatus.PLANNED.value:
+                job.outcome[qualified] = (status, fresh.rows_found, 0, fresh.error)
+            if fresh.planned:
+                rows.tasks.extend(self._task_rows(job, fresh, now))
+                if job.kind == Kind.ERASURE.value:
+                    rows.ledger.append(self._ledger(job, self.data_map.database(qualified), fresh, now=now))
 
     def _rows_of(self, job: Job) -> dict[str, dict[str, list[dict[str, Any]]]]:
         return {
@@ -784,7 +800,7 @@ class Engine:
                 None,
             )
 
-    def _close(self, jobs: list[Job]) -> None:
+    def _close(self, jobs: list[Job]) -> None:  # noqa: PLR0912 - checkpoints of every part
         """One Vern transaction: the checkpoints of the writes just made, and every finish."""
         from vern.rights import service
 
@@ -876,7 +892,7 @@ class Engine:
         written: dict[str, int] = {}
         with pdb.connect() as conn, conn.begin():
             for tname, op, rows, _task_id, _end in batch:
-                steps = rows if op == WHOLE_OP else [[tname, op, rows]]
+                steps: list[Any] = rows if op == WHOLE_OP else [[tname, op, rows]]
                 for table_name, table_op, table_rows in steps:
                     mt = definition.tables[table_name]
                     hit = pdb.apply(conn, mt, subject.tenant_value, table_op, table_rows)
@@ -948,7 +964,9 @@ class Engine:
         tables: dict[str, list[str]] = {}
         counts: dict[str, int] = {}
         for tname, _op, rows, _id in fresh.planned:
-            hashes = {"m:" + match_hash(self.secret, col, val) for f in fresh.found[tname] for col, val in f.pairs}
+            hashes = {
+                "m:" + match_hash(self.secret, col, val) for f in fresh.found[tname] for col, val in f.pairs
+            }
             set_based = False
             for row in rows:
                 for col, values in row.get("where") or ():  # set-based: what its statement matches
@@ -994,7 +1012,9 @@ class Engine:
                     self._fail_part(request_id, part_id, subject.org_id, describe_failure(exc))
                     return
                 self.step(f"product-commit:{definition.qualified}")
-            self._checkpoint(request_id, part_id, definition.qualified, batch, close=complete, written=written)
+            self._checkpoint(
+                request_id, part_id, definition.qualified, batch, close=complete, written=written
+            )
             self.step(f"checkpoint:{definition.qualified}")
             if complete:
                 return
@@ -1071,7 +1091,8 @@ class Engine:
             _table(RightsRequest),
         )
         ends = {
-            task_id: (end, end if op == WHOLE_OP else len(rows), tname) for tname, op, rows, task_id, end in batch
+            task_id: (end, end if op == WHOLE_OP else len(rows), tname)
+            for tname, op, rows, task_id, end in batch
         }
         if totals is not None:
             state = {tid: (0, total) for tid, total in totals.items()}
@@ -1133,7 +1154,9 @@ def book(session: Session, action: str, **fields: Any) -> None:
     session.info.setdefault("rights_book", []).append(event_row(session, action, **fields))
 
 
-def book_mail(session: Session, *, key_id: str, to: str, subject: str, body: str, kind: str, org_id: str) -> None:
+def book_mail(
+    session: Session, *, key_id: str, to: str, subject: str, body: str, kind: str, org_id: str
+) -> None:
     """A message for the outbox (as ``vern.notify.service.queue``), written by ``write_book``."""
     session.info.setdefault("rights_mail", []).append(
         {
@@ -1153,10 +1176,10 @@ def write_book(session: Session) -> None:
     conn = session.connection()
     rows = session.info.pop("rights_book", None)
     if rows:
-        conn.execute(insert(_table(AuditEvent)), rows)
+        conn.execute(_INSERT_AUDIT, rows)
     mail = session.info.pop("rights_mail", None)
     if mail:
-        conn.execute(insert(_table(OutboxMessage)), mail)
+        conn.execute(_INSERT_MAIL, mail)
 
 
 def relaxed_durability(session: Session) -> None:

@@ -61,7 +61,9 @@ def replay(
     groups: dict[tuple[str, str, str], list[tuple[str, list[str]]]] = {}
     for entry in entries:
         for tname, hashes in _tables_of(entry):
-            groups.setdefault((entry.org_id, tname, entry.tenant_value), []).append((entry.subject_ref, hashes))
+            groups.setdefault((entry.org_id, tname, entry.tenant_value), []).append(
+                (entry.subject_ref, hashes)
+            )
     pdb = product_db(definition, urls)
     order = {name: i for i, name in enumerate(reversed(definition.dependency_order()))}
     for (_org, tname, tenant_value), group in sorted(groups.items(), key=lambda g: order.get(g[0][1], 0)):

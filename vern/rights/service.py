@@ -657,9 +657,11 @@ def _load_jobs(
     stale = utcnow() - STALE_AFTER
     with engine.transaction() as session:
         one = len(request_ids) == 1
-        rows = session.connection().execute(
-            _load_statement(one), {"ids": request_ids[0] if one else request_ids}
-        ).all()
+        rows = (
+            session.connection()
+            .execute(_load_statement(one), {"ids": request_ids[0] if one else request_ids})
+            .all()
+        )
         by_id = {r.id: r for r in rows}
         for request_id in request_ids:
             req = by_id.get(request_id)
@@ -725,7 +727,7 @@ def _load_jobs(
 def _load_statement(one: bool) -> Any:
     """What a run reads of its requests, prepared once (Core: no ORM objects are needed)."""
     t = _T_REQUESTS
-    ids = bindparam("ids")
+    ids: Any = bindparam("ids")
     return (
         select(
             t.c.id,
@@ -807,6 +809,7 @@ LINK_TEXT = {
 _T_REQUESTS: Any = RightsRequest.__table__
 _T_TASKS: Any = Task.__table__
 _T_PACKAGES: Any = Package.__table__
+_INSERT_PACKAGE = insert(_T_PACKAGES)
 _FINISH = (
     update(_T_REQUESTS)
     .where(_T_REQUESTS.c.id == bindparam("w_id"))
@@ -934,7 +937,7 @@ def _store_answer(session: Session, job: Any, body: bytes) -> str:
 
     token = secrets.token_urlsafe(32)
     session.connection().execute(
-        insert(_T_PACKAGES),
+        _INSERT_PACKAGE,
         {
             "id": new_id(),
             "org_id": job.org_id,
