@@ -101,6 +101,8 @@ def test_it_finishes_exactly_once_after_a_crash_at_every_step(
 
         assert status == "done", step
         assert _state(url) == expected, f"crash at step {k} ({step})"
+        summary = request_row(sqlite_db, request_id).summary
+        assert summary is not None and summary["databases"]["laerbar.main"]["status"] == "done", step
         with sqlite_db.transaction(Scope.system("test")) as session:
             entries = session.scalar(
                 select(func.count()).select_from(LedgerEntry).where(LedgerEntry.request_id == request_id)

@@ -314,6 +314,9 @@ class PartState:
     id: str
     status: str
     has_tasks: bool
+    rows_found: int = 0
+    rows_done: int = 0
+    error: str | None = None
 
 
 @dataclass
@@ -563,7 +566,8 @@ class Engine:
             qualified = definition.qualified
             known = job.parts.get(qualified)
             if job.writes and known is not None:
-                if known.status == PartStatus.DONE.value:
+                if known.status == PartStatus.DONE.value:  # finished by an earlier run
+                    job.outcome[qualified] = (known.status, known.rows_found, known.rows_done, known.error)
                     continue
                 if known.status == PartStatus.PLANNED.value or known.has_tasks:
                     job.stored.append(qualified)  # planned before: carry on from the checkpoint

@@ -715,10 +715,18 @@ def _load_jobs(
             )
             by_request = {j.request_id: j for j in jobs}
             for part in session.execute(
-                select(Part.id, Part.request_id, Part.database, Part.status).where(Part.request_id.in_(again))
+                select(
+                    Part.id,
+                    Part.request_id,
+                    Part.database,
+                    Part.status,
+                    Part.rows_found,
+                    Part.rows_done,
+                    Part.error,
+                ).where(Part.request_id.in_(again))
             ):
                 by_request[part.request_id].parts[part.database] = PartState(
-                    part.id, part.status, part.id in with_tasks
+                    part.id, part.status, part.id in with_tasks, part.rows_found, part.rows_done, part.error
                 )
     return jobs, skipped
 
