@@ -1,19 +1,24 @@
-"""The execution engine: a request becomes parts (one per product database) and tasks (one per
-table), every step committed to Vern's database before the next starts.
+"""The execution engine: a request becomes parts (one per product database) and a stored plan,
+every step committed to Vern's database before the next starts.
 
-Order of work, resumable at any point:
+Order of work, resumable at any point (``Engine.process``, for one request or a worker's batch):
 
-1. *plan* each database: find the person's rows from their identities through the references,
-   always inside the tenant column, and store what to do with every row (sealed under the request's
-   data key) together with the ledger entries - one Vern transaction per database. Reading is
-   side-effect free, so a crash before that commit simply plans again.
-2. *execute* (erasure, rectification): tables in dependency order (rows that point at a row go
-   before it), in product transactions of at most ``batch_rows`` rows; after each product commit a
-   checkpoint is committed in Vern. Writes are idempotent - a value is computed once, at planning,
-   and written by key - so a crash between the product commit and the checkpoint repeats the same
-   write, and every row of the person ends up handled exactly once.
-3. *finish*: when every part is done the request is done (access: the package is built); if a
-   database failed, that part says why and the request is ``partial`` - retryable, never "done".
+1. *read*: load the requests, find each person's rows from their identities through the
+   references, always inside the tenant column, and decide what to do with every row (the HMAC of
+   the old value, the pseudonym, the key) - no side effects, so a crash here changes nothing;
+2. *plan*, one durable Vern transaction: claim each request (only if nobody changed it since it
+   was read), store its plan sealed under the request's data key with the ledger entry; requests
+   that write nothing to a product (access, portability, the flags) are finished here too;
+3. *write* (erasure, rectification): the product transaction that read the rows writes them, by
+   key with the planned values or set-based (one statement over the person's rows of a table that
+   nothing is discovered through and whose new values do not depend on the old ones); a plan over
+   ``batch_rows`` rows goes in chunks, each followed by a checkpoint in Vern;
+4. *checkpoint and finish*, one Vern transaction: tasks, part and ledger entry done, the plan
+   cleared, the request done - or ``partial`` if a database failed, retryable, never "done".
+
+Writes are idempotent - values are computed once, at planning, and written by key, and a
+set-based statement matches the same rows again or none - so a crash between the product commit
+and the checkpoint repeats the same write, and every row of the person ends up handled exactly once.
 """
 
 from __future__ import annotations
