@@ -270,3 +270,37 @@ def test_one_failing_person_in_a_batch_fails_only_their_request(
     summary = request_row(sqlite_db, ids[1]).summary
     assert summary is not None and "locked" in summary["databases"]["laerbar.main"]["error"]
     forget(url)
+
+
+def test_a_runner_that_read_a_request_before_another_claimed_it_does_nothing(
+    sqlite_db: Database, world: Personas, tmp_path: Path
+) -> None:
+    from vern.rights.engine import Engine
+    from vern.rights.runtime import secret
+
+    email = demo.person(1, __import__("random").Random(7))["email"]
+    url = _product(tmp_path, "race.db", world)
+    data_map = load_map(demo.map_text())
+    request_id = file_request(sqlite_db, world.tenant_a, "erasure", {"email": email})
+    late = Engine(sqlite_db, data_map, secret(), urls={"laerbar.main": url})
+    jobs, skipped = service._load_jobs(late, [request_id], resume=False, strict=True)
+    assert not skipped and jobs[0].status == "queued"
+
+    # meanwhile another runner claims the request and finishes it
+    assert service.run(sqlite_db, request_id, data_map=data_map, urls={"laerbar.main": url}) == "done"
+    finished = _state(url)
+    with sqlite_db.transaction(Scope.system("test")) as session:
+        entries = session.scalar(
+            select(func.count()).select_from(LedgerEntry).where(LedgerEntry.request_id == request_id)
+        )
+
+    late.process(jobs)  # reads the erased rows, then finds the request changed: claims nothing
+
+    assert not jobs[0].claimed
+    assert request_row(sqlite_db, request_id).status == "done"
+    assert _state(url) == finished
+    with sqlite_db.transaction(Scope.system("test")) as session:
+        assert entries == session.scalar(
+            select(func.count()).select_from(LedgerEntry).where(LedgerEntry.request_id == request_id)
+        )
+    forget(url)
