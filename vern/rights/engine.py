@@ -44,7 +44,6 @@ from vern.notify.models import OutboxMessage
 from vern.rights.connectors import (
     ProductDB,
     Unreachable,
-    coerce,
     describe_failure,
     dumps,
     loads,
@@ -1200,7 +1199,3 @@ def relaxed_durability(session: Session) -> None:
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-
-
-def coerce_for(pdb: ProductDB, table: str, column: str, value: Any) -> Any:
-    return coerce(pdb.table(table).c[column], value)

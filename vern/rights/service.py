@@ -787,10 +787,6 @@ def _published_map(database: Database) -> DataMap:
     return found
 
 
-def _set_flags(session: Session, req: RightsRequest, purpose: str | None) -> None:
-    _add_flags(session, req.org_id, req.id, req.kind, identities_of(req), purpose)
-
-
 def _add_flags(  # noqa: PLR0917 - the pieces of one flag
     session: Session, org_id: str, request_id: str, kind: str, identities: dict[str, str], purpose: str | None
 ) -> None:
