@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -64,7 +65,9 @@ def product_db(definition: DatabaseDef, urls: dict[str, str] | None = None) -> P
         raise Unreachable(str(exc)) from exc
     key = (id(engine), definition.qualified)
     found = _products.get(key)
-    if found is None or found.engine is not engine or found.definition != definition:
+    if found is None or found.engine is not engine or (
+        found.definition is not definition and found.definition != definition
+    ):
         found = ProductDB(definition, engine)
         _products[key] = found
     return found
@@ -77,17 +80,23 @@ class ProductDB:
         self._tables: dict[str, Table] = {}
         self._meta = MetaData()
         self._stmts: dict[tuple[Any, ...], Any] = {}  # prepared statements, per table and shape
+        self._reflecting = threading.Lock()
 
     def table(self, name: str) -> Table:
         found = self._tables.get(name)
         if found is None:
-            try:
-                found = Table(name, self._meta, autoload_with=self.engine)
-            except NoSuchTableError as exc:
-                raise Unreachable(f"table {name} does not exist in {self.definition.qualified}") from exc
-            except OperationalError as exc:
-                raise Unreachable(describe_failure(exc)) from exc
-            self._tables[name] = found
+            with self._reflecting:  # runs in several threads share this object (the worker pool)
+                found = self._tables.get(name)
+                if found is None:
+                    try:
+                        found = Table(name, self._meta, autoload_with=self.engine)
+                    except NoSuchTableError as exc:
+                        raise Unreachable(
+                            f"table {name} does not exist in {self.definition.qualified}"
+                        ) from exc
+                    except OperationalError as exc:
+                        raise Unreachable(describe_failure(exc)) from exc
+                    self._tables[name] = found
         return found
 
     def key_columns(self, mt: MapTable) -> list[str]:
