@@ -222,3 +222,22 @@ def test_the_download_link_expires_and_every_download_is_audited(
             session.scalars(select(AuditEvent.outcome).where(AuditEvent.action == "rights.package.download"))
         )
     assert outcomes == ["success", "failure"]
+
+
+def test_it_finds_the_person_by_national_id_or_phone_however_it_is_written(
+    sqlite_db: Database, world: Personas, product: Product
+) -> None:
+    person = product.person(world.tenant_a, 2)
+    digits = person["phone"].replace("+47", "").replace(" ", "")  # stored as "+47 9xxxxxxx"
+    spaced_nid = f"{person['national_id'][:6]} {person['national_id'][6:]}"
+    for identities in ({"national_id": spaced_nid}, {"phone": f"{digits[:3]} {digits[3:5]} {digits[5:]}"}):
+        request_id = file_request(sqlite_db, world.tenant_a, "access", identities)
+        assert service.run(sqlite_db, request_id, data_map=product.data_map, urls=product.urls) == "done"
+        with sqlite_db.transaction(Scope.system("test")) as session:
+            pkg = session.scalars(select(Package).where(Package.request_id == request_id)).one()
+            assert pkg.body is not None and pkg.body.value is not None
+            body = __import__("base64").b64decode(pkg.body.value)
+        doc = json.loads(zipfile.ZipFile(io.BytesIO(body)).read("data.json"))
+        users = doc["systems"]["laerbar"]["databases"]["main"]["users"]["rows"]
+        assert [u["email"] for u in users] == [person["email"]], identities
+        assert request_row(sqlite_db, request_id).summary["rows_found"] > 1  # type: ignore[index]
