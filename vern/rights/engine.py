@@ -1028,29 +1028,23 @@ class Engine:
                 return
 
     def _batch(self, tasks: Any) -> tuple[list[tuple[str, str, list[dict[str, Any]], str, int]], bool]:
-        """Slices of tasks in order, up to ``batch_rows`` rows (a big table is split in chunks),
-        and whether they finish every task."""
-        batch: list[tuple[str, str, list[dict[str, Any]], str, int]] = []
-        budget = self.batch_rows
-        complete = True
-        for task in tasks:
-            if budget <= 0:
-                complete = False
-                break
-            plan = loads(task.plan.value) if task.plan is not None and task.plan.value else None
-            if plan is None:
-                raise RuntimeError(f"task {task.id}: the plan is gone")
-            if plan["op"] == WHOLE_OP:  # a whole part in one product transaction
-                batch.append((task.table_name, WHOLE_OP, plan["rows"], task.id, task.rows_total))
-                budget -= max(task.rows_total, 1)
-                continue
-            rows = plan["rows"][task.rows_done : task.rows_done + budget]
-            end = task.rows_done + len(rows)
-            batch.append((task.table_name, plan["op"], rows, task.id, end))
-            budget -= max(len(rows), 1)
-            if end < task.rows_total:
-                complete = False
-        return batch, complete
+        """The next product transaction of a stored plan, and whether it finishes every task: a
+        whole part's plan at once, or else one table - at most ``batch_rows`` of its rows (a big
+        table is split in chunks). Each is followed by its checkpoint."""
+        pending = list(tasks)
+        if not pending:
+            return [], True
+        task = pending[0]
+        plan = loads(task.plan.value) if task.plan is not None and task.plan.value else None
+        if plan is None:
+            raise RuntimeError(f"task {task.id}: the plan is gone")
+        if plan["op"] == WHOLE_OP:  # a whole part in one product transaction
+            return [(task.table_name, WHOLE_OP, plan["rows"], task.id, task.rows_total)], len(pending) == 1
+        rows = plan["rows"][task.rows_done : task.rows_done + self.batch_rows]
+        end = task.rows_done + len(rows)
+        return [(task.table_name, plan["op"], rows, task.id, end)], end >= task.rows_total and len(
+            pending
+        ) == 1
 
     def _checkpoint(
         self,
