@@ -241,3 +241,33 @@ def test_it_finds_the_person_by_national_id_or_phone_however_it_is_written(
         users = doc["systems"]["laerbar"]["databases"]["main"]["users"]["rows"]
         assert [u["email"] for u in users] == [person["email"]], identities
         assert request_row(sqlite_db, request_id).summary["rows_found"] > 1  # type: ignore[index]
+
+
+def test_the_summary_is_in_english_when_the_person_asked_in_english(
+    sqlite_db: Database, world: Personas, sqlite_product: Product
+) -> None:
+    person = sqlite_product.person(world.tenant_a, 1)
+    with sqlite_db.transaction(Scope.tenant(world.tenant_a)) as session:
+        req = service.create_request(
+            session,
+            org_id=world.tenant_a,
+            kind="portability",
+            identities={"email": person["email"]},
+            channel="staff",
+            locale="en",
+            verified_by="attested",
+            details={"note": "Passport checked"},
+        )
+        request_id = req.id
+
+    assert (
+        service.run(sqlite_db, request_id, data_map=sqlite_product.data_map, urls=sqlite_product.urls)
+        == "done"
+    )
+
+    with sqlite_db.transaction(Scope.tenant(world.tenant_a)) as session:
+        body, _name = service.download_for_staff(session, request_id, actor_user_id=None)
+    html = zipfile.ZipFile(io.BytesIO(body)).read("summary.html").decode()
+    assert '<html lang="en">' in html and "Your personal data" in html
+    assert "Purpose" in html and "Recipients" in html and "Kept" in html and "Datatilsynet" in html
+    assert "Kept five years" in html and person["name"] in html and "Formål" not in html
