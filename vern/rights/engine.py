@@ -1054,17 +1054,13 @@ class Engine:
         batch: list[tuple[str, str, list[dict[str, Any]], str, int]],
         *,
         close: bool,
-        totals: dict[str, int] | None = None,
         written: dict[str, int] | None = None,
     ) -> None:
-        """Record what the product committed; a repeat of an earlier checkpoint changes nothing.
-        ``totals`` (task id → rows) is given for a batch just planned in this process, whose
-        tasks cannot have been checkpointed before; ``written``: rows hit by set-based tables."""
+        """Record what the product committed (``written``: rows hit by set-based tables); a repeat
+        of an earlier checkpoint changes nothing."""
         with self.transaction() as session:
             relaxed_durability(session)
-            self._checkpoint_in(
-                session, request_id, part_id, qualified, batch, close=close, totals=totals, written=written
-            )
+            self._checkpoint_in(session, request_id, part_id, qualified, batch, close=close, written=written)
             if self.on_progress is None:
                 return
             requests = _table(RightsRequest)
@@ -1082,7 +1078,6 @@ class Engine:
         batch: list[tuple[str, str, list[dict[str, Any]], str, int]],
         *,
         close: bool,
-        totals: dict[str, int] | None = None,
         written: dict[str, int] | None = None,
     ) -> None:
         now = utcnow()
@@ -1096,17 +1091,12 @@ class Engine:
             task_id: (end, end if op == WHOLE_OP else len(rows), tname)
             for tname, op, rows, task_id, end in batch
         }
-        if totals is not None:
-            state = {tid: (0, total) for tid, total in totals.items()}
-        else:
-            state = {
-                row.id: (row.rows_done, row.rows_total)
-                for row in session.execute(
-                    select(tasks.c.id, tasks.c.rows_done, tasks.c.rows_total).where(
-                        tasks.c.id.in_(list(ends))
-                    )
-                )
-            }
+        state = {
+            row.id: (row.rows_done, row.rows_total)
+            for row in session.execute(
+                select(tasks.c.id, tasks.c.rows_done, tasks.c.rows_total).where(tasks.c.id.in_(list(ends)))
+            )
+        }
         fresh = [tid for tid, (end, _n, _t) in ends.items() if tid in state and state[tid][0] < end]
         moved = sum(ends[tid][1] for tid in fresh)
         whole = [tid for tid in fresh if ends[tid][0] >= state[tid][1]]
