@@ -82,6 +82,7 @@ def record(
                 resource=resource,
                 outcome=outcome,
                 details=details,
+                actor_name=actor_name,
             )
         )
     )
@@ -97,6 +98,7 @@ def event_row(
     resource: str | None = None,
     outcome: str = "success",
     details: dict[str, Any] | None = None,
+    actor_name: str | None = None,
 ) -> dict[str, Any]:
     """The columns of one audit record, exactly as ``record`` adds it - for callers that write
     many records with one Core ``INSERT`` (``insert(AuditEvent.__table__)``) in their own
