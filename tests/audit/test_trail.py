@@ -153,6 +153,16 @@ def test_changing_removing_or_reordering_the_log_file_is_named(
     assert problem is not None and problem.seq in (10, 11)
 
     _files(settings)[0].write_text(original)
+
+    def insert(ls: list[str]) -> list[str]:  # a forged record 51 before the real one
+        i = next(n for n, ln in enumerate(ls) if ln.startswith("[51,"))
+        return [*ls[:i], ls[i].replace("page.read", "page.fake", 1), *ls[i:]]
+
+    _rewrite_file(settings, insert)
+    problem = verify(db, settings).problem
+    assert problem is not None and problem.seq == 51 and problem.where.startswith("audit-")
+
+    _files(settings)[0].write_text(original)
     forged = '[230' + original.splitlines()[0][2:]  # a plausible next record, never written
     _files(settings)[0].write_text(original + forged + "\n")
     problem = verify(db, settings).problem

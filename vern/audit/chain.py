@@ -68,7 +68,6 @@ if _c_encode is not None:
         return "".join(_c_encode(value, 0))  # type: ignore[misc]
 else:  # pragma: no cover - an interpreter without the C accelerator
     _dumps = _json_encoder.encode  # type: ignore[assignment]
-_COLUMNS = [getattr(AuditEvent, f) for f in FIELDS]
 _DRAFT_FIELDS = FIELDS[2:]  # a draft: every column but ``seq`` and ``id``
 _INSERT_SQL = (f"INSERT INTO audit_events ({', '.join(FIELDS)}) "  # noqa: S608 - constants
                f"VALUES ({', '.join('?' for _ in FIELDS)})")
@@ -126,11 +125,6 @@ def canonical_details(details: dict[str, Any] | None) -> str | None:
     if _c_details is not None:
         return "".join(_c_details(details, 0))
     return _details_encoder(details)  # pragma: no cover - no C accelerator
-
-
-def fast_id() -> str:
-    """``vern.db.new_id`` (time-ordered UUID version 7 as text), cheaper for bulk appends."""
-    return fast_ids(1)[0]
 
 
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
