@@ -372,6 +372,12 @@ class Keys:
         self.by_subject: dict[tuple[Any, ...], tuple[str, Any, bytes]] = {}
         self.payloads = payloads if payloads is not None else {}
 
+    def for_subject(self, subject: tuple[Any, ...] | None) -> tuple[Any, Any, Any]:
+        """``(key id, AES-GCM, key id bytes)`` of a resolved subject; Nones for no subject."""
+        if subject is None:
+            return (None, None, None)
+        return self.by_subject[subject]
+
     def payload(self, ip: str | None, ua: str | None, name: str | None) -> bytes | None:
         """The plaintext that is sealed (the JSON object of the fields given); the same
         plaintext is made once (bounded cache), each sealing has its own nonce."""
@@ -587,11 +593,12 @@ class AuditLog:
                       force_checkpoint: bool = False, ids: Sequence[str] | None = None,
                       count: int | None = None) -> Appended:
         """Append new records, given as drafts: tuples of ``_DRAFT_FIELDS`` (every column but
-        ``seq`` and ``id``) in which ``key_id`` is the *subject* of ``keys`` and ``personal``
-        the plaintext to seal under that key (``keys`` None: ``key_id`` and ``personal`` are
-        final). Under the lock each record is sealed, gets its position and id, is hashed
-        into the tree and written to the database; after the commit the lines go to the log
-        file. All or nothing: on any error nothing is stored.
+        ``seq`` and ``id``). With ``keys`` (from ``resolve_keys``), ``personal`` is the
+        plaintext to seal and two more items follow: the AES-GCM of ``key_id`` and the key id's
+        16 bytes (``Keys.for_subject``); without, ``key_id`` and ``personal`` are final.
+        Under the lock each record is sealed, gets its position and id, is hashed into the tree
+        and written to the database; after the commit the lines go to the log file. All or
+        nothing: on any error nothing is stored.
 
         ``drafts`` may be a generator (``count`` says how many it yields): it is then consumed
         under the lock, record by record, while the database takes the rows."""
@@ -727,8 +734,8 @@ class AuditLog:
         one ``executemany``."""
         ids = ids if ids is not None else fast_ids(n)
         end = seq + n
-        by_subject = keys.by_subject if keys is not None else None
-        nonces = os.urandom(12 * n) if keys is not None else b""
+        keyed = keys is not None
+        nonces = os.urandom(12 * n) if keyed else b""
         enc = _c_encode
         join = "".join
         heights, nodes = frontier.heights, frontier.nodes
@@ -754,17 +761,16 @@ class AuditLog:
                 plain = d[7]
                 if plain is None:
                     blob = hx = None
-                elif by_subject is None:
+                elif keyed:
+                    kid = d[17]
+                    nonce = nonces[12 * i:12 * i + 12]
+                    blob = b"\x01" + kid + nonce + d[16].encrypt(nonce, plain, ad + kid)
+                    hx = blob.hex()
+                else:
                     blob = plain
                     hx = bytes(blob).hex()
-                else:
-                    key_id, aead, kid = by_subject[head7[6]]
-                    head7 = (*head7[:6], key_id)
-                    nonce = nonces[12 * i:12 * i + 12]
-                    blob = b"\x01" + kid + nonce + aead.encrypt(nonce, plain, ad + kid)
-                    hx = blob.hex()
                 rid = ids[i]
-                tail = d[8:]
+                tail = d[8:16]
                 if enc is not None:
                     line = join(enc((seq, rid, *head7, hx, *tail), 0)).encode()
                 else:  # pragma: no cover - no C accelerator

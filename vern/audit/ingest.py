@@ -179,17 +179,24 @@ def _drafts(  # noqa: PLR0917 - internal
     log: AuditLog, org_id: str, token_id: str | None, events: list[IngestEvent],
     keys: Keys, anon: tuple[str, str],
 ) -> Iterator[tuple[Any, ...]]:
-    payload = keys.payload
-    indexes = log.sealer.indexes
+    payloads, payload, by_subject = keys.payloads, keys.payload, keys.by_subject
+    ips, indexes = log.sealer._ips, log.sealer.indexes
+    none3: tuple[Any, Any, Any] = (None, None, None)
+    plain: bytes | None
+    ip_index: str | None
+    net_index: str | None
     for ev in events:
-        plain = payload(ev.ip, ev.user_agent, ev.actor_name)
-        if plain is None:
-            subject = ip_index = net_index = None
+        ip, ua, name = ev.ip, ev.user_agent, ev.actor_name
+        if ip or ua or name:
+            plain = payloads.get((ip, ua, name)) or payload(ip, ua, name)
+            key: tuple[Any, Any, Any] = by_subject[("a", org_id, ev.actor) if ev.actor else anon]
+            key_id, aead, kid = key
+            ip_index, net_index = (ips.get(ip) or indexes(ip)) if ip else (None, None)
         else:
-            subject = ("a", org_id, ev.actor) if ev.actor else anon
-            ip_index, net_index = indexes(ev.ip) if ev.ip else (None, None)
+            plain = ip_index = net_index = None
+            key_id, aead, kid = none3
         yield (
-            datetime_to_us(ev.time), "ingest", org_id, None, token_id, ev.actor, subject, plain,
+            datetime_to_us(ev.time), "ingest", org_id, None, token_id, ev.actor, key_id, plain,
             ip_index, net_index, ev.action, ev.resource, ev.outcome, ev.request_id, ev.id,
-            canonical_details(ev.details),
+            canonical_details(ev.details), aead, kid,
         )

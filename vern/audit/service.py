@@ -274,11 +274,13 @@ class Writer:
             else:
                 subject = ("u", r.actor_user_id) if r.actor_user_id else anon_key_subject(r.ts)
                 ip_index, net_index = indexes(r.client_ip) if r.client_ip else (None, None)
+            key_id, aead, kid = keys.for_subject(subject)
             drafts.append((
-                r.ts, "request", r.org_id, r.actor_user_id, r.actor_token_id, None, subject,
+                r.ts, "request", r.org_id, r.actor_user_id, r.actor_token_id, None, key_id,
                 plain, ip_index, net_index, "http.request", r.path[:200], outcome_of(r.status),
                 r.request_id, None,
                 canonical_details({"method": r.method, "status": r.status, "ms": r.duration_ms}),
+                aead, kid,
             ))
         return drafts, keys
 
