@@ -40,8 +40,7 @@ from vern.console.templating import LOCALES, environment, pick_locale, render
 from vern.db import Database, Scope
 from vern.errors import Conflict, InvalidInput, NotFound, VernError
 from vern.stats.ingest import ingestor_for
-from vern.stats.public import RawPublicRoute, public_route, serve_asset
-from vern.stats.routes import beacon
+from vern.stats.public import public_route, serve_asset
 
 STATIC = Path(__file__).resolve().parent / "static"
 CORS = {"Access-Control-Allow-Origin": "*", "Cross-Origin-Resource-Policy": "cross-origin"}
@@ -51,9 +50,6 @@ MAX_BANNER_POST = 4096
 router = APIRouter(tags=["consent"])
 pages = APIRouter(include_in_schema=False)
 NAV = [("/console/consent", "Consent", Perm.CONSENT_READ)]
-
-# The statistics beacon is the hottest public path: registered first, see vern.stats.routes.
-public_route(router, "/s/e", methods=["POST"], route_class=RawPublicRoute, status_code=204)(beacon)
 
 
 class Strict(BaseModel):
