@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from vern.db import new_id
@@ -107,8 +107,8 @@ def plan(views: Iterable[PageView], existing: dict[VisitKey, VisitState], gap: t
     return result
 
 
-_VISITS = StatsVisit.__table__
-_EVENTS = StatsEvent.__table__
+_VISITS: Table = StatsVisit.__table__  # type: ignore[assignment]
+_EVENTS: Table = StatsEvent.__table__  # type: ignore[assignment]
 
 
 def load_visits(session: Session, views: Sequence[PageView]) -> dict[VisitKey, VisitState]:
