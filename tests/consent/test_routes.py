@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from tests.conftest import Personas
 from tests.consent.helpers import setup_org
+from tests.stats.server import free_port, serve
 from vern.accounts.roles import Role
 from vern.consent.models import ConsentRecord
-from vern.consent.sdk import HttpConsent
 from vern.db import Database, Scope
 from vern.notify.service import MemoryMailer, install_mailer
+from vern.sdk import ConsentClient, ConsentError
 from vern.stats.models import PublicReject
 
 SUBJECT = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
@@ -81,24 +84,45 @@ def test_bad_banner_posts_are_refused_whole_and_counted(
 
 def test_the_product_asks_over_http_and_learns_of_a_withdrawal(
         app: Any, db: Database, personas: Personas, api_token: Any) -> None:
+    """The SDK's consent client against a real server: ask, record, withdraw in one call, and
+    the change feed that tells the product of the withdrawal."""
     setup_org(db, personas.tenant_a)
     token = api_token(personas.tenant_a, Role.TENANT_ADMIN)
-    with TestClient(app, base_url="http://testserver") as raw:
-        raw.headers["Authorization"] = f"Bearer {token}"
-        sdk = HttpConsent("http://testserver", token, client=raw)
+    since = datetime.now(UTC) - timedelta(seconds=5)
+    with serve(app) as url, ConsentClient(url, token) as sdk:
         assert sdk.may_use(SUBJECT, "statistics") is False
-        res = raw.post(f"/api/v1/consent/{SUBJECT}", json={"choices": {"statistics": "granted"}})
-        assert res.status_code == 201, res.text
+        recorded = sdk.record(SUBJECT, {"statistics": "granted", "newsletter": "granted"})
+        assert {r["choice"] for r in recorded} == {"granted"}
         assert sdk.may_use(SUBJECT, "statistics") is True
         assert sdk.may_use(SUBJECT, "unknown") is False
-        assert raw.post(f"/api/v1/consent/{SUBJECT}/withdraw", json={}).status_code == 200
+        assert sdk.decisions(SUBJECT)["newsletter"]["allowed"] is True
+        assert {r["purpose"] for r in sdk.withdraw(SUBJECT)} == {"statistics", "newsletter"}
         assert sdk.may_use(SUBJECT, "statistics") is False
-        feed = sdk.changes(__import__("datetime").datetime(2020, 1, 1, tzinfo=__import__("datetime").UTC))
-        assert [r["choice"] for r in feed] == ["granted", "withdrawn"]
-        history = raw.get(f"/api/v1/consent/{SUBJECT}/history").json()["records"]
-        assert len(history) == 2
+        assert sdk.may_use(SUBJECT, "newsletter") is False
+        feed = sdk.changes(since)
+        assert [r["choice"] for r in feed] == ["granted", "granted", "withdrawn", "withdrawn"]
+        assert {r["purpose"] for r in feed[2:]} == {"newsletter", "statistics"}
+        assert len(sdk.history(SUBJECT)) == 4
+        with pytest.raises(ConsentError) as refused:
+            sdk.record(SUBJECT, {"x": "granted"})
+        assert refused.value.status == 422
+        assert sdk.failures == 0
+    with TestClient(app, base_url="http://testserver") as raw:
+        raw.headers["Authorization"] = f"Bearer {token}"
         assert raw.post(f"/api/v1/consent/{SUBJECT}", json={"choices": {"x": "granted"},
                                                            "extra": 1}).status_code == 422
+
+
+def test_the_consent_client_says_no_when_vern_cannot_answer_and_refuses_a_bad_token(
+        app: Any, db: Database, personas: Personas) -> None:
+    setup_org(db, personas.tenant_a)
+    with ConsentClient(f"http://127.0.0.1:{free_port()}", "vt_nothing") as offline:
+        assert offline.may_use(SUBJECT, "statistics") is False  # nobody listens: strictest answer
+        assert offline.failures == 1
+    with serve(app) as url, ConsentClient(url, "vt_not-a-token") as wrong:
+        with pytest.raises(ConsentError) as refused:
+            wrong.may_use(SUBJECT, "statistics")
+        assert refused.value.status == 401
 
 
 def test_another_tenant_gets_its_own_empty_answer(

@@ -76,12 +76,12 @@ class Caller:
     memberships: list[tuple[Membership, Organisation]] = field(default_factory=list)
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -164,7 +164,7 @@ async def _csrf_checked(request: Request, caller: CallerDep) -> Caller:
 def require(*perms: Perm) -> Callable[..., Actor]:
     needed = frozenset(perms)
 
-    def dependency(caller: Annotated[Caller, Depends(_csrf_checked)]) -> Actor:
+    async def dependency(caller: Annotated[Caller, Depends(_csrf_checked)]) -> Actor:
         if caller.via == "session":
             if caller.mfa_pending:
                 raise MfaRequired()

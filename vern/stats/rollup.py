@@ -74,21 +74,22 @@ def plan(views: Iterable[PageView], existing: dict[VisitKey, VisitState], gap: t
     starts a new visit; a visit's first second view un-bounces it; time between views is duration."""
     result = Plan(visits=dict(existing))
     for view in sorted(views, key=lambda v: v.at):
-        key = (view.site_id, view.day, view.visitor)
-        day_key = (view.org_id, view.site_id, view.day)
+        day = view.day
+        key = (view.site_id, day, view.visitor)
+        day_key = (view.org_id, view.site_id, day)
         totals = result.daily[day_key]  # pageviews, visitors, visits, bounces, duration_s
         state = result.visits.get(key)
         if state is None or view.at - state.last_at > gap:
             if state is None:
                 totals[1] += 1
-            state = VisitState(new_id(), view.org_id, view.site_id, view.day, view.visitor,
+            state = VisitState(new_id(), view.org_id, view.site_id, day, view.visitor,
                                view.at, view.at, 1, new=True)
             result.visits[key] = state
             totals[2] += 1
             totals[3] += 1
             for dim, value in (("referrer", view.referrer), ("browser", view.browser),
                                ("os", view.os), ("device", view.device)):
-                result.dims[(view.org_id, view.site_id, view.day, dim, value)][1] += 1
+                result.dims[(view.org_id, view.site_id, day, dim, value)][1] += 1
         else:
             if state.pageviews == 1:
                 totals[3] -= 1
@@ -98,7 +99,7 @@ def plan(views: Iterable[PageView], existing: dict[VisitKey, VisitState], gap: t
                 state.last_at = view.at
             state.changed = True
         totals[0] += 1
-        result.dims[(view.org_id, view.site_id, view.day, "page", view.path)][0] += 1
+        result.dims[(view.org_id, view.site_id, day, "page", view.path)][0] += 1
         result.events.append({
             "org_id": view.org_id, "site_id": view.site_id, "at": view.at, "visit_id": state.id,
             "path": view.path, "referrer": view.referrer, "browser": view.browser,
