@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -161,7 +161,7 @@ async def _csrf_checked(request: Request, caller: CallerDep) -> Caller:
     return caller
 
 
-def require(*perms: Perm) -> Callable[..., Actor]:
+def require(*perms: Perm) -> Callable[..., Awaitable[Actor]]:
     needed = frozenset(perms)
 
     async def dependency(caller: Annotated[Caller, Depends(_csrf_checked)]) -> Actor:
