@@ -76,6 +76,8 @@ class Caller:
     memberships: list[tuple[Membership, Organisation]] = field(default_factory=list)
 
 
+# Dependencies that do no I/O are ``async``: FastAPI runs a plain ``def`` dependency in a worker
+# thread, a hop that costs more than the work itself on every request.
 async def get_database(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
