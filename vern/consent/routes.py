@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -39,6 +39,7 @@ from vern.consent.texts import BANNER, BASES
 from vern.console.templating import LOCALES, environment, pick_locale, render
 from vern.db import Database, Scope
 from vern.errors import Conflict, InvalidInput, NotFound, VernError
+from vern.notify.service import deliver_pending
 from vern.stats.ingest import ingestor_for
 from vern.stats.public import public_route, serve_asset
 
@@ -249,8 +250,6 @@ def newsletter_subscribe(request: Request, consent_org: str,
         newsletter.subscribe(session, org_id=org_id, org_slug=slug, org_name=name,
                              secret=settings.secret_bytes, base_url=settings.base_url, email=email,
                              locale=locale)
-    from vern.notify.service import deliver_pending
-
     deliver_pending(database)
     return render_public(request, "consent/newsletter.html", {
         "org_name": name, "slug": slug, "lang": locale, "step": "sent"})
@@ -334,6 +333,12 @@ class CustomerBody(Strict):
     email: str = Field(max_length=254)
 
 
+class IssueBody(Strict):
+    subject: str = Field(min_length=1, max_length=200)
+    body: str = Field(min_length=1, max_length=100_000)
+    lang: Literal["nb", "en"] = "nb"
+
+
 @router.get("/api/v1/consent/purposes")
 def api_purposes(actor: Annotated[Actor, Depends(require(Perm.CONSENT_READ))],
                  db: TenantDB) -> dict[str, Any]:
@@ -381,10 +386,44 @@ def api_newsletter_customer(request: Request, body: CustomerBody,
                             actor: Annotated[Actor, Depends(require(Perm.CONSENT_MANAGE))],
                             db: TenantDB) -> dict[str, Any]:
     """A customer on legitimate interest (recorded), unless they objected before."""
-    sub, _token = newsletter.add_customer(db, org_id=actor.org_id,
-                                          secret=request.app.state.settings.secret_bytes,
-                                          email=body.email, actor_user_id=actor.user_id)
-    return {"subject": sub.subject, "status": sub.status}
+    settings = request.app.state.settings
+    sub, token = newsletter.add_customer(db, org_id=actor.org_id, secret=settings.secret_bytes,
+                                         email=body.email, actor_user_id=actor.user_id)
+    org = db.get(Organisation, actor.org_id)
+    url = newsletter.optout_url(settings.base_url, org.slug, token) if token and org else None
+    return {"subject": sub.subject, "status": sub.status, "unsubscribe_url": url}
+
+
+@router.post("/api/v1/consent/newsletter/issues", status_code=201)
+def api_newsletter_issue(request: Request, body: IssueBody, background: BackgroundTasks,
+                         actor: Annotated[Actor, Depends(require(Perm.CONSENT_MANAGE))],
+                         db: TenantDB) -> dict[str, Any]:
+    """Send one issue to every subscriber whose latest record allows it (double opt-in or
+    customer), each mail with its one-click opt-out link; delivered after the response."""
+    count = _send_issue(request, db, actor, subject=body.subject, text=body.body, lang=body.lang)
+    background.add_task(deliver_pending, request.app.state.db)
+    return {"recipients": count}
+
+
+def _send_issue(request: Request, db: Session, actor: Actor, *, subject: str, text: str,
+                lang: str) -> int:
+    settings = request.app.state.settings
+    org = db.get(Organisation, actor.org_id)
+    if org is None:
+        raise NotFound()
+    return newsletter.send_issue(db, org_id=org.id, org_slug=org.slug, org_name=org.name,
+                                 base_url=settings.base_url, secret=settings.secret_bytes,
+                                 subject=subject, body=text, locale=lang,
+                                 actor_user_id=actor.user_id)
+
+
+@router.post("/api/v1/consent/purposes/{purpose_key}/retire")
+def api_retire_purpose(purpose_key: str,
+                       actor: Annotated[Actor, Depends(require(Perm.CONSENT_MANAGE))],
+                       db: TenantDB) -> dict[str, Any]:
+    """A purpose no longer used: kept with its records (the proof), never allowed again."""
+    return service.purpose_view(service.retire_purpose(db, key=purpose_key,
+                                                       actor_user_id=actor.user_id))
 
 
 @router.get("/api/v1/consent/{consent_subject}")
@@ -456,7 +495,9 @@ def api_withdraw(consent_subject: str, body: WithdrawBody,
 def console_index(request: Request, actor: Annotated[Actor, Depends(require(Perm.CONSENT_READ))],
                   db: TenantDB) -> Response:
     org = db.get(Organisation, actor.org_id)
+    sent = request.query_params.get("sent", "")
     return render(request, "consent/index.html", {
+        "sent": int(sent) if sent.isdigit() else None,
         "purposes": service.list_purposes(db, include_retired=True),
         "notices": service.list_notices(db), "can_manage": actor.can(Perm.CONSENT_MANAGE),
         "kinds": KINDS, "bases": LEGAL_BASES, "slug": org.slug if org else "",
@@ -474,8 +515,11 @@ def console_create_purpose(
     description_en: Annotated[str, Form(max_length=4000)] = "",
     retention: Annotated[str, Form(max_length=300)] = "",
     cookies: Annotated[str, Form(max_length=4000)] = "",
+    data_categories: Annotated[str, Form(max_length=2000)] = "",
+    scripts: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
-    """``cookies``: one per line, ``name | provider | duration``."""
+    """``cookies``: one per line, ``name | provider | duration``; ``data_categories`` separated by
+    commas; ``scripts`` one address per line."""
     parsed = []
     for line in cookies.splitlines():
         parts = [p.strip() for p in line.split("|")]
@@ -485,9 +529,32 @@ def console_create_purpose(
     data = PurposeInput(key=key, kind=kind, legal_basis=legal_basis, name_nb=name_nb,
                         name_en=name_en, description_nb=description_nb,
                         description_en=description_en, retention=retention, cookies=tuple(parsed),
+                        data_categories=tuple(c.strip() for c in data_categories.split(",")
+                                              if c.strip()),
+                        scripts=tuple(x.strip() for x in scripts.splitlines() if x.strip()),
                         in_banner=bool(parsed) and kind != "necessary")
     service.create_purpose(db, org_id=actor.org_id, data=data, actor_user_id=actor.user_id)
     return RedirectResponse("/console/consent", status_code=303)
+
+
+@pages.post("/console/consent/purposes/{purpose_key}/retire")
+def console_retire_purpose(request: Request, purpose_key: str, *,
+                           actor: Annotated[Actor, Depends(require(Perm.CONSENT_MANAGE))],
+                           db: TenantDB) -> Response:
+    service.retire_purpose(db, key=purpose_key, actor_user_id=actor.user_id)
+    return RedirectResponse("/console/consent", status_code=303)
+
+
+@pages.post("/console/consent/newsletter")
+def console_newsletter_issue(
+    request: Request, background: BackgroundTasks, *,
+    actor: Annotated[Actor, Depends(require(Perm.CONSENT_MANAGE))], db: TenantDB,
+    subject: Annotated[str, Form(max_length=200)], body: Annotated[str, Form(max_length=100_000)],
+    lang: Annotated[Literal["nb", "en"], Form()] = "nb",
+) -> Response:
+    count = _send_issue(request, db, actor, subject=subject, text=body, lang=lang)
+    background.add_task(deliver_pending, request.app.state.db)
+    return RedirectResponse(f"/console/consent?sent={count}", status_code=303)
 
 
 @pages.post("/console/consent/notices")

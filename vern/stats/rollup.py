@@ -62,6 +62,8 @@ VisitKey = tuple[str, str, str]  # site, day, visitor
 @dataclass
 class Plan:
     visits: dict[VisitKey, VisitState] = field(default_factory=dict)
+    # Visits that a later visit of the same visitor in the same batch replaced in ``visits``.
+    ended: list[VisitState] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     daily: dict[tuple[str, str, str], list[int]] = field(
         default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0, 0]))
@@ -82,6 +84,8 @@ def plan(views: Iterable[PageView], existing: dict[VisitKey, VisitState], gap: t
         if state is None or view.at - state.last_at > gap:
             if state is None:
                 totals[1] += 1
+            elif state.new or state.changed:
+                result.ended.append(state)  # still to be written
             state = VisitState(new_id(), view.org_id, view.site_id, day, view.visitor,
                                view.at, view.at, 1, new=True)
             result.visits[key] = state
@@ -141,8 +145,9 @@ def load_visits(session: Session, views: Sequence[PageView]) -> dict[VisitKey, V
 
 
 def write(session: Session, result: Plan) -> None:
-    new = [v for v in result.visits.values() if v.new]
-    changed = [v for v in result.visits.values() if v.changed and not v.new]
+    every = [*result.ended, *result.visits.values()]
+    new = [v for v in every if v.new]
+    changed = [v for v in every if v.changed and not v.new]
     conn = session.connection()
     if new:
         conn.execute(insert(_VISITS), [

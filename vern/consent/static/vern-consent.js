@@ -1,5 +1,6 @@
 /* Vern consent banner. One script tag, no dependencies:
  *   <script src="https://VERN/c/vern-consent.js" data-org="ORG-SLUG" async></script>
+ * Host links: data-vern-consent="open" (change the choice), ="withdraw" (one click withdraws).
  * Nothing non-essential runs before a choice: tagged scripts and iframes stay inert
  * (<script type="text/plain" data-category="statistics" src="…">, <iframe data-category="marketing"
  * data-src="…">) until their category is allowed. Global Privacy Control is read before anything
@@ -214,8 +215,13 @@
       b.onclick = open;
       document.body.appendChild(b);
     }
-    Array.prototype.forEach.call(document.querySelectorAll("[data-vern-consent='open']"), function (e) {
-      e.addEventListener("click", function (ev) { ev.preventDefault(); open(); });
+    Array.prototype.forEach.call(document.querySelectorAll("[data-vern-consent]"), function (e) {
+      var act = e.getAttribute("data-vern-consent");
+      e.addEventListener("click", function (ev) {
+        ev.preventDefault();
+        /* "withdraw": one click takes every consent back, as easy as giving it. */
+        if (act === "withdraw") window.VernConsent.withdraw(); else open();
+      });
     });
   }
 
