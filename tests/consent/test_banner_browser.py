@@ -311,3 +311,30 @@ def test_one_click_withdrawal_from_the_host_link_stops_everything(
     assert page.get_by_role("dialog").count() == 0  # a withdrawal is a choice: no nagging
     assert _wait_records(db, personas.tenant_a, 4, page)[2:] == [
         ("marketing", "withdrawn", "banner-withdraw"), ("statistics", "withdrawn", "banner-withdraw")]
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_global_privacy_control_overrides_an_earlier_consent_before_anything_runs(
+        db: Database, personas: Personas, sites: tuple[str, str], browser: Any) -> None:
+    _vern, host = sites
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(host + "/")
+    page.get_by_role("button", name="Accept all").click()
+    _until(page, "window.__tracked === 1")
+    assert _wait_records(db, personas.tenant_a, 2, page)[-1][1] == "granted"
+    page.close()
+    context.add_init_script(  # the browser now sends GPC
+        "Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', {get: () => true})")
+    page = context.new_page()
+    page.goto(host + "/")
+    page.get_by_role("button", name="Cookie settings").wait_for()
+    assert page.evaluate("window.__tracked") is None
+    assert not {"_track", "_ads_id"} & set(_cookies(page))
+    assert _wait_records(db, personas.tenant_a, 4, page)[2:] == [
+        ("marketing", "withdrawn", "gpc"), ("statistics", "withdrawn", "gpc")]
+    page.reload()  # the refusal stands; no new record, no dialog
+    page.get_by_role("button", name="Cookie settings").wait_for()
+    assert page.get_by_role("dialog").count() == 0 and page.evaluate("window.__tracked") is None
+    assert len(_records(db, personas.tenant_a)) == 4
+    context.close()

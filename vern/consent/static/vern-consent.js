@@ -119,7 +119,7 @@
 
   function decide(choices, method) {
     var was = allowed;
-    state = { s: (state && state.s) || newId(), v: cfg.version, c: choices, t: Date.now() };
+    state = { s: (state && state.s) || newId(), v: cfg.version, c: choices, t: Date.now(), g: gpc };
     write(state);
     allowed = {};
     cfg.purposes.forEach(function (p) { allowed[p.key] = p.required || choices[p.key] === true; });
@@ -225,16 +225,26 @@
     });
   }
 
+  function granting(c) {
+    return Object.keys(c || {}).some(function (k) { return c[k] === true; });
+  }
+
   function start(config) {
     cfg = config;
-    var current = state && state.v === cfg.version && state.s;
+    /* A stored choice holds for its policy version - except that a consent given before the
+     * browser sent Global Privacy Control gives way to it (a choice made with GPC on stands). */
+    var current = state && state.v === cfg.version && state.s && !(gpc && !state.g && granting(state.c));
     if (current) {
       cfg.purposes.forEach(function (p) { allowed[p.key] = p.required || state.c[p.key] === true; });
       gtag("consent", "update", signals());
       activate();
     } else if (gpc) {
-      /* Global Privacy Control: a refusal made by the browser, recorded like any other. */
-      cfg.purposes.forEach(function (p) { allowed[p.key] = !!p.required; });
+      /* Global Privacy Control: a refusal made by the browser, recorded like any other; the
+       * cookies of an earlier consent go now, before anything tagged could run. */
+      cfg.purposes.forEach(function (p) {
+        if (!p.required && state && state.c && state.c[p.key] === true) removeCookies(p);
+        allowed[p.key] = !!p.required;
+      });
       decide(all(false), "gpc");
     } else {
       cfg.purposes.forEach(function (p) { allowed[p.key] = !!p.required; });
