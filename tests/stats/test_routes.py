@@ -40,7 +40,8 @@ def test_a_beacon_is_counted_and_shows_in_the_report(
     assert csv_res.headers["content-type"].startswith("text/csv")
     page = alice.get(f"/console/stats/{site}?interval=month&days=90")
     assert page.status_code == 200
-    assert "<svg" in page.text and "/om-oss" in page.text
+    assert page.text.count("<svg") == 3 and "/om-oss" in page.text  # views/visitors, bounce, visit
+    assert 'id="bounce-title"' in page.text and 'id="duration-title"' in page.text
 
 
 def test_do_not_track_and_gpc_are_respected(app: Any, db: Database, personas: Personas) -> None:

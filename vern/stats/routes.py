@@ -27,7 +27,7 @@ from vern.console.templating import gettext, pick_locale, render
 from vern.db import Scope, utcnow
 from vern.errors import InvalidInput
 from vern.stats import report, service
-from vern.stats.chart import series_svg
+from vern.stats.chart import metric_svg, series_svg
 from vern.stats.ingest import Ingestor, Rejected, ingestor_for
 from vern.stats.ip import truncate_ip
 from vern.stats.models import PublicReject, StatsSite
@@ -244,7 +244,12 @@ def console_report(request: Request, stats_site: str, *,
     chart = series_svg(rep.series, title=gettext(locale, "Page views and visitors"),
                        pageviews_label=gettext(locale, "Page views"),
                        visitors_label=gettext(locale, "Visitors"))
+    bounce = metric_svg(rep.series, [round(b.bounce_rate * 100, 1) for b in rep.series],
+                        title=gettext(locale, "Bounce rate"), unit="%", chart_id="bounce")
+    duration = metric_svg(rep.series, [b.avg_duration_s for b in rep.series],
+                          title=gettext(locale, "Average visit"), unit="s", chart_id="duration")
     return render(request, "stats/report.html", {
-        "site": site, "report": rep, "chart": chart, "interval": interval, "days": days,
+        "site": site, "report": rep, "chart": chart, "bounce_chart": bounce,
+        "duration_chart": duration, "interval": interval, "days": days,
         "base_url": request.app.state.settings.base_url,
     })
