@@ -163,22 +163,27 @@ async def _csrf_checked(request: Request, caller: CallerDep) -> Caller:
     return caller
 
 
+def permitted_actor(caller: Caller, needed: frozenset[Perm]) -> Actor:
+    """The check of ``require``: the caller's actor if it holds every permission in ``needed``."""
+    if caller.via == "session":
+        if caller.mfa_pending:
+            raise MfaRequired()
+        if caller.must_enrol_mfa:
+            raise MfaEnrolmentRequired()
+        if caller.password_expired:
+            raise PasswordChangeRequired()
+    if caller.actor is None:
+        raise Unauthenticated()
+    if not needed <= caller.actor.perms:
+        raise Forbidden()
+    return caller.actor
+
+
 def require(*perms: Perm) -> Callable[..., Awaitable[Actor]]:
     needed = frozenset(perms)
 
     async def dependency(caller: Annotated[Caller, Depends(_csrf_checked)]) -> Actor:
-        if caller.via == "session":
-            if caller.mfa_pending:
-                raise MfaRequired()
-            if caller.must_enrol_mfa:
-                raise MfaEnrolmentRequired()
-            if caller.password_expired:
-                raise PasswordChangeRequired()
-        if caller.actor is None:
-            raise Unauthenticated()
-        if not needed <= caller.actor.perms:
-            raise Forbidden()
-        return caller.actor
+        return permitted_actor(caller, needed)
 
     dependency.__vern_access__ = Access("perm", needed)  # type: ignore[attr-defined]
     dependency.__name__ = "require_" + "_".join(p.value.replace(".", "_") for p in perms)
