@@ -432,10 +432,11 @@ def api_retire_purpose(purpose_key: str,
 
 
 class OneHopRoute(APIRoute):
-    """For the product's hot read: FastAPI's dependency solving is skipped and the endpoint, which
-    takes the bare request, resolves the caller and checks the route's declared access rule itself
-    - with the same functions as the dependencies - together with its look-up, in one hop to a
-    worker thread. The declared rule stays on the route for the role matrix."""
+    """For the product's hot read: FastAPI's dependency solving is skipped. The endpoint takes
+    the request and its path parameters, and resolves the caller and checks the route's declared
+    access rule (handed over as ``request.state.access``) itself - with the same functions as the
+    dependencies - together with its look-up, in one hop to a worker thread. The declared rule
+    stays on the route for the role matrix."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         endpoint = self.endpoint
@@ -445,44 +446,47 @@ class OneHopRoute(APIRoute):
         needed = rules[0].perms
 
         async def route(request: Request) -> Response:
-            response: Response = await endpoint(request, needed)
+            request.state.access = needed
+            response: Response = await endpoint(request, **request.path_params)
             return response
 
         return route
 
 
-async def api_decisions(request: Request, needed: frozenset[Perm]) -> Response:
+async def api_decisions(request: Request, consent_subject: str) -> Response:
     """May the product use each purpose for this subject? With ``?purpose=`` one answer.
 
     The hot path of the product's checks (``vern.sdk.ConsentClient.may_use``): caller, access
     rule and decision in one worker-thread hop, the decision in a transaction scoped to the
     caller's organisation."""
-    subject = request.path_params["consent_subject"]
     purpose = request.query_params.get("purpose")
     database: Database = request.app.state.db
     settings = request.app.state.settings
+    needed: frozenset[Perm] = request.state.access
 
     def lookup() -> dict[str, Any] | None:
         actor = permitted_actor(resolve_caller(request, database, settings), needed)
-        service.check_subject(subject)
+        service.check_subject(consent_subject)
         if purpose is not None and not 0 < len(purpose) <= 40:
             raise InvalidInput.on("purpose", "a purpose key")
         with database.transaction(Scope.tenant(actor.org_id)) as session:
             if purpose is not None:
-                return service.decision(session, subject, purpose)
-            return service.decisions(session, subject)
+                return service.decision(session, consent_subject, purpose)
+            return service.decisions(session, consent_subject)
 
     found = await run_in_threadpool(lookup)
     if found is None:
         raise NotFound(detail="no such purpose")
     if purpose is not None:
-        return JSONResponse({"subject": subject, "purpose": purpose, **found})
-    return JSONResponse({"subject": subject, "purposes": found})
+        return JSONResponse({"subject": consent_subject, "purpose": purpose, **found})
+    return JSONResponse({"subject": consent_subject, "purposes": found})
 
 
-router.add_api_route("/api/v1/consent/{consent_subject}", api_decisions, methods=["GET"],
-                     route_class_override=OneHopRoute,
-                     dependencies=[Depends(require(Perm.CONSENT_READ))])
+router.add_api_route(
+    "/api/v1/consent/{consent_subject}", api_decisions, methods=["GET"],
+    route_class_override=OneHopRoute, dependencies=[Depends(require(Perm.CONSENT_READ))],
+    openapi_extra={"parameters": [{"name": "purpose", "in": "query", "required": False,
+                                   "schema": {"type": "string", "maxLength": 40}}]})
 
 
 @router.get("/api/v1/consent/{consent_subject}/history")
