@@ -132,7 +132,7 @@ def test_a_real_vern_serve_process_never_writes_or_prints_the_full_address(
         url = f"http://127.0.0.1:{port}"
         transport = httpx.HTTPTransport(local_address=VISITOR, retries=50)
         with httpx.Client(base_url=url, transport=transport, timeout=10) as visitor:
-            for _ in range(100):  # wait for the server to listen (bounded)
+            for _ in range(300):  # wait for the server to listen (bounded: 30 s)
                 try:
                     visitor.get("/healthz")
                     break
