@@ -115,3 +115,19 @@ def test_public_routes_hand_only_the_truncated_address_to_the_request_audit(
         assert entry["state"]["audit_ip"] == "195.159.103.0", entry["path"]
         assert entry["state"]["client_ip"] == "195.159.103.0", entry["path"]
         assert entry["client"][0] == "195.159.103.0", entry["path"]
+
+
+def test_a_chunked_beacon_is_read_within_the_limit(app: Any, db: Database, personas: Personas) -> None:
+    """Without a declared length the body is read in chunks and refused as soon as it passes the
+    limit; a small chunked beacon is taken as usual."""
+    site = make_site(db, personas.tenant_a)
+    body = json.dumps({"s": site, "u": "/"}).encode()
+    with _client(app) as c:
+        small = c.post("/s/e", content=iter([body[:10], body[10:]]),
+                       headers={"content-type": "text/plain", "user-agent": FIREFOX})
+        big = c.post("/s/e", content=iter([b"x" * 1500, b"x" * 1500]),
+                     headers={"content-type": "text/plain", "user-agent": FIREFOX})
+    assert small.status_code == 204
+    assert big.status_code == 413 and big.headers["x-vern-error"] == "too-large"
+    with db.transaction(Scope.system("test read")) as session:
+        assert len(session.scalars(select(StatsEvent)).all()) == 1
