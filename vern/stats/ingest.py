@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import re
 import threading
 import time
 from collections import Counter
@@ -75,14 +76,21 @@ def parse_beacon(body: bytes, limit: int) -> Beacon:
     return Beacon(site, clean_path(url), referrer_host(ref))
 
 
+_CONTROL = re.compile(r"[\x00-\x1f]")
+_PLAIN_PATH = re.compile(r"/(?!/)[^?#\s]*")
+
+
 def clean_path(url: str) -> str:
     """The path only: query strings and fragments often carry e-mails and tokens; they are cut."""
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:
-        raise Rejected("bad-url") from None
-    path = parts.path or "/"
-    if not path.startswith("/") or any(ord(c) < 32 for c in path):
+    url = url.strip()
+    if _PLAIN_PATH.fullmatch(url):  # what the beacon sends: a bare path, nothing to cut
+        path = url
+    else:
+        try:
+            path = urlsplit(url).path or "/"
+        except ValueError:
+            raise Rejected("bad-url") from None
+    if not path.startswith("/") or _CONTROL.search(path):
         raise Rejected("bad-url")
     return path[:MAX_PATH]
 
