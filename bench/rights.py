@@ -27,6 +27,7 @@ import argparse
 import base64
 import csv
 import hashlib
+import html
 import io
 import json
 import os
@@ -447,7 +448,8 @@ CHILDREN = [
 ]
 
 
-def sql_access(engine: Engine, tenant: str, email: str) -> bytes:
+def sql_access(engine: Engine, tenant: str, email: str) -> tuple[bytes, int]:
+    """The answer to an access request: (the zip, rows found)."""
     out: dict[str, list[dict[str, Any]]] = {}
     with engine.connect() as conn:
         people = [
@@ -510,17 +512,63 @@ def sql_access(engine: Engine, tenant: str, email: str) -> bytes:
                 writer.writeheader()
                 writer.writerows(rows)
                 zf.writestr(f"csv/{table}.csv", csv_out.getvalue())
-    return buffer.getvalue()
+        zf.writestr("summary.html", _sql_summary(out))
+    return buffer.getvalue(), sum(len(rows) for rows in out.values())
 
 
-def sql_erase(engine: Engine, tenant: str, email: str, secret: bytes) -> None:
+# What the script's summary says of each table (the same texts the map gives Vern).
+ABOUT = {
+    "people": ("accounts", "account-lifetime"),
+    "addresses": ("postal address", "account-lifetime"),
+    "enrolments": ("enrolments", "account-lifetime"),
+    "messages": ("messages", "account-lifetime"),
+    "attachments": ("files in messages", "account-lifetime"),
+    "login_events": ("sign-in log", "audit-retention"),
+    "invoices": ("invoices", "legal-5y"),
+    "payments": ("payments", "legal-5y"),
+    "consents": ("consents", "consent-history"),
+    "devices": ("devices", "account-lifetime"),
+    "notes": ("notes about a learner", "account-lifetime"),
+}
+
+
+def _sql_summary(out: dict[str, list[dict[str, Any]]]) -> str:
+    """The readable summary the answer must have (purposes, recipients, retention, the rows),
+    written by hand: string formatting with escaping, no template engine."""
+    parts = [
+        "<!doctype html><html lang='nb'><head><meta charset='utf-8'><title>Dine personopplysninger"
+        "</title></head><body><h1>Dine personopplysninger</h1>"
+        "<p>Mottakere: Hosting provider (Norway)</p>"
+    ]
+    for table, rows in out.items():
+        if not rows:
+            continue
+        purpose, retention = ABOUT[table]
+        columns = list(rows[0])
+        parts.append(
+            f"<h2>{html.escape(table)}</h2><dl><dt>Formål</dt><dd>{html.escape(purpose)}</dd>"
+            f"<dt>Lagres</dt><dd>{html.escape(retention)}</dd><dt>Rader</dt><dd>{len(rows)}</dd></dl>"
+            "<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr>"
+        )
+        for row in rows:
+            cells = "".join(f"<td>{html.escape('' if row[c] is None else str(row[c]))}</td>" for c in columns)
+            parts.append(f"<tr>{cells}</tr>")
+        parts.append("</table>")
+    parts.append("<p>Du kan be om retting, sletting eller begrensning, og klage til Datatilsynet.</p>")
+    return "".join(parts) + "</body></html>"
+
+
+def sql_erase(engine: Engine, tenant: str, email: str, secret: bytes) -> int:
+    """The erasure in one product transaction; returns the rows it deleted or changed (the
+    benchmark checks that Vern's run of the twin person touched as many)."""
     p = {"t": tenant}
+    hit = 0
     with engine.begin() as conn:
         person = conn.execute(
             text("SELECT id, email FROM people WHERE tenant_id = :t AND email = :e"), p | {"e": email}
         ).first()
         if person is None:
-            return
+            return 0
         pid = person[0]
         ref = hashlib.sha256(email.encode()).hexdigest()
         mids = [
@@ -536,22 +584,27 @@ def sql_erase(engine: Engine, tenant: str, email: str, secret: bytes) -> None:
             ),
             p | {"p": pid, "e": email},
         ).all()
+
+        def write(stmt: Any, params: dict[str, Any]) -> None:
+            nonlocal hit
+            hit += conn.execute(stmt, params).rowcount
+
         for table in ("addresses", "enrolments", "login_events", "consents", "devices"):
-            conn.execute(text(f"DELETE FROM {table} WHERE tenant_id = :t AND person_id = :p"), p | {"p": pid})
+            write(text(f"DELETE FROM {table} WHERE tenant_id = :t AND person_id = :p"), p | {"p": pid})
         if mids:
-            conn.execute(
+            write(
                 text(
                     "UPDATE attachments SET filename = '[slettet]' WHERE tenant_id = :t AND "
                     f"message_id IN ({','.join(map(str, mids))})"
                 ),
                 p,
             )
-        conn.execute(
+        write(
             text("UPDATE messages SET body = '[slettet]', ip = NULL WHERE tenant_id = :t AND sender_id = :p"),
             p | {"p": pid},
         )
         if invoices:
-            conn.execute(
+            write(
                 text(
                     "UPDATE payments SET bank_account = NULL WHERE tenant_id = :t AND "
                     f"invoice_id IN ({','.join(str(i[0]) for i in invoices)})"
@@ -559,7 +612,7 @@ def sql_erase(engine: Engine, tenant: str, email: str, secret: bytes) -> None:
                 p,
             )
         for inv_id, payer_email in invoices:
-            conn.execute(
+            write(
                 text(
                     "UPDATE invoices SET payer_name = :n, payer_email = :m WHERE tenant_id = :t AND id = :i"
                 ),
@@ -570,17 +623,18 @@ def sql_erase(engine: Engine, tenant: str, email: str, secret: bytes) -> None:
                     "n": "Anonymisert " + pseudonym_id(secret, ref),
                 },
             )
-        conn.execute(
+        write(
             text("UPDATE notes SET text = '[slettet]' WHERE tenant_id = :t AND person_id = :p"),
             p | {"p": pid},
         )
-        conn.execute(
+        write(
             text(
                 "UPDATE people SET email = :m, name = :n, phone = NULL, postcode = NULL "
                 "WHERE tenant_id = :t AND id = :p"
             ),
             p | {"p": pid, "m": hmac_value(secret, email, None), "n": "Slettet " + pseudonym_id(secret, ref)},
         )
+    return hit
 
 
 # -- the run ----------------------------------------------------------------------------------------
@@ -607,6 +661,19 @@ def _requests(database: Database, org_id: str, kind: str, emails: list[str]) -> 
                 service.approve(session, req.id, actor_user_id=None)
             ids.append(req.id)
     return ids
+
+
+def _same_rows(database: Database, request_id: str, what: str, script: int) -> None:
+    """The script must do the same work as Vern: as many rows found (access) or written (erasure)
+    for a person of the same shape. Checked outside the timing; a mismatch stops the run."""
+    from vern.rights.models import RightsRequest
+
+    with database.transaction(Scope.system("bench check")) as session:
+        req = session.get(RightsRequest, request_id)
+        assert req is not None and req.summary is not None
+        vern = req.summary["databases"]["product.main"][what]
+    if vern != script:
+        raise AssertionError(f"{what}: Vern {vern}, the SQL script {script}: not the same work")
 
 
 def _parallel_batch(
@@ -679,8 +746,9 @@ def run_backend(
         assert service.run(database, rid, data_map=data_map, urls=urls) == "done"
         t_access.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        sql_access(product, tenant, email)
+        _zip, found = sql_access(product, tenant, email)
         t_sql_access.append(time.perf_counter() - t0)
+        _same_rows(database, rid, "rows_found", found)  # a fair script: the same rows found
 
     erase_ids = _requests(database, org_id, "erasure", erase_p)
     sql_people = people[:samples]  # erased by SQL after they were read above: same rows, same work
@@ -690,8 +758,9 @@ def run_backend(
         assert service.run(database, rid, data_map=data_map, urls=urls) == "done"
         t_erase.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        sql_erase(product, tenant, other, secret)
+        hit = sql_erase(product, tenant, other, secret)
         t_sql_erase.append(time.perf_counter() - t0)
+        _same_rows(database, rid, "rows_done", hit)  # the same rows deleted or changed
 
     batch_ids = _requests(database, org_id, "erasure", batch_p)
     t0 = time.perf_counter()
@@ -732,6 +801,12 @@ def _pg_database(name: str, *, fresh: bool) -> str:
     return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
 
 
+def _remove_sqlite(url: str) -> None:
+    path = Path(url.removeprefix("sqlite:///"))
+    for extra in ("", "-wal", "-shm", "-journal"):
+        path.with_name(path.name + extra).unlink(missing_ok=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -739,6 +814,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="20,000 people, 20 samples, 100 erasures")
     parser.add_argument("--people", type=int, default=None)
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument(
+        "--clean",
+        action="store_true",
+        help="also remove the generated product databases (kept by default for the next run)",
+    )
     args = parser.parse_args()
     n = args.people or (20_000 if args.quick else 1_000_000)
     samples, batch = (20, 100) if args.quick else (50, 1000)
@@ -753,14 +833,25 @@ def main() -> None:
         else:
             vern_url = _pg_database(f"vern_bench_rights_vern_{stamp}", fresh=True)
             product_url = _pg_database(f"vern_bench_rights_product_{n}", fresh=False)
-        results[backend] = run_backend(backend, vern_url, product_url, n, samples, batch)
-        if backend == "sqlite":
-            Path(vern_url.removeprefix("sqlite:///")).unlink(missing_ok=True)
-        else:
-            admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "vern_bench_rights_vern_{stamp}" WITH (FORCE)'))
-            admin.dispose()
+        try:
+            results[backend] = run_backend(backend, vern_url, product_url, n, samples, batch)
+        finally:  # Vern's database always goes; the product database only with --clean
+            forget(product_url)
+            if backend == "sqlite":
+                _remove_sqlite(vern_url)
+                if args.clean:
+                    _remove_sqlite(product_url)
+            else:
+                admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+                with admin.connect() as conn:
+                    conn.execute(
+                        text(f'DROP DATABASE IF EXISTS "vern_bench_rights_vern_{stamp}" WITH (FORCE)')
+                    )
+                    if args.clean:
+                        conn.execute(
+                            text(f'DROP DATABASE IF EXISTS "vern_bench_rights_product_{n}" WITH (FORCE)')
+                        )
+                admin.dispose()
         print(f"{backend}: {json.dumps(results[backend])}", file=sys.stderr)
     if args.quick:
         results["size"] = f"quick: {n:,} people, {results[next(iter(results))]['rows']:,} rows"

@@ -53,6 +53,12 @@ def test_a_map_is_checked_published_and_an_erasure_run_and_replayed(tmp_path: Pa
         "LAERBAR_DATABASE_URL": product_url,
     }
 
+    scanned = run(
+        ["datamap", "scan", product_url, "--system", "laerbar", "-o", str(tmp_path / "draft.yaml")], env
+    )
+    assert scanned.returncode == 0, scanned.stderr
+    draft = (tmp_path / "draft.yaml").read_text(encoding="utf-8")
+    assert "user.government_id.national_id" in draft and "school_id" in draft and "TODO" in draft
     checked = run(["datamap", "check", str(tmp_path / "laerbar.yaml")], env)
     assert checked.returncode == 0, checked.stderr
     assert run(["datamap", "publish", str(tmp_path / "laerbar.yaml")], env).returncode == 0
@@ -74,13 +80,43 @@ def test_a_map_is_checked_published_and_an_erasure_run_and_replayed(tmp_path: Pa
     assert filed.returncode == 0, filed.stderr
     request_id = re.search(r"request (\S+) is awaiting_approval", filed.stdout).group(1)  # type: ignore[union-attr]
     assert run(["rights", "approve", request_id], env).returncode == 0
+    import shutil
+
+    shutil.copy(product, tmp_path / "backup.db")  # last night's backup, from before the erasure
     ran = run(["rights", "run", request_id], env)
     assert ran.returncode == 0, ran.stderr
     assert "done" in ran.stdout and "laerbar.main" in ran.stdout
+    assert "━" in ran.stderr  # the Rich progress bar
 
     replayed = run(["rights", "replay", "--database", "main", "--since", "2020-01-01T00:00:00"], env)
     assert replayed.returncode == 0, replayed.stderr
-    assert "0 rows erased again" in replayed.stdout
+    assert "0 rows erased again" in replayed.stdout  # nothing to do: the erased rows are recognised
+    shutil.copy(tmp_path / "backup.db", product)  # the restore brings the person back
+    restored = run(["rights", "replay", "--database", "main", "--since", "2020-01-01T00:00:00"], env)
+    assert restored.returncode == 0, restored.stderr
+    erased = re.search(r"(\d+) rows erased again", restored.stdout)
+    assert erased is not None and int(erased.group(1)) > 0, restored.stdout
+    assert "users: 1" in restored.stdout
+
+    nobody = run(
+        [
+            "rights",
+            "file",
+            "--org",
+            "fjellheim",
+            "--kind",
+            "access",
+            "--email",
+            "ingen@example.com",
+            "--attested",
+            "Pass kontrollert",
+        ],
+        env,
+    )
+    nobody_id = re.search(r"request (\S+) is queued", nobody.stdout).group(1)  # type: ignore[union-attr]
+    answered = run(["rights", "run", nobody_id], env)
+    assert answered.returncode == 0, answered.stderr
+    assert "match no one in the connected databases" in answered.stdout.replace("\n", " ")
 
 
 def test_check_fails_and_names_the_place_of_a_broken_map(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from tests.rights.conftest import Product, file_request, request_row
 from vern.datamap.connect import engine_for
 from vern.db import Database, Scope
 from vern.rights import demo, service
-from vern.rights.models import LedgerEntry, Package
+from vern.rights.models import LedgerEntry, Package, Task
 
 
 def _rows(product: Product, table, **where):  # type: ignore[no-untyped-def]
@@ -139,11 +139,18 @@ def test_it_writes_a_ledger_of_keyed_hashes_only(
     with sqlite_db.transaction(Scope.system("test")) as session:
         entries = list(session.scalars(select(LedgerEntry).where(LedgerEntry.request_id == request_id)))
         plans = session.scalar(select(func.count()).select_from(Package))
-    assert {e.table_name for e in entries} >= {"users", "invoices", "messages", "login_events"}
-    assert all(e.done_at is not None for e in entries)
-    text = json.dumps([e.match_hashes for e in entries])
+        tasks = list(session.scalars(select(Task).where(Task.request_id == request_id)))
+    assert [(e.database, e.table_name) for e in entries] == [("laerbar.main", "*")]  # one per database
+    (entry,) = entries
+    assert set(entry.match_hashes["tables"]) >= {"users", "invoices", "messages", "login_events"}
+    assert entry.done_at is not None and entry.rows >= 5
+    text = json.dumps(entry.match_hashes) + entry.subject_ref + entry.tenant_value
     assert person["email"] not in text and person["name"] not in text
-    assert plans == 0
+    assert all(
+        h[:2] in ("m:", "w:") and len(h) == 66 for t in entry.match_hashes["tables"].values() for h in t
+    )
+    assert plans == 0  # no package for an erasure
+    assert tasks and all(t.plan is None and t.status == "done" for t in tasks)  # the plan is forgotten
 
 
 def test_it_rectifies_the_mapped_fields(sqlite_db: Database, world: Personas, product: Product) -> None:
@@ -215,3 +222,52 @@ def test_the_download_link_expires_and_every_download_is_audited(
             session.scalars(select(AuditEvent.outcome).where(AuditEvent.action == "rights.package.download"))
         )
     assert outcomes == ["success", "failure"]
+
+
+def test_it_finds_the_person_by_national_id_or_phone_however_it_is_written(
+    sqlite_db: Database, world: Personas, product: Product
+) -> None:
+    person = product.person(world.tenant_a, 2)
+    digits = person["phone"].replace("+47", "").replace(" ", "")  # stored as "+47 9xxxxxxx"
+    spaced_nid = f"{person['national_id'][:6]} {person['national_id'][6:]}"
+    for identities in ({"national_id": spaced_nid}, {"phone": f"{digits[:3]} {digits[3:5]} {digits[5:]}"}):
+        request_id = file_request(sqlite_db, world.tenant_a, "access", identities)
+        assert service.run(sqlite_db, request_id, data_map=product.data_map, urls=product.urls) == "done"
+        with sqlite_db.transaction(Scope.system("test")) as session:
+            pkg = session.scalars(select(Package).where(Package.request_id == request_id)).one()
+            assert pkg.body is not None and pkg.body.value is not None
+            body = __import__("base64").b64decode(pkg.body.value)
+        doc = json.loads(zipfile.ZipFile(io.BytesIO(body)).read("data.json"))
+        users = doc["systems"]["laerbar"]["databases"]["main"]["users"]["rows"]
+        assert [u["email"] for u in users] == [person["email"]], identities
+        assert request_row(sqlite_db, request_id).summary["rows_found"] > 1  # type: ignore[index]
+
+
+def test_the_summary_is_in_english_when_the_person_asked_in_english(
+    sqlite_db: Database, world: Personas, sqlite_product: Product
+) -> None:
+    person = sqlite_product.person(world.tenant_a, 1)
+    with sqlite_db.transaction(Scope.tenant(world.tenant_a)) as session:
+        req = service.create_request(
+            session,
+            org_id=world.tenant_a,
+            kind="portability",
+            identities={"email": person["email"]},
+            channel="staff",
+            locale="en",
+            verified_by="attested",
+            details={"note": "Passport checked"},
+        )
+        request_id = req.id
+
+    assert (
+        service.run(sqlite_db, request_id, data_map=sqlite_product.data_map, urls=sqlite_product.urls)
+        == "done"
+    )
+
+    with sqlite_db.transaction(Scope.tenant(world.tenant_a)) as session:
+        body, _name = service.download_for_staff(session, request_id, actor_user_id=None)
+    html = zipfile.ZipFile(io.BytesIO(body)).read("summary.html").decode()
+    assert '<html lang="en">' in html and "Your personal data" in html
+    assert "Purpose" in html and "Recipients" in html and "Kept" in html and "Datatilsynet" in html
+    assert "Kept five years" in html and person["name"] in html and "Formål" not in html

@@ -52,21 +52,23 @@ def _erase(database: Database, world: Personas, url: str, email: str, **kwargs: 
         request_id,
         data_map=load_map(demo.map_text()),
         urls={"laerbar.main": url},
-        batch_rows=4,
-        **kwargs,
+        **({"batch_rows": 4} | kwargs),
     )
     return request_id, status
 
 
+@pytest.mark.parametrize("batch_rows", [4, 500], ids=["in-chunks", "one-transaction"])
 def test_it_finishes_exactly_once_after_a_crash_at_every_step(
-    sqlite_db: Database, world: Personas, tmp_path: Path
+    sqlite_db: Database, world: Personas, tmp_path: Path, batch_rows: int
 ) -> None:
     email = demo.person(1, __import__("random").Random(7))["email"]
     reference = _product(tmp_path, "reference.db", world)
     steps: list[str] = []
-    _erase(sqlite_db, world, reference, email, on_step=steps.append)
+    _erase(sqlite_db, world, reference, email, on_step=steps.append, batch_rows=batch_rows)
     expected = _state(reference)
-    assert len(steps) >= 8, steps  # several batches, so crashes land between them
+    # in chunks: several product transactions, so crashes land between them; in one: the plan,
+    # the product transaction, and checkpoint with finish together
+    assert len(steps) >= (8 if batch_rows == 4 else 5), steps
 
     for k, step in enumerate(steps):
         url = _product(tmp_path, f"crash{k}.db", world)
@@ -79,9 +81,14 @@ def test_it_finishes_exactly_once_after_a_crash_at_every_step(
             seen.append(name)
 
         with pytest.raises(Crash):
-            _erase(sqlite_db, world, url, email, on_step=die_at)
+            _erase(sqlite_db, world, url, email, on_step=die_at, batch_rows=batch_rows)
         request_id = _latest_request(sqlite_db)
-        assert request_row(sqlite_db, request_id).status == "running", step
+        # the claim commits together with the plans: before them nothing has changed; in one
+        # transaction, the checkpoint commits with the finish
+        planned = any(name.startswith("planned:") for name in [*seen, step])
+        finished = batch_rows == 500 and k == len(steps) - 1
+        status = request_row(sqlite_db, request_id).status
+        assert status == ("queued" if not planned else "done" if finished else "running"), step
 
         status = service.run(
             sqlite_db,
@@ -89,16 +96,18 @@ def test_it_finishes_exactly_once_after_a_crash_at_every_step(
             data_map=load_map(demo.map_text()),
             urls={"laerbar.main": url},
             resume=True,
-            batch_rows=4,
+            batch_rows=batch_rows,
         )
 
         assert status == "done", step
         assert _state(url) == expected, f"crash at step {k} ({step})"
+        summary = request_row(sqlite_db, request_id).summary
+        assert summary is not None and summary["databases"]["laerbar.main"]["status"] == "done", step
         with sqlite_db.transaction(Scope.system("test")) as session:
             entries = session.scalar(
                 select(func.count()).select_from(LedgerEntry).where(LedgerEntry.request_id == request_id)
             )
-        assert entries == 6  # every table but deviation_reports (the teacher reported nothing)
+        assert entries == 1  # one ledger entry per erased person and database
         forget(url)
 
 
@@ -156,7 +165,7 @@ def test_it_finishes_after_the_process_is_killed(
     )
 
     assert child.returncode == -signal.SIGKILL, child.stderr
-    assert request_row(sqlite_db, request_id).status == "running"
+    assert request_row(sqlite_db, request_id).status == "running"  # killed after the plans
     status = service.run(
         sqlite_db,
         request_id,
@@ -260,4 +269,38 @@ def test_one_failing_person_in_a_batch_fails_only_their_request(
     assert [results[i] for i in ids] == ["done", "partial", "done"]
     summary = request_row(sqlite_db, ids[1]).summary
     assert summary is not None and "locked" in summary["databases"]["laerbar.main"]["error"]
+    forget(url)
+
+
+def test_a_runner_that_read_a_request_before_another_claimed_it_does_nothing(
+    sqlite_db: Database, world: Personas, tmp_path: Path
+) -> None:
+    from vern.rights.engine import Engine
+    from vern.rights.runtime import secret
+
+    email = demo.person(1, __import__("random").Random(7))["email"]
+    url = _product(tmp_path, "race.db", world)
+    data_map = load_map(demo.map_text())
+    request_id = file_request(sqlite_db, world.tenant_a, "erasure", {"email": email})
+    late = Engine(sqlite_db, data_map, secret(), urls={"laerbar.main": url})
+    jobs, skipped = service._load_jobs(late, [request_id], resume=False, strict=True)
+    assert not skipped and jobs[0].status == "queued"
+
+    # meanwhile another runner claims the request and finishes it
+    assert service.run(sqlite_db, request_id, data_map=data_map, urls={"laerbar.main": url}) == "done"
+    finished = _state(url)
+    with sqlite_db.transaction(Scope.system("test")) as session:
+        entries = session.scalar(
+            select(func.count()).select_from(LedgerEntry).where(LedgerEntry.request_id == request_id)
+        )
+
+    late.process(jobs)  # reads the erased rows, then finds the request changed: claims nothing
+
+    assert not jobs[0].claimed
+    assert request_row(sqlite_db, request_id).status == "done"
+    assert _state(url) == finished
+    with sqlite_db.transaction(Scope.system("test")) as session:
+        assert entries == session.scalar(
+            select(func.count()).select_from(LedgerEntry).where(LedgerEntry.request_id == request_id)
+        )
     forget(url)

@@ -213,3 +213,44 @@ def test_staff_file_a_request_on_behalf_of_a_person_in_the_console(
     assert "Data subject requests" in listing.text and made.headers["location"] in listing.text
     missing = alice.post("/console/rights/new", data={"kind": "access", "email": "not-an-address"})
     assert missing.status_code == 422 and "not an e-mail address" in missing.text
+
+
+def test_the_console_shows_what_is_due_and_overdue(
+    laerbar: list[dict[str, Any]], login: Any, personas: Personas, db: Database
+) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from vern.db import utcnow
+    from vern.rights import service
+    from vern.rights.models import RightsRequest
+
+    ids = []
+    with db.transaction(Scope.tenant(personas.tenant_a)) as session:
+        for person in laerbar[:3]:
+            req = service.create_request(
+                session,
+                org_id=personas.tenant_a,
+                kind="access",
+                identities={"email": person["email"]},
+                channel="staff",
+            )
+            ids.append(req.id)
+    now = utcnow()
+    with db.transaction(Scope.system("test: time passes")) as session:
+        for request_id, due in zip(ids, (now - timedelta(days=1), now + timedelta(days=3)), strict=False):
+            session.execute(update(RightsRequest).where(RightsRequest.id == request_id).values(due_at=due))
+    alice = login(personas.alice)
+    alice.headers["Accept-Language"] = "en"
+
+    page = alice.get("/console/rights")
+
+    assert page.status_code == 200
+    assert "Overdue: 1" in page.text and "Due within a week: 1" in page.text
+    rows = {rid: page.text[page.text.index(rid) :].split("</tr>")[0] for rid in ids}
+    assert "(overdue)" in rows[ids[0]]
+    assert "(due soon)" in rows[ids[1]]
+    assert "overdue" not in rows[ids[2]] and "due soon" not in rows[ids[2]]
+    api = alice.get(f"/api/v1/rights/requests/{ids[0]}").json()
+    assert api["due_state"] == "overdue"

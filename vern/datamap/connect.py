@@ -6,6 +6,7 @@ itself. Engines are cached per URL so that reflection and connection pools are r
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from pathlib import Path
@@ -44,6 +45,7 @@ def resolve_url(db: DatabaseDef, overrides: dict[str, str] | None = None) -> str
     raise NoConnection(f"database {db.qualified}: no connection URL (set {where})")
 
 
+@functools.lru_cache(maxsize=256)
 def normalise_url(url: str) -> str:
     """Pick the drivers Vern ships with (psycopg 3, PyMySQL) when a URL names none."""
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 
 from vern.datamap.categories import RETENTION_RULES, is_personal
 
@@ -104,6 +105,10 @@ class Table:
 
     def strategies(self) -> dict[str, Erase]:
         """Fields changed by an erasure (everything but ``keep`` and unstated link columns)."""
+        return self._strategies
+
+    @cached_property
+    def _strategies(self) -> dict[str, Erase]:  # a frozen map: computed once per loaded map
         return {
             name: f.erase
             for name, f in self.fields.items()
@@ -125,6 +130,10 @@ class DatabaseDef:
 
     def dependency_order(self) -> list[str]:
         """Tables with referenced tables first (the order rows are discovered in)."""
+        return list(self._order)
+
+    @cached_property
+    def _order(self) -> tuple[str, ...]:  # a frozen map: computed once per loaded map
         order: list[str] = []
         seen: set[str] = set()
 
@@ -139,7 +148,7 @@ class DatabaseDef:
 
         for name in sorted(self.tables):
             visit(name)
-        return order
+        return tuple(order)
 
 
 @dataclass(frozen=True)

@@ -203,6 +203,8 @@ def _show(request_id: str) -> None:
         )
         if req.error:
             console.print(f"[red]{req.error}[/]")
+        if req.summary and req.summary.get("note"):
+            console.print(f"[yellow]{req.summary['note']}[/]")
         table = Table("database", "status", "rows found", "rows done", "error")
         for part in session.scalars(select(Part).where(Part.request_id == request_id)):
             table.add_row(

@@ -10,12 +10,27 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Column, Connection, Engine, MetaData, Table, and_, delete, or_, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    MetaData,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    null,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import DBAPIError, NoSuchTableError, OperationalError, SQLAlchemyError
 from sqlalchemy.types import Integer, Numeric
 
@@ -50,7 +65,9 @@ def product_db(definition: DatabaseDef, urls: dict[str, str] | None = None) -> P
         raise Unreachable(str(exc)) from exc
     key = (id(engine), definition.qualified)
     found = _products.get(key)
-    if found is None or found.engine is not engine or found.definition != definition:
+    if found is None or found.engine is not engine or (
+        found.definition is not definition and found.definition != definition
+    ):
         found = ProductDB(definition, engine)
         _products[key] = found
     return found
@@ -62,17 +79,24 @@ class ProductDB:
         self.engine = engine
         self._tables: dict[str, Table] = {}
         self._meta = MetaData()
+        self._stmts: dict[tuple[Any, ...], Any] = {}  # prepared statements, per table and shape
+        self._reflecting = threading.Lock()
 
     def table(self, name: str) -> Table:
         found = self._tables.get(name)
         if found is None:
-            try:
-                found = Table(name, self._meta, autoload_with=self.engine)
-            except NoSuchTableError as exc:
-                raise Unreachable(f"table {name} does not exist in {self.definition.qualified}") from exc
-            except OperationalError as exc:
-                raise Unreachable(describe_failure(exc)) from exc
-            self._tables[name] = found
+            with self._reflecting:  # runs in several threads share this object (the worker pool)
+                found = self._tables.get(name)
+                if found is None:
+                    try:
+                        found = Table(name, self._meta, autoload_with=self.engine)
+                    except NoSuchTableError as exc:
+                        raise Unreachable(
+                            f"table {name} does not exist in {self.definition.qualified}"
+                        ) from exc
+                    except OperationalError as exc:
+                        raise Unreachable(describe_failure(exc)) from exc
+                    self._tables[name] = found
         return found
 
     def key_columns(self, mt: MapTable) -> list[str]:
@@ -95,96 +119,233 @@ class ProductDB:
         tenant_value: str,
         conditions: Sequence[tuple[str, Iterable[Any]]],
     ) -> list[dict[str, Any]]:
-        """Rows of ``mt`` in the tenant where any (column IN values) holds."""
+        """Rows of ``mt`` in the tenant where any (column IN values) holds: one statement for all
+        the columns (``col_a IN (…) OR col_b IN (…)``), prepared once per table and columns."""
         table = self.table(mt.name)
-        cols = [table.c[name] for name in mt.fields if name in table.c]
         tenant = coerce(table.c[mt.tenant], tenant_value)
         if tenant is None:
             raise Unreachable(f"tenant key {tenant_value!r} cannot be compared with {mt.name}.{mt.tenant}")
-        keyed: dict[Any, dict[str, Any]] = {}
-        key_cols = self.key_columns(mt)
+        typed: list[tuple[str, list[Any]]] = []
         for column_name, values in conditions:
             column = table.c[column_name]
-            typed = sorted({v for v in (coerce(column, x) for x in values) if v is not None}, key=str)
-            for start in range(0, len(typed), IN_CHUNK):
-                chunk = typed[start : start + IN_CHUNK]
-                cond = column == chunk[0] if len(chunk) == 1 else column.in_(chunk)
-                stmt = select(*cols).where(table.c[mt.tenant] == tenant, cond)
-                for row in conn.execute(stmt).mappings():
-                    record = dict(row)
-                    key = tuple(record[k] for k in key_cols) if key_cols else _row_key(record)
-                    keyed.setdefault(key, record)
+            found = sorted({v for v in (coerce(column, x) for x in values) if v is not None}, key=str)
+            if found:
+                typed.append((column_name, found))
+        if not typed:
+            return []
+        keyed: dict[Any, dict[str, Any]] = {}
+        key_cols = self.key_columns(mt)
+        if all(len(values) <= IN_CHUNK for _c, values in typed):
+            rounds = [typed]
+        else:  # very many values: one column and chunk at a time
+            rounds = [
+                [(name, values[start : start + IN_CHUNK])]
+                for name, values in typed
+                for start in range(0, len(values), IN_CHUNK)
+            ]
+        for cond in rounds:
+            shape = tuple((name, len(values) == 1) for name, values in cond)
+            stmt = self._find_stmt(mt, shape)
+            params: dict[str, Any] = {"w_tenant": tenant}
+            params.update({f"w_{i}": _bound(values) for i, (_n, values) in enumerate(cond)})
+            for row in conn.execute(stmt, params).mappings():
+                record = dict(row)
+                key = tuple(record[k] for k in key_cols) if key_cols else _row_key(record)
+                keyed.setdefault(key, record)
         return list(keyed.values())
+
+    def _find_stmt(self, mt: MapTable, shape: tuple[tuple[str, bool], ...]) -> Any:
+        """The prepared SELECT for a table and the columns a person is looked up by; SQLAlchemy
+        keeps its compiled form, so later runs only bind values."""
+        cache_key = ("find", mt.name, shape)
+        stmt = self._stmts.get(cache_key)
+        if stmt is None:
+            table = self.table(mt.name)
+            cols = [table.c[name] for name in mt.fields if name in table.c]
+            conds = [_in(table.c[name], f"w_{i}", single) for i, (name, single) in enumerate(shape)]
+            stmt = select(*cols).where(
+                table.c[mt.tenant] == bindparam("w_tenant"), conds[0] if len(conds) == 1 else or_(*conds)
+            )
+            self._stmts[cache_key] = stmt
+        return stmt
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def apply(
+    def apply(  # noqa: PLR0912 - one branch per kind of write
         self, conn: Connection, mt: MapTable, tenant_value: str, op: str, rows: list[dict[str, Any]]
     ) -> int:
+        """Carry out planned writes: deletes by key, updates by key with the values computed at
+        planning. Rows keyed by one column that get the same values (null, fixed, the person's
+        pseudonym) share one ``UPDATE … WHERE key IN (…)``; the rest go as one executemany."""
         table = self.table(mt.name)
         tenant_col = table.c[mt.tenant]
         tenant = coerce(tenant_col, tenant_value)
+        if op in ("delete_where", "update_where"):
+            return sum(self._apply_where(conn, mt, tenant, op, row) for row in rows)
         done = 0
         if op == "delete":
             keyed = [r for r in rows if r.get("key")]
-            done += self._delete_keyed(conn, table, tenant_col, tenant, keyed)
+            done += self._delete_keyed(conn, mt, tenant, keyed)
             for row in rows:
                 if not row.get("key"):
                     conn.execute(delete(table).where(tenant_col == tenant, _match(table, row)))
                     done += 1
             return done
         grouped: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        each: dict[tuple[tuple[str, ...], tuple[str, ...]], list[dict[str, Any]]] = {}
         for row in rows:
-            if row.get("key") and len(row["key"]) == 1:
-                # rows that get the same values (null, fixed, pseudonym) share one statement
+            key = row.get("key")
+            if key and len(key) == 1:
                 grouped.setdefault(_same(row["set"]), []).append(row)
-                continue
-            values = {
-                name: coerce(table.c[name], v) if v is not None else None for name, v in row["set"].items()
-            }
-            if row.get("key"):
-                where = and_(*(table.c[k] == v for k, v in row["key"].items()))
+            elif key:
+                each.setdefault((tuple(key), tuple(row["set"])), []).append(row)
             else:
                 guards = [
                     table.c[k].is_(None) if v is None else table.c[k] == v
                     for k, v in (row.get("old") or {}).items()
                 ]
+                values = {name: self._typed(table, name, v) for name, v in row["set"].items()}
                 where = and_(_match(table, row), *guards)
-            conn.execute(update(table).where(tenant_col == tenant, where).values(values))
-            done += 1
+                conn.execute(update(table).where(tenant_col == tenant, where).values(values))
+                done += 1
         for group in grouped.values():
             (key_name,) = group[0]["key"]
-            values = {
-                name: coerce(table.c[name], v) if v is not None else None
-                for name, v in group[0]["set"].items()
-            }
+            names = tuple(group[0]["set"])
+            params: dict[str, Any] = {"w_tenant": tenant}
+            params.update({f"v_{i}": self._typed(table, n, group[0]["set"][n]) for i, n in enumerate(names)})
             keys = [r["key"][key_name] for r in group]
             for start in range(0, len(keys), IN_CHUNK):
                 chunk = keys[start : start + IN_CHUNK]
-                cond = table.c[key_name] == chunk[0] if len(chunk) == 1 else table.c[key_name].in_(chunk)
-                conn.execute(update(table).where(tenant_col == tenant, cond).values(values))
+                stmt = self._update_stmt(mt, (key_name,), names, many=len(chunk) > 1)
+                if len(chunk) == 1:
+                    conn.execute(stmt, params | {"w_0": chunk[0]})
+                else:
+                    conn.execute(stmt, params | {"w_keys": chunk})
+            done += len(group)
+        for (key_names, names), group in each.items():
+            stmt = self._update_stmt(mt, key_names, names, many=False)
+            conn.execute(
+                stmt,
+                [
+                    {"w_tenant": tenant}
+                    | {f"w_{i}": r["key"][k] for i, k in enumerate(key_names)}
+                    | {f"v_{i}": self._typed(table, n, r["set"][n]) for i, n in enumerate(names)}
+                    for r in group
+                ],
+            )
             done += len(group)
         return done
 
-    def _delete_keyed(
-        self, conn: Connection, table: Table, tenant_col: Column[Any], tenant: Any, rows: list[dict[str, Any]]
-    ) -> int:
+    def _apply_where(self, conn: Connection, mt: MapTable, tenant: Any, op: str, plan: dict[str, Any]) -> int:
+        """One set-based statement: every row of the tenant where ``col IN (values)`` holds for any
+        of the person's conditions is deleted, or gets the same new values (a pseudonym only where
+        the field is not empty). Returns the number of rows it hit; repeating it is harmless."""
+        table = self.table(mt.name)
+        conditions: list[tuple[str, list[Any]]] = []
+        for column_name, given in plan["where"]:
+            column = table.c[column_name]
+            typed = sorted({v for v in (coerce(column, x) for x in given) if v is not None}, key=str)
+            if typed:
+                conditions.append((column_name, typed))
+        if not conditions:
+            return 0
+        names = tuple(plan.get("set") or ())
+        keep_null = tuple(plan.get("keep_null") or ())
+        hit = 0
+        if all(len(v) <= IN_CHUNK for _c, v in conditions):
+            rounds = [conditions]
+        else:
+            rounds = [
+                [(name, values[start : start + IN_CHUNK])]
+                for name, values in conditions
+                for start in range(0, len(values), IN_CHUNK)
+            ]
+        for cond in rounds:
+            shape = tuple((c, len(v) == 1) for c, v in cond)
+            cache_key = (op, mt.name, shape, names, keep_null)
+            stmt = self._stmts.get(cache_key)
+            if stmt is None:
+                clauses = [_in(table.c[c], f"w_{i}", single) for i, (c, single) in enumerate(shape)]
+                where = and_(
+                    table.c[mt.tenant] == bindparam("w_tenant"),
+                    clauses[0] if len(clauses) == 1 else or_(*clauses),
+                )
+                if op == "delete_where":
+                    stmt = delete(table).where(where)
+                else:
+                    values: dict[str, Any] = {}
+                    for i, n in enumerate(names):
+                        value: Any = bindparam(f"v_{i}", type_=table.c[n].type)
+                        if n in keep_null:
+                            value = case((table.c[n].is_(None), null()), else_=value)
+                        values[n] = value
+                    stmt = update(table).where(where).values(values)
+                self._stmts[cache_key] = stmt
+            params = {"w_tenant": tenant}
+            params.update({f"w_{i}": _bound(v) for i, (_c, v) in enumerate(cond)})
+            params.update({f"v_{i}": self._typed(table, n, plan["set"][n]) for i, n in enumerate(names)})
+            hit += conn.execute(stmt, params).rowcount or 0
+        return hit
+
+    @staticmethod
+    def _typed(table: Table, name: str, value: Any) -> Any:
+        return coerce(table.c[name], value) if value is not None else None
+
+    def _update_stmt(self, mt: MapTable, keys: tuple[str, ...], names: tuple[str, ...], *, many: bool) -> Any:
+        cache_key = ("update", mt.name, keys, names, many)
+        stmt = self._stmts.get(cache_key)
+        if stmt is None:
+            table = self.table(mt.name)
+            where: Any
+            if many:
+                where = table.c[keys[0]].in_(bindparam("w_keys", expanding=True))
+            else:
+                where = and_(*(table.c[k] == bindparam(f"w_{i}") for i, k in enumerate(keys)))
+            stmt = (
+                update(table)
+                .where(table.c[mt.tenant] == bindparam("w_tenant"), where)
+                .values({n: bindparam(f"v_{i}", type_=table.c[n].type) for i, n in enumerate(names)})
+            )
+            self._stmts[cache_key] = stmt
+        return stmt
+
+    def _delete_keyed(self, conn: Connection, mt: MapTable, tenant: Any, rows: list[dict[str, Any]]) -> int:
         if not rows:
             return 0
-        key_names = list(rows[0]["key"])
-        if len(key_names) == 1:
-            col = table.c[key_names[0]]
+        table = self.table(mt.name)
+        key_names = tuple(rows[0]["key"])
+        many = len(key_names) == 1 and len(rows) > 1
+        cache_key = ("delete", mt.name, key_names, many)
+        stmt = self._stmts.get(cache_key)
+        if stmt is None:
+            if many:
+                where = table.c[key_names[0]].in_(bindparam("w_keys", expanding=True))
+            else:
+                where = and_(*(table.c[k] == bindparam(f"w_{i}") for i, k in enumerate(key_names)))
+            stmt = delete(table).where(table.c[mt.tenant] == bindparam("w_tenant"), where)
+            self._stmts[cache_key] = stmt
+        if many:
             keys = [r["key"][key_names[0]] for r in rows]
             for start in range(0, len(keys), IN_CHUNK):
-                conn.execute(
-                    delete(table).where(tenant_col == tenant, col.in_(keys[start : start + IN_CHUNK]))
-                )
-            return len(rows)
-        for row in rows:
+                conn.execute(stmt, {"w_tenant": tenant, "w_keys": keys[start : start + IN_CHUNK]})
+        else:
             conn.execute(
-                delete(table).where(tenant_col == tenant, *(table.c[k] == v for k, v in row["key"].items()))
+                stmt,
+                [
+                    {"w_tenant": tenant} | {f"w_{i}": r["key"][k] for i, k in enumerate(key_names)}
+                    for r in rows
+                ],
             )
         return len(rows)
+
+
+def _in(column: Column[Any], name: str, single: bool) -> Any:
+    """``column = :name`` for one value, ``column IN (:name…)`` for several (expanding)."""
+    return column == bindparam(name) if single else column.in_(bindparam(name, expanding=True))
+
+
+def _bound(values: list[Any]) -> Any:
+    return values[0] if len(values) == 1 else values
 
 
 def _same(values: dict[str, Any]) -> tuple[Any, ...]:

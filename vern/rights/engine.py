@@ -1,42 +1,49 @@
-"""The execution engine: a request becomes parts (one per product database) and tasks (one per
-table), every step committed to Vern's database before the next starts.
+"""The execution engine: a request becomes parts (one per product database) and a stored plan,
+every step committed to Vern's database before the next starts.
 
-Order of work, resumable at any point:
+Order of work, resumable at any point (``Engine.process``, for one request or a worker's batch):
 
-1. *plan* each database: find the person's rows from their identities through the references,
-   always inside the tenant column, and store what to do with every row (sealed under the request's
-   data key) together with the ledger entries - one Vern transaction per database. Reading is
-   side-effect free, so a crash before that commit simply plans again.
-2. *execute* (erasure, rectification): tables in dependency order (rows that point at a row go
-   before it), in product transactions of at most ``batch_rows`` rows; after each product commit a
-   checkpoint is committed in Vern. Writes are idempotent - a value is computed once, at planning,
-   and written by key - so a crash between the product commit and the checkpoint repeats the same
-   write, and every row of the person ends up handled exactly once.
-3. *finish*: when every part is done the request is done (access: the package is built); if a
-   database failed, that part says why and the request is ``partial`` - retryable, never "done".
+1. *read*: load the requests, find each person's rows from their identities through the
+   references, always inside the tenant column, and decide what to do with every row (the HMAC of
+   the old value, the pseudonym, the key) - no side effects, so a crash here changes nothing;
+2. *plan*, one durable Vern transaction: claim each request (only if nobody changed it since it
+   was read), store its plan sealed under the request's data key with the ledger entry; requests
+   that write nothing to a product (access, portability, the flags) are finished here too;
+3. *write* (erasure, rectification): the product transaction that read the rows writes them, by
+   key with the planned values or set-based (one statement over the person's rows of a table that
+   nothing is discovered through and whose new values do not depend on the old ones); a plan over
+   ``batch_rows`` rows goes in chunks, each followed by a checkpoint in Vern;
+4. *checkpoint and finish*, one Vern transaction: tasks, part and ledger entry done, the plan
+   cleared, the request done - or ``partial`` if a database failed, retryable, never "done".
+
+Writes are idempotent - values are computed once, at planning, and written by key, and a
+set-based statement matches the same rows again or none - so a crash between the product commit
+and the checkpoint repeats the same write, and every row of the person ends up handled exactly once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, text, update
+from sqlalchemy import Connection, Integer, Table, bindparam, func, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from vern.audit.service import record
+from vern.audit.models import AuditEvent
+from vern.audit.service import event_row, record
 from vern.crypto import PII, blind_index
 from vern.datamap.model import DatabaseDef, DataMap, Erase, Strategy
 from vern.datamap.model import Table as MapTable
-from vern.db import Database, Scope, new_id, utcnow
+from vern.db import Database, Scope, UTCDateTime, new_id, utcnow
+from vern.notify.models import OutboxMessage
 from vern.rights.connectors import (
     ProductDB,
     Unreachable,
-    coerce,
     describe_failure,
     dumps,
     loads,
@@ -48,6 +55,7 @@ from vern.rights.models import (
     Part,
     PartStatus,
     RightsRequest,
+    Status,
     Task,
 )
 
@@ -60,6 +68,10 @@ Progress = Callable[[int, int], None]
 
 WRITE_KINDS = (Kind.ERASURE.value, Kind.RECTIFICATION.value)
 READ_KINDS = (Kind.ACCESS.value, Kind.PORTABILITY.value)
+FLAG_KINDS = (Kind.RESTRICTION.value, Kind.OBJECTION.value, Kind.WITHDRAWAL.value)
+SET_OPS = ("delete_where", "update_where")  # one statement over the person's rows of a table
+WHOLE = "*"  # a task or ledger entry that covers every table of the part
+WHOLE_OP = "tables"  # a whole part's plan: [[table, op, rows], ...]
 
 
 @dataclass(frozen=True)
@@ -148,11 +160,21 @@ class Found:
     pairs: list[tuple[str, Any]]
 
 
-def discover(pdb: ProductDB, subject: Subject) -> dict[str, list[Found]]:
-    """The person's rows in every mapped table, following references from identity matches."""
+def discover(
+    pdb: ProductDB,
+    subject: Subject,
+    *,
+    set_based: frozenset[str] = frozenset(),
+    conn: Connection | None = None,
+) -> tuple[dict[str, list[Found]], dict[str, list[tuple[str, list[Any]]]]]:
+    """The person's rows in every mapped table, following references from identity matches:
+    (rows found by table, conditions by table). Tables in ``set_based`` are not read: their
+    conditions (the person's identities, the keys of the rows found that they point at) are
+    returned instead, for an erasure written as one statement."""
     definition = pdb.definition
     found: dict[str, list[Found]] = {}
-    with pdb.connect() as conn:
+    where: dict[str, list[tuple[str, list[Any]]]] = {}
+    with nullcontext(conn) if conn is not None else pdb.connect() as db:
         for tname in definition.dependency_order():
             mt = definition.tables[tname]
             conditions: list[tuple[str, list[Any]]] = []
@@ -166,16 +188,75 @@ def discover(pdb: ProductDB, subject: Subject) -> dict[str, list[Found]]:
                 values.discard(None)
                 if values:
                     conditions.append((ref.field, sorted(values, key=str)))
+            found[tname] = []
             if not conditions:
-                found[tname] = []
                 continue
-            rows = pdb.find(conn, mt, subject.tenant_value, conditions)
+            if tname in set_based:
+                where[tname] = conditions
+                continue
+            rows = pdb.find(db, mt, subject.tenant_value, conditions)
             sets = [(col, {str(v) for v in vals}) for col, vals in conditions]
             found[tname] = [
                 Found(row, [(col, row[col]) for col, vals in sets if str(row.get(col)) in vals])
                 for row in rows
             ]
-    return found
+    return found, where
+
+
+# Strategies whose new value does not depend on the old one: a table erased only with these can be
+# written as one UPDATE over the person's rows instead of row by row.
+_CONSTANT = (Strategy.NULL, Strategy.FIXED, Strategy.PSEUDONYM)
+
+
+def set_based_tables(definition: DatabaseDef) -> frozenset[str]:
+    """Tables an erasure can write without reading them first: nothing is discovered through
+    them (no followed reference points at them), and their rows are deleted or get values that
+    do not depend on the old ones. Their conditions are the person's identities and the keys of
+    rows already found, always inside the tenant column."""
+    pointed_at = {
+        ref.table
+        for mt in definition.tables.values()
+        for ref in mt.references
+        if ref.follow and ref.table != mt.name
+    }
+    return frozenset(
+        name
+        for name, mt in definition.tables.items()
+        if name not in pointed_at
+        and (
+            mt.delete_row
+            or (mt.strategies() and all(e.strategy in _CONSTANT for e in mt.strategies().values()))
+        )
+    )
+
+
+_set_based_cache: dict[int, tuple[DatabaseDef, frozenset[str]]] = {}
+
+
+def _set_based(definition: DatabaseDef) -> frozenset[str]:
+    """``set_based_tables`` once per loaded map."""
+    got = _set_based_cache.get(id(definition))
+    if got is None or got[0] is not definition:
+        got = (definition, set_based_tables(definition))
+        _set_based_cache[id(definition)] = got
+    return got[1]
+
+
+def set_based_plan(
+    secret: bytes, mt: MapTable, conditions: list[tuple[str, list[Any]]], subject: Subject
+) -> tuple[str, list[dict[str, Any]]]:
+    """The one-statement erasure of a set-based table: (operation, [the statement's plan])."""
+    if mt.delete_row:
+        return "delete_where", [{"where": [[c, v] for c, v in conditions]}]
+    values: dict[str, Any] = {}
+    keep_null: list[str] = []
+    for col, erase in mt.strategies().items():
+        if erase.strategy is Strategy.PSEUDONYM:
+            values[col] = new_value(secret, erase, "", subject.subject_ref)
+            keep_null.append(col)  # as row by row: an empty field stays empty
+        else:
+            values[col] = new_value(secret, erase, None, subject.subject_ref)
+    return "update_where", [{"where": [[c, v] for c, v in conditions], "set": values, "keep_null": keep_null}]
 
 
 # -- planning ----------------------------------------------------------------------------------
@@ -231,7 +312,176 @@ def _corrections(mt: MapTable, row: dict[str, Any], corrections: dict[str, str])
 
 
 @dataclass
+class PartState:
+    """A part as stored in Vern's database before this run."""
+
+    id: str
+    status: str
+    has_tasks: bool
+    rows_found: int = 0
+    rows_done: int = 0
+    error: str | None = None
+
+
+@dataclass
+class Job:
+    """One request in a run: what was read before claiming it, and what this run did."""
+
+    request_id: str
+    org_id: str
+    kind: str
+    status: str  # as read, before the claim
+    attempts: int  # as read; the claim succeeds only if nobody changed it since
+    key_id: str
+    channel: str
+    locale: str
+    received_at: Any
+    org_name: str
+    org_slug: str
+    purpose: str | None
+    subject: Subject
+    parts: dict[str, PartState] = field(default_factory=dict)
+    # filled in by the run
+    claimed: bool = False
+    fresh: dict[str, FreshPart] = field(default_factory=dict)  # planned now, by database
+    stored: list[str] = field(default_factory=list)  # databases carried on from stored plans
+    outcome: dict[str, tuple[str, int, int, str | None]] = field(default_factory=dict)
+    package: bytes | None = None
+    moved: int = 0  # planned rows written in this run (progress)
+    result: str = ""
+
+    @property
+    def writes(self) -> bool:
+        return self.kind in WRITE_KINDS
+
+
+@dataclass
+class FreshPart:
+    part_id: str
+    new: bool  # the part row does not exist yet
+    found: dict[str, list[Found]] = field(default_factory=dict)
+    where: dict[str, list[tuple[str, list[Any]]]] = field(default_factory=dict)  # set-based tables
+    planned: list[tuple[str, str, list[dict[str, Any]], str]] = field(default_factory=list)
+    written: dict[str, int] = field(default_factory=dict)  # set-based tables: rows the statement hit
+    task_id: str | None = None  # the part's one task, when its plan is stored whole
+    error: str | None = None
+
+    @property
+    def rows_found(self) -> int:
+        return sum(len(v) for v in self.found.values())
+
+    @property
+    def rows_planned(self) -> int:
+        return sum(len(rows) for _t, _o, rows, _i in self.planned)
+
+    @property
+    def rows_done(self) -> int:
+        """Rows written: by key as planned, and what each set-based statement hit."""
+        return sum(self.written.get(t, 0) if op in SET_OPS else len(rows) for t, op, rows, _i in self.planned)
+
+
+def _now() -> Any:
+    return bindparam("now", type_=UTCDateTime())
+
+
+_T_REQ = _table(RightsRequest)
+_T_PART = _table(Part)
+_T_TASK = _table(Task)
+_T_LEDGER = _table(LedgerEntry)
+
+# Prepared once: SQLAlchemy keeps their compiled form, so each run only binds values.
+_INSERT_PART = insert(_T_PART)
+_INSERT_TASK = insert(_T_TASK)
+_INSERT_LEDGER = insert(_T_LEDGER)
+_INSERT_AUDIT = insert(_table(AuditEvent))
+_INSERT_MAIL = insert(_table(OutboxMessage))
+_CLAIM = (
+    update(_T_REQ)
+    .where(
+        _T_REQ.c.id == bindparam("w_id"),
+        _T_REQ.c.attempts == bindparam("w_attempts"),
+        _T_REQ.c.status == bindparam("w_status"),
+    )
+    .values(
+        status=Status.RUNNING.value,
+        heartbeat_at=_now(),
+        attempts=_T_REQ.c.attempts + 1,
+        started_at=func.coalesce(_T_REQ.c.started_at, _now()),
+        progress_total=_T_REQ.c.progress_total + bindparam("total"),
+    )
+)
+_PART_PLANNED = (
+    update(_T_PART)
+    .where(_T_PART.c.id == bindparam("w_id"))
+    .values(
+        status=bindparam("status"),
+        rows_found=bindparam("rows_found"),
+        error=bindparam("error"),
+        attempts=_T_PART.c.attempts + bindparam("failed"),
+        updated_at=_now(),
+    )
+)
+_PART_RESUMED = (
+    update(_T_PART)
+    .where(_T_PART.c.id == bindparam("w_id"))
+    .values(status=PartStatus.PLANNED.value, error=None, updated_at=_now())
+)
+_TASKS_DONE = (
+    update(_T_TASK)
+    .where(_T_TASK.c.part_id == bindparam("w_part"))
+    .values(status="done", rows_done=_T_TASK.c.rows_total, plan=None, updated_at=_now())
+)
+_LEDGER_DONE = (
+    update(_T_LEDGER)
+    .where(
+        _T_LEDGER.c.request_id == bindparam("w_request"),
+        _T_LEDGER.c.database == bindparam("w_database"),
+        _T_LEDGER.c.done_at.is_(None),
+    )
+    .values(done_at=_now(), rows=_T_LEDGER.c.rows + bindparam("extra", type_=Integer()))
+)
+_PART_DONE = (
+    update(_T_PART)
+    .where(_T_PART.c.id == bindparam("w_id"))
+    .values(
+        status=bindparam("status"),
+        rows_done=_T_PART.c.rows_done + bindparam("moved"),
+        rows_found=_T_PART.c.rows_found + bindparam("extra"),
+        error=bindparam("error"),
+        attempts=_T_PART.c.attempts + bindparam("failed"),
+        updated_at=_now(),
+    )
+)
+
+
+@dataclass
+class _PlanRows:
+    """What one plan transaction writes, gathered to go as one statement per table."""
+
+    new_parts: list[dict[str, Any]] = field(default_factory=list)
+    old_parts: list[dict[str, Any]] = field(default_factory=list)
+    resumed: list[dict[str, Any]] = field(default_factory=list)
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+    ledger: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
 class Engine:
+    """Carries out claimed requests in three steps around the product writes:
+
+    1. read (no side effects): discover each person's rows and compute what to do with them;
+    2. one durable Vern transaction: claim every request (only if nobody changed it since it was
+       read), store the plans sealed under each request's key with the ledger entries - and for
+       requests that write nothing to the product (access, portability, restriction, objection,
+       withdrawal) finish them in the same transaction;
+    3. the product writes (one transaction per database for a batch of people, at most
+       ``batch_rows`` rows; bigger plans in chunks, each with its checkpoint), then one Vern
+       transaction with every checkpoint and every finish.
+
+    A crash before 2 leaves the requests as they were; between 2 and the end of 3 they are
+    ``running`` with their plans stored, and a resumed run repeats the idempotent writes.
+    """
+
     database: Database
     data_map: DataMap
     secret: bytes
@@ -239,7 +489,10 @@ class Engine:
     batch_rows: int = 500
     on_step: Step | None = None
     on_progress: Progress | None = None
-    _fresh: dict[str, list[tuple[str, str, list[dict[str, Any]], str, int]]] = field(default_factory=dict)
+    # One connection to Vern's database and one per product database for the whole run: the
+    # bookkeeping transactions and the product's reads and writes reuse them.
+    _vern: Connection | None = None
+    _held: dict[str, Connection] = field(default_factory=dict)
 
     def step(self, name: str) -> None:
         if self.on_step is not None:
@@ -248,86 +501,268 @@ class Engine:
     def product(self, definition: DatabaseDef) -> ProductDB:
         return product_db(definition, self.urls)
 
-    # The request must already be claimed (status running) by the caller.
-    def run(
-        self, request_id: str, subject: Subject, kind: str, parts: list[tuple[str, str, str]] | None = None
-    ) -> None:
-        """Carry out a claimed request; ``parts`` as made by ``ensure_parts`` in the claim."""
-        if parts is None:
-            with self.database.transaction(_SCOPE) as session:
-                parts = ensure_parts(session, self.data_map, request_id, subject.org_id)
-        for part_id, qualified, status in parts:
-            if status == PartStatus.PENDING.value:
-                self._plan(request_id, part_id, self.data_map.database(qualified), subject, kind)
-                self.step(f"planned:{qualified}")
-        if kind in WRITE_KINDS:
-            for part_id, qualified, _status in parts:
-                self._execute(request_id, part_id, self.data_map.database(qualified), subject)
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A Vern transaction (system scope: the engine addresses rows only by the ids of
+        requests loaded in their tenant) on the run's connection."""
+        if self._vern is None or self._vern.invalidated or self._vern.closed:
+            self._vern = self.database.engine.connect()
+        session = Session(bind=self._vern, expire_on_commit=False)
+        session.info["scope"] = _SCOPE
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
 
-    def run_many(self, items: list[tuple[str, Subject, str, list[tuple[str, str, str]]]]) -> None:
-        """Carry out several claimed requests with shared bookkeeping: every plan (and ledger
-        entry) in one durable Vern transaction before any product write, then each person's writes
-        in their own product transaction, then every checkpoint in one Vern transaction. A crash
-        anywhere leaves each request resumable exactly as ``run`` would."""
-        computed: list[tuple[str, str, DatabaseDef, Subject, str, Any, Any]] = []
-        failed: list[tuple[str, str, str, str]] = []
-        for request_id, subject, kind, parts in items:
-            for part_id, qualified, status in parts:
-                if status != PartStatus.PENDING.value:
-                    continue
-                definition = self.data_map.database(qualified)
-                try:
-                    found, planned = self._compute(definition, subject, kind)
-                except (Unreachable, SQLAlchemyError) as exc:
-                    failed.append((request_id, part_id, subject.org_id, describe_failure(exc)))
-                    continue
-                computed.append((request_id, part_id, definition, subject, kind, found, planned))
-        with self.database.transaction(_SCOPE) as session:
-            for request_id, part_id, org_id, error in failed:
-                self._fail_part_in(session, request_id, part_id, org_id, error)
-            for request_id, part_id, definition, subject, kind, found, planned in computed:
-                self._store_plan(session, request_id, part_id, definition, subject, kind, found, planned)
-        self._write_many(items)
+    def close(self) -> None:
+        """Give the run's connections back (a product transaction still open is rolled back)."""
+        for conn in [self._vern, *self._held.values()]:
+            if conn is not None:
+                with suppress(SQLAlchemyError):
+                    conn.close()
+        self._vern = None
+        self._held.clear()
 
-    def _write_many(self, items: list[tuple[str, Subject, str, list[tuple[str, str, str]]]]) -> None:
-        """The batch's product writes share one transaction per database (up to ``batch_rows``
-        rows); if that transaction fails, each person's writes are tried alone, so one bad row
-        fails only its own request's part. Then one checkpoint transaction for all."""
-        pending: dict[str, list[tuple[str, str, Subject, Any]]] = {}
-        for request_id, subject, kind, parts in items:
-            if kind not in WRITE_KINDS:
-                continue
-            for part_id, qualified, _status in parts:
-                fresh = self._fresh.pop(part_id, None)
-                if fresh is None or sum(len(r) for _t, _o, r, _i, _e in fresh) > self.batch_rows:
-                    if fresh is not None:
-                        self._fresh[part_id] = fresh
-                    self._execute(request_id, part_id, self.data_map.database(qualified), subject)
+    def _product_conn(self, definition: DatabaseDef) -> tuple[ProductDB, Connection]:
+        pdb = self.product(definition)
+        conn = self._held.get(definition.qualified)
+        if conn is None or conn.closed or conn.invalidated:
+            conn = pdb.connect()
+            self._held[definition.qualified] = conn
+        return pdb, conn
+
+    def _drop_conn(self, qualified: str) -> None:
+        conn = self._held.pop(qualified, None)
+        if conn is not None:
+            with suppress(SQLAlchemyError):
+                conn.close()
+
+    def process(self, jobs: list[Job]) -> None:
+        """Run loaded jobs to their end (``Job.claimed`` says which this run got)."""
+        try:
+            self.step("started")
+            for job in jobs:
+                if job.kind not in FLAG_KINDS:
+                    self._discover(job)
+            self._commit_plans(jobs)
+            claimed = [j for j in jobs if j.claimed and j.writes]
+            if not claimed:
+                return
+            self._write_fresh(claimed)
+            for qualified in list(self._held):
+                self._drop_conn(qualified)  # ends any read transaction before the chunked runs
+            for job in claimed:
+                for qualified in job.stored:
+                    part = job.parts[qualified]
+                    self._execute(job.request_id, part.id, self.data_map.database(qualified), job.subject)
+            self._close(claimed)
+        finally:
+            self.close()
+
+    # -- 1. read ---------------------------------------------------------------------------------
+
+    def _discover(self, job: Job) -> None:
+        for definition in self.data_map.databases():
+            qualified = definition.qualified
+            known = job.parts.get(qualified)
+            if job.writes and known is not None:
+                if known.status == PartStatus.DONE.value:  # finished by an earlier run
+                    job.outcome[qualified] = (known.status, known.rows_found, known.rows_done, known.error)
                     continue
-                pending.setdefault(qualified, []).append((request_id, part_id, subject, fresh))
-        written: list[tuple[str, str, str, Any, dict[str, int]]] = []
-        failed: list[tuple[str, str, str, str]] = []
+                if known.status == PartStatus.PLANNED.value or known.has_tasks:
+                    job.stored.append(qualified)  # planned before: carry on from the checkpoint
+                    continue
+            fresh = FreshPart(part_id=known.id if known else new_id(), new=known is None)
+            job.fresh[qualified] = fresh
+            try:
+                pdb, conn = self._product_conn(definition)
+                erasure = job.kind == Kind.ERASURE.value
+                fresh.found, where = discover(
+                    pdb, job.subject, set_based=_set_based(definition) if erasure else frozenset(), conn=conn
+                )
+                fresh.where = where
+                order = definition.dependency_order()
+                if erasure:
+                    order.reverse()  # rows pointing at a row go first
+                for tname in order:
+                    if tname in where:
+                        op, rows = set_based_plan(
+                            self.secret, definition.tables[tname], where[tname], job.subject
+                        )
+                        fresh.planned.append((tname, op, rows, new_id()))
+                        continue
+                    op, rows = plan_rows(
+                        self.secret,
+                        pdb,
+                        definition.tables[tname],
+                        job.kind,
+                        found=fresh.found[tname],
+                        subject=job.subject,
+                    )
+                    if rows and job.writes:
+                        fresh.planned.append((tname, op, rows, new_id()))
+            except (Unreachable, SQLAlchemyError) as exc:
+                fresh.error = describe_failure(exc)
+                fresh.found, fresh.planned = {}, []
+                self._drop_conn(qualified)
+
+    # -- 2. claim and store the plans ------------------------------------------------------------
+
+    def _commit_plans(self, jobs: list[Job]) -> None:  # noqa: PLR0912 - gather, claim, store
+        from vern.rights import service
+
+        for job in jobs:  # answers are built before the transaction, which then only stores them
+            if job.kind in READ_KINDS and all(f.error is None for f in job.fresh.values()):
+                job.package = service.build_package(self.data_map, job, self._rows_of(job))
+        rows = _PlanRows()
+        with self.transaction() as session:
+            if not any(j.writes for j in jobs):
+                relaxed_durability(session)  # nothing is written to a product: a lost run is redone
+            conn = session.connection()
+            now = utcnow()
+            for job in jobs:
+                if self._claim(session, job, now):
+                    self._plan_rows(session, job, rows, now)
+            for stmt, params in (
+                (_INSERT_PART, rows.new_parts),
+                (_PART_PLANNED, rows.old_parts),
+                (_PART_RESUMED, rows.resumed),
+                (_INSERT_TASK, rows.tasks),
+                (_INSERT_LEDGER, rows.ledger),
+            ):
+                if params:
+                    conn.execute(stmt, params)
+            for job in jobs:
+                if job.claimed and not job.writes:
+                    service.finish_job(session, job)
+            write_book(session)
+        for job in jobs:
+            if job.claimed:
+                for qualified, fresh in job.fresh.items():
+                    if not fresh.error:
+                        self.step(f"planned:{qualified}")
+
+    def _claim(self, session: Session, job: Job, now: Any) -> bool:
+        """Move the job's request to running - only if nobody changed it since it was read."""
+        total = sum(f.rows_planned for f in job.fresh.values()) if job.writes else 0
+        got = session.connection().execute(
+            _CLAIM,
+            {
+                "w_id": job.request_id,
+                "w_attempts": job.attempts,
+                "w_status": job.status,
+                "now": now,
+                "total": total,
+            },
+        )
+        if not got.rowcount:
+            return False  # another runner has it, or it changed since it was read
+        job.claimed = True
+        book(
+            session,
+            "rights.request.start",
+            org_id=job.org_id,
+            resource=f"rights_request:{job.request_id}",
+            details={"new": {"status": Status.RUNNING.value, "attempt": job.attempts + 1}},
+        )
+        return True
+
+    def _plan_rows(self, session: Session, job: Job, rows: _PlanRows, now: Any) -> None:
+        """The bookkeeping rows of one claimed job: its parts, their plans and ledger entries."""
+        for qualified in job.stored:  # a failed part with stored plans is carried on
+            if job.parts[qualified].status == PartStatus.FAILED.value:
+                rows.resumed.append({"w_id": job.parts[qualified].id, "now": now})
+                job.parts[qualified].status = PartStatus.PLANNED.value
+        for qualified, fresh in job.fresh.items():
+            if fresh.error:
+                status = PartStatus.FAILED.value
+            elif job.writes and fresh.planned:
+                status = PartStatus.PLANNED.value
+            else:
+                status = PartStatus.DONE.value
+            failed = 1 if fresh.error else 0
+            if fresh.new:
+                rows.new_parts.append(
+                    {
+                        "id": fresh.part_id,
+                        "request_id": job.request_id,
+                        "database": qualified,
+                        "org_id": job.org_id,
+                        "status": status,
+                        "rows_found": fresh.rows_found,
+                        "rows_done": 0,
+                        "error": fresh.error,
+                        "attempts": failed,
+                        "updated_at": now,
+                    }
+                )
+            else:
+                rows.old_parts.append(
+                    {
+                        "w_id": fresh.part_id,
+                        "status": status,
+                        "rows_found": fresh.rows_found,
+                        "error": fresh.error,
+                        "failed": failed,
+                        "now": now,
+                    }
+                )
+            if fresh.error:
+                self._audit_failure(session, job, qualified, fresh.error)
+            if status != PartStatus.PLANNED.value:
+                job.outcome[qualified] = (status, fresh.rows_found, 0, fresh.error)
+            if fresh.planned:
+                rows.tasks.extend(self._task_rows(job, fresh, now))
+                if job.kind == Kind.ERASURE.value:
+                    rows.ledger.append(self._ledger(job, self.data_map.database(qualified), fresh, now=now))
+
+    def _rows_of(self, job: Job) -> dict[str, dict[str, list[dict[str, Any]]]]:
+        return {
+            qualified: {t: [f.row for f in rows] for t, rows in fresh.found.items() if rows}
+            for qualified, fresh in job.fresh.items()
+        }
+
+    def _audit_failure(self, session: Session, job: Job, qualified: str, error: str) -> None:
+        book(
+            session,
+            "rights.part.fail",
+            org_id=job.org_id,
+            resource=f"rights_request:{job.request_id}",
+            outcome="failure",
+            details={"new": {"database": qualified, "error": error}},
+        )
+
+    # -- 3. product writes, checkpoints, finish --------------------------------------------------
+
+    def _write_fresh(self, jobs: list[Job]) -> None:
+        """Plans made in this run: small ones share one product transaction per database (up to
+        ``batch_rows`` rows); if it fails, each person is written alone so that one bad row fails
+        only its own request's part. Bigger plans go in checkpointed chunks."""
+        pending: dict[str, list[tuple[Job, FreshPart]]] = {}
+        for job in jobs:
+            for qualified, fresh in job.fresh.items():
+                if fresh.error or not fresh.planned:
+                    continue
+                if fresh.rows_planned > self.batch_rows:
+                    job.stored.append(qualified)  # stored now: run in chunks from the checkpoints
+                    job.parts[qualified] = PartState(fresh.part_id, PartStatus.PLANNED.value, True)
+                    continue
+                pending.setdefault(qualified, []).append((job, fresh))
         for qualified, work in pending.items():
             definition = self.data_map.database(qualified)
             for group in self._groups(work):
-                ok, bad = self._write_group(definition, group)
-                failed.extend(bad)
-                written.extend(
-                    (rid, pid, qualified, fresh, {task_id: end for _t, _o, _r, task_id, end in fresh})
-                    for rid, pid, _subject, fresh in ok
-                )
-        with self.database.transaction(_SCOPE) as session:
-            relaxed_durability(session)
-            for request_id, part_id, org_id, error in failed:
-                self._fail_part_in(session, request_id, part_id, org_id, error)
-            for request_id, part_id, qualified, batch, totals in written:
-                self._checkpoint_in(session, request_id, part_id, qualified, batch, close=True, totals=totals)
+                self._write_group(definition, group)
+                self.step(f"product-commit:{qualified}")
 
-    def _groups(self, work: list[tuple[str, str, Subject, Any]]) -> list[list[tuple[str, str, Subject, Any]]]:
-        groups: list[list[tuple[str, str, Subject, Any]]] = [[]]
+    def _groups(self, work: list[tuple[Job, FreshPart]]) -> list[list[tuple[Job, FreshPart]]]:
+        groups: list[list[tuple[Job, FreshPart]]] = [[]]
         rows = 0
         for item in work:
-            size = sum(len(r) for _t, _o, r, _i, _e in item[3])
+            size = item[1].rows_planned
             if groups[-1] and rows + size > self.batch_rows:
                 groups.append([])
                 rows = 0
@@ -335,49 +770,147 @@ class Engine:
             rows += size
         return groups
 
-    def _write_group(
-        self, definition: DatabaseDef, group: list[tuple[str, str, Subject, Any]]
-    ) -> tuple[list[tuple[str, str, Subject, Any]], list[tuple[str, str, str, str]]]:
-        """(written, failed) for one group of people in one database."""
-        pdb = self.product(definition)
+    def _write_group(self, definition: DatabaseDef, group: list[tuple[Job, FreshPart]]) -> None:
+        """Writes one group of people in one database, and notes each part's outcome."""
+        qualified = definition.qualified
         try:
-            with pdb.connect() as conn, conn.begin():
-                for _rid, _pid, subject, fresh in group:
-                    for tname, op, rows, _task_id, _end in fresh:
-                        pdb.apply(conn, definition.tables[tname], subject.tenant_value, op, rows)
-                self.step(f"product-write:{definition.qualified}")
-            return group, []
-        except Unreachable as exc:
-            return [], [(rid, pid, subject.org_id, describe_failure(exc)) for rid, pid, subject, _f in group]
-        except SQLAlchemyError as exc:
-            if len(group) == 1:
-                rid, pid, subject, _f = group[0]
-                return [], [(rid, pid, subject.org_id, describe_failure(exc))]
-        ok: list[tuple[str, str, Subject, Any]] = []
-        bad: list[tuple[str, str, str, str]] = []
-        for item in group:  # one person at a time, to find the one that fails
+            # the product transaction that read the rows (if still open) also writes them
+            pdb, conn = self._product_conn(definition)
+            if not conn.in_transaction():
+                conn.begin()
             try:
-                self._write(definition, item[2], item[3])
-                ok.append(item)
-            except (Unreachable, SQLAlchemyError) as exc:
-                bad.append((item[0], item[1], item[2].org_id, describe_failure(exc)))
-        return ok, bad
+                counts: list[tuple[FreshPart, str, int]] = []
+                for job, fresh in group:
+                    for tname, op, rows, _task_id in fresh.planned:
+                        hit = pdb.apply(conn, definition.tables[tname], job.subject.tenant_value, op, rows)
+                        if op in SET_OPS:
+                            counts.append((fresh, tname, hit))
+                self.step(f"product-write:{qualified}")
+                conn.commit()
+            except BaseException:
+                self._drop_conn(qualified)  # rolls the transaction back
+                raise
+        except (Unreachable, SQLAlchemyError) as exc:
+            if len(group) > 1 and not isinstance(exc, Unreachable):
+                for item in group:  # one person at a time, to find the one that fails
+                    self._write_group(definition, [item])
+                return
+            for job, fresh in group:
+                job.outcome[qualified] = (PartStatus.FAILED.value, fresh.rows_found, 0, describe_failure(exc))
+            return
+        for fresh, tname, hit in counts:
+            fresh.written[tname] = hit
+        for job, fresh in group:
+            job.outcome[qualified] = (
+                PartStatus.DONE.value,
+                fresh.rows_found + sum(fresh.written.values()),
+                fresh.rows_done,
+                None,
+            )
+
+    def _close(self, jobs: list[Job]) -> None:  # noqa: PLR0912 - checkpoints of every part
+        """One Vern transaction: the checkpoints of the writes just made, and every finish."""
+        from vern.rights import service
+
+        now = utcnow()
+        tasks: list[dict[str, Any]] = []
+        ledger: list[dict[str, Any]] = []
+        parts: list[dict[str, Any]] = []
+        with self.transaction() as session:
+            relaxed_durability(session)
+            for job in jobs:
+                for qualified, fresh in job.fresh.items():
+                    if fresh.error or not fresh.planned or qualified in job.stored:
+                        continue
+                    status, _found, moved, error = job.outcome[qualified]
+                    failed = status == PartStatus.FAILED.value
+                    if failed:
+                        assert error is not None
+                        self._audit_failure(session, job, qualified, error)
+                    else:
+                        tasks.append({"w_part": fresh.part_id, "now": now})
+                        job.moved += fresh.rows_planned
+                        if job.kind == Kind.ERASURE.value:
+                            ledger.append(
+                                {
+                                    "w_request": job.request_id,
+                                    "w_database": qualified,
+                                    "extra": sum(fresh.written.values()),
+                                    "now": now,
+                                }
+                            )
+                    parts.append(
+                        {
+                            "w_id": fresh.part_id,
+                            "status": status,
+                            "moved": moved,
+                            "extra": 0 if failed else sum(fresh.written.values()),
+                            "error": error,
+                            "failed": 1 if failed else 0,
+                            "now": now,
+                        }
+                    )
+            self._read_stored_outcomes(session, jobs)
+            conn = session.connection()
+            if tasks:
+                conn.execute(_TASKS_DONE, tasks)
+            if ledger:
+                conn.execute(_LEDGER_DONE, ledger)
+            if parts:
+                conn.execute(_PART_DONE, parts)
+            for job in jobs:
+                service.finish_job(session, job)
+            write_book(session)
+        for job in jobs:
+            for qualified in job.fresh:
+                if qualified not in job.stored:
+                    self.step(f"checkpoint:{qualified}")
+            if self.on_progress is not None:
+                total = sum(o[2] for o in job.outcome.values())
+                self.on_progress(total, total)
+
+    def _read_stored_outcomes(self, session: Session, jobs: list[Job]) -> None:
+        """Parts run from stored plans (in chunks): their state is in the database."""
+        stored = {j.request_id: j for j in jobs if j.stored}
+        if not stored:
+            return
+        for part in session.execute(
+            select(
+                _T_PART.c.request_id,
+                _T_PART.c.database,
+                _T_PART.c.status,
+                _T_PART.c.rows_found,
+                _T_PART.c.rows_done,
+                _T_PART.c.error,
+            ).where(_T_PART.c.request_id.in_(list(stored)))
+        ):
+            job = stored[part.request_id]
+            if part.database in job.stored:
+                job.outcome[part.database] = (part.status, part.rows_found, part.rows_done, part.error)
 
     def _write(
         self,
         definition: DatabaseDef,
         subject: Subject,
         batch: list[tuple[str, str, list[dict[str, Any]], str, int]],
-    ) -> None:
-        """One product transaction with the batch's writes, in order."""
+    ) -> dict[str, int]:
+        """One product transaction with the batch's writes, in order; returns the rows each
+        set-based statement hit, by table."""
         pdb = self.product(definition)
+        written: dict[str, int] = {}
         with pdb.connect() as conn, conn.begin():
             for tname, op, rows, _task_id, _end in batch:
-                pdb.apply(conn, definition.tables[tname], subject.tenant_value, op, rows)
+                steps: list[Any] = rows if op == WHOLE_OP else [[tname, op, rows]]
+                for table_name, table_op, table_rows in steps:
+                    mt = definition.tables[table_name]
+                    hit = pdb.apply(conn, mt, subject.tenant_value, table_op, table_rows)
+                    if table_op in SET_OPS:
+                        written[table_name] = hit
             self.step(f"product-write:{definition.qualified}")
+        return written
 
     def _fail_part(self, request_id: str, part_id: str, org_id: str, error: str) -> None:
-        with self.database.transaction(_SCOPE) as session:
+        with self.transaction() as session:
             self._fail_part_in(session, request_id, part_id, org_id, error)
 
     def _fail_part_in(self, session: Session, request_id: str, part_id: str, org_id: str, error: str) -> None:
@@ -396,191 +929,122 @@ class Engine:
             details={"new": {"database": part.database, "error": error}},
         )
 
-    def _plan(
-        self, request_id: str, part_id: str, definition: DatabaseDef, subject: Subject, kind: str
-    ) -> None:
-        try:
-            found, planned = self._compute(definition, subject, kind)
-        except (Unreachable, SQLAlchemyError) as exc:
-            self._fail_part(request_id, part_id, subject.org_id, describe_failure(exc))
-            return
-        with self.database.transaction(_SCOPE) as session:
-            self._store_plan(session, request_id, part_id, definition, subject, kind, found, planned)
-
-    def _compute(
-        self, definition: DatabaseDef, subject: Subject, kind: str
-    ) -> tuple[dict[str, list[Found]], list[tuple[str, str, list[dict[str, Any]]]]]:
-        """Find the person's rows and decide what to do with each (reads only)."""
-        pdb = self.product(definition)
-        found = discover(pdb, subject)
-        planned = [
-            (
-                tname,
-                *plan_rows(
-                    self.secret, pdb, definition.tables[tname], kind, found=found[tname], subject=subject
-                ),
-            )
-            for tname in definition.dependency_order()
-        ]
-        if kind == Kind.ERASURE.value:
-            planned.reverse()  # rows pointing at a row go first
-        return found, planned
-
-    def _store_plan(  # noqa: PLR0917 - the pieces of one part's plan
-        self,
-        session: Session,
-        request_id: str,
-        part_id: str,
-        definition: DatabaseDef,
-        subject: Subject,
-        kind: str,
-        found: dict[str, list[Found]],
-        planned: list[tuple[str, str, list[dict[str, Any]]]],
-    ) -> None:
-        now = utcnow()
-        key_id = session.scalar(select(RightsRequest.key_id).where(RightsRequest.id == request_id))
-        assert key_id is not None
-        tasks: list[dict[str, Any]] = []
-        ledger: list[dict[str, Any]] = []
-        total = 0
-        for seq, (tname, op, rows) in enumerate(planned):
-            if not rows:
-                continue
-            read = op == "read"
-            tasks.append(
-                {
-                    "id": new_id(),
-                    "request_id": request_id,
-                    "part_id": part_id,
-                    "table_name": tname,
-                    "seq": seq,
-                    "org_id": subject.org_id,
-                    "plan": PII(key_id, dumps({"op": op, "rows": rows})),
-                    "rows_total": len(rows),
-                    "rows_done": len(rows) if read else 0,
-                    "status": "done" if read else "planned",
-                    "updated_at": now,
+    def _task_rows(self, job: Job, fresh: FreshPart, now: Any) -> list[dict[str, Any]]:
+        """The stored plan of one part: a plan that fits in one product transaction is one task
+        (table ``*``, every table's writes in order); a bigger one is a task per table, run in
+        chunks of ``batch_rows`` rows with a checkpoint after each."""
+        base = {
+            "request_id": job.request_id,
+            "part_id": fresh.part_id,
+            "org_id": job.org_id,
+            "rows_done": 0,
+            "status": "planned",
+            "updated_at": now,
+        }
+        if fresh.rows_planned <= self.batch_rows:
+            tables = [[tname, op, rows] for tname, op, rows, _id in fresh.planned]
+            fresh.task_id = new_id()
+            return [
+                base
+                | {
+                    "id": fresh.task_id,
+                    "table_name": WHOLE,
+                    "seq": 0,
+                    "plan": PII(job.key_id, dumps({"op": WHOLE_OP, "rows": tables})),
+                    "rows_total": fresh.rows_planned,
                 }
-            )
-            total += len(rows)
-            if kind == Kind.ERASURE.value:
-                ledger.append(
-                    self._ledger(
-                        request_id,
-                        definition,
-                        tname,
-                        subject=subject,
-                        found=found[tname],
-                        rows=rows,
-                        now=now,
-                    )
-                )
-        if tasks:
-            session.execute(insert(_table(Task)), tasks)
-            self._fresh[part_id] = [
-                (t["table_name"], op, rows, t["id"], len(rows))
-                for t, (_n, op, rows) in zip(tasks, [p for p in planned if p[2]], strict=True)
-                if t["status"] == "planned"
             ]
-        if ledger:
-            session.execute(insert(_table(LedgerEntry)), ledger)
-        session.execute(
-            update(_table(Part))
-            .where(_table(Part).c.id == part_id)
-            .values(
-                rows_found=sum(len(v) for v in found.values()),
-                error=None,
-                updated_at=now,
-                status=(PartStatus.DONE if kind in READ_KINDS else PartStatus.PLANNED).value,
-            )
-        )
-        if kind in WRITE_KINDS:
-            session.execute(
-                update(_table(RightsRequest))
-                .where(_table(RightsRequest).c.id == request_id)
-                .values(progress_total=_table(RightsRequest).c.progress_total + total, heartbeat_at=now)
-            )
+        return [
+            base
+            | {
+                "id": task_id,
+                "table_name": tname,
+                "seq": seq,
+                "plan": PII(job.key_id, dumps({"op": op, "rows": rows})),
+                "rows_total": len(rows),
+            }
+            for seq, (tname, op, rows, task_id) in enumerate(fresh.planned)
+        ]
 
-    def _ledger(
-        self,
-        request_id: str,
-        definition: DatabaseDef,
-        tname: str,
-        *,
-        subject: Subject,
-        found: list[Found],
-        rows: list[dict[str, Any]],
-        now: Any,
-    ) -> dict[str, Any]:
-        hashes = {"m:" + match_hash(self.secret, col, val) for f in found for col, val in f.pairs}
-        for row in rows:
-            for col, value in (row.get("set") or {}).items():
-                if value is not None:
-                    hashes.add("w:" + match_hash(self.secret, col, value))
+    def _ledger(self, job: Job, definition: DatabaseDef, fresh: FreshPart, *, now: Any) -> dict[str, Any]:
+        """One ledger entry per erased person and database: for every table, keyed hashes of the
+        values that matched the person (``m:``) and of the values written instead (``w:``)."""
+        tables: dict[str, list[str]] = {}
+        counts: dict[str, int] = {}
+        for tname, _op, rows, _id in fresh.planned:
+            hashes = {
+                "m:" + match_hash(self.secret, col, val) for f in fresh.found[tname] for col, val in f.pairs
+            }
+            set_based = False
+            for row in rows:
+                for col, values in row.get("where") or ():  # set-based: what its statement matches
+                    set_based = True
+                    hashes.update("m:" + match_hash(self.secret, col, val) for val in values)
+                for col, value in (row.get("set") or {}).items():
+                    if value is not None:
+                        hashes.add("w:" + match_hash(self.secret, col, value))
+            tables[tname] = sorted(hashes)
+            if not set_based:  # a set-based table's rows are counted into ``rows`` when written
+                counts[tname] = len(rows)
         return {
             "id": new_id(),
-            "request_id": request_id,
+            "request_id": job.request_id,
             "database": definition.qualified,
-            "table_name": tname,
-            "tenant_value": subject.tenant_value,
-            "subject_ref": subject.subject_ref,
-            "match_hashes": sorted(hashes),
-            "rows": len(rows),
-            "org_id": subject.org_id,
+            "table_name": WHOLE,
+            "tenant_value": job.subject.tenant_value,
+            "subject_ref": job.subject.subject_ref,
+            "match_hashes": {"tables": tables, "rows": counts},
+            "rows": sum(counts.values()),
+            "org_id": job.org_id,
             "planned_at": now,
             "done_at": None,
         }
 
     def _execute(self, request_id: str, part_id: str, definition: DatabaseDef, subject: Subject) -> None:
+        """A stored plan, in chunks of at most ``batch_rows`` rows: each chunk one product
+        transaction, then its checkpoint in Vern (a repeat of a chunk writes the same values)."""
         while True:
-            fresh = self._fresh.pop(part_id, None)
-            totals: dict[str, int] | None = None
-            if fresh is not None and sum(len(rows) for _t, _o, rows, _i, _e in fresh) <= self.batch_rows:
-                batch, complete = fresh, True  # just planned: what is stored, without reading it back
-                totals = {task_id: end for _t, _o, _r, task_id, end in fresh}
-            else:
-                with self.database.transaction(_SCOPE) as session:
-                    status = session.scalar(select(Part.status).where(Part.id == part_id))
-                    if status != PartStatus.PLANNED.value:
-                        return
-                    tasks = session.scalars(
-                        select(Task)
-                        .where(Task.part_id == part_id, Task.status == "planned")
-                        .order_by(Task.seq)
-                    ).all()
-                    batch, complete = self._batch(tasks)
+            with self.transaction() as session:
+                status = session.scalar(select(Part.status).where(Part.id == part_id))
+                if status != PartStatus.PLANNED.value:
+                    return
+                tasks = session.scalars(
+                    select(Task).where(Task.part_id == part_id, Task.status == "planned").order_by(Task.seq)
+                ).all()
+                batch, complete = self._batch(tasks)
+            written: dict[str, int] = {}
             if batch:
                 try:
-                    self._write(definition, subject, batch)
+                    written = self._write(definition, subject, batch)
                 except (Unreachable, SQLAlchemyError) as exc:
                     self._fail_part(request_id, part_id, subject.org_id, describe_failure(exc))
                     return
                 self.step(f"product-commit:{definition.qualified}")
-            self._checkpoint(request_id, part_id, definition.qualified, batch, close=complete, totals=totals)
+            self._checkpoint(
+                request_id, part_id, definition.qualified, batch, close=complete, written=written
+            )
             self.step(f"checkpoint:{definition.qualified}")
             if complete:
                 return
 
     def _batch(self, tasks: Any) -> tuple[list[tuple[str, str, list[dict[str, Any]], str, int]], bool]:
-        """Slices of tasks in order, up to ``batch_rows`` rows (a big table is split in chunks),
-        and whether they finish every task."""
-        batch: list[tuple[str, str, list[dict[str, Any]], str, int]] = []
-        budget = self.batch_rows
-        complete = True
-        for task in tasks:
-            if budget <= 0:
-                complete = False
-                break
-            plan = loads(task.plan.value) if task.plan is not None and task.plan.value else None
-            if plan is None:
-                raise RuntimeError(f"task {task.id}: the plan is gone")
-            rows = plan["rows"][task.rows_done : task.rows_done + budget]
-            end = task.rows_done + len(rows)
-            batch.append((task.table_name, plan["op"], rows, task.id, end))
-            budget -= max(len(rows), 1)
-            if end < task.rows_total:
-                complete = False
-        return batch, complete
+        """The next product transaction of a stored plan, and whether it finishes every task: a
+        whole part's plan at once, or else one table - at most ``batch_rows`` of its rows (a big
+        table is split in chunks). Each is followed by its checkpoint."""
+        pending = list(tasks)
+        if not pending:
+            return [], True
+        task = pending[0]
+        plan = loads(task.plan.value) if task.plan is not None and task.plan.value else None
+        if plan is None:
+            raise RuntimeError(f"task {task.id}: the plan is gone")
+        if plan["op"] == WHOLE_OP:  # a whole part in one product transaction
+            return [(task.table_name, WHOLE_OP, plan["rows"], task.id, task.rows_total)], len(pending) == 1
+        rows = plan["rows"][task.rows_done : task.rows_done + self.batch_rows]
+        end = task.rows_done + len(rows)
+        return [(task.table_name, plan["op"], rows, task.id, end)], end >= task.rows_total and len(
+            pending
+        ) == 1
 
     def _checkpoint(
         self,
@@ -590,14 +1054,13 @@ class Engine:
         batch: list[tuple[str, str, list[dict[str, Any]], str, int]],
         *,
         close: bool,
-        totals: dict[str, int] | None = None,
+        written: dict[str, int] | None = None,
     ) -> None:
-        """Record what the product committed; a repeat of an earlier checkpoint changes nothing.
-        ``totals`` (task id → rows) is given for a batch just planned in this process, whose
-        tasks cannot have been checkpointed before."""
-        with self.database.transaction(_SCOPE) as session:
+        """Record what the product committed (``written``: rows hit by set-based tables); a repeat
+        of an earlier checkpoint changes nothing."""
+        with self.transaction() as session:
             relaxed_durability(session)
-            self._checkpoint_in(session, request_id, part_id, qualified, batch, close=close, totals=totals)
+            self._checkpoint_in(session, request_id, part_id, qualified, batch, close=close, written=written)
             if self.on_progress is None:
                 return
             requests = _table(RightsRequest)
@@ -615,7 +1078,7 @@ class Engine:
         batch: list[tuple[str, str, list[dict[str, Any]], str, int]],
         *,
         close: bool,
-        totals: dict[str, int] | None = None,
+        written: dict[str, int] | None = None,
     ) -> None:
         now = utcnow()
         tasks, ledger, parts, requests = (
@@ -624,18 +1087,16 @@ class Engine:
             _table(Part),
             _table(RightsRequest),
         )
-        ends = {task_id: (end, len(rows), tname) for tname, _op, rows, task_id, end in batch}
-        if totals is not None:
-            state = {tid: (0, total) for tid, total in totals.items()}
-        else:
-            state = {
-                row.id: (row.rows_done, row.rows_total)
-                for row in session.execute(
-                    select(tasks.c.id, tasks.c.rows_done, tasks.c.rows_total).where(
-                        tasks.c.id.in_(list(ends))
-                    )
-                )
-            }
+        ends = {
+            task_id: (end, end if op == WHOLE_OP else len(rows), tname)
+            for tname, op, rows, task_id, end in batch
+        }
+        state = {
+            row.id: (row.rows_done, row.rows_total)
+            for row in session.execute(
+                select(tasks.c.id, tasks.c.rows_done, tasks.c.rows_total).where(tasks.c.id.in_(list(ends)))
+            )
+        }
         fresh = [tid for tid, (end, _n, _t) in ends.items() if tid in state and state[tid][0] < end]
         moved = sum(ends[tid][1] for tid in fresh)
         whole = [tid for tid in fresh if ends[tid][0] >= state[tid][1]]
@@ -650,19 +1111,25 @@ class Engine:
                 session.execute(
                     update(tasks).where(tasks.c.id == tid).values(rows_done=ends[tid][0], updated_at=now)
                 )
-        finished = [ends[tid][2] for tid in whole]
-        if finished:
+        extra = sum((written or {}).values()) if fresh else 0  # rows hit by set-based tables
+        if extra or close:
+            entry: dict[str, Any] = {"rows": ledger.c.rows + extra}
+            if close:
+                entry["done_at"] = now
             session.execute(
                 update(ledger)
                 .where(
                     ledger.c.request_id == request_id,
                     ledger.c.database == qualified,
-                    ledger.c.table_name.in_(finished),
                     ledger.c.done_at.is_(None),
                 )
-                .values(done_at=now)
+                .values(**entry)
             )
-        part_values: dict[str, Any] = {"rows_done": parts.c.rows_done + moved, "updated_at": now}
+        part_values: dict[str, Any] = {
+            "rows_done": parts.c.rows_done + moved,
+            "rows_found": parts.c.rows_found + extra,
+            "updated_at": now,
+        }
         if close:
             part_values["status"] = PartStatus.DONE.value
         session.execute(update(parts).where(parts.c.id == part_id).values(**part_values))
@@ -671,6 +1138,40 @@ class Engine:
             .where(requests.c.id == request_id)
             .values(progress_done=requests.c.progress_done + moved, heartbeat_at=now)
         )
+
+
+def book(session: Session, action: str, **fields: Any) -> None:
+    """An audit record for this transaction, written with the others in one INSERT by
+    ``write_book`` (the same record ``vern.audit.service.record`` would add)."""
+    session.info.setdefault("rights_book", []).append(event_row(session, action, **fields))
+
+
+def book_mail(
+    session: Session, *, key_id: str, to: str, subject: str, body: str, kind: str, org_id: str
+) -> None:
+    """A message for the outbox (as ``vern.notify.service.queue``), written by ``write_book``."""
+    session.info.setdefault("rights_mail", []).append(
+        {
+            "id": new_id(),
+            "org_id": org_id,
+            "kind": kind,
+            "recipient": PII(key_id, to),
+            "subject": subject,
+            "body": PII(key_id, body),
+            "created_at": utcnow(),
+            "attempts": 0,
+        }
+    )
+
+
+def write_book(session: Session) -> None:
+    conn = session.connection()
+    rows = session.info.pop("rights_book", None)
+    if rows:
+        conn.execute(_INSERT_AUDIT, rows)
+    mail = session.info.pop("rights_mail", None)
+    if mail:
+        conn.execute(_INSERT_MAIL, mail)
 
 
 def relaxed_durability(session: Session) -> None:
@@ -682,39 +1183,3 @@ def relaxed_durability(session: Session) -> None:
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-
-
-def ensure_parts(
-    session: Session, data_map: DataMap, request_id: str, org_id: str
-) -> list[tuple[str, str, str]]:
-    """One part per database of the map (new, or failed and now retried): (id, database, status)."""
-    existing = {p.database: p for p in session.scalars(select(Part).where(Part.request_id == request_id))}
-    for db in data_map.databases():
-        if db.qualified not in existing:
-            part = Part(id=new_id(), request_id=request_id, database=db.qualified, org_id=org_id)
-            session.add(part)
-            existing[db.qualified] = part
-        elif existing[db.qualified].status == PartStatus.FAILED.value:
-            part = existing[db.qualified]
-            has_tasks = session.scalar(select(Task.id).where(Task.part_id == part.id).limit(1))
-            part.status = (PartStatus.PLANNED if has_tasks else PartStatus.PENDING).value
-            part.error = None
-    session.flush()
-    return sorted((p.id, p.database, p.status) for p in existing.values())
-
-
-def collected_rows(session: Session, request_id: str) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """database → table → rows, from the sealed plans of a read request."""
-    result: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    parts = {p.id: p.database for p in session.scalars(select(Part).where(Part.request_id == request_id))}
-    for task in session.scalars(select(Task).where(Task.request_id == request_id).order_by(Task.seq)):
-        if task.plan is None or task.plan.value is None:
-            continue
-        plan = loads(task.plan.value)
-        if plan["rows"]:
-            result.setdefault(parts[task.part_id], {})[task.table_name] = plan["rows"]
-    return result
-
-
-def coerce_for(pdb: ProductDB, table: str, column: str, value: Any) -> Any:
-    return coerce(pdb.table(table).c[column], value)

@@ -58,9 +58,12 @@ def replay(
         )
         session.expunge_all()
     result = ReplayResult(definition.qualified, entries=len(entries))
-    groups: dict[tuple[str, str, str], list[LedgerEntry]] = {}
+    groups: dict[tuple[str, str, str], list[tuple[str, list[str]]]] = {}
     for entry in entries:
-        groups.setdefault((entry.org_id, entry.table_name, entry.tenant_value), []).append(entry)
+        for tname, hashes in _tables_of(entry):
+            groups.setdefault((entry.org_id, tname, entry.tenant_value), []).append(
+                (entry.subject_ref, hashes)
+            )
     pdb = product_db(definition, urls)
     order = {name: i for i, name in enumerate(reversed(definition.dependency_order()))}
     for (_org, tname, tenant_value), group in sorted(groups.items(), key=lambda g: order.get(g[0][1], 0)):
@@ -84,15 +87,24 @@ def replay(
     return result
 
 
+def _tables_of(entry: LedgerEntry) -> list[tuple[str, list[str]]]:
+    """(table, hashes) of an entry: one per erased person and database (table ``*``, hashes by
+    table), or one per table as written by earlier versions."""
+    hashes: Any = entry.match_hashes
+    if entry.table_name == "*" and isinstance(hashes, dict):
+        return [(t, list(h)) for t, h in hashes.get("tables", {}).items()]
+    return [(entry.table_name, list(hashes))]
+
+
 def _replay_table(  # noqa: PLR0912 - scan, match, decide, write
-    pdb: ProductDB, mt: Any, tenant_value: str, group: list[LedgerEntry], secret: bytes
+    pdb: ProductDB, mt: Any, tenant_value: str, group: list[tuple[str, list[str]]], secret: bytes
 ) -> int:
     owner: dict[str, str] = {}
     written: set[str] = set()
-    for entry in group:
-        for h in entry.match_hashes:
+    for subject_ref, hashes in group:
+        for h in hashes:
             if h.startswith("m:"):
-                owner[h[2:]] = entry.subject_ref
+                owner[h[2:]] = subject_ref
             elif h.startswith("w:"):
                 written.add(h[2:])
     candidates = list(mt.identities.values()) + [r.field for r in mt.references if r.follow]

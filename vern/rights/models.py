@@ -173,8 +173,10 @@ class Flag(TenantScoped, Base):
 
 
 class LedgerEntry(TenantScoped, Base):
-    """An executed erasure, kept outside the product databases so it can be replayed after one of
-    them is restored from a backup. Identities and matched values only as keyed hashes."""
+    """An executed erasure of one person in one product database, kept outside the product
+    databases so it can be replayed after one of them is restored from a backup. Identities and
+    matched values only as keyed hashes: ``match_hashes`` is ``{"tables": {table: ["m:…", "w:…"]},
+    "rows": {table: n}}`` with ``table_name`` ``*`` (entries of earlier versions: one table, a list)."""
 
     __tablename__ = "rights_ledger"
 
@@ -184,7 +186,7 @@ class LedgerEntry(TenantScoped, Base):
     table_name: Mapped[str] = mapped_column(String(200))
     tenant_value: Mapped[str] = mapped_column(String(200))
     subject_ref: Mapped[str] = mapped_column(String(64))
-    match_hashes: Mapped[list[str]] = mapped_column(JSON)
+    match_hashes: Mapped[Any] = mapped_column(JSON)
     rows: Mapped[int] = mapped_column(Integer)
     planned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

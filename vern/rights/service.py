@@ -13,6 +13,7 @@ customer's admin or the privacy officer unless the customer's policy says otherw
 from __future__ import annotations
 
 import calendar
+import functools
 import hashlib
 import hmac
 import json
@@ -23,7 +24,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import JSON, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from vern.accounts.models import Organisation
@@ -32,10 +33,9 @@ from vern.crypto import PII, blind_index, keyring
 from vern.datamap.categories import CATEGORIES
 from vern.datamap.detectors import is_email, is_national_id, is_phone
 from vern.datamap.model import IDENTITY_KINDS, DataMap
-from vern.db import Database, Scope, utcnow
+from vern.db import Database, Scope, UTCDateTime, new_id, utcnow
 from vern.errors import Conflict, InvalidInput, NotFound
 from vern.notify import service as notify
-from vern.rights.engine import relaxed_durability
 from vern.rights.models import (
     OPEN_STATUSES,
     Flag,
@@ -306,14 +306,14 @@ def get_request(session: Session, request_id: str) -> RightsRequest:
     return req
 
 
-def identities_of(req: RightsRequest) -> dict[str, str]:
+def identities_of(req: Any) -> dict[str, str]:
     if req.identities.value is None:
         return {}
     loaded: dict[str, str] = json.loads(req.identities.value)
     return loaded
 
 
-def details_of(req: RightsRequest) -> dict[str, Any]:
+def details_of(req: Any) -> dict[str, Any]:
     if req.details is None or req.details.value is None:
         return {}
     loaded: dict[str, Any] = json.loads(req.details.value)
@@ -580,74 +580,6 @@ def retry(session: Session, request_id: str, *, actor_user_id: str | None) -> Ri
 # -- running ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Claimed:
-    org_id: str
-    kind: str
-    purpose: str | None
-    subject: Any  # vern.rights.engine.Subject
-    parts: list[tuple[str, str, str]] | None = None
-
-
-def claim(
-    database: Database, request_id: str, *, resume: bool = False, data_map: DataMap | None = None
-) -> Claimed | None:
-    """Move a queued request (or one whose runner died) to running, in one transaction with
-    reading what the run needs. None if another runner has it or it is finished."""
-    with database.transaction(Scope.system("claim rights request")) as session:
-        relaxed_durability(session)
-        return _claim_in(session, request_id, resume=resume, data_map=data_map)
-
-
-def _claim_in(session: Session, request_id: str, *, resume: bool, data_map: DataMap | None) -> Claimed | None:
-    from vern.rights.engine import Subject
-
-    req = session.get(RightsRequest, request_id)
-    if req is None:
-        raise NotFound(detail="no such request")
-    if req.status in (Status.UNVERIFIED.value, Status.AWAITING_APPROVAL.value):
-        raise Conflict(detail=f"the request is {req.status} and cannot run yet")
-    now = utcnow()
-    running = RightsRequest.status == Status.RUNNING.value
-    if not resume:
-        running = running & (RightsRequest.heartbeat_at < now - STALE_AFTER)
-    result: Any = session.execute(
-        update(RightsRequest)
-        .where(RightsRequest.id == request_id, or_(RightsRequest.status == Status.QUEUED.value, running))
-        .values(
-            status=Status.RUNNING.value,
-            heartbeat_at=now,
-            attempts=RightsRequest.attempts + 1,
-            started_at=func.coalesce(RightsRequest.started_at, now),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if not result.rowcount:
-        return None
-    record(
-        session,
-        "rights.request.start",
-        org_id=req.org_id,
-        resource=f"rights_request:{req.id}",
-        details={"new": {"status": Status.RUNNING.value, "attempt": req.attempts + 1}},
-    )
-    pol = policy_for(session, req.org_id)
-    details = details_of(req)
-    subject = Subject(
-        org_id=req.org_id,
-        tenant_value=pol.product_tenant_key,
-        identities=identities_of(req),
-        subject_ref=req.subject_ref,
-        corrections=details.get("corrections") or {},
-    )
-    parts = None
-    if data_map is not None and req.kind not in FLAG_KINDS:
-        from vern.rights.engine import ensure_parts
-
-        parts = ensure_parts(session, data_map, req.id, req.org_id)
-    return Claimed(req.org_id, req.kind, details.get("purpose"), subject, parts)
-
-
 def run(
     database: Database,
     request_id: str,
@@ -665,27 +597,27 @@ def run(
 
     if data_map is None:
         data_map = _map_if_needed(database, request_id)  # a missing map leaves the request queued
-    claimed = claim(database, request_id, resume=resume, data_map=data_map)
-    if claimed is None:
-        return request_row_status(database, request_id)
-    if claimed.kind in FLAG_KINDS:
-        with database.transaction(Scope.tenant(claimed.org_id)) as session:
-            _set_flags(session, get_request(session, request_id), claimed.purpose)
-        return finish(database, request_id)
-    assert data_map is not None
-    if on_step is not None:
-        on_step("started")
     engine = Engine(
         database,
-        data_map,
+        data_map or DataMap(systems={}),
         secret(),
         urls=urls,
         batch_rows=batch_rows or rights_settings().batch_rows,
         on_step=on_step,
         on_progress=on_progress,
     )
-    engine.run(request_id, claimed.subject, claimed.kind, claimed.parts)
-    return finish(database, request_id, data_map=data_map)
+    try:
+        jobs, skipped = _load_jobs(engine, [request_id], resume=resume, strict=True)
+    except BaseException:
+        engine.close()
+        raise
+    if skipped:
+        engine.close()
+        return request_row_status(database, request_id)
+    engine.process(jobs)  # on the connection the request was loaded with; closes it
+    if not jobs[0].claimed:
+        return request_row_status(database, request_id)
+    return str(jobs[0].result)
 
 
 def run_batch(
@@ -701,32 +633,132 @@ def run_batch(
 
     if data_map is None:
         data_map = _published_map(database)
-    results: dict[str, str] = {}
-    claimed: list[tuple[str, Claimed]] = []
-    with database.transaction(Scope.system("claim rights requests")) as session:
-        relaxed_durability(session)
-        for request_id in request_ids:
-            try:
-                got = _claim_in(session, request_id, resume=False, data_map=data_map)
-            except (Conflict, NotFound) as exc:
-                results[request_id] = f"skipped: {exc}"
-                continue
-            if got is None:
-                results[request_id] = "skipped: taken by another runner"
-            else:
-                claimed.append((request_id, got))
-    flags = [(rid, c) for rid, c in claimed if c.kind in FLAG_KINDS]
-    work = [(rid, c) for rid, c in claimed if c.kind not in FLAG_KINDS]
-    for request_id, c in flags:
-        with database.transaction(Scope.tenant(c.org_id)) as session:
-            _set_flags(session, get_request(session, request_id), c.purpose)
     engine = Engine(database, data_map, secret(), urls=urls, batch_rows=rights_settings().batch_rows)
-    engine.run_many([(rid, c.subject, c.kind, c.parts or []) for rid, c in work])
-    with database.transaction(Scope.system("finish rights requests")) as session:
-        relaxed_durability(session)
-        for request_id, _c in claimed:
-            results[request_id] = _finish_in(session, request_id, data_map)
-    return results
+    try:
+        jobs, results = _load_jobs(engine, request_ids, resume=False, strict=False)
+    except BaseException:
+        engine.close()
+        raise
+    engine.process(jobs)
+    for job in jobs:
+        results[job.request_id] = job.result if job.claimed else "skipped: taken by another runner"
+    return {rid: results[rid] for rid in request_ids if rid in results}
+
+
+def _load_jobs(
+    engine: Any, request_ids: list[str], *, resume: bool, strict: bool
+) -> tuple[list[Any], dict[str, str]]:
+    """Everything a run needs, read in one transaction without changing anything: (jobs that may
+    be claimed, {request id: why not} for the rest). ``strict`` raises instead (a single run)."""
+    from vern.rights.engine import Job, PartState, Subject
+
+    jobs: list[Any] = []
+    skipped: dict[str, str] = {}
+    stale = utcnow() - STALE_AFTER
+    with engine.transaction() as session:
+        one = len(request_ids) == 1
+        rows = (
+            session.connection()
+            .execute(_load_statement(one), {"ids": request_ids[0] if one else request_ids})
+            .all()
+        )
+        by_id = {r.id: r for r in rows}
+        for request_id in request_ids:
+            req = by_id.get(request_id)
+            if req is None:
+                if strict:
+                    raise NotFound(detail="no such request")
+                skipped[request_id] = "skipped: no such request"
+                continue
+            org_name, org_slug, tenant_key = req.org_name, req.org_slug, req.product_tenant_key
+            if req.status in (Status.UNVERIFIED.value, Status.AWAITING_APPROVAL.value):
+                problem = f"the request is {req.status} and cannot run yet"
+                if strict:
+                    raise Conflict(detail=problem)
+                skipped[request_id] = f"skipped: {problem}"
+                continue
+            runnable = req.status == Status.QUEUED.value or (
+                req.status == Status.RUNNING.value
+                and (resume or req.heartbeat_at is None or req.heartbeat_at < stale)
+            )
+            if not runnable:
+                skipped[request_id] = "skipped: taken by another runner"
+                continue
+            details = details_of(req)
+            jobs.append(
+                Job(
+                    request_id=req.id,
+                    org_id=req.org_id,
+                    kind=req.kind,
+                    status=req.status,
+                    attempts=req.attempts,
+                    key_id=req.key_id,
+                    channel=req.channel,
+                    locale=req.locale,
+                    received_at=req.received_at,
+                    org_name=org_name or "",
+                    org_slug=org_slug or req.org_id,
+                    purpose=details.get("purpose"),
+                    subject=Subject(
+                        org_id=req.org_id,
+                        tenant_value=tenant_key or req.org_id,
+                        identities=identities_of(req),
+                        subject_ref=req.subject_ref,
+                        corrections=details.get("corrections") or {},
+                    ),
+                )
+            )
+        again = [j.request_id for j in jobs if j.attempts]  # only these can have parts already
+        if again:
+            with_tasks = set(
+                session.scalars(select(Task.part_id).where(Task.request_id.in_(again)).distinct())
+            )
+            by_request = {j.request_id: j for j in jobs}
+            for part in session.execute(
+                select(
+                    Part.id,
+                    Part.request_id,
+                    Part.database,
+                    Part.status,
+                    Part.rows_found,
+                    Part.rows_done,
+                    Part.error,
+                ).where(Part.request_id.in_(again))
+            ):
+                by_request[part.request_id].parts[part.database] = PartState(
+                    part.id, part.status, part.id in with_tasks, part.rows_found, part.rows_done, part.error
+                )
+    return jobs, skipped
+
+
+@functools.cache
+def _load_statement(one: bool) -> Any:
+    """What a run reads of its requests, prepared once (Core: no ORM objects are needed)."""
+    t = _T_REQUESTS
+    ids: Any = bindparam("ids")
+    return (
+        select(
+            t.c.id,
+            t.c.org_id,
+            t.c.kind,
+            t.c.status,
+            t.c.attempts,
+            t.c.heartbeat_at,
+            t.c.key_id,
+            t.c.channel,
+            t.c.locale,
+            t.c.received_at,
+            t.c.identities,
+            t.c.details,
+            t.c.subject_ref,
+            Organisation.name.label("org_name"),
+            Organisation.slug.label("org_slug"),
+            Policy.product_tenant_key,
+        )
+        .join(Organisation.__table__, Organisation.id == t.c.org_id)
+        .outerjoin(Policy.__table__, Policy.org_id == t.c.org_id)
+        .where(t.c.id == ids if one else t.c.id.in_(bindparam("ids", expanding=True)))
+    )
 
 
 def _map_if_needed(database: Database, request_id: str) -> DataMap | None:
@@ -755,17 +787,17 @@ def _published_map(database: Database) -> DataMap:
     return found
 
 
-def _set_flags(session: Session, req: RightsRequest, purpose: str | None) -> None:
-    for ref in identity_refs(identities_of(req)):
-        session.add(
-            Flag(org_id=req.org_id, kind=req.kind, subject_ref=ref, purpose=purpose, request_id=req.id)
-        )
+def _add_flags(  # noqa: PLR0917 - the pieces of one flag
+    session: Session, org_id: str, request_id: str, kind: str, identities: dict[str, str], purpose: str | None
+) -> None:
+    for ref in identity_refs(identities):
+        session.add(Flag(org_id=org_id, kind=kind, subject_ref=ref, purpose=purpose, request_id=request_id))
     record(
         session,
-        f"rights.flag.{req.kind}",
-        org_id=req.org_id,
-        resource=f"rights_request:{req.id}",
-        details={"new": {"kind": req.kind, "purpose": purpose}},
+        f"rights.flag.{kind}",
+        org_id=org_id,
+        resource=f"rights_request:{request_id}",
+        details={"new": {"kind": kind, "purpose": purpose}},
     )
 
 
@@ -778,105 +810,152 @@ LINK_TEXT = {
     "en": "\n\nDownload your data here (the link works for {days} days):\n{link}",
 }
 
+_T_REQUESTS: Any = RightsRequest.__table__
+_T_TASKS: Any = Task.__table__
+_T_PACKAGES: Any = Package.__table__
+_INSERT_PACKAGE = insert(_T_PACKAGES)
+_FINISH = (
+    update(_T_REQUESTS)
+    .where(_T_REQUESTS.c.id == bindparam("w_id"))
+    .values(
+        status=bindparam("status"),
+        summary=bindparam("summary", type_=JSON()),
+        error=bindparam("error"),
+        completed_at=bindparam("completed_at", type_=UTCDateTime()),
+        heartbeat_at=bindparam("now", type_=UTCDateTime()),
+        progress_done=_T_REQUESTS.c.progress_done + bindparam("moved"),
+    )
+)
 
-def finish(database: Database, request_id: str, *, data_map: DataMap | None = None) -> str:
-    """Close the run: done only when every database part is done (then build the package of a
-    read request, tell the person, audit); otherwise partial, with the parts that failed."""
-    with database.transaction(Scope.system("finish rights request")) as session:
-        relaxed_durability(session)
-        return _finish_in(session, request_id, data_map)
 
-
-def _finish_in(session: Session, request_id: str, data_map: DataMap | None) -> str:
-    req = session.get(RightsRequest, request_id)
-    assert req is not None
-    parts = list(session.scalars(select(Part).where(Part.request_id == request_id)))
-    outcome = Status.DONE.value if all(p.status == "done" for p in parts) else Status.PARTIAL.value
+def finish_job(session: Session, job: Any) -> str:
+    """Close a claimed run (``vern.rights.engine.Job``) in the caller's transaction: done only
+    when every database part is done - then the answer of a read request is stored, the person
+    is told and the rows found are forgotten; otherwise partial, naming the parts that failed."""
+    if job.kind in FLAG_KINDS:
+        _add_flags(session, job.org_id, job.request_id, job.kind, job.subject.identities, job.purpose)
+    parts = job.outcome
+    done = all(status == "done" for status, _f, _d, _e in parts.values())
     summary: dict[str, Any] = {
         "databases": {
-            p.database: {
-                "status": p.status,
-                "rows_found": p.rows_found,
-                "rows_done": p.rows_done,
-                "error": p.error,
-            }
-            for p in parts
+            name: {"status": status, "rows_found": found, "rows_done": rows_done, "error": error}
+            for name, (status, found, rows_done, error) in sorted(parts.items())
         },
+        "rows_found": sum(found for _s, found, _d, _e in parts.values()),
     }
-    summary["rows_found"] = sum(p.rows_found for p in parts)
     if parts and summary["rows_found"] == 0:
         summary["note"] = "the identities given match no one in the connected databases"
-    req.summary = summary
-    req.heartbeat_at = utcnow()
-    if outcome != Status.DONE.value:
-        failed = [p.database for p in parts if p.status == "failed"]
-        req.error = "not reached: " + ", ".join(failed) if failed else "incomplete"
-        _set_status(
-            session,
-            req,
-            Status.PARTIAL,
-            actor_user_id=None,
-            action="rights.request.partial",
-            extra={"failed": failed},
+    now = utcnow()
+    if not done:
+        failed = sorted(name for name, (status, *_rest) in parts.items() if status == "failed")
+        error = "not reached: " + ", ".join(failed) if failed else "incomplete"
+        session.connection().execute(
+            _FINISH,
+            {
+                "w_id": job.request_id,
+                "status": Status.PARTIAL.value,
+                "summary": summary,
+                "error": error,
+                "completed_at": None,
+                "now": now,
+                "moved": job.moved,
+            },
         )
-        return Status.PARTIAL.value
+        _audit_status(session, job, Status.PARTIAL, "rights.request.partial", {"failed": failed})
+        job.result = Status.PARTIAL.value
+        return job.result
     link = None
-    if req.kind in (Kind.ACCESS.value, Kind.PORTABILITY.value) and data_map is not None:
-        link = _store_package(session, req, data_map)
-    # the rows found are not kept once the answer is given
-    session.execute(update(_tasks_table()).where(_tasks_table().c.request_id == request_id).values(plan=None))
-    req.error = None
-    req.completed_at = utcnow()
-    _set_status(
-        session,
-        req,
-        Status.DONE,
-        actor_user_id=None,
-        action="rights.request.complete",
-        extra={"rows_found": summary["rows_found"]},
+    if job.package is not None:
+        link = _store_answer(session, job, job.package)
+    if job.stored:  # plans run from storage still hold the rows found; they are not kept
+        session.connection().execute(
+            update(_T_TASKS).where(_T_TASKS.c.request_id == job.request_id).values(plan=None)
+        )
+    session.connection().execute(
+        _FINISH,
+        {
+            "w_id": job.request_id,
+            "status": Status.DONE.value,
+            "summary": summary,
+            "error": None,
+            "completed_at": now,
+            "now": now,
+            "moved": job.moved,
+        },
     )
-    _tell_done(session, req, link)
-    return Status.DONE.value
+    _audit_status(session, job, Status.DONE, "rights.request.complete", {"rows_found": summary["rows_found"]})
+    _tell(session, job, link)
+    job.result = Status.DONE.value
+    return job.result
 
 
-def _tasks_table() -> Any:
-    return Task.__table__
+def _audit_status(session: Session, job: Any, status: Status, action: str, extra: dict[str, Any]) -> None:
+    from vern.rights.engine import book
+
+    book(
+        session,
+        action,
+        org_id=job.org_id,
+        resource=f"rights_request:{job.request_id}",
+        details={"old": {"status": Status.RUNNING.value}, "new": {"status": status.value, **extra}},
+    )
 
 
-def _tell_done(session: Session, req: RightsRequest, link: str | None) -> None:
-    email = identities_of(req).get("email")
-    if not email or req.channel == "api":
+def _tell(session: Session, job: Any, link: str | None) -> None:
+    email = job.subject.identities.get("email")
+    if not email or job.channel == "api":
         return
-    lang = req.locale if req.locale in DONE_MAIL else "nb"
-    org = session.get(Organisation, req.org_id)
+    lang = job.locale if job.locale in DONE_MAIL else "nb"
     extra = LINK_TEXT[lang].format(days=rights_settings().download_days, link=link) if link else ""
     subject, body = DONE_MAIL[lang]
-    notify.queue(
+    from vern.rights.engine import book_mail
+
+    book_mail(
         session,
-        key_id=req.key_id,
+        key_id=job.key_id,
         to=email,
         kind="rights.done",
-        org_id=req.org_id,
+        org_id=job.org_id,
         subject=subject,
-        body=body.format(kind=req.kind, org=org.name if org else "", extra=extra),
+        body=body.format(kind=job.kind, org=job.org_name, extra=extra),
     )
 
 
-def _store_package(session: Session, req: RightsRequest, data_map: DataMap) -> str:
-    from vern.rights.engine import collected_rows
+def build_package(data_map: DataMap, job: Any, rows: dict[str, dict[str, list[dict[str, Any]]]]) -> bytes:
+    """The zip answering an access or portability request (built before any transaction)."""
     from vern.rights.packages import build_zip
 
-    org = session.get(Organisation, req.org_id)
-    body = build_zip(
+    return build_zip(
         data_map,
-        collected_rows(session, req.id),
-        request_id=req.id,
-        kind=req.kind,
-        org_name=org.name if org else "",
-        received=req.received_at,
-        locale=req.locale,
+        rows,
+        request_id=job.request_id,
+        kind=job.kind,
+        org_name=job.org_name,
+        received=job.received_at,
+        locale=job.locale,
     )
-    return _new_package(session, req, body, org.slug if org else req.org_id)
+
+
+def _store_answer(session: Session, job: Any, body: bytes) -> str:
+    import base64
+
+    token = secrets.token_urlsafe(32)
+    session.connection().execute(
+        _INSERT_PACKAGE,
+        {
+            "id": new_id(),
+            "org_id": job.org_id,
+            "request_id": job.request_id,
+            "body": PII(job.key_id, base64.b64encode(body).decode()),
+            "size": len(body),
+            "sha256": hashlib.sha256(body).hexdigest(),
+            "token_hash": hashlib.sha256(token.encode()).hexdigest(),
+            "created_at": utcnow(),
+            "expires_at": utcnow() + timedelta(days=rights_settings().download_days),
+            "downloads": 0,
+        },
+    )
+    return download_link(job.org_slug, token)
 
 
 def _new_package(session: Session, req: RightsRequest, body: bytes, slug: str) -> str:
