@@ -36,22 +36,33 @@ document.cookie = "_ads_id=42; path=/; max-age=86400";"""
 
 
 def host_site(vern: str) -> Starlette:
-    """The vendor's own website: a page that embeds the banner and a tagged tracker."""
-    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Fjellheim</title>
+    """The vendor's own website: a page that embeds the banner, a tagged tracker, a tagged
+    marketing iframe, and the two host links (change the choice, withdraw in one click)."""
+    csp = (f"default-src 'self'; script-src 'self' {vern}; style-src 'self' {vern}; "
+           f"connect-src 'self' {vern}; img-src 'self'; frame-src 'self'")
+
+    def page(lang: str) -> str:
+        return f"""<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><title>Fjellheim</title>
 <script src="{vern}/c/vern-consent.js" data-org="fjellheim" async></script>
 <script type="text/plain" data-category="statistics" src="/tracker.js"></script>
-</head><body><h1>Fjellheim barnehage</h1><p><a href="#" id="settings" data-vern-consent="open">Cookies</a></p>
+</head><body><h1>Fjellheim barnehage</h1>
+<iframe id="video" title="Video" data-category="marketing" data-src="/video"></iframe>
+<p><a href="#" id="settings" data-vern-consent="open">Cookies</a>
+<a href="#" id="withdraw" data-vern-consent="withdraw">Withdraw consent</a></p>
 </body></html>"""
-    csp = (f"default-src 'self'; script-src 'self' {vern}; style-src 'self' {vern}; "
-           f"connect-src 'self' {vern}; img-src 'self'")
 
-    def index(_request: Any) -> Response:
-        return HTMLResponse(page, headers={"Content-Security-Policy": csp})
+    def index(request: Any) -> Response:
+        return HTMLResponse(page(request.query_params.get("lang", "en")),
+                            headers={"Content-Security-Policy": csp})
 
     def tracker(_request: Any) -> Response:
         return Response(TRACKER, media_type="text/javascript")
 
-    return Starlette(routes=[Route("/", index), Route("/tracker.js", tracker)])
+    def video(_request: Any) -> Response:
+        return HTMLResponse("<!doctype html><p>video</p>")
+
+    return Starlette(routes=[Route("/", index), Route("/tracker.js", tracker),
+                             Route("/video", video)])
 
 
 @pytest.fixture
@@ -82,6 +93,16 @@ def _records(db: Database, org: str) -> list[tuple[str, str, str]]:
         rows = session.scalars(select(ConsentRecord).order_by(ConsentRecord.recorded_at,
                                                               ConsentRecord.purpose_key)).all()
         return [(r.purpose_key, r.choice, r.method) for r in rows]
+
+
+def _until(page: Any, expression: str) -> None:
+    """Poll an expression from here: the host page's CSP forbids the eval that Playwright's own
+    in-page polling needs."""
+    for _ in range(400):  # up to 20 s on a busy machine
+        if page.evaluate(expression):
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError(f"never true: {expression}")
 
 
 def _cookies(page: Any) -> dict[str, str]:
@@ -123,7 +144,7 @@ def test_accept_runs_the_tracker_and_withdrawal_stops_it_and_removes_its_cookie(
     assert '"default"' in gcm and '"analytics_storage":"denied"' in gcm
 
     accept.click()
-    page.wait_for_function("window.__tracked === 1")
+    _until(page, "window.__tracked === 1")
     assert _cookies(page)["_track"] == "on"
     assert '"analytics_storage":"granted"' in page.evaluate(
         "JSON.stringify(window.dataLayer.map(a => Array.from(a)))")
@@ -179,4 +200,141 @@ def test_global_privacy_control_refuses_before_anything_runs(
         ("marketing", "denied", "gpc"), ("statistics", "denied", "gpc")]
     assert page.get_by_role("dialog").count() == 0
     assert page.evaluate("window.__tracked") is None
+    context.close()
+
+
+def _tab_to(page: Any, name: str) -> None:
+    """Move the focus with the Tab key only, checking at every step that it stays in the dialog."""
+    for _ in range(20):
+        if page.evaluate("document.activeElement.textContent.trim()") == name:
+            return
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.closest('[role=dialog]') !== null")
+    raise AssertionError(f"{name!r} not reached with Tab")
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_keyboard_only_per_category_choice_in_bokmal(
+        db: Database, personas: Personas, sites: tuple[str, str], browser: Any) -> None:
+    """No mouse: Tab to "Velg selv", Enter, Space on Statistikk, Tab to "Lagre valgene", Enter.
+    Statistics runs; the marketing iframe stays inert; the records say so."""
+    _vern, host = sites
+    page = browser.new_page()
+    page.goto(host + "/?lang=nb")
+    dialog = page.get_by_role("dialog", name="Vi bruker informasjonskapsler")
+    dialog.wait_for()
+    assert dialog.get_attribute("aria-modal") == "true"
+    assert page.evaluate("document.activeElement.textContent") == "Avvis alle"  # focus moved in
+    _tab_to(page, "Velg selv")
+    page.keyboard.press("Enter")
+    stats = page.get_by_label("Statistikk")
+    stats.wait_for()
+    assert page.get_by_label("Nødvendige (alltid på)").is_disabled()
+    assert not stats.is_checked() and not page.get_by_label("Markedsføring").is_checked()
+    for _ in range(5):
+        if page.evaluate("document.activeElement.id") == "vc-p-statistics":
+            break
+        page.keyboard.press("Tab")
+    page.keyboard.press("Space")
+    assert stats.is_checked()
+    _tab_to(page, "Lagre valgene")
+    page.keyboard.press("Enter")
+    _until(page, "window.__tracked === 1")
+    assert page.get_by_role("dialog").count() == 0
+    assert page.locator("#video").get_attribute("src") is None  # marketing: still inert
+    assert _wait_records(db, personas.tenant_a, 2, page) == [
+        ("marketing", "denied", "banner-save"), ("statistics", "granted", "banner-save")]
+    page.get_by_role("button", name="Informasjonskapsler").wait_for()  # the permanent way back
+
+
+CONTRAST = """() => {
+  const lum = (rgb) => {
+    const [r, g, b] = rgb.map(v => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const parse = (c) => c.match(/[\\d.]+/g).map(Number);
+  const background = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = parse(getComputedStyle(e).backgroundColor);
+      if (c.length < 4 || c[3] > 0) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const out = [];
+  const texts = ['h2', 'p', 'a', 'button', 'label', 'legend'].map(t => '[role=dialog] ' + t);
+  for (const el of document.querySelectorAll(texts.join(', '))) {
+    if (!el.getClientRects().length) continue;
+    const fg = lum(parse(getComputedStyle(el).color).slice(0, 3)), bg = lum(background(el));
+    out.push([el.textContent.trim().slice(0, 30), (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05)]);
+  }
+  return out;
+}"""
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_the_dialog_meets_wcag_contrast_and_shows_where_the_focus_is(
+        db: Database, personas: Personas, sites: tuple[str, str], browser: Any) -> None:
+    _vern, host = sites
+    page = browser.new_page()
+    page.goto(host + "/")
+    page.get_by_role("dialog").wait_for()
+    page.get_by_role("button", name="Choose").click()
+    ratios = page.evaluate(CONTRAST)
+    assert len(ratios) >= 8
+    low = [(text, round(r, 2)) for text, r in ratios if r < 4.5]
+    assert low == [], low  # WCAG 2.1 AA for normal text
+    page.keyboard.press("Tab")
+    outline = page.evaluate("""() => { const s = getComputedStyle(document.activeElement);
+        return [s.outlineStyle, parseFloat(s.outlineWidth)]; }""")
+    assert outline[0] != "none" and outline[1] >= 2
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_one_click_withdrawal_from_the_host_link_stops_everything(
+        db: Database, personas: Personas, sites: tuple[str, str], browser: Any) -> None:
+    _vern, host = sites
+    page = browser.new_page()
+    page.goto(host + "/")
+    page.get_by_role("button", name="Accept all").click()
+    _until(page, "window.__tracked === 1")
+    _until(page, "document.getElementById('video').getAttribute('src') === '/video'")
+    assert {"_track", "_ads_id"} <= set(_cookies(page))
+    with page.expect_navigation():
+        page.click("#withdraw")  # one click
+    page.get_by_role("button", name="Cookie settings").wait_for()
+    assert page.evaluate("window.__tracked") is None
+    assert page.locator("#video").get_attribute("src") is None
+    assert not {"_track", "_ads_id"} & set(_cookies(page))
+    assert page.get_by_role("dialog").count() == 0  # a withdrawal is a choice: no nagging
+    assert _wait_records(db, personas.tenant_a, 4, page)[2:] == [
+        ("marketing", "withdrawn", "banner-withdraw"), ("statistics", "withdrawn", "banner-withdraw")]
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_global_privacy_control_overrides_an_earlier_consent_before_anything_runs(
+        db: Database, personas: Personas, sites: tuple[str, str], browser: Any) -> None:
+    _vern, host = sites
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(host + "/")
+    page.get_by_role("button", name="Accept all").click()
+    _until(page, "window.__tracked === 1")
+    assert _wait_records(db, personas.tenant_a, 2, page)[-1][1] == "granted"
+    page.close()
+    context.add_init_script(  # the browser now sends GPC
+        "Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', {get: () => true})")
+    page = context.new_page()
+    page.goto(host + "/")
+    page.get_by_role("button", name="Cookie settings").wait_for()
+    assert page.evaluate("window.__tracked") is None
+    assert not {"_track", "_ads_id"} & set(_cookies(page))
+    assert _wait_records(db, personas.tenant_a, 4, page)[2:] == [
+        ("marketing", "withdrawn", "gpc"), ("statistics", "withdrawn", "gpc")]
+    page.reload()  # the refusal stands; no new record, no dialog
+    page.get_by_role("button", name="Cookie settings").wait_for()
+    assert page.get_by_role("dialog").count() == 0 and page.evaluate("window.__tracked") is None
+    assert len(_records(db, personas.tenant_a)) == 4
     context.close()

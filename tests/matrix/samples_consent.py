@@ -44,6 +44,15 @@ def notice_kind(db: Database, personas: Personas, settings: Settings) -> Sample:
     return Sample("privacy", None)
 
 
+def purpose_key(db: Database, personas: Personas, settings: Settings) -> Sample:
+    """A purpose of tenant A: another tenant's key of the same name is its own purpose."""
+    key = "matrix-" + new_id()[-12:]
+    with db.transaction(Scope.tenant(personas.tenant_a)) as session:
+        consent.create_purpose(session, org_id=personas.tenant_a, actor_user_id=None,
+                               data=consent.PurposeInput(key, "other", "f", "Formål", "Purpose"))
+    return Sample(key, personas.tenant_a)
+
+
 def newsletter_step(db: Database, personas: Personas, settings: Settings) -> Sample:
     return Sample("unsubscribe", None)
 
@@ -60,5 +69,6 @@ SAMPLES = {
     "consent_subject": consent_subject,
     "notice_kind": notice_kind,
     "newsletter_step": newsletter_step,
+    "purpose_key": purpose_key,
     "stats_site": stats_site,
 }

@@ -149,3 +149,26 @@ def test_the_salt_is_kept_for_48_hours_only(db: Database) -> None:
             row.created_at = T0
     assert ing.salts.purge(T0 + timedelta(hours=47)) == 0
     assert ing.salts.purge(T0 + timedelta(hours=49)) == 2
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_two_visits_of_one_visitor_in_one_batch_are_both_stored(
+        db: Database, personas: Personas) -> None:
+    """A batch can hold more than one visit of a visitor (a batch kept through an outage, a bulk
+    load): each is stored, and every event points at a stored visit."""
+    from vern.stats import rollup
+
+    org = personas.tenant_a
+    site = make_site(db, org)
+    views = [PageView(org, site, T0 + timedelta(minutes=m), "v1", "/", "(direct)", "Firefox",
+                      "Linux", "desktop") for m in (0, 5, 50, 120, 121)]
+    with db.transaction(Scope.system("test write")) as session:
+        rollup.apply(session, views, GAP)
+    with db.transaction(Scope.system("test read")) as session:
+        visits = session.scalars(select(StatsVisit).order_by(StatsVisit.started_at)).all()
+        assert [v.pageviews for v in visits] == [2, 1, 2]
+        visit_ids = {v.id for v in visits}
+        assert {e.visit_id for e in session.scalars(select(StatsEvent))} == visit_ids
+    with db.transaction(Scope.tenant(org)) as session:
+        rep = report.build(session, site, date(2026, 3, 1), date(2026, 3, 31), "day")
+    assert (rep.totals.visits, rep.totals.bounces, rep.totals.visitors) == (3, 1, 1)

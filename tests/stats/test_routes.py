@@ -40,7 +40,8 @@ def test_a_beacon_is_counted_and_shows_in_the_report(
     assert csv_res.headers["content-type"].startswith("text/csv")
     page = alice.get(f"/console/stats/{site}?interval=month&days=90")
     assert page.status_code == 200
-    assert "<svg" in page.text and "/om-oss" in page.text
+    assert page.text.count("<svg") == 3 and "/om-oss" in page.text  # views/visitors, bounce, visit
+    assert 'id="bounce-title"' in page.text and 'id="duration-title"' in page.text
 
 
 def test_do_not_track_and_gpc_are_respected(app: Any, db: Database, personas: Personas) -> None:
@@ -114,3 +115,19 @@ def test_public_routes_hand_only_the_truncated_address_to_the_request_audit(
         assert entry["state"]["audit_ip"] == "195.159.103.0", entry["path"]
         assert entry["state"]["client_ip"] == "195.159.103.0", entry["path"]
         assert entry["client"][0] == "195.159.103.0", entry["path"]
+
+
+def test_a_chunked_beacon_is_read_within_the_limit(app: Any, db: Database, personas: Personas) -> None:
+    """Without a declared length the body is read in chunks and refused as soon as it passes the
+    limit; a small chunked beacon is taken as usual."""
+    site = make_site(db, personas.tenant_a)
+    body = json.dumps({"s": site, "u": "/"}).encode()
+    with _client(app) as c:
+        small = c.post("/s/e", content=iter([body[:10], body[10:]]),
+                       headers={"content-type": "text/plain", "user-agent": FIREFOX})
+        big = c.post("/s/e", content=iter([b"x" * 1500, b"x" * 1500]),
+                     headers={"content-type": "text/plain", "user-agent": FIREFOX})
+    assert small.status_code == 204
+    assert big.status_code == 413 and big.headers["x-vern-error"] == "too-large"
+    with db.transaction(Scope.system("test read")) as session:
+        assert len(session.scalars(select(StatsEvent)).all()) == 1

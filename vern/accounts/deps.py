@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -76,12 +76,14 @@ class Caller:
     memberships: list[tuple[Membership, Organisation]] = field(default_factory=list)
 
 
-def get_database(request: Request) -> Database:
+# Dependencies that do no I/O are ``async``: FastAPI runs a plain ``def`` dependency in a worker
+# thread, a hop that costs more than the work itself on every request.
+async def get_database(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -161,22 +163,27 @@ async def _csrf_checked(request: Request, caller: CallerDep) -> Caller:
     return caller
 
 
-def require(*perms: Perm) -> Callable[..., Actor]:
+def permitted_actor(caller: Caller, needed: frozenset[Perm]) -> Actor:
+    """The check of ``require``: the caller's actor if it holds every permission in ``needed``."""
+    if caller.via == "session":
+        if caller.mfa_pending:
+            raise MfaRequired()
+        if caller.must_enrol_mfa:
+            raise MfaEnrolmentRequired()
+        if caller.password_expired:
+            raise PasswordChangeRequired()
+    if caller.actor is None:
+        raise Unauthenticated()
+    if not needed <= caller.actor.perms:
+        raise Forbidden()
+    return caller.actor
+
+
+def require(*perms: Perm) -> Callable[..., Awaitable[Actor]]:
     needed = frozenset(perms)
 
-    def dependency(caller: Annotated[Caller, Depends(_csrf_checked)]) -> Actor:
-        if caller.via == "session":
-            if caller.mfa_pending:
-                raise MfaRequired()
-            if caller.must_enrol_mfa:
-                raise MfaEnrolmentRequired()
-            if caller.password_expired:
-                raise PasswordChangeRequired()
-        if caller.actor is None:
-            raise Unauthenticated()
-        if not needed <= caller.actor.perms:
-            raise Forbidden()
-        return caller.actor
+    async def dependency(caller: Annotated[Caller, Depends(_csrf_checked)]) -> Actor:
+        return permitted_actor(caller, needed)
 
     dependency.__vern_access__ = Access("perm", needed)  # type: ignore[attr-defined]
     dependency.__name__ = "require_" + "_".join(p.value.replace(".", "_") for p in perms)

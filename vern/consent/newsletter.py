@@ -3,7 +3,8 @@ with an opt-out link in every mail; everyone else only after double opt-in (cons
 Both the confirmation and the opt-out are consent records.
 
 Links in mail open a page with one button; the button (a POST) does the change, so that a mail
-scanner following links can neither confirm nor unsubscribe anybody.
+scanner following links can neither confirm nor unsubscribe anybody. A subscriber's opt-out link
+is stable (a keyed hash of the subscription), so the link in every mail ever sent keeps working.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from vern.audit.service import record as audit
 from vern.consent import service
 from vern.consent.models import NewsletterSubscriber
 from vern.crypto import PII, blind_index, keyring
-from vern.db import utcnow
+from vern.db import new_id, utcnow
 from vern.errors import InvalidInput
 from vern.notify import service as notify
 
@@ -43,6 +44,15 @@ def _index(secret: bytes, email: str) -> str:
     return blind_index(secret, email, "newsletter")
 
 
+def optout_token(secret: bytes, subscriber_id: str) -> str:
+    """The subscriber's one-click opt-out token; only its hash is stored."""
+    return blind_index(secret, subscriber_id, "newsletter-opt-out")
+
+
+def optout_url(base_url: str, org_slug: str, token: str) -> str:
+    return f"{base_url}/c/{org_slug}/newsletter/unsubscribe?t={token}"
+
+
 def _check(email: str) -> str:
     email = email.strip()
     if not EMAIL.match(email) or len(email) > 254:
@@ -66,10 +76,12 @@ def subscribe(session: Session, *, org_id: str, org_slug: str, org_name: str, se
     token = service.new_token()
     if found is None:
         key_id = keyring().for_subject(session, "nl:" + _index(secret, email)[:60])
+        sub_id = new_id()
         found = NewsletterSubscriber(
-            org_id=org_id, key_id=key_id, email=PII(key_id, email),
+            id=sub_id, org_id=org_id, key_id=key_id, email=PII(key_id, email),
             email_index=_index(secret, email), subject=service.verified_subject(secret, email),
-            customer=False, status="pending", unsubscribe_hash=service.token_hash(service.new_token()),
+            customer=False, status="pending",
+            unsubscribe_hash=service.token_hash(optout_token(secret, sub_id)),
         )
         session.add(found)
     found.confirm_hash = service.token_hash(token)
@@ -107,7 +119,6 @@ def add_customer(session: Session, *, org_id: str, secret: bytes, email: str,
     first mail. Returns the subscriber and its opt-out token (to put in every mail)."""
     email = _check(email)
     found = _find(session, secret, email)
-    token = service.new_token()
     if found is not None:
         rec = service.latest(session, found.subject).get(PURPOSE)
         if found.status == "unsubscribed" or (rec is not None and rec.choice in ("objected",
@@ -117,9 +128,11 @@ def add_customer(session: Session, *, org_id: str, secret: bytes, email: str,
     else:
         key_id = keyring().for_subject(session, "nl:" + _index(secret, email)[:60])
         found = NewsletterSubscriber(
-            org_id=org_id, key_id=key_id, email=PII(key_id, email), email_index=_index(secret, email),
-            subject=service.verified_subject(secret, email), status="pending", unsubscribe_hash="")
+            id=new_id(), org_id=org_id, key_id=key_id, email=PII(key_id, email),
+            email_index=_index(secret, email), subject=service.verified_subject(secret, email),
+            status="pending", unsubscribe_hash="")
         session.add(found)
+    token = optout_token(secret, found.id)
     found.customer = True
     found.status = "active"
     found.unsubscribe_hash = service.token_hash(token)
@@ -154,17 +167,25 @@ def unsubscribe(session: Session, *, token: str) -> NewsletterSubscriber:
 
 
 def send_issue(session: Session, *, org_id: str, org_slug: str, org_name: str, base_url: str,
-               subject: str, body: str, locale: str, actor_user_id: str | None) -> int:
-    """Queue one newsletter issue to every active subscriber, each with a fresh opt-out link."""
+               secret: bytes, subject: str, body: str, locale: str,
+               actor_user_id: str | None) -> int:
+    """Queue one newsletter issue to every subscriber whose latest record allows it, each mail
+    with the subscriber's one-click opt-out link. Returns the number of mails queued."""
+    subject, body = subject.strip(), body.strip()
+    if not subject or len(subject) > 200:
+        raise InvalidInput.on("subject", "give a subject of 1-200 characters")
+    if not body:
+        raise InvalidInput.on("body", "give the text of the issue")
     count = 0
     texts = TEXTS.get(locale, TEXTS["nb"])
     for sub in session.scalars(select(NewsletterSubscriber).where(
             NewsletterSubscriber.status == "active")):
         if sub.email.value is None or not _may_mail(session, sub):
             continue
-        token = service.new_token()
-        sub.unsubscribe_hash = service.token_hash(token)
-        link = f"{base_url}/c/{org_slug}/newsletter/unsubscribe?t={token}"
+        token = optout_token(secret, sub.id)
+        if sub.unsubscribe_hash != service.token_hash(token):
+            sub.unsubscribe_hash = service.token_hash(token)  # after a change of VERN_SECRET_KEY
+        link = optout_url(base_url, org_slug, token)
         notify.queue(session, key_id=sub.key_id, to=sub.email.value, subject=subject,
                      body=body + texts["footer"].format(org=org_name, link=link),
                      kind="consent.newsletter", org_id=org_id)

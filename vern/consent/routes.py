@@ -11,13 +11,15 @@ Console: ``/console/consent``.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -25,9 +27,12 @@ from sqlalchemy.orm import Session
 from vern.accounts.deps import (
     ANON_CSRF_COOKIE,
     TenantDB,
+    access_of,
     anon_csrf_token,
     check_anon_csrf,
+    permitted_actor,
     require,
+    resolve_caller,
 )
 from vern.accounts.models import Organisation
 from vern.accounts.roles import Perm
@@ -39,9 +44,9 @@ from vern.consent.texts import BANNER, BASES
 from vern.console.templating import LOCALES, environment, pick_locale, render
 from vern.db import Database, Scope
 from vern.errors import Conflict, InvalidInput, NotFound, VernError
+from vern.notify.service import deliver_pending
 from vern.stats.ingest import ingestor_for
-from vern.stats.public import RawPublicRoute, public_route, serve_asset
-from vern.stats.routes import beacon
+from vern.stats.public import public_route, serve_asset
 
 STATIC = Path(__file__).resolve().parent / "static"
 CORS = {"Access-Control-Allow-Origin": "*", "Cross-Origin-Resource-Policy": "cross-origin"}
@@ -51,9 +56,6 @@ MAX_BANNER_POST = 4096
 router = APIRouter(tags=["consent"])
 pages = APIRouter(include_in_schema=False)
 NAV = [("/console/consent", "Consent", Perm.CONSENT_READ)]
-
-# The statistics beacon is the hottest public path: registered first, see vern.stats.routes.
-public_route(router, "/s/e", methods=["POST"], route_class=RawPublicRoute, status_code=204)(beacon)
 
 
 class Strict(BaseModel):
@@ -253,8 +255,6 @@ def newsletter_subscribe(request: Request, consent_org: str,
         newsletter.subscribe(session, org_id=org_id, org_slug=slug, org_name=name,
                              secret=settings.secret_bytes, base_url=settings.base_url, email=email,
                              locale=locale)
-    from vern.notify.service import deliver_pending
-
     deliver_pending(database)
     return render_public(request, "consent/newsletter.html", {
         "org_name": name, "slug": slug, "lang": locale, "step": "sent"})
@@ -338,6 +338,12 @@ class CustomerBody(Strict):
     email: str = Field(max_length=254)
 
 
+class IssueBody(Strict):
+    subject: str = Field(min_length=1, max_length=200)
+    body: str = Field(min_length=1, max_length=100_000)
+    lang: Literal["nb", "en"] = "nb"
+
+
 @router.get("/api/v1/consent/purposes")
 def api_purposes(actor: Annotated[Actor, Depends(require(Perm.CONSENT_READ))],
                  db: TenantDB) -> dict[str, Any]:
@@ -385,24 +391,84 @@ def api_newsletter_customer(request: Request, body: CustomerBody,
                             actor: Annotated[Actor, Depends(require(Perm.CONSENT_MANAGE))],
                             db: TenantDB) -> dict[str, Any]:
     """A customer on legitimate interest (recorded), unless they objected before."""
-    sub, _token = newsletter.add_customer(db, org_id=actor.org_id,
-                                          secret=request.app.state.settings.secret_bytes,
-                                          email=body.email, actor_user_id=actor.user_id)
-    return {"subject": sub.subject, "status": sub.status}
+    settings = request.app.state.settings
+    sub, token = newsletter.add_customer(db, org_id=actor.org_id, secret=settings.secret_bytes,
+                                         email=body.email, actor_user_id=actor.user_id)
+    org = db.get(Organisation, actor.org_id)
+    url = newsletter.optout_url(settings.base_url, org.slug, token) if token and org else None
+    return {"subject": sub.subject, "status": sub.status, "unsubscribe_url": url}
 
 
-@router.get("/api/v1/consent/{consent_subject}")
-async def api_decisions(request: Request, consent_subject: str,
-                        actor: Annotated[Actor, Depends(require(Perm.CONSENT_READ))],
-                        purpose: str | None = None) -> dict[str, Any]:
+@router.post("/api/v1/consent/newsletter/issues", status_code=201)
+def api_newsletter_issue(request: Request, body: IssueBody, background: BackgroundTasks,
+                         actor: Annotated[Actor, Depends(require(Perm.CONSENT_MANAGE))],
+                         db: TenantDB) -> dict[str, Any]:
+    """Send one issue to every subscriber whose latest record allows it (double opt-in or
+    customer), each mail with its one-click opt-out link; delivered after the response."""
+    count = _send_issue(request, db, actor, subject=body.subject, text=body.body, lang=body.lang)
+    background.add_task(deliver_pending, request.app.state.db)
+    return {"recipients": count}
+
+
+def _send_issue(request: Request, db: Session, actor: Actor, *, subject: str, text: str,
+                lang: str) -> int:
+    settings = request.app.state.settings
+    org = db.get(Organisation, actor.org_id)
+    if org is None:
+        raise NotFound()
+    return newsletter.send_issue(db, org_id=org.id, org_slug=org.slug, org_name=org.name,
+                                 base_url=settings.base_url, secret=settings.secret_bytes,
+                                 subject=subject, body=text, locale=lang,
+                                 actor_user_id=actor.user_id)
+
+
+@router.post("/api/v1/consent/purposes/{purpose_key}/retire")
+def api_retire_purpose(purpose_key: str,
+                       actor: Annotated[Actor, Depends(require(Perm.CONSENT_MANAGE))],
+                       db: TenantDB) -> dict[str, Any]:
+    """A purpose no longer used: kept with its records (the proof), never allowed again."""
+    return service.purpose_view(service.retire_purpose(db, key=purpose_key,
+                                                       actor_user_id=actor.user_id))
+
+
+class OneHopRoute(APIRoute):
+    """For the product's hot read: FastAPI's dependency solving is skipped. The endpoint takes
+    the request and its path parameters, and resolves the caller and checks the route's declared
+    access rule (handed over as ``request.state.access``) itself - with the same functions as the
+    dependencies - together with its look-up, in one hop to a worker thread. The declared rule
+    stays on the route for the role matrix."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        endpoint = self.endpoint
+        rules = [a for a in (access_of(d.call) for d in self.dependant.dependencies) if a]
+        if len(rules) != 1 or rules[0].kind != "perm":
+            raise TypeError(f"{self.path}: a OneHopRoute needs exactly one require(...) rule")
+        needed = rules[0].perms
+
+        async def route(request: Request) -> Response:
+            request.state.access = needed
+            response: Response = await endpoint(request, **request.path_params)
+            return response
+
+        return route
+
+
+async def api_decisions(request: Request, consent_subject: str) -> Response:
     """May the product use each purpose for this subject? With ``?purpose=`` one answer.
 
-    The hot path of the product's checks: one hop to a worker thread for the whole lookup, in a
-    transaction scoped to the caller's organisation."""
-    service.check_subject(consent_subject)
+    The hot path of the product's checks (``vern.sdk.ConsentClient.may_use``): caller, access
+    rule and decision in one worker-thread hop, the decision in a transaction scoped to the
+    caller's organisation."""
+    purpose = request.query_params.get("purpose")
     database: Database = request.app.state.db
+    settings = request.app.state.settings
+    needed: frozenset[Perm] = request.state.access
 
     def lookup() -> dict[str, Any] | None:
+        actor = permitted_actor(resolve_caller(request, database, settings), needed)
+        service.check_subject(consent_subject)
+        if purpose is not None and not 0 < len(purpose) <= 40:
+            raise InvalidInput.on("purpose", "a purpose key")
         with database.transaction(Scope.tenant(actor.org_id)) as session:
             if purpose is not None:
                 return service.decision(session, consent_subject, purpose)
@@ -412,8 +478,15 @@ async def api_decisions(request: Request, consent_subject: str,
     if found is None:
         raise NotFound(detail="no such purpose")
     if purpose is not None:
-        return {"subject": consent_subject, "purpose": purpose, **found}
-    return {"subject": consent_subject, "purposes": found}
+        return JSONResponse({"subject": consent_subject, "purpose": purpose, **found})
+    return JSONResponse({"subject": consent_subject, "purposes": found})
+
+
+router.add_api_route(
+    "/api/v1/consent/{consent_subject}", api_decisions, methods=["GET"],
+    route_class_override=OneHopRoute, dependencies=[Depends(require(Perm.CONSENT_READ))],
+    openapi_extra={"parameters": [{"name": "purpose", "in": "query", "required": False,
+                                   "schema": {"type": "string", "maxLength": 40}}]})
 
 
 @router.get("/api/v1/consent/{consent_subject}/history")
@@ -460,7 +533,9 @@ def api_withdraw(consent_subject: str, body: WithdrawBody,
 def console_index(request: Request, actor: Annotated[Actor, Depends(require(Perm.CONSENT_READ))],
                   db: TenantDB) -> Response:
     org = db.get(Organisation, actor.org_id)
+    sent = request.query_params.get("sent", "")
     return render(request, "consent/index.html", {
+        "sent": int(sent) if sent.isdigit() else None,
         "purposes": service.list_purposes(db, include_retired=True),
         "notices": service.list_notices(db), "can_manage": actor.can(Perm.CONSENT_MANAGE),
         "kinds": KINDS, "bases": LEGAL_BASES, "slug": org.slug if org else "",
@@ -478,8 +553,11 @@ def console_create_purpose(
     description_en: Annotated[str, Form(max_length=4000)] = "",
     retention: Annotated[str, Form(max_length=300)] = "",
     cookies: Annotated[str, Form(max_length=4000)] = "",
+    data_categories: Annotated[str, Form(max_length=2000)] = "",
+    scripts: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
-    """``cookies``: one per line, ``name | provider | duration``."""
+    """``cookies``: one per line, ``name | provider | duration``; ``data_categories`` separated by
+    commas; ``scripts`` one address per line."""
     parsed = []
     for line in cookies.splitlines():
         parts = [p.strip() for p in line.split("|")]
@@ -489,9 +567,32 @@ def console_create_purpose(
     data = PurposeInput(key=key, kind=kind, legal_basis=legal_basis, name_nb=name_nb,
                         name_en=name_en, description_nb=description_nb,
                         description_en=description_en, retention=retention, cookies=tuple(parsed),
+                        data_categories=tuple(c.strip() for c in data_categories.split(",")
+                                              if c.strip()),
+                        scripts=tuple(x.strip() for x in scripts.splitlines() if x.strip()),
                         in_banner=bool(parsed) and kind != "necessary")
     service.create_purpose(db, org_id=actor.org_id, data=data, actor_user_id=actor.user_id)
     return RedirectResponse("/console/consent", status_code=303)
+
+
+@pages.post("/console/consent/purposes/{purpose_key}/retire")
+def console_retire_purpose(request: Request, purpose_key: str, *,
+                           actor: Annotated[Actor, Depends(require(Perm.CONSENT_MANAGE))],
+                           db: TenantDB) -> Response:
+    service.retire_purpose(db, key=purpose_key, actor_user_id=actor.user_id)
+    return RedirectResponse("/console/consent", status_code=303)
+
+
+@pages.post("/console/consent/newsletter")
+def console_newsletter_issue(
+    request: Request, background: BackgroundTasks, *,
+    actor: Annotated[Actor, Depends(require(Perm.CONSENT_MANAGE))], db: TenantDB,
+    subject: Annotated[str, Form(max_length=200)], body: Annotated[str, Form(max_length=100_000)],
+    lang: Annotated[Literal["nb", "en"], Form()] = "nb",
+) -> Response:
+    count = _send_issue(request, db, actor, subject=subject, text=body, lang=lang)
+    background.add_task(deliver_pending, request.app.state.db)
+    return RedirectResponse(f"/console/consent?sent={count}", status_code=303)
 
 
 @pages.post("/console/consent/notices")

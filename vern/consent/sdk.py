@@ -1,28 +1,20 @@
-"""Asking "may I use purpose P for this person?" from the vendor's product.
+"""Asking "may I use purpose P for this person?" in the same process as Vern's database.
 
-Two ways, same answer:
-
-* ``LocalConsent(database, org_id)`` - in the same process as Vern's database (a worker, a
-  monolith): one indexed query per question, no cache, so a withdrawal counts from the next call.
-* ``HttpConsent(base_url, token)`` - over HTTP to ``GET /api/v1/consent/{subject}?purpose=P``
-  with an API token of the organisation (permission ``consent.read``).
+* ``LocalConsent(database, org_id)`` - for a worker or a monolith next to Vern: one indexed query
+  per question and no cache of decisions, so a withdrawal counts from the next call (the
+  purposes' legal bases are kept for 5 seconds).
+* Over HTTP, from the vendor's product: ``vern.sdk.ConsentClient`` (standard library only).
 
 Both answer ``False`` for an unknown purpose (strictest default), and for a consent-based purpose
-without a granted record. ``changes(since)`` on the HTTP client reads the change feed so that a
-product can react to withdrawals and objections without asking per person.
+without a granted record.
 """
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
-from typing import Any
 
-import httpx
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
@@ -74,37 +66,3 @@ class LocalConsent:
             choice = session.execute(
                 self._latest, {"subject": subject, "purpose": purpose}).scalar()
             return allowed(basis, choice)
-
-
-class HttpConsent:
-    """Checks over HTTP with a bearer token; keeps one connection open."""
-
-    def __init__(self, base_url: str, token: str, *, timeout: float = 2.0,
-                 client: httpx.Client | None = None) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.client = client or httpx.Client(
-            base_url=self.base_url, timeout=timeout,
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
-
-    def decisions(self, subject: str) -> dict[str, Any]:
-        res = self.client.get(f"/api/v1/consent/{urllib.parse.quote(subject, safe='')}")
-        res.raise_for_status()
-        purposes: dict[str, Any] = res.json()["purposes"]
-        return purposes
-
-    def may_use(self, subject: str, purpose: str) -> bool:
-        res = self.client.get(f"/api/v1/consent/{urllib.parse.quote(subject, safe='')}",
-                              params={"purpose": purpose})
-        if res.status_code == 404:
-            return False
-        res.raise_for_status()
-        return bool(res.json()["allowed"])
-
-    def changes(self, since: datetime) -> list[dict[str, Any]]:
-        res = self.client.get("/api/v1/consent/changes", params={"since": since.isoformat()})
-        res.raise_for_status()
-        records: list[dict[str, Any]] = json.loads(res.text)["records"]
-        return records
-
-    def close(self) -> None:
-        self.client.close()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from vern.audit.service import record as audit
@@ -282,23 +282,34 @@ def decisions(session: Session, subject: str) -> dict[str, dict[str, Any]]:
     return result
 
 
+# The product's hot path, built once: a live purpose's legal basis and the latest record of one
+# subject for it, in one indexed query (the session's tenant scope is added to both tables).
+_DECISION = (
+    select(Purpose.legal_basis.label("basis"), ConsentRecord.choice, ConsentRecord.legal_basis,
+           ConsentRecord.method, ConsentRecord.notice_version, ConsentRecord.recorded_at)
+    .select_from(Purpose)
+    .outerjoin(ConsentRecord, and_(ConsentRecord.org_id == Purpose.org_id,
+                                   ConsentRecord.subject == bindparam("subject"),
+                                   ConsentRecord.purpose_key == Purpose.key))
+    .where(Purpose.key == bindparam("purpose"), Purpose.retired_at.is_(None))
+    .order_by(ConsentRecord.recorded_at.desc(), ConsentRecord.id.desc())
+    .limit(1)
+)
+
+
 def decision(session: Session, subject: str, purpose_key: str) -> dict[str, Any] | None:
-    """One purpose's decision with two indexed look-ups (the product's hot path)."""
-    purpose = session.scalar(select(Purpose).where(Purpose.key == purpose_key,
-                                                   Purpose.retired_at.is_(None)))
-    if purpose is None:
+    """One purpose's decision for one subject; None for an unknown or retired purpose."""
+    row = session.execute(_DECISION, {"subject": subject, "purpose": purpose_key}).first()
+    if row is None:
         return None
-    rec = session.scalar(
-        select(ConsentRecord).where(ConsentRecord.subject == subject,
-                                    ConsentRecord.purpose_key == purpose_key)
-        .order_by(ConsentRecord.recorded_at.desc(), ConsentRecord.id.desc()).limit(1))
+    found = row.choice is not None
     return {
-        "allowed": allowed(purpose.legal_basis, rec.choice if rec else None),
-        "legal_basis": rec.legal_basis if rec else purpose.legal_basis,
-        "choice": rec.choice if rec else None,
-        "method": rec.method if rec else None,
-        "notice_version": rec.notice_version if rec else None,
-        "recorded_at": rec.recorded_at.isoformat() if rec else None,
+        "allowed": allowed(row.basis, row.choice),
+        "legal_basis": row.legal_basis if found else row.basis,
+        "choice": row.choice,
+        "method": row.method,
+        "notice_version": row.notice_version,
+        "recorded_at": row.recorded_at.isoformat() if found else None,
     }
 
 

@@ -9,9 +9,13 @@
 
 Records are queued in memory and sent in batches by a background thread; the host's requests never
 wait for Vern. Only the standard library is used.
+
+Consent: ``ConsentClient(url, token).may_use(subject, purpose)`` asks whether the product may use
+a purpose for a person now (see ``vern.sdk.consent``).
 """
 
 from vern.sdk.client import AuditClient
+from vern.sdk.consent import ConsentClient, ConsentError
 from vern.sdk.middleware import AuditMiddleware, WSGIAuditMiddleware
 
-__all__ = ["AuditClient", "AuditMiddleware", "WSGIAuditMiddleware"]
+__all__ = ["AuditClient", "AuditMiddleware", "ConsentClient", "ConsentError", "WSGIAuditMiddleware"]

@@ -65,3 +65,38 @@ def series_svg(series: Sequence[Bucket], *, title: str, pageviews_label: str = "
         f"{escape(visitors_label)}</text>")
     parts.append("</svg>")
     return "".join(parts)
+
+
+def metric_svg(series: Sequence[Bucket], values: Sequence[float], *, title: str, unit: str,
+               chart_id: str, height: int = 150) -> str:
+    """Bars for one measure per period (bounce rate, average visit), with its text alternative."""
+    n = max(len(series), 1)
+    top = max([*values, 1.0])
+    plot_w, plot_h = WIDTH - PAD_L - 8, height - 26 - PAD_T
+    step = plot_w / n
+    bar_w = max(1.0, step * 0.7)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" role="img" '
+        f'aria-labelledby="{chart_id}-title {chart_id}-desc" class="stats-chart">',
+        f'<title id="{chart_id}-title">{escape(title)}</title>',
+        f'<desc id="{chart_id}-desc">' + escape("; ".join(
+            f"{b.start}: {v:g} {unit}" for b, v in zip(series, values, strict=True))) + "</desc>",
+        f'<line x1="{PAD_L}" y1="{PAD_T + plot_h}" x2="{WIDTH - 8}" y2="{PAD_T + plot_h}" '
+        f'stroke="{AXIS}" stroke-width="1"/>',
+        f'<text x="{PAD_L - 6}" y="{PAD_T + 10}" text-anchor="end" font-size="11" '
+        f'fill="{AXIS}">{top:g} {escape(unit)}</text>',
+        f'<text x="{PAD_L - 6}" y="{PAD_T + plot_h}" text-anchor="end" font-size="11" '
+        f'fill="{AXIS}">0</text>',
+    ]
+    for i, (b, v) in enumerate(zip(series, values, strict=True)):
+        x = PAD_L + i * step + (step - bar_w) / 2
+        h = plot_h * v / top
+        parts.append(
+            f'<rect x="{x:.1f}" y="{PAD_T + plot_h - h:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
+            f'fill="{BAR}"><title>{escape(b.start)}: {v:g} {escape(unit)}</title></rect>')
+        if len(series) <= 12 or i % max(1, len(series) // 6) == 0:
+            parts.append(
+                f'<text x="{PAD_L + i * step + step / 2:.1f}" y="{height - 8}" font-size="10" '
+                f'text-anchor="middle" fill="{AXIS}">{escape(b.start[5:])}</text>')
+    parts.append("</svg>")
+    return "".join(parts)

@@ -12,15 +12,20 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import re
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
+from vern.audit.service import record as audit
 from vern.db import Database, Scope, utcnow
 from vern.stats import rollup
 from vern.stats.models import StatsDaily, StatsEvent, StatsSite, StatsVisit
@@ -71,14 +76,21 @@ def parse_beacon(body: bytes, limit: int) -> Beacon:
     return Beacon(site, clean_path(url), referrer_host(ref))
 
 
+_CONTROL = re.compile(r"[\x00-\x1f]")
+_PLAIN_PATH = re.compile(r"/(?!/)[^?#\s]*")
+
+
 def clean_path(url: str) -> str:
     """The path only: query strings and fragments often carry e-mails and tokens; they are cut."""
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:
-        raise Rejected("bad-url") from None
-    path = parts.path or "/"
-    if not path.startswith("/") or any(ord(c) < 32 for c in path):
+    url = url.strip()
+    if _PLAIN_PATH.fullmatch(url):  # what the beacon sends: a bare path, nothing to cut
+        path = url
+    else:
+        try:
+            path = urlsplit(url).path or "/"
+        except ValueError:
+            raise Rejected("bad-url") from None
+    if not path.startswith("/") or _CONTROL.search(path):
         raise Rejected("bad-url")
     return path[:MAX_PATH]
 
@@ -94,7 +106,12 @@ def referrer_host(ref: str) -> str:
 
 
 class Ingestor:
-    """One per database: a buffer of page views and the thread that writes them."""
+    """One per database: a bounded buffer of page views and the thread that writes them.
+
+    The buffer holds at most ``buffer_max_events`` page views (plus the batch being written). When
+    it is full, intake waits for the writer - from the event loop it waits in a worker thread, so
+    other requests go on - and nothing is dropped. A batch that cannot be written goes back to
+    the front of the buffer and is tried again."""
 
     def __init__(self, database: Database, settings: StatsSettings | None = None) -> None:
         self.database = database
@@ -103,13 +120,18 @@ class Ingestor:
         self.gap = timedelta(minutes=self.settings.visit_gap_minutes)
         self._buffer: list[PageView] = []
         self._rejects: Counter[tuple[str, str, str]] = Counter()
+        self._bots: Counter[str] = Counter()  # per organisation, since the last batch
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
         self._flush_lock = threading.Lock()
+        self._thread_lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._sites: dict[str, tuple[str | None, str, float]] = {}
         self.accepted = 0
         self.skipped = 0
+        self.blocked = 0  # times intake had to wait for room
+        self.failures = 0
         self._last_purge = 0.0
         self._atexit = False
 
@@ -131,9 +153,9 @@ class Ingestor:
                                 now + SITE_CACHE_SECONDS)
         return (row.org_id, row.domain) if row else None
 
-    def accept(self, body: bytes, truncated_ip: str, user_agent: str, *,
-               now: datetime | None = None) -> bool:
-        """Validate and buffer one beacon. Returns False when it is valid but not counted (bot)."""
+    def view(self, body: bytes, truncated_ip: str, user_agent: str, *,
+             now: datetime | None = None) -> PageView | None:
+        """Validate one beacon and make its page view (None for a bot). Raises ``Rejected``."""
         beacon = parse_beacon(body, self.settings.max_beacon_bytes)
         found = self.site(beacon.site_id)
         if found is None:
@@ -141,15 +163,48 @@ class Ingestor:
         org_id, domain = found
         agent = classify(user_agent)
         if agent.bot:
-            self.skipped += 1
-            return False
+            with self._lock:
+                self.skipped += 1
+                self._bots[org_id] += 1
+            self._counted()
+            return None
         at = now or utcnow()
-        day = at.date().isoformat()
         referrer = DIRECT if beacon.referrer == domain else beacon.referrer
-        view = PageView(org_id, beacon.site_id, at,
-                        visitor_hash(self.salts.for_day(day), beacon.site_id, truncated_ip, user_agent),
+        salt = self.salts.for_day(at.date().isoformat())
+        return PageView(org_id, beacon.site_id, at,
+                        visitor_hash(salt, beacon.site_id, truncated_ip, user_agent),
                         beacon.path, referrer, agent.browser, agent.os, agent.device)
-        with self._lock:
+
+    def accept(self, body: bytes, truncated_ip: str, user_agent: str, *,
+               now: datetime | None = None) -> bool:
+        """Validate and buffer one beacon, waiting for room when the buffer is full. Returns
+        False when it is valid but not counted (bot)."""
+        view = self.view(body, truncated_ip, user_agent, now=now)
+        if view is None:
+            return False
+        self._add(view)
+        return True
+
+    async def accept_async(self, body: bytes, truncated_ip: str, user_agent: str) -> bool:
+        """``accept`` for the event loop: a full buffer is waited for in a worker thread."""
+        view = self.view(body, truncated_ip, user_agent)
+        if view is None:
+            return False
+        if len(self._buffer) >= self.settings.buffer_max_events:
+            await run_in_threadpool(self._add, view)
+        else:
+            self._add(view)
+        return True
+
+    def _add(self, view: PageView) -> None:
+        limit = self.settings.buffer_max_events
+        with self._room:
+            if len(self._buffer) >= limit:
+                self.blocked += 1
+                self._ensure_thread()
+                self._wake.set()
+                while len(self._buffer) >= limit:
+                    self._room.wait(1.0)
             self._buffer.append(view)
             self.accepted += 1
             size = len(self._buffer)
@@ -159,40 +214,57 @@ class Ingestor:
             self._ensure_thread()
             if size >= self.settings.flush_max_events:
                 self._wake.set()
-        return True
 
     def reject(self, endpoint: str, reason: str) -> None:
         with self._lock:
             self._rejects[(utcnow().date().isoformat(), endpoint, reason)] += 1
+        self._counted()
+
+    def _counted(self) -> None:
+        """A count changed (a refusal, a bot): written with the next batch."""
         if self.settings.flush_interval_ms == 0:
             self.flush()
         else:
             self._ensure_thread()
 
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
     # -- writing -------------------------------------------------------------------------------
 
     def flush(self) -> int:
-        """Write what is buffered; returns the number of page views written."""
+        """Write what is buffered; returns the number of page views written. On failure the
+        batch goes back to the front of the buffer (nothing is lost) and the error is raised."""
         with self._flush_lock:
-            with self._lock:
+            with self._room:
                 views, self._buffer = self._buffer, []
                 rejects, self._rejects = self._rejects, Counter()
-            if not views and not rejects:
+                bots, self._bots = self._bots, Counter()
+                self._room.notify_all()
+            if not views and not rejects and not bots:
                 return 0
             try:
                 with self.database.transaction(Scope.system("stats ingest")) as session:
                     if views:
                         rollup.apply(session, views, self.gap)
                     rollup.count_rejects(session, dict(rejects))
+                    _audit_batch(session, views, bots)
             except Exception:
-                log.exception("statistics batch of %d page views could not be written", len(views))
+                self.failures += 1
+                with self._room:
+                    self._buffer[:0] = views
+                    self._rejects.update(rejects)
+                    self._bots.update(bots)
+                log.exception("statistics batch of %d page views could not be written; kept",
+                              len(views))
                 raise
             return len(views)
 
     def _ensure_thread(self) -> None:
         if self._thread is not None and self._thread.is_alive():
             return
-        with self._lock:
+        with self._thread_lock:
             if self._thread is not None and self._thread.is_alive():
                 return
             self._thread = threading.Thread(target=self._run, name="vern-stats-writer", daemon=True)
@@ -202,24 +274,48 @@ class Ingestor:
                 self._atexit = True
 
     def _final_flush(self) -> None:
-        """At shutdown: write what is still buffered (at most one interval's worth)."""
+        """At shutdown: write what is still buffered."""
         try:
             self.flush()
         except Exception:  # noqa: BLE001 - the database may be gone already
             log.warning("statistics buffer could not be written at shutdown")
 
     def _run(self) -> None:
-        interval = self.settings.flush_interval_ms / 1000
+        interval = max(self.settings.flush_interval_ms, 1) / 1000
+        delay = interval
         while True:
-            self._wake.wait(interval)
+            self._wake.wait(delay)
             self._wake.clear()
             try:
                 self.flush()
+                delay = interval
                 if time.monotonic() - self._last_purge > 3600:
                     self._last_purge = time.monotonic()
                     purge(self.database, self.salts, self.settings)
             except Exception:  # noqa: BLE001 - the writer must outlive a bad batch
-                time.sleep(interval)
+                delay = min(delay * 2, 30.0)  # the batch was kept; try again later
+
+
+def _audit_batch(session: Session, views: list[PageView], bots: Counter[str]) -> None:
+    """One audit record per organisation and batch instead of one per beacon request: how many
+    page views (and bot hits) came in, when. No address, no user agent - there is none left."""
+    per_org: dict[str, dict[str, Any]] = {}
+    for v in views:
+        entry = per_org.get(v.org_id)
+        if entry is None:
+            entry = per_org[v.org_id] = {"page_views": 0, "bots": 0, "first": v.at, "last": v.at}
+        entry["page_views"] += 1
+        entry["first"] = min(entry["first"], v.at)
+        entry["last"] = max(entry["last"], v.at)
+    for org_id, n in bots.items():
+        per_org.setdefault(org_id, {"page_views": 0, "bots": 0})["bots"] = n
+    for org_id, entry in per_org.items():
+        details = {"page_views": entry["page_views"], "bots": entry["bots"]}
+        if "first" in entry:
+            details["from"] = entry["first"].isoformat(timespec="seconds")
+            details["to"] = entry["last"].isoformat(timespec="seconds")
+        audit(session, "stats.beacons_received", org_id=org_id, resource="stats:beacons",
+              details={"new": details})
 
 
 def purge(database: Database, salts: Salts, settings: StatsSettings,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from vern.db import new_id
@@ -62,6 +62,8 @@ VisitKey = tuple[str, str, str]  # site, day, visitor
 @dataclass
 class Plan:
     visits: dict[VisitKey, VisitState] = field(default_factory=dict)
+    # Visits that a later visit of the same visitor in the same batch replaced in ``visits``.
+    ended: list[VisitState] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     daily: dict[tuple[str, str, str], list[int]] = field(
         default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0, 0]))
@@ -74,21 +76,24 @@ def plan(views: Iterable[PageView], existing: dict[VisitKey, VisitState], gap: t
     starts a new visit; a visit's first second view un-bounces it; time between views is duration."""
     result = Plan(visits=dict(existing))
     for view in sorted(views, key=lambda v: v.at):
-        key = (view.site_id, view.day, view.visitor)
-        day_key = (view.org_id, view.site_id, view.day)
+        day = view.day
+        key = (view.site_id, day, view.visitor)
+        day_key = (view.org_id, view.site_id, day)
         totals = result.daily[day_key]  # pageviews, visitors, visits, bounces, duration_s
         state = result.visits.get(key)
         if state is None or view.at - state.last_at > gap:
             if state is None:
                 totals[1] += 1
-            state = VisitState(new_id(), view.org_id, view.site_id, view.day, view.visitor,
+            elif state.new or state.changed:
+                result.ended.append(state)  # still to be written
+            state = VisitState(new_id(), view.org_id, view.site_id, day, view.visitor,
                                view.at, view.at, 1, new=True)
             result.visits[key] = state
             totals[2] += 1
             totals[3] += 1
             for dim, value in (("referrer", view.referrer), ("browser", view.browser),
                                ("os", view.os), ("device", view.device)):
-                result.dims[(view.org_id, view.site_id, view.day, dim, value)][1] += 1
+                result.dims[(view.org_id, view.site_id, day, dim, value)][1] += 1
         else:
             if state.pageviews == 1:
                 totals[3] -= 1
@@ -98,7 +103,7 @@ def plan(views: Iterable[PageView], existing: dict[VisitKey, VisitState], gap: t
                 state.last_at = view.at
             state.changed = True
         totals[0] += 1
-        result.dims[(view.org_id, view.site_id, view.day, "page", view.path)][0] += 1
+        result.dims[(view.org_id, view.site_id, day, "page", view.path)][0] += 1
         result.events.append({
             "org_id": view.org_id, "site_id": view.site_id, "at": view.at, "visit_id": state.id,
             "path": view.path, "referrer": view.referrer, "browser": view.browser,
@@ -107,48 +112,56 @@ def plan(views: Iterable[PageView], existing: dict[VisitKey, VisitState], gap: t
     return result
 
 
+_VISITS: Table = StatsVisit.__table__  # type: ignore[assignment]
+_EVENTS: Table = StatsEvent.__table__  # type: ignore[assignment]
+
+
 def load_visits(session: Session, views: Sequence[PageView]) -> dict[VisitKey, VisitState]:
-    """The latest stored visit of each (site, day, visitor) in the batch."""
+    """The latest stored visit of each (site, day, visitor) in the batch (Core statements: this
+    runs once per batch on the ingest's hot path)."""
     wanted = {(v.site_id, v.day, v.visitor) for v in views}
     found: dict[VisitKey, VisitState] = {}
-    visitors = sorted({k[2] for k in wanted})
-    sites = sorted({k[0] for k in wanted})
-    days = sorted({k[1] for k in wanted})
-    for start in range(0, len(visitors), 500):
-        rows = session.execute(
-            select(StatsVisit.id, StatsVisit.org_id, StatsVisit.site_id, StatsVisit.day,
-                   StatsVisit.visitor, StatsVisit.started_at, StatsVisit.last_at,
-                   StatsVisit.pageviews).where(
-                StatsVisit.site_id.in_(sites), StatsVisit.day.in_(days),
-                StatsVisit.visitor.in_(visitors[start:start + 500]),
+    by_site_day: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for site, day, visitor in wanted:
+        by_site_day[(site, day)].append(visitor)
+    conn = session.connection()
+    cols = _VISITS.c
+    for (site, day), visitors in by_site_day.items():
+        visitors.sort()
+        for start in range(0, len(visitors), 500):
+            rows = conn.execute(
+                select(cols.id, cols.org_id, cols.started_at, cols.last_at, cols.visitor,
+                       cols.pageviews)
+                .where(cols.site_id == site, cols.day == day,
+                       cols.visitor.in_(visitors[start:start + 500]))
             )
-        )
-        for row in rows:
-            key = (row.site_id, row.day, row.visitor)
-            if key not in wanted:
-                continue
-            known = found.get(key)
-            if known is None or row.last_at > known.last_at:
-                found[key] = VisitState(row.id, row.org_id, row.site_id, row.day, row.visitor,
-                                        row.started_at, row.last_at, row.pageviews)
+            for row in rows:
+                key = (site, day, row.visitor)
+                known = found.get(key)
+                if known is None or row.last_at > known.last_at:
+                    found[key] = VisitState(row.id, row.org_id, site, day, row.visitor,
+                                            row.started_at, row.last_at, row.pageviews)
     return found
 
 
 def write(session: Session, result: Plan) -> None:
-    new = [v for v in result.visits.values() if v.new]
-    changed = [v for v in result.visits.values() if v.changed and not v.new]
+    every = [*result.ended, *result.visits.values()]
+    new = [v for v in every if v.new]
+    changed = [v for v in every if v.changed and not v.new]
+    conn = session.connection()
     if new:
-        session.execute(insert(StatsVisit), [
+        conn.execute(insert(_VISITS), [
             {"id": v.id, "org_id": v.org_id, "site_id": v.site_id, "day": v.day,
              "visitor": v.visitor, "started_at": v.started_at, "last_at": v.last_at,
              "pageviews": v.pageviews} for v in new
         ])
     if changed:
-        session.execute(update(StatsVisit), [
-            {"id": v.id, "last_at": v.last_at, "pageviews": v.pageviews} for v in changed
-        ])
+        conn.execute(
+            update(_VISITS).where(_VISITS.c.id == bindparam("b_id"))
+            .values(last_at=bindparam("b_last"), pageviews=bindparam("b_n")),
+            [{"b_id": v.id, "b_last": v.last_at, "b_n": v.pageviews} for v in changed])
     if result.events:
-        session.execute(insert(StatsEvent), result.events)
+        conn.execute(insert(_EVENTS), result.events)
     if result.daily:
         upsert_add(session, StatsDaily, ["site_id", "day"], [
             {"org_id": org, "site_id": site, "day": day, "pageviews": t[0], "visitors": t[1],

@@ -1,5 +1,6 @@
 /* Vern consent banner. One script tag, no dependencies:
  *   <script src="https://VERN/c/vern-consent.js" data-org="ORG-SLUG" async></script>
+ * Host links: data-vern-consent="open" (change the choice), ="withdraw" (one click withdraws).
  * Nothing non-essential runs before a choice: tagged scripts and iframes stay inert
  * (<script type="text/plain" data-category="statistics" src="…">, <iframe data-category="marketing"
  * data-src="…">) until their category is allowed. Global Privacy Control is read before anything
@@ -118,7 +119,7 @@
 
   function decide(choices, method) {
     var was = allowed;
-    state = { s: (state && state.s) || newId(), v: cfg.version, c: choices, t: Date.now() };
+    state = { s: (state && state.s) || newId(), v: cfg.version, c: choices, t: Date.now(), g: gpc };
     write(state);
     allowed = {};
     cfg.purposes.forEach(function (p) { allowed[p.key] = p.required || choices[p.key] === true; });
@@ -214,21 +215,36 @@
       b.onclick = open;
       document.body.appendChild(b);
     }
-    Array.prototype.forEach.call(document.querySelectorAll("[data-vern-consent='open']"), function (e) {
-      e.addEventListener("click", function (ev) { ev.preventDefault(); open(); });
+    Array.prototype.forEach.call(document.querySelectorAll("[data-vern-consent]"), function (e) {
+      var act = e.getAttribute("data-vern-consent");
+      e.addEventListener("click", function (ev) {
+        ev.preventDefault();
+        /* "withdraw": one click takes every consent back, as easy as giving it. */
+        if (act === "withdraw") window.VernConsent.withdraw(); else open();
+      });
     });
+  }
+
+  function granting(c) {
+    return Object.keys(c || {}).some(function (k) { return c[k] === true; });
   }
 
   function start(config) {
     cfg = config;
-    var current = state && state.v === cfg.version && state.s;
+    /* A stored choice holds for its policy version - except that a consent given before the
+     * browser sent Global Privacy Control gives way to it (a choice made with GPC on stands). */
+    var current = state && state.v === cfg.version && state.s && !(gpc && !state.g && granting(state.c));
     if (current) {
       cfg.purposes.forEach(function (p) { allowed[p.key] = p.required || state.c[p.key] === true; });
       gtag("consent", "update", signals());
       activate();
     } else if (gpc) {
-      /* Global Privacy Control: a refusal made by the browser, recorded like any other. */
-      cfg.purposes.forEach(function (p) { allowed[p.key] = !!p.required; });
+      /* Global Privacy Control: a refusal made by the browser, recorded like any other; the
+       * cookies of an earlier consent go now, before anything tagged could run. */
+      cfg.purposes.forEach(function (p) {
+        if (!p.required && state && state.c && state.c[p.key] === true) removeCookies(p);
+        allowed[p.key] = !!p.required;
+      });
       decide(all(false), "gpc");
     } else {
       cfg.purposes.forEach(function (p) { allowed[p.key] = !!p.required; });
