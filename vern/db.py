@@ -212,6 +212,10 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
+    # Move the write-ahead log into the database every 10,000 pages (40 MiB) instead of SQLite's
+    # 1,000: a page that many commits change (an index's inner pages) is copied back once, not
+    # after every few commits - about half the write work of large appends.
+    cur.execute("PRAGMA wal_autocheckpoint=10000")
     cur.close()
 
 

@@ -24,7 +24,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from hashlib import sha256
@@ -39,6 +39,7 @@ from sqlalchemy import Connection, Table, bindparam, insert, select, text, updat
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from vern.audit.logfile import LineWrite, file_for, trim_uncommitted
 from vern.audit.merkle import Frontier, leaf_hash
 from vern.audit.models import AuditEvent, AuditHead
 from vern.audit.settings import AuditSettings, audit_settings
@@ -55,7 +56,6 @@ SEQ, PERSONAL = 0, 9
 TILE_HEIGHTS = frozenset({8, 16})
 PERSONAL_CONTEXT = "audit_events.personal"
 _PERSONAL_AD = PERSONAL_CONTEXT.encode()
-FILE_PREFIX = "audit-"
 _json_encoder = json.JSONEncoder(separators=(",", ":"))
 _c_encode = getattr(json.encoder, "c_make_encoder", None)
 if _c_encode is not None:
@@ -533,11 +533,6 @@ class Appended:
     more_pending: bool = False  # the page of pending records was full: seal again
 
 
-def file_for(directory: Path, ts_us: int | None = None) -> Path:
-    day = us_to_datetime(ts_us if ts_us is not None else now_us()).strftime("%Y-%m-%d")
-    return directory / f"{FILE_PREFIX}{day}.jsonl"
-
-
 def checkpoint_line(cp: dict[str, Any]) -> bytes:
     return _dumps({"checkpoint": cp}).encode()
 
@@ -555,6 +550,8 @@ class AuditLog:
         self.sealer = Sealer(settings)
         self.directory = Path(settings.audit_log_dir)
         self._lock = threading.Lock()
+        # (file, its length, tree size, checkpoint size) after this log's last append
+        self._clean: tuple[Path, int, int, int] | None = None
         self._ensure_head()
 
     def _ensure_head(self) -> None:
@@ -641,6 +638,8 @@ class AuditLog:
         # and caching cost more than the statements themselves.
         pg = conn.dialect.name == "postgresql"
         q = _SQL_PG if pg else _SQL_SQLITE
+        write: LineWrite | None = None
+        committing = False
         trans = conn.begin()
         try:
             cur: Any = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -652,6 +651,7 @@ class AuditLog:
                 pending = cur.fetchall()
             finally:
                 cur.close()
+            self._trim_files(tree_size, cp_size_0)
             tiles: list[tuple[int, int, bytes]] = []
             frontier = Frontier.decode(tree_size, frontier_blob)
             seq = first = tree_size
@@ -676,62 +676,89 @@ class AuditLog:
                     .values(seq=bindparam("b_seq")),
                     sealed,
                 )
-            if count:
-                seq = self._insert_drafts(conn, drafts, count, keys, ids, seq, frontier, tiles,
-                                          lines)
-            now = now_us()
-            size = frontier.size
-            due = size > cp_size_0 and (
-                force_checkpoint
-                or size - cp_size_0 >= self.audit.checkpoint_every
-                or (now - cp_ts_0) >= self.audit.checkpoint_seconds * 1_000_000
-            )
-            cp_size = None
-            encoded = frontier.encode()
-            cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            try:
-                if tiles:
-                    cur.executemany(q["tile"], tiles)
-                if due:
+            now = 0
+            cp: dict[str, Any] | None = None
+
+            def ready() -> None:
+                """Every line is made: sign the checkpoint if due, start the file's write."""
+                nonlocal now, cp, write
+                now = now_us()
+                size = frontier.size
+                if size > cp_size_0 and (
+                    force_checkpoint
+                    or size - cp_size_0 >= self.audit.checkpoint_every
+                    or (now - cp_ts_0) >= self.audit.checkpoint_seconds * 1_000_000
+                ):
                     root = frontier.root()
                     cp = {
                         "tree_size": size, "root": root, "ts": now,
                         "key_id": self.signer.key_id,
-                        "signature": self.signer.sign(size, root, now), "frontier": encoded,
+                        "signature": self.signer.sign(size, root, now),
+                        "frontier": frontier.encode(),
                     }
-                    cur.execute(q["checkpoint"], (size, root, now, cp["key_id"],
-                                                  cp["signature"], encoded))
                     lines.append(checkpoint_line(checkpoint_json(cp)))
+                if lines:
+                    write = LineWrite(file_for(self.directory), b"\n".join(lines) + b"\n",
+                                      fsync=self.audit.fsync_files)
+
+            if count:
+                seq = self._insert_drafts(conn, drafts, count, keys, ids, seq, frontier, tiles,
+                                          lines, ready)
+            else:
+                ready()
+            size = frontier.size
+            cp_size = None
+            encoded = cp["frontier"] if cp is not None else frontier.encode()
+            cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                if tiles:
+                    cur.executemany(q["tile"], tiles)
+                if cp is not None:
+                    cur.execute(q["checkpoint"], (size, cp["root"], now, cp["key_id"],
+                                                  cp["signature"], encoded))
                     cp_size = size
-                if size != tree_size or due:
-                    cur.execute(q["advance"], (size, encoded, size if due else cp_size_0,
-                                               now if due else cp_ts_0))
+                if size != tree_size or cp is not None:
+                    cur.execute(q["advance"], (size, encoded, size if cp else cp_size_0,
+                                               now if cp else cp_ts_0))
             except BaseException as exc:
                 if isinstance(exc, self._dbapi_integrity):
                     raise IntegrityError(q["checkpoint"], None, exc) from exc
                 raise
             finally:
                 cur.close()
+            if write is not None:
+                write.wait_written()  # a failed write rolls the append back
+            committing = True
             trans.commit()
         except BaseException:
-            if trans.is_active:
+            if committing:
+                # A commit that failed half way: the connection is not used again (the server
+                # rolls back whatever did not commit).
+                with contextlib.suppress(Exception):
+                    conn.invalidate()
+            elif trans.is_active:
                 trans.rollback()
+            if write is not None:
+                write.undo()
             raise
-        if lines:
-            # After the commit, still under the file lock: the file is in position order.
-            self._write_lines(lines)
+        self._clean = None
+        if write is not None:
+            write.finish()
+            self._clean = (write.path, write.end, frontier.size,
+                           frontier.size if cp is not None else cp_size_0)
         return Appended(first, seq - 1, cp_size,
                         more_pending=len(pending) >= self.audit.batch_max * 4)
 
     def _insert_drafts(  # noqa: PLR0912, PLR0915, PLR0917 - the hot loop, in one place
         self, conn: Connection, drafts: Iterable[tuple[Any, ...]], n: int, keys: Keys | None,
         ids: Sequence[str] | None, seq: int, frontier: Frontier,
-        tiles: list[tuple[int, int, bytes]], lines: list[bytes],
+        tiles: list[tuple[int, int, bytes]], lines: list[bytes], ready: Callable[[], None],
     ) -> int:
         """Seal, number, hash and insert the drafts; returns the next position. One loop per
         record without SQLAlchemy in it: on PostgreSQL the rows stream into a ``COPY`` while they
         are made (the server inserts while this thread seals and hashes), on SQLite they go to
-        one ``executemany``."""
+        one ``executemany``. ``ready`` is called once every line is made, before the database
+        takes the last of the rows (the file is written meanwhile)."""
         ids = ids if ids is not None else fast_ids(n)
         end = seq + n
         keyed = keys is not None
@@ -793,6 +820,7 @@ class AuditLog:
             frontier.size = size
             if seq != end:
                 raise ValueError(f"{n} drafts announced, {n - (end - seq)} given")
+            ready()
             if copy_cm is not None:
                 done, copy_cm = copy_cm, None
                 done.__exit__(None, None, None)  # the server reports errors here
@@ -809,18 +837,20 @@ class AuditLog:
             cursor.close()
         return seq
 
+    def _trim_files(self, tree_size: int, checkpoint_size: int) -> None:
+        """Lines an interrupted append left (see ``vern.audit.logfile``) go before new ones;
+        skipped when the file is as this log's own last append left it."""
+        clean = self._clean
+        if clean is not None and clean[2:] == (tree_size, checkpoint_size):
+            with contextlib.suppress(OSError):
+                if clean[0].stat().st_size == clean[1] and clean[0] == file_for(self.directory):
+                    return
+        trim_uncommitted(self.directory, tree_size, checkpoint_size,
+                         fsync=self.audit.fsync_files)
+
     @property
     def _dbapi_integrity(self) -> type[BaseException]:
         return self.database.engine.dialect.loaded_dbapi.IntegrityError
-
-    def _write_lines(self, lines: Iterable[bytes]) -> None:
-        path = file_for(self.directory)
-        data = b"\n".join(lines) + b"\n"
-        with open(path, "ab") as fh:
-            fh.write(data)
-            fh.flush()
-            if self.audit.fsync_files:
-                os.fsync(fh.fileno())
 
     def needs_work(self) -> bool:
         """Pending records to seal, or a checkpoint due (read only, no lock)."""

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from sqlalchemy import delete, select, update
 
-from vern.audit.chain import FILE_PREFIX, datetime_to_us, us_to_datetime
+from vern.audit.chain import datetime_to_us, us_to_datetime
+from vern.audit.logfile import FILE_PREFIX
 from vern.audit.models import AuditCheckpoint, AuditEvent, AuditHead
 from vern.config import Settings
 from vern.crypto import DataKey, keyring

@@ -22,7 +22,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from vern.audit.chain import FIELDS, FILE_PREFIX, Signer, _dumps
+from vern.audit.chain import FIELDS, Signer, _dumps
+from vern.audit.logfile import FILE_PREFIX
 from vern.audit.merkle import Frontier
 from vern.audit.models import AuditCheckpoint, AuditEvent, AuditHead
 from vern.config import Settings

@@ -32,7 +32,8 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
-from vern.audit.chain import FIELDS, FILE_PREFIX, _c_encode, _dumps
+from vern.audit.chain import FIELDS, _c_encode, _dumps
+from vern.audit.logfile import FILE_PREFIX
 from vern.audit.merkle import Frontier, node_hash
 
 BLOCK_BITS = 13  # 8,192 records per task

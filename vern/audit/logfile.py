@@ -1,0 +1,176 @@
+"""The JSON-lines copy of the trail: one file a day, written ahead of the database commit.
+
+An append writes its lines (and its checkpoint's line) to the file before it commits; the
+``fsync`` runs while the database commits, so the two durable writes overlap instead of
+following each other. Under the file lock (see ``AuditLog``) the order is:
+
+1. the lines are written (``write`` has returned) - an error here rolls the append back;
+2. the database commits while the file is synced;
+3. if the commit fails, the file is cut back to its length before step 1.
+
+A process that dies between 1 and 2 leaves lines of records the database never stored at the end
+of the newest file. ``vern audit verify`` names them (they may as well be lines somebody added);
+the next append cuts them off (``trim_uncommitted``, under the lock, before it writes) and says so
+in the service log, since they were never part of the trail.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+FILE_PREFIX = "audit-"
+_TAIL_CHUNK = 1 << 16
+log = logging.getLogger(__name__)
+
+
+def file_for(directory: Path, ts_us: int | None = None) -> Path:
+    if ts_us is None:
+        day = datetime.now(UTC).strftime("%Y-%m-%d")
+    else:
+        day = datetime.fromtimestamp(ts_us / 1_000_000, UTC).strftime("%Y-%m-%d")
+    return directory / f"{FILE_PREFIX}{day}.jsonl"
+
+
+class LineWrite:
+    """One append's lines on their way to today's file: written and synced in a helper thread
+    so that the caller's database work runs meanwhile."""
+
+    def __init__(self, path: Path, data: bytes, *, fsync: bool) -> None:
+        self.path = path
+        self.offset = -1  # the file's length before this write (-1: not opened)
+        self.end = -1  # and after it
+        self._data = data
+        self._fsync = fsync
+        self._written = threading.Event()
+        self._error: BaseException | None = None
+        self._synced_error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="vern-audit-file", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            self._error = exc
+            self._written.set()
+            return
+        try:
+            try:
+                self.offset = os.fstat(fd).st_size
+                self.end = self.offset + len(self._data)
+                view = memoryview(self._data)
+                while view:
+                    view = view[os.write(fd, view):]
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                self._error = exc
+                return
+            finally:
+                self._written.set()
+            if self._fsync:
+                try:
+                    os.fsync(fd)
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                    self._synced_error = exc
+        finally:
+            os.close(fd)
+
+    def wait_written(self) -> None:
+        """Return once the lines are in the file (not yet synced); raise the write's error,
+        after cutting off whatever part of the lines it left."""
+        self._written.wait()
+        if self._error is not None:
+            self._thread.join()
+            self._cut()
+            raise self._error
+
+    def finish(self) -> None:
+        """After the commit: wait for the sync; raise its error."""
+        self._thread.join()
+        if self._synced_error is not None:
+            raise self._synced_error
+
+    def undo(self) -> None:
+        """The commit failed: cut the lines off again."""
+        self._thread.join()
+        self._cut()
+
+    def _cut(self) -> None:
+        if self.offset >= 0:
+            _truncate(self.path, self.offset, fsync=self._fsync)
+
+
+def _truncate(path: Path, length: int, *, fsync: bool) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.ftruncate(fd, length)
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def newest_file(directory: Path) -> Path | None:
+    files = sorted(directory.glob(f"{FILE_PREFIX}*.jsonl"))
+    return files[-1] if files else None
+
+
+def _line_is_uncommitted(line: bytes, tree_size: int, checkpoint_size: int) -> bool:
+    """A record line at a position the committed tree does not have yet, or a checkpoint newer
+    than the last committed one (checkpoints only grow)."""
+    if line.startswith(b"["):
+        comma = line.find(b",")
+        return comma > 1 and int(line[1:comma]) >= tree_size
+    if line.startswith(b'{"checkpoint"'):
+        return int(json.loads(line)["checkpoint"]["size"]) > checkpoint_size
+    return False
+
+
+def trim_uncommitted(directory: Path, tree_size: int, checkpoint_size: int, *,
+                     fsync: bool = True) -> int:
+    """Cut the lines of records the database never committed off the end of the newest file
+    (see the module doc); returns how many lines were cut. Call it under the file lock."""
+    path = newest_file(directory)
+    if path is None:
+        return 0
+    size = path.stat().st_size
+    span = _TAIL_CHUNK
+    with open(path, "rb") as fh:
+        while True:
+            start = max(0, size - span)
+            fh.seek(start)
+            pieces = fh.read(size - start).split(b"\n")
+            offset = start
+            if start > 0:  # the first piece may be the end of a longer line: not looked at
+                offset += len(pieces[0]) + 1
+                pieces = pieces[1:]
+            starts = []
+            for piece in pieces:
+                starts.append(offset)
+                offset += len(piece) + 1
+            cut, removed, settled = size, 0, start == 0
+            for at, line in zip(reversed(starts), reversed(pieces), strict=True):
+                if not line:
+                    continue
+                try:
+                    uncommitted = _line_is_uncommitted(line, tree_size, checkpoint_size)
+                except (ValueError, KeyError, TypeError):
+                    # Unreadable: the cut-off end of an interrupted write when it is the last
+                    # piece; otherwise not a line of ours, left for verification to name.
+                    uncommitted = at == starts[-1]
+                if not uncommitted:
+                    settled = True
+                    break
+                cut, removed = at, removed + 1
+            if settled:
+                break
+            span *= 4
+    if cut < size:
+        _truncate(path, cut, fsync=fsync)
+        log.warning("cut %d lines of records that were never committed off %s",
+                    removed, path.name)
+    return removed
