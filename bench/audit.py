@@ -140,11 +140,16 @@ def _in_threads(work: list[Any], threads: int, fn: Any) -> float:
     return time.perf_counter() - started
 
 
-def _plain_insert(kind: str, db: Database, rows: list[tuple[Any, ...]]) -> None:
+_COPY_TEXT_SQL = _COPY_SQL.removesuffix(" (FORMAT BINARY)")
+_COPY_BINARY_SQL = _COPY_TEXT_SQL + " (FORMAT BINARY)"
+
+
+def _plain_insert(kind: str, db: Database, rows: list[tuple[Any, ...]], fmt: str = "text") -> None:
     """One batch of the same rows, inserted the way the audit log inserts (one ``executemany``
-    on SQLite, one binary ``COPY`` on PostgreSQL) in one transaction with the same durability
-    (SQLite ``synchronous=FULL``, PostgreSQL ``synchronous_commit=on``) and the same connection
-    settings - only without sealing, hashing, the tree, checkpoints and the file."""
+    on SQLite, one ``COPY`` on PostgreSQL - ``fmt`` text, as the log does, or binary) in one
+    transaction with the same durability (SQLite ``synchronous=FULL``, PostgreSQL
+    ``synchronous_commit=on``) and the same connection settings - only without sealing, hashing,
+    the tree, checkpoints and the file."""
     with db.engine.connect() as conn:
         if kind == "sqlite":  # the same connection settings as the audit log's own appends
             conn.exec_driver_sql("PRAGMA synchronous=FULL")
@@ -155,7 +160,7 @@ def _plain_insert(kind: str, db: Database, rows: list[tuple[Any, ...]]) -> None:
             if kind == "sqlite":
                 cur.executemany(_INSERT_SQL, rows)
             else:
-                with cur.copy(_COPY_SQL) as copy:
+                with cur.copy(_COPY_BINARY_SQL if fmt == "binary" else _COPY_TEXT_SQL) as copy:
                     copy.set_types(_COPY_TYPES)
                     for row in rows:
                         copy.write_row(row)
@@ -187,23 +192,31 @@ def _batch_rows(db: Database, first: int, last: int) -> list[tuple[Any, ...]]:
 
 def bench_ingest(kind: str, tmp: Path, total: int, callers: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
     """One caller: each batch is ingested, then the very rows it stored are inserted plainly
-    into the other database - alternately, so that both see the same machine (this one is shared
-    and its load moves by a factor of two within a minute). Two callers: one phase, then the
-    other (for information)."""
+    into the other database(s) - alternately, so that all see the same machine (this one is
+    shared and its load moves by a factor of two within a minute). On PostgreSQL the plain insert
+    is measured both as a text ``COPY`` (as the log writes) and a binary one, each into its own
+    database; the baseline is the faster of the two. Two callers: one phase, then the other (for
+    information)."""
     batch = 1000
+    formats = ("text", "binary") if kind == "postgresql" else ("text",)
     out: dict[str, Any] = {"ingested_events": total}
     for threads in callers:
         all_events = events(total, threads * 10**7)
         batches = [all_events[i:i + batch] for i in range(0, total, batch)]
         name = f"ingest{threads}"
-        with database(kind, tmp, name) as db, database(kind, tmp, f"plain{threads}") as plain:
+        with ExitStack() as stack:
+            db = stack.enter_context(database(kind, tmp, name))
+            plains = {fmt: stack.enter_context(database(kind, tmp, f"plain{fmt}{threads}"))
+                      for fmt in formats}
             settings = settings_for(db.url, tmp / kind / name)
             install_keyring(KeyRing(db.engine, settings.master_key_bytes))
             warm = events(batch, 10**9)  # the actors' keys exist before timing
             ingest(db, settings, org_id=ORG, token_id=None, events=warm)
-            _plain_insert(kind, plain, _batch_rows(db, 0, batch - 1))
+            for fmt, plain in plains.items():
+                _plain_insert(kind, plain, _batch_rows(db, 0, batch - 1), fmt)
+            plain_s = dict.fromkeys(formats, 0.0)
             if threads == 1:
-                ingest_s = plain_s = 0.0
+                ingest_s = 0.0
                 seq = batch
                 for b in batches:
                     started = time.perf_counter()
@@ -211,9 +224,10 @@ def bench_ingest(kind: str, tmp: Path, total: int, callers: tuple[int, ...] = (1
                     ingest_s += time.perf_counter() - started
                     rows = _batch_rows(db, seq, seq + len(b) - 1)
                     seq += len(b)
-                    started = time.perf_counter()
-                    _plain_insert(kind, plain, rows)
-                    plain_s += time.perf_counter() - started
+                    for fmt, plain in plains.items():
+                        started = time.perf_counter()
+                        _plain_insert(kind, plain, rows, fmt)
+                        plain_s[fmt] += time.perf_counter() - started
                 # Right after the load (PostgreSQL's first read of fresh rows also sets their
                 # hint bits), then as a kept trail is: vacuumed and analysed.
                 started = time.perf_counter()
@@ -232,12 +246,17 @@ def bench_ingest(kind: str, tmp: Path, total: int, callers: tuple[int, ...] = (1
                 ingest_s = _in_threads(batches, threads, lambda b, db=db, s=settings: ingest(
                     db, s, org_id=ORG, token_id=None, events=b))
                 stored = _stored_rows(db, batch)[1:]
-                plain_s = _in_threads(stored, threads,
-                                      lambda rows, p=plain: _plain_insert(kind, p, rows))
+                for fmt, plain in plains.items():
+                    plain_s[fmt] = _in_threads(
+                        stored, threads, lambda rows, p=plain, f=fmt: _plain_insert(kind, p, rows, f))
         suffix = "" if threads == 1 else f"_{threads}_callers"
+        best = min(plain_s.values())
         out[f"ingest_events_per_s{suffix}"] = round(total / ingest_s)
-        out[f"plain_insert_rows_per_s{suffix}"] = round(total / plain_s)
-        out[f"ingest_ratio_to_plain_insert{suffix}"] = round(plain_s / ingest_s, 3)
+        out[f"plain_insert_rows_per_s{suffix}"] = round(total / best)
+        if kind == "postgresql":
+            for fmt, secs in plain_s.items():
+                out[f"plain_copy_{fmt}_rows_per_s{suffix}"] = round(total / secs)
+        out[f"ingest_ratio_to_plain_insert{suffix}"] = round(best / ingest_s, 3)
     return out
 
 
