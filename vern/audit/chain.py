@@ -76,9 +76,9 @@ _INSERT_SQL = (f"INSERT INTO audit_events ({', '.join(FIELDS)}) "  # noqa: S608 
 _COPY_SQL = f"COPY audit_events ({', '.join(FIELDS)}) FROM STDIN"
 _COPY_TYPES = ["int8", "text", "int8", *["text"] * 6, "bytea", *["text"] * 8]
 _SQL_SQLITE = {
-    "lock": "UPDATE audit_head SET lock_n = lock_n + 1 WHERE id = 1",
-    "head": "SELECT tree_size, frontier, checkpoint_size, checkpoint_ts FROM audit_head "
-            "WHERE id = 1",
+    # The update is the lock every writer takes; it returns the head it locked.
+    "lock": "UPDATE audit_head SET lock_n = lock_n + 1 WHERE id = 1 "
+            "RETURNING tree_size, frontier, checkpoint_size, checkpoint_ts",
     "pending": f"SELECT {', '.join(FIELDS)} FROM audit_events WHERE seq IS NULL "  # noqa: S608
                "ORDER BY ts, id LIMIT ?",
     "tile": "INSERT INTO audit_tiles (height, idx, hash) VALUES (?, ?, ?)",
@@ -647,7 +647,6 @@ class AuditLog:
             cur: Any = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
             try:
                 cur.execute(q["lock"])
-                cur.execute(q["head"])
                 tree_size, frontier_blob, cp_size_0, cp_ts_0 = cur.fetchone()
                 cur.execute(q["pending"], (self.audit.batch_max * 4,))
                 pending = cur.fetchall()
