@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import delete, select, text, update
@@ -262,6 +263,32 @@ def test_the_writer_blocks_when_full_never_drops_and_flushes_on_stop(
     assert writer.blocked > 0
     report = verify(db, settings)
     assert report.ok and report.checked == calls and report.unsigned == 0
+
+
+def test_requests_close_together_are_written_in_one_append(
+    db: Database, settings: Settings
+) -> None:
+    log = AuditLog(db, settings, AuditSettings(linger_seconds=1.0, fsync_files=False))
+    writer = service.Writer(db, settings, log=log)
+    appends: list[int] = []
+    real = log.append_drafts
+
+    def counting(drafts: Any, keys: Any, **kwargs: Any) -> Any:
+        drafts = list(drafts)
+        appends.append(len(drafts))
+        return real(drafts, keys, **kwargs)
+
+    log.append_drafts = counting  # type: ignore[method-assign]
+    writer.start()
+    for i in range(5):  # one request every 10 ms, as a user clicking through the console does
+        writer.put(service._Request(service.now_us(), "GET", f"/p/{i}", 200, None, None,
+                                    None, "203.0.113.5", "curl", f"r{i}", 1.0))
+        time.sleep(0.01)
+    writer.flush()
+    writer.stop()
+    assert appends[0] == 5
+    assert sum(appends) == 5
+    assert verify(db, settings).checked == 5
 
 
 def test_the_writer_functions_are_safe_without_a_writer() -> None:

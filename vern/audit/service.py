@@ -206,21 +206,7 @@ class Writer:
         while not stop:
             batch: list[_Request] = []
             flushes: list[_Flush] = []
-            try:
-                item = self.queue.get(timeout=self.audit.flush_seconds)
-                while True:
-                    if item is _STOP:
-                        stop = True
-                        break
-                    if isinstance(item, _Flush):
-                        flushes.append(item)
-                    else:
-                        batch.append(item)
-                    if len(batch) >= self.audit.batch_max:
-                        break
-                    item = self.queue.get_nowait()
-            except queue.Empty:
-                pass
+            stop = self._collect(batch, flushes)
             tick = time.monotonic() - last_tick >= max(self.audit.flush_seconds, 1.0)
             if batch or flushes or stop or (tick and self.log.needs_work()):
                 self._write(batch, force_checkpoint=stop)
@@ -235,6 +221,32 @@ class Writer:
                     log.exception("could not prepare the month's audit key")
             for f in flushes:
                 f.done.set()
+
+    def _collect(self, batch: list[_Request], flushes: list[_Flush]) -> bool:
+        """Take the next batch off the queue; True when the writer is to stop. Group commit:
+        records that arrive within ``linger_seconds`` of the first go into the same append (one
+        transaction, one sync); a flush or stop ends the wait."""
+        try:
+            item = self.queue.get(timeout=self.audit.flush_seconds)
+            deadline = time.monotonic() + self.audit.linger_seconds
+            while True:
+                if item is _STOP:
+                    return True
+                if isinstance(item, _Flush):
+                    flushes.append(item)
+                    return False
+                batch.append(item)
+                if len(batch) >= self.audit.batch_max:
+                    return False
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    item = self.queue.get(timeout=left)
+        except queue.Empty:
+            return False
 
     def _write(self, batch: list[_Request], *, force_checkpoint: bool) -> None:
         delay = 0.1

@@ -18,11 +18,13 @@ class AuditSettings(BaseSettings):
     checkpoint_every: int = Field(default=10_000, ge=1)
     checkpoint_seconds: float = Field(default=60.0, gt=0)
     # The background writer: at most this many records wait in memory; a full queue makes the
-    # request that adds one wait (never dropped). Batches of up to ``batch_max`` are written
-    # after at most ``flush_seconds``.
+    # request that adds one wait (never dropped). A batch collects the records that arrive
+    # within ``linger_seconds`` of its first one (up to ``batch_max``) and is then written in one
+    # append; with nothing to write the writer still looks for work every ``flush_seconds``.
     queue_max: int = Field(default=50_000, ge=10)
     batch_max: int = Field(default=5_000, ge=1)
     flush_seconds: float = Field(default=0.2, gt=0)
+    linger_seconds: float = Field(default=0.05, ge=0, le=5)
     # fsync the JSON-lines file after each batch (durable files, not only a durable database).
     fsync_files: bool = True
     # Ed25519 signing key (32 raw bytes, base64) in a file; without it the key is derived from
