@@ -149,3 +149,26 @@ def test_a_key_shredded_in_a_rolled_back_transaction_still_opens(db: Database) -
     session.rollback()
     session.close()
     assert _read_name(db, user_id).value == "Siri Sørensen"
+
+
+def test_cached_ciphers_leave_out_keys_being_destroyed_or_aged_out(db: Database) -> None:
+    clock = [1000.0]
+    ring = KeyRing(db.engine, MASTER, cache_seconds=60, clock=lambda: clock[0])
+    with db.transaction(Scope.system("test")) as session:
+        kept, shredded = ring.create(session), ring.create(session)
+    clock[0] += 30
+    with db.transaction(Scope.system("test")) as session:
+        aged = ring.create(session)
+    clock[0] += 35  # ``kept`` and ``shredded`` were cached 65 s ago: aged out, ``aged`` not yet
+    assert set(ring.cached_ciphers([kept, shredded, aged])) == {aged}
+    ring.cipher(kept)
+    ring.cipher(shredded)
+    session = db.session(Scope.system("test"))
+    ring.shred(session, shredded)
+    try:
+        found = ring.cached_ciphers([kept, shredded, aged, new_id()])
+        assert set(found) == {kept, aged}
+        assert found[kept] is ring.cipher(kept)
+    finally:
+        session.rollback()
+        session.close()

@@ -433,10 +433,11 @@ def resolve_keys(  # noqa: PLR0912 - the fallbacks
                     ids.update(_keys_of(sealer, session, missing, todo))
                 for subject in missing:
                     cache[(ring_id, subject)] = ids[subject]
+            ready = ring.cached_ciphers(ids.values())
             for subject, ts in todo.items():
                 key_id = ids[subject]
                 try:
-                    aead = ring.cipher(key_id)
+                    aead = ready.get(key_id) or ring.cipher(key_id)
                 except KeyDestroyed:
                     month = anon_key_subject(ts)
                     key_id = cache.get((ring_id, month)) or ""
