@@ -122,3 +122,33 @@ def test_a_crash_at_every_step_then_a_resume_finishes_once(
         entries, _parts, _tasks, _actions, _mail = _books(db, request_id)
         assert len(entries) == 1 and entries[0].done_at is not None, step
         forget(url)
+
+
+def test_a_plan_that_fails_to_commit_leaves_the_product_unchanged(
+    db: Database, people: Personas, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if db.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite commits the plan before the product statements start")
+    from sqlalchemy.orm import Session
+
+    from vern.rights import engine
+
+    def lost(session: Session) -> None:
+        session.rollback()
+        session.close()
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(engine, "_commit_and_close", lost)
+    url = _product(tmp_path, "product.db", people)
+    before = _state(url)
+    email = demo.person(1, random.Random(7))["email"]
+    with pytest.raises(RuntimeError, match="the disk is full"):
+        _erase(db, people, url, email, batch_rows=500)
+    assert _state(url) == before  # the product statements were rolled back
+    request_id = _latest_request(db)
+    assert request_row(db, request_id).status == "queued"
+    monkeypatch.undo()
+    status = service.run(db, request_id, data_map=load_map(demo.map_text()), urls={"laerbar.main": url})
+    assert status == "done"
+    _check_done(db, request_id)
+    forget(url)

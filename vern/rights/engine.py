@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -504,6 +505,26 @@ def _insert_together(conn: Connection, rows: _PlanRows) -> None:
     rows.ledger = [e for e in rows.ledger if (e["request_id"], e["database"]) not in entered]
 
 
+class _PlanNotDurable(Exception):
+    """The plan transaction failed to commit while the product statements ran."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+# Commits of plan transactions, each on its run's own connection (the driver releases the GIL
+# while the database writes it). A commit never waits for another run's, so a few threads do.
+_COMMITTER = ThreadPoolExecutor(max_workers=8, thread_name_prefix="vern-rights-plan")
+
+
+def _commit_and_close(session: Session) -> None:
+    try:
+        session.commit()
+    finally:
+        session.close()
+
+
 @dataclass
 class _PlanRows:
     """What one plan transaction writes, gathered to go as one statement per table."""
@@ -543,6 +564,8 @@ class Engine:
     # bookkeeping transactions and the product's reads and writes reuse them.
     _vern: Connection | None = None
     _held: dict[str, Connection] = field(default_factory=dict)
+    # The plan transaction's COMMIT while the product statements run (see ``_commit_plans``).
+    _plan_commit: tuple[Future[None], list[Job]] | None = None
 
     def step(self, name: str) -> None:
         if self.on_step is not None:
@@ -552,21 +575,27 @@ class Engine:
         return product_db(definition, self.urls)
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
+    def transaction(self, *, commit: bool = True) -> Iterator[Session]:
         """A Vern transaction (system scope: the engine addresses rows only by the ids of
-        requests loaded in their tenant) on the run's connection."""
+        requests loaded in their tenant) on the run's connection. With ``commit=False`` the body
+        commits (or hands the session on to be committed and closed) itself; an error rolls back."""
         if self._vern is None or self._vern.invalidated or self._vern.closed:
             self._vern = self.database.engine.connect()
         session = Session(bind=self._vern, expire_on_commit=False)
         session.info["scope"] = _SCOPE
+        handed_on = False
         try:
             yield session
-            session.commit()
+            if commit:
+                session.commit()
+            else:
+                handed_on = self._plan_commit is not None
         except BaseException:
             session.rollback()
             raise
         finally:
-            session.close()
+            if not handed_on:
+                session.close()
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
@@ -622,6 +651,7 @@ class Engine:
             if not claimed:
                 return
             self._write_fresh(claimed)
+            self._plans_durable()
             for qualified in list(self._held):
                 self._drop_conn(qualified)  # ends any read transaction before the chunked runs
             for job in claimed:
@@ -629,7 +659,13 @@ class Engine:
                     part = job.parts[qualified]
                     self._execute(job.request_id, part.id, self.data_map.database(qualified), job.subject)
             self._close(claimed)
+        except _PlanNotDurable as exc:
+            raise exc.error from None  # the product transactions were rolled back
         finally:
+            if self._plan_commit is not None:  # never leave the commit running on a closed connection
+                with suppress(BaseException):
+                    self._plan_commit[0].result()
+                self._plan_commit = None
             self.close()
 
     # -- 1. read ---------------------------------------------------------------------------------
@@ -681,14 +717,14 @@ class Engine:
 
     # -- 2. claim and store the plans ------------------------------------------------------------
 
-    def _commit_plans(self, jobs: list[Job]) -> None:  # noqa: PLR0912 - gather, claim, store
+    def _commit_plans(self, jobs: list[Job]) -> None:
         from vern.rights import service
 
         for job in jobs:  # answers are built before the transaction, which then only stores them
             if job.kind in READ_KINDS and all(f.error is None for f in job.fresh.values()):
                 job.package = service.build_package(self.data_map, job, self._rows_of(job))
         rows = _PlanRows()
-        with self.transaction() as session:
+        with self.transaction(commit=False) as session:
             if not any(j.writes for j in jobs):
                 relaxed_durability(session)  # nothing is written to a product: a lost run is redone
             conn = session.connection()
@@ -711,11 +747,36 @@ class Engine:
                 if job.claimed and not job.writes:
                     service.finish_job(session, job)
             write_book(session)
+            if conn.dialect.name != "sqlite" and any(j.claimed and j.writes for j in jobs):
+                # The plans must be durable before any product change is: the COMMIT goes on while
+                # the product statements run in their (uncommitted) transactions, and each product
+                # COMMIT waits for it (``_plans_durable``); should it fail, they are rolled back.
+                # A server does the commit's work; SQLite would do it in this process, competing
+                # with the product statements, so there it commits first.
+                self._plan_commit = (_COMMITTER.submit(_commit_and_close, session), jobs)
+                return
+            session.commit()
+        self._planned(jobs)
+
+    def _planned(self, jobs: list[Job]) -> None:
         for job in jobs:
             if job.claimed:
                 for qualified, fresh in job.fresh.items():
                     if not fresh.error:
                         self.step(f"planned:{qualified}")
+
+    def _plans_durable(self) -> None:
+        """Wait until the plan transaction has committed (before any product COMMIT)."""
+        if self._plan_commit is None:
+            return
+        future, jobs = self._plan_commit
+        try:
+            future.result()
+        except BaseException as exc:
+            self._plan_commit = None
+            raise _PlanNotDurable(exc) from exc
+        self._plan_commit = None
+        self._planned(jobs)
 
     def _claim(self, session: Session, job: Job, now: Any) -> bool:
         """Move the job's request to running - only if nobody changed it since it was read."""
@@ -856,6 +917,7 @@ class Engine:
                         hit = pdb.apply(conn, definition.tables[tname], job.subject.tenant_value, op, rows)
                         if op in SET_OPS:
                             counts.append((fresh, tname, hit))
+                self._plans_durable()
                 self.step(f"product-write:{qualified}")
                 conn.commit()
             except BaseException:
