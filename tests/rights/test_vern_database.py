@@ -152,3 +152,44 @@ def test_a_plan_that_fails_to_commit_leaves_the_product_unchanged(
     assert status == "done"
     _check_done(db, request_id)
     forget(url)
+
+
+def test_a_product_commit_that_fails_fails_the_part_and_the_retry_finishes(
+    db: Database, people: Personas, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from concurrent.futures import Future
+    from typing import Any
+
+    from sqlalchemy import Connection
+    from sqlalchemy.exc import OperationalError
+
+    from vern.rights import engine
+
+    real = engine._COMMITTER
+
+    class FailingProductCommits:
+        def submit(self, fn: Any, *args: Any) -> Future[None]:
+            if getattr(fn, "__self__", None).__class__ is Connection:  # a product COMMIT
+                fn.__self__.rollback()
+                failed: Future[None] = Future()
+                failed.set_exception(OperationalError("COMMIT", {}, Exception("disk I/O error")))
+                return failed
+            return real.submit(fn, *args)
+
+    monkeypatch.setattr(engine, "_COMMITTER", FailingProductCommits())
+    url = _product(tmp_path, "product.db", people)
+    before = _state(url)
+    email = demo.person(1, random.Random(7))["email"]
+    request_id, status = _erase(db, people, url, email, batch_rows=500)
+    assert status == "partial"
+    assert _state(url) == before
+    entries, parts, _tasks, actions, _mail = _books(db, request_id)
+    assert [p.status for p in parts] == ["failed"] and "disk I/O error" in (parts[0].error or "")
+    assert entries[0].done_at is None and "rights.part.fail" in actions
+    monkeypatch.undo()
+    with db.transaction(Scope.tenant(people.tenant_a)) as session:
+        service.retry(session, request_id, actor_user_id=None)
+    status = service.run(db, request_id, data_map=load_map(demo.map_text()), urls={"laerbar.main": url})
+    assert status == "done"
+    _check_done(db, request_id)
+    forget(url)

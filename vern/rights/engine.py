@@ -513,9 +513,19 @@ class _PlanNotDurable(Exception):
         self.error = error
 
 
-# Commits of plan transactions, each on its run's own connection (the driver releases the GIL
-# while the database writes it). A commit never waits for another run's, so a few threads do.
-_COMMITTER = ThreadPoolExecutor(max_workers=8, thread_name_prefix="vern-rights-plan")
+
+class _ProductCommitFailed(Exception):
+    """A deferred product COMMIT failed: the part's writes did not happen."""
+
+    def __init__(self, job: Job, fresh: FreshPart, qualified: str, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.job, self.fresh, self.qualified, self.error = job, fresh, qualified, error
+
+
+# Commits of plan (and lone product) transactions, each on its run's own connection (the driver
+# releases the GIL while the database writes and syncs). A commit never waits for another run's,
+# so a few threads serve every run.
+_COMMITTER = ThreadPoolExecutor(max_workers=8, thread_name_prefix="vern-rights-commit")
 
 
 def _commit_and_close(session: Session) -> None:
@@ -566,6 +576,8 @@ class Engine:
     _held: dict[str, Connection] = field(default_factory=dict)
     # The plan transaction's COMMIT while the product statements run (see ``_commit_plans``).
     _plan_commit: tuple[Future[None], list[Job]] | None = None
+    # A lone person's product COMMIT while the checkpoint's statements run (see ``_write_fresh``).
+    _product_commit: tuple[Future[None], Connection, Job, FreshPart, str] | None = None
 
     def step(self, name: str) -> None:
         if self.on_step is not None:
@@ -666,6 +678,12 @@ class Engine:
                 with suppress(BaseException):
                     self._plan_commit[0].result()
                 self._plan_commit = None
+            if self._product_commit is not None:
+                with suppress(BaseException):
+                    self._product_commit[0].result()
+                with suppress(SQLAlchemyError):
+                    self._product_commit[1].close()
+                self._product_commit = None
             self.close()
 
     # -- 1. read ---------------------------------------------------------------------------------
@@ -884,11 +902,33 @@ class Engine:
                     job.parts[qualified] = PartState(fresh.part_id, PartStatus.PLANNED.value, True)
                     continue
                 pending.setdefault(qualified, []).append((job, fresh))
+        # One person in one database and nothing in chunks (a single request's run): the product
+        # COMMIT goes on while the checkpoint's statements run in Vern's transaction, which commits
+        # only after it (``_products_committed``) - or, if it failed, is rolled back and redone
+        # with the part failed. Otherwise each product transaction commits here.
+        alone = len(pending) == 1 and len(next(iter(pending.values()))) == 1
+        alone = alone and not any(job.stored for job in jobs)
         for qualified, work in pending.items():
             definition = self.data_map.database(qualified)
             for group in self._groups(work):
-                self._write_group(definition, group)
+                if self._write_group(definition, group, defer=alone):
+                    continue
                 self.step(f"product-commit:{qualified}")
+
+    def _products_committed(self) -> None:
+        """Wait for a deferred product COMMIT; raises ``_ProductCommitFailed`` if it failed."""
+        if self._product_commit is None:
+            return
+        future, conn, job, fresh, qualified = self._product_commit
+        self._product_commit = None
+        try:
+            future.result()
+        except (Unreachable, SQLAlchemyError) as exc:
+            raise _ProductCommitFailed(job, fresh, qualified, exc) from exc
+        finally:
+            with suppress(SQLAlchemyError):
+                conn.close()
+        self.step(f"product-commit:{qualified}")
 
     def _groups(self, work: list[tuple[Job, FreshPart]]) -> list[list[tuple[Job, FreshPart]]]:
         groups: list[list[tuple[Job, FreshPart]]] = [[]]
@@ -902,9 +942,13 @@ class Engine:
             rows += size
         return groups
 
-    def _write_group(self, definition: DatabaseDef, group: list[tuple[Job, FreshPart]]) -> None:
-        """Writes one group of people in one database, and notes each part's outcome."""
+    def _write_group(  # noqa: PLR0912 - the writes, a deferred or a failed commit
+        self, definition: DatabaseDef, group: list[tuple[Job, FreshPart]], *, defer: bool = False
+    ) -> bool:
+        """Writes one group of people in one database, and notes each part's outcome. With
+        ``defer`` the COMMIT is started and left running; returns whether it was."""
         qualified = definition.qualified
+        deferred = False
         try:
             # the product transaction that read the rows (if still open) also writes them
             pdb, conn = self._product_conn(definition)
@@ -919,7 +963,13 @@ class Engine:
                             counts.append((fresh, tname, hit))
                 self._plans_durable()
                 self.step(f"product-write:{qualified}")
-                conn.commit()
+                if defer:
+                    self._held.pop(qualified)
+                    job, fresh = group[0]
+                    self._product_commit = (_COMMITTER.submit(conn.commit), conn, job, fresh, qualified)
+                    deferred = True
+                else:
+                    conn.commit()
             except BaseException:
                 self._drop_conn(qualified)  # rolls the transaction back
                 raise
@@ -927,10 +977,10 @@ class Engine:
             if len(group) > 1 and not isinstance(exc, Unreachable):
                 for item in group:  # one person at a time, to find the one that fails
                     self._write_group(definition, [item])
-                return
+                return False
             for job, fresh in group:
                 job.outcome[qualified] = (PartStatus.FAILED.value, fresh.rows_found, 0, describe_failure(exc))
-            return
+            return False
         for fresh, tname, hit in counts:
             fresh.written[tname] = hit
         for job, fresh in group:
@@ -940,9 +990,25 @@ class Engine:
                 fresh.rows_done,
                 None,
             )
+        return deferred
 
-    def _close(self, jobs: list[Job]) -> None:  # noqa: PLR0912 - checkpoints of every part
+    def _close(self, jobs: list[Job]) -> None:
         """One Vern transaction: the checkpoints of the writes just made, and every finish."""
+        try:
+            self._close_once(jobs)
+        except _ProductCommitFailed as failed:  # Vern's transaction was rolled back: redo it
+            failed.job.outcome[failed.qualified] = (
+                PartStatus.FAILED.value,
+                failed.fresh.rows_found,
+                0,
+                describe_failure(failed.error),
+            )
+            failed.fresh.written = {}
+            for job in jobs:
+                job.moved = 0
+            self._close_once(jobs)
+
+    def _close_once(self, jobs: list[Job]) -> None:  # noqa: PLR0912 - checkpoints of every part
         from vern.rights import service
 
         now = utcnow()
@@ -999,6 +1065,7 @@ class Engine:
             for job in jobs:
                 service.finish_job(session, job)
             write_book(session)
+            self._products_committed()  # Vern records only what the product has committed
         for job in jobs:
             for qualified in job.fresh:
                 if qualified not in job.stored:
