@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -361,6 +362,7 @@ class FreshPart:
     new: bool  # the part row does not exist yet
     found: dict[str, list[Found]] = field(default_factory=dict)
     where: dict[str, list[tuple[str, list[Any]]]] = field(default_factory=dict)  # set-based tables
+    # (table, operation, rows, ""): the task ids are given when the plan is stored (``_task_rows``)
     planned: list[tuple[str, str, list[dict[str, Any]], str]] = field(default_factory=list)
     written: dict[str, int] = field(default_factory=dict)  # set-based tables: rows the statement hit
     task_id: str | None = None  # the part's one task, when its plan is stored whole
@@ -453,6 +455,85 @@ _PART_DONE = (
     )
 )
 
+# PostgreSQL: the three statements above for one part (its tasks, its ledger entry, the part
+# itself) in one statement - data-modifying CTEs, one round trip instead of three.
+_CHECKPOINTS_DONE = _PART_DONE.add_cte(_TASKS_DONE.cte("done_tasks"), _LEDGER_DONE.cte("done_ledger"))
+
+_together: dict[tuple[tuple[str, ...], ...], Any] = {}
+
+
+def _insert_together(conn: Connection, rows: _PlanRows) -> None:
+    """PostgreSQL: a new part whose plan is one task goes in with its task and ledger entry as one
+    statement (data-modifying CTEs; the foreign keys are checked at its end) - one round trip
+    instead of three. The rows are taken out of ``rows``; the rest is inserted as before."""
+    if not rows.new_parts:
+        return
+    tasks: dict[str, list[dict[str, Any]]] = {}
+    for task in rows.tasks:
+        tasks.setdefault(task["part_id"], []).append(task)
+    entries = {(e["request_id"], e["database"]): e for e in rows.ledger}
+    together: list[dict[str, Any]] = []
+    taken: set[str] = set()
+    for part in rows.new_parts:
+        own = tasks.get(part["id"], [])
+        entry = entries.get((part["request_id"], part["database"]))
+        if len(own) != 1 or entry is None:
+            continue
+        taken.add(part["id"])
+        together.append(
+            {f"p_{k}": v for k, v in part.items()}
+            | {f"t_{k}": v for k, v in own[0].items()}
+            | {f"l_{k}": v for k, v in entry.items()}
+        )
+    if not together:
+        return
+    shape = tuple(tuple(sorted(k for k in together[0] if k.startswith(p))) for p in ("p_", "t_", "l_"))
+    stmt = _together.get(shape)
+    if stmt is None:
+
+        def prefixed(table: Table, keys: tuple[str, ...]) -> Any:
+            return insert(table).values({k[2:]: bindparam(k, type_=table.c[k[2:]].type) for k in keys})
+
+        stmt = prefixed(_T_LEDGER, shape[2]).add_cte(
+            prefixed(_T_PART, shape[0]).cte("new_part"), prefixed(_T_TASK, shape[1]).cte("new_task")
+        )
+        _together[shape] = stmt
+    conn.execute(stmt, together)
+    rows.new_parts = [p for p in rows.new_parts if p["id"] not in taken]
+    rows.tasks = [t for t in rows.tasks if t["part_id"] not in taken]
+    entered = {(row["p_request_id"], row["p_database"]) for row in together}
+    rows.ledger = [e for e in rows.ledger if (e["request_id"], e["database"]) not in entered]
+
+
+class _PlanNotDurable(Exception):
+    """The plan transaction failed to commit while the product statements ran."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+
+class _ProductCommitFailed(Exception):
+    """A deferred product COMMIT failed: the part's writes did not happen."""
+
+    def __init__(self, job: Job, fresh: FreshPart, qualified: str, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.job, self.fresh, self.qualified, self.error = job, fresh, qualified, error
+
+
+# Commits of plan (and lone product) transactions, each on its run's own connection (the driver
+# releases the GIL while the database writes and syncs). A commit never waits for another run's,
+# so a few threads serve every run.
+_COMMITTER = ThreadPoolExecutor(max_workers=8, thread_name_prefix="vern-rights-commit")
+
+
+def _commit_and_close(session: Session) -> None:
+    try:
+        session.commit()
+    finally:
+        session.close()
+
 
 @dataclass
 class _PlanRows:
@@ -493,6 +574,10 @@ class Engine:
     # bookkeeping transactions and the product's reads and writes reuse them.
     _vern: Connection | None = None
     _held: dict[str, Connection] = field(default_factory=dict)
+    # The plan transaction's COMMIT while the product statements run (see ``_commit_plans``).
+    _plan_commit: tuple[Future[None], list[Job]] | None = None
+    # A lone person's product COMMIT while the checkpoint's statements run (see ``_write_fresh``).
+    _product_commit: tuple[Future[None], Connection, Job, FreshPart, str] | None = None
 
     def step(self, name: str) -> None:
         if self.on_step is not None:
@@ -502,21 +587,46 @@ class Engine:
         return product_db(definition, self.urls)
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
+    def transaction(self, *, commit: bool = True) -> Iterator[Session]:
         """A Vern transaction (system scope: the engine addresses rows only by the ids of
-        requests loaded in their tenant) on the run's connection."""
+        requests loaded in their tenant) on the run's connection. With ``commit=False`` the body
+        commits (or hands the session on to be committed and closed) itself; an error rolls back."""
         if self._vern is None or self._vern.invalidated or self._vern.closed:
             self._vern = self.database.engine.connect()
         session = Session(bind=self._vern, expire_on_commit=False)
         session.info["scope"] = _SCOPE
+        handed_on = False
         try:
             yield session
-            session.commit()
+            if commit:
+                session.commit()
+            else:
+                handed_on = self._plan_commit is not None
         except BaseException:
             session.rollback()
             raise
         finally:
-            session.close()
+            if not handed_on:
+                session.close()
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A Vern read that changes nothing (loading the requests). On PostgreSQL it runs outside
+        a transaction - each statement sees its own committed snapshot, and the BEGIN and COMMIT
+        round trips are saved; every later change is guarded by what was read (the claim checks
+        the attempt counter), so nothing depends on the reads sharing one snapshot."""
+        if self._vern is None or self._vern.invalidated or self._vern.closed:
+            self._vern = self.database.engine.connect()
+        conn = self._vern
+        autocommit = conn.dialect.name == "postgresql" and not conn.in_transaction()
+        if autocommit:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            with self.transaction() as session:
+                yield session
+        finally:
+            if autocommit and not conn.closed and not conn.invalidated:
+                conn.execution_options(isolation_level=conn.default_isolation_level)
 
     def close(self) -> None:
         """Give the run's connections back (a product transaction still open is rolled back)."""
@@ -553,6 +663,7 @@ class Engine:
             if not claimed:
                 return
             self._write_fresh(claimed)
+            self._plans_durable()
             for qualified in list(self._held):
                 self._drop_conn(qualified)  # ends any read transaction before the chunked runs
             for job in claimed:
@@ -560,7 +671,19 @@ class Engine:
                     part = job.parts[qualified]
                     self._execute(job.request_id, part.id, self.data_map.database(qualified), job.subject)
             self._close(claimed)
+        except _PlanNotDurable as exc:
+            raise exc.error from None  # the product transactions were rolled back
         finally:
+            if self._plan_commit is not None:  # never leave the commit running on a closed connection
+                with suppress(BaseException):
+                    self._plan_commit[0].result()
+                self._plan_commit = None
+            if self._product_commit is not None:
+                with suppress(BaseException):
+                    self._product_commit[0].result()
+                with suppress(SQLAlchemyError):
+                    self._product_commit[1].close()
+                self._product_commit = None
             self.close()
 
     # -- 1. read ---------------------------------------------------------------------------------
@@ -593,7 +716,7 @@ class Engine:
                         op, rows = set_based_plan(
                             self.secret, definition.tables[tname], where[tname], job.subject
                         )
-                        fresh.planned.append((tname, op, rows, new_id()))
+                        fresh.planned.append((tname, op, rows, ""))
                         continue
                     op, rows = plan_rows(
                         self.secret,
@@ -604,7 +727,7 @@ class Engine:
                         subject=job.subject,
                     )
                     if rows and job.writes:
-                        fresh.planned.append((tname, op, rows, new_id()))
+                        fresh.planned.append((tname, op, rows, ""))
             except (Unreachable, SQLAlchemyError) as exc:
                 fresh.error = describe_failure(exc)
                 fresh.found, fresh.planned = {}, []
@@ -612,14 +735,14 @@ class Engine:
 
     # -- 2. claim and store the plans ------------------------------------------------------------
 
-    def _commit_plans(self, jobs: list[Job]) -> None:  # noqa: PLR0912 - gather, claim, store
+    def _commit_plans(self, jobs: list[Job]) -> None:
         from vern.rights import service
 
         for job in jobs:  # answers are built before the transaction, which then only stores them
             if job.kind in READ_KINDS and all(f.error is None for f in job.fresh.values()):
                 job.package = service.build_package(self.data_map, job, self._rows_of(job))
         rows = _PlanRows()
-        with self.transaction() as session:
+        with self.transaction(commit=False) as session:
             if not any(j.writes for j in jobs):
                 relaxed_durability(session)  # nothing is written to a product: a lost run is redone
             conn = session.connection()
@@ -627,6 +750,8 @@ class Engine:
             for job in jobs:
                 if self._claim(session, job, now):
                     self._plan_rows(session, job, rows, now)
+            if conn.dialect.name == "postgresql":
+                _insert_together(conn, rows)
             for stmt, params in (
                 (_INSERT_PART, rows.new_parts),
                 (_PART_PLANNED, rows.old_parts),
@@ -640,11 +765,36 @@ class Engine:
                 if job.claimed and not job.writes:
                     service.finish_job(session, job)
             write_book(session)
+            if conn.dialect.name != "sqlite" and any(j.claimed and j.writes for j in jobs):
+                # The plans must be durable before any product change is: the COMMIT goes on while
+                # the product statements run in their (uncommitted) transactions, and each product
+                # COMMIT waits for it (``_plans_durable``); should it fail, they are rolled back.
+                # A server does the commit's work; SQLite would do it in this process, competing
+                # with the product statements, so there it commits first.
+                self._plan_commit = (_COMMITTER.submit(_commit_and_close, session), jobs)
+                return
+            session.commit()
+        self._planned(jobs)
+
+    def _planned(self, jobs: list[Job]) -> None:
         for job in jobs:
             if job.claimed:
                 for qualified, fresh in job.fresh.items():
                     if not fresh.error:
                         self.step(f"planned:{qualified}")
+
+    def _plans_durable(self) -> None:
+        """Wait until the plan transaction has committed (before any product COMMIT)."""
+        if self._plan_commit is None:
+            return
+        future, jobs = self._plan_commit
+        try:
+            future.result()
+        except BaseException as exc:
+            self._plan_commit = None
+            raise _PlanNotDurable(exc) from exc
+        self._plan_commit = None
+        self._planned(jobs)
 
     def _claim(self, session: Session, job: Job, now: Any) -> bool:
         """Move the job's request to running - only if nobody changed it since it was read."""
@@ -752,11 +902,33 @@ class Engine:
                     job.parts[qualified] = PartState(fresh.part_id, PartStatus.PLANNED.value, True)
                     continue
                 pending.setdefault(qualified, []).append((job, fresh))
+        # One person in one database and nothing in chunks (a single request's run): the product
+        # COMMIT goes on while the checkpoint's statements run in Vern's transaction, which commits
+        # only after it (``_products_committed``) - or, if it failed, is rolled back and redone
+        # with the part failed. Otherwise each product transaction commits here.
+        alone = len(pending) == 1 and len(next(iter(pending.values()))) == 1
+        alone = alone and not any(job.stored for job in jobs)
         for qualified, work in pending.items():
             definition = self.data_map.database(qualified)
             for group in self._groups(work):
-                self._write_group(definition, group)
+                if self._write_group(definition, group, defer=alone):
+                    continue
                 self.step(f"product-commit:{qualified}")
+
+    def _products_committed(self) -> None:
+        """Wait for a deferred product COMMIT; raises ``_ProductCommitFailed`` if it failed."""
+        if self._product_commit is None:
+            return
+        future, conn, job, fresh, qualified = self._product_commit
+        self._product_commit = None
+        try:
+            future.result()
+        except (Unreachable, SQLAlchemyError) as exc:
+            raise _ProductCommitFailed(job, fresh, qualified, exc) from exc
+        finally:
+            with suppress(SQLAlchemyError):
+                conn.close()
+        self.step(f"product-commit:{qualified}")
 
     def _groups(self, work: list[tuple[Job, FreshPart]]) -> list[list[tuple[Job, FreshPart]]]:
         groups: list[list[tuple[Job, FreshPart]]] = [[]]
@@ -770,9 +942,13 @@ class Engine:
             rows += size
         return groups
 
-    def _write_group(self, definition: DatabaseDef, group: list[tuple[Job, FreshPart]]) -> None:
-        """Writes one group of people in one database, and notes each part's outcome."""
+    def _write_group(  # noqa: PLR0912 - the writes, a deferred or a failed commit
+        self, definition: DatabaseDef, group: list[tuple[Job, FreshPart]], *, defer: bool = False
+    ) -> bool:
+        """Writes one group of people in one database, and notes each part's outcome. With
+        ``defer`` the COMMIT is started and left running; returns whether it was."""
         qualified = definition.qualified
+        deferred = False
         try:
             # the product transaction that read the rows (if still open) also writes them
             pdb, conn = self._product_conn(definition)
@@ -785,8 +961,15 @@ class Engine:
                         hit = pdb.apply(conn, definition.tables[tname], job.subject.tenant_value, op, rows)
                         if op in SET_OPS:
                             counts.append((fresh, tname, hit))
+                self._plans_durable()
                 self.step(f"product-write:{qualified}")
-                conn.commit()
+                if defer:
+                    self._held.pop(qualified)
+                    job, fresh = group[0]
+                    self._product_commit = (_COMMITTER.submit(conn.commit), conn, job, fresh, qualified)
+                    deferred = True
+                else:
+                    conn.commit()
             except BaseException:
                 self._drop_conn(qualified)  # rolls the transaction back
                 raise
@@ -794,10 +977,10 @@ class Engine:
             if len(group) > 1 and not isinstance(exc, Unreachable):
                 for item in group:  # one person at a time, to find the one that fails
                     self._write_group(definition, [item])
-                return
+                return False
             for job, fresh in group:
                 job.outcome[qualified] = (PartStatus.FAILED.value, fresh.rows_found, 0, describe_failure(exc))
-            return
+            return False
         for fresh, tname, hit in counts:
             fresh.written[tname] = hit
         for job, fresh in group:
@@ -807,51 +990,72 @@ class Engine:
                 fresh.rows_done,
                 None,
             )
+        return deferred
 
-    def _close(self, jobs: list[Job]) -> None:  # noqa: PLR0912 - checkpoints of every part
+    def _close(self, jobs: list[Job]) -> None:
         """One Vern transaction: the checkpoints of the writes just made, and every finish."""
+        try:
+            self._close_once(jobs)
+        except _ProductCommitFailed as failed:  # Vern's transaction was rolled back: redo it
+            failed.job.outcome[failed.qualified] = (
+                PartStatus.FAILED.value,
+                failed.fresh.rows_found,
+                0,
+                describe_failure(failed.error),
+            )
+            failed.fresh.written = {}
+            for job in jobs:
+                job.moved = 0
+            self._close_once(jobs)
+
+    def _close_once(self, jobs: list[Job]) -> None:  # noqa: PLR0912 - checkpoints of every part
         from vern.rights import service
 
         now = utcnow()
         tasks: list[dict[str, Any]] = []
         ledger: list[dict[str, Any]] = []
         parts: list[dict[str, Any]] = []
+        together: list[dict[str, Any]] = []  # PostgreSQL: a part's three checkpoints as one statement
         with self.transaction() as session:
             relaxed_durability(session)
+            one_statement = session.get_bind().dialect.name == "postgresql"
             for job in jobs:
                 for qualified, fresh in job.fresh.items():
                     if fresh.error or not fresh.planned or qualified in job.stored:
                         continue
                     status, _found, moved, error = job.outcome[qualified]
                     failed = status == PartStatus.FAILED.value
+                    part = {
+                        "w_id": fresh.part_id,
+                        "status": status,
+                        "moved": moved,
+                        "extra": 0 if failed else sum(fresh.written.values()),
+                        "error": error,
+                        "failed": 1 if failed else 0,
+                        "now": now,
+                    }
                     if failed:
                         assert error is not None
                         self._audit_failure(session, job, qualified, error)
+                        parts.append(part)
+                        continue
+                    job.moved += fresh.rows_planned
+                    task = {"w_part": fresh.part_id, "now": now}
+                    if job.kind != Kind.ERASURE.value:
+                        tasks.append(task)
+                        parts.append(part)
+                        continue
+                    entry = {"w_request": job.request_id, "w_database": qualified, "extra": part["extra"]}
+                    if one_statement:
+                        together.append(task | entry | part)
                     else:
-                        tasks.append({"w_part": fresh.part_id, "now": now})
-                        job.moved += fresh.rows_planned
-                        if job.kind == Kind.ERASURE.value:
-                            ledger.append(
-                                {
-                                    "w_request": job.request_id,
-                                    "w_database": qualified,
-                                    "extra": sum(fresh.written.values()),
-                                    "now": now,
-                                }
-                            )
-                    parts.append(
-                        {
-                            "w_id": fresh.part_id,
-                            "status": status,
-                            "moved": moved,
-                            "extra": 0 if failed else sum(fresh.written.values()),
-                            "error": error,
-                            "failed": 1 if failed else 0,
-                            "now": now,
-                        }
-                    )
+                        tasks.append(task)
+                        ledger.append(entry | {"now": now})
+                        parts.append(part)
             self._read_stored_outcomes(session, jobs)
             conn = session.connection()
+            if together:
+                conn.execute(_CHECKPOINTS_DONE, together)
             if tasks:
                 conn.execute(_TASKS_DONE, tasks)
             if ledger:
@@ -861,6 +1065,7 @@ class Engine:
             for job in jobs:
                 service.finish_job(session, job)
             write_book(session)
+            self._products_committed()  # Vern records only what the product has committed
         for job in jobs:
             for qualified in job.fresh:
                 if qualified not in job.stored:
@@ -957,13 +1162,13 @@ class Engine:
         return [
             base
             | {
-                "id": task_id,
+                "id": new_id(),
                 "table_name": tname,
                 "seq": seq,
                 "plan": PII(job.key_id, dumps({"op": op, "rows": rows})),
                 "rows_total": len(rows),
             }
-            for seq, (tname, op, rows, task_id) in enumerate(fresh.planned)
+            for seq, (tname, op, rows, _id) in enumerate(fresh.planned)
         ]
 
     def _ledger(self, job: Job, definition: DatabaseDef, fresh: FreshPart, *, now: Any) -> dict[str, Any]:
@@ -971,18 +1176,24 @@ class Engine:
         values that matched the person (``m:``) and of the values written instead (``w:``)."""
         tables: dict[str, list[str]] = {}
         counts: dict[str, int] = {}
+        known: dict[tuple[str, str], str] = {}  # the same value in several tables is hashed once
+
+        def hashed(col: str, value: Any) -> str:
+            got = known.get((col, str(value)))
+            if got is None:
+                got = known[col, str(value)] = match_hash(self.secret, col, value)
+            return got
+
         for tname, _op, rows, _id in fresh.planned:
-            hashes = {
-                "m:" + match_hash(self.secret, col, val) for f in fresh.found[tname] for col, val in f.pairs
-            }
+            hashes = {"m:" + hashed(col, val) for f in fresh.found[tname] for col, val in f.pairs}
             set_based = False
             for row in rows:
                 for col, values in row.get("where") or ():  # set-based: what its statement matches
                     set_based = True
-                    hashes.update("m:" + match_hash(self.secret, col, val) for val in values)
+                    hashes.update("m:" + hashed(col, val) for val in values)
                 for col, value in (row.get("set") or {}).items():
                     if value is not None:
-                        hashes.add("w:" + match_hash(self.secret, col, value))
+                        hashes.add("w:" + hashed(col, value))
             tables[tname] = sorted(hashes)
             if not set_based:  # a set-based table's rows are counted into ``rows`` when written
                 counts[tname] = len(rows)

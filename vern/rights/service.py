@@ -648,14 +648,14 @@ def run_batch(
 def _load_jobs(
     engine: Any, request_ids: list[str], *, resume: bool, strict: bool
 ) -> tuple[list[Any], dict[str, str]]:
-    """Everything a run needs, read in one transaction without changing anything: (jobs that may
+    """Everything a run needs, read without changing anything (``Engine.reading``): (jobs that may
     be claimed, {request id: why not} for the rest). ``strict`` raises instead (a single run)."""
     from vern.rights.engine import Job, PartState, Subject
 
     jobs: list[Any] = []
     skipped: dict[str, str] = {}
     stale = utcnow() - STALE_AFTER
-    with engine.transaction() as session:
+    with engine.reading() as session:
         one = len(request_ids) == 1
         rows = (
             session.connection()
