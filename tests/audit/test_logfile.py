@@ -141,3 +141,21 @@ def test_a_write_reports_where_it_started_and_ended(tmp_path: Path) -> None:
     write = LineWrite(path, b"[3]\n", fsync=False)
     write.undo()
     assert path.read_bytes() == b"[0]\n[1]\n[2]\n"
+
+
+def test_a_sync_that_fails_after_the_commit_is_logged_not_raised(
+    db: Database, settings: Settings, trail: AuditLog, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The records are committed: raising would make the caller append them a second time."""
+    def broken(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(logfile.os, "fsync", broken)
+    log = audit_log(db, settings, fsync_files=True)
+    with caplog.at_level("ERROR", logger="vern.audit.chain"):
+        log.append(rows(log, db, 5))
+    monkeypatch.undo()
+    assert "could not be synced" in caplog.text
+    assert _count(db) == 125
+    assert verify(db, settings).ok

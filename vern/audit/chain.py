@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import logging
 import os
 import threading
 import time
@@ -89,6 +90,7 @@ _SQL_SQLITE = {
 }
 _SQL_PG = {k: v.replace("?", "%s") for k, v in _SQL_SQLITE.items()}
 _EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
+log = logging.getLogger(__name__)
 
 
 def now_us() -> int:
@@ -745,9 +747,16 @@ class AuditLog:
             raise
         self._clean = None
         if write is not None:
-            write.finish()
-            self._clean = (write.path, write.end, frontier.size,
-                           frontier.size if cp is not None else cp_size_0)
+            try:
+                write.finish()
+            except OSError:
+                # The records are committed and their lines written, only not known to be on
+                # disk: raising would make the caller append them again. Said loudly instead;
+                # ``vern audit verify`` names any line that did not survive.
+                log.exception("the audit log file could not be synced: %s", write.path.name)
+            else:
+                self._clean = (write.path, write.end, frontier.size,
+                               frontier.size if cp is not None else cp_size_0)
         return Appended(first, seq - 1, cp_size,
                         more_pending=len(pending) >= self.audit.batch_max * 4)
 
