@@ -179,6 +179,9 @@ class Writer:
         self.failures = 0
         self._thread = threading.Thread(target=self._run, name="vern-audit-writer", daemon=True)
         self._stopped = threading.Event()
+        # Ends the writer's wait for more records early (flush, stop, a full queue); a record
+        # put on the queue does not, so requests do not wake the writer one by one.
+        self._hurry = threading.Event()
 
     def start(self) -> None:
         self._prepare_keys()
@@ -197,6 +200,7 @@ class Writer:
             self.queue.put_nowait(item)
         except queue.Full:
             self.blocked += 1
+            self._hurry.set()
             self.queue.put(item)  # wait for room: never drop
 
     def _run(self) -> None:
@@ -242,9 +246,10 @@ class Writer:
                     item = self.queue.get_nowait()
                 except queue.Empty:
                     left = deadline - time.monotonic()
-                    if left <= 0:
-                        return False
-                    item = self.queue.get(timeout=left)
+                    if left > 0:  # sleep out the window, then take what came meanwhile
+                        self._hurry.wait(left)
+                        self._hurry.clear()
+                    item = self.queue.get_nowait()
         except queue.Empty:
             return False
 
@@ -300,6 +305,7 @@ class Writer:
         self._stopped.set()
         if self._thread.is_alive():
             self.queue.put(_STOP)
+            self._hurry.set()
             self._thread.join(timeout)
 
     def flush(self, timeout: float = 10.0) -> None:
@@ -308,6 +314,7 @@ class Writer:
             return
         done = threading.Event()
         self.queue.put(_Flush(done))
+        self._hurry.set()
         done.wait(timeout)
 
 
