@@ -7,11 +7,12 @@
   in flight):
   idempotency look-up, personal data sealed under each actor's key, canonical form, SHA-256 leaf,
   Merkle frontier, tiles, signed checkpoints every 10,000 records, durable commit (SQLite
-  ``synchronous=FULL``, PostgreSQL default ``synchronous_commit=on``), then the JSON-lines file
-  appended and fsync'ed. HTTP parsing and pydantic validation are not timed.
+  ``synchronous=FULL``, PostgreSQL default ``synchronous_commit=on``), the JSON-lines file
+  written before the commit and fsync'ed while it runs. HTTP parsing and pydantic validation are not timed.
   ``plain``: the same rows (as built by the service, sealed data included) inserted in batches of
   1,000 into an identical fresh table with the same indexes and the same durability, no hashing,
-  no files, with the same number of callers - measured in the same run; ratio = ingest / plain.
+  no files, with the same number of callers - measured in the same run (PostgreSQL: the faster
+  of a text and a binary ``COPY``); ratio = ingest / plain.
 * verify: ``vern.audit.verify.verify`` over the ingested trail, database and files together.
 * who accessed X between T1 and T2: ``vern.audit.query.search`` (the API's query, with its own
   ``audit.read`` record and commit) over a table of 10,000,000 records (``--quick``: 200,000)
@@ -140,8 +141,8 @@ def _in_threads(work: list[Any], threads: int, fn: Any) -> float:
     return time.perf_counter() - started
 
 
-_COPY_TEXT_SQL = _COPY_SQL.removesuffix(" (FORMAT BINARY)")
-_COPY_BINARY_SQL = _COPY_TEXT_SQL + " (FORMAT BINARY)"
+_COPY_TEXT_SQL = _COPY_SQL  # the log's own statement
+_COPY_BINARY_SQL = _COPY_SQL + " (FORMAT BINARY)"
 
 
 def _plain_insert(kind: str, db: Database, rows: list[tuple[Any, ...]], fmt: str = "text") -> None:

@@ -3,8 +3,9 @@
 One ``AuditLog`` per database does every append. An append takes the ``audit_head`` row (an
 UPDATE, so two processes serialise on it), gives each new record - and every record sealed inside
 another domain's transaction since the last append - the next position ``seq``, hashes its
-canonical form as a leaf, inserts, signs a checkpoint when due, commits, and only then appends the
-same canonical lines (and checkpoint lines) to today's JSON-lines file, under a file lock.
+canonical form as a leaf, inserts, signs a checkpoint when due, writes the same canonical lines
+(and checkpoint lines) to today's JSON-lines file and commits while the file is synced - all under
+a file lock (``vern.audit.logfile`` has the order and what happens when a step fails).
 
 Canonical form of a record: the JSON array of ``FIELDS`` (compact separators, ASCII), with the
 sealed personal blob as hex and ``details`` as the stored JSON text. The file line *is* this array,
@@ -599,8 +600,8 @@ class AuditLog:
         plaintext to seal and two more items follow: the AES-GCM of ``key_id`` and the key id's
         16 bytes (``Keys.for_subject``); without, ``key_id`` and ``personal`` are final.
         Under the lock each record is sealed, gets its position and id, is hashed into the tree
-        and written to the database; after the commit the lines go to the log file. All or
-        nothing: on any error nothing is stored.
+        and written to the database; the lines go to the log file before the commit and are
+        synced while it runs. All or nothing: on any error nothing is stored.
 
         ``drafts`` may be a generator (``count`` says how many it yields): it is then consumed
         under the lock, record by record, while the database takes the rows."""

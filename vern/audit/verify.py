@@ -226,7 +226,9 @@ def _fast(  # noqa: PLR0911, PLR0912, PLR0915 - every check gives up the same wa
         return None
     if after:
         # Lines past the head read at the start: newer appends, so the database must have
-        # them by now (a line is written only after its record committed).
+        # them by now (an append writes its lines and commits under the lock taken here, and
+        # cuts them off again if its commit fails; lines read before such a cut-off send this
+        # to the exact pass).
         with _appends_paused(directory), database.engine.connect() as conn:
             now_size = conn.scalar(select(AuditHead.tree_size).where(AuditHead.id == 1)) or 0
         if after != list(range(tree_size, tree_size + len(after))) or after[-1] >= now_size:
