@@ -37,6 +37,7 @@ from sqlalchemy.types import Integer, Numeric
 from vern.datamap.connect import NoConnection, engine_for, resolve_url
 from vern.datamap.model import DatabaseDef
 from vern.datamap.model import Table as MapTable
+from vern.db import execute_fast
 
 IN_CHUNK = 500
 
@@ -144,17 +145,18 @@ class ProductDB:
                 for start in range(0, len(values), IN_CHUNK)
             ]
         for cond in rounds:
-            shape = tuple((name, len(values) == 1) for name, values in cond)
+            shape = tuple((name, _width(len(values))) for name, values in cond)
             stmt = self._find_stmt(mt, shape)
             params: dict[str, Any] = {"w_tenant": tenant}
-            params.update({f"w_{i}": _bound(values) for i, (_n, values) in enumerate(cond)})
+            for i, (_n, values) in enumerate(cond):
+                params.update(_bind_in(f"w_{i}", values, shape[i][1]))
             for row in conn.execute(stmt, params).mappings():
                 record = dict(row)
                 key = tuple(record[k] for k in key_cols) if key_cols else _row_key(record)
                 keyed.setdefault(key, record)
         return list(keyed.values())
 
-    def _find_stmt(self, mt: MapTable, shape: tuple[tuple[str, bool], ...]) -> Any:
+    def _find_stmt(self, mt: MapTable, shape: tuple[tuple[str, int], ...]) -> Any:
         """The prepared SELECT for a table and the columns a person is looked up by; SQLAlchemy
         keeps its compiled form, so later runs only bind values."""
         cache_key = ("find", mt.name, shape)
@@ -162,7 +164,7 @@ class ProductDB:
         if stmt is None:
             table = self.table(mt.name)
             cols = [table.c[name] for name in mt.fields if name in table.c]
-            conds = [_in(table.c[name], f"w_{i}", single) for i, (name, single) in enumerate(shape)]
+            conds = [_in(table.c[name], f"w_{i}", width) for i, (name, width) in enumerate(shape)]
             stmt = select(*cols).where(
                 table.c[mt.tenant] == bindparam("w_tenant"), conds[0] if len(conds) == 1 else or_(*conds)
             )
@@ -216,15 +218,17 @@ class ProductDB:
             keys = [r["key"][key_name] for r in group]
             for start in range(0, len(keys), IN_CHUNK):
                 chunk = keys[start : start + IN_CHUNK]
-                stmt = self._update_stmt(mt, (key_name,), names, many=len(chunk) > 1)
-                if len(chunk) == 1:
-                    conn.execute(stmt, params | {"w_0": chunk[0]})
+                width = _width(len(chunk))
+                stmt = self._update_stmt(mt, (key_name,), names, width=width)
+                if width == 1:
+                    execute_fast(conn, stmt, params | {"w_0": chunk[0]})
                 else:
-                    conn.execute(stmt, params | {"w_keys": chunk})
+                    execute_fast(conn, stmt, params | _bind_in("w_keys", chunk, width))
             done += len(group)
         for (key_names, names), group in each.items():
-            stmt = self._update_stmt(mt, key_names, names, many=False)
-            conn.execute(
+            stmt = self._update_stmt(mt, key_names, names, width=1)
+            execute_fast(
+                conn,
                 stmt,
                 [
                     {"w_tenant": tenant}
@@ -261,11 +265,11 @@ class ProductDB:
                 for start in range(0, len(values), IN_CHUNK)
             ]
         for cond in rounds:
-            shape = tuple((c, len(v) == 1) for c, v in cond)
+            shape = tuple((c, _width(len(v))) for c, v in cond)
             cache_key = (op, mt.name, shape, names, keep_null)
             stmt = self._stmts.get(cache_key)
             if stmt is None:
-                clauses = [_in(table.c[c], f"w_{i}", single) for i, (c, single) in enumerate(shape)]
+                clauses = [_in(table.c[c], f"w_{i}", width) for i, (c, width) in enumerate(shape)]
                 where = and_(
                     table.c[mt.tenant] == bindparam("w_tenant"),
                     clauses[0] if len(clauses) == 1 else or_(*clauses),
@@ -282,23 +286,26 @@ class ProductDB:
                     stmt = update(table).where(where).values(values)
                 self._stmts[cache_key] = stmt
             params = {"w_tenant": tenant}
-            params.update({f"w_{i}": _bound(v) for i, (_c, v) in enumerate(cond)})
+            for i, (_c, v) in enumerate(cond):
+                params.update(_bind_in(f"w_{i}", v, shape[i][1]))
             params.update({f"v_{i}": self._typed(table, n, plan["set"][n]) for i, n in enumerate(names)})
-            hit += conn.execute(stmt, params).rowcount or 0
+            hit += execute_fast(conn, stmt, params)
         return hit
 
     @staticmethod
     def _typed(table: Table, name: str, value: Any) -> Any:
         return coerce(table.c[name], value) if value is not None else None
 
-    def _update_stmt(self, mt: MapTable, keys: tuple[str, ...], names: tuple[str, ...], *, many: bool) -> Any:
-        cache_key = ("update", mt.name, keys, names, many)
+    def _update_stmt(self, mt: MapTable, keys: tuple[str, ...], names: tuple[str, ...], *, width: int) -> Any:
+        """``UPDATE … WHERE tenant AND key``: several keys (``width`` > 1, one column) as an
+        ``IN`` list of that many parameters."""
+        cache_key = ("update", mt.name, keys, names, width)
         stmt = self._stmts.get(cache_key)
         if stmt is None:
             table = self.table(mt.name)
             where: Any
-            if many:
-                where = table.c[keys[0]].in_(bindparam("w_keys", expanding=True))
+            if width > 1:
+                where = _in(table.c[keys[0]], "w_keys", width)
             else:
                 where = and_(*(table.c[k] == bindparam(f"w_{i}") for i, k in enumerate(keys)))
             stmt = (
@@ -309,27 +316,35 @@ class ProductDB:
             self._stmts[cache_key] = stmt
         return stmt
 
-    def _delete_keyed(self, conn: Connection, mt: MapTable, tenant: Any, rows: list[dict[str, Any]]) -> int:
-        if not rows:
-            return 0
-        table = self.table(mt.name)
-        key_names = tuple(rows[0]["key"])
-        many = len(key_names) == 1 and len(rows) > 1
-        cache_key = ("delete", mt.name, key_names, many)
+    def _delete_stmt(self, mt: MapTable, key_names: tuple[str, ...], width: int) -> Any:
+        cache_key = ("delete", mt.name, key_names, width)
         stmt = self._stmts.get(cache_key)
         if stmt is None:
-            if many:
-                where = table.c[key_names[0]].in_(bindparam("w_keys", expanding=True))
+            table = self.table(mt.name)
+            if width > 1:
+                where = _in(table.c[key_names[0]], "w_keys", width)
             else:
                 where = and_(*(table.c[k] == bindparam(f"w_{i}") for i, k in enumerate(key_names)))
             stmt = delete(table).where(table.c[mt.tenant] == bindparam("w_tenant"), where)
             self._stmts[cache_key] = stmt
+        return stmt
+
+    def _delete_keyed(self, conn: Connection, mt: MapTable, tenant: Any, rows: list[dict[str, Any]]) -> int:
+        if not rows:
+            return 0
+        key_names = tuple(rows[0]["key"])
+        many = len(key_names) == 1 and len(rows) > 1
         if many:
             keys = [r["key"][key_names[0]] for r in rows]
             for start in range(0, len(keys), IN_CHUNK):
-                conn.execute(stmt, {"w_tenant": tenant, "w_keys": keys[start : start + IN_CHUNK]})
+                chunk = keys[start : start + IN_CHUNK]
+                width = _width(len(chunk))
+                stmt = self._delete_stmt(mt, key_names, width)
+                execute_fast(conn, stmt, {"w_tenant": tenant} | _bind_in("w_keys", chunk, width))
         else:
-            conn.execute(
+            stmt = self._delete_stmt(mt, key_names, 1)
+            execute_fast(
+                conn,
                 stmt,
                 [
                     {"w_tenant": tenant} | {f"w_{i}": r["key"][k] for i, k in enumerate(key_names)}
@@ -339,13 +354,25 @@ class ProductDB:
         return len(rows)
 
 
-def _in(column: Column[Any], name: str, single: bool) -> Any:
-    """``column = :name`` for one value, ``column IN (:name…)`` for several (expanding)."""
-    return column == bindparam(name) if single else column.in_(bindparam(name, expanding=True))
+def _width(n: int) -> int:
+    """Parameters for a list of ``n`` values: 1, or the next power of two - so that a few
+    prepared statements serve every length (``_bind_in`` repeats the last value to fill)."""
+    return 1 if n <= 1 else 1 << (n - 1).bit_length()
 
 
-def _bound(values: list[Any]) -> Any:
-    return values[0] if len(values) == 1 else values
+def _in(column: Column[Any], name: str, width: int) -> Any:
+    """``column = :name`` for one value, ``column IN (:name_0, …)`` for ``width`` values."""
+    if width == 1:
+        return column == bindparam(name, type_=column.type)
+    return column.in_([bindparam(f"{name}_{j}", type_=column.type) for j in range(width)])
+
+
+def _bind_in(name: str, values: list[Any], width: int) -> dict[str, Any]:
+    """The parameters of ``_in(column, name, width)`` for ``values`` (at most ``width``; a
+    value repeated in an ``IN`` list changes nothing)."""
+    if width == 1:
+        return {name: values[0]}
+    return {f"{name}_{j}": values[min(j, len(values) - 1)] for j in range(width)}
 
 
 def _same(values: dict[str, Any]) -> tuple[Any, ...]:

@@ -31,7 +31,7 @@ from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Connection, Integer, Table, bindparam, func, insert, select, text, update
+from sqlalchemy import Connection, Integer, Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -40,7 +40,7 @@ from vern.audit.service import event_row, record
 from vern.crypto import PII, blind_index
 from vern.datamap.model import DatabaseDef, DataMap, Erase, Strategy
 from vern.datamap.model import Table as MapTable
-from vern.db import Database, Scope, UTCDateTime, new_id, utcnow
+from vern.db import Database, Scope, UTCDateTime, execute_fast, new_id, utcnow
 from vern.notify.models import OutboxMessage
 from vern.rights.connectors import (
     ProductDB,
@@ -498,7 +498,7 @@ def _insert_together(conn: Connection, rows: _PlanRows) -> None:
             prefixed(_T_PART, shape[0]).cte("new_part"), prefixed(_T_TASK, shape[1]).cte("new_task")
         )
         _together[shape] = stmt
-    conn.execute(stmt, together)
+    execute_fast(conn, stmt, together)
     rows.new_parts = [p for p in rows.new_parts if p["id"] not in taken]
     rows.tasks = [t for t in rows.tasks if t["part_id"] not in taken]
     entered = {(row["p_request_id"], row["p_database"]) for row in together}
@@ -760,7 +760,7 @@ class Engine:
                 (_INSERT_LEDGER, rows.ledger),
             ):
                 if params:
-                    conn.execute(stmt, params)
+                    execute_fast(conn, stmt, params)
             for job in jobs:
                 if job.claimed and not job.writes:
                     service.finish_job(session, job)
@@ -799,7 +799,8 @@ class Engine:
     def _claim(self, session: Session, job: Job, now: Any) -> bool:
         """Move the job's request to running - only if nobody changed it since it was read."""
         total = sum(f.rows_planned for f in job.fresh.values()) if job.writes else 0
-        got = session.connection().execute(
+        got = execute_fast(
+            session.connection(),
             _CLAIM,
             {
                 "w_id": job.request_id,
@@ -809,7 +810,7 @@ class Engine:
                 "total": total,
             },
         )
-        if not got.rowcount:
+        if not got:
             return False  # another runner has it, or it changed since it was read
         job.claimed = True
         book(
@@ -1055,13 +1056,13 @@ class Engine:
             self._read_stored_outcomes(session, jobs)
             conn = session.connection()
             if together:
-                conn.execute(_CHECKPOINTS_DONE, together)
+                execute_fast(conn, _CHECKPOINTS_DONE, together)
             if tasks:
-                conn.execute(_TASKS_DONE, tasks)
+                execute_fast(conn, _TASKS_DONE, tasks)
             if ledger:
-                conn.execute(_LEDGER_DONE, ledger)
+                execute_fast(conn, _LEDGER_DONE, ledger)
             if parts:
-                conn.execute(_PART_DONE, parts)
+                execute_fast(conn, _PART_DONE, parts)
             for job in jobs:
                 service.finish_job(session, job)
             write_book(session)
@@ -1379,10 +1380,10 @@ def write_book(session: Session) -> None:
     conn = session.connection()
     rows = session.info.pop("rights_book", None)
     if rows:
-        conn.execute(_INSERT_AUDIT, rows)
+        execute_fast(conn, _INSERT_AUDIT, rows)
     mail = session.info.pop("rights_mail", None)
     if mail:
-        conn.execute(_INSERT_MAIL, mail)
+        execute_fast(conn, _INSERT_MAIL, mail)
 
 
 def relaxed_durability(session: Session) -> None:
@@ -1392,5 +1393,10 @@ def relaxed_durability(session: Session) -> None:
     in the queue, a lost checkpoint repeats idempotent writes, a lost finish is done again on
     resume. The plan (with the ledger) is never relaxed: it must exist before the product changes.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":  # on the driver's cursor: one round trip, nothing more
+        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cur.execute("SET LOCAL synchronous_commit TO OFF")
+        finally:
+            cur.close()

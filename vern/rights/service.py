@@ -33,7 +33,7 @@ from vern.crypto import PII, blind_index, keyring
 from vern.datamap.categories import CATEGORIES
 from vern.datamap.detectors import is_email, is_national_id, is_phone
 from vern.datamap.model import IDENTITY_KINDS, DataMap
-from vern.db import Database, Scope, UTCDateTime, new_id, utcnow
+from vern.db import Database, Scope, UTCDateTime, execute_fast, new_id, utcnow
 from vern.errors import Conflict, InvalidInput, NotFound
 from vern.notify import service as notify
 from vern.rights.models import (
@@ -849,7 +849,8 @@ def finish_job(session: Session, job: Any) -> str:
     if not done:
         failed = sorted(name for name, (status, *_rest) in parts.items() if status == "failed")
         error = "not reached: " + ", ".join(failed) if failed else "incomplete"
-        session.connection().execute(
+        execute_fast(
+            session.connection(),
             _FINISH,
             {
                 "w_id": job.request_id,
@@ -871,7 +872,8 @@ def finish_job(session: Session, job: Any) -> str:
         session.connection().execute(
             update(_T_TASKS).where(_T_TASKS.c.request_id == job.request_id).values(plan=None)
         )
-    session.connection().execute(
+    execute_fast(
+        session.connection(),
         _FINISH,
         {
             "w_id": job.request_id,
@@ -940,7 +942,8 @@ def _store_answer(session: Session, job: Any, body: bytes) -> str:
     import base64
 
     token = secrets.token_urlsafe(32)
-    session.connection().execute(
+    execute_fast(
+        session.connection(),
         _INSERT_PACKAGE,
         {
             "id": new_id(),
