@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from hashlib import sha256
 from pathlib import Path
 from typing import Any
@@ -102,10 +102,15 @@ def us_to_datetime(us: int) -> datetime:
     return datetime.fromtimestamp(us / 1_000_000, UTC)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+
+
 def datetime_to_us(value: datetime) -> int:
+    """Microseconds since the epoch, exactly (no float in between)."""
     if value.tzinfo is None:
         raise ValueError("naive datetime")
-    return int(value.timestamp() * 1_000_000)
+    return (value - _EPOCH) // _ONE_US
 
 
 def canonical(values: Sequence[Any]) -> bytes:
@@ -130,6 +135,20 @@ def canonical_details(details: dict[str, Any] | None) -> str | None:
     if _c_details is not None:
         return "".join(_c_details(details, 0))
     return _details_encoder(details)  # pragma: no cover - no C accelerator
+
+
+_quote = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+
+
+def _fragment(cache: dict[tuple[Any, ...], str], values: tuple[Any, ...]) -> str:
+    """``values`` (strings or None) as they appear inside a canonical line, comma-separated -
+    made once per distinct tuple (bounded cache): the columns that repeat from record to record
+    (organisation, actor, key, address indexes, action)."""
+    found = ",".join("null" if v is None else _quote(v) for v in values)
+    if len(cache) > 4096:
+        cache.clear()
+    cache[values] = found
+    return found
 
 
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
@@ -558,6 +577,8 @@ class AuditLog:
         self._lock = threading.Lock()
         # (file, its length, tree size, checkpoint size) after this log's last append
         self._clean: tuple[Path, int, int, int] | None = None
+        self._frag_a: dict[tuple[Any, ...], str] = {}
+        self._frag_b: dict[tuple[Any, ...], str] = {}
         self._ensure_head()
 
     def _ensure_head(self) -> None:
@@ -773,10 +794,10 @@ class AuditLog:
         takes the last of the rows (the file is written meanwhile)."""
         ids = ids if ids is not None else fast_ids(n)
         end = seq + n
+        quote = _quote
+        frag_a, frag_b = self._frag_a, self._frag_b
         keyed = keys is not None
         nonces = os.urandom(12 * n) if keyed else b""
-        enc = _c_encode
-        join = "".join
         heights, nodes = frontier.heights, frontier.nodes
         watched = TILE_HEIGHTS
         ad = _PERSONAL_AD
@@ -810,10 +831,20 @@ class AuditLog:
                     hx = bytes(blob).hex()
                 rid = ids[i]
                 tail = d[8:16]
-                if enc is not None:
-                    line = join(enc((seq, rid, *head7, hx, *tail), 0)).encode()
-                else:  # pragma: no cover - no C accelerator
-                    line = _dumps((seq, rid, *head7, hx, *tail)).encode()
+                # The canonical line (``canonical``), put together from the JSON of each column:
+                # the columns that repeat come from two small caches of ready fragments.
+                key_a, key_b = d[1:7], d[8:11]
+                fa = frag_a.get(key_a) or _fragment(frag_a, key_a)
+                fb = frag_b.get(key_b) or _fragment(frag_b, key_b)
+                resource, outcome, request_id, event_id, details = d[11:16]
+                line = (
+                    f"[{seq},{quote(rid)},{d[0]},{fa},{'null' if hx is None else quote(hx)},{fb},"
+                    f"{'null' if resource is None else quote(resource)},"
+                    f"{'null' if outcome is None else quote(outcome)},"
+                    f"{'null' if request_id is None else quote(request_id)},"
+                    f"{'null' if event_id is None else quote(event_id)},"
+                    f"{'null' if details is None else quote(details)}]"
+                ).encode()
                 lines.append(line)
                 # Frontier append (inlined ``Frontier.append``): RFC 9162 leaf and node hashes.
                 node = sha256(b"\x00" + line).digest()
