@@ -137,7 +137,7 @@ def canonical_details(details: dict[str, Any] | None) -> str | None:
     return _details_encoder(details)  # pragma: no cover - no C accelerator
 
 
-_quote = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_quote = json.encoder.encode_basestring_ascii
 
 
 def _fragment(cache: dict[tuple[Any, ...], str], values: tuple[Any, ...]) -> str:
