@@ -14,6 +14,7 @@ filter is an error, never a leak.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
@@ -259,9 +260,10 @@ class Prepared:
                 cur.execute(compiled.sql, compiled.values(params))  # type: ignore[arg-type]
             return int(cur.rowcount or 0)
         except conn.dialect.loaded_dbapi.Error as exc:
-            raise _wrapped(conn, compiled.sql, params, exc) from exc
+            raise _wrapped(conn, cur, compiled.sql, params, exc) from exc
         finally:
-            cur.close()
+            with contextlib.suppress(Exception):
+                cur.close()
 
 
 _prepared: dict[int, tuple[Any, Prepared]] = {}
@@ -279,12 +281,21 @@ def execute_fast(conn: Any, stmt: Any, params: dict[str, Any] | list[dict[str, A
     return found[1].run(conn, params)
 
 
-def _wrapped(conn: Any, sql: str, params: Any, exc: BaseException) -> BaseException:
-    """The DBAPI error as SQLAlchemy would raise it (``IntegrityError``, ``OperationalError``)."""
+def _wrapped(conn: Any, cur: Any, sql: str, params: Any, exc: BaseException) -> BaseException:
+    """The DBAPI error as SQLAlchemy would raise it (``IntegrityError``, ``OperationalError``);
+    a lost connection is invalidated, as SQLAlchemy does, so that the pool does not hand it out
+    again."""
     from sqlalchemy.exc import DBAPIError
 
-    return DBAPIError.instance(sql, params, exc, conn.dialect.loaded_dbapi.Error,
-                               dialect=conn.dialect)
+    dialect = conn.dialect
+    gone = False
+    with contextlib.suppress(Exception):
+        gone = bool(dialect.is_disconnect(exc, conn.connection.dbapi_connection, cur))
+    if gone:
+        with contextlib.suppress(Exception):
+            conn.invalidate(exc)
+    return DBAPIError.instance(sql, params, exc, dialect.loaded_dbapi.Error, dialect=dialect,
+                               connection_invalidated=gone)
 
 
 @dataclass(frozen=True)

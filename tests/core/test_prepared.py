@@ -164,3 +164,27 @@ def test_in_lists_are_padded_to_a_power_of_two(n: int, width: int) -> None:
     bound = _bind_in("w_0", values, width)
     assert len(bound) == width
     assert set(bound.values()) == set(values)  # the last value repeated: the same IN set
+
+
+def test_a_lost_connection_is_invalidated_as_sqlalchemy_does() -> None:
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    with services.postgres_database("vern_prepared") as url:
+        eng = create_engine(url)
+        meta.create_all(eng)
+        try:
+            conn = eng.connect()
+            conn.begin()
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            with eng.connect() as other:  # the server ends the first session
+                other.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+                other.commit()
+            with pytest.raises(OperationalError) as caught:
+                Prepared(insert(things)).run(conn, ROWS[0])
+            assert caught.value.connection_invalidated and conn.invalidated
+            conn.close()
+            with eng.begin() as fresh:  # the pool hands out a working connection again
+                assert fresh.execute(select(func.count()).select_from(things)).scalar_one() == 0
+        finally:
+            eng.dispose()
