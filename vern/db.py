@@ -266,6 +266,24 @@ class Prepared:
                 cur.close()
 
 
+@contextmanager
+def pipeline(conn: Any) -> Iterator[None]:
+    """PostgreSQL: the statements run inside on the driver's cursor (``Prepared``) go to the
+    server without waiting for each answer (psycopg's pipeline mode) - one round trip for all of
+    them when the block ends, where any error comes out, as SQLAlchemy's. Only for statements
+    whose row counts are not needed (they are not known until the end). Elsewhere it does
+    nothing."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    raw = conn.connection.driver_connection
+    try:
+        with raw.pipeline():
+            yield
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise _wrapped(conn, None, "(statements sent in a pipeline)", None, exc) from exc
+
+
 _prepared: dict[int, tuple[Any, Prepared]] = {}
 
 

@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from tests import services
-from vern.db import Prepared, UTCDateTime, execute_fast, new_id
+from vern.db import Prepared, UTCDateTime, execute_fast, new_id, pipeline
 from vern.rights.connectors import _bind_in, _width
 
 meta = MetaData()
@@ -188,3 +188,33 @@ def test_a_lost_connection_is_invalidated_as_sqlalchemy_does() -> None:
                 assert fresh.execute(select(func.count()).select_from(things)).scalar_one() == 0
         finally:
             eng.dispose()
+
+
+def test_a_pipeline_sends_the_statements_together_and_raises_sqlalchemy_errors(
+    engine: Engine,
+) -> None:
+    """PostgreSQL sends the statements in one round trip (psycopg's pipeline); elsewhere the
+    block does nothing special - the rows are the same either way, and so are the errors."""
+    later = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(insert(things), ROWS)
+    with engine.begin() as conn, pipeline(conn):
+        execute_fast(conn, BUMP, {"w_id": "t0", "now": later, "new_name": "Solveig"})
+        execute_fast(conn, BUMP, [{"w_id": "t1", "now": later, "new_name": None},
+                                  {"w_id": "t2", "now": later, "new_name": None}])
+    assert [(r["n"], r["name"]) for r in _stored(engine)] == [
+        (10, "Solveig"), (11, "Ingrid 1"), (12, "Ingrid 2")]
+
+    conn = engine.connect()
+    conn.begin()
+
+    def both() -> None:  # on PostgreSQL the error comes out where the block ends
+        with pipeline(conn):
+            execute_fast(conn, BUMP, {"w_id": "t0", "now": later, "new_name": "Kari"})
+            Prepared(insert(things)).run(conn, ROWS[1])  # t1 exists: refused
+
+    with pytest.raises(IntegrityError):
+        both()
+    conn.rollback()
+    conn.close()
+    assert _stored(engine)[0]["name"] == "Solveig"  # the update before it went with the rollback

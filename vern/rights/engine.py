@@ -40,7 +40,7 @@ from vern.audit.service import event_row, record
 from vern.crypto import PII, blind_index
 from vern.datamap.model import DatabaseDef, DataMap, Erase, Strategy
 from vern.datamap.model import Table as MapTable
-from vern.db import Database, Scope, UTCDateTime, execute_fast, new_id, utcnow
+from vern.db import Database, Scope, UTCDateTime, execute_fast, new_id, pipeline, utcnow
 from vern.notify.models import OutboxMessage
 from vern.rights.connectors import (
     ProductDB,
@@ -750,21 +750,22 @@ class Engine:
             for job in jobs:
                 if self._claim(session, job, now):
                     self._plan_rows(session, job, rows, now)
-            if conn.dialect.name == "postgresql":
-                _insert_together(conn, rows)
-            for stmt, params in (
-                (_INSERT_PART, rows.new_parts),
-                (_PART_PLANNED, rows.old_parts),
-                (_PART_RESUMED, rows.resumed),
-                (_INSERT_TASK, rows.tasks),
-                (_INSERT_LEDGER, rows.ledger),
-            ):
-                if params:
-                    execute_fast(conn, stmt, params)
-            for job in jobs:
-                if job.claimed and not job.writes:
-                    service.finish_job(session, job)
-            write_book(session)
+            with pipeline(conn):  # PostgreSQL: what the claims decided, in one round trip
+                if conn.dialect.name == "postgresql":
+                    _insert_together(conn, rows)
+                for stmt, params in (
+                    (_INSERT_PART, rows.new_parts),
+                    (_PART_PLANNED, rows.old_parts),
+                    (_PART_RESUMED, rows.resumed),
+                    (_INSERT_TASK, rows.tasks),
+                    (_INSERT_LEDGER, rows.ledger),
+                ):
+                    if params:
+                        execute_fast(conn, stmt, params)
+                for job in jobs:
+                    if job.claimed and not job.writes:
+                        service.finish_job(session, job)
+                write_book(session)
             if conn.dialect.name != "sqlite" and any(j.claimed and j.writes for j in jobs):
                 # The plans must be durable before any product change is: the COMMIT goes on while
                 # the product statements run in their (uncommitted) transactions, and each product
@@ -1009,7 +1010,7 @@ class Engine:
                 job.moved = 0
             self._close_once(jobs)
 
-    def _close_once(self, jobs: list[Job]) -> None:  # noqa: PLR0912 - checkpoints of every part
+    def _close_once(self, jobs: list[Job]) -> None:  # noqa: PLR0912, PLR0915 - checkpoints of every part
         from vern.rights import service
 
         now = utcnow()
@@ -1018,7 +1019,6 @@ class Engine:
         parts: list[dict[str, Any]] = []
         together: list[dict[str, Any]] = []  # PostgreSQL: a part's three checkpoints as one statement
         with self.transaction() as session:
-            relaxed_durability(session)
             one_statement = session.get_bind().dialect.name == "postgresql"
             for job in jobs:
                 for qualified, fresh in job.fresh.items():
@@ -1055,17 +1055,22 @@ class Engine:
                         parts.append(part)
             self._read_stored_outcomes(session, jobs)
             conn = session.connection()
-            if together:
-                execute_fast(conn, _CHECKPOINTS_DONE, together)
-            if tasks:
-                execute_fast(conn, _TASKS_DONE, tasks)
-            if ledger:
-                execute_fast(conn, _LEDGER_DONE, ledger)
-            if parts:
-                execute_fast(conn, _PART_DONE, parts)
-            for job in jobs:
-                service.finish_job(session, job)
-            write_book(session)
+            # PostgreSQL: the checkpoints, the finish, the audit records and the mail in one round
+            # trip - none of them needs an answer before the next (runs from stored plans read
+            # and clear them with SQLAlchemy, so they go one by one).
+            with pipeline(conn) if not any(job.stored for job in jobs) else nullcontext():
+                relaxed_durability(session)
+                if together:
+                    execute_fast(conn, _CHECKPOINTS_DONE, together)
+                if tasks:
+                    execute_fast(conn, _TASKS_DONE, tasks)
+                if ledger:
+                    execute_fast(conn, _LEDGER_DONE, ledger)
+                if parts:
+                    execute_fast(conn, _PART_DONE, parts)
+                for job in jobs:
+                    service.finish_job(session, job)
+                write_book(session)
             self._products_committed()  # Vern records only what the product has committed
         for job in jobs:
             for qualified in job.fresh:
