@@ -328,8 +328,9 @@ class _Compiled:
     def of(cls, stmt: Any, dialect: Dialect, keys: tuple[str, ...] | None) -> _Compiled | None:
         compiled: Any = stmt.compile(dialect=dialect, column_keys=list(keys) if keys else None)
         if (getattr(compiled, "insert_prefetch", None) or getattr(compiled, "update_prefetch", None)
+                or getattr(compiled, "escaped_bind_names", None)
                 or any(b.expanding or b.literal_execute for b in compiled.binds.values())):
-            return None
+            return None  # defaults to compute, names the driver sees escaped, lists to expand
         processors: dict[str, Any] = {}
         fixed: dict[str, Any] = {}
         for name, bind in compiled.binds.items():
@@ -338,9 +339,6 @@ class _Compiled:
                 processors[name] = proc
             if not bind.required and bind.key not in (keys or ()):
                 fixed[name] = bind.effective_value
-        escaped = getattr(compiled, "escaped_bind_names", None) or {}
-        if escaped:
-            return None
         positional = bool(dialect.positional)
         names = tuple(compiled.positiontup or ()) if positional else tuple(compiled.binds)
         return cls(compiled.string, names, positional, fixed, processors)
