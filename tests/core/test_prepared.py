@@ -146,7 +146,7 @@ def test_errors_are_sqlalchemy_errors_and_roll_back(engine: Engine) -> None:
 def test_execute_fast_prepares_a_statement_once() -> None:
     from vern import db as vdb
 
-    execute_fast.__globals__["_prepared"].pop(id(BUMP), None)
+    vdb._prepared.pop(id(BUMP), None)
     eng = create_engine("sqlite://")
     meta.create_all(eng)
     with eng.begin() as conn:
