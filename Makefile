@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test lint migrations-check install serve bench-quick clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml vern/audit/_native.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

@@ -27,6 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from hashlib import sha256
@@ -41,7 +42,8 @@ from sqlalchemy import Connection, Table, bindparam, insert, select, text, updat
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from vern.audit.logfile import LineWrite, file_for, trim_uncommitted
+from vern.audit import native
+from vern.audit.logfile import LineWrite, file_for, helper, trim_uncommitted
 from vern.audit.merkle import Frontier, leaf_hash
 from vern.audit.models import AuditEvent, AuditHead
 from vern.audit.settings import AuditSettings, audit_settings
@@ -56,6 +58,7 @@ FIELDS = (
 )
 SEQ, PERSONAL = 0, 9
 TILE_HEIGHTS = frozenset({8, 16})
+_WATCH_MASK = sum(1 << h for h in TILE_HEIGHTS)
 PERSONAL_CONTEXT = "audit_events.personal"
 _PERSONAL_AD = PERSONAL_CONTEXT.encode()
 _json_encoder = json.JSONEncoder(separators=(",", ":"))
@@ -160,9 +163,18 @@ def fast_ids(n: int) -> list[str]:
     ms = f"{(time.time_ns() // 1_000_000) & ((1 << 48) - 1):012x}"
     prefix = f"{ms[:8]}-{ms[8:]}-7"
     rnd = os.urandom(10 * n).hex()
+    if native.lib is not None:
+        ids: list[str] = native.lib.ids(prefix, rnd)
+        return ids
+    return ids_from(prefix, rnd)
+
+
+def ids_from(prefix: str, rnd: str) -> list[str]:
+    """The ids of ``fast_ids``: ``prefix`` (time and version) and 20 hex digits of random
+    bytes per id (of which 74 bits are used)."""
     variant = _VARIANT
     return [f"{prefix}{rnd[i:i + 3]}-{variant[rnd[i + 3]]}{rnd[i + 4:i + 7]}-{rnd[i + 7:i + 19]}"
-            for i in range(0, 20 * n, 20)]
+            for i in range(0, len(rnd) - 19, 20)]
 
 
 # -- signing ------------------------------------------------------------------------------------
@@ -669,7 +681,8 @@ class AuditLog:
         committing = False
         trans = conn.begin()
         try:
-            cur: Any = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            dbapi: Any = conn.connection.driver_connection
+            cur = dbapi.cursor()
             try:
                 cur.execute(q["lock"])
                 tree_size, frontier_blob, cp_size_0, cp_ts_0 = cur.fetchone()
@@ -724,7 +737,7 @@ class AuditLog:
                     }
                     lines.append(checkpoint_line(checkpoint_json(cp)))
                 if lines:
-                    write = LineWrite(file_for(self.directory), b"\n".join(lines) + b"\n",
+                    write = LineWrite(file_for(self.directory), b"\n".join([*lines, b""]),
                                       fsync=self.audit.fsync_files)
 
             if count:
@@ -735,7 +748,7 @@ class AuditLog:
             size = frontier.size
             cp_size = None
             encoded = cp["frontier"] if cp is not None else frontier.encode()
-            cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cur = dbapi.cursor()
             try:
                 if tiles:
                     cur.executemany(q["tile"], tiles)
@@ -782,33 +795,27 @@ class AuditLog:
         return Appended(first, seq - 1, cp_size,
                         more_pending=len(pending) >= self.audit.batch_max * 4)
 
-    def _insert_drafts(  # noqa: PLR0912, PLR0915, PLR0917 - the hot loop, in one place
+    def _insert_drafts(  # noqa: PLR0912, PLR0917 - the append, in one place
         self, conn: Connection, drafts: Iterable[tuple[Any, ...]], n: int, keys: Keys | None,
         ids: Sequence[str] | None, seq: int, frontier: Frontier,
         tiles: list[tuple[int, int, bytes]], lines: list[bytes], ready: Callable[[], None],
     ) -> int:
-        """Seal, number, hash and insert the drafts; returns the next position. One loop per
-        record without SQLAlchemy in it: on PostgreSQL the rows stream into a ``COPY`` while they
-        are made (the server inserts while this thread seals and hashes), on SQLite they go to
-        one ``executemany``. ``ready`` is called once every line is made, before the database
-        takes the last of the rows (the file is written meanwhile)."""
-        ids = ids if ids is not None else fast_ids(n)
+        """Seal, number, hash and insert the drafts; returns the next position. Without
+        SQLAlchemy per record: on PostgreSQL the rows stream into a ``COPY`` while they are made
+        (the server inserts while this thread seals), on SQLite they go to one ``executemany``.
+        With the C loops (``vern.audit.native``) the lines are hashed while the database takes
+        the rows - in a helper thread for a large batch, both without the GIL - and ``ready``
+        is called after; with the Python loop every line is hashed as it is made and ``ready``
+        is called before the database takes the last of the rows (the file is written
+        meanwhile)."""
+        ids = ids if isinstance(ids, list) else fast_ids(n) if ids is None else list(ids)
         end = seq + n
-        quote = _quote
-        frag_a, frag_b = self._frag_a, self._frag_b
-        keyed = keys is not None
-        nonces = os.urandom(12 * n) if keyed else b""
-        heights, nodes = frontier.heights, frontier.nodes
-        watched = TILE_HEIGHTS
-        ad = _PERSONAL_AD
-        size = frontier.size
+        nonces = os.urandom(12 * n) if keys is not None else None
         dbapi = conn.connection.driver_connection
-        pg = conn.dialect.name == "postgresql"
         params: list[tuple[Any, ...]] = []
-        copy: Any = None
         cursor: Any = dbapi.cursor()  # type: ignore[union-attr]
         copy_cm: Any = None
-        if pg:
+        if conn.dialect.name == "postgresql":
             copy_cm = cursor.copy(_COPY_SQL)
             copy = copy_cm.__enter__()
             copy.set_types(_COPY_TYPES)
@@ -816,59 +823,29 @@ class AuditLog:
         else:
             emit = params.append
         try:
-            for i, d in enumerate(drafts):
-                head7 = d[:7]
-                plain = d[7]
-                if plain is None:
-                    blob = hx = None
-                elif keyed:
-                    kid = d[17]
-                    nonce = nonces[12 * i:12 * i + 12]
-                    blob = b"\x01" + kid + nonce + d[16].encrypt(nonce, plain, ad + kid)
-                    hx = blob.hex()
-                else:
-                    blob = plain
-                    hx = bytes(blob).hex()
-                rid = ids[i]
-                tail = d[8:16]
-                # The canonical line (``canonical``), put together from the JSON of each column:
-                # the columns that repeat come from two small caches of ready fragments.
-                key_a, key_b = d[1:7], d[8:11]
-                fa = frag_a.get(key_a) or _fragment(frag_a, key_a)
-                fb = frag_b.get(key_b) or _fragment(frag_b, key_b)
-                resource, outcome, request_id, event_id, details = d[11:16]
-                line = (
-                    f"[{seq},{quote(rid)},{d[0]},{fa},{'null' if hx is None else quote(hx)},{fb},"
-                    f"{'null' if resource is None else quote(resource)},"
-                    f"{'null' if outcome is None else quote(outcome)},"
-                    f"{'null' if request_id is None else quote(request_id)},"
-                    f"{'null' if event_id is None else quote(event_id)},"
-                    f"{'null' if details is None else quote(details)}]"
-                ).encode()
-                lines.append(line)
-                # Frontier append (inlined ``Frontier.append``): RFC 9162 leaf and node hashes.
-                node = sha256(b"\x00" + line).digest()
-                h = 0
-                while heights and heights[-1] == h:
-                    node = sha256(b"\x01" + nodes.pop() + node).digest()
-                    heights.pop()
-                    h += 1
-                    if h in watched:
-                        tiles.append((h, size >> h, node))
-                heights.append(h)
-                nodes.append(node)
-                size += 1
-                emit((seq, rid, *head7, blob, *tail))
-                seq += 1
-            frontier.size = size
+            hashing: _Hashing | None = None
+            if native.lib is not None:
+                seq = native.lib.append(drafts, ids, seq, nonces, _PERSONAL_AD, lines, emit)
+            else:
+                seq = seal_records(drafts, ids, seq, nonces, frontier, tiles, lines, emit,
+                                   (self._frag_a, self._frag_b))
             if seq != end:
                 raise ValueError(f"{n} drafts announced, {n - (end - seq)} given")
-            ready()
-            if copy_cm is not None:
-                done, copy_cm = copy_cm, None
-                done.__exit__(None, None, None)  # the server reports errors here
+            if native.lib is not None:
+                hashing = _Hashing(lines[-1] if n else b"", frontier, tiles, n >= 256)
             else:
-                cursor.executemany(_INSERT_SQL, params)
+                ready()
+            try:
+                if copy_cm is not None:
+                    done, copy_cm = copy_cm, None
+                    done.__exit__(None, None, None)  # the server reports errors here
+                else:
+                    cursor.executemany(_INSERT_SQL, params)
+            finally:
+                if hashing is not None:
+                    hashing.join()
+            if hashing is not None:
+                ready()
         except BaseException as exc:
             if copy_cm is not None:
                 with contextlib.suppress(Exception):
@@ -921,6 +898,106 @@ class AuditLog:
             if result.last_seq < result.first_seq or not result.more_pending:
                 return total
             force_checkpoint = force_checkpoint and result.checkpoint is None
+
+
+def seal_records(  # noqa: PLR0917 - the hot loop's state
+    drafts: Iterable[tuple[Any, ...]], ids: Sequence[str], seq: int, nonces: bytes | None,
+    frontier: Frontier, tiles: list[tuple[int, int, bytes]], lines: list[bytes],
+    emit: Callable[[tuple[Any, ...]], Any],
+    fragments: tuple[dict[tuple[Any, ...], str], dict[tuple[Any, ...], str]] | None = None,
+) -> int:
+    """The append's loop in Python - the reference the C loops (``native.lib.append`` and
+    ``hash_chunk``) are tested against: per draft (see ``AuditLog.append_drafts``), seal the
+    personal data with the next 12 bytes of ``nonces`` (none: ``personal`` is sealed already),
+    make the canonical line of ``(seq, id, *columns)`` (appended to ``lines``), hash it into
+    ``frontier`` (completed subtrees of ``TILE_HEIGHTS`` go to ``tiles``) and hand the row (the
+    columns of ``FIELDS``) to ``emit``. Returns the next position."""
+    quote = _quote
+    frag_a, frag_b = fragments if fragments is not None else ({}, {})
+    heights, nodes = frontier.heights, frontier.nodes
+    watched = TILE_HEIGHTS
+    ad = _PERSONAL_AD
+    size = frontier.size
+    for i, d in enumerate(drafts):
+        head7 = d[:7]
+        plain = d[7]
+        if plain is None:
+            blob = hx = None
+        elif nonces is not None:
+            kid = d[17]
+            nonce = nonces[12 * i:12 * i + 12]
+            blob = b"\x01" + kid + nonce + d[16].encrypt(nonce, plain, ad + kid)
+            hx = blob.hex()
+        else:
+            blob = plain
+            hx = bytes(blob).hex()
+        rid = ids[i]
+        tail = d[8:16]
+        # The canonical line (``canonical``), put together from the JSON of each column: the
+        # columns that repeat come from two small caches of ready fragments.
+        key_a, key_b = d[1:7], d[8:11]
+        fa = frag_a.get(key_a) or _fragment(frag_a, key_a)
+        fb = frag_b.get(key_b) or _fragment(frag_b, key_b)
+        resource, outcome, request_id, event_id, details = d[11:16]
+        line = (
+            f"[{seq},{quote(rid)},{d[0]},{fa},{'null' if hx is None else quote(hx)},{fb},"
+            f"{'null' if resource is None else quote(resource)},"
+            f"{'null' if outcome is None else quote(outcome)},"
+            f"{'null' if request_id is None else quote(request_id)},"
+            f"{'null' if event_id is None else quote(event_id)},"
+            f"{'null' if details is None else quote(details)}]"
+        ).encode()
+        lines.append(line)
+        # Frontier append (inlined ``Frontier.append``): RFC 9162 leaf and node hashes.
+        node = sha256(b"\x00" + line).digest()
+        h = 0
+        while heights and heights[-1] == h:
+            node = sha256(b"\x01" + nodes.pop() + node).digest()
+            heights.pop()
+            h += 1
+            if h in watched:
+                tiles.append((h, size >> h, node))
+        heights.append(h)
+        nodes.append(node)
+        size += 1
+        emit((seq, rid, *head7, blob, *tail))
+        seq += 1
+    frontier.size = size
+    return seq
+
+
+class _Hashing:
+    """``native.lib.hash_chunk`` of an append's lines into its frontier: in a thread of its own
+    when ``threaded`` (the hashing runs without the GIL, beside the database's insert, which
+    also runs without it), else at once. ``join`` waits and raises the hashing's error."""
+
+    def __init__(self, chunk: bytes, frontier: Frontier, tiles: list[tuple[int, int, bytes]],
+                 threaded: bool) -> None:
+        self._args = (chunk, frontier.heights, frontier.nodes, frontier.size, _WATCH_MASK,
+                      tiles)
+        self._frontier = frontier
+        self._error: BaseException | None = None
+        self._job: Future[None] | None = None
+        if not chunk:
+            return
+        if threaded:
+            self._job = helper(self._run)
+        else:
+            self._run()
+
+    def _run(self) -> None:
+        try:
+            assert native.lib is not None
+            self._frontier.size = native.lib.hash_chunk(*self._args)
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread by join()
+            self._error = exc
+
+    def join(self) -> None:
+        if self._job is not None:
+            self._job.result()
+            self._job = None
+        if self._error is not None:
+            raise self._error
 
 
 def checkpoint_json(cp: dict[str, Any]) -> dict[str, Any]:

@@ -20,12 +20,30 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
 FILE_PREFIX = "audit-"
 _TAIL_CHUNK = 1 << 16
 log = logging.getLogger(__name__)
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+_pool_lock = threading.Lock()
+
+
+def helper(job: Callable[[], None]) -> Future[None]:
+    """Run ``job`` in one of the trail's helper threads (kept, one set per process: starting a
+    thread for every append costs more than the file write it does)."""
+    global _pool  # noqa: PLW0603 - made once per process
+    found = _pool
+    if found is None or found[0] != os.getpid():
+        with _pool_lock:
+            found = _pool
+            if found is None or found[0] != os.getpid():  # none yet, or made before a fork
+                found = _pool = (os.getpid(), ThreadPoolExecutor(
+                    max_workers=4, thread_name_prefix="vern-audit"))
+    return found[1].submit(job)
 
 
 def file_for(directory: Path, ts_us: int | None = None) -> Path:
@@ -49,8 +67,7 @@ class LineWrite:
         self._written = threading.Event()
         self._error: BaseException | None = None
         self._synced_error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="vern-audit-file", daemon=True)
-        self._thread.start()
+        self._job = helper(self._run)
 
     def _run(self) -> None:
         try:
@@ -84,19 +101,19 @@ class LineWrite:
         after cutting off whatever part of the lines it left."""
         self._written.wait()
         if self._error is not None:
-            self._thread.join()
+            self._job.result()
             self._cut()
             raise self._error
 
     def finish(self) -> None:
         """After the commit: wait for the sync; raise its error."""
-        self._thread.join()
+        self._job.result()
         if self._synced_error is not None:
             raise self._synced_error
 
     def undo(self) -> None:
         """The commit failed: cut the lines off again."""
-        self._thread.join()
+        self._job.result()
         self._cut()
 
     def _cut(self) -> None:

@@ -32,6 +32,7 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
+from vern.audit import native
 from vern.audit.chain import FIELDS, _c_encode, _dumps
 from vern.audit.logfile import FILE_PREFIX
 from vern.audit.merkle import Frontier, node_hash
@@ -271,6 +272,8 @@ def _walk(  # noqa: PLR0917 - the hot loop's state
 ) -> int | None:
     """Hash the lines into the frontier, compare them with the file's; the next position, or
     None with ``result.doubt`` set."""
+    if native.lib is not None:
+        return _walk_chunks(native.lib.walk, lines, files, task, heights, nodes, wanted, result)
     seq = task.lo
     for line in lines:
         if files is not None:
@@ -296,6 +299,35 @@ def _walk(  # noqa: PLR0917 - the hot loop's state
         seq += 1
         if seq in wanted:
             result.at[seq] = list(nodes)
+    return seq
+
+
+def _walk_chunks(  # noqa: PLR0917 - the hot loop's state
+    walk: Any, lines: Iterator[bytes], files: Iterator[tuple[str, int, bytes]] | None,
+    task: Task, heights: list[int], nodes: list[bytes], wanted: set[int], result: Result,
+) -> int | None:
+    """``_walk`` a chunk of lines at a time: the file's lines of a chunk compared as one list,
+    the chunk hashed by the C loop (``native.lib.walk``)."""
+    seq = task.lo
+    while chunk := list(itertools.islice(lines, 4096)):
+        if files is not None:
+            theirs: list[bytes] = []
+            for name, _n, fline in files:
+                if fline[:1] == b"{":
+                    result.file_checkpoints.append((name, seq + len(theirs), fline))
+                    continue
+                theirs.append(fline)
+                if len(theirs) == len(chunk):
+                    break
+            if theirs != chunk:
+                for i, line in enumerate(chunk):
+                    if i >= len(theirs):
+                        result.doubt = f"record {seq + i} missing from the log files"
+                        return None
+                    if theirs[i] != line:
+                        result.doubt = f"record {seq + i} differs between the database and the file"
+                        return None
+        seq = walk(chunk, heights, nodes, seq, wanted, result.at)
     return seq
 
 

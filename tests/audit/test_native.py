@@ -1,0 +1,321 @@
+"""The C loops (``vern.audit.native``) give byte for byte what the Python loops give.
+
+The Python loops are the reference: the same drafts, ids and nonces go through both, and the
+lines, rows, tree (frontier and tiles), drafts, ids and JSON must be equal. Without the C module
+(no compiler or OpenSSL headers when installing) these tests are skipped with that reason, or
+fail under ``VERN_REQUIRE_SERVICES=1``, where the module is expected to be built.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from tests.audit.helpers import audit_log
+from tests.conftest import make_settings
+from tests.services import unavailable
+from vern.audit import chain, ingest, native
+from vern.audit.chain import (
+    _PERSONAL_AD,
+    _WATCH_MASK,
+    Keys,
+    canonical_details,
+    datetime_to_us,
+    ids_from,
+    now_us,
+    seal_records,
+)
+from vern.audit.ingest import IngestEvent
+from vern.audit.logfile import file_for
+from vern.audit.merkle import Frontier
+from vern.audit.models import AuditEvent
+from vern.db import Database, new_id
+
+
+@pytest.fixture(scope="module")
+def lib() -> ModuleType:
+    if native.lib is None:
+        unavailable("the audit trail's C module is not built (no compiler or OpenSSL headers "
+                    "at install time) or VERN_AUDIT_NATIVE=0 is set")
+    assert native.lib is not None
+    return native.lib
+
+
+any_text = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x10FFFF,
+                                          exclude_categories=()), max_size=40)
+maybe_text = st.one_of(st.none(), any_text)
+
+
+@given(any_text)
+def test_strings_are_quoted_as_json_quotes_them(lib: ModuleType, value: str) -> None:
+    assert lib.quote(value) == json.encoder.encode_basestring_ascii(value)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("value", ["", "plain ascii", 'q"uo\\te', "\x00\x1f\x7f", "\b\f\n\r\t",
+                                   "æøå Ærlig", "\u2028", "\ud800", "a\udfffb", "\U0001f600",
+                                   "\U0010ffff"])
+def test_escapes_and_lone_surrogates_are_quoted_as_json_quotes_them(lib: ModuleType, value: str) -> None:
+    assert lib.quote(value) == json.encoder.encode_basestring_ascii(value)  # type: ignore[attr-defined]
+
+
+def _drafts(fields: list[tuple[Any, ...]], keyed: bool) -> list[tuple[Any, ...]]:
+    aeads = [AESGCM(bytes([k]) * 32) for k in range(3)]
+    kids = [uuid.UUID(int=k + 1).bytes for k in range(3)]
+    out = []
+    for i, (org, actor, action, resource, request, details, sealed) in enumerate(fields):
+        key = i % 3
+        personal = None if sealed is None else (
+            sealed.encode() if keyed else bytes([i % 256]) + sealed.encode())
+        draft: tuple[Any, ...] = (
+            1_700_000_000_000_000 + i * 7919, "ingest", org, None, None, actor,
+            None if personal is None else str(uuid.UUID(bytes=kids[key])), personal,
+            None if i % 4 else "a" * 32, None if i % 5 else "b" * 32, action or "x.read",
+            resource, "success", request, f"e{i}", details,
+        )
+        out.append((*draft, aeads[key], kids[key]) if keyed else draft)
+    return out
+
+
+draft_fields = st.lists(st.tuples(maybe_text, maybe_text, maybe_text, maybe_text, maybe_text,
+                                  maybe_text, maybe_text), min_size=1, max_size=30)
+
+
+def _both(lib: ModuleType, drafts: list[tuple[Any, ...]], keyed: bool, start: int,
+          seed: Frontier) -> tuple[Any, Any]:
+    n = len(drafts)
+    ids = ids_from("0190a1b2-0000-7", os.urandom(10 * n).hex())
+    nonces = os.urandom(12 * n) if keyed else None
+    out = []
+    for use_c in (False, True):
+        frontier = seed.copy()
+        tiles: list[tuple[int, int, bytes]] = []
+        lines: list[bytes] = []
+        rows: list[tuple[Any, ...]] = []
+        if use_c:
+            seq = lib.append(drafts, ids, start, nonces, _PERSONAL_AD, lines, rows)
+            frontier.size = lib.hash_chunk(lines[0], frontier.heights, frontier.nodes,
+                                           frontier.size, _WATCH_MASK, tiles)
+            lines = lines[0].split(b"\n")
+        else:
+            seq = seal_records(drafts, ids, start, nonces, frontier, tiles, lines, rows.append)
+        out.append((seq, lines, rows, frontier.size, frontier.heights, frontier.nodes, tiles))
+    return out[0], out[1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(draft_fields, st.booleans(), st.integers(min_value=0, max_value=600))
+def test_the_c_append_makes_the_lines_rows_and_tree_the_python_loop_makes(
+    lib: ModuleType, fields: list[tuple[Any, ...]], keyed: bool, start: int,
+) -> None:
+    seed = Frontier()
+    for i in range(start):
+        seed.append(bytes([i % 256]) * 32)
+    python, c = _both(lib, _drafts(fields, keyed), keyed, start, seed)
+    assert c == python
+
+
+def test_tiles_of_both_watched_heights_come_out_alike(lib: ModuleType) -> None:
+    """65,536 + 300 records from position 100: tiles of height 8 and 16, in order."""
+    drafts = _drafts([("org", f"elev-{i % 7}", "lesson.viewed", f"lesson:{i}", None,
+                       '{"k":1}', "x") for i in range(65_836)], keyed=False)
+    seed = Frontier()
+    for i in range(100):
+        seed.append(bytes([i]) * 32)
+    python, c = _both(lib, drafts, False, 100, seed)
+    assert c == python
+    heights = {h for h, _, _ in c[6]}
+    assert heights == {8, 16}
+
+
+def test_the_sealed_data_opens_with_the_key_and_its_column(lib: ModuleType) -> None:
+    aead = AESGCM(b"\x07" * 32)
+    kid = uuid.UUID(int=9).bytes
+    draft = (1, "ingest", None, None, None, "elev-1", str(uuid.UUID(bytes=kid)), b'{"ip":"192.0.2.1"}',
+             None, None, "x.read", None, "success", None, None, None, aead, kid)
+    rows: list[tuple[Any, ...]] = []
+    nonce = b"\x01" * 12
+    lib.append([draft], ["id-1"], 0, nonce, _PERSONAL_AD, [], rows)
+    blob = rows[0][9]
+    assert blob[:1] == b"\x01" and blob[1:17] == kid and blob[17:29] == nonce
+    assert aead.decrypt(nonce, blob[29:], _PERSONAL_AD + kid) == b'{"ip":"192.0.2.1"}'
+
+
+@pytest.mark.parametrize(("index", "value", "field"), [
+    (0, "1", "ts"), (0, True, "ts"), (10, 5, "action"), (11, b"r", "resource"),
+    (15, {"a": 1}, "details"),
+])
+def test_a_draft_of_the_wrong_type_is_refused_naming_the_field(
+    lib: ModuleType, index: int, value: Any, field: str,
+) -> None:
+    draft = list(_drafts([("o", "a", "x.read", "r", None, None, None)], keyed=False)[0])
+    draft[index] = value
+    rows: list[Any] = []
+    with pytest.raises(TypeError, match=field):
+        lib.append([tuple(draft)], ["id-1"], 0, None, _PERSONAL_AD, [], rows)
+    assert rows == []
+
+
+def test_ids_are_made_alike(lib: ModuleType) -> None:
+    rnd = os.urandom(10 * 500).hex()
+    assert lib.ids("0190a1b2-c3d4-7", rnd) == ids_from("0190a1b2-c3d4-7", rnd)
+    for value in lib.ids("0190a1b2-c3d4-7", rnd)[:50]:
+        parsed = uuid.UUID(value)
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+
+
+simple = st.one_of(st.none(), st.booleans(), st.integers(), any_text,
+                   st.floats(allow_nan=True, allow_infinity=True))
+details = st.one_of(
+    st.none(),
+    st.dictionaries(any_text, simple, max_size=6),
+    st.dictionaries(any_text, st.lists(simple, max_size=3), max_size=3),  # nested: the fallback
+    st.dictionaries(st.integers(), simple, max_size=3),  # keys not str: the fallback
+)
+times = st.one_of(
+    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31),
+                 timezones=st.just(UTC)),
+    st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 1, 1),
+                 timezones=st.sampled_from([timezone(timedelta(hours=2)),
+                                            timezone(timedelta(hours=-11, minutes=-30))])),
+)
+events = st.lists(st.builds(
+    lambda n, t, ip, ua, actor, name, det, res: IngestEvent.model_construct(
+        id=f"e{n}", time=t, action="lesson.viewed", actor=actor, actor_name=name, resource=res,
+        outcome="success", ip=ip, user_agent=ua, request_id=None, details=det),
+    st.integers(0, 10**6), times, st.sampled_from([None, "", "192.0.2.1", "2001:db8::1"]),
+    st.sampled_from([None, "", "Firefox/130.0"]), st.sampled_from([None, "", "elev-1", "elev-2"]),
+    st.sampled_from([None, "Kari Nordmann"]), details, maybe_text,
+), min_size=1, max_size=20)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events)
+def test_the_c_drafts_are_the_python_drafts(
+    lib: ModuleType, sqlite_db: Database, tmp_path: Path, evs: list[IngestEvent],
+) -> None:
+    log = audit_log(sqlite_db, make_settings(sqlite_db.url, tmp_path))
+    anon = ("m", "2026-12")
+    keys = Keys()
+    for ev in evs:
+        subject = ("a", "org-1", ev.actor) if ev.actor else anon
+        keys.by_subject[subject] = (f"key-{subject}", AESGCM(b"\x01" * 32), b"k" * 16)
+    python = list(ingest._drafts(log, "org-1", "tok-1", evs, keys, anon))
+    c = lib.drafts(evs, "org-1", "tok-1", keys.by_subject, anon, keys.payloads, keys.payload,
+                   log.sealer._ips, log.sealer.indexes, datetime_to_us, canonical_details)
+    assert c == python
+    for draft, ev in zip(c, evs, strict=True):
+        assert type(draft[0]) is int and draft[0] == datetime_to_us(ev.time)
+
+
+def test_the_same_trail_is_written_with_and_without_the_c_loops(
+    lib: ModuleType, db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An ingest through the C loops and one through the Python loops, with the same ids and
+    nonces, on SQLite (``executemany``) and PostgreSQL (``COPY``): the same rows and the same
+    record lines in the file, which verify."""
+    from tests.conftest import _truncate_all
+    from vern.audit.verify import verify
+    from vern.crypto import KeyRing, install_keyring
+
+    when = datetime.now(UTC) - timedelta(minutes=1)
+    batch = [IngestEvent(id=f"e{i}", time=when + timedelta(microseconds=i), action="lesson.viewed",
+                         actor=f"elev-{i % 4}", resource=f"lesson:{i}", ip=f"192.0.2.{i % 9 + 1}",
+                         user_agent="Firefox/130.0", details={"i": i, "ok": i % 2 == 0})
+             for i in range(300)]
+    found = []
+    for use_c in (True, False):
+        if use_c or db.engine.dialect.name != "sqlite":
+            trail = db
+        else:
+            trail = Database(f"sqlite:///{tmp_path / 'python.db'}")
+            trail.create_all()
+        settings_ = make_settings(trail.url, tmp_path / f"files-{use_c}")
+        monkeypatch.setattr(chain.os, "urandom", random.Random(7).randbytes)
+        monkeypatch.setattr(native, "lib", lib if use_c else None)
+        install_keyring(KeyRing(trail.engine, settings_.master_key_bytes))
+        ingest.ingest(trail, settings_, org_id="org-1", token_id=None, events=batch)
+        with trail.engine.connect() as conn:
+            rows = [tuple(r) for r in conn.execute(select(*[AuditEvent.__table__.c[f]
+                                                             for f in chain.FIELDS])
+                                                   .order_by(AuditEvent.seq))]
+        report = verify(trail, settings_)
+        assert report.ok, report.problem
+        lines = [line for line in file_for(settings_.audit_log_dir).read_bytes().splitlines()
+                 if line.startswith(b"[")]
+        found.append((rows, lines, [chain.open_personal(r[9]) for r in rows]))
+        if trail is not db:
+            trail.dispose()
+        elif use_c and db.engine.dialect.name != "sqlite":
+            _truncate_all(db)
+    assert len(found[0][0]) == 300
+    # Data keys (ids and keys) are made per trail: the sealed data is compared opened. The ids'
+    # first 48 bits are the time of the append (the rest comes from the same random bytes).
+    def same(values: Any) -> list[Any]:
+        out = list(values)
+        out[1] = out[1][14:]
+        return out[:8] + out[10:]
+
+    assert found[0][2] == found[1][2]
+    assert found[0][2][0] == {"ip": "192.0.2.1", "ua": "Firefox/130.0"}
+    pairs_c = zip(*found[0][:2], strict=True)
+    pairs_p = zip(*found[1][:2], strict=True)
+    for (row_c, line_c), (row_p, line_p) in zip(pairs_c, pairs_p, strict=True):
+        assert same(row_c) == same(row_p)
+        assert same(json.loads(line_c)) == same(json.loads(line_p)) == same(row_c)
+        assert bytes(row_c[9]).hex() == json.loads(line_c)[9]
+        assert bytes(row_p[9]).hex() == json.loads(line_p)[9]
+
+
+def test_a_batch_with_a_bad_draft_stores_nothing(
+    lib: ModuleType, sqlite_db: Database, tmp_path: Path,
+) -> None:
+    settings_ = make_settings(sqlite_db.url, tmp_path)
+    log = audit_log(sqlite_db, settings_)
+    good = {"id": new_id(), "ts": now_us(), "source": "ingest", "org_id": None,
+            "actor_user_id": None, "actor_token_id": None, "actor_ref": "elev-1", "key_id": None,
+            "personal": None, "ip_index": None, "net_index": None, "action": "x.read",
+            "resource": "r", "outcome": "success", "request_id": None, "client_event_id": None,
+            "details": None}
+    log.append([dict(good)])
+    before = file_for(settings_.audit_log_dir).read_bytes()
+    bad = dict(good, id=new_id(), resource=42)
+    with pytest.raises(TypeError, match="resource"):
+        log.append([dict(good, id=new_id()) for _ in range(300)] + [bad])
+    with sqlite_db.engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(AuditEvent)) == 1
+    assert file_for(settings_.audit_log_dir).read_bytes() == before
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.binary(max_size=300), max_size=80), st.integers(min_value=0, max_value=300),
+       st.sets(st.integers(min_value=0, max_value=400)))
+def test_verify_hashes_lines_as_the_frontier_does(
+    lib: ModuleType, lines: list[bytes], start: int, wanted: set[int],
+) -> None:
+    from vern.audit.merkle import leaf_hash
+
+    seed = Frontier()
+    for i in range(start):
+        seed.append(bytes([i % 256]) * 32)
+    expected = seed.copy()
+    at_expected = {}
+    for line in lines:
+        expected.append(leaf_hash(line))
+        if expected.size in wanted:
+            at_expected[expected.size] = list(expected.nodes)
+    got = seed.copy()
+    at: dict[int, list[bytes]] = {}
+    assert lib.walk(lines, got.heights, got.nodes, start, wanted, at) == start + len(lines)
+    assert (got.heights, got.nodes, at) == (expected.heights, expected.nodes, at_expected)

@@ -1,0 +1,36 @@
+"""The audit trail's per-record loops in C, when they are built (``vern/audit/_native.c``).
+
+``lib`` is the compiled module, or None: when it could not be built (no compiler, no OpenSSL
+headers) or when ``VERN_AUDIT_NATIVE=0`` is set, the pure-Python loops in ``vern.audit.chain``
+and ``vern.audit.verify_fast`` run instead. Both give the same bytes - the Python loops are the
+reference, and ``tests/audit/test_native.py`` compares the two on every build. What the C code
+does and does not do:
+
+* ``append``: per draft, the personal data sealed by the draft's own ``cryptography`` AES-GCM
+  object, the canonical line, its RFC 9162 leaf hash and the frontier's node hashes (OpenSSL's
+  SHA-256), the database row; the log's lock, statements and commit stay in Python.
+* ``walk``: the leaf and node hashes of record lines read back by ``vern audit verify``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+
+def _load() -> ModuleType | None:
+    if os.environ.get("VERN_AUDIT_NATIVE", "1").strip() in ("0", "false", "no", "off"):
+        return None
+    try:
+        return importlib.import_module("vern.audit._native")
+    except ImportError:
+        return None
+
+
+lib: ModuleType | None = _load()
+
+
+def describe() -> str:
+    """For ``vern audit verify`` and the benchmark: which loops run."""
+    return "C" if lib is not None else "Python"
