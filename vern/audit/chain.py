@@ -81,9 +81,11 @@ _INSERT_SQL = (f"INSERT INTO audit_events ({', '.join(FIELDS)}) "  # noqa: S608 
 _COPY_SQL = f"COPY audit_events ({', '.join(FIELDS)}) FROM STDIN"
 _COPY_TYPES = ["int8", "text", "int8", *["text"] * 6, "bytea", *["text"] * 8]
 _SQL_SQLITE = {
-    # The update is the lock every writer takes; it returns the head it locked.
+    # The update is the lock every writer takes; it returns the head it locked, and whether
+    # records sealed in other transactions wait for their position (then "pending" reads them).
     "lock": "UPDATE audit_head SET lock_n = lock_n + 1 WHERE id = 1 "
-            "RETURNING tree_size, frontier, checkpoint_size, checkpoint_ts",
+            "RETURNING tree_size, frontier, checkpoint_size, checkpoint_ts, "
+            "EXISTS (SELECT 1 FROM audit_events WHERE seq IS NULL)",
     "pending": f"SELECT {', '.join(FIELDS)} FROM audit_events WHERE seq IS NULL "  # noqa: S608
                "ORDER BY ts, id LIMIT ?",
     "tile": "INSERT INTO audit_tiles (height, idx, hash) VALUES (?, ?, ?)",
@@ -685,9 +687,11 @@ class AuditLog:
             cur = dbapi.cursor()
             try:
                 cur.execute(q["lock"])
-                tree_size, frontier_blob, cp_size_0, cp_ts_0 = cur.fetchone()
-                cur.execute(q["pending"], (self.audit.batch_max * 4,))
-                pending = cur.fetchall()
+                tree_size, frontier_blob, cp_size_0, cp_ts_0, waiting = cur.fetchone()
+                pending = []
+                if waiting:
+                    cur.execute(q["pending"], (self.audit.batch_max * 4,))
+                    pending = cur.fetchall()
             finally:
                 cur.close()
             self._trim_files(tree_size, cp_size_0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 import urllib.error
@@ -270,17 +271,41 @@ def _refused_indexes(status: int, body: bytes) -> list[int]:
     return found
 
 
-def _event_of(raw: Raw) -> dict[str, Any]:
+_WANTED = {b"user-agent": "user-agent", b"x-request-id": "x-request-id",
+           b"forwarded": "forwarded", b"x-forwarded-for": "x-forwarded-for"}
+_addresses: dict[tuple[Any, ...], str | None] = {}
+
+
+def _address(peer: str, headers: dict[str, str], trusted: Any) -> str | None:
+    """``client_ip`` of the request, if it is an address; made once per (peer, forwarding
+    headers, proxies) - a host's clients repeat (bounded cache)."""
+    key = (peer, headers.get("forwarded"), headers.get("x-forwarded-for"), tuple(trusted)) \
+        if trusted else (peer,)
+    if key in _addresses:
+        return _addresses[key]
     from vern.audit.clientip import client_ip, parse_ip
 
+    ip: str | None = client_ip(peer, headers, trusted) if peer else None
+    if ip is not None and parse_ip(ip) is None:
+        ip = None
+    if len(_addresses) > 4096:
+        _addresses.clear()
+    _addresses[key] = ip
+    return ip
+
+
+def _event_of(raw: Raw) -> dict[str, Any]:
     wall, method, path, status, ms, peer, raw_headers, actor, trusted, action = raw
     headers: dict[str, str] = {}
     for key, value in raw_headers:
-        k = key.decode("latin-1").lower() if isinstance(key, bytes) else str(key).lower()
-        headers[k] = value.decode("latin-1") if isinstance(value, bytes) else str(value)
-    ip = client_ip(peer, headers, trusted) if peer else None
+        # Only the headers the record uses, the last of each (as a dict of them all would).
+        k = key.lower() if isinstance(key, bytes) else str(key).lower().encode("latin-1", "replace")
+        name = _WANTED.get(k)
+        if name is not None:
+            headers[name] = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+    ip = _address(peer, headers, trusted) if peer else None
     event: dict[str, Any] = {
-        "id": uuid.uuid4().hex,
+        "id": os.urandom(16).hex(),
         "time": datetime.fromtimestamp(wall, UTC).isoformat(),
         "action": action,
         "outcome": outcome_of(status),
@@ -289,7 +314,7 @@ def _event_of(raw: Raw) -> dict[str, Any]:
     }
     if actor is not None:
         event["actor"] = str(actor)[:128]
-    if ip and parse_ip(ip) is not None:
+    if ip:
         event["ip"] = ip
     ua = headers.get("user-agent")
     if ua:

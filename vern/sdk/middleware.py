@@ -29,7 +29,7 @@ class _Common:
         self.client = client
         self.action = action
         self.skip = tuple(skip_paths)
-        self.trusted = [ipaddress.ip_network(n, strict=False) for n in trusted_proxies]
+        self.trusted = tuple(ipaddress.ip_network(n, strict=False) for n in trusted_proxies)
 
 
 class AuditMiddleware(_Common):
