@@ -98,6 +98,9 @@ class KeyRing:
         self._clock = clock
         self._lock = threading.Lock()
         self._shredding: set[str] = set()  # destroyed in a transaction not yet committed
+        # Changes whenever a key is destroyed or the cache emptied: who keeps keys of their
+        # own from this ring (the audit trail's resolved subjects) looks them up again.
+        self.generation = 0
 
     def create(self, session: Session, subject_ref: str | None = None) -> str:
         """A new key, added to ``session`` (so it commits or rolls back with the caller's work)."""
@@ -158,12 +161,14 @@ class KeyRing:
         with self._lock:
             self._shredding.add(key_id)
             self._cache.pop(key_id, None)
+            self.generation += 1
 
     def _shred_ended(self, key_id: str, *, committed: bool) -> None:
         with self._lock:
             self._shredding.discard(key_id)
             if committed:
                 self._cache.pop(key_id, None)
+            self.generation += 1
 
     def cipher(self, key_id: str) -> AESGCM:
         with self._lock:
@@ -211,6 +216,23 @@ class KeyRing:
     def forget_cached(self) -> None:
         with self._lock:
             self._cache.clear()
+            self.generation += 1
+
+    def now(self) -> float:
+        """The clock the cache's times are on."""
+        return self._clock()
+
+    def cached_until(self, key_ids: Iterable[str]) -> float:
+        """When the first of these keys leaves the cache (``now()``'s clock); ``now()`` when
+        one of them is not cached (or is being destroyed)."""
+        with self._lock:
+            until = float("inf")
+            for key_id in key_ids:
+                found = self._cache.get(key_id)
+                if found is None or key_id in self._shredding:
+                    return self._clock()
+                until = min(until, found[0])
+        return until
 
     def _remember(self, key_id: str, aead: AESGCM) -> None:
         with self._lock:

@@ -48,7 +48,7 @@ from vern.audit.merkle import Frontier, leaf_hash
 from vern.audit.models import AuditEvent, AuditHead
 from vern.audit.settings import AuditSettings, audit_settings
 from vern.config import Settings
-from vern.crypto import KeyDestroyed, KeyUnavailable, keyring
+from vern.crypto import KeyDestroyed, KeyRing, KeyUnavailable, keyring
 from vern.db import Database, Scope
 
 FIELDS = (
@@ -266,6 +266,7 @@ class Sealer:
         self._ips: dict[str, tuple[str, str | None]] = {}
         self._kids: dict[str, bytes] = {}
         self._payloads: dict[tuple[str | None, str | None, str | None], bytes] = {}
+        self._resolved: _Resolved | None = None
         self._lock = threading.Lock()
         self._mac = {p: hmac.new(self.secret, f"{p}\x00".encode(), hashlib.sha256)
                      for p in ("audit.ip", "audit.net", "audit.actor")}
@@ -298,6 +299,7 @@ class Sealer:
         """Drop cached key ids (after a transaction that made keys was rolled back)."""
         with self._lock:
             self._keys.clear()
+            self._resolved = None
 
     def actor_subject(self, org_id: str | None, actor_ref: str) -> str:
         return "audit:" + self._index("audit.actor", f"{org_id}\x00{actor_ref}")[:58]
@@ -406,8 +408,9 @@ class Keys:
     __slots__ = ("by_subject", "payloads")
 
     def __init__(self, payloads: dict[tuple[str | None, str | None, str | None], bytes]
-                 | None = None) -> None:
-        self.by_subject: dict[tuple[Any, ...], tuple[str, Any, bytes]] = {}
+                 | None = None,
+                 by_subject: dict[tuple[Any, ...], tuple[str, Any, bytes]] | None = None) -> None:
+        self.by_subject = by_subject if by_subject is not None else {}
         self.payloads = payloads if payloads is not None else {}
 
     def for_subject(self, subject: tuple[Any, ...] | None) -> tuple[Any, Any, Any]:
@@ -436,19 +439,66 @@ class Keys:
         return found
 
 
-def resolve_keys(  # noqa: PLR0912 - the fallbacks
+@dataclass
+class _Resolved:
+    """Subjects resolved by earlier batches (``Keys.by_subject``), reused while the keyring has
+    destroyed nothing since (its ``generation``), until the first of their keys would expire
+    from the keyring's cache (the time after which another process's shredding is seen) and at
+    most until the month changes (a shredded person's records take the month's key)."""
+
+    ring: KeyRing
+    generation: int
+    until: float  # the keyring's clock
+    table: dict[tuple[Any, ...], tuple[str, Any, bytes]]
+
+
+def resolve_keys(
     sealer: Sealer, database: Database,
     wanted: Iterable[tuple[tuple[Any, ...], int]],
 ) -> Keys:
     """The keys for ``(subject, ts)`` pairs; a shredded person's records get the month's
-    anonymous key (their later records stay readable only as "erased" for them)."""
-    keys = Keys(sealer._payloads)
+    anonymous key (their later records stay readable only as "erased" for them). A batch whose
+    subjects were all resolved before, with nothing destroyed or expired since, takes them as
+    they were (``_Resolved``)."""
     ring = keyring()
-    ring_id = id(ring)
     todo: dict[tuple[Any, ...], int] = {}
     for subject, ts in wanted:
         if subject not in todo:
             todo[subject] = ts
+    memo = sealer._resolved
+    if (memo is not None and memo.ring is ring and memo.generation == ring.generation
+            and ring.now() < memo.until and len(memo.table) < Sealer._CACHE_MAX):
+        missing = {s: ts for s, ts in todo.items() if s not in memo.table}
+        if not missing:
+            return Keys(sealer._payloads, memo.table)
+        found = _resolve_keys(sealer, database, ring, missing)
+        if ring.generation == memo.generation:  # nothing destroyed meanwhile
+            memo.table.update(found.by_subject)
+            memo.until = min(memo.until, _until(ring, found))
+            return Keys(sealer._payloads, memo.table)
+    generation = ring.generation  # before looking: a key destroyed meanwhile changes it
+    keys = _resolve_keys(sealer, database, ring, todo)
+    sealer._resolved = _Resolved(ring, generation, _until(ring, keys), dict(keys.by_subject))
+    return keys
+
+
+def _until(ring: KeyRing, keys: Keys) -> float:
+    """How long resolved keys may be taken as they are (see ``_Resolved``)."""
+    return min(ring.cached_until(v[0] for v in keys.by_subject.values()),
+               ring.now() + _seconds_to_next_month())
+
+
+def _seconds_to_next_month() -> float:
+    now = datetime.now(UTC)
+    first = datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=UTC)
+    return (first - now).total_seconds()
+
+
+def _resolve_keys(  # noqa: PLR0912 - the fallbacks
+    sealer: Sealer, database: Database, ring: KeyRing, todo: dict[tuple[Any, ...], int],
+) -> Keys:
+    keys = Keys(sealer._payloads)
+    ring_id = id(ring)
     cache = sealer._keys
     for attempt in range(3):
         try:
