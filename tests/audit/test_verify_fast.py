@@ -143,7 +143,8 @@ def _check_lines(db: Database, settings: Settings, texts: list[str]) -> None:
         r["actor_ref"] = clean[:128] or None
         r["details"] = '{"v":' + f'"{clean.encode("unicode_escape").decode()}"' + "}"
     result = log.append(batch)
-    lines = list(verify_fast._lines(db.url, result.first_seq, result.last_seq + 1))
+    lines = [line for chunk in verify_fast._lines(db.url, result.first_seq, result.last_seq + 1)
+             for line in chunk]
     with db.engine.connect() as conn:
         from vern.audit.chain import FIELDS
 

@@ -81,15 +81,17 @@ def _select(dialect: str) -> str:
 PG_RAW = True  # PostgreSQL: columns as they are, the line made here (less work in all)
 
 
-def _lines(url: str, lo: int, hi: int) -> Generator[bytes, None, None]:
-    """The records ``lo <= seq < hi`` as canonical lines, in ``seq`` order."""
+def _lines(url: str, lo: int, hi: int) -> Generator[list[bytes], None, None]:
+    """The records ``lo <= seq < hi`` as canonical lines, in ``seq`` order, in chunks."""
     database = _database(url)
     dialect = database.engine.dialect.name
     where = f"WHERE seq >= {int(lo)} AND seq < {int(hi)} ORDER BY seq"
     raw = database.engine.raw_connection()
     try:
         if dialect == "postgresql":
-            yield from _pg_lines(raw.driver_connection, where)
+            stream = _pg_lines(raw.driver_connection, where)
+            while chunk := list(itertools.islice(stream, 4096)):
+                yield chunk
         else:
             cur = raw.cursor()
             try:
@@ -98,7 +100,12 @@ def _lines(url: str, lo: int, hi: int) -> Generator[bytes, None, None]:
                     rows = cur.fetchmany(16_384)
                     if not rows:
                         break
-                    yield from _checked(r[0] for r in rows)
+                    texts = [r[0] for r in rows]
+                    joined = "\n".join(texts)  # the lines hold no newline (JSON escapes it)
+                    if joined.isascii() and "\\u" not in joined and "\x7f" not in joined:
+                        yield joined.encode().split(b"\n")  # _checked, a chunk at once
+                    else:
+                        yield list(_checked(iter(texts)))
             finally:
                 cur.close()
     finally:
@@ -267,15 +274,15 @@ def _hash(url: str, task: Task, paths: list[str] | None, firsts: list[int] | Non
 
 
 def _walk(  # noqa: PLR0917 - the hot loop's state
-    lines: Iterator[bytes], files: Iterator[tuple[str, int, bytes]] | None, task: Task,
+    chunks: Iterator[list[bytes]], files: Iterator[tuple[str, int, bytes]] | None, task: Task,
     heights: list[int], nodes: list[bytes], wanted: set[int], result: Result,
 ) -> int | None:
     """Hash the lines into the frontier, compare them with the file's; the next position, or
     None with ``result.doubt`` set."""
     if native.lib is not None:
-        return _walk_chunks(native.lib.walk, lines, files, task, heights, nodes, wanted, result)
+        return _walk_chunks(native.lib.walk, chunks, files, task, heights, nodes, wanted, result)
     seq = task.lo
-    for line in lines:
+    for line in itertools.chain.from_iterable(chunks):
         if files is not None:
             for name, _n, fline in files:
                 if fline[:1] == b"{":
@@ -303,13 +310,13 @@ def _walk(  # noqa: PLR0917 - the hot loop's state
 
 
 def _walk_chunks(  # noqa: PLR0917 - the hot loop's state
-    walk: Any, lines: Iterator[bytes], files: Iterator[tuple[str, int, bytes]] | None,
+    walk: Any, chunks: Iterator[list[bytes]], files: Iterator[tuple[str, int, bytes]] | None,
     task: Task, heights: list[int], nodes: list[bytes], wanted: set[int], result: Result,
 ) -> int | None:
     """``_walk`` a chunk of lines at a time: the file's lines of a chunk compared as one list,
     the chunk hashed by the C loop (``native.lib.walk``)."""
     seq = task.lo
-    while chunk := list(itertools.islice(lines, 4096)):
+    for chunk in chunks:
         if files is not None:
             theirs: list[bytes] = []
             for name, _n, fline in files:
