@@ -77,7 +77,8 @@ def _drafts(fields: list[tuple[Any, ...]], keyed: bool) -> list[tuple[Any, ...]]
     for i, (org, actor, action, resource, request, details, sealed) in enumerate(fields):
         key = i % 3
         personal = None if sealed is None else (
-            sealed.encode() if keyed else bytes([i % 256]) + sealed.encode())
+            sealed.encode("utf-8", "surrogatepass") if keyed
+            else bytes([i % 256]) + sealed.encode("utf-8", "surrogatepass"))
         draft: tuple[Any, ...] = (
             1_700_000_000_000_000 + i * 7919, "ingest", org, None, None, actor,
             None if personal is None else str(uuid.UUID(bytes=kids[key])), personal,

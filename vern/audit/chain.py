@@ -88,7 +88,7 @@ _SQL_SQLITE = {
             "EXISTS (SELECT 1 FROM audit_events WHERE seq IS NULL)",
     "pending": f"SELECT {', '.join(FIELDS)} FROM audit_events WHERE seq IS NULL "  # noqa: S608
                "ORDER BY ts, id LIMIT ?",
-    "tile": "INSERT INTO audit_tiles (height, idx, hash) VALUES (?, ?, ?)",
+    "tile": "INSERT INTO audit_tiles (height, idx, hash) VALUES ",  # + a row's marks each
     "checkpoint": "INSERT INTO audit_checkpoints (tree_size, root, ts, key_id, signature, "
                   "frontier) VALUES (?, ?, ?, ?, ?, ?)",
     "advance": "UPDATE audit_head SET tree_size = ?, frontier = ?, checkpoint_size = ?, "
@@ -804,8 +804,11 @@ class AuditLog:
             encoded = cp["frontier"] if cp is not None else frontier.encode()
             cur = dbapi.cursor()
             try:
-                if tiles:
-                    cur.executemany(q["tile"], tiles)
+                for i in range(0, len(tiles), 500):  # one statement (executemany costs more)
+                    part = tiles[i:i + 500]
+                    mark = "(%s, %s, %s)" if pg else "(?, ?, ?)"
+                    cur.execute(q["tile"] + ", ".join([mark] * len(part)),
+                                [v for tile in part for v in tile])
                 if cp is not None:
                     cur.execute(q["checkpoint"], (size, cp["root"], now, cp["key_id"],
                                                   cp["signature"], encoded))
