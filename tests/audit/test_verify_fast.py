@@ -93,6 +93,8 @@ TAMPERING = {
     "db changed": _db("UPDATE audit_events SET outcome = 'failure' WHERE seq = 77"),
     "db changed in the unsigned tail": _db("UPDATE audit_events SET outcome = 'x' WHERE seq = 220"),
     "db removed": _db("DELETE FROM audit_events WHERE seq = 120"),
+    # SQLite keeps text in a BLOB column as text: a value of another type than the column's.
+    "db sealed data replaced by text": _db("UPDATE audit_events SET personal = 'abc' WHERE seq = 60"),
     "db swapped": _db("UPDATE audit_events SET seq = -1 WHERE seq = 30;"
                       "UPDATE audit_events SET seq = 30 WHERE seq = 31;"
                       "UPDATE audit_events SET seq = 31 WHERE seq = -1"),
