@@ -156,3 +156,63 @@ def _check_lines(db: Database, settings: Settings, texts: list[str]) -> None:
     assert lines == [canonical(r) for r in stored]
     with db.engine.begin() as conn:
         conn.execute(delete(AuditEvent).where(AuditEvent.seq >= result.first_seq))
+
+
+@hsettings(max_examples=150, deadline=None,
+           suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(st.sampled_from(["rec", "rec", "rec", "cp", "empty"]), max_size=30),
+                min_size=1, max_size=3),
+       st.integers(min_value=0, max_value=60), st.lists(st.integers(1, 9), min_size=1, max_size=8),
+       st.booleans())
+def test_the_block_reader_gives_the_lines_the_line_reader_gives(
+    tmp_path_factory: pytest.TempPathFactory, layout: list[list[str]], lo: int, takes: list[int],
+    newline_at_end: bool,
+) -> None:
+    """``_Cursor`` (the C loop's reader) against ``_Files.from_seq``: the same lines in the same
+    order, checkpoint lines at the same places, whatever the chunk sizes."""
+    directory = tmp_path_factory.mktemp("files")
+    seq = 0
+    paths, firsts = [], []
+    for n, kinds in enumerate(layout):
+        lines = []
+        first = -1
+        for kind in kinds:
+            if kind == "rec":
+                lines.append(f'[{seq},"r{seq}"]')
+                first = seq if first < 0 else first
+                seq += 1
+            elif kind == "cp":
+                lines.append(f'{{"checkpoint":{{"size":{seq}}}}}')
+            else:
+                lines.append("")
+        path = directory / f"audit-2026-01-0{n + 1}.jsonl"
+        path.write_bytes(("\n".join(lines) + ("\n" if newline_at_end else "")).encode())
+        if first >= 0:
+            paths.append(str(path))
+            firsts.append(first)
+    if not paths:
+        return
+    files = verify_fast._Files(paths, firsts)
+    expected = [(name, line) for name, _n, line in files.from_seq(lo)]
+    cursor = verify_fast._Cursor(files, lo)
+    got: list[tuple[str, bytes]] = []
+    base = lo
+    for k in takes:
+        records, marks = cursor.take(k, base)
+        assert len(records) <= k
+        at = iter(marks)
+        pending = next(at, None)
+        for j, record in enumerate(records):
+            while pending is not None and pending[1] == base + j:
+                got.append((pending[0], pending[2]))
+                pending = next(at, None)
+            got.append(("?", record))
+        while pending is not None:
+            assert pending[1] == base + len(records)
+            got.append((pending[0], pending[2]))
+            pending = next(at, None)
+        base += len(records)
+    got += [(name, line) for name, _n, line in cursor]
+    assert [line for _, line in got] == [line for _, line in expected]
+    # Checkpoint lines and the lines read after the chunks carry their file's name.
+    assert all(mine in ("?", theirs) for (mine, _), (theirs, _) in zip(got, expected, strict=True))

@@ -24,7 +24,7 @@ import itertools
 import json
 import multiprocessing
 import os
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Generator, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -227,6 +227,98 @@ class _Files:
                     yield name, 0, line
 
 
+class _Cursor:
+    """``_Files.from_seq`` read a block at a time: ``take`` gives the next record lines of a
+    chunk as one list (the checkpoint lines met on the way apart); iterating gives the lines
+    after them as ``from_seq`` does."""
+
+    def __init__(self, files: _Files, lo: int) -> None:
+        self._blocks = self._read(files, lo)
+        self._name = ""
+        self._buf: list[bytes] = []
+        self._marks: list[int] = []  # indexes of checkpoint lines in the block
+        self._pos = 0
+
+    @staticmethod
+    def _read(files: _Files, lo: int) -> Iterator[tuple[str, list[bytes]]]:
+        i = max(bisect_right(files.firsts, lo) - 1, 0)
+        first = True
+        for path in files.paths[i:]:
+            name = os.path.basename(path)
+            with open(path, "rb") as fh:
+                if first:
+                    size = fh.seek(0, os.SEEK_END)
+                    fh.seek(files._start(fh, size, lo))
+                    first = False
+                skipping = True
+                carry = b""
+                while True:
+                    data = fh.read(1 << 20)
+                    if not data:
+                        break
+                    parts = (carry + data).split(b"\n")
+                    carry = parts.pop()
+                    lines = [p for p in parts if p]
+                    if skipping:
+                        lines, skipping = _skip_before(lines, lo)
+                    yield name, lines
+                if carry:
+                    lines = [carry]
+                    if skipping:
+                        lines, skipping = _skip_before(lines, lo)
+                    yield name, lines
+
+    def _more(self) -> bool:
+        """A line at ``_pos``, reading blocks (some may be empty) until there is one."""
+        while self._pos >= len(self._buf):
+            found = next(self._blocks, None)
+            if found is None:
+                return False
+            self._name, self._buf = found
+            self._marks = [i for i, line in enumerate(self._buf) if line[:1] == b"{"]
+            self._pos = 0
+        return True
+
+    def take(self, k: int, seq: int) -> tuple[list[bytes], list[tuple[str, int, bytes]]]:
+        """Up to ``k`` record lines from here, and the checkpoint lines before each (with
+        the position they follow, counting from ``seq``)."""
+        out: list[bytes] = []
+        marks: list[tuple[str, int, bytes]] = []
+        while len(out) < k:
+            if not self._more():
+                break
+            pos, buf = self._pos, self._buf
+            m = bisect_left(self._marks, pos)
+            mark = self._marks[m] if m < len(self._marks) else len(buf)
+            if mark == pos:
+                marks.append((self._name, seq + len(out), buf[pos]))
+                self._pos = pos + 1
+                continue
+            stop = min(mark, pos + k - len(out))
+            out.extend(buf[pos:stop])
+            self._pos = stop
+        return out, marks
+
+    def __iter__(self) -> Iterator[tuple[str, int, bytes]]:
+        while self._more():
+            line = self._buf[self._pos]
+            self._pos += 1
+            yield self._name, 0, line
+
+
+def _skip_before(lines: list[bytes], lo: int) -> tuple[list[bytes], bool]:
+    """The lines from the first record at or after ``lo`` on (checkpoint lines before it
+    kept), and whether it is still to come."""
+    kept: list[bytes] = []
+    for n, line in enumerate(lines):
+        if line[:1] == b"[":
+            if _Files._seq(line) >= lo:
+                return kept + lines[n:], False
+            continue
+        kept.append(line)
+    return kept, True
+
+
 def _run(args: tuple[str, Task, list[str] | None, list[int] | None]) -> Result:
     url, task, paths, firsts = args
     result = Result(task.lo, task.hi)
@@ -245,9 +337,10 @@ def _hash(url: str, task: Task, paths: list[str] | None, firsts: list[int] | Non
     else:
         heights, nodes = [], []
     wanted = set(task.checkpoints)
-    files: Iterator[tuple[str, int, bytes]] | None = None
+    files: Any = None  # the file's lines: a _Cursor for the C loop, from_seq's lines else
     if paths is not None and firsts is not None:
-        files = _Files(paths, firsts).from_seq(task.lo)
+        reader = _Files(paths, firsts)
+        files = _Cursor(reader, task.lo) if native.lib is not None else reader.from_seq(task.lo)
     lines = _lines(url, task.lo, task.hi)
     try:
         walked = _walk(lines, files, task, heights, nodes, wanted, result)
@@ -280,6 +373,7 @@ def _walk(  # noqa: PLR0917 - the hot loop's state
     """Hash the lines into the frontier, compare them with the file's; the next position, or
     None with ``result.doubt`` set."""
     if native.lib is not None:
+        assert files is None or isinstance(files, _Cursor)
         return _walk_chunks(native.lib.walk, chunks, files, task, heights, nodes, wanted, result)
     seq = task.lo
     for line in itertools.chain.from_iterable(chunks):
@@ -310,7 +404,7 @@ def _walk(  # noqa: PLR0917 - the hot loop's state
 
 
 def _walk_chunks(  # noqa: PLR0917 - the hot loop's state
-    walk: Any, chunks: Iterator[list[bytes]], files: Iterator[tuple[str, int, bytes]] | None,
+    walk: Any, chunks: Iterator[list[bytes]], files: _Cursor | None,
     task: Task, heights: list[int], nodes: list[bytes], wanted: set[int], result: Result,
 ) -> int | None:
     """``_walk`` a chunk of lines at a time: the file's lines of a chunk compared as one list,
@@ -318,14 +412,8 @@ def _walk_chunks(  # noqa: PLR0917 - the hot loop's state
     seq = task.lo
     for chunk in chunks:
         if files is not None:
-            theirs: list[bytes] = []
-            for name, _n, fline in files:
-                if fline[:1] == b"{":
-                    result.file_checkpoints.append((name, seq + len(theirs), fline))
-                    continue
-                theirs.append(fline)
-                if len(theirs) == len(chunk):
-                    break
+            theirs, marks = files.take(len(chunk), seq)
+            result.file_checkpoints.extend(marks)
             if theirs != chunk:
                 for i, line in enumerate(chunk):
                     if i >= len(theirs):
