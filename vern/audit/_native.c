@@ -257,6 +257,20 @@ fail:
     return -1;
 }
 
+/* The frontier written back (also after a failure: a failed append is rolled back and its
+ * frontier read again from the database), the error kept; ``value`` as an int, or NULL. */
+static PyObject *
+tree_finish(Tree *t, PyObject *heights, PyObject *nodes, int failed, long long value)
+{
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    if (tree_close(t, heights, nodes) < 0)
+        failed = 1;
+    if (et != NULL)
+        PyErr_Restore(et, ev, tb);
+    return failed ? NULL : PyLong_FromLongLong(value);
+}
+
 typedef struct {
     int height;
     long long index;
@@ -584,15 +598,7 @@ native_hash_chunk(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         Py_XDECREF(tile);
     }
     PyMem_Free(out);
-    PyObject *et, *ev, *tb;
-    PyErr_Fetch(&et, &ev, &tb);
-    if (tree_close(&t, heights, nodes) < 0)
-        bad = 1;
-    if (et != NULL)
-        PyErr_Restore(et, ev, tb);
-    if (bad)
-        return NULL;
-    return PyLong_FromLongLong(pos);
+    return tree_finish(&t, heights, nodes, bad, pos);
 }
 
 /* ``walk(lines, heights, nodes, seq, wanted, at)``: the leaves of ``lines`` (bytes, one record
@@ -656,16 +662,8 @@ native_walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     failed = 0;
-done:;
-    PyObject *et, *ev, *tb;
-    PyErr_Fetch(&et, &ev, &tb);
-    if (tree_close(&t, heights, nodes) < 0)
-        failed = 1;
-    if (et != NULL)
-        PyErr_Restore(et, ev, tb);
-    if (failed)
-        return NULL;
-    return PyLong_FromLongLong(seq);
+done:
+    return tree_finish(&t, heights, nodes, failed, seq);
 }
 
 /* -- the drafts of an ingest batch ----------------------------------------------------------- */
