@@ -203,34 +203,16 @@ class _Files:
                 high = mid
         return good
 
-    def from_seq(self, lo: int) -> Iterator[tuple[str, int, bytes]]:
-        """``(file name, line number or 0, line)`` from the record ``lo`` on (checkpoint lines
-        included, records before ``lo`` left out)."""
-        i = max(bisect_right(self.firsts, lo) - 1, 0)
-        first = True
-        for path in self.paths[i:]:
-            name = os.path.basename(path)
-            with open(path, "rb", buffering=1 << 20) as fh:
-                if first:
-                    size = fh.seek(0, os.SEEK_END)
-                    fh.seek(self._start(fh, size, lo))
-                    first = False
-                skipping = True
-                for raw in fh:
-                    line = raw[:-1] if raw[-1:] == b"\n" else raw
-                    if not line:
-                        continue
-                    if skipping and line[:1] == b"[":
-                        if self._seq(line) < lo:
-                            continue
-                        skipping = False
-                    yield name, 0, line
+    def from_seq(self, lo: int) -> _Cursor:
+        """``(file name, 0, line)`` from the record ``lo`` on (checkpoint lines included,
+        records before ``lo`` and empty lines left out), when iterated; see ``_Cursor``."""
+        return _Cursor(self, lo)
 
 
 class _Cursor:
-    """``_Files.from_seq`` read a block at a time: ``take`` gives the next record lines of a
-    chunk as one list (the checkpoint lines met on the way apart); iterating gives the lines
-    after them as ``from_seq`` does."""
+    """The log files' lines from a record on, read a block at a time: ``take`` gives the next
+    record lines of a chunk as one list (the checkpoint lines met on the way apart), iterating
+    gives the lines one by one - from where the last ``take`` stopped."""
 
     def __init__(self, files: _Files, lo: int) -> None:
         self._blocks = self._read(files, lo)
@@ -337,10 +319,9 @@ def _hash(url: str, task: Task, paths: list[str] | None, firsts: list[int] | Non
     else:
         heights, nodes = [], []
     wanted = set(task.checkpoints)
-    files: Any = None  # the file's lines: a _Cursor for the C loop, from_seq's lines else
+    files: _Cursor | None = None
     if paths is not None and firsts is not None:
-        reader = _Files(paths, firsts)
-        files = _Cursor(reader, task.lo) if native.lib is not None else reader.from_seq(task.lo)
+        files = _Files(paths, firsts).from_seq(task.lo)
     lines = _lines(url, task.lo, task.hi)
     try:
         walked = _walk(lines, files, task, heights, nodes, wanted, result)
@@ -367,13 +348,12 @@ def _hash(url: str, task: Task, paths: list[str] | None, firsts: list[int] | Non
 
 
 def _walk(  # noqa: PLR0917 - the hot loop's state
-    chunks: Iterator[list[bytes]], files: Iterator[tuple[str, int, bytes]] | None, task: Task,
+    chunks: Iterator[list[bytes]], files: _Cursor | None, task: Task,
     heights: list[int], nodes: list[bytes], wanted: set[int], result: Result,
 ) -> int | None:
     """Hash the lines into the frontier, compare them with the file's; the next position, or
     None with ``result.doubt`` set."""
     if native.lib is not None:
-        assert files is None or isinstance(files, _Cursor)
         return _walk_chunks(native.lib.walk, chunks, files, task, heights, nodes, wanted, result)
     seq = task.lo
     for line in itertools.chain.from_iterable(chunks):
