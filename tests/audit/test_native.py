@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -26,7 +27,7 @@ from sqlalchemy import func, select
 from tests.audit.helpers import audit_log
 from tests.conftest import make_settings
 from tests.services import unavailable
-from vern.audit import chain, ingest, native
+from vern.audit import chain, ingest, native, verify_fast
 from vern.audit.chain import (
     _PERSONAL_AD,
     _WATCH_MASK,
@@ -320,3 +321,52 @@ def test_verify_hashes_lines_as_the_frontier_does(
     at: dict[int, list[bytes]] = {}
     assert lib.walk(lines, got.heights, got.nodes, start, wanted, at) == start + len(lines)
     assert (got.heights, got.nodes, at) == (expected.heights, expected.nodes, at_expected)
+
+
+# A stored record's columns, as a database gives them back: integers, text (any a database holds
+# - no lone surrogates - also what JSON must escape), NULL, and the sealed bytes.
+stored_text = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x10FFFF,
+                                             exclude_categories=("Cs",)), max_size=40)
+maybe_stored = st.one_of(st.none(), stored_text, st.sampled_from(["lesson:1", "elev-7", "ok"]))
+stored_rows = st.lists(st.tuples(
+    st.integers(min_value=0, max_value=2**62), stored_text,
+    st.integers(min_value=-2**62, max_value=2**62), *[maybe_stored] * 6,
+    st.one_of(st.none(), st.binary(max_size=80)), *[maybe_stored] * 8,
+), max_size=25)
+
+
+@settings(max_examples=60, deadline=None)
+@given(stored_rows)
+def test_verify_makes_the_canonical_line_of_a_row(lib: ModuleType, rows: list[tuple[Any, ...]]) -> None:
+    assert lib.lines(rows) == [chain.canonical(r) for r in rows]
+    assert verify_fast._canonical_lines(rows) == [chain.canonical(r) for r in rows]
+
+
+def test_a_row_value_of_another_type_is_refused(lib: ModuleType) -> None:
+    with pytest.raises(TypeError, match="column"):
+        lib.lines([(1, "a", 1.5)])
+    with pytest.raises(TypeError, match="sequence"):
+        lib.lines([7])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(stored_rows)
+def test_the_lines_sqlite_builds_are_the_canonical_lines(
+    lib: ModuleType, monkeypatch: pytest.MonkeyPatch, rows: list[tuple[Any, ...]]
+) -> None:
+    """SQLite's JSON of a row's columns, put together around the sealed bytes, is the row's
+    canonical line - by the C joiner where every text is plain, by re-encoding where not."""
+    con = sqlite3.connect(":memory:")
+    con.execute(f"CREATE TABLE audit_events ({', '.join(chain.FIELDS)})")
+    con.executemany(f"INSERT INTO audit_events VALUES ({', '.join('?' * len(chain.FIELDS))})",  # noqa: S608 - constants
+                    rows)
+    fetched = con.execute(verify_fast._select("sqlite") + "ORDER BY rowid").fetchall()
+    expected = [chain.canonical(r) for r in rows]
+    assert verify_fast._joined(fetched) == expected
+    plain = lib.joined(fetched)
+    assert plain is None or plain == expected
+    if all(v.isascii() and v.isprintable() and "\\" not in v
+           for r in rows for v in r if isinstance(v, str)):
+        assert plain == expected  # the usual text takes the C path
+    monkeypatch.setattr(native, "lib", None)
+    assert verify_fast._joined(fetched) == expected

@@ -666,6 +666,154 @@ done:
     return tree_finish(&t, heights, nodes, failed, seq);
 }
 
+/* A JSON text SQLite wrote that is also canonical as it is: ASCII, no ``\u`` escape (SQLite
+ * and Python may write those differently), no DEL. */
+static inline int
+plain_json(PyObject *s)
+{
+    if (!PyUnicode_Check(s) || !PyUnicode_IS_ASCII(s))
+        return 0;
+    const unsigned char *a = PyUnicode_1BYTE_DATA(s);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (a[i] == 0x7f || (a[i] == '\\' && i + 1 < n && a[i + 1] == 'u'))
+            return 0;
+    }
+    return n >= 2;
+}
+
+/* ``joined(rows)``: the canonical lines of SQLite rows ``(head, personal, tail)`` - ``head``
+ * the JSON array of the columns before ``personal``, ``tail`` of those after (as
+ * ``verify_fast._joined`` puts them together) - as a list of bytes; None when a row is not
+ * plain (then the caller re-encodes that chunk in Python). */
+static PyObject *
+native_joined(PyObject *self, PyObject *rows)
+{
+    if (!PyList_Check(rows)) {
+        PyErr_SetString(PyExc_TypeError, "joined(): a list of rows expected");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(rows);
+    PyObject *out = PyList_New(n);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *row = PyList_GET_ITEM(rows, i);
+        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != 3)
+            goto not_plain;
+        PyObject *h = PyTuple_GET_ITEM(row, 0), *p = PyTuple_GET_ITEM(row, 1);
+        PyObject *t = PyTuple_GET_ITEM(row, 2);
+        if (!plain_json(h) || !plain_json(t) || (p != Py_None && !PyBytes_Check(p)))
+            goto not_plain;
+        const char *hs = (const char *)PyUnicode_1BYTE_DATA(h);
+        const char *ts = (const char *)PyUnicode_1BYTE_DATA(t);
+        Py_ssize_t hl = PyUnicode_GET_LENGTH(h), tl = PyUnicode_GET_LENGTH(t);
+        if (hs[hl - 1] != ']' || ts[0] != '[')
+            goto not_plain;
+        Py_ssize_t pl = p == Py_None ? 0 : PyBytes_GET_SIZE(p);
+        /* head without "]", ",", the personal field, ",", tail without "[" */
+        Py_ssize_t size = (hl - 1) + 1 + (p == Py_None ? 4 : 2 * pl + 2) + 1 + (tl - 1);
+        PyObject *line = PyBytes_FromStringAndSize(NULL, size);
+        if (line == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        char *o = PyBytes_AS_STRING(line);
+        memcpy(o, hs, (size_t)(hl - 1));
+        o += hl - 1;
+        *o++ = ',';
+        if (p == Py_None) {
+            memcpy(o, "null", 4);
+            o += 4;
+        } else {
+            const unsigned char *b = (const unsigned char *)PyBytes_AS_STRING(p);
+            *o++ = '"';
+            for (Py_ssize_t k = 0; k < pl; k++) {
+                *o++ = HEX[b[k] >> 4];
+                *o++ = HEX[b[k] & 0xf];
+            }
+            *o++ = '"';
+        }
+        *o++ = ',';
+        memcpy(o, ts + 1, (size_t)(tl - 1));
+        PyList_SET_ITEM(out, i, line);
+    }
+    return out;
+not_plain:
+    Py_DECREF(out);
+    Py_RETURN_NONE;
+}
+
+/* ``lines(rows)``: the canonical line of each row (a sequence of column values in
+ * ``chain.FIELDS`` order, as ``chain.canonical`` takes it: int, str, None, or bytes written as
+ * their hex digits) as a list of bytes. A value of another type is a TypeError. */
+static PyObject *
+native_lines(PyObject *self, PyObject *rows)
+{
+    if (!PyList_Check(rows)) {
+        PyErr_SetString(PyExc_TypeError, "lines(): a list of rows expected");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(rows);
+    PyObject *out = PyList_New(n);
+    if (out == NULL)
+        return NULL;
+    Buf b = {NULL, 0, 0};
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *row = PySequence_Fast(PyList_GET_ITEM(rows, i), "lines(): a row is a sequence");
+        if (row == NULL)
+            goto fail;
+        Py_ssize_t m = PySequence_Fast_GET_SIZE(row);
+        PyObject **items = PySequence_Fast_ITEMS(row);
+        b.len = 0;
+        int bad = buf_reserve(&b, 2) < 0;
+        if (!bad)
+            b.p[b.len++] = '[';
+        for (Py_ssize_t k = 0; k < m && !bad; k++) {
+            PyObject *v = items[k];
+            if (k > 0)
+                b.p[b.len++] = ',';  /* room: every value below reserves one byte more */
+            if (PyLong_CheckExact(v)) {
+                long long x = PyLong_AsLongLong(v);
+                bad = (x == -1 && PyErr_Occurred()) || put_int(&b, x) < 0;
+            }
+            else if (PyBytes_Check(v)) {
+                Py_ssize_t len = PyBytes_GET_SIZE(v);
+                const unsigned char *src = (const unsigned char *)PyBytes_AS_STRING(v);
+                bad = buf_reserve(&b, 2 * len + 2) < 0;
+                if (!bad) {
+                    char *o = b.p + b.len;
+                    *o++ = '"';
+                    for (Py_ssize_t j = 0; j < len; j++) {
+                        *o++ = HEX[src[j] >> 4];
+                        *o++ = HEX[src[j] & 0xf];
+                    }
+                    *o++ = '"';
+                    b.len = o - b.p;
+                }
+            }
+            else {
+                bad = put_str(&b, v, "column") < 0;
+            }
+            bad = bad || buf_reserve(&b, 2) < 0;
+        }
+        Py_DECREF(row);
+        if (bad)
+            goto fail;
+        b.p[b.len++] = ']';
+        PyObject *line = PyBytes_FromStringAndSize(b.p, b.len);
+        if (line == NULL)
+            goto fail;
+        PyList_SET_ITEM(out, i, line);
+    }
+    PyMem_Free(b.p);
+    return out;
+fail:
+    PyMem_Free(b.p);
+    Py_DECREF(out);
+    return NULL;
+}
+
 /* -- the drafts of an ingest batch ----------------------------------------------------------- */
 
 /* Days from 1970-01-01 to a proleptic Gregorian date (the civil calendar, 400-year eras). */
@@ -993,6 +1141,10 @@ static PyMethodDef methods[] = {
      "Hash the lines of a chunk into a frontier, without the GIL; returns the new size."},
     {"walk", (PyCFunction)(void (*)(void))native_walk, METH_FASTCALL,
      "Hash record lines into a frontier; returns the next position."},
+    {"joined", native_joined, METH_O,
+     "The canonical lines of SQLite's (head, personal, tail) rows, or None."},
+    {"lines", native_lines, METH_O,
+     "The canonical lines of rows of column values (as chain.canonical makes them)."},
     {"drafts", (PyCFunction)(void (*)(void))native_drafts, METH_FASTCALL,
      "The drafts of an ingest batch (as ingest._drafts makes them)."},
     {"ids", (PyCFunction)(void (*)(void))native_ids, METH_FASTCALL,

@@ -9,7 +9,9 @@ does and does not do:
 * ``append``: per draft, the personal data sealed by the draft's own ``cryptography`` AES-GCM
   object, the canonical line, its RFC 9162 leaf hash and the frontier's node hashes (OpenSSL's
   SHA-256), the database row; the log's lock, statements and commit stay in Python.
-* ``walk``: the leaf and node hashes of record lines read back by ``vern audit verify``.
+* ``walk``: the leaf and node hashes of record lines read back by ``vern audit verify``;
+  ``joined`` and ``lines``: those lines, from SQLite's JSON of a row's columns and from
+  PostgreSQL's binary columns.
 """
 
 from __future__ import annotations

@@ -5,13 +5,15 @@ database and in the log files, hashed into the tree and compared with every sign
 but it cannot say *what* is wrong. Whenever anything does not match, it answers ``None`` and the
 exact pass runs to name the first bad record. Why it is fast:
 
-* SQLite builds each record's JSON line itself (``json_array``, in its C library): one text
-  column per row instead of eighteen Python objects. That line is a valid JSON encoding of the
-  stored values; where it may differ from the canonical form (non-ASCII text, escapes, DEL) it
-  is decoded and re-encoded canonically. A different encoding can only cause a false alarm
-  (then the exact pass decides), never hide a change: a JSON text decodes to one value only.
-  PostgreSQL streams the columns (``to_json`` concatenation on the server costs more in all
-  than encoding here; ``PG_RAW = False`` switches to it) while the worker encodes and hashes.
+* SQLite builds each record's JSON line itself (``json_array``, in its C library), in two
+  parts around the sealed bytes: three values per row instead of eighteen Python objects, and
+  ``native.lib.joined`` puts the line together (the bytes written as hex). That line is a valid
+  JSON encoding of the stored values; where it may differ from the canonical form (non-ASCII
+  text, ``\\u`` escapes, DEL) it is decoded and re-encoded canonically. A different encoding can
+  only cause a false alarm (then the exact pass decides), never hide a change: a JSON text
+  decodes to one value only. PostgreSQL streams the columns in binary (integers and bytes as
+  they are) and ``native.lib.lines`` writes each line (``to_json`` concatenation on the server
+  costs more in all; ``PG_RAW = False`` switches to it).
 * The file line is compared byte for byte with the database's line, so a record is hashed once.
 * The tree is cut into aligned blocks of ``2**BLOCK_BITS`` records that worker processes hash
   in parallel; the main process joins the blocks' subtree hashes and checks the root at every
@@ -33,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from vern.audit import native
-from vern.audit.chain import FIELDS, _c_encode, _dumps
+from vern.audit.chain import FIELDS, _dumps, canonical
 from vern.audit.logfile import FILE_PREFIX
 from vern.audit.merkle import Frontier, node_hash
 
@@ -63,9 +65,11 @@ class Result:
 
 def _select(dialect: str) -> str:
     if dialect == "sqlite":
-        cols = ["CASE WHEN personal IS NULL THEN NULL ELSE lower(hex(personal)) END"
-                if f == "personal" else f for f in FIELDS]
-        return f"SELECT json_array({', '.join(cols)}) FROM audit_events "  # noqa: S608
+        # Three columns: the JSON array of the columns before ``personal``, the sealed bytes,
+        # the array of those after (SQLite's ``hex()`` of the bytes cost more than all the rest).
+        cut = FIELDS.index("personal")
+        head, tail = ", ".join(FIELDS[:cut]), ", ".join(FIELDS[cut + 1:])
+        return f"SELECT json_array({head}), personal, json_array({tail}) FROM audit_events "  # noqa: S608
     parts = []
     for f in FIELDS:
         if f in ("seq", "ts"):
@@ -76,6 +80,25 @@ def _select(dialect: str) -> str:
             parts.append(f"coalesce(to_json({f})::text, 'null')")
     joined = " || ',' || ".join(parts)
     return f"SELECT '[' || {joined} || ']' FROM audit_events "  # noqa: S608
+
+
+def _joined(rows: list[tuple[str, bytes | None, str]]) -> list[bytes]:
+    """The canonical lines of SQLite's ``(head, personal, tail)`` rows (``native.lib.joined``
+    does the same in C when every row is plain)."""
+    if native.lib is not None and (lines := native.lib.joined(rows)) is not None:
+        return lines
+    texts: list[str] = []
+    if not rows:
+        return []
+    for head, personal, tail in rows:
+        if personal is not None and not isinstance(personal, bytes):
+            raise ValueError("personal is not a BLOB")  # stored as another type: tampered
+        sealed = "null" if personal is None else f'"{personal.hex()}"'
+        texts.append(f"{head[:-1]},{sealed},{tail[1:]}")
+    joined = "\n".join(texts)  # the lines hold no newline (JSON escapes it)
+    if joined.isascii() and "\\u" not in joined and "\x7f" not in joined:
+        return joined.encode().split(b"\n")  # _checked, a chunk at once
+    return list(_checked(iter(texts)))
 
 
 PG_RAW = True  # PostgreSQL: columns as they are, the line made here (less work in all)
@@ -89,23 +112,13 @@ def _lines(url: str, lo: int, hi: int) -> Generator[list[bytes], None, None]:
     raw = database.engine.raw_connection()
     try:
         if dialect == "postgresql":
-            stream = _pg_lines(raw.driver_connection, where)
-            while chunk := list(itertools.islice(stream, 4096)):
-                yield chunk
+            yield from _pg_lines(raw.driver_connection, where)
         else:
             cur = raw.cursor()
             try:
                 cur.execute(_select(dialect) + where)
-                while True:
-                    rows = cur.fetchmany(16_384)
-                    if not rows:
-                        break
-                    texts = [r[0] for r in rows]
-                    joined = "\n".join(texts)  # the lines hold no newline (JSON escapes it)
-                    if joined.isascii() and "\\u" not in joined and "\x7f" not in joined:
-                        yield joined.encode().split(b"\n")  # _checked, a chunk at once
-                    else:
-                        yield list(_checked(iter(texts)))
+                while rows := cur.fetchmany(16_384):
+                    yield _joined(rows)
             finally:
                 cur.close()
     finally:
@@ -136,26 +149,29 @@ def _database(url: str) -> Any:
     return found
 
 
-def _pg_lines(conn: Any, where: str) -> Generator[bytes, None, None]:
-    # Streamed in chunks: the server reads the next rows while these are hashed.
-    cur = conn.cursor()
+def _pg_lines(conn: Any, where: str) -> Generator[list[bytes], None, None]:
+    """Streamed in chunks: the server reads the next rows while these are hashed. Binary
+    results: integers and bytes as they are, text as text - the lines made by
+    ``native.lib.lines`` (or by ``canonical``, the reference)."""
+    cur = conn.cursor(binary=True) if PG_RAW else conn.cursor()
     try:
         if PG_RAW:
-            cols = ", ".join("encode(personal, 'hex')" if f == "personal" else f for f in FIELDS)
-            sql = f"SELECT {cols} FROM audit_events {where}"  # noqa: S608 - constants
-            enc, join = _c_encode, "".join
-            if enc is not None:
-                for row in cur.stream(sql, size=2000):
-                    yield join(enc(row, 0)).encode()
-            else:  # pragma: no cover - no C accelerator
-                for row in cur.stream(sql, size=2000):
-                    yield _dumps(row).encode()
+            sql = f"SELECT {', '.join(FIELDS)} FROM audit_events {where}"  # noqa: S608
+            stream = cur.stream(sql, size=2000)
+            make = native.lib.lines if native.lib is not None else _canonical_lines
+            while rows := list(itertools.islice(stream, 4096)):
+                yield make(rows)
         else:
-            yield from _checked(r[0] for r in cur.stream(_select("postgresql") + where,
-                                                           size=2000))
+            texts = (r[0] for r in cur.stream(_select("postgresql") + where, size=2000))
+            while chunk := list(itertools.islice(texts, 4096)):
+                yield list(_checked(iter(chunk)))
     finally:
         cur.close()
         conn.rollback()
+
+
+def _canonical_lines(rows: list[tuple[Any, ...]]) -> list[bytes]:
+    return [canonical(row) for row in rows]
 
 
 def _checked(texts: Iterator[str]) -> Iterator[bytes]:
