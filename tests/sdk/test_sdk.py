@@ -71,6 +71,7 @@ def test_the_asgi_middleware_records_each_host_request_in_vern(
     assert found[0]["actor"] == "laerer-7" and found[0]["user_agent"] == "Skolesystem"
     assert found[0]["org_id"] == personas.tenant_a
     assert audit.stats.sent == 2 and audit.stats.dropped == 0
+    assert 0 < audit.stats.busy_seconds < 10  # the background thread's CPU time, counted
 
 
 def test_the_wsgi_middleware_records_after_the_response_is_sent(

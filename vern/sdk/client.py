@@ -50,10 +50,11 @@ class Stats:
     dropped: int = 0
     refused: int = 0
     retries: int = 0
+    busy_seconds: float = 0.0  # CPU time of the background thread: records, JSON, sending
     last_error: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, name: str, n: int = 1) -> None:
+    def add(self, name: str, n: float = 1) -> None:
         with self._lock:
             setattr(self, name, getattr(self, name) + n)
 
@@ -183,11 +184,14 @@ class AuditClient:
             with self._flush_lock:
                 flushes, self._flushes = self._flushes, []
             closing = self._closed
+            started = time.thread_time()
             self._drain()
             for done in flushes:
                 done.set()
             if closing:
                 self._drain()
+            self.stats.add("busy_seconds", time.thread_time() - started)
+            if closing:
                 return
 
     def _drain(self) -> None:
