@@ -13,6 +13,7 @@ import os
 import random
 import sqlite3
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from types import ModuleType
@@ -26,7 +27,7 @@ from sqlalchemy import func, select
 
 from tests.audit.helpers import audit_log
 from tests.conftest import make_settings
-from tests.services import unavailable
+from tests.services import postgres_database, unavailable
 from vern.audit import chain, ingest, native, verify_fast
 from vern.audit.chain import (
     _PERSONAL_AD,
@@ -370,3 +371,85 @@ def test_the_lines_sqlite_builds_are_the_canonical_lines(
         assert plain == expected  # the usual text takes the C path
     monkeypatch.setattr(native, "lib", None)
     assert verify_fast._joined(fetched) == expected
+
+
+@pytest.fixture(scope="module")
+def pg_copy() -> Iterator[Any]:
+    """A PostgreSQL table of the audit trail's columns and types, for binary COPY output."""
+    import psycopg
+
+    with postgres_database("vern_test_copy") as url:
+        conn = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
+        types = {"seq": "bigint", "ts": "bigint", "personal": "bytea"}
+        columns = ", ".join(f"{f} {types.get(f, 'text')}" for f in chain.FIELDS)
+        conn.execute(f"CREATE TABLE audit_events ({columns})")
+        conn.commit()
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+
+pg_text = st.text(alphabet=st.characters(min_codepoint=1, max_codepoint=0x10FFFF,
+                                         exclude_categories=("Cs",)), max_size=40)
+maybe_pg = st.one_of(st.none(), pg_text, st.sampled_from(["lesson:1", "elev-7", "ok"]))
+pg_rows = st.lists(st.tuples(
+    st.integers(min_value=-2**63, max_value=2**63 - 1), *[maybe_pg] * 7,
+    st.one_of(st.none(), st.binary(max_size=80)), *[maybe_pg] * 8,
+), max_size=25)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pg_rows, st.randoms(use_true_random=False))
+def test_the_lines_of_a_binary_copy_are_the_canonical_lines(
+    lib: ModuleType, pg_copy: Any, rows: list[tuple[Any, ...]], rnd: random.Random,
+) -> None:
+    """PostgreSQL's binary COPY of stored rows (any text, NULL anywhere, any bytes, the whole
+    range of int8), parsed by ``copy_lines`` - also when the data arrives cut at any point -
+    gives each row's canonical line."""
+    conn = pg_copy
+    conn.execute("DELETE FROM audit_events")
+    with conn.cursor() as cur:
+        # seq is the row's place (the order), ts the drawn integer; id any text.
+        cur.executemany(f"INSERT INTO audit_events ({', '.join(chain.FIELDS)}) VALUES "  # noqa: S608 - constants
+                        f"({', '.join(['%s'] * len(chain.FIELDS))})",
+                        [(i, r[1] if r[1] is not None else "", r[0], *r[2:]) for i, r in enumerate(rows)])
+    conn.commit()
+    expected = [chain.canonical(r) for r in conn.execute(
+        f"SELECT {', '.join(chain.FIELDS)} FROM audit_events ORDER BY seq").fetchall()]  # noqa: S608
+    for chunk_bytes in (verify_fast.COPY_CHUNK, 1):  # at the end, and after every message
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(verify_fast, "COPY_CHUNK", chunk_bytes)
+            got = [line for chunk in verify_fast._pg_copy_lines(conn, "ORDER BY seq")
+                   for line in chunk]
+        assert got == expected
+    # The raw COPY data, fed in pieces: a row cut anywhere waits for the rest.
+    with conn.cursor() as cur, cur.copy(
+            f"COPY (SELECT {', '.join(chain.FIELDS)} FROM audit_events ORDER BY seq) "  # noqa: S608
+            "TO STDOUT (FORMAT binary)") as copy:
+        data = b"".join(bytes(d) for d in copy)
+    conn.rollback()
+    buf = bytearray()
+    pos, lines, done = verify_fast._copy_header(bytearray(data)), [], False
+    cuts = [*sorted(rnd.sample(range(len(data) + 1), min(6, len(data) + 1))), len(data)]
+    sent = 0
+    for cut in cuts:
+        buf += data[sent:cut]
+        sent = cut
+        if len(buf) < pos:
+            continue
+        part, end, ended = lib.copy_lines(buf, pos, verify_fast._PG_TYPES)
+        done = done or ended
+        lines += part
+        del buf[:end]
+        pos = 0
+    assert done and not buf and lines == expected
+
+
+def test_a_copy_row_of_another_shape_is_refused(lib: ModuleType) -> None:
+    with pytest.raises(ValueError, match="columns"):
+        lib.copy_lines(b"\x00\x02\x00\x00\x00\x01a\x00\x00\x00\x01b", 0, b"t")
+    with pytest.raises(ValueError, match="int8"):
+        lib.copy_lines(b"\x00\x01\x00\x00\x00\x01a", 0, b"i")
+    assert lib.copy_lines(b"\x00\x01\x00\x00\x00\x05ab", 0, b"t") == ([], 0, False)  # waits
+    assert lib.copy_lines(b"\x00\x01\xff\xff\xff\xff\xff\xff", 0, b"t") == ([b"[null]"], 8, True)

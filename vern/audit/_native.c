@@ -814,6 +814,172 @@ fail:
     return NULL;
 }
 
+/* A UTF-8 text as a JSON string (as ``put_str`` writes the str it decodes to). */
+static int
+put_utf8(Buf *b, const unsigned char *s, Py_ssize_t n)
+{
+    Py_ssize_t i = 0;
+    while (i < n && s[i] >= ' ' && s[i] <= '~' && s[i] != '"' && s[i] != '\\')
+        i++;
+    if (i == n) {
+        if (buf_reserve(b, n + 2) < 0)
+            return -1;
+        b->p[b->len++] = '"';
+        put_raw(b, (const char *)s, n);
+        b->p[b->len++] = '"';
+        return 0;
+    }
+    PyObject *text = PyUnicode_DecodeUTF8((const char *)s, n, "strict");
+    if (text == NULL)
+        return -1;
+    int rc = put_str(b, text, "column");
+    Py_DECREF(text);
+    return rc;
+}
+
+static inline long long
+be_int(const unsigned char *p, int bytes)
+{
+    unsigned long long v = 0;
+    for (int i = 0; i < bytes; i++)
+        v = (v << 8) | p[i];
+    if (bytes < 8 && (v >> (8 * bytes - 1)) & 1)
+        v |= ~0ULL << (8 * bytes);  /* sign-extend */
+    return (long long)v;
+}
+
+/* ``copy_lines(data, start, types)``: the canonical lines of the rows of a PostgreSQL binary
+ * ``COPY ... TO STDOUT`` in ``data`` from offset ``start`` (after the file header): ``types``
+ * says per column ``i`` (int8), ``b`` (bytea, written as hex) or ``t`` (text, UTF-8). Returns
+ * ``(lines, end, done)``: the lines of the complete rows, the offset after the last of them,
+ * and whether the end marker was read. A row of another shape is a ValueError. */
+static PyObject *
+native_copy_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyBytes_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "copy_lines(data, start, types: bytes)");
+        return NULL;
+    }
+    long long start;
+    if (as_int(args[1], "start", &start) < 0)
+        return NULL;
+    const char *types = PyBytes_AS_STRING(args[2]);
+    Py_ssize_t ntypes = PyBytes_GET_SIZE(args[2]);
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const unsigned char *p = view.buf;
+    Py_ssize_t n = view.len, pos = (Py_ssize_t)start;
+    PyObject *out = PyList_New(0);
+    Buf b = {NULL, 0, 0};
+    int done = 0;
+    if (out == NULL || start < 0 || start > n) {
+        if (out != NULL)
+            PyErr_SetString(PyExc_ValueError, "copy_lines(): start out of range");
+        goto fail;
+    }
+    while (pos + 2 <= n) {
+        long long count = be_int(p + pos, 2);
+        if (count == -1) {
+            done = 1;
+            pos += 2;
+            break;
+        }
+        if (count != ntypes) {
+            PyErr_Format(PyExc_ValueError, "a row of %lld columns, %zd expected", count, ntypes);
+            goto fail;
+        }
+        /* The whole row must be here; else it waits for the next data. */
+        Py_ssize_t q = pos + 2;
+        int complete = 1;
+        for (Py_ssize_t k = 0; k < ntypes; k++) {
+            if (q + 4 > n) {
+                complete = 0;
+                break;
+            }
+            long long len = be_int(p + q, 4);
+            q += 4;
+            if (len < -1) {
+                PyErr_SetString(PyExc_ValueError, "a field of negative length");
+                goto fail;
+            }
+            if (len > 0) {
+                if (q + len > n) {
+                    complete = 0;
+                    break;
+                }
+                q += len;
+            }
+        }
+        if (!complete)
+            break;
+        b.len = 0;
+        if (buf_reserve(&b, 2) < 0)
+            goto fail;
+        b.p[b.len++] = '[';
+        q = pos + 2;
+        for (Py_ssize_t k = 0; k < ntypes; k++) {
+            long long len = be_int(p + q, 4);
+            q += 4;
+            if (k > 0)
+                b.p[b.len++] = ',';
+            if (len == -1) {
+                if (buf_reserve(&b, 4) < 0)
+                    goto fail;
+                put_raw(&b, "null", 4);
+            }
+            else if (types[k] == 'i') {
+                if (len != 8) {
+                    PyErr_SetString(PyExc_ValueError, "an int8 field not of 8 bytes");
+                    goto fail;
+                }
+                if (put_int(&b, be_int(p + q, 8)) < 0)
+                    goto fail;
+            }
+            else if (types[k] == 'b') {
+                if (buf_reserve(&b, 2 * len + 2) < 0)
+                    goto fail;
+                char *o = b.p + b.len;
+                *o++ = '"';
+                for (long long j = 0; j < len; j++) {
+                    *o++ = HEX[p[q + j] >> 4];
+                    *o++ = HEX[p[q + j] & 0xf];
+                }
+                *o++ = '"';
+                b.len = o - b.p;
+            }
+            else if (types[k] == 't') {
+                if (put_utf8(&b, p + q, (Py_ssize_t)len) < 0)
+                    goto fail;
+            }
+            else {
+                PyErr_SetString(PyExc_ValueError, "copy_lines(): types are i, b or t");
+                goto fail;
+            }
+            if (len > 0)
+                q += len;
+            if (buf_reserve(&b, 2) < 0)  /* room for the next "," or the closing "]" */
+                goto fail;
+        }
+        b.p[b.len++] = ']';
+        PyObject *line = PyBytes_FromStringAndSize(b.p, b.len);
+        if (line == NULL || PyList_Append(out, line) < 0) {
+            Py_XDECREF(line);
+            goto fail;
+        }
+        Py_DECREF(line);
+        pos = q;
+    }
+    PyMem_Free(b.p);
+    PyBuffer_Release(&view);
+    return Py_BuildValue("(NnN)", out, pos, PyBool_FromLong(done));
+fail:
+    PyMem_Free(b.p);
+    PyBuffer_Release(&view);
+    Py_XDECREF(out);
+    return NULL;
+}
+
 /* -- the drafts of an ingest batch ----------------------------------------------------------- */
 
 /* Days from 1970-01-01 to a proleptic Gregorian date (the civil calendar, 400-year eras). */
@@ -1145,6 +1311,8 @@ static PyMethodDef methods[] = {
      "The canonical lines of SQLite's (head, personal, tail) rows, or None."},
     {"lines", native_lines, METH_O,
      "The canonical lines of rows of column values (as chain.canonical makes them)."},
+    {"copy_lines", (PyCFunction)(void (*)(void))native_copy_lines, METH_FASTCALL,
+     "The canonical lines of the rows of a PostgreSQL binary COPY, and where they end."},
     {"drafts", (PyCFunction)(void (*)(void))native_drafts, METH_FASTCALL,
      "The drafts of an ingest batch (as ingest._drafts makes them)."},
     {"ids", (PyCFunction)(void (*)(void))native_ids, METH_FASTCALL,

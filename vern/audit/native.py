@@ -10,8 +10,8 @@ does and does not do:
   object, the canonical line, its RFC 9162 leaf hash and the frontier's node hashes (OpenSSL's
   SHA-256), the database row; the log's lock, statements and commit stay in Python.
 * ``walk``: the leaf and node hashes of record lines read back by ``vern audit verify``;
-  ``joined`` and ``lines``: those lines, from SQLite's JSON of a row's columns and from
-  PostgreSQL's binary columns.
+  ``joined``, ``copy_lines`` and ``lines``: those lines, from SQLite's JSON of a row's columns,
+  from PostgreSQL's binary ``COPY`` and from a row's values.
 """
 
 from __future__ import annotations

@@ -11,9 +11,11 @@ exact pass runs to name the first bad record. Why it is fast:
   JSON encoding of the stored values; where it may differ from the canonical form (non-ASCII
   text, ``\\u`` escapes, DEL) it is decoded and re-encoded canonically. A different encoding can
   only cause a false alarm (then the exact pass decides), never hide a change: a JSON text
-  decodes to one value only. PostgreSQL streams the columns in binary (integers and bytes as
-  they are) and ``native.lib.lines`` writes each line (``to_json`` concatenation on the server
-  costs more in all; ``PG_RAW = False`` switches to it).
+  decodes to one value only. PostgreSQL sends the rows as a binary ``COPY`` (integers and bytes
+  as they are, no Python object per column) that ``native.lib.copy_lines`` parses into lines;
+  without the C module the columns are streamed in binary and ``canonical`` writes each line
+  (``to_json`` concatenation on the server costs more in all; ``PG_RAW = False`` switches to
+  it).
 * The file line is compared byte for byte with the database's line, so a record is hashed once.
 * The tree is cut into aligned blocks of ``2**BLOCK_BITS`` records that worker processes hash
   in parallel; the main process joins the blocks' subtree hashes and checks the root at every
@@ -153,6 +155,9 @@ def _pg_lines(conn: Any, where: str) -> Generator[list[bytes], None, None]:
     """Streamed in chunks: the server reads the next rows while these are hashed. Binary
     results: integers and bytes as they are, text as text - the lines made by
     ``native.lib.lines`` (or by ``canonical``, the reference)."""
+    if PG_RAW and native.lib is not None and conn.info.encoding == "utf-8":
+        yield from _pg_copy_lines(conn, where)
+        return
     cur = conn.cursor(binary=True) if PG_RAW else conn.cursor()
     try:
         if PG_RAW:
@@ -168,6 +173,57 @@ def _pg_lines(conn: Any, where: str) -> Generator[list[bytes], None, None]:
     finally:
         cur.close()
         conn.rollback()
+
+
+# Per column of ``FIELDS`` in a binary COPY: i int8, b bytea, t text.
+_PG_TYPES = "".join("i" if f in ("seq", "ts") else "b" if f == "personal" else "t"
+                    for f in FIELDS).encode()
+COPY_CHUNK = 1 << 20  # bytes of COPY data parsed at a time
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+
+
+def _pg_copy_lines(conn: Any, where: str) -> Generator[list[bytes], None, None]:
+    """The lines from a binary ``COPY ... TO STDOUT``: no Python object per column, the rows
+    parsed and written as lines by ``native.lib.copy_lines`` about 1 MiB at a time."""
+    assert native.lib is not None
+    parse = native.lib.copy_lines
+    sql = f"COPY (SELECT {', '.join(FIELDS)} FROM audit_events {where}) TO STDOUT (FORMAT binary)"  # noqa: S608
+    cur = conn.cursor()
+    buf = bytearray()
+    pos: int | None = None  # where the rows start, once the header is read
+    done = False
+    try:
+        with cur.copy(sql) as copy:
+            for data in copy:
+                buf += data
+                if len(buf) < COPY_CHUNK:
+                    continue
+                if pos is None:
+                    pos = _copy_header(buf)
+                lines, end, ended = parse(buf, pos, _PG_TYPES)
+                done = done or ended
+                del buf[:end]
+                pos = 0
+                if lines:
+                    yield lines
+        if pos is None:
+            pos = _copy_header(buf)
+        lines, end, ended = parse(buf, pos, _PG_TYPES)
+        done = done or ended
+        if not done or end != len(buf):
+            raise ValueError("the COPY data ended before its end marker")
+        if lines:
+            yield lines
+    finally:
+        cur.close()
+        conn.rollback()
+
+
+def _copy_header(buf: bytearray) -> int:
+    """The offset of the first row of a binary COPY (after signature, flags and extension)."""
+    if len(buf) < 19 or bytes(buf[:11]) != _COPY_SIGNATURE:
+        raise ValueError("not a binary COPY")
+    return 19 + int.from_bytes(buf[15:19], "big")
 
 
 def _canonical_lines(rows: list[tuple[Any, ...]]) -> list[bytes]:
