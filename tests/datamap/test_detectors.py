@@ -4,23 +4,33 @@ from __future__ import annotations
 
 from datetime import date
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from vern.datamap import detectors as d
 
 
 @given(
-    st.dates(min_value=date(1900, 1, 1), max_value=date(2039, 12, 31)),
-    st.integers(min_value=0, max_value=499),
+    st.dates(min_value=date(1854, 1, 1), max_value=date(2039, 12, 31)),
+    st.integers(min_value=0, max_value=999),
     st.booleans(),
 )
+@example(date(2000, 2, 29), 0, False)  # would be 29 February 1900, which did not exist
+@example(date(2000, 2, 29), 500, False)
 def test_it_accepts_every_national_id_and_d_number_with_right_check_digits(
     born: date, individual: int, d_number: bool
 ) -> None:
     number = d.national_id_for(born, individual, d_number=d_number)
     if number is not None:
         assert d.national_id_kind(number) == ("dnr" if d_number else "fnr")
+        assert number[4:6] == f"{born.year % 100:02d}" and number[6:9] == f"{individual:03d}"
+
+
+def test_an_individual_number_of_another_century_gives_no_number() -> None:
+    assert d.national_id_for(date(2000, 2, 29), 0) is None  # 000-499: born 1900-1999
+    assert d.national_id_for(date(1985, 6, 1), 600) is None  # 500-999: not 1985
+    found = [d.national_id_for(date(2000, 2, 29), i) for i in range(500, 520)]
+    assert any(found) and all(d.national_id_kind(n) == "fnr" for n in found if n)
 
 
 @given(

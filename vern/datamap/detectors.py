@@ -316,7 +316,10 @@ def classify(values: list[str], column: str = "", *, threshold: float = 0.6) -> 
 
 def national_id_for(born: date, individual: int, *, d_number: bool = False) -> str | None:
     """A valid national identity number (or D-number) for a birth date, or None when the
-    individual number gives no valid check digits (about 1 in 11 do not)."""
+    individual number gives no valid check digits (about 1 in 11 do not) or belongs to another
+    century than the birth year's (000-499 are 1900-1999, 500-999 mostly 2000-2039)."""
+    if _century(individual, born.year % 100) + born.year % 100 != born.year:
+        return None
     day = born.day + (40 if d_number else 0)
     base = f"{day:02d}{born.month:02d}{born.year % 100:02d}{individual:03d}"
     d = [int(c) for c in base]
