@@ -66,6 +66,29 @@ put_u4(char *o, Py_UCS4 c)
     o[5] = HEX[c & 0xf];
 }
 
+/* Bytes as the JSON string of their hex digits, written at ``o`` (room for ``2 * n + 2``);
+ * returns the end. */
+static inline char *
+hex_string(char *o, const unsigned char *src, Py_ssize_t n)
+{
+    *o++ = '"';
+    for (Py_ssize_t j = 0; j < n; j++) {
+        *o++ = HEX[src[j] >> 4];
+        *o++ = HEX[src[j] & 0xf];
+    }
+    *o++ = '"';
+    return o;
+}
+
+static int
+put_hex(Buf *b, const unsigned char *src, Py_ssize_t n)
+{
+    if (buf_reserve(b, 2 * n + 2) < 0)
+        return -1;
+    b->len = hex_string(b->p + b->len, src, n) - b->p;
+    return 0;
+}
+
 /* ``null`` for None, the JSON string of a str; a TypeError naming ``field`` for anything else. */
 static int
 put_str(Buf *b, PyObject *s, const char *field)
@@ -395,20 +418,10 @@ put_line(Buf *b, long long seq, PyObject *rid, PyObject *d, PyObject *blob)
         Py_buffer view;
         if (PyObject_GetBuffer(blob, &view, PyBUF_SIMPLE) < 0)
             return -1;
-        if (buf_reserve(b, 2 + 2 * view.len) < 0) {
-            PyBuffer_Release(&view);
-            return -1;
-        }
-        char *o = b->p + b->len;
-        const unsigned char *src = view.buf;
-        *o++ = '"';
-        for (Py_ssize_t j = 0; j < view.len; j++) {
-            *o++ = HEX[src[j] >> 4];
-            *o++ = HEX[src[j] & 0xf];
-        }
-        *o++ = '"';
-        b->len = o - b->p;
+        int rc = put_hex(b, view.buf, view.len);
         PyBuffer_Release(&view);
+        if (rc < 0)
+            return -1;
     }
     if (buf_reserve(b, 1) < 0)
         return -1;
@@ -726,13 +739,7 @@ native_joined(PyObject *self, PyObject *rows)
             memcpy(o, "null", 4);
             o += 4;
         } else {
-            const unsigned char *b = (const unsigned char *)PyBytes_AS_STRING(p);
-            *o++ = '"';
-            for (Py_ssize_t k = 0; k < pl; k++) {
-                *o++ = HEX[b[k] >> 4];
-                *o++ = HEX[b[k] & 0xf];
-            }
-            *o++ = '"';
+            o = hex_string(o, (const unsigned char *)PyBytes_AS_STRING(p), pl);
         }
         *o++ = ',';
         memcpy(o, ts + 1, (size_t)(tl - 1));
@@ -778,19 +785,8 @@ native_lines(PyObject *self, PyObject *rows)
                 bad = (x == -1 && PyErr_Occurred()) || put_int(&b, x) < 0;
             }
             else if (PyBytes_Check(v)) {
-                Py_ssize_t len = PyBytes_GET_SIZE(v);
-                const unsigned char *src = (const unsigned char *)PyBytes_AS_STRING(v);
-                bad = buf_reserve(&b, 2 * len + 2) < 0;
-                if (!bad) {
-                    char *o = b.p + b.len;
-                    *o++ = '"';
-                    for (Py_ssize_t j = 0; j < len; j++) {
-                        *o++ = HEX[src[j] >> 4];
-                        *o++ = HEX[src[j] & 0xf];
-                    }
-                    *o++ = '"';
-                    b.len = o - b.p;
-                }
+                bad = put_hex(&b, (const unsigned char *)PyBytes_AS_STRING(v),
+                              PyBytes_GET_SIZE(v)) < 0;
             }
             else {
                 bad = put_str(&b, v, "column") < 0;
@@ -937,16 +933,8 @@ native_copy_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                     goto fail;
             }
             else if (types[k] == 'b') {
-                if (buf_reserve(&b, 2 * len + 2) < 0)
+                if (put_hex(&b, p + q, (Py_ssize_t)len) < 0)
                     goto fail;
-                char *o = b.p + b.len;
-                *o++ = '"';
-                for (long long j = 0; j < len; j++) {
-                    *o++ = HEX[p[q + j] >> 4];
-                    *o++ = HEX[p[q + j] & 0xf];
-                }
-                *o++ = '"';
-                b.len = o - b.p;
             }
             else if (types[k] == 't') {
                 if (put_utf8(&b, p + q, (Py_ssize_t)len) < 0)
