@@ -89,9 +89,9 @@ def _joined(rows: list[tuple[str, bytes | None, str]]) -> list[bytes]:
     does the same in C when every row is plain)."""
     if native.lib is not None and (lines := native.lib.joined(rows)) is not None:
         return lines
-    texts: list[str] = []
     if not rows:
         return []
+    texts: list[str] = []
     for head, personal, tail in rows:
         if personal is not None and not isinstance(personal, bytes):
             raise ValueError("personal is not a BLOB")  # stored as another type: tampered
