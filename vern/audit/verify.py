@@ -16,7 +16,6 @@ import fcntl
 import json
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
-from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from sqlalchemy import func, select
 
 from vern.audit.chain import FIELDS, Signer, _dumps
 from vern.audit.logfile import FILE_PREFIX
-from vern.audit.merkle import Frontier
+from vern.audit.merkle import Frontier, leaf_hash
 from vern.audit.models import AuditCheckpoint, AuditEvent, AuditHead
 from vern.config import Settings
 from vern.db import Database
@@ -359,8 +358,7 @@ def _verify(  # noqa: PLR0912, PLR0915 - one pass over both copies
 
     db_rows = _db_rows(database, start, tree_size)
     closers.append(db_rows.close)
-    # The hot loop: canonical form, leaf, frontier append (inlined), file comparison.
-    heights, nodes = frontier.heights, frontier.nodes
+    # The loop: canonical form, leaf, frontier append, file comparison.
     dumps = _dumps
     checked = 0
     for row in db_rows:
@@ -368,14 +366,7 @@ def _verify(  # noqa: PLR0912, PLR0915 - one pass over both copies
         if seq != expected:
             fail(expected, None, "database", "missing (removed)")
         line = dumps(row).encode()
-        node = sha256(b"\x00" + line).digest()
-        h = 0
-        while heights and heights[-1] == h:
-            node = sha256(b"\x01" + nodes.pop() + node).digest()
-            heights.pop()
-            h += 1
-        heights.append(h)
-        nodes.append(node)
+        frontier.append(leaf_hash(line))
         if entries is not None:
             f = next_file()
             if f is None or f.seq > seq:
@@ -393,7 +384,6 @@ def _verify(  # noqa: PLR0912, PLR0915 - one pass over both copies
         checked += 1
         found = checkpoints.get(expected)
         if found is not None:
-            frontier.size = expected
             report.checked = checked
             cp = found
             report.checkpoints += 1
@@ -410,7 +400,6 @@ def _verify(  # noqa: PLR0912, PLR0915 - one pass over both copies
                 dseq, _rid, where, msg = first_diff
                 fail(dseq, None, where, msg)
             last_cp = expected
-    frontier.size = expected
     report.checked = checked
     later: list[_FileEntry] = []
     if entries is not None:

@@ -32,14 +32,13 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Generator, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
 from vern.audit import native
 from vern.audit.chain import FIELDS, _dumps, canonical
 from vern.audit.logfile import FILE_PREFIX
-from vern.audit.merkle import Frontier, node_hash
+from vern.audit.merkle import Frontier, leaf_hash, node_hash
 
 BLOCK_BITS = 13  # 8,192 records per task
 MIN_PARALLEL_BLOCKS = 3
@@ -385,18 +384,15 @@ def _run(args: tuple[str, Task, list[str] | None, list[int] | None]) -> Result:
 
 def _hash(url: str, task: Task, paths: list[str] | None, firsts: list[int] | None,
           result: Result) -> None:
-    if task.seed is not None:
-        frontier = Frontier.decode(*task.seed)
-        heights, nodes = frontier.heights, frontier.nodes
-    else:
-        heights, nodes = [], []
+    # The frontier of the tree up to ``lo`` (first task), else of this block's own leaves.
+    frontier = Frontier.decode(*task.seed) if task.seed is not None else Frontier()
     wanted = set(task.checkpoints)
     files: _Cursor | None = None
     if paths is not None and firsts is not None:
         files = _Files(paths, firsts).from_seq(task.lo)
     lines = _lines(url, task.lo, task.hi)
     try:
-        walked = _walk(lines, files, task, heights, nodes, wanted, result)
+        walked = _walk(lines, files, task, frontier, wanted, result)
     finally:
         lines.close()
     if walked is None:
@@ -405,7 +401,7 @@ def _hash(url: str, task: Task, paths: list[str] | None, firsts: list[int] | Non
     if seq != task.hi:
         result.doubt = f"records {seq}..{task.hi - 1} missing from the database"
         return
-    result.end = list(zip(heights, nodes, strict=True))
+    result.end = list(zip(frontier.heights, frontier.nodes, strict=True))
     if files is not None:
         # Checkpoint lines right after the last record, and the next record line (the next
         # task's first); the last task reads on to the end of the files.
@@ -421,12 +417,13 @@ def _hash(url: str, task: Task, paths: list[str] | None, firsts: list[int] | Non
 
 def _walk(  # noqa: PLR0917 - the hot loop's state
     chunks: Iterator[list[bytes]], files: _Cursor | None, task: Task,
-    heights: list[int], nodes: list[bytes], wanted: set[int], result: Result,
+    frontier: Frontier, wanted: set[int], result: Result,
 ) -> int | None:
     """Hash the lines into the frontier, compare them with the file's; the next position, or
     None with ``result.doubt`` set."""
     if native.lib is not None:
-        return _walk_chunks(native.lib.walk, chunks, files, task, heights, nodes, wanted, result)
+        return _walk_chunks(native.lib.walk, chunks, files, task, frontier.heights,
+                            frontier.nodes, wanted, result)
     seq = task.lo
     for line in itertools.chain.from_iterable(chunks):
         if files is not None:
@@ -441,17 +438,10 @@ def _walk(  # noqa: PLR0917 - the hot loop's state
             if fline != line:
                 result.doubt = f"record {seq} differs between the database and the file"
                 return None
-        node = sha256(b"\x00" + line).digest()
-        h = 0
-        while heights and heights[-1] == h:
-            node = sha256(b"\x01" + nodes.pop() + node).digest()
-            heights.pop()
-            h += 1
-        heights.append(h)
-        nodes.append(node)
+        frontier.append(leaf_hash(line))
         seq += 1
         if seq in wanted:
-            result.at[seq] = list(nodes)
+            result.at[seq] = list(frontier.nodes)
     return seq
 
 
