@@ -143,6 +143,32 @@ def test_a_write_reports_where_it_started_and_ended(tmp_path: Path) -> None:
     assert path.read_bytes() == b"[0]\n[1]\n[2]\n"
 
 
+def test_a_write_begun_before_the_checkpoint_takes_its_line_after(tmp_path: Path) -> None:
+    """The records' lines go out at once; the checkpoint's line (known once the tree is
+    hashed) follows them, and only then is the file complete - or cut whole on undo."""
+    path = tmp_path / "audit-2026-12-01.jsonl"
+    path.write_bytes(b"[0]\n")
+    write = LineWrite(path, b"[1]\n[2]\n", fsync=True, rest=True)
+    write.add(b'{"checkpoint":{"size":3}}\n')
+    with pytest.raises(RuntimeError, match="complete already"):
+        write.add(b"[9]\n")
+    write.wait_written()
+    write.finish()
+    assert path.read_bytes() == b'[0]\n[1]\n[2]\n{"checkpoint":{"size":3}}\n'
+    assert (write.offset, write.end) == (4, path.stat().st_size)
+    # Given nothing more, the write ends with the records' lines.
+    write = LineWrite(path, b"[3]\n", fsync=False, rest=True)
+    write.add(b"")
+    write.wait_written()
+    write.finish()
+    assert path.read_bytes().endswith(b"}\n[3]\n")
+    # An append that fails before the checkpoint's line is known: the lines are cut again.
+    before = path.read_bytes()
+    write = LineWrite(path, b"[4]\n[5]\n", fsync=False, rest=True)
+    write.undo()
+    assert path.read_bytes() == before
+
+
 def test_a_sync_that_fails_after_the_commit_is_logged_not_raised(
     db: Database, settings: Settings, trail: AuditLog, monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,

@@ -771,9 +771,19 @@ class AuditLog:
                 )
             now = 0
             cp: dict[str, Any] | None = None
+            begun = 0  # lines handed to the file's write before the tree was hashed
+
+            def begin() -> None:
+                """The records' lines are made: their write starts, the checkpoint's follows."""
+                nonlocal write, begun
+                if lines:
+                    begun = len(lines)
+                    write = LineWrite(file_for(self.directory), b"\n".join([*lines, b""]),
+                                      fsync=self.audit.fsync_files, rest=True)
 
             def ready() -> None:
-                """Every line is made: sign the checkpoint if due, start the file's write."""
+                """Every line is made and hashed: sign the checkpoint if due, start the file's
+                write (or hand it the checkpoint's line)."""
                 nonlocal now, cp, write
                 now = now_us()
                 size = frontier.size
@@ -790,13 +800,15 @@ class AuditLog:
                         "frontier": frontier.encode(),
                     }
                     lines.append(checkpoint_line(checkpoint_json(cp)))
-                if lines:
+                if write is not None:
+                    write.add(b"".join([line + b"\n" for line in lines[begun:]]))
+                elif lines:
                     write = LineWrite(file_for(self.directory), b"\n".join([*lines, b""]),
                                       fsync=self.audit.fsync_files)
 
             if count:
                 seq = self._insert_drafts(conn, drafts, count, keys, ids, seq, frontier, tiles,
-                                          lines, ready)
+                                          lines, begin, ready)
             else:
                 ready()
             size = frontier.size
@@ -855,16 +867,17 @@ class AuditLog:
     def _insert_drafts(  # noqa: PLR0912, PLR0917 - the append, in one place
         self, conn: Connection, drafts: Iterable[tuple[Any, ...]], n: int, keys: Keys | None,
         ids: Sequence[str] | None, seq: int, frontier: Frontier,
-        tiles: list[tuple[int, int, bytes]], lines: list[bytes], ready: Callable[[], None],
+        tiles: list[tuple[int, int, bytes]], lines: list[bytes], begin: Callable[[], None],
+        ready: Callable[[], None],
     ) -> int:
         """Seal, number, hash and insert the drafts; returns the next position. Without
         SQLAlchemy per record: on PostgreSQL the rows stream into a ``COPY`` while they are made
         (the server inserts while this thread seals), on SQLite they go to one ``executemany``.
-        With the C loops (``vern.audit.native``) the lines are hashed while the database takes
-        the rows - in a helper thread for a large batch, both without the GIL - and ``ready``
-        is called after; with the Python loop every line is hashed as it is made and ``ready``
-        is called before the database takes the last of the rows (the file is written
-        meanwhile)."""
+        With the C loops (``vern.audit.native``) the records' lines go to the file (``begin``)
+        and are hashed while the database takes the rows - in helper threads for a large
+        batch, all without the GIL - and ``ready`` is called after (it adds the checkpoint's
+        line); with the Python loop every line is hashed as it is made and ``ready`` is called
+        before the database takes the last of the rows (the file is written meanwhile)."""
         ids = ids if isinstance(ids, list) else fast_ids(n) if ids is None else list(ids)
         end = seq + n
         nonces = os.urandom(12 * n) if keys is not None else None
@@ -889,6 +902,7 @@ class AuditLog:
             if seq != end:
                 raise ValueError(f"{n} drafts announced, {n - (end - seq)} given")
             if native.lib is not None:
+                begin()
                 hashing = _Hashing(lines[-1] if n else b"", frontier, tiles, n >= 256)
             else:
                 ready()

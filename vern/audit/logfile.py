@@ -56,18 +56,31 @@ def file_for(directory: Path, ts_us: int | None = None) -> Path:
 
 class LineWrite:
     """One append's lines on their way to today's file: written and synced in a helper thread
-    so that the caller's database work runs meanwhile."""
+    so that the caller's database work runs meanwhile. With ``rest``, the lines known so far
+    are written at once and the writer waits for the rest (``add``: a checkpoint's line, which
+    is only known once the tree is hashed) before the file is synced."""
 
-    def __init__(self, path: Path, data: bytes, *, fsync: bool) -> None:
+    def __init__(self, path: Path, data: bytes, *, fsync: bool, rest: bool = False) -> None:
         self.path = path
         self.offset = -1  # the file's length before this write (-1: not opened)
         self.end = -1  # and after it
         self._data = data
+        self._more = b""
+        self._rest = threading.Event()
+        if not rest:
+            self._rest.set()
         self._fsync = fsync
         self._written = threading.Event()
         self._error: BaseException | None = None
         self._synced_error: BaseException | None = None
         self._job = helper(self._run)
+
+    def add(self, data: bytes) -> None:
+        """The rest of the lines (once, and only for a write made with ``rest``)."""
+        if self._rest.is_set():
+            raise RuntimeError("the lines of this write are complete already")
+        self._more = data
+        self._rest.set()
 
     def _run(self) -> None:
         try:
@@ -79,10 +92,10 @@ class LineWrite:
         try:
             try:
                 self.offset = os.fstat(fd).st_size
-                self.end = self.offset + len(self._data)
-                view = memoryview(self._data)
-                while view:
-                    view = view[os.write(fd, view):]
+                _write_all(fd, self._data)
+                self._rest.wait()
+                _write_all(fd, self._more)
+                self.end = self.offset + len(self._data) + len(self._more)
             except BaseException as exc:  # noqa: BLE001 - handed to the caller
                 self._error = exc
                 return
@@ -113,12 +126,20 @@ class LineWrite:
 
     def undo(self) -> None:
         """The commit failed: cut the lines off again."""
+        if not self._rest.is_set():
+            self.add(b"")
         self._job.result()
         self._cut()
 
     def _cut(self) -> None:
         if self.offset >= 0:
             _truncate(self.path, self.offset, fsync=self._fsync)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _truncate(path: Path, length: int, *, fsync: bool) -> None:
