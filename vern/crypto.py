@@ -72,11 +72,36 @@ class PII:
         return self.value if self.value is not None else "[erased]"
 
 
+class _Unwrapped:
+    """A cached data key: until when, its AES-GCM object and the ciphers ``make`` made of it."""
+
+    __slots__ = ("aead", "made", "raw", "until")
+
+    def __init__(self, until: float, raw: bytes) -> None:
+        self.until = until
+        self.raw = raw
+        self.aead = AESGCM(raw)
+        self.made: dict[Callable[[bytes], Any], Any] = {}
+
+    def cipher(self, make: Callable[[bytes], Any] | None) -> Any:
+        if make is None:
+            return self.aead
+        found = self.made.get(make)
+        if found is None:
+            found = self.made[make] = make(self.raw)
+        return found
+
+
 class KeyRing:
     """Creates, unwraps (with a bounded cache) and destroys data keys.
 
     Unwrapped keys are cached for at most ``cache_seconds``: another process (a second web
     worker, the job worker) that still holds a key shredded elsewhere loses it within that time.
+
+    ``cipher`` and ``cached_ciphers`` hand out ``cryptography``'s ``AESGCM``; given ``make``, the
+    cipher ``make(raw key)`` instead (another AES-GCM implementation with the same
+    ``encrypt``, such as the audit trail's ``vern.audit.native``), made once per key and
+    dropped with it.
     """
 
     def __init__(
@@ -92,7 +117,7 @@ class KeyRing:
             raise ValueError("the master key must be 32 bytes")
         self._engine = engine
         self._master = AESGCM(master_key)
-        self._cache: OrderedDict[str, tuple[float, AESGCM]] = OrderedDict()
+        self._cache: OrderedDict[str, _Unwrapped] = OrderedDict()
         self._cache_size = cache_size
         self._cache_seconds = cache_seconds
         self._clock = clock
@@ -110,7 +135,7 @@ class KeyRing:
         wrapped = nonce + self._master.encrypt(nonce, raw, uuid.UUID(key_id).bytes)
         session.add(DataKey(id=key_id, subject_ref=subject_ref, wrapped_key=wrapped))
         session.flush()  # rows sealed under the key reference it
-        self._remember(key_id, AESGCM(raw))
+        self._remember(key_id, raw)
         return key_id
 
     def for_subject(self, session: Session, subject_ref: str) -> str:
@@ -140,7 +165,7 @@ class KeyRing:
             wrapped = nonce + self._master.encrypt(nonce, raw, uuid.UUID(key_id).bytes)
             made.append(DataKey(id=key_id, subject_ref=ref, wrapped_key=wrapped))
             found[ref] = key_id
-            self._remember(key_id, AESGCM(raw))
+            self._remember(key_id, raw)
         if made:
             session.add_all(made)
             session.flush()
@@ -170,15 +195,16 @@ class KeyRing:
                 self._cache.pop(key_id, None)
             self.generation += 1
 
-    def cipher(self, key_id: str) -> AESGCM:
+    def cipher(self, key_id: str, make: Callable[[bytes], Any] | None = None) -> Any:
+        """The key's ``AESGCM`` (or ``make``'s cipher, see the class)."""
         with self._lock:
             if key_id in self._shredding:
                 raise KeyDestroyed(key_id)
             found = self._cache.get(key_id)
             if found is not None:
-                if found[0] > self._clock():
+                if found.until > self._clock():
                     self._cache.move_to_end(key_id)
-                    return found[1]
+                    return found.cipher(make)
                 del self._cache[key_id]
         with self._engine.connect() as conn:
             wrapped = conn.execute(
@@ -195,22 +221,21 @@ class KeyRing:
             raise KeyUnavailable(
                 f"data key {key_id} cannot be unwrapped: wrong master key (VERN_MASTER_KEY)"
             ) from exc
-        aead = AESGCM(raw)
-        self._remember(key_id, aead)
-        return aead
+        return self._remember(key_id, raw).cipher(make)
 
-    def cached_ciphers(self, key_ids: Iterable[str]) -> dict[str, AESGCM]:
+    def cached_ciphers(self, key_ids: Iterable[str],
+                       make: Callable[[bytes], Any] | None = None) -> dict[str, Any]:
         """The ciphers of those keys that are unwrapped in the cache and not being destroyed,
         under one lock (a batch of records from many people); the rest go through ``cipher``."""
         now = self._clock()
-        out: dict[str, AESGCM] = {}
+        out: dict[str, Any] = {}
         with self._lock:
             cache, shredding = self._cache, self._shredding
             for key_id in key_ids:
                 found = cache.get(key_id)
-                if found is not None and found[0] > now and key_id not in shredding:
+                if found is not None and found.until > now and key_id not in shredding:
                     cache.move_to_end(key_id)
-                    out[key_id] = found[1]
+                    out[key_id] = found.cipher(make)
         return out
 
     def forget_cached(self) -> None:
@@ -231,15 +256,17 @@ class KeyRing:
                 found = self._cache.get(key_id)
                 if found is None or key_id in self._shredding:
                     return self._clock()
-                until = min(until, found[0])
+                until = min(until, found.until)
         return until
 
-    def _remember(self, key_id: str, aead: AESGCM) -> None:
+    def _remember(self, key_id: str, raw: bytes) -> _Unwrapped:
+        entry = _Unwrapped(self._clock() + self._cache_seconds, raw)
         with self._lock:
-            self._cache[key_id] = (self._clock() + self._cache_seconds, aead)
+            self._cache[key_id] = entry
             self._cache.move_to_end(key_id)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
+        return entry
 
     # -- sealing -------------------------------------------------------------------------------
 

@@ -72,8 +72,13 @@ def test_escapes_and_lone_surrogates_are_quoted_as_json_quotes_them(lib: ModuleT
     assert lib.quote(value) == json.encoder.encode_basestring_ascii(value)  # type: ignore[attr-defined]
 
 
-def _drafts(fields: list[tuple[Any, ...]], keyed: bool) -> list[tuple[Any, ...]]:
-    aeads = [AESGCM(bytes([k]) * 32) for k in range(3)]
+def _drafts(fields: list[tuple[Any, ...]], keyed: bool, gcm: bool = False) -> list[tuple[Any, ...]]:
+    """Drafts under three keys; with ``gcm`` the C module's own AES-GCM for two of them (the
+    third stays ``cryptography``'s, which the C loop calls)."""
+    aeads: list[Any] = [AESGCM(bytes([k]) * 32) for k in range(3)]
+    if gcm:
+        assert native.lib is not None
+        aeads[:2] = [native.lib.Gcm(bytes([k]) * 32) for k in range(2)]
     kids = [uuid.UUID(int=k + 1).bytes for k in range(3)]
     out = []
     for i, (org, actor, action, resource, request, details, sealed) in enumerate(fields):
@@ -96,7 +101,8 @@ draft_fields = st.lists(st.tuples(maybe_text, maybe_text, maybe_text, maybe_text
 
 
 def _both(lib: ModuleType, drafts: list[tuple[Any, ...]], keyed: bool, start: int,
-          seed: Frontier) -> tuple[Any, Any]:
+          seed: Frontier, *, c_drafts: list[tuple[Any, ...]] | None = None) -> tuple[Any, Any]:
+    """The Python loop over ``drafts`` and the C loop over ``c_drafts`` (the same by default)."""
     n = len(drafts)
     ids = ids_from("0190a1b2-0000-7", os.urandom(10 * n).hex())
     nonces = os.urandom(12 * n) if keyed else None
@@ -107,7 +113,8 @@ def _both(lib: ModuleType, drafts: list[tuple[Any, ...]], keyed: bool, start: in
         lines: list[bytes] = []
         rows: list[tuple[Any, ...]] = []
         if use_c:
-            seq = lib.append(drafts, ids, start, nonces, _PERSONAL_AD, lines, rows)
+            seq = lib.append(drafts if c_drafts is None else c_drafts, ids, start, nonces,
+                             _PERSONAL_AD, lines, rows)
             frontier.size = lib.hash_chunk(lines[0], frontier.heights, frontier.nodes,
                                            frontier.size, _WATCH_MASK, tiles)
             lines = lines[0].split(b"\n")
@@ -118,15 +125,43 @@ def _both(lib: ModuleType, drafts: list[tuple[Any, ...]], keyed: bool, start: in
 
 
 @settings(max_examples=60, deadline=None)
-@given(draft_fields, st.booleans(), st.integers(min_value=0, max_value=600))
+@given(draft_fields, st.booleans(), st.integers(min_value=0, max_value=600), st.booleans())
 def test_the_c_append_makes_the_lines_rows_and_tree_the_python_loop_makes(
-    lib: ModuleType, fields: list[tuple[Any, ...]], keyed: bool, start: int,
+    lib: ModuleType, fields: list[tuple[Any, ...]], keyed: bool, start: int, gcm: bool,
 ) -> None:
+    """The reference seals with ``cryptography``; the C loop, with ``gcm``, mostly with its
+    own AES-GCM: the same nonces give the same bytes."""
     seed = Frontier()
     for i in range(start):
         seed.append(bytes([i % 256]) * 32)
-    python, c = _both(lib, _drafts(fields, keyed), keyed, start, seed)
+    python, c = _both(lib, _drafts(fields, keyed), keyed, start, seed,
+                      c_drafts=_drafts(fields, keyed, gcm=gcm))
     assert c == python
+
+
+keys = st.sampled_from([16, 24, 32]).flatmap(lambda n: st.binary(min_size=n, max_size=n))
+
+
+@settings(max_examples=200, deadline=None)
+@given(keys, st.binary(min_size=12, max_size=12), st.binary(max_size=600),
+       st.one_of(st.none(), st.binary(max_size=100)))
+def test_the_c_aes_gcm_is_cryptographys(
+    lib: ModuleType, key: bytes, nonce: bytes, data: bytes, ad: bytes | None,
+) -> None:
+    gcm = lib.Gcm(key)
+    sealed = gcm.encrypt(nonce, data, ad)
+    assert sealed == AESGCM(key).encrypt(nonce, data, ad)
+    assert AESGCM(key).decrypt(nonce, sealed, ad) == data
+    assert gcm.encrypt(nonce, data, ad) == sealed  # the context is reset for every message
+
+
+def test_the_c_aes_gcm_refuses_bad_keys_and_nonces(lib: ModuleType) -> None:
+    with pytest.raises(ValueError, match="128, 192, or 256 bits"):
+        lib.Gcm(b"k" * 20)
+    with pytest.raises(ValueError, match="12 bytes"):
+        lib.Gcm(b"k" * 32).encrypt(b"n" * 8, b"data", None)
+    with pytest.raises(TypeError):
+        lib.Gcm("not bytes")
 
 
 def test_tiles_of_both_watched_heights_come_out_alike(lib: ModuleType) -> None:
@@ -142,11 +177,13 @@ def test_tiles_of_both_watched_heights_come_out_alike(lib: ModuleType) -> None:
     assert heights == {8, 16}
 
 
-def test_the_sealed_data_opens_with_the_key_and_its_column(lib: ModuleType) -> None:
+@pytest.mark.parametrize("gcm", [False, True])
+def test_the_sealed_data_opens_with_the_key_and_its_column(lib: ModuleType, gcm: bool) -> None:
     aead = AESGCM(b"\x07" * 32)
     kid = uuid.UUID(int=9).bytes
     draft = (1, "ingest", None, None, None, "elev-1", str(uuid.UUID(bytes=kid)), b'{"ip":"192.0.2.1"}',
-             None, None, "x.read", None, "success", None, None, None, aead, kid)
+             None, None, "x.read", None, "success", None, None, None,
+             lib.Gcm(b"\x07" * 32) if gcm else aead, kid)
     rows: list[tuple[Any, ...]] = []
     nonce = b"\x01" * 12
     lib.append([draft], ["id-1"], 0, nonce, _PERSONAL_AD, [], rows)

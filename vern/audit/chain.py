@@ -500,6 +500,8 @@ def _resolve_keys(  # noqa: PLR0912 - the fallbacks
     keys = Keys(sealer._payloads)
     ring_id = id(ring)
     cache = sealer._keys
+    # The C loops seal with their own AES-GCM (the key schedule kept per key).
+    make = native.lib.Gcm if native.lib is not None else None
     for attempt in range(3):
         try:
             # The ids found go to a local map first: another thread may clear the shared cache
@@ -519,11 +521,11 @@ def _resolve_keys(  # noqa: PLR0912 - the fallbacks
                     ids.update(_keys_of(sealer, session, missing, todo))
                 for subject in missing:
                     cache[(ring_id, subject)] = ids[subject]
-            ready = ring.cached_ciphers(ids.values())
+            ready = ring.cached_ciphers(ids.values(), make)
             for subject, ts in todo.items():
                 key_id = ids[subject]
                 try:
-                    aead = ready.get(key_id) or ring.cipher(key_id)
+                    aead = ready.get(key_id) or ring.cipher(key_id, make)
                 except KeyDestroyed:
                     month = anon_key_subject(ts)
                     key_id = cache.get((ring_id, month)) or ""
@@ -531,7 +533,7 @@ def _resolve_keys(  # noqa: PLR0912 - the fallbacks
                         with database.transaction(Scope.system("audit keys")) as session:
                             key_id = _key_of(sealer, session, month, ts)
                         cache[(ring_id, month)] = key_id
-                    aead = ring.cipher(key_id)
+                    aead = ring.cipher(key_id, make)
                 kid = sealer._kids.get(key_id)
                 if kid is None:
                     kid = sealer._kids[key_id] = uuid.UUID(key_id).bytes
