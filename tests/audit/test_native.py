@@ -259,6 +259,29 @@ def test_the_c_drafts_are_the_python_drafts(
         assert type(draft[0]) is int and draft[0] == datetime_to_us(ev.time)
 
 
+@settings(max_examples=80, deadline=None)
+@given(events, st.booleans(), st.lists(st.integers(0, 4), min_size=20, max_size=20))
+def test_the_c_scan_of_a_batch_is_the_python_scan(
+    lib: ModuleType, evs: list[IngestEvent], clash: bool, numbers: list[int],
+) -> None:
+    """Distinct ids, the earliest time and the key subjects, with and without the C module
+    (``clash``: ids drawn from five, so that some repeat)."""
+    if clash:
+        evs = [ev.model_copy(update={"id": f"e{n}"}) for ev, n in zip(evs, numbers, strict=False)]
+    anon = ("m", "2026-12")
+    c = ingest._scan(evs, "org-1", anon, 17)
+    saved, native.lib = native.lib, None
+    try:
+        python = ingest._scan(evs, "org-1", anon, 17)
+    finally:
+        native.lib = saved
+    assert c == python
+    assert c[0] == (len({ev.id for ev in evs}) == len(evs))
+    assert c[1] == min(ev.time for ev in evs)
+    assert all(v == 17 for v in c[2].values())
+    assert lib.scan([], "org-1", anon, 17) == (True, None, {})
+
+
 def test_the_same_trail_is_written_with_and_without_the_c_loops(
     lib: ModuleType, db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -1362,6 +1362,84 @@ native_drafts(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+/* ``scan(events, org_id, anon, received)``: one pass over an ingest batch, for the checks and
+ * the keys before the append: ``(distinct, earliest, subjects)`` - whether the events' ids are
+ * all different, the earliest ``time`` (None for no events) and the key subject of every event
+ * with personal data (``("a", org_id, actor)``, or ``anon`` without an actor), each mapped to
+ * ``received`` - what ``ingest._scan`` makes in Python. */
+static PyObject *
+native_scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "scan(events, org_id, anon, received)");
+        return NULL;
+    }
+    PyObject *events = args[0], *org = args[1], *anon = args[2], *received = args[3];
+    Py_ssize_t n = PyList_GET_SIZE(events);
+    PyObject *ids = PySet_New(NULL), *subjects = PyDict_New(), *earliest = NULL;
+    PyObject *names[3] = {s_ip, s_user_agent, s_actor_name};
+    if (ids == NULL || subjects == NULL)
+        goto fail;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *ev = PyList_GET_ITEM(events, i);
+        PyObject *id = PyObject_GetAttr(ev, s_id);
+        if (id == NULL)
+            goto fail;
+        int rc = PySet_Add(ids, id);
+        Py_DECREF(id);
+        if (rc < 0)
+            goto fail;
+        PyObject *t = PyObject_GetAttr(ev, s_time);
+        if (t == NULL)
+            goto fail;
+        int earlier = earliest == NULL ? 1 : PyObject_RichCompareBool(t, earliest, Py_LT);
+        if (earlier < 0) {
+            Py_DECREF(t);
+            goto fail;
+        }
+        if (earlier)
+            Py_XSETREF(earliest, t);
+        else
+            Py_DECREF(t);
+        int personal = 0;
+        for (int k = 0; k < 3 && !personal; k++) {
+            PyObject *v = PyObject_GetAttr(ev, names[k]);
+            if (v == NULL)
+                goto fail;
+            personal = PyObject_IsTrue(v);
+            Py_DECREF(v);
+            if (personal < 0)
+                goto fail;
+        }
+        if (!personal)
+            continue;
+        PyObject *actor = PyObject_GetAttr(ev, s_actor);
+        if (actor == NULL)
+            goto fail;
+        int t_actor = PyObject_IsTrue(actor);
+        PyObject *subject = t_actor > 0 ? PyTuple_Pack(3, s_a, org, actor)
+            : t_actor == 0 ? Py_NewRef(anon) : NULL;
+        Py_DECREF(actor);
+        if (subject == NULL)
+            goto fail;
+        rc = PyDict_SetItem(subjects, subject, received);
+        Py_DECREF(subject);
+        if (rc < 0)
+            goto fail;
+    }
+    PyObject *out = Py_BuildValue("(OOO)", PySet_GET_SIZE(ids) == n ? Py_True : Py_False,
+                                  earliest ? earliest : Py_None, subjects);
+    Py_DECREF(ids);
+    Py_DECREF(subjects);
+    Py_XDECREF(earliest);
+    return out;
+fail:
+    Py_XDECREF(ids);
+    Py_XDECREF(subjects);
+    Py_XDECREF(earliest);
+    return NULL;
+}
+
 /* ``ids(prefix, rnd)``: ``len(rnd) // 20`` record ids, as ``chain.fast_ids`` makes them from
  * the time prefix and the hex digits ``rnd`` of the random bytes. */
 static PyObject *
@@ -1441,6 +1519,8 @@ static PyMethodDef methods[] = {
      "The canonical lines of the rows of a PostgreSQL binary COPY, and where they end."},
     {"drafts", (PyCFunction)(void (*)(void))native_drafts, METH_FASTCALL,
      "The drafts of an ingest batch (as ingest._drafts makes them)."},
+    {"scan", (PyCFunction)(void (*)(void))native_scan, METH_FASTCALL,
+     "The checks and key subjects of an ingest batch in one pass (as ingest._scan)."},
     {"ids", (PyCFunction)(void (*)(void))native_ids, METH_FASTCALL,
      "Record ids from a time prefix and random hex digits (as chain.fast_ids)."},
     {"quote", native_quote, METH_O, "A str as a JSON string (ASCII escapes)."},

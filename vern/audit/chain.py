@@ -454,23 +454,27 @@ class _Resolved:
 
 def resolve_keys(
     sealer: Sealer, database: Database,
-    wanted: Iterable[tuple[tuple[Any, ...], int]],
+    wanted: dict[tuple[Any, ...], int] | Iterable[tuple[tuple[Any, ...], int]],
 ) -> Keys:
-    """The keys for ``(subject, ts)`` pairs; a shredded person's records get the month's
-    anonymous key (their later records stay readable only as "erased" for them). A batch whose
-    subjects were all resolved before, with nothing destroyed or expired since, takes them as
-    they were (``_Resolved``)."""
+    """The keys for ``(subject, ts)`` pairs (or a dict of them); a shredded person's records
+    get the month's anonymous key (their later records stay readable only as "erased" for
+    them). A batch whose subjects were all resolved before, with nothing destroyed or expired
+    since, takes them as they were (``_Resolved``)."""
     ring = keyring()
-    todo: dict[tuple[Any, ...], int] = {}
-    for subject, ts in wanted:
-        if subject not in todo:
-            todo[subject] = ts
+    todo: dict[tuple[Any, ...], int]
+    if isinstance(wanted, dict):
+        todo = wanted
+    else:
+        todo = {}
+        for subject, ts in wanted:
+            if subject not in todo:
+                todo[subject] = ts
     memo = sealer._resolved
     if (memo is not None and memo.ring is ring and memo.generation == ring.generation
             and ring.now() < memo.until and len(memo.table) < Sealer._CACHE_MAX):
-        missing = {s: ts for s, ts in todo.items() if s not in memo.table}
-        if not missing:
+        if todo.keys() <= memo.table.keys():
             return Keys(sealer._payloads, memo.table)
+        missing = {s: ts for s, ts in todo.items() if s not in memo.table}
         found = _resolve_keys(sealer, database, ring, missing)
         if ring.generation == memo.generation:  # nothing destroyed meanwhile
             memo.table.update(found.by_subject)

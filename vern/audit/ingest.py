@@ -114,12 +114,36 @@ class IngestBatch(BaseModel):
         return value
 
 
-def check_batch(events: list[IngestEvent], settings: Settings) -> None:
-    """Rules across events: no id twice in a batch, nothing older than retention."""
+Subject = tuple[str, ...]
+
+
+def _scan(events: list[IngestEvent], org_id: str, anon: Subject, received: int,
+          ) -> tuple[bool, datetime | None, dict[Subject, int]]:
+    """One pass over the batch: whether its ids are distinct, its earliest time, and the key
+    subject of each event with personal data (``("a", org, actor)``, else ``anon``) mapped to
+    ``received`` - in C when the audit trail's C module is built."""
+    if native.lib is not None:
+        found: tuple[bool, datetime | None, dict[Subject, int]] = native.lib.scan(
+            events, org_id, anon, received)
+        return found
+    subjects: dict[Subject, int] = {
+        ("a", org_id, actor) if (actor := ev.actor) else anon: received
+        for ev in events if ev.ip or ev.user_agent or ev.actor_name}
+    distinct = len({ev.id for ev in events}) == len(events)
+    return distinct, min((ev.time for ev in events), default=None), subjects
+
+
+def check_batch(events: list[IngestEvent], settings: Settings,
+                scanned: tuple[bool, datetime | None] | None = None) -> None:
+    """Rules across events: no id twice in a batch, nothing older than retention (``scanned``:
+    ``_scan``'s answer for these events, when made already)."""
     oldest = datetime.now(UTC) - timedelta(days=settings.audit_retention_days)
-    ids = {ev.id for ev in events}
-    if not events or (len(ids) == len(events) and min(ev.time for ev in events) >= oldest):
-        return  # the usual case, in two passes at C speed; else the first bad event is named
+    if scanned is None:
+        scanned = (len({ev.id for ev in events}) == len(events),
+                   min((ev.time for ev in events), default=None))
+    distinct, earliest = scanned
+    if not events or (distinct and earliest is not None and earliest >= oldest):
+        return  # the usual case; else the first bad event is named
     seen: dict[str, int] = {}
     for i, ev in enumerate(events):
         if ev.id in seen:
@@ -136,13 +160,17 @@ def check_batch(events: list[IngestEvent], settings: Settings) -> None:
 def ingest(database: Database, settings: Settings, *, org_id: str, token_id: str | None,
            events: list[IngestEvent]) -> dict[str, int]:
     """Store the batch (all or nothing); events whose id was stored before are skipped."""
-    check_batch(events, settings)
+    received = now_us()
+    anon = anon_key_subject(received)
+    distinct, earliest, subjects = _scan(events, org_id, anon, received)
+    check_batch(events, settings, (distinct, earliest))
     log = log_for(database, settings)
     fresh = events
     for attempt in range(3):
         # Optimistic: the unique index (org, client event id) refuses a batch with an id stored
         # before; only then are the stored ids looked up and left out (a client's resend).
-        drafts, keys = drafts_of(database, log, org_id, token_id, fresh)
+        drafts, keys = drafts_of(database, log, org_id, token_id, fresh,
+                                 (received, anon, subjects) if fresh is events else None)
         try:
             log.append_drafts(drafts, keys, count=len(fresh))
         except IntegrityError:
@@ -167,16 +195,22 @@ def _stored_ids(database: Database, org_id: str, ids: list[str]) -> set[str]:
     return known
 
 
-def drafts_of(database: Database, log: AuditLog, org_id: str, token_id: str | None,
-              events: list[IngestEvent]) -> tuple[Iterator[tuple[Any, ...]], Keys]:
+def drafts_of(  # noqa: PLR0917 - internal
+    database: Database, log: AuditLog, org_id: str, token_id: str | None,
+    events: list[IngestEvent], scanned: tuple[int, Subject, dict[Subject, int]] | None = None,
+) -> tuple[Iterator[tuple[Any, ...]], Keys]:
     """The batch as drafts for ``AuditLog.append_drafts``: each actor's key is looked up (or
     made) now, the month's key for events without an actor; the drafts themselves are made
-    as the log consumes them (blind indexes of the address, ``details`` as canonical JSON)."""
-    received = now_us()
-    anon = anon_key_subject(received)
-    subjects = {("a", org_id, actor) if (actor := ev.actor) else anon: received
-                for ev in events if ev.ip or ev.user_agent or ev.actor_name}
-    keys = resolve_keys(log.sealer, database, subjects.items())
+    as the log consumes them (blind indexes of the address, ``details`` as canonical JSON).
+    ``scanned``: the time received, the month's subject and ``_scan``'s subjects, when made
+    for these events already."""
+    if scanned is None:
+        received = now_us()
+        anon: Subject = anon_key_subject(received)
+        subjects = _scan(events, org_id, anon, received)[2]
+    else:
+        received, anon, subjects = scanned
+    keys = resolve_keys(log.sealer, database, subjects)
     if native.lib is not None:
         # The same drafts, made in C, a slice at a time as the log consumes them (PostgreSQL
         # inserts the first rows while the next drafts are made).
@@ -192,7 +226,7 @@ def drafts_of(database: Database, log: AuditLog, org_id: str, token_id: str | No
 
 def _drafts(  # noqa: PLR0917 - internal
     log: AuditLog, org_id: str, token_id: str | None, events: list[IngestEvent],
-    keys: Keys, anon: tuple[str, str],
+    keys: Keys, anon: Subject,
 ) -> Iterator[tuple[Any, ...]]:
     payloads, payload, by_subject = keys.payloads, keys.payload, keys.by_subject
     ips, indexes = log.sealer._ips, log.sealer.indexes
