@@ -666,9 +666,14 @@ class AuditLog:
 
     # The file lock orders appends of several processes on one host: the database commit and the
     # file write happen under it, so the file's lines are in ``seq`` order.
-    def _file_lock(self) -> Any:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        return open(self.directory / ".lock", "a+b")
+    def _file_lock(self) -> int:
+        """The lock file's descriptor (the directory is made when missing)."""
+        path = self.directory / ".lock"
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        except FileNotFoundError:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
 
     def append(self, rows: Sequence[dict[str, Any]], *, force_checkpoint: bool = False,
                tails: Sequence[bytes] | None = None) -> Appended:
@@ -706,7 +711,7 @@ class AuditLog:
                 return self._append_db(drafts, count, keys, force_checkpoint, ids)
             finally:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
-                lock_file.close()
+                os.close(lock_file)
 
     def _append_db(
         self, drafts: Iterable[tuple[Any, ...]], count: int, keys: Keys | None,
