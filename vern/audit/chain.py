@@ -825,20 +825,30 @@ class AuditLog:
             size = frontier.size
             cp_size = None
             encoded = cp["frontier"] if cp is not None else frontier.encode()
+            # Tiles (one multi-row statement; executemany costs more), the checkpoint and the
+            # head: on PostgreSQL one statement, the inserts as data-modifying CTEs (one round
+            # trip instead of three); SQLite has no such CTEs and no round trips.
+            statements: list[tuple[str, list[Any]]] = []
+            for i in range(0, len(tiles), 500):
+                part = tiles[i:i + 500]
+                mark = "(%s, %s, %s)" if pg else "(?, ?, ?)"
+                statements.append((q["tile"] + ", ".join([mark] * len(part)),
+                                   [v for tile in part for v in tile]))
+            if cp is not None:
+                statements.append((q["checkpoint"], [size, cp["root"], now, cp["key_id"],
+                                                     cp["signature"], encoded]))
+                cp_size = size
+            if size != tree_size or cp is not None:
+                statements.append((q["advance"], [size, encoded, size if cp else cp_size_0,
+                                                  now if cp else cp_ts_0]))
+            if pg and len(statements) > 1 and statements[-1][0] is q["advance"]:
+                ctes = ", ".join(f"w{k} AS ({sql})" for k, (sql, _) in enumerate(statements[:-1]))
+                statements = [(f"WITH {ctes} {q['advance']}",
+                               [v for _, values in statements for v in values])]
             cur = dbapi.cursor()
             try:
-                for i in range(0, len(tiles), 500):  # one statement (executemany costs more)
-                    part = tiles[i:i + 500]
-                    mark = "(%s, %s, %s)" if pg else "(?, ?, ?)"
-                    cur.execute(q["tile"] + ", ".join([mark] * len(part)),
-                                [v for tile in part for v in tile])
-                if cp is not None:
-                    cur.execute(q["checkpoint"], (size, cp["root"], now, cp["key_id"],
-                                                  cp["signature"], encoded))
-                    cp_size = size
-                if size != tree_size or cp is not None:
-                    cur.execute(q["advance"], (size, encoded, size if cp else cp_size_0,
-                                               now if cp else cp_ts_0))
+                for sql, values in statements:
+                    cur.execute(sql, values)
             except BaseException as exc:
                 if isinstance(exc, self._dbapi_integrity):
                     raise IntegrityError(q["checkpoint"], None, exc) from exc
