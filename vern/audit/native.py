@@ -6,9 +6,12 @@ and ``vern.audit.verify_fast`` run instead. Both give the same bytes - the Pytho
 reference, and ``tests/audit/test_native.py`` compares the two on every build. What the C code
 does and does not do:
 
-* ``append``: per draft, the personal data sealed by the draft's own ``cryptography`` AES-GCM
-  object, the canonical line, its RFC 9162 leaf hash and the frontier's node hashes (OpenSSL's
-  SHA-256), the database row; the log's lock, statements and commit stay in Python.
+* ``append``: per draft, the personal data sealed by the draft's AES-GCM object - the module's
+  own ``Gcm`` (OpenSSL, the key schedule kept per key; ``KeyRing.cipher(key_id, make=Gcm)``)
+  directly, any other (``cryptography``'s) through its ``encrypt`` - the canonical line, its
+  RFC 9162 leaf hash and the frontier's node hashes (OpenSSL's SHA-256), the database row; the
+  log's lock, statements and commit stay in Python.
+* ``scan`` and ``drafts``: an ingest batch's checks and key subjects in one pass, and its drafts.
 * ``walk``: the leaf and node hashes of record lines read back by ``vern audit verify``;
   ``joined``, ``copy_lines`` and ``lines``: those lines, from SQLite's JSON of a row's columns,
   from PostgreSQL's binary ``COPY`` and from a row's values.
