@@ -129,8 +129,12 @@ def _scan(events: list[IngestEvent], org_id: str, anon: Subject, received: int,
     subjects: dict[Subject, int] = {
         ("a", org_id, actor) if (actor := ev.actor) else anon: received
         for ev in events if ev.ip or ev.user_agent or ev.actor_name}
-    distinct = len({ev.id for ev in events}) == len(events)
-    return distinct, min((ev.time for ev in events), default=None), subjects
+    return *_distinct_and_earliest(events), subjects
+
+
+def _distinct_and_earliest(events: list[IngestEvent]) -> tuple[bool, datetime | None]:
+    return (len({ev.id for ev in events}) == len(events),
+            min((ev.time for ev in events), default=None))
 
 
 def check_batch(events: list[IngestEvent], settings: Settings,
@@ -138,10 +142,7 @@ def check_batch(events: list[IngestEvent], settings: Settings,
     """Rules across events: no id twice in a batch, nothing older than retention (``scanned``:
     ``_scan``'s answer for these events, when made already)."""
     oldest = datetime.now(UTC) - timedelta(days=settings.audit_retention_days)
-    if scanned is None:
-        scanned = (len({ev.id for ev in events}) == len(events),
-                   min((ev.time for ev in events), default=None))
-    distinct, earliest = scanned
+    distinct, earliest = scanned if scanned is not None else _distinct_and_earliest(events)
     if not events or (distinct and earliest is not None and earliest >= oldest):
         return  # the usual case; else the first bad event is named
     seen: dict[str, int] = {}
