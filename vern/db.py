@@ -204,7 +204,62 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "handle_error", _renew_read_only)
     return engine
+
+
+# SQLSTATE 25006 read_only_sql_transaction (PostgreSQL); SQLite's read-only and I/O error codes.
+_READ_ONLY_STATES = frozenset({"25006"})
+
+
+def is_read_only_error(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or the driver error inside it) says the connection cannot write: a
+    PostgreSQL session opened read-only (``default_transaction_read_only``, a standby), a
+    SQLite file opened read-only or one whose write failed."""
+    for _ in range(4):
+        if exc is None:
+            return False
+        if getattr(exc, "sqlstate", None) in _READ_ONLY_STATES:
+            return True
+        name = getattr(exc, "sqlite_errorname", None)
+        if isinstance(name, str) and name.startswith(("SQLITE_READONLY", "SQLITE_IOERR")):
+            return True
+        exc = getattr(exc, "orig", None) or exc.__cause__
+    return False
+
+
+def _renew_read_only(context: Any) -> None:
+    """A connection that could not write is replaced (with the rest of the pool): a session
+    opened while the database was read-only stays read-only after writes come back, so it must
+    not be used again."""
+    if is_read_only_error(context.original_exception):
+        context.is_disconnect = True
+
+
+def write_probe(engine: Engine) -> None:
+    """Raise unless the database takes writes now: an UPDATE that changes nothing, in a
+    transaction that is rolled back (a read-only PostgreSQL session and a read-only SQLite file
+    refuse it all the same; for SQLite the file's permission is checked too). A connection that
+    could not write is replaced and the probe tried once more, so the answer is about the
+    database, not about one stale connection."""
+    from sqlalchemy import text
+
+    path = _sqlite_path(str(engine.url)) if engine.dialect.name == "sqlite" else None
+    if path is not None:
+        # A connection opened before the file became read-only may still get a write through;
+        # the file's own permission says what every new connection will find.
+        for file in (path, path.with_name(path.name + "-wal")):
+            if file.exists() and not os.access(file, os.W_OK):
+                raise PermissionError(f"the database file {file.name} is read-only")
+    for attempt in range(2):
+        try:
+            with engine.connect() as conn, conn.begin() as trans:
+                conn.execute(text("UPDATE worker_jobs SET runs = runs WHERE 1 = 0"))
+                trans.rollback()
+            return
+        except Exception as exc:
+            if attempt or not is_read_only_error(exc):
+                raise
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -405,6 +460,7 @@ def import_models() -> None:
 
     importlib.import_module("vern.crypto")
     importlib.import_module("vern.worker")
+    importlib.import_module("vern.quarantine")
     for mod in pkgutil.iter_modules(vern.__path__):
         if mod.ispkg:
             try:

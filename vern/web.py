@@ -60,7 +60,7 @@ from vern.accounts.roles import Perm
 from vern.config import Settings, get_settings
 from vern.context import RequestContext, reset_request, set_request
 from vern.crypto import KeyRing, install_keyring
-from vern.db import Database
+from vern.db import Database, write_probe
 from vern.errors import (
     FieldError,
     InvalidInput,
@@ -402,6 +402,9 @@ class Metrics:
             registry=self.registry,
         )
         self._fast_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        from vern.quarantine import WriterCollector
+
+        self.registry.register(WriterCollector())  # the background writers' drops
 
     def observe(self, scope: Scope, status: int, seconds: float) -> None:
         route = scope.get("route")
@@ -429,12 +432,16 @@ def _health_router(metrics: Metrics) -> APIRouter:
 
     @router.get("/readyz", dependencies=[Depends(public)])
     def readyz(db: DatabaseDep) -> dict[str, str]:
-        """Readiness: the database answers."""
+        """Readiness: the database answers and takes writes (``vern.db.write_probe``)."""
         try:
             with db.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
         except Exception as exc:
             raise Unavailable(detail="database: not reachable") from exc
+        try:
+            write_probe(db.engine)
+        except Exception as exc:
+            raise Unavailable(detail="database: does not take writes") from exc
         return {"status": "ready"}
 
     @router.get("/metrics", dependencies=[Depends(require(Perm.METRICS_READ))])

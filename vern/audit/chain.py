@@ -49,7 +49,7 @@ from vern.audit.models import AuditEvent, AuditHead
 from vern.audit.settings import AuditSettings, audit_settings
 from vern.config import Settings
 from vern.crypto import KeyDestroyed, KeyRing, KeyUnavailable, keyring
-from vern.db import Database, Scope
+from vern.db import Database, Scope, is_read_only_error
 
 FIELDS = (
     "seq", "id", "ts", "source", "org_id", "actor_user_id", "actor_token_id", "actor_ref",
@@ -728,7 +728,7 @@ class AuditLog:
             try:
                 return self._append_in(conn, drafts, count, keys, force_checkpoint, ids)
             finally:
-                if sqlite:
+                if sqlite and not conn.invalidated:
                     conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
                     conn.commit()
 
@@ -859,9 +859,10 @@ class AuditLog:
                 write.wait_written()  # a failed write rolls the append back
             committing = True
             trans.commit()
-        except BaseException:
-            if committing:
-                # A commit that failed half way: the connection is not used again (the server
+        except BaseException as exc:
+            if committing or is_read_only_error(exc):
+                # A commit that failed half way, or a session that cannot write (opened while
+                # the database was read-only): the connection is not used again (the server
                 # rolls back whatever did not commit).
                 with contextlib.suppress(Exception):
                     conn.invalidate()

@@ -5,23 +5,35 @@
   tamper-evident tree (``seq``) right after, when the writer seals it.
 * ``record_request`` - the web middleware reports every HTTP request here. It only puts a tuple
   on a bounded queue; a background thread seals personal data, hashes, writes to the database and
-  the log file in batches. When the queue is full the request waits: records are never dropped.
+  the log file in batches. When the queue is full the request waits at most
+  ``VERN_AUDIT_QUEUE_WAIT_SECONDS``; then its record is dropped, counted
+  (``vern_writer_dropped_total``) and logged without its content.
+* The writer makes text storable (a NUL in a path is kept as ``%00``); a record the database
+  still refuses is found by halving the batch, set aside (``write_quarantine`` and the day's
+  ``quarantine-*.jsonl`` file in the audit log directory) and the rest written. While the
+  database fails, the batch is kept and tried again.
 * ``start_writer`` / ``stop_writer`` - the application lifespan; ``stop_writer`` flushes the queue
-  and signs a final checkpoint. Both are safe to call when nothing was started.
+  and signs a final checkpoint; what cannot be written within ``VERN_AUDIT_STOP_GRACE_SECONDS``
+  is spilled to a sealed file in the audit log directory (``vern.audit.spill``) and appended by
+  the next writer that starts. Both are safe to call when nothing was started.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from vern.audit import spill
 from vern.audit.chain import (
     AuditLog,
     Keys,
@@ -36,6 +48,7 @@ from vern.audit.models import AuditEvent
 from vern.config import Settings, get_settings
 from vern.context import current_request
 from vern.db import Database, Scope, new_id
+from vern.quarantine import count, is_bad_record, quarantine, reason_of, record_json, storable
 
 log = logging.getLogger("vern.audit")
 
@@ -162,6 +175,7 @@ class _Request:
 
 
 _STOP = object()
+WRITER = "audit.request"
 
 
 class Writer:
@@ -176,15 +190,25 @@ class Writer:
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=self.audit.queue_max)
         self.written = 0
         self.blocked = 0  # times a caller had to wait for room
+        self.dropped = 0  # records dropped: the queue stayed full, or unwritable at shutdown
+        self.quarantined = 0
+        self.spilled = 0
         self.failures = 0
         self._thread = threading.Thread(target=self._run, name="vern-audit-writer", daemon=True)
         self._stopped = threading.Event()
+        self._stop_by = 0.0  # monotonic time after which a failing write is spilled
+        # Set while the queue is full and a caller gave up waiting: later callers do not wait
+        # again (one slow request, not one per request) until the writer has made room.
+        self._overflow = False
         # Ends the writer's wait for more records early (flush, stop, a full queue); a record
         # put on the queue does not, so requests do not wake the writer one by one.
         self._hurry = threading.Event()
 
     def start(self) -> None:
-        self._prepare_keys()
+        try:
+            self._prepare_keys()
+        except Exception:
+            log.exception("could not prepare the month's audit key (done at the next write)")
         self._thread.start()
 
     def _prepare_keys(self) -> None:
@@ -196,14 +220,30 @@ class Writer:
                 sealer.key_for(session, sealer.anon_subject(ts))
 
     def put(self, item: _Request) -> None:
+        """Queue one record. A full queue is waited for at most ``queue_wait_seconds`` (once
+        while it stays full); then the record is dropped, counted and logged without its
+        content - a request never hangs on the audit writer."""
         try:
             self.queue.put_nowait(item)
+            self._overflow = False
+            return
         except queue.Full:
-            self.blocked += 1
-            self._hurry.set()
-            self.queue.put(item)  # wait for room: never drop
+            pass
+        self.blocked += 1
+        self._hurry.set()
+        if not self._overflow and not self._stopped.is_set():
+            try:
+                self.queue.put(item, timeout=self.audit.queue_wait_seconds)
+                return
+            except queue.Full:
+                self._overflow = True
+        self.dropped += 1
+        count(WRITER, "dropped")
+        if self.dropped == 1 or self.dropped % 1000 == 0:
+            log.error("audit queue full: request records dropped (%d so far)", self.dropped)
 
     def _run(self) -> None:
+        self._take_spilled()
         last_tick = time.monotonic()
         month = time.strftime("%Y-%m", time.gmtime())
         stop = False
@@ -212,7 +252,12 @@ class Writer:
             flushes: list[_Flush] = []
             stop = self._collect(batch, flushes)
             tick = time.monotonic() - last_tick >= max(self.audit.flush_seconds, 1.0)
-            if batch or flushes or stop or (tick and self.log.needs_work()):
+            try:
+                work = bool(batch or flushes or stop or (tick and self.log.needs_work()))
+            except Exception:
+                log.exception("audit writer: the database does not answer")
+                work = bool(batch)
+            if work:
                 self._write(batch, force_checkpoint=stop)
                 last_tick = time.monotonic()
             elif tick:
@@ -246,35 +291,148 @@ class Writer:
                     item = self.queue.get_nowait()
                 except queue.Empty:
                     left = deadline - time.monotonic()
-                    if left > 0:  # sleep out the window, then take what came meanwhile
+                    if left > 0 and not self._stopped.is_set():
+                        # sleep out the window, then take what came meanwhile
                         self._hurry.wait(left)
                         self._hurry.clear()
                     item = self.queue.get_nowait()
         except queue.Empty:
-            return False
+            # Stopping with a full queue may leave no room for the stop mark: an empty queue
+            # after the stop is the end as well.
+            return self._stopped.is_set() and not batch
+
+    def _append(self, batch: list[_Request], force_checkpoint: bool) -> None:
+        drafts, keys = self._drafts(batch)
+        result = self.log.append_drafts(drafts, keys, force_checkpoint=force_checkpoint)
+        self.written += len(drafts)
+        if result.more_pending:
+            try:  # the batch is stored: a failure here must not append it again
+                self.log.seal_pending(force_checkpoint=force_checkpoint)
+            except Exception:
+                log.exception("sealing records of other transactions failed (done later)")
 
     def _write(self, batch: list[_Request], *, force_checkpoint: bool) -> None:
+        """Append ``batch``. A record the database refuses for what it holds is set aside
+        (``_isolate``) and the rest written; while the database itself fails the batch is kept
+        and tried again - after a stop, until ``stop_grace_seconds``, then spilled to disk."""
         delay = 0.1
         while True:
             try:
-                drafts, keys = self._drafts(batch)
-                result = self.log.append_drafts(drafts, keys, force_checkpoint=force_checkpoint)
-                if result.more_pending:
-                    self.log.seal_pending(force_checkpoint=force_checkpoint)
-                self.written += len(drafts)
+                self._append(batch, force_checkpoint)
                 return
-            except Exception:
+            except Exception as exc:
+                if batch and is_bad_record(exc):
+                    batch = self._isolate(batch, force_checkpoint)
+                    if not batch:
+                        return
+                else:
+                    log.exception("audit write failed; retrying (%d records kept in memory)",
+                                  len(batch))
                 self.failures += 1
-                log.exception("audit write failed; retrying (records kept in memory)")
-                if self._stopped.is_set() and self.failures > 50:
-                    log.error("audit writer gave up at shutdown with %d records", len(batch))
-                    return
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+            if self._stopped.is_set() and time.monotonic() >= self._stop_by:
+                self._spill(batch)
+                return
+            self._stopped.wait(delay)
+            delay = min(delay * 2, 5.0)
+
+    def _isolate(self, batch: list[_Request], force_checkpoint: bool) -> list[_Request]:
+        """Append ``batch`` in halves until the records the database refuses are found alone;
+        each is quarantined (``_quarantine``), every other is written. Returns the records left
+        unwritten because the database itself failed meanwhile (tried again by ``_write``)."""
+        parts = [batch]
+        while parts:
+            part = parts.pop()
+            try:
+                self._append(part, force_checkpoint)
+            except Exception as exc:
+                if not is_bad_record(exc):
+                    log.exception("audit write failed while isolating a record")
+                    return [r for p in [part, *reversed(parts)] for r in p]
+                if len(part) == 1:
+                    self._quarantine(part[0], exc)
+                    continue
+                mid = len(part) // 2
+                parts.extend((part[mid:], part[:mid]))
+        return []
+
+    def _quarantine(self, r: _Request, exc: BaseException) -> None:
+        """Set one refused record aside: a line in the day's quarantine file in the audit log
+        directory and a row in ``write_quarantine`` - both without the address and user agent
+        (the address's blind index stands in for it)."""
+        self.quarantined += 1
+        reason = reason_of(exc)
+        record = {
+            "ts": r.ts, "method": r.method, "path": r.path, "status": r.status,
+            "actor_user_id": r.actor_user_id, "actor_token_id": r.actor_token_id,
+            "org_id": r.org_id, "request_id": r.request_id, "ms": r.duration_ms,
+            "ip_index": self.log.sealer.ip_index(r.client_ip) if r.client_ip else None,
+        }
+        line = record_json({"quarantined": record, "reason": reason, "writer": WRITER})
+        try:
+            path = quarantine_file(self.log.directory)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, line.encode() + b"\n")
+                if self.audit.fsync_files:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError:
+            log.exception("the audit quarantine file could not be written")
+        quarantine(self.database, WRITER, reason, record, org_id=r.org_id)
+
+    def _spill(self, batch: list[_Request]) -> None:
+        """At shutdown, with the database failing: ``batch`` and whatever is still queued go to
+        a spill file (taken in at the next start); said in the log with the count."""
+        records = list(batch)
+        while True:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, _Request):
+                records.append(item)
+            elif isinstance(item, _Flush):
+                item.done.set()
+        if not records:
+            log.error("audit writer stopped before its final checkpoint could be signed")
+            return
+        try:
+            path = spill.write(self.log.directory, self.settings.secret_bytes,
+                               [asdict(r) for r in records])
+        except Exception:
+            self.dropped += len(records)
+            count(WRITER, "dropped", len(records))
+            log.exception("audit writer stopped: %d request records could not be written or "
+                          "spilled and are lost", len(records))
+            return
+        self.spilled += len(records)
+        log.error("audit writer stopped with the database failing: %d request records spilled "
+                  "to %s, written at the next start", len(records), path.name)
+
+    def _take_spilled(self) -> None:
+        """Append the records an earlier process spilled (see ``vern.audit.spill``)."""
+        for path in spill.take(self.log.directory):
+            records = []
+            for item in spill.read(path, self.settings.secret_bytes):
+                try:
+                    records.append(_Request(**item))
+                except TypeError:
+                    log.error("audit spill %s: a record of an unknown shape was skipped",
+                              path.name)
+            step = self.audit.batch_max
+            for i in range(0, len(records), step):
+                self._write(records[i:i + step], force_checkpoint=False)
+            spill.done(path)
+            if records:
+                log.warning("audit writer took in %d spilled request records from %s",
+                            len(records), path.name)
 
     def _drafts(self, batch: list[_Request]) -> tuple[list[tuple[Any, ...]], Keys | None]:
         """Drafts for ``AuditLog.append_drafts``: the address and user agent are sealed under
-        the user's key (the month's key for anonymous callers) under the append lock."""
+        the user's key (the month's key for anonymous callers) under the append lock. Text is
+        made storable here (``vern.quarantine.storable``: a NUL in a path is kept as ``%00``)."""
         if not batch:
             return [], None
         sealer = self.log.sealer
@@ -283,6 +441,7 @@ class Writer:
         keys = resolve_keys(sealer, self.database, wanted)
         payload = keys.payload
         indexes = sealer.indexes
+        clean = storable
         drafts = []
         for r in batch:
             plain = payload(r.client_ip, r.user_agent, None)
@@ -294,28 +453,48 @@ class Writer:
             key_id, aead, kid = keys.for_subject(subject)
             drafts.append((
                 r.ts, "request", r.org_id, r.actor_user_id, r.actor_token_id, None, key_id,
-                plain, ip_index, net_index, "http.request", r.path[:200], outcome_of(r.status),
-                r.request_id, None,
-                canonical_details({"method": r.method, "status": r.status, "ms": r.duration_ms}),
+                plain, ip_index, net_index, "http.request", clean(r.path)[:200],
+                outcome_of(r.status), clean(r.request_id) if r.request_id else None, None,
+                canonical_details({"method": clean(r.method), "status": r.status,
+                                   "ms": r.duration_ms}),
                 aead, kid,
             ))
         return drafts, keys
 
     def stop(self, timeout: float = 30.0) -> None:
+        """Write what is queued and stop; while the database fails, records are spilled to disk
+        after ``stop_grace_seconds`` (at most ``timeout``). Never waits for room on the queue."""
+        self._stop_by = time.monotonic() + min(self.audit.stop_grace_seconds, timeout / 2)
         self._stopped.set()
         if self._thread.is_alive():
-            self.queue.put(_STOP)
+            with contextlib.suppress(queue.Full):
+                self.queue.put_nowait(_STOP)
             self._hurry.set()
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.error("audit writer did not stop within %.0f s; %d request records were "
+                          "still queued", timeout, self.queue.qsize())
 
     def flush(self, timeout: float = 10.0) -> None:
         """Wait until everything queued so far is written (tests, shutdown)."""
         if not self._thread.is_alive():
             return
         done = threading.Event()
-        self.queue.put(_Flush(done))
+        try:
+            self.queue.put(_Flush(done), timeout=timeout)
+        except queue.Full:
+            return
         self._hurry.set()
         done.wait(timeout)
+
+
+QUARANTINE_PREFIX = "quarantine-"
+
+
+def quarantine_file(directory: Path) -> Path:
+    """Today's file of quarantined request records (beside the trail's files, never read as
+    part of the trail: its lines are not in the tree)."""
+    return directory / f"{QUARANTINE_PREFIX}{time.strftime('%Y-%m-%d', time.gmtime())}.jsonl"
 
 
 @dataclass

@@ -18,10 +18,15 @@ class AuditSettings(BaseSettings):
     checkpoint_every: int = Field(default=10_000, ge=1)
     checkpoint_seconds: float = Field(default=60.0, gt=0)
     # The background writer: at most this many records wait in memory; a full queue makes the
-    # request that adds one wait (never dropped). A batch collects the records that arrive
-    # within ``linger_seconds`` of its first one (up to ``batch_max``) and is then written in one
-    # append; with nothing to write the writer still looks for work every ``flush_seconds``.
+    # request that adds one wait (``queue_wait_seconds``, then dropped and counted). A batch
+    # collects the records that arrive within ``linger_seconds`` of its first one (up to
+    # ``batch_max``) and is then written in one append; with nothing to write the writer still
+    # looks for work every ``flush_seconds``.
     queue_max: int = Field(default=50_000, ge=10)
+    # A full queue is waited for at most this long; then the record is dropped and counted.
+    queue_wait_seconds: float = Field(default=1.0, ge=0, le=60)
+    # At shutdown, a failing database is tried this long before the records go to a spill file.
+    stop_grace_seconds: float = Field(default=10.0, ge=0, le=300)
     batch_max: int = Field(default=5_000, ge=1)
     flush_seconds: float = Field(default=0.2, gt=0)
     linger_seconds: float = Field(default=0.05, ge=0, le=5)
