@@ -242,7 +242,7 @@ def test_an_ingest_batch_is_all_or_nothing(db: Database, settings: Settings, tra
     assert report.ok and report.checked == 230
 
 
-def test_the_writer_blocks_when_full_never_drops_and_flushes_on_stop(
+def test_the_writer_makes_a_producer_wait_when_full_and_flushes_on_stop(
     db: Database, settings: Settings
 ) -> None:
     log = AuditLog(db, settings, AuditSettings(queue_max=10, batch_max=4, flush_seconds=0.05,
