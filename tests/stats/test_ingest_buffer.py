@@ -1,5 +1,5 @@
-"""The ingest buffer: bounded (intake waits, nothing is dropped), a failed batch is kept and
-written later, and the beacon's fast path records its traffic per batch in the audit trail."""
+"""The ingest buffer: bounded (intake waits for the writer, within a limit), a failed batch is
+kept and written later, and the beacon's fast path records its traffic per batch in the audit trail."""
 
 from __future__ import annotations
 
@@ -40,9 +40,9 @@ def _stored(db: Database) -> int:
 
 
 @pytest.mark.parametrize("db", ["sqlite"], indirect=True)
-def test_a_full_buffer_makes_intake_wait_and_drops_nothing(db: Database, personas: Personas) -> None:
+def test_a_full_buffer_makes_intake_wait_for_the_writer(db: Database, personas: Personas) -> None:
     site = make_site(db, personas.tenant_a)
-    ing = _held(db, buffer_max_events=10)
+    ing = _held(db, buffer_max_events=10, buffer_wait_seconds=10)
     for n in range(10):
         ing.accept(_body(site, n), "195.159.103.0", FIREFOX)
     done = threading.Event()
@@ -61,7 +61,7 @@ def test_a_full_buffer_makes_intake_wait_and_drops_nothing(db: Database, persona
 @pytest.mark.parametrize("db", ["sqlite"], indirect=True)
 def test_waiting_for_room_does_not_block_the_event_loop(db: Database, personas: Personas) -> None:
     site = make_site(db, personas.tenant_a)
-    ing = _held(db, buffer_max_events=10)
+    ing = _held(db, buffer_max_events=10, buffer_wait_seconds=10)
     for n in range(10):
         ing.accept(_body(site, n), "195.159.103.0", FIREFOX)
 

@@ -16,7 +16,7 @@ import re
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from vern.audit.service import record as audit
 from vern.db import Database, Scope, utcnow
+from vern.quarantine import count, is_bad_record, quarantine, reason_of, storable
 from vern.stats import rollup
 from vern.stats.models import StatsDaily, StatsEvent, StatsSite, StatsVisit
 from vern.stats.rollup import DIRECT, PageView
@@ -35,6 +36,7 @@ from vern.stats.settings import StatsSettings, stats_settings
 from vern.stats.ua import classify
 
 log = logging.getLogger("vern.stats")
+WRITER = "stats.beacon"
 SITE_CACHE_SECONDS = 60.0
 MAX_PATH = 300
 _ = StatsDaily  # the roll-up tables are written through rollup.write
@@ -109,9 +111,11 @@ class Ingestor:
     """One per database: a bounded buffer of page views and the thread that writes them.
 
     The buffer holds at most ``buffer_max_events`` page views (plus the batch being written). When
-    it is full, intake waits for the writer - from the event loop it waits in a worker thread, so
-    other requests go on - and nothing is dropped. A batch that cannot be written goes back to
-    the front of the buffer and is tried again."""
+    it is full, intake waits for the writer at most ``buffer_wait_seconds`` - from the event
+    loop in a worker thread, so other requests go on - then the page view is dropped and counted
+    (``vern_writer_dropped_total{writer="stats.beacon"}``). A batch that cannot be written goes
+    back to the front of the buffer, within the bound, and is tried again; a page view the
+    database refuses is set aside (``vern.quarantine``) and the rest of its batch written."""
 
     def __init__(self, database: Database, settings: StatsSettings | None = None) -> None:
         self.database = database
@@ -131,7 +135,10 @@ class Ingestor:
         self.accepted = 0
         self.skipped = 0
         self.blocked = 0  # times intake had to wait for room
+        self.dropped = 0  # page views dropped: the buffer stayed full
+        self.quarantined = 0  # page views the database refused, set aside
         self.failures = 0
+        self._overflow = False  # a wait for room timed out; no waiting until there is room
         self._last_purge = 0.0
         self._atexit = False
 
@@ -203,8 +210,16 @@ class Ingestor:
                 self.blocked += 1
                 self._ensure_thread()
                 self._wake.set()
+                deadline = time.monotonic() + self.settings.buffer_wait_seconds
                 while len(self._buffer) >= limit:
-                    self._room.wait(1.0)
+                    left = deadline - time.monotonic()
+                    if left <= 0 or self._overflow:
+                        # The writer did not make room in time: this page view is dropped,
+                        # counted, and later ones do not wait until there is room again.
+                        self._overflow = True
+                        self._drop(1)
+                        return
+                    self._room.wait(left)
             self._buffer.append(view)
             self.accepted += 1
             size = len(self._buffer)
@@ -214,6 +229,13 @@ class Ingestor:
             self._ensure_thread()
             if size >= self.settings.flush_max_events:
                 self._wake.set()
+
+    def _drop(self, n: int) -> None:
+        """Count ``n`` page views dropped (a full buffer); logged without their content."""
+        self.dropped += n
+        count(WRITER, "dropped", n)
+        if self.dropped == n or self.dropped // 1000 != (self.dropped - n) // 1000:
+            log.error("statistics buffer full: page views dropped (%d so far)", self.dropped)
 
     def reject(self, endpoint: str, reason: str) -> None:
         with self._lock:
@@ -234,32 +256,91 @@ class Ingestor:
     # -- writing -------------------------------------------------------------------------------
 
     def flush(self) -> int:
-        """Write what is buffered; returns the number of page views written. On failure the
-        batch goes back to the front of the buffer (nothing is lost) and the error is raised."""
+        """Write what is buffered; returns the number of page views written. Text is made
+        storable first; a page view the database still refuses is set aside
+        (``vern.quarantine``) and the rest written. When the database itself fails the batch
+        goes back to the front of the buffer - within its bound, the oldest beyond it dropped
+        and counted - and the error is raised."""
         with self._flush_lock:
             with self._room:
                 views, self._buffer = self._buffer, []
                 rejects, self._rejects = self._rejects, Counter()
                 bots, self._bots = self._bots, Counter()
+                self._overflow = False
                 self._room.notify_all()
             if not views and not rejects and not bots:
                 return 0
+            views = [_storable_view(v) for v in views]
             try:
-                with self.database.transaction(Scope.system("stats ingest")) as session:
-                    if views:
-                        rollup.apply(session, views, self.gap)
-                    rollup.count_rejects(session, dict(rejects))
-                    _audit_batch(session, views, bots)
-            except Exception:
-                self.failures += 1
-                with self._room:
-                    self._buffer[:0] = views
-                    self._rejects.update(rejects)
-                    self._bots.update(bots)
-                log.exception("statistics batch of %d page views could not be written; kept",
-                              len(views))
-                raise
+                self._store(views, rejects, bots)
+            except Exception as exc:
+                if not (views and is_bad_record(exc)):
+                    self._keep(views, rejects, bots)
+                    log.exception("statistics batch of %d page views could not be written; "
+                                  "kept", len(views))
+                    raise
+                written, left = self._isolate(views)
+                try:
+                    self._store([], rejects, bots)
+                except Exception:
+                    self._keep([], rejects, bots)
+                    log.exception("statistics counts could not be written; kept")
+                if left:
+                    self._keep(left, Counter(), Counter())
+                return written
             return len(views)
+
+    def _store(self, views: list[PageView], rejects: Counter[tuple[str, str, str]],
+               bots: Counter[str]) -> None:
+        with self.database.transaction(Scope.system("stats ingest")) as session:
+            if views:
+                rollup.apply(session, views, self.gap)
+            rollup.count_rejects(session, dict(rejects))
+            _audit_batch(session, views, bots)
+
+    def _keep(self, views: list[PageView], rejects: Counter[tuple[str, str, str]],
+              bots: Counter[str]) -> None:
+        """A batch that could not be written goes back before what came meanwhile; the buffer
+        stays within ``buffer_max_events`` (the oldest page views beyond it are dropped)."""
+        self.failures += 1
+        limit = self.settings.buffer_max_events
+        with self._room:
+            merged = views + self._buffer
+            excess = len(merged) - limit
+            if excess > 0:
+                merged = merged[excess:]
+                self._drop(excess)
+            self._buffer = merged
+            self._rejects.update(rejects)
+            self._bots.update(bots)
+
+    def _isolate(self, views: list[PageView]) -> tuple[int, list[PageView]]:
+        """Write ``views`` in halves until each page view the database refuses is alone; those
+        are quarantined, the others written. Returns (written, left unwritten because the
+        database itself failed meanwhile)."""
+        written = 0
+        parts = [views]
+        while parts:
+            part = parts.pop()
+            try:
+                self._store(part, Counter(), Counter())
+                written += len(part)
+            except Exception as exc:
+                if not is_bad_record(exc):
+                    log.exception("statistics write failed while isolating a page view")
+                    return written, [v for p in [part, *reversed(parts)] for v in p]
+                if len(part) == 1:
+                    v = part[0]
+                    self.quarantined += 1
+                    quarantine(self.database, WRITER, reason_of(exc), {
+                        "site_id": v.site_id, "at": v.at.isoformat(), "path": v.path,
+                        "referrer": v.referrer, "browser": v.browser, "os": v.os,
+                        "device": v.device,
+                    }, org_id=v.org_id)
+                    continue
+                mid = len(part) // 2
+                parts.extend((part[mid:], part[:mid]))
+        return written, []
 
     def _ensure_thread(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -274,11 +355,14 @@ class Ingestor:
                 self._atexit = True
 
     def _final_flush(self) -> None:
-        """At shutdown: write what is still buffered."""
+        """At shutdown: write what is still buffered; say how much could not be."""
         try:
             self.flush()
         except Exception:  # noqa: BLE001 - the database may be gone already
-            log.warning("statistics buffer could not be written at shutdown")
+            lost = len(self._buffer)
+            count(WRITER, "dropped", lost)
+            log.error("statistics buffer could not be written at shutdown: %d page views lost",
+                      lost)
 
     def _run(self) -> None:
         interval = max(self.settings.flush_interval_ms, 1) / 1000
@@ -294,6 +378,15 @@ class Ingestor:
                     purge(self.database, self.salts, self.settings)
             except Exception:  # noqa: BLE001 - the writer must outlive a bad batch
                 delay = min(delay * 2, 30.0)  # the batch was kept; try again later
+
+
+def _storable_view(view: PageView) -> PageView:
+    """The page view with its text made storable (a lone surrogate in a path is kept as its
+    percent-escaped bytes); the same object when there was nothing to change."""
+    path, referrer = storable(view.path), storable(view.referrer)
+    if path is view.path and referrer is view.referrer:
+        return view
+    return replace(view, path=path[:MAX_PATH], referrer=referrer[:253])
 
 
 def _audit_batch(session: Session, views: list[PageView], bots: Counter[str]) -> None:

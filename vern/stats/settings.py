@@ -20,9 +20,11 @@ class StatsSettings(BaseSettings):
     # beacon (tests).
     flush_interval_ms: int = Field(default=1000, ge=0, le=60_000)
     flush_max_events: int = Field(default=5000, ge=1)
-    # At most this many page views wait in memory; beyond it intake waits for the writer (a
-    # beacon is never dropped). 50,000 is about ten seconds of a busy site, a few megabytes.
+    # At most this many page views wait in memory; beyond it intake waits for the writer at most
+    # ``buffer_wait_seconds``, then the page view is dropped and counted. 50,000 is about ten
+    # seconds of a busy site, a few megabytes.
     buffer_max_events: int = Field(default=50_000, ge=10)
+    buffer_wait_seconds: float = Field(default=0.5, ge=0, le=30)
     max_beacon_bytes: int = Field(default=2048, ge=256, le=16_384)
 
 
