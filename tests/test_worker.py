@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from vern.config import Settings
 from vern.db import Database, Scope
 from vern.worker import Job, WorkerJob, run_due, status
@@ -46,3 +48,33 @@ def test_a_claimed_job_is_not_run_by_a_second_worker(db: Database, settings: Set
     job = Job("test.busy", timedelta(seconds=1), lambda _d, _s: calls.append("x"))
     assert run_due(db, settings, [job]) == []
     assert calls == []
+
+
+def test_a_job_error_with_unstorable_text_is_recorded_and_the_next_job_still_runs(
+        db: Database, settings: Settings) -> None:
+    def bad(_d: Database, _s: Settings) -> None:
+        raise ValueError("ugyldig verdi 'a\x00b' i feltet")
+
+    calls: list[str] = []
+    jobs = [Job("test.nul", timedelta(minutes=5), bad),
+            Job("test.next", timedelta(minutes=5), lambda _d, _s: calls.append("ok"))]
+    assert run_due(db, settings, jobs) == ["test.nul", "test.next"]
+    assert calls == ["ok"]
+    rows = {r.name: r for r in status(db)}
+    assert rows["test.nul"].last_error == "ValueError: ugyldig verdi 'a%00b' i feltet"
+    assert rows["test.nul"].lease_until is None and rows["test.next"].runs == 1
+
+
+def test_a_worker_round_that_fails_does_not_end_the_worker(
+        db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vern import worker
+
+    rounds: list[int] = []
+
+    def failing(_d: Database, _s: Settings) -> list[str]:
+        rounds.append(1)
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(worker, "run_due", failing)
+    worker.run_forever(db, settings, tick=0.0, max_ticks=3)
+    assert len(rounds) == 3

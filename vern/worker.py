@@ -22,6 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 import vern
 from vern.config import Settings
 from vern.db import Base, Database, Scope, UTCDateTime, utcnow
+from vern.quarantine import storable
 
 log = logging.getLogger("vern.worker")
 
@@ -90,18 +91,28 @@ def _finish(database: Database, job: Job, error: str | None) -> None:
 
 
 def run_due(database: Database, settings: Settings, jobs: list[Job] | None = None) -> list[str]:
-    """Run every job that is due once; returns the names that ran."""
+    """Run every job that is due once; returns the names that ran. One job's failure - its own,
+    or the database's while claiming or finishing it - never stops the others; the error is
+    kept on the job's row as storable text (``vern.quarantine.storable``)."""
     ran: list[str] = []
     for job in jobs if jobs is not None else discover_jobs():
-        if not _claim(database, job):
+        try:
+            if not _claim(database, job):
+                continue
+        except Exception:
+            log.exception("job %s could not be claimed", job.name)
             continue
         error = None
         try:
             job.run(database, settings)
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"[:2000]
+            error = storable(f"{type(exc).__name__}: {exc}")[:2000]
             log.exception("job %s failed", job.name)
-        _finish(database, job, error)
+        try:
+            _finish(database, job, error)
+        except Exception:
+            # The claim runs out with its lease; the job is tried again then.
+            log.exception("job %s ran but its end could not be recorded", job.name)
         ran.append(job.name)
     return ran
 
@@ -110,7 +121,10 @@ def run_forever(database: Database, settings: Settings, *, tick: float = 5.0,
                 max_ticks: int | None = None) -> None:
     ticks = 0
     while max_ticks is None or ticks < max_ticks:
-        run_due(database, settings)
+        try:
+            run_due(database, settings)
+        except Exception:  # the job list itself, or the database at the start of a round
+            log.exception("worker round failed; tried again at the next tick")
         ticks += 1
         time.sleep(tick)
 

@@ -8,6 +8,7 @@ sealed under the recipient's data key, so shredding a person also shreds their m
 
 from __future__ import annotations
 
+import logging
 import smtplib
 import threading
 from dataclasses import dataclass, field
@@ -15,12 +16,16 @@ from email.message import EmailMessage
 from typing import Protocol
 from urllib.parse import urlparse
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from vern.crypto import PII
 from vern.db import Database, Scope, utcnow
 from vern.notify.models import OutboxMessage
+from vern.quarantine import is_bad_record, quarantine, reason_of
+
+log = logging.getLogger("vern.notify")
 
 
 @dataclass(frozen=True)
@@ -104,31 +109,78 @@ def queue(
     return msg
 
 
+MAX_ATTEMPTS = 10
+WRITER = "notify.outbox"
+
+
 def deliver_pending(database: Database, *, limit: int = 100) -> int:
-    """Send queued messages; a failure is kept on the row and retried next time."""
-    sent = 0
+    """Send queued messages, each in its own transaction. A mailer failure (network, SMTP) is
+    kept on the row and retried next time; a message that cannot be sent for what it holds (a
+    value the mailer refuses, a sealed field that does not open) is quarantined - marked on its
+    row, set aside in ``write_quarantine`` (without recipient or body) - and the rest go on. A
+    failing database ends the round (tried again at the next)."""
     with database.transaction(Scope.system("deliver outbox")) as session:
-        rows = session.scalars(
-            select(OutboxMessage)
-            .where(OutboxMessage.sent_at.is_(None), OutboxMessage.attempts < 10)
+        ids = list(session.scalars(
+            select(OutboxMessage.id)
+            .where(OutboxMessage.sent_at.is_(None), OutboxMessage.attempts < MAX_ATTEMPTS)
             .order_by(OutboxMessage.created_at)
             .limit(limit)
-        ).all()
-        for row in rows:
-            row.attempts += 1
-            if row.recipient.value is None or row.body.value is None:
-                row.last_error = "recipient erased"
-                row.sent_at = utcnow()
-                continue
-            try:
-                _mailer.send(Mail(row.recipient.value, row.subject, row.body.value, row.kind))
-            except (OSError, smtplib.SMTPException) as exc:
-                row.last_error = type(exc).__name__
-                continue
-            row.sent_at = utcnow()
-            row.last_error = None
-            sent += 1
+        ))
+    sent = 0
+    for message_id in ids:
+        try:
+            sent += _deliver_one(database, message_id)
+        except Exception as exc:
+            if not _message_fault(exc):
+                log.exception("outbox delivery stopped: the database failed")
+                break
+            _quarantine_message(database, message_id, exc)
     return sent
+
+
+def _deliver_one(database: Database, message_id: str) -> int:
+    with database.transaction(Scope.system("deliver outbox")) as session:
+        row = session.get(OutboxMessage, message_id)
+        if row is None or row.sent_at is not None:
+            return 0
+        row.attempts += 1
+        if row.recipient.value is None or row.body.value is None:
+            row.last_error = "recipient erased"
+            row.sent_at = utcnow()
+            return 0
+        try:
+            _mailer.send(Mail(row.recipient.value, row.subject, row.body.value, row.kind))
+        except (OSError, smtplib.SMTPException) as exc:
+            row.last_error = type(exc).__name__
+            return 0
+        row.sent_at = utcnow()
+        row.last_error = None
+        return 1
+
+
+def _message_fault(exc: BaseException) -> bool:
+    """Whether a failed delivery is the message's fault (quarantined) rather than the database's
+    (the round ends and is tried again)."""
+    return is_bad_record(exc) or not isinstance(exc, SQLAlchemyError)
+
+
+def _quarantine_message(database: Database, message_id: str, exc: BaseException) -> None:
+    reason = reason_of(exc)
+    org_id = None
+    try:
+        with database.transaction(Scope.system("outbox quarantine")) as session:
+            found = session.execute(
+                select(OutboxMessage.org_id, OutboxMessage.kind).where(
+                    OutboxMessage.id == message_id)).first()
+            session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(
+                attempts=MAX_ATTEMPTS, last_error=f"quarantined: {reason}"[:500]))
+            org_id = found.org_id if found else None
+            kind = found.kind if found else None
+    except Exception:
+        log.exception("outbox: a message that cannot be sent could not be marked either")
+        return
+    quarantine(database, WRITER, reason, {"message_id": message_id, "kind": kind},
+               org_id=org_id)
 
 
 def send_now(
