@@ -186,3 +186,25 @@ def test_metrics_show_what_the_writers_dropped() -> None:
     assert registry.get_sample_value("vern_writer_dropped_total", {"writer": "test.writer"}) >= 3
     assert registry.get_sample_value("vern_writer_quarantined_total",
                                      {"writer": "test.writer"}) >= 2
+
+
+def test_quarantined_records_are_removed_with_the_audit_retention(
+    db: Database, settings: Settings
+) -> None:
+    from datetime import timedelta
+
+    from vern.audit import retention
+    from vern.db import utcnow
+
+    assert quarantine.quarantine(db, "test.writer", "ValueError", {"path": "/gammel"})
+    directory = Path(settings.audit_log_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    old_file = directory / "quarantine-2020-01-01.jsonl"
+    old_file.write_text("{}\n")
+    today_file = service.quarantine_file(directory)
+    today_file.write_text("{}\n")
+    assert retention.expire(db, settings).quarantined == 0  # nothing old enough yet
+    assert len(_quarantined(db)) == 1 and today_file.exists() and not old_file.exists()
+    later = utcnow() + timedelta(days=settings.audit_retention_days + 1)
+    assert retention.expire(db, settings, now=later).quarantined == 1
+    assert _quarantined(db) == [] and not today_file.exists()

@@ -2,7 +2,8 @@
 whole prefix of the tree up to a signed checkpoint. That checkpoint keeps the frontier (the roots
 of the subtrees before it), so verification and proofs start from it and the rest of the trail
 stays verifiable. Log files from before that checkpoint's day and the month keys of anonymous
-callers from before the cut-off are removed too."""
+callers from before the cut-off are removed too, and so are the background writers' quarantined
+records (``write_quarantine``, ``quarantine-*.jsonl``) from before the cut-off."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ from sqlalchemy import delete, select, update
 from vern.audit.chain import datetime_to_us, us_to_datetime
 from vern.audit.logfile import FILE_PREFIX
 from vern.audit.models import AuditCheckpoint, AuditEvent, AuditHead
+from vern.audit.service import QUARANTINE_PREFIX
 from vern.config import Settings
 from vern.crypto import DataKey, keyring
 from vern.db import Database, Scope, utcnow
+from vern.quarantine import purge_quarantine
 
 
 @dataclass
@@ -26,6 +29,7 @@ class Expired:
     records: int
     files: int
     keys: int
+    quarantined: int = 0  # quarantined records (rows and file lines' files) removed
 
 
 def expire(database: Database, settings: Settings, *, now: datetime | None = None,
@@ -37,7 +41,7 @@ def expire(database: Database, settings: Settings, *, now: datetime | None = Non
     with database.engine.begin() as conn:
         head = conn.execute(select(AuditHead).where(AuditHead.id == 1)).first()
         if head is None:
-            return Expired(0, 0, 0, 0)
+            return Expired(0, 0, 0, 0, _expire_quarantine(database, settings, cutoff))
         cp = conn.execute(
             select(AuditCheckpoint.tree_size, AuditCheckpoint.ts)
             .where(AuditCheckpoint.ts < cutoff_us, AuditCheckpoint.frontier.is_not(None))
@@ -75,4 +79,13 @@ def expire(database: Database, settings: Settings, *, now: datetime | None = Non
             if str(ref).removeprefix("audit-anon:") < last_month:
                 keyring().shred(session, key_id)
                 keys += 1
-    return Expired(boundary, removed, files, keys)
+    return Expired(boundary, removed, files, keys,
+                   _expire_quarantine(database, settings, cutoff))
+
+
+def _expire_quarantine(database: Database, settings: Settings, cutoff: datetime) -> int:
+    """Quarantined records (rows and the days' files) from before the cut-off."""
+    for path in Path(settings.audit_log_dir).glob(f"{QUARANTINE_PREFIX}*.jsonl"):
+        if path.stem.removeprefix(QUARANTINE_PREFIX) < cutoff.strftime("%Y-%m-%d"):
+            path.unlink()
+    return purge_quarantine(database, cutoff)
