@@ -208,3 +208,25 @@ def test_quarantined_records_are_removed_with_the_audit_retention(
     later = utcnow() + timedelta(days=settings.audit_retention_days + 1)
     assert retention.expire(db, settings, now=later).quarantined == 1
     assert _quarantined(db) == [] and not today_file.exists()
+
+
+def test_text_of_ingested_and_service_records_is_made_storable(
+    db: Database, settings: Settings
+) -> None:
+    from datetime import UTC, datetime
+
+    from vern.audit.ingest import IngestEvent, ingest
+
+    events = [IngestEvent(id=f"e{i}", time=datetime.now(UTC), action="elev.les",
+                          actor=actor, resource=resource, ip="192.0.2.7")
+              for i, (actor, resource) in enumerate([
+                  ("elev-1\x00", "elev:1001\x00"), ("elev-2", "elev:\x00\x00"), ("elev-3", "elev:3")])]
+    assert ingest(db, settings, org_id="org-test", token_id=None, events=events)["accepted"] == 3
+    with db.transaction(Scope.system("test write")) as session:
+        service.record(session, "test.endre", org_id=None, resource="konto:\x00x")
+    service.seal_now(db, settings)
+    with db.transaction(Scope.system("test read")) as session:
+        stored = set(session.execute(select(AuditEvent.actor_ref, AuditEvent.resource)).all())
+    assert stored == {("elev-1%00", "elev:1001%00"), ("elev-2", "elev:%00%00"),
+                      ("elev-3", "elev:3"), (None, "konto:%00x")}
+    assert verify(db, settings).ok

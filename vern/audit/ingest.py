@@ -32,6 +32,7 @@ from vern.audit.settings import audit_settings
 from vern.config import Settings
 from vern.db import Database
 from vern.errors import FieldError, InvalidInput
+from vern.quarantine import storable
 
 ACTION_RE = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
 ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -163,6 +164,7 @@ def ingest(database: Database, settings: Settings, *, org_id: str, token_id: str
     """Store the batch (all or nothing); events whose id was stored before are skipped."""
     received = now_us()
     anon = anon_key_subject(received)
+    events = storable_events(events)
     distinct, earliest, subjects = _scan(events, org_id, anon, received)
     check_batch(events, settings, (distinct, earliest))
     log = log_for(database, settings)
@@ -184,6 +186,27 @@ def ingest(database: Database, settings: Settings, *, org_id: str, token_id: str
             continue
         return {"accepted": len(fresh), "duplicates": len(events) - len(fresh)}
     raise AssertionError("unreachable")
+
+
+_TEXT_FIELDS = ("actor", "resource", "request_id")
+
+
+def storable_events(events: list[IngestEvent]) -> list[IngestEvent]:
+    """The events with the text that goes into the trail in clear made storable (a NUL or a lone
+    surrogate percent-escaped, ``vern.quarantine.storable``); the same list when none had any.
+    (The sealed fields and ``details`` are ASCII JSON already.)"""
+    out: list[IngestEvent] | None = None
+    for i, ev in enumerate(events):
+        fields: dict[str, str] = {}
+        for name in _TEXT_FIELDS:
+            value = getattr(ev, name)
+            if value is not None and (clean := storable(value)) is not value:
+                fields[name] = clean
+        if fields:
+            if out is None:
+                out = list(events)
+            out[i] = ev.model_copy(update=fields)
+    return out if out is not None else events
 
 
 def _stored_ids(database: Database, org_id: str, ids: list[str]) -> set[str]:
