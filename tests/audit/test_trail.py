@@ -246,7 +246,7 @@ def test_the_writer_makes_a_producer_wait_when_full_and_flushes_on_stop(
     db: Database, settings: Settings
 ) -> None:
     log = AuditLog(db, settings, AuditSettings(queue_max=10, batch_max=4, flush_seconds=0.05,
-                                               fsync_files=False))
+                                               queue_wait_seconds=30, fsync_files=False))
     writer = service.Writer(db, settings, log=log)
     calls = 60
 

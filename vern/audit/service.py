@@ -243,7 +243,10 @@ class Writer:
             log.error("audit queue full: request records dropped (%d so far)", self.dropped)
 
     def _run(self) -> None:
-        self._take_spilled()
+        try:
+            self._take_spilled()
+        except Exception:
+            log.exception("audit writer: spilled records could not be taken in (kept on disk)")
         last_tick = time.monotonic()
         month = time.strftime("%Y-%m", time.gmtime())
         stop = False
