@@ -312,3 +312,22 @@ def test_the_api_serves_the_newest_checkpoint_as_a_signed_note(
     assert res.status_code == 409 and res.headers["content-type"].startswith(
         "application/problem+json")
     assert dave.get("/api/v1/audit/checkpoint").json()["note"] is None
+
+
+def test_a_quarantined_record_alerts_the_security_officer_once(
+    db: Database, settings: Settings, personas: Personas
+) -> None:
+    from vern.audit import alerts
+    from vern.notify.service import MemoryMailer, deliver_pending, install_mailer
+
+    mailer = MemoryMailer()
+    install_mailer(mailer)
+    service.seal_now(db, settings)
+    rid = _pending(db, mac=None)
+    service.seal_now(db, settings)
+    made = alerts.scan(db, settings)
+    assert [(a.kind, a.subject) for a in made] == [("quarantined", rid)]
+    assert alerts.scan(db, settings) == []  # not twice
+    deliver_pending(db)
+    mail = mailer.last_to(personas.dave.email)
+    assert mail is not None and "quarantined" in mail.subject
