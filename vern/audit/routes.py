@@ -136,7 +136,10 @@ def checkpoint_note(actor: ReadActor, database: DatabaseDep,
                     settings: SettingsDep) -> Response:
     """The newest checkpoint as a C2SP ``tlog-checkpoint`` signed note (``text/plain``)."""
     with database.engine.connect() as conn:
-        found = proofs._checkpoint(conn, None)
+        found = witness.newest_checkpoint(conn)
+    if found is None:
+        raise Conflict(detail="no checkpoint yet: one is signed within a minute of the first "
+                              "record (or run `vern audit seal`)")
     signer = Signer(settings)
     note = _note_of(signer, witness.origin(settings), found)
     if note is None:
