@@ -250,7 +250,10 @@ def check_trail(  # noqa: PLR0911 - each finding returns at once
     a problem when the trail is shorter than it or not consistent with it."""
     audit = audit or audit_settings()
     if audit.witness_dir is None:
-        return None, None
+        return None, ("no witness directory (VERN_AUDIT_WITNESS_DIR): the newest records cut "
+                      "together with their checkpoint would not be found here" + (
+                          f"; the witness at {audit.witness_url} refuses such a trail at the "
+                          "next checkpoint" if audit.witness_url else ""))
     directory = WitnessDir(audit.witness_dir)
     try:
         stored = directory.latest()
