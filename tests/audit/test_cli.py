@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sqlalchemy import update
+from sqlalchemy import insert, select, update
 
 from tests.audit.helpers import audit_log, fill
 from tests.conftest import make_settings
@@ -49,3 +49,34 @@ def test_verify_and_prove_from_the_command_line(sqlite_db: Database, tmp_path: P
     bad = run(["verify"], env)
     assert bad.returncode == 1
     assert "record seq 64" in bad.stderr and "database" in bad.stderr
+
+
+def test_witness_quarantine_and_key_from_the_command_line(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    settings = make_settings(sqlite_db.url, tmp_path)
+    fill(audit_log(sqlite_db, settings), sqlite_db, 60)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VERN_")}
+    env.update({"VERN_ENV": "dev", "VERN_DATABASE_URL": sqlite_db.url,
+                "VERN_AUDIT_LOG_DIR": str(settings.audit_log_dir), "COLUMNS": "300"})
+
+    none = run(["witness"], env)
+    assert none.returncode == 1 and "VERN_AUDIT_WITNESS_DIR" in none.stderr
+    env["VERN_AUDIT_WITNESS_DIR"] = str(tmp_path / "witness")
+    done = run(["witness"], env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "witness" / "checkpoint.json").read_text())["size"] == 60
+    key = run(["public-key"], env)
+    assert "C2SP verifier key: 127.0.0.1:8000/audit+" in key.stdout
+
+    with sqlite_db.engine.begin() as conn:  # a record slipped in behind Vern's back
+        row = conn.execute(select(AuditEvent).where(AuditEvent.seq == 5)).one()._asdict()
+        row.update(id="00000000-0000-7000-8000-00000000beef", seq=None, mac=None,
+                   client_event_id=None)
+        conn.execute(insert(AuditEvent).values(**row))
+    sealed = run(["seal"], env)
+    assert sealed.returncode == 1 and "1 pending records quarantined" in sealed.stderr
+    listed = run(["quarantined"], env)
+    assert "00000000-0000-7000-8000-00000000beef" in listed.stdout and "no MAC" in listed.stdout
+    bad = run(["verify"], env)
+    assert bad.returncode == 1 and "quarantined" in bad.stderr

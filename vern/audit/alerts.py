@@ -26,6 +26,8 @@ KIND_TEXT = {
                        "Gjentatte mislykkede innlogginger fra én kilde"),
     "new_network": ("Staff sign-in from a new network", "Innlogging for ansatt fra nytt nettverk"),
     "mass_read": ("Unusually many people's data read", "Uvanlig mange personers data lest"),
+    "quarantined": ("An audit record was refused by sealing (quarantined)",
+                    "En revisjonshendelse ble avvist ved forsegling (satt i karantene)"),
 }
 
 
@@ -43,6 +45,7 @@ def scan(database: Database, settings: Settings, *, audit: AuditSettings | None 
         if head is None:
             return made
         start = head.alert_seq
+        made += _quarantined(session, head.tree_size)
         rows = session.execute(
             select(AuditEvent.seq, AuditEvent.ts, AuditEvent.action, AuditEvent.actor_user_id,
                    AuditEvent.actor_ref, AuditEvent.org_id, AuditEvent.ip_index,
@@ -51,6 +54,8 @@ def scan(database: Database, settings: Settings, *, audit: AuditSettings | None 
             .order_by(AuditEvent.seq).limit(limit)
         ).all()
         if not rows:
+            for alert in made:
+                _notify(session, alert)
             return made
         staff = _vendor_staff(session)
         for r in rows:
@@ -64,6 +69,26 @@ def scan(database: Database, settings: Settings, *, audit: AuditSettings | None 
                         .values(alert_seq=rows[-1].seq + 1))
         for alert in made:
             _notify(session, alert)
+    return made
+
+
+def _quarantined(session: Session, tree_size: int) -> list[AuditAlert]:
+    """An alert for each record sealing quarantined (``vern.audit.chain.AuditLog._screen``) and
+    not alerted yet: subject is the record's id, the seq range where it would have gone."""
+    ids = session.execute(
+        select(AuditEvent.id).where(AuditEvent.seq.is_(None), AuditEvent.quarantine.is_not(None))
+        .order_by(AuditEvent.ts).limit(1000)).scalars().all()
+    if not ids:
+        return []
+    known = set(session.execute(select(AuditAlert.subject).where(
+        AuditAlert.kind == "quarantined", AuditAlert.subject.in_(ids))).scalars())
+    made = []
+    for rid in [i for i in ids if i not in known][:20]:
+        alert = AuditAlert(org_id=None, kind="quarantined", subject=rid, first_seq=tree_size,
+                           last_seq=tree_size, count=1)
+        session.add(alert)
+        made.append(alert)
+    session.flush()
     return made
 
 

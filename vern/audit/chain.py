@@ -85,9 +85,12 @@ _SQL_SQLITE = {
     # records sealed in other transactions wait for their position (then "pending" reads them).
     "lock": "UPDATE audit_head SET lock_n = lock_n + 1 WHERE id = 1 "
             "RETURNING tree_size, frontier, checkpoint_size, checkpoint_ts, "
-            "EXISTS (SELECT 1 FROM audit_events WHERE seq IS NULL)",
-    "pending": f"SELECT {', '.join(FIELDS)} FROM audit_events WHERE seq IS NULL "  # noqa: S608
-               "ORDER BY ts, id LIMIT ?",
+            "EXISTS (SELECT 1 FROM audit_events WHERE seq IS NULL AND quarantine IS NULL)",
+    "pending": f"SELECT {', '.join(FIELDS)}, mac FROM audit_events "  # noqa: S608
+               "WHERE seq IS NULL AND quarantine IS NULL ORDER BY ts, id LIMIT ?",
+    "sealed_ts": "SELECT sealed_ts FROM audit_head WHERE id = 1",
+    "quarantine": "UPDATE audit_events SET quarantine = ? WHERE id = ? AND seq IS NULL",
+    "set_sealed_ts": "UPDATE audit_head SET sealed_ts = ? WHERE id = 1",
     "tile": "INSERT INTO audit_tiles (height, idx, hash) VALUES ",  # + a row's marks each
     "checkpoint": "INSERT INTO audit_checkpoints (tree_size, root, ts, key_id, signature, "
                   "frontier) VALUES (?, ?, ?, ?, ?, ?)",
@@ -227,6 +230,19 @@ class Signer:
     def sign(self, size: int, root: bytes, ts: int) -> bytes:
         return self._private.sign(checkpoint_message(size, root, ts))
 
+    def note(self, origin: str, size: int, root: bytes) -> str:
+        """The checkpoint as a C2SP signed note (``vern.audit.note``), signed by this key with
+        the origin as key name. Only for a tree head whose own signature was checked."""
+        from vern.audit import note
+
+        return note.sign(note.checkpoint_text(origin, size, root), origin, self._private)
+
+    def vkey(self, origin: str) -> str:
+        """The C2SP verifier key of the checkpoint notes (``origin+keyid+base64``)."""
+        from vern.audit import note
+
+        return note.vkey(origin, note.raw_public(self.public))
+
     def verify(self, key_id: str, size: int, root: bytes, ts: int, signature: bytes) -> bool:
         key = self.keys.get(key_id)
         if key is None:
@@ -236,6 +252,33 @@ class Signer:
         except InvalidSignature:
             return False
         return True
+
+
+# -- pending records ----------------------------------------------------------------------------
+
+
+_mac_keys: dict[bytes, bytes] = {}
+
+
+def pending_mac_key(secret: bytes) -> bytes:
+    """The key of the MAC a writing process puts on a pending record: HKDF-SHA256 of the secret
+    key (salt ``vern-audit``, info ``pending record mac v1``) - never stored in the database."""
+    found = _mac_keys.get(secret)
+    if found is None:
+        found = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"vern-audit",
+                     info=b"pending record mac v1").derive(secret)
+        if len(_mac_keys) > 8:
+            _mac_keys.clear()
+        _mac_keys[secret] = found
+    return found
+
+
+def pending_mac(key: bytes, values: Sequence[Any]) -> str:
+    """HMAC-SHA256 (hex) of a pending record: its canonical form (``values`` in ``FIELDS``
+    order) with ``seq`` null, the position it does not have yet."""
+    v = list(values)
+    v[SEQ] = None
+    return hmac.new(key, canonical(v), hashlib.sha256).hexdigest()
 
 
 # -- personal data ------------------------------------------------------------------------------
@@ -626,6 +669,7 @@ class Appended:
     last_seq: int  # first_seq - 1 when nothing was appended
     checkpoint: int | None
     more_pending: bool = False  # the page of pending records was full: seal again
+    quarantined: int = 0  # pending records refused (see ``AuditLog._screen``)
 
 
 def checkpoint_line(cp: dict[str, Any]) -> bytes:
@@ -649,6 +693,7 @@ class AuditLog:
         self._clean: tuple[Path, int, int, int] | None = None
         self._frag_a: dict[tuple[Any, ...], str] = {}
         self._frag_b: dict[tuple[Any, ...], str] = {}
+        self.witness_error: str | None = None  # the last witness's refusal, if any
         self._ensure_head()
 
     def _ensure_head(self) -> None:
@@ -708,10 +753,30 @@ class AuditLog:
             lock_file = self._file_lock()
             try:
                 fcntl.flock(lock_file, fcntl.LOCK_EX)
-                return self._append_db(drafts, count, keys, force_checkpoint, ids)
+                result = self._append_db(drafts, count, keys, force_checkpoint, ids)
             finally:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
                 os.close(lock_file)
+        if result.checkpoint is not None and (self.audit.witness_dir is not None
+                                              or self.audit.witness_url):
+            self.witness_now()
+        return result
+
+    def witness_now(self) -> bool:
+        """Hand the newest checkpoint to the witnesses (``vern.audit.witness``). A refusal is
+        logged as an error and kept in ``witness_error``, not raised: the records are stored."""
+        from vern.audit.note import NoteError
+        from vern.audit.witness import WitnessError, witness
+        from vern.errors import VernError
+
+        try:
+            witness(self.database, self.settings, self.signer, self.audit)
+        except (WitnessError, NoteError, OSError, VernError) as exc:
+            self.witness_error = str(exc)
+            log.error("audit checkpoint not witnessed: %s", exc)
+            return False
+        self.witness_error = None
+        return True
 
     def _append_db(
         self, drafts: Iterable[tuple[Any, ...]], count: int, keys: Keys | None,
@@ -750,9 +815,20 @@ class AuditLog:
                 cur.execute(q["lock"])
                 tree_size, frontier_blob, cp_size_0, cp_ts_0, waiting = cur.fetchone()
                 pending = []
+                refused: list[tuple[str, str]] = []
+                fetched = 0
                 if waiting:
                     cur.execute(q["pending"], (self.audit.batch_max * 4,))
                     pending = cur.fetchall()
+                    fetched = len(pending)
+                if pending:
+                    cur.execute(q["sealed_ts"])
+                    sealed_ts_0 = int(cur.fetchone()[0] or 0)
+                    pending, refused, sealed_ts = self._screen(pending, sealed_ts_0)
+                    if refused:
+                        cur.executemany(q["quarantine"], refused)
+                    if sealed_ts != sealed_ts_0:
+                        cur.execute(q["set_sealed_ts"], (sealed_ts,))
             finally:
                 cur.close()
             self._trim_files(tree_size, cp_size_0)
@@ -883,8 +959,43 @@ class AuditLog:
             else:
                 self._clean = (write.path, write.end, frontier.size,
                                frontier.size if cp is not None else cp_size_0)
+        for reason, rid in refused:
+            log.error("audit record %s quarantined, not sealed: %s", rid, reason)
         return Appended(first, seq - 1, cp_size,
-                        more_pending=len(pending) >= self.audit.batch_max * 4)
+                        more_pending=fetched >= self.audit.batch_max * 4,
+                        quarantined=len(refused))
+
+    def _screen(self, pending: Sequence[Sequence[Any]], sealed_ts: int,
+                ) -> tuple[list[Sequence[Any]], list[tuple[str, str]], int]:
+        """The pending records (``FIELDS`` and ``mac``, in time order) that may be sealed,
+        ``(reason, id)`` of those that may not, and the newest sealed time after them. Refused:
+        no MAC or one that does not verify (written or changed by someone without the secret
+        key), a time more than ``seal_skew_seconds`` before the newest record sealed from the
+        pending queue or after now."""
+        key = pending_mac_key(self.settings.secret_bytes)
+        skew = int(self.audit.seal_skew_seconds * 1_000_000)
+        latest = now_us() + skew
+        ok: list[Sequence[Any]] = []
+        refused: list[tuple[str, str]] = []
+        for row in pending:
+            fields, mac = row[:len(FIELDS)], row[len(FIELDS)]
+            ts = int(fields[2])
+            if mac is None:
+                reason = "no MAC: not written by Vern's record()"
+            elif not hmac.compare_digest(str(mac), pending_mac(key, fields)):
+                reason = "the MAC does not verify: changed, or written without the secret key"
+            elif sealed_ts and ts < sealed_ts - skew:
+                reason = (f"time goes backwards: {us_to_datetime(ts).isoformat()} is "
+                          f"{(sealed_ts - ts) / 1e6:.0f} s before the newest sealed record "
+                          f"({us_to_datetime(sealed_ts).isoformat()})")
+            elif ts > latest:
+                reason = f"time in the future: {us_to_datetime(ts).isoformat()}"
+            else:
+                ok.append(fields)
+                sealed_ts = max(sealed_ts, ts)
+                continue
+            refused.append((reason[:200], str(fields[1])))
+        return ok, refused, sealed_ts
 
     def _insert_drafts(  # noqa: PLR0912, PLR0917 - the append, in one place
         self, conn: Connection, drafts: Iterable[tuple[Any, ...]], n: int, keys: Keys | None,
@@ -968,7 +1079,8 @@ class AuditLog:
     def needs_work(self) -> bool:
         """Pending records to seal, or a checkpoint due (read only, no lock)."""
         with self.database.engine.connect() as conn:
-            if conn.execute(select(AuditEvent.id).where(AuditEvent.seq.is_(None)).limit(1)).first():
+            if conn.execute(select(AuditEvent.id).where(
+                    AuditEvent.seq.is_(None), AuditEvent.quarantine.is_(None)).limit(1)).first():
                 return True
             head = head_of(conn)
         if head is None or head.tree_size <= head.checkpoint_size:
@@ -988,7 +1100,9 @@ class AuditLog:
             else:
                 total.last_seq = result.last_seq
                 total.checkpoint = result.checkpoint or total.checkpoint
-            if result.last_seq < result.first_seq or not result.more_pending:
+                total.quarantined += result.quarantined
+            if not result.more_pending or (result.last_seq < result.first_seq
+                                           and not result.quarantined):
                 return total
             force_checkpoint = force_checkpoint and result.checkpoint is None
 
@@ -1108,7 +1222,7 @@ def head_of(conn: Connection | Session) -> Any:
 def pending_count(database: Database) -> int:
     with database.engine.connect() as conn:
         return int(conn.execute(
-            text("SELECT count(*) FROM audit_events WHERE seq IS NULL")
+            text("SELECT count(*) FROM audit_events WHERE seq IS NULL AND quarantine IS NULL")
         ).scalar_one())
 
 

@@ -59,11 +59,59 @@ def verify(
 @app.command()
 def seal() -> None:
     """Seal records written by other transactions and sign a checkpoint now."""
-    from vern.audit.service import seal_now
+    from vern.audit.chain import log_for
 
     database, settings = _open()
-    size = seal_now(database, settings, checkpoint=True)
-    console.print(f"tree size {size}, checkpoint signed")
+    log = log_for(database, settings)
+    result = log.seal_pending(force_checkpoint=True)
+    console.print(f"tree size {result.last_seq + 1}, checkpoint signed")
+    if result.quarantined:
+        err.print(f"[bold red]{result.quarantined} pending records quarantined, not sealed[/] "
+                  "(`vern audit quarantined` lists them)", highlight=False)
+    if log.witness_error:
+        _fail(f"checkpoint not witnessed: {log.witness_error}")
+    if result.quarantined:
+        raise typer.Exit(1)
+
+
+@app.command()
+def witness() -> None:
+    """Hand the newest checkpoint to the witnesses (VERN_AUDIT_WITNESS_DIR / _URL) now."""
+    from vern.audit.chain import log_for
+
+    database, settings = _open()
+    log = log_for(database, settings)
+    if log.audit.witness_dir is None and not log.audit.witness_url:
+        _fail("no witness configured (VERN_AUDIT_WITNESS_DIR or VERN_AUDIT_WITNESS_URL)")
+    if not log.witness_now():
+        _fail(f"checkpoint not witnessed: {log.witness_error}")
+    console.print("[green]witnessed[/]")
+
+
+@app.command()
+def quarantined(
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000,
+                                       help="At most this many records.")] = 100,
+) -> None:
+    """Pending records that sealing refused (no valid MAC, a time going backwards): id, time,
+    action and reason, oldest first."""
+    from sqlalchemy import select
+
+    from vern.audit.chain import us_to_datetime
+    from vern.audit.models import AuditEvent
+
+    database, _settings = _open()
+    with database.engine.connect() as conn:
+        rows = conn.execute(
+            select(AuditEvent.id, AuditEvent.ts, AuditEvent.action, AuditEvent.quarantine)
+            .where(AuditEvent.quarantine.is_not(None), AuditEvent.seq.is_(None))
+            .order_by(AuditEvent.ts).limit(limit)).all()
+    if not rows:
+        console.print("no quarantined records")
+        return
+    for row in rows:
+        console.print(f"{row.id}  {us_to_datetime(row.ts).isoformat()}  {row.action}  "
+                      f"{row.quarantine}", highlight=False, markup=False)
 
 
 @app.command()
@@ -120,9 +168,12 @@ def expire() -> None:
 
 @app.command("public-key")
 def public_key() -> None:
-    """The Ed25519 public key that verifies checkpoints (base64), for customers and auditors."""
+    """The Ed25519 public key that verifies checkpoints (base64), for customers and auditors,
+    and the same key as a C2SP verifier key for the checkpoint notes."""
     from vern.audit.chain import Signer
+    from vern.audit.witness import origin
 
     _database, settings = _open()
     signer = Signer(settings)
     console.print(f"{signer.public_b64()}  (key id {signer.key_id})", highlight=False)
+    console.print(f"C2SP verifier key: {signer.vkey(origin(settings))}", highlight=False)

@@ -38,6 +38,11 @@ class AuditEvent(Base):
     request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     client_event_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     details: Mapped[str | None] = mapped_column(Text, nullable=True)  # canonical JSON text
+    # Not part of the canonical form. ``mac``: HMAC-SHA256 (hex) of a pending record's canonical
+    # form, made by the writing process with a key derived from the secret key (never stored);
+    # ``quarantine``: why sealing refused the record (it stays out of the tree).
+    mac: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    quarantine: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
     __table_args__ = (
         Index("ix_audit_events_resource_ts", "resource", "ts"),
@@ -64,6 +69,9 @@ class AuditHead(Base):
     # Retention removed every record before this position (a checkpoint's size).
     retained_from: Mapped[int] = mapped_column(BigInteger, default=0)
     lock_n: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The newest time of a record sealed from the pending queue: sealing refuses earlier times
+    # beyond ``VERN_AUDIT_SEAL_SKEW_SECONDS``.
+    sealed_ts: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class AuditCheckpoint(Base):

@@ -156,6 +156,16 @@ def consistency(database: Database, *, old: int, new: int | None = None) -> dict
     }
 
 
+def path_between(conn: Connection, old: int, new: int) -> list[bytes]:
+    """The RFC 9162 consistency path from a tree of size ``old`` to one of size ``new``
+    (any sizes, not only those of stored checkpoints: a witness's or a customer's)."""
+    if not 0 <= old <= new:
+        raise ProofUnavailable(detail="old: larger than new")
+    if old in (0, new):
+        return []
+    return consistency_path(old, new, _Nodes(conn, _anchor(conn)).mth)
+
+
 def check_inclusion(proof: dict[str, Any], signer: Signer | None = None) -> bool:
     """What a customer runs: leaf from the data, path to the root, signature on the root."""
     cp = proof["checkpoint"]

@@ -3,7 +3,8 @@ record. Every search and export is itself recorded (``audit.read``).
 
 API: ``GET /api/v1/audit/events`` (filters, cursor, ``format=json|csv|jsonl`` export),
 ``POST /api/v1/audit/events`` (ingest, API token with ``audit.ingest``),
-``GET /api/v1/audit/checkpoint``, ``GET /api/v1/audit/proofs/inclusion``,
+``GET /api/v1/audit/checkpoint`` (and ``checkpoint.note``, a C2SP signed note),
+``GET /api/v1/audit/proofs/inclusion``,
 ``GET /api/v1/audit/proofs/consistency``, ``GET /api/v1/audit/alerts``.
 Console: ``/console/audit`` and ``/console/audit/alerts``.
 """
@@ -11,23 +12,23 @@ Console: ``/console/audit`` and ``/console/audit/alerts``.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from sqlalchemy import select
 
 from vern.accounts.deps import DatabaseDep, SettingsDep, TenantDB, require
 from vern.accounts.roles import Perm
 from vern.accounts.service import Actor
 from vern.audit import ingest as ingest_mod
-from vern.audit import proofs, query
+from vern.audit import proofs, query, witness
 from vern.audit.chain import Signer
 from vern.audit.models import AuditEvent
 from vern.audit.service import record
 from vern.console.templating import render
-from vern.errors import Forbidden, InvalidInput, NotFound
+from vern.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 router = APIRouter(tags=["audit"])
 pages = APIRouter(include_in_schema=False)
@@ -100,18 +101,51 @@ def ingest_events(body: ingest_mod.IngestBatch,
                              events=body.events)
 
 
-@router.get("/api/v1/audit/checkpoint")
-def latest_checkpoint(actor: ReadActor, database: DatabaseDep,
-                      settings: SettingsDep) -> dict[str, object]:
-    """The newest signed checkpoint and the public key that verifies it."""
+@router.get("/api/v1/audit/checkpoint", response_model=None)
+def latest_checkpoint(request: Request, actor: ReadActor, database: DatabaseDep,
+                      settings: SettingsDep) -> dict[str, object] | Response:
+    """The newest signed checkpoint and the public key that verifies it; with
+    ``Accept: text/plain``, the checkpoint as a C2SP signed note (as ``checkpoint.note``)."""
+    accept = request.headers.get("accept", "")
+    if "text/plain" in accept and "application/json" not in accept:
+        return checkpoint_note(actor, database, settings)
     with database.engine.connect() as conn:
         try:
-            cp = proofs.checkpoint_json(proofs._checkpoint(conn, None))
+            found = proofs._checkpoint(conn, None)
+            cp = proofs.checkpoint_json(found)
         except NotFound:
-            cp = None
+            found = cp = None
     signer = Signer(settings)
+    origin = witness.origin(settings)
+    note = _note_of(signer, origin, found) if found is not None else None
     return {"checkpoint": cp, "public_key": signer.public_b64(),
-            "algorithm": "Ed25519", "hash": "RFC 9162 SHA-256"}
+            "algorithm": "Ed25519", "hash": "RFC 9162 SHA-256",
+            "origin": origin, "verifier_key": signer.vkey(origin), "note": note}
+
+
+def _note_of(signer: Signer, origin: str, cp: Any) -> str | None:
+    """The C2SP note of a stored checkpoint - made only when its own signature verifies, so
+    that a row changed in the database is never signed anew."""
+    if not signer.verify(cp.key_id, cp.tree_size, bytes(cp.root), cp.ts, bytes(cp.signature)):
+        return None
+    return signer.note(origin, cp.tree_size, bytes(cp.root))
+
+
+@router.get("/api/v1/audit/checkpoint.note", response_class=PlainTextResponse)
+def checkpoint_note(actor: ReadActor, database: DatabaseDep,
+                    settings: SettingsDep) -> Response:
+    """The newest checkpoint as a C2SP ``tlog-checkpoint`` signed note (``text/plain``)."""
+    with database.engine.connect() as conn:
+        found = witness.newest_checkpoint(conn)
+    if found is None:
+        raise Conflict(detail="no checkpoint yet: one is signed within a minute of the first "
+                              "record (or run `vern audit seal`)")
+    signer = Signer(settings)
+    note = _note_of(signer, witness.origin(settings), found)
+    if note is None:
+        raise Conflict(detail="the newest checkpoint's signature does not verify "
+                              "(run `vern audit verify`)")
+    return PlainTextResponse(note, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/api/v1/audit/proofs/inclusion")

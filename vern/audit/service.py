@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from vern.audit import spill
 from vern.audit.chain import (
+    FIELDS,
     AuditLog,
     Keys,
     Sealer,
@@ -42,6 +43,8 @@ from vern.audit.chain import (
     canonical_details,
     log_for,
     now_us,
+    pending_mac,
+    pending_mac_key,
     resolve_keys,
 )
 from vern.audit.models import AuditEvent
@@ -127,7 +130,7 @@ def event_row(
             session, ts=ts, actor_user_id=actor_user_id, org_id=org_id, actor_ref=None,
             ip=ip, ua=ua, name=actor_name[:200] if actor_name else None,
         )
-    return {
+    row = {
         "id": new_id(),
         "seq": None,
         "ts": ts,
@@ -144,6 +147,13 @@ def event_row(
         "details": canonical_details(details),
         **personal,
     }
+    row["mac"] = pending_mac(_mac_key(), [row[f] for f in FIELDS])
+    return row
+
+
+def _mac_key() -> bytes:
+    settings = _writer.settings if _writer is not None else get_settings()
+    return pending_mac_key(settings.secret_bytes)
 
 
 # -- the background writer ----------------------------------------------------------------------

@@ -45,6 +45,19 @@ class AuditSettings(BaseSettings):
     alert_failed_window_minutes: int = Field(default=15, ge=1)
     alert_people_read: int = Field(default=200, ge=2)
     alert_people_window_minutes: int = Field(default=60, ge=1)
+    # Sealing: a pending record whose time is more than this before the newest record sealed
+    # from the pending queue (or after now) is quarantined, not sealed.
+    seal_skew_seconds: float = Field(default=300.0, ge=0, le=86_400)
+    # The origin line (and key name) of the C2SP checkpoint note; empty: the host of
+    # VERN_BASE_URL followed by ``/audit``.
+    origin: str = Field(default="", max_length=200)
+    # Witnesses of the signed checkpoints, outside Vern's database and log files: a directory
+    # (another disk, mount or host) that keeps the newest witnessed checkpoint, and/or a C2SP
+    # tlog-witness (``<prefix>/add-checkpoint``) with its verifier key (``name+hash+base64``).
+    witness_dir: Path | None = None
+    witness_url: str = Field(default="", max_length=500)
+    witness_key: str = Field(default="", max_length=300)
+    witness_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
 
     @field_validator("previous_public_keys", mode="before")
     @classmethod

@@ -48,7 +48,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        what = f"record seq {self.seq}" if self.seq is not None else "log"
+        what = (f"record seq {self.seq}" if self.seq is not None
+                else "record" if self.record_id else "log")
         if self.record_id:
             what += f" (id {self.record_id})"
         return f"{what} in {self.where}: {self.message}"
@@ -165,19 +166,47 @@ def verify(database: Database, settings: Settings, *, files: bool = True,
 
     The fast pass (``vern.audit.verify_fast``) runs first; only when it finds anything amiss
     does the exact pass below run, to name the first bad record and where it is."""
-    if fast:
-        found = _fast(database, settings, files)
-        if found is not None:
-            return found
-    report = Report()
-    closers: list[Callable[[], None]] = []
-    try:
-        with contextlib.suppress(_Stop):
-            _verify(database, settings, files, report, closers)
-    finally:
-        for close in closers:
-            close()
+    found = _fast(database, settings, files) if fast else None
+    if found is not None:
+        report = found
+    else:
+        report = Report()
+        closers: list[Callable[[], None]] = []
+        try:
+            with contextlib.suppress(_Stop):
+                _verify(database, settings, files, report, closers)
+        finally:
+            for close in closers:
+                close()
+    if report.problem is None:
+        _evidence(database, settings, report)
     return report
+
+
+def _evidence(database: Database, settings: Settings, report: Report) -> None:
+    """What the records and checkpoints alone cannot show: pending records that sealing
+    refused (quarantined), and a trail shorter than, or not consistent with, the newest
+    checkpoint a witness kept (``vern.audit.witness``)."""
+    from vern.audit.witness import check_trail
+
+    with database.engine.connect() as conn:
+        quarantined = conn.execute(
+            select(AuditEvent.id, AuditEvent.quarantine)
+            .where(AuditEvent.quarantine.is_not(None), AuditEvent.seq.is_(None))
+            .order_by(AuditEvent.ts).limit(1)).first()
+        if quarantined is not None:
+            n = conn.scalar(select(func.count()).select_from(AuditEvent).where(
+                AuditEvent.quarantine.is_not(None), AuditEvent.seq.is_(None))) or 0
+            report.problem = Problem(
+                None, quarantined.id, "database",
+                f"not sealed, quarantined: {quarantined.quarantine} ({n} quarantined records: "
+                "`vern audit quarantined` lists them)")
+            return
+    problem, note = check_trail(database, settings, Signer(settings))
+    if problem is not None:
+        report.problem = Problem(None, None, "the database and files", problem)
+    elif note:
+        report.notes.append(note)
 
 
 def _fast(  # noqa: PLR0911, PLR0912, PLR0915 - every check gives up the same way
@@ -195,7 +224,8 @@ def _fast(  # noqa: PLR0911, PLR0912, PLR0915 - every check gives up the same wa
             conn.execute(select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size))
         }
         pending = int(conn.scalar(
-            select(func.count()).select_from(AuditEvent).where(AuditEvent.seq.is_(None))
+            select(func.count()).select_from(AuditEvent).where(
+                AuditEvent.seq.is_(None), AuditEvent.quarantine.is_(None))
         ) or 0)
     tree_size = head.tree_size if head is not None else 0
     start = head.retained_from if head is not None else 0
@@ -287,7 +317,8 @@ def _verify(  # noqa: PLR0912, PLR0915 - one pass over both copies
             for r in conn.execute(select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size))
         ]
         report.pending = int(conn.scalar(
-            select(func.count()).select_from(AuditEvent).where(AuditEvent.seq.is_(None))
+            select(func.count()).select_from(AuditEvent).where(
+                AuditEvent.seq.is_(None), AuditEvent.quarantine.is_(None))
         ) or 0)
     tree_size = head.tree_size if head is not None else 0
     report.tree_size = tree_size
