@@ -123,6 +123,29 @@ def test_the_trail_exports_as_csv_without_formulas(
     assert table[0]["ip"] == "198.51.100.1"
 
 
+def test_the_csv_export_writes_formula_like_values_as_text(
+    db: Database, settings: Settings, personas: Personas, login: Any
+) -> None:
+    token = set_request(RequestContext("seed", "198.51.100.9", "@SUM(A1:A9)", "GET", "/x"))
+    try:
+        with db.transaction(Scope.system("seed")) as session:
+            service.record(session, "child.read", org_id=personas.tenant_a,
+                           actor_user_id=personas.alice.user_id,
+                           resource='=HYPERLINK("http://x.invalid","klikk")',
+                           details={"fields": ["name"]})
+    finally:
+        reset_request(token)
+    service.seal_now(db, settings)
+    alice = login(personas.alice)
+    res = alice.get("/api/v1/audit/events", params={"format": "csv", "action": "child.read"})
+    [row] = list(csv.DictReader(io.StringIO(res.text)))
+    assert row["resource"] == "'=HYPERLINK(\"http://x.invalid\",\"klikk\")"
+    assert row["user_agent"] == "'@SUM(A1:A9)"
+    assert row["ip"] == "198.51.100.9"
+    exact = alice.get("/api/v1/audit/events", params={"action": "child.read"}).json()["items"][0]
+    assert exact["resource"] == '=HYPERLINK("http://x.invalid","klikk")'  # JSON keeps the value
+
+
 def test_no_interface_edits_or_deletes_a_record(personas: Personas, login: Any) -> None:
     dave = login(personas.dave)
     for method in ("PUT", "PATCH", "DELETE"):
