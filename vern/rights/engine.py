@@ -348,6 +348,9 @@ class Job:
     stored: list[str] = field(default_factory=list)  # databases carried on from stored plans
     outcome: dict[str, tuple[str, int, int, str | None]] = field(default_factory=dict)
     package: bytes | None = None
+    # (key id, e-mail, locale) of the staff to tell if this run, the last automatic attempt,
+    # ends partial: read before the run, as the finish's transaction may be pipelined
+    staff: list[tuple[str, str, str]] = field(default_factory=list)
     moved: int = 0  # planned rows written in this run (progress)
     result: str = ""
 

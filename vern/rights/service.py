@@ -614,6 +614,11 @@ def run(
     if skipped:
         engine.close()
         return request_row_status(database, request_id)
+    try:
+        _staff_for_last_attempts(database, jobs)
+    except BaseException:
+        engine.close()
+        raise
     engine.process(jobs)  # on the connection the request was loaded with; closes it
     if not jobs[0].claimed:
         return request_row_status(database, request_id)
@@ -636,6 +641,7 @@ def run_batch(
     engine = Engine(database, data_map, secret(), urls=urls, batch_rows=rights_settings().batch_rows)
     try:
         jobs, results = _load_jobs(engine, request_ids, resume=False, strict=False)
+        _staff_for_last_attempts(database, jobs)
     except BaseException:
         engine.close()
         raise
@@ -1177,15 +1183,13 @@ def _tell_staff_given_up(session: Session, job: Any, attempts: int, error: str) 
     from vern.rights.engine import book, book_mail
 
     told = 0
-    for user in _staff(session, job.org_id):
-        if user.email.value is None:
-            continue
-        lang = user.locale if user.locale in GIVEN_UP_MAIL else "nb"
+    for key_id, email, locale in job.staff:
+        lang = locale if locale in GIVEN_UP_MAIL else "nb"
         subject, body = GIVEN_UP_MAIL[lang]
         book_mail(
             session,
-            key_id=user.key_id,
-            to=user.email.value,
+            key_id=key_id,
+            to=email,
             kind="rights.retries_exhausted",
             org_id=job.org_id,
             subject=subject,
@@ -1201,6 +1205,24 @@ def _tell_staff_given_up(session: Session, job: Any, attempts: int, error: str) 
         outcome="failure",
         details={"new": {"attempts": attempts, "told": told}},
     )
+
+
+def _staff_for_last_attempts(database: Database, jobs: list[Any]) -> None:
+    """Read who is to be told for the jobs whose run is their last automatic attempt (before the
+    run: the finish writes the mail without reading anything)."""
+    last = [j for j in jobs if j.attempts + 1 >= rights_settings().retry_max_attempts]
+    if not last:
+        return
+    found: dict[str, list[tuple[str, str, str]]] = {}
+    with database.transaction(Scope.system("rights staff to tell")) as session:
+        for job in last:
+            if job.org_id not in found:
+                found[job.org_id] = [
+                    (user.key_id, user.email.value, user.locale)
+                    for user in _staff(session, job.org_id)
+                    if user.email.value is not None
+                ]
+            job.staff = found[job.org_id]
 
 
 def retry_backoff(attempts: int, cfg: RightsSettings | None = None) -> timedelta:
