@@ -225,8 +225,15 @@ class VernMiddleware:
         raw_headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         peer = scope["client"][0] if scope.get("client") else "0.0.0.0"  # noqa: S104
         status = 500
+        security = self.headers
+
+        async def send_secured(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":  # the same security headers as any answer
+                message["headers"] = [*message.get("headers", ()), *security]
+            await send(message)
+
         try:
-            status = await handler(scope, receive, send, self.client_ip(peer, raw_headers))
+            status = await handler(scope, receive, send_secured, self.client_ip(peer, raw_headers))
         finally:
             self.metrics.observe_fast(scope["method"], scope["path"], status,
                                       time.perf_counter() - started)

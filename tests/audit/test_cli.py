@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sqlalchemy import insert, select, update
+import pytest
+from sqlalchemy import insert, select, text, update
 
 from tests.audit.helpers import audit_log, fill
 from tests.conftest import make_settings
@@ -80,3 +81,31 @@ def test_witness_quarantine_and_key_from_the_command_line(
     assert "00000000-0000-7000-8000-00000000beef" in listed.stdout and "no MAC" in listed.stdout
     bad = run(["verify"], env)
     assert bad.returncode == 1 and "quarantined" in bad.stderr
+@pytest.mark.parametrize(
+    ("column", "value", "named"),
+    [
+        ("root", "'3q2+7w=='", "audit_checkpoints row at tree size 40: column root holds text"),
+        ("signature", "'ikke en signatur'", "tree size 40: column signature holds text"),
+        ("ts", "'i går'", "tree size 40: column ts holds text"),
+        ("tree_size", "'førti'", "(tree_size 'førti'): column tree_size holds text"),
+        ("root", "x'00ff'", "tree size 40: column root holds 2 bytes, not 32"),
+    ],
+)
+def test_verify_reports_a_wrongly_typed_checkpoint_column_without_a_traceback(
+    sqlite_db: Database, tmp_path: Path, column: str, value: str, named: str
+) -> None:
+    settings = make_settings(sqlite_db.url, tmp_path)
+    fill(audit_log(sqlite_db, settings), sqlite_db, 40)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VERN_")}
+    env.update({"VERN_ENV": "dev", "VERN_DATABASE_URL": sqlite_db.url,
+                "VERN_AUDIT_LOG_DIR": str(settings.audit_log_dir), "COLUMNS": "300"})
+    assert run(["verify"], env).returncode == 0
+    with sqlite_db.engine.begin() as conn:  # SQLite keeps a value of any type in any column
+        conn.execute(text(f"UPDATE audit_checkpoints SET {column} = {value} "  # noqa: S608
+                          "WHERE tree_size = 40"))
+
+    bad = run(["verify"], env)
+
+    assert bad.returncode == 1, bad.stdout
+    assert "Traceback" not in bad.stderr, bad.stderr
+    assert "verification failed" in bad.stderr and named in " ".join(bad.stderr.split()), bad.stderr

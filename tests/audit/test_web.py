@@ -123,6 +123,80 @@ def test_the_trail_exports_as_csv_without_formulas(
     assert table[0]["ip"] == "198.51.100.1"
 
 
+def test_the_csv_export_writes_formula_like_values_as_text(
+    db: Database, settings: Settings, personas: Personas, login: Any
+) -> None:
+    token = set_request(RequestContext("seed", "198.51.100.9", "@SUM(A1:A9)", "GET", "/x"))
+    try:
+        with db.transaction(Scope.system("seed")) as session:
+            service.record(session, "child.read", org_id=personas.tenant_a,
+                           actor_user_id=personas.alice.user_id,
+                           resource='=HYPERLINK("http://x.invalid","klikk")',
+                           details={"fields": ["name"]})
+    finally:
+        reset_request(token)
+    service.seal_now(db, settings)
+    alice = login(personas.alice)
+    res = alice.get("/api/v1/audit/events", params={"format": "csv", "action": "child.read"})
+    [row] = list(csv.DictReader(io.StringIO(res.text)))
+    assert row["resource"] == "'=HYPERLINK(\"http://x.invalid\",\"klikk\")"
+    assert row["user_agent"] == "'@SUM(A1:A9)"
+    assert row["ip"] == "198.51.100.9"
+    exact = alice.get("/api/v1/audit/events", params={"action": "child.read"}).json()["items"][0]
+    assert exact["resource"] == '=HYPERLINK("http://x.invalid","klikk")'  # JSON keeps the value
+
+
+VISITOR = "195.159.103.82"
+STATIC = ["/static/consent/vern-consent.js", "/static/stats/vern-stats.js", "/static/console/vern.css"]
+
+
+def _requests_from_visitor(
+    db: Database, settings: Settings, dave: TestClient
+) -> tuple[dict[str, str | None], set[str]]:
+    """({path: recorded address} of the anonymous requests, {paths of the records found by the
+    visitor's full address})."""
+    service.flush_writer()
+    service.seal_now(db, settings)
+    items = _items(dave, org="*", action="http.request", limit=500)
+    full = {i["resource"] for i in _items(dave, org="*", ip=VISITOR, limit=500)}
+    return {i["resource"]: i["ip"] for i in items if i["actor_user_id"] is None}, full
+
+
+def test_static_files_are_out_of_the_trail_by_default(
+    app: Any, db: Database, settings: Settings, personas: Personas, login: Any
+) -> None:
+    dave = login(personas.dave)
+    with TestClient(app, base_url="http://testserver", client=(VISITOR, 50123)) as visitor:
+        for path in STATIC:
+            assert visitor.get(path).status_code == 200
+        assert visitor.get("/static/stats/nothing-here.js").status_code == 404
+        assert visitor.get("/login").status_code == 200  # an ordinary page: recorded
+    recorded, full = _requests_from_visitor(db, settings, dave)
+    assert not [p for p in recorded if p.startswith("/static/")]
+    assert recorded["/login"] == VISITOR and full == {"/login"}
+
+
+def test_static_files_when_recorded_keep_only_the_truncated_address(  # noqa: PLR0917 - fixtures
+    app: Any, db: Database, settings: Settings, personas: Personas, login: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from vern.audit.settings import audit_settings
+
+    monkeypatch.setenv("VERN_AUDIT_STATIC_FILES", "true")
+    audit_settings.cache_clear()
+    try:
+        dave = login(personas.dave)
+        with TestClient(app, base_url="http://testserver", client=(VISITOR, 50123)) as visitor:
+            for path in STATIC:
+                assert visitor.get(path).status_code == 200
+        recorded, full = _requests_from_visitor(db, settings, dave)
+    finally:
+        monkeypatch.delenv("VERN_AUDIT_STATIC_FILES")
+        audit_settings.cache_clear()
+    assert {p: recorded.get(p) for p in STATIC} == dict.fromkeys(STATIC, "195.159.103.0")
+    assert not full  # the full address is in no record
+
+
 def test_no_interface_edits_or_deletes_a_record(personas: Personas, login: Any) -> None:
     dave = login(personas.dave)
     for method in ("PUT", "PATCH", "DELETE"):

@@ -271,3 +271,35 @@ def test_the_summary_is_in_english_when_the_person_asked_in_english(
     assert '<html lang="en">' in html and "Your personal data" in html
     assert "Purpose" in html and "Recipients" in html and "Kept" in html and "Datatilsynet" in html
     assert "Kept five years" in html and person["name"] in html and "Formål" not in html
+
+
+def test_the_access_package_csv_writes_formula_like_values_as_text_and_json_keeps_them(
+    sqlite_db: Database, world: Personas, sqlite_product: Product
+) -> None:
+    import csv
+
+    from sqlalchemy import update
+
+    person = sqlite_product.person(world.tenant_a, 1)
+    name, phone = '=HYPERLINK("http://x.invalid","Ola")', "+47 912 34 567"
+    users = demo.metadata.tables["users"]
+    with engine_for(sqlite_product.url).begin() as conn:
+        conn.execute(update(users).where(users.c.id == person["id"]).values(name=name, phone=phone))
+    request_id = file_request(sqlite_db, world.tenant_a, "access", {"email": person["email"]})
+
+    assert service.run(sqlite_db, request_id, data_map=sqlite_product.data_map,
+                       urls=sqlite_product.urls) == "done"
+
+    with sqlite_db.transaction(Scope.tenant(world.tenant_a)) as session:
+        body, _name = service.download_for_staff(session, request_id, actor_user_id=None)
+    archive = zipfile.ZipFile(io.BytesIO(body))
+    [row] = list(csv.DictReader(io.StringIO(archive.read("csv/laerbar.main.users.csv").decode())))
+    assert row["name"] == "'" + name and row["phone"] == "'" + phone
+    assert row["email"] == person["email"]
+    for path in archive.namelist():  # no cell of any table starts like a formula
+        if path.endswith(".csv"):
+            cells = [c for r in csv.reader(io.StringIO(archive.read(path).decode())) for c in r]
+            assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")], path
+    data = json.loads(archive.read("data.json"))
+    [user] = data["systems"]["laerbar"]["databases"]["main"]["users"]["rows"]
+    assert user["name"] == name and user["phone"] == phone  # the exact values

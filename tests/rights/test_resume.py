@@ -64,8 +64,10 @@ def test_it_finishes_exactly_once_after_a_crash_at_every_step(
     email = demo.person(1, __import__("random").Random(7))["email"]
     reference = _product(tmp_path, "reference.db", world)
     steps: list[str] = []
-    _erase(sqlite_db, world, reference, email, on_step=steps.append, batch_rows=batch_rows)
+    reference_id, _ = _erase(sqlite_db, world, reference, email, on_step=steps.append, batch_rows=batch_rows)
     expected = _state(reference)
+    expected_counts = _counts(sqlite_db, reference_id)
+    assert expected_counts["summary"]["laerbar.main"][0] > 0  # the person has rows to count
     # in chunks: several product transactions, so crashes land between them; in one: the plan,
     # the product transaction, and checkpoint with finish together
     assert len(steps) >= (8 if batch_rows == 4 else 5), steps
@@ -108,7 +110,34 @@ def test_it_finishes_exactly_once_after_a_crash_at_every_step(
                 select(func.count()).select_from(LedgerEntry).where(LedgerEntry.request_id == request_id)
             )
         assert entries == 1  # one ledger entry per erased person and database
+        # the counts are those of a run that never crashed: nothing counted twice or lost
+        assert _counts(sqlite_db, request_id) == expected_counts, f"crash at step {k} ({step})"
         forget(url)
+
+
+def _counts(database: Database, request_id: str) -> dict[str, Any]:
+    """Every row count a request keeps: the summary's, its parts', its ledger entries' and the
+    progress."""
+    from vern.rights.models import Part, RightsRequest
+
+    with database.transaction(Scope.system("test")) as session:
+        req = session.get(RightsRequest, request_id)
+        assert req is not None and req.summary is not None
+        parts = session.execute(
+            select(Part.database, Part.rows_found, Part.rows_done).where(Part.request_id == request_id)
+        ).all()
+        ledger = session.execute(
+            select(LedgerEntry.database, LedgerEntry.rows).where(LedgerEntry.request_id == request_id)
+        ).all()
+        return {
+            "summary": {
+                name: (db["rows_found"], db["rows_done"]) for name, db in req.summary["databases"].items()
+            },
+            "rows_found": req.summary["rows_found"],
+            "parts": sorted(tuple(p) for p in parts),
+            "ledger": sorted(tuple(e) for e in ledger),
+            "progress": (req.progress_done, req.progress_total),
+        }
 
 
 def _latest_request(database: Database) -> str:
@@ -304,3 +333,122 @@ def test_a_runner_that_read_a_request_before_another_claimed_it_does_nothing(
             select(func.count()).select_from(LedgerEntry).where(LedgerEntry.request_id == request_id)
         )
     forget(url)
+
+
+def _publish(database: Database) -> None:
+    from vern.datamap.service import publish_map
+
+    with database.transaction(Scope.system("test map")) as session:
+        publish_map(session, demo.map_text(), source="laerbar.yaml")
+
+
+def _age(database: Database, request_id: str, seconds: float) -> None:
+    """Move the request's last run back in time (the wait before a retry is measured from it)."""
+    from datetime import timedelta
+
+    from vern.rights.models import RightsRequest
+
+    with database.transaction(Scope.system("test")) as session:
+        req = session.get(RightsRequest, request_id)
+        assert req is not None and req.heartbeat_at is not None
+        req.heartbeat_at = req.heartbeat_at - timedelta(seconds=seconds)
+
+
+def _flaky_erasure(
+    database: Database, world: Personas, tmp_path: Path, email: str
+) -> tuple[str, str, Path, Path]:
+    """An erasure left partial: its database went away after the plan was stored."""
+    url = _product(tmp_path, "flaky.db", world)
+    path, away = tmp_path / "flaky.db", tmp_path / "away.db"
+
+    def lose_it(name: str) -> None:
+        if name.startswith("planned:"):
+            forget(url)
+            path.rename(away)  # the server is gone (an empty file answers instead)
+
+    request_id, status = _erase(database, world, url, email, on_step=lose_it, batch_rows=500)
+    assert status == "partial"
+    return request_id, url, path, away
+
+
+def test_the_worker_retries_a_partial_request_with_backoff_until_its_database_is_back(
+    sqlite_db: Database, world: Personas, tmp_path: Path, mailer: Any
+) -> None:
+    from vern.rights.service import retry_backoff, run_pending
+
+    _publish(sqlite_db)
+    email = demo.person(3, __import__("random").Random(7))["email"]
+    reference = _product(tmp_path, "reference.db", world)
+    reference_id, _ = _erase(sqlite_db, world, reference, email, batch_rows=500)
+    expected, expected_counts = _state(reference), _counts(sqlite_db, reference_id)
+    request_id, url, path, away = _flaky_erasure(sqlite_db, world, tmp_path, email)
+    urls = {"laerbar.main": url}
+
+    run_pending(sqlite_db, urls=urls)  # the wait after the first attempt is not over
+    assert request_row(sqlite_db, request_id).status == "partial"
+    assert request_row(sqlite_db, request_id).attempts == 1
+
+    _age(sqlite_db, request_id, retry_backoff(1).total_seconds() + 1)
+    run_pending(sqlite_db, urls=urls)  # retried, the database is still away
+    req = request_row(sqlite_db, request_id)
+    assert (req.status, req.attempts) == ("partial", 2)
+
+    _age(sqlite_db, request_id, retry_backoff(1).total_seconds() + 1)  # the wait has doubled
+    run_pending(sqlite_db, urls=urls)
+    assert request_row(sqlite_db, request_id).attempts == 2
+
+    forget(url)
+    path.unlink()
+    away.rename(path)  # the database is back
+    _age(sqlite_db, request_id, retry_backoff(2).total_seconds() + 1)
+    results = dict(run_pending(sqlite_db, urls=urls))
+
+    assert results[request_id] == "done"
+    assert request_row(sqlite_db, request_id).status == "done"
+    assert _state(url) == expected
+    got = _counts(sqlite_db, request_id)
+    assert {k: v for k, v in got.items() if k != "progress"} == {
+        k: v for k, v in expected_counts.items() if k != "progress"
+    }
+    assert not [m for m in mailer.sent if "could not be completed" in m.subject.lower()
+                or "kunne ikke fullføres" in m.subject]
+    forget(url)
+
+
+def test_after_the_last_automatic_attempt_staff_are_told_and_the_worker_stops(
+    sqlite_db: Database, world: Personas, tmp_path: Path, mailer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vern.audit.models import AuditEvent
+    from vern.rights.service import retry_backoff, run_pending
+    from vern.rights.settings import rights_settings
+
+    monkeypatch.setenv("VERN_RIGHTS_RETRY_MAX_ATTEMPTS", "2")
+    rights_settings.cache_clear()
+    try:
+        _publish(sqlite_db)
+        email = demo.person(3, __import__("random").Random(7))["email"]
+        request_id, url, _path, _away = _flaky_erasure(sqlite_db, world, tmp_path, email)
+        urls = {"laerbar.main": url}
+        assert not [m for m in mailer.sent if m.to == world.alice.email]
+
+        _age(sqlite_db, request_id, retry_backoff(1).total_seconds() + 1)
+        run_pending(sqlite_db, urls=urls)  # the second and last attempt fails too
+
+        req = request_row(sqlite_db, request_id)
+        assert (req.status, req.attempts) == ("partial", 2)
+        told = {m.to for m in mailer.sent if m.subject in (
+            "A request could not be completed", "En forespørsel kunne ikke fullføres")}
+        # the customer's admin and the vendor's privacy officer; not the other customer's admin
+        assert {world.alice.email, world.erik.email} <= told
+        assert world.carol.email not in told
+        with sqlite_db.transaction(Scope.system("test")) as session:
+            assert session.scalar(select(func.count()).select_from(AuditEvent).where(
+                AuditEvent.action == "rights.request.retries_exhausted",
+                AuditEvent.resource == f"rights_request:{request_id}")) == 1
+
+        _age(sqlite_db, request_id, 30 * 86_400)
+        run_pending(sqlite_db, urls=urls)  # no attempts left: it waits for staff
+        assert request_row(sqlite_db, request_id).attempts == 2
+        forget(url)
+    finally:
+        rights_settings.cache_clear()

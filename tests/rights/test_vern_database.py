@@ -193,3 +193,31 @@ def test_a_product_commit_that_fails_fails_the_part_and_the_retry_finishes(
     assert status == "done"
     _check_done(db, request_id)
     forget(url)
+
+
+@pytest.mark.parametrize("kind", ["access", "erasure"])
+def test_the_last_failed_attempt_tells_staff_on_either_engine(
+    db: Database, people: Personas, tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The finish of a request whose attempts are used up looks up and mails staff inside the
+    run's bookkeeping transaction (on PostgreSQL, within its pipeline)."""
+    from vern.rights.settings import rights_settings
+
+    monkeypatch.setenv("VERN_RIGHTS_RETRY_MAX_ATTEMPTS", "1")
+    rights_settings.cache_clear()
+    try:
+        request_id = file_request(db, people.tenant_a, kind, {"email": "kari.nordmann@example.com"})
+        missing = f"sqlite:///{tmp_path / 'ingen' / 'slik.db'}"  # a database that cannot be opened
+        status = service.run(db, request_id, data_map=load_map(demo.map_text()),
+                             urls={"laerbar.main": missing})
+    finally:
+        rights_settings.cache_clear()
+    assert status == "partial"
+    with db.transaction(Scope.system("test")) as session:
+        told = session.scalar(select(func.count()).select_from(OutboxMessage).where(
+            OutboxMessage.kind == "rights.retries_exhausted"))
+        actions = set(session.scalars(select(AuditEvent.action).where(
+            AuditEvent.resource == f"rights_request:{request_id}")))
+    assert told == 2  # the customer's admin and the vendor's privacy officer
+    assert {"rights.request.partial", "rights.request.retries_exhausted"} <= actions
+    forget(missing)

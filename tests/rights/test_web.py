@@ -254,3 +254,40 @@ def test_the_console_shows_what_is_due_and_overdue(
     assert "overdue" not in rows[ids[2]] and "due soon" not in rows[ids[2]]
     api = alice.get(f"/api/v1/rights/requests/{ids[0]}").json()
     assert api["due_state"] == "overdue"
+
+
+def test_portal_visitors_are_recorded_with_the_truncated_address(  # noqa: PLR0917 - fixtures
+    app: Any, db: Database, settings: Any, laerbar: list[dict[str, Any]], mails: notify.MemoryMailer,
+    login: Any, personas: Personas,
+) -> None:
+    from vern.audit import service as audit_service
+
+    person, visitor_ip = laerbar[1], "195.159.103.82"
+    with TestClient(app, base_url="http://testserver", client=(visitor_ip, 50123)) as visitor:
+        assert visitor.get("/p/fjellheim/rights").status_code == 200
+        form = visitor.get("/p/fjellheim/rights/new?kind=access")
+        sent = visitor.post(
+            "/p/fjellheim/rights/new",
+            data={"csrf_token": _csrf(form.text), "kind": "access", "email": person["email"]},
+            follow_redirects=False,
+        )
+        assert sent.status_code == 303
+        page = visitor.get(sent.headers["location"])
+        wrong = visitor.post(sent.headers["location"],
+                             data={"csrf_token": _csrf(page.text), "code": "000000"})
+        assert wrong.status_code == 422
+        assert visitor.get("/p/ingen-slik/rights").status_code == 404
+    audit_service.flush_writer()
+    audit_service.seal_now(db, settings)
+
+    dave = login(personas.dave)
+    found = dave.get("/api/v1/audit/events", params={"org": "*", "ip": visitor_ip, "limit": 500})
+    assert found.status_code == 200 and found.json()["items"] == []  # the full address is nowhere
+    items = dave.get("/api/v1/audit/events", params={"org": "*", "limit": 500}).json()["items"]
+    portal = [i for i in items if (i["resource"] or "").startswith("/p/")]
+    assert {i["resource"] for i in portal} >= {"/p/fjellheim/rights", "/p/fjellheim/rights/new",
+                                               "/p/ingen-slik/rights"}
+    assert {i["ip"] for i in portal} == {"195.159.103.0"}
+    # the records the service wrote for the request (created, code sent, wrong code) too
+    service_records = [i for i in items if i["action"].startswith("rights.")]
+    assert service_records and {i["ip"] for i in service_records} == {"195.159.103.0"}

@@ -172,3 +172,20 @@ def test_two_visits_of_one_visitor_in_one_batch_are_both_stored(
     with db.transaction(Scope.tenant(org)) as session:
         rep = report.build(session, site, date(2026, 3, 1), date(2026, 3, 31), "day")
     assert (rep.totals.visits, rep.totals.bounces, rep.totals.visitors) == (3, 1, 1)
+
+
+def test_the_csv_report_writes_formula_like_values_as_text() -> None:
+    import csv
+    import io
+
+    from vern.stats.report import Bucket, Report
+
+    rep = Report(site_id="s", start=date(2026, 3, 1), end=date(2026, 3, 31), interval="month",
+                 totals=Bucket("2026-03-01", pageviews=3), series=[Bucket("2026-03-01", pageviews=3)],
+                 top={"page": [("=cmd|'/c calc'!A1", 2), ("/om-oss", 1)],
+                      "referrer": [("@evil.example.com", 1), ("-1+1", 1)]})
+    rows = list(csv.reader(io.StringIO(report.to_csv(rep), newline="")))
+    cells = [cell for row in rows for cell in row]
+    assert "'=cmd|'/c calc'!A1" in cells and "'@evil.example.com" in cells and "'-1+1" in cells
+    assert "/om-oss" in cells and "3" in cells
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]

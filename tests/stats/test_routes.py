@@ -131,3 +131,29 @@ def test_a_chunked_beacon_is_read_within_the_limit(app: Any, db: Database, perso
     assert big.status_code == 413 and big.headers["x-vern-error"] == "too-large"
     with db.transaction(Scope.system("test read")) as session:
         assert len(session.scalars(select(StatsEvent)).all()) == 1
+
+
+SECURITY_HEADERS = ("content-security-policy", "x-content-type-options", "referrer-policy",
+                    "x-frame-options", "cross-origin-opener-policy", "permissions-policy",
+                    "strict-transport-security")
+
+
+def test_beacon_answers_carry_the_same_security_headers_as_other_answers(
+        app: Any, db: Database, personas: Personas) -> None:
+    """``POST /s/e`` is answered on the middleware's fast path; accepted, refused and DNT answers
+    still get every security header an ordinary answer gets."""
+    site = make_site(db, personas.tenant_a)
+    with _client(app) as c:
+        ordinary = c.get("/s/vern-stats.js")
+        expected = {h: ordinary.headers[h] for h in SECURITY_HEADERS if h in ordinary.headers}
+        assert "content-security-policy" in expected and "x-content-type-options" in expected
+        answers = [
+            _post(c, json.dumps({"s": site, "u": "/"}).encode()),
+            _post(c, b"{broken"),
+            _post(c, b"x" * 4000),
+            _post(c, json.dumps({"s": site, "u": "/"}).encode(), dnt="1"),
+        ]
+    assert [a.status_code for a in answers] == [204, 400, 413, 204]
+    for answer in answers:
+        assert {h: answer.headers.get(h) for h in expected} == expected
+        assert answer.headers["access-control-allow-origin"] == "*"  # its own headers stay

@@ -42,7 +42,8 @@ def verify(
     report = run(database, settings, files=not no_files)
     seconds = time.perf_counter() - started
     if report.problem is not None:
-        _fail(f"first bad record: {report.problem}")
+        what = "first bad record" if report.problem.seq is not None else "verification failed"
+        _fail(f"{what}: {report.problem}")
     rate = report.checked / seconds if seconds > 0 else 0.0
     console.print(f"[green]ok[/]: {report.checked} records from {report.start}, "
                   f"{report.checkpoints} checkpoints, {report.files} log files "

@@ -11,7 +11,6 @@ search is itself recorded (``audit.read``) in the same transaction.
 from __future__ import annotations
 
 import base64
-import csv
 import io
 import ipaddress
 import json
@@ -27,6 +26,7 @@ from vern.audit.chain import Sealer, datetime_to_us, open_personal, us_to_dateti
 from vern.audit.models import AuditAlert, AuditEvent
 from vern.audit.service import record
 from vern.config import Settings
+from vern.csvsafe import SafeWriter
 from vern.errors import Forbidden, InvalidInput
 
 MAX_LIMIT = 500
@@ -213,12 +213,12 @@ def export(session: Session, settings: Settings, viewer: Viewer, f: Filters,
                "request_id", "client_event_id", "details"]
     if fmt == "csv":
         buf = io.StringIO()
-        writer = csv.writer(buf)
+        writer = SafeWriter(buf)  # no spreadsheet formulas from a log line
         writer.writerow(columns)
         for r in rows:
             v = view(r, users)
             v["details"] = json.dumps(v["details"]) if v["details"] is not None else ""
-            writer.writerow([_csv_safe(v[c]) for c in columns])
+            writer.writerow([v[c] for c in columns])
             if buf.tell() > 65_536:
                 yield buf.getvalue()
                 buf.seek(0)
@@ -227,12 +227,6 @@ def export(session: Session, settings: Settings, viewer: Viewer, f: Filters,
     else:
         for r in rows:
             yield json.dumps(view(r, users), ensure_ascii=False) + "\n"
-
-
-def _csv_safe(value: Any) -> str:
-    """No spreadsheet formulas from a log line (CSV injection)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def _record_read(session: Session, viewer: Viewer, f: Filters, count: int, kind: str) -> None:

@@ -48,6 +48,7 @@ from vern.audit.chain import (
     resolve_keys,
 )
 from vern.audit.models import AuditEvent
+from vern.audit.settings import audit_settings
 from vern.config import Settings, get_settings
 from vern.context import current_request
 from vern.db import Database, Scope, new_id
@@ -550,6 +551,9 @@ def flush_writer(timeout: float = 10.0) -> None:
         _writer.flush(timeout)
 
 
+STATIC_PREFIX = "/static/"
+
+
 def record_request(
     *,
     method: str,
@@ -563,8 +567,19 @@ def record_request(
     request_id: str | None,
     duration_ms: float,
 ) -> None:
-    """Queue one HTTP request's record (called by the web middleware after the response)."""
+    """Queue one HTTP request's record (called by the web middleware after the response).
+
+    Static files are left out unless ``VERN_AUDIT_STATIC_FILES`` is on, and then recorded with
+    the truncated client address, as the statistics use it (they are public assets that website
+    visitors may fetch)."""
     global unrecorded  # noqa: PLW0603
+    if path.startswith(STATIC_PREFIX):
+        if not audit_settings().static_files:
+            return
+        if client_ip:
+            from vern.stats.ip import truncate_ip
+
+            client_ip = truncate_ip(client_ip)
     writer = _writer
     if writer is None:
         unrecorded += 1

@@ -37,6 +37,9 @@ class AuditSettings(BaseSettings):
     signing_key_file: Path | None = None
     # Public keys (base64) of earlier signing keys whose checkpoints still verify.
     previous_public_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Requests for static files (``/static/…``: styles, scripts, images) are kept out of the
+    # request audit; when recorded, their client address is truncated (IPv4 /24, IPv6 /48).
+    static_files: bool = False
     # Ingest limits.
     ingest_max_events: int = Field(default=1000, ge=1, le=10_000)
     ingest_max_details_bytes: int = Field(default=4096, ge=256)

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select, text
 
 from vern.audit.chain import FIELDS, Signer, _dumps
 from vern.audit.logfile import FILE_PREFIX
 from vern.audit.merkle import Frontier, leaf_hash
-from vern.audit.models import AuditCheckpoint, AuditEvent, AuditHead
+from vern.audit.models import AuditEvent, AuditHead
 from vern.config import Settings
 from vern.db import Database
 
@@ -88,6 +88,68 @@ class _FileEntry:
 
 class _Stop(Exception):
     pass
+
+
+class _BadRow(Exception):
+    """A row of the trail's own tables holds a value of the wrong type (SQLite keeps whatever it
+    is given): verification fails naming the row and the column, instead of crashing on it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.problem = Problem(None, None, "database", message)
+
+
+# audit_checkpoints: (column, kind, exact length of a byte value or None)
+_CHECKPOINT_COLUMNS = (
+    ("tree_size", int, None), ("root", bytes, 32), ("ts", int, None), ("key_id", str, None),
+    ("signature", bytes, 64), ("frontier", bytes, None),
+)
+_KIND_NAMES = {int: "an integer", bytes: "bytes", str: "text", float: "a real number",
+               type(None): "NULL"}
+
+
+def _kind(value: Any) -> Any:
+    if isinstance(value, bytearray | memoryview):
+        return bytes
+    return bool if isinstance(value, bool) else type(value)
+
+
+def _checked(value: Any, name: str, kind: type, length: int | None, row: str) -> Any:
+    got = _kind(value)
+    if got is not kind:
+        raise _BadRow(f"{row}: column {name} holds {_KIND_NAMES.get(got, got.__name__)}, "
+                      f"not {_KIND_NAMES[kind]}")
+    if kind is bytes:
+        value = bytes(value)
+        if length is not None and len(value) != length:
+            raise _BadRow(f"{row}: column {name} holds {len(value)} bytes, not {length}")
+    return value
+
+
+def _db_checkpoints(conn: Connection) -> list[Checkpoint]:
+    """The signed checkpoints in the database, each column checked for its type first (read as
+    the driver gives them, so that a wrongly typed value is reported, not a crash)."""
+    found: list[Checkpoint] = []
+    for n, raw in enumerate(conn.execute(text(
+            "SELECT tree_size, root, ts, key_id, signature, frontier FROM audit_checkpoints")), 1):
+        size = raw[0]
+        row = (f"audit_checkpoints row at tree size {size}" if _kind(size) is int
+               else f"audit_checkpoints row {n} (tree_size {str(size)[:40]!r})")
+        values: list[Any] = [
+            None if name == "frontier" and value is None else _checked(value, name, kind, length, row)
+            for (name, kind, length), value in zip(_CHECKPOINT_COLUMNS, raw, strict=True)
+        ]
+        size_, root, ts, key_id, signature, frontier = values
+        found.append(Checkpoint(size_, root, ts, key_id, signature, frontier, "database"))
+    found.sort(key=lambda cp: cp.tree_size)
+    return found
+
+
+def _checked_head(head: Any) -> None:
+    if head is None:
+        return
+    for name in ("tree_size", "retained_from"):
+        _checked(getattr(head, name), name, int, None, "audit_head")
 
 
 def _file_entries(directory: Path, checkpoints: list[Checkpoint]) -> Iterator[_FileEntry]:
@@ -166,15 +228,20 @@ def verify(database: Database, settings: Settings, *, files: bool = True,
 
     The fast pass (``vern.audit.verify_fast``) runs first; only when it finds anything amiss
     does the exact pass below run, to name the first bad record and where it is."""
-    found = _fast(database, settings, files) if fast else None
-    if found is not None:
-        report = found
-    else:
+    report: Report | None = None
+    if fast:
+        try:
+            report = _fast(database, settings, files)
+        except _BadRow as bad:
+            return Report(problem=bad.problem)
+    if report is None:
         report = Report()
         closers: list[Callable[[], None]] = []
         try:
             with contextlib.suppress(_Stop):
                 _verify(database, settings, files, report, closers)
+        except _BadRow as bad:
+            report.problem = bad.problem
         finally:
             for close in closers:
                 close()
@@ -219,10 +286,8 @@ def _fast(  # noqa: PLR0911, PLR0912, PLR0915 - every check gives up the same wa
     directory = Path(settings.audit_log_dir)
     with _appends_paused(directory), database.engine.connect() as conn:
         head = conn.execute(select(AuditHead).where(AuditHead.id == 1)).first()
-        db_cps = {
-            r.tree_size: r for r in
-            conn.execute(select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size))
-        }
+        _checked_head(head)
+        db_cps = {cp.tree_size: cp for cp in _db_checkpoints(conn)}
         pending = int(conn.scalar(
             select(func.count()).select_from(AuditEvent).where(
                 AuditEvent.seq.is_(None), AuditEvent.quarantine.is_(None))
@@ -311,11 +376,8 @@ def _verify(  # noqa: PLR0912, PLR0915 - one pass over both copies
         # Under the append lock: the head read here and the files agree (a writer commits and
         # writes its lines while holding it exclusively).
         head = conn.execute(select(AuditHead).where(AuditHead.id == 1)).first()
-        db_cps = [
-            Checkpoint(r.tree_size, bytes(r.root), r.ts, r.key_id, bytes(r.signature),
-                       bytes(r.frontier) if r.frontier is not None else None, "database")
-            for r in conn.execute(select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size))
-        ]
+        _checked_head(head)
+        db_cps = _db_checkpoints(conn)
         report.pending = int(conn.scalar(
             select(func.count()).select_from(AuditEvent).where(
                 AuditEvent.seq.is_(None), AuditEvent.quarantine.is_(None))

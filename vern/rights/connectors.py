@@ -26,6 +26,7 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    func,
     null,
     or_,
     select,
@@ -240,17 +241,41 @@ class ProductDB:
             done += len(group)
         return done
 
+    def _where_conditions(self, table: Table, where: Iterable[Sequence[Any]]) -> list[tuple[str, list[Any]]]:
+        conditions: list[tuple[str, list[Any]]] = []
+        for column_name, given in where:
+            column = table.c[column_name]
+            typed = sorted({v for v in (coerce(column, x) for x in given) if v is not None}, key=str)
+            if typed:
+                conditions.append((column_name, typed))
+        return conditions
+
+    def count_where(
+        self, conn: Connection, mt: MapTable, tenant_value: str, where: Iterable[Sequence[Any]]
+    ) -> int:
+        """How many rows of the tenant a set-based statement over ``where`` would hit now: counted
+        when the erasure is planned (in the product transaction that then writes them), so that the
+        count is kept with the plan and a statement repeated after a crash - which hits nothing
+        any more - does not change it."""
+        table = self.table(mt.name)
+        tenant = coerce(table.c[mt.tenant], tenant_value)
+        conditions = self._where_conditions(table, where)
+        if tenant is None or not conditions:
+            return 0
+        if any(len(values) > IN_CHUNK for _c, values in conditions):  # very many values: the rows
+            return len(self.find(conn, mt, tenant_value, conditions))
+        clauses = [table.c[c].in_(values) for c, values in conditions]
+        stmt = select(func.count()).select_from(table).where(
+            table.c[mt.tenant] == tenant, clauses[0] if len(clauses) == 1 else or_(*clauses)
+        )
+        return int(conn.execute(stmt).scalar() or 0)
+
     def _apply_where(self, conn: Connection, mt: MapTable, tenant: Any, op: str, plan: dict[str, Any]) -> int:
         """One set-based statement: every row of the tenant where ``col IN (values)`` holds for any
         of the person's conditions is deleted, or gets the same new values (a pseudonym only where
         the field is not empty). Returns the number of rows it hit; repeating it is harmless."""
         table = self.table(mt.name)
-        conditions: list[tuple[str, list[Any]]] = []
-        for column_name, given in plan["where"]:
-            column = table.c[column_name]
-            typed = sorted({v for v in (coerce(column, x) for x in given) if v is not None}, key=str)
-            if typed:
-                conditions.append((column_name, typed))
+        conditions = self._where_conditions(table, plan["where"])
         if not conditions:
             return 0
         names = tuple(plan.get("set") or ())

@@ -348,6 +348,9 @@ class Job:
     stored: list[str] = field(default_factory=list)  # databases carried on from stored plans
     outcome: dict[str, tuple[str, int, int, str | None]] = field(default_factory=dict)
     package: bytes | None = None
+    # (key id, e-mail, locale) of the staff to tell if this run, the last automatic attempt,
+    # ends partial: read before the run, as the finish's transaction may be pipelined
+    staff: list[tuple[str, str, str]] = field(default_factory=list)
     moved: int = 0  # planned rows written in this run (progress)
     result: str = ""
 
@@ -364,13 +367,15 @@ class FreshPart:
     where: dict[str, list[tuple[str, list[Any]]]] = field(default_factory=dict)  # set-based tables
     # (table, operation, rows, ""): the task ids are given when the plan is stored (``_task_rows``)
     planned: list[tuple[str, str, list[dict[str, Any]], str]] = field(default_factory=list)
-    written: dict[str, int] = field(default_factory=dict)  # set-based tables: rows the statement hit
+    counted: dict[str, int] = field(default_factory=dict)  # set-based tables: rows counted at planning
     task_id: str | None = None  # the part's one task, when its plan is stored whole
     error: str | None = None
 
     @property
     def rows_found(self) -> int:
-        return sum(len(v) for v in self.found.values())
+        """The person's rows: those read, and those a set-based statement will hit (counted when
+        planned, so a statement repeated after a crash does not change the count)."""
+        return sum(len(v) for v in self.found.values()) + sum(self.counted.values())
 
     @property
     def rows_planned(self) -> int:
@@ -378,8 +383,19 @@ class FreshPart:
 
     @property
     def rows_done(self) -> int:
-        """Rows written: by key as planned, and what each set-based statement hit."""
-        return sum(self.written.get(t, 0) if op in SET_OPS else len(rows) for t, op, rows, _i in self.planned)
+        """Rows written: by key as planned, and the rows each set-based statement covers."""
+        return sum(rows_written(op, rows) for _t, op, rows, _i in self.planned)
+
+
+def rows_written(op: str, rows: list[Any]) -> int:
+    """The person's rows a planned write covers: one per row written by key, the counted rows of a
+    set-based statement, every table's of a whole part's plan. Fixed at planning, so a checkpoint
+    repeated after a crash records the same number."""
+    if op == WHOLE_OP:
+        return sum(rows_written(table_op, table_rows) for _t, table_op, table_rows in rows)
+    if op in SET_OPS:
+        return sum(int(row.get("count") or 0) for row in rows)
+    return len(rows)
 
 
 def _now() -> Any:
@@ -440,15 +456,14 @@ _LEDGER_DONE = (
         _T_LEDGER.c.database == bindparam("w_database"),
         _T_LEDGER.c.done_at.is_(None),
     )
-    .values(done_at=_now(), rows=_T_LEDGER.c.rows + bindparam("extra", type_=Integer()))
+    .values(done_at=_now())
 )
 _PART_DONE = (
     update(_T_PART)
     .where(_T_PART.c.id == bindparam("w_id"))
     .values(
         status=bindparam("status"),
-        rows_done=_T_PART.c.rows_done + bindparam("moved"),
-        rows_found=_T_PART.c.rows_found + bindparam("extra"),
+        rows_done=bindparam("moved", type_=Integer()),
         error=bindparam("error"),
         attempts=_T_PART.c.attempts + bindparam("failed"),
         updated_at=_now(),
@@ -713,9 +728,11 @@ class Engine:
                     order.reverse()  # rows pointing at a row go first
                 for tname in order:
                     if tname in where:
-                        op, rows = set_based_plan(
-                            self.secret, definition.tables[tname], where[tname], job.subject
-                        )
+                        mt = definition.tables[tname]
+                        op, rows = set_based_plan(self.secret, mt, where[tname], job.subject)
+                        # counted now, in the transaction that writes them: kept with the plan
+                        count = pdb.count_where(conn, mt, job.subject.tenant_value, where[tname])
+                        rows[0]["count"] = fresh.counted[tname] = count
                         fresh.planned.append((tname, op, rows, ""))
                         continue
                     op, rows = plan_rows(
@@ -944,7 +961,7 @@ class Engine:
             rows += size
         return groups
 
-    def _write_group(  # noqa: PLR0912 - the writes, a deferred or a failed commit
+    def _write_group(
         self, definition: DatabaseDef, group: list[tuple[Job, FreshPart]], *, defer: bool = False
     ) -> bool:
         """Writes one group of people in one database, and notes each part's outcome. With
@@ -957,12 +974,9 @@ class Engine:
             if not conn.in_transaction():
                 conn.begin()
             try:
-                counts: list[tuple[FreshPart, str, int]] = []
                 for job, fresh in group:
                     for tname, op, rows, _task_id in fresh.planned:
-                        hit = pdb.apply(conn, definition.tables[tname], job.subject.tenant_value, op, rows)
-                        if op in SET_OPS:
-                            counts.append((fresh, tname, hit))
+                        pdb.apply(conn, definition.tables[tname], job.subject.tenant_value, op, rows)
                 self._plans_durable()
                 self.step(f"product-write:{qualified}")
                 if defer:
@@ -983,15 +997,8 @@ class Engine:
             for job, fresh in group:
                 job.outcome[qualified] = (PartStatus.FAILED.value, fresh.rows_found, 0, describe_failure(exc))
             return False
-        for fresh, tname, hit in counts:
-            fresh.written[tname] = hit
         for job, fresh in group:
-            job.outcome[qualified] = (
-                PartStatus.DONE.value,
-                fresh.rows_found + sum(fresh.written.values()),
-                fresh.rows_done,
-                None,
-            )
+            job.outcome[qualified] = (PartStatus.DONE.value, fresh.rows_found, fresh.rows_done, None)
         return deferred
 
     def _close(self, jobs: list[Job]) -> None:
@@ -1005,7 +1012,6 @@ class Engine:
                 0,
                 describe_failure(failed.error),
             )
-            failed.fresh.written = {}
             for job in jobs:
                 job.moved = 0
             self._close_once(jobs)
@@ -1030,7 +1036,6 @@ class Engine:
                         "w_id": fresh.part_id,
                         "status": status,
                         "moved": moved,
-                        "extra": 0 if failed else sum(fresh.written.values()),
                         "error": error,
                         "failed": 1 if failed else 0,
                         "now": now,
@@ -1046,7 +1051,7 @@ class Engine:
                         tasks.append(task)
                         parts.append(part)
                         continue
-                    entry = {"w_request": job.request_id, "w_database": qualified, "extra": part["extra"]}
+                    entry = {"w_request": job.request_id, "w_database": qualified}
                     if one_statement:
                         together.append(task | entry | part)
                     else:
@@ -1104,21 +1109,16 @@ class Engine:
         definition: DatabaseDef,
         subject: Subject,
         batch: list[tuple[str, str, list[dict[str, Any]], str, int]],
-    ) -> dict[str, int]:
-        """One product transaction with the batch's writes, in order; returns the rows each
-        set-based statement hit, by table."""
+    ) -> None:
+        """One product transaction with the batch's writes, in order."""
         pdb = self.product(definition)
-        written: dict[str, int] = {}
         with pdb.connect() as conn, conn.begin():
             for tname, op, rows, _task_id, _end in batch:
                 steps: list[Any] = rows if op == WHOLE_OP else [[tname, op, rows]]
                 for table_name, table_op, table_rows in steps:
                     mt = definition.tables[table_name]
-                    hit = pdb.apply(conn, mt, subject.tenant_value, table_op, table_rows)
-                    if table_op in SET_OPS:
-                        written[table_name] = hit
+                    pdb.apply(conn, mt, subject.tenant_value, table_op, table_rows)
             self.step(f"product-write:{definition.qualified}")
-        return written
 
     def _fail_part(self, request_id: str, part_id: str, org_id: str, error: str) -> None:
         with self.transaction() as session:
@@ -1190,19 +1190,16 @@ class Engine:
                 got = known[col, str(value)] = match_hash(self.secret, col, value)
             return got
 
-        for tname, _op, rows, _id in fresh.planned:
+        for tname, op, rows, _id in fresh.planned:
             hashes = {"m:" + hashed(col, val) for f in fresh.found[tname] for col, val in f.pairs}
-            set_based = False
             for row in rows:
                 for col, values in row.get("where") or ():  # set-based: what its statement matches
-                    set_based = True
                     hashes.update("m:" + hashed(col, val) for val in values)
                 for col, value in (row.get("set") or {}).items():
                     if value is not None:
                         hashes.add("w:" + hashed(col, value))
             tables[tname] = sorted(hashes)
-            if not set_based:  # a set-based table's rows are counted into ``rows`` when written
-                counts[tname] = len(rows)
+            counts[tname] = rows_written(op, rows)  # a set-based table: the rows counted at planning
         return {
             "id": new_id(),
             "request_id": job.request_id,
@@ -1229,17 +1226,14 @@ class Engine:
                     select(Task).where(Task.part_id == part_id, Task.status == "planned").order_by(Task.seq)
                 ).all()
                 batch, complete = self._batch(tasks)
-            written: dict[str, int] = {}
             if batch:
                 try:
-                    written = self._write(definition, subject, batch)
+                    self._write(definition, subject, batch)
                 except (Unreachable, SQLAlchemyError) as exc:
                     self._fail_part(request_id, part_id, subject.org_id, describe_failure(exc))
                     return
                 self.step(f"product-commit:{definition.qualified}")
-            self._checkpoint(
-                request_id, part_id, definition.qualified, batch, close=complete, written=written
-            )
+            self._checkpoint(request_id, part_id, definition.qualified, batch, close=complete)
             self.step(f"checkpoint:{definition.qualified}")
             if complete:
                 return
@@ -1271,13 +1265,12 @@ class Engine:
         batch: list[tuple[str, str, list[dict[str, Any]], str, int]],
         *,
         close: bool,
-        written: dict[str, int] | None = None,
     ) -> None:
-        """Record what the product committed (``written``: rows hit by set-based tables); a repeat
-        of an earlier checkpoint changes nothing."""
+        """Record what the product committed; a repeat of an earlier checkpoint changes nothing
+        (the rows a chunk covers were fixed when it was planned)."""
         with self.transaction() as session:
             relaxed_durability(session)
-            self._checkpoint_in(session, request_id, part_id, qualified, batch, close=close, written=written)
+            self._checkpoint_in(session, request_id, part_id, qualified, batch, close=close)
             if self.on_progress is None:
                 return
             requests = _table(RightsRequest)
@@ -1295,7 +1288,6 @@ class Engine:
         batch: list[tuple[str, str, list[dict[str, Any]], str, int]],
         *,
         close: bool,
-        written: dict[str, int] | None = None,
     ) -> None:
         now = utcnow()
         tasks, ledger, parts, requests = (
@@ -1305,8 +1297,8 @@ class Engine:
             _table(RightsRequest),
         )
         ends = {
-            task_id: (end, end if op == WHOLE_OP else len(rows), tname)
-            for tname, op, rows, task_id, end in batch
+            task_id: (end, end if op == WHOLE_OP else len(rows), rows_written(op, rows))
+            for _tname, op, rows, task_id, end in batch
         }
         state = {
             row.id: (row.rows_done, row.rows_total)
@@ -1314,8 +1306,9 @@ class Engine:
                 select(tasks.c.id, tasks.c.rows_done, tasks.c.rows_total).where(tasks.c.id.in_(list(ends)))
             )
         }
-        fresh = [tid for tid, (end, _n, _t) in ends.items() if tid in state and state[tid][0] < end]
-        moved = sum(ends[tid][1] for tid in fresh)
+        fresh = [tid for tid, (end, _n, _r) in ends.items() if tid in state and state[tid][0] < end]
+        moved = sum(ends[tid][1] for tid in fresh)  # progress: planned entries
+        done_rows = sum(ends[tid][2] for tid in fresh)  # the person's rows written
         whole = [tid for tid in fresh if ends[tid][0] >= state[tid][1]]
         if whole:
             session.execute(
@@ -1328,11 +1321,7 @@ class Engine:
                 session.execute(
                     update(tasks).where(tasks.c.id == tid).values(rows_done=ends[tid][0], updated_at=now)
                 )
-        extra = sum((written or {}).values()) if fresh else 0  # rows hit by set-based tables
-        if extra or close:
-            entry: dict[str, Any] = {"rows": ledger.c.rows + extra}
-            if close:
-                entry["done_at"] = now
+        if close:
             session.execute(
                 update(ledger)
                 .where(
@@ -1340,13 +1329,9 @@ class Engine:
                     ledger.c.database == qualified,
                     ledger.c.done_at.is_(None),
                 )
-                .values(**entry)
+                .values(done_at=now)
             )
-        part_values: dict[str, Any] = {
-            "rows_done": parts.c.rows_done + moved,
-            "rows_found": parts.c.rows_found + extra,
-            "updated_at": now,
-        }
+        part_values: dict[str, Any] = {"rows_done": parts.c.rows_done + done_rows, "updated_at": now}
         if close:
             part_values["status"] = PartStatus.DONE.value
         session.execute(update(parts).where(parts.c.id == part_id).values(**part_values))

@@ -4,7 +4,6 @@ why the data is kept (purposes), who receives it (recipients) and for how long (
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import zipfile
@@ -14,6 +13,7 @@ from typing import Any
 from jinja2 import Environment, select_autoescape
 from markupsafe import Markup, escape
 
+from vern.csvsafe import SafeWriter
 from vern.datamap.categories import CATEGORIES
 from vern.datamap.model import DataMap
 from vern.rights.connectors import plain
@@ -184,9 +184,10 @@ def _rows_html(columns: list[str], rows: list[dict[str, Any]]) -> Markup:
 
 
 def _csv(columns: list[str], rows: list[dict[str, Any]]) -> str:
+    """One table as CSV, no cell a spreadsheet formula (data.json keeps the exact values)."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
+    writer = SafeWriter(out)
+    writer.writerow(columns)
     for row in rows:
-        writer.writerow(row)
+        writer.writerow([row.get(c) for c in columns])
     return out.getvalue()

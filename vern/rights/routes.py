@@ -19,7 +19,6 @@ from vern.accounts.deps import (
     TenantDB,
     anon_csrf_token,
     check_anon_csrf,
-    public,
     require,
 )
 from vern.accounts.models import Organisation
@@ -31,6 +30,7 @@ from vern.errors import InvalidInput, NotFound, VernError
 from vern.notify import service as notify
 from vern.rights import service
 from vern.rights.models import Flag, Kind, Part, RightsRequest, Status
+from vern.stats.public import public_route
 
 log = logging.getLogger("vern.rights")
 
@@ -512,7 +512,7 @@ def _portal_request(database: Database, org: Organisation, request_id: str) -> R
         return req
 
 
-@pages.get("/p/{dsr_tenant}/rights", dependencies=[Depends(public)])
+@public_route(pages, "/p/{dsr_tenant}/rights", methods=["GET"])
 def portal_start(request: Request, dsr_tenant: str, database: DatabaseDep) -> Response:
     org = _tenant(database, dsr_tenant)
     return render(
@@ -520,7 +520,7 @@ def portal_start(request: Request, dsr_tenant: str, database: DatabaseDep) -> Re
     )
 
 
-@pages.get("/p/{dsr_tenant}/rights/new", dependencies=[Depends(public)])
+@public_route(pages, "/p/{dsr_tenant}/rights/new", methods=["GET"])
 def portal_form(request: Request, dsr_tenant: str, database: DatabaseDep, kind: str = "access") -> Response:
     org = _tenant(database, dsr_tenant)
     if kind not in PORTAL_KINDS:
@@ -538,12 +538,12 @@ def portal_form(request: Request, dsr_tenant: str, database: DatabaseDep, kind: 
     )
 
 
-@pages.get("/p/{dsr_tenant}/delete-me", dependencies=[Depends(public)])
+@public_route(pages, "/p/{dsr_tenant}/delete-me", methods=["GET"])
 def portal_delete_me(request: Request, dsr_tenant: str, database: DatabaseDep) -> Response:
     return portal_form(request, dsr_tenant, database, kind="erasure")
 
 
-@pages.post("/p/{dsr_tenant}/rights/new", dependencies=[Depends(public)])
+@public_route(pages, "/p/{dsr_tenant}/rights/new", methods=["POST"])
 async def portal_create(
     request: Request, dsr_tenant: str, database: DatabaseDep, background: BackgroundTasks
 ) -> Response:
@@ -589,7 +589,7 @@ async def portal_create(
     return RedirectResponse(f"/p/{org.slug}/rights/{req.id}/verify", status_code=303)
 
 
-@pages.get("/p/{dsr_tenant}/rights/{rights_request_id}/verify", dependencies=[Depends(public)])
+@public_route(pages, "/p/{dsr_tenant}/rights/{rights_request_id}/verify", methods=["GET"])
 def portal_verify_form(
     request: Request, dsr_tenant: str, rights_request_id: str, database: DatabaseDep
 ) -> Response:
@@ -604,7 +604,7 @@ def portal_verify_form(
     )
 
 
-@pages.post("/p/{dsr_tenant}/rights/{rights_request_id}/verify", dependencies=[Depends(public)])
+@public_route(pages, "/p/{dsr_tenant}/rights/{rights_request_id}/verify", methods=["POST"])
 async def portal_verify(
     request: Request,
     dsr_tenant: str,
@@ -637,7 +637,7 @@ async def portal_verify(
     return RedirectResponse(f"/p/{org.slug}/rights/{req.id}", status_code=303)
 
 
-@pages.get("/p/{dsr_tenant}/rights/{rights_request_id}", dependencies=[Depends(public)])
+@public_route(pages, "/p/{dsr_tenant}/rights/{rights_request_id}", methods=["GET"])
 def portal_status(
     request: Request, dsr_tenant: str, rights_request_id: str, database: DatabaseDep
 ) -> Response:
@@ -656,7 +656,7 @@ def portal_status(
     )
 
 
-@pages.get("/p/{dsr_tenant}/download/{download_token}", dependencies=[Depends(public)])
+@public_route(pages, "/p/{dsr_tenant}/download/{download_token}", methods=["GET"])
 def portal_download(dsr_tenant: str, download_token: str, database: DatabaseDep) -> Response:
     org = _tenant(database, dsr_tenant)
     return _download(database, org.id, lambda session: service.download(session, download_token))

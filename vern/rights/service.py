@@ -614,6 +614,11 @@ def run(
     if skipped:
         engine.close()
         return request_row_status(database, request_id)
+    try:
+        _staff_for_last_attempts(database, jobs)
+    except BaseException:
+        engine.close()
+        raise
     engine.process(jobs)  # on the connection the request was loaded with; closes it
     if not jobs[0].claimed:
         return request_row_status(database, request_id)
@@ -636,6 +641,7 @@ def run_batch(
     engine = Engine(database, data_map, secret(), urls=urls, batch_rows=rights_settings().batch_rows)
     try:
         jobs, results = _load_jobs(engine, request_ids, resume=False, strict=False)
+        _staff_for_last_attempts(database, jobs)
     except BaseException:
         engine.close()
         raise
@@ -862,7 +868,12 @@ def finish_job(session: Session, job: Any) -> str:
                 "moved": job.moved,
             },
         )
-        _audit_status(session, job, Status.PARTIAL, "rights.request.partial", {"failed": failed})
+        attempt = job.attempts + 1  # this run's claim counted it
+        last = attempt >= rights_settings().retry_max_attempts
+        _audit_status(session, job, Status.PARTIAL, "rights.request.partial",
+                      {"failed": failed, "attempt": attempt, "retried": not last})
+        if last:
+            _tell_staff_given_up(session, job, attempt, error)
         job.result = Status.PARTIAL.value
         return job.result
     link = None
@@ -1125,12 +1136,131 @@ REMINDER_MAIL = {
 }
 
 
-def send_reminders(database: Database, *, now: datetime | None = None) -> int:
-    """Remind each customer's admins (and the vendor's privacy officers) of requests due soon."""
+def _staff(session: Session, org_id: str) -> list[Any]:
+    """Who is told about a customer's requests: its admins and the vendor's privacy officers."""
     from vern.accounts.models import Membership, User
     from vern.accounts.roles import Role
+
+    return list(
+        session.execute(
+            select(User)
+            .join(Membership, Membership.user_id == User.id)
+            .where(
+                or_(Membership.org_id == org_id, Membership.role == Role.PRIVACY_OFFICER.value),
+                Membership.role.in_([Role.TENANT_ADMIN.value, Role.PRIVACY_OFFICER.value]),
+                User.disabled_at.is_(None),
+            )
+        )
+        .scalars()
+        .unique()
+        .all()
+    )
+
+
+def _request_link(request_id: str) -> str:
     from vern.config import get_settings
 
+    return f"{get_settings().base_url.rstrip('/')}/console/rights/requests/{request_id}"
+
+
+GIVEN_UP_MAIL = {
+    "nb": (
+        "En forespørsel kunne ikke fullføres",
+        "En forespørsel ({kind}) er bare delvis utført etter {attempts} forsøk ({error}). "
+        "Den prøves ikke mer automatisk; rett feilen og prøv igjen fra konsollen.\n{link}",
+    ),
+    "en": (
+        "A request could not be completed",
+        "A request ({kind}) is only partly done after {attempts} attempts ({error}). "
+        "It is not retried automatically any more; fix the fault and retry it from the console.\n{link}",
+    ),
+}
+
+
+def _tell_staff_given_up(session: Session, job: Any, attempts: int, error: str) -> None:
+    """The automatic retries are used up: tell the people who can act (in the finish's
+    transaction, through the outbox)."""
+    from vern.rights.engine import book, book_mail
+
+    told = 0
+    for key_id, email, locale in job.staff:
+        lang = locale if locale in GIVEN_UP_MAIL else "nb"
+        subject, body = GIVEN_UP_MAIL[lang]
+        book_mail(
+            session,
+            key_id=key_id,
+            to=email,
+            kind="rights.retries_exhausted",
+            org_id=job.org_id,
+            subject=subject,
+            body=body.format(kind=job.kind, attempts=attempts, error=error,
+                             link=_request_link(job.request_id)),
+        )
+        told += 1
+    book(
+        session,
+        "rights.request.retries_exhausted",
+        org_id=job.org_id,
+        resource=f"rights_request:{job.request_id}",
+        outcome="failure",
+        details={"new": {"attempts": attempts, "told": told}},
+    )
+
+
+def _staff_for_last_attempts(database: Database, jobs: list[Any]) -> None:
+    """Read who is to be told for the jobs whose run is their last automatic attempt (before the
+    run: the finish writes the mail without reading anything)."""
+    last = [j for j in jobs if j.attempts + 1 >= rights_settings().retry_max_attempts]
+    if not last:
+        return
+    found: dict[str, list[tuple[str, str, str]]] = {}
+    with database.transaction(Scope.system("rights staff to tell")) as session:
+        for job in last:
+            if job.org_id not in found:
+                found[job.org_id] = [
+                    (user.key_id, user.email.value, user.locale)
+                    for user in _staff(session, job.org_id)
+                    if user.email.value is not None
+                ]
+            job.staff = found[job.org_id]
+
+
+def retry_backoff(attempts: int, cfg: RightsSettings | None = None) -> timedelta:
+    """How long a partly done request waits before the worker runs it again, after ``attempts``
+    runs: the base wait, doubled per earlier attempt, at most the maximum."""
+    cfg = cfg or rights_settings()
+    seconds = cfg.retry_backoff_seconds * 2 ** max(0, min(attempts - 1, 30))
+    return timedelta(seconds=min(seconds, cfg.retry_backoff_max_seconds))
+
+
+def requeue_partial(database: Database, *, now: datetime | None = None, limit: int = 50) -> list[str]:
+    """The worker's automatic retry: partly done requests whose wait is over (``retry_backoff``)
+    and that have attempts left go back to the queue (audited). Returns their ids."""
+    cfg = rights_settings()
+    now = now or utcnow()
+    requeued: list[str] = []
+    with database.transaction(Scope.system("retry partly done rights requests")) as session:
+        candidates = session.scalars(
+            select(RightsRequest)
+            .where(
+                RightsRequest.status == Status.PARTIAL.value,
+                RightsRequest.attempts < cfg.retry_max_attempts,
+            )
+            .order_by(RightsRequest.heartbeat_at)
+            .limit(limit)
+        ).all()
+        for req in candidates:
+            since = req.heartbeat_at or req.completed_at or req.received_at
+            if since + retry_backoff(req.attempts, cfg) > now:
+                continue
+            _set_status(session, req, Status.QUEUED, actor_user_id=None, action="rights.request.retry",
+                        extra={"automatic": True, "attempt": req.attempts + 1})
+            requeued.append(req.id)
+    return requeued
+
+
+def send_reminders(database: Database, *, now: datetime | None = None) -> int:
+    """Remind each customer's admins (and the vendor's privacy officers) of requests due soon."""
     now = now or utcnow()
     sent = 0
     horizon = now + timedelta(days=rights_settings().remind_days_before)
@@ -1146,22 +1276,8 @@ def send_reminders(database: Database, *, now: datetime | None = None) -> int:
             )
         ).all()
         for req in due:
-            people = (
-                session.execute(
-                    select(User)
-                    .join(Membership, Membership.user_id == User.id)
-                    .where(
-                        or_(Membership.org_id == req.org_id, Membership.role == Role.PRIVACY_OFFICER.value),
-                        Membership.role.in_([Role.TENANT_ADMIN.value, Role.PRIVACY_OFFICER.value]),
-                        User.disabled_at.is_(None),
-                    )
-                )
-                .scalars()
-                .unique()
-                .all()
-            )
-            link = f"{get_settings().base_url.rstrip('/')}/console/rights/requests/{req.id}"
-            for user in people:
+            link = _request_link(req.id)
+            for user in _staff(session, req.org_id):
                 if user.email.value is None:
                     continue
                 lang = user.locale if user.locale in REMINDER_MAIL else "nb"
@@ -1184,7 +1300,9 @@ def send_reminders(database: Database, *, now: datetime | None = None) -> int:
 def run_pending(
     database: Database, *, limit: int = 50, urls: dict[str, str] | None = None
 ) -> list[tuple[str, str]]:
-    """The worker's step: run queued requests and take over ones whose runner died."""
+    """The worker's step: put partly done requests whose wait is over back in the queue, run
+    queued requests and take over ones whose runner died."""
+    requeue_partial(database, limit=limit)
     stale = utcnow() - STALE_AFTER
     with database.transaction(Scope.system("find runnable rights requests")) as session:
         ids = list(

@@ -20,6 +20,12 @@ class RightsSettings(BaseSettings):
     code_attempts: int = Field(default=3, ge=1, le=3)
     download_days: int = Field(default=5, ge=1, le=30)
     batch_rows: int = Field(default=500, ge=1, le=100_000)
+    # A partly done request is run again by the worker: after retry_backoff_seconds, doubling per
+    # attempt up to retry_backoff_max_seconds, at most retry_max_attempts runs in all; then the
+    # customer's admins and the vendor's privacy officers are told.
+    retry_max_attempts: int = Field(default=5, ge=1, le=20)
+    retry_backoff_seconds: int = Field(default=300, ge=1, le=86_400)
+    retry_backoff_max_seconds: int = Field(default=21_600, ge=1, le=604_800)
     # Approval is required by default; a tenant may relax it in its rights policy.
     approve_erasure: bool = True
     approve_rectification: bool = True

@@ -23,8 +23,9 @@ from vern.accounts.deps import public
 from vern.context import current_request, set_request
 from vern.stats.ip import truncate_ip
 
-# Paths whose requests must be recorded with a truncated client address.
-TRUNCATED_PREFIXES = ("/c/", "/s/", "/static/consent/", "/static/stats/")
+# Paths whose requests must be recorded with a truncated client address (static files are
+# recorded only with VERN_AUDIT_STATIC_FILES; the rights portal ``/p/`` uses these routes too).
+TRUNCATED_PREFIXES = ("/c/", "/s/", "/p/", "/static/consent/", "/static/stats/")
 
 
 def truncate_scope(scope: MutableMapping[str, Any]) -> str:

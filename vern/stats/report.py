@@ -4,7 +4,6 @@ values, not on the traffic."""
 
 from __future__ import annotations
 
-import csv
 import io
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -13,6 +12,7 @@ from typing import Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from vern.csvsafe import SafeWriter
 from vern.stats.models import StatsDaily, StatsDailyDim
 from vern.stats.rollup import DIMENSIONS
 
@@ -125,7 +125,7 @@ def _next(day: date, interval: Interval) -> date:
 def to_csv(report: Report) -> str:
     """The series, then each top list, as one CSV document (values are quoted, formulas defused)."""
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = SafeWriter(out)  # a referrer or path may start with = + - @
     writer.writerow(["period_start", "pageviews", "visitors", "visits", "bounce_rate",
                      "avg_visit_duration_s"])
     for b in report.series:
@@ -134,10 +134,5 @@ def to_csv(report: Report) -> str:
         writer.writerow([])
         writer.writerow([dim, "pageviews" if dim == "page" else "visits"])
         for value, n in rows:
-            writer.writerow([_defuse(value), n])
+            writer.writerow([value, n])
     return out.getvalue()
-
-
-def _defuse(value: str) -> str:
-    """Spreadsheet formula injection: a referrer or path may start with = + - @."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
