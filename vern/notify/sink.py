@@ -54,13 +54,14 @@ class _Handler:
 class MailSink:
     """An SMTP server on ``127.0.0.1:port`` (0: any free port) keeping the messages it gets."""
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(self, port: int = 0, host: str = "127.0.0.1", **server_options: Any) -> None:
+        """``server_options`` go to aiosmtpd's server (``tls_context``, ``authenticator`` …)."""
         if port == 0:
             port = _free_port(host)
         self._lock = threading.Lock()
         self._kept: deque[Received] = deque(maxlen=MAX_KEPT)
         self._controller = Controller(_Handler(self._kept, self._lock), hostname=host, port=port,
-                                      ready_timeout=10)
+                                      ready_timeout=10, **server_options)
         self.host = host
 
     def start(self) -> MailSink:
