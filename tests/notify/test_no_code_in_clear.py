@@ -78,7 +78,7 @@ def _files_with(folders: list[Path], code: str) -> list[str]:
     return hits
 
 
-def test_the_portal_code_is_in_no_table_log_or_file(
+def test_the_portal_code_is_in_no_table_log_or_file(  # noqa: PLR0917 - fixtures
     app: Any, db: Database, laerbar: list[dict[str, Any]], tmp_path: Path,
     caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str],
 ) -> None:
