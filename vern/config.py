@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     # Derived from host and port unless set (every link in mail, banner and statistics tags).
     base_url: str = "http://127.0.0.1:8000"
     # Mail transport: smtp://[user:pass@]host[:port][?starttls=1], smtps://… (implicit TLS).
-    smtp_url: str | None = None
+    smtp_url: str | None = Field(default=None, repr=False)  # may hold a password
     smtp_password_file: Path | None = None
     mail_from: str | None = None
     default_locale: Literal["nb", "en"] = "nb"
