@@ -249,15 +249,21 @@ def generated_keys(data_dir: Path) -> dict[str, str]:
                 f"secret_key={secrets.token_urlsafe(48)}\n"
                 f"master_key={base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()}\n"
             )
+            # Written whole to a file of our own, then linked into place: another process
+            # either sees no file or a complete one, and the first link wins.
+            draft = path.with_name(f".{DEV_KEYS_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                os.link(draft, path)
             except FileExistsError:
-                pass  # another process made it first: read theirs
+                pass  # another process made it first: use theirs
             else:
-                with os.fdopen(fd, "w", encoding="utf-8") as out:
-                    out.write(text)
                 log.warning("generated random development keys into %s (dev/demo only; set "
                             "VERN_SECRET_KEY and VERN_MASTER_KEY to choose your own)", path)
+            finally:
+                draft.unlink()
         values: dict[str, str] = {}
         for line in path.read_text(encoding="utf-8").splitlines():
             name, sep, value = line.partition("=")

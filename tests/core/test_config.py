@@ -253,3 +253,17 @@ def test_it_refuses_weaker_security_settings(
     assert variable in message
     with pytest.raises(ValidationError):
         Settings(env="dev", **{field: value})  # type: ignore[arg-type]
+
+
+def test_processes_starting_together_share_one_set_of_keys(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = ("import sys; from pathlib import Path; from vern.config import generated_keys; "
+              "print(generated_keys(Path(sys.argv[1]))['master_key'])")
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)],  # noqa: S603
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    keys = {p.communicate(timeout=60)[0].strip() for p in procs}
+    assert len(keys) == 1 and "" not in keys
+    assert [p.name for p in tmp_path.iterdir()] == ["dev-secrets.env"]
