@@ -161,3 +161,20 @@ def test_outside_the_demo_the_mail_page_shows_nothing(
         assert "only shows mail in the demo" in page.text
     finally:
         mail_sink.install(None)
+
+
+def test_the_port_moves_the_statistics_tag_without_a_base_url(
+    db: Database, personas: Personas, tmp_path: Path
+) -> None:
+    """With only the port changed, the snippet a customer copies points at that port."""
+    from tests.stats.helpers import make_site
+    from vern.web import create_app
+
+    settings = make_settings(db.url, tmp_path, port=8123)
+    make_site(db, personas.tenant_a)
+    with TestClient(create_app(settings, db), base_url="http://testserver") as alice:
+        sign_in(alice, personas.alice)
+        page = alice.get("/console/stats")
+    assert page.status_code == 200
+    assert "http://127.0.0.1:8123/s/vern-stats.js" in page.text
+    assert ":8000" not in page.text
