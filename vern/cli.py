@@ -267,6 +267,10 @@ def demo(
     settings = settings_or_exit()
     if settings.is_production:
         fail("VERN_ENV: the demo needs VERN_ENV=demo (it uses known passwords)")
+    made_before = demo_data.made_with_earlier_keys(settings)
+    if made_before is not None:
+        fail(f"{made_before} was made with the earlier built-in development keys, which Vern no "
+             f"longer has; delete {settings.data_dir} (`make clean`) and run the demo again")
     upgrade(settings.database_url)
     database = open_database(settings)
     info = demo_data.load(database, settings)

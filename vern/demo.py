@@ -16,6 +16,7 @@ import hmac
 import importlib
 import os
 import pkgutil
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,29 @@ def sink_url(settings: Settings) -> str:
 _KEPT = ("VERN_DATABASE_URL", "VERN_AUDIT_LOG_DIR", "VERN_HOST", "VERN_BASE_URL", "VERN_SMTP_URL",
          "VERN_SMTP_PASSWORD_FILE", "VERN_MAIL_FROM", "VERN_DEFAULT_LOCALE",
          "VERN_SECRET_KEY_FILE", "VERN_MASTER_KEY_FILE")
+
+
+def made_with_earlier_keys(settings: Settings) -> Path | None:
+    """The demo's SQLite database when it exists but this installation has no generated keys
+    yet (and none are given): its data is sealed under keys Vern no longer has."""
+    from sqlalchemy.engine import make_url
+
+    from vern.config import DEV_KEYS_FILE
+
+    if settings.master_key or settings.master_key_file or not settings.is_sqlite:
+        return None
+    if (settings.data_dir / DEV_KEYS_FILE).exists():
+        return None
+    name = make_url(settings.database_url).database
+    found = Path(name) if name else None
+    if found is None or not found.is_file():
+        return None
+    with sqlite3.connect(f"{found.resolve().as_uri()}?mode=ro", uri=True) as conn:
+        try:
+            keys = conn.execute("SELECT count(*) FROM data_keys").fetchone()[0]
+        except sqlite3.Error:
+            return None  # no schema yet
+    return found if keys else None
 
 
 def write_settings(settings: Settings) -> Path:

@@ -95,6 +95,7 @@ def test_bad_input_is_refused_with_the_field_named(env: dict[str, str]) -> None:
 
 def test_demo_loads_twice_and_prints_how_to_sign_in(env: dict[str, str], tmp_path: Path) -> None:
     env = {**env, "VERN_ENV": "demo"}
+    assert run(["init"], env).returncode == 0  # an empty database made first is no obstacle
     first = run(["demo", "--no-serve"], env)
     assert first.returncode == 0, first.stderr
     assert "Nordlys over Lofoten 2026" in first.stdout
@@ -163,3 +164,16 @@ def test_check_connects_to_the_mail_server(env: dict[str, str]) -> None:
                               "VERN_MAIL_FROM": "personvern@solstrand.example.com"})
     assert res.returncode == 0, res.stderr
     assert f"127.0.0.1:{sink.port}" in res.stdout
+
+
+def test_a_demo_made_with_the_earlier_built_in_keys_is_named(env: dict[str, str]) -> None:
+    old = {**env, "VERN_ENV": "test"}  # the fixed keys the demo used before
+    assert run(["init"], old).returncode == 0
+    assert run(["tenant", "create", "--name", "Havbris skole", "--slug", "havbris"], old).returncode == 0
+    made = run(["user", "create", "--email", "per.hansen@havbris.example.com", "--name", "Per Hansen",
+                "--org", "havbris", "--role", "member", "--password-stdin"], old,
+               stdin="Fjorden ligger blank i kveld\n")
+    assert made.returncode == 0, made.stderr
+    res = run(["demo", "--no-serve"], {**env, "VERN_ENV": "demo"})
+    assert res.returncode == 1
+    assert "earlier built-in development keys" in res.stderr and "make clean" in res.stderr
