@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+PORT ?= 8000
 
 .PHONY: demo test lint migrations-check install serve bench-quick clean
 
@@ -15,9 +16,11 @@ $(STAMP): pyproject.toml vern/audit/_native.c
 
 install: $(STAMP)
 
-## Install, create the SQLite database under var/, load the demo data, serve on 127.0.0.1:8000.
+## Install, create the SQLite database under var/, load the demo data, serve on 127.0.0.1:$(PORT)
+## (`make demo PORT=8100` moves every address: console, banner, statistics tag, mail links) with
+## the demo's mail server on $(PORT)+25. Writes var/demo.env, which `vern` reads when VERN_ENV is unset.
 demo: $(STAMP)
-	VERN_ENV=demo $(BIN)/vern demo
+	VERN_ENV=demo VERN_PORT=$(PORT) $(BIN)/vern demo
 
 serve: $(STAMP)
 	$(BIN)/vern serve

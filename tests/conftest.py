@@ -11,13 +11,72 @@ Personas (all fictional):
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+# The whole session runs as the test environment with its own data directory: nothing a test
+# does, nor any default path, lands under the repository's var/ (where the demo lives).
+os.environ.setdefault("VERN_ENV", "test")
+_SESSION_DATA = tempfile.mkdtemp(prefix="vern-test-data-")
+os.environ["VERN_DATA_DIR"] = _SESSION_DATA
+atexit.register(shutil.rmtree, _SESSION_DATA, ignore_errors=True)
+REPO_VAR = (Path(__file__).resolve().parent.parent / "var").resolve()
+_var_writes: list[str] = []
+
+
+class WroteUnderVar(AssertionError):
+    """A test tried to write under the repository's var/ (the demo's files)."""
+
+
+def _under_var(path: object) -> bool:
+    if isinstance(path, int) or path is None:
+        return False
+    try:
+        text = os.fsdecode(path)  # type: ignore[arg-type]
+    except TypeError:
+        return False
+    if text.startswith("sqlite:///"):
+        text = text.removeprefix("sqlite:///")
+    if text in ("", ":memory:") or text.startswith("file:"):
+        return False
+    resolved = Path(os.path.abspath(text))
+    return resolved == REPO_VAR or REPO_VAR in resolved.parents
+
+
+def _writes(event: str, args: tuple[object, ...]) -> object:
+    if event == "open" and len(args) >= 3:
+        mode, flags = args[1], args[2]
+        if isinstance(mode, str):
+            return args[0] if any(c in mode for c in "wax+") else None
+        if isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            return args[0]
+        return None
+    if event in ("os.rename", "os.replace") and len(args) >= 2:
+        return args[1] if _under_var(args[1]) else args[0]
+    if event in ("os.mkdir", "os.remove", "os.rmdir", "shutil.rmtree", "sqlite3.connect"):
+        return args[0] if args else None
+    return None
+
+
+def _guard_var(event: str, args: tuple[object, ...]) -> None:
+    if not event.startswith(("open", "os.", "shutil.", "sqlite3.")):
+        return
+    path = _writes(event, args)
+    if path is not None and _under_var(path):
+        _var_writes.append(f"{event} {os.fsdecode(path)}")  # type: ignore[arg-type]
+        raise WroteUnderVar(f"a test wrote under the repository's var/: {event} {path}")
+
+
+sys.addaudithook(_guard_var)
 from sqlalchemy import text
 from starlette.testclient import TestClient
 
@@ -252,4 +311,19 @@ def user_row(database: Database, user_id: str) -> User:
         return user
 
 
-os.environ.setdefault("VERN_ENV", "test")
+@pytest.fixture(autouse=True)
+def _no_writes_under_var() -> Iterator[None]:
+    """Fails the test that wrote (or tried to write) under the repository's var/."""
+    _var_writes.clear()
+    yield
+    found, _var_writes[:] = list(_var_writes), []
+    assert not found, f"tests must not write under {REPO_VAR}: {found}"
+
+
+def _test_mailer() -> None:
+    from vern.notify import service as notify
+
+    notify.install_mailer(notify.MemoryMailer())
+
+
+_test_mailer()

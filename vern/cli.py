@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import getpass
 import importlib
+import os
 import pkgutil
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
@@ -13,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 import vern
-from vern.config import ConfigError, Settings, get_settings
+from vern.config import ROOT, ConfigError, Settings, get_settings
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -46,9 +48,14 @@ def settings_or_exit() -> Settings:
 def open_database(settings: Settings) -> Database:
     from vern.crypto import KeyRing, install_keyring
     from vern.db import Database
+    from vern.notify.service import configure
 
-    database = Database(settings.database_url)
-    install_keyring(KeyRing(database.engine, settings.master_key_bytes))
+    try:
+        database = Database(settings.database_url)
+        install_keyring(KeyRing(database.engine, settings.master_key_bytes))
+    except ConfigError as exc:
+        fail(str(exc), 2)
+    configure(settings)  # the same mail transport as `vern serve` and `vern worker`
     return database
 
 
@@ -67,14 +74,16 @@ def init() -> None:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (VERN_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (VERN_PORT).")] = None,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
 ) -> None:
     """Serve the console, API, portal and scripts."""
     import uvicorn
 
-    settings_or_exit()
+    settings = settings_or_exit()
+    host = host or settings.host
+    port = port or settings.port
     uvicorn.run("vern.web:create_app", factory=True, host=host, port=port, workers=workers,
                 proxy_headers=False, server_header=False, access_log=False)
 
@@ -99,7 +108,29 @@ def check() -> None:
     found = problems(schema_tables())
     if found:
         fail("data map: " + "; ".join(found))
-    console.print(f"[green]ok[/] environment={settings.env} database={database.engine.dialect.name}")
+    mail = _check_mail(settings)
+    console.print(f"[green]ok[/] environment={settings.env} database={database.engine.dialect.name} "
+                  f"mail={mail}")
+
+
+def _check_mail(settings: Settings) -> str:
+    """Connect to the mail server (and sign in) as delivery would; say what mail does."""
+    import smtplib
+
+    from vern.notify.service import mailer_for
+    from vern.notify.transport import SmtpMailer
+
+    chosen = mailer_for(settings)
+    if not isinstance(chosen, SmtpMailer):
+        err.print("[yellow]warning:[/] VERN_SMTP_URL is not set: mail stays in the outbox, unsent "
+                  "(production refuses to start without it)")
+        return "none (mail waits in the outbox)"
+    try:
+        chosen.check()
+    except (OSError, smtplib.SMTPException) as exc:
+        fail(f"VERN_SMTP_URL: cannot reach the mail server {chosen.target.describe()} "
+             f"({type(exc).__name__}: {exc})")
+    return f"{chosen.target.describe()} from {chosen.sender}"
 
 
 @user_app.command("create")
@@ -219,21 +250,48 @@ def tenant_list() -> None:
 def demo(
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve afterwards.")]
     = True,
-    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8000,
+    port: Annotated[int | None, typer.Option(help="Port to serve on (VERN_PORT, 8000).")] = None,
 ) -> None:
-    """Create the database, load the demo vendor and customers, and serve the console."""
+    """Create the database, load the demo vendor and customers, and serve the console.
+
+    Writes the demo's settings to <VERN_DATA_DIR>/demo.env, which every later `vern` command
+    reads when VERN_ENV is not set; serving also starts the demo's mail server on loopback."""
     from vern import demo as demo_data
     from vern.migrate import upgrade
+    from vern.notify import sink as mail_sink
 
+    os.environ.setdefault("VERN_ENV", "demo")
+    if port is not None:
+        os.environ["VERN_PORT"] = str(port)
+    get_settings.cache_clear()
     settings = settings_or_exit()
     if settings.is_production:
         fail("VERN_ENV: the demo needs VERN_ENV=demo (it uses known passwords)")
+    made_before = demo_data.made_with_earlier_keys(settings)
+    if made_before is not None:
+        fail(f"{made_before} was made with the earlier built-in development keys, which Vern no "
+             f"longer has; delete {settings.data_dir} (`make clean`) and run the demo again")
     upgrade(settings.database_url)
     database = open_database(settings)
     info = demo_data.load(database, settings)
-    demo_data.print_sign_in(console, info, port)
-    if serve_after:
-        serve(host="127.0.0.1", port=port, workers=1)
+    written = demo_data.write_settings(settings)
+    demo_data.print_sign_in(console, info, settings, written)
+    if not serve_after:
+        return
+    sink = None
+    if settings.smtp_url == demo_data.sink_url(settings):
+        try:
+            sink = mail_sink.MailSink(port=demo_data.sink_port(settings)).start()
+        except (OSError, RuntimeError) as exc:
+            fail(f"VERN_PORT: the demo's mail server cannot listen on 127.0.0.1:"
+                 f"{demo_data.sink_port(settings)} ({exc}); choose another VERN_PORT")
+        mail_sink.install(sink)
+    try:
+        serve(host=settings.host, port=settings.port, workers=1)
+    finally:
+        if sink is not None:
+            mail_sink.install(None)
+            sink.stop()
 
 
 @app.command()
@@ -260,8 +318,8 @@ def demo_code(email: Annotated[str, typer.Argument(help="E-mail of a demo user."
 
     settings = settings_or_exit()
     if settings.is_production:
-        fail("VERN_ENV: only in demo mode")
-    code = demo_data.current_code(email)
+        fail("VERN_ENV: only in demo mode (run `vern demo` first, or set VERN_ENV=demo)")
+    code = demo_data.current_code(settings, email)
     if code is None:
         fail(f"email: {email!r} is not a demo user")
     console.print(code)
@@ -296,7 +354,26 @@ def _mount_domains() -> None:
 _mount_domains()
 
 
+def load_demo_settings() -> Path | None:
+    """When VERN_ENV is not set and ``vern demo`` left its settings file, use it (variables
+    already set win). Returns the file used."""
+    if os.environ.get("VERN_ENV"):
+        return None
+    path = Path(os.environ.get("VERN_DATA_DIR") or ROOT / "var") / "demo.env"
+    if not path.is_file():
+        return None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        name, sep, value = line.strip().partition("=")
+        if sep and name.startswith("VERN_"):
+            os.environ.setdefault(name, value)
+    get_settings.cache_clear()
+    return path
+
+
 def main() -> None:
+    found = load_demo_settings()
+    if found is not None:
+        err.print(f"[dim]VERN_ENV is not set: using the demo's settings from {found}[/]")
     app()
 
 

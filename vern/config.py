@@ -2,23 +2,33 @@
 
 Secrets may come from a file (``VERN_SECRET_KEY_FILE``, ``VERN_MASTER_KEY_FILE``) so that they never
 appear in a process listing. Outside ``dev``/``demo``/``test`` a missing or default secret refuses to
-start: the strictest setting is the default.
+start: the strictest setting is the default. In ``dev`` and ``demo`` missing secrets are generated
+once per installation into ``<VERN_DATA_DIR>/dev-secrets.env`` (said so in a log line); only
+``test`` uses the fixed keys below. Production also refuses to start without a mail transport
+(``VERN_SMTP_URL`` and ``VERN_MAIL_FROM``).
 """
 
 from __future__ import annotations
 
 import base64
 import ipaddress
+import logging
+import os
+import secrets
+import threading
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Environment = Literal["production", "dev", "demo", "test"]
 
-# Used only where the environment allows it (dev, demo, test). Never accepted in production.
+log = logging.getLogger("vern.config")
+
+# Used only by the test environment (dev and demo generate keys of their own). Never accepted
+# in production.
 DEV_SECRET_KEY = "vern-dev-secret-key-not-for-production"  # noqa: S105
 DEV_MASTER_KEY = base64.urlsafe_b64encode(b"vern-dev-master-key-32-bytes!!!!").decode()
 
@@ -33,12 +43,22 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VERN_", extra="ignore", frozen=True)
 
     env: Environment = "production"
+    # Where this instance keeps its files (SQLite database, audit files, the demo's product
+    # database and settings, generated development keys). The defaults below follow it.
+    data_dir: Path = ROOT / "var"
     database_url: str = f"sqlite:///{ROOT / 'var' / 'vern.db'}"
     secret_key: str | None = None
     secret_key_file: Path | None = None
     master_key: str | None = None
     master_key_file: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    # Derived from host and port unless set (every link in mail, banner and statistics tags).
     base_url: str = "http://127.0.0.1:8000"
+    # Mail transport: smtp://[user:pass@]host[:port][?starttls=1], smtps://… (implicit TLS).
+    smtp_url: str | None = Field(default=None, repr=False)  # may hold a password
+    smtp_password_file: Path | None = None
+    mail_from: str | None = None
     default_locale: Literal["nb", "en"] = "nb"
 
     # Passwords (NIST SP 800-63B): length only, no composition rules, no forced change.
@@ -65,6 +85,27 @@ class Settings(BaseSettings):
 
     audit_retention_days: int = Field(default=365, ge=1)
     audit_log_dir: Path = ROOT / "var" / "audit"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derived_defaults(cls, data: Any) -> Any:
+        """Paths follow ``data_dir`` and the base URL follows host and port, unless set."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        data_dir = Path(data.get("data_dir") or ROOT / "var")
+        data.setdefault("database_url", f"sqlite:///{data_dir / 'vern.db'}")
+        data.setdefault("audit_log_dir", data_dir / "audit")
+        if not data.get("base_url"):
+            host = str(data.get("host") or "127.0.0.1")
+            port = data.get("port") or 8000
+            shown = f"[{host}]" if ":" in host else host
+            data["base_url"] = f"http://{shown}:{port}"
+        port_text = str(data.get("port") or 8000)
+        if data.get("env") == "demo" and not data.get("smtp_url") and port_text.isdigit():
+            # The demo's own mail server (started by `vern demo`), next to the web port.
+            data["smtp_url"] = f"smtp://127.0.0.1:{demo_sink_port(int(port_text))}"
+        return data
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -96,10 +137,11 @@ class Settings(BaseSettings):
                     "VERN_MASTER_KEY (or VERN_MASTER_KEY_FILE) must be set to 32 random bytes "
                     "(base64) outside dev/demo/test"
                 )
-        secret = self.resolved_secret_key()
+        # Only the keys given are checked here: dev and demo make theirs when first used.
+        secret = _read_secret(self.secret_key, self.secret_key_file, "VERN_SECRET_KEY_FILE")
         if secret is not None and len(secret) < 32 and self.is_production:
             raise ValueError("VERN_SECRET_KEY must be at least 32 characters")
-        master = self.resolved_master_key()
+        master = _read_secret(self.master_key, self.master_key_file, "VERN_MASTER_KEY_FILE")
         if master is not None:
             try:
                 raw = base64.urlsafe_b64decode(master.encode())
@@ -107,7 +149,24 @@ class Settings(BaseSettings):
                 raise ValueError("VERN_MASTER_KEY must be base64") from exc
             if len(raw) != 32:
                 raise ValueError("VERN_MASTER_KEY must decode to exactly 32 bytes")
+        self._mail_valid()
         return self
+
+    def _mail_valid(self) -> None:
+        from email.utils import parseaddr
+
+        if self.is_production and (not self.smtp_url or not self.mail_from):
+            raise ValueError(
+                "VERN_SMTP_URL and VERN_MAIL_FROM must be set in production: without a mail "
+                "transport one-time codes and download links never reach anyone "
+                "(smtp://user:pass@host:587?starttls=1 or smtps://user:pass@host:465)"
+            )
+        if self.mail_from is not None and "@" not in parseaddr(self.mail_from)[1]:
+            raise ValueError(f"VERN_MAIL_FROM: {self.mail_from!r} is not an e-mail address")
+        if self.smtp_url:
+            from vern.notify.transport import SmtpTarget
+
+            SmtpTarget.parse(self.smtp_url, password_file=self.smtp_password_file)
 
     @property
     def is_production(self) -> bool:
@@ -119,13 +178,25 @@ class Settings(BaseSettings):
 
     def resolved_secret_key(self) -> str | None:
         return _read_secret(self.secret_key, self.secret_key_file, "VERN_SECRET_KEY_FILE") or (
-            None if self.is_production else DEV_SECRET_KEY
+            self._fallback_key("secret_key")
         )
 
     def resolved_master_key(self) -> str | None:
         return _read_secret(self.master_key, self.master_key_file, "VERN_MASTER_KEY_FILE") or (
-            None if self.is_production else DEV_MASTER_KEY
+            self._fallback_key("master_key")
         )
+
+    def _fallback_key(self, name: str) -> str | None:
+        if self.is_production:
+            return None
+        if self.env == "test":
+            return DEV_SECRET_KEY if name == "secret_key" else DEV_MASTER_KEY
+        return generated_keys(self.data_dir)[name]
+
+    @property
+    def mail_from_address(self) -> str:
+        """The sender: ``VERN_MAIL_FROM``, or outside production a loopback-only placeholder."""
+        return self.mail_from or "Vern <vern@localhost>"
 
     @property
     def secret_bytes(self) -> bytes:
@@ -151,6 +222,58 @@ def _read_secret(value: str | None, path: Path | None, name: str) -> str | None:
         return path.read_text(encoding="utf-8").strip() or None
     except OSError as exc:
         raise ValueError(f"{name}: cannot read {path}: {exc.strerror}") from exc
+
+
+def demo_sink_port(port: int) -> int:
+    """The port of the demo's mail server: 25 above the web port (8025 for 8000)."""
+    return port + 25 if port + 25 <= 65535 else port - 25
+
+
+DEV_KEYS_FILE = "dev-secrets.env"
+_generated: dict[Path, dict[str, str]] = {}
+_generated_lock = threading.Lock()
+
+
+def generated_keys(data_dir: Path) -> dict[str, str]:
+    """This installation's own development keys (dev and demo only): read from
+    ``<data_dir>/dev-secrets.env``, or made at random into it (mode 0600) the first time."""
+    path = (data_dir / DEV_KEYS_FILE).resolve()
+    with _generated_lock:
+        found = _generated.get(path)
+        if found is not None:
+            return found
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            text = (
+                "# Development keys of this installation, made by Vern (dev and demo only).\n"
+                f"secret_key={secrets.token_urlsafe(48)}\n"
+                f"master_key={base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()}\n"
+            )
+            # Written whole to a file of our own, then linked into place: another process
+            # either sees no file or a complete one, and the first link wins.
+            draft = path.with_name(f".{DEV_KEYS_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
+            try:
+                os.link(draft, path)
+            except FileExistsError:
+                pass  # another process made it first: use theirs
+            else:
+                log.warning("generated random development keys into %s (dev/demo only; set "
+                            "VERN_SECRET_KEY and VERN_MASTER_KEY to choose your own)", path)
+            finally:
+                draft.unlink()
+        values: dict[str, str] = {}
+        for line in path.read_text(encoding="utf-8").splitlines():
+            name, sep, value = line.partition("=")
+            if sep and not name.startswith("#"):
+                values[name.strip()] = value.strip()
+        if not values.get("secret_key") or not values.get("master_key"):
+            raise ConfigError(f"{path}: the development keys file is incomplete; delete it to make "
+                              "new keys (data sealed under the old ones is then lost)")
+        _generated[path] = values
+        return values
 
 
 @lru_cache(maxsize=1)

@@ -1,7 +1,9 @@
 """Demo data: the vendor "Solstrand Læring AS", two customers and their people (all fictional).
 
-Loading is idempotent. Demo users have known passwords and MFA secrets derived from the demo
-secret, so that ``vern demo-code EMAIL`` can print the current code. Each domain may add its own
+Loading is idempotent. Demo users have known passwords and MFA secrets derived from the
+installation's secret key (made at random into the data directory on first use), so that
+``vern demo-code EMAIL`` can print the current code. ``write_settings`` leaves the demo's settings
+in ``<VERN_DATA_DIR>/demo.env`` for the CLI to find. Each domain may add its own
 demo data in ``vern/<domain>/demo.py`` with ``load_demo(database, orgs)``, where ``orgs`` maps
 the slugs ``solstrand``, ``fjellheim`` and ``havbris`` to organisation ids.
 """
@@ -10,9 +12,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import importlib
+import os
 import pkgutil
+import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -22,7 +28,7 @@ import vern
 from vern.accounts import security, service
 from vern.accounts.models import Organisation, User
 from vern.accounts.roles import OrgKind
-from vern.config import DEV_SECRET_KEY, Settings
+from vern.config import Settings, demo_sink_port
 from vern.crypto import PII
 from vern.db import Database, Scope, utcnow
 
@@ -52,15 +58,66 @@ class DemoInfo:
     users: list[tuple[str, str, str, str]]
 
 
-def demo_totp_secret(email: str) -> str:
-    digest = hashlib.sha256(f"{DEV_SECRET_KEY}:totp:{email}".encode()).digest()
+def demo_totp_secret(settings: Settings, email: str) -> str:
+    digest = hmac.new(settings.secret_bytes, f"demo:totp:{email}".encode(), hashlib.sha256).digest()
     return base64.b32encode(digest[:20]).decode().rstrip("=")
 
 
-def current_code(email: str) -> str | None:
+def current_code(settings: Settings, email: str) -> str | None:
     if email not in {p[0] for p in PEOPLE}:
         return None
-    return security.totp_now(demo_totp_secret(email))
+    return security.totp_now(demo_totp_secret(settings, email))
+
+
+def sink_port(settings: Settings) -> int:
+    return demo_sink_port(settings.port)
+
+
+def sink_url(settings: Settings) -> str:
+    """The address of the demo's own mail server; ``VERN_SMTP_URL`` defaults to it in the demo."""
+    return f"smtp://127.0.0.1:{sink_port(settings)}"
+
+
+# Settings the demo's file keeps when they were set for `vern demo` (never a secret itself).
+_KEPT = ("VERN_DATABASE_URL", "VERN_AUDIT_LOG_DIR", "VERN_HOST", "VERN_BASE_URL", "VERN_SMTP_URL",
+         "VERN_SMTP_PASSWORD_FILE", "VERN_MAIL_FROM", "VERN_DEFAULT_LOCALE",
+         "VERN_SECRET_KEY_FILE", "VERN_MASTER_KEY_FILE")
+
+
+def made_with_earlier_keys(settings: Settings) -> Path | None:
+    """The demo's SQLite database when it exists but this installation has no generated keys
+    yet (and none are given): its data is sealed under keys Vern no longer has."""
+    from sqlalchemy.engine import make_url
+
+    from vern.config import DEV_KEYS_FILE
+
+    if settings.master_key or settings.master_key_file or not settings.is_sqlite:
+        return None
+    if (settings.data_dir / DEV_KEYS_FILE).exists():
+        return None
+    name = make_url(settings.database_url).database
+    found = Path(name) if name else None
+    if found is None or not found.is_file():
+        return None
+    with sqlite3.connect(f"{found.resolve().as_uri()}?mode=ro", uri=True) as conn:
+        try:
+            keys = conn.execute("SELECT count(*) FROM data_keys").fetchone()[0]
+        except sqlite3.Error:
+            return None  # no schema yet
+    return found if keys else None
+
+
+def write_settings(settings: Settings) -> Path:
+    """``<data_dir>/demo.env``: what every `vern` command needs to work on this demo when
+    VERN_ENV is not set (derived values such as the base URL are left to be derived again)."""
+    lines = ["# The demo's settings, written by `vern demo`; read by `vern` when VERN_ENV is unset.",
+             "VERN_ENV=demo", f"VERN_DATA_DIR={settings.data_dir.resolve()}",
+             f"VERN_PORT={settings.port}"]
+    lines += [f"{name}={os.environ[name]}" for name in _KEPT if os.environ.get(name)]
+    path = settings.data_dir / "demo.env"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
 
 
 def load(database: Database, settings: Settings) -> DemoInfo:
@@ -79,14 +136,14 @@ def load(database: Database, settings: Settings) -> DemoInfo:
                                            org_id=orgs[slug], role=role,
                                            password=DEMO_PASSWORD, actor=None)
             if role != "member" and user.mfa_enabled_at is None:
-                _enrol(user, email)
+                _enrol(settings, user, email)
     for module in _demo_modules():
         module.load_demo(database, orgs)
     return DemoInfo(orgs, PEOPLE)
 
 
-def _enrol(user: User, email: str) -> None:
-    user.mfa_secret = PII(user.key_id, demo_totp_secret(email))
+def _enrol(settings: Settings, user: User, email: str) -> None:
+    user.mfa_secret = PII(user.key_id, demo_totp_secret(settings, email))
     user.mfa_enabled_at = utcnow()
 
 
@@ -106,14 +163,20 @@ def _demo_modules() -> list[Any]:
     return found
 
 
-def print_sign_in(console: Console, info: DemoInfo, port: int) -> None:
+def print_sign_in(console: Console, info: DemoInfo, settings: Settings, written: Path) -> None:
+    base = settings.base_url.rstrip("/")
     console.print()
-    console.print(f"[bold]Vern demo[/] - open [link]http://127.0.0.1:{port}/login[/link]")
+    console.print(f"[bold]Vern demo[/] - open [link]{base}/login[/link]")
     console.print(f"Every demo user's password: [bold]{DEMO_PASSWORD}[/]")
     console.print("Users with two-step sign-in get their current code from:")
     console.print("    [bold].venv/bin/vern demo-code EMAIL[/]  (or add the secret to an authenticator)")
+    if settings.smtp_url == sink_url(settings):
+        console.print(f"Mail goes to the demo's mail server on 127.0.0.1:{sink_port(settings)}; "
+                      f"vendor staff read it at [link]{base}/console/mail[/link]", soft_wrap=True)
+    console.print(f"Settings for every `vern` command: {written} (read when VERN_ENV is not set)",
+                  soft_wrap=True)
     for email, name, slug, role in info.users:
-        mfa = "" if role == "member" else f"  MFA secret {demo_totp_secret(email)}"
+        mfa = "" if role == "member" else f"  MFA secret {demo_totp_secret(settings, email)}"
         # soft_wrap: one user per line, also when the output goes to a narrow log.
         console.print(f"  {email:40} {name:16} {slug:10} {role:17}{mfa}", soft_wrap=True)
     console.print()

@@ -466,9 +466,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     settings = settings or get_settings()
     database = database or Database(settings.database_url)
     install_keyring(KeyRing(database.engine, settings.master_key_bytes))
-    from vern.notify.service import configure_from_env
+    from vern.notify.service import configure
 
-    configure_from_env()
+    configure(settings)  # the same mail transport as the CLI and `vern worker`
     metrics = Metrics()
 
     @asynccontextmanager

@@ -118,6 +118,8 @@ def production_settings(db: Database, tmp: Path, **overrides: object) -> Setting
         "master_key": base64.urlsafe_b64encode(os.urandom(32)).decode(),
         "rate_limit_signin": "1000/minute", "rate_limit_api": "100000/minute",
         "audit_log_dir": tmp / "audit",
+        # Production needs a mail transport; a loopback port nothing listens on keeps mail queued.
+        "smtp_url": "smtp://127.0.0.1:9", "mail_from": "personvern@solstrand.example.com",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

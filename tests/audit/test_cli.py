@@ -27,7 +27,7 @@ def test_verify_and_prove_from_the_command_line(sqlite_db: Database, tmp_path: P
     settings = make_settings(sqlite_db.url, tmp_path)
     fill(audit_log(sqlite_db, settings), sqlite_db, 120)
     env = {k: v for k, v in os.environ.items() if not k.startswith("VERN_")}
-    env.update({"VERN_ENV": "dev", "VERN_DATABASE_URL": sqlite_db.url,
+    env.update({"VERN_ENV": "test", "VERN_DATABASE_URL": sqlite_db.url,
                 "VERN_AUDIT_LOG_DIR": str(settings.audit_log_dir), "COLUMNS": "200"})
 
     ok = run(["verify"], env)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ def env(tmp_path: Path) -> dict[str, str]:
         "VERN_ENV": "dev",
         "VERN_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
         "VERN_AUDIT_LOG_DIR": str(tmp_path / "audit"),
+        "VERN_DATA_DIR": str(tmp_path / "data"),
         "COLUMNS": "200",
     })
     return base
@@ -91,8 +93,9 @@ def test_bad_input_is_refused_with_the_field_named(env: dict[str, str]) -> None:
     assert "org" in res.stderr
 
 
-def test_demo_loads_twice_and_prints_how_to_sign_in(env: dict[str, str]) -> None:
+def test_demo_loads_twice_and_prints_how_to_sign_in(env: dict[str, str], tmp_path: Path) -> None:
     env = {**env, "VERN_ENV": "demo"}
+    assert run(["init"], env).returncode == 0  # an empty database made first is no obstacle
     first = run(["demo", "--no-serve"], env)
     assert first.returncode == 0, first.stderr
     assert "Nordlys over Lofoten 2026" in first.stdout
@@ -102,3 +105,75 @@ def test_demo_loads_twice_and_prints_how_to_sign_in(env: dict[str, str]) -> None
     code = run(["demo-code", "anne.lunde@fjellheim.example.com"], env)
     assert code.returncode == 0
     assert code.stdout.strip().isdigit()
+    # Everything the demo makes is in its data directory (never the repository's var/).
+    assert (tmp_path / "data" / "demo" / "laerbar.db").is_file()
+    assert (tmp_path / "data" / "dev-secrets.env").is_file()
+
+
+def test_the_cli_finds_the_demo_without_vern_env(env: dict[str, str], tmp_path: Path) -> None:
+    """After `vern demo`, every command works on the demo with VERN_ENV unset."""
+    assert run(["demo", "--no-serve"], {**env, "VERN_ENV": "demo"}).returncode == 0
+    bare = {k: v for k, v in env.items()
+            if k not in ("VERN_ENV", "VERN_DATABASE_URL", "VERN_AUDIT_LOG_DIR")}
+    code = run(["demo-code", "anne.lunde@fjellheim.example.com"], bare)
+    assert code.returncode == 0, code.stderr
+    assert code.stdout.strip().isdigit()
+    assert "demo.env" in code.stderr
+    listing = run(["tenant", "list"], bare)
+    assert listing.returncode == 0, listing.stderr
+    assert "fjellheim" in listing.stdout
+
+
+def test_the_demo_port_moves_every_address(env: dict[str, str], tmp_path: Path) -> None:
+    res = run(["demo", "--no-serve", "--port", "8123"], {**env, "VERN_ENV": "demo"})
+    assert res.returncode == 0, res.stderr
+    assert "http://127.0.0.1:8123/login" in res.stdout
+    assert ":8000" not in res.stdout
+    saved = (tmp_path / "data" / "demo.env").read_text(encoding="utf-8")
+    assert "VERN_PORT=8123" in saved
+    assert "SECRET" not in saved.upper().replace("_FILE", "")
+
+
+def test_check_names_a_missing_mail_transport_in_production(env: dict[str, str]) -> None:
+    env = {**env, "VERN_ENV": "production", "VERN_SECRET_KEY": "x7Qe9vL2pR4tY8uI0oP3aS5dF6gH1jK-",
+           "VERN_MASTER_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}
+    res = run(["check"], env)
+    assert res.returncode == 2
+    assert "VERN_SMTP_URL" in res.stderr
+
+
+def test_check_says_when_the_mail_server_cannot_be_reached(env: dict[str, str]) -> None:
+    assert run(["init"], env).returncode == 0
+    res = run(["check"], env)
+    assert res.returncode == 0
+    assert "VERN_SMTP_URL is not set" in res.stderr
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    res = run(["check"], {**env, "VERN_SMTP_URL": f"smtp://127.0.0.1:{port}"})
+    assert res.returncode == 1
+    assert "VERN_SMTP_URL" in res.stderr and "cannot reach" in res.stderr
+
+
+def test_check_connects_to_the_mail_server(env: dict[str, str]) -> None:
+    from vern.notify.sink import MailSink
+
+    assert run(["init"], env).returncode == 0
+    with MailSink() as sink:
+        res = run(["check"], {**env, "VERN_SMTP_URL": sink.url,
+                              "VERN_MAIL_FROM": "personvern@solstrand.example.com"})
+    assert res.returncode == 0, res.stderr
+    assert f"127.0.0.1:{sink.port}" in res.stdout
+
+
+def test_a_demo_made_with_the_earlier_built_in_keys_is_named(env: dict[str, str]) -> None:
+    old = {**env, "VERN_ENV": "test"}  # the fixed keys the demo used before
+    assert run(["init"], old).returncode == 0
+    assert run(["tenant", "create", "--name", "Havbris skole", "--slug", "havbris"], old).returncode == 0
+    made = run(["user", "create", "--email", "per.hansen@havbris.example.com", "--name", "Per Hansen",
+                "--org", "havbris", "--role", "member", "--password-stdin"], old,
+               stdin="Fjorden ligger blank i kveld\n")
+    assert made.returncode == 0, made.stderr
+    res = run(["demo", "--no-serve"], {**env, "VERN_ENV": "demo"})
+    assert res.returncode == 1
+    assert "earlier built-in development keys" in res.stderr and "make clean" in res.stderr

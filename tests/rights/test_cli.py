@@ -46,7 +46,7 @@ def test_a_map_is_checked_published_and_an_erasure_run_and_replayed(tmp_path: Pa
     forget(product_url)
     (tmp_path / "laerbar.yaml").write_text(demo.map_text(), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("VERN_")} | {
-        "VERN_ENV": "dev",
+        "VERN_ENV": "test",  # the fixed test keys, as this process uses
         "VERN_DATABASE_URL": vern_url,
         "COLUMNS": "200",
         "VERN_AUDIT_LOG_DIR": str(tmp_path / "audit"),
@@ -122,7 +122,7 @@ def test_a_map_is_checked_published_and_an_erasure_run_and_replayed(tmp_path: Pa
 def test_check_fails_and_names_the_place_of_a_broken_map(tmp_path: Path) -> None:
     broken = demo.map_text().replace("category: user.name,", "category: user.nam,", 1)
     (tmp_path / "broken.yaml").write_text(broken, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VERN_")} | {"VERN_ENV": "dev"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VERN_")} | {"VERN_ENV": "test"}
     res = run(["datamap", "check", str(tmp_path / "broken.yaml")], env)
     assert res.returncode == 1
     said = "".join(res.stderr.split())  # the console wraps long lines wherever a space falls

@@ -420,7 +420,7 @@ def load_demo(database: Any, orgs: dict[str, str], folder: Path | None = None) -
     and leave a finished access request and a finished erasure request to look at."""
     from sqlalchemy import select
 
-    from vern.config import ROOT
+    from vern.config import get_settings
     from vern.datamap.connect import engine_for
     from vern.datamap.models import ProductMap
     from vern.datamap.service import publish_map
@@ -428,7 +428,7 @@ def load_demo(database: Any, orgs: dict[str, str], folder: Path | None = None) -
     from vern.rights import service
     from vern.rights.models import RightsRequest
 
-    folder = folder or ROOT / "var" / "demo"
+    folder = folder or get_settings().data_dir / "demo"
     folder.mkdir(parents=True, exist_ok=True)
     product = folder / "laerbar.db"
     url_file = folder / "laerbar.url"
@@ -472,9 +472,10 @@ def load_demo(database: Any, orgs: dict[str, str], folder: Path | None = None) -
 
 
 def demo_paths() -> tuple[Path, Path]:
-    from vern.config import ROOT
+    from vern.config import get_settings
 
-    return ROOT / "var" / "demo" / "laerbar.db", ROOT / "var" / "demo" / "laerbar.url"
+    folder = get_settings().data_dir / "demo"
+    return folder / "laerbar.db", folder / "laerbar.url"
 
 
 def utc(dt: datetime) -> datetime:

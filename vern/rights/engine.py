@@ -1358,7 +1358,7 @@ def book_mail(
             "org_id": org_id,
             "kind": kind,
             "recipient": PII(key_id, to),
-            "subject": subject,
+            "subject": PII(key_id, subject),
             "body": PII(key_id, body),
             "created_at": utcnow(),
             "attempts": 0,
