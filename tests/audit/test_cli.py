@@ -58,7 +58,7 @@ def test_witness_quarantine_and_key_from_the_command_line(
     settings = make_settings(sqlite_db.url, tmp_path)
     fill(audit_log(sqlite_db, settings), sqlite_db, 60)
     env = {k: v for k, v in os.environ.items() if not k.startswith("VERN_")}
-    env.update({"VERN_ENV": "dev", "VERN_DATABASE_URL": sqlite_db.url,
+    env.update({"VERN_ENV": "test", "VERN_DATABASE_URL": sqlite_db.url,
                 "VERN_AUDIT_LOG_DIR": str(settings.audit_log_dir), "COLUMNS": "300"})
 
     none = run(["witness"], env)
@@ -97,7 +97,7 @@ def test_verify_reports_a_wrongly_typed_checkpoint_column_without_a_traceback(
     settings = make_settings(sqlite_db.url, tmp_path)
     fill(audit_log(sqlite_db, settings), sqlite_db, 40)
     env = {k: v for k, v in os.environ.items() if not k.startswith("VERN_")}
-    env.update({"VERN_ENV": "dev", "VERN_DATABASE_URL": sqlite_db.url,
+    env.update({"VERN_ENV": "test", "VERN_DATABASE_URL": sqlite_db.url,
                 "VERN_AUDIT_LOG_DIR": str(settings.audit_log_dir), "COLUMNS": "300"})
     assert run(["verify"], env).returncode == 0
     with sqlite_db.engine.begin() as conn:  # SQLite keeps a value of any type in any column
