@@ -291,7 +291,7 @@ def test_vendor_staff_create_a_customer_and_switch_into_it(en: TestClient,
     assert res.status_code == 422 and 'id="slug-error"' in res.text
     assert 'value="Fjordly skole"' in res.text
     res = en.post("/console/tenants", data={"name": "Fjordly skole", "slug": "fjordly",
-                                            "org_number": "945678123", "csrf_token": token})
+                                            "org_number": "945678127", "csrf_token": token})
     assert res.status_code == 200 and "Fjordly skole" in res.text
     res = en.post("/console/org", data={"org_id": personas.tenant_a, "csrf_token": token})
     assert res.status_code == 200
