@@ -194,7 +194,8 @@ def test_an_admin_manages_a_user_from_creation_to_removal(en: TestClient, person
     assert res.status_code == 303
     user_id = res.headers["location"].split("/")[3].split("?")[0]
     page = en.get(res.headers["location"])
-    assert "The user was added." in page.text and "Kari Nordmann" in page.text
+    # Added without a password: they are invited by e-mail to choose one.
+    assert "An invitation was sent by e-mail." in page.text and "Kari Nordmann" in page.text
 
     res = en.post(f"/console/users/{user_id}/role", data={"role": "tenant_admin",
                                                           "csrf_token": token})
