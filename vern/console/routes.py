@@ -739,8 +739,11 @@ def _anon_page(request: Request, template: str, ctx: dict[str, Any], status: int
 
     anon_csrf_token(request)
     response = render(request, template, ctx, status=status)
-    if status == 429 and isinstance(ctx.get("error"), RateLimited):
-        response.headers["Retry-After"] = str(ctx["error"].retry_after)
+    error = ctx.get("error")
+    if isinstance(error, VernError) and status >= 400:
+        response.headers["X-Vern-Error"] = error.code
+    if isinstance(error, RateLimited | Locked):
+        response.headers["Retry-After"] = str(error.retry_after)
     return response
 
 
