@@ -267,6 +267,25 @@ def test_an_expired_reset_link_is_refused(
     assert res.status_code == 422 and res.json()["errors"][0]["field"] == "token"
 
 
+def test_a_failing_reset_lookup_does_not_change_the_answer(
+    client: TestClient, personas: Personas, monkeypatch: pytest.MonkeyPatch,
+    mails: notify.MemoryMailer,
+) -> None:
+    """The look-up runs as a background task once the answer is made, so the answer cannot
+    depend on it: even a look-up that fails leaves it as it is (no 500)."""
+    from vern.accounts import flows as flows_module
+
+    order: list[str] = []
+
+    def failing(*_args: object, **_kwargs: object) -> bool:
+        order.append("lookup")
+        raise RuntimeError("the database is gone")
+
+    monkeypatch.setattr(flows_module, "request_password_reset", failing)
+    res = client.post("/api/v1/password-reset", json={"email": personas.bob.email})
+    assert res.status_code == 202 and order == ["lookup"]
+
+
 def test_a_reset_request_with_a_malformed_address_names_the_field(client: TestClient) -> None:
     res = client.post("/api/v1/password-reset", json={"email": "ikke en adresse"})
     assert res.status_code == 422 and res.json()["errors"][0]["field"] == "email"

@@ -15,7 +15,7 @@ from vern.audit.settings import AuditSettings
 from vern.config import Settings
 from vern.context import RequestContext, reset_request, set_request
 from vern.db import Database, Scope
-from vern.notify.service import MemoryMailer, install_mailer, mailer
+from vern.notify.service import MemoryMailer, deliver_pending, install_mailer, mailer
 
 
 def _as(db: Database, ip: str, action: str, **kwargs: Any) -> None:
@@ -118,16 +118,20 @@ def test_an_alerts_link_shows_the_records_it_was_raised_on(
     db: Database, settings: Settings, personas: Personas, login: Any
 ) -> None:
     previous = mailer()
-    install_mailer(MemoryMailer())
+    memory = MemoryMailer()
+    install_mailer(memory)
     try:
         for ip in ["203.0.113.50"] * 3 + ["198.51.100.9"] + ["203.0.113.50"] * 2:
             _as(db, ip, "auth.signin_failed", org_id=None, outcome="failure")
         service.seal_now(db, settings)
         made = alerts.scan(db, settings, audit=TEST_ALERTS)
+        deliver_pending(db)
     finally:
         install_mailer(previous)
     assert [a.kind for a in made] == ["failed_signins"]
     alert_id = made[0].id
+    mail = memory.last_to(personas.dave.email)
+    assert mail is not None and f"/console/audit/alerts/{alert_id}" in mail.body
     dave = login(personas.dave)
     dave.cookies.set("vern_lang", "en")
     listing = dave.get("/console/audit/alerts")

@@ -185,3 +185,23 @@ def test_an_organisation_number_with_a_wrong_check_digit_is_refused(
                                             "csrf_token": csrf_of(page.text)})
     assert res.status_code == 422 and 'id="org_number-error"' in res.text
     assert "check digit" in res.text
+
+
+def test_vendor_staff_in_a_customer_without_an_admin_are_told_where_to_invite_one(
+    en: TestClient, db: Database, personas: Personas, mails: notify.MemoryMailer,
+) -> None:
+    sign_in_with_forms(en, personas.dave)
+    page = en.get("/console/tenants")
+    en.post("/console/tenants", data={"name": "Fjordly skole", "slug": "fjordly",
+                                      "csrf_token": csrf_of(page.text)})
+    listing = en.get("/console/tenants")
+    tenant_id = re.search(r'<td>Fjordly skole</td>.*?href="/console/tenants/([^"/]+)/admin"',
+                          listing.text, re.DOTALL)
+    assert tenant_id
+    en.post("/console/org", data={"org_id": tenant_id.group(1), "csrf_token": csrf_of(page.text)})
+    users = en.get("/console/users")
+    assert users.status_code == 200 and 'id="first-admin-hint"' in users.text
+    assert en.get("/console/users/new", follow_redirects=False).status_code == 403
+    # A customer that has an administrator shows no such hint.
+    en.post("/console/org", data={"org_id": personas.tenant_a, "csrf_token": csrf_of(page.text)})
+    assert 'id="first-admin-hint"' not in en.get("/console/users").text

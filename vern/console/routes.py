@@ -466,9 +466,14 @@ def _user_rows(db: Session) -> list[dict[str, Any]]:
 def users(request: Request, actor: UsersReader, db: TenantDB, done: str | None = None) -> Response:
     """The people of the current organisation and their roles."""
     org = service.get_organisation(db, actor.org_id)
+    rows = _user_rows(db)
+    # Vendor staff inside a customer cannot add people there; the first administrator is
+    # invited from the vendor's organisation (``flows.create_first_admin``).
+    hint = (not actor.home and actor.org_kind is OrgKind.TENANT and not any(
+        u["role"] == Role.TENANT_ADMIN.value and not u["disabled"] for u in rows))
     return render(request, "console/users.html", {
-        "users": _user_rows(db), "org": org, "can_manage": actor.can(Perm.USERS_MANAGE),
-        "done": done,
+        "users": rows, "org": org, "can_manage": actor.can(Perm.USERS_MANAGE),
+        "done": done, "first_admin_hint": hint,
     })
 
 
