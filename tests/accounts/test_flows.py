@@ -171,6 +171,25 @@ def test_a_new_invitation_ends_the_earlier_link(
         assert res.status_code == 422
 
 
+def test_a_password_set_from_one_link_ends_the_accounts_other_links(
+    app: object, client: TestClient, db: Database, personas: Personas, login: object,
+    mails: notify.MemoryMailer,
+) -> None:
+    alice = login(personas.alice)  # type: ignore[operator]
+    alice.post("/api/v1/invitations", json={"email": "ida.moe@fjellheim.example.com",
+                                            "name": "Ida Moe", "role": "member"})
+    invite = link_token(mail_to(db, mails, "ida.moe@fjellheim.example.com"))
+    client.post("/api/v1/password-reset", json={"email": "ida.moe@fjellheim.example.com"})
+    reset = link_token(mail_to(db, mails, "ida.moe@fjellheim.example.com"))
+    assert reset != invite
+    assert client.post("/api/v1/password-reset/confirm",
+                       json={"token": reset, "password": NEW_PASSWORD}).status_code == 204
+    with _anonymous(app) as ida:
+        res = ida.post("/api/v1/invitations/accept",
+                       json={"token": invite, "password": NEW_PASSWORD + " to"})
+        assert res.status_code == 422 and res.json()["errors"][0]["field"] == "token"
+
+
 def test_a_user_added_without_a_password_is_invited(
     db: Database, personas: Personas, login: object, mails: notify.MemoryMailer,
 ) -> None:

@@ -166,13 +166,21 @@ def _redeem(session: Session, settings: Settings, *, token: str, purpose: str) -
 
 
 def _use(session: Session, row: AccountToken) -> None:
-    """Mark the link used; a second redemption racing this one finds it used and fails."""
+    """Mark the link used; a second redemption racing this one finds it used and fails. The
+    account's other open links (of either kind) end with it: the password they would set has
+    just been chosen."""
+    now = utcnow()
     result = session.execute(
         update(AccountToken).where(AccountToken.id == row.id, AccountToken.used_at.is_(None))
-        .values(used_at=utcnow())
+        .values(used_at=now)
     )
     if int(getattr(result, "rowcount", 0) or 0) != 1:
         raise InvalidInput.on("token", BAD_LINK, "invalid-token")
+    session.execute(
+        update(AccountToken).where(AccountToken.user_id == row.user_id,
+                                   AccountToken.used_at.is_(None))
+        .values(used_at=now)
+    )
 
 
 def check_link(session: Session, settings: Settings, *, token: str, purpose: str) -> User:
