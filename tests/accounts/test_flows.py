@@ -171,7 +171,7 @@ def test_a_new_invitation_ends_the_earlier_link(
         assert res.status_code == 422
 
 
-def test_a_password_set_from_one_link_ends_the_accounts_other_links(
+def test_a_password_set_from_one_link_ends_the_accounts_other_links(  # noqa: PLR0917 - fixtures
     app: object, client: TestClient, db: Database, personas: Personas, login: object,
     mails: notify.MemoryMailer,
 ) -> None:
