@@ -30,6 +30,7 @@ from vern.accounts.models import User
 from vern.accounts.roles import OrgKind, Perm
 from vern.accounts.service import Actor
 from vern.config import Settings
+from vern.crypto import blind_index
 from vern.db import Scope
 from vern.errors import InvalidInput, NotFound, RateLimited, VernError
 
@@ -464,7 +465,7 @@ def reset_rate_limit(request: Request, settings: Settings, email: str) -> None:
     checks = [
         (parse_limit(settings.rate_limit_reset_source), "reset-src", ip),
         (parse_limit(settings.rate_limit_reset_address), "reset-addr",
-         service.email_index(settings, email)),
+         blind_index(settings.secret_bytes, email, "reset-address")),
     ]
     for limit, kind, key in checks:
         if not limiter.hit(limit, kind, key):
