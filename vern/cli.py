@@ -162,6 +162,36 @@ def user_create(
         fail(str(exc))
 
 
+@user_app.command("invite")
+def user_invite(
+    email: Annotated[str, typer.Option(help="E-mail address (the sign-in name).")],
+    name: Annotated[str, typer.Option(help="Full name.")],
+    org: Annotated[str, typer.Option(help="Organisation slug.")],
+    role: Annotated[str, typer.Option(help="Role in the organisation.")],
+    lang: Annotated[str, typer.Option(help="Language of the mail: nb or en.")] = "nb",
+) -> None:
+    """Create a user without a password and mail them a single-use link to choose one."""
+    from vern.accounts import flows
+    from vern.db import Scope
+    from vern.errors import VernError
+    from vern.notify import service as notify
+
+    settings = settings_or_exit()
+    if lang not in ("nb", "en"):
+        fail("lang: use nb or en")
+    database = open_database(settings)
+    try:
+        with database.transaction(Scope.system("cli user invite")) as session:
+            organisation = _org_by_slug(session, org)
+            user = flows.invite_user(session, settings, email=email, name=name,
+                                     org_id=organisation.id, role=role, actor=None, locale=lang)
+            console.print(f"invited user {user.id} to {organisation.slug} as {role}; the link "
+                          f"is valid for {settings.invitation_valid_hours} hours")
+    except VernError as exc:
+        fail(str(exc))
+    notify.deliver_pending(database)
+
+
 @user_app.command("list")
 def user_list(org: Annotated[str, typer.Option(help="Organisation slug.")]) -> None:
     """List the users of one organisation."""
@@ -210,7 +240,8 @@ def user_disable(
 def tenant_create(
     name: Annotated[str, typer.Option(help="Name of the customer organisation.")],
     slug: Annotated[str, typer.Option(help="Short name used in addresses (a-z, 0-9, -).")],
-    org_number: Annotated[str | None, typer.Option(help="Organisation number (9 digits).")]
+    org_number: Annotated[str | None, typer.Option(
+        help="Organisation number (9 digits, the last a mod-11 check digit).")]
     = None,
 ) -> None:
     """Create a customer organisation (tenant)."""

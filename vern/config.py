@@ -75,12 +75,18 @@ class Settings(BaseSettings):
     session_idle_minutes: int = Field(default=60, ge=1, le=60)
     session_absolute_hours: int = Field(default=24, ge=1, le=24)
     api_token_max_days: int = Field(default=365, ge=1)
+    # E-mailed single-use links: an invitation to set a first password, a password reset.
+    invitation_valid_hours: int = Field(default=72, ge=1, le=336)
+    password_reset_valid_minutes: int = Field(default=30, ge=5, le=1440)
 
     # A comma-separated list in the environment (not JSON).
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     rate_limit_storage_url: str = "memory://"
     rate_limit_signin: str = "10/minute"
     rate_limit_api: str = "1200/minute"
+    # Password-reset requests, per e-mail address typed in and per source address.
+    rate_limit_reset_address: str = "3/hour"
+    rate_limit_reset_source: str = "20/hour"
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
     audit_retention_days: int = Field(default=365, ge=1)

@@ -35,9 +35,9 @@ from vern.db import Database, Scope, utcnow
 DEMO_PASSWORD = "Nordlys over Lofoten 2026"  # noqa: S105 - demo only, printed for the user
 
 ORGS = [
-    ("solstrand", "Solstrand Læring AS", OrgKind.VENDOR, "912345670"),
-    ("fjellheim", "Fjellheim barnehage", OrgKind.TENANT, "923456781"),
-    ("havbris", "Havbris skole", OrgKind.TENANT, "934567892"),
+    ("solstrand", "Solstrand Læring AS", OrgKind.VENDOR, "912345688"),
+    ("fjellheim", "Fjellheim barnehage", OrgKind.TENANT, "923456783"),
+    ("havbris", "Havbris skole", OrgKind.TENANT, "934567897"),
 ]
 
 PEOPLE = [

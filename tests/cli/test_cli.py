@@ -177,3 +177,32 @@ def test_a_demo_made_with_the_earlier_built_in_keys_is_named(env: dict[str, str]
     res = run(["demo", "--no-serve"], {**env, "VERN_ENV": "demo"})
     assert res.returncode == 1
     assert "earlier built-in development keys" in res.stderr and "make clean" in res.stderr
+
+def test_an_organisation_number_with_a_wrong_check_digit_is_refused(env: dict[str, str]) -> None:
+    assert run(["init"], env).returncode == 0
+    res = run(["tenant", "create", "--name", "Fjordly skole", "--slug", "fjordly",
+               "--org-number", "945678123"], env)
+    assert res.returncode == 1
+    assert "org_number" in res.stderr and "check digit" in res.stderr
+    res = run(["tenant", "create", "--name", "Fjordly skole", "--slug", "fjordly",
+               "--org-number", "945678127"], env)
+    assert res.returncode == 0, res.stderr
+
+
+def test_a_user_is_invited_from_the_command_line(env: dict[str, str], tmp_path: Path) -> None:
+    import sqlite3
+
+    assert run(["init"], env).returncode == 0
+    run(["tenant", "create", "--name", "Fjordly skole", "--slug", "fjordly"], env)
+    res = run(["user", "invite", "--email", "grete.fjord@fjordly.example.com",
+               "--name", "Grete Fjord", "--org", "fjordly", "--role", "tenant_admin"], env)
+    assert res.returncode == 0, res.stderr
+    assert "invited user" in res.stdout and "72 hours" in res.stdout
+    with sqlite3.connect(tmp_path / "cli.db") as conn:
+        kinds = [k for (k,) in conn.execute("SELECT kind FROM outbox_messages")]
+        links = conn.execute("SELECT purpose, used_at FROM account_tokens").fetchall()
+    assert kinds == ["accounts.invitation"]
+    assert links == [("invite", None)]
+    res = run(["user", "invite", "--email", "grete.fjord@fjordly.example.com",
+               "--name", "Grete Fjord", "--org", "fjordly", "--role", "tenant_admin"], env)
+    assert res.returncode == 1 and "email" in res.stderr

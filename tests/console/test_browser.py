@@ -20,6 +20,7 @@ import pytest
 from tests import services
 from tests.conftest import Personas, create_personas, make_settings
 from vern.accounts import security
+from vern.config import Settings
 from vern.crypto import KeyRing, install_keyring
 from vern.db import Database, import_models
 
@@ -31,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[2]
 class Server:
     url: str
     personas: Personas
+    database: Database | None = None
+    settings: Settings | None = None
 
 
 def _free_port() -> int:
@@ -64,7 +67,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
         assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
         time.sleep(0.05)
     try:
-        yield Server(f"http://127.0.0.1:{port}", personas)
+        yield Server(f"http://127.0.0.1:{port}", personas, database, settings)
     finally:
         uv.should_exit = True
         thread.join(timeout=15)
@@ -124,7 +127,7 @@ def test_an_admin_signs_in_with_mfa_and_manages_a_user_in_chromium(server: Serve
             page.get_by_role("button", name="Add the user").click()
 
             expect(page.get_by_role("heading", name="Kari Nordmann")).to_be_visible()
-            expect(page.get_by_role("status")).to_contain_text("The user was added.")
+            expect(page.get_by_role("status")).to_contain_text("An invitation was sent by e-mail.")
             expect(page.locator("#current-role")).to_have_text("Member")
 
             page.get_by_label("New role").select_option("tenant_admin")
@@ -156,6 +159,66 @@ def test_an_admin_signs_in_with_mfa_and_manages_a_user_in_chromium(server: Serve
             page.get_by_role("button", name="Sign out").click()
             expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
             expect(page.get_by_role("status")).to_contain_text("You are signed out.")
+        finally:
+            browser.close()
+    assert violations == [], violations
+
+
+def test_an_invited_admin_accepts_the_invitation_and_sets_up_mfa_in_chromium(
+    server: Server,
+) -> None:
+    chromium = services.chromium_path()
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.accounts.test_flows import NEW_PASSWORD, link_token
+    from vern.accounts import flows
+    from vern.db import Scope
+    from vern.notify import service as notify
+
+    assert server.database is not None and server.settings is not None
+    previous = notify.mailer()
+    memory = notify.MemoryMailer()
+    notify.install_mailer(memory)
+    try:
+        with server.database.transaction(Scope.system("test invitation")) as session:
+            flows.invite_user(session, server.settings, email="per.hansen@fjellheim.example.com",
+                              name="Per Hansen", role="tenant_admin",
+                              org_id=server.personas.tenant_a, actor=None, locale="en")
+        notify.deliver_pending(server.database)
+        token = link_token(memory.last_to("per.hansen@fjellheim.example.com"))
+    finally:
+        notify.install_mailer(previous)
+    violations: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=services.CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(locale="en-GB", viewport={"width": 1280, "height": 800})
+            page = context.new_page()
+            page.on("console", lambda msg: violations.append(msg.text)
+                    if "Content Security Policy" in msg.text or "Refused to" in msg.text else None)
+            page.on("pageerror", lambda err: violations.append(f"page error: {err}"))
+
+            page.goto(server.url + f"/invitation?token={token}")
+            expect(page.get_by_role("heading", name="Welcome to Vern")).to_be_visible()
+            expect(page.locator("#invitee")).to_contain_text("Per Hansen")
+            page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+            page.get_by_label("New password again").fill(NEW_PASSWORD + " nei")
+            page.get_by_role("button", name="Save the password").click()
+            expect(page.locator("#error-summary")).to_be_focused()
+            expect(page.get_by_label("New password again")).to_have_attribute(
+                "aria-invalid", "true")
+
+            page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+            page.get_by_label("New password again").fill(NEW_PASSWORD)
+            page.get_by_role("button", name="Save the password").click()
+            # An administrator's role requires two-step sign-in: the usual enrolment follows.
+            expect(page).to_have_url(server.url + "/console/account/mfa")
+            expect(page.get_by_role("heading", name="Two-step sign-in")).to_be_visible()
+
+            # The link worked once.
+            other = context.new_page()
+            other.goto(server.url + f"/invitation?token={token}")
+            expect(other.get_by_role("heading", name="This link cannot be used")).to_be_visible()
         finally:
             browser.close()
     assert violations == [], violations

@@ -29,4 +29,10 @@ def token_in_a(db: Database, personas: Personas, settings: Settings) -> Sample:
         return Sample(row.id, personas.tenant_a)
 
 
-SAMPLES = {"user_id": user_in_a, "token_id": token_in_a}
+def tenant_a(db: Database, personas: Personas, settings: Settings) -> Sample:
+    """A customer organisation's id in the vendor's routes: known to the vendor's staff, so it
+    belongs to no tenant's data (the access rule alone decides)."""
+    return Sample(personas.tenant_a, None)
+
+
+SAMPLES = {"user_id": user_in_a, "token_id": token_in_a, "tenant_id": tenant_a}

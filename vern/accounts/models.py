@@ -123,3 +123,21 @@ class AuthThrottle(Base):
     locks: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AccountToken(Base):
+    """A single-use link sent by e-mail: an invitation (``invite``) or a password reset
+    (``reset``). Only a keyed hash of the token is kept; it expires and is used at most once."""
+
+    __tablename__ = "account_tokens"
+
+    id: Mapped[str] = id_column()
+    user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    org_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("organisations.id"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

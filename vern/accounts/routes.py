@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from functools import lru_cache
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
 from limits import parse as parse_limit
 from limits import storage as limit_storage
 from limits import strategies
@@ -29,10 +30,12 @@ from vern.accounts.models import User
 from vern.accounts.roles import OrgKind, Perm
 from vern.accounts.service import Actor
 from vern.config import Settings
+from vern.crypto import blind_index
 from vern.db import Scope
-from vern.errors import NotFound, RateLimited, VernError
+from vern.errors import InvalidInput, NotFound, RateLimited, VernError
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
+log = logging.getLogger(__name__)
 
 
 class Strict(BaseModel):
@@ -302,11 +305,17 @@ def list_users(db: TenantDB, _actor: Annotated[Actor, Depends(require(Perm.USERS
 
 
 @router.post("/users", status_code=201)
-def create_user(body: NewUserBody, db: TenantDB, settings: SettingsDep,
+def create_user(body: NewUserBody, request: Request, db: TenantDB, settings: SettingsDep,
                 actor: Annotated[Actor, Depends(require(Perm.USERS_MANAGE))]) -> dict[str, Any]:
+    """Add a person; without a password they are mailed an invitation to choose one."""
     user = service.create_user(db, settings, email=body.email, name=body.name,
                                org_id=actor.org_id, role=body.role, password=body.password,
                                actor=actor)
+    if body.password is None:
+        from vern.accounts import flows
+
+        flows.send_invitation(db, settings, user=user, org_id=actor.org_id, actor=actor,
+                              locale=locale_of(request))
     _u, membership = service.get_member(db, user.id)
     return service.user_view(user, membership)
 
@@ -408,6 +417,172 @@ def create_token(body: NewTokenBody, db: TenantDB, settings: SettingsDep,
 def revoke_token(token_id: str, db: TenantDB,
                  actor: Annotated[Actor, Depends(require(Perm.TOKENS_MANAGE))]) -> None:
     service.revoke_token(db, token_id=token_id, actor=actor)
+
+
+# -- invitations, password reset, a customer's first administrator ------------------------------
+
+
+class EmailBody(Strict):
+    email: str = Field(max_length=254)
+
+
+class LinkPasswordBody(Strict):
+    token: str = Field(max_length=200)
+    password: str = Field(max_length=4096)
+
+
+class InviteBody(Strict):
+    email: str = Field(max_length=254)
+    name: str = Field(max_length=200)
+    role: str = Field(max_length=32)
+
+
+class FirstAdminBody(Strict):
+    email: str = Field(max_length=254)
+    name: str = Field(max_length=200)
+
+
+RESET_ANSWER = ("If an account uses this address, a link to choose a new password is on its way. "
+                "It works once and expires soon.")
+
+
+def _reset_limiter(request: Request, settings: Settings) -> strategies.MovingWindowRateLimiter:
+    """One limiter per app (so that its memory storage is not shared between apps)."""
+    state = request.app.state
+    limiter = getattr(state, "reset_limiter", None)
+    if limiter is None:
+        limiter = strategies.MovingWindowRateLimiter(
+            limit_storage.storage_from_string(settings.rate_limit_storage_url))
+        state.reset_limiter = limiter
+    return limiter
+
+
+def reset_rate_limit(request: Request, settings: Settings, email: str) -> None:
+    """Per source address and per address typed in (as a keyed hash, so the limiter's storage
+    holds no address). Both apply whether or not the address has an account."""
+    limiter = _reset_limiter(request, settings)
+    ip = getattr(request.state, "client_ip", None) or "unknown"
+    checks = [
+        (parse_limit(settings.rate_limit_reset_source), "reset-src", ip),
+        (parse_limit(settings.rate_limit_reset_address), "reset-addr",
+         blind_index(settings.secret_bytes, email, "reset-address")),
+    ]
+    for limit, kind, key in checks:
+        if not limiter.hit(limit, kind, key):
+            reset = limiter.get_window_stats(limit, kind, key).reset_time
+            raise RateLimited(retry_after=max(1, int(reset - time.time())))
+
+
+def check_reset_email(email: str) -> str:
+    email = email.strip()
+    if not service.EMAIL_RE.match(email) or len(email) > 254:
+        raise InvalidInput.on("email", "is not a valid e-mail address")
+    return email
+
+
+def send_reset_later(database: Any, settings: Settings, email: str, locale: str | None) -> None:
+    """The reset's work, after the answer is sent: the answer's content and timing do not
+    depend on whether the address has an account. A failure is logged without the address."""
+    from vern.accounts import flows
+
+    try:
+        with database.transaction(Scope.system("password reset request")) as session:
+            flows.request_password_reset(session, settings, email=email, locale=locale)
+    except Exception as exc:  # noqa: BLE001 - nobody is waiting for this answer
+        log.warning("password reset request failed: %s", type(exc).__name__)
+
+
+def locale_of(request: Request) -> str:
+    from vern.console.templating import pick_locale
+
+    return pick_locale(request)
+
+
+@router.post("/password-reset", status_code=202,
+             dependencies=[Depends(public)])
+def request_password_reset(body: EmailBody, request: Request, background: BackgroundTasks,
+                           db: DatabaseDep, settings: SettingsDep) -> dict[str, str]:
+    """Ask for a password-reset link by e-mail. The answer is the same whether or not the
+    address has an account; rate limited per address and per source."""
+    email = check_reset_email(body.email)
+    reset_rate_limit(request, settings, email)
+    background.add_task(send_reset_later, db, settings, email, locale_of(request))
+    return {"detail": RESET_ANSWER}
+
+
+@router.post("/password-reset/confirm", status_code=204, dependencies=[Depends(public)])
+def confirm_password_reset(body: LinkPasswordBody, db: DatabaseDep,
+                           settings: SettingsDep) -> None:
+    """Choose a new password with the link's token. Every session of the account ends."""
+    from vern.accounts import flows
+
+    with db.transaction(Scope.system("password reset"), keep_on=(InvalidInput,)) as session:
+        flows.reset_password(session, settings, token=body.token, password=body.password)
+
+
+@router.post("/invitations/accept", dependencies=[Depends(public)])
+def accept_invitation(body: LinkPasswordBody, request: Request, response: Response,
+                      db: DatabaseDep, settings: SettingsDep) -> dict[str, Any]:
+    """Accept an invitation: choose a password and be signed in (the MFA enrolment step
+    follows when the role requires it)."""
+    from vern.accounts import flows
+
+    with db.transaction(Scope.system("accept invitation"), keep_on=(InvalidInput,)) as session:
+        result = flows.accept_invitation(session, settings, token=body.token,
+                                         password=body.password)
+        session.flush()
+        session.expunge_all()
+    set_session_cookie(response, settings, result.token)
+    return {
+        "csrf_token": result.session.csrf_token,
+        "mfa_required": result.needs_mfa,
+        "mfa_enrolment_required": result.must_enrol_mfa,
+        "password_change_required": False,
+    }
+
+
+@router.post("/invitations", status_code=201)
+def invite_user(body: InviteBody, request: Request, db: TenantDB, settings: SettingsDep,
+                actor: Annotated[Actor, Depends(require(Perm.USERS_MANAGE))]) -> dict[str, Any]:
+    """Add a person to the current organisation and mail them an invitation link."""
+    from vern.accounts import flows
+
+    user = flows.invite_user(db, settings, email=body.email, name=body.name, role=body.role,
+                             org_id=actor.org_id, actor=actor, locale=locale_of(request))
+    _u, membership = service.get_member(db, user.id)
+    return service.user_view(user, membership)
+
+
+@router.post("/users/{user_id}/invitation", status_code=202)
+def resend_invitation(user_id: str, request: Request, db: TenantDB, settings: SettingsDep,
+                      actor: Annotated[Actor, Depends(require(Perm.USERS_MANAGE))]
+                      ) -> dict[str, Any]:
+    """Mail a new invitation link to a member who has no password yet (the old link stops
+    working)."""
+    from vern.accounts import flows
+
+    user = flows.resend_invitation(db, settings, user_id=user_id, actor=actor,
+                                   locale=locale_of(request))
+    return service.user_view(user, service.get_member(db, user_id)[1])
+
+
+@router.post("/tenants/{tenant_id}/admins", status_code=201)
+def create_first_admin(  # noqa: PLR0917 - FastAPI parameters
+    tenant_id: str, body: FirstAdminBody, request: Request, db: DatabaseDep,
+                       settings: SettingsDep,
+                       actor: Annotated[Actor, Depends(require(Perm.TENANTS_MANAGE))]
+                       ) -> dict[str, Any]:
+    """The first administrator of a customer organisation that has none, invited by e-mail
+    (vendor staff who manage customers, in the vendor's organisation)."""
+    from vern.accounts import flows
+
+    with db.transaction(Scope.system("first customer admin")) as session:
+        user = flows.create_first_admin(session, settings, tenant_id=tenant_id, email=body.email,
+                                        name=body.name, actor=actor, locale=locale_of(request))
+        view = service.user_view(user)
+        view["role"] = "tenant_admin"
+        view["org_id"] = tenant_id
+        return view
 
 
 CallerUsed = CallerDep  # re-exported for pages

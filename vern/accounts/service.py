@@ -16,6 +16,7 @@ from hashlib import sha256
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
+from stdnum.no import orgnr
 
 from vern.accounts import security
 from vern.accounts.models import (
@@ -113,8 +114,8 @@ def create_organisation(
         raise InvalidInput.on("name", "must be 1-200 characters")
     if not SLUG_RE.match(slug):
         raise InvalidInput.on("slug", "must be lowercase letters, digits and dashes")
-    if org_number is not None and not re.fullmatch(r"\d{9}", org_number):
-        raise InvalidInput.on("org_number", "must be nine digits")
+    if org_number is not None:
+        org_number = check_org_number(org_number)
     if session.scalar(select(Organisation.id).where(Organisation.slug == slug)):
         raise Conflict(detail="slug: already in use", errors=[])
     if kind is OrgKind.VENDOR and session.scalar(
@@ -127,6 +128,19 @@ def create_organisation(
     _audit(session, "org.created", actor, org_id=org.id, resource=f"org:{org.id}",
            details={"new": {"slug": slug, "kind": kind.value}})
     return org
+
+
+def check_org_number(value: str) -> str:
+    """A Norwegian organisation number: nine digits whose last is the mod-11 check digit
+    (weights 3, 2, 7, 6, 5, 4, 3, 2; remainder 0 gives 0, remainder 1 is never issued), as the
+    Brønnøysund Register Centre assigns them. Spaces between groups are allowed and dropped."""
+    number = re.sub(r"\s", "", value)
+    if not re.fullmatch(r"\d{9}", number):
+        raise InvalidInput.on("org_number", "must be nine digits")
+    if not orgnr.is_valid(number):
+        raise InvalidInput.on("org_number", "is not a valid organisation number (check digit)",
+                              "check-digit")
+    return number
 
 
 def get_organisation(session: Session, org_id: str) -> Organisation:
@@ -189,8 +203,8 @@ def create_user(
     password: str | None,
     actor: Actor | None,
 ) -> User:
-    """A new account with one membership. Without a password the user cannot sign in until an
-    administrator sets one (invitations come with the mail flow)."""
+    """A new account with one membership. Without a password the user cannot sign in until
+    they accept an invitation (``vern.accounts.flows``) or reset their password by e-mail."""
     email = _check_email(email)
     name = name.strip()
     if not name or len(name) > 200:
@@ -867,6 +881,7 @@ def user_view(user: User, membership: Membership | None = None) -> dict[str, obj
         "name": str(user.name),
         "role": membership.role if membership else None,
         "mfa_enabled": user.mfa_enabled_at is not None,
+        "password_set": user.password_hash is not None,
         "disabled": user.disabled_at is not None,
         "created_at": user.created_at.isoformat(),
         "last_sign_in_at": user.last_sign_in_at.isoformat() if user.last_sign_in_at else None,

@@ -31,7 +31,7 @@ KIND_TEXT = {
 }
 
 
-def _is_person_read(action: str, resource: str | None) -> bool:
+def is_person_read(action: str, resource: str | None) -> bool:
     return bool(resource) and action.endswith(READ_SUFFIXES) and str(resource).startswith(
         PERSON_PREFIXES)
 
@@ -63,7 +63,7 @@ def scan(database: Database, settings: Settings, *, audit: AuditSettings | None 
                 made += _failed_signins(session, audit, r)
             elif r.action in SIGNIN_ACTIONS and r.actor_user_id in staff and r.net_index:
                 made += _new_network(session, r)
-            elif _is_person_read(r.action, r.resource):
+            elif is_person_read(r.action, r.resource):
                 made += _mass_read(session, audit, r)
         session.execute(update(AuditHead).where(AuditHead.id == 1)
                         .values(alert_seq=rows[-1].seq + 1))
@@ -163,7 +163,7 @@ def _mass_read(session: Session, audit: AuditSettings, r: Any) -> list[AuditAler
             col == actor, AuditEvent.ts > r.ts - window, AuditEvent.ts <= r.ts,
             AuditEvent.seq <= r.seq)
     ).all()
-    people = {res for act, res in resources if _is_person_read(act, res)}
+    people = {res for act, res in resources if is_person_read(act, res)}
     if len(people) < audit.alert_people_read:
         return []
     if _recent_alert(session, "mass_read", actor, r.ts - window):
@@ -185,7 +185,8 @@ def _notify(session: Session, alert: AuditAlert) -> None:
     en, nb = KIND_TEXT[alert.kind]
     body = (f"{en} / {nb}\n\nAlert {alert.id}: {alert.count} record(s), "
             f"seq {alert.first_seq}-{alert.last_seq}.\n"
-            "See /console/audit/alerts. / Se /console/audit/alerts.\n")
+            f"See /console/audit/alerts/{alert.id} for its records. / "
+            f"Se /console/audit/alerts/{alert.id} for postene.\n")
     for user in officers:
         if user.email.value is None:
             continue

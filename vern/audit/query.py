@@ -14,8 +14,9 @@ import base64
 import io
 import ipaddress
 import json
+import re
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +28,7 @@ from vern.audit.models import AuditAlert, AuditEvent
 from vern.audit.service import record
 from vern.config import Settings
 from vern.csvsafe import SafeWriter
-from vern.errors import Forbidden, InvalidInput
+from vern.errors import Forbidden, InvalidInput, NotFound
 
 MAX_LIMIT = 500
 ALL_ORGS = "*"
@@ -69,13 +70,23 @@ class Filters:
     since: datetime | None = None
     until: datetime | None = None
     org: str | None = None
+    # The Vern users an ``actor`` given as an e-mail address or a name stands for (filled in by
+    # ``resolve_actor``; None when ``actor`` is taken as an id as it is).
+    actor_ids: tuple[str, ...] | None = None
 
     def used(self) -> dict[str, str]:
-        """The filters given, for the read's own audit record (the address is not repeated)."""
+        """The filters given, for the read's own audit record (the address is not repeated,
+        nor an e-mail address or name: the ids it stood for are)."""
         out = {}
         for k, v in asdict(self).items():
-            if v is not None:
-                out[k] = "(given)" if k == "ip" else str(v)
+            if v is None:
+                continue
+            if k == "ip" or (k == "actor" and self.actor_ids is not None):
+                out[k] = "(given)"
+            elif k == "actor_ids":
+                out[k] = ",".join(v)
+            else:
+                out[k] = str(v)
         return out
 
 
@@ -115,7 +126,10 @@ def _statement(viewer: Viewer, f: Filters, sealer: Sealer) -> Any:  # noqa: PLR0
     if f.resource:
         q = q.where(AuditEvent.resource == f.resource)
     if f.actor:
-        q = q.where(or_(AuditEvent.actor_user_id == f.actor, AuditEvent.actor_ref == f.actor))
+        match = [AuditEvent.actor_user_id == f.actor, AuditEvent.actor_ref == f.actor]
+        if f.actor_ids:
+            match.append(AuditEvent.actor_user_id.in_(f.actor_ids))
+        q = q.where(or_(*match))
     if f.ip:
         try:
             ip = str(ipaddress.ip_address(f.ip.strip()))
@@ -134,6 +148,39 @@ def _statement(viewer: Viewer, f: Filters, sealer: Sealer) -> Any:  # noqa: PLR0
     if f.until:
         q = q.where(AuditEvent.ts < datetime_to_us(f.until))
     return q
+
+
+ID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+MAX_NAME_SCAN = 20_000
+
+
+def resolve_actor(session: Session, settings: Settings, viewer: Viewer, f: Filters) -> Filters:
+    """``actor`` given as an e-mail address or a (part of a) name: the Vern users it stands for,
+    within what the viewer may read - the members of the viewer's organisation, or of the
+    organisation asked for (every user for a vendor reading every organisation). An address is
+    found through the accounts' keyed index, a name among those members' names; the trail
+    itself is never decrypted to search it. An id is used as it is."""
+    text = (f.actor or "").strip()
+    if not text or ID_RE.match(text):
+        return f
+    from vern.accounts.models import Membership, User
+    from vern.accounts.service import email_index
+
+    org = viewer.org_id or (f.org if f.org not in (None, ALL_ORGS) else None)
+    users = select(User.id, User.name)
+    if org is not None:
+        members = Membership.__table__
+        users = users.where(User.id.in_(
+            select(members.c.user_id).where(members.c.org_id == org)))
+    if "@" in text:
+        rows = session.execute(users.where(User.email_index == email_index(settings, text)))
+        ids = sorted(uid for uid, _name in rows)
+    else:
+        wanted = text.casefold()
+        ids = sorted(uid for uid, name in session.execute(users.limit(MAX_NAME_SCAN))
+                     if name is not None and name.value is not None
+                     and wanted in name.value.casefold())
+    return replace(f, actor_ids=tuple(ids))
 
 
 def view(row: AuditEvent, users: dict[str, str | None] | None = None) -> dict[str, Any]:
@@ -181,6 +228,7 @@ def search(session: Session, settings: Settings, viewer: Viewer, f: Filters, *,
     """One page of records, newest first; the read is recorded."""
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput.on("limit", f"must be 1-{MAX_LIMIT}")
+    f = resolve_actor(session, settings, viewer, f)
     q = _statement(viewer, f, Sealer(settings))
     if cursor:
         ts, rid = decode_cursor(cursor)
@@ -201,6 +249,7 @@ def export(session: Session, settings: Settings, viewer: Viewer, f: Filters,
            fmt: str) -> Iterator[str]:
     """Every matching record (up to ``EXPORT_LIMIT``) as CSV or JSON lines; the export is
     recorded before the first byte is produced."""
+    f = resolve_actor(session, settings, viewer, f)
     q = _statement(viewer, f, Sealer(settings)).order_by(AuditEvent.ts.desc(),
                                                          AuditEvent.id.desc())
     rows = session.scalars(q.limit(EXPORT_LIMIT)).all()
@@ -243,3 +292,38 @@ def alerts(session: Session, viewer: Viewer, *, limit: int = 100) -> list[AuditA
     if viewer.org_id is not None:
         q = q.where(AuditAlert.org_id == viewer.org_id)
     return list(session.scalars(q).all())
+
+
+ALERT_EVENTS_LIMIT = 500
+
+
+def alert_events(session: Session, viewer: Viewer, alert_id: str
+                 ) -> tuple[AuditAlert, list[dict[str, Any]]]:
+    """An alert and the records it was raised on (``first_seq``..``last_seq``, narrowed to the
+    alert's own pattern); 404 for an alert the viewer may not see. The read is recorded."""
+    alert = session.get(AuditAlert, alert_id)
+    if alert is None or (viewer.org_id is not None and alert.org_id != viewer.org_id):
+        raise NotFound()
+    q = select(AuditEvent).where(AuditEvent.seq >= alert.first_seq,
+                                 AuditEvent.seq <= alert.last_seq)
+    if viewer.org_id is not None:
+        q = q.where(AuditEvent.org_id == viewer.org_id)
+    if alert.kind == "failed_signins":
+        q = q.where(AuditEvent.action == "auth.signin_failed",
+                    AuditEvent.ip_index == alert.subject)
+    elif alert.kind == "new_network":
+        q = q.where(AuditEvent.seq == alert.last_seq)
+    elif alert.kind == "mass_read":
+        q = q.where(or_(AuditEvent.actor_user_id == alert.subject,
+                        AuditEvent.actor_ref == alert.subject))
+    rows = list(session.scalars(q.order_by(AuditEvent.seq.desc()).limit(ALERT_EVENTS_LIMIT)))
+    if alert.kind == "mass_read":
+        from vern.audit.alerts import is_person_read
+
+        rows = [r for r in rows if is_person_read(r.action, r.resource)]
+    users = user_emails(session, rows)
+    items = [view(r, users) for r in rows]
+    record(session, "audit.read", org_id=viewer.actor_org_id, actor_user_id=viewer.actor_user_id,
+           actor_token_id=viewer.actor_token_id, resource=f"audit:alert:{alert.id}",
+           details={"count": len(items), "kind": "alert", "scope": viewer.org_id or "all"})
+    return alert, items

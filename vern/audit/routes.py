@@ -192,6 +192,14 @@ def list_alerts(actor: ReadActor, db: TenantDB) -> dict[str, object]:
     return {"alerts": [_alert_view(a) for a in found]}
 
 
+@router.get("/api/v1/audit/alerts/{alert_id}/events")
+def alert_events(alert_id: str, actor: ReadActor, db: TenantDB) -> dict[str, object]:
+    """An alert and the records it was raised on (its ``first_seq``..``last_seq``)."""
+    viewer = query.Viewer.of(actor)
+    alert, items = query.alert_events(db, viewer, alert_id)
+    return {"alert": _alert_view(alert), "items": items}
+
+
 # -- console -----------------------------------------------------------------------------------
 
 
@@ -238,3 +246,13 @@ def console_alerts(request: Request, actor: ReadActor, db: TenantDB) -> Response
     record(db, "audit.read", org_id=actor.org_id, actor_user_id=actor.user_id,
            actor_token_id=actor.token_id, resource="audit:alerts", details={"count": len(found)})
     return render(request, "audit/alerts.html", {"alerts": found})
+
+
+@pages.get("/console/audit/alerts/{alert_id}")
+def console_alert(request: Request, alert_id: str, actor: ReadActor, db: TenantDB) -> Response:
+    """One alert and the records it was raised on."""
+    viewer = query.Viewer.of(actor)
+    alert, items = query.alert_events(db, viewer, alert_id)
+    return render(request, "audit/alert.html", {
+        "alert": alert, "items": items, "all_orgs": viewer.org_id is None,
+    })

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
 import segno
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -35,7 +35,15 @@ from vern.accounts.deps import (
 )
 from vern.accounts.models import ApiToken, RecoveryCode, User
 from vern.accounts.roles import ROLES_FOR_KIND, OrgKind, Perm, Role
-from vern.accounts.routes import clear_session_cookie, set_session_cookie, signin, signin_rate_limit
+from vern.accounts.routes import (
+    check_reset_email,
+    clear_session_cookie,
+    reset_rate_limit,
+    send_reset_later,
+    set_session_cookie,
+    signin,
+    signin_rate_limit,
+)
 from vern.accounts.service import Actor
 from vern.console.templating import gettext, pick_locale, render
 from vern.db import Scope
@@ -139,7 +147,7 @@ def login_form(request: Request, caller: CallerDep, next: str | None = None,
     """The sign-in form (e-mail and password); someone already signed in goes on."""
     if caller.via == "session" and caller.actor is not None and not caller.mfa_pending:
         return redirect(safe_next(next))
-    notice = "signed-out" if done == "signed-out" else None
+    notice = done if done in ("signed-out", "password-reset") else None
     return _login_page(request, next_url=safe_next(next), notice=notice)
 
 
@@ -458,9 +466,14 @@ def _user_rows(db: Session) -> list[dict[str, Any]]:
 def users(request: Request, actor: UsersReader, db: TenantDB, done: str | None = None) -> Response:
     """The people of the current organisation and their roles."""
     org = service.get_organisation(db, actor.org_id)
+    rows = _user_rows(db)
+    # Vendor staff inside a customer cannot add people there; the first administrator is
+    # invited from the vendor's organisation (``flows.create_first_admin``).
+    hint = (not actor.home and actor.org_kind is OrgKind.TENANT and not any(
+        u["role"] == Role.TENANT_ADMIN.value and not u["disabled"] for u in rows))
     return render(request, "console/users.html", {
-        "users": _user_rows(db), "org": org, "can_manage": actor.can(Perm.USERS_MANAGE),
-        "done": done,
+        "users": rows, "org": org, "can_manage": actor.can(Perm.USERS_MANAGE),
+        "done": done, "first_admin_hint": hint,
     })
 
 
@@ -495,10 +508,15 @@ async def user_create(request: Request, actor: UsersManager, database: DatabaseD
                                        name=values["name"], org_id=actor.org_id,
                                        role=values["role"], password=password, actor=actor)
             user_id = user.id
+            if password is None:
+                from vern.accounts import flows
+
+                flows.send_invitation(session, settings, user=user, org_id=actor.org_id,
+                                      actor=actor, locale=pick_locale(request))
     except (InvalidInput, Conflict) as exc:
         with database.transaction(Scope.tenant(actor.org_id)) as session:
             return _new_user_page(request, session, actor, values=values, error=exc, status=422)
-    return redirect(f"/console/users/{user_id}?done=created")
+    return redirect(f"/console/users/{user_id}?done={'created' if password else 'invited'}")
 
 
 def _user_page(request: Request, db: Session, actor: Actor, user_id: str, *,
@@ -709,3 +727,234 @@ def token_revoke_confirm(request: Request, token_id: str, actor: TokensManager,
 def token_revoke(request: Request, token_id: str, actor: TokensManager, db: TenantDB) -> Response:
     service.revoke_token(db, token_id=token_id, actor=actor)
     return redirect("/console/tokens?done=revoked")
+
+
+# -- forgotten password, reset and invitation links (before sign-in) ----------------------------
+
+
+async def _anon_form(request: Request) -> dict[str, str]:
+    """The form of a page shown before sign-in, after its double-submit CSRF check."""
+    await check_anon_csrf(request)
+    return await form_data(request)
+
+
+def _anon_page(request: Request, template: str, ctx: dict[str, Any], status: int = 200
+               ) -> Response:
+    from vern.accounts.deps import anon_csrf_token
+
+    anon_csrf_token(request)
+    response = render(request, template, ctx, status=status)
+    error = ctx.get("error")
+    if isinstance(error, VernError) and status >= 400:
+        response.headers["X-Vern-Error"] = error.code
+    if isinstance(error, RateLimited | Locked):
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
+@pages.get("/password/forgot", dependencies=[Depends(public)])
+def forgot_form(request: Request) -> Response:
+    """Ask for a link to choose a new password."""
+    return _anon_page(request, "console/password_forgot.html", {"email": "", "sent": False})
+
+
+@pages.post("/password/forgot", dependencies=[Depends(public)])
+async def forgot_submit(request: Request, background: BackgroundTasks, db: DatabaseDep,
+                        settings: SettingsDep) -> Response:
+    """The same answer whether or not the address has an account; the work is done after the
+    answer is sent."""
+    try:
+        form = await _anon_form(request)
+    except VernError as exc:
+        return _anon_page(request, "console/password_forgot.html",
+                          {"email": "", "sent": False, "error": exc}, status=403)
+    email = form.get("email", "").strip()[:254]
+    ctx: dict[str, Any] = {"email": email, "sent": False}
+    try:
+        email = check_reset_email(email)
+        reset_rate_limit(request, settings, email)
+    except InvalidInput as exc:
+        return _anon_page(request, "console/password_forgot.html", {**ctx, "error": exc}, 422)
+    except RateLimited as exc:
+        return _anon_page(request, "console/password_forgot.html", {**ctx, "error": exc}, 429)
+    background.add_task(send_reset_later, db, settings, email, pick_locale(request))
+    return _anon_page(request, "console/password_forgot.html", {"email": "", "sent": True})
+
+
+LINK_PAGES = {
+    "reset": {"template": "console/password_reset.html", "action": "/password/reset"},
+    "invite": {"template": "console/invitation.html", "action": "/invitation"},
+}
+
+
+def _link_page(request: Request, purpose: str, token: str, *, user: User | None,
+               error: VernError | None = None, errors: dict[str, str] | None = None,
+               status: int = 200) -> Response:
+    ctx: dict[str, Any] = {"token": token if user is not None else "", "valid": user is not None,
+                           "name": str(user.name) if user is not None else "",
+                           "email": str(user.email) if user is not None else "",
+                           "error": error, "action": LINK_PAGES[purpose]["action"]}
+    if errors is not None:
+        ctx["errors"] = errors
+    return _anon_page(request, LINK_PAGES[purpose]["template"], ctx, status)
+
+
+def _link_user(db: Any, settings: Any, purpose: str, token: str) -> User | None:
+    from vern.accounts import flows
+
+    try:
+        with db.transaction(Scope.system("check link"), keep_on=(InvalidInput,)) as session:
+            user = flows.check_link(session, settings, token=token, purpose=purpose)
+            session.expunge(user)
+            return user
+    except InvalidInput:
+        return None
+
+
+def _link_form(purpose: str) -> Any:
+    def show(request: Request, db: DatabaseDep, settings: SettingsDep,
+             token: str = "") -> Response:
+        user = _link_user(db, settings, purpose, token[:200])
+        return _link_page(request, purpose, token[:200], user=user,
+                          status=200 if user is not None else 400)
+
+    return show
+
+
+pages.add_api_route("/password/reset", _link_form("reset"), methods=["GET"],
+                    dependencies=[Depends(public)], name="password_reset_form")
+pages.add_api_route("/invitation", _link_form("invite"), methods=["GET"],
+                    dependencies=[Depends(public)], name="invitation_form")
+
+
+async def _link_password(request: Request, purpose: str, db: Any, settings: Any
+                         ) -> tuple[str, str] | Response:
+    """(token, new password) from a link's form, or the page again with what is wrong."""
+    try:
+        form = await _anon_form(request)
+    except VernError as exc:
+        return _link_page(request, purpose, "", user=None, error=exc, status=403)
+    token = form.get("token", "")[:200]
+    new = form.get("new_password", "")[:4096]
+    repeat = form.get("new_password_repeat", "")[:4096]
+    errors: dict[str, str] = {}
+    if not new:
+        errors["new_password"] = "Choose a new password"  # noqa: S105
+    elif new != repeat:
+        errors["new_password_repeat"] = "The two new passwords are not the same"  # noqa: S105
+    if errors:
+        user = _link_user(db, settings, purpose, token)
+        return _link_page(request, purpose, token, user=user, errors=errors,
+                          status=422 if user is not None else 400)
+    return token, new
+
+
+def _link_refused(request: Request, purpose: str, exc: InvalidInput, db: Any, settings: Any,
+                  *, token: str) -> Response:
+    mapped = {("new_password" if e.field == "password" else e.field): e.message
+              for e in exc.errors}
+    user = None if "token" in mapped else _link_user(db, settings, purpose, token)
+    return _link_page(request, purpose, token, user=user, error=exc, errors=mapped,
+                      status=422 if user is not None else 400)
+
+
+@pages.post("/password/reset", dependencies=[Depends(public)])
+async def reset_submit(request: Request, db: DatabaseDep, settings: SettingsDep) -> Response:
+    """Choose a new password from a reset link; every session of the account ends."""
+    from vern.accounts import flows
+
+    got = await _link_password(request, "reset", db, settings)
+    if isinstance(got, Response):
+        return got
+    token, new = got
+    try:
+        with db.transaction(Scope.system("password reset"), keep_on=(InvalidInput,)) as session:
+            flows.reset_password(session, settings, token=token, password=new)
+    except InvalidInput as exc:
+        return _link_refused(request, "reset", exc, db, settings, token=token)
+    return redirect("/login?done=password-reset")
+
+
+@pages.post("/invitation", dependencies=[Depends(public)])
+async def invitation_submit(request: Request, db: DatabaseDep, settings: SettingsDep) -> Response:
+    """Accept an invitation: choose a password, be signed in, set up two-step sign-in when the
+    role requires it."""
+    from vern.accounts import flows
+
+    got = await _link_password(request, "invite", db, settings)
+    if isinstance(got, Response):
+        return got
+    token, new = got
+    try:
+        with db.transaction(Scope.system("accept invitation"),
+                            keep_on=(InvalidInput,)) as session:
+            result = flows.accept_invitation(session, settings, token=token, password=new)
+            session.flush()
+            must_enrol, needs_mfa = result.must_enrol_mfa, result.needs_mfa
+    except InvalidInput as exc:
+        return _link_refused(request, "invite", exc, db, settings, token=token)
+    target = ("/login/mfa" if needs_mfa else "/console/account/mfa" if must_enrol
+              else DEFAULT_NEXT)
+    response = redirect(target)
+    set_session_cookie(response, settings, result.token)
+    return response
+
+
+# -- invitations and a customer's first administrator --------------------------------------------
+
+
+@pages.post("/console/users/{user_id}/invite")
+def user_invite(request: Request, user_id: str, actor: UsersManager, database: DatabaseDep,
+                settings: SettingsDep) -> Response:
+    """Mail a new invitation link (the earlier one stops working)."""
+    from vern.accounts import flows
+
+    try:
+        with database.transaction(Scope.tenant(actor.org_id)) as session:
+            flows.resend_invitation(session, settings, user_id=user_id, actor=actor,
+                                    locale=pick_locale(request))
+    except Conflict as exc:
+        with database.transaction(Scope.tenant(actor.org_id)) as session:
+            return _user_page(request, session, actor, user_id, error=exc, status=exc.status)
+    return redirect(f"/console/users/{user_id}?done=invited")
+
+
+def _first_admin_page(request: Request, database: Any, tenant_id: str, *,
+                      values: dict[str, str], error: VernError | None = None,
+                      status: int = 200) -> Response:
+    from vern.accounts import flows
+
+    with database.transaction(Scope.system("first customer admin")) as session:
+        org = service.get_organisation(session, tenant_id)
+        if org.kind != OrgKind.TENANT.value:
+            raise NotFound()
+        has_admin = flows.tenant_admins(session, org.id) > 0
+        tenant = {"id": org.id, "name": org.name}
+    return render(request, "console/tenant_admin.html", {
+        "tenant": tenant, "has_admin": has_admin, "values": values, "error": error,
+    }, status=status)
+
+
+@pages.get("/console/tenants/{tenant_id}/admin")
+def tenant_admin_form(request: Request, tenant_id: str, actor: TenantsManager,
+                      database: DatabaseDep) -> Response:
+    """Form: the first administrator of a customer organisation, invited by e-mail."""
+    return _first_admin_page(request, database, tenant_id, values={})
+
+
+@pages.post("/console/tenants/{tenant_id}/admin")
+async def tenant_admin_create(request: Request, tenant_id: str, actor: TenantsManager,
+                              database: DatabaseDep, settings: SettingsDep) -> Response:
+    from vern.accounts import flows
+
+    form = await form_data(request)
+    values = {k: form.get(k, "").strip()[:254] for k in ("name", "email")}
+    try:
+        with database.transaction(Scope.system("first customer admin")) as session:
+            flows.create_first_admin(session, settings, tenant_id=tenant_id,
+                                     email=values["email"], name=values["name"], actor=actor,
+                                     locale=pick_locale(request))
+    except (InvalidInput, Conflict) as exc:
+        return _first_admin_page(request, database, tenant_id, values=values, error=exc,
+                                 status=exc.status)
+    return redirect("/console/tenants?done=admin-invited")
