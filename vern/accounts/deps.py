@@ -27,7 +27,8 @@ from vern.accounts.roles import MFA_REQUIRED, Perm, Role
 from vern.accounts.service import Actor
 from vern.config import Settings
 from vern.db import Database, Scope
-from vern.errors import Forbidden, Unauthenticated, VernError
+from vern.errors import Forbidden, RateLimited, Unauthenticated, VernError
+from vern.ratelimit import Limiter, network_of
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ANON_CSRF_COOKIE = "vern_csrf"
@@ -147,7 +148,38 @@ def _session_caller(
 CallerDep = Annotated[Caller, Depends(resolve_caller)]
 
 
-async def _csrf_checked(request: Request, caller: CallerDep) -> Caller:
+def api_rate_key(caller: Caller, client_ip: str | None) -> tuple[str, str]:
+    """The API rate-limit bucket of a resolved caller: its token or its person; anyone who
+    resolves to no one (no, bad or malformed credentials) shares their source network's."""
+    if caller.via == "token" and caller.actor is not None and caller.actor.token_id:
+        return "token", caller.actor.token_id
+    if caller.via == "session" and caller.user is not None:
+        return "user", caller.user.id
+    return "network", network_of(client_ip)
+
+
+async def api_rate_limited(request: Request, caller: CallerDep) -> Caller:
+    """The API rate limit, applied after the caller is resolved (every signed-in route passes
+    here): ``VERN_RATE_LIMIT_API`` per token or person, ``VERN_RATE_LIMIT_API_UNAUTHENTICATED``
+    per source network for the rest."""
+    if not request.url.path.startswith("/api/"):
+        return caller
+    limiter: Limiter | None = getattr(request.app.state, "limiter", None)
+    if limiter is None:
+        return caller
+    settings: Settings = request.app.state.settings
+    kind, key = api_rate_key(caller, getattr(request.state, "client_ip", None))
+    limit = settings.rate_limit_api_unauthenticated if kind == "network" \
+        else settings.rate_limit_api
+    verdict = await limiter.hit(limit, f"api-{kind}", key)
+    if not verdict.allowed:
+        raise RateLimited(retry_after=verdict.retry_after)
+    return caller
+
+
+async def _csrf_checked(
+    request: Request, caller: Annotated[Caller, Depends(api_rate_limited)]
+) -> Caller:
     """Cookie-authenticated writes must carry the session's CSRF token (form field
     ``csrf_token`` or header ``X-CSRF-Token``). Bearer tokens are not sent by browsers."""
     if request.method in UNSAFE and caller.via == "session" and caller.auth_session is not None:
