@@ -28,6 +28,9 @@ from limits.aio import storage as aio_storage
 from limits.aio import strategies
 from limits.errors import StorageError
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from redis.asyncio import ConnectionPool
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 log = logging.getLogger("vern.ratelimit")
 
@@ -65,22 +68,25 @@ def _async_url(url: str) -> str:
     return url if url.startswith("async+") else f"async+{url}"
 
 
-def _storage(url: str) -> aio_storage.Storage:
+def _storage(url: str) -> tuple[aio_storage.Storage, ConnectionPool | None]:
     async_url = _async_url(url)
-    if async_url.startswith(("async+redis", "async+rediss")):
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
-
-        # No client-side retries with back-off: a limit must answer now, or fall back.
-        return aio_storage.RedisStorage(
-            async_url, wrap_exceptions=True, implementation="redispy",
+    if async_url.startswith(("async+redis://", "async+rediss://")):
+        # Our own pool (closed at shutdown), without client-side retries and back-off: a limit
+        # must answer now, or fall back.
+        pool = ConnectionPool.from_url(
+            async_url.removeprefix("async+"),
             socket_timeout=STORAGE_TIMEOUT_SECONDS,
             socket_connect_timeout=STORAGE_TIMEOUT_SECONDS,
-            retry=Retry(NoBackoff(), 0),  # type: ignore[arg-type]
+            retry=Retry(NoBackoff(), 0),
         )
+        storage = aio_storage.RedisStorage(
+            async_url, wrap_exceptions=True, implementation="redispy",
+            connection_pool=pool,  # type: ignore[arg-type]
+        )
+        return storage, pool
     found = limit_storage.storage_from_string(async_url, wrap_exceptions=True)
     assert isinstance(found, aio_storage.Storage)
-    return found
+    return found, None
 
 
 class Limiter:
@@ -90,7 +96,8 @@ class Limiter:
                  retry_seconds: float = RETRY_SECONDS) -> None:
         self.storage_url = storage_url
         self.shared_storage = not _async_url(storage_url).startswith("async+memory")
-        self.primary = strategies.SlidingWindowCounterRateLimiter(_storage(storage_url))
+        storage, self._pool = _storage(storage_url)
+        self.primary = strategies.SlidingWindowCounterRateLimiter(storage)
         self.fallback = strategies.SlidingWindowCounterRateLimiter(aio_storage.MemoryStorage())
         self.retry_seconds = retry_seconds
         self.down_until = 0.0
@@ -104,6 +111,11 @@ class Limiter:
             registry=registry,
         ) if registry is not None else None
         self._parsed: dict[str, RateLimitItem] = {}
+
+    async def aclose(self) -> None:
+        """Close the shared storage's connections (at shutdown, in the serving event loop)."""
+        if self._pool is not None:
+            await self._pool.disconnect()
 
     def limit(self, text: str) -> RateLimitItem:
         item = self._parsed.get(text)

@@ -448,6 +448,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             yield
         finally:
             stop()
+            await _app.state.limiter.aclose()
 
     app = FastAPI(
         title="Vern",
