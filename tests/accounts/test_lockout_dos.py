@@ -15,6 +15,7 @@ from starlette.testclient import TestClient
 
 from tests.accounts.helpers import audit_details
 from tests.conftest import PASSWORD, Persona, Personas, make_settings, user_row
+from tests.console.helpers import csrf_of, sign_in_with_forms
 from vern.accounts import security, service
 from vern.db import Database, utcnow
 
@@ -246,3 +247,22 @@ def test_the_device_cookie_comes_after_the_second_step_and_expires(
     assert service.trusted_device(settings, cookie, user_row(db, personas.erik.user_id)) is None
     clock.advance(service.DEVICE_COOKIE_MAX_AGE.total_seconds() + 60)
     assert service.trusted_device(settings, cookie, user) is None  # expired
+
+
+def test_the_console_sign_in_sets_the_device_cookie_and_honours_it(
+    attacker: TestClient, browser: TestClient, personas: Personas, clock: Clock
+) -> None:
+    for persona in (personas.bob, personas.dave):  # without and with the second step
+        browser.cookies.clear()
+        sign_in_with_forms(browser, persona)
+        assert _device_cookie(browser)
+    browser.cookies.clear()
+    sign_in_with_forms(browser, personas.bob)
+    bob_cookie = _device_cookie(browser)
+    _reach_ceiling(attacker, personas.bob)
+    browser.cookies.clear()
+    page = browser.get("/login")
+    form = {"email": personas.bob.email, "password": PASSWORD, "csrf_token": csrf_of(page.text)}
+    assert browser.post("/login", data=form, follow_redirects=False).status_code == 429
+    browser.cookies.set("vern_device", bob_cookie)
+    assert browser.post("/login", data=form, follow_redirects=False).status_code == 303
