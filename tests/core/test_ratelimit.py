@@ -232,3 +232,22 @@ def test_a_redis_outage_falls_back_to_per_process_limits_and_sharing_resumes(
         for app in apps:
             assert not app.state.limiter.is_degraded
             assert app.state.limiter.registry.get_sample_value("vern_rate_limit_degraded") == 0
+
+
+@pytest.mark.parametrize("name", ["VERN_RATE_LIMIT_SIGNIN", "VERN_RATE_LIMIT_API",
+                                  "VERN_RATE_LIMIT_API_UNAUTHENTICATED"])
+def test_a_limit_that_is_not_a_rate_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    from vern.config import ConfigError, get_settings
+
+    monkeypatch.setenv("VERN_ENV", "test")
+    monkeypatch.setenv(name, "lots per minute")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ConfigError) as info:
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+    assert str(info.value).startswith(f"{name}: ")
+    assert "'10/minute'" in str(info.value)
