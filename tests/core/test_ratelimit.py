@@ -251,3 +251,19 @@ def test_a_limit_that_is_not_a_rate_is_refused_by_name(
         get_settings.cache_clear()
     assert str(info.value).startswith(f"{name}: ")
     assert "'10/minute'" in str(info.value)
+
+
+def test_public_api_routes_count_on_their_network(db: Database, tmp_path: Path,
+                                                  personas: Personas) -> None:
+    app = _app(db, tmp_path, rate_limit_api_unauthenticated="2/minute")
+    with TestClient(app, client=("127.0.0.1", 41002)) as client:
+        for _ in range(2):
+            res = client.post("/api/v1/session", json={"email": personas.bob.email,
+                                                        "password": "feil passord igjen"},
+                              headers={"X-Forwarded-For": "192.0.2.70"})
+            assert res.status_code == 401
+        res = client.post("/api/v1/session", json={"email": personas.bob.email,
+                                                    "password": PASSWORD},
+                          headers={"X-Forwarded-For": "192.0.2.70"})
+        assert res.status_code == 429 and res.json()["code"] == "rate-limited"
+        assert client.get("/healthz").status_code == 200  # outside the API: not counted

@@ -158,22 +158,24 @@ def api_rate_key(caller: Caller, client_ip: str | None) -> tuple[str, str]:
     return "network", network_of(client_ip)
 
 
-async def api_rate_limited(request: Request, caller: CallerDep) -> Caller:
-    """The API rate limit, applied after the caller is resolved (every signed-in route passes
-    here): ``VERN_RATE_LIMIT_API`` per token or person, ``VERN_RATE_LIMIT_API_UNAUTHENTICATED``
-    per source network for the rest."""
-    if not request.url.path.startswith("/api/"):
-        return caller
+async def _api_limit(request: Request, kind: str, key: str) -> None:
     limiter: Limiter | None = getattr(request.app.state, "limiter", None)
     if limiter is None:
-        return caller
+        return
     settings: Settings = request.app.state.settings
-    kind, key = api_rate_key(caller, getattr(request.state, "client_ip", None))
     limit = settings.rate_limit_api_unauthenticated if kind == "network" \
         else settings.rate_limit_api
     verdict = await limiter.hit(limit, f"api-{kind}", key)
     if not verdict.allowed:
         raise RateLimited(retry_after=verdict.retry_after)
+
+
+async def api_rate_limited(request: Request, caller: CallerDep) -> Caller:
+    """The API rate limit, applied after the caller is resolved (every signed-in route passes
+    here; ``public`` routes count on their network): ``VERN_RATE_LIMIT_API`` per token or
+    person, ``VERN_RATE_LIMIT_API_UNAUTHENTICATED`` per source network for the rest."""
+    if request.url.path.startswith("/api/"):
+        await _api_limit(request, *api_rate_key(caller, getattr(request.state, "client_ip", None)))
     return caller
 
 
@@ -234,8 +236,11 @@ def require_session(*, partial: bool = True) -> Callable[..., Caller]:
     return dependency
 
 
-def public() -> None:
-    """Marks a route as open to anyone (it must protect itself in other ways)."""
+async def public(request: Request) -> None:
+    """Marks a route as open to anyone (it must protect itself in other ways). Under ``/api/``
+    the request counts on its source network's API limit, as one that resolves to no one."""
+    if request.url.path.startswith("/api/"):
+        await _api_limit(request, "network", network_of(getattr(request.state, "client_ip", None)))
 
 
 public.__vern_access__ = Access("public")  # type: ignore[attr-defined]
