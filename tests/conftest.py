@@ -97,6 +97,7 @@ def make_settings(url: str, tmp: Path, **overrides: object) -> Settings:
         "database_url": url,
         "rate_limit_signin": "1000/minute",
         "rate_limit_api": "100000/minute",
+        "rate_limit_api_unauthenticated": "100000/minute",
         "audit_log_dir": tmp / "audit",
     }
     values.update(overrides)

@@ -84,9 +84,12 @@ class Settings(BaseSettings):
     rate_limit_storage_url: str = "memory://"
     rate_limit_signin: str = "10/minute"
     rate_limit_api: str = "1200/minute"
-    # Password-reset requests, per e-mail address typed in and per source address.
+    # Password-reset requests, per e-mail address typed in and per source network.
     rate_limit_reset_address: str = "3/hour"
     rate_limit_reset_source: str = "20/hour"
+    # Per source network (/64 for IPv6) for API requests that resolve to no one: no, bad or
+    # malformed credentials (issue 13: a random token per request must not get a fresh bucket).
+    rate_limit_api_unauthenticated: str = "120/minute"
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
     audit_retention_days: int = Field(default=365, ge=1)
@@ -128,6 +131,17 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(item, strict=False)
             except ValueError as exc:
                 raise ValueError(f"VERN_TRUSTED_PROXIES: {item!r} is not a network") from exc
+        return value
+
+    @field_validator("rate_limit_signin", "rate_limit_api", "rate_limit_api_unauthenticated")
+    @classmethod
+    def _valid_limit(cls, value: str) -> str:
+        from limits import parse as parse_limit
+
+        try:
+            parse_limit(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a rate limit such as '10/minute'") from exc
         return value
 
     @model_validator(mode="after")

@@ -1,7 +1,8 @@
 """The application factory: middleware, error mapping, discovered routers, static files, health.
 
 Request flow: ASGI middleware (request id, client address from trusted proxies, body limit,
-security headers, API rate limit, request audit) → route (pydantic input, declared access rule)
+security headers, request audit) → route (caller resolved, API rate limit per identity or
+source network, pydantic input, declared access rule)
 → domain service (tenant-scoped transaction, audit record) → JSON or a rendered page.
 
 Fast paths: a domain's routes module may export ``FAST_PATHS``, a mapping of exact
@@ -15,7 +16,6 @@ too, for the API description and the access-rule matrix.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import ipaddress
 import logging
@@ -33,9 +33,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
-from limits import parse as parse_limit
-from limits import storage as limit_storage
-from limits import strategies
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -66,7 +63,6 @@ from vern.errors import (
     InvalidInput,
     NotFound,
     PayloadTooLarge,
-    RateLimited,
     Unauthenticated,
     Unavailable,
     VernError,
@@ -108,7 +104,7 @@ def _client_ip_resolver(settings: Settings) -> Callable[[str, dict[str, str]], s
 
 
 class VernMiddleware:
-    """One pass over every request: id, client address, body limit, headers, rate limit, audit."""
+    """One pass over every request: id, client address, body limit, headers, audit."""
 
     def __init__(self, app: ASGIApp, settings: Settings, metrics: Metrics,
                  fast_paths: dict[tuple[str, str], FastPath] | None = None) -> None:
@@ -117,10 +113,6 @@ class VernMiddleware:
         self.metrics = metrics
         self.fast_paths = fast_paths or {}
         self.client_ip = _client_ip_resolver(settings)
-        self.limiter = strategies.MovingWindowRateLimiter(
-            limit_storage.storage_from_string(settings.rate_limit_storage_url)
-        )
-        self.api_limit = parse_limit(settings.rate_limit_api)
         self.headers = self._security_headers()
         try:
             from vern.audit import service as audit_service
@@ -185,15 +177,7 @@ class VernMiddleware:
                 await _problem_asgi(PayloadTooLarge(), path, send_wrapper)
                 return
             receive = within
-            if path.startswith("/api/"):
-                auth = raw_headers.get("authorization", "")
-                key = hashlib.sha256(auth.encode()).hexdigest()[:24] if auth else ip
-                if not self.limiter.hit(self.api_limit, "api", key):
-                    reset = self.limiter.get_window_stats(self.api_limit, "api", key).reset_time
-                    await _problem_asgi(
-                        RateLimited(retry_after=max(1, int(reset - time.time()))), path, send_wrapper
-                    )
-                    return
+            # The API rate limit is applied once the caller is known (vern.ratelimit).
             await self.app(scope, _limited_receive(receive, limit), send_wrapper)
         finally:
             reset_request(token)
@@ -478,6 +462,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             yield
         finally:
             stop()
+            await _app.state.limiter.aclose()
 
     app = FastAPI(
         title="Vern",
@@ -489,6 +474,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.settings = settings
     app.state.db = database
+    from vern.ratelimit import Limiter
+
+    app.state.limiter = Limiter(settings.rate_limit_storage_url, registry=metrics.registry)
     app.add_exception_handler(VernError, _handle_vern_error)
     app.add_exception_handler(RequestValidationError, _handle_validation)
     app.add_exception_handler(StarletteHTTPException, _handle_http)

@@ -56,6 +56,16 @@ def throttle(db: Database, settings: Settings, kind: str, value: str) -> AuthThr
         return row
 
 
+def account_throttle(db: Database, settings: Settings, email: str,
+                     ip: str = "testclient") -> AuthThrottle | None:
+    """The failure count of one account from one source network (TestClient's default)."""
+    with db.transaction(Scope.system("test read")) as session:
+        row = session.get(AuthThrottle, service.account_network_key(settings, email, ip))
+        if row is not None:
+            session.expunge(row)
+        return row
+
+
 def wrong_code(secret: str) -> str:
     """A six-digit code that is not valid in the current window."""
     now = time.time()

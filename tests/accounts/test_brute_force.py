@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import update
 from starlette.testclient import TestClient
 
-from tests.accounts.helpers import actions, audit_details, end_locks, throttle
+from tests.accounts.helpers import account_throttle, actions, audit_details, end_locks
 from tests.conftest import PASSWORD, Personas
 from vern.accounts import service
 from vern.accounts.models import AuthThrottle
@@ -42,7 +42,7 @@ def test_repeated_failures_lock_the_account_temporarily(
     trail = actions(db)
     assert trail.count("auth.signin_failed") == service.ACCOUNT_FAILURES_BEFORE_LOCK
     assert trail.count("auth.signin_locked") == 1
-    assert [d["scope"] for d in audit_details(db, "auth.lock_started")] == ["account"]
+    assert [d["scope"] for d in audit_details(db, "auth.lock_started")] == ["account-network"]
 
 
 def test_a_lock_ends_by_itself(client: TestClient, db: Database, personas: Personas) -> None:
@@ -63,7 +63,7 @@ def test_each_new_lock_lasts_longer_up_to_a_cap(
         waits.append(int(res.headers["retry-after"]))
         end_locks(db, "acct")
     assert waits[0] <= 30 < waits[1] <= 60 < waits[2] <= 120
-    key = service._throttle_key(settings, "acct", email)
+    key = service.account_network_key(settings, email, "testclient")
     with db.transaction(Scope.system("test clock")) as session:  # a long, steady attack later
         session.execute(update(AuthThrottle).where(AuthThrottle.key == key).values(locks=100))
     _fail_until_locked(client, email)
@@ -78,8 +78,9 @@ def test_a_successful_sign_in_clears_the_account_count(
     email = personas.bob.email
     for _ in range(service.ACCOUNT_FAILURES_BEFORE_LOCK - 1):
         assert _try(client, email, WRONG) == 401
+    assert account_throttle(db, settings, email) is not None
     assert _try(client, email, PASSWORD) == 200
-    assert throttle(db, settings, "acct", email) is None
+    assert account_throttle(db, settings, email) is None
     assert _try(client, email, WRONG) == 401
     assert _try(client, email, PASSWORD) == 200
 
@@ -90,7 +91,7 @@ def test_failures_are_forgotten_after_a_day(
     email = personas.bob.email
     for _ in range(service.ACCOUNT_FAILURES_BEFORE_LOCK - 1):
         assert _try(client, email, WRONG) == 401
-    row = throttle(db, settings, "acct", email)
+    row = account_throttle(db, settings, email)
     assert row is not None
     with db.transaction(Scope.system("test clock")) as session:
         session.execute(update(AuthThrottle).where(AuthThrottle.key == row.key)

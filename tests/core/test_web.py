@@ -107,7 +107,7 @@ def _strict_app(db: Database, tmp: Path, **overrides: object):  # type: ignore[n
 
 def test_the_api_rate_limit_answers_429_with_retry_after(db: Database, tmp_path: Path) -> None:
     address = f"2001:db8::{secrets.token_hex(2)}"
-    with TestClient(_strict_app(db, tmp_path, rate_limit_api="3/minute"),
+    with TestClient(_strict_app(db, tmp_path, rate_limit_api_unauthenticated="3/minute"),
                     client=(address, 1)) as client:
         for _ in range(3):
             assert client.get("/api/v1/me").status_code == 401

@@ -27,7 +27,8 @@ from vern.accounts.roles import MFA_REQUIRED, Perm, Role
 from vern.accounts.service import Actor
 from vern.config import Settings
 from vern.db import Database, Scope
-from vern.errors import Forbidden, Unauthenticated, VernError
+from vern.errors import Forbidden, RateLimited, Unauthenticated, VernError
+from vern.ratelimit import Limiter, network_of
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ANON_CSRF_COOKIE = "vern_csrf"
@@ -147,7 +148,40 @@ def _session_caller(
 CallerDep = Annotated[Caller, Depends(resolve_caller)]
 
 
-async def _csrf_checked(request: Request, caller: CallerDep) -> Caller:
+def api_rate_key(caller: Caller, client_ip: str | None) -> tuple[str, str]:
+    """The API rate-limit bucket of a resolved caller: its token or its person; anyone who
+    resolves to no one (no, bad or malformed credentials) shares their source network's."""
+    if caller.via == "token" and caller.actor is not None and caller.actor.token_id:
+        return "token", caller.actor.token_id
+    if caller.via == "session" and caller.user is not None:
+        return "user", caller.user.id
+    return "network", network_of(client_ip)
+
+
+async def _api_limit(request: Request, kind: str, key: str) -> None:
+    limiter: Limiter | None = getattr(request.app.state, "limiter", None)
+    if limiter is None:
+        return
+    settings: Settings = request.app.state.settings
+    limit = settings.rate_limit_api_unauthenticated if kind == "network" \
+        else settings.rate_limit_api
+    verdict = await limiter.hit(limit, f"api-{kind}", key)
+    if not verdict.allowed:
+        raise RateLimited(retry_after=verdict.retry_after)
+
+
+async def api_rate_limited(request: Request, caller: CallerDep) -> Caller:
+    """The API rate limit, applied after the caller is resolved (every signed-in route passes
+    here; ``public`` routes count on their network): ``VERN_RATE_LIMIT_API`` per token or
+    person, ``VERN_RATE_LIMIT_API_UNAUTHENTICATED`` per source network for the rest."""
+    if request.url.path.startswith("/api/"):
+        await _api_limit(request, *api_rate_key(caller, getattr(request.state, "client_ip", None)))
+    return caller
+
+
+async def _csrf_checked(
+    request: Request, caller: Annotated[Caller, Depends(api_rate_limited)]
+) -> Caller:
     """Cookie-authenticated writes must carry the session's CSRF token (form field
     ``csrf_token`` or header ``X-CSRF-Token``). Bearer tokens are not sent by browsers."""
     if request.method in UNSAFE and caller.via == "session" and caller.auth_session is not None:
@@ -202,8 +236,11 @@ def require_session(*, partial: bool = True) -> Callable[..., Caller]:
     return dependency
 
 
-def public() -> None:
-    """Marks a route as open to anyone (it must protect itself in other ways)."""
+async def public(request: Request) -> None:
+    """Marks a route as open to anyone (it must protect itself in other ways). Under ``/api/``
+    the request counts on its source network's API limit, as one that resolves to no one."""
+    if request.url.path.startswith("/api/"):
+        await _api_limit(request, "network", network_of(getattr(request.state, "client_ip", None)))
 
 
 public.__vern_access__ = Access("public")  # type: ignore[attr-defined]

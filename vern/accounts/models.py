@@ -114,7 +114,8 @@ class ApiToken(TenantScoped, Base):
 
 
 class AuthThrottle(Base):
-    """Failed sign-ins per account or per source address (both as keyed hashes)."""
+    """Failed sign-ins per account and source network, per account, per source network, per
+    device cookie or per account's second step (all as keyed hashes)."""
 
     __tablename__ = "auth_throttles"
 

@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import logging
-import time
-from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
-from limits import parse as parse_limit
-from limits import storage as limit_storage
-from limits import strategies
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
@@ -33,6 +28,7 @@ from vern.config import Settings
 from vern.crypto import blind_index
 from vern.db import Scope
 from vern.errors import InvalidInput, NotFound, RateLimited, VernError
+from vern.ratelimit import Limiter, network_of
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 log = logging.getLogger(__name__)
@@ -83,19 +79,32 @@ class NewTokenBody(Strict):
     days: int = Field(default=90, ge=1, le=3650)
 
 
-@lru_cache(maxsize=4)
-def _signin_limiter(storage_url: str) -> strategies.MovingWindowRateLimiter:
-    return strategies.MovingWindowRateLimiter(limit_storage.storage_from_string(storage_url))
+async def signin_rate_limit(request: Request, settings: SettingsDep) -> None:
+    """Per source network (/64 for IPv6), on top of the sign-in locks (DoS protection for
+    Argon2id). With the shared storage down it falls back to a per-process limit: the locks
+    that stop guessing are in the database and stay shared (docs/security.md)."""
+    limiter: Limiter = request.app.state.limiter
+    network = network_of(getattr(request.state, "client_ip", None))
+    verdict = await limiter.hit(settings.rate_limit_signin, "signin", network)
+    if not verdict.allowed:
+        raise RateLimited(retry_after=verdict.retry_after)
 
 
-def signin_rate_limit(request: Request, settings: SettingsDep) -> None:
-    """Per source address, on top of the per-account locks (DoS protection for Argon2id)."""
-    limiter = _signin_limiter(settings.rate_limit_storage_url)
-    limit = parse_limit(settings.rate_limit_signin)
-    ip = getattr(request.state, "client_ip", None) or "unknown"
-    if not limiter.hit(limit, "signin", ip):
-        reset = limiter.get_window_stats(limit, "signin", ip).reset_time
-        raise RateLimited(retry_after=max(1, int(reset - time.time())))
+def device_cookie_name(settings: Settings) -> str:
+    return "__Host-vern_device" if settings.is_production else "vern_device"
+
+
+def set_device_cookie(response: Response, settings: Settings, user_id: str) -> None:
+    """After a complete sign-in (password, and the second step when the account has one)."""
+    response.set_cookie(
+        device_cookie_name(settings),
+        service.new_device_cookie(settings, user_id),
+        max_age=int(service.DEVICE_COOKIE_MAX_AGE.total_seconds()),
+        httponly=True,
+        secure=settings.is_production,
+        samesite="strict",
+        path="/",
+    )
 
 
 def set_session_cookie(response: Response, settings: Settings, token: str) -> None:
@@ -122,6 +131,7 @@ def signin(db: DatabaseDep, settings: Settings, request: Request, email: str,
         result = service.authenticate(
             session, settings, email=email, password=password,
             source_ip=getattr(request.state, "client_ip", None),
+            device_cookie=request.cookies.get(device_cookie_name(settings)),
         )
         session.flush()
         session.expunge_all()
@@ -134,6 +144,8 @@ def create_session(body: SignInBody, request: Request, response: Response, db: D
     """Sign in with e-mail and password. Sets the session cookie; the MFA step may follow."""
     result = signin(db, settings, request, body.email, body.password)
     set_session_cookie(response, settings, result.token)
+    if not result.needs_mfa:
+        set_device_cookie(response, settings, result.user.id)
     return {
         "csrf_token": result.session.csrf_token,
         "mfa_required": result.needs_mfa,
@@ -143,13 +155,14 @@ def create_session(body: SignInBody, request: Request, response: Response, db: D
 
 
 @router.post("/session/mfa", dependencies=[Depends(signin_rate_limit)])
-def pass_mfa(body: CodeBody, db: DatabaseDep, settings: SettingsDep,
+def pass_mfa(body: CodeBody, response: Response, db: DatabaseDep, settings: SettingsDep,
              caller: Annotated[CallerT, Depends(require_session())]) -> dict[str, bool]:
     """The second step: a code from the authenticator, or a recovery code."""
     assert caller.auth_session is not None
     with db.transaction(Scope.system("mfa"), keep_on=(VernError,)) as session:
         auth_session = session.merge(caller.auth_session)
         service.verify_mfa(session, settings, auth_session=auth_session, code=body.code)
+    set_device_cookie(response, settings, caller.auth_session.user_id)
     return {"mfa_verified": True}
 
 
@@ -241,14 +254,15 @@ def _me_of_caller(db: DatabaseDep, caller: CallerT, actor: Actor) -> dict[str, A
 
 
 @router.post("/me/password", status_code=204)
-def change_password(body: PasswordBody, db: DatabaseDep, settings: SettingsDep,
+def change_password(body: PasswordBody, request: Request, db: DatabaseDep, settings: SettingsDep,
                     caller: Annotated[CallerT, Depends(require_session())]) -> None:
     """Change one's own password; other sessions end."""
     actor = _actor_of(caller)
     # A refusal still commits its failure count and audit record (nothing else is written).
     with db.transaction(Scope.system("password change"), keep_on=(VernError,)) as session:
         service.change_own_password(session, settings, actor=actor,
-                                    current=body.current_password, new=body.new_password)
+                                    current=body.current_password, new=body.new_password,
+                                    source_ip=getattr(request.state, "client_ip", None))
 
 
 @router.post("/me/mfa")
@@ -446,31 +460,20 @@ RESET_ANSWER = ("If an account uses this address, a link to choose a new passwor
                 "It works once and expires soon.")
 
 
-def _reset_limiter(request: Request, settings: Settings) -> strategies.MovingWindowRateLimiter:
-    """One limiter per app (so that its memory storage is not shared between apps)."""
-    state = request.app.state
-    limiter = getattr(state, "reset_limiter", None)
-    if limiter is None:
-        limiter = strategies.MovingWindowRateLimiter(
-            limit_storage.storage_from_string(settings.rate_limit_storage_url))
-        state.reset_limiter = limiter
-    return limiter
-
-
-def reset_rate_limit(request: Request, settings: Settings, email: str) -> None:
-    """Per source address and per address typed in (as a keyed hash, so the limiter's storage
+async def reset_rate_limit(request: Request, settings: Settings, email: str) -> None:
+    """Per source network and per address typed in (as a keyed hash, so the limiter's storage
     holds no address). Both apply whether or not the address has an account."""
-    limiter = _reset_limiter(request, settings)
-    ip = getattr(request.state, "client_ip", None) or "unknown"
+    limiter: Limiter = request.app.state.limiter
+    network = network_of(getattr(request.state, "client_ip", None))
     checks = [
-        (parse_limit(settings.rate_limit_reset_source), "reset-src", ip),
-        (parse_limit(settings.rate_limit_reset_address), "reset-addr",
+        (settings.rate_limit_reset_source, "reset-src", network),
+        (settings.rate_limit_reset_address, "reset-addr",
          blind_index(settings.secret_bytes, email, "reset-address")),
     ]
     for limit, kind, key in checks:
-        if not limiter.hit(limit, kind, key):
-            reset = limiter.get_window_stats(limit, kind, key).reset_time
-            raise RateLimited(retry_after=max(1, int(reset - time.time())))
+        verdict = await limiter.hit(limit, kind, key)
+        if not verdict.allowed:
+            raise RateLimited(retry_after=verdict.retry_after)
 
 
 def check_reset_email(email: str) -> str:
@@ -500,12 +503,12 @@ def locale_of(request: Request) -> str:
 
 @router.post("/password-reset", status_code=202,
              dependencies=[Depends(public)])
-def request_password_reset(body: EmailBody, request: Request, background: BackgroundTasks,
-                           db: DatabaseDep, settings: SettingsDep) -> dict[str, str]:
+async def request_password_reset(body: EmailBody, request: Request, background: BackgroundTasks,
+                                 db: DatabaseDep, settings: SettingsDep) -> dict[str, str]:
     """Ask for a password-reset link by e-mail. The answer is the same whether or not the
     address has an account; rate limited per address and per source."""
     email = check_reset_email(body.email)
-    reset_rate_limit(request, settings, email)
+    await reset_rate_limit(request, settings, email)
     background.add_task(send_reset_later, db, settings, email, locale_of(request))
     return {"detail": RESET_ANSWER}
 

@@ -42,18 +42,34 @@ from vern.config import Settings
 from vern.crypto import PII, blind_index, keyring
 from vern.db import utcnow
 from vern.errors import Conflict, Forbidden, InvalidInput, Locked, NotFound, Unauthenticated
+from vern.ratelimit import network_of
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 SESSION_TOUCH_SECONDS = 60
 
-# Brute-force protection (NIST SP 800-63B 5.2.2): temporary locks that grow, never permanent.
+# Brute-force protection (NIST SP 800-63B 5.2.2): temporary locks that grow, never permanent,
+# kept so that nobody can lock another person out (issue 13):
+# * one account from one source network (/64 for IPv6): the usual lock; someone guessing from
+#   their own network locks only that network's attempts on the account;
 ACCOUNT_FAILURES_BEFORE_LOCK = 5
-SOURCE_FAILURES_BEFORE_LOCK = 20
 ACCOUNT_LOCK_BASE = timedelta(seconds=30)
 ACCOUNT_LOCK_MAX = timedelta(minutes=15)
+# * one account from every network together (the ceiling against attackers with many
+#   networks); a trickle below it never reaches it, a lock from it ends by itself;
+ACCOUNT_CEILING_FAILURES = 50
+ACCOUNT_CEILING_LOCK_BASE = timedelta(minutes=1)
+ACCOUNT_CEILING_LOCK_MAX = timedelta(minutes=15)
+# * one source network, whatever the accounts;
+SOURCE_FAILURES_BEFORE_LOCK = 20
 SOURCE_LOCK_BASE = timedelta(minutes=1)
 SOURCE_LOCK_MAX = timedelta(hours=1)
+# * one device cookie (a browser that signed in to the account before): its attempts count
+#   here alone and none of the locks above stops them, so the real person still gets in.
+DEVICE_FAILURES_BEFORE_LOCK = 5
+DEVICE_LOCK_BASE = timedelta(seconds=30)
+DEVICE_LOCK_MAX = timedelta(minutes=15)
+DEVICE_COOKIE_MAX_AGE = timedelta(days=180)
 FAILURE_MEMORY = timedelta(hours=24)
 # Second-factor guessing (NIST SP 800-63B 5.2.2) is limited per account the same way.
 MFA_FAILURES_BEFORE_LOCK = 5
@@ -408,27 +424,36 @@ def set_password(
 
 
 def change_own_password(
-    session: Session, settings: Settings, *, actor: Actor, current: str, new: str
+    session: Session, settings: Settings, *, actor: Actor, current: str, new: str,
+    source_ip: str | None = None,
 ) -> None:
     user = session.get(User, actor.user_id)
     if user is None:
         raise NotFound()
-    # Guessing the current password from a signed-in session counts like failed sign-ins.
-    acct_key = _throttle_key(settings, "acct", str(user.email).strip().casefold())
-    wait = _locked_for(session.get(AuthThrottle, acct_key))
+    # Guessing the current password from a signed-in session counts like failed sign-ins
+    # from the session's network (and towards the account's ceiling).
+    email = str(user.email)
+    pair_key = account_network_key(settings, email, source_ip)
+    ceiling_key = _throttle_key(settings, "ceil", email.strip().casefold())
+    wait = max(_locked_for(session.get(AuthThrottle, pair_key)),
+               _locked_for(session.get(AuthThrottle, ceiling_key)))
     if wait:
         _audit(session, "user.password_change_locked", actor, resource=f"user:{user.id}",
                outcome="denied", details={"retry_after": wait})
         raise Locked(retry_after=wait, detail="Too many failed attempts; try again later")
     if not security.verify_password(settings, user.password_hash, current):
-        row = _register_failure(session, acct_key, ACCOUNT_FAILURES_BEFORE_LOCK,
-                                ACCOUNT_LOCK_BASE, ACCOUNT_LOCK_MAX)
+        rows = [(_register_failure(session, pair_key, ACCOUNT_FAILURES_BEFORE_LOCK,
+                                   ACCOUNT_LOCK_BASE, ACCOUNT_LOCK_MAX), "account-network"),
+                (_register_failure(session, ceiling_key, ACCOUNT_CEILING_FAILURES,
+                                   ACCOUNT_CEILING_LOCK_BASE, ACCOUNT_CEILING_LOCK_MAX),
+                 "account")]
         _audit(session, "user.password_change_failed", actor, resource=f"user:{user.id}",
                outcome="failure")
-        if row.failures == 0 and row.locked_until is not None:
-            _audit(session, "auth.lock_started", actor, resource=f"user:{user.id}",
-                   outcome="denied",
-                   details={"scope": "account", "until": row.locked_until.isoformat()})
+        for row, scope in rows:
+            if row.failures == 0 and row.locked_until is not None:
+                _audit(session, "auth.lock_started", actor, resource=f"user:{user.id}",
+                       outcome="denied",
+                       details={"scope": scope, "until": row.locked_until.isoformat()})
         raise InvalidInput.on("current_password", "is not correct", "wrong-password")
     org = session.get(Organisation, actor.org_id)
     set_password(session, settings, user=user, password=new, actor=actor,
@@ -453,6 +478,27 @@ def password_expired(settings: Settings, user: User) -> bool:
 
 def _throttle_key(settings: Settings, kind: str, value: str) -> str:
     return f"{kind}:" + blind_index(settings.secret_bytes, value, f"throttle-{kind}")[:60]
+
+
+def account_network_key(settings: Settings, email: str, source_ip: str | None) -> str:
+    """The throttle of one account (as typed, known or not) from one source network."""
+    return _throttle_key(settings, "acct", f"{email.strip().casefold()}\n{network_of(source_ip)}")
+
+
+def new_device_cookie(settings: Settings, user_id: str) -> str:
+    """A device cookie for a browser that has just signed in to ``user_id`` completely."""
+    return security.new_device_cookie(settings.secret_bytes, user_id,
+                                      int(utcnow().timestamp()))
+
+
+def trusted_device(settings: Settings, cookie: str | None, user: User | None) -> str | None:
+    """The device id (the cookie's nonce) when ``cookie`` is a valid device cookie of ``user``."""
+    if not cookie or user is None:
+        return None
+    return security.device_cookie_nonce(
+        settings.secret_bytes, cookie, user.id, now=int(utcnow().timestamp()),
+        max_age=int(DEVICE_COOKIE_MAX_AGE.total_seconds()),
+    )
 
 
 def _locked_for(row: AuthThrottle | None) -> int:
@@ -497,41 +543,60 @@ class SignIn:
 
 
 def authenticate(
-    session: Session, settings: Settings, *, email: str, password: str, source_ip: str | None
+    session: Session, settings: Settings, *, email: str, password: str, source_ip: str | None,
+    device_cookie: str | None = None,
 ) -> SignIn:
-    """Check e-mail and password. Failures are counted per account and per source address and
-    lead to temporary, growing locks; every failure and lock is in the audit trail."""
-    acct_key = _throttle_key(settings, "acct", email.strip().casefold())
-    src_key = _throttle_key(settings, "src", source_ip or "unknown")
-    wait = max(_locked_for(session.get(AuthThrottle, acct_key)),
-               _locked_for(session.get(AuthThrottle, src_key)))
+    """Check e-mail and password. Failures lead to temporary, growing locks, counted so that
+    no one can lock another person out for good: per account and source network, per account
+    over all networks (a higher ceiling), per source network, and — for a browser with a valid
+    device cookie of the account — per device cookie alone, which none of the others stops.
+    Every failure and lock is in the audit trail."""
+    folded = email.strip().casefold()
     user = find_user_by_email(session, settings, email) if EMAIL_RE.match(email.strip()) else None
+    device = trusted_device(settings, device_cookie, user)
+    throttles: list[tuple[str, str, int, timedelta, timedelta]]
+    if device is not None:
+        throttles = [(_throttle_key(settings, "dev", device), "device",
+                      DEVICE_FAILURES_BEFORE_LOCK, DEVICE_LOCK_BASE, DEVICE_LOCK_MAX)]
+    else:
+        throttles = [
+            (account_network_key(settings, email, source_ip), "account-network",
+             ACCOUNT_FAILURES_BEFORE_LOCK, ACCOUNT_LOCK_BASE, ACCOUNT_LOCK_MAX),
+            (_throttle_key(settings, "ceil", folded), "account",
+             ACCOUNT_CEILING_FAILURES, ACCOUNT_CEILING_LOCK_BASE, ACCOUNT_CEILING_LOCK_MAX),
+            (_throttle_key(settings, "src", network_of(source_ip)), "source",
+             SOURCE_FAILURES_BEFORE_LOCK, SOURCE_LOCK_BASE, SOURCE_LOCK_MAX),
+        ]
+    wait = max(_locked_for(session.get(AuthThrottle, key)) for key, *_ in throttles)
     # The name typed in is recorded (sealed) only when it is nobody's account.
     typed = None if user is not None else email.strip()[:200] or None
+    trust = {"device": True} if device is not None else {}
     if wait:
         record(session, "auth.signin_locked", org_id=None,
                actor_user_id=user.id if user else None, outcome="denied",
-               details={"retry_after": wait}, actor_name=typed)
+               details={"retry_after": wait, **trust}, actor_name=typed)
         raise Locked(retry_after=wait, detail="Too many failed attempts; try again later")
     ok = security.verify_password(settings, user.password_hash if user else None, password)
     if not ok or user is None or user.disabled_at is not None:
-        acct = _register_failure(session, acct_key, ACCOUNT_FAILURES_BEFORE_LOCK,
-                                 ACCOUNT_LOCK_BASE, ACCOUNT_LOCK_MAX)
-        src = _register_failure(session, src_key, SOURCE_FAILURES_BEFORE_LOCK,
-                                SOURCE_LOCK_BASE, SOURCE_LOCK_MAX)
+        rows = [(_register_failure(session, key, threshold, base, cap), scope)
+                for key, scope, threshold, base, cap in throttles]
         record(session, "auth.signin_failed", org_id=None,
                actor_user_id=user.id if user else None, outcome="failure",
-               details={"reason": "disabled" if ok and user else "bad-credentials"},
+               details={"reason": "disabled" if ok and user else "bad-credentials", **trust},
                actor_name=typed)
-        for row, what in ((acct, "account"), (src, "source")):
+        for row, scope in rows:
             if row.failures == 0 and row.locked_until is not None:
                 record(session, "auth.lock_started", org_id=None,
-                       actor_user_id=user.id if user and what == "account" else None,
-                       outcome="denied", details={"scope": what, "until": row.locked_until.isoformat()})
+                       actor_user_id=user.id if user and scope != "source" else None,
+                       outcome="denied",
+                       details={"scope": scope, "until": row.locked_until.isoformat()})
         raise Unauthenticated(detail="Wrong e-mail address or password")
-    acct_row = session.get(AuthThrottle, acct_key)
-    if acct_row is not None:
-        session.delete(acct_row)
+    # Success clears this network's (or this device's) count on the account; the ceiling keeps
+    # counting, so that the person signing in does not give an attacker a fresh allowance.
+    for key, scope, *_ in throttles:
+        cleared = session.get(AuthThrottle, key)
+        if cleared is not None and scope in ("account-network", "device"):
+            session.delete(cleared)
     if user.password_hash and security.needs_rehash(settings, user.password_hash):
         user.password_hash = security.hash_password(settings, password)
     memberships = memberships_of(session, user.id)

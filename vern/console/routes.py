@@ -40,6 +40,7 @@ from vern.accounts.routes import (
     clear_session_cookie,
     reset_rate_limit,
     send_reset_later,
+    set_device_cookie,
     set_session_cookie,
     signin,
     signin_rate_limit,
@@ -158,7 +159,7 @@ async def login_submit(request: Request, db: DatabaseDep, settings: SettingsDep)
     password = form.get("password", "")[:4096]
     next_url = safe_next(form.get("next"))
     try:
-        signin_rate_limit(request, settings)
+        await signin_rate_limit(request, settings)
     except RateLimited as exc:
         response = _login_page(request, email=email, next_url=next_url, error=exc, status=429)
         response.headers["Retry-After"] = str(exc.retry_after)
@@ -195,6 +196,8 @@ async def login_submit(request: Request, db: DatabaseDep, settings: SettingsDep)
         target = next_url
     response = redirect(target)
     set_session_cookie(response, settings, result.token)
+    if not result.needs_mfa:
+        set_device_cookie(response, settings, result.user.id)
     return response
 
 
@@ -207,7 +210,7 @@ def mfa_form(request: Request, caller: Session_, next: str | None = None) -> Res
 
 
 @pages.post("/login/mfa")
-async def mfa_submit(  # noqa: PLR0911 - one answer per outcome of the second step
+async def mfa_submit(
     request: Request, caller: Session_, db: DatabaseDep, settings: SettingsDep
 ) -> Response:
     form = await form_data(request)
@@ -218,7 +221,7 @@ async def mfa_submit(  # noqa: PLR0911 - one answer per outcome of the second st
     code = form.get("code", "").strip()[:32]
     ctx: dict[str, Any] = {"next": next_url}
     try:
-        signin_rate_limit(request, settings)
+        await signin_rate_limit(request, settings)
         if not code:
             raise InvalidInput.on("code", "Enter the code")
         with db.transaction(Scope.system("mfa"), keep_on=(VernError,)) as session:
@@ -233,10 +236,13 @@ async def mfa_submit(  # noqa: PLR0911 - one answer per outcome of the second st
     except InvalidInput as exc:
         return render(request, "console/login_mfa.html", {**ctx, "error": exc}, status=422)
     if caller.must_enrol_mfa:
-        return redirect("/console/account/mfa")
-    if caller.password_expired:
-        return redirect("/console/account/password")
-    return redirect(next_url)
+        done = redirect("/console/account/mfa")
+    elif caller.password_expired:
+        done = redirect("/console/account/password")
+    else:
+        done = redirect(next_url)
+    set_device_cookie(done, settings, caller.auth_session.user_id)
+    return done
 
 
 @pages.get("/logout")
@@ -354,7 +360,8 @@ async def password_submit(request: Request, caller: Session_, db: DatabaseDep,
         # A wrong current password is recorded in the audit trail even though nothing changes.
         # (The service refuses before it changes anything, so committing on refusal is safe.)
         with db.transaction(Scope.system("password change"), keep_on=(InvalidInput,)) as session:
-            service.change_own_password(session, settings, actor=actor, current=current, new=new)
+            service.change_own_password(session, settings, actor=actor, current=current, new=new,
+                                        source_ip=getattr(request.state, "client_ip", None))
     except InvalidInput as exc:
         mapped = {("new_password" if e.field == "password" else e.field): e.message
                   for e in exc.errors}
@@ -772,7 +779,7 @@ async def forgot_submit(request: Request, background: BackgroundTasks, db: Datab
     ctx: dict[str, Any] = {"email": email, "sent": False}
     try:
         email = check_reset_email(email)
-        reset_rate_limit(request, settings, email)
+        await reset_rate_limit(request, settings, email)
     except InvalidInput as exc:
         return _anon_page(request, "console/password_forgot.html", {**ctx, "error": exc}, 422)
     except RateLimited as exc:
