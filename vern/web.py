@@ -71,6 +71,7 @@ from vern.errors import (
     Unavailable,
     VernError,
 )
+from vern.inputs import InputBounds
 
 log = logging.getLogger("vern.web")
 PACKAGE = Path(vern.__file__).resolve().parent
@@ -205,7 +206,7 @@ class VernMiddleware:
                 actor = state.get("actor")
                 self.record_request(
                     method=scope["method"],
-                    path=path,
+                    path=path.replace("\x00", "\ufffd"),  # refused by vern.inputs, still recorded
                     status=status,
                     actor_user_id=getattr(actor, "user_id", None),
                     actor_token_id=getattr(actor, "token_id", None),
@@ -358,6 +359,11 @@ def _console_redirect(exc: VernError, request: Request) -> str | None:
     return None
 
 
+async def _answer_refused(scope: Scope, receive: Receive, send: Send, exc: VernError) -> None:
+    """An input refused by ``vern.inputs.InputBounds``, answered like an error in a route."""
+    await _handle_vern_error(Request(scope, receive), exc)(scope, receive, send)
+
+
 def _handle_validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = []
@@ -493,6 +499,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     for static in sorted(PACKAGE.glob("*/static")):
         app.mount(f"/static/{static.parent.name}", StaticFiles(directory=static),
                   name=f"static-{static.parent.name}")
+    app.add_middleware(InputBounds, answer=_answer_refused)  # inside VernMiddleware
     app.add_middleware(VernMiddleware, settings=settings, metrics=metrics, fast_paths=fast_paths)
     return app
 
