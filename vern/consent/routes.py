@@ -162,12 +162,15 @@ async def banner_consent(request: Request, consent_org: str) -> Response:
     if len(body) > MAX_BANNER_POST:
         return _refuse(database, "too-large", InvalidInput.on("body", "too large"))
     try:
-        data = inputs.loads(body)
-    except InvalidInput as exc:
-        return _refuse(database, exc.errors[0].code, exc)
-    try:
-        post = BannerPost.model_validate(data)
+        post = BannerPost.model_validate(inputs.loads(body))
+    except InvalidInput as exc:  # too deep, NUL, lone surrogate, number beyond 64 bits
+        reason = exc.errors[0].code if exc.errors else "not-json"
+        if reason != "not-json":
+            return _refuse(database, reason, exc)
+        post = None
     except (ValueError, ValidationError):
+        post = None
+    if post is None:
         return _refuse(database, "bad-shape", InvalidInput.on("body", "not a banner choice"))
     try:
         org_id, _slug, _name = _org(database, consent_org)
