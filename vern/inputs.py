@@ -27,7 +27,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from annotated_types import Interval
-from pydantic import AfterValidator
+from pydantic import AfterValidator, StringConstraints
 from pydantic_core import PydanticCustomError
 
 from vern.errors import FieldError, InvalidInput, VernError
@@ -66,6 +66,12 @@ def _day(value: date) -> date:
     return value
 
 
+Key = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+"""A name inside a body: a dictionary key, a purpose key, an identity kind (1 to 64 characters)."""
+
+Value = Annotated[str, StringConstraints(max_length=2000)]
+"""A text value inside a dictionary or list of a body (at most 2,000 characters)."""
+
 Int64 = Annotated[int, Interval(ge=0, le=INT64_MAX)]
 """A count, size, position or id number: 0 to 2**63 - 1 (what a BIGINT column holds)."""
 
@@ -92,6 +98,15 @@ def parse_moment(value: str, field: str) -> datetime:
         return _moment(parsed)
     except PydanticCustomError as exc:
         raise InvalidInput.on(field, exc.message(), exc.type) from None
+
+
+def length_over(declared: str | bytes, limit: int) -> bool:
+    """Whether a declared Content-Length is over ``limit`` (a run of digits too long to be
+    converted is over it; anything that is not plain digits is left to the server)."""
+    text = declared.decode("latin-1") if isinstance(declared, bytes) else declared
+    if not (text.isascii() and text.isdigit()):
+        return False
+    return len(text) > len(str(limit)) or int(text) > limit
 
 
 def parse_int(value: str, field: str, low: int = 0, high: int = INT64_MAX) -> int:

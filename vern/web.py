@@ -71,7 +71,7 @@ from vern.errors import (
     Unavailable,
     VernError,
 )
-from vern.inputs import InputBounds
+from vern.inputs import InputBounds, length_over
 
 log = logging.getLogger("vern.web")
 PACKAGE = Path(vern.__file__).resolve().parent
@@ -245,7 +245,7 @@ async def _body_within(
     that the refusal is a 413 and not a parsing error deep in a route."""
     declared = headers.get("content-length")
     if declared is not None:
-        return None if declared.isdigit() and int(declared) > limit else receive
+        return None if length_over(declared, limit) else receive
     if scope["method"] not in _BODY_METHODS:
         return receive
     body = await _read_within(receive, limit)

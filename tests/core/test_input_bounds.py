@@ -290,3 +290,60 @@ def test_text_with_escaped_backslashes_and_norwegian_letters_still_passes(
     res = product.post("/api/v1/audit/events", content=raw,
                        headers={"content-type": "application/json"})
     assert res.status_code == 202, res.text
+
+
+# -- declared lengths, form numbers, nested text -----------------------------------------------
+
+
+def test_a_declared_length_of_thousands_of_digits_is_over_the_limit() -> None:
+    """Converting 5,000 digits to an int raises in Python; the length is over the limit."""
+    import asyncio
+
+    from vern.stats.routes import take_beacon
+    from vern.web import _body_within
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {"type": "http", "method": "POST"}
+    digits = "9" * 5_000
+    assert asyncio.run(_body_within(scope, {"content-length": digits}, receive, 1024)) is None
+    assert asyncio.run(_body_within(scope, {"content-length": "12"}, receive, 1024)) is receive
+
+    class Counting:
+        settings = stats_settings()
+        skipped = 0
+        reasons: list[str] = []  # noqa: RUF012 - one test's tally
+
+        def reject(self, endpoint: str, reason: str) -> None:
+            self.reasons.append(reason)
+
+    async def read(limit: int) -> bytes | None:
+        raise AssertionError("a body declared too large is not read")
+
+    counting = Counting()
+    status, reason = asyncio.run(take_beacon(
+        counting, "198.51.100.0", [(b"content-length", digits.encode())], read))  # type: ignore[arg-type]
+    assert (status, reason, counting.reasons) == (413, "too-large", ["too-large"])
+
+
+def test_a_form_number_of_thousands_of_digits_is_refused(
+        app: Any, db: Database, settings: Settings, personas: Personas) -> None:
+    from tests.matrix.samples_rights import rights_request_in_a
+
+    request_id = rights_request_in_a(db, personas, settings).value
+    with TestClient(app, base_url="http://testserver", raise_server_exceptions=False) as c:
+        token, csrf = session_cookie_for(db, personas.alice)
+        c.cookies.set(session_cookie_name(settings), token)
+        res = c.post(f"/console/rights/requests/{request_id}/extend",
+                     data={"months": "9" * 5_000, "reason": "Mange saker", "csrf_token": csrf},
+                     headers={"X-CSRF-Token": csrf})
+    assert res.status_code == 422, res.status_code
+
+
+def test_overlong_text_inside_a_body_is_refused_by_name(alice: TestClient) -> None:
+    res = alice.post("/api/v1/rights/check", json={"identities": {"email": "å" * 5_000}})
+    _problem(res, "identities.email", 422)
+    res = alice.post("/api/v1/rights/check", json={"identities": {"e" * 100: "a@example.com"}})
+    fields = [e["field"] for e in _problem(res, status=422)["errors"]]
+    assert fields and all(f.startswith("identities.") for f in fields), fields

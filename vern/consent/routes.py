@@ -43,7 +43,7 @@ from vern.consent.texts import BANNER, BASES
 from vern.console.templating import LOCALES, environment, pick_locale, render
 from vern.db import Database, Scope
 from vern.errors import Conflict, InvalidInput, NotFound, VernError
-from vern.inputs import AwareMoment, Int32
+from vern.inputs import AwareMoment, Int32, Key, Value
 from vern.notify.service import deliver_pending
 from vern.stats.ingest import ingestor_for
 from vern.stats.public import public_route, serve_asset
@@ -143,7 +143,7 @@ def banner_config(request: Request, consent_org: str, lang: str | None = None) -
 class BannerPost(Strict):
     subject: str = Field(min_length=8, max_length=80)
     version: Int32
-    choices: dict[str, bool] = Field(max_length=50)
+    choices: dict[Key, bool] = Field(max_length=50)
     method: Literal["banner-accept", "banner-reject", "banner-save", "banner-withdraw", "gpc"]
 
 
@@ -315,10 +315,10 @@ class PurposeBody(Strict):
     name_en: str = Field(max_length=200)
     description_nb: str = Field(default="", max_length=4000)
     description_en: str = Field(default="", max_length=4000)
-    data_categories: list[str] = Field(default_factory=list, max_length=50)
+    data_categories: list[Key] = Field(default_factory=list, max_length=50)
     retention: str = Field(default="", max_length=300)
-    cookies: list[dict[str, str]] = Field(default_factory=list, max_length=100)
-    scripts: list[str] = Field(default_factory=list, max_length=100)
+    cookies: list[dict[Key, Value]] = Field(default_factory=list, max_length=100)
+    scripts: list[Value] = Field(default_factory=list, max_length=100)
     in_banner: bool = False
 
 
@@ -331,14 +331,14 @@ class NoticeBody(Strict):
 
 
 class RecordBody(Strict):
-    choices: dict[str, Literal["granted", "denied", "withdrawn", "objected"]] = Field(max_length=50)
+    choices: dict[Key, Literal["granted", "denied", "withdrawn", "objected"]] = Field(max_length=50)
     method: Literal["api", "form"] = "api"
     notice_version: Int32 | None = Field(default=None, ge=1)
     verified: bool = False
 
 
 class WithdrawBody(Strict):
-    purposes: list[str] | None = Field(default=None, max_length=50)
+    purposes: list[Key] | None = Field(default=None, max_length=50)
 
 
 class CustomerBody(Strict):

@@ -26,7 +26,7 @@ from vern.accounts.service import Actor
 from vern.console.templating import gettext, pick_locale, render
 from vern.db import Scope, utcnow
 from vern.errors import InvalidInput
-from vern.inputs import Day
+from vern.inputs import Day, length_over
 from vern.stats import report, service
 from vern.stats.chart import metric_svg, series_svg
 from vern.stats.ingest import Ingestor, Rejected, ingestor_for
@@ -69,7 +69,7 @@ async def take_beacon(ingestor: Ingestor, truncated_ip: str, headers: Iterable[t
             return 204, None
     limit = ingestor.settings.max_beacon_bytes
     body = None
-    if declared is None or (declared.isdigit() and int(declared) <= limit):
+    if declared is None or (declared.isdigit() and not length_over(declared, limit)):
         body = await read(limit)
     if body is None:
         ingestor.reject("beacon", "too-large")
