@@ -177,15 +177,29 @@ def json_problems(data: Any, path: str = "") -> Iterator[FieldError]:
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
 _PAIR = re.compile(rb"\[\]|\{\}")
-# What may need a closer look: an escaped NUL or surrogate, a number of 19 or more digits or
-# with a large exponent, the constants Python's parser takes but JSON has not.
-_SUSPECT = re.compile(rb"\\u0000|\\u[dD][89a-fA-F]|\d{19}|\d[eE][+-]?\d{3}|NaN|Infinity")
+# What may need a closer look - in strings: an escaped NUL or surrogate; outside them: a number
+# of 19 or more digits or with a large exponent, the constants Python takes but JSON has not.
+_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+_SUSPECT_NUMBER = re.compile(rb"\d{19}|\d[eE][+-]?\d{3}|NaN|Infinity")
+
+
+def _outside_strings(body: bytes) -> bytes:
+    """The JSON text without its strings (split on quotes when no quote is escaped)."""
+    if b'\\"' not in body:
+        return b"".join(body.split(b'"')[0::2])
+    return _STRING.sub(b"", body)
 
 
 def json_depth_over(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     """Whether the JSON text nests deeper than ``limit`` (strings ignored). Closed pairs are
     removed from the inside out, at most ``limit`` times; what is left is measured."""
-    brackets = _NOT_BRACKET.sub(b"", _STRING.sub(b"", body))
+    return _depth_over(_outside_strings(body), limit)
+
+
+def _depth_over(outside: bytes, limit: int) -> bool:
+    if outside.count(b"[") + outside.count(b"{") <= limit:
+        return False  # cannot nest deeper than it has openings
+    brackets = _NOT_BRACKET.sub(b"", outside)
     rounds = 0
     while brackets and rounds < limit:
         brackets, removed = _PAIR.subn(b"", brackets)
@@ -210,15 +224,18 @@ def _no_constant(name: str) -> Any:
 def check_json(body: bytes, field: str = "body") -> None:
     """Refuse JSON that nests too deep or holds NUL, lone surrogates or numbers beyond 64 bits.
     Malformed JSON is left to the parser that follows."""
-    if json_depth_over(body):
+    outside = _outside_strings(body)
+    if _depth_over(outside, MAX_JSON_DEPTH):
         raise InvalidInput.on(field, f"nested deeper than {MAX_JSON_DEPTH} levels", "too-deep")
-    if _SUSPECT.search(body) is None:
+    if _SUSPECT_NUMBER.search(outside) is None and (
+            b"\\u" not in body or _SUSPECT_ESCAPE.search(body) is None):
         return
     try:
         data = json.loads(body, parse_constant=_no_constant)
     except ValueError as exc:
         if "is not JSON" in str(exc):
-            raise InvalidInput.on(field, "NaN and Infinity are not JSON numbers") from None
+            raise InvalidInput.on(field, "NaN and Infinity are not JSON numbers",
+                                  "number-range") from None
         return  # not JSON at all: the route's own parser refuses it
     problems = list(json_problems(data))
     if problems:

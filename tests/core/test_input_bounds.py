@@ -347,3 +347,54 @@ def test_overlong_text_inside_a_body_is_refused_by_name(alice: TestClient) -> No
     res = alice.post("/api/v1/rights/check", json={"identities": {"e" * 100: "a@example.com"}})
     fields = [e["field"] for e in _problem(res, status=422)["errors"]]
     assert fields and all(f.startswith("identities.") for f in fields), fields
+
+
+# -- the rules themselves ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "code"), [
+    ('{"a": NaN}', "number-range"), ('{"a": [Infinity]}', "number-range"), ('{"a": 1e400}', "number-range"),
+    ('{"a": 9223372036854775808}', "number-range"), ('{"a": -9223372036854775809}', "number-range"),
+    ('{"a": "\\udc00"}', "bad-text"), ('{"a": "x\\ud83d"}', "bad-text"),
+    ('{"a\\u0000": 1}', "bad-text"), ('{"a": ["\\u0000"]}', "bad-text"),
+    ("[" * 33 + "]" * 33, "too-deep"), ("{" * 40, "too-deep"),
+])
+def test_json_out_of_bounds_is_refused(text: str, code: str) -> None:
+    from vern.errors import InvalidInput
+    from vern.inputs import loads
+
+    with pytest.raises(InvalidInput) as refused:
+        loads(text.encode())
+    assert refused.value.errors[0].code == code, refused.value.errors
+
+
+@pytest.mark.parametrize("text", [
+    '{"a": "NaN and Infinity as words"}', '{"a": 9223372036854775807, "b": -9223372036854775808}',
+    '{"a": "\\ud83d\\ude00 bl\\u00e5b\\u00e6r"}', '{"a": "\\\\u0000 is text"}',
+    '{"a": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\"{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{"}',
+    "[" * 32 + "]" * 32, '{"a": 1.5e300, "b": "1234567890123456789012345"}',
+])
+def test_json_within_bounds_is_taken(text: str) -> None:
+    from vern.inputs import loads
+
+    assert loads(text.encode()) == json.loads(text)
+
+
+def test_times_are_bounded_before_any_conversion() -> None:
+    from datetime import UTC, datetime
+
+    from pydantic import TypeAdapter, ValidationError
+
+    from vern.inputs import AwareMoment, Day, Moment
+
+    moment = TypeAdapter(Moment)
+    assert moment.validate_python("1970-01-01T00:00:00+01:00") == datetime(
+        1969, 12, 31, 23, 0, tzinfo=UTC)  # the year is checked as given, then made UTC
+    assert moment.validate_python("2026-05-17T12:00:00") == datetime(2026, 5, 17, 12, tzinfo=UTC)
+    for bad in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "1969-12-31T23:59:59Z"):
+        with pytest.raises(ValidationError):
+            moment.validate_python(bad)
+    with pytest.raises(ValidationError, match="UTC offset"):
+        TypeAdapter(AwareMoment).validate_python("2026-05-17T12:00:00")
+    with pytest.raises(ValidationError):
+        TypeAdapter(Day).validate_python("9999-12-31")
