@@ -33,6 +33,7 @@ from pydantic_core import PydanticCustomError
 from vern.errors import FieldError, InvalidInput, VernError
 
 MAX_JSON_DEPTH = 32
+MAX_URL_TEXT = 2000  # characters of one path parameter or query value
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
 INT32_MAX = 2**31 - 1
@@ -267,9 +268,18 @@ ErrorAnswer = Callable[[Scope, Receive, Send, VernError], Awaitable[None]]
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
+def _text_problem(value: str, limit: int | None = MAX_URL_TEXT) -> FieldError | None:
+    """A path, query or form text: no NUL, at most ``limit`` characters (field set later)."""
+    if "\x00" in value:
+        return FieldError("", "contains a NUL character", "bad-text")
+    if limit is not None and len(value) > limit:
+        return FieldError("", f"longer than {limit} characters", "too-long")
+    return None
+
+
 def _path_problems(scope: Scope) -> list[FieldError]:
     path: str = scope["path"]
-    if "\x00" not in path:
+    if "\x00" not in path and len(path) <= MAX_URL_TEXT:
         return []
     state = getattr(scope.get("app"), "state", None)
     for router in getattr(state, "routers", []):  # the app's discovered routers (vern.web)
@@ -278,29 +288,32 @@ def _path_problems(scope: Scope) -> list[FieldError]:
             found = regex.match(path) if regex is not None else None
             if found is None:
                 continue
-            named = [FieldError(k, "contains a NUL character", "bad-text")
-                     for k, v in found.groupdict().items() if "\x00" in v]
+            named = [FieldError(k, p.message, p.code) for k, v in found.groupdict().items()
+                     if (p := _text_problem(v)) is not None]
             if named:
                 return named
-    return [FieldError("path", "contains a NUL character", "bad-text")]
+    whole = _text_problem(path, MAX_URL_TEXT * 4)
+    return [FieldError("path", whole.message, whole.code)] if whole else []
 
 
-def _query_problems(query: bytes) -> list[FieldError]:
-    if b"%00" not in query and b"\x00" not in query:
+def _query_problems(query: bytes, limit: int | None = MAX_URL_TEXT) -> list[FieldError]:
+    """Of a query string, or of a form body (``limit`` None: its fields have their own)."""
+    if b"%00" not in query and b"\x00" not in query and (limit is None or len(query) <= limit):
         return []
     found = []
     for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
-        if "\x00" in key:
-            found.append(FieldError("query", "a parameter name contains a NUL character",
-                                    "bad-text"))
-        elif "\x00" in value:
-            found.append(FieldError(key, "contains a NUL character", "bad-text"))
+        problem = _text_problem(key, limit)
+        if problem is not None:
+            found.append(FieldError("query", "a parameter name " + problem.message,
+                                    problem.code))
+        elif (problem := _text_problem(value, limit)) is not None:
+            found.append(FieldError(key, problem.message, problem.code))
     return found
 
 
 async def _form_problems(scope: Scope, body: bytes, content_type: bytes) -> list[FieldError]:
     if not content_type.startswith(b"multipart/"):
-        return _query_problems(body.replace(b"+", b" "))
+        return _query_problems(body.replace(b"+", b" "), None)
     if b"\x00" not in body:
         return []
     from starlette.requests import Request

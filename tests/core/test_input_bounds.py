@@ -398,3 +398,19 @@ def test_times_are_bounded_before_any_conversion() -> None:
         TypeAdapter(AwareMoment).validate_python("2026-05-17T12:00:00")
     with pytest.raises(ValidationError):
         TypeAdapter(Day).validate_python("9999-12-31")
+
+
+def test_overlong_path_parameters_and_query_values_are_refused_by_name(alice: TestClient) -> None:
+    long = "x" * 2_001
+    _problem(alice.get(f"/api/v1/users/{long}"), "user_id", 422)
+    _problem(alice.get("/api/v1/rights/requests", params={"status": long}), "status", 422)
+    assert alice.get("/api/v1/rights/requests", params={"status": "x" * 2_000}).status_code == 200
+
+
+def test_long_form_texts_are_left_to_their_fields(alice: TestClient) -> None:
+    """A form body is not a URL: a long notice text is still taken."""
+    res = alice.post("/console/consent/notices", data={
+        "kind": "privacy", "title_nb": "Personvern", "title_en": "Privacy",
+        "body_nb": "Vi tar vare på opplysningene dine. " * 200, "body_en": "We care. " * 300},
+        follow_redirects=False)
+    assert res.status_code == 303, res.text[:300]

@@ -29,7 +29,7 @@ from tests.conftest import Personas
 from tests.matrix.test_matrix import PARAM, Who, _access, _client_for, _samples, _who
 from vern.config import Settings
 from vern.db import Database
-from vern.inputs import INT64_MAX, INT64_MIN
+from vern.inputs import INT64_MAX, INT64_MIN, MAX_URL_TEXT
 from vern.stats.settings import stats_settings
 from vern.web import api_routes
 
@@ -163,12 +163,13 @@ def _drive(target: Target, where: str, name: str | None, value: Any) -> None:
     must_refuse = False
     if where == "path" and name is not None:
         values[name] = _as_text(value, URL_TEXT)
-        must_refuse = "\x00" in values[name]
+        must_refuse = "\x00" in values[name] or len(values[name]) > MAX_URL_TEXT
     path = PARAM.sub(lambda m: _encode(values[m.group(1)]), route.path)
     if where == "query" and name is not None:
         query = "?" + _encode(name) + "=" + _encode(_as_text(value, URL_TEXT))
         # every bad value is out of range, not a number, not a date or not one of the choices
-        must_refuse = "\x00" in _as_text(value, URL_TEXT) or name in target.typed
+        text = _as_text(value, URL_TEXT)
+        must_refuse = "\x00" in text or len(text) > MAX_URL_TEXT or name in target.typed
     if where == "body":
         if _is_form(route):
             body = ("=".join((_encode(name or "email"), _encode(_as_text(value))))).encode()
