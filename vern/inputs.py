@@ -222,40 +222,46 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def check_json(body: bytes, field: str = "body") -> None:
-    """Refuse JSON that nests too deep or holds NUL, lone surrogates or numbers beyond 64 bits.
-    Malformed JSON is left to the parser that follows."""
+_UNREAD = object()
+
+
+def _checked(body: bytes, field: str) -> Any:
+    """``check_json``; returns the parsed data when it had to parse, else ``_UNREAD``."""
     outside = _outside_strings(body)
     if _depth_over(outside, MAX_JSON_DEPTH):
         raise InvalidInput.on(field, f"nested deeper than {MAX_JSON_DEPTH} levels", "too-deep")
     if _SUSPECT_NUMBER.search(outside) is None and (
             b"\\u" not in body or _SUSPECT_ESCAPE.search(body) is None):
-        return
+        return _UNREAD  # nothing below can be found: no need to parse
     try:
         data = json.loads(body, parse_constant=_no_constant)
     except ValueError as exc:
         if "is not JSON" in str(exc):
             raise InvalidInput.on(field, "NaN and Infinity are not JSON numbers",
                                   "number-range") from None
-        return  # not JSON at all: the route's own parser refuses it
-    problems = list(json_problems(data))
-    if problems:
-        raise InvalidInput(detail=f"{problems[0].field}: {problems[0].message}", errors=problems)
-
-
-def loads(body: bytes | str, field: str = "body") -> Any:
-    """``json.loads`` within the bounds: ``InvalidInput`` for anything ``check_json`` refuses
-    and for text that is not JSON."""
-    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
-    check_json(raw, field)
-    try:
-        data = json.loads(raw, parse_constant=_no_constant)
-    except (ValueError, RecursionError):
-        raise InvalidInput.on(field, "not JSON", "not-json") from None
+        return _UNREAD  # not JSON at all: the parser that follows refuses it
     problems = list(json_problems(data))
     if problems:
         raise InvalidInput(detail=f"{problems[0].field}: {problems[0].message}", errors=problems)
     return data
+
+
+def check_json(body: bytes, field: str = "body") -> None:
+    """Refuse JSON that nests too deep or holds NUL, lone surrogates, numbers beyond 64 bits,
+    ``NaN`` or ``Infinity``. Malformed JSON is left to the parser that follows."""
+    _checked(body, field)
+
+
+def loads(body: bytes, field: str = "body") -> Any:
+    """``json.loads`` within the bounds: ``InvalidInput`` for anything ``check_json`` refuses
+    and for text that is not JSON (code ``not-json``)."""
+    data = _checked(body, field)
+    if data is not _UNREAD:
+        return data
+    try:
+        return json.loads(body, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        raise InvalidInput.on(field, "not JSON", "not-json") from None
 
 
 # -- the ASGI layer ----------------------------------------------------------------------------

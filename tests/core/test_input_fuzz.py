@@ -33,7 +33,7 @@ from vern.inputs import INT64_MAX, INT64_MIN, MAX_URL_TEXT
 from vern.stats.settings import stats_settings
 from vern.web import api_routes
 
-EXAMPLES_PER_ROUTE = 4
+EXAMPLES_PER_ROUTE = 6
 URL_TEXT = 4_000
 PROBLEM = "application/problem+json"
 PAGE_PREFIXES = ("/console", "/p/", "/login", "/logout")
