@@ -67,6 +67,7 @@ from vern.errors import (
     Unavailable,
     VernError,
 )
+from vern.inputs import InputBounds, length_over
 
 log = logging.getLogger("vern.web")
 PACKAGE = Path(vern.__file__).resolve().parent
@@ -189,7 +190,7 @@ class VernMiddleware:
                 actor = state.get("actor")
                 self.record_request(
                     method=scope["method"],
-                    path=path,
+                    path=path.replace("\x00", "\ufffd"),  # refused by vern.inputs, still recorded
                     status=status,
                     actor_user_id=getattr(actor, "user_id", None),
                     actor_token_id=getattr(actor, "token_id", None),
@@ -235,7 +236,7 @@ async def _body_within(
     that the refusal is a 413 and not a parsing error deep in a route."""
     declared = headers.get("content-length")
     if declared is not None:
-        return None if declared.isdigit() and int(declared) > limit else receive
+        return None if length_over(declared, limit) else receive
     if scope["method"] not in _BODY_METHODS:
         return receive
     body = await _read_within(receive, limit)
@@ -347,6 +348,11 @@ def _console_redirect(exc: VernError, request: Request) -> str | None:
     if isinstance(exc, Unauthenticated):
         return f"/login?next={nxt}"
     return None
+
+
+async def _answer_refused(scope: Scope, receive: Receive, send: Send, exc: VernError) -> None:
+    """An input refused by ``vern.inputs.InputBounds``, answered like an error in a route."""
+    await _handle_vern_error(Request(scope, receive), exc)(scope, receive, send)
 
 
 def _handle_validation(request: Request, exc: Exception) -> Response:
@@ -495,6 +501,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     for static in sorted(PACKAGE.glob("*/static")):
         app.mount(f"/static/{static.parent.name}", StaticFiles(directory=static),
                   name=f"static-{static.parent.name}")
+    app.add_middleware(InputBounds, answer=_answer_refused)  # inside VernMiddleware
     app.add_middleware(VernMiddleware, settings=settings, metrics=metrics, fast_paths=fast_paths)
     return app
 

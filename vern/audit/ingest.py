@@ -32,6 +32,7 @@ from vern.audit.settings import audit_settings
 from vern.config import Settings
 from vern.db import Database
 from vern.errors import FieldError, InvalidInput
+from vern.inputs import AwareMoment
 from vern.quarantine import storable
 
 ACTION_RE = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
@@ -45,7 +46,7 @@ class IngestEvent(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(min_length=1, max_length=64, description="Client event id (idempotency)")
-    time: datetime
+    time: AwareMoment
     action: str = Field(min_length=1, max_length=64)
     actor: str | None = Field(default=None, max_length=128)
     actor_name: str | None = Field(default=None, max_length=200)

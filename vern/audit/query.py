@@ -29,6 +29,7 @@ from vern.audit.service import record
 from vern.config import Settings
 from vern.csvsafe import SafeWriter
 from vern.errors import Forbidden, InvalidInput, NotFound
+from vern.inputs import check_text, parse_int
 
 MAX_LIMIT = 500
 ALL_ORGS = "*"
@@ -104,7 +105,9 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         ts, record_id = raw.split(":", 1)
-        return int(ts), record_id
+        return parse_int(ts, "cursor"), check_text(record_id, "cursor")
+    except InvalidInput:
+        raise
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput.on("cursor", "not a cursor from this API") from exc
 

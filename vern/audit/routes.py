@@ -29,6 +29,7 @@ from vern.audit.models import AuditEvent
 from vern.audit.service import record
 from vern.console.templating import render
 from vern.errors import Conflict, Forbidden, InvalidInput, NotFound
+from vern.inputs import Int64, parse_moment
 
 router = APIRouter(tags=["audit"])
 pages = APIRouter(include_in_schema=False)
@@ -39,13 +40,7 @@ Outcome = Literal["success", "failure", "denied", "error"]
 
 
 def _time(value: str | None, field: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise InvalidInput.on(field, "not a date or time (ISO 8601)") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parse_moment(value, field) if value else None
 
 
 def _filters(  # noqa: PLR0917 - the query parameters
@@ -151,7 +146,7 @@ def checkpoint_note(actor: ReadActor, database: DatabaseDep,
 @router.get("/api/v1/audit/proofs/inclusion")
 def inclusion_proof(actor: ReadActor, db: TenantDB, database: DatabaseDep,
                     record_id: Annotated[str, Query(max_length=36)],
-                    tree_size: Annotated[int | None, Query(ge=1)] = None) -> dict[str, object]:
+                    tree_size: Annotated[Int64 | None, Query(ge=1)] = None) -> dict[str, object]:
     """Proof that a record of the caller's trail is in a signed tree."""
     viewer = query.Viewer.of(actor)
     org = db.scalar(select(AuditEvent.org_id).where(AuditEvent.id == record_id))
@@ -165,8 +160,8 @@ def inclusion_proof(actor: ReadActor, db: TenantDB, database: DatabaseDep,
 
 @router.get("/api/v1/audit/proofs/consistency")
 def consistency_proof(actor: ReadActor, db: TenantDB, database: DatabaseDep,
-                      old: Annotated[int, Query(ge=1)],
-                      new: Annotated[int | None, Query(ge=1)] = None) -> dict[str, object]:
+                      old: Annotated[Int64, Query(ge=1)],
+                      new: Annotated[Int64 | None, Query(ge=1)] = None) -> dict[str, object]:
     """Proof that the later checkpoint extends the earlier one (nothing rewritten)."""
     found = proofs.consistency(database, old=old, new=new)
     record(db, "audit.proof", org_id=actor.org_id, actor_user_id=actor.user_id,

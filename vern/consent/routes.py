@@ -10,9 +10,7 @@ Console: ``/console/consent``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Coroutine
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from vern import inputs
 from vern.accounts.deps import (
     ANON_CSRF_COOKIE,
     TenantDB,
@@ -44,6 +43,7 @@ from vern.consent.texts import BANNER, BASES
 from vern.console.templating import LOCALES, environment, pick_locale, render
 from vern.db import Database, Scope
 from vern.errors import Conflict, InvalidInput, NotFound, VernError
+from vern.inputs import AwareMoment, Int32, Key, Value
 from vern.notify.service import deliver_pending
 from vern.stats.ingest import ingestor_for
 from vern.stats.public import public_route, serve_asset
@@ -142,8 +142,8 @@ def banner_config(request: Request, consent_org: str, lang: str | None = None) -
 
 class BannerPost(Strict):
     subject: str = Field(min_length=8, max_length=80)
-    version: int = Field(ge=0)
-    choices: dict[str, bool] = Field(max_length=50)
+    version: Int32
+    choices: dict[Key, bool] = Field(max_length=50)
     method: Literal["banner-accept", "banner-reject", "banner-save", "banner-withdraw", "gpc"]
 
 
@@ -162,8 +162,15 @@ async def banner_consent(request: Request, consent_org: str) -> Response:
     if len(body) > MAX_BANNER_POST:
         return _refuse(database, "too-large", InvalidInput.on("body", "too large"))
     try:
-        post = BannerPost.model_validate(json.loads(body))
+        post = BannerPost.model_validate(inputs.loads(body))
+    except InvalidInput as exc:  # too deep, NUL, lone surrogate, number beyond 64 bits
+        reason = exc.errors[0].code if exc.errors else "not-json"
+        if reason != "not-json":
+            return _refuse(database, reason, exc)
+        post = None
     except (ValueError, ValidationError):
+        post = None
+    if post is None:
         return _refuse(database, "bad-shape", InvalidInput.on("body", "not a banner choice"))
     try:
         org_id, _slug, _name = _org(database, consent_org)
@@ -212,8 +219,8 @@ def cookie_declaration(request: Request, consent_org: str, lang: str | None = No
 
 
 @public_route(pages, "/c/{consent_org}/notice/{notice_kind}", methods=["GET"])
-def notice_page(request: Request, consent_org: str, notice_kind: str, version: int | None = None,
-                lang: str | None = None) -> Response:
+def notice_page(request: Request, consent_org: str, notice_kind: str,
+                version: Int32 | None = None, lang: str | None = None) -> Response:
     database: Database = request.app.state.db
     org_id, slug, name = _org(database, consent_org)
     locale = _lang(request, lang)
@@ -308,10 +315,10 @@ class PurposeBody(Strict):
     name_en: str = Field(max_length=200)
     description_nb: str = Field(default="", max_length=4000)
     description_en: str = Field(default="", max_length=4000)
-    data_categories: list[str] = Field(default_factory=list, max_length=50)
+    data_categories: list[Key] = Field(default_factory=list, max_length=50)
     retention: str = Field(default="", max_length=300)
-    cookies: list[dict[str, str]] = Field(default_factory=list, max_length=100)
-    scripts: list[str] = Field(default_factory=list, max_length=100)
+    cookies: list[dict[Key, Value]] = Field(default_factory=list, max_length=100)
+    scripts: list[Value] = Field(default_factory=list, max_length=100)
     in_banner: bool = False
 
 
@@ -324,14 +331,14 @@ class NoticeBody(Strict):
 
 
 class RecordBody(Strict):
-    choices: dict[str, Literal["granted", "denied", "withdrawn", "objected"]] = Field(max_length=50)
+    choices: dict[Key, Literal["granted", "denied", "withdrawn", "objected"]] = Field(max_length=50)
     method: Literal["api", "form"] = "api"
-    notice_version: int | None = Field(default=None, ge=1)
+    notice_version: Int32 | None = Field(default=None, ge=1)
     verified: bool = False
 
 
 class WithdrawBody(Strict):
-    purposes: list[str] | None = Field(default=None, max_length=50)
+    purposes: list[Key] | None = Field(default=None, max_length=50)
 
 
 class CustomerBody(Strict):
@@ -379,10 +386,10 @@ def api_publish_notice(body: NoticeBody,
 
 @router.get("/api/v1/consent/changes")
 def api_changes(actor: Annotated[Actor, Depends(require(Perm.CONSENT_READ))], db: TenantDB,
-                since: datetime, limit: Annotated[int, Query(ge=1, le=1000)] = 1000) -> dict[str, Any]:
-    """Every record after ``since``: how a withdrawal or objection reaches the product."""
-    if since.tzinfo is None:
-        raise InvalidInput.on("since", "give a time with its UTC offset")
+                since: AwareMoment,
+                limit: Annotated[int, Query(ge=1, le=1000)] = 1000) -> dict[str, Any]:
+    """Every record after ``since`` (with its UTC offset): how a withdrawal or objection reaches
+    the product."""
     return {"records": [service.record_view(r) for r in service.records_since(db, since, limit)]}
 
 
@@ -535,7 +542,7 @@ def console_index(request: Request, actor: Annotated[Actor, Depends(require(Perm
     org = db.get(Organisation, actor.org_id)
     sent = request.query_params.get("sent", "")
     return render(request, "consent/index.html", {
-        "sent": int(sent) if sent.isdigit() else None,
+        "sent": int(sent) if sent.isdigit() and len(sent) <= 9 else None,
         "purposes": service.list_purposes(db, include_retired=True),
         "notices": service.list_notices(db), "can_manage": actor.can(Perm.CONSENT_MANAGE),
         "kinds": KINDS, "bases": LEGAL_BASES, "slug": org.slug if org else "",

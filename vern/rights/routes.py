@@ -27,6 +27,7 @@ from vern.accounts.service import Actor
 from vern.console.templating import gettext, pick_locale, render
 from vern.db import Database, Scope
 from vern.errors import InvalidInput, NotFound, VernError
+from vern.inputs import Key, Value
 from vern.notify import service as notify
 from vern.rights import service
 from vern.rights.models import Flag, Kind, Part, RightsRequest, Status
@@ -50,14 +51,14 @@ class Strict(BaseModel):
 
 
 class Corrections(Strict):
-    corrections: dict[str, str] | None = None
+    corrections: dict[Key, Value] | None = Field(default=None, max_length=20)
     purpose: str | None = Field(default=None, max_length=200)
     note: str | None = Field(default=None, max_length=2000)
 
 
 class NewRequest(Strict):
     kind: Kind
-    identities: dict[str, str] = Field(max_length=4)
+    identities: dict[Key, Value] = Field(max_length=4)
     locale: Literal["nb", "en"] = "nb"
     details: Corrections | None = None
     verification: Literal["email_code", "customer_signin", "attested"] = "email_code"
@@ -77,7 +78,7 @@ class ExtendBody(Strict):
 
 
 class CheckBody(Strict):
-    identities: dict[str, str] = Field(max_length=4)
+    identities: dict[Key, Value] = Field(max_length=4)
 
 
 class PolicyBody(Strict):
@@ -451,7 +452,7 @@ async def console_extend(  # noqa: PLR0917 - FastAPI dependencies
     background: BackgroundTasks,
 ) -> Response:
     months = await _form_text(request, "months")
-    if not months.isdigit():
+    if months not in ("1", "2"):
         raise InvalidInput.on("months", "choose 1 or 2 months")
     service.extend(
         db,

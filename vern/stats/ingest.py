@@ -10,7 +10,6 @@ never stored half.
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import re
 import threading
@@ -25,8 +24,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from vern import inputs
 from vern.audit.service import record as audit
 from vern.db import Database, Scope, utcnow
+from vern.errors import InvalidInput
 from vern.quarantine import count, is_bad_record, quarantine, reason_of, storable
 from vern.stats import rollup
 from vern.stats.models import StatsDaily, StatsEvent, StatsSite, StatsVisit
@@ -63,9 +64,9 @@ def parse_beacon(body: bytes, limit: int) -> Beacon:
     if len(body) > limit:
         raise Rejected("too-large", 413)
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise Rejected("not-json") from None
+        data = inputs.loads(body)
+    except InvalidInput as exc:
+        raise Rejected(exc.errors[0].code if exc.errors else "not-json") from None
     if not isinstance(data, dict) or set(data) - {"s", "u", "r"}:
         raise Rejected("bad-shape")
     site, url, ref = data.get("s"), data.get("u"), data.get("r", "")

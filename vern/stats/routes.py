@@ -26,6 +26,7 @@ from vern.accounts.service import Actor
 from vern.console.templating import gettext, pick_locale, render
 from vern.db import Scope, utcnow
 from vern.errors import InvalidInput
+from vern.inputs import Day, length_over
 from vern.stats import report, service
 from vern.stats.chart import metric_svg, series_svg
 from vern.stats.ingest import Ingestor, Rejected, ingestor_for
@@ -68,7 +69,7 @@ async def take_beacon(ingestor: Ingestor, truncated_ip: str, headers: Iterable[t
             return 204, None
     limit = ingestor.settings.max_beacon_bytes
     body = None
-    if declared is None or (declared.isdigit() and int(declared) <= limit):
+    if declared is None or (declared.isdigit() and not length_over(declared, limit)):
         body = await read(limit)
     if body is None:
         ingestor.reject("beacon", "too-large")
@@ -182,7 +183,7 @@ def _range(days: int, until: date | None) -> tuple[date, date]:
 @router.get("/api/v1/stats/sites/{stats_site}/report")
 def site_report(stats_site: str, *, actor: Annotated[Actor, Depends(require(Perm.STATS_READ))],
                 db: TenantDB, interval: Period = "day", days: Annotated[int, Query()] = 30,
-                until: date | None = None) -> dict[str, object]:
+                until: Day | None = None) -> dict[str, object]:
     site = service.get_site(db, stats_site)
     start, end = _range(days, until)
     return report.build(db, site.id, start, end, interval).as_dict()
@@ -191,7 +192,7 @@ def site_report(stats_site: str, *, actor: Annotated[Actor, Depends(require(Perm
 @router.get("/api/v1/stats/sites/{stats_site}/export.csv")
 def site_export(stats_site: str, *, actor: Annotated[Actor, Depends(require(Perm.STATS_READ))],
                 db: TenantDB, interval: Period = "day", days: Annotated[int, Query()] = 30,
-                until: date | None = None) -> Response:
+                until: Day | None = None) -> Response:
     site = service.get_site(db, stats_site)
     start, end = _range(days, until)
     text = report.to_csv(report.build(db, site.id, start, end, interval, top_n=100))
