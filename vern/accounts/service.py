@@ -663,8 +663,14 @@ def switch_org(session: Session, *, auth_session: AuthSession, org_id: str) -> A
     actor = actor_for_session(session, auth_session, user)
     if actor is None:
         raise NotFound()
+    # Each organisation's trail names only itself: the one left gets ``auth.org_left``, the one
+    # entered ``auth.org_switched`` - never the other's id (a customer must not learn which other
+    # customers a consultant or the vendor's staff also work for).
+    if old is not None and old != org_id:
+        _audit(session, "auth.org_left", actor, org_id=old, resource=f"org:{old}",
+               details={"old": {"org_id": old}})
     _audit(session, "auth.org_switched", actor, resource=f"org:{org_id}",
-           details={"old": {"org_id": old}, "new": {"org_id": org_id}})
+           details={"new": {"org_id": org_id}})
     return actor
 
 
