@@ -41,7 +41,7 @@ def _policy(db: Database, org_id: str) -> service.EffectivePolicy:
 
 
 @pytest.mark.parametrize(("field", "value"), VENDOR_ONLY)
-def test_a_customer_admin_is_refused_and_vendor_staff_may_change_it(
+def test_a_customer_admin_is_refused_and_vendor_staff_may_change_it(  # noqa: PLR0917 - fixtures
     app: Any, db: Database, settings: Settings, personas: Personas, field: str, value: Any
 ) -> None:
     before = _policy(db, personas.tenant_a)
