@@ -136,13 +136,16 @@ def _statement(viewer: Viewer, f: Filters, sealer: Sealer) -> Any:  # noqa: PLR0
     return q
 
 
-def view(row: AuditEvent, users: dict[str, str | None] | None = None) -> dict[str, Any]:
+def view(row: AuditEvent, users: dict[str, str | None] | None = None, *,
+         positions: bool = True) -> dict[str, Any]:
     """A record as the API and the console show it; ``users`` maps Vern user ids to their
-    e-mail address (None once erased), so that a sign-in shows who signed in."""
+    e-mail address (None once erased), so that a sign-in shows who signed in. Without
+    ``positions`` (a customer's view) ``seq`` is None: a record's place in the one tree of every
+    organisation's records tells how many records all others wrote in between."""
     personal = open_personal(row.personal) or {}
     return {
         "id": row.id,
-        "seq": row.seq,
+        "seq": row.seq if positions else None,
         "time": us_to_datetime(row.ts).isoformat().replace("+00:00", "Z"),
         "source": row.source,
         "org_id": row.org_id,
@@ -190,7 +193,7 @@ def search(session: Session, settings: Settings, viewer: Viewer, f: Filters, *,
     more = len(rows) > limit
     rows = rows[:limit]
     users = user_emails(session, rows)
-    items = [view(r, users) for r in rows]
+    items = [view(r, users, positions=viewer.all_orgs) for r in rows]
     if audit_read:
         _record_read(session, viewer, f, len(items), "page")
     nxt = encode_cursor(rows[-1].ts, rows[-1].id) if more and rows else None
@@ -216,7 +219,7 @@ def export(session: Session, settings: Settings, viewer: Viewer, f: Filters,
         writer = csv.writer(buf)
         writer.writerow(columns)
         for r in rows:
-            v = view(r, users)
+            v = view(r, users, positions=viewer.all_orgs)
             v["details"] = json.dumps(v["details"]) if v["details"] is not None else ""
             writer.writerow([_csv_safe(v[c]) for c in columns])
             if buf.tell() > 65_536:
@@ -226,7 +229,7 @@ def export(session: Session, settings: Settings, viewer: Viewer, f: Filters,
         yield buf.getvalue()
     else:
         for r in rows:
-            yield json.dumps(view(r, users), ensure_ascii=False) + "\n"
+            yield json.dumps(view(r, users, positions=viewer.all_orgs), ensure_ascii=False) + "\n"
 
 
 def _csv_safe(value: Any) -> str:

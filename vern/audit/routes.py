@@ -34,6 +34,7 @@ pages = APIRouter(include_in_schema=False)
 NAV = [("/console/audit", "Audit trail", Perm.AUDIT_READ)]
 
 ReadActor = Annotated[Actor, Depends(require(Perm.AUDIT_READ))]
+ReadAllActor = Annotated[Actor, Depends(require(Perm.AUDIT_READ_ALL))]
 Outcome = Literal["success", "failure", "denied", "error"]
 
 
@@ -100,10 +101,21 @@ def ingest_events(body: ingest_mod.IngestBatch,
                              events=body.events)
 
 
+def _whole_trail(actor: Actor) -> query.Viewer:
+    """Checkpoints and proofs are about the one tree of every organisation's records: their
+    sizes and positions tell how much every customer did, so only the vendor's staff who may
+    read every trail (``audit.read_all``, in the vendor organisation) get them."""
+    viewer = query.Viewer.of(actor)
+    if not viewer.all_orgs:
+        raise Forbidden(detail="checkpoints and proofs are given by the vendor's auditors")
+    return viewer
+
+
 @router.get("/api/v1/audit/checkpoint")
-def latest_checkpoint(actor: ReadActor, database: DatabaseDep,
+def latest_checkpoint(actor: ReadAllActor, database: DatabaseDep,
                       settings: SettingsDep) -> dict[str, object]:
     """The newest signed checkpoint and the public key that verifies it."""
+    _whole_trail(actor)
     with database.engine.connect() as conn:
         try:
             cp = proofs.checkpoint_json(proofs._checkpoint(conn, None))
@@ -115,11 +127,11 @@ def latest_checkpoint(actor: ReadActor, database: DatabaseDep,
 
 
 @router.get("/api/v1/audit/proofs/inclusion")
-def inclusion_proof(actor: ReadActor, db: TenantDB, database: DatabaseDep,
+def inclusion_proof(actor: ReadAllActor, db: TenantDB, database: DatabaseDep,
                     record_id: Annotated[str, Query(max_length=36)],
                     tree_size: Annotated[int | None, Query(ge=1)] = None) -> dict[str, object]:
-    """Proof that a record of the caller's trail is in a signed tree."""
-    viewer = query.Viewer.of(actor)
+    """Proof that a record is in a signed tree."""
+    viewer = _whole_trail(actor)
     org = db.scalar(select(AuditEvent.org_id).where(AuditEvent.id == record_id))
     exists = db.scalar(select(AuditEvent.id).where(AuditEvent.id == record_id))
     if exists is None or (viewer.org_id is not None and org != viewer.org_id):
@@ -130,10 +142,11 @@ def inclusion_proof(actor: ReadActor, db: TenantDB, database: DatabaseDep,
 
 
 @router.get("/api/v1/audit/proofs/consistency")
-def consistency_proof(actor: ReadActor, db: TenantDB, database: DatabaseDep,
+def consistency_proof(actor: ReadAllActor, db: TenantDB, database: DatabaseDep,
                       old: Annotated[int, Query(ge=1)],
                       new: Annotated[int | None, Query(ge=1)] = None) -> dict[str, object]:
     """Proof that the later checkpoint extends the earlier one (nothing rewritten)."""
+    _whole_trail(actor)
     found = proofs.consistency(database, old=old, new=new)
     record(db, "audit.proof", org_id=actor.org_id, actor_user_id=actor.user_id,
            actor_token_id=actor.token_id, resource="audit:consistency",
@@ -141,9 +154,11 @@ def consistency_proof(actor: ReadActor, db: TenantDB, database: DatabaseDep,
     return found
 
 
-def _alert_view(a: object) -> dict[str, object]:
-    return {k: getattr(a, k) for k in ("id", "org_id", "kind", "subject", "first_seq",
-                                        "last_seq", "count")} | {
+def _alert_view(a: object, viewer: query.Viewer) -> dict[str, object]:
+    # Positions in the tree are shared by every organisation: a customer gets none.
+    fields = ("id", "org_id", "kind", "subject", "count") + (
+        ("first_seq", "last_seq") if viewer.all_orgs else ())
+    return {k: getattr(a, k) for k in fields} | {
         "created_at": a.created_at.isoformat(),  # type: ignore[attr-defined]
         "notified_at": a.notified_at.isoformat() if a.notified_at else None,  # type: ignore[attr-defined]
     }
@@ -155,7 +170,7 @@ def list_alerts(actor: ReadActor, db: TenantDB) -> dict[str, object]:
     found = query.alerts(db, viewer)
     record(db, "audit.read", org_id=actor.org_id, actor_user_id=actor.user_id,
            actor_token_id=actor.token_id, resource="audit:alerts", details={"count": len(found)})
-    return {"alerts": [_alert_view(a) for a in found]}
+    return {"alerts": [_alert_view(a, viewer) for a in found]}
 
 
 # -- console -----------------------------------------------------------------------------------
@@ -203,4 +218,4 @@ def console_alerts(request: Request, actor: ReadActor, db: TenantDB) -> Response
     found = query.alerts(db, viewer)
     record(db, "audit.read", org_id=actor.org_id, actor_user_id=actor.user_id,
            actor_token_id=actor.token_id, resource="audit:alerts", details={"count": len(found)})
-    return render(request, "audit/alerts.html", {"alerts": found})
+    return render(request, "audit/alerts.html", {"alerts": found, "positions": viewer.all_orgs})
