@@ -912,7 +912,9 @@ LINK_TEXT = {
 _T_REQUESTS: Any = RightsRequest.__table__
 _T_TASKS: Any = Task.__table__
 _T_PACKAGES: Any = Package.__table__
-_INSERT_PACKAGE = insert(_T_PACKAGES)
+# Run on the engine's bare connection (no tenant scope): rows addressed by request id only.
+_ENGINE = "rights engine: rows of requests loaded by id"
+_INSERT_PACKAGE = insert(_T_PACKAGES).execution_options(cross_tenant=_ENGINE)
 _FINISH = (
     update(_T_REQUESTS)
     .where(_T_REQUESTS.c.id == bindparam("w_id"))
@@ -924,7 +926,7 @@ _FINISH = (
         heartbeat_at=bindparam("now", type_=UTCDateTime()),
         progress_done=_T_REQUESTS.c.progress_done + bindparam("moved"),
     )
-)
+).execution_options(cross_tenant=_ENGINE)
 
 
 def finish_job(session: Session, job: Any) -> str:
