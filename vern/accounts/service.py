@@ -202,11 +202,11 @@ def create_user(
     """Add a person to an organisation: a new account with one membership, or - when the address
     already has an account (in another organisation) - a membership of that account, told to
     the person by e-mail. Both look the same to the organisation: the same answer and the same
-    ``membership.created`` record in its trail (an account's creation is recorded outside every
-    organisation's trail), so adding people does not tell whether an address has an account
-    elsewhere. Only an address that is already a member *here* is refused (409). A password is
-    used for a new account only; an existing one keeps its own. Without a password a new user
-    cannot sign in until an administrator sets one."""
+    one record in its trail, ``membership.created`` (the person became a member; whether an
+    account row was made with it is not told), so adding people does not tell whether an
+    address has an account elsewhere. Only an address that is already a member *here* is
+    refused (409). A password is used for a new account only; an existing one keeps its own.
+    Without a password a new user cannot sign in until an administrator sets one."""
     email = _check_email(email)
     name = name.strip()
     if not name or len(name) > 200:
@@ -235,7 +235,6 @@ def create_user(
         )
         session.add(user)
         session.flush()
-        _audit(session, "user.created", actor, org_id=None, resource=f"user:{user.id}")
     session.add(Membership(user_id=user.id, org_id=org.id, role=parsed_role.value))
     _audit(session, "membership.created", actor, org_id=org.id, resource=f"user:{user.id}",
            details={"new": {"role": parsed_role.value}})
