@@ -30,7 +30,8 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Collection, Iterator
+import weakref
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -188,23 +189,33 @@ def tenant_tables_in(stmt: Any) -> set[str]:
     return found
 
 
-def raw_tenant_tables(stmt: Any, mapped_tables: Collection[str] = ()) -> set[str]:
+def raw_tenant_tables(stmt: Any) -> set[str]:
     """Tenant tables a statement names as Core objects - the table itself or one of its columns,
-    not through the mapped class - which the ORM's tenant criteria do not filter. (Mapped
-    attributes such as ``Model.org_id`` are copies of the columns, so identity tells them apart.)
-    ``mapped_tables``: tables whose class the statement uses (an ORM alias of a class wraps the
-    plain table, which is then not counted)."""
+    not through the mapped class - which the ORM's tenant criteria do not filter. Mapped
+    attributes (``Model.org_id``) and the class's own table in an ORM statement are copies of
+    the Core objects, so identity tells them apart; a table whose class the statement uses
+    (directly or through an alias) is filtered as a whole, so plain columns of it are too
+    (``session.get`` compares the plain primary key)."""
     tenant = _tenant_tables()
     tables: set[str] = set()
     columns: set[str] = set()
-    mapped: set[str] = set(mapped_tables)
+    mapped: set[str] = set()
     for node in visitors.iterate(stmt):
         el: Any = node
         kind = el.__visit_name__
         if kind == "table":
             table: Any = tenant.get(getattr(el, "name", ""))
-            if table is not None and el is table:
+            if table is None:
+                continue
+            if el is table:
                 tables.add(table.name)
+            else:
+                mapped.add(table.name)
+        elif kind == "alias":
+            inner: Any = getattr(el, "element", None)
+            name = str(getattr(inner, "name", ""))
+            if inner is not None and tenant.get(name) is inner:
+                mapped.add(name)
         elif kind == "column":
             owner: Any = getattr(el, "table", None)
             of: Any = tenant.get(getattr(owner, "name", "")) if owner is not None else None
@@ -214,10 +225,42 @@ def raw_tenant_tables(stmt: Any, mapped_tables: Collection[str] = ()) -> set[str
                 columns.add(of.name)
             else:
                 mapped.add(of.name)
-    # A mapped column's table is visited as the plain table too; only a table named without a
-    # mapped column of it is a Core reference. A plain column of a table whose class the
-    # statement uses (``session.get`` compares the plain primary key) is filtered with it.
-    return (columns - set(mapped_tables)) | (tables - mapped)
+    # A mapped column's table is visited as the plain table too: only a table named without a
+    # mapped use of it is a Core reference.
+    return (columns | tables) - mapped
+
+
+# Compiled statement -> the tenant tables it names directly. A compiled form is made once per
+# statement shape and reused by SQLAlchemy, so each shape is looked at once.
+_raw_of_compiled: weakref.WeakKeyDictionary[Any, frozenset[str]] = weakref.WeakKeyDictionary()
+_SCOPE_OPTION = "vern_scope"  # set by a session's statements: its organisation, "" for none
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _refuse_raw_tenant_tables(  # noqa: PLR0917 - the event's signature
+    conn: Any, cursor: Any, statement: Any, parameters: Any, context: Any, executemany: bool
+) -> None:
+    """A statement of a tenant-scoped (or unscoped) session that names a tenant table as a
+    Core object is refused before it reaches the database, unless it says ``cross_tenant``."""
+    if context is None:
+        return
+    options = context.execution_options
+    scope = options.get(_SCOPE_OPTION)
+    compiled = context.compiled
+    if scope is None or compiled is None or options.get(CROSS_TENANT):
+        return
+    raw = _raw_of_compiled.get(compiled)
+    if raw is None:
+        raw = _raw_of_compiled[compiled] = frozenset(raw_tenant_tables(compiled.statement))
+    if not raw:
+        return
+    if scope == "":
+        raise ScopeMissing(f"tenant table {sorted(raw)[0]} reached without a scope")
+    raise ScopeBypassed(
+        f"tenant table {sorted(raw)[0]} named directly in a tenant-scoped session: use the "
+        f"mapped class, or execution_options({CROSS_TENANT}='why') for a deliberate "
+        "cross-organisation read"
+    )
 
 
 def _touches_tenant_model(state: ORMExecuteState) -> bool:
@@ -261,17 +304,9 @@ def _scope_tenant_queries(state: ORMExecuteState) -> None:
     scope: Scope | None = state.session.info.get("scope")
     if scope is not None and scope.is_system:
         return
-    raw = raw_tenant_tables(state.statement, {
-        m.local_table.name for m in state.all_mappers  # type: ignore[attr-defined]
-        if issubclass(m.class_, TenantScoped)})
-    if raw and not state.execution_options.get(CROSS_TENANT):
-        if scope is None:
-            raise ScopeMissing(f"tenant table {sorted(raw)[0]} reached without a scope")
-        raise ScopeBypassed(
-            f"tenant table {sorted(raw)[0]} named directly in a tenant-scoped session: use the "
-            f"mapped class, or execution_options({CROSS_TENANT}='why') for a deliberate "
-            "cross-organisation read"
-        )
+    # Core references to tenant tables are looked for once the statement is compiled
+    # (``_refuse_raw_tenant_tables``), once per statement shape.
+    state.update_execution_options(**{_SCOPE_OPTION: scope.org_id if scope is not None else ""})
     if (state.is_insert or state.is_update) and scope is not None and _touches_tenant_model(state):
         state.update_execution_options(**{_TENANT_WRITE: scope.org_id})
     if not (state.is_select or state.is_update or state.is_delete):
