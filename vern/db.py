@@ -10,15 +10,27 @@ Tenant isolation lives here and nowhere else. Every ORM session carries a *scope
 
 A session without a scope that touches a tenant-owned model raises ``ScopeMissing``: forgetting the
 filter is an error, never a leak.
+
+Core statements that name a tenant table itself (``select(Model.__table__)``, ``insert(table)``,
+``table.c.org_id``) get no criteria from the ORM, so a session with a tenant scope refuses them
+(``ScopeBypassed``) and a session without a scope raises ``ScopeMissing``, unless the statement
+says why it deliberately reads across organisations: ``.execution_options(cross_tenant="why")``.
+An ORM ``INSERT``/``UPDATE`` statement that sets ``org_id`` to another organisation raises
+``CrossTenantWrite``. ``Prepared``/``execute_fast`` run on a bare connection (no scope at all), so
+they refuse a statement on a tenant table that does not carry ``cross_tenant`` either. Statements
+a caller runs on a ``Connection`` of its own (``engine.connect()``, ``session.connection()``) have
+no scope and are system work by definition; see docs/architecture.md.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import time
 import uuid
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,6 +57,7 @@ from sqlalchemy.orm import (
     sessionmaker,
     with_loader_criteria,
 )
+from sqlalchemy.sql import visitors
 from sqlalchemy.types import TypeDecorator
 
 NAMING = {
@@ -140,22 +153,169 @@ class Scope:
         return self.org_id is None
 
 
+class ScopeBypassed(RuntimeError):
+    """A Core statement named a tenant table directly in a tenant-scoped session (the ORM's
+    tenant filter does not reach it) without saying it crosses organisations on purpose."""
+
+
+CROSS_TENANT = "cross_tenant"  # the execution option naming why a statement crosses tenants
+_tenant_tables_by_name: dict[str, Any] = {}
+
+
+def _tenant_tables() -> dict[str, Any]:
+    """Name -> Table of every ``TenantScoped`` model (filled once all models are mapped)."""
+    if not _tenant_tables_by_name:
+        for mapper in Base.registry.mappers:
+            if issubclass(mapper.class_, TenantScoped):
+                _tenant_tables_by_name[mapper.local_table.name] = mapper.local_table  # type: ignore[attr-defined]
+    return _tenant_tables_by_name
+
+
+def tenant_tables_in(stmt: Any) -> set[str]:
+    """Every tenant table a statement reaches, however it is named (class, table, alias)."""
+    tenant = _tenant_tables()
+    found: set[str] = set()
+    for node in visitors.iterate(stmt):
+        el: Any = node
+        kind = el.__visit_name__
+        if kind == "table":
+            name = getattr(el, "name", "")
+        elif kind == "column":
+            name = getattr(getattr(el, "table", None), "name", "")
+        else:
+            continue
+        if name in tenant:
+            found.add(name)
+    return found
+
+
+def raw_tenant_tables(stmt: Any) -> set[str]:
+    """Tenant tables a statement names as Core objects - the table itself or one of its columns,
+    not through the mapped class - which the ORM's tenant criteria do not filter. Mapped
+    attributes (``Model.org_id``) and the class's own table in an ORM statement are copies of
+    the Core objects, so identity tells them apart; a table whose class the statement uses
+    (directly or through an alias) is filtered as a whole, so plain columns of it are too
+    (``session.get`` compares the plain primary key)."""
+    tenant = _tenant_tables()
+    tables: set[str] = set()
+    columns: set[str] = set()
+    mapped: set[str] = set()
+    for node in visitors.iterate(stmt):
+        el: Any = node
+        kind = el.__visit_name__
+        if kind == "table":
+            table: Any = tenant.get(getattr(el, "name", ""))
+            if table is None:
+                continue
+            if el is table:
+                tables.add(table.name)
+            else:
+                mapped.add(table.name)
+        elif kind == "alias":
+            inner: Any = getattr(el, "element", None)
+            name = str(getattr(inner, "name", ""))
+            if inner is not None and tenant.get(name) is inner:
+                mapped.add(name)
+        elif kind == "column":
+            owner: Any = getattr(el, "table", None)
+            of: Any = tenant.get(getattr(owner, "name", "")) if owner is not None else None
+            if of is None or owner is not of:
+                continue
+            if el is of.c.get(el.key):
+                columns.add(of.name)
+            else:
+                mapped.add(of.name)
+    # A mapped column's table is visited as the plain table too: only a table named without a
+    # mapped use of it is a Core reference.
+    return (columns | tables) - mapped
+
+
+# Compiled statement -> the tenant tables it names directly. A compiled form is made once per
+# statement shape and reused by SQLAlchemy, so each shape is looked at once.
+_raw_of_compiled: weakref.WeakKeyDictionary[Any, frozenset[str]] = weakref.WeakKeyDictionary()
+_SCOPE_OPTION = "vern_scope"  # set by a session's statements: its organisation, "" for none
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _refuse_raw_tenant_tables(  # noqa: PLR0917 - the event's signature
+    conn: Any, cursor: Any, statement: Any, parameters: Any, context: Any, executemany: bool
+) -> None:
+    """A statement of a tenant-scoped (or unscoped) session that names a tenant table as a
+    Core object is refused before it reaches the database, unless it says ``cross_tenant``."""
+    if context is None:
+        return
+    options = context.execution_options
+    scope = options.get(_SCOPE_OPTION)
+    compiled = context.compiled
+    if scope is None or compiled is None or options.get(CROSS_TENANT):
+        return
+    raw = _raw_of_compiled.get(compiled)
+    if raw is None:
+        raw = _raw_of_compiled[compiled] = frozenset(raw_tenant_tables(compiled.statement))
+    if not raw:
+        return
+    if scope == "":
+        raise ScopeMissing(f"tenant table {sorted(raw)[0]} reached without a scope")
+    raise ScopeBypassed(
+        f"tenant table {sorted(raw)[0]} named directly in a tenant-scoped session: use the "
+        f"mapped class, or execution_options({CROSS_TENANT}='why') for a deliberate "
+        "cross-organisation read"
+    )
+
+
 def _touches_tenant_model(state: ORMExecuteState) -> bool:
     return any(issubclass(mapper.class_, TenantScoped) for mapper in state.all_mappers)
 
 
+_ORG_VALUE = re.compile(r"^org_id(?:_m\d+)?$")
+
+
+_TENANT_WRITE = "vern_tenant_write"  # set on a tenant session's INSERT/UPDATE: the scope's org
+
+
+@event.listens_for(Engine, "before_execute")
+def _check_org_values(
+    conn: Any, clause: Any, multiparams: Any, params: Any, options: Any
+) -> None:
+    """An INSERT or UPDATE of a tenant-scoped session must not set another ``org_id`` (checked
+    on the Core statement the ORM hands the connection; other statements pass at once)."""
+    org_id = options.get(_TENANT_WRITE)
+    if org_id is None or not hasattr(clause, "compile"):
+        return
+    values: list[Any] = [
+        v for k, v in clause.compile(dialect=conn.dialect).params.items() if _ORG_VALUE.match(k)
+    ]
+    rows: list[Any] = []
+    for given in (multiparams, params):
+        if isinstance(given, dict):
+            rows.append(given)
+        elif isinstance(given, list | tuple):
+            rows += [r for r in given if isinstance(r, dict)]
+            rows += [x for r in given if isinstance(r, list | tuple) for x in r if isinstance(x, dict)]
+    values += [row["org_id"] for row in rows if "org_id" in row]
+    if any(v is not None and v != org_id for v in values):
+        raise CrossTenantWrite("a statement sets org_id to another organisation")
+
+
 @event.listens_for(Session, "do_orm_execute")
 def _scope_tenant_queries(state: ORMExecuteState) -> None:
-    if not (state.is_select or state.is_update or state.is_delete):
-        return
     if state.is_column_load or state.is_relationship_load:
         return  # criteria already applied to the parent statement
     scope: Scope | None = state.session.info.get("scope")
+    if scope is not None and scope.is_system:
+        return
+    # Core references to tenant tables are looked for once the statement is compiled
+    # (``_refuse_raw_tenant_tables``), once per statement shape.
+    state.update_execution_options(**{_SCOPE_OPTION: scope.org_id if scope is not None else ""})
+    if (state.is_insert or state.is_update) and scope is not None and _touches_tenant_model(state):
+        state.update_execution_options(**{_TENANT_WRITE: scope.org_id})
+    if not (state.is_select or state.is_update or state.is_delete):
+        if scope is None and _touches_tenant_model(state):
+            raise ScopeMissing("tenant-owned data written without a scope")
+        return
     if scope is None:
         if _touches_tenant_model(state):
             raise ScopeMissing("tenant-owned data queried without a scope")
-        return
-    if scope.is_system:
         return
     org_id = scope.org_id
     state.statement = state.statement.options(
@@ -289,6 +449,12 @@ class Prepared:
     __slots__ = ("_compiled", "stmt")
 
     def __init__(self, stmt: Any) -> None:
+        raw = tenant_tables_in(stmt)
+        if raw and not stmt.get_execution_options().get(CROSS_TENANT):
+            # A bare connection has no scope: a statement on a tenant table must say why it
+            # may run without one (``.execution_options(cross_tenant="why")``).
+            raise ScopeMissing(f"tenant table {sorted(raw)[0]} in a prepared statement without "
+                               f"a {CROSS_TENANT} reason")
         self.stmt = stmt
         self._compiled: dict[tuple[str, tuple[str, ...] | None], _Compiled | None] = {}
 

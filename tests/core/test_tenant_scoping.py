@@ -5,15 +5,26 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import aliased
 
 from vern.accounts.models import ApiToken, Organisation
-from vern.db import CrossTenantWrite, Database, Scope, ScopeMissing, new_id, utcnow
+from vern.db import (
+    CrossTenantWrite,
+    Database,
+    Prepared,
+    Scope,
+    ScopeBypassed,
+    ScopeMissing,
+    execute_fast,
+    new_id,
+    utcnow,
+)
 
 FIXTURE_OK = settings(
     max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -175,3 +186,88 @@ def test_it_refuses_tenant_data_without_a_scope(db: Database) -> None:
 def test_a_system_scope_needs_a_reason() -> None:
     with pytest.raises(ValueError, match="reason"):
         Scope.system("")
+
+
+# -- Core statements: the ORM's criteria do not reach a table named directly -------------------
+
+_TOKENS = ApiToken.__table__
+
+
+def _core_reads() -> list[Any]:
+    t = _TOKENS
+    return [
+        select(t),
+        select(t.c.id, t.c.name),
+        select(func.count()).select_from(t),
+        select(Organisation.id).where(Organisation.id.in_(select(t.c.org_id))),
+        select(Organisation.id).join(t, t.c.org_id == Organisation.id),
+    ]
+
+
+def _core_writes() -> list[Any]:
+    t = _TOKENS
+    return [
+        update(t).values(name="renamed"),
+        delete(t),
+        insert(t).values(id=new_id(), name="x", prefix="vt_x", token_hash=new_id(),
+                         role="member", expires_at=utcnow() + timedelta(days=1)),
+    ]
+
+
+def test_a_core_statement_on_a_tenant_table_is_refused_in_a_tenant_session(db: Database) -> None:
+    orgs, rows = _populate(db, [1, 2])
+    mine, theirs = orgs
+    for stmt in _core_reads() + _core_writes():
+        with db.transaction(Scope.tenant(mine)) as session, pytest.raises(ScopeBypassed):
+            session.execute(stmt)
+        unscoped = db.session(None)
+        try:
+            with pytest.raises(ScopeMissing):
+                unscoped.execute(stmt)
+        finally:
+            unscoped.close()
+    with db.transaction(Scope.system("check")) as session:
+        assert set(session.scalars(select(ApiToken.name).where(ApiToken.org_id.in_(orgs)))) == {
+            "token 0", "token 1"}
+        assert session.scalar(select(func.count()).select_from(_TOKENS)) == 3  # system: allowed
+    assert len(rows[theirs]) == 2
+
+
+def test_a_deliberate_cross_tenant_read_says_so(db: Database) -> None:
+    orgs, _rows = _populate(db, [1, 2])
+    stmt = select(func.count()).select_from(_TOKENS).where(_TOKENS.c.org_id.in_(orgs))
+    with db.transaction(Scope.tenant(orgs[0])) as session:
+        assert session.scalar(stmt.execution_options(cross_tenant="test: every organisation")) == 3
+
+
+def test_an_orm_insert_or_update_cannot_set_another_organisation(db: Database) -> None:
+    orgs, rows = _populate(db, [1, 1])
+    mine, theirs = orgs
+    values = {"name": "bulk", "prefix": "vt_x", "role": "member",
+              "expires_at": utcnow() + timedelta(days=1)}
+    with db.transaction(Scope.tenant(mine)) as session, pytest.raises(CrossTenantWrite):
+        session.execute(insert(ApiToken).values(id=new_id(), token_hash=new_id(), org_id=theirs,
+                                                **values))
+    with db.transaction(Scope.tenant(mine)) as session, pytest.raises(CrossTenantWrite):
+        session.execute(insert(ApiToken), [{"id": new_id(), "token_hash": new_id(),
+                                            "org_id": theirs, **values}])
+    with db.transaction(Scope.tenant(mine)) as session, pytest.raises(CrossTenantWrite):
+        session.execute(update(ApiToken).values(org_id=theirs))
+    with db.transaction(Scope.tenant(mine)) as session:
+        session.execute(insert(ApiToken).values(id=new_id(), token_hash=new_id(), org_id=mine,
+                                                **values))
+    with db.transaction(Scope.system("check")) as session:
+        by_org = Counter(session.scalars(select(ApiToken.org_id).where(ApiToken.org_id.in_(orgs))))
+    assert by_org == Counter({mine: 2, theirs: 1})
+    assert rows[theirs]
+
+
+def test_a_prepared_statement_on_a_tenant_table_must_say_why_it_has_no_scope() -> None:
+    for stmt in (update(_TOKENS).values(name="x"), update(ApiToken).values(name="x"),
+                 insert(ApiToken)):
+        with pytest.raises(ScopeMissing, match="cross_tenant"):
+            Prepared(stmt)
+        with pytest.raises(ScopeMissing):
+            execute_fast(None, stmt, {})
+        Prepared(stmt.execution_options(cross_tenant="test: the engine's bookkeeping"))
+    Prepared(update(Organisation).values(name="x"))  # not tenant-owned: no reason needed

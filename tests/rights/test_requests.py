@@ -103,14 +103,18 @@ def test_it_never_runs_an_unverified_request(
         service.run(sqlite_db, request_id, data_map=sqlite_product.data_map, urls=sqlite_product.urls)
 
 
-def test_it_needs_approval_for_erasure_unless_the_tenant_relaxes_it(
+def test_it_needs_approval_for_erasure_unless_the_vendor_relaxes_it(
     sqlite_db: Database, world: Personas
 ) -> None:
     strict = file_request(sqlite_db, world.tenant_a, "erasure", {"email": "a@example.com"}, approve=False)
-    with sqlite_db.transaction(Scope.tenant(world.tenant_b)) as session:
-        service.set_policy(
-            session, org_id=world.tenant_b, actor_user_id=world.carol.user_id, approve_erasure=False
-        )
+    from vern.accounts.roles import OrgKind, Role, permissions
+    from vern.accounts.service import Actor
+
+    dave = Actor(org_id=world.vendor, org_kind=OrgKind.VENDOR, role=Role.SECURITY_OFFICER,
+                 perms=permissions(Role.SECURITY_OFFICER, org_kind=OrgKind.VENDOR, home=True),
+                 user_id=world.dave.user_id)
+    with sqlite_db.transaction(Scope.system("vendor sets a customer's policy")) as session:
+        service.set_tenant_policy(session, actor=dave, tenant_id=world.tenant_b, approve_erasure=False)
     relaxed = file_request(sqlite_db, world.tenant_b, "erasure", {"email": "a@example.com"}, approve=False)
 
     assert request_row(sqlite_db, strict).status == "awaiting_approval"

@@ -321,17 +321,19 @@ def list_users(db: TenantDB, _actor: Annotated[Actor, Depends(require(Perm.USERS
 @router.post("/users", status_code=201)
 def create_user(body: NewUserBody, request: Request, db: TenantDB, settings: SettingsDep,
                 actor: Annotated[Actor, Depends(require(Perm.USERS_MANAGE))]) -> dict[str, Any]:
-    """Add a person; without a password they are mailed an invitation to choose one."""
+    """Add a person. The answer repeats what was asked (and the member's id), whether the
+    address was new or already had an account elsewhere: it tells nothing about other
+    organisations. A new account without a password is mailed an invitation to choose one."""
     user = service.create_user(db, settings, email=body.email, name=body.name,
                                org_id=actor.org_id, role=body.role, password=body.password,
                                actor=actor)
-    if body.password is None:
+    if body.password is None and user.password_hash is None:
         from vern.accounts import flows
 
         flows.send_invitation(db, settings, user=user, org_id=actor.org_id, actor=actor,
                               locale=locale_of(request))
-    _u, membership = service.get_member(db, user.id)
-    return service.user_view(user, membership)
+    return {"id": user.id, "email": body.email.strip(), "name": body.name.strip(),
+            "role": body.role}
 
 
 @router.get("/users/{user_id}")

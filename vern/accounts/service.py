@@ -208,6 +208,16 @@ def _role_for(org: Organisation, role: str) -> Role:
     return parsed
 
 
+MEMBERSHIP_MAIL = {
+    "nb": ("Du er lagt til i {org}",
+           "{org} har lagt deg til som medlem i Vern ({role}). Logg inn med kontoen du allerede "
+           "har for å se organisasjonen. Om du ikke venter dette, ta kontakt med {org}."),
+    "en": ("You were added to {org}",
+           "{org} added you as a member in Vern ({role}). Sign in with the account you already "
+           "have to see the organisation. If you did not expect this, contact {org}."),
+}
+
+
 def create_user(
     session: Session,
     settings: Settings,
@@ -219,34 +229,60 @@ def create_user(
     password: str | None,
     actor: Actor | None,
 ) -> User:
-    """A new account with one membership. Without a password the user cannot sign in until
-    they accept an invitation (``vern.accounts.flows``) or reset their password by e-mail."""
+    """Add a person to an organisation: a new account with one membership, or - when the address
+    already has an account (in another organisation) - a membership of that account, told to
+    the person by e-mail. Both look the same to the organisation: the same answer and the same
+    one record in its trail, ``membership.created`` (the person became a member; whether an
+    account row was made with it is not told), so adding people does not tell whether an
+    address has an account elsewhere. Only an address that is already a member *here* is
+    refused (409). A password is used for a new account only; an existing one keeps its own.
+    Without a password a new user cannot sign in until they accept an invitation
+    (``vern.accounts.flows``) or reset their password by e-mail."""
     email = _check_email(email)
     name = name.strip()
     if not name or len(name) > 200:
         raise InvalidInput.on("name", "must be 1-200 characters")
     org = get_organisation(session, org_id)
     parsed_role = _role_for(org, role)
-    if find_user_by_email(session, settings, email) is not None:
-        raise Conflict(detail="email: an account with this address exists",
-                       errors=[InvalidInput.on("email", "already in use").errors[0]])
     if password is not None:
         security.check_password(settings, password, context=[name, email, org.name])
-    key_id = keyring().create(session)
-    user = User(
-        key_id=key_id,
-        email=PII(key_id, email),
-        email_index=email_index(settings, email),
-        name=PII(key_id, name),
-        password_hash=security.hash_password(settings, password) if password else None,
-        password_changed_at=utcnow() if password else None,
-    )
-    session.add(user)
-    session.flush()
+    user = find_user_by_email(session, settings, email)
+    if user is not None:
+        here = session.scalar(select(Membership.id).where(
+            Membership.user_id == user.id, Membership.org_id == org.id))
+        if here is not None:
+            raise Conflict(detail="email: already a member of this organisation",
+                           errors=[InvalidInput.on("email", "already a member").errors[0]])
+        _tell_added(session, user, org, parsed_role)
+    else:
+        key_id = keyring().create(session)
+        user = User(
+            key_id=key_id,
+            email=PII(key_id, email),
+            email_index=email_index(settings, email),
+            name=PII(key_id, name),
+            password_hash=security.hash_password(settings, password) if password else None,
+            password_changed_at=utcnow() if password else None,
+        )
+        session.add(user)
+        session.flush()
     session.add(Membership(user_id=user.id, org_id=org.id, role=parsed_role.value))
-    _audit(session, "user.created", actor, org_id=org.id, resource=f"user:{user.id}",
+    _audit(session, "membership.created", actor, org_id=org.id, resource=f"user:{user.id}",
            details={"new": {"role": parsed_role.value}})
     return user
+
+
+def _tell_added(session: Session, user: User, org: Organisation, role: Role) -> None:
+    from vern.notify import service as notify
+
+    address = user.email.value if user.email is not None else None
+    if address is None:
+        return  # the address was erased: nobody to tell
+    locale = user.locale if user.locale in MEMBERSHIP_MAIL else "nb"
+    subject, body = MEMBERSHIP_MAIL[locale]
+    notify.queue(session, key_id=user.key_id, to=address, subject=subject.format(org=org.name),
+                 body=body.format(org=org.name, role=role.value), kind="accounts.membership_added",
+                 org_id=org.id)
 
 
 def add_membership(
@@ -353,7 +389,8 @@ def _all_memberships(session: Session, user_id: str) -> list[tuple[str, str]]:
     the table, not the ORM entity, so a tenant scope does not hide the others. Disabling an
     account is global, so it must see what the account is used for elsewhere."""
     table = Membership.__table__
-    rows = session.execute(select(table.c.org_id, table.c.role).where(table.c.user_id == user_id))
+    rows = session.execute(select(table.c.org_id, table.c.role).where(table.c.user_id == user_id)
+                           .execution_options(cross_tenant="an account's every membership"))
     return [(row.org_id, row.role) for row in rows]
 
 
@@ -365,6 +402,7 @@ def _officers_left_anywhere(session: Session, org_id: str, excluding_user: str) 
         .select_from(m.join(u, u.c.id == m.c.user_id))
         .where(m.c.org_id == org_id, m.c.role == Role.SECURITY_OFFICER.value,
                m.c.user_id != excluding_user, u.c.disabled_at.is_(None))
+        .execution_options(cross_tenant="the vendor keeps a security officer")
     ) or 0
 
 
@@ -742,8 +780,14 @@ def switch_org(session: Session, *, auth_session: AuthSession, org_id: str) -> A
     actor = actor_for_session(session, auth_session, user)
     if actor is None:
         raise NotFound()
+    # Each organisation's trail names only itself: the one left gets ``auth.org_left``, the one
+    # entered ``auth.org_switched`` - never the other's id (a customer must not learn which other
+    # customers a consultant or the vendor's staff also work for).
+    if old is not None and old != org_id:
+        _audit(session, "auth.org_left", actor, org_id=old, resource=f"org:{old}",
+               details={"old": {"org_id": old}})
     _audit(session, "auth.org_switched", actor, resource=f"org:{org_id}",
-           details={"old": {"org_id": old}, "new": {"org_id": org_id}})
+           details={"new": {"org_id": org_id}})
     return actor
 
 

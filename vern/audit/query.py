@@ -186,13 +186,16 @@ def resolve_actor(session: Session, settings: Settings, viewer: Viewer, f: Filte
     return replace(f, actor_ids=tuple(ids))
 
 
-def view(row: AuditEvent, users: dict[str, str | None] | None = None) -> dict[str, Any]:
+def view(row: AuditEvent, users: dict[str, str | None] | None = None, *,
+         positions: bool = True) -> dict[str, Any]:
     """A record as the API and the console show it; ``users`` maps Vern user ids to their
-    e-mail address (None once erased), so that a sign-in shows who signed in."""
+    e-mail address (None once erased), so that a sign-in shows who signed in. Without
+    ``positions`` (a customer's view) ``seq`` is None: a record's place in the one tree of every
+    organisation's records tells how many records all others wrote in between."""
     personal = open_personal(row.personal) or {}
     return {
         "id": row.id,
-        "seq": row.seq,
+        "seq": row.seq if positions else None,
         "time": us_to_datetime(row.ts).isoformat().replace("+00:00", "Z"),
         "source": row.source,
         "org_id": row.org_id,
@@ -241,7 +244,7 @@ def search(session: Session, settings: Settings, viewer: Viewer, f: Filters, *,
     more = len(rows) > limit
     rows = rows[:limit]
     users = user_emails(session, rows)
-    items = [view(r, users) for r in rows]
+    items = [view(r, users, positions=viewer.all_orgs) for r in rows]
     if audit_read:
         _record_read(session, viewer, f, len(items), "page")
     nxt = encode_cursor(rows[-1].ts, rows[-1].id) if more and rows else None
@@ -268,7 +271,7 @@ def export(session: Session, settings: Settings, viewer: Viewer, f: Filters,
         writer = SafeWriter(buf)  # no spreadsheet formulas from a log line
         writer.writerow(columns)
         for r in rows:
-            v = view(r, users)
+            v = view(r, users, positions=viewer.all_orgs)
             v["details"] = json.dumps(v["details"]) if v["details"] is not None else ""
             writer.writerow([v[c] for c in columns])
             if buf.tell() > 65_536:
@@ -278,7 +281,7 @@ def export(session: Session, settings: Settings, viewer: Viewer, f: Filters,
         yield buf.getvalue()
     else:
         for r in rows:
-            yield json.dumps(view(r, users), ensure_ascii=False) + "\n"
+            yield json.dumps(view(r, users, positions=viewer.all_orgs), ensure_ascii=False) + "\n"
 
 
 def _record_read(session: Session, viewer: Viewer, f: Filters, count: int, kind: str) -> None:
@@ -325,7 +328,7 @@ def alert_events(session: Session, viewer: Viewer, alert_id: str
 
         rows = [r for r in rows if is_person_read(r.action, r.resource)]
     users = user_emails(session, rows)
-    items = [view(r, users) for r in rows]
+    items = [view(r, users, positions=viewer.all_orgs) for r in rows]
     record(session, "audit.read", org_id=viewer.actor_org_id, actor_user_id=viewer.actor_user_id,
            actor_token_id=viewer.actor_token_id, resource=f"audit:alert:{alert.id}",
            details={"count": len(items), "kind": "alert", "scope": viewer.org_id or "all"})

@@ -36,6 +36,7 @@ pages = APIRouter(include_in_schema=False)
 NAV = [("/console/audit", "Audit trail", Perm.AUDIT_READ)]
 
 ReadActor = Annotated[Actor, Depends(require(Perm.AUDIT_READ))]
+ReadAllActor = Annotated[Actor, Depends(require(Perm.AUDIT_READ_ALL))]
 Outcome = Literal["success", "failure", "denied", "error"]
 
 
@@ -96,11 +97,22 @@ def ingest_events(body: ingest_mod.IngestBatch,
                              events=body.events)
 
 
+def _whole_trail(actor: Actor) -> query.Viewer:
+    """Checkpoints and proofs are about the one tree of every organisation's records: their
+    sizes and positions tell how much every customer did, so only the vendor's staff who may
+    read every trail (``audit.read_all``, in the vendor organisation) get them."""
+    viewer = query.Viewer.of(actor)
+    if not viewer.all_orgs:
+        raise Forbidden(detail="checkpoints and proofs are given by the vendor's auditors")
+    return viewer
+
+
 @router.get("/api/v1/audit/checkpoint", response_model=None)
-def latest_checkpoint(request: Request, actor: ReadActor, database: DatabaseDep,
+def latest_checkpoint(request: Request, actor: ReadAllActor, database: DatabaseDep,
                       settings: SettingsDep) -> dict[str, object] | Response:
     """The newest signed checkpoint and the public key that verifies it; with
     ``Accept: text/plain``, the checkpoint as a C2SP signed note (as ``checkpoint.note``)."""
+    _whole_trail(actor)
     accept = request.headers.get("accept", "")
     if "text/plain" in accept and "application/json" not in accept:
         return checkpoint_note(actor, database, settings)
@@ -127,9 +139,10 @@ def _note_of(signer: Signer, origin: str, cp: Any) -> str | None:
 
 
 @router.get("/api/v1/audit/checkpoint.note", response_class=PlainTextResponse)
-def checkpoint_note(actor: ReadActor, database: DatabaseDep,
+def checkpoint_note(actor: ReadAllActor, database: DatabaseDep,
                     settings: SettingsDep) -> Response:
     """The newest checkpoint as a C2SP ``tlog-checkpoint`` signed note (``text/plain``)."""
+    _whole_trail(actor)
     with database.engine.connect() as conn:
         found = witness.newest_checkpoint(conn)
     if found is None:
@@ -144,11 +157,11 @@ def checkpoint_note(actor: ReadActor, database: DatabaseDep,
 
 
 @router.get("/api/v1/audit/proofs/inclusion")
-def inclusion_proof(actor: ReadActor, db: TenantDB, database: DatabaseDep,
+def inclusion_proof(actor: ReadAllActor, db: TenantDB, database: DatabaseDep,
                     record_id: Annotated[str, Query(max_length=36)],
                     tree_size: Annotated[Int64 | None, Query(ge=1)] = None) -> dict[str, object]:
-    """Proof that a record of the caller's trail is in a signed tree."""
-    viewer = query.Viewer.of(actor)
+    """Proof that a record is in a signed tree."""
+    viewer = _whole_trail(actor)
     org = db.scalar(select(AuditEvent.org_id).where(AuditEvent.id == record_id))
     exists = db.scalar(select(AuditEvent.id).where(AuditEvent.id == record_id))
     if exists is None or (viewer.org_id is not None and org != viewer.org_id):
@@ -159,10 +172,11 @@ def inclusion_proof(actor: ReadActor, db: TenantDB, database: DatabaseDep,
 
 
 @router.get("/api/v1/audit/proofs/consistency")
-def consistency_proof(actor: ReadActor, db: TenantDB, database: DatabaseDep,
+def consistency_proof(actor: ReadAllActor, db: TenantDB, database: DatabaseDep,
                       old: Annotated[Int64, Query(ge=1)],
                       new: Annotated[Int64 | None, Query(ge=1)] = None) -> dict[str, object]:
     """Proof that the later checkpoint extends the earlier one (nothing rewritten)."""
+    _whole_trail(actor)
     found = proofs.consistency(database, old=old, new=new)
     record(db, "audit.proof", org_id=actor.org_id, actor_user_id=actor.user_id,
            actor_token_id=actor.token_id, resource="audit:consistency",
@@ -170,9 +184,11 @@ def consistency_proof(actor: ReadActor, db: TenantDB, database: DatabaseDep,
     return found
 
 
-def _alert_view(a: object) -> dict[str, object]:
-    return {k: getattr(a, k) for k in ("id", "org_id", "kind", "subject", "first_seq",
-                                        "last_seq", "count")} | {
+def _alert_view(a: object, viewer: query.Viewer) -> dict[str, object]:
+    # Positions in the tree are shared by every organisation: a customer gets none.
+    fields = ("id", "org_id", "kind", "subject", "count") + (
+        ("first_seq", "last_seq") if viewer.all_orgs else ())
+    return {k: getattr(a, k) for k in fields} | {
         "created_at": a.created_at.isoformat(),  # type: ignore[attr-defined]
         "notified_at": a.notified_at.isoformat() if a.notified_at else None,  # type: ignore[attr-defined]
     }
@@ -184,7 +200,7 @@ def list_alerts(actor: ReadActor, db: TenantDB) -> dict[str, object]:
     found = query.alerts(db, viewer)
     record(db, "audit.read", org_id=actor.org_id, actor_user_id=actor.user_id,
            actor_token_id=actor.token_id, resource="audit:alerts", details={"count": len(found)})
-    return {"alerts": [_alert_view(a) for a in found]}
+    return {"alerts": [_alert_view(a, viewer) for a in found]}
 
 
 @router.get("/api/v1/audit/alerts/{alert_id}/events")
@@ -192,7 +208,7 @@ def alert_events(alert_id: str, actor: ReadActor, db: TenantDB) -> dict[str, obj
     """An alert and the records it was raised on (its ``first_seq``..``last_seq``)."""
     viewer = query.Viewer.of(actor)
     alert, items = query.alert_events(db, viewer, alert_id)
-    return {"alert": _alert_view(alert), "items": items}
+    return {"alert": _alert_view(alert, viewer), "items": items}
 
 
 # -- console -----------------------------------------------------------------------------------
@@ -240,7 +256,7 @@ def console_alerts(request: Request, actor: ReadActor, db: TenantDB) -> Response
     found = query.alerts(db, viewer)
     record(db, "audit.read", org_id=actor.org_id, actor_user_id=actor.user_id,
            actor_token_id=actor.token_id, resource="audit:alerts", details={"count": len(found)})
-    return render(request, "audit/alerts.html", {"alerts": found})
+    return render(request, "audit/alerts.html", {"alerts": found, "positions": viewer.all_orgs})
 
 
 @pages.get("/console/audit/alerts/{alert_id}")
@@ -250,4 +266,5 @@ def console_alert(request: Request, alert_id: str, actor: ReadActor, db: TenantD
     alert, items = query.alert_events(db, viewer, alert_id)
     return render(request, "audit/alert.html", {
         "alert": alert, "items": items, "all_orgs": viewer.org_id is None,
+        "positions": viewer.all_orgs,
     })

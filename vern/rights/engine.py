@@ -402,18 +402,24 @@ def _now() -> Any:
     return bindparam("now", type_=UTCDateTime())
 
 
+def _system(stmt: Any) -> Any:
+    """The engine's bookkeeping runs on a bare connection, without a tenant scope: its
+    statements address rows only by the ids of requests loaded in their organisation."""
+    return stmt.execution_options(cross_tenant="rights engine: rows of requests loaded by id")
+
+
 _T_REQ = _table(RightsRequest)
 _T_PART = _table(Part)
 _T_TASK = _table(Task)
 _T_LEDGER = _table(LedgerEntry)
 
 # Prepared once: SQLAlchemy keeps their compiled form, so each run only binds values.
-_INSERT_PART = insert(_T_PART)
-_INSERT_TASK = insert(_T_TASK)
-_INSERT_LEDGER = insert(_T_LEDGER)
+_INSERT_PART = _system(insert(_T_PART))
+_INSERT_TASK = _system(insert(_T_TASK))
+_INSERT_LEDGER = _system(insert(_T_LEDGER))
 _INSERT_AUDIT = insert(_table(AuditEvent))
 _INSERT_MAIL = insert(_table(OutboxMessage))
-_CLAIM = (
+_CLAIM = _system(
     update(_T_REQ)
     .where(
         _T_REQ.c.id == bindparam("w_id"),
@@ -428,7 +434,7 @@ _CLAIM = (
         progress_total=_T_REQ.c.progress_total + bindparam("total"),
     )
 )
-_PART_PLANNED = (
+_PART_PLANNED = _system(
     update(_T_PART)
     .where(_T_PART.c.id == bindparam("w_id"))
     .values(
@@ -439,17 +445,17 @@ _PART_PLANNED = (
         updated_at=_now(),
     )
 )
-_PART_RESUMED = (
+_PART_RESUMED = _system(
     update(_T_PART)
     .where(_T_PART.c.id == bindparam("w_id"))
     .values(status=PartStatus.PLANNED.value, error=None, updated_at=_now())
 )
-_TASKS_DONE = (
+_TASKS_DONE = _system(
     update(_T_TASK)
     .where(_T_TASK.c.part_id == bindparam("w_part"))
     .values(status="done", rows_done=_T_TASK.c.rows_total, plan=None, updated_at=_now())
 )
-_LEDGER_DONE = (
+_LEDGER_DONE = _system(
     update(_T_LEDGER)
     .where(
         _T_LEDGER.c.request_id == bindparam("w_request"),
@@ -458,7 +464,7 @@ _LEDGER_DONE = (
     )
     .values(done_at=_now())
 )
-_PART_DONE = (
+_PART_DONE = _system(
     update(_T_PART)
     .where(_T_PART.c.id == bindparam("w_id"))
     .values(
@@ -509,7 +515,7 @@ def _insert_together(conn: Connection, rows: _PlanRows) -> None:
         def prefixed(table: Table, keys: tuple[str, ...]) -> Any:
             return insert(table).values({k[2:]: bindparam(k, type_=table.c[k[2:]].type) for k in keys})
 
-        stmt = prefixed(_T_LEDGER, shape[2]).add_cte(
+        stmt = _system(prefixed(_T_LEDGER, shape[2])).add_cte(
             prefixed(_T_PART, shape[0]).cte("new_part"), prefixed(_T_TASK, shape[1]).cte("new_task")
         )
         _together[shape] = stmt

@@ -26,7 +26,7 @@ from vern.accounts.roles import OrgKind, Perm
 from vern.accounts.service import Actor
 from vern.console.templating import gettext, pick_locale, render
 from vern.db import Database, Scope
-from vern.errors import InvalidInput, NotFound, VernError
+from vern.errors import FieldError, Forbidden, InvalidInput, NotFound, VernError
 from vern.inputs import Key, Value
 from vern.notify import service as notify
 from vern.rights import service
@@ -44,6 +44,7 @@ NAV = [("/console/rights", "Data subject requests", Perm.RIGHTS_READ)]
 Reader = Annotated[Actor, Depends(require(Perm.RIGHTS_READ))]
 Manager = Annotated[Actor, Depends(require(Perm.RIGHTS_MANAGE))]
 Approver = Annotated[Actor, Depends(require(Perm.RIGHTS_APPROVE))]
+TenantsManager = Annotated[Actor, Depends(require(Perm.TENANTS_MANAGE))]
 
 
 class Strict(BaseModel):
@@ -82,6 +83,13 @@ class CheckBody(Strict):
 
 
 class PolicyBody(Strict):
+    # Accepted only to refuse it with 403: the mapping is the vendor's (``/tenants/{id}/policy``).
+    product_tenant_key: str | None = Field(default=None, max_length=200)
+    approve_erasure: bool | None = None
+    approve_rectification: bool | None = None
+
+
+class TenantPolicyBody(Strict):
     product_tenant_key: str | None = Field(default=None, max_length=200)
     approve_erasure: bool | None = None
     approve_rectification: bool | None = None
@@ -319,15 +327,60 @@ def get_policy(actor: Reader, db: TenantDB) -> dict[str, Any]:
 
 @router.put("/policy")
 def put_policy(body: PolicyBody, actor: Approver, db: TenantDB) -> dict[str, Any]:
+    """The customer's own choices: it may require approval, not drop it, and never choose its
+    product key (both are the vendor's: ``PUT /tenants/{id}/policy``)."""
+    if body.product_tenant_key is not None:
+        raise Forbidden(
+            detail="product_tenant_key: only the vendor may set the product key",
+            errors=[FieldError("product_tenant_key", "only the vendor may set the product key",
+                               "vendor-only")],
+        )
     service.set_policy(
         db,
         org_id=actor.org_id,
         actor_user_id=actor.user_id,
-        product_tenant_key=body.product_tenant_key,
         approve_erasure=body.approve_erasure,
         approve_rectification=body.approve_rectification,
     )
     return get_policy(actor, db)
+
+
+def _tenant_policy(database: Database, tenant_id: str) -> dict[str, Any]:
+    with database.transaction(Scope.system("vendor reads a customer's rights policy")) as session:
+        org = session.get(Organisation, tenant_id)
+        if org is None or org.kind != OrgKind.TENANT.value:
+            raise NotFound(detail="no such customer")
+        pol = service.policy_for(session, tenant_id)
+        return {
+            "tenant_id": tenant_id,
+            "product_tenant_key": pol.product_tenant_key,
+            "approve_erasure": pol.approve_erasure,
+            "approve_rectification": pol.approve_rectification,
+        }
+
+
+@router.get("/tenants/{tenant_id}/policy")
+def get_tenant_policy(tenant_id: str, actor: TenantsManager, database: DatabaseDep) -> dict[str, Any]:
+    """The vendor's view of a customer's policy (vendor staff with ``tenants.manage``)."""
+    return _tenant_policy(database, tenant_id)
+
+
+@router.put("/tenants/{tenant_id}/policy")
+def put_tenant_policy(
+    tenant_id: str, body: TenantPolicyBody, actor: TenantsManager, database: DatabaseDep
+) -> dict[str, Any]:
+    """Settings that cross customers (the product key) or weaken a strict default (approval off):
+    the vendor's staff only, audited in the customer's trail and in the vendor's."""
+    with database.transaction(Scope.system("vendor sets a customer's rights policy")) as session:
+        service.set_tenant_policy(
+            session,
+            actor=actor,
+            tenant_id=tenant_id,
+            product_tenant_key=body.product_tenant_key,
+            approve_erasure=body.approve_erasure,
+            approve_rectification=body.approve_rectification,
+        )
+    return _tenant_policy(database, tenant_id)
 
 
 def _download(database: Database, org_id: str, fetch: Any) -> Response:

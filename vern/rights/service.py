@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, bindparam, insert, or_, select, update
+from sqlalchemy import JSON, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from vern.accounts.models import Organisation
@@ -34,7 +34,7 @@ from vern.datamap.categories import CATEGORIES
 from vern.datamap.detectors import is_email, is_national_id, is_phone
 from vern.datamap.model import IDENTITY_KINDS, DataMap
 from vern.db import Database, Scope, UTCDateTime, execute_fast, new_id, utcnow
-from vern.errors import Conflict, InvalidInput, NotFound
+from vern.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
 from vern.notify import service as notify
 from vern.rights.models import (
     OPEN_STATUSES,
@@ -146,15 +146,7 @@ def policy_for(session: Session, org_id: str) -> EffectivePolicy:
     return EffectivePolicy(row.product_tenant_key or org_id, row.approve_erasure, row.approve_rectification)
 
 
-def set_policy(
-    session: Session,
-    *,
-    org_id: str,
-    actor_user_id: str | None,
-    product_tenant_key: str | None = None,
-    approve_erasure: bool | None = None,
-    approve_rectification: bool | None = None,
-) -> Policy:
+def _policy_row(session: Session, org_id: str) -> Policy:
     row = session.scalars(select(Policy).where(Policy.org_id == org_id)).first()
     if row is None:
         cfg = rights_settings()
@@ -164,32 +156,110 @@ def set_policy(
             approve_rectification=cfg.approve_rectification,
         )
         session.add(row)
-    old = {
+    return row
+
+
+def _policy_values(row: Policy) -> dict[str, Any]:
+    return {
         "product_tenant_key": row.product_tenant_key,
         "approve_erasure": row.approve_erasure,
         "approve_rectification": row.approve_rectification,
     }
-    if product_tenant_key is not None:
-        row.product_tenant_key = product_tenant_key or None
+
+
+def set_policy(
+    session: Session,
+    *,
+    org_id: str,
+    actor_user_id: str | None,
+    approve_erasure: bool | None = None,
+    approve_rectification: bool | None = None,
+) -> Policy:
+    """The customer's own choices: it may require approval, never drop it (that weakens the
+    strict default; the vendor's staff decide it with ``set_tenant_policy``)."""
+    row = _policy_row(session, org_id)
+    for name, value in (("approve_erasure", approve_erasure),
+                        ("approve_rectification", approve_rectification)):
+        if value is False and getattr(row, name) is not False:
+            raise Forbidden(
+                detail=f"{name}: only the vendor may turn approval off",
+                errors=[FieldError(name, "only the vendor may turn approval off", "vendor-only")],
+            )
+    old = _policy_values(row)
     if approve_erasure is not None:
         row.approve_erasure = approve_erasure
     if approve_rectification is not None:
         row.approve_rectification = approve_rectification
     row.updated_at = utcnow()
     session.flush()
-    new = {
-        "product_tenant_key": row.product_tenant_key,
-        "approve_erasure": row.approve_erasure,
-        "approve_rectification": row.approve_rectification,
-    }
     record(
         session,
         "rights.policy.update",
         org_id=org_id,
         actor_user_id=actor_user_id,
         resource=f"rights_policy:{row.id}",
-        details={"old": old, "new": new},
+        details={"old": old, "new": _policy_values(row)},
     )
+    return row
+
+
+def key_in_use(session: Session, org_id: str, key: str) -> bool:
+    """Whether ``key`` is (or could be) another organisation's product key: its explicit key, or
+    its id (the key of an organisation without one). Needs a system scope."""
+    others = session.scalar(
+        select(func.count()).select_from(Policy)
+        .where(Policy.product_tenant_key == key, Policy.org_id != org_id)
+    )
+    ids = session.scalar(
+        select(func.count()).select_from(Organisation)
+        .where(Organisation.id == key, Organisation.id != org_id)
+    )
+    return bool(others or ids)
+
+
+def set_tenant_policy(
+    session: Session,
+    *,
+    actor: Any,
+    tenant_id: str,
+    product_tenant_key: str | None = None,
+    approve_erasure: bool | None = None,
+    approve_rectification: bool | None = None,
+) -> Policy:
+    """The vendor's staff set a customer's policy, including what the customer may not: which
+    product key it maps to and whether approval may be skipped. ``session`` has a system scope
+    (the change crosses organisations); it is audited in the customer's trail and in the
+    vendor's, neither record naming the other organisation to the customer."""
+    from vern.accounts.roles import OrgKind, Perm
+
+    if actor.org_kind != OrgKind.VENDOR or not actor.home or Perm.TENANTS_MANAGE not in actor.perms:
+        raise Forbidden(detail="only the vendor's staff may change a customer's mapping")
+    org = session.get(Organisation, tenant_id)
+    if org is None or org.kind != OrgKind.TENANT.value:
+        raise NotFound(detail="no such customer")
+    row = _policy_row(session, tenant_id)
+    old = _policy_values(row)
+    if product_tenant_key is not None:
+        key = product_tenant_key.strip()
+        if key and key_in_use(session, tenant_id, key):
+            raise Conflict(
+                detail="product_tenant_key: already the key of another organisation",
+                errors=[FieldError("product_tenant_key", "already the key of another organisation",
+                                   "in-use")],
+            )
+        row.product_tenant_key = key or None
+    if approve_erasure is not None:
+        row.approve_erasure = approve_erasure
+    if approve_rectification is not None:
+        row.approve_rectification = approve_rectification
+    row.updated_at = utcnow()
+    session.flush()
+    details = {"old": old, "new": _policy_values(row), "by": "vendor"}
+    record(session, "rights.policy.update", org_id=tenant_id, actor_user_id=actor.user_id,
+           actor_token_id=actor.token_id, resource=f"rights_policy:{row.id}", details=details)
+    record(session, "rights.tenant_policy.update", org_id=actor.org_id,
+           actor_user_id=actor.user_id, actor_token_id=actor.token_id,
+           resource=f"org:{tenant_id}", details={"old": old, "new": _policy_values(row)})
     return row
 
 
@@ -669,6 +739,8 @@ def _load_jobs(
             .all()
         )
         by_id = {r.id: r for r in rows}
+        shared = _shared_keys(session, {r.org_id: r.product_tenant_key for r in rows
+                                        if r.product_tenant_key})
         for request_id in request_ids:
             req = by_id.get(request_id)
             if req is None:
@@ -679,6 +751,13 @@ def _load_jobs(
             org_name, org_slug, tenant_key = req.org_name, req.org_slug, req.product_tenant_key
             if req.status in (Status.UNVERIFIED.value, Status.AWAITING_APPROVAL.value):
                 problem = f"the request is {req.status} and cannot run yet"
+                if strict:
+                    raise Conflict(detail=problem)
+                skipped[request_id] = f"skipped: {problem}"
+                continue
+            if req.org_id in shared:
+                problem = ("the customer's product key is another organisation's; the vendor "
+                           "must correct the mapping first")
                 if strict:
                     raise Conflict(detail=problem)
                 skipped[request_id] = f"skipped: {problem}"
@@ -735,6 +814,26 @@ def _load_jobs(
                     part.id, part.status, part.id in with_tasks, part.rows_found, part.rows_done, part.error
                 )
     return jobs, skipped
+
+
+def _shared_keys(session: Session, keys: dict[str, str]) -> set[str]:
+    """Organisations (of ``keys``: org id -> explicit product key) whose key is also another
+    organisation's: a request of theirs would reach the other's people, so it never runs. One
+    query each for the keys' owners and for ids equal to a key; none when no key is set."""
+    if not keys:
+        return set()
+    wanted = sorted(set(keys.values()))
+    owners: dict[str, set[str]] = {}
+    pol = Policy.__table__
+    for org_id, key in session.execute(
+        select(pol.c.org_id, pol.c.product_tenant_key).where(pol.c.product_tenant_key.in_(wanted))
+    ):
+        owners.setdefault(key, set()).add(org_id)
+    for (org_id,) in session.execute(
+        select(Organisation.id).where(Organisation.id.in_(wanted))
+    ):
+        owners.setdefault(org_id, set()).add(org_id)
+    return {org for org, key in keys.items() if owners.get(key, set()) - {org}}
 
 
 @functools.cache
@@ -819,7 +918,9 @@ LINK_TEXT = {
 _T_REQUESTS: Any = RightsRequest.__table__
 _T_TASKS: Any = Task.__table__
 _T_PACKAGES: Any = Package.__table__
-_INSERT_PACKAGE = insert(_T_PACKAGES)
+# Run on the engine's bare connection (no tenant scope): rows addressed by request id only.
+_ENGINE = "rights engine: rows of requests loaded by id"
+_INSERT_PACKAGE = insert(_T_PACKAGES).execution_options(cross_tenant=_ENGINE)
 _FINISH = (
     update(_T_REQUESTS)
     .where(_T_REQUESTS.c.id == bindparam("w_id"))
@@ -831,7 +932,7 @@ _FINISH = (
         heartbeat_at=bindparam("now", type_=UTCDateTime()),
         progress_done=_T_REQUESTS.c.progress_done + bindparam("moved"),
     )
-)
+).execution_options(cross_tenant=_ENGINE)
 
 
 def finish_job(session: Session, job: Any) -> str:
