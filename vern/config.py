@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     rate_limit_signin: str = "10/minute"
     rate_limit_api: str = "1200/minute"
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # The try-it-out page at /api/docs; the description itself is always served.
+    api_docs: bool | None = None  # unset: on outside production, off in production
 
     audit_retention_days: int = Field(default=365, ge=1)
     audit_log_dir: Path = ROOT / "var" / "audit"
@@ -108,6 +110,10 @@ class Settings(BaseSettings):
             if len(raw) != 32:
                 raise ValueError("VERN_MASTER_KEY must decode to exactly 32 bytes")
         return self
+
+    @property
+    def api_docs_enabled(self) -> bool:
+        return (not self.is_production) if self.api_docs is None else self.api_docs
 
     @property
     def is_production(self) -> bool:
