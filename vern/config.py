@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     # malformed credentials (issue 13: a random token per request must not get a fresh bucket).
     rate_limit_api_unauthenticated: str = "120/minute"
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # The try-it-out page at /api/docs; the description itself is always served.
+    api_docs: bool | None = None  # unset: on outside production, off in production
 
     audit_retention_days: int = Field(default=365, ge=1)
     audit_log_dir: Path = ROOT / "var" / "audit"
@@ -187,6 +189,10 @@ class Settings(BaseSettings):
             from vern.notify.transport import SmtpTarget
 
             SmtpTarget.parse(self.smtp_url, password_file=self.smtp_password_file)
+
+    @property
+    def api_docs_enabled(self) -> bool:
+        return (not self.is_production) if self.api_docs is None else self.api_docs
 
     @property
     def is_production(self) -> bool:

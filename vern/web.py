@@ -44,6 +44,7 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import vern
+from vern import openapi
 from vern.accounts.deps import (
     CsrfFailed,
     DatabaseDep,
@@ -379,7 +380,10 @@ def _handle_http(request: Request, exc: Exception) -> Response:
     generic.status = exc.status_code  # type: ignore[misc]
     generic.code = "http-error"  # type: ignore[misc]
     generic.title = str(exc.detail)  # type: ignore[misc]
-    return problem_response(generic, request.url.path)
+    response = problem_response(generic, request.url.path)
+    if exc.headers:
+        response.headers.update(exc.headers)  # e.g. Allow with 405
+    return response
 
 
 def _handle_unexpected(request: Request, exc: Exception) -> Response:
@@ -441,7 +445,8 @@ def _health_router(metrics: Metrics) -> APIRouter:
             raise Unavailable(detail="database: does not take writes") from exc
         return {"status": "ready"}
 
-    @router.get("/metrics", dependencies=[Depends(require(Perm.METRICS_READ))])
+    @router.get("/metrics", dependencies=[Depends(require(Perm.METRICS_READ))],
+                responses=openapi.answers("text/plain"))
     def prometheus() -> Response:
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -474,9 +479,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         title="Vern",
         version=vern.__version__,
         lifespan=lifespan,
-        docs_url="/api/docs" if not settings.is_production else None,
+        docs_url=None,
         redoc_url=None,
-        openapi_url="/api/openapi.json",
+        openapi_url=openapi.SPEC_PATH,
     )
     app.state.settings = settings
     app.state.db = database
@@ -495,6 +500,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             if isinstance(router, APIRouter):
                 routers.append(router)
         fast_paths.update(getattr(module, "FAST_PATHS", {}))
+    routers.append(openapi.install(app, api_routes_of(routers)))
     for router in routers:
         app.include_router(router)
     app.state.routers = routers  # read by the role matrix test and the route listing
@@ -520,4 +526,8 @@ def _start_background(database: Database, settings: Settings) -> Callable[[], No
 
 def api_routes(app: FastAPI) -> list[APIRoute]:
     """Every route Vern serves (from the discovered routers), for tests and documentation."""
-    return [r for router in app.state.routers for r in router.routes if isinstance(r, APIRoute)]
+    return api_routes_of(app.state.routers)
+
+
+def api_routes_of(routers: list[APIRouter]) -> list[APIRoute]:
+    return [r for router in routers for r in router.routes if isinstance(r, APIRoute)]

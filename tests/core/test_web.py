@@ -162,6 +162,8 @@ def test_hsts_is_sent_in_production_only(db: Database, tmp_path: Path) -> None:
             _assert_security_headers(res, hsts=True)
             assert "max-age=63072000" in res.headers["strict-transport-security"]
         assert client.get("/api/docs").status_code == 404  # no API explorer in production
+        assert client.get("/docs").status_code == 404
+        assert client.get("/api/openapi.json").status_code == 200  # the description is served
 
 
 def test_a_request_id_is_echoed_or_made(client: TestClient) -> None:

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from vern import inputs
+from vern import inputs, openapi
 from vern.accounts.deps import (
     ANON_CSRF_COOKIE,
     TenantDB,
@@ -99,17 +99,20 @@ def _banner_purposes(session: Session) -> list[Purpose]:
 # -- public: the banner --------------------------------------------------------------------------
 
 
-@public_route(router, "/c/vern-consent.js", methods=["GET"])
+@public_route(router, "/c/vern-consent.js", methods=["GET"],
+              responses=openapi.answers("text/javascript"))
 def banner_script(request: Request) -> Response:
     return serve_asset(request, STATIC / "vern-consent.js", "text/javascript")
 
 
-@public_route(router, "/c/vern-consent.css", methods=["GET"])
+@public_route(router, "/c/vern-consent.css", methods=["GET"],
+              responses=openapi.answers("text/css"))
 def banner_style(request: Request) -> Response:
     return serve_asset(request, STATIC / "vern-consent.css", "text/css")
 
 
-@public_route(router, "/c/public.css", methods=["GET"])
+@public_route(router, "/c/public.css", methods=["GET"],
+              responses=openapi.answers("text/css"))
 def public_style(request: Request) -> Response:
     """The style of Vern's own public pages (declaration, notices, newsletter), served here rather
     than from /static so that these requests too are recorded with a truncated address."""

@@ -20,6 +20,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from vern import openapi
 from vern.accounts.deps import TenantDB, require
 from vern.accounts.roles import Perm
 from vern.accounts.service import Actor
@@ -42,7 +43,8 @@ pages = APIRouter(include_in_schema=False)
 NAV = [("/console/stats", "Statistics", Perm.STATS_READ)]
 
 
-@public_route(router, "/s/vern-stats.js", methods=["GET"])
+@public_route(router, "/s/vern-stats.js", methods=["GET"],
+              responses=openapi.answers("text/javascript"))
 def beacon_script(request: Request) -> Response:
     return serve_asset(request, STATIC / "vern-stats.js", "text/javascript")
 
@@ -136,7 +138,8 @@ async def beacon(request: Request) -> Response:
     return Response(status_code=status, headers=headers)
 
 
-public_route(router, "/s/e", methods=["POST"], route_class=RawPublicRoute, status_code=204)(beacon)
+public_route(router, "/s/e", methods=["POST"], route_class=RawPublicRoute, status_code=204,
+             responses=openapi.bodiless(400, 404, 413))(beacon)
 
 
 # -- API ---------------------------------------------------------------------------------------
