@@ -14,12 +14,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests import services
 from tests.conftest import Personas, create_personas, make_settings
 from vern.accounts import security
+from vern.config import Settings
 from vern.crypto import KeyRing, install_keyring
 from vern.db import Database, import_models
 
@@ -31,6 +33,9 @@ ROOT = Path(__file__).resolve().parents[2]
 class Server:
     url: str
     personas: Personas
+    app: Any = None
+    db: Database | None = None
+    settings: Settings | None = None
 
 
 def _free_port() -> int:
@@ -64,7 +69,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
         assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
         time.sleep(0.05)
     try:
-        yield Server(f"http://127.0.0.1:{port}", personas)
+        yield Server(f"http://127.0.0.1:{port}", personas, app, database, settings)
     finally:
         uv.should_exit = True
         thread.join(timeout=15)
