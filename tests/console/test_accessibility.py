@@ -28,12 +28,12 @@ PUBLIC = ("/p/", "/c/", "/login")
 SKIP = re.compile(r"^/(login/mfa|logout)$|\.(js|css)$|/config$|/package$|/download/")
 
 
-def _pages(server: Server, who: str, values: dict[str, str]) -> list[str]:
+def _pages(live: Server, who: str, values: dict[str, str]) -> list[str]:
     """Every HTML page a persona can open (GET, not a file or a redirect-only address); path
     parameters from ``values``, made by the sample factories when missing."""
     from vern.web import api_routes
 
-    app = server.app
+    app = live.app
     factories: dict[str, Callable[..., Any]] = _samples()
     pages: list[str] = []
     for route in api_routes(app):
@@ -45,7 +45,7 @@ def _pages(server: Server, who: str, values: dict[str, str]) -> list[str]:
             continue
         for name in PARAM.findall(route.path):
             if name not in values:
-                values[name] = factories[name](server.db, server.personas, server.settings).value
+                values[name] = factories[name](live.db, live.personas, live.settings).value
         pages.append(PARAM.sub(lambda m: values[m.group(1)], route.path))
     return sorted(set(pages))
 
