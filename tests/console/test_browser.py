@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[2]
 class Server:
     url: str
     personas: Personas
-    database: Database | None = None
+    app: Any = None
+    db: Database | None = None
     settings: Settings | None = None
 
 
@@ -67,7 +69,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
         assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
         time.sleep(0.05)
     try:
-        yield Server(f"http://127.0.0.1:{port}", personas, database, settings)
+        yield Server(f"http://127.0.0.1:{port}", personas, app, database, settings)
     finally:
         uv.should_exit = True
         thread.join(timeout=15)
@@ -175,16 +177,16 @@ def test_an_invited_admin_accepts_the_invitation_and_sets_up_mfa_in_chromium(
     from vern.db import Scope
     from vern.notify import service as notify
 
-    assert server.database is not None and server.settings is not None
+    assert server.db is not None and server.settings is not None
     previous = notify.mailer()
     memory = notify.MemoryMailer()
     notify.install_mailer(memory)
     try:
-        with server.database.transaction(Scope.system("test invitation")) as session:
+        with server.db.transaction(Scope.system("test invitation")) as session:
             flows.invite_user(session, server.settings, email="per.hansen@fjellheim.example.com",
                               name="Per Hansen", role="tenant_admin",
                               org_id=server.personas.tenant_a, actor=None, locale="en")
-        notify.deliver_pending(server.database)
+        notify.deliver_pending(server.db)
         token = link_token(memory.last_to("per.hansen@fjellheim.example.com"))
     finally:
         notify.install_mailer(previous)
