@@ -191,7 +191,7 @@ class VernMiddleware:
                 actor = state.get("actor")
                 self.record_request(
                     method=scope["method"],
-                    path=path.replace("\x00", "\ufffd"),  # refused by vern.inputs, still recorded
+                    path=path,  # made storable by the writer (a NUL kept as %00)
                     status=status,
                     actor_user_id=getattr(actor, "user_id", None),
                     actor_token_id=getattr(actor, "token_id", None),

@@ -98,9 +98,13 @@ def _link(settings: Settings, path: str, token: str) -> str:
 
 def send_invitation(
     session: Session, settings: Settings, *, user: User, org_id: str, actor: Actor | None,
-    locale: str | None = None,
+    locale: str | None = None, on_adding: bool = False,
 ) -> None:
-    """Mail ``user`` a link to choose their first password (a new link replaces the old)."""
+    """Mail ``user`` a link to choose their first password (a new link replaces the old).
+
+    ``on_adding``: sent as a person is added to the organisation. The record then goes to the
+    system's trail, not the organisation's: there it would tell a new account (invited) from
+    an existing one (only told by mail), which adding people must not reveal."""
     if user.password_hash is not None:
         raise Conflict(detail="user: already has a password; they can reset it from the "
                               "sign-in page")
@@ -120,8 +124,8 @@ def send_invitation(
         body=_text(lang, INVITE_BODY, name=str(user.name), org=org.name,
                    link=_link(settings, "/invitation", token), hours=hours),
     )
-    service._audit(session, "user.invited", actor, org_id=org_id, resource=f"user:{user.id}",
-                   details={"new": {"valid_hours": hours}})
+    service._audit(session, "user.invited", actor, org_id=None if on_adding else org_id,
+                   resource=f"user:{user.id}", details={"new": {"valid_hours": hours}})
 
 
 def invite_user(

@@ -331,7 +331,7 @@ def create_user(body: NewUserBody, request: Request, db: TenantDB, settings: Set
         from vern.accounts import flows
 
         flows.send_invitation(db, settings, user=user, org_id=actor.org_id, actor=actor,
-                              locale=locale_of(request))
+                              locale=locale_of(request), on_adding=True)
     return {"id": user.id, "email": body.email.strip(), "name": body.name.strip(),
             "role": body.role}
 

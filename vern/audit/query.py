@@ -170,7 +170,10 @@ def resolve_actor(session: Session, settings: Settings, viewer: Viewer, f: Filte
     from vern.accounts.service import email_index
 
     org = viewer.org_id or (f.org if f.org not in (None, ALL_ORGS) else None)
-    users = select(User.id, User.name)
+    # The members of the organisation asked for, read across the session's scope on purpose:
+    # the viewer's own organisation, or any one for a vendor reading every organisation.
+    users = select(User.id, User.name).execution_options(
+        cross_tenant="audit search: the people of the organisation the viewer may read")
     if org is not None:
         members = Membership.__table__
         users = users.where(User.id.in_(

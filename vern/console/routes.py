@@ -515,11 +515,11 @@ async def user_create(request: Request, actor: UsersManager, database: DatabaseD
                                        name=values["name"], org_id=actor.org_id,
                                        role=values["role"], password=password, actor=actor)
             user_id = user.id
-            if password is None:
+            if password is None and user.password_hash is None:
                 from vern.accounts import flows
 
                 flows.send_invitation(session, settings, user=user, org_id=actor.org_id,
-                                      actor=actor, locale=pick_locale(request))
+                                      actor=actor, locale=pick_locale(request), on_adding=True)
     except (InvalidInput, Conflict) as exc:
         with database.transaction(Scope.tenant(actor.org_id)) as session:
             return _new_user_page(request, session, actor, values=values, error=exc, status=422)
