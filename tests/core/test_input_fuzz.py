@@ -149,7 +149,7 @@ class Target:
 
     @property
     def page(self) -> bool:
-        return self.route.path.startswith(PAGE_PREFIXES) or (
+        return not self.route.include_in_schema or self.route.path.startswith(PAGE_PREFIXES) or (
             self.route.path.startswith("/c/") and self.method == "GET") or (
             self.route.path.startswith("/c/") and "newsletter" in self.route.path)
 
