@@ -448,6 +448,8 @@ def _health_router(metrics: Metrics) -> APIRouter:
     @router.get("/metrics", dependencies=[Depends(require(Perm.METRICS_READ))],
                 responses=openapi.answers("text/plain"))
     def prometheus() -> Response:
+        """Prometheus metrics of this process (requests, latencies, writers, rate limits); for the
+        vendor's monitoring."""
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @router.get("/", dependencies=[Depends(public)], include_in_schema=False)

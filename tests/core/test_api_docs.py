@@ -60,6 +60,13 @@ def test_every_operation_declares_security_and_problem_answers(client: TestClien
             assert {"409", "422"} <= op["responses"].keys(), where
 
 
+def test_every_operation_has_a_description(client: TestClient) -> None:
+    spec = client.get("/api/openapi.json").json()
+    missing = [f"{method.upper()} {path}" for path, method, op in _operations(spec)
+               if len(op.get("description", "").strip()) < 20]
+    assert missing == [], "operations without a description (write the route's docstring)"
+
+
 def test_a_wrong_method_answers_405_with_allow(client: TestClient) -> None:
     res = client.delete("/api/v1/me")
     assert res.status_code == 405

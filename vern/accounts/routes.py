@@ -315,6 +315,7 @@ def _actor_of(caller: CallerT, *, allow_enrolment: bool = False) -> Actor:
 @router.get("/users")
 def list_users(db: TenantDB, _actor: Annotated[Actor, Depends(require(Perm.USERS_READ))]
                ) -> dict[str, Any]:
+    """The members of the caller's organisation, with role, status, MFA and last sign-in."""
     return {"items": [service.user_view(u, m) for u, m in service.list_members(db)]}
 
 
@@ -339,6 +340,7 @@ def create_user(body: NewUserBody, request: Request, db: TenantDB, settings: Set
 @router.get("/users/{user_id}")
 def get_user(user_id: str, db: TenantDB,
              _actor: Annotated[Actor, Depends(require(Perm.USERS_READ))]) -> dict[str, Any]:
+    """One member of the caller's organisation (404 for anyone else)."""
     user, membership = service.get_member(db, user_id)
     return service.user_view(user, membership)
 
@@ -346,6 +348,8 @@ def get_user(user_id: str, db: TenantDB,
 @router.put("/users/{user_id}/role")
 def set_role(user_id: str, body: RoleBody, db: TenantDB,
              actor: Annotated[Actor, Depends(require(Perm.USERS_MANAGE))]) -> dict[str, Any]:
+    """Change a member's role. Privileged roles need MFA from the next sign-in; nobody changes their
+    own role."""
     service.set_role(db, user_id=user_id, role=body.role, actor=actor)
     user, membership = service.get_member(db, user_id)
     return service.user_view(user, membership)
@@ -354,6 +358,7 @@ def set_role(user_id: str, body: RoleBody, db: TenantDB,
 @router.post("/users/{user_id}/disable")
 def disable_user(user_id: str, db: TenantDB,
                  actor: Annotated[Actor, Depends(require(Perm.USERS_MANAGE))]) -> dict[str, Any]:
+    """Disable a member: their sessions and tokens stop working at once."""
     user = service.disable_user(db, user_id=user_id, actor=actor)
     return service.user_view(user, service.get_member(db, user_id)[1])
 
@@ -361,6 +366,7 @@ def disable_user(user_id: str, db: TenantDB,
 @router.post("/users/{user_id}/enable")
 def enable_user(user_id: str, db: TenantDB,
                 actor: Annotated[Actor, Depends(require(Perm.USERS_MANAGE))]) -> dict[str, Any]:
+    """Enable a disabled member again."""
     user = service.enable_user(db, user_id=user_id, actor=actor)
     return service.user_view(user, service.get_member(db, user_id)[1])
 
@@ -368,6 +374,8 @@ def enable_user(user_id: str, db: TenantDB,
 @router.post("/users/{user_id}/reset-mfa", status_code=204)
 def reset_mfa(user_id: str, db: TenantDB,
               actor: Annotated[Actor, Depends(require(Perm.USERS_MANAGE))]) -> None:
+    """Remove a member's two-step sign-in so they enrol again at the next sign-in (when they lost
+    their device)."""
     service.reset_mfa(db, user_id=user_id, actor=actor)
 
 
@@ -389,6 +397,7 @@ def _org_view(org: Any) -> dict[str, Any]:
 @router.get("/tenants")
 def list_tenants(db: DatabaseDep, _actor: Annotated[Actor, Depends(require(Perm.TENANTS_READ))]
                  ) -> dict[str, Any]:
+    """The customer organisations (controllers), for the vendor's staff."""
     with db.transaction(Scope.system("list tenants")) as session:
         return {"items": [_org_view(o) for o in service.list_tenants(session)]}
 
@@ -397,6 +406,7 @@ def list_tenants(db: DatabaseDep, _actor: Annotated[Actor, Depends(require(Perm.
 def create_tenant(body: NewTenantBody, db: DatabaseDep,
                   actor: Annotated[Actor, Depends(require(Perm.TENANTS_MANAGE))]
                   ) -> dict[str, Any]:
+    """Create a customer organisation. The organisation number must have a valid check digit."""
     with db.transaction(Scope.system("create tenant")) as session:
         org = service.create_organisation(session, name=body.name, slug=body.slug,
                                           kind=OrgKind.TENANT, actor=actor,
@@ -417,6 +427,7 @@ def _token_view(row: Any) -> dict[str, Any]:
 @router.get("/tokens")
 def list_tokens(db: TenantDB, _actor: Annotated[Actor, Depends(require(Perm.TOKENS_MANAGE))]
                 ) -> dict[str, Any]:
+    """The API tokens of the caller's organisation (never the secrets: a prefix and a fingerprint)."""
     return {"items": [_token_view(t) for t in service.list_tokens(db)]}
 
 
@@ -432,6 +443,7 @@ def create_token(body: NewTokenBody, db: TenantDB, settings: SettingsDep,
 @router.delete("/tokens/{token_id}", status_code=204)
 def revoke_token(token_id: str, db: TenantDB,
                  actor: Annotated[Actor, Depends(require(Perm.TOKENS_MANAGE))]) -> None:
+    """Revoke an API token of the caller's organisation; it stops working at once."""
     service.revoke_token(db, token_id=token_id, actor=actor)
 
 

@@ -196,6 +196,8 @@ def _alert_view(a: object, viewer: query.Viewer) -> dict[str, object]:
 
 @router.get("/api/v1/audit/alerts")
 def list_alerts(actor: ReadActor, db: TenantDB) -> dict[str, object]:
+    """Alerts raised on the caller's trail (repeated failed sign-ins, mass reads, quarantined
+    records), newest first."""
     viewer = query.Viewer.of(actor)
     found = query.alerts(db, viewer)
     record(db, "audit.read", org_id=actor.org_id, actor_user_id=actor.user_id,

@@ -102,12 +102,15 @@ def _banner_purposes(session: Session) -> list[Purpose]:
 @public_route(router, "/c/vern-consent.js", methods=["GET"],
               responses=openapi.answers("text/javascript"))
 def banner_script(request: Request) -> Response:
+    """The cookie banner's script: put it on every page of the website (it asks first and blocks
+    until asked)."""
     return serve_asset(request, STATIC / "vern-consent.js", "text/javascript")
 
 
 @public_route(router, "/c/vern-consent.css", methods=["GET"],
               responses=openapi.answers("text/css"))
 def banner_style(request: Request) -> Response:
+    """The cookie banner's style sheet."""
     return serve_asset(request, STATIC / "vern-consent.css", "text/css")
 
 
@@ -357,6 +360,7 @@ class IssueBody(Strict):
 @router.get("/api/v1/consent/purposes")
 def api_purposes(actor: Annotated[Actor, Depends(require(Perm.CONSENT_READ))],
                  db: TenantDB) -> dict[str, Any]:
+    """The organisation's purposes of processing with their legal bases, cookies and scripts."""
     return {"purposes": [service.purpose_view(p) for p in service.list_purposes(db)]}
 
 
@@ -364,6 +368,7 @@ def api_purposes(actor: Annotated[Actor, Depends(require(Perm.CONSENT_READ))],
 def api_create_purpose(body: PurposeBody,
                        actor: Annotated[Actor, Depends(require(Perm.CONSENT_MANAGE))],
                        db: TenantDB) -> dict[str, Any]:
+    """Add a purpose (key, names in bokmål and English, legal basis, cookies, scripts, retention)."""
     data = PurposeInput(**{**body.model_dump(), "data_categories": tuple(body.data_categories),
                            "cookies": tuple(body.cookies), "scripts": tuple(body.scripts)})
     purpose = service.create_purpose(db, org_id=actor.org_id, data=data, actor_user_id=actor.user_id)
@@ -373,6 +378,7 @@ def api_create_purpose(body: PurposeBody,
 @router.get("/api/v1/consent/notices")
 def api_notices(actor: Annotated[Actor, Depends(require(Perm.CONSENT_READ))],
                 db: TenantDB) -> dict[str, Any]:
+    """The published versions of the organisation's privacy notice and cookie policy."""
     return {"notices": [{"kind": n.kind, "version": n.version, "title_nb": n.title_nb,
                          "title_en": n.title_en, "published_at": n.published_at.isoformat()}
                         for n in service.list_notices(db)]}
@@ -382,6 +388,7 @@ def api_notices(actor: Annotated[Actor, Depends(require(Perm.CONSENT_READ))],
 def api_publish_notice(body: NoticeBody,
                        actor: Annotated[Actor, Depends(require(Perm.CONSENT_MANAGE))],
                        db: TenantDB) -> dict[str, Any]:
+    """Publish a new version of a notice; consent that depends on it is asked for again."""
     notice = service.publish_notice(db, org_id=actor.org_id, actor_user_id=actor.user_id,
                                     **body.model_dump())
     return {"kind": notice.kind, "version": notice.version}
@@ -503,6 +510,7 @@ router.add_api_route(
 def api_history(consent_subject: str,
                 actor: Annotated[Actor, Depends(require(Perm.CONSENT_READ))],
                 db: TenantDB) -> dict[str, Any]:
+    """Every consent record of one subject (the proof kept on the server), oldest first."""
     service.check_subject(consent_subject)
     return {"subject": consent_subject,
             "records": [service.record_view(r) for r in service.history(db, consent_subject)]}

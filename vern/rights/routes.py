@@ -161,6 +161,7 @@ def _after_change(background: BackgroundTasks, database: Database, req: RightsRe
 
 @router.get("/requests")
 def list_requests(actor: Reader, db: TenantDB, status: str | None = None) -> dict[str, Any]:
+    """Data subject requests of the caller's organisation, newest first, with their deadlines."""
     rows = service.list_requests(db, status=status)
     return {"items": [request_json(db, r) for r in rows]}
 
@@ -169,6 +170,8 @@ def list_requests(actor: Reader, db: TenantDB, status: str | None = None) -> dic
 def create_request(
     body: NewRequest, actor: Manager, db: TenantDB, database: DatabaseDep, background: BackgroundTasks
 ) -> dict[str, Any]:
+    """File a data subject request (access, portability, rectification, erasure, restriction,
+    objection) for a person identified by e-mail, phone or another key."""
     verified_by = None if body.verification == "email_code" else body.verification
     if verified_by == "customer_signin" and actor.token_id is None:
         raise InvalidInput.on("verification", "customer_signin is for the customer's own systems (API token)")
@@ -191,6 +194,7 @@ def create_request(
 
 @router.get("/requests/{rights_request_id}")
 def get_request(rights_request_id: str, actor: Reader, db: TenantDB) -> dict[str, Any]:
+    """One request: status, deadline, identity verification, plan, counts and outcome."""
     return request_json(db, service.get_request(db, rights_request_id), full=True)
 
 
@@ -198,6 +202,7 @@ def get_request(rights_request_id: str, actor: Reader, db: TenantDB) -> dict[str
 def send_code(
     rights_request_id: str, actor: Manager, db: TenantDB, database: DatabaseDep, background: BackgroundTasks
 ) -> dict[str, str]:
+    """Send the person a one-time code by e-mail to verify that the request is theirs."""
     service.send_code(db, rights_request_id)
     background.add_task(notify.deliver_pending, database)
     return {"status": "sent"}
@@ -207,6 +212,7 @@ def send_code(
 def verify(
     rights_request_id: str, body: CodeBody, actor: Manager, database: DatabaseDep, background: BackgroundTasks
 ) -> dict[str, Any]:
+    """Verify the person's identity: the code they received, or staff attesting how it was checked."""
     with database.transaction(Scope.tenant(actor.org_id)) as session:
         result = service.check_code(session, rights_request_id, body.code)
         req = service.get_request(session, rights_request_id)
@@ -221,6 +227,7 @@ def verify(
 def approve(
     rights_request_id: str, actor: Approver, db: TenantDB, database: DatabaseDep, background: BackgroundTasks
 ) -> dict[str, Any]:
+    """Approve a verified request for execution."""
     req = service.approve(db, rights_request_id, actor_user_id=actor.user_id)
     _after_change(background, database, req)
     return request_json(db, req)
@@ -228,6 +235,7 @@ def approve(
 
 @router.post("/requests/{rights_request_id}/reject")
 def reject(rights_request_id: str, body: ReasonBody, actor: Approver, db: TenantDB) -> dict[str, Any]:
+    """Reject a request with a reason the person is told."""
     return request_json(
         db, service.reject(db, rights_request_id, actor_user_id=actor.user_id, reason=body.reason)
     )
@@ -242,6 +250,7 @@ def extend(  # noqa: PLR0917 - FastAPI dependencies
     database: DatabaseDep,
     background: BackgroundTasks,
 ) -> dict[str, Any]:
+    """Extend the deadline by one or two months (GDPR Art. 12(3)) with a reason the person is told."""
     req = service.extend(
         db, rights_request_id, months=body.months, reason=body.reason, actor_user_id=actor.user_id
     )
@@ -251,6 +260,7 @@ def extend(  # noqa: PLR0917 - FastAPI dependencies
 
 @router.post("/requests/{rights_request_id}/cancel")
 def cancel(rights_request_id: str, actor: Manager, db: TenantDB) -> dict[str, Any]:
+    """Cancel a request that has not been executed."""
     return request_json(db, service.cancel(db, rights_request_id, actor_user_id=actor.user_id))
 
 
@@ -258,6 +268,7 @@ def cancel(rights_request_id: str, actor: Manager, db: TenantDB) -> dict[str, An
 def retry(
     rights_request_id: str, actor: Manager, db: TenantDB, database: DatabaseDep, background: BackgroundTasks
 ) -> dict[str, Any]:
+    """Run a partly done request again (the steps already done are not repeated)."""
     req = service.retry(db, rights_request_id, actor_user_id=actor.user_id)
     _after_change(background, database, req)
     return request_json(db, req)
@@ -265,11 +276,13 @@ def retry(
 
 @router.post("/requests/{rights_request_id}/download-link")
 def new_link(rights_request_id: str, actor: Manager, db: TenantDB) -> dict[str, str]:
+    """Make a new download link for the request's package and send it to the person."""
     return {"url": service.renew_link(db, rights_request_id, actor_user_id=actor.user_id)}
 
 
 @router.get("/requests/{rights_request_id}/package")
 def package(rights_request_id: str, actor: Manager, database: DatabaseDep) -> Response:
+    """Download the request's package (ZIP with JSON, CSV and a readable summary)."""
     return _download(
         database,
         actor.org_id,
@@ -290,6 +303,7 @@ def check(body: CheckBody, actor: Reader, db: TenantDB) -> dict[str, Any]:
 
 @router.get("/flags")
 def list_flags(actor: Reader, db: TenantDB) -> dict[str, Any]:
+    """Restriction and objection flags in force (rows the product must not process)."""
     rows = db.scalars(select(Flag).where(Flag.lifted_at.is_(None)).order_by(Flag.created_at.desc()))
     seen: set[str] = set()
     items = []
@@ -311,12 +325,14 @@ def list_flags(actor: Reader, db: TenantDB) -> dict[str, Any]:
 
 @router.post("/flags/{rights_flag_id}/lift")
 def lift(rights_flag_id: str, actor: Manager, db: TenantDB) -> dict[str, Any]:
+    """Lift a restriction or objection flag, with a reason."""
     flag = service.lift_flag(db, rights_flag_id, actor_user_id=actor.user_id)
     return {"id": flag.id, "lifted_at": _iso(flag.lifted_at)}
 
 
 @router.get("/policy")
 def get_policy(actor: Reader, db: TenantDB) -> dict[str, Any]:
+    """The organisation's rights policy: approval, verification and how product rows are found."""
     pol = service.policy_for(db, actor.org_id)
     return {
         "product_tenant_key": pol.product_tenant_key,

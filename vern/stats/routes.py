@@ -46,6 +46,7 @@ NAV = [("/console/stats", "Statistics", Perm.STATS_READ)]
 @public_route(router, "/s/vern-stats.js", methods=["GET"],
               responses=openapi.answers("text/javascript"))
 def beacon_script(request: Request) -> Response:
+    """The statistics script: counts a page view with the address cut to three groups, no cookies."""
     return serve_asset(request, STATIC / "vern-stats.js", "text/javascript")
 
 
@@ -162,12 +163,14 @@ def _site_view(site: StatsSite) -> dict[str, object]:
 @router.get("/api/v1/stats/sites")
 def list_sites(actor: Annotated[Actor, Depends(require(Perm.STATS_READ))],
                db: TenantDB) -> dict[str, object]:
+    """The organisation's websites counted in statistics."""
     return {"sites": [_site_view(s) for s in service.list_sites(db)]}
 
 
 @router.post("/api/v1/stats/sites", status_code=201)
 def create_site(body: SiteBody, actor: Annotated[Actor, Depends(require(Perm.STATS_MANAGE))],
                 db: TenantDB) -> dict[str, object]:
+    """Add a website to count; the answer holds the tag to put on its pages."""
     site = service.create_site(db, org_id=actor.org_id, name=body.name, domain=body.domain,
                                actor_user_id=actor.user_id)
     return _site_view(site)
@@ -187,6 +190,8 @@ def _range(days: int, until: date | None) -> tuple[date, date]:
 def site_report(stats_site: str, *, actor: Annotated[Actor, Depends(require(Perm.STATS_READ))],
                 db: TenantDB, interval: Period = "day", days: Annotated[int, Query()] = 30,
                 until: Day | None = None) -> dict[str, object]:
+    """Aggregated page views of a site (visits, pages, referrers) for a period; never a single
+    visitor."""
     site = service.get_site(db, stats_site)
     start, end = _range(days, until)
     return report.build(db, site.id, start, end, interval).as_dict()
@@ -196,6 +201,7 @@ def site_report(stats_site: str, *, actor: Annotated[Actor, Depends(require(Perm
 def site_export(stats_site: str, *, actor: Annotated[Actor, Depends(require(Perm.STATS_READ))],
                 db: TenantDB, interval: Period = "day", days: Annotated[int, Query()] = 30,
                 until: Day | None = None) -> Response:
+    """The site's aggregated report as CSV."""
     site = service.get_site(db, stats_site)
     start, end = _range(days, until)
     text = report.to_csv(report.build(db, site.id, start, end, interval, top_n=100))
