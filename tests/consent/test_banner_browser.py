@@ -338,3 +338,92 @@ def test_global_privacy_control_overrides_an_earlier_consent_before_anything_run
     assert page.get_by_role("dialog").count() == 0 and page.evaluate("window.__tracked") is None
     assert len(_records(db, personas.tenant_a)) == 4
     context.close()
+
+
+_OUTSIDE = """() => [...document.body.children].filter(e => !e.classList.contains('vc-backdrop'))
+    .map(e => [e.tagName.toLowerCase(), e.inert])"""
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_escape_and_the_close_button_close_the_dialog_without_a_choice_and_the_page_is_inert(
+        db: Database, personas: Personas, sites: tuple[str, str], browser: Any) -> None:
+    """Opened from the host's link: the rest of the page is inert; Escape closes the dialog,
+    records nothing, gives the page back and returns focus to the link; the visible close button
+    (named in bokmål and English) does the same from the keyboard."""
+    _vern, host = sites
+    page = browser.new_page()
+    page.goto(host + "/")
+    page.get_by_role("button", name="Reject all").click()
+    assert _wait_records(db, personas.tenant_a, 2, page) == [
+        ("marketing", "denied", "banner-reject"), ("statistics", "denied", "banner-reject")]
+    _until(page, "document.querySelector('.vc-reopen') !== null")
+    assert all(not inert for _tag, inert in page.evaluate(_OUTSIDE))
+
+    page.focus("#settings")
+    page.keyboard.press("Enter")
+    page.get_by_role("dialog").wait_for()
+    outside = page.evaluate(_OUTSIDE)
+    assert outside and all(inert for _tag, inert in outside), outside  # the reopen button too
+    # The page behind takes neither focus nor clicks.
+    page.evaluate("document.getElementById('withdraw').focus()")
+    assert page.evaluate("document.activeElement.closest('[role=dialog]') !== null")
+    page.get_by_role("button", name="Choose").click()
+    page.keyboard.press("Escape")
+    assert page.get_by_role("dialog").count() == 0
+    assert page.evaluate("document.activeElement.id") == "settings"  # back where it was opened
+    assert all(not inert for _tag, inert in page.evaluate(_OUTSIDE))
+    page.wait_for_timeout(300)
+    assert len(_records(db, personas.tenant_a)) == 2  # Escape is no choice
+
+    # The close button: reached with Tab, pressed with Space.
+    page.keyboard.press("Enter")
+    page.get_by_role("dialog").wait_for()
+    close = page.get_by_role("button", name="Close", exact=True)
+    assert close.is_visible()
+    for _ in range(10):
+        if page.evaluate("document.activeElement.dataset.vc") == "close":
+            break
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.closest('[role=dialog]') !== null")
+    page.keyboard.press("Space")
+    assert page.get_by_role("dialog").count() == 0
+    assert page.evaluate("document.activeElement.id") == "settings"
+    assert all(not inert for _tag, inert in page.evaluate(_OUTSIDE))
+    page.wait_for_timeout(300)
+    assert len(_records(db, personas.tenant_a)) == 2
+    assert page.evaluate("window.__tracked") is None
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_first_visit_escape_leaves_everything_refused_and_the_close_button_speaks_bokmal(
+        db: Database, personas: Personas, sites: tuple[str, str], browser: Any) -> None:
+    _vern, host = sites
+    page = browser.new_page()
+    page.goto(host + "/?lang=nb")
+    page.get_by_role("dialog", name="Vi bruker informasjonskapsler").wait_for()
+    assert page.get_by_role("button", name="Lukk", exact=True).is_visible()
+    page.keyboard.press("Escape")
+    assert page.get_by_role("dialog").count() == 0
+    page.get_by_role("button", name="Informasjonskapsler").wait_for()
+    page.wait_for_timeout(300)
+    assert _records(db, personas.tenant_a) == []
+    assert page.evaluate("window.__tracked") is None
+    assert page.locator("#video").get_attribute("src") is None
+    page.reload()  # no choice was made: the banner asks again
+    page.get_by_role("dialog").wait_for()
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_the_dialog_reflows_at_320_pixels_with_nothing_cut_off(
+        db: Database, personas: Personas, sites: tuple[str, str], browser: Any) -> None:
+    _vern, host = sites
+    page = browser.new_page(viewport={"width": 320, "height": 640})
+    page.goto(host + "/")
+    page.get_by_role("dialog").wait_for()
+    page.get_by_role("button", name="Choose").click()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 321
+    cut = page.evaluate("""() => [...document.querySelectorAll('[role=dialog] *')]
+        .filter(e => e.getClientRects().length && e.getBoundingClientRect().right > 321)
+        .map(e => e.tagName + ' ' + e.textContent.slice(0, 20))""")
+    assert cut == [], cut
+    assert page.get_by_role("button", name="Save choices").is_visible()
