@@ -4,8 +4,10 @@ with a strict CSP, exactly as a vendor embeds it: one script tag, a tracking scr
 
 Checked: the tracker does not run before a choice; "accept" runs it; withdrawal stops it and its
 cookie disappears; "reject" leaves it inert; GPC refuses before anything runs; a new cookie policy
-version asks again; focus stays in the dialog; Google Consent Mode gets its signals; and a consent
-record appears on the server for each choice.
+version asks again; focus stays in the dialog; Escape and the close button close it without a
+choice while the page behind is inert; it reflows at 320 px; Google Consent Mode gets its
+signals; a consent record appears on the server for each choice; and an HttpOnly cookie, which
+the banner cannot remove, goes with the SDK's middleware on the host's server.
 """
 
 from __future__ import annotations
@@ -61,8 +63,14 @@ def host_site(vern: str) -> Starlette:
     def video(_request: Any) -> Response:
         return HTMLResponse("<!doctype html><p>video</p>")
 
+    def signed_in(_request: Any) -> Response:
+        """The product's own advertising cookie, HttpOnly: no script can see or delete it."""
+        response = HTMLResponse("<!doctype html><title>Fjellheim</title><p>ok</p>")
+        response.set_cookie("_ads_server", "7", httponly=True, path="/", max_age=86400)
+        return response
+
     return Starlette(routes=[Route("/", index), Route("/tracker.js", tracker),
-                             Route("/video", video)])
+                             Route("/video", video), Route("/signed-in", signed_in)])
 
 
 @pytest.fixture
@@ -427,3 +435,39 @@ def test_the_dialog_reflows_at_320_pixels_with_nothing_cut_off(
         .map(e => e.tagName + ' ' + e.textContent.slice(0, 20))""")
     assert cut == [], cut
     assert page.get_by_role("button", name="Save choices").is_visible()
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_an_httponly_cookie_outlives_the_banner_and_goes_with_the_sdk_middleware(
+        db: Database, personas: Personas, sites: tuple[str, str], browser: Any) -> None:
+    """The same withdrawal twice: on the plain host the banner deletes the script-visible
+    cookies but the HttpOnly one stays; on a host behind ``ConsentCookieMiddleware`` (fed the
+    organisation's real declaration) the reload after the withdrawal expires it too."""
+    from vern.sdk import ConsentCookieMiddleware
+
+    vern, plain = sites
+    with db.transaction(Scope.tenant(personas.tenant_a)) as session:
+        declaration = [service.purpose_view(p) for p in service.list_purposes(session)]
+
+    def withdraw_after_accepting(host: str) -> set[str]:
+        context = browser.new_context()  # cookies are per host name, not port: one each
+        page = context.new_page()
+        page.goto(host + "/")
+        page.get_by_role("button", name="Accept all").click()
+        _until(page, "window.__tracked === 1")
+        page.goto(host + "/signed-in")
+        page.goto(host + "/")
+        assert {"_track", "_ads_id", "_ads_server"} <= set(_cookies(page))
+        with page.expect_navigation():
+            page.click("#withdraw")
+        page.get_by_role("button", name="Cookie settings").wait_for()
+        left = set(_cookies(page))
+        context.close()
+        return left
+
+    left = withdraw_after_accepting(plain)
+    assert not {"_track", "_ads_id"} & left  # what a script can reach, the banner removed
+    assert "_ads_server" in left  # HttpOnly: out of the banner's reach
+    with serve(ConsentCookieMiddleware(host_site(vern), declaration), lifespan="off") as guarded:
+        left = withdraw_after_accepting(guarded)
+    assert not {"_track", "_ads_id", "_ads_server"} & left
