@@ -4,8 +4,10 @@ with a strict CSP, exactly as a vendor embeds it: one script tag, a tracking scr
 
 Checked: the tracker does not run before a choice; "accept" runs it; withdrawal stops it and its
 cookie disappears; "reject" leaves it inert; GPC refuses before anything runs; a new cookie policy
-version asks again; focus stays in the dialog; Google Consent Mode gets its signals; and a consent
-record appears on the server for each choice.
+version asks again; focus stays in the dialog; Escape and the close button close it without a
+choice while the page behind is inert; it reflows at 320 px; Google Consent Mode gets its
+signals; a consent record appears on the server for each choice; and an HttpOnly cookie, which
+the banner cannot remove, goes with the SDK's middleware on the host's server.
 """
 
 from __future__ import annotations
@@ -61,8 +63,14 @@ def host_site(vern: str) -> Starlette:
     def video(_request: Any) -> Response:
         return HTMLResponse("<!doctype html><p>video</p>")
 
+    def signed_in(_request: Any) -> Response:
+        """The product's own advertising cookie, HttpOnly: no script can see or delete it."""
+        response = HTMLResponse("<!doctype html><title>Fjellheim</title><p>ok</p>")
+        response.set_cookie("_ads_server", "7", httponly=True, path="/", max_age=86400)
+        return response
+
     return Starlette(routes=[Route("/", index), Route("/tracker.js", tracker),
-                             Route("/video", video)])
+                             Route("/video", video), Route("/signed-in", signed_in)])
 
 
 @pytest.fixture
@@ -338,3 +346,128 @@ def test_global_privacy_control_overrides_an_earlier_consent_before_anything_run
     assert page.get_by_role("dialog").count() == 0 and page.evaluate("window.__tracked") is None
     assert len(_records(db, personas.tenant_a)) == 4
     context.close()
+
+
+_OUTSIDE = """() => [...document.body.children].filter(e => !e.classList.contains('vc-backdrop'))
+    .map(e => [e.tagName.toLowerCase(), e.inert])"""
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_escape_and_the_close_button_close_the_dialog_without_a_choice_and_the_page_is_inert(
+        db: Database, personas: Personas, sites: tuple[str, str], browser: Any) -> None:
+    """Opened from the host's link: the rest of the page is inert; Escape closes the dialog,
+    records nothing, gives the page back and returns focus to the link; the visible close button
+    (named in bokmål and English) does the same from the keyboard."""
+    _vern, host = sites
+    page = browser.new_page()
+    page.goto(host + "/")
+    page.get_by_role("button", name="Reject all").click()
+    assert _wait_records(db, personas.tenant_a, 2, page) == [
+        ("marketing", "denied", "banner-reject"), ("statistics", "denied", "banner-reject")]
+    _until(page, "document.querySelector('.vc-reopen') !== null")
+    assert all(not inert for _tag, inert in page.evaluate(_OUTSIDE))
+
+    page.focus("#settings")
+    page.keyboard.press("Enter")
+    page.get_by_role("dialog").wait_for()
+    outside = page.evaluate(_OUTSIDE)
+    assert outside and all(inert for _tag, inert in outside), outside  # the reopen button too
+    # The page behind takes neither focus nor clicks.
+    page.evaluate("document.getElementById('withdraw').focus()")
+    assert page.evaluate("document.activeElement.closest('[role=dialog]') !== null")
+    page.get_by_role("button", name="Choose").click()
+    page.keyboard.press("Escape")
+    assert page.get_by_role("dialog").count() == 0
+    assert page.evaluate("document.activeElement.id") == "settings"  # back where it was opened
+    assert all(not inert for _tag, inert in page.evaluate(_OUTSIDE))
+    page.wait_for_timeout(300)
+    assert len(_records(db, personas.tenant_a)) == 2  # Escape is no choice
+
+    # The close button: reached with Tab, pressed with Space.
+    page.keyboard.press("Enter")
+    page.get_by_role("dialog").wait_for()
+    close = page.get_by_role("button", name="Close", exact=True)
+    assert close.is_visible()
+    for _ in range(10):
+        if page.evaluate("document.activeElement.dataset.vc") == "close":
+            break
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.closest('[role=dialog]') !== null")
+    page.keyboard.press("Space")
+    assert page.get_by_role("dialog").count() == 0
+    assert page.evaluate("document.activeElement.id") == "settings"
+    assert all(not inert for _tag, inert in page.evaluate(_OUTSIDE))
+    page.wait_for_timeout(300)
+    assert len(_records(db, personas.tenant_a)) == 2
+    assert page.evaluate("window.__tracked") is None
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_first_visit_escape_leaves_everything_refused_and_the_close_button_speaks_bokmal(
+        db: Database, personas: Personas, sites: tuple[str, str], browser: Any) -> None:
+    _vern, host = sites
+    page = browser.new_page()
+    page.goto(host + "/?lang=nb")
+    page.get_by_role("dialog", name="Vi bruker informasjonskapsler").wait_for()
+    assert page.get_by_role("button", name="Lukk", exact=True).is_visible()
+    page.keyboard.press("Escape")
+    assert page.get_by_role("dialog").count() == 0
+    page.get_by_role("button", name="Informasjonskapsler").wait_for()
+    page.wait_for_timeout(300)
+    assert _records(db, personas.tenant_a) == []
+    assert page.evaluate("window.__tracked") is None
+    assert page.locator("#video").get_attribute("src") is None
+    page.reload()  # no choice was made: the banner asks again
+    page.get_by_role("dialog").wait_for()
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_the_dialog_reflows_at_320_pixels_with_nothing_cut_off(
+        db: Database, personas: Personas, sites: tuple[str, str], browser: Any) -> None:
+    _vern, host = sites
+    page = browser.new_page(viewport={"width": 320, "height": 640})
+    page.goto(host + "/")
+    page.get_by_role("dialog").wait_for()
+    page.get_by_role("button", name="Choose").click()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 321
+    cut = page.evaluate("""() => [...document.querySelectorAll('[role=dialog] *')]
+        .filter(e => e.getClientRects().length && e.getBoundingClientRect().right > 321)
+        .map(e => e.tagName + ' ' + e.textContent.slice(0, 20))""")
+    assert cut == [], cut
+    assert page.get_by_role("button", name="Save choices").is_visible()
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_an_httponly_cookie_outlives_the_banner_and_goes_with_the_sdk_middleware(
+        db: Database, personas: Personas, sites: tuple[str, str], browser: Any) -> None:
+    """The same withdrawal twice: on the plain host the banner deletes the script-visible
+    cookies but the HttpOnly one stays; on a host behind ``ConsentCookieMiddleware`` (fed the
+    organisation's real declaration) the reload after the withdrawal expires it too."""
+    from vern.sdk import ConsentCookieMiddleware
+
+    vern, plain = sites
+    with db.transaction(Scope.tenant(personas.tenant_a)) as session:
+        declaration = [service.purpose_view(p) for p in service.list_purposes(session)]
+
+    def withdraw_after_accepting(host: str) -> set[str]:
+        context = browser.new_context()  # cookies are per host name, not port: one each
+        page = context.new_page()
+        page.goto(host + "/")
+        page.get_by_role("button", name="Accept all").click()
+        _until(page, "window.__tracked === 1")
+        page.goto(host + "/signed-in")
+        page.goto(host + "/")
+        assert {"_track", "_ads_id", "_ads_server"} <= set(_cookies(page))
+        with page.expect_navigation():
+            page.click("#withdraw")
+        page.get_by_role("button", name="Cookie settings").wait_for()
+        left = set(_cookies(page))
+        context.close()
+        return left
+
+    left = withdraw_after_accepting(plain)
+    assert not {"_track", "_ads_id"} & left  # what a script can reach, the banner removed
+    assert "_ads_server" in left  # HttpOnly: out of the banner's reach
+    with serve(ConsentCookieMiddleware(host_site(vern), declaration), lifespan="off") as guarded:
+        left = withdraw_after_accepting(guarded)
+    assert not {"_track", "_ads_id", "_ads_server"} & left

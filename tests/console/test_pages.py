@@ -398,11 +398,15 @@ def test_console_pages_carry_no_inline_script_or_style(en: TestClient, personas:
         assert page.status_code == 200, path
         assert " style=" not in page.text and "<style" not in page.text, path
         scripts = re.findall(r"<script[^>]*>(.*?)</script>", page.text, re.S)
-        assert scripts == [""], path  # only the vendored htmx, loaded by src
+        assert scripts == ["", ""], path  # only the vendored htmx and focus.js, loaded by src
+        assert re.findall(r'<script src="([^"]+)"', page.text) == [
+            "/static/console/htmx.min.js", "/static/console/focus.js"], path
         assert page.headers["cache-control"] == "no-store"
     assert en.get("/login").status_code == 200
     htmx = en.get("/static/console/htmx.min.js")
     assert htmx.status_code == 200 and "Zero-Clause BSD" in htmx.text[:600]
+    focus = en.get("/static/console/focus.js")
+    assert focus.status_code == 200 and "htmx:afterSettle" in focus.text
 
 
 def test_the_language_switch_after_a_post_goes_to_a_page_that_exists(en: TestClient,

@@ -109,6 +109,11 @@ def test_the_plain_delete_me_path_needs_the_code_and_then_approval(
     page = client.get(verify_url)
     wrong = client.post(verify_url, data={"csrf_token": _csrf(page.text), "code": "000000"})
     assert wrong.status_code == 422
+    # The message is tied to the field it is about (WCAG 1.3.1, 3.3.1); not before a wrong code.
+    assert 'aria-invalid' not in page.text
+    assert re.search(r'<p role="alert" id="code-error">[^<]+</p>', wrong.text)
+    assert re.search(r'<input id="code"[^>]* aria-invalid="true" aria-describedby="code-error"',
+                     wrong.text)
     code = re.search(r"\b(\d{6})\b", mails.last_to(person["email"]).body).group(1)  # type: ignore[union-attr]
     client.post(verify_url, data={"csrf_token": _csrf(page.text), "code": code})
     request_id = verify_url.split("/")[-2]

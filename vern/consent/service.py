@@ -38,6 +38,11 @@ from vern.stats.ip import truncate_ip
 KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 SUBJECT = re.compile(r"^[A-Za-z0-9_.:@-]{8,80}$")
 COOKIE_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,120}$")
+# Where a declared cookie lives, for expiring it from the server (vern.sdk.consent): the path it
+# was set for (default /) and the Domain attribute it was set with (default: none, host-only).
+COOKIE_PATH = re.compile(r"^/[!#$%&'()*+,./0-9:=?@A-Z\[\]^_`a-z{|}~-]{0,199}$")
+COOKIE_DOMAIN = re.compile(r"^\.?(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+                           r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 # A choice that lets the product go ahead; anything else (or nothing, under consent) stops it.
 ALLOWING = frozenset({"granted", "legitimate-interest"})
 
@@ -77,6 +82,11 @@ def _validate_purpose(data: PurposeInput) -> None:
     for i, cookie in enumerate(data.cookies):
         if not isinstance(cookie, dict) or not COOKIE_NAME.match(str(cookie.get("name", "")).rstrip("*")):
             raise InvalidInput.on(f"cookies.{i}.name", "a cookie name (a trailing * matches a prefix)")
+        path, domain = str(cookie.get("path") or "/"), str(cookie.get("domain") or "")
+        if not COOKIE_PATH.match(path):
+            raise InvalidInput.on(f"cookies.{i}.path", "a cookie path: / or /a/path (no ; or spaces)")
+        if domain and not COOKIE_DOMAIN.match(domain):
+            raise InvalidInput.on(f"cookies.{i}.domain", "a domain such as example.com (no scheme, no port)")
 
 
 def create_purpose(session: Session, *, org_id: str, data: PurposeInput,
@@ -100,8 +110,12 @@ def create_purpose(session: Session, *, org_id: str, data: PurposeInput,
 
 
 def _cookie(cookie: dict[str, Any]) -> dict[str, str]:
-    return {k: str(cookie.get(k, ""))[:300] for k in ("name", "provider", "duration", "description_nb",
-                                                      "description_en")}
+    out = {k: str(cookie.get(k, ""))[:300] for k in ("name", "provider", "duration", "description_nb",
+                                                     "description_en")}
+    for k in ("path", "domain"):  # only when declared: the defaults are / and host-only
+        if cookie.get(k):
+            out[k] = str(cookie[k]).lstrip(".").lower() if k == "domain" else str(cookie[k])
+    return out
 
 
 def retire_purpose(session: Session, *, key: str, actor_user_id: str | None) -> Purpose:

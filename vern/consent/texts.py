@@ -15,6 +15,7 @@ BANNER: dict[str, dict[str, str]] = {
         "change": "Informasjonskapsler",
         "policy": "Les erklæringen om informasjonskapsler",
         "required": "alltid på",
+        "close": "Lukk",
     },
     "en": {
         "title": "We use cookies",
@@ -27,6 +28,7 @@ BANNER: dict[str, dict[str, str]] = {
         "change": "Cookie settings",
         "policy": "Read the cookie declaration",
         "required": "always on",
+        "close": "Close",
     },
 }
 

@@ -15,7 +15,14 @@ a purpose for a person now (see ``vern.sdk.consent``).
 """
 
 from vern.sdk.client import AuditClient
-from vern.sdk.consent import ConsentClient, ConsentError
+from vern.sdk.consent import (
+    ConsentClient,
+    ConsentCookieMiddleware,
+    ConsentError,
+    WSGIConsentCookieMiddleware,
+    expired_cookies,
+)
 from vern.sdk.middleware import AuditMiddleware, WSGIAuditMiddleware
 
-__all__ = ["AuditClient", "AuditMiddleware", "ConsentClient", "ConsentError", "WSGIAuditMiddleware"]
+__all__ = ["AuditClient", "AuditMiddleware", "ConsentClient", "ConsentCookieMiddleware", "ConsentError",
+           "WSGIAuditMiddleware", "WSGIConsentCookieMiddleware", "expired_cookies"]

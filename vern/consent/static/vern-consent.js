@@ -22,6 +22,7 @@
   var allowed = {};
   var box = null;
   var lastFocus = null;
+  var quieted = [];
 
   /* Google Consent Mode v2: everything but security storage denied until a choice says otherwise. */
   window.dataLayer = window.dataLayer || [];
@@ -143,18 +144,45 @@
     return c;
   }
 
+  /* While the dialog is open the rest of the page is inert: no focus, no clicks, hidden from
+   * assistive technology. Only what this script made inert is given back. */
+  function quiet(node) {
+    if (node === box || node.nodeType !== 1 || node.inert) return;
+    node.inert = true;
+    quieted.push(node);
+  }
+  function unquiet() {
+    quieted.forEach(function (n) { n.inert = false; });
+    quieted = [];
+  }
+
   function close() {
     if (box) { box.remove(); box = null; }
+    unquiet();
+    document.removeEventListener("keydown", onEscape, true);
+    document.removeEventListener("focusin", keepIn, true);
     if (lastFocus && lastFocus.focus) lastFocus.focus();
+  }
+
+  function focusable() {
+    return Array.prototype.filter.call(box.querySelectorAll("button,input:not([disabled]),a[href]"),
+      function (x) { return x.getClientRects().length > 0; });
   }
 
   function trap(e) {
     if (e.key !== "Tab" || !box) return;
-    var f = Array.prototype.filter.call(box.querySelectorAll("button,input:not([disabled]),a[href]"),
-      function (x) { return x.getClientRects().length > 0; });
+    var f = focusable();
     var first = f[0], last = f[f.length - 1];
     if (e.shiftKey && document.activeElement === first) { last.focus(); e.preventDefault(); }
     else if (!e.shiftKey && document.activeElement === last) { first.focus(); e.preventDefault(); }
+  }
+  /* Escape closes the dialog without a choice: nothing non-essential runs, as before any choice. */
+  function onEscape(e) {
+    if (box && (e.key === "Escape" || e.key === "Esc")) { e.preventDefault(); e.stopPropagation(); close(); }
+  }
+  /* Focus that lands outside (something the host page added while the dialog was open) comes back. */
+  function keepIn(e) {
+    if (box && !box.contains(e.target)) { var f = focusable(); if (f.length) f[0].focus(); }
   }
 
   function open() {
@@ -163,7 +191,14 @@
     lastFocus = document.activeElement;
     box = el("div", { "class": "vc-backdrop" });
     var d = el("div", { "class": "vc-dialog", role: "dialog", "aria-modal": "true", "aria-labelledby": "vc-title", "aria-describedby": "vc-body", lang: cfg.lang });
-    d.appendChild(el("h2", { id: "vc-title" }, t.title));
+    var head = el("div", { "class": "vc-head" });
+    head.appendChild(el("h2", { id: "vc-title" }, t.title));
+    var shut = el("button", { type: "button", "class": "vc-close", "data-vc": "close" });
+    shut.appendChild(el("span", { "aria-hidden": "true" }, "\u00d7"));
+    shut.appendChild(document.createTextNode(" " + t.close));
+    shut.onclick = close;
+    head.appendChild(shut);
+    d.appendChild(head);
     var body = el("p", { id: "vc-body" }, t.body + " ");
     body.appendChild(el("a", { href: cfg.policy_url, target: "_blank", rel: "noopener" }, t.policy));
     d.appendChild(body);
@@ -204,6 +239,9 @@
     d.addEventListener("keydown", trap);
     box.appendChild(d);
     document.body.appendChild(box);
+    Array.prototype.forEach.call(document.body.children, quiet);
+    document.addEventListener("keydown", onEscape, true);
+    document.addEventListener("focusin", keepIn, true);
     reject.focus();
     if (window.performance && performance.mark) performance.mark("vern-consent-shown");
   }
@@ -214,6 +252,7 @@
       var b = el("button", { type: "button", "class": "vc-reopen", "aria-label": cfg.texts.change }, cfg.texts.change);
       b.onclick = open;
       document.body.appendChild(b);
+      if (box) quiet(b);
     }
     Array.prototype.forEach.call(document.querySelectorAll("[data-vern-consent]"), function (e) {
       var act = e.getAttribute("data-vern-consent");
