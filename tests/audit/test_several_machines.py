@@ -5,13 +5,16 @@ machine has committed their positions."""
 from __future__ import annotations
 
 import json
+import time
+from datetime import timedelta
 from pathlib import Path
 
 from tests.audit.helpers import audit_log, fill, rows
+from vern.audit import retention
 from vern.audit.chain import AuditLog
 from vern.audit.verify import verify
 from vern.config import Settings
-from vern.db import Database
+from vern.db import Database, utcnow
 
 
 def _machines(db: Database, settings: Settings, tmp_path: Path) -> tuple[AuditLog, AuditLog]:
@@ -91,3 +94,31 @@ def test_a_line_in_two_machines_files_alike_counts_once(
 
     assert report.ok, report.problem
     assert report.checked == 70
+
+
+def test_retention_reaches_the_log_files_of_every_machine(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    a, b = _machines(db, settings, tmp_path)
+    fill(a, db, 40)
+    fill(b, db, 40)
+    # Machine b's file is from a day long past (renamed to stand for it).
+    old = tmp_path / "b" / "audit-2001-05-17.jsonl"
+    _newest(tmp_path / "b").rename(old)
+    middle = utcnow()
+    time.sleep(0.01)
+    fill(a, db, 20)
+    later = middle + timedelta(days=settings.audit_retention_days)
+    # The retention job runs on machine a's worker: the records go, and a's old files.
+    result = retention.expire(db, settings.model_copy(update={"audit_log_dir": tmp_path / "a"}),
+                              now=later)
+    assert result.boundary == 80 and old.exists()
+
+    # Machine b's next append (in a process started after) removes b's old file.
+    again = audit_log(db, settings.model_copy(update={"audit_log_dir": tmp_path / "b"}))
+    again.append(rows(again, db, 5))
+
+    assert not old.exists()
+    report = verify(db, settings, directories=[tmp_path / "a", tmp_path / "b"])
+    assert report.ok, report.problem
+    assert report.start == 80 and report.checked == 25

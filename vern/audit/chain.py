@@ -694,6 +694,7 @@ class AuditLog:
         self._frag_a: dict[tuple[Any, ...], str] = {}
         self._frag_b: dict[tuple[Any, ...], str] = {}
         self.witness_error: str | None = None  # the last witness's refusal, if any
+        self._files_expired_on: str | None = None  # the day this log last applied retention
         self._ensure_head()
 
     def _ensure_head(self) -> None:
@@ -760,7 +761,22 @@ class AuditLog:
         if result.checkpoint is not None and (self.audit.witness_dir is not None
                                               or self.audit.witness_url):
             self.witness_now()
+        self._expire_files_daily()
         return result
+
+    def _expire_files_daily(self) -> None:
+        """Retention on this machine's log directory, once a day per process
+        (``vern.audit.retention.expire_local_files``); a failure is logged, never raised."""
+        today = datetime.now(UTC).strftime("%Y-%m-%d")
+        if self._files_expired_on == today:
+            return
+        self._files_expired_on = today
+        from vern.audit.retention import expire_local_files
+
+        try:
+            expire_local_files(self.database, self.settings)
+        except Exception:
+            log.exception("old audit log files could not be removed from %s", self.directory)
 
     def witness_now(self) -> bool:
         """Hand the newest checkpoint to the witnesses (``vern.audit.witness``). A refusal is
