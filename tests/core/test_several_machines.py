@@ -47,6 +47,7 @@ from vern.rights import demo
 from vern.rights.models import Part as RightsPart
 from vern.rights.models import RightsRequest
 from vern.stats.models import StatsEvent
+from vern.worker import WorkerJob, discover_jobs
 
 pytestmark = pytest.mark.slow
 
@@ -311,6 +312,7 @@ def test_two_servers_and_two_workers_share_one_database(  # noqa: PLR0912 - one 
                        headers=auth("probe")).status_code == 429
 
         # Now the two workers, at once: each job is claimed by one of them.
+        started = time.monotonic()
         workers = []
         for host in ("a", "b"):
             log = tmp_path / f"worker-{host}.log"
@@ -324,6 +326,15 @@ def test_two_servers_and_two_workers_share_one_database(  # noqa: PLR0912 - one 
             return sorted(states) == ["done"] * len(request_ids)
 
         _until(requests_done, "the data subject requests")
+        job_names = {job.name for job in discover_jobs()}
+
+        def every_job_ran() -> bool:
+            with database.transaction(Scope.system("test read")) as session:
+                done = set(session.scalars(select(WorkerJob.name).where(
+                    WorkerJob.last_finished_at.is_not(None))))
+            return done == job_names
+
+        _until(every_job_ran, "the workers' first round")
         unsent = select(func.count()).select_from(OutboxMessage).where(
             OutboxMessage.sent_at.is_(None))
         _until(lambda: _count(database, unsent) == 0, "the outbox")
@@ -332,6 +343,16 @@ def test_two_servers_and_two_workers_share_one_database(  # noqa: PLR0912 - one 
         for proc in [*workers, *(p for _, p, _ in servers)]:
             _stop(proc)
             assert proc.returncode in {0, -signal.SIGTERM}
+        elapsed = time.monotonic() - started
+
+        # Each scheduled job ran, and no more often than its interval allows across both
+        # workers (two workers without the shared claim would each run every job at once).
+        with database.transaction(Scope.system("test read")) as session:
+            runs = dict(session.execute(select(WorkerJob.name, WorkerJob.runs)).all())
+        every = {job.name: job.every.total_seconds() for job in discover_jobs()}
+        assert set(runs) == set(every)
+        for name, n in runs.items():
+            assert 1 <= n <= 1 + int(elapsed // every[name]), (name, n, elapsed)
 
         # Every request ran once; the product lost exactly the erased people's rows.
         with database.transaction(Scope.system("test read")) as session:
