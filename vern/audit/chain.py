@@ -694,6 +694,7 @@ class AuditLog:
         self._frag_a: dict[tuple[Any, ...], str] = {}
         self._frag_b: dict[tuple[Any, ...], str] = {}
         self.witness_error: str | None = None  # the last witness's refusal, if any
+        self._files_expired_on: str | None = None  # the day this log last applied retention
         self._ensure_head()
 
     def _ensure_head(self) -> None:
@@ -760,7 +761,22 @@ class AuditLog:
         if result.checkpoint is not None and (self.audit.witness_dir is not None
                                               or self.audit.witness_url):
             self.witness_now()
+        self._expire_files_daily()
         return result
+
+    def _expire_files_daily(self) -> None:
+        """Retention on this machine's log directory, once a day per process
+        (``vern.audit.retention.expire_local_files``); a failure is logged, never raised."""
+        today = datetime.now(UTC).strftime("%Y-%m-%d")
+        if self._files_expired_on == today:
+            return
+        self._files_expired_on = today
+        from vern.audit.retention import expire_local_files
+
+        try:
+            expire_local_files(self.database, self.settings)
+        except Exception:
+            log.exception("old audit log files could not be removed from %s", self.directory)
 
     def witness_now(self) -> bool:
         """Hand the newest checkpoint to the witnesses (``vern.audit.witness``). A refusal is
@@ -831,7 +847,7 @@ class AuditLog:
                         cur.execute(q["set_sealed_ts"], (sealed_ts,))
             finally:
                 cur.close()
-            self._trim_files(tree_size, cp_size_0)
+            self._trim_files(tree_size, cp_size_0, _stored_in(dbapi, pg))
             tiles: list[tuple[int, int, bytes]] = []
             frontier = Frontier.decode(tree_size, frontier_blob)
             seq = first = tree_size
@@ -1061,7 +1077,8 @@ class AuditLog:
             cursor.close()
         return seq
 
-    def _trim_files(self, tree_size: int, checkpoint_size: int) -> None:
+    def _trim_files(self, tree_size: int, checkpoint_size: int,
+                    stored: Callable[[bytes], bool] | None = None) -> None:
         """Lines an interrupted append left (see ``vern.audit.logfile``) go before new ones;
         skipped when the file is as this log's own last append left it."""
         clean = self._clean
@@ -1070,7 +1087,7 @@ class AuditLog:
                 if clean[0].stat().st_size == clean[1] and clean[0] == file_for(self.directory):
                     return
         trim_uncommitted(self.directory, tree_size, checkpoint_size,
-                         fsync=self.audit.fsync_files)
+                         fsync=self.audit.fsync_files, stored=stored)
 
     @property
     def _dbapi_integrity(self) -> type[BaseException]:
@@ -1105,6 +1122,37 @@ class AuditLog:
                                            and not result.quarantined):
                 return total
             force_checkpoint = force_checkpoint and result.checkpoint is None
+
+
+def _stored_in(dbapi: Any, pg: bool) -> Callable[[bytes], bool]:
+    """``stored(line)`` for ``trim_uncommitted``, on the append's own connection (under its
+    lock): False for a record line whose position holds another record, or a checkpoint line
+    the database does not have (above the retention boundary); True otherwise. Read only for
+    the last lines of the newest file, and only when another process appended since."""
+    mark = "%s" if pg else "?"
+
+    def stored(line: bytes) -> bool:
+        cur = dbapi.cursor()
+        try:
+            if line.startswith(b"["):
+                row = json.loads(line)
+                cur.execute(f"SELECT id FROM audit_events WHERE seq = {mark}",  # noqa: S608
+                            (int(row[0]),))
+                found = cur.fetchone()
+                return found is None or str(found[0]) == str(row[1])  # None: past retention
+            cp = json.loads(line)["checkpoint"]
+            cur.execute(f"SELECT root, ts FROM audit_checkpoints WHERE tree_size = {mark}",  # noqa: S608
+                        (int(cp["size"]),))
+            found = cur.fetchone()
+            if found is None:
+                cur.execute("SELECT retained_from FROM audit_head WHERE id = 1")
+                head = cur.fetchone()
+                return head is not None and int(cp["size"]) <= int(head[0] or 0)
+            return bytes(found[0]) == bytes.fromhex(cp["root"]) and int(found[1]) == int(cp["ts"])
+        finally:
+            cur.close()
+
+    return stored
 
 
 def seal_records(  # noqa: PLR0917 - the hot loop's state

@@ -32,14 +32,20 @@ def _open() -> tuple[Any, Any]:
 @app.command()
 def verify(
     no_files: Annotated[bool, typer.Option("--no-files", help="Check the database only.")] = False,
+    dirs: Annotated[list[Path] | None, typer.Option(
+        "--dir", help="An audit log directory; repeat it for each machine that serves or runs "
+                      "the worker (default: VERN_AUDIT_LOG_DIR).")] = None,
 ) -> None:
     """Check every record in the database and the log files against the signed checkpoints.
     Exits 1 naming the first bad record."""
     from vern.audit.verify import verify as run
 
     database, settings = _open()
+    for d in dirs or []:
+        if not d.is_dir():
+            _fail(f"--dir: {d} is not a directory")
     started = time.perf_counter()
-    report = run(database, settings, files=not no_files)
+    report = run(database, settings, files=not no_files, directories=dirs or None)
     seconds = time.perf_counter() - started
     if report.problem is not None:
         what = "first bad record" if report.problem.seq is not None else "verification failed"

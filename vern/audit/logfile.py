@@ -157,21 +157,34 @@ def newest_file(directory: Path) -> Path | None:
     return files[-1] if files else None
 
 
-def _line_is_uncommitted(line: bytes, tree_size: int, checkpoint_size: int) -> bool:
+def _line_is_uncommitted(line: bytes, tree_size: int, checkpoint_size: int,
+                         stored: Callable[[bytes], bool] | None = None) -> bool:
     """A record line at a position the committed tree does not have yet, or a checkpoint newer
-    than the last committed one (checkpoints only grow)."""
+    than the last committed one (checkpoints only grow); with ``stored``, also a line at a
+    committed position that the database holds otherwise (see ``trim_uncommitted``)."""
     if line.startswith(b"["):
         comma = line.find(b",")
-        return comma > 1 and int(line[1:comma]) >= tree_size
-    if line.startswith(b'{"checkpoint"'):
-        return int(json.loads(line)["checkpoint"]["size"]) > checkpoint_size
-    return False
+        if comma <= 1:
+            return False
+        if int(line[1:comma]) >= tree_size:
+            return True
+    elif line.startswith(b'{"checkpoint"'):
+        if int(json.loads(line)["checkpoint"]["size"]) > checkpoint_size:
+            return True
+    else:
+        return False
+    return stored is not None and not stored(line)
 
 
 def trim_uncommitted(directory: Path, tree_size: int, checkpoint_size: int, *,
-                     fsync: bool = True) -> int:
+                     fsync: bool = True, stored: Callable[[bytes], bool] | None = None) -> int:
     """Cut the lines of records the database never committed off the end of the newest file
-    (see the module doc); returns how many lines were cut. Call it under the file lock."""
+    (see the module doc); returns how many lines were cut. Call it under the file lock.
+
+    With several machines, each appending to its own directory, the tree may have grown past
+    the lines an interrupted append left here (another machine committed those positions
+    since). ``stored(line)`` says whether the database holds the line's record (its id at that
+    position) or checkpoint; lines at the end that it does not hold are cut as well."""
     path = newest_file(directory)
     if path is None:
         return 0
@@ -195,7 +208,7 @@ def trim_uncommitted(directory: Path, tree_size: int, checkpoint_size: int, *,
                 if not line:
                     continue
                 try:
-                    uncommitted = _line_is_uncommitted(line, tree_size, checkpoint_size)
+                    uncommitted = _line_is_uncommitted(line, tree_size, checkpoint_size, stored)
                 except (ValueError, KeyError, TypeError):
                     # Unreadable: the cut-off end of an interrupted write when it is the last
                     # piece; otherwise not a line of ours, left for verification to name.

@@ -64,11 +64,8 @@ def expire(database: Database, settings: Settings, *, now: datetime | None = Non
             removed += result.rowcount or 0
     files = 0
     if cp is not None:
-        first_day = us_to_datetime(cp.ts).strftime("%Y-%m-%d")
-        for path in Path(settings.audit_log_dir).glob(f"{FILE_PREFIX}*.jsonl"):
-            if path.stem.removeprefix(FILE_PREFIX) < first_day:
-                path.unlink()
-                files += 1
+        files = _remove_files(Path(settings.audit_log_dir),
+                              us_to_datetime(cp.ts).strftime("%Y-%m-%d"))
     keys = 0
     last_month = cutoff.strftime("%Y-%m")
     with database.transaction(Scope.system("audit retention keys")) as session:
@@ -81,6 +78,36 @@ def expire(database: Database, settings: Settings, *, now: datetime | None = Non
                 keys += 1
     return Expired(boundary, removed, files, keys,
                    _expire_quarantine(database, settings, cutoff))
+
+
+def _remove_files(directory: Path, first_day: str) -> int:
+    files = 0
+    for path in directory.glob(f"{FILE_PREFIX}*.jsonl"):
+        if path.stem.removeprefix(FILE_PREFIX) < first_day:
+            path.unlink(missing_ok=True)
+            files += 1
+    return files
+
+
+def expire_local_files(database: Database, settings: Settings, *,
+                       now: datetime | None = None) -> int:
+    """This machine's part of retention: its log files from before the day of the checkpoint
+    the trail now starts at, and its quarantine files from before the cut-off. ``expire`` runs
+    on one worker of one machine and removes the records and that machine's files; every other
+    machine's files go here, called by each process that appends (``AuditLog``) once a day.
+    Returns how many log files were removed."""
+    now = now or utcnow()
+    with database.engine.connect() as conn:
+        start = conn.scalar(select(AuditHead.retained_from).where(AuditHead.id == 1)) or 0
+        ts = conn.scalar(select(AuditCheckpoint.ts).where(AuditCheckpoint.tree_size == start)) \
+            if start > 0 else None
+    cutoff = now - timedelta(days=settings.audit_retention_days)
+    for path in Path(settings.audit_log_dir).glob(f"{QUARANTINE_PREFIX}*.jsonl"):
+        if path.stem.removeprefix(QUARANTINE_PREFIX) < cutoff.strftime("%Y-%m-%d"):
+            path.unlink(missing_ok=True)
+    if ts is None:
+        return 0
+    return _remove_files(Path(settings.audit_log_dir), us_to_datetime(ts).strftime("%Y-%m-%d"))
 
 
 def _expire_quarantine(database: Database, settings: Settings, cutoff: datetime) -> int:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import heapq
 import json
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,9 +153,10 @@ def _checked_head(head: Any) -> None:
         _checked(getattr(head, name), name, int, None, "audit_head")
 
 
-def _file_entries(directory: Path, checkpoints: list[Checkpoint]) -> Iterator[_FileEntry]:
+def _file_entries(directory: Path, checkpoints: list[Checkpoint], *,
+                  label: bool = False) -> Iterator[_FileEntry]:
     for path in sorted(directory.glob(f"{FILE_PREFIX}*.jsonl")):
-        name = path.name
+        name = str(path) if label else path.name
         with open(path, "rb", buffering=1 << 20) as fh:
             for n, raw in enumerate(fh, 1):
                 line = raw[:-1] if raw[-1:] == b"\n" else raw
@@ -208,6 +210,39 @@ def _db_rows(database: Database, start: int, end: int) -> Generator[tuple[Any, .
         raw.close()
 
 
+def _merged_entries(directories: Sequence[Path],
+                    checkpoints: list[Checkpoint]) -> Iterator[_FileEntry]:
+    """The lines of every directory in ``seq`` order. Each machine's directory holds the lines
+    of the appends made there, in ``seq`` order; together they hold every record once."""
+    if len(directories) == 1:
+        return _file_entries(directories[0], checkpoints)
+    return _once(heapq.merge(*(_file_entries(d, checkpoints, label=True) for d in directories),
+                             key=lambda entry: entry.seq))
+
+
+def _once(entries: Iterator[_FileEntry]) -> Iterator[_FileEntry]:
+    """A line found in two machines' files alike (the same record at the same position: an
+    append that wrote it on one machine and did not commit, the same record sealed at the same
+    place by the next append on another) counts once; any other repetition is left to fail."""
+    last: _FileEntry | None = None
+    for entry in entries:
+        if last is not None and entry.seq >= 0 and entry.seq == last.seq \
+                and entry.line == last.line:
+            continue
+        last = entry
+        yield entry
+
+
+@contextlib.contextmanager
+def _appends_paused_all(directories: Sequence[Path]) -> Iterator[None]:
+    """``_appends_paused`` for each directory (appends on this host; another host's appends
+    are ordered by the database alone, see ``vern.audit.chain``)."""
+    with contextlib.ExitStack() as stack:
+        for directory in sorted(set(directories)):
+            stack.enter_context(_appends_paused(directory))
+        yield
+
+
 @contextlib.contextmanager
 def _appends_paused(directory: Path) -> Iterator[None]:
     lock_path = directory / ".lock"
@@ -223,15 +258,20 @@ def _appends_paused(directory: Path) -> Iterator[None]:
 
 
 def verify(database: Database, settings: Settings, *, files: bool = True,
-           fast: bool = True) -> Report:
+           fast: bool = True, directories: Sequence[Path] | None = None) -> Report:
     """Check the trail; ``report.problem`` names the first bad record (None when all is well).
 
-    The fast pass (``vern.audit.verify_fast``) runs first; only when it finds anything amiss
-    does the exact pass below run, to name the first bad record and where it is."""
+    ``directories``: the audit log directories of every machine that appends (default:
+    ``VERN_AUDIT_LOG_DIR`` alone); their lines are read together, in ``seq`` order.
+
+    The fast pass (``vern.audit.verify_fast``) runs first (one directory only); only when it
+    finds anything amiss does the exact pass below run, to name the first bad record and where
+    it is."""
+    dirs = list(directories) if directories else [Path(settings.audit_log_dir)]
     report: Report | None = None
-    if fast:
+    if fast and len(dirs) == 1:
         try:
-            report = _fast(database, settings, files)
+            report = _fast(database, settings, files, dirs[0])
         except _BadRow as bad:
             return Report(problem=bad.problem)
     if report is None:
@@ -239,7 +279,7 @@ def verify(database: Database, settings: Settings, *, files: bool = True,
         closers: list[Callable[[], None]] = []
         try:
             with contextlib.suppress(_Stop):
-                _verify(database, settings, files, report, closers)
+                _verify(database, settings, files, report, closers, dirs)
         except _BadRow as bad:
             report.problem = bad.problem
         finally:
@@ -277,13 +317,13 @@ def _evidence(database: Database, settings: Settings, report: Report) -> None:
 
 
 def _fast(  # noqa: PLR0911, PLR0912, PLR0915 - every check gives up the same way
-    database: Database, settings: Settings, check_files: bool,
+    database: Database, settings: Settings, check_files: bool, directory: Path | None = None,
 ) -> Report | None:
     """The fast pass: a report when everything is in order, None when the exact pass must look."""
     from vern.audit import verify_fast
 
     signer = Signer(settings)
-    directory = Path(settings.audit_log_dir)
+    directory = directory if directory is not None else Path(settings.audit_log_dir)
     with _appends_paused(directory), database.engine.connect() as conn:
         head = conn.execute(select(AuditHead).where(AuditHead.id == 1)).first()
         _checked_head(head)
@@ -362,9 +402,9 @@ def _fast(  # noqa: PLR0911, PLR0912, PLR0915 - every check gives up the same wa
     return report
 
 
-def _verify(  # noqa: PLR0912, PLR0915 - one pass over both copies
+def _verify(  # noqa: PLR0912, PLR0915, PLR0917 - one pass over both copies
     database: Database, settings: Settings, check_files: bool, report: Report,
-    closers: list[Callable[[], None]],
+    closers: list[Callable[[], None]], directories: Sequence[Path],
 ) -> None:
     signer = Signer(settings)
 
@@ -372,7 +412,7 @@ def _verify(  # noqa: PLR0912, PLR0915 - one pass over both copies
         report.problem = Problem(seq, rid, where, message)
         raise _Stop
 
-    with _appends_paused(Path(settings.audit_log_dir)), database.engine.connect() as conn:
+    with _appends_paused_all(directories), database.engine.connect() as conn:
         # Under the append lock: the head read here and the files agree (a writer commits and
         # writes its lines while holding it exclusively).
         head = conn.execute(select(AuditHead).where(AuditHead.id == 1)).first()
@@ -407,13 +447,13 @@ def _verify(  # noqa: PLR0912, PLR0915 - one pass over both copies
     report.start = start
 
     file_cps: list[Checkpoint] = []
-    directory = Path(settings.audit_log_dir)
     entries: Iterator[_FileEntry] | None = None
     if check_files:
-        report.files = len(list(directory.glob(f"{FILE_PREFIX}*.jsonl")))
+        report.files = sum(len(list(d.glob(f"{FILE_PREFIX}*.jsonl"))) for d in directories)
         if report.files == 0 and tree_size > start:
-            fail(start, None, str(directory), "missing from the log files (no files found)")
-        entries = _file_entries(directory, file_cps)
+            fail(start, None, ", ".join(map(str, directories)),
+                 "missing from the log files (no files found)")
+        entries = _merged_entries(directories, file_cps)
     pending_file: _FileEntry | None = None
     first_diff: tuple[int, str | None, str, str] | None = None  # seq, id, where, message
     last_cp = start
@@ -505,7 +545,7 @@ def _verify(  # noqa: PLR0912, PLR0915 - one pass over both copies
             later.append(f)
             f = next_file()
         merge_file_checkpoints()
-    with _appends_paused(Path(settings.audit_log_dir)), database.engine.connect() as conn:
+    with _appends_paused_all(directories), database.engine.connect() as conn:
         now_size = conn.scalar(select(AuditHead.tree_size).where(AuditHead.id == 1)) or 0
     for f in later:
         # Every line is written after its record committed: a line the database does not
