@@ -21,8 +21,8 @@ install: $(STAMP)
 
 ## Write requirements.lock again from pyproject.toml (after changing a dependency); needs uv.
 lock:
-	$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --user uv
-	$(PYTHON) -m uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
+	test -x $(VENV)-tools/bin/uv || { $(PYTHON) -m venv $(VENV)-tools && $(VENV)-tools/bin/python -m pip install --quiet uv; }
+	$(VENV)-tools/bin/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
 	  --python-platform x86_64-unknown-linux-gnu --index-url https://pypi.org/simple \
 	  --custom-compile-command "make lock" --upgrade -o $(LOCK)
 
@@ -56,4 +56,4 @@ bench-quick: $(STAMP)
 	for b in bench/*.py; do $(BIN)/python $$b --quick || exit 1; done
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV)-tools var .pytest_cache .mypy_cache .ruff_cache
