@@ -5,16 +5,30 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 PORT ?= 8000
+# Every dependency (the dev extra and the driver extras it pulls), pinned with hashes.
+LOCK := requirements.lock
 
-.PHONY: demo test lint migrations-check install serve bench-quick clean
+.PHONY: demo test lint migrations-check install serve bench-quick clean lock audit-deps
 
-$(STAMP): pyproject.toml vern/audit/_native.c
+## The locked dependencies first (hashes required), then Vern itself without resolving anything.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
+
+## Write requirements.lock again from pyproject.toml (after changing a dependency); needs uv.
+lock:
+	test -x $(VENV)-tools/bin/uv || { $(PYTHON) -m venv $(VENV)-tools && $(VENV)-tools/bin/python -m pip install --quiet uv; }
+	$(VENV)-tools/bin/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
+	  --python-platform x86_64-unknown-linux-gnu --index-url https://pypi.org/simple \
+	  --custom-compile-command "make lock" --upgrade -o $(LOCK)
+
+## Known vulnerabilities in the locked dependencies (pip-audit asks PyPI's advisory data).
+audit-deps: $(STAMP)
+	$(BIN)/pip-audit --disable-pip --require-hashes -r $(LOCK)
 
 ## Install, create the SQLite database under var/, load the demo data, serve on 127.0.0.1:$(PORT)
 ## (`make demo PORT=8100` moves every address: console, banner, statistics tag, mail links) with
@@ -42,4 +56,4 @@ bench-quick: $(STAMP)
 	for b in bench/*.py; do $(BIN)/python $$b --quick || exit 1; done
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV)-tools var .pytest_cache .mypy_cache .ruff_cache

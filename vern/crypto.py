@@ -73,23 +73,13 @@ class PII:
 
 
 class _Unwrapped:
-    """A cached data key: until when, its AES-GCM object and the ciphers ``make`` made of it."""
+    """A cached data key: until when, and its AES-GCM object."""
 
-    __slots__ = ("aead", "made", "raw", "until")
+    __slots__ = ("aead", "until")
 
     def __init__(self, until: float, raw: bytes) -> None:
         self.until = until
-        self.raw = raw
         self.aead = AESGCM(raw)
-        self.made: dict[Callable[[bytes], Any], Any] = {}
-
-    def cipher(self, make: Callable[[bytes], Any] | None) -> Any:
-        if make is None:
-            return self.aead
-        found = self.made.get(make)
-        if found is None:
-            found = self.made[make] = make(self.raw)
-        return found
 
 
 class KeyRing:
@@ -98,10 +88,7 @@ class KeyRing:
     Unwrapped keys are cached for at most ``cache_seconds``: another process (a second web
     worker, the job worker) that still holds a key shredded elsewhere loses it within that time.
 
-    ``cipher`` and ``cached_ciphers`` hand out ``cryptography``'s ``AESGCM``; given ``make``, the
-    cipher ``make(raw key)`` instead (another AES-GCM implementation with the same
-    ``encrypt``, such as the audit trail's ``vern.audit.native``), made once per key and
-    dropped with it.
+    ``cipher`` and ``cached_ciphers`` hand out ``cryptography``'s ``AESGCM``.
     """
 
     def __init__(
@@ -195,8 +182,8 @@ class KeyRing:
                 self._cache.pop(key_id, None)
             self.generation += 1
 
-    def cipher(self, key_id: str, make: Callable[[bytes], Any] | None = None) -> Any:
-        """The key's ``AESGCM`` (or ``make``'s cipher, see the class)."""
+    def cipher(self, key_id: str) -> Any:
+        """The key's ``AESGCM``."""
         with self._lock:
             if key_id in self._shredding:
                 raise KeyDestroyed(key_id)
@@ -204,7 +191,7 @@ class KeyRing:
             if found is not None:
                 if found.until > self._clock():
                     self._cache.move_to_end(key_id)
-                    return found.cipher(make)
+                    return found.aead
                 del self._cache[key_id]
         with self._engine.connect() as conn:
             wrapped = conn.execute(
@@ -221,10 +208,9 @@ class KeyRing:
             raise KeyUnavailable(
                 f"data key {key_id} cannot be unwrapped: wrong master key (VERN_MASTER_KEY)"
             ) from exc
-        return self._remember(key_id, raw).cipher(make)
+        return self._remember(key_id, raw).aead
 
-    def cached_ciphers(self, key_ids: Iterable[str],
-                       make: Callable[[bytes], Any] | None = None) -> dict[str, Any]:
+    def cached_ciphers(self, key_ids: Iterable[str]) -> dict[str, Any]:
         """The ciphers of those keys that are unwrapped in the cache and not being destroyed,
         under one lock (a batch of records from many people); the rest go through ``cipher``."""
         now = self._clock()
@@ -235,7 +221,7 @@ class KeyRing:
                 found = cache.get(key_id)
                 if found is not None and found.until > now and key_id not in shredding:
                     cache.move_to_end(key_id)
-                    out[key_id] = found.cipher(make)
+                    out[key_id] = found.aead
         return out
 
     def forget_cached(self) -> None:

@@ -351,7 +351,11 @@ def _sqlite_path(url: str) -> Path | None:
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """An engine with Vern's connection settings (SQLite: WAL, foreign keys, busy timeout)."""
+    """An engine with Vern's connection settings (SQLite: WAL, foreign keys, busy timeout).
+    A URL whose driver is an extra that is not installed raises ``MissingExtra``."""
+    from vern.extras import require_driver
+
+    require_driver(url, "VERN_DATABASE_URL")
     kwargs: dict[str, Any] = {"echo": echo, "future": True}
     if url.startswith("sqlite"):
         path = _sqlite_path(url)
@@ -436,64 +440,42 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 class Prepared:
-    """A Core INSERT, UPDATE or DELETE compiled once per dialect and run on the connection's
-    DBAPI cursor: the SQL and the type conversions ``Connection.execute`` would use, without its
-    per-call work (about 25 us a statement on SQLite - most of a small bookkeeping write).
+    """A Core INSERT, UPDATE or DELETE kept for repeated use (module constants, a cache of
+    statements), run by ``Connection.execute``: SQLAlchemy compiles it once per dialect into its
+    compiled cache (keyed by the statement's structure), and several rows go to the driver's
+    ``executemany`` (psycopg sends them in one pipeline).
 
-    For the hot paths that write many small statements (the rights engine). A statement that
-    needs a Python-side column default or an ``IN`` list expanded per call is run by
-    ``Connection.execute`` instead. An INSERT is compiled for the columns its rows give (every
-    row of one call gives the same). SQLAlchemy's cursor events do not see these statements.
-    ``run`` returns the rows matched (summed over an ``executemany``)."""
+    A bare connection has no scope, so a statement on a tenant table must say why it may run
+    without one (``.execution_options(cross_tenant="why")``) - checked once, when it is made.
+    ``run`` returns the rows matched (summed over several rows; for an INSERT of several rows,
+    which SQLAlchemy may send as one multi-row statement whose count the driver does not give,
+    the rows given: an INSERT that does not fail writes them all)."""
 
-    __slots__ = ("_compiled", "stmt")
+    __slots__ = ("stmt",)
 
     def __init__(self, stmt: Any) -> None:
         raw = tenant_tables_in(stmt)
         if raw and not stmt.get_execution_options().get(CROSS_TENANT):
-            # A bare connection has no scope: a statement on a tenant table must say why it
-            # may run without one (``.execution_options(cross_tenant="why")``).
             raise ScopeMissing(f"tenant table {sorted(raw)[0]} in a prepared statement without "
                                f"a {CROSS_TENANT} reason")
         self.stmt = stmt
-        self._compiled: dict[tuple[str, tuple[str, ...] | None], _Compiled | None] = {}
-
-    def _compiled_for(self, dialect: Dialect, first: dict[str, Any]) -> _Compiled | None:
-        key = (dialect.name, tuple(first) if self.stmt.is_insert else None)
-        found = self._compiled.get(key, False)
-        if found is False:
-            found = self._compiled[key] = _Compiled.of(self.stmt, dialect, key[1])
-        return found  # type: ignore[return-value]
 
     def run(self, conn: Any, params: dict[str, Any] | list[dict[str, Any]]) -> int:
         """Execute on the SQLAlchemy ``Connection`` ``conn`` (in its transaction)."""
-        rows = params if isinstance(params, list) else None
-        if rows is not None and not rows:
+        if isinstance(params, list) and not params:
             return 0
-        compiled = self._compiled_for(conn.dialect, rows[0] if rows is not None else params)  # type: ignore[arg-type]
-        if compiled is None:
-            return int(conn.execute(self.stmt, params).rowcount or 0)
-        cur = conn.connection.driver_connection.cursor()
-        try:
-            if rows is not None:
-                cur.executemany(compiled.sql, [compiled.values(p) for p in rows])
-            else:
-                cur.execute(compiled.sql, compiled.values(params))  # type: ignore[arg-type]
-            return int(cur.rowcount or 0)
-        except conn.dialect.loaded_dbapi.Error as exc:
-            raise _wrapped(conn, cur, compiled.sql, params, exc) from exc
-        finally:
-            with contextlib.suppress(Exception):
-                cur.close()
+        count = conn.execute(self.stmt, params).rowcount
+        if count < 0 and self.stmt.is_insert:
+            return len(params) if isinstance(params, list) else 1
+        return int(count or 0)
 
 
 @contextmanager
 def pipeline(conn: Any) -> Iterator[None]:
-    """PostgreSQL: the statements run inside on the driver's cursor (``Prepared``) go to the
-    server without waiting for each answer (psycopg's pipeline mode) - one round trip for all of
-    them when the block ends, where any error comes out, as SQLAlchemy's. Only for statements
-    whose row counts are not needed (they are not known until the end). Elsewhere it does
-    nothing."""
+    """PostgreSQL: the statements run inside go to the server without waiting for each answer
+    (psycopg's pipeline mode) - one round trip for all of them when the block ends, where any
+    error comes out, as SQLAlchemy's. Only for statements whose row counts are not needed (they
+    are not known until the end). Elsewhere it does nothing."""
     if conn.dialect.name != "postgresql":
         yield
         return
@@ -535,45 +517,6 @@ def _wrapped(conn: Any, cur: Any, sql: str, params: Any, exc: BaseException) -> 
             conn.invalidate(exc)
     return DBAPIError.instance(sql, params, exc, dialect.loaded_dbapi.Error, dialect=dialect,
                                connection_invalidated=gone)
-
-
-@dataclass(frozen=True)
-class _Compiled:
-    sql: str
-    names: tuple[str, ...]  # bind names in the order a positional driver takes them
-    positional: bool
-    fixed: dict[str, Any]  # values the statement itself binds (literals, ``x + 1``)
-    processors: dict[str, Any]
-
-    @classmethod
-    def of(cls, stmt: Any, dialect: Dialect, keys: tuple[str, ...] | None) -> _Compiled | None:
-        compiled: Any = stmt.compile(dialect=dialect, column_keys=list(keys) if keys else None)
-        if (getattr(compiled, "insert_prefetch", None) or getattr(compiled, "update_prefetch", None)
-                or getattr(compiled, "escaped_bind_names", None)
-                or any(b.expanding or b.literal_execute for b in compiled.binds.values())):
-            return None  # defaults to compute, names the driver sees escaped, lists to expand
-        processors: dict[str, Any] = {}
-        fixed: dict[str, Any] = {}
-        for name, bind in compiled.binds.items():
-            proc = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            if proc is not None:
-                processors[name] = proc
-            if not bind.required and bind.key not in (keys or ()):
-                fixed[name] = bind.effective_value
-        positional = bool(dialect.positional)
-        names = tuple(compiled.positiontup or ()) if positional else tuple(compiled.binds)
-        return cls(compiled.string, names, positional, fixed, processors)
-
-    def values(self, params: dict[str, Any]) -> Any:
-        procs, fixed = self.processors, self.fixed
-        out: dict[str, Any] = {}
-        for name in self.names:
-            value = params[name] if name in params else fixed[name]
-            proc = procs.get(name)
-            out[name] = proc(value) if proc is not None else value
-        if self.positional:
-            return tuple(out[n] for n in self.names)
-        return out
 
 
 class Database:

@@ -20,6 +20,7 @@ import ipaddress
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from limits import RateLimitItem
 from limits import parse as parse_limit
@@ -28,9 +29,8 @@ from limits.aio import storage as aio_storage
 from limits.aio import strategies
 from limits.errors import StorageError
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from redis.asyncio import ConnectionPool
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+
+from vern.extras import require_driver
 
 log = logging.getLogger("vern.ratelimit")
 
@@ -68,9 +68,15 @@ def _async_url(url: str) -> str:
     return url if url.startswith("async+") else f"async+{url}"
 
 
-def _storage(url: str) -> tuple[aio_storage.Storage, ConnectionPool | None]:
+def _storage(url: str) -> tuple[aio_storage.Storage, Any]:
     async_url = _async_url(url)
+    require_driver(async_url, "VERN_RATE_LIMIT_STORAGE_URL")
     if async_url.startswith(("async+redis://", "async+rediss://")):
+        # The Redis client is the ``vern[redis]`` extra: imported only when it is used.
+        from redis.asyncio import ConnectionPool
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
         # Our own pool (closed at shutdown), without client-side retries and back-off: a limit
         # must answer now, or fall back.
         pool = ConnectionPool.from_url(

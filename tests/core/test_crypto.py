@@ -6,7 +6,6 @@ import base64
 import os
 
 import pytest
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text
@@ -173,35 +172,3 @@ def test_cached_ciphers_leave_out_keys_being_destroyed_or_aged_out(db: Database)
     finally:
         session.rollback()
         session.close()
-
-
-class _Made:
-    """A cipher made by a factory from the raw key (stands in for another AES-GCM)."""
-
-    def __init__(self, raw: bytes) -> None:
-        self.raw = raw
-
-
-def test_a_cipher_made_from_the_raw_key_is_made_once_and_dropped_with_the_key(db: Database) -> None:
-    clock = [1000.0]
-    ring = KeyRing(db.engine, MASTER, cache_seconds=60, clock=lambda: clock[0])
-    with db.transaction(Scope.system("test")) as session:
-        key_id = ring.create(session)
-    made = ring.cipher(key_id, _Made)
-    assert isinstance(made, _Made)
-    assert ring.cipher(key_id, _Made) is made
-    assert ring.cached_ciphers([key_id], _Made) == {key_id: made}
-    assert ring.cached_ciphers([key_id]) == {key_id: ring.cipher(key_id)}  # the AESGCM
-    # The raw key is the one the AESGCM holds: what one seals, the other's key opens.
-    nonce = os.urandom(12)
-    sealed = ring.cipher(key_id).encrypt(nonce, b"Kari", b"ad")
-    assert AESGCM(made.raw).decrypt(nonce, sealed, b"ad") == b"Kari"
-    clock[0] += 61  # aged out: unwrapped again from the database, and made again
-    assert ring.cached_ciphers([key_id], _Made) == {}
-    again = ring.cipher(key_id, _Made)
-    assert again is not made and again.raw == made.raw
-    with db.transaction(Scope.system("test")) as session:
-        ring.shred(session, key_id)
-    with pytest.raises(KeyDestroyed):
-        ring.cipher(key_id, _Made)
-    assert ring.cached_ciphers([key_id], _Made) == {}

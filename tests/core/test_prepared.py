@@ -1,5 +1,6 @@
-"""``vern.db.Prepared``: the same rows written as ``Connection.execute`` writes them, on SQLite,
-PostgreSQL and MariaDB; statements it cannot prepare run through SQLAlchemy instead."""
+"""``vern.db.Prepared``/``execute_fast``: kept statements run through SQLAlchemy's public
+``Connection.execute`` (its compiled cache, its events, its errors), on SQLite, PostgreSQL and
+MariaDB; rows matched are counted over several rows; the PostgreSQL pipeline."""
 
 from __future__ import annotations
 
@@ -89,7 +90,6 @@ def test_prepared_writes_what_sqlalchemy_writes(engine: Engine) -> None:
         assert fast.run(conn, ROWS[2]) == 1  # one row
     stored = _stored(engine)
     assert stored == ROWS  # datetimes with their zone, JSON, bytes: converted as SQLAlchemy does
-    assert fast._compiled[(engine.dialect.name, tuple(ROWS[0]))] is not None  # really prepared
 
     other = insert(things)
     with engine.begin() as conn:  # the same rows through SQLAlchemy, into a fresh table state
@@ -119,7 +119,6 @@ def test_statements_it_cannot_prepare_still_run(engine: Engine) -> None:
     defaults = Prepared(insert(things))
     with engine.begin() as conn:
         defaults.run(conn, {"id": "d1", "name": "Ola"})  # "made" and "n" come from defaults
-    assert defaults._compiled[(engine.dialect.name, ("id", "name"))] is None
     stored = _stored(engine)
     assert stored[0]["n"] == 0 and len(str(stored[0]["made"])) == 36
 
@@ -141,6 +140,29 @@ def test_errors_are_sqlalchemy_errors_and_roll_back(engine: Engine) -> None:
             fast.run(conn, ROWS[0])  # the same id again
         conn.rollback()
     assert [r["id"] for r in _stored(engine)] == ["t0"]  # the first insert went with the rollback
+
+
+def test_the_statements_go_through_sqlalchemy_and_its_events(engine: Engine) -> None:
+    """Nothing runs beside SQLAlchemy: its cursor events see every statement, with the SQL its
+    compiled cache gives for the dialect."""
+    from sqlalchemy import event
+
+    seen: list[tuple[str, bool]] = []
+
+    def record(_conn: object, _cur: object, statement: str, _params: object,
+               _context: object, executemany: bool) -> None:
+        seen.append((statement, executemany))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        with engine.begin() as conn:
+            execute_fast(conn, insert(things), ROWS[:2])
+            execute_fast(conn, BUMP, {"w_id": "t0", "now": WHEN, "new_name": None})
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    writes = [(sql.split()[0], many) for sql, many in seen if sql.split()[0] in ("INSERT", "UPDATE")]
+    assert writes[-1] == ("UPDATE", False)
+    assert writes[0][0] == "INSERT" and len(writes) >= 2
 
 
 def test_execute_fast_prepares_a_statement_once() -> None:

@@ -2,7 +2,7 @@
 
 Password rules follow NIST SP 800-63B 3.1.1.2: a minimum length (12 by default), at least 64
 characters accepted, no composition rules, and refusal of common or breached passwords (the 30,000
-most common passwords shipped with the maintained ``zxcvbn`` package) and of context words (the
+most common passwords, ``common-passwords.txt`` beside this module) and of context words (the
 user's name, e-mail and organisation). Hashing is Argon2id at or above OWASP's minimum
 (19 MiB, 2 iterations, parallelism 1); a hash made with older parameters is re-made at sign-in.
 """
@@ -17,6 +17,7 @@ import re
 import secrets
 import time
 from functools import lru_cache
+from pathlib import Path
 
 import pyotp
 from argon2 import PasswordHasher, Type
@@ -75,11 +76,14 @@ def needs_rehash(settings: Settings, stored: str) -> bool:
     return hasher(settings).check_needs_rehash(stored)
 
 
+COMMON_PASSWORDS_FILE = Path(__file__).with_name("common-passwords.txt")
+
+
 @lru_cache(maxsize=1)
 def _common_passwords() -> frozenset[str]:
-    from zxcvbn.frequency_lists import FREQUENCY_LISTS
-
-    return frozenset(FREQUENCY_LISTS["passwords"])
+    """The list's passwords: the lines after its header (which ends at the first empty line)."""
+    text = COMMON_PASSWORDS_FILE.read_text(encoding="utf-8")
+    return frozenset(line for line in text.split("\n\n", 1)[1].splitlines() if line)
 
 
 def _context_words(context: list[str]) -> set[str]:

@@ -27,7 +27,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from hashlib import sha256
@@ -42,8 +41,7 @@ from sqlalchemy import Connection, Table, bindparam, insert, select, text, updat
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from vern.audit import native
-from vern.audit.logfile import LineWrite, file_for, helper, trim_uncommitted
+from vern.audit.logfile import LineWrite, file_for, trim_uncommitted
 from vern.audit.merkle import Frontier, leaf_hash
 from vern.audit.models import AuditEvent, AuditHead
 from vern.audit.settings import AuditSettings, audit_settings
@@ -58,21 +56,10 @@ FIELDS = (
 )
 SEQ, PERSONAL = 0, 9
 TILE_HEIGHTS = frozenset({8, 16})
-_WATCH_MASK = sum(1 << h for h in TILE_HEIGHTS)
 PERSONAL_CONTEXT = "audit_events.personal"
 _PERSONAL_AD = PERSONAL_CONTEXT.encode()
-_json_encoder = json.JSONEncoder(separators=(",", ":"))
-_c_encode = getattr(json.encoder, "c_make_encoder", None)
-if _c_encode is not None:
-    # ``JSONEncoder.encode`` builds its C encoder on every call; this one is built once. Same
-    # output (ASCII, compact separators) at a fraction of the cost per record.
-    _c_encode = _c_encode(None, _json_encoder.default, json.encoder.encode_basestring_ascii,
-                          None, ":", ",", False, False, True)
-
-    def _dumps(value: Any) -> str:
-        return "".join(_c_encode(value, 0))  # type: ignore[misc]
-else:  # pragma: no cover - an interpreter without the C accelerator
-    _dumps = _json_encoder.encode  # type: ignore[assignment]
+# Built once (``json.dumps`` with options builds an encoder per call): ASCII, compact separators.
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
 _DRAFT_FIELDS = FIELDS[2:]  # a draft: every column but ``seq`` and ``id``
 _INSERT_SQL = (f"INSERT INTO audit_events ({', '.join(FIELDS)}) "  # noqa: S608 - constants
                f"VALUES ({', '.join('?' for _ in FIELDS)})")
@@ -131,21 +118,23 @@ def canonical(values: Sequence[Any]) -> bytes:
 
 
 _details_encoder = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
-_c_details: Any = getattr(json.encoder, "c_make_encoder", None)
-if _c_details is not None:
-    _c_details = _c_details(None, str, json.encoder.encode_basestring_ascii, None, ":", ",",
-                            True, False, True)
 
 
 def canonical_details(details: dict[str, Any] | None) -> str | None:
     if details is None:
         return None
-    if _c_details is not None:
-        return "".join(_c_details(details, 0))
-    return _details_encoder(details)  # pragma: no cover - no C accelerator
+    return _details_encoder(details)
 
 
-_quote = json.encoder.encode_basestring_ascii
+def _quote(value: str) -> str:
+    """The JSON string of ``value`` (ASCII, as ``json.dumps`` writes it); anything but a str is
+    refused - a column of the canonical line holds text or null."""
+    if type(value) is not str:
+        raise TypeError(f"expected text, got {type(value).__name__}")
+    return _quote_str(value)
+
+
+_quote_str = json.JSONEncoder().encode
 
 
 def _fragment(cache: dict[tuple[Any, ...], str], values: tuple[Any, ...]) -> str:
@@ -167,11 +156,7 @@ def fast_ids(n: int) -> list[str]:
     bits), from one read of the system's random source."""
     ms = f"{(time.time_ns() // 1_000_000) & ((1 << 48) - 1):012x}"
     prefix = f"{ms[:8]}-{ms[8:]}-7"
-    rnd = os.urandom(10 * n).hex()
-    if native.lib is not None:
-        ids: list[str] = native.lib.ids(prefix, rnd)
-        return ids
-    return ids_from(prefix, rnd)
+    return ids_from(prefix, os.urandom(10 * n).hex())
 
 
 def ids_from(prefix: str, rnd: str) -> list[str]:
@@ -547,8 +532,6 @@ def _resolve_keys(  # noqa: PLR0912 - the fallbacks
     keys = Keys(sealer._payloads)
     ring_id = id(ring)
     cache = sealer._keys
-    # The C loops seal with their own AES-GCM (the key schedule kept per key).
-    make = native.lib.Gcm if native.lib is not None else None
     for attempt in range(3):
         try:
             # The ids found go to a local map first: another thread may clear the shared cache
@@ -568,11 +551,11 @@ def _resolve_keys(  # noqa: PLR0912 - the fallbacks
                     ids.update(_keys_of(sealer, session, missing, todo))
                 for subject in missing:
                     cache[(ring_id, subject)] = ids[subject]
-            ready = ring.cached_ciphers(ids.values(), make)
+            ready = ring.cached_ciphers(ids.values())
             for subject, ts in todo.items():
                 key_id = ids[subject]
                 try:
-                    aead = ready.get(key_id) or ring.cipher(key_id, make)
+                    aead = ready.get(key_id) or ring.cipher(key_id)
                 except KeyDestroyed:
                     month = anon_key_subject(ts)
                     key_id = cache.get((ring_id, month)) or ""
@@ -580,7 +563,7 @@ def _resolve_keys(  # noqa: PLR0912 - the fallbacks
                         with database.transaction(Scope.system("audit keys")) as session:
                             key_id = _key_of(sealer, session, month, ts)
                         cache[(ring_id, month)] = key_id
-                    aead = ring.cipher(key_id, make)
+                    aead = ring.cipher(key_id)
                 kid = sealer._kids.get(key_id)
                 if kid is None:
                     kid = sealer._kids[key_id] = uuid.UUID(key_id).bytes
@@ -874,19 +857,10 @@ class AuditLog:
                 )
             now = 0
             cp: dict[str, Any] | None = None
-            begun = 0  # lines handed to the file's write before the tree was hashed
-
-            def begin() -> None:
-                """The records' lines are made: their write starts, the checkpoint's follows."""
-                nonlocal write, begun
-                if lines:
-                    begun = len(lines)
-                    write = LineWrite(file_for(self.directory), b"\n".join([*lines, b""]),
-                                      fsync=self.audit.fsync_files, rest=True)
 
             def ready() -> None:
                 """Every line is made and hashed: sign the checkpoint if due, start the file's
-                write (or hand it the checkpoint's line)."""
+                write."""
                 nonlocal now, cp, write
                 now = now_us()
                 size = frontier.size
@@ -903,15 +877,13 @@ class AuditLog:
                         "frontier": frontier.encode(),
                     }
                     lines.append(checkpoint_line(checkpoint_json(cp)))
-                if write is not None:
-                    write.add(b"".join([line + b"\n" for line in lines[begun:]]))
-                elif lines:
+                if lines:
                     write = LineWrite(file_for(self.directory), b"\n".join([*lines, b""]),
                                       fsync=self.audit.fsync_files)
 
             if count:
                 seq = self._insert_drafts(conn, drafts, count, keys, ids, seq, frontier, tiles,
-                                          lines, begin, ready)
+                                          lines, ready)
             else:
                 ready()
             size = frontier.size
@@ -1013,19 +985,15 @@ class AuditLog:
             refused.append((reason[:200], str(fields[1])))
         return ok, refused, sealed_ts
 
-    def _insert_drafts(  # noqa: PLR0912, PLR0917 - the append, in one place
+    def _insert_drafts(  # noqa: PLR0917 - the append, in one place
         self, conn: Connection, drafts: Iterable[tuple[Any, ...]], n: int, keys: Keys | None,
         ids: Sequence[str] | None, seq: int, frontier: Frontier,
-        tiles: list[tuple[int, int, bytes]], lines: list[bytes], begin: Callable[[], None],
-        ready: Callable[[], None],
+        tiles: list[tuple[int, int, bytes]], lines: list[bytes], ready: Callable[[], None],
     ) -> int:
         """Seal, number, hash and insert the drafts; returns the next position. Without
         SQLAlchemy per record: on PostgreSQL the rows stream into a ``COPY`` while they are made
         (the server inserts while this thread seals), on SQLite they go to one ``executemany``.
-        With the C loops (``vern.audit.native``) the records' lines go to the file (``begin``)
-        and are hashed while the database takes the rows - in helper threads for a large
-        batch, all without the GIL - and ``ready`` is called after (it adds the checkpoint's
-        line); with the Python loop every line is hashed as it is made and ``ready`` is called
+        Every line is hashed as it is made; ``ready`` (it adds the checkpoint's line) is called
         before the database takes the last of the rows (the file is written meanwhile)."""
         ids = ids if isinstance(ids, list) else fast_ids(n) if ids is None else list(ids)
         end = seq + n
@@ -1042,30 +1010,16 @@ class AuditLog:
         else:
             emit = params.append
         try:
-            hashing: _Hashing | None = None
-            if native.lib is not None:
-                seq = native.lib.append(drafts, ids, seq, nonces, _PERSONAL_AD, lines, emit)
-            else:
-                seq = seal_records(drafts, ids, seq, nonces, frontier, tiles, lines, emit,
-                                   (self._frag_a, self._frag_b))
+            seq = seal_records(drafts, ids, seq, nonces, frontier, tiles, lines, emit,
+                               (self._frag_a, self._frag_b))
             if seq != end:
                 raise ValueError(f"{n} drafts announced, {n - (end - seq)} given")
-            if native.lib is not None:
-                begin()
-                hashing = _Hashing(lines[-1] if n else b"", frontier, tiles, n >= 256)
+            ready()
+            if copy_cm is not None:
+                done, copy_cm = copy_cm, None
+                done.__exit__(None, None, None)  # the server reports errors here
             else:
-                ready()
-            try:
-                if copy_cm is not None:
-                    done, copy_cm = copy_cm, None
-                    done.__exit__(None, None, None)  # the server reports errors here
-                else:
-                    cursor.executemany(_INSERT_SQL, params)
-            finally:
-                if hashing is not None:
-                    hashing.join()
-            if hashing is not None:
-                ready()
+                cursor.executemany(_INSERT_SQL, params)
         except BaseException as exc:
             if copy_cm is not None:
                 with contextlib.suppress(Exception):
@@ -1153,6 +1107,14 @@ def _stored_in(dbapi: Any, pg: bool) -> Callable[[bytes], bool]:
             cur.close()
 
     return stored
+def _bad_draft(i: int, draft: tuple[Any, ...]) -> TypeError:
+    """The error for a draft with a column of the wrong type, naming the column."""
+    if type(draft[0]) is not int:
+        return TypeError(f"draft {i}: ts must be an integer, not {type(draft[0]).__name__}")
+    for name, value in zip(_DRAFT_FIELDS, draft, strict=False):
+        if name not in ("ts", "personal") and value is not None and type(value) is not str:
+            return TypeError(f"draft {i}: {name} must be text or null, not {type(value).__name__}")
+    return TypeError(f"draft {i}: a column of the wrong type")
 
 
 def seal_records(  # noqa: PLR0917 - the hot loop's state
@@ -1161,8 +1123,7 @@ def seal_records(  # noqa: PLR0917 - the hot loop's state
     emit: Callable[[tuple[Any, ...]], Any],
     fragments: tuple[dict[tuple[Any, ...], str], dict[tuple[Any, ...], str]] | None = None,
 ) -> int:
-    """The append's loop in Python - the reference the C loops (``native.lib.append`` and
-    ``hash_chunk``) are tested against: per draft (see ``AuditLog.append_drafts``), seal the
+    """The append's loop: per draft (see ``AuditLog.append_drafts``), seal the
     personal data with the next 12 bytes of ``nonces`` (none: ``personal`` is sealed already),
     make the canonical line of ``(seq, id, *columns)`` (appended to ``lines``), hash it into
     ``frontier`` (completed subtrees of ``TILE_HEIGHTS`` go to ``tiles``) and hand the row (the
@@ -1191,17 +1152,23 @@ def seal_records(  # noqa: PLR0917 - the hot loop's state
         # The canonical line (``canonical``), put together from the JSON of each column: the
         # columns that repeat come from two small caches of ready fragments.
         key_a, key_b = d[1:7], d[8:11]
-        fa = frag_a.get(key_a) or _fragment(frag_a, key_a)
-        fb = frag_b.get(key_b) or _fragment(frag_b, key_b)
         resource, outcome, request_id, event_id, details = d[11:16]
-        line = (
-            f"[{seq},{quote(rid)},{d[0]},{fa},{'null' if hx is None else quote(hx)},{fb},"
-            f"{'null' if resource is None else quote(resource)},"
-            f"{'null' if outcome is None else quote(outcome)},"
-            f"{'null' if request_id is None else quote(request_id)},"
-            f"{'null' if event_id is None else quote(event_id)},"
-            f"{'null' if details is None else quote(details)}]"
-        ).encode()
+        sealed = "null" if hx is None else f'"{hx}"'
+        try:
+            if type(d[0]) is not int:
+                raise TypeError("ts")
+            fa = frag_a.get(key_a) or _fragment(frag_a, key_a)
+            fb = frag_b.get(key_b) or _fragment(frag_b, key_b)
+            line = (
+                f"[{seq},{quote(rid)},{d[0]},{fa},{sealed},{fb},"
+                f"{'null' if resource is None else quote(resource)},"
+                f"{'null' if outcome is None else quote(outcome)},"
+                f"{'null' if request_id is None else quote(request_id)},"
+                f"{'null' if event_id is None else quote(event_id)},"
+                f"{'null' if details is None else quote(details)}]"
+            ).encode()
+        except TypeError:
+            raise _bad_draft(i, d) from None
         lines.append(line)
         # Frontier append (inlined ``Frontier.append``): RFC 9162 leaf and node hashes.
         node = sha256(b"\x00" + line).digest()
@@ -1219,40 +1186,6 @@ def seal_records(  # noqa: PLR0917 - the hot loop's state
         seq += 1
     frontier.size = size
     return seq
-
-
-class _Hashing:
-    """``native.lib.hash_chunk`` of an append's lines into its frontier: in a thread of its own
-    when ``threaded`` (the hashing runs without the GIL, beside the database's insert, which
-    also runs without it), else at once. ``join`` waits and raises the hashing's error."""
-
-    def __init__(self, chunk: bytes, frontier: Frontier, tiles: list[tuple[int, int, bytes]],
-                 threaded: bool) -> None:
-        self._args = (chunk, frontier.heights, frontier.nodes, frontier.size, _WATCH_MASK,
-                      tiles)
-        self._frontier = frontier
-        self._error: BaseException | None = None
-        self._job: Future[None] | None = None
-        if not chunk:
-            return
-        if threaded:
-            self._job = helper(self._run)
-        else:
-            self._run()
-
-    def _run(self) -> None:
-        try:
-            assert native.lib is not None
-            self._frontier.size = native.lib.hash_chunk(*self._args)
-        except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread by join()
-            self._error = exc
-
-    def join(self) -> None:
-        if self._job is not None:
-            self._job.result()
-            self._job = None
-        if self._error is not None:
-            raise self._error
 
 
 def checkpoint_json(cp: dict[str, Any]) -> dict[str, Any]:

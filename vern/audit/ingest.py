@@ -9,14 +9,12 @@ import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from itertools import chain
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from vern.audit import native
 from vern.audit.chain import (
     AuditLog,
     Keys,
@@ -123,11 +121,7 @@ def _scan(events: list[IngestEvent], org_id: str, anon: Subject, received: int,
           ) -> tuple[bool, datetime | None, dict[Subject, int]]:
     """One pass over the batch: whether its ids are distinct, its earliest time, and the key
     subject of each event with personal data (``("a", org, actor)``, else ``anon``) mapped to
-    ``received`` - in C when the audit trail's C module is built."""
-    if native.lib is not None:
-        found: tuple[bool, datetime | None, dict[Subject, int]] = native.lib.scan(
-            events, org_id, anon, received)
-        return found
+    ``received``."""
     subjects: dict[Subject, int] = {
         ("a", org_id, actor) if (actor := ev.actor) else anon: received
         for ev in events if ev.ip or ev.user_agent or ev.actor_name}
@@ -236,16 +230,6 @@ def drafts_of(  # noqa: PLR0917 - internal
     else:
         received, anon, subjects = scanned
     keys = resolve_keys(log.sealer, database, subjects)
-    if native.lib is not None:
-        # The same drafts, made in C, a slice at a time as the log consumes them (PostgreSQL
-        # inserts the first rows while the next drafts are made).
-        sealer = log.sealer
-        make = native.lib.drafts
-        args = (org_id, token_id, keys.by_subject, anon, keys.payloads, keys.payload,
-                sealer._ips, sealer.indexes, datetime_to_us, canonical_details)
-        step = 128 if database.engine.dialect.name == "postgresql" else len(events)
-        return chain.from_iterable(make(events[i:i + step], *args)
-                                   for i in range(0, len(events), step)), keys
     return _drafts(log, org_id, token_id, events, keys, anon), keys
 
 

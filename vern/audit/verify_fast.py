@@ -6,16 +6,14 @@ but it cannot say *what* is wrong. Whenever anything does not match, it answers 
 exact pass runs to name the first bad record. Why it is fast:
 
 * SQLite builds each record's JSON line itself (``json_array``, in its C library), in two
-  parts around the sealed bytes: three values per row instead of eighteen Python objects, and
-  ``native.lib.joined`` puts the line together (the bytes written as hex). That line is a valid
+  parts around the sealed bytes: three values per row instead of eighteen Python objects, put
+  together here around the sealed bytes written as hex. That line is a valid
   JSON encoding of the stored values; where it may differ from the canonical form (non-ASCII
   text, ``\\u`` escapes, DEL) it is decoded and re-encoded canonically. A different encoding can
   only cause a false alarm (then the exact pass decides), never hide a change: a JSON text
-  decodes to one value only. PostgreSQL sends the rows as a binary ``COPY`` (integers and bytes
-  as they are, no Python object per column) that ``native.lib.copy_lines`` parses into lines;
-  without the C module the columns are streamed in binary and ``canonical`` writes each line
-  (``to_json`` concatenation on the server costs more in all; ``PG_RAW = False`` switches to
-  it).
+  decodes to one value only. PostgreSQL streams the columns in binary (integers and bytes as
+  they are) and ``canonical`` writes each line (``to_json`` concatenation on the server costs
+  more in all; ``PG_RAW = False`` switches to it).
 * The file line is compared byte for byte with the database's line, so a record is hashed once.
 * The tree is cut into aligned blocks of ``2**BLOCK_BITS`` records that worker processes hash
   in parallel; the main process joins the blocks' subtree hashes and checks the root at every
@@ -35,7 +33,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vern.audit import native
 from vern.audit.chain import FIELDS, _dumps, canonical
 from vern.audit.logfile import FILE_PREFIX
 from vern.audit.merkle import Frontier, leaf_hash, node_hash
@@ -84,10 +81,7 @@ def _select(dialect: str) -> str:
 
 
 def _joined(rows: list[tuple[str, bytes | None, str]]) -> list[bytes]:
-    """The canonical lines of SQLite's ``(head, personal, tail)`` rows (``native.lib.joined``
-    does the same in C when every row is plain)."""
-    if native.lib is not None and (lines := native.lib.joined(rows)) is not None:
-        return lines
+    """The canonical lines of SQLite's ``(head, personal, tail)`` rows."""
     if not rows:
         return []
     texts: list[str] = []
@@ -152,19 +146,14 @@ def _database(url: str) -> Any:
 
 def _pg_lines(conn: Any, where: str) -> Generator[list[bytes], None, None]:
     """Streamed in chunks: the server reads the next rows while these are hashed. Binary
-    results: integers and bytes as they are, text as text - the lines made by
-    ``native.lib.lines`` (or by ``canonical``, the reference)."""
-    if PG_RAW and native.lib is not None and conn.info.encoding == "utf-8":
-        yield from _pg_copy_lines(conn, where)
-        return
+    results: integers and bytes as they are, text as text - the lines made by ``canonical``."""
     cur = conn.cursor(binary=True) if PG_RAW else conn.cursor()
     try:
         if PG_RAW:
             sql = f"SELECT {', '.join(FIELDS)} FROM audit_events {where}"  # noqa: S608
             stream = cur.stream(sql, size=2000)
-            make = native.lib.lines if native.lib is not None else _canonical_lines
             while rows := list(itertools.islice(stream, 4096)):
-                yield make(rows)
+                yield _canonical_lines(rows)
         else:
             texts = (r[0] for r in cur.stream(_select("postgresql") + where, size=2000))
             while chunk := list(itertools.islice(texts, 4096)):
@@ -172,57 +161,6 @@ def _pg_lines(conn: Any, where: str) -> Generator[list[bytes], None, None]:
     finally:
         cur.close()
         conn.rollback()
-
-
-# Per column of ``FIELDS`` in a binary COPY: i int8, b bytea, t text.
-_PG_TYPES = "".join("i" if f in ("seq", "ts") else "b" if f == "personal" else "t"
-                    for f in FIELDS).encode()
-COPY_CHUNK = 1 << 20  # bytes of COPY data parsed at a time
-_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
-
-
-def _pg_copy_lines(conn: Any, where: str) -> Generator[list[bytes], None, None]:
-    """The lines from a binary ``COPY ... TO STDOUT``: no Python object per column, the rows
-    parsed and written as lines by ``native.lib.copy_lines`` about 1 MiB at a time."""
-    assert native.lib is not None
-    parse = native.lib.copy_lines
-    sql = f"COPY (SELECT {', '.join(FIELDS)} FROM audit_events {where}) TO STDOUT (FORMAT binary)"  # noqa: S608
-    cur = conn.cursor()
-    buf = bytearray()
-    pos: int | None = None  # where the rows start, once the header is read
-    done = False
-    try:
-        with cur.copy(sql) as copy:
-            for data in copy:
-                buf += data
-                if len(buf) < COPY_CHUNK:
-                    continue
-                if pos is None:
-                    pos = _copy_header(buf)
-                lines, end, ended = parse(buf, pos, _PG_TYPES)
-                done = done or ended
-                del buf[:end]
-                pos = 0
-                if lines:
-                    yield lines
-        if pos is None:
-            pos = _copy_header(buf)
-        lines, end, ended = parse(buf, pos, _PG_TYPES)
-        done = done or ended
-        if not done or end != len(buf):
-            raise ValueError("the COPY data ended before its end marker")
-        if lines:
-            yield lines
-    finally:
-        cur.close()
-        conn.rollback()
-
-
-def _copy_header(buf: bytearray) -> int:
-    """The offset of the first row of a binary COPY (after signature, flags and extension)."""
-    if len(buf) < 19 or bytes(buf[:11]) != _COPY_SIGNATURE:
-        raise ValueError("not a binary COPY")
-    return 19 + int.from_bytes(buf[15:19], "big")
 
 
 def _canonical_lines(rows: list[tuple[Any, ...]]) -> list[bytes]:
@@ -419,38 +357,8 @@ def _walk(  # noqa: PLR0917 - the hot loop's state
     chunks: Iterator[list[bytes]], files: _Cursor | None, task: Task,
     frontier: Frontier, wanted: set[int], result: Result,
 ) -> int | None:
-    """Hash the lines into the frontier, compare them with the file's; the next position, or
-    None with ``result.doubt`` set."""
-    if native.lib is not None:
-        return _walk_chunks(native.lib.walk, chunks, files, task, frontier.heights,
-                            frontier.nodes, wanted, result)
-    seq = task.lo
-    for line in itertools.chain.from_iterable(chunks):
-        if files is not None:
-            for name, _n, fline in files:
-                if fline[:1] == b"{":
-                    result.file_checkpoints.append((name, seq, fline))
-                    continue
-                break
-            else:
-                result.doubt = f"record {seq} missing from the log files"
-                return None
-            if fline != line:
-                result.doubt = f"record {seq} differs between the database and the file"
-                return None
-        frontier.append(leaf_hash(line))
-        seq += 1
-        if seq in wanted:
-            result.at[seq] = list(frontier.nodes)
-    return seq
-
-
-def _walk_chunks(  # noqa: PLR0917 - the hot loop's state
-    walk: Any, chunks: Iterator[list[bytes]], files: _Cursor | None,
-    task: Task, heights: list[int], nodes: list[bytes], wanted: set[int], result: Result,
-) -> int | None:
-    """``_walk`` a chunk of lines at a time: the file's lines of a chunk compared as one list,
-    the chunk hashed by the C loop (``native.lib.walk``)."""
+    """Hash the lines into the frontier, compare them with the file's (a chunk's lines as one
+    list); the next position, or None with ``result.doubt`` set."""
     seq = task.lo
     for chunk in chunks:
         if files is not None:
@@ -464,7 +372,11 @@ def _walk_chunks(  # noqa: PLR0917 - the hot loop's state
                     if theirs[i] != line:
                         result.doubt = f"record {seq + i} differs between the database and the file"
                         return None
-        seq = walk(chunk, heights, nodes, seq, wanted, result.at)
+        for line in chunk:
+            frontier.append(leaf_hash(line))
+            seq += 1
+            if seq in wanted:
+                result.at[seq] = list(frontier.nodes)
     return seq
 
 

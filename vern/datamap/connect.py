@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from vern.datamap.model import DatabaseDef
+from vern.extras import MissingExtra, require_driver
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -62,6 +63,10 @@ def normalise_url(url: str) -> str:
 
 def engine_for(url: str) -> Engine:
     url = normalise_url(url)
+    try:
+        require_driver(url, "the database's URL")
+    except MissingExtra as exc:
+        raise NoConnection(str(exc)) from None
     with _lock:
         found = _engines.get(url)
         if found is not None:

@@ -297,7 +297,7 @@ def _address(peer: str, headers: dict[str, str], trusted: Any) -> str | None:
     return ip
 
 
-_quote = json.encoder.encode_basestring_ascii  # the JSON string of a str (C, as json.dumps)
+_quote = json.dumps  # the JSON string of a str (ASCII; without options no encoder is built per call)
 
 
 def _event_json(raw: Raw) -> str:
