@@ -108,7 +108,9 @@ def run(quick: bool) -> dict[str, Any]:
         engine.dispose()
     if not quick and _pg_up():
         name = f"vern_bench_scan_{uuid.uuid4().hex[:8]}"
-        admin = create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
+        admin = create_engine(
+            "postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT"
+        )
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         try:
@@ -116,7 +118,9 @@ def run(quick: bool) -> dict[str, Any]:
             shop.create_product(engine)
             shop.fill(engine)
             started = time.perf_counter()
-            results["second_postgresql"] = score(set(shop.TRUTH), predicted(engine)) | {"backend": "postgresql"}
+            results["second_postgresql"] = score(set(shop.TRUTH), predicted(engine)) | {
+                "backend": "postgresql"
+            }
             results["second_postgresql"]["seconds"] = round(time.perf_counter() - started, 3)
             engine.dispose()
         finally:
@@ -132,8 +136,10 @@ def main() -> None:
     args = parser.parse_args()
     results = run(args.quick)
     for name, r in results.items():
-        print(f"{name} ({r['backend']}): recall {r['recall']}, precision {r['precision']} "
-              f"of {r['personal']} personal columns; missed {r['missed']}; wrong {r['wrong']}")
+        print(
+            f"{name} ({r['backend']}): recall {r['recall']}, precision {r['precision']} "
+            f"of {r['personal']} personal columns; missed {r['missed']}; wrong {r['wrong']}"
+        )
     print(json.dumps(results | {"quick": args.quick}, ensure_ascii=False))
 
 

@@ -45,7 +45,7 @@ def check_map(data_map: DataMap, urls: dict[str, str] | None = None) -> list[Fin
     return findings
 
 
-def check_database(db: DatabaseDef, engine: Engine) -> list[Finding]:
+def check_database(db: DatabaseDef, engine: Engine) -> list[Finding]:  # noqa: PLR0912 - one pass per kind
     """What no longer matches: tables and columns neither mapped nor declared out of scope, mapped
     ones that are gone, strategies the columns cannot hold. A complete map gives no finding."""
     insp = inspect(engine)
@@ -96,19 +96,26 @@ def check_database(db: DatabaseDef, engine: Engine) -> list[Finding]:
                 add(f"tables.{tname}.tenant", "is the table's own primary key, not the customer's key")
         found.extend(Finding(db.qualified, f"tables.{tname}", p) for p in _addressing(table, insp, columns))
     for tname in sorted(live - set(db.tables) - set(db.out_of_scope)):
-        add(f"tables.{tname}", "table not in the map (unmapped; map it or declare it out_of_scope with a reason)")
+        add(
+            f"tables.{tname}",
+            "table not in the map (unmapped; map it or declare it out_of_scope with a reason)",
+        )
     return found
 
 
-def _delete_refused(db: DatabaseDef, tname: str, incoming: dict[str, list[tuple[str, str, str | None]]]) -> str | None:
+def _delete_refused(
+    db: DatabaseDef, tname: str, incoming: dict[str, list[tuple[str, str, str | None]]]
+) -> str | None:
     """A foreign key that refuses deleting ``tname``'s rows: its table is not erased with
     delete_row through a followed reference to ``tname`` (which deletes the referring rows first)."""
     for referrer, column, ondelete in incoming.get(tname, []):
         if referrer == tname or ondelete in ("CASCADE", "SET NULL", "SET DEFAULT"):
             continue
         mapped = db.tables.get(referrer)
-        followed = mapped is not None and mapped.delete_row and any(
-            r.field == column and r.table == tname and r.follow for r in mapped.references
+        followed = (
+            mapped is not None
+            and mapped.delete_row
+            and any(r.field == column and r.table == tname and r.follow for r in mapped.references)
         )
         if not followed and delete_refused(tname, {tname: [(referrer, column, ondelete)]}):
             return f"{referrer}.{column}"

@@ -194,7 +194,9 @@ class _Builder:
         try:
             model = TenancyModel(str(body.get("model") or "column"))
         except ValueError:
-            self.fail(f"{place}.model", f"unknown tenancy model {body.get('model')!r} (expected one of: {models})")
+            self.fail(
+                f"{place}.model", f"unknown tenancy model {body.get('model')!r} (expected one of: {models})"
+            )
             return Tenancy()
         holds = str(body.get("holds") or Tenancy.holds)
         schema = str(body["schema"]) if body.get("schema") else None
@@ -202,8 +204,16 @@ class _Builder:
         customer = str(body["customer"]) if body.get("customer") is not None else None
         needs = {
             TenancyModel.SCHEMA: ("schema", schema, 'a schema name with {key}, e.g. "tenant_{key}"'),
-            TenancyModel.DATABASE: ("url_env", url_env, 'an environment variable with {key}, e.g. "SHOP_URL_{key}"'),
-            TenancyModel.SINGLE: ("customer", customer, "the product key of the customer the database belongs to"),
+            TenancyModel.DATABASE: (
+                "url_env",
+                url_env,
+                'an environment variable with {key}, e.g. "SHOP_URL_{key}"',
+            ),
+            TenancyModel.SINGLE: (
+                "customer",
+                customer,
+                "the product key of the customer the database belongs to",
+            ),
         }
         for other, (key, value, what) in needs.items():
             if model is other and not value:
@@ -227,13 +237,17 @@ class _Builder:
                 self.fail(here, "still says TODO: review the draft")
             elif name in tables:
                 self.fail(here, "is also mapped under tables: a table is either mapped or out of scope")
-            elif "." in name and name.split(".", 1)[1] in getattr(tables.get(name.split(".", 1)[0]), "fields", {}):
+            elif "." in name and name.split(".", 1)[1] in getattr(
+                tables.get(name.split(".", 1)[0]), "fields", {}
+            ):
                 self.fail(here, "is also mapped as a field: a column is either mapped or out of scope")
             else:
                 found[name] = str(reason)
         return found
 
-    def table(self, name: str, raw: Any, place: str, tenancy: Tenancy | None = None) -> Table:
+    def table(  # noqa: PLR0912 - one rule per key
+        self, name: str, raw: Any, place: str, tenancy: Tenancy | None = None
+    ) -> Table:
         body = self.mapping(raw, place)
         allowed = {
             "purpose",
@@ -292,10 +306,15 @@ class _Builder:
         if not delete_row:
             self.check_personal_fields(table, place)
         for f in fields.values():
-            if f.category == "user.credential" and f.erase is not None and f.erase.strategy not in (
-                Strategy.NULL,
-                Strategy.FIXED,
-                Strategy.DELETE_ROW,
+            if (
+                f.category == "user.credential"
+                and f.erase is not None
+                and f.erase.strategy
+                not in (
+                    Strategy.NULL,
+                    Strategy.FIXED,
+                    Strategy.DELETE_ROW,
+                )
             ):
                 self.fail(
                     f"{place}.fields.{f.name}.erase",

@@ -72,7 +72,9 @@ PERSON_TABLES = (
     "personer",
 )
 # Detectors that by themselves make a table a person's (a lookup table never holds these).
-IDENTIFYING = frozenset({"email", "phone", "national_id", "bank_account", "credential", "birth_date", "address"})
+IDENTIFYING = frozenset(
+    {"email", "phone", "national_id", "bank_account", "credential", "birth_date", "address"}
+)
 LOOKUP_MAX_ROWS = 1000
 # A shorter keyed hash is still useful to tell erased values apart; under this it is not offered.
 MIN_HMAC = 8
@@ -115,7 +117,9 @@ def scan(
             for fk in insp.get_foreign_keys(tname)
             if len(fk["constrained_columns"]) == 1
         }
-        unique = {u["column_names"][0] for u in insp.get_unique_constraints(tname) if len(u["column_names"]) == 1}
+        unique = {
+            u["column_names"][0] for u in insp.get_unique_constraints(tname) if len(u["column_names"]) == 1
+        }
         unique |= {
             i["column_names"][0]
             for i in insp.get_indexes(tname)
@@ -216,10 +220,11 @@ def _samples(engine: Engine, table: Table, limit: int) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {c.name: [] for c in table.columns}
     with engine.connect() as conn:
         for row in conn.execute(select(table).limit(limit)).mappings():
-            for name, value in row.items():
-                if isinstance(value, bytes):
+            for name, raw in row.items():
+                value = raw
+                if isinstance(raw, bytes):
                     try:
-                        value = value.decode("utf-8")
+                        value = raw.decode("utf-8")
                     except UnicodeDecodeError:
                         continue
                 if value is not None and isinstance(value, str | int) and not isinstance(value, bool):
@@ -262,7 +267,9 @@ def _person_tables(scanned: dict[str, _Scanned]) -> set[str]:
         if name in people or any(t in people for t, _ in s.fks.values()):
             continue
         kinds = set(s.detected.values())
-        if kinds & {"email", "national_id"} or ("name" in kinds and kinds & {"phone", "birth_date", "credential"}):
+        if kinds & {"email", "national_id"} or (
+            "name" in kinds and kinds & {"phone", "birth_date", "credential"}
+        ):
             people.add(name)
     return people
 
@@ -317,11 +324,13 @@ def _tenant_column(scanned: dict[str, _Scanned], people: set[str]) -> str | None
 
 def _is_registry(column: str, scanned: dict[str, _Scanned]) -> bool:
     """``school_id`` is the key of ``schools``, a table of customers: still a tenant column."""
-    return any(column in s.pk and s.name.lower() in ("tenants", "organisations", "organizations", "schools")
-               for s in scanned.values())
+    return any(
+        column in s.pk and s.name.lower() in ("tenants", "organisations", "organizations", "schools")
+        for s in scanned.values()
+    )
 
 
-def _table_draft(
+def _table_draft(  # noqa: PLR0912, PLR0917 - one draft from what the scan learnt
     s: _Scanned,
     people: set[str],
     lookups: set[str],
@@ -334,7 +343,11 @@ def _table_draft(
     if linked and not lookup and s.name not in people and not incoming.get(s.name):
         # A person's own leaf rows (a report, a review): their title is theirs too.
         for col in s.table.columns:
-            if col.name not in s.detected and _is_text(col.type) and column_is(col.name, ("title", "subject")):
+            if (
+                col.name not in s.detected
+                and _is_text(col.type)
+                and column_is(col.name, ("title", "subject"))
+            ):
                 s.detected[col.name] = "text"
     fields: dict[str, Any] = {}
     identities: dict[str, str] = {}
@@ -357,7 +370,9 @@ def _table_draft(
         draft["primary_key"] = []
     if identities:
         draft["identities"] = identities
-    refs = [{"field": col, "to": f"{t}.{c}"} for col, (t, c) in s.fks.items() if col != tenant]
+    refs: list[dict[str, Any]] = [
+        {"field": col, "to": f"{t}.{c}"} for col, (t, c) in s.fks.items() if col != tenant
+    ]
     for ref in refs:
         target = str(ref["to"]).split(".")[0]
         if target == s.name or target not in people or s.name in lookups:
@@ -423,10 +438,12 @@ def _guess(  # noqa: PLR0911 - one answer per kind of column
     identity = {"email": "email", "phone": "phone", "national_id": "national_id"}.get(detector)
     if s.name not in people and detector == "phone":
         identity = None  # a store's or an address's phone is not how a person is found
-    return ColumnGuess(category, erase=propose_erase(detector, col, name in s.unique), identity=identity, detector=detector)
+    return ColumnGuess(
+        category, erase=propose_erase(detector, col, name in s.unique), identity=identity, detector=detector
+    )
 
 
-def propose_erase(detector: str, col: Any, unique: bool = False) -> Any:
+def propose_erase(detector: str, col: Any, unique: bool = False) -> Any:  # noqa: PLR0911 - per case
     """An erase strategy the column can hold: its length, type, NOT NULL and uniqueness."""
     type_: TypeEngine[Any] = col.type
     nullable = bool(col.nullable)

@@ -205,17 +205,80 @@ TRUTH = frozenset(
     }
 )
 
-FIRST = ["KARI", "OLA", "MARY", "JOHN", "INGRID", "AHMED", "SOFIE", "CARLOS", "EMMA", "LARS", "FATIMA", "PETER"]
+FIRST = [
+    "KARI",
+    "OLA",
+    "MARY",
+    "JOHN",
+    "INGRID",
+    "AHMED",
+    "SOFIE",
+    "CARLOS",
+    "EMMA",
+    "LARS",
+    "FATIMA",
+    "PETER",
+]
 LAST = ["NORDMANN", "SMITH", "HANSEN", "GARCIA", "BERG", "MÜLLER", "KHAN", "DAHL", "JOHNSON", "LUND", "ROSSI"]
 COUNTRIES = ["Norway", "Sweden", "United Kingdom", "Germany", "United States", "Spain", "Pakistan", "Italy"]
 CITIES = ["Oslo", "Bergen", "Tromsø", "Göteborg", "London", "Hamburg", "Boston", "Madrid", "Lahore", "Roma"]
-STREETS = ["Storgata", "Kirkeveien", "High Street", "Hauptstraße", "Main St", "Calle Mayor", "Via Roma", "Elm Road"]
-DISTRICTS = ["Oslo", "Vestland", "Troms", "Västra Götaland", "Greater London", "Hamburg", "Massachusetts", "Madrid"]
+STREETS = [
+    "Storgata",
+    "Kirkeveien",
+    "High Street",
+    "Hauptstraße",
+    "Main St",
+    "Calle Mayor",
+    "Via Roma",
+    "Elm Road",
+]
+DISTRICTS = [
+    "Oslo",
+    "Vestland",
+    "Troms",
+    "Västra Götaland",
+    "Greater London",
+    "Hamburg",
+    "Massachusetts",
+    "Madrid",
+]
 LANGUAGES = ["English", "Norwegian", "Italian", "Japanese", "Mandarin", "French", "German"]
-CATEGORIES = ["Action", "Animation", "Children", "Classics", "Comedy", "Documentary", "Drama", "Family",
-              "Foreign", "Games", "Horror", "Music", "New", "Sci-Fi", "Sports", "Travel"]
-FILM_WORDS = ["ACADEMY", "DINOSAUR", "ACE", "GOLDFINGER", "ADAPTATION", "HOLES", "AFFAIR", "PREJUDICE",
-              "AGENT", "TRUMAN", "AIRPLANE", "SIERRA", "ALABAMA", "DEVIL", "ALADDIN", "CALENDAR"]
+CATEGORIES = [
+    "Action",
+    "Animation",
+    "Children",
+    "Classics",
+    "Comedy",
+    "Documentary",
+    "Drama",
+    "Family",
+    "Foreign",
+    "Games",
+    "Horror",
+    "Music",
+    "New",
+    "Sci-Fi",
+    "Sports",
+    "Travel",
+]
+FILM_WORDS = [
+    "ACADEMY",
+    "DINOSAUR",
+    "ACE",
+    "GOLDFINGER",
+    "ADAPTATION",
+    "HOLES",
+    "AFFAIR",
+    "PREJUDICE",
+    "AGENT",
+    "TRUMAN",
+    "AIRPLANE",
+    "SIERRA",
+    "ALABAMA",
+    "DEVIL",
+    "ALADDIN",
+    "CALENDAR",
+]
 REVIEWS = [
     "Flott film, men plata hadde riper og hakket midt i.",
     "Great film for the whole family, we watched it twice over the weekend.",
@@ -238,8 +301,12 @@ def _phone(i: int, rng: random.Random) -> str:
 
 
 def _postcode(i: int, rng: random.Random) -> str:
-    return [f"{rng.randrange(1, 9999):04d}", f"SW1A {rng.randrange(1, 9)}AA", f"{rng.randrange(10000, 99999)}",
-            f"{rng.randrange(10000, 99999)}-{rng.randrange(1000, 9999)}"][i % 4]
+    return [
+        f"{rng.randrange(1, 9999):04d}",
+        f"SW1A {rng.randrange(1, 9)}AA",
+        f"{rng.randrange(10000, 99999)}",
+        f"{rng.randrange(10000, 99999)}-{rng.randrange(1000, 9999)}",
+    ][i % 4]
 
 
 def create_product(engine: Engine) -> None:
@@ -257,12 +324,14 @@ def create_product(engine: Engine) -> None:
                 )
 
 
-def fill(engine: Engine, *, customers: int = 60, seed: int = 11) -> None:  # noqa: PLR0914 - one shop
+def fill(engine: Engine, *, customers: int = 60, seed: int = 11) -> None:
     rng = random.Random(seed)
     now = datetime(2025, 6, 1, 12, 0)
     rows: dict[Table, list[dict[str, Any]]] = {t: [] for t in metadata.sorted_tables}
     rows[country] = [{"country_id": i + 1, "country": c} for i, c in enumerate(COUNTRIES)]
-    rows[city] = [{"city_id": i + 1, "city": c, "country_id": i % len(COUNTRIES) + 1} for i, c in enumerate(CITIES)]
+    rows[city] = [
+        {"city_id": i + 1, "city": c, "country_id": i % len(COUNTRIES) + 1} for i, c in enumerate(CITIES)
+    ]
     rows[language] = [{"language_id": i + 1, "name": n} for i, n in enumerate(LANGUAGES)]
     rows[category] = [{"category_id": i + 1, "name": n} for i, n in enumerate(CATEGORIES)]
     for i in range(40):
@@ -270,7 +339,8 @@ def fill(engine: Engine, *, customers: int = 60, seed: int = 11) -> None:  # noq
             {
                 "film_id": i + 1,
                 "title": f"{FILM_WORDS[i % 16]} {FILM_WORDS[(i * 7 + 3) % 16]}",
-                "description": "A thoughtful drama of a lumberjack and a dog who must find a boat in the Canadian Rockies",
+                "description": "A thoughtful drama of a lumberjack and a dog who must find a boat "
+                "in the Canadian Rockies",
                 "release_year": 2006,
                 "language_id": i % len(LANGUAGES) + 1,
                 "rental_rate": Decimal("2.99"),
@@ -311,7 +381,12 @@ def fill(engine: Engine, *, customers: int = 60, seed: int = 11) -> None:  # noq
         )
         rows[store].append({"store_id": s + 1, "manager_staff_id": s + 1, "address_id": people - 2 - s})
         rows[api_key].append(
-            {"key_id": s + 1, "staff_id": s + 1, "token": hashlib.sha256(f"k{s}".encode()).hexdigest(), "created_at": now}
+            {
+                "key_id": s + 1,
+                "staff_id": s + 1,
+                "token": hashlib.sha256(f"k{s}".encode()).hexdigest(),
+                "created_at": now,
+            }
         )
     for i in range(20):
         rows[inventory].append({"inventory_id": i + 1, "film_id": i % 40 + 1, "store_id": i % 2 + 1})
