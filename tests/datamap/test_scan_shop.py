@@ -262,3 +262,28 @@ systems:
     for bad in ('{keep: "we like it"}', "hmac", "pseudonym"):
         with pytest.raises(MapError, match="a credential is deleted on erasure"):
             load_map(base % bad)
+
+
+def test_a_database_of_one_customer_is_reached_only_by_that_customers_requests(shop_engine: Engine) -> None:
+    from vern.rights.connectors import Unreachable, product_db
+
+    db = load_map(_reviewed(scan(shop_engine))).database("main")
+    pdb = product_db(db, {"main": shop_engine.url.render_as_string(hide_password=False)})
+    customer = db.tables["customer"]
+    email = "KARI.NORDMANN.0@EXAMPLE.COM"
+    with pdb.connect() as conn:
+        assert [r["customer_id"] for r in pdb.find(conn, customer, CUSTOMER_KEY, [("email", [email])])] == [1]
+        assert pdb.find(conn, customer, "another-customer", [("email", [email])]) == []
+        review = db.tables["review"]
+        assert pdb.count_where(conn, review, "another-customer", [("customer_id", [1])]) == 0
+        assert pdb.count_where(conn, review, CUSTOMER_KEY, [("customer_id", [1])]) == 1
+    schema_map = yaml.safe_load(_reviewed(scan(shop_engine)))
+    schema_map["systems"]["product"]["databases"]["main"]["tenancy"] = {
+        "model": "schema",
+        "schema": "t_{key}",
+    }
+    by_schema = load_map(yaml.safe_dump(schema_map)).database("main")
+    with pytest.raises(Unreachable, match="tenancy schema is described in the map"):
+        pdb2 = product_db(by_schema, {"main": shop_engine.url.render_as_string(hide_password=False)})
+        with pdb2.connect() as conn:
+            pdb2.find(conn, by_schema.tables["customer"], CUSTOMER_KEY, [("email", [email])])
