@@ -283,7 +283,6 @@ def test_a_database_of_one_customer_is_reached_only_by_that_customers_requests(s
         "schema": "t_{key}",
     }
     by_schema = load_map(yaml.safe_dump(schema_map)).database("main")
-    with pytest.raises(Unreachable, match="tenancy schema is described in the map"):
-        pdb2 = product_db(by_schema, {"main": shop_engine.url.render_as_string(hide_password=False)})
-        with pdb2.connect() as conn:
-            pdb2.find(conn, by_schema.tables["customer"], CUSTOMER_KEY, [("email", [email])])
+    pdb2 = product_db(by_schema, {"main": shop_engine.url.render_as_string(hide_password=False)})
+    with pdb2.connect() as conn, pytest.raises(Unreachable, match="tenancy schema is described in the map"):
+        pdb2.find(conn, by_schema.tables["customer"], CUSTOMER_KEY, [("email", [email])])
