@@ -121,6 +121,7 @@ def test_tenancy_and_out_of_scope_are_checked() -> None:
         ("{model: sharded}", "{}", "tenant: org"): "unknown tenancy model",
         ("{model: single, customer: k1}", "{}", "tenant: org"): "rows are not told apart by a column",
         ("{model: column}", "{}", ""): "users.tenant: is required",
+        ('{model: column, holds: "TODO: which"}', "{}", "tenant: org"): "tenancy.holds: still says TODO",
         ("{model: single, customer: k1}", '{logs: ""}', ""): "out_of_scope.logs: needs the reason",
         ("{model: single, customer: k1}", "{users: x}", ""): "either mapped or out of scope",
         ("{model: single, customer: k1}", '{"users.id": x}', ""): "either mapped or out of scope",

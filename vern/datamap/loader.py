@@ -199,6 +199,8 @@ class _Builder:
             )
             return Tenancy()
         holds = str(body.get("holds") or Tenancy.holds)
+        if holds.startswith("TODO"):
+            self.fail(f"{place}.holds", "still says TODO: say which key of the customer it holds")
         schema = str(body["schema"]) if body.get("schema") else None
         url_env = str(body["url_env"]) if body.get("url_env") else None
         customer = str(body["customer"]) if body.get("customer") is not None else None
