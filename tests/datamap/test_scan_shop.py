@@ -295,3 +295,28 @@ def test_a_map_that_still_lists_a_partition_of_its_own_matches(shop_engine: Engi
     tables = reviewed["systems"]["product"]["databases"]["main"]["tables"]
     tables["payment_p2025_01"] = dict(tables["payment"])
     assert check_database(load_map(yaml.safe_dump(reviewed)).database("main"), shop_engine) == []
+
+
+def test_a_small_referenced_table_of_peoples_names_is_not_a_lookup_table(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'books.db'}"
+    engine = engine_for(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE authors (id INTEGER PRIMARY KEY, name VARCHAR(80))"))
+        conn.execute(text("CREATE TABLE genres (id INTEGER PRIMARY KEY, name VARCHAR(80))"))
+        conn.execute(
+            text(
+                "CREATE TABLE books (id INTEGER PRIMARY KEY, title VARCHAR(80), "
+                "author_id INTEGER REFERENCES authors (id), genre_id INTEGER REFERENCES genres (id))"
+            )
+        )
+        for i, (author, genre) in enumerate(
+            [("Kari Nordmann", "Krim"), ("MARY SMITH", "Drama"), ("Ola", "Poesi")]
+        ):
+            conn.execute(text("INSERT INTO authors VALUES (:i, :n)"), {"i": i, "n": author})
+            conn.execute(text("INSERT INTO genres VALUES (:i, :n)"), {"i": i, "n": genre})
+            conn.execute(text("INSERT INTO books VALUES (:i, 'Boka', :i, :i)"), {"i": i})
+    tables = _tables(scan(engine))
+    forget(url)
+    assert tables["authors"]["fields"]["name"]["category"] == "user.name"
+    assert tables["genres"]["fields"]["name"]["category"] == "system.config"
+    assert tables["genres"]["retention"] == "permanent-config"

@@ -71,9 +71,10 @@ PERSON_TABLES = (
     "brukere",
     "personer",
 )
-# Detectors that by themselves make a table a person's (a lookup table never holds these).
+# What a lookup table never holds: a table with any of these is about people, however small.
 IDENTIFYING = frozenset(
     {"email", "phone", "national_id", "bank_account", "credential", "birth_date", "address"}
+    | {"name", "username"}
 )
 LOOKUP_MAX_ROWS = 1000
 # A shorter keyed hash is still useful to tell erased values apart; under this it is not offered.
