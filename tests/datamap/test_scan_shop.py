@@ -320,3 +320,16 @@ def test_a_small_referenced_table_of_peoples_names_is_not_a_lookup_table(tmp_pat
     assert tables["authors"]["fields"]["name"]["category"] == "user.name"
     assert tables["genres"]["fields"]["name"]["category"] == "system.config"
     assert tables["genres"]["retention"] == "permanent-config"
+
+
+def test_a_database_per_customer_is_refused_with_the_reason(shop_engine: Engine) -> None:
+    from vern.rights.connectors import Unreachable, product_db
+
+    reviewed = yaml.safe_load(_reviewed(scan(shop_engine)))
+    reviewed["systems"]["product"]["databases"]["main"]["tenancy"] = {
+        "model": "database",
+        "url_env": "SHOP_{key}",
+    }
+    per_customer = load_map(yaml.safe_dump(reviewed)).database("main")
+    with pytest.raises(Unreachable, match="tenancy database is described in the map"):
+        product_db(per_customer, {"main": shop_engine.url.render_as_string(hide_password=False)})

@@ -61,8 +61,17 @@ def describe_failure(exc: BaseException) -> str:
 _products: dict[tuple[int, str], ProductDB] = {}
 
 
+def _not_carried_out(definition: DatabaseDef) -> str:
+    return (
+        f"{definition.qualified}: tenancy {definition.tenancy.model.value} is described in the map, "
+        "but requests are carried out only for the column and single models"
+    )
+
+
 def product_db(definition: DatabaseDef, urls: dict[str, str] | None = None) -> ProductDB:
     """One ``ProductDB`` per engine and map database, so tables are reflected once per process."""
+    if definition.tenancy.model is TenancyModel.DATABASE:
+        raise Unreachable(_not_carried_out(definition))
     try:
         engine = engine_for(resolve_url(definition, urls))
     except NoConnection as exc:
@@ -112,10 +121,7 @@ class ProductDB:
             return table.c[mt.tenant]
         if tenancy.model is TenancyModel.SINGLE:
             return literal(tenancy.customer or "", String)
-        raise Unreachable(
-            f"{self.definition.qualified}: tenancy {tenancy.model.value} is described in the map, "
-            "but requests are carried out only for the column and single models"
-        )
+        raise Unreachable(_not_carried_out(self.definition))
 
     def key_columns(self, mt: MapTable) -> list[str]:
         if mt.primary_key:
