@@ -77,3 +77,48 @@ def test_it_classifies_a_column_by_most_of_its_values() -> None:
     found = d.classify(["kari@example.com", "ola@example.com", "", "n/a"], "contact")
     assert found is not None and found.category == "user.contact.email"
     assert d.classify(["a", "b", "kari@example.com"], "x") is None
+
+
+def test_it_recognises_names_in_any_letter_case_but_not_lookup_values() -> None:
+    for value, column in (
+        ("KARI NORDMANN", "x"),
+        ("MARY", "first_name"),
+        ("o'brien", "last_name"),
+        ("José García", "customer"),
+        ("SMITH", "name"),
+    ):
+        assert (
+            d.classify([value], column) is not None and d.classify([value], column).category == "user.name"
+        ), value
+    for value in ("Action", "English", "Documentary", "ACADEMY DINOSAUR"):
+        found = d.classify([value], "name" if value != "ACADEMY DINOSAUR" else "title")
+        assert found is None or found.category != "user.name", value
+
+
+def test_it_recognises_international_contact_data() -> None:
+    for value in ("+44 20 7946 0958", "+49 30 1234567", "+1 617 555 0123", "0047 912 34 567"):
+        assert d.is_phone_number(value), value
+    assert d.is_phone_number("(617) 555-0123", "phone") and d.is_phone_number("02079460958", "telephone")
+    assert not d.is_phone_number("(617) 555-0123", "amount") and not d.is_phone_number("+0 1", "phone")
+    for value in ("47 MySakila Drive", "Storgata 12B", "Hauptstraße 5", "221B Baker Street"):
+        assert d.is_street_address(value), value
+    assert d.is_street_address("Leilighet H0203", "address2") and not d.is_street_address("Drama")
+    for value in ("SW1A 1AA", "94107-1234", "0150", "1011 AB"):
+        assert d.is_any_postcode(value, "postal_code"), value
+    assert not d.is_any_postcode("SW1A 1AA", "sku") and d.is_any_postcode("5003 Bergen")
+    assert d.is_city("Tromsø", "city") and not d.is_city("Tromsø", "film")
+    assert d.is_email("KARI.NORDMANN@EXAMPLE.COM") and d.is_email("ingrid.müller@example.com")
+    assert d.is_birth_date("1984-02-29", "date_of_birth") and not d.is_birth_date("1984-02-29", "created")
+
+
+def test_it_recognises_credentials_and_free_text() -> None:
+    for value in (
+        "$2b$12$abcdefghijklmnopqrstuu5Y7nQ2m8cOZPz0dYyq3jC0xk1e",
+        "$argon2id$v=19$m=65536$c2FsdA$aGFzaA",
+        "pbkdf2_sha256$600000$salt$hash",
+    ):
+        assert d.is_credential(value, "x"), value
+    assert d.is_credential("8cb2237d0679ca88db6464eac60da96345513964", "password")
+    assert d.is_credential("tok_3f9c", "api_key") and not d.is_credential("hello", "greeting")
+    assert d.classify(["Flott film, men plata hadde riper."], "body").category == "user.content"
+    assert d.classify(["ok"], "title") is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from vern.datamap.loader import MapError, load_map
@@ -73,3 +75,61 @@ def test_it_refuses_references_in_a_cycle() -> None:
     )
     found = _problems(text)
     assert any("references form a cycle" in p for p in found)
+
+
+_TENANCY = """
+version: 1
+systems:
+  s:
+    databases:
+      main:
+        url_env: X
+        tenancy: %s
+        out_of_scope: %s
+        tables:
+          users:
+            purpose: p
+            retention: account-lifetime
+            %s
+            identities: {user_id: id}
+            fields: {id: user.identifier, org: system.reference}
+"""
+
+
+def test_tenancy_models_are_declared_per_database() -> None:
+    from vern.datamap.model import TenancyModel
+
+    column = load_map(_TENANCY % ('{model: column, holds: "schools.id"}', "{}", "tenant: org")).database(
+        "main"
+    )
+    assert column.tenancy.model is TenancyModel.COLUMN and column.tables["users"].tenant == "org"
+    assert column.tenancy.holds == "schools.id"
+    schema = load_map(_TENANCY % ('{model: schema, schema: "t_{key}"}', "{}", "")).database("main")
+    assert schema.tenancy.schema_for("42") == "t_42" and schema.tables["users"].tenant == ""
+    single = load_map(_TENANCY % ("{model: single, customer: k1}", "{}", "")).database("main")
+    assert single.tenancy.owns("k1") and not single.tenancy.owns("k2")
+    per_db = load_map(_TENANCY % ('{model: database, url_env: "SHOP_{key}"}', "{}", "")).database("main")
+    assert per_db.tenancy.url_env_for("k1") == "SHOP_k1"
+    legacy = load_map(_TENANCY.replace("        tenancy: %s\n", "") % ("{}", "tenant: org"))
+    assert legacy.database("main").tenancy.model is TenancyModel.COLUMN
+
+
+def test_tenancy_and_out_of_scope_are_checked() -> None:
+    cases = {
+        ("{model: single}", "{}", ""): "tenancy.customer: the single model needs",
+        ("{model: schema, schema: tenant}", "{}", ""): "must contain {key}",
+        ("{model: sharded}", "{}", "tenant: org"): "unknown tenancy model",
+        ("{model: single, customer: k1}", "{}", "tenant: org"): "rows are not told apart by a column",
+        ("{model: column}", "{}", ""): "users.tenant: is required",
+        ('{model: column, holds: "TODO: which"}', "{}", "tenant: org"): "tenancy.holds: still says TODO",
+        ("{model: single, customer: k1}", '{logs: ""}', ""): "out_of_scope.logs: needs the reason",
+        ("{model: single, customer: k1}", "{users: x}", ""): "either mapped or out of scope",
+        ("{model: single, customer: k1}", '{"users.id": x}', ""): "either mapped or out of scope",
+    }
+    for args, message in cases.items():
+        with pytest.raises(MapError, match=re.escape(message)):
+            load_map(_TENANCY % args)
+    ok = load_map(
+        _TENANCY % ("{model: single, customer: k1}", '{logs: "no personal data", "users.x": y}', "")
+    )
+    assert ok.database("main").is_out_of_scope("logs") and ok.database("main").is_out_of_scope("users", "x")

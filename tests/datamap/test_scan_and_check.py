@@ -121,3 +121,28 @@ def test_a_draft_does_not_load_until_it_is_reviewed(tmp_path: Path) -> None:
     with pytest.raises(MapError, match="still says TODO"):
         load_map(draft)
     forget(url)
+
+
+def test_a_reviewed_draft_of_the_demo_loads_and_checks_clean(product_engine: Engine) -> None:
+    draft = scan(product_engine, system="laerbar")
+    database = draft["systems"]["laerbar"]["databases"]["main"]
+    assert database["tenancy"]["model"] == "column"
+    database["tenancy"]["holds"] = "the school's id in Lærbar"
+    for table in database["tables"].values():
+        assert table["tenant"] == "school_id"  # never a table's own key, on every backend
+        table["purpose"] = "Lærbar"
+        table["retention"] = "account-lifetime"
+    db = load_map(draft_yaml(draft, "test")).database("main")
+    assert db.tenancy.holds == "the school's id in Lærbar"
+    assert check_database(db, product_engine) == []
+    assert db.tables["users"].fields["email"].erase is not None
+    assert db.tables["users"].fields["email"].erase.strategy.value == "hmac"  # 254 characters hold 64
+
+
+def test_check_refuses_a_tenant_column_that_is_the_tables_own_key(product_engine: Engine) -> None:
+    mapped = demo.map_text().replace("tenant: school_id", "tenant: id", 1)  # the users table
+    assert load_map(mapped).database("main").tables["users"].tenant == "id"
+    found = [str(f) for f in check_database(load_map(mapped).database("main"), product_engine)]
+    assert found == [
+        "laerbar.main: tables.users.tenant: is the table's own primary key, not the customer's key"
+    ]

@@ -12,7 +12,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.types import Boolean, Date, DateTime, Float, Integer, Numeric, String, TypeEngine
 
 from vern.datamap.connect import NoConnection, engine_for, resolve_url
-from vern.datamap.model import DatabaseDef, DataMap, Erase, Strategy, Table
+from vern.datamap.model import DatabaseDef, DataMap, Erase, Strategy, Table, TenancyModel
+from vern.datamap.scan import delete_refused, inherited_tables
 
 
 @dataclass(frozen=True)
@@ -44,21 +45,38 @@ def check_map(data_map: DataMap, urls: dict[str, str] | None = None) -> list[Fin
     return findings
 
 
-def check_database(db: DatabaseDef, engine: Engine) -> list[Finding]:
+def check_database(db: DatabaseDef, engine: Engine) -> list[Finding]:  # noqa: PLR0912 - one pass per kind
+    """What no longer matches: tables and columns neither mapped nor declared out of scope, mapped
+    ones that are gone, strategies the columns cannot hold. A complete map gives no finding."""
     insp = inspect(engine)
-    live = set(insp.get_table_names())
+    # Partitions and inheriting tables are reached through their parent (PostgreSQL): they need
+    # no entry of their own, but a map written when they had one still matches them.
+    everything = set(insp.get_table_names())
+    live = everything - inherited_tables(engine)
     found: list[Finding] = []
 
     def add(place: str, message: str) -> None:
         found.append(Finding(db.qualified, place, message))
 
+    incoming: dict[str, list[tuple[str, str, str | None]]] = {}
+    for tname in sorted(live):
+        for fk in insp.get_foreign_keys(tname):
+            if len(fk["constrained_columns"]) == 1:
+                ondelete = (fk.get("options") or {}).get("ondelete")
+                incoming.setdefault(str(fk["referred_table"]), []).append(
+                    (tname, str(fk["constrained_columns"][0]), str(ondelete).upper() if ondelete else None)
+                )
+    for tname in sorted(set(db.out_of_scope) & live):
+        if tname in db.tables:
+            add(f"out_of_scope.{tname}", "is also mapped under tables")
     for tname, table in sorted(db.tables.items()):
-        if tname not in live:
+        if tname not in everything:
             add(f"tables.{tname}", "in the map but not in the database")
             continue
         columns = {c["name"]: c for c in insp.get_columns(tname)}
         for cname in sorted(set(columns) - set(table.fields)):
-            add(f"tables.{tname}.{cname}", "column not in the map (unmapped)")
+            if not db.is_out_of_scope(tname, cname):
+                add(f"tables.{tname}.{cname}", "column not in the map (unmapped)")
         for cname in sorted(set(table.fields) - set(columns)):
             add(f"tables.{tname}.fields.{cname}", "in the map but not in the database")
         for fname, erase in table.strategies().items():
@@ -66,10 +84,44 @@ def check_database(db: DatabaseDef, engine: Engine) -> list[Finding]:
             if col is not None:
                 for problem in strategy_problems(erase, col):
                     add(f"tables.{tname}.fields.{fname}.erase", problem)
+        if table.delete_row:
+            refused = _delete_refused(db, tname, incoming)
+            if refused is not None:
+                add(
+                    f"tables.{tname}.erase",
+                    f"delete_row would be refused: {refused} refers to it without ON DELETE CASCADE "
+                    "and its rows are not deleted first",
+                )
+        if db.tenancy.model is TenancyModel.COLUMN and table.tenant:
+            pk = insp.get_pk_constraint(tname).get("constrained_columns") or []
+            if list(pk) == [table.tenant]:
+                add(f"tables.{tname}.tenant", "is the table's own primary key, not the customer's key")
         found.extend(Finding(db.qualified, f"tables.{tname}", p) for p in _addressing(table, insp, columns))
-    for tname in sorted(live - set(db.tables)):
-        add(f"tables.{tname}", "table not in the map (unmapped)")
+    for tname in sorted(live - set(db.tables) - set(db.out_of_scope)):
+        add(
+            f"tables.{tname}",
+            "table not in the map (unmapped; map it or declare it out_of_scope with a reason)",
+        )
     return found
+
+
+def _delete_refused(
+    db: DatabaseDef, tname: str, incoming: dict[str, list[tuple[str, str, str | None]]]
+) -> str | None:
+    """A foreign key that refuses deleting ``tname``'s rows: its table is not erased with
+    delete_row through a followed reference to ``tname`` (which deletes the referring rows first)."""
+    for referrer, column, ondelete in incoming.get(tname, []):
+        if referrer == tname or ondelete in ("CASCADE", "SET NULL", "SET DEFAULT"):
+            continue
+        mapped = db.tables.get(referrer)
+        followed = (
+            mapped is not None
+            and mapped.delete_row
+            and any(r.field == column and r.table == tname and r.follow for r in mapped.references)
+        )
+        if not followed and delete_refused(tname, {tname: [(referrer, column, ondelete)]}):
+            return f"{referrer}.{column}"
+    return None
 
 
 def strategy_problems(erase: Erase, column: Any) -> list[str]:

@@ -24,6 +24,8 @@ from vern.datamap.model import (
     Strategy,
     System,
     Table,
+    Tenancy,
+    TenancyModel,
 )
 
 
@@ -156,28 +158,98 @@ class _Builder:
 
     def database(self, system: str, name: str, raw: Any, place: str) -> DatabaseDef:
         body = self.mapping(raw, place)
-        self.unknown_keys(body, {"url_env", "url_file", "url", "tables"}, place)
+        self.unknown_keys(body, {"url_env", "url_file", "url", "tables", "tenancy", "out_of_scope"}, place)
         if "url" in body:
             self.fail(f"{place}.url", "connection URLs never go in the map; use url_env or url_file")
         url_env = body.get("url_env")
         url_file = body.get("url_file")
-        if not url_env and not url_file:
+        tenancy = self.tenancy(body.get("tenancy"), f"{place}.tenancy")
+        if not url_env and not url_file and tenancy.model is not TenancyModel.DATABASE:
             self.fail(place, "needs url_env (an environment variable) or url_file (a secret file)")
         tables_raw = self.mapping(body.get("tables"), f"{place}.tables")
         if not tables_raw:
             self.fail(f"{place}.tables", "no tables are described")
-        tables = {t: self.table(t, b, f"{place}.tables.{t}") for t, b in tables_raw.items()}
+        tables = {t: self.table(t, b, f"{place}.tables.{t}", tenancy) for t, b in tables_raw.items()}
+        out_of_scope = self.out_of_scope(body.get("out_of_scope"), tables, f"{place}.out_of_scope")
         db = DatabaseDef(
             system=system,
             name=name,
             url_env=str(url_env) if url_env else None,
             url_file=str(url_file) if url_file else None,
             tables=tables,
+            tenancy=tenancy,
+            out_of_scope=out_of_scope,
         )
         self.check_references(db, place)
         return db
 
-    def table(self, name: str, raw: Any, place: str) -> Table:
+    def tenancy(self, raw: Any, place: str) -> Tenancy:
+        if raw is None:
+            return Tenancy()
+        if isinstance(raw, str):
+            raw = {"model": raw}
+        body = self.mapping(raw, place)
+        self.unknown_keys(body, {"model", "holds", "schema", "url_env", "customer"}, place)
+        models = ", ".join(m.value for m in TenancyModel)
+        try:
+            model = TenancyModel(str(body.get("model") or "column"))
+        except ValueError:
+            self.fail(
+                f"{place}.model", f"unknown tenancy model {body.get('model')!r} (expected one of: {models})"
+            )
+            return Tenancy()
+        holds = str(body.get("holds") or Tenancy.holds)
+        if holds.startswith("TODO"):
+            self.fail(f"{place}.holds", "still says TODO: say which key of the customer it holds")
+        schema = str(body["schema"]) if body.get("schema") else None
+        url_env = str(body["url_env"]) if body.get("url_env") else None
+        customer = str(body["customer"]) if body.get("customer") is not None else None
+        needs = {
+            TenancyModel.SCHEMA: ("schema", schema, 'a schema name with {key}, e.g. "tenant_{key}"'),
+            TenancyModel.DATABASE: (
+                "url_env",
+                url_env,
+                'an environment variable with {key}, e.g. "SHOP_URL_{key}"',
+            ),
+            TenancyModel.SINGLE: (
+                "customer",
+                customer,
+                "the product key of the customer the database belongs to",
+            ),
+        }
+        for other, (key, value, what) in needs.items():
+            if model is other and not value:
+                self.fail(f"{place}.{key}", f"the {model.value} model needs {what}")
+            elif model is other and key != "customer" and "{key}" not in str(value):
+                self.fail(f"{place}.{key}", "must contain {key} (replaced by the customer's product key)")
+            elif model is other and str(value).startswith("TODO"):
+                self.fail(f"{place}.{key}", "still says TODO: review the draft")
+            elif model is not other and value:
+                self.fail(f"{place}.{key}", f"only for the {other.value} model")
+        return Tenancy(model=model, holds=holds, schema=schema, url_env=url_env, customer=customer)
+
+    def out_of_scope(self, raw: Any, tables: dict[str, Table], place: str) -> dict[str, str]:
+        body = self.mapping(raw, place)
+        found: dict[str, str] = {}
+        for name, reason in body.items():
+            here = f"{place}.{name}"
+            if not reason or not str(reason).strip():
+                self.fail(here, "needs the reason it holds no personal data or is handled elsewhere")
+            elif str(reason).startswith("TODO"):
+                self.fail(here, "still says TODO: review the draft")
+            elif name in tables:
+                self.fail(here, "is also mapped under tables: a table is either mapped or out of scope")
+            elif "." in name and name.split(".", 1)[1] in getattr(
+                tables.get(name.split(".", 1)[0]), "fields", {}
+            ):
+                self.fail(here, "is also mapped as a field: a column is either mapped or out of scope")
+            else:
+                found[name] = str(reason)
+        return found
+
+    def table(  # noqa: PLR0912 - one rule per key
+        self, name: str, raw: Any, place: str, tenancy: Tenancy | None = None
+    ) -> Table:
         body = self.mapping(raw, place)
         allowed = {
             "purpose",
@@ -190,7 +262,15 @@ class _Builder:
             "erase",
         }
         self.unknown_keys(body, allowed, place)
+        by_column = tenancy is None or tenancy.model is TenancyModel.COLUMN
+        if not by_column and body.get("tenant") and tenancy is not None:
+            self.fail(
+                f"{place}.tenant",
+                f"the database's tenancy is {tenancy.model.value}: rows are not told apart by a column",
+            )
         for key in ("purpose", "retention", "tenant"):
+            if key == "tenant" and not by_column:
+                continue
             if not body.get(key):
                 self.fail(f"{place}.{key}", "is required")
             elif str(body[key]).startswith("TODO"):
@@ -199,7 +279,7 @@ class _Builder:
         if not fields_raw:
             self.fail(f"{place}.fields", "no fields are described")
         fields = {f: self.field(f, b, f"{place}.fields.{f}") for f, b in fields_raw.items()}
-        tenant = str(body.get("tenant") or "")
+        tenant = str(body.get("tenant") or "") if by_column else ""
         if tenant and tenant not in fields:
             self.fail(f"{place}.tenant", f"column {tenant!r} is not among the fields")
         identities = self.identities(body.get("identities"), fields, f"{place}.identities")
@@ -227,6 +307,21 @@ class _Builder:
         )
         if not delete_row:
             self.check_personal_fields(table, place)
+        for f in fields.values():
+            if (
+                f.category == "user.credential"
+                and f.erase is not None
+                and f.erase.strategy
+                not in (
+                    Strategy.NULL,
+                    Strategy.FIXED,
+                    Strategy.DELETE_ROW,
+                )
+            ):
+                self.fail(
+                    f"{place}.fields.{f.name}.erase",
+                    "a credential is deleted on erasure: null, a fixed value or the table's delete_row",
+                )
         return table
 
     def table_erase(self, raw: Any, place: str) -> bool:
@@ -290,6 +385,9 @@ class _Builder:
         if strategy is Strategy.KEEP:
             if not value or not str(value).strip():
                 self.fail(f"{place}.keep", "a kept field needs a stated legal reason")
+                return None
+            if str(value).startswith("TODO"):
+                self.fail(f"{place}.keep", "still says TODO: state the legal reason")
                 return None
             return Erase(strategy, reason=str(value))
         if strategy is Strategy.FIXED:

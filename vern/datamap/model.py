@@ -116,6 +116,41 @@ class Table:
         }
 
 
+class TenancyModel(StrEnum):
+    """How a product database tells its customers apart (see ``docs/datamap.md``)."""
+
+    COLUMN = "column"  # a column in every table holds the customer's product key
+    SCHEMA = "schema"  # one schema per customer, named from the product key
+    DATABASE = "database"  # one database per customer, its URL named from the product key
+    SINGLE = "single"  # the whole database belongs to one customer
+
+
+@dataclass(frozen=True)
+class Tenancy:
+    """Which rows, schema or database belong to a customer.
+
+    Every model is compared with the customer's *product key*: the value the vendor set for the
+    customer (``product_tenant_key``), or Vern's organisation id when none is set. ``holds`` says in
+    words which of the customer's keys in the product that is (e.g. "schools.id of the school").
+    """
+
+    model: TenancyModel = TenancyModel.COLUMN
+    holds: str = "the customer's product key"
+    schema: str | None = None  # schema model: a name with {key}, e.g. "tenant_{key}"
+    url_env: str | None = None  # database model: an environment variable name with {key}
+    customer: str | None = None  # single model: the product key of the one customer
+
+    def schema_for(self, key: str) -> str | None:
+        return self.schema.replace("{key}", key) if self.schema else None
+
+    def url_env_for(self, key: str) -> str | None:
+        return self.url_env.replace("{key}", key) if self.url_env else None
+
+    def owns(self, key: str) -> bool:
+        """Whether a request of the customer with this product key may reach this database."""
+        return self.model is not TenancyModel.SINGLE or key == self.customer
+
+
 @dataclass(frozen=True)
 class DatabaseDef:
     system: str
@@ -123,10 +158,19 @@ class DatabaseDef:
     url_env: str | None
     url_file: str | None
     tables: dict[str, Table]
+    tenancy: Tenancy = field(default_factory=Tenancy)
+    # Tables (``name``) and columns (``table.column``) deliberately left out of the map, with the
+    # reason; ``vern datamap check`` does not report them as unmapped.
+    out_of_scope: dict[str, str] = field(default_factory=dict)
 
     @property
     def qualified(self) -> str:
         return f"{self.system}.{self.name}"
+
+    def is_out_of_scope(self, table: str, column: str | None = None) -> bool:
+        if table in self.out_of_scope:
+            return True
+        return column is not None and f"{table}.{column}" in self.out_of_scope
 
     def dependency_order(self) -> list[str]:
         """Tables with referenced tables first (the order rows are discovered in)."""

@@ -1,20 +1,40 @@
 """``vern datamap scan URL``: reflect a live database and write a draft data map.
 
 Tables, columns, primary keys and foreign keys come from the database itself; each column's values
-are sampled and run through the Norwegian detectors to propose a data category, identity fields and
-an erasure strategy. The draft is a starting point: a person reviews it before it is used.
+are sampled and run through the detectors to propose a data category, identity fields, the
+tenancy of the database and an erase strategy the column can actually hold. The draft is a starting
+point: a person reviews it before it is used.
+
+* PostgreSQL partitions and tables inheriting from another are mapped once, as their parent (a
+  statement on the parent reaches their rows).
+* Lookup tables (few rows, referenced by other tables, no link to a person and nothing that
+  identifies one) are not personal data, whatever their ``name`` column looks like.
+* A table's own primary key, and a column linking to a person's row, is never proposed as the
+  tenant column.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from sqlalchemy import Engine, MetaData, String, Table, inspect, select
-from sqlalchemy.types import Date, DateTime, Integer, Numeric, TypeEngine
+from sqlalchemy import Engine, MetaData, String, Table, func, inspect, select, text
+from sqlalchemy.types import (
+    BINARY,
+    VARBINARY,
+    Boolean,
+    Date,
+    DateTime,
+    Integer,
+    LargeBinary,
+    Numeric,
+    Text,
+    TypeEngine,
+)
 
-from vern.datamap.detectors import classify
+from vern.datamap.detectors import CONTEXT_DETECTORS, classify, column_is
+from vern.datamap.model import DEFAULT_PSEUDONYM, HMAC_HEX_LENGTH
 
 TENANT_NAMES = (
     "org_id",
@@ -26,9 +46,39 @@ TENANT_NAMES = (
     "kindergarten_id",
     "company_id",
     "account_id",
+    "workspace_id",
+    "client_id",
     "tenant",
 )
-PERSON_TABLES = ("users", "user", "people", "persons", "person", "members", "accounts", "customers")
+PERSON_TABLES = (
+    "users",
+    "user",
+    "people",
+    "persons",
+    "person",
+    "members",
+    "member",
+    "accounts",
+    "customers",
+    "customer",
+    "staff",
+    "employees",
+    "employee",
+    "patients",
+    "students",
+    "contacts",
+    "contact",
+    "brukere",
+    "personer",
+)
+# What a lookup table never holds: a table with any of these is about people, however small.
+IDENTIFYING = frozenset(
+    {"email", "phone", "national_id", "bank_account", "credential", "birth_date", "address"}
+    | {"name", "username"}
+)
+LOOKUP_MAX_ROWS = 1000
+# A shorter keyed hash is still useful to tell erased values apart; under this it is not offered.
+MIN_HMAC = 8
 
 
 @dataclass(frozen=True)
@@ -36,6 +86,19 @@ class ColumnGuess:
     category: str
     erase: Any = None
     identity: str | None = None
+    detector: str | None = None
+
+
+@dataclass
+class _Scanned:
+    name: str
+    table: Table
+    pk: list[str]
+    fks: dict[str, tuple[str, str]]  # column -> (table, column)
+    rows: int
+    samples: dict[str, list[str]]
+    detected: dict[str, str] = field(default_factory=dict)  # column -> detector name
+    unique: set[str] = field(default_factory=set)
 
 
 def scan(
@@ -44,22 +107,88 @@ def scan(
     """A draft map (as plain data) for every table of the database behind ``engine``."""
     insp = inspect(engine)
     meta = MetaData()
-    tables: dict[str, Any] = {}
+    children = inherited_tables(engine)
+    scanned: dict[str, _Scanned] = {}
     for tname in sorted(insp.get_table_names()):
+        if tname in children:
+            continue
         table = Table(tname, meta, autoload_with=engine)
-        tables[tname] = _table_draft(engine, table, insp, sample)
+        fks = {
+            fk["constrained_columns"][0]: (fk["referred_table"], fk["referred_columns"][0])
+            for fk in insp.get_foreign_keys(tname)
+            if len(fk["constrained_columns"]) == 1
+        }
+        unique = {
+            u["column_names"][0] for u in insp.get_unique_constraints(tname) if len(u["column_names"]) == 1
+        }
+        unique |= {
+            i["column_names"][0]
+            for i in insp.get_indexes(tname)
+            if i.get("unique") and len(i["column_names"]) == 1 and i["column_names"][0]
+        }
+        found = _Scanned(
+            name=str(tname),
+            table=table,
+            pk=[c.name for c in table.primary_key.columns],
+            fks={str(k): (str(v[0]), str(v[1])) for k, v in fks.items()},
+            rows=_count(engine, table),
+            samples=_samples(engine, table, sample),
+            unique={str(u) for u in unique},
+        )
+        for col in table.columns:
+            if col.name in found.pk or col.name in found.fks:
+                continue
+            detector = _detect(col.name, col.type, found.samples.get(col.name, []))
+            if detector is not None:
+                found.detected[col.name] = detector
+        scanned[found.name] = found
+    # Who refers to whom, and with which ON DELETE.
+    incoming: dict[str, list[tuple[str, str, str | None]]] = {}
+    for tname in scanned:
+        for fk in insp.get_foreign_keys(tname):
+            if len(fk["constrained_columns"]) == 1:
+                ondelete = (fk.get("options") or {}).get("ondelete")
+                incoming.setdefault(str(fk["referred_table"]), []).append(
+                    (tname, str(fk["constrained_columns"][0]), str(ondelete).upper() if ondelete else None)
+                )
+    people = _person_tables(scanned)
+    lookups = _lookup_tables(scanned, incoming, people)
+    tenant = _tenant_column(scanned, people)
+    held = {t for name in people for t, _ in scanned[name].fks.values() if t not in people}
+    tables = {
+        name: _table_draft(s, people, lookups, tenant, incoming, held) for name, s in sorted(scanned.items())
+    }
+    database: dict[str, Any] = {"url_env": url_env}
+    if tenant is not None:
+        database["tenancy"] = {"model": "column", "holds": "TODO: which key of the customer the column holds"}
+    else:
+        database["tenancy"] = {
+            "model": "single",
+            "customer": "TODO: the product key of the customer this database belongs to "
+            "(or model: schema / database)",
+        }
+    database["tables"] = tables
     return _plain(
         {
             "version": 1,
-            "systems": {
-                system: {
-                    "title": system,
-                    "recipients": [],
-                    "databases": {"main": {"url_env": url_env, "tables": tables}},
-                }
-            },
+            "systems": {system: {"title": system, "recipients": [], "databases": {"main": database}}},
         }
     )
+
+
+def inherited_tables(engine: Engine) -> set[str]:
+    """PostgreSQL tables that are a partition of another or inherit from one (mapped as the
+    parent: a statement on the parent reaches their rows). Empty on other databases."""
+    if engine.dialect.name != "postgresql":
+        return set()
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema()"
+            )
+        )
+        return {str(r[0]) for r in rows}
 
 
 def _plain(value: Any) -> Any:
@@ -82,27 +211,150 @@ def draft_yaml(draft: dict[str, Any], source: str) -> str:
     return header + yaml.safe_dump(draft, sort_keys=False, allow_unicode=True, width=100)
 
 
-def _table_draft(engine: Engine, table: Table, insp: Any, sample: int) -> dict[str, Any]:
-    fks = {
-        fk["constrained_columns"][0]: f"{fk['referred_table']}.{fk['referred_columns'][0]}"
-        for fk in insp.get_foreign_keys(table.name)
-        if len(fk["constrained_columns"]) == 1
-    }
-    pk = [c.name for c in table.primary_key.columns]
-    samples = _samples(engine, table, sample)
+def _count(engine: Engine, table: Table) -> int:
+    with engine.connect() as conn:
+        inner = select(table).limit(LOOKUP_MAX_ROWS + 1).subquery()
+        return int(conn.execute(select(func.count()).select_from(inner)).scalar_one())
+
+
+def _samples(engine: Engine, table: Table, limit: int) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {c.name: [] for c in table.columns}
+    with engine.connect() as conn:
+        for row in conn.execute(select(table).limit(limit)).mappings():
+            for name, raw in row.items():
+                value = raw
+                if isinstance(raw, bytes):
+                    try:
+                        value = raw.decode("utf-8")
+                    except UnicodeDecodeError:
+                        continue
+                if value is not None and isinstance(value, str | int) and not isinstance(value, bool):
+                    found[name].append(str(value))
+                elif value is not None and hasattr(value, "isoformat"):
+                    found[name].append(value.isoformat())
+    return found
+
+
+def _is_text(type_: TypeEngine[Any]) -> bool:
+    return isinstance(type_, String | LargeBinary | BINARY | VARBINARY)
+
+
+def _detect(column: str, type_: TypeEngine[Any], values: list[str]) -> str | None:
+    if isinstance(type_, Boolean):
+        return None
+    if isinstance(type_, Date | DateTime):
+        return "birth_date" if _birth(column) else None
+    found = classify(values, column)
+    if found is None:
+        if _is_text(type_) and isinstance(type_, Text) and column_is(column, ("password", "secret", "token")):
+            return "credential"
+        return None
+    if not _is_text(type_) and found.name in ("credential", "text", "name", "city", "address", "email"):
+        return None  # numbers are not names or secrets, whatever the column is called
+    return found.name
+
+
+def _birth(column: str) -> bool:
+    from vern.datamap.detectors import _BIRTH_COLUMNS
+
+    return column_is(column, _BIRTH_COLUMNS)
+
+
+def _person_tables(scanned: dict[str, _Scanned]) -> set[str]:
+    """Tables whose rows are people: named like it, or holding what identifies one without
+    pointing at a person's row (an invoice with the payer's e-mail is the payer's, not a person)."""
+    people = {name for name in scanned if name.lower() in PERSON_TABLES}
+    for name, s in scanned.items():
+        if name in people or any(t in people for t, _ in s.fks.values()):
+            continue
+        kinds = set(s.detected.values())
+        if kinds & {"email", "national_id"} or (
+            "name" in kinds and kinds & {"phone", "birth_date", "credential"}
+        ):
+            people.add(name)
+    return people
+
+
+def _linked(s: _Scanned, people: set[str], referenced_by_people: set[str] | None = None) -> bool:
+    """A person's rows, rows pointing at one, or rows a person's row points at (their address)."""
+    return (
+        s.name in people
+        or any(t in people for t, _ in s.fks.values())
+        or s.name in (referenced_by_people or set())
+    )
+
+
+def _lookup_tables(
+    scanned: dict[str, _Scanned], incoming: dict[str, list[tuple[str, str, str | None]]], people: set[str]
+) -> set[str]:
+    """Reference data: few rows, referenced by other tables, no link to a person and nothing that
+    identifies one (category names, languages, countries, cities)."""
+    found: set[str] = set()
+    for name, s in scanned.items():
+        if name in people or not incoming.get(name) or s.rows > LOOKUP_MAX_ROWS:
+            continue
+        if set(s.detected.values()) & IDENTIFYING:
+            continue
+        if any(t in people for t, _ in s.fks.values()):
+            continue
+        found.add(name)
+    return found
+
+
+def _tenant_column(scanned: dict[str, _Scanned], people: set[str]) -> str | None:
+    """The column that says which customer a row belongs to: named like a tenant column, in most
+    tables, never a table's own key, never a link to a person's row."""
+    counts: dict[str, int] = {}
+    for s in scanned.values():
+        for col in s.table.columns:
+            name = col.name
+            if name.lower() not in TENANT_NAMES or name in s.pk:
+                continue
+            target = s.fks.get(name)
+            if target is not None and (target[0] in people or target[0] == s.name):
+                continue
+            counts[name] = counts.get(name, 0) + 1
+    # a column that is the primary key of any table here is that table's identity, not a tenant
+    own_keys = {k for s in scanned.values() for k in s.pk}
+    candidates = [(n, c) for n, c in counts.items() if n not in own_keys or _is_registry(n, scanned)]
+    if not candidates:
+        return None
+    best, count = max(candidates, key=lambda item: item[1])
+    return best if count * 2 >= len(scanned) else None
+
+
+def _is_registry(column: str, scanned: dict[str, _Scanned]) -> bool:
+    """``school_id`` is the key of ``schools``, a table of customers: still a tenant column."""
+    return any(
+        column in s.pk and s.name.lower() in ("tenants", "organisations", "organizations", "schools")
+        for s in scanned.values()
+    )
+
+
+def _table_draft(  # noqa: PLR0912, PLR0917 - one draft from what the scan learnt
+    s: _Scanned,
+    people: set[str],
+    lookups: set[str],
+    tenant: str | None,
+    incoming: dict[str, list[tuple[str, str, str | None]]],
+    held: set[str],
+) -> dict[str, Any]:
+    lookup = s.name in lookups
+    linked = _linked(s, people, held)
+    if linked and not lookup and s.name not in people and not incoming.get(s.name):
+        # A person's own leaf rows (a report, a review): their title is theirs too.
+        for col in s.table.columns:
+            if (
+                col.name not in s.detected
+                and _is_text(col.type)
+                and column_is(col.name, ("title", "subject"))
+            ):
+                s.detected[col.name] = "text"
     fields: dict[str, Any] = {}
     identities: dict[str, str] = {}
-    tenant = next((c.name for c in table.columns if c.name.lower() in TENANT_NAMES), None)
-    for col in table.columns:
-        guess = _guess(
-            table.name,
-            col.name,
-            col.type,
-            samples.get(col.name, []),
-            col.name in pk,
-            col.name in fks or col.name == tenant,
-            bool(col.nullable),
-        )
+    has_tenant = tenant is not None and tenant in s.table.c
+    for col in s.table.columns:
+        guess = _guess(s, col, people, lookup=lookup, linked=linked, tenant=tenant)
         entry: dict[str, Any] = {"category": guess.category}
         if guess.erase is not None:
             entry["erase"] = guess.erase
@@ -111,62 +363,110 @@ def _table_draft(engine: Engine, table: Table, insp: Any, sample: int) -> dict[s
             identities[guess.identity] = col.name
     draft: dict[str, Any] = {
         "purpose": "TODO: why this table is kept",
-        "retention": "TODO: how long rows are kept",
-        "tenant": tenant or "TODO: the column naming the customer",
+        "retention": "permanent-config" if lookup else "TODO: how long rows are kept",
     }
-    if not pk:
+    if tenant is not None:
+        draft["tenant"] = tenant if has_tenant else "TODO: the column naming the customer"
+    if not s.pk:
         draft["primary_key"] = []
     if identities:
         draft["identities"] = identities
-    refs = [{"field": col, "to": to} for col, to in fks.items() if col != tenant]
+    refs: list[dict[str, Any]] = [
+        {"field": col, "to": f"{t}.{c}"} for col, (t, c) in s.fks.items() if col != tenant
+    ]
+    for ref in refs:
+        target = str(ref["to"]).split(".")[0]
+        if target == s.name or target not in people or s.name in lookups:
+            # Only rows pointing straight at a person's row are that person's; a link to shared
+            # rows (a store, a course, a category) is recorded but not followed.
+            ref["follow"] = False
     if refs:
         draft["references"] = refs
+    personal = [f for f in fields.values() if str(f["category"]).startswith("user.")]
+    if (
+        any(t in people for t, _ in s.fks.values())
+        and not lookup
+        and personal
+        and delete_refused(s.name, incoming) is None
+        and s.name not in people
+    ):
+        draft["erase"] = "delete_row"
+        for f in fields.values():
+            f.pop("erase", None)
     draft["fields"] = fields
     return draft
 
 
-def _samples(engine: Engine, table: Table, limit: int) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {c.name: [] for c in table.columns}
-    with engine.connect() as conn:
-        for row in conn.execute(select(table).limit(limit)).mappings():
-            for name, value in row.items():
-                if value is not None and isinstance(value, str | int) and not isinstance(value, bool):
-                    found[name].append(str(value))
-    return found
+def delete_refused(table: str, incoming: dict[str, list[tuple[str, str, str | None]]]) -> str | None:
+    """A foreign key that would refuse deleting a row of ``table`` (no ON DELETE CASCADE or SET
+    NULL), as ``referrer.column``; None when a delete is not refused."""
+    for referrer, column, ondelete in incoming.get(table, []):
+        if referrer != table and ondelete not in ("CASCADE", "SET NULL", "SET DEFAULT"):
+            return f"{referrer}.{column}"
+    return None
 
 
-def _guess(  # noqa: PLR0911, PLR0917 - one answer per kind of column
-    table: str,
-    column: str,
-    type_: TypeEngine[Any],
-    values: list[str],
-    is_pk: bool,
-    is_link: bool,
-    nullable: bool,
+def _guess(  # noqa: PLR0911 - one answer per kind of column
+    s: _Scanned,
+    col: Any,
+    people: set[str],
+    *,
+    lookup: bool,
+    linked: bool,
+    tenant: str | None,
 ) -> ColumnGuess:
-    if is_pk:
-        if table.lower() in PERSON_TABLES:
+    name = col.name
+    if name == tenant and name not in s.pk:
+        return ColumnGuess("system.reference")
+    if name in s.pk:
+        if s.name in people and len(s.pk) == 1:
             return ColumnGuess("user.identifier", identity="user_id")
         return ColumnGuess("system.id")
-    if is_link:
+    if name in s.fks:
+        if s.fks[name][0] in people and not lookup:
+            return ColumnGuess("user.identifier")  # a link to a person's row
         return ColumnGuess("system.reference")
-    if isinstance(type_, DateTime | Date):
-        return ColumnGuess("system.timestamp")
-    detector = classify(values, column) if isinstance(type_, String) or values else None
-    if detector is None:
-        if isinstance(type_, Integer | Numeric):
+    detector = s.detected.get(name)
+    if lookup or detector is None or (detector in CONTEXT_DETECTORS and not linked):
+        if isinstance(col.type, DateTime | Date):
+            return ColumnGuess("system.timestamp")
+        if isinstance(col.type, Integer | Numeric):
             return ColumnGuess("system.metric")
         return ColumnGuess("system.config")
-    identity = {
-        "email": "email",
-        "phone": "phone",
-        "national_id": "national_id",
-    }.get(detector.name)
-    erase: Any
-    if detector.name == "email":
-        erase = "hmac"
-    elif detector.name == "name":
-        erase = "pseudonym"
-    else:
-        erase = "null" if nullable else {"fixed": ""}
-    return ColumnGuess(detector.category, erase=erase, identity=identity)
+    from vern.datamap.detectors import DETECTORS
+
+    category = next(d.category for d in DETECTORS if d.name == detector)
+    identity = {"email": "email", "phone": "phone", "national_id": "national_id"}.get(detector)
+    if s.name not in people and detector == "phone":
+        identity = None  # a store's or an address's phone is not how a person is found
+    return ColumnGuess(
+        category, erase=propose_erase(detector, col, name in s.unique), identity=identity, detector=detector
+    )
+
+
+def propose_erase(detector: str, col: Any, unique: bool = False) -> Any:  # noqa: PLR0911 - per case
+    """An erase strategy the column can hold: its length, type, NOT NULL and uniqueness."""
+    type_: TypeEngine[Any] = col.type
+    nullable = bool(col.nullable)
+    textual = _is_text(type_)
+    length = getattr(type_, "length", None) if textual else None
+
+    def fits(n: int) -> bool:
+        return length is None or n <= length
+
+    if detector == "credential":
+        return "null" if nullable else ({"fixed": ""} if textual else None)
+    if textual and detector == "email":
+        if fits(HMAC_HEX_LENGTH):
+            return "hmac"
+        if length is not None and length >= MIN_HMAC:
+            return {"hmac": length}  # a truncated keyed hash: still tells erased values apart
+    if textual and detector == "name" and fits(len(DEFAULT_PSEUDONYM.replace("{id}", "x" * 12))):
+        return "pseudonym"
+    if nullable:
+        return "null"
+    if textual and not unique:
+        return {"fixed": ""}
+    if textual and length is not None and length >= MIN_HMAC:
+        return {"hmac": min(length, HMAC_HEX_LENGTH)}  # unique and NOT NULL: a distinct value per person
+    return {"keep": "TODO: NOT NULL and no text value fits; choose delete_row for the table or a reason"}

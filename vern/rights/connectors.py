@@ -21,12 +21,14 @@ from sqlalchemy import (
     Connection,
     Engine,
     MetaData,
+    String,
     Table,
     and_,
     bindparam,
     case,
     delete,
     func,
+    literal,
     null,
     or_,
     select,
@@ -36,7 +38,7 @@ from sqlalchemy.exc import DBAPIError, NoSuchTableError, OperationalError, SQLAl
 from sqlalchemy.types import Integer, Numeric
 
 from vern.datamap.connect import NoConnection, engine_for, resolve_url
-from vern.datamap.model import DatabaseDef
+from vern.datamap.model import DatabaseDef, TenancyModel
 from vern.datamap.model import Table as MapTable
 from vern.db import execute_fast
 
@@ -59,8 +61,17 @@ def describe_failure(exc: BaseException) -> str:
 _products: dict[tuple[int, str], ProductDB] = {}
 
 
+def _not_carried_out(definition: DatabaseDef) -> str:
+    return (
+        f"{definition.qualified}: tenancy {definition.tenancy.model.value} is described in the map, "
+        "but requests are carried out only for the column and single models"
+    )
+
+
 def product_db(definition: DatabaseDef, urls: dict[str, str] | None = None) -> ProductDB:
     """One ``ProductDB`` per engine and map database, so tables are reflected once per process."""
+    if definition.tenancy.model is TenancyModel.DATABASE:
+        raise Unreachable(_not_carried_out(definition))
     try:
         engine = engine_for(resolve_url(definition, urls))
     except NoConnection as exc:
@@ -101,6 +112,17 @@ class ProductDB:
                     self._tables[name] = found
         return found
 
+    def tenant_of(self, table: Table, mt: MapTable) -> Any:
+        """What ``WHERE … = <the customer's product key>`` compares: the table's tenant column, or
+        for a database that belongs to one customer entirely (tenancy ``single``) that customer's
+        key as a constant - so every statement still holds only for the owner's requests."""
+        tenancy = self.definition.tenancy
+        if tenancy.model is TenancyModel.COLUMN:
+            return table.c[mt.tenant]
+        if tenancy.model is TenancyModel.SINGLE:
+            return literal(tenancy.customer or "", String)
+        raise Unreachable(_not_carried_out(self.definition))
+
     def key_columns(self, mt: MapTable) -> list[str]:
         if mt.primary_key:
             return list(mt.primary_key)
@@ -124,7 +146,7 @@ class ProductDB:
         """Rows of ``mt`` in the tenant where any (column IN values) holds: one statement for all
         the columns (``col_a IN (…) OR col_b IN (…)``), prepared once per table and columns."""
         table = self.table(mt.name)
-        tenant = coerce(table.c[mt.tenant], tenant_value)
+        tenant = coerce(self.tenant_of(table, mt), tenant_value)
         if tenant is None:
             raise Unreachable(f"tenant key {tenant_value!r} cannot be compared with {mt.name}.{mt.tenant}")
         typed: list[tuple[str, list[Any]]] = []
@@ -167,7 +189,8 @@ class ProductDB:
             cols = [table.c[name] for name in mt.fields if name in table.c]
             conds = [_in(table.c[name], f"w_{i}", width) for i, (name, width) in enumerate(shape)]
             stmt = select(*cols).where(
-                table.c[mt.tenant] == bindparam("w_tenant"), conds[0] if len(conds) == 1 else or_(*conds)
+                self.tenant_of(table, mt) == bindparam("w_tenant"),
+                conds[0] if len(conds) == 1 else or_(*conds),
             )
             self._stmts[cache_key] = stmt
         return stmt
@@ -181,7 +204,7 @@ class ProductDB:
         planning. Rows keyed by one column that get the same values (null, fixed, the person's
         pseudonym) share one ``UPDATE … WHERE key IN (…)``; the rest go as one executemany."""
         table = self.table(mt.name)
-        tenant_col = table.c[mt.tenant]
+        tenant_col = self.tenant_of(table, mt)
         tenant = coerce(tenant_col, tenant_value)
         if op in ("delete_where", "update_where"):
             return sum(self._apply_where(conn, mt, tenant, op, row) for row in rows)
@@ -258,7 +281,7 @@ class ProductDB:
         count is kept with the plan and a statement repeated after a crash - which hits nothing
         any more - does not change it."""
         table = self.table(mt.name)
-        tenant = coerce(table.c[mt.tenant], tenant_value)
+        tenant = coerce(self.tenant_of(table, mt), tenant_value)
         conditions = self._where_conditions(table, where)
         if tenant is None or not conditions:
             return 0
@@ -266,7 +289,7 @@ class ProductDB:
             return len(self.find(conn, mt, tenant_value, conditions))
         clauses = [table.c[c].in_(values) for c, values in conditions]
         stmt = select(func.count()).select_from(table).where(
-            table.c[mt.tenant] == tenant, clauses[0] if len(clauses) == 1 else or_(*clauses)
+            self.tenant_of(table, mt) == tenant, clauses[0] if len(clauses) == 1 else or_(*clauses)
         )
         return int(conn.execute(stmt).scalar() or 0)
 
@@ -296,7 +319,7 @@ class ProductDB:
             if stmt is None:
                 clauses = [_in(table.c[c], f"w_{i}", width) for i, (c, width) in enumerate(shape)]
                 where = and_(
-                    table.c[mt.tenant] == bindparam("w_tenant"),
+                    self.tenant_of(table, mt) == bindparam("w_tenant"),
                     clauses[0] if len(clauses) == 1 else or_(*clauses),
                 )
                 if op == "delete_where":
@@ -335,7 +358,7 @@ class ProductDB:
                 where = and_(*(table.c[k] == bindparam(f"w_{i}") for i, k in enumerate(keys)))
             stmt = (
                 update(table)
-                .where(table.c[mt.tenant] == bindparam("w_tenant"), where)
+                .where(self.tenant_of(table, mt) == bindparam("w_tenant"), where)
                 .values({n: bindparam(f"v_{i}", type_=table.c[n].type) for i, n in enumerate(names)})
             )
             self._stmts[cache_key] = stmt
@@ -350,7 +373,7 @@ class ProductDB:
                 where = _in(table.c[key_names[0]], "w_keys", width)
             else:
                 where = and_(*(table.c[k] == bindparam(f"w_{i}") for i, k in enumerate(key_names)))
-            stmt = delete(table).where(table.c[mt.tenant] == bindparam("w_tenant"), where)
+            stmt = delete(table).where(self.tenant_of(table, mt) == bindparam("w_tenant"), where)
             self._stmts[cache_key] = stmt
         return stmt
 

@@ -113,7 +113,7 @@ def _replay_table(  # noqa: PLR0912 - scan, match, decide, write
     cols = [table.c[n] for n in mt.fields if n in table.c]
     todo: list[tuple[str, dict[str, Any]]] = []
     with pdb.connect() as conn:
-        stmt = select(*cols).where(table.c[mt.tenant] == coerce(table.c[mt.tenant], tenant_value))
+        stmt = select(*cols).where(pdb.tenant_of(table, mt) == coerce(pdb.tenant_of(table, mt), tenant_value))
         for row in conn.execute(stmt).mappings():
             pairs = [(c, row[c]) for c in candidates if row.get(c) is not None]
             hit = next((owner[h] for c, v in pairs if (h := match_hash(secret, c, v)) in owner), None)
