@@ -23,8 +23,8 @@ install: $(STAMP)
 lock:
 	test -x $(VENV)-tools/bin/uv || { $(PYTHON) -m venv $(VENV)-tools && $(VENV)-tools/bin/python -m pip install --quiet uv; }
 	$(VENV)-tools/bin/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
-	  --python-platform x86_64-unknown-linux-gnu --index-url https://pypi.org/simple \
-	  --custom-compile-command "make lock" --upgrade -o $(LOCK)
+	  --python-platform x86_64-unknown-linux-gnu \
+	  --custom-compile-command "make lock" -o $(LOCK)
 
 ## Known vulnerabilities in the locked dependencies (pip-audit asks PyPI's advisory data).
 audit-deps: $(STAMP)
