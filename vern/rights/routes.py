@@ -27,6 +27,7 @@ from vern.accounts.service import Actor
 from vern.console.templating import gettext, pick_locale, render
 from vern.db import Database, Scope
 from vern.errors import FieldError, Forbidden, InvalidInput, NotFound, VernError
+from vern.i18n import format_day
 from vern.inputs import Key, Value
 from vern.notify import service as notify
 from vern.rights import service
@@ -705,7 +706,7 @@ def portal_status(
             "org": org,
             "kind": gettext(locale, KIND_LABELS[req.kind]),
             "status": req.status,
-            "deadline": req.deadline.date().isoformat(),
+            "deadline": format_day(req.deadline, locale),
         },
     )
 
