@@ -149,8 +149,8 @@ def error_text(locale: str | None, template: str, params: dict[str, Any] | None 
 
 # -- extraction -----------------------------------------------------------------------------------
 
-_ERROR_CLASSES = re.compile(r"^[A-Z]?\w*?(Input|Forbidden|NotFound|Conflict|Unauthenticated|Unavailable"
-                            r"|Locked|Limited|Large)$")
+_ERROR_CLASSES = re.compile(r"^[A-Z]?\w*?(VernError|Input|Forbidden|NotFound|Conflict|Unauthenticated"
+                            r"|Unavailable|Locked|Limited|Large)$")
 
 
 def _text(node: ast.AST | None) -> str | None:
@@ -162,9 +162,10 @@ def error_messages(source: str) -> Iterator[tuple[int, str]]:
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.ClassDef):
             for item in node.body:
-                if (isinstance(item, ast.Assign) and len(item.targets) == 1
-                        and isinstance(item.targets[0], ast.Name) and item.targets[0].id == "title"
-                        and (text := _text(item.value))):
+                targets = item.targets if isinstance(item, ast.Assign) else \
+                    [item.target] if isinstance(item, ast.AnnAssign) else []
+                if (len(targets) == 1 and isinstance(targets[0], ast.Name) and targets[0].id == "title"
+                        and (text := _text(getattr(item, "value", None)))):
                     yield item.lineno, text
         if not isinstance(node, ast.Call):
             continue
