@@ -8,7 +8,7 @@ PORT ?= 8000
 # Every dependency (the dev extra and the driver extras it pulls), pinned with hashes.
 LOCK := requirements.lock
 
-.PHONY: demo test lint migrations-check install serve bench-quick clean lock audit-deps
+.PHONY: demo test lint migrations-check install serve bench-quick clean lock audit-deps messages
 
 ## The locked dependencies first (hashes required), then Vern itself without resolving anything.
 $(STAMP): pyproject.toml $(LOCK)
@@ -47,6 +47,15 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check vern tests bench
 	$(BIN)/mypy
+
+## Texts: extract them from the Python code and the templates (babel.cfg), add new ones to both
+## catalogs (vern/locale/{nb,en}/LC_MESSAGES/messages.po: translate them there) and compile the .mo files.
+messages: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg --no-default-keywords -k _ -k gettext:2 -k ngettext:2,3 -k N_ \
+		--no-location --sort-output --omit-header -o vern/locale/messages.pot vern
+	$(BIN)/pybabel update -i vern/locale/messages.pot -d vern/locale --no-wrap \
+		--ignore-obsolete --no-fuzzy-matching
+	$(BIN)/pybabel compile -d vern/locale --statistics
 
 ## Migrations reach head and match the models, on SQLite and PostgreSQL.
 migrations-check: $(STAMP)

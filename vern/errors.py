@@ -3,15 +3,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 
 @dataclass(frozen=True)
 class FieldError:
+    """``message`` is the English text (the API's); ``template`` and ``params`` let a page show it
+    in its own language (``vern.i18n``)."""
+
     field: str
     message: str
     code: str = "invalid"
+    template: str = dataclasses.field(default="", compare=False)
+    params: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if not self.template:
+            object.__setattr__(self, "template", self.message)
 
     def as_dict(self) -> dict[str, str]:
         return {"field": self.field, "message": self.message, "code": self.code}
@@ -22,12 +32,18 @@ class VernError(Exception):
     detail: str = ""
     errors: list[FieldError] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    # Values of a ``%(name)s`` detail: the detail stays translatable (``vern.i18n``).
+    params: dict[str, Any] = field(default_factory=dict)
+    template: str = field(default="", init=False, repr=False)
 
     code: ClassVar[str] = "error"
     title: ClassVar[str] = "Something went wrong"
     status: ClassVar[int] = 500
 
     def __post_init__(self) -> None:
+        self.template = self.detail
+        if self.params:
+            self.detail = self.detail % self.params
         super().__init__(self.detail or self.title)
 
     def __str__(self) -> str:
@@ -59,8 +75,11 @@ class InvalidInput(VernError):
     status = 422
 
     @classmethod
-    def on(cls, field_name: str, message: str, code: str = "invalid") -> InvalidInput:
-        return cls(detail=f"{field_name}: {message}", errors=[FieldError(field_name, message, code)])
+    def on(cls, field_name: str, message: str, code: str = "invalid", **params: Any) -> InvalidInput:
+        """``message`` may hold ``%(name)s`` values given as ``params``; it is translated on pages."""
+        text = message % params if params else message
+        return cls(detail=f"{field_name}: {message}", params=params,
+                   errors=[FieldError(field_name, text, code, template=message, params=params)])
 
 
 class Unauthenticated(VernError):

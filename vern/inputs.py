@@ -114,10 +114,10 @@ def parse_int(value: str, field: str, low: int = 0, high: int = INT64_MAX) -> in
     """Digits as an int within ``low..high``, or ``InvalidInput`` (long digit runs refused
     before they are converted)."""
     if not value.isascii() or not value.isdigit() or len(value) > len(str(high)):
-        raise InvalidInput.on(field, f"a whole number from {low} to {high}")
+        raise InvalidInput.on(field, "a whole number from %(low)s to %(high)s", low=low, high=high)
     number = int(value)
     if not low <= number <= high:
-        raise InvalidInput.on(field, f"a whole number from {low} to {high}")
+        raise InvalidInput.on(field, "a whole number from %(low)s to %(high)s", low=low, high=high)
     return number
 
 
@@ -229,7 +229,7 @@ def _checked(body: bytes, field: str) -> Any:
     """``check_json``; returns the parsed data when it had to parse, else ``_UNREAD``."""
     outside = _outside_strings(body)
     if _depth_over(outside, MAX_JSON_DEPTH):
-        raise InvalidInput.on(field, f"nested deeper than {MAX_JSON_DEPTH} levels", "too-deep")
+        raise InvalidInput.on(field, "nested deeper than %(n)s levels", "too-deep", n=MAX_JSON_DEPTH)
     if _SUSPECT_NUMBER.search(outside) is None and (
             b"\\u" not in body or _SUSPECT_ESCAPE.search(body) is None):
         return _UNREAD  # nothing below can be found: no need to parse
@@ -279,7 +279,8 @@ def _text_problem(value: str, limit: int | None = MAX_URL_TEXT) -> FieldError | 
     if "\x00" in value:
         return FieldError("", "contains a NUL character", "bad-text")
     if limit is not None and len(value) > limit:
-        return FieldError("", f"longer than {limit} characters", "too-long")
+        return FieldError("", f"longer than {limit} characters", "too-long",
+                          template="longer than %(n)s characters", params={"n": limit})
     return None
 
 
@@ -294,12 +295,12 @@ def _path_problems(scope: Scope) -> list[FieldError]:
             found = regex.match(path) if regex is not None else None
             if found is None:
                 continue
-            named = [FieldError(k, p.message, p.code) for k, v in found.groupdict().items()
-                     if (p := _text_problem(v)) is not None]
+            named = [FieldError(k, p.message, p.code, p.template, p.params)
+                     for k, v in found.groupdict().items() if (p := _text_problem(v)) is not None]
             if named:
                 return named
     whole = _text_problem(path, MAX_URL_TEXT * 4)
-    return [FieldError("path", whole.message, whole.code)] if whole else []
+    return [FieldError("path", whole.message, whole.code, whole.template, whole.params)] if whole else []
 
 
 def _query_problems(query: bytes, limit: int | None = MAX_URL_TEXT) -> list[FieldError]:
@@ -313,7 +314,7 @@ def _query_problems(query: bytes, limit: int | None = MAX_URL_TEXT) -> list[Fiel
             found.append(FieldError("query", "a parameter name " + problem.message,
                                     problem.code))
         elif (problem := _text_problem(value, limit)) is not None:
-            found.append(FieldError(key, problem.message, problem.code))
+            found.append(FieldError(key, problem.message, problem.code, problem.template, problem.params))
     return found
 
 

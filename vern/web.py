@@ -68,6 +68,7 @@ from vern.errors import (
     Unavailable,
     VernError,
 )
+from vern.i18n import N_
 from vern.inputs import InputBounds, length_over
 
 log = logging.getLogger("vern.web")
@@ -365,11 +366,31 @@ def _handle_validation(request: Request, exc: Exception) -> Response:
         message = str(err.get("msg", "invalid"))
         if err.get("type") == "extra_forbidden":
             message = "unknown field"
-        errors.append(FieldError(field, message, str(err.get("type", "invalid"))))
+        template, params = _validation_text(err, message)
+        errors.append(FieldError(field, message, str(err.get("type", "invalid")), template, params))
     first = errors[0] if errors else FieldError("body", "invalid")
     return _handle_vern_error(
         request, InvalidInput(detail=f"{first.field}: {first.message}", errors=errors)
     )
+
+
+# Pydantic's messages as catalog texts, so that a form page shows them in its language.
+_VALIDATION_TEXTS = {
+    "missing": (N_("is required"), None),
+    "string_too_long": (N_("must be at most %(n)s characters"), "max_length"),
+    "string_too_short": (N_("must be at least %(n)s characters"), "min_length"),
+    "int_parsing": (N_("must be a whole number"), None),
+}
+
+
+def _validation_text(err: Any, message: str) -> tuple[str, dict[str, Any]]:
+    template, key = _VALIDATION_TEXTS.get(str(err.get("type")), (message, None))
+    ctx = err.get("ctx") or {}
+    if key is not None:
+        if key not in ctx:
+            return message, {}
+        return template, {"n": ctx[key]}
+    return template, {}
 
 
 def _handle_http(request: Request, exc: Exception) -> Response:

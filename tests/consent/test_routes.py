@@ -271,3 +271,15 @@ def test_the_console_shows_purposes_and_a_subjects_history(
     assert "195.159.103.0" in subject.text and "banner-save" in subject.text
     bob = login(personas.bob)
     assert bob.get("/console/consent", follow_redirects=False).status_code == 403
+
+
+def test_the_cookie_declaration_gives_durations_in_the_readers_language(
+        app: Any, db: Database, personas: Personas) -> None:
+    """Durations entered in bokmål ("90 dager") are kept as "90 days" and shown in each language."""
+    setup_org(db, personas.tenant_a)
+    with _visitor(app) as c:
+        en = c.get("/c/fjellheim/cookies?lang=en").text
+        nb = c.get("/c/fjellheim/cookies?lang=nb").text
+    assert "90 days" in en and "182 days" in en and "1 day" in en and "14 months" in en
+    assert "dager" not in en and "måneder" not in en
+    assert "90 dager" in nb and "182 dager" in nb and "1 dag<" in nb and "14 måneder" in nb

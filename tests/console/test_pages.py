@@ -167,6 +167,33 @@ def test_errors_are_translated(client: TestClient, personas: Personas) -> None:
     assert "Ikke funnet" in client.get("/console/finnes-ikke").text
 
 
+def test_a_bokmaal_page_shows_an_error_with_values_in_bokmaal(client: TestClient,
+                                                            personas: Personas) -> None:
+    """A service message with a number ("must be 1-365") and a form's own validation message are
+    shown in the page's language; the API keeps English for machines."""
+    client.cookies.set("vern_lang", "nb")
+    sign_in_with_forms(client, personas.alice)
+    form = client.get("/console/tokens")
+    res = client.post("/console/tokens", data={"name": "Lønnssystem", "role": "member", "days": "99999",
+                                               "csrf_token": csrf_of(form.text)})
+    assert res.status_code == 422
+    assert re.search(r"må være 1–\d+", res.text) and "must be" not in res.text
+    res = client.post("/console/users/new", data={"email": "ikke-en-adresse", "name": "Per",
+                                                  "role": "member", "csrf_token": csrf_of(form.text)})
+    assert res.status_code == 422 and "e-post" in res.text and "is not" not in res.text
+
+
+def test_the_portal_404_page_leads_back_to_the_portal_not_the_console(client: TestClient) -> None:
+    for lang, back in (("nb", "Tilbake til personvernsiden"), ("en", "Back to the privacy page")):
+        res = client.get(f"/p/fjellheim/finnes-ikke?lang={lang}", headers={"Accept": "text/html"})
+        assert res.status_code == 404 and back in res.text
+        assert 'href="/p/fjellheim/rights"' in res.text
+        assert 'href="/console' not in res.text and 'href="/login' not in res.text
+    res = client.get("/c/fjellheim/finnes-ikke", headers={"Accept": "text/html"})
+    assert res.status_code == 404 and 'href="/c/fjellheim/cookies"' in res.text
+    assert 'href="/console' not in res.text
+
+
 def test_the_layout_shows_navigation_by_permission(en: TestClient, personas: Personas,
                                                    login: object) -> None:
     sign_in_with_forms(en, personas.bob)

@@ -12,6 +12,7 @@ from tests.conftest import Personas
 from tests.rights.conftest import Product, file_request, request_row
 from vern.datamap.connect import engine_for
 from vern.db import Database, Scope
+from vern.notify import service as notify
 from vern.rights import demo, service
 from vern.rights.models import LedgerEntry, Package, Task
 
@@ -303,3 +304,23 @@ def test_the_access_package_csv_writes_formula_like_values_as_text_and_json_keep
     data = json.loads(archive.read("data.json"))
     [user] = data["systems"]["laerbar"]["databases"]["main"]["users"]["rows"]
     assert user["name"] == name and user["phone"] == phone  # the exact values
+
+
+def test_the_result_mail_names_the_kind_and_the_link_time_in_the_persons_language(
+    sqlite_db: Database, world: Personas, sqlite_product: Product, mailer: notify.MemoryMailer
+) -> None:
+    for locale, person_no, kind, days in (("nb", 1, "(innsyn)", "dager"), ("en", 2, "(access)", "days")):
+        person = sqlite_product.person(world.tenant_a, person_no)
+        with sqlite_db.transaction(Scope.tenant(world.tenant_a)) as session:
+            req = service.create_request(
+                session, org_id=world.tenant_a, kind="access", identities={"email": person["email"]},
+                channel="staff", locale=locale, verified_by="attested", details={"note": "ID-kort"},
+            )
+            request_id = req.id
+        assert service.run(sqlite_db, request_id, data_map=sqlite_product.data_map,
+                           urls=sqlite_product.urls) == "done"
+        notify.deliver_pending(sqlite_db)
+        mail = mailer.last_to(person["email"])
+        assert mail is not None
+        assert kind in mail.body and f" {days})" in mail.body, mail.body
+        assert ("behandlet" in mail.body) == (locale == "nb")

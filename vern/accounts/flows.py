@@ -26,22 +26,23 @@ from vern.audit.service import record
 from vern.config import Settings
 from vern.db import utcnow
 from vern.errors import Conflict, Forbidden, InvalidInput, NotFound
+from vern.i18n import N_
 from vern.notify import service as notify
 
 INVITE = "invite"
 RESET = "reset"
 LOCALES = ("nb", "en")
 
-INVITE_SUBJECT = "You are invited to Vern"
-INVITE_BODY = (
+INVITE_SUBJECT = N_("You are invited to Vern")
+INVITE_BODY = N_(
     "Hello %(name)s,\n\n"
     "%(org)s has given you access to Vern. Open this link to choose your password:\n\n"
     "%(link)s\n\n"
     "The link works once and expires in %(hours)s hours. If you did not expect this message, "
     "you can ignore it.\n"
 )
-RESET_SUBJECT = "Reset your Vern password"
-RESET_BODY = (
+RESET_SUBJECT = N_("Reset your Vern password")
+RESET_BODY = N_(
     "Hello %(name)s,\n\n"
     "Someone asked to reset the password of your Vern account. Open this link to choose a new "
     "password:\n\n"
@@ -50,7 +51,7 @@ RESET_BODY = (
     "every session of the account is signed out. If you did not ask for this, ignore this "
     "message: your password stays as it is.\n"
 )
-BAD_LINK = "the link is not valid, was already used or has expired"
+BAD_LINK = N_("the link is not valid, was already used or has expired")
 
 
 def token_hash(settings: Settings, token: str) -> str:

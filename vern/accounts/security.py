@@ -100,11 +100,11 @@ def check_password(settings: Settings, password: str, *, context: list[str]) -> 
     length = len(password)
     if length < settings.password_min_length:
         raise InvalidInput.on(
-            "password", f"must be at least {settings.password_min_length} characters", "too-short"
+            "password", "must be at least %(n)s characters", "too-short", n=settings.password_min_length
         )
     if length > settings.password_max_length:
         raise InvalidInput.on(
-            "password", f"must be at most {settings.password_max_length} characters", "too-long"
+            "password", "must be at most %(n)s characters", "too-long", n=settings.password_max_length
         )
     folded = password.casefold()
     if folded in _common_passwords() or _repetitive(folded):

@@ -42,6 +42,7 @@ from vern.config import Settings
 from vern.crypto import PII, blind_index, keyring
 from vern.db import utcnow
 from vern.errors import Conflict, Forbidden, InvalidInput, Locked, NotFound, Unauthenticated
+from vern.i18n import N_, gettext
 from vern.ratelimit import network_of
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
@@ -202,20 +203,18 @@ def _role_for(org: Organisation, role: str) -> Role:
     try:
         parsed = Role(role)
     except ValueError:
-        raise InvalidInput.on("role", f"unknown role {role!r}") from None
+        raise InvalidInput.on("role", "unknown role %(role)s", role=repr(role)) from None
     if parsed not in ROLES_FOR_KIND[OrgKind(org.kind)]:
-        raise InvalidInput.on("role", f"{role} is not a role in a {org.kind} organisation")
+        raise InvalidInput.on("role", "%(role)s is not a role in a %(kind)s organisation",
+                              role=role, kind=org.kind)
     return parsed
 
 
-MEMBERSHIP_MAIL = {
-    "nb": ("Du er lagt til i {org}",
-           "{org} har lagt deg til som medlem i Vern ({role}). Logg inn med kontoen du allerede "
-           "har for å se organisasjonen. Om du ikke venter dette, ta kontakt med {org}."),
-    "en": ("You were added to {org}",
-           "{org} added you as a member in Vern ({role}). Sign in with the account you already "
-           "have to see the organisation. If you did not expect this, contact {org}."),
-}
+MEMBERSHIP_MAIL = (
+    N_("You were added to %(org)s"),
+    N_("%(org)s added you as a member in Vern (%(role)s). Sign in with the account you already "
+       "have to see the organisation. If you did not expect this, contact %(org)s."),
+)
 
 
 def create_user(
@@ -278,11 +277,14 @@ def _tell_added(session: Session, user: User, org: Organisation, role: Role) -> 
     address = user.email.value if user.email is not None else None
     if address is None:
         return  # the address was erased: nobody to tell
-    locale = user.locale if user.locale in MEMBERSHIP_MAIL else "nb"
-    subject, body = MEMBERSHIP_MAIL[locale]
-    notify.queue(session, key_id=user.key_id, to=address, subject=subject.format(org=org.name),
-                 body=body.format(org=org.name, role=role.value), kind="accounts.membership_added",
-                 org_id=org.id)
+    from vern.console.routes import ROLE_LABELS
+
+    locale = user.locale
+    subject, body = MEMBERSHIP_MAIL
+    role_name = gettext(locale, ROLE_LABELS.get(role, role.value))
+    notify.queue(session, key_id=user.key_id, to=address, subject=gettext(locale, subject, org=org.name),
+                 body=gettext(locale, body, org=org.name, role=role_name),
+                 kind="accounts.membership_added", org_id=org.id)
 
 
 def add_membership(
@@ -916,7 +918,7 @@ def create_token(
     if not name or len(name) > 100:
         raise InvalidInput.on("name", "must be 1-100 characters")
     if not 1 <= days <= settings.api_token_max_days:
-        raise InvalidInput.on("days", f"must be 1-{settings.api_token_max_days}")
+        raise InvalidInput.on("days", "must be 1-%(n)s", n=settings.api_token_max_days)
     org = get_organisation(session, actor.org_id)
     parsed = _role_for(org, role)
     # A token acts without SELF (it is nobody's account), so compare what it will really hold.

@@ -236,7 +236,7 @@ def search(session: Session, settings: Settings, viewer: Viewer, f: Filters, *,
            cursor: str | None = None, limit: int = 50, audit_read: bool = True) -> Page:
     """One page of records, newest first; the read is recorded."""
     if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidInput.on("limit", f"must be 1-{MAX_LIMIT}")
+        raise InvalidInput.on("limit", "must be 1-%(n)s", n=MAX_LIMIT)
     f = resolve_actor(session, settings, viewer, f)
     q = _statement(viewer, f, Sealer(settings))
     if cursor:

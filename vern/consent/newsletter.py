@@ -20,24 +20,16 @@ from vern.consent.models import NewsletterSubscriber
 from vern.crypto import PII, blind_index, keyring
 from vern.db import new_id, utcnow
 from vern.errors import InvalidInput
+from vern.i18n import N_, gettext
 from vern.notify import service as notify
 
 PURPOSE = "newsletter"
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,253}\.[^@\s]{2,}$")
-TEXTS = {
-    "nb": {
-        "confirm_subject": "Bekreft påmeldingen til nyhetsbrevet",
-        "confirm_body": "Noen (forhåpentligvis du) meldte denne adressen på nyhetsbrevet fra {org}.\n"
-                        "Bekreft her: {link}\n\nGjør du ingenting, hører du ikke mer fra oss.",
-        "footer": "\n\n--\nDu får dette nyhetsbrevet fra {org}. Meld deg av med ett klikk: {link}",
-    },
-    "en": {
-        "confirm_subject": "Confirm your newsletter subscription",
-        "confirm_body": "Someone (hopefully you) signed this address up for the newsletter from {org}.\n"
-                        "Confirm here: {link}\n\nIf you do nothing, you will not hear from us again.",
-        "footer": "\n\n--\nYou receive this newsletter from {org}. Unsubscribe with one click: {link}",
-    },
-}
+# The mails' words, translated through the catalogs (vern.i18n).
+CONFIRM_SUBJECT = N_("Confirm your newsletter subscription")
+CONFIRM_BODY = N_("Someone (hopefully you) signed this address up for the newsletter from %(org)s.\n"
+                  "Confirm here: %(link)s\n\nIf you do nothing, you will not hear from us again.")
+FOOTER = N_("\n\n--\nYou receive this newsletter from %(org)s. Unsubscribe with one click: %(link)s")
 
 
 def _index(secret: bytes, email: str) -> str:
@@ -86,10 +78,9 @@ def subscribe(session: Session, *, org_id: str, org_slug: str, org_name: str, se
         session.add(found)
     found.confirm_hash = service.token_hash(token)
     session.flush()
-    texts = TEXTS.get(locale, TEXTS["nb"])
     link = f"{base_url}/c/{org_slug}/newsletter/confirm?t={token}"
-    notify.queue(session, key_id=found.key_id, to=email, subject=texts["confirm_subject"],
-                 body=texts["confirm_body"].format(org=org_name, link=link),
+    notify.queue(session, key_id=found.key_id, to=email, subject=gettext(locale, CONFIRM_SUBJECT),
+                 body=gettext(locale, CONFIRM_BODY, org=org_name, link=link),
                  kind="consent.newsletter_confirm", org_id=org_id)
     audit(session, "consent.newsletter_requested", org_id=org_id,
           resource=f"newsletter:{found.id}", details={"new": {"status": found.status}})
@@ -177,7 +168,6 @@ def send_issue(session: Session, *, org_id: str, org_slug: str, org_name: str, b
     if not body:
         raise InvalidInput.on("body", "give the text of the issue")
     count = 0
-    texts = TEXTS.get(locale, TEXTS["nb"])
     for sub in session.scalars(select(NewsletterSubscriber).where(
             NewsletterSubscriber.status == "active")):
         if sub.email.value is None or not _may_mail(session, sub):
@@ -187,7 +177,7 @@ def send_issue(session: Session, *, org_id: str, org_slug: str, org_name: str, b
             sub.unsubscribe_hash = service.token_hash(token)  # after a change of VERN_SECRET_KEY
         link = optout_url(base_url, org_slug, token)
         notify.queue(session, key_id=sub.key_id, to=sub.email.value, subject=subject,
-                     body=body + texts["footer"].format(org=org_name, link=link),
+                     body=body + gettext(locale, FOOTER, org=org_name, link=link),
                      kind="consent.newsletter", org_id=org_id)
         count += 1
     audit(session, "consent.newsletter_sent", org_id=org_id, actor_user_id=actor_user_id,

@@ -39,7 +39,7 @@ from vern.accounts.service import Actor
 from vern.consent import newsletter, service
 from vern.consent.models import KINDS, LEGAL_BASES, Purpose
 from vern.consent.service import Choice, PurposeInput
-from vern.consent.texts import BANNER, BASES
+from vern.consent.texts import banner_texts, bases
 from vern.console.templating import LOCALES, environment, pick_locale, render
 from vern.db import Database, Scope
 from vern.errors import Conflict, InvalidInput, NotFound, VernError
@@ -136,8 +136,7 @@ def banner_config(request: Request, consent_org: str, lang: str | None = None) -
             "key": p.key, "kind": p.kind, "name": p.name(locale), "description": p.description(locale),
             "required": p.kind == "necessary", "cookies": [c["name"] for c in p.cookies],
         } for p in _banner_purposes(session)]
-    texts = dict(BANNER[locale])
-    texts["body"] = texts["body"].format(org=name)
+    texts = banner_texts(locale, name)
     body = {
         "org": slug, "lang": locale, "version": notice.version if notice else 0,
         "purposes": purposes, "texts": texts,
@@ -220,7 +219,7 @@ def cookie_declaration(request: Request, consent_org: str, lang: str | None = No
         notice = service.current_notice(session, "cookie")
         return render_public(request, "consent/cookies.html", {
             "org_name": name, "slug": slug, "lang": locale, "purposes": purposes, "notice": notice,
-            "bases": BASES[locale],
+            "bases": bases(locale),
         })
 
 

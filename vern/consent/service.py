@@ -33,6 +33,7 @@ from vern.context import current_request
 from vern.crypto import blind_index
 from vern.db import utcnow
 from vern.errors import Conflict, InvalidInput, NotFound
+from vern.i18n import canonical_duration
 from vern.stats.ip import truncate_ip
 
 KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -67,7 +68,7 @@ def _validate_purpose(data: PurposeInput) -> None:
     if not KEY.match(data.key):
         raise InvalidInput.on("key", "lower-case letters, digits, - and _ (at most 40)")
     if data.kind not in KINDS:
-        raise InvalidInput.on("kind", f"one of {', '.join(KINDS)}")
+        raise InvalidInput.on("kind", "one of %(values)s", values=", ".join(KINDS))
     if data.legal_basis not in LEGAL_BASES:
         raise InvalidInput.on("legal_basis", "a letter a-f (GDPR Art. 6(1)(a)-(f))")
     for field_name in ("name_nb", "name_en"):
@@ -93,12 +94,12 @@ def create_purpose(session: Session, *, org_id: str, data: PurposeInput,
                    actor_user_id: str | None) -> Purpose:
     _validate_purpose(data)
     if session.scalar(select(Purpose.id).where(Purpose.key == data.key)) is not None:
-        raise Conflict(detail=f"purpose {data.key!r} exists already")
+        raise Conflict(detail="purpose %(key)s exists already", params={"key": repr(data.key)})
     purpose = Purpose(
         org_id=org_id, key=data.key, kind=data.kind, legal_basis=data.legal_basis,
         name_nb=data.name_nb.strip(), name_en=data.name_en.strip(),
         description_nb=data.description_nb, description_en=data.description_en,
-        data_categories=list(data.data_categories), retention=data.retention,
+        data_categories=list(data.data_categories), retention=canonical_duration(data.retention),
         cookies=[_cookie(c) for c in data.cookies], scripts=list(data.scripts),
         in_banner=data.in_banner or (data.kind != "other" and bool(data.cookies)),
     )
@@ -110,8 +111,11 @@ def create_purpose(session: Session, *, org_id: str, data: PurposeInput,
 
 
 def _cookie(cookie: dict[str, Any]) -> dict[str, str]:
+    """A cookie's row; its duration kept as ``<number> <unit>`` (``90 days``) when it is one, so
+    each reader sees it in their own language."""
     out = {k: str(cookie.get(k, ""))[:300] for k in ("name", "provider", "duration", "description_nb",
                                                      "description_en")}
+    out["duration"] = canonical_duration(out["duration"])
     for k in ("path", "domain"):  # only when declared: the defaults are / and host-only
         if cookie.get(k):
             out[k] = str(cookie[k]).lstrip(".").lower() if k == "domain" else str(cookie[k])
@@ -226,16 +230,16 @@ def record_choices(
     truncated here, whatever the caller passed through."""
     check_subject(subject)
     if method not in METHODS:
-        raise InvalidInput.on("method", f"one of {', '.join(METHODS)}")
+        raise InvalidInput.on("method", "one of %(values)s", values=", ".join(METHODS))
     purposes = {p.key: p for p in list_purposes(session)}
     wanted = list(choices)
     if not wanted:
         raise InvalidInput.on("choices", "give at least one purpose")
     for c in wanted:
         if c.purpose_key not in purposes:
-            raise InvalidInput.on("choices", f"unknown purpose {c.purpose_key!r}")
+            raise InvalidInput.on("choices", "unknown purpose %(key)s", key=repr(c.purpose_key))
         if c.choice not in CHOICES:
-            raise InvalidInput.on("choices", f"unknown choice {c.choice!r}")
+            raise InvalidInput.on("choices", "unknown choice %(choice)s", choice=repr(c.choice))
     req = current_request()
     ip = truncate_ip(req.client_ip) if req and req.client_ip else None
     agent = (req.user_agent or "")[:300] if req else None
@@ -337,7 +341,7 @@ def withdraw(session: Session, *, org_id: str, subject: str, purposes: list[str]
     choices = []
     for key in keys:
         if key not in known:
-            raise InvalidInput.on("purposes", f"unknown purpose {key!r}")
+            raise InvalidInput.on("purposes", "unknown purpose %(key)s", key=repr(key))
         basis = found[key].legal_basis if key in found else known[key].legal_basis
         choices.append(Choice(key, "withdrawn" if basis == "a" else "objected"))
     if not choices:

@@ -58,6 +58,7 @@ from vern.errors import (
     Unauthenticated,
     VernError,
 )
+from vern.i18n import N_
 
 pages = APIRouter(tags=["console"], include_in_schema=False)
 
@@ -79,13 +80,13 @@ TenantsManager = Annotated[Actor, Depends(require(Perm.TENANTS_MANAGE))]
 TokensManager = Annotated[Actor, Depends(require(Perm.TOKENS_MANAGE))]
 
 ROLE_LABELS = {
-    Role.OWNER: "Owner",
-    Role.SECURITY_OFFICER: "Security officer",
-    Role.PRIVACY_OFFICER: "Privacy officer",
-    Role.SUPPORT: "Support",
-    Role.AUDITOR: "Auditor",
-    Role.TENANT_ADMIN: "Administrator",
-    Role.MEMBER: "Member",
+    Role.OWNER: N_("Owner"),
+    Role.SECURITY_OFFICER: N_("Security officer"),
+    Role.PRIVACY_OFFICER: N_("Privacy officer"),
+    Role.SUPPORT: N_("Support"),
+    Role.AUDITOR: N_("Auditor"),
+    Role.TENANT_ADMIN: N_("Administrator"),
+    Role.MEMBER: N_("Member"),
 }
 ROLE_ORDER = list(ROLE_LABELS)
 DEFAULT_NEXT = "/console"
@@ -565,19 +566,19 @@ async def user_role(request: Request, user_id: str, actor: UsersManager,
 
 # Actions that take effect only after a confirmation page (GET shows it, POST does it).
 USER_ACTIONS: dict[str, dict[str, str]] = {
-    "disable": {"title": "Disable this user?", "button": "Disable",
-                "explain": "They are signed out at once and cannot sign in until enabled again.",
+    "disable": {"title": N_("Disable this user?"), "button": N_("Disable"),
+                "explain": N_("They are signed out at once and cannot sign in until enabled again."),
                 "done": "disabled"},
-    "enable": {"title": "Enable this user?", "button": "Enable",
-               "explain": "They can sign in again with their password and second step.",
+    "enable": {"title": N_("Enable this user?"), "button": N_("Enable"),
+               "explain": N_("They can sign in again with their password and second step."),
                "done": "enabled"},
-    "reset-mfa": {"title": "Reset two-step sign-in?", "button": "Reset two-step sign-in",
-                  "explain": "Their authenticator and recovery codes stop working; they set up "
-                             "two-step sign-in again at their next sign-in.",
+    "reset-mfa": {"title": N_("Reset two-step sign-in?"), "button": N_("Reset two-step sign-in"),
+                  "explain": N_("Their authenticator and recovery codes stop working; they set up "
+                             "two-step sign-in again at their next sign-in."),
                   "done": "mfa-reset"},
-    "remove": {"title": "Remove this user from the organisation?", "button": "Remove",
-               "explain": "They lose access to this organisation. Their account and the audit "
-                          "trail are kept.",
+    "remove": {"title": N_("Remove this user from the organisation?"), "button": N_("Remove"),
+               "explain": N_("They lose access to this organisation. Their account and the audit "
+                          "trail are kept."),
                "done": "removed"},
 }
 
@@ -722,8 +723,8 @@ def token_revoke_confirm(request: Request, token_id: str, actor: TokensManager,
                          db: TenantDB) -> Response:
     """Confirmation before a token stops working."""
     row = _token(db, token_id)
-    texts = {"title": "Revoke this token?", "button": "Revoke",
-             "explain": "Programs using it are refused from now on. This cannot be undone."}
+    texts = {"title": N_("Revoke this token?"), "button": N_("Revoke"),
+             "explain": N_("Programs using it are refused from now on. This cannot be undone.")}
     return render(request, "console/confirm.html", {
         "texts": texts, "action": f"/console/tokens/{token_id}/revoke", "cancel": "/console/tokens",
         "subject": {"name": row.name, "email": row.prefix + "…"},

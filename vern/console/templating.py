@@ -1,8 +1,7 @@
 """Server-rendered pages: one Jinja2 environment over every domain's templates, in bokmål or English.
 
-Texts are written in English in the templates (``{% trans %}`` / ``_()``); each domain keeps its
-translations in ``vern/<domain>/locale/{nb,en}.po``. The catalogs are read with Babel at start-up -
-no compiled files to forget. The language comes from the switcher (``?lang=nb|en`` on any page,
+Texts are written in English in the templates (``_()``) and translated through Vern's one pair of
+message catalogs (``vern.i18n``). The language comes from the switcher (``?lang=nb|en`` on any page,
 remembered in the ``vern_lang`` cookie), else that cookie, else the browser's ``Accept-Language``,
 else the setting ``VERN_DEFAULT_LOCALE``.
 """
@@ -14,75 +13,38 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from babel.messages.pofile import read_po
-from babel.support import Translations
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from starlette.routing import Match
 
 import vern
+from vern import i18n
 from vern.errors import VernError
+from vern.i18n import LOCALES, translations
 
 PACKAGE = Path(vern.__file__).resolve().parent
-LOCALES = ("nb", "en")
 LANG_COOKIE = "vern_lang"
 
 
-class _Catalog(Translations):
-    """Translations built from .po files in memory."""
-
-    def __init__(self, messages: dict[str, str]) -> None:
-        super().__init__()
-        self._catalog = messages  # type: ignore[assignment]
-
-    def merge_messages(self, more: dict[str, str]) -> None:
-        self._catalog.update(more)
-
-
-@lru_cache(maxsize=len(LOCALES))
-def translations(locale: str) -> _Catalog:
-    messages: dict[str, str] = {}
-    for po in sorted(PACKAGE.glob(f"*/locale/{locale}.po")):
-        with po.open("rb") as fh:
-            catalog = read_po(fh, locale=locale)
-        for message in catalog:
-            if (message.id and message.string and not message.fuzzy
-                    and isinstance(message.id, str)):
-                messages[message.id] = str(message.string)
-    return _Catalog(messages)
-
-
 def gettext(locale: str, message: str, **params: Any) -> str:
-    text = translations(locale).gettext(message)
-    return text % params if params else text
+    return i18n.gettext(locale, message, **params)
 
 
-_NUMBER = re.compile(r"\d+")
+def translate_message(locale: str, message: Any) -> str:
+    """A service message (an error's detail or a field message) in the page's language."""
+    template = getattr(message, "template", None)
+    if template is not None:  # a FieldError or VernError: its template and values
+        return i18n.error_text(locale, template, getattr(message, "params", None))
+    return i18n.error_text(locale, str(message))
 
 
-def translate_message(locale: str, message: str) -> str:
-    """A service message (``"must be at least 12 characters"``) in the page's language: the exact
-    text, else the text with its numbers as ``%(n)s`` (``"must be at least %(n)s characters"``)."""
-    catalog = translations(locale)
-    text = catalog.gettext(message)
-    if text != message:
-        return text
-    numbers = _NUMBER.findall(message)
-    if len(numbers) == 1:
-        pattern = _NUMBER.sub("%(n)s", message)
-        text = catalog.gettext(pattern)
-        if text != pattern:
-            return text % {"n": numbers[0]}
-    return message
-
-
-def field_errors(exc: VernError | None) -> dict[str, str]:
+def field_errors(exc: VernError | None) -> dict[str, Any]:
     """Field name → message for a form, from an error's field list or a ``"field: message"``
-    detail (as ``Conflict`` errors give)."""
+    detail (as ``Conflict`` errors give); a message is translated by the ``msg`` filter."""
     if exc is None:
         return {}
-    found = {e.field: e.message for e in exc.errors}
+    found: dict[str, Any] = {e.field: e for e in exc.errors}
     if not found and exc.detail:
         match = re.match(r"^([a-z_]+): (.+)$", exc.detail)
         if match:
@@ -169,7 +131,10 @@ def environment(locale: str) -> Environment:
     env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
     env.globals["LOCALES"] = LOCALES
     env.globals["LOCALE_NAMES"] = {"nb": "Norsk bokmål", "en": "English"}
-    env.filters["msg"] = lambda message: translate_message(locale, str(message))
+    env.filters["msg"] = lambda message: translate_message(locale, message)
+    env.filters["duration"] = lambda text: i18n.format_duration(str(text or ""), locale)
+    env.filters["day"] = lambda value, form="long": i18n.format_day(value, locale, form)
+    env.filters["number"] = lambda value: i18n.format_number(value, locale)
     return env
 
 
@@ -232,8 +197,25 @@ def _csrf_for(request: Request) -> str | None:
     return getattr(request.state, "set_anon_csrf", None) or request.cookies.get("vern_csrf")
 
 
+_PUBLIC_HOME = (
+    (re.compile(r"^/p/([a-z0-9][a-z0-9-]{0,62})(?:/|$)"), "/p/{}/rights"),
+    (re.compile(r"^/c/([a-z0-9][a-z0-9-]{0,62})/"), "/c/{}/cookies"),
+)
+
+
+def public_home(path: str) -> str | None:
+    """The organisation's public page to go back to from an error on its portal or its cookie
+    pages (a visitor there has no console to go back to); None elsewhere."""
+    for pattern, home in _PUBLIC_HOME:
+        match = pattern.match(path)
+        if match:
+            return home.format(match.group(1))
+    return None
+
+
 def render_error(request: Request, exc: VernError) -> HTMLResponse:
-    response = render(request, "error.html", {"error": exc}, status=exc.status)
+    context = {"error": exc, "public_home": public_home(request.url.path)}
+    response = render(request, "error.html", context, status=exc.status)
     response.headers["X-Vern-Error"] = exc.code
     retry = getattr(exc, "retry_after", None)
     if retry is not None:

@@ -16,49 +16,30 @@ from markupsafe import Markup, escape
 from vern.csvsafe import SafeWriter
 from vern.datamap.categories import CATEGORIES
 from vern.datamap.model import DataMap
+from vern.i18n import N_, format_day, gettext, norm
 from vern.rights.connectors import plain
 
 HIDDEN_CATEGORIES = ("user.credential", "system.crypto")
 
+# The summary's words, translated through the catalogs (vern.i18n).
 TEXT = {
-    "en": {
-        "title": "Your personal data",
-        "intro": "This is a copy of the personal data {org} holds about you in its systems, "
-        "as requested on {received}. The file data.json has the same data in a "
-        "machine-readable form, and the folder csv has one table per file.",
-        "system": "System",
-        "recipients": "Recipients",
-        "no_recipients": "No recipients outside the vendor",
-        "table": "Table",
-        "purpose": "Purpose",
-        "retention": "Kept",
-        "categories": "Kinds of data",
-        "rows": "Rows",
-        "none": "We found no personal data about you.",
-        "hidden": "(kept, not shown for security)",
-        "rights": "You may ask for correction, erasure or restriction of this data, object to its "
-        "use, and complain to Datatilsynet (the Norwegian Data Protection Authority).",
-        "source": "Source: registered by you or by {org} when you used the service.",
-    },
-    "nb": {
-        "title": "Dine personopplysninger",
-        "intro": "Dette er en kopi av personopplysningene {org} har om deg i sine systemer, "
-        "slik du ba om {received}. Filen data.json har de samme opplysningene i "
-        "maskinlesbar form, og mappen csv har én tabell per fil.",
-        "system": "System",
-        "recipients": "Mottakere",
-        "no_recipients": "Ingen mottakere utenfor leverandøren",
-        "table": "Tabell",
-        "purpose": "Formål",
-        "retention": "Lagres",
-        "categories": "Typer opplysninger",
-        "rows": "Rader",
-        "none": "Vi fant ingen personopplysninger om deg.",
-        "hidden": "(lagret, vises ikke av sikkerhetshensyn)",
-        "rights": "Du kan be om retting, sletting eller begrensning av disse opplysningene, "
-        "protestere mot bruken, og klage til Datatilsynet.",
-        "source": "Kilde: registrert av deg eller av {org} da du brukte tjenesten.",
-    },
+    "title": N_("Your personal data"),
+    "intro": N_("This is a copy of the personal data %(org)s holds about you in its systems, "
+                "as requested on %(received)s. The file data.json has the same data in a "
+                "machine-readable form, and the folder csv has one table per file."),
+    "system": N_("System"),
+    "recipients": N_("Recipients"),
+    "no_recipients": N_("No recipients outside the vendor"),
+    "table": N_("Table"),
+    "purpose": N_("Purpose"),
+    "retention": N_("Kept"),
+    "categories": N_("Kinds of data"),
+    "rows": N_("Rows"),
+    "none": N_("We found no personal data about you."),
+    "hidden": N_("(kept, not shown for security)"),
+    "rights": N_("You may ask for correction, erasure or restriction of this data, object to its "
+                 "use, and complain to Datatilsynet (the Norwegian Data Protection Authority)."),
+    "source": N_("Source: registered by you or by %(org)s when you used the service."),
 }
 
 _SUMMARY = """<!doctype html>
@@ -73,8 +54,8 @@ th,td{border:1px solid #bbb;padding:.3rem .5rem;text-align:left;vertical-align:t
 th{background:#eef}dt{font-weight:600}section{margin-bottom:2rem}
 </style></head><body>
 <h1>{{ t.title }}</h1>
-<p>{{ t.intro.format(org=org, received=received) }}</p>
-<p>{{ t.source.format(org=org) }}</p>
+<p>{{ t.intro }}</p>
+<p>{{ t.source }}</p>
 {% if not systems %}<p>{{ t.none }}</p>{% endif %}
 {% for system in systems %}
 <section><h2>{{ t.system }}: {{ system.title }}</h2>
@@ -108,8 +89,10 @@ def build_zip(
     received: datetime,
     locale: str,
 ) -> bytes:
-    lang = locale if locale in TEXT else "nb"
-    t = TEXT[lang]
+    lang = norm(locale)
+    values = {"org": org_name, "received": format_day(received, lang)}
+    t = {key: gettext(lang, text, **(values if key in {"intro", "source"} else {}))
+         for key, text in TEXT.items()}
     doc: dict[str, Any] = {
         "request": {
             "id": request_id,
@@ -166,7 +149,7 @@ def build_zip(
                 )
         zf.writestr("data.json", json.dumps(doc, ensure_ascii=False, indent=2))
         html = _summary.render(
-            lang=lang, t=t, org=org_name, received=received.date().isoformat(), systems=systems_view
+            lang=lang, t=t, org=org_name, systems=systems_view
         )
         zf.writestr("summary.html", html)
     return buffer.getvalue()

@@ -27,6 +27,7 @@ from vern.accounts.service import Actor
 from vern.console.templating import gettext, pick_locale, render
 from vern.db import Database, Scope
 from vern.errors import FieldError, Forbidden, InvalidInput, NotFound, VernError
+from vern.i18n import N_, format_day
 from vern.inputs import Key, Value
 from vern.notify import service as notify
 from vern.rights import service
@@ -721,7 +722,7 @@ def portal_status(
             "org": org,
             "kind": gettext(locale, KIND_LABELS[req.kind]),
             "status": req.status,
-            "deadline": req.deadline.date().isoformat(),
+            "deadline": format_day(req.deadline, locale),
         },
     )
 
@@ -733,11 +734,11 @@ def portal_download(dsr_tenant: str, download_token: str, database: DatabaseDep)
 
 
 KIND_LABELS = {
-    "access": "See my data",
-    "portability": "Get my data to take elsewhere",
-    "rectification": "Correct my data",
-    "erasure": "Delete me",
-    "restriction": "Limit the use of my data",
-    "objection": "Object to a use of my data",
-    "withdrawal": "Withdraw my consent",
+    "access": N_("See my data"),
+    "portability": N_("Get my data to take elsewhere"),
+    "rectification": N_("Correct my data"),
+    "erasure": N_("Delete me"),
+    "restriction": N_("Limit the use of my data"),
+    "objection": N_("Object to a use of my data"),
+    "withdrawal": N_("Withdraw my consent"),
 }

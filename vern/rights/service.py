@@ -35,6 +35,7 @@ from vern.datamap.detectors import is_email, is_national_id, is_phone
 from vern.datamap.model import IDENTITY_KINDS, DataMap
 from vern.db import Database, Scope, UTCDateTime, execute_fast, new_id, utcnow
 from vern.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
+from vern.i18n import N_, format_day, format_duration, gettext
 from vern.notify import service as notify
 from vern.rights.models import (
     OPEN_STATUSES,
@@ -312,7 +313,8 @@ def create_request(
     (staff checked identity, with a note). Otherwise a one-time code must be sent and entered.
     """
     if kind not in {k.value for k in Kind}:
-        raise InvalidInput.on("kind", f"unknown kind (use one of {', '.join(k.value for k in Kind)})")
+        raise InvalidInput.on("kind", "unknown kind (use one of %(kinds)s)",
+                              kinds=", ".join(k.value for k in Kind))
     if channel not in CHANNELS:
         raise InvalidInput.on("channel", "unknown channel")
     if locale not in ("nb", "en"):
@@ -441,20 +443,13 @@ def _code_hash(request_id: str, code: str) -> str:
     return hmac.new(secret(), f"rights.code:{request_id}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
-CODE_MAIL = {
-    "nb": (
-        "Koden din: {code}",
-        "Koden for å bekrefte forespørselen din hos {org} er {code}.\n"
-        "Den gjelder i {minutes} minutter og kan brukes én gang.\n"
-        "Har du ikke bedt om dette, kan du se bort fra e-posten.",
-    ),
-    "en": (
-        "Your code: {code}",
-        "The code to confirm your request to {org} is {code}.\n"
-        "It is valid for {minutes} minutes and can be used once.\n"
-        "If you did not ask for this, you can ignore this e-mail.",
-    ),
-}
+# The mails to the person and to staff: English texts, translated through the catalogs (vern.i18n).
+CODE_MAIL = (
+    N_("Your code: %(code)s"),
+    N_("The code to confirm your request to %(org)s is %(code)s.\n"
+       "It is valid for %(duration)s and can be used once.\n"
+       "If you did not ask for this, you can ignore this e-mail."),
+)
 
 
 def send_code(session: Session, request_id: str) -> None:
@@ -482,15 +477,16 @@ def send_code(session: Session, request_id: str) -> None:
         )
     )
     org = session.get(Organisation, req.org_id)
-    subject, body = CODE_MAIL[req.locale if req.locale in CODE_MAIL else "nb"]
+    subject, body = CODE_MAIL
     notify.queue(
         session,
         key_id=req.key_id,
         to=email,
         kind="rights.code",
         org_id=req.org_id,
-        subject=subject.format(code=code),
-        body=body.format(code=code, org=org.name if org else "", minutes=cfg.code_minutes),
+        subject=gettext(req.locale, subject, code=code),
+        body=gettext(req.locale, body, code=code, org=org.name if org else "",
+                     duration=format_duration(f"{cfg.code_minutes} minutes", req.locale)),
     )
     record(session, "rights.code.send", org_id=req.org_id, resource=f"rights_request:{req.id}")
 
@@ -555,7 +551,8 @@ def code_error(result: CodeResult) -> InvalidInput:
 def approve(session: Session, request_id: str, *, actor_user_id: str | None) -> RightsRequest:
     req = get_request(session, request_id)
     if req.status != Status.AWAITING_APPROVAL.value:
-        raise Conflict(detail=f"only a request awaiting approval can be approved (it is {req.status})")
+        raise Conflict(detail="only a request awaiting approval can be approved (it is %(status)s)",
+                       params={"status": req.status})
     req.approved_at = utcnow()
     req.approved_by = actor_user_id
     _set_status(session, req, Status.QUEUED, actor_user_id=actor_user_id, action="rights.request.approve")
@@ -565,7 +562,8 @@ def approve(session: Session, request_id: str, *, actor_user_id: str | None) -> 
 def reject(session: Session, request_id: str, *, actor_user_id: str | None, reason: str) -> RightsRequest:
     req = get_request(session, request_id)
     if req.status not in (Status.UNVERIFIED.value, Status.AWAITING_APPROVAL.value, Status.QUEUED.value):
-        raise Conflict(detail=f"a request that is {req.status} cannot be rejected")
+        raise Conflict(detail="a request that is %(status)s cannot be rejected",
+                       params={"status": req.status})
     if not reason.strip():
         raise InvalidInput.on("reason", "say why the request is rejected (the person is told)")
     req.decision_note = reason.strip()[:2000]
@@ -577,22 +575,17 @@ def reject(session: Session, request_id: str, *, actor_user_id: str | None, reas
 def cancel(session: Session, request_id: str, *, actor_user_id: str | None) -> RightsRequest:
     req = get_request(session, request_id)
     if req.status not in (Status.UNVERIFIED.value, Status.AWAITING_APPROVAL.value, Status.QUEUED.value):
-        raise Conflict(detail=f"a request that is {req.status} cannot be cancelled")
+        raise Conflict(detail="a request that is %(status)s cannot be cancelled",
+                       params={"status": req.status})
     req.completed_at = utcnow()
     _set_status(session, req, Status.CANCELLED, actor_user_id=actor_user_id, action="rights.request.cancel")
     return req
 
 
-EXTENSION_MAIL = {
-    "nb": (
-        "Svaret på forespørselen din tar lengre tid",
-        "Vi trenger mer tid til å svare på forespørselen din. Ny frist er {due}.\nGrunn: {reason}",
-    ),
-    "en": (
-        "The answer to your request will take longer",
-        "We need more time to answer your request. The new deadline is {due}.\nReason: {reason}",
-    ),
-}
+EXTENSION_MAIL = (
+    N_("The answer to your request will take longer"),
+    N_("We need more time to answer your request. The new deadline is %(due)s.\nReason: %(reason)s"),
+)
 
 
 def extend(
@@ -606,7 +599,7 @@ def extend(
     if req.extended_due_at is not None:
         raise Conflict(detail="the deadline has already been extended once")
     if not 1 <= months <= cfg.max_extension_months:
-        raise InvalidInput.on("months", f"extend by 1 to {cfg.max_extension_months} months")
+        raise InvalidInput.on("months", "extend by 1 to %(n)s months", n=cfg.max_extension_months)
     if not reason.strip():
         raise InvalidInput.on("reason", "the person must be told why")
     if utcnow() >= req.due_at:
@@ -615,15 +608,16 @@ def extend(
     req.extension_reason = reason.strip()[:2000]
     email = identities_of(req).get("email")
     if email:
-        subject, body = EXTENSION_MAIL[req.locale if req.locale in EXTENSION_MAIL else "nb"]
+        subject, body = EXTENSION_MAIL
         notify.queue(
             session,
             key_id=req.key_id,
             to=email,
             kind="rights.extension",
             org_id=req.org_id,
-            subject=subject,
-            body=body.format(due=req.extended_due_at.date().isoformat(), reason=req.extension_reason),
+            subject=gettext(req.locale, subject),
+            body=gettext(req.locale, body, due=format_day(req.extended_due_at, req.locale),
+                         reason=req.extension_reason),
         )
     record(
         session,
@@ -906,14 +900,11 @@ def _add_flags(  # noqa: PLR0917 - the pieces of one flag
     )
 
 
-DONE_MAIL = {
-    "nb": ("Forespørselen din er behandlet", "Forespørselen din ({kind}) til {org} er behandlet.{extra}"),
-    "en": ("Your request has been handled", "Your request ({kind}) to {org} has been handled.{extra}"),
-}
-LINK_TEXT = {
-    "nb": "\n\nLast ned opplysningene dine her (lenken virker i {days} dager):\n{link}",
-    "en": "\n\nDownload your data here (the link works for {days} days):\n{link}",
-}
+DONE_MAIL = (
+    N_("Your request has been handled"),
+    N_("Your request (%(kind)s) to %(org)s has been handled.%(extra)s"),
+)
+LINK_TEXT = N_("\n\nDownload your data here (the link works for %(duration)s):\n%(link)s")
 
 _T_REQUESTS: Any = RightsRequest.__table__
 _T_TASKS: Any = Task.__table__
@@ -1019,9 +1010,10 @@ def _tell(session: Session, job: Any, link: str | None) -> None:
     email = job.subject.identities.get("email")
     if not email or job.channel == "api":
         return
-    lang = job.locale if job.locale in DONE_MAIL else "nb"
-    extra = LINK_TEXT[lang].format(days=rights_settings().download_days, link=link) if link else ""
-    subject, body = DONE_MAIL[lang]
+    lang = job.locale
+    days = format_duration(f"{rights_settings().download_days} days", lang)
+    extra = gettext(lang, LINK_TEXT, duration=days, link=link) if link else ""
+    subject, body = DONE_MAIL
     from vern.rights.engine import book_mail
 
     book_mail(
@@ -1030,8 +1022,8 @@ def _tell(session: Session, job: Any, link: str | None) -> None:
         to=email,
         kind="rights.done",
         org_id=job.org_id,
-        subject=subject,
-        body=body.format(kind=job.kind, org=job.org_name, extra=extra),
+        subject=gettext(lang, subject),
+        body=gettext(lang, body, kind=gettext(lang, job.kind), org=job.org_name, extra=extra),
     )
 
 
@@ -1231,10 +1223,10 @@ def due_state(req: RightsRequest, now: datetime | None = None) -> str:
     return "ok"
 
 
-REMINDER_MAIL = {
-    "nb": ("Frist for forespørsel nærmer seg", "En forespørsel ({kind}) har frist {due}.\n{link}"),
-    "en": ("A request's deadline is near", "A request ({kind}) is due on {due}.\n{link}"),
-}
+REMINDER_MAIL = (
+    N_("A request's deadline is near"),
+    N_("A request (%(kind)s) is due on %(due)s.\n%(link)s"),
+)
 
 
 def _staff(session: Session, org_id: str) -> list[Any]:
@@ -1264,18 +1256,11 @@ def _request_link(request_id: str) -> str:
     return f"{get_settings().base_url.rstrip('/')}/console/rights/requests/{request_id}"
 
 
-GIVEN_UP_MAIL = {
-    "nb": (
-        "En forespørsel kunne ikke fullføres",
-        "En forespørsel ({kind}) er bare delvis utført etter {attempts} forsøk ({error}). "
-        "Den prøves ikke mer automatisk; rett feilen og prøv igjen fra konsollen.\n{link}",
-    ),
-    "en": (
-        "A request could not be completed",
-        "A request ({kind}) is only partly done after {attempts} attempts ({error}). "
-        "It is not retried automatically any more; fix the fault and retry it from the console.\n{link}",
-    ),
-}
+GIVEN_UP_MAIL = (
+    N_("A request could not be completed"),
+    N_("A request (%(kind)s) is only partly done after %(attempts)s attempts (%(error)s). "
+       "It is not retried automatically any more; fix the fault and retry it from the console.\n%(link)s"),
+)
 
 
 def _tell_staff_given_up(session: Session, job: Any, attempts: int, error: str) -> None:
@@ -1285,17 +1270,17 @@ def _tell_staff_given_up(session: Session, job: Any, attempts: int, error: str) 
 
     told = 0
     for key_id, email, locale in job.staff:
-        lang = locale if locale in GIVEN_UP_MAIL else "nb"
-        subject, body = GIVEN_UP_MAIL[lang]
+        lang = locale
+        subject, body = GIVEN_UP_MAIL
         book_mail(
             session,
             key_id=key_id,
             to=email,
             kind="rights.retries_exhausted",
             org_id=job.org_id,
-            subject=subject,
-            body=body.format(kind=job.kind, attempts=attempts, error=error,
-                             link=_request_link(job.request_id)),
+            subject=gettext(lang, subject),
+            body=gettext(lang, body, kind=gettext(lang, job.kind), attempts=attempts, error=error,
+                         link=_request_link(job.request_id)),
         )
         told += 1
     book(
@@ -1381,16 +1366,17 @@ def send_reminders(database: Database, *, now: datetime | None = None) -> int:
             for user in _staff(session, req.org_id):
                 if user.email.value is None:
                     continue
-                lang = user.locale if user.locale in REMINDER_MAIL else "nb"
-                subject, body = REMINDER_MAIL[lang]
+                lang = user.locale
+                subject, body = REMINDER_MAIL
                 notify.queue(
                     session,
                     key_id=user.key_id,
                     to=user.email.value,
                     kind="rights.reminder",
                     org_id=req.org_id,
-                    subject=subject,
-                    body=body.format(kind=req.kind, due=req.deadline.date().isoformat(), link=link),
+                    subject=gettext(lang, subject),
+                    body=gettext(lang, body, kind=gettext(lang, req.kind),
+                                 due=format_day(req.deadline, lang), link=link),
                 )
                 sent += 1
             req.reminded_at = now

@@ -182,7 +182,7 @@ Period = Literal["day", "week", "month"]
 def _range(days: int, until: date | None) -> tuple[date, date]:
     end = until or utcnow().date()
     if not 1 <= days <= report.MAX_DAYS:
-        raise InvalidInput.on("days", f"between 1 and {report.MAX_DAYS}")
+        raise InvalidInput.on("days", "between 1 and %(n)s", n=report.MAX_DAYS)
     return end - timedelta(days=days - 1), end
 
 
