@@ -65,6 +65,8 @@ from vern.datamap.loader import load_map  # noqa: E402
 from vern.db import Database, Scope  # noqa: E402
 from vern.rights import service  # noqa: E402
 from vern.rights.engine import hmac_value, pseudonym_id  # noqa: E402
+from vern.rights.models import Policy  # noqa: E402
+from vern.rights.settings import rights_settings  # noqa: E402
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 TENANTS = 100
@@ -688,10 +690,7 @@ def _parallel_batch(
             session, name="Benk to AS", slug=f"benk2-{int(time.time())}", kind=OrgKind.TENANT, actor=None
         )
         org_id = org.id
-    with database.transaction(Scope.tenant(org_id)) as session:
-        service.set_policy(
-            session, org_id=org_id, actor_user_id=None, product_tenant_key=f"tenant-{TENANT + 1}"
-        )
+    map_to_product(database, org_id, f"tenant-{TENANT + 1}")
     ids = _requests(database, org_id, "erasure", emails)
     urls = {"product.main": product_url}
 
@@ -704,6 +703,15 @@ def _parallel_batch(
     elapsed = time.perf_counter() - t0
     assert results == {"done"}, results
     return round(len(ids) / elapsed, 1)
+
+
+def map_to_product(database: Database, org_id: str, key: str) -> None:
+    """The bench customer's product key. In Vern only the vendor's staff set it
+    (``service.set_tenant_policy``); the bench has no staff, so it writes the policy row."""
+    cfg = rights_settings()
+    with database.transaction(Scope.tenant(org_id)) as session:
+        session.add(Policy(org_id=org_id, approve_erasure=cfg.approve_erasure,
+                           approve_rectification=cfg.approve_rectification, product_tenant_key=key))
 
 
 def run_backend(
@@ -721,8 +729,7 @@ def run_backend(
             session, name="Benk AS", slug=f"benk-{int(time.time())}", kind=OrgKind.TENANT, actor=None
         )
         org_id = org.id
-    with database.transaction(Scope.tenant(org_id)) as session:
-        service.set_policy(session, org_id=org_id, actor_user_id=None, product_tenant_key=f"tenant-{TENANT}")
+    map_to_product(database, org_id, f"tenant-{TENANT}")
     data_map = load_map(MAP)
     secret = DEV_SECRET_KEY.encode()
     warm = 20
