@@ -107,6 +107,7 @@ def build_zip(
     org_name: str,
     received: datetime,
     locale: str,
+    external: dict[str, Any] | None = None,
 ) -> bytes:
     lang = locale if locale in TEXT else "nb"
     t = TEXT[lang]
@@ -159,7 +160,16 @@ def build_zip(
                             "body": _rows_html(columns, clean),
                         }
                     )
-            if sys_doc["databases"]:
+            answer = (external or {}).get(system.name)
+            if answer:  # what the system's HTTP connector answered (a system outside SQL)
+                sys_doc["answer"] = answer
+                text = json.dumps(answer, ensure_ascii=False, indent=2)
+                zf.writestr(f"external/{system.name}.json", text)
+                view_tables.append(
+                    {"name": system.title, "purpose": "", "retention": "", "categories": [],
+                     "columns": [], "count": 1, "body": Markup("<pre>{}</pre>").format(text)}
+                )
+            if sys_doc["databases"] or answer:
                 doc["systems"][system.name] = sys_doc
                 systems_view.append(
                     {"title": system.title, "recipients": list(system.recipients), "tables": view_tables}
