@@ -173,12 +173,13 @@ def prepare(
     data_map: DataMap,
     request_id: str,
     *,
-    call: Callable[..., dict[str, Any]] = http_connector.call,
+    call: Callable[..., dict[str, Any]] | None = None,
 ) -> str | None:
     """The external steps of a queued request, before its databases. Returns None when the
     engine may run, else the status the request was left in (``partial``, ``awaiting_tasks``)."""
     if not needed(data_map):
         return None
+    call = call or http_connector.call
     scope = Scope.system("rights external steps")
     with database.transaction(scope) as session:
         req = session.get(RightsRequest, request_id)
