@@ -307,6 +307,26 @@ def step_json(step: ExternalStep) -> dict[str, Any]:
     }
 
 
+def tenant_steps(session: Session, *, open_only: bool = True, limit: int = 500) -> list[ExternalStep]:
+    """The steps of the session's tenant (manual tasks and HTTP calls, not notices)."""
+    stmt = (
+        select(ExternalStep)
+        .where(ExternalStep.via != "notice")
+        .order_by(ExternalStep.status.desc(), ExternalStep.created_at)
+        .limit(limit)
+    )
+    if open_only:
+        stmt = stmt.where(ExternalStep.status != StepStatus.DONE.value)
+    return list(session.scalars(stmt))
+
+
+def task_org(session: Session, step_id: str) -> str:
+    org_id = session.scalar(select(ExternalStep.org_id).where(ExternalStep.id == step_id))
+    if org_id is None:
+        raise NotFound(detail="no such task")
+    return str(org_id)
+
+
 def confirm_task(session: Session, step_id: str, *, note: str, actor_user_id: str | None) -> ExternalStep:
     """The owner (or staff) confirms a manual task with a note. When it was the request's last
     open task, the request goes back to the queue to finish its databases."""

@@ -667,7 +667,7 @@ def run(
 
     if data_map is None:
         data_map = _map_if_needed(database, request_id)  # a missing map leaves the request queued
-    outside = data_map if data_map is not None else _map_if_published(database)
+    outside = data_map if data_map is not None else published_map_or_none(database)
     if outside is not None and external.needed(outside):  # systems outside SQL go first
         left = external.prepare(database, outside, request_id)
         if left is not None:
@@ -905,7 +905,7 @@ def _map_if_needed(database: Database, request_id: str) -> DataMap | None:
     return None if kind in FLAG_KINDS else _published_map(database)
 
 
-def _map_if_published(database: Database) -> DataMap | None:
+def published_map_or_none(database: Database) -> DataMap | None:
     try:
         return _published_map(database)
     except Conflict:
@@ -1251,8 +1251,16 @@ def lift_flag(session: Session, flag_id: str, *, actor_user_id: str | None) -> F
 # -- overview, reminders, the worker -----------------------------------------------------------------
 
 
-def list_requests(session: Session, *, status: str | None = None, limit: int = 200) -> list[RightsRequest]:
-    stmt = select(RightsRequest).order_by(RightsRequest.received_at.desc()).limit(limit)
+def list_requests(
+    session: Session, *, status: str | None = None, limit: int = 200, offset: int = 0
+) -> list[RightsRequest]:
+    """Newest first; ``offset`` pages on (the id breaks ties so pages never overlap)."""
+    stmt = (
+        select(RightsRequest)
+        .order_by(RightsRequest.received_at.desc(), RightsRequest.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
     if status == "open":
         stmt = stmt.where(RightsRequest.status.in_([s.value for s in OPEN_STATUSES]))
     elif status:
