@@ -293,3 +293,20 @@ def test_remind_skips_tasks_far_from_their_deadline(
     request_id = file_request(sqlite_db, world.tenant_a, "access", {"email": person["email"]})
     assert service.run(sqlite_db, request_id, data_map=data_map, urls=sqlite_product.urls) == "awaiting_tasks"
     assert external.remind_tasks(sqlite_db, data_map, now=utcnow()) == 0
+
+
+def test_a_request_waiting_for_a_task_the_map_no_longer_has_goes_on(
+    sqlite_db: Database, world: Personas, sqlite_product: Product
+) -> None:
+    with_task = _map({"helpdesk": {"manual": {"owner": OWNER}}})
+    person = sqlite_product.person(world.tenant_a, 2)
+    request_id = file_request(sqlite_db, world.tenant_a, "access", {"email": person["email"]})
+    status = service.run(sqlite_db, request_id, data_map=with_task, urls=sqlite_product.urls)
+    assert status == "awaiting_tasks"
+    [step] = _steps(sqlite_db, request_id)
+    with sqlite_db.transaction(Scope.system("test")) as session:  # the task is dropped by hand
+        session.execute(text("DELETE FROM rights_external_steps WHERE id = :i"), {"i": step.id})
+    without = _map({"helpdesk": {"http": {"url_env": "VERN_TEST_NONE", "secret_env": "VERN_TEST_NONE",
+                                          "operations": ["erasure"]}}})
+
+    assert service.run(sqlite_db, request_id, data_map=without, urls=sqlite_product.urls) == "done"

@@ -36,7 +36,8 @@ from vern.rights.models import ExternalStep, Kind, RightsRequest, Status, StepSt
 from vern.rights.settings import rights_settings
 
 NOTICE_KINDS = (Kind.RECTIFICATION.value, Kind.ERASURE.value, Kind.RESTRICTION.value)
-RUNNABLE = (Status.QUEUED.value, Status.RUNNING.value, Status.AWAITING_TASKS.value)
+# A running request passed its external steps before it was claimed: only these are prepared.
+RUNNABLE = (Status.QUEUED.value, Status.AWAITING_TASKS.value)
 NOTE_MAX = 2000
 
 TASK_MAIL = (
@@ -220,6 +221,12 @@ def prepare(
         if open_tasks:
             waiting = "waiting for: " + ", ".join(sorted(open_tasks))
             return _leave(session, req, Status.AWAITING_TASKS, waiting)
+        if req.status == Status.AWAITING_TASKS.value:  # nothing left to wait for (the map changed)
+            from vern.rights.service import _set_status
+
+            req.error = None
+            _set_status(session, req, Status.QUEUED, actor_user_id=None, action="rights.request.resume",
+                        extra={"tasks": "none open"})
     return None
 
 
