@@ -113,7 +113,10 @@ def test_an_access_answer_from_the_crm_goes_into_the_package(
     data = json.loads(archive.read("data.json"))
     assert data["systems"]["crm"]["answer"]["contacts"][0]["segment"] == "Foresatt"
     assert data["systems"]["crm"]["recipients"] == ["Lime Technologies AB"]
-    assert "Foresatt" in archive.read("summary.html").decode()
+    html = archive.read("summary.html").decode()
+    assert "Foresatt" in html
+    assert "Alle som får utlevert opplysningene dine" in html and "Lime Technologies AB" in html
+    assert "Lime Technologies AB" in data["recipients"]
     assert [r["email"] for r in data["systems"]["laerbar"]["databases"]["main"]["users"]["rows"]] == [
         person["email"]
     ]

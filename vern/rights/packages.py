@@ -29,6 +29,7 @@ TEXT = {
         "system": "System",
         "recipients": "Recipients",
         "no_recipients": "No recipients outside the vendor",
+        "all_recipients": "Everyone your data is disclosed to",
         "table": "Table",
         "purpose": "Purpose",
         "retention": "Kept",
@@ -48,6 +49,7 @@ TEXT = {
         "system": "System",
         "recipients": "Mottakere",
         "no_recipients": "Ingen mottakere utenfor leverandøren",
+        "all_recipients": "Alle som får utlevert opplysningene dine",
         "table": "Tabell",
         "purpose": "Formål",
         "retention": "Lagres",
@@ -90,6 +92,8 @@ th{background:#eef}dt{font-weight:600}section{margin-bottom:2rem}
 <tbody>{{ table.body }}</tbody></table>
 {% endfor %}</section>
 {% endfor %}
+{% if all_recipients %}
+<p><strong>{{ t.all_recipients }}:</strong> {{ all_recipients|join("; ") }}</p>{% endif %}
 <p>{{ t.rights }}</p>
 </body></html>
 """
@@ -119,6 +123,7 @@ def build_zip(
             "controller": org_name,
         },
         "systems": {},
+        "recipients": data_map.recipient_names(),  # every system's (Art. 15(1)(c))
     }
     systems_view: list[dict[str, Any]] = []
     buffer = io.BytesIO()
@@ -176,7 +181,8 @@ def build_zip(
                 )
         zf.writestr("data.json", json.dumps(doc, ensure_ascii=False, indent=2))
         html = _summary.render(
-            lang=lang, t=t, org=org_name, received=received.date().isoformat(), systems=systems_view
+            lang=lang, t=t, org=org_name, received=received.date().isoformat(), systems=systems_view,
+            all_recipients=doc["recipients"],
         )
         zf.writestr("summary.html", html)
     return buffer.getvalue()
