@@ -99,6 +99,9 @@ def test_the_api_list_pages_on(
     assert len(ids) == len(set(ids)) == 3
     bad = client.get("/api/v1/rights/requests?limit=0")
     assert bad.status_code == 422 and "limit" in bad.text
+    huge = client.get("/api/v1/rights/requests?offset=9223372036854775808")
+    assert huge.status_code == 422 and "offset" in huge.text
+    assert client.post("/api/v1/rights/tasks/no-such-task/confirm", json={"note": "x"}).status_code == 404
 
 
 def test_the_console_confirms_a_task_and_the_portal_names_the_recipients(
