@@ -313,3 +313,40 @@ def test_a_request_waiting_for_a_task_the_map_no_longer_has_goes_on(
                                           "operations": ["erasure"]}}})
 
     assert service.run(sqlite_db, request_id, data_map=without, urls=sqlite_product.urls) == "done"
+
+
+def test_a_connector_without_its_secret_leaves_the_request_partial_saying_which(
+    sqlite_db: Database, world: Personas, sqlite_product: Product, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VERN_TEST_CRM_URL", "http://127.0.0.1:9/rights")
+    monkeypatch.delenv("VERN_TEST_CRM_SECRET", raising=False)
+    data_map = _map({"crm": {"http": {"url_env": "VERN_TEST_CRM_URL", "secret_env": "VERN_TEST_CRM_SECRET"}}})
+    person = sqlite_product.person(world.tenant_a, 3)
+    request_id = file_request(sqlite_db, world.tenant_a, "erasure", {"email": person["email"]})
+
+    assert service.run(sqlite_db, request_id, data_map=data_map, urls=sqlite_product.urls) == "partial"
+
+    error = request_row(sqlite_db, request_id).error or ""
+    assert "crm (http): secret: the environment variable VERN_TEST_CRM_SECRET is not set" in error
+    assert _user_email(sqlite_product, person["id"]) == person["email"]
+
+
+def test_datamap_check_names_a_connector_whose_url_or_secret_cannot_be_read(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from vern.datamap.check import check_connectors
+
+    monkeypatch.setenv("VERN_TEST_CRM_URL", "ftp://crm.example.com")
+    monkeypatch.delenv("VERN_TEST_NEWS_URL", raising=False)
+    data_map = _map({
+        "crm": {"http": {"url_env": "VERN_TEST_CRM_URL", "secret_file": str(tmp_path / "missing")}},
+        "news": {"http": {"url_env": "VERN_TEST_NEWS_URL", "secret_env": "X"}},
+    })
+    found = sorted(str(f) for f in check_connectors(data_map))
+    assert found == [
+        "crm (http): connection: url: must start with https:// or http://",
+        "news (http): connection: url: the environment variable VERN_TEST_NEWS_URL is not set",
+    ]
+    (tmp_path / "missing").write_text("hemmelig")
+    monkeypatch.setenv("VERN_TEST_CRM_URL", "https://crm.example.com/rights")
+    assert [str(f) for f in check_connectors(data_map)] == [found[1]]

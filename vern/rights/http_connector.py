@@ -102,9 +102,17 @@ class Call:
     headers: dict[str, str]
 
 
-def build_call(connector: HttpConnector, operation: str, payload: dict[str, Any], key: str) -> Call:
+def connector_settings(connector: HttpConnector) -> tuple[str, bytes]:
+    """(base URL, secret), read from where the map says; ConnectorError names what is missing."""
     base = _setting(connector.url_env, connector.url_file, "url").rstrip("/")
+    if not base.startswith(("https://", "http://")):
+        raise ConnectorError("url: must start with https:// or http://", retryable=False)
     secret = _setting(connector.secret_env, connector.secret_file, "secret").encode()
+    return base, secret
+
+
+def build_call(connector: HttpConnector, operation: str, payload: dict[str, Any], key: str) -> Call:
+    base, secret = connector_settings(connector)
     url = f"{base}/{operation}"
     path = httpx.URL(url).raw_path.decode("ascii")
     body = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
