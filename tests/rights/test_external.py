@@ -350,3 +350,41 @@ def test_datamap_check_names_a_connector_whose_url_or_secret_cannot_be_read(
     (tmp_path / "missing").write_text("hemmelig")
     monkeypatch.setenv("VERN_TEST_CRM_URL", "https://crm.example.com/rights")
     assert [str(f) for f in check_connectors(data_map)] == [found[1]]
+
+
+def test_the_worker_reminds_owners_and_sends_notices_a_crash_left_behind(
+    sqlite_db: Database, world: Personas, sqlite_product: Product, mailer: notify.MemoryMailer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sqlalchemy import update
+
+    from vern.datamap.service import publish_map
+    from vern.rights import jobs
+    from vern.rights.models import RightsRequest
+
+    doc = yaml.safe_load(demo.map_text())
+    doc["systems"]["helpdesk"] = {"manual": {"owner": OWNER, "operations": ["access"]},
+                                  "recipients": [{"name": "Nyhetsbrev AS", "email": NEWSLETTER}]}
+    with sqlite_db.transaction(Scope.system("test map")) as session:
+        publish_map(session, yaml.safe_dump(doc, allow_unicode=True), source="laerbar.yaml")
+    data_map = load_map(yaml.safe_dump(doc, allow_unicode=True))
+    first, second = (sqlite_product.person(world.tenant_a, i)["email"] for i in (0, 1))
+    waiting = file_request(sqlite_db, world.tenant_a, "access", {"email": first})
+    assert service.run(sqlite_db, waiting, data_map=data_map, urls=sqlite_product.urls) == "awaiting_tasks"
+    with sqlite_db.transaction(Scope.system("test")) as session:  # the deadline is two days away
+        session.execute(update(RightsRequest).where(RightsRequest.id == waiting)
+                        .values(due_at=utcnow() + timedelta(days=2)))
+    erased = file_request(sqlite_db, world.tenant_a, "erasure", {"email": second})
+    monkeypatch.setattr(external, "send_notices", lambda *_a, **_k: 0)  # the process dies after the finish
+    assert service.run(sqlite_db, erased, data_map=data_map, urls=sqlite_product.urls) == "done"
+    monkeypatch.undo()
+    notify.deliver_pending(sqlite_db)  # the task's first mail
+    mailer.sent.clear()
+
+    jobs._remind(sqlite_db, None)  # type: ignore[arg-type] - the job does not read the settings
+
+    notify.deliver_pending(sqlite_db)
+    to = sorted(m.to for m in mailer.sent if m.kind in ("rights.task", "rights.notice"))
+    assert to == sorted([NEWSLETTER, OWNER])
+    assert external.send_notices(sqlite_db, data_map) == 0
+    assert external.remind_tasks(sqlite_db, data_map) == 0
