@@ -388,3 +388,19 @@ def test_the_worker_reminds_owners_and_sends_notices_a_crash_left_behind(
     assert to == sorted([NEWSLETTER, OWNER])
     assert external.send_notices(sqlite_db, data_map) == 0
     assert external.remind_tasks(sqlite_db, data_map) == 0
+
+
+def test_a_step_whose_system_left_the_map_is_named_not_crashed_on(
+    sqlite_db: Database, world: Personas, sqlite_product: Product, endpoint: Endpoint, tmp_path: Path
+) -> None:
+    endpoint.fail_next = [503, 503, 503]
+    person = sqlite_product.person(world.tenant_a, 4)
+    request_id = file_request(sqlite_db, world.tenant_a, "erasure", {"email": person["email"]})
+    status = service.run(sqlite_db, request_id, data_map=_map(_crm(tmp_path)), urls=sqlite_product.urls)
+    assert status == "partial"
+    with sqlite_db.transaction(Scope.tenant(world.tenant_a)) as session:
+        service.retry(session, request_id, actor_user_id=None)
+    other = _map({"helpdesk": {"manual": {"owner": OWNER, "operations": ["access"]}}})  # no crm any more
+
+    assert service.run(sqlite_db, request_id, data_map=other, urls=sqlite_product.urls) == "partial"
+    assert "crm (http): no connector in the map" in (request_row(sqlite_db, request_id).error or "")

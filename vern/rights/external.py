@@ -194,7 +194,8 @@ def prepare(
         ]
     failures: list[str] = []
     for step_id, system, operation, key, payload in todo:  # outside any transaction: calls wait
-        connector = data_map.systems[system].http
+        mapped = data_map.systems.get(system)
+        connector = mapped.http if mapped is not None else None
         if connector is None:  # the map changed since the step was made
             failures.append(f"{system} (http): no connector in the map")
             continue
