@@ -404,3 +404,24 @@ def test_a_step_whose_system_left_the_map_is_named_not_crashed_on(
 
     assert service.run(sqlite_db, request_id, data_map=other, urls=sqlite_product.urls) == "partial"
     assert "crm (http): no connector in the map" in (request_row(sqlite_db, request_id).error or "")
+
+
+def test_two_runners_making_the_same_steps_at_once_leave_the_request_to_the_first(
+    sqlite_db: Database, world: Personas, sqlite_product: Product, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    data_map = _map({"helpdesk": {"manual": {"owner": OWNER}}})
+    person = sqlite_product.person(world.tenant_a, 5)
+    request_id = file_request(sqlite_db, world.tenant_a, "erasure", {"email": person["email"]})
+    real = external._ensure_steps
+
+    def raced(session: Any, req: Any, dm: DataMap) -> Any:
+        real(session, req, dm)  # the unique key (request, system, operation) refuses the second
+        raise IntegrityError("INSERT INTO rights_external_steps", {}, Exception("UNIQUE constraint failed"))
+
+    monkeypatch.setattr(external, "_ensure_steps", raced)
+    assert service.run(sqlite_db, request_id, data_map=data_map, urls=sqlite_product.urls) == "queued"
+    assert _steps(sqlite_db, request_id) == []  # rolled back: nothing half-written
+    monkeypatch.undo()
+    assert service.run(sqlite_db, request_id, data_map=data_map, urls=sqlite_product.urls) == "awaiting_tasks"

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vern.audit.service import record
@@ -169,7 +170,7 @@ def _mail_task(session: Session, req: RightsRequest, system: System, template: t
     )
 
 
-def prepare(
+def prepare(  # noqa: PLR0911 - one exit per outcome
     database: Database,
     data_map: DataMap,
     request_id: str,
@@ -182,16 +183,21 @@ def prepare(
         return None
     call = call or http_connector.call
     scope = Scope.system("rights external steps")
-    with database.transaction(scope) as session:
-        req = session.get(RightsRequest, request_id)
-        if req is None or req.status not in RUNNABLE:
-            return None
-        steps = _ensure_steps(session, req, data_map)
-        todo = [
-            (s.id, s.system, s.operation, s.idempotency_key, _payload(session, req, s.operation))
-            for s in steps
-            if s.via == "http" and s.status != StepStatus.DONE.value
-        ]
+    try:
+        with database.transaction(scope) as session:
+            req = session.get(RightsRequest, request_id)
+            if req is None or req.status not in RUNNABLE:
+                return None
+            steps = _ensure_steps(session, req, data_map)
+            todo = [
+                (s.id, s.system, s.operation, s.idempotency_key, _payload(session, req, s.operation))
+                for s in steps
+                if s.via == "http" and s.status != StepStatus.DONE.value
+            ]
+    except IntegrityError:  # another runner made the same steps at this moment: it carries on
+        from vern.rights.service import request_row_status
+
+        return request_row_status(database, request_id)
     failures: list[str] = []
     for step_id, system, operation, key, payload in todo:  # outside any transaction: calls wait
         mapped = data_map.systems.get(system)
