@@ -425,3 +425,19 @@ def test_two_runners_making_the_same_steps_at_once_leave_the_request_to_the_firs
     assert _steps(sqlite_db, request_id) == []  # rolled back: nothing half-written
     monkeypatch.undo()
     assert service.run(sqlite_db, request_id, data_map=data_map, urls=sqlite_product.urls) == "awaiting_tasks"
+
+
+def test_a_rectification_sends_the_corrections_and_the_recipient_system_is_told_by_its_call(
+    sqlite_db: Database, world: Personas, sqlite_product: Product, endpoint: Endpoint, tmp_path: Path
+) -> None:
+    person = sqlite_product.person(world.tenant_a, 0)
+    request_id = file_request(sqlite_db, world.tenant_a, "rectification", {"email": person["email"]},
+                              details={"corrections": {"user.name": "Kari Nordmann-Berg"}})
+
+    status = service.run(sqlite_db, request_id, data_map=_map(_crm(tmp_path)), urls=sqlite_product.urls)
+
+    assert status == "done"
+    [call] = endpoint.calls
+    assert call["path"] == "/rights/rectification"
+    assert call["payload"]["corrections"] == {"user.name": "Kari Nordmann-Berg"}
+    assert [s.via for s in _steps(sqlite_db, request_id)] == ["http"]  # no e-mail notice for a system
