@@ -32,6 +32,27 @@ def rights_flag_in_a(db: Database, personas: Personas, settings: Settings) -> Sa
         return Sample(flag.id, personas.tenant_a)
 
 
+def rights_task_in_a(db: Database, personas: Personas, settings: Settings) -> Sample:
+    """An open manual task (a system outside SQL) of a request in tenant A."""
+    from vern.rights.http_connector import idempotency_key
+    from vern.rights.models import ExternalStep
+
+    request = rights_request_in_a(db, personas, settings)
+    with db.transaction(Scope.tenant(personas.tenant_a)) as session:
+        step = ExternalStep(
+            org_id=personas.tenant_a,
+            request_id=request.value,
+            system="helpdesk",
+            via="manual",
+            operation="access",
+            owner="brukerstotte@fjellheim.example.com",
+            idempotency_key=idempotency_key(request.value, "helpdesk", "access"),
+        )
+        session.add(step)
+        session.flush()
+        return Sample(step.id, personas.tenant_a)
+
+
 def portal_of_a(db: Database, personas: Personas, settings: Settings) -> Sample:
     return Sample("fjellheim", None)
 
@@ -54,6 +75,7 @@ def download_token_in_a(db: Database, personas: Personas, settings: Settings) ->
 SAMPLES = {
     "rights_request_id": rights_request_in_a,
     "rights_flag_id": rights_flag_in_a,
+    "rights_task_id": rights_task_in_a,
     "dsr_tenant": portal_of_a,
     "download_token": download_token_in_a,
 }

@@ -42,6 +42,22 @@ def check_map(data_map: DataMap, urls: dict[str, str] | None = None) -> list[Fin
                     f"unreachable ({type(getattr(exc, 'orig', None) or exc).__name__})",
                 )
             )
+    findings.extend(check_connectors(data_map))
+    return findings
+
+
+def check_connectors(data_map: DataMap) -> list[Finding]:
+    """An HTTP connector's URL and secret can be read (nothing is sent)."""
+    from vern.rights.http_connector import ConnectorError, connector_settings
+
+    findings: list[Finding] = []
+    for system in data_map.systems.values():
+        if system.http is None:
+            continue
+        try:
+            connector_settings(system.http)
+        except ConnectorError as exc:
+            findings.append(Finding(f"{system.name} (http)", "connection", str(exc)))
     return findings
 
 

@@ -15,11 +15,15 @@ import yaml
 
 from vern.datamap.categories import CATEGORIES
 from vern.datamap.model import (
+    EXTERNAL_OPERATIONS,
     IDENTITY_KINDS,
     DatabaseDef,
     DataMap,
     Erase,
     Field,
+    HttpConnector,
+    ManualTask,
+    Recipient,
     Reference,
     Strategy,
     System,
@@ -136,24 +140,111 @@ class _Builder:
         if not systems_raw:
             self.fail("systems", "no systems are described")
         systems = {name: self.system(name, body, f"systems.{name}") for name, body in systems_raw.items()}
+        for name, system in systems.items():
+            for i, r in enumerate(system.notify):
+                if r.system is not None and (r.system not in systems or systems[r.system].http is None):
+                    where = f"systems.{name}.recipients[{i}].system"
+                    self.fail(where, f"{r.system!r} is not a system with an http connector")
         return DataMap(systems=systems, source=self.source)
 
     def system(self, name: str, raw: Any, place: str) -> System:
         body = self.mapping(raw, place)
-        self.unknown_keys(body, {"title", "recipients", "databases"}, place)
+        self.unknown_keys(body, {"title", "recipients", "databases", "http", "manual"}, place)
         recipients = body.get("recipients") or []
         if not isinstance(recipients, list):
             self.fail(f"{place}.recipients", "must be a list of texts")
             recipients = []
+        names, notify = self.recipients(recipients, f"{place}.recipients")
+        http = self.http(body["http"], f"{place}.http") if "http" in body else None
+        manual = self.manual(body["manual"], f"{place}.manual") if "manual" in body else None
         dbs_raw = self.mapping(body.get("databases"), f"{place}.databases")
-        if not dbs_raw:
-            self.fail(f"{place}.databases", "no databases are described")
+        if not dbs_raw and http is None and manual is None:
+            self.fail(f"{place}.databases", "no databases are described (nor http nor manual)")
         dbs = {db: self.database(name, db, b, f"{place}.databases.{db}") for db, b in dbs_raw.items()}
         return System(
             name=name,
             title=str(body.get("title") or name),
-            recipients=tuple(str(r) for r in recipients),
+            recipients=names,
             databases=dbs,
+            http=http,
+            manual=manual,
+            notify=notify,
+        )
+
+    def recipients(self, raw: list[Any], place: str) -> tuple[tuple[str, ...], tuple[Recipient, ...]]:
+        """A recipient is a text (listed only), or ``{name, email}`` / ``{name, system}`` (told of
+        every rectification, erasure and restriction - Art. 19)."""
+        names: list[str] = []
+        notify: list[Recipient] = []
+        for i, item in enumerate(raw):
+            if not isinstance(item, dict):
+                names.append(str(item))
+                continue
+            body = self.mapping(item, f"{place}[{i}]")
+            self.unknown_keys(body, {"name", "email", "system"}, f"{place}[{i}]")
+            name = str(body.get("name") or "").strip()
+            if not name:
+                self.fail(f"{place}[{i}].name", "a recipient needs a name")
+                continue
+            email = body.get("email")
+            if email is not None and (not isinstance(email, str) or "@" not in email):
+                self.fail(f"{place}[{i}].email", "must be an e-mail address")
+                email = None
+            system = body.get("system")
+            names.append(name)
+            notify.append(Recipient(name=name, email=email, system=str(system) if system else None))
+        return tuple(names), tuple(notify)
+
+    def _operations(self, raw: Any, place: str) -> tuple[str, ...]:
+        if raw is None:
+            return EXTERNAL_OPERATIONS
+        if not isinstance(raw, list) or not raw:
+            self.fail(place, f"must be a list of: {', '.join(EXTERNAL_OPERATIONS)}")
+            return EXTERNAL_OPERATIONS
+        for op in raw:
+            if op not in EXTERNAL_OPERATIONS:
+                self.fail(place, f"unknown operation {op!r} (expected: {', '.join(EXTERNAL_OPERATIONS)})")
+        return tuple(str(op) for op in raw if op in EXTERNAL_OPERATIONS)
+
+    def http(self, raw: Any, place: str) -> HttpConnector:
+        body = self.mapping(raw, place)
+        self.unknown_keys(
+            body,
+            {"url_env", "url_file", "url", "secret_env", "secret_file", "secret", "operations", "timeout"},
+            place,
+        )
+        if "url" in body:
+            self.fail(f"{place}.url", "URLs never go in the map: use url_env or url_file")
+        if "secret" in body:
+            self.fail(f"{place}.secret", "secrets never go in the map: use secret_env or secret_file")
+        if not body.get("url_env") and not body.get("url_file"):
+            self.fail(place, "needs url_env or url_file")
+        if not body.get("secret_env") and not body.get("secret_file"):
+            self.fail(place, "needs secret_env or secret_file (the key requests are signed with)")
+        timeout = body.get("timeout", 10)
+        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout <= 120:
+            self.fail(f"{place}.timeout", "must be a number of seconds between 0 and 120")
+            timeout = 10
+        return HttpConnector(
+            url_env=body.get("url_env"),
+            url_file=body.get("url_file"),
+            secret_env=body.get("secret_env"),
+            secret_file=body.get("secret_file"),
+            operations=self._operations(body.get("operations"), f"{place}.operations"),
+            timeout=float(timeout),
+        )
+
+    def manual(self, raw: Any, place: str) -> ManualTask:
+        body = self.mapping(raw, place)
+        self.unknown_keys(body, {"owner", "operations", "instructions"}, place)
+        owner = body.get("owner")
+        if not isinstance(owner, str) or "@" not in owner:
+            self.fail(f"{place}.owner", "must be the e-mail address of the person who does the task")
+            owner = ""
+        return ManualTask(
+            owner=owner,
+            operations=self._operations(body.get("operations"), f"{place}.operations"),
+            instructions=str(body.get("instructions") or ""),
         )
 
     def database(self, system: str, name: str, raw: Any, place: str) -> DatabaseDef:

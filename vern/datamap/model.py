@@ -195,12 +195,52 @@ class DatabaseDef:
         return tuple(order)
 
 
+# What a system outside SQL can be asked to do for a request (``http``), or a person does by hand
+# (``manual``); the other kinds (objection, withdrawal) are flags the product checks itself.
+EXTERNAL_OPERATIONS = ("access", "portability", "erasure", "rectification", "restriction")
+
+
+@dataclass(frozen=True)
+class HttpConnector:
+    """The vendor's endpoint for a system Vern has no database connection to (a CRM, a newsletter
+    tool): ``POST <base>/<operation>``, signed with HMAC-SHA256 under the system's secret."""
+
+    url_env: str | None
+    url_file: str | None
+    secret_env: str | None
+    secret_file: str | None
+    operations: tuple[str, ...] = EXTERNAL_OPERATIONS
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class ManualTask:
+    """A named owner does the work by hand (a helpdesk without an API) and confirms it."""
+
+    owner: str  # e-mail address of the person responsible
+    operations: tuple[str, ...] = EXTERNAL_OPERATIONS
+    instructions: str = ""
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Someone the data is disclosed to (Art. 19): told of every rectification, erasure and
+    restriction by e-mail, or through a system's HTTP connector."""
+
+    name: str
+    email: str | None = None
+    system: str | None = None
+
+
 @dataclass(frozen=True)
 class System:
     name: str
     title: str
-    recipients: tuple[str, ...]
+    recipients: tuple[str, ...]  # the recipients' names (listed in the package and portal)
     databases: dict[str, DatabaseDef]
+    http: HttpConnector | None = None
+    manual: ManualTask | None = None
+    notify: tuple[Recipient, ...] = ()  # recipients that can be told (an e-mail or a system)
 
 
 @dataclass(frozen=True)
@@ -210,6 +250,13 @@ class DataMap:
 
     def databases(self) -> list[DatabaseDef]:
         return [db for s in self.systems.values() for db in s.databases.values()]
+
+    def external(self) -> list[System]:
+        """Systems with an HTTP connector or a manual task, or with recipients to tell."""
+        return [s for s in self.systems.values() if s.http or s.manual or s.notify]
+
+    def recipient_names(self) -> list[str]:
+        return sorted({r for s in self.systems.values() for r in s.recipients})
 
     def database(self, qualified: str) -> DatabaseDef:
         for db in self.databases():

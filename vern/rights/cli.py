@@ -16,6 +16,7 @@ app = typer.Typer(
 )
 console = Console()
 err = Console(stderr=True)
+MAX_PAGE = 1000
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -56,15 +57,25 @@ def _urls(pairs: list[str] | None) -> dict[str, str]:
 def list_command(
     org: Annotated[str, typer.Option(help="Organisation slug.")],
     status: Annotated[str, typer.Option(help="open, all, or one status.")] = "open",
+    limit: Annotated[int, typer.Option(help="At most this many (1-1000).")] = 50,
+    offset: Annotated[int, typer.Option(help="Skip this many (the next page: offset + limit).")] = 0,
 ) -> None:
-    """List requests with their deadlines (overdue first to catch the eye)."""
+    """List requests with their deadlines, newest first, a page at a time."""
     from vern.db import Scope
     from vern.rights import service
 
+    if not 1 <= limit <= MAX_PAGE:
+        _fail(f"--limit: must be between 1 and {MAX_PAGE}", 2)
+    if offset < 0:
+        _fail("--offset: must be 0 or more", 2)
     org_id = _org_id(org)
     table = Table("id", "kind", "status", "received", "deadline", "due", "progress")
     with _database().transaction(Scope.tenant(org_id)) as session:
-        for req in service.list_requests(session, status=None if status == "all" else status):
+        rows = service.list_requests(
+            session, status=None if status == "all" else status, limit=limit + 1, offset=offset
+        )
+        more = len(rows) > limit
+        for req in rows[:limit]:
             due = service.due_state(req)
             style = {"overdue": "bold red", "due_soon": "yellow"}.get(due, "")
             table.add_row(
@@ -77,6 +88,8 @@ def list_command(
                 f"{req.progress_done}/{req.progress_total}",
             )
     console.print(table)
+    if more:
+        console.print(f"more: --offset {offset + limit}")
 
 
 @app.command("file")
@@ -148,6 +161,101 @@ def approve_command(request_id: Annotated[str, typer.Argument(help="Request id."
     except VernError as exc:
         _fail(str(exc))
     console.print(f"request {request_id} is {status}")
+
+
+@app.command("verify")
+def verify_command(
+    request_id: Annotated[str, typer.Argument(help="Request id.")],
+    code: Annotated[str, typer.Argument(help="The six-digit code the person received.")],
+) -> None:
+    """Enter the one-time code the person read out or forwarded (as the console's form does)."""
+    from vern.db import Scope
+    from vern.errors import VernError
+    from vern.rights import service
+
+    try:
+        with _database().transaction(Scope.system("cli rights verify")) as session:
+            req = service.get_request(session, request_id)
+        with _database().transaction(Scope.tenant(req.org_id)) as session:
+            result = service.check_code(session, request_id, code.strip())
+            status = service.get_request(session, request_id).status
+    except VernError as exc:
+        _fail(str(exc))
+    if result is not service.CodeResult.OK:
+        _fail(f"code: {service.code_error(result)}")
+    console.print(f"request {request_id} is {status}")
+
+
+@app.command("package")
+def package_command(
+    request_id: Annotated[str, typer.Argument(help="Request id.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="The file to write the zip to.")],
+    force: Annotated[bool, typer.Option(help="Overwrite the file if it exists.")] = False,
+) -> None:
+    """Download the answer of an access or portability request to a file (audited)."""
+    from pathlib import Path
+
+    from vern.db import Scope
+    from vern.errors import VernError
+    from vern.rights import service
+
+    target = Path(output)
+    if target.exists() and not force:
+        _fail(f"--output: {target} exists (use --force to overwrite)", 2)
+    try:
+        with _database().transaction(Scope.system("cli rights package")) as session:
+            org_id = service.get_request(session, request_id).org_id
+        with _database().transaction(Scope.tenant(org_id)) as session:
+            body, _name = service.download_for_staff(session, request_id, actor_user_id=None)
+    except VernError as exc:
+        _fail(str(exc))
+    try:
+        tmp = target.with_name(target.name + ".part")
+        tmp.write_bytes(body)
+        tmp.replace(target)  # a complete file or none
+    except OSError as exc:
+        _fail(f"--output: cannot write {target}: {exc.strerror}")
+    console.print(f"wrote {len(body)} bytes to {target}")
+
+
+@app.command("tasks")
+def tasks_command(
+    org: Annotated[str, typer.Option(help="Organisation slug.")],
+    all_: Annotated[bool, typer.Option("--all", help="Confirmed tasks too.")] = False,
+) -> None:
+    """Manual tasks in systems outside SQL (and HTTP steps), open ones first."""
+    from vern.db import Scope
+    from vern.rights import external
+
+    org_id = _org_id(org)
+    table = Table("task", "request", "system", "via", "operation", "status", "owner", "note")
+    with _database().transaction(Scope.tenant(org_id)) as session:
+        for step in external.tenant_steps(session, open_only=not all_):
+            table.add_row(step.id, step.request_id, step.system, step.via, step.operation, step.status,
+                          step.owner or "", step.note or step.error or "")
+    console.print(table)
+
+
+@app.command("confirm")
+def confirm_command(
+    task_id: Annotated[str, typer.Argument(help="Task id (vern rights tasks).")],
+    note: Annotated[str, typer.Option(help="What was done.")],
+) -> None:
+    """Confirm a manual task; the request goes on once all its tasks are confirmed."""
+    from vern.db import Scope
+    from vern.errors import VernError
+    from vern.rights import external
+
+    try:
+        with _database().transaction(Scope.system("cli rights confirm")) as session:
+            org_id = external.task_org(session, task_id)
+        with _database().transaction(Scope.tenant(org_id)) as session:
+            step = external.confirm_task(session, task_id, note=note, actor_user_id=None)
+            request_id = step.request_id
+    except VernError as exc:
+        _fail(str(exc))
+    console.print(f"task {task_id} confirmed")
+    _show(request_id)
 
 
 @app.command("run")

@@ -16,7 +16,14 @@ def _run_requests(database: Database, _settings: Settings) -> object:
 
 
 def _remind(database: Database, _settings: Settings) -> object:
-    return service.send_reminders(database)
+    from vern.rights import external
+
+    sent = service.send_reminders(database)
+    data_map = service.published_map_or_none(database)
+    if data_map is not None and external.needed(data_map):
+        sent += external.remind_tasks(database, data_map)
+        sent += external.send_notices(database, data_map)
+    return sent
 
 
 JOBS = [

@@ -30,6 +30,7 @@ class Status(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     PARTIAL = "partial"  # some database failed; retryable, never reported as done
+    AWAITING_TASKS = "awaiting_tasks"  # a manual task in another system is not yet confirmed
     DONE = "done"
     REJECTED = "rejected"
     CANCELLED = "cancelled"
@@ -41,6 +42,7 @@ OPEN_STATUSES = (
     Status.QUEUED,
     Status.RUNNING,
     Status.PARTIAL,
+    Status.AWAITING_TASKS,
 )
 
 
@@ -202,4 +204,39 @@ class Policy(TenantScoped, Base):
     product_tenant_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     approve_erasure: Mapped[bool] = mapped_column(Boolean, default=True)
     approve_rectification: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"  # not yet done (an HTTP call not yet answered, a task not confirmed)
+    DONE = "done"
+    FAILED = "failed"  # the last HTTP attempt failed; a retry of the request tries again
+
+
+class ExternalStep(TenantScoped, Base):
+    """A request's work in a system outside SQL: an HTTP call (``via`` ``http``), a manual task
+    (``manual``) or a notice to a recipient (``notice``, Art. 19). One row per request, system
+    and operation - the row exists (committed) before the call is made, and its
+    ``idempotency_key`` is sent with every attempt, so a call repeated after a crash is not
+    applied twice by the receiving end."""
+
+    __tablename__ = "rights_external_steps"
+    __table_args__ = (UniqueConstraint("request_id", "system", "operation"),)
+
+    id: Mapped[str] = id_column()
+    request_id: Mapped[str] = mapped_column(String(36), ForeignKey("rights_requests.id"), index=True)
+    system: Mapped[str] = mapped_column(String(200))
+    via: Mapped[str] = mapped_column(String(16))  # http | manual | notice
+    operation: Mapped[str] = mapped_column(String(240))  # a kind, or notice:<recipient>
+    status: Mapped[str] = mapped_column(String(16), default=StepStatus.PENDING.value, index=True)
+    idempotency_key: Mapped[str] = mapped_column(String(64))
+    owner: Mapped[str | None] = mapped_column(String(320), nullable=True)  # manual: who does it
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    answer: Mapped[PII | None] = mapped_column(Encrypted("rights_external_steps.answer"), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)  # manual: the confirmation
+    confirmed_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

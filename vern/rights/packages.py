@@ -30,6 +30,7 @@ TEXT = {
     "system": N_("System"),
     "recipients": N_("Recipients"),
     "no_recipients": N_("No recipients outside the vendor"),
+    "all_recipients": N_("Everyone your data is disclosed to"),
     "table": N_("Table"),
     "purpose": N_("Purpose"),
     "retention": N_("Kept"),
@@ -71,6 +72,8 @@ th{background:#eef}dt{font-weight:600}section{margin-bottom:2rem}
 <tbody>{{ table.body }}</tbody></table>
 {% endfor %}</section>
 {% endfor %}
+{% if all_recipients %}
+<p><strong>{{ t.all_recipients }}:</strong> {{ all_recipients|join("; ") }}</p>{% endif %}
 <p>{{ t.rights }}</p>
 </body></html>
 """
@@ -88,6 +91,7 @@ def build_zip(
     org_name: str,
     received: datetime,
     locale: str,
+    external: dict[str, Any] | None = None,
 ) -> bytes:
     lang = norm(locale)
     values = {"org": org_name, "received": format_day(received, lang)}
@@ -101,6 +105,7 @@ def build_zip(
             "controller": org_name,
         },
         "systems": {},
+        "recipients": data_map.recipient_names(),  # every system's (Art. 15(1)(c))
     }
     systems_view: list[dict[str, Any]] = []
     buffer = io.BytesIO()
@@ -142,14 +147,23 @@ def build_zip(
                             "body": _rows_html(columns, clean),
                         }
                     )
-            if sys_doc["databases"]:
+            answer = (external or {}).get(system.name)
+            if answer:  # what the system's HTTP connector answered (a system outside SQL)
+                sys_doc["answer"] = answer
+                text = json.dumps(answer, ensure_ascii=False, indent=2)
+                zf.writestr(f"external/{system.name}.json", text)
+                view_tables.append(
+                    {"name": system.title, "purpose": "", "retention": "", "categories": [],
+                     "columns": [], "count": 1, "body": Markup("<pre>{}</pre>").format(text)}
+                )
+            if sys_doc["databases"] or answer:
                 doc["systems"][system.name] = sys_doc
                 systems_view.append(
                     {"title": system.title, "recipients": list(system.recipients), "tables": view_tables}
                 )
         zf.writestr("data.json", json.dumps(doc, ensure_ascii=False, indent=2))
         html = _summary.render(
-            lang=lang, t=t, org=org_name, systems=systems_view
+            lang=lang, t=t, org=org_name, systems=systems_view, all_recipients=doc["recipients"],
         )
         zf.writestr("summary.html", html)
     return buffer.getvalue()

@@ -8,7 +8,7 @@ import logging
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -136,7 +136,19 @@ def request_json(session: Session, req: RightsRequest, *, full: bool = False) ->
             }
             for p in session.scalars(select(Part).where(Part.request_id == req.id).order_by(Part.database))
         ]
+        from vern.rights import external
+
+        body["steps"] = [external.step_json(s) for s in external.list_steps(session, req.id)]
+        body["recipients"] = _recipients(session)
     return body
+
+
+def _recipients(session: Session) -> list[str]:
+    """Who the person's data is disclosed to, by the published product map (Art. 15(1)(c), 19)."""
+    from vern.datamap.service import current_map
+
+    found = current_map(session)
+    return found.recipient_names() if found is not None else []
 
 
 def _run_later(database: Database, request_id: str) -> None:
@@ -161,10 +173,52 @@ def _after_change(background: BackgroundTasks, database: Database, req: RightsRe
 
 
 @router.get("/requests")
-def list_requests(actor: Reader, db: TenantDB, status: str | None = None) -> dict[str, Any]:
-    """Data subject requests of the caller's organisation, newest first, with their deadlines."""
-    rows = service.list_requests(db, status=status)
-    return {"items": [request_json(db, r) for r in rows]}
+def list_requests(
+    actor: Reader,
+    db: TenantDB,
+    status: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 200,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> dict[str, Any]:
+    """Data subject requests of the caller's organisation, newest first, with their deadlines;
+    a page at a time (``next_offset`` is set while there are more)."""
+    rows = service.list_requests(db, status=status, limit=limit + 1, offset=offset)
+    more = len(rows) > limit
+    return {
+        "items": [request_json(db, r) for r in rows[:limit]],
+        "next_offset": offset + limit if more else None,
+    }
+
+
+class ConfirmBody(Strict):
+    note: str = Field(min_length=1, max_length=2000)
+
+
+@router.get("/tasks")
+def list_tasks(actor: Reader, db: TenantDB, include_done: bool = False) -> dict[str, Any]:
+    """Steps in systems outside SQL: manual tasks to confirm and HTTP calls (open ones only
+    unless ``include_done``)."""
+    from vern.rights import external
+
+    return {"items": [external.step_json(s) for s in external.tenant_steps(db, open_only=not include_done)]}
+
+
+@router.post("/tasks/{rights_task_id}/confirm")
+def confirm_task(  # noqa: PLR0917 - FastAPI dependencies
+    rights_task_id: str,
+    body: ConfirmBody,
+    actor: Manager,
+    db: TenantDB,
+    database: DatabaseDep,
+    background: BackgroundTasks,
+) -> dict[str, Any]:
+    """The owner confirms a manual task with a note; the request goes on once all are confirmed."""
+    from vern.rights import external
+
+    step = external.confirm_task(db, rights_task_id, note=body.note, actor_user_id=actor.user_id)
+    req = service.get_request(db, step.request_id)
+    _after_change(background, database, req)
+    return {"task": external.step_json(step), "request": request_json(db, req)}
 
 
 @router.post("/requests", status_code=201)
@@ -490,6 +544,23 @@ def console_detail(request: Request, rights_request_id: str, actor: Reader, db: 
     )
 
 
+@pages.post("/console/rights/tasks/{rights_task_id}/confirm")
+async def console_confirm_task(  # noqa: PLR0917 - FastAPI dependencies
+    request: Request,
+    rights_task_id: str,
+    actor: Manager,
+    db: TenantDB,
+    database: DatabaseDep,
+    background: BackgroundTasks,
+) -> Response:
+    from vern.rights import external
+
+    note = await _form_text(request, "note")
+    step = external.confirm_task(db, rights_task_id, note=note, actor_user_id=actor.user_id)
+    _after_change(background, database, service.get_request(db, step.request_id))
+    return RedirectResponse(f"/console/rights/requests/{step.request_id}", status_code=303)
+
+
 async def _form_text(request: Request, name: str) -> str:
     form = await request.form()
     return str(form.get(name) or "").strip()
@@ -723,8 +794,14 @@ def portal_status(
             "kind": gettext(locale, KIND_LABELS[req.kind]),
             "status": req.status,
             "deadline": format_day(req.deadline, locale),
+            "recipients": _portal_recipients(database),
         },
     )
+
+
+def _portal_recipients(database: Database) -> list[str]:
+    with database.transaction(Scope.system("portal recipients")) as session:
+        return _recipients(session)
 
 
 @public_route(pages, "/p/{dsr_tenant}/download/{download_token}", methods=["GET"])

@@ -657,10 +657,41 @@ def run(
 ) -> str:
     """Claim and carry out a request; returns its status. ``resume`` takes over a running request
     (after a crash) without waiting for its heartbeat to go stale."""
-    from vern.rights.engine import Engine
+    from vern.rights import external
 
     if data_map is None:
         data_map = _map_if_needed(database, request_id)  # a missing map leaves the request queued
+    outside = data_map if data_map is not None else published_map_or_none(database)
+    if outside is not None and external.needed(outside):  # systems outside SQL go first
+        left = external.prepare(database, outside, request_id)
+        if left is not None:
+            return left
+        token = external.ANSWERS.set({request_id: external.answers(database, outside, request_id)})
+        try:
+            status = _run_engine(database, request_id, data_map, urls=urls, on_step=on_step,
+                                 on_progress=on_progress, resume=resume, batch_rows=batch_rows)
+        finally:
+            external.ANSWERS.reset(token)
+        if status == Status.DONE.value:
+            external.send_notices(database, outside, request_id)
+        return status
+    return _run_engine(database, request_id, data_map, urls=urls, on_step=on_step,
+                       on_progress=on_progress, resume=resume, batch_rows=batch_rows)
+
+
+def _run_engine(
+    database: Database,
+    request_id: str,
+    data_map: DataMap | None,
+    *,
+    urls: dict[str, str] | None,
+    on_step: Callable[[str], None] | None,
+    on_progress: Callable[[int, int], None] | None,
+    resume: bool,
+    batch_rows: int | None,
+) -> str:
+    from vern.rights.engine import Engine
+
     engine = Engine(
         database,
         data_map or DataMap(systems={}),
@@ -868,6 +899,13 @@ def _map_if_needed(database: Database, request_id: str) -> DataMap | None:
     return None if kind in FLAG_KINDS else _published_map(database)
 
 
+def published_map_or_none(database: Database) -> DataMap | None:
+    try:
+        return _published_map(database)
+    except Conflict:
+        return None
+
+
 def request_row_status(database: Database, request_id: str) -> str:
     with database.transaction(Scope.system("read rights request")) as session:
         status = session.scalar(select(RightsRequest.status).where(RightsRequest.id == request_id))
@@ -1029,11 +1067,13 @@ def _tell(session: Session, job: Any, link: str | None) -> None:
 
 def build_package(data_map: DataMap, job: Any, rows: dict[str, dict[str, list[dict[str, Any]]]]) -> bytes:
     """The zip answering an access or portability request (built before any transaction)."""
+    from vern.rights.external import ANSWERS
     from vern.rights.packages import build_zip
 
     return build_zip(
         data_map,
         rows,
+        external=ANSWERS.get().get(job.request_id),
         request_id=job.request_id,
         kind=job.kind,
         org_name=job.org_name,
@@ -1203,8 +1243,16 @@ def lift_flag(session: Session, flag_id: str, *, actor_user_id: str | None) -> F
 # -- overview, reminders, the worker -----------------------------------------------------------------
 
 
-def list_requests(session: Session, *, status: str | None = None, limit: int = 200) -> list[RightsRequest]:
-    stmt = select(RightsRequest).order_by(RightsRequest.received_at.desc()).limit(limit)
+def list_requests(
+    session: Session, *, status: str | None = None, limit: int = 200, offset: int = 0
+) -> list[RightsRequest]:
+    """Newest first; ``offset`` pages on (the id breaks ties so pages never overlap)."""
+    stmt = (
+        select(RightsRequest)
+        .order_by(RightsRequest.received_at.desc(), RightsRequest.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
     if status == "open":
         stmt = stmt.where(RightsRequest.status.in_([s.value for s in OPEN_STATUSES]))
     elif status:
@@ -1409,6 +1457,23 @@ def run_pending(
         data_map = _published_map(database)
     except Conflict as exc:  # no map published yet: the requests stay queued
         return [(request_id, f"waiting: {exc}") for request_id in ids]
-    results = list(run_batch(database, ids, data_map=data_map, urls=urls).items())
+    if external_needed(data_map):  # systems outside SQL: one request at a time, those first
+        results = []
+        for rid in ids:
+            try:
+                results.append((rid, run(database, rid, data_map=data_map, urls=urls)))
+            except (Conflict, NotFound) as exc:
+                results.append((rid, f"skipped: {exc}"))
+        from vern.rights import external
+
+        external.send_notices(database, data_map)  # any left over by a crash after a request finished
+    else:
+        results = list(run_batch(database, ids, data_map=data_map, urls=urls).items())
     notify.deliver_pending(database)
     return results
+
+
+def external_needed(data_map: DataMap) -> bool:
+    from vern.rights import external
+
+    return external.needed(data_map)
