@@ -30,6 +30,7 @@ class Status(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     PARTIAL = "partial"  # some database failed; retryable, never reported as done
+    NOBODY_FOUND = "nobody_found"  # searched everywhere, no row matched: staff confirm the answer
     DONE = "done"
     REJECTED = "rejected"
     CANCELLED = "cancelled"
@@ -41,6 +42,7 @@ OPEN_STATUSES = (
     Status.QUEUED,
     Status.RUNNING,
     Status.PARTIAL,
+    Status.NOBODY_FOUND,
 )
 
 

@@ -263,6 +263,21 @@ def retry(
     return request_json(db, req)
 
 
+class ConfirmBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field(default="", max_length=2000)
+
+
+@router.post("/requests/{rights_request_id}/confirm-nobody-found")
+def confirm_nobody_found(
+    rights_request_id: str, actor: Manager, db: TenantDB, body: ConfirmBody | None = None
+) -> dict[str, Any]:
+    """Staff confirm that a request which matched no one is answered "no data held"."""
+    note = body.note if body is not None else ""
+    req = service.confirm_nobody_found(db, rights_request_id, actor_user_id=actor.user_id, note=note)
+    return request_json(db, req)
+
+
 @router.post("/requests/{rights_request_id}/download-link")
 def new_link(rights_request_id: str, actor: Manager, db: TenantDB) -> dict[str, str]:
     return {"url": service.renew_link(db, rights_request_id, actor_user_id=actor.user_id)}
@@ -524,6 +539,15 @@ def console_retry(
 ) -> Response:
     req = service.retry(db, rights_request_id, actor_user_id=actor.user_id)
     _after_change(background, database, req)
+    return RedirectResponse(f"/console/rights/requests/{rights_request_id}", status_code=303)
+
+
+@pages.post("/console/rights/requests/{rights_request_id}/confirm-nobody-found")
+def console_confirm_nobody_found(
+    rights_request_id: str, actor: Manager, db: TenantDB, database: DatabaseDep, background: BackgroundTasks
+) -> Response:
+    service.confirm_nobody_found(db, rights_request_id, actor_user_id=actor.user_id)
+    background.add_task(notify.deliver_pending, database)
     return RedirectResponse(f"/console/rights/requests/{rights_request_id}", status_code=303)
 
 

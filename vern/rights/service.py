@@ -36,6 +36,7 @@ from vern.datamap.model import IDENTITY_KINDS, DataMap
 from vern.db import Database, Scope, UTCDateTime, execute_fast, new_id, utcnow
 from vern.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
 from vern.notify import service as notify
+from vern.rights.connectors import REFUSED
 from vern.rights.models import (
     OPEN_STATUSES,
     Flag,
@@ -51,6 +52,7 @@ from vern.rights.models import (
 from vern.rights.settings import RightsSettings, rights_settings
 
 FLAG_KINDS = (Kind.RESTRICTION.value, Kind.OBJECTION.value, Kind.WITHDRAWAL.value)
+WRITE_KINDS = (Kind.ERASURE.value, Kind.RECTIFICATION.value)
 CHANNELS = ("portal", "api", "staff")
 STALE_AFTER = timedelta(minutes=5)
 
@@ -647,6 +649,39 @@ def retry(session: Session, request_id: str, *, actor_user_id: str | None) -> Ri
     return req
 
 
+def confirm_nobody_found(
+    session: Session, request_id: str, *, actor_user_id: str | None, note: str = ""
+) -> RightsRequest:
+    """Staff have looked at what was searched and confirm that no data about the person is held:
+    only now is the request done and the person told so."""
+    req = get_request(session, request_id)
+    if req.status != Status.NOBODY_FOUND.value:
+        raise Conflict(detail="only a request that found nobody can be confirmed as such")
+    req.completed_at = utcnow()
+    _set_status(
+        session,
+        req,
+        Status.DONE,
+        actor_user_id=actor_user_id,
+        action="rights.request.confirm_nobody_found",
+        extra={"note": note.strip()[:2000]} if note.strip() else None,
+    )
+    email = identities_of(req).get("email")
+    if email and req.channel != "api":
+        subject, body = NOBODY_MAIL[req.locale if req.locale in NOBODY_MAIL else "nb"]
+        org = session.get(Organisation, req.org_id)
+        notify.queue(
+            session,
+            key_id=req.key_id,
+            to=email,
+            kind="rights.nobody_found",
+            org_id=req.org_id,
+            subject=subject,
+            body=body.format(kind=req.kind, org=org.name if org is not None else ""),
+        )
+    return req
+
+
 # -- running ---------------------------------------------------------------------------------------
 
 
@@ -910,6 +945,18 @@ DONE_MAIL = {
     "nb": ("Forespørselen din er behandlet", "Forespørselen din ({kind}) til {org} er behandlet.{extra}"),
     "en": ("Your request has been handled", "Your request ({kind}) to {org} has been handled.{extra}"),
 }
+NOBODY_MAIL = {
+    "nb": (
+        "Forespørselen din er behandlet",
+        "Forespørselen din ({kind}) til {org} er behandlet. Vi har søkt i systemene våre og fant "
+        "ingen opplysninger om deg.",
+    ),
+    "en": (
+        "Your request has been handled",
+        "Your request ({kind}) to {org} has been handled. We searched our systems and found no "
+        "data about you.",
+    ),
+}
 LINK_TEXT = {
     "nb": "\n\nLast ned opplysningene dine her (lenken virker i {days} dager):\n{link}",
     "en": "\n\nDownload your data here (the link works for {days} days):\n{link}",
@@ -952,10 +999,18 @@ def finish_job(session: Session, job: Any) -> str:
     }
     if parts and summary["rows_found"] == 0:
         summary["note"] = "the identities given match no one in the connected databases"
+    kept = getattr(job, "kept", None)
+    if kept:
+        summary["kept"] = kept
     now = utcnow()
     if not done:
         failed = sorted(name for name, (status, *_rest) in parts.items() if status == "failed")
-        error = "not reached: " + ", ".join(failed) if failed else "incomplete"
+        refused = [n for n in failed if (parts[n][3] or "").startswith(REFUSED)]
+        missed = [n for n in failed if n not in refused]
+        said = [f"refused by {n}: {(parts[n][3] or '')[len(REFUSED):]}" for n in refused]
+        if missed:
+            said.append("not reached: " + ", ".join(missed))
+        error = "; ".join(said) if said else "incomplete"
         execute_fast(
             session.connection(),
             _FINISH,
@@ -977,6 +1032,10 @@ def finish_job(session: Session, job: Any) -> str:
             _tell_staff_given_up(session, job, attempt, error)
         job.result = Status.PARTIAL.value
         return job.result
+    if job.kind not in FLAG_KINDS and parts and summary["rows_found"] == 0:
+        return _nobody_found(session, job, summary, now)
+    if job.kind in WRITE_KINDS and summary["rows_found"] and not sum(d for _s, _f, d, _e in parts.values()):
+        summary["note"] = "nothing was changed: every row found already holds what the request asks"
     link = None
     if job.package is not None:
         link = _store_answer(session, job, job.package)
@@ -1000,6 +1059,28 @@ def finish_job(session: Session, job: Any) -> str:
     _audit_status(session, job, Status.DONE, "rights.request.complete", {"rows_found": summary["rows_found"]})
     _tell(session, job, link)
     job.result = Status.DONE.value
+    return job.result
+
+
+def _nobody_found(session: Session, job: Any, summary: dict[str, Any], now: Any) -> str:
+    """No row matched anywhere: not a silent "done". The request waits for staff, showing what
+    was searched; the person is answered when staff confirm (``confirm_nobody_found``)."""
+    summary["searched"] = getattr(job, "searched", {})
+    execute_fast(
+        session.connection(),
+        _FINISH,
+        {
+            "w_id": job.request_id,
+            "status": Status.NOBODY_FOUND.value,
+            "summary": summary,
+            "error": None,
+            "completed_at": None,
+            "now": now,
+            "moved": job.moved,
+        },
+    )
+    _audit_status(session, job, Status.NOBODY_FOUND, "rights.request.nobody_found", {"rows_found": 0})
+    job.result = Status.NOBODY_FOUND.value
     return job.result
 
 
