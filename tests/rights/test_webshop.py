@@ -94,7 +94,8 @@ STORES = """          stores:
             retention: permanent-config
             tenant: shop_id
             references: [{field: address_id, to: addresses.id, follow: false}]
-            fields: {id: system.id, shop_id: system.reference, name: system.config, address_id: system.reference}
+            fields:
+              {id: system.id, shop_id: system.reference, name: system.config, address_id: system.reference}
 """
 
 OLD = datetime(2026, 1, 2, 3, 4, 5)

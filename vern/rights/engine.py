@@ -211,9 +211,9 @@ def discover(  # noqa: PLR0912 - identities, references both ways, shared rows
             conditions: list[tuple[str, list[Any]]] = []
             for kind, column in mt.identities.items():
                 if kind in subject.identities:
-                    values = lookup_values(mt.match_of(column), subject.identities[kind])
-                    if values:
-                        conditions.append((column, values))
+                    lookup = lookup_values(mt.match_of(column), subject.identities[kind])
+                    if lookup:
+                        conditions.append((column, lookup))
             for ref in mt.references:
                 if not ref.follow or ref.table == tname:
                     continue
@@ -226,10 +226,10 @@ def discover(  # noqa: PLR0912 - identities, references both ways, shared rows
                 for link in other.refers_to:
                     if link.table != tname or other.name == tname:
                         continue
-                    values = {f.row.get(link.field) for f in found.get(other.name, [])}
-                    values.discard(None)
-                    if values:
-                        conditions.append((link.column, sorted(values, key=str)))
+                    pointed = {f.row.get(link.field) for f in found.get(other.name, [])}
+                    pointed.discard(None)
+                    if pointed:
+                        conditions.append((link.column, sorted(pointed, key=str)))
                         outward.add(link.column)
             found[tname] = []
             if not conditions:
