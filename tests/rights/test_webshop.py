@@ -35,6 +35,7 @@ from tests.rights.conftest import file_request, request_row
 from vern.datamap.connect import engine_for, forget
 from vern.datamap.loader import load_map
 from vern.db import Database, Scope, utcnow
+from vern.notify import service as notify
 from vern.rights import ledger, service
 from vern.rights.runtime import secret
 
@@ -365,7 +366,7 @@ def test_a_database_refusing_the_write_is_named_as_refusing(
 
 
 def test_nobody_found_waits_for_staff_with_what_was_searched(
-    sqlite_db: Database, world: Personas, shop: tuple[str, MetaData]
+    sqlite_db: Database, world: Personas, shop: tuple[str, MetaData], mailer: notify.MemoryMailer
 ) -> None:
     url, _meta = shop
     request_id = file_request(sqlite_db, world.tenant_a, "access", {"email": "ingen@example.com"})
@@ -375,9 +376,32 @@ def test_nobody_found_waits_for_staff_with_what_was_searched(
     req = request_row(sqlite_db, request_id)
     assert req.completed_at is None
     assert req.summary is not None and req.summary["searched"] == {DB: {"customers": ["email"]}}
+    notify.deliver_pending(sqlite_db)
+    assert mailer.last_to("ingen@example.com") is None  # not told before staff confirm
     with sqlite_db.transaction(Scope.tenant(world.tenant_a)) as session:
         assert service.confirm_nobody_found(session, request_id, actor_user_id=None).status == "done"
     assert request_row(sqlite_db, request_id).completed_at is not None
+    notify.deliver_pending(sqlite_db)
+    told = mailer.last_to("ingen@example.com")
+    assert told is not None and "fant ingen opplysninger om deg" in told.body
+
+
+def test_a_customer_may_answer_nobody_found_without_review(
+    sqlite_db: Database, world: Personas, shop: tuple[str, MetaData], mailer: notify.MemoryMailer
+) -> None:
+    url, _meta = shop
+    with sqlite_db.transaction(Scope.tenant(world.tenant_a)) as session:
+        service.set_policy(session, org_id=world.tenant_a, actor_user_id=None, answer_nobody_found=True)
+        assert service.policy_for(session, world.tenant_a).answer_nobody_found
+    request_id = file_request(sqlite_db, world.tenant_a, "access", {"email": "ingen@example.com"})
+
+    assert _run(sqlite_db, request_id, url) == "done"
+
+    req = request_row(sqlite_db, request_id)
+    assert req.summary is not None and req.summary["searched"] == {DB: {"customers": ["email"]}}
+    notify.deliver_pending(sqlite_db)
+    told = mailer.last_to("ingen@example.com")
+    assert told is not None and "fant ingen opplysninger om deg" in told.body
 
 
 @pytest.mark.parametrize("collation", ["utf8mb4_general_ci", "utf8mb4_bin"])

@@ -454,6 +454,7 @@ class Job:
     # still use it, for the outcome
     searched: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     kept: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    answer_nobody_found: bool = False  # the customer's setting: no staff review of "nobody found"
 
     @property
     def writes(self) -> bool:

@@ -87,6 +87,7 @@ class PolicyBody(Strict):
     product_tenant_key: str | None = Field(default=None, max_length=200)
     approve_erasure: bool | None = None
     approve_rectification: bool | None = None
+    answer_nobody_found: bool | None = None
 
 
 class TenantPolicyBody(Strict):
@@ -337,6 +338,7 @@ def get_policy(actor: Reader, db: TenantDB) -> dict[str, Any]:
         "product_tenant_key": pol.product_tenant_key,
         "approve_erasure": pol.approve_erasure,
         "approve_rectification": pol.approve_rectification,
+        "answer_nobody_found": pol.answer_nobody_found,
     }
 
 
@@ -356,6 +358,7 @@ def put_policy(body: PolicyBody, actor: Approver, db: TenantDB) -> dict[str, Any
         actor_user_id=actor.user_id,
         approve_erasure=body.approve_erasure,
         approve_rectification=body.approve_rectification,
+        answer_nobody_found=body.answer_nobody_found,
     )
     return get_policy(actor, db)
 

@@ -138,6 +138,7 @@ class EffectivePolicy:
     product_tenant_key: str
     approve_erasure: bool
     approve_rectification: bool
+    answer_nobody_found: bool = False
 
 
 def policy_for(session: Session, org_id: str) -> EffectivePolicy:
@@ -145,7 +146,12 @@ def policy_for(session: Session, org_id: str) -> EffectivePolicy:
     row = session.scalars(select(Policy).where(Policy.org_id == org_id)).first()
     if row is None:
         return EffectivePolicy(org_id, cfg.approve_erasure, cfg.approve_rectification)
-    return EffectivePolicy(row.product_tenant_key or org_id, row.approve_erasure, row.approve_rectification)
+    return EffectivePolicy(
+        row.product_tenant_key or org_id,
+        row.approve_erasure,
+        row.approve_rectification,
+        bool(row.answer_nobody_found),
+    )
 
 
 def _policy_row(session: Session, org_id: str) -> Policy:
@@ -166,6 +172,7 @@ def _policy_values(row: Policy) -> dict[str, Any]:
         "product_tenant_key": row.product_tenant_key,
         "approve_erasure": row.approve_erasure,
         "approve_rectification": row.approve_rectification,
+        "answer_nobody_found": bool(row.answer_nobody_found),
     }
 
 
@@ -176,9 +183,11 @@ def set_policy(
     actor_user_id: str | None,
     approve_erasure: bool | None = None,
     approve_rectification: bool | None = None,
+    answer_nobody_found: bool | None = None,
 ) -> Policy:
     """The customer's own choices: it may require approval, never drop it (that weakens the
-    strict default; the vendor's staff decide it with ``set_tenant_policy``)."""
+    strict default; the vendor's staff decide it with ``set_tenant_policy``); and whether a
+    search that finds nobody is answered without staff confirming it first."""
     row = _policy_row(session, org_id)
     for name, value in (("approve_erasure", approve_erasure),
                         ("approve_rectification", approve_rectification)):
@@ -192,6 +201,8 @@ def set_policy(
         row.approve_erasure = approve_erasure
     if approve_rectification is not None:
         row.approve_rectification = approve_rectification
+    if answer_nobody_found is not None:
+        row.answer_nobody_found = answer_nobody_found
     row.updated_at = utcnow()
     session.flush()
     record(
@@ -826,6 +837,7 @@ def _load_jobs(
                         subject_ref=req.subject_ref,
                         corrections=details.get("corrections") or {},
                     ),
+                    answer_nobody_found=bool(req.answer_nobody_found),
                 )
             )
         again = [j.request_id for j in jobs if j.attempts]  # only these can have parts already
@@ -894,6 +906,7 @@ def _load_statement(one: bool) -> Any:
             Organisation.name.label("org_name"),
             Organisation.slug.label("org_slug"),
             Policy.product_tenant_key,
+            Policy.answer_nobody_found,
         )
         .join(Organisation.__table__, Organisation.id == t.c.org_id)
         .outerjoin(Policy.__table__, Policy.org_id == t.c.org_id)
@@ -1033,7 +1046,9 @@ def finish_job(session: Session, job: Any) -> str:
         job.result = Status.PARTIAL.value
         return job.result
     if job.kind not in FLAG_KINDS and parts and summary["rows_found"] == 0:
-        return _nobody_found(session, job, summary, now)
+        if not job.answer_nobody_found:
+            return _nobody_found(session, job, summary, now)
+        summary["searched"] = job.searched  # the customer answers "nobody found" without review
     if job.kind in WRITE_KINDS and summary["rows_found"] and not sum(d for _s, _f, d, _e in parts.values()):
         summary["note"] = "nothing was changed: every row found already holds what the request asks"
     link = None
@@ -1057,7 +1072,7 @@ def finish_job(session: Session, job: Any) -> str:
         },
     )
     _audit_status(session, job, Status.DONE, "rights.request.complete", {"rows_found": summary["rows_found"]})
-    _tell(session, job, link)
+    _tell(session, job, link, nobody=job.kind not in FLAG_KINDS and bool(parts) and not summary["rows_found"])
     job.result = Status.DONE.value
     return job.result
 
@@ -1096,13 +1111,15 @@ def _audit_status(session: Session, job: Any, status: Status, action: str, extra
     )
 
 
-def _tell(session: Session, job: Any, link: str | None) -> None:
+def _tell(session: Session, job: Any, link: str | None, *, nobody: bool = False) -> None:
     email = job.subject.identities.get("email")
     if not email or job.channel == "api":
         return
     lang = job.locale if job.locale in DONE_MAIL else "nb"
     extra = LINK_TEXT[lang].format(days=rights_settings().download_days, link=link) if link else ""
-    subject, body = DONE_MAIL[lang]
+    subject, body = (NOBODY_MAIL if nobody else DONE_MAIL)[lang]
+    if nobody:
+        extra = ""
     from vern.rights.engine import book_mail
 
     book_mail(
