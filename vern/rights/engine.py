@@ -118,32 +118,6 @@ def ledger_hash(secret: bytes, mt: MapTable, column: str, value: Any) -> str:
     return match_hash(secret, column, normalise(mt.match_of(column), value))
 
 
-def identity_variants(kind: str, value: str) -> list[str]:
-    """The forms an identity is commonly stored in, so a lookup finds it whichever was used."""
-    raw = value.strip()
-    forms = {raw}
-    if kind == "email":
-        forms.add(raw.lower())
-    elif kind == "phone":
-        digits = "".join(c for c in raw if c.isdigit())
-        if len(digits) == 10 and digits.startswith("47"):
-            digits = digits[2:]
-        elif len(digits) == 12 and digits.startswith("0047"):
-            digits = digits[4:]
-        if len(digits) == 8:
-            forms |= {
-                digits,
-                f"+47{digits}",
-                f"+47 {digits}",
-                f"0047{digits}",
-                f"{digits[:3]} {digits[3:5]} {digits[5:]}",
-                f"+47 {digits[:3]} {digits[3:5]} {digits[5:]}",
-            }
-    elif kind == "national_id":
-        forms.add(raw.replace(" ", ""))
-    return sorted(forms)
-
-
 def new_value(secret: bytes, erase: Erase, old: Any, subject_ref: str) -> Any:
     """What an erase strategy writes in place of ``old`` (computed once, at planning)."""
     if erase.strategy is Strategy.NULL:

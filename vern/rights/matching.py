@@ -75,6 +75,9 @@ def lookup_values(match: Match, value: str) -> list[str]:
                 f"00{code}{national}",
                 f"{code}{national}",
             }
+            if len(national) == 8:  # Norwegian mobiles are also written 912 34 567
+                spaced = f"{national[:3]} {national[3:5]} {national[5:]}"
+                forms |= {spaced, f"+{code} {spaced}"}
     elif match is Match.NATIONAL_ID:
         digits = normalise(match, raw) or raw
         forms.add(digits)
