@@ -51,14 +51,8 @@ def download_token_in_a(db: Database, personas: Personas, settings: Settings) ->
     return Sample(link.rsplit("/", 1)[1], None)
 
 
-def tenant_of_a(db: Database, personas: Personas, settings: Settings) -> Sample:
-    """Tenant A itself, named by the vendor's routes about a customer: only vendor staff with
-    ``tenants.manage`` reach them, so the value belongs to no tenant's objects."""
-    return Sample(personas.tenant_a, None)
-
-
+# ``tenant_id`` (the vendor's routes about a customer) is sampled by samples_accounts.tenant_a.
 SAMPLES = {
-    "tenant_id": tenant_of_a,
     "rights_request_id": rights_request_in_a,
     "rights_flag_id": rights_flag_in_a,
     "dsr_tenant": portal_of_a,
