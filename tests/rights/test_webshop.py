@@ -446,3 +446,21 @@ def _restore(url: str, meta: MetaData, rows: dict[str, dict[int, dict[str, Any]]
         for table in meta.sorted_tables:
             if rows[table.name]:
                 conn.execute(table.insert(), list(rows[table.name].values()))
+
+
+def test_a_rectification_that_changes_nothing_says_so(
+    sqlite_db: Database, world: Personas, shop: tuple[str, MetaData]
+) -> None:
+    url, meta = shop
+    before = state(url, meta)
+    request_id = file_request(
+        sqlite_db, world.tenant_a, "rectification", {"email": "PER.BERG@example.com"},
+        details={"corrections": {"user.name": "Per Berg"}},
+    )
+
+    assert _run(sqlite_db, request_id, url) == "done"
+
+    assert state(url, meta) == before
+    summary = request_row(sqlite_db, request_id).summary
+    assert summary is not None and summary["rows_found"] > 0
+    assert summary["note"].startswith("nothing was changed")
