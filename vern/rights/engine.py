@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext, suppress
@@ -118,8 +119,36 @@ def ledger_hash(secret: bytes, mt: MapTable, column: str, value: Any) -> str:
     return match_hash(secret, column, normalise(mt.match_of(column), value))
 
 
+_HEX = frozenset("0123456789abcdef")
+_PSEUDONYM_FORMS: dict[str, re.Pattern[str]] = {}
+
+
+def already_erased(erase: Erase, old: Any) -> bool:
+    """Whether ``old`` is already what this strategy writes for someone: a pseudonym in the
+    field's format, or a keyed hash of the field's length (16 hex characters or more - shorter
+    ones could be real values). Such a value is left as it is, so erasing an erased person again
+    - under another of their identities, whose pseudonym would differ - changes nothing."""
+    if not isinstance(old, str):
+        return False
+    if erase.strategy is Strategy.HMAC:
+        n = erase.length or 64
+        return n >= 16 and len(old) == n and set(old) <= _HEX
+    if erase.strategy is Strategy.PSEUDONYM:
+        fmt = erase.value or "anon-{id}"
+        pattern = _PSEUDONYM_FORMS.get(fmt)
+        if pattern is None:
+            pattern = _PSEUDONYM_FORMS[fmt] = re.compile(
+                re.escape(fmt).replace(re.escape("{id}"), "[0-9a-f]{12}")
+            )
+        return pattern.fullmatch(old) is not None
+    return False
+
+
 def new_value(secret: bytes, erase: Erase, old: Any, subject_ref: str) -> Any:
-    """What an erase strategy writes in place of ``old`` (computed once, at planning)."""
+    """What an erase strategy writes in place of ``old`` (computed once, at planning); an
+    already erased value stays as it is."""
+    if already_erased(erase, old):
+        return old
     if erase.strategy is Strategy.NULL:
         return None
     if erase.strategy is Strategy.FIXED:
