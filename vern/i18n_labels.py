@@ -22,6 +22,7 @@ LABELS = (
     N_('awaiting_tasks'),
     N_('http'),
     N_('manual'),
+    N_('nobody_found'),
     N_('notice'),
     N_('cancelled'),
     N_('customer_signin'),

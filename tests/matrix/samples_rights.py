@@ -72,6 +72,7 @@ def download_token_in_a(db: Database, personas: Personas, settings: Settings) ->
     return Sample(link.rsplit("/", 1)[1], None)
 
 
+# ``tenant_id`` (the vendor's routes about a customer) is sampled by samples_accounts.tenant_a.
 SAMPLES = {
     "rights_request_id": rights_request_in_a,
     "rights_flag_id": rights_flag_in_a,

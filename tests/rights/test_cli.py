@@ -117,6 +117,10 @@ def test_a_map_is_checked_published_and_an_erasure_run_and_replayed(tmp_path: Pa
     answered = run(["rights", "run", nobody_id], env)
     assert answered.returncode == 0, answered.stderr
     assert "match no one in the connected databases" in answered.stdout.replace("\n", " ")
+    assert "nobody_found" in answered.stdout and "searched laerbar.main.users: email" in answered.stdout
+    confirmed = run(["rights", "confirm-nobody-found", nobody_id], env)
+    assert confirmed.returncode == 0, confirmed.stderr
+    assert f"request {nobody_id} is done" in confirmed.stdout
 
 
 def test_check_fails_and_names_the_place_of_a_broken_map(tmp_path: Path) -> None:

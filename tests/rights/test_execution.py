@@ -69,7 +69,7 @@ def test_it_never_includes_another_tenants_rows(
     service.run(sqlite_db, request_id, data_map=sqlite_product.data_map, urls=sqlite_product.urls)
 
     req = request_row(sqlite_db, request_id)
-    assert req.status == "done"
+    assert req.status == "nobody_found"  # not "done": staff confirm before the person is told
     assert req.summary is not None and req.summary["rows_found"] == 0
     assert "match no one" in req.summary["note"]
 

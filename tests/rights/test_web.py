@@ -296,3 +296,30 @@ def test_portal_visitors_are_recorded_with_the_truncated_address(  # noqa: PLR09
     # the records the service wrote for the request (created, code sent, wrong code) too
     service_records = [i for i in items if i["action"].startswith("rights.")]
     assert service_records and {i["ip"] for i in service_records} == {"195.159.103.0"}
+
+
+def test_staff_see_what_was_searched_and_confirm_a_request_that_found_nobody(
+    laerbar: list[dict[str, Any]], login: Any, personas: Personas, db: Database, mails: notify.MemoryMailer
+) -> None:
+    alice = login(personas.alice)
+    res = alice.post("/api/v1/rights/requests", json={
+        "kind": "access", "identities": {"email": "Ingen.Her@example.com"}, "verification": "attested",
+        "details": {"note": "ID-kort kontrollert"}})
+    assert res.status_code == 201, res.text
+    request_id = res.json()["id"]
+
+    detail = alice.get(f"/api/v1/rights/requests/{request_id}").json()
+    assert detail["status"] == "nobody_found"
+    assert detail["summary"]["searched"]["laerbar.main"]["users"] == ["email"]
+    page = alice.get(f"/console/rights/requests/{request_id}")
+    assert "laerbar.main.users: email" in page.text and "confirm-nobody-found" in page.text
+    notify.deliver_pending(db)
+    assert mails.last_to("ingen.her@example.com") is None  # not answered before staff confirm
+
+    confirmed = alice.post(f"/api/v1/rights/requests/{request_id}/confirm-nobody-found",
+                           json={"note": "Sjekket også papirarkivet"})
+    assert confirmed.status_code == 200 and confirmed.json()["status"] == "done"
+    again = alice.post(f"/api/v1/rights/requests/{request_id}/confirm-nobody-found")
+    assert again.status_code == 409
+    notify.deliver_pending(db)
+    assert mails.last_to("ingen.her@example.com") is not None

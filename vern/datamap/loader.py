@@ -23,6 +23,7 @@ from vern.datamap.model import (
     Field,
     HttpConnector,
     ManualTask,
+    Match,
     Recipient,
     Reference,
     Strategy,
@@ -351,6 +352,7 @@ class _Builder:
             "fields",
             "primary_key",
             "erase",
+            "refers_to",
         }
         self.unknown_keys(body, allowed, place)
         by_column = tenancy is None or tenancy.model is TenancyModel.COLUMN
@@ -375,6 +377,10 @@ class _Builder:
             self.fail(f"{place}.tenant", f"column {tenant!r} is not among the fields")
         identities = self.identities(body.get("identities"), fields, f"{place}.identities")
         references = self.references(body.get("references"), fields, f"{place}.references")
+        refers_to = tuple(
+            Reference(r.field, r.table, r.column, True, outward=True)
+            for r in self.references(body.get("refers_to"), fields, f"{place}.refers_to", outward=True)
+        )
         pk_raw = body.get("primary_key") or []
         if isinstance(pk_raw, str):
             pk_raw = [pk_raw]
@@ -395,6 +401,7 @@ class _Builder:
             references=references,
             primary_key=tuple(str(c) for c in pk_raw),
             delete_row=delete_row,
+            refers_to=refers_to,
         )
         if not delete_row:
             self.check_personal_fields(table, place)
@@ -425,7 +432,11 @@ class _Builder:
 
     def check_personal_fields(self, table: Table, place: str) -> None:
         # Row keys and links stay (they point at rows, which are erased or pseudonymised themselves).
-        link_columns = set(table.primary_key) | {r.field for r in table.references}
+        link_columns = (
+            set(table.primary_key)
+            | {r.field for r in table.references}
+            | {r.field for r in table.refers_to}
+        )
         if "user_id" in table.identities:
             link_columns.add(table.identities["user_id"])
         for f in table.fields.values():
@@ -440,14 +451,36 @@ class _Builder:
         if isinstance(raw, str):
             raw = {"category": raw}
         body = self.mapping(raw, place)
-        self.unknown_keys(body, {"category", "erase", "note"}, place)
+        self.unknown_keys(body, {"category", "erase", "note", "match", "auto_update"}, place)
         category = str(body.get("category") or "")
+        match: Match | None = None
+        if "match" in body:
+            try:
+                match = Match(str(body["match"]))
+            except ValueError:
+                names = ", ".join(m.value for m in Match)
+                self.fail(
+                    f"{place}.match", f"unknown comparison {body['match']!r} (expected one of: {names})"
+                )
+        auto_update = body.get("auto_update", False)
+        if not isinstance(auto_update, bool):
+            self.fail(f"{place}.auto_update", "must be true or false")
+            auto_update = False
         if not category:
             self.fail(f"{place}.category", "is required")
         elif category not in CATEGORIES:
             self.fail(f"{place}.category", f"unknown category {category!r}")
         erase = self.erase(body.get("erase"), f"{place}.erase") if "erase" in body else None
-        return Field(name=name, category=category, erase=erase, note=str(body.get("note") or ""))
+        if auto_update and erase is not None and erase.strategy is not Strategy.KEEP:
+            self.fail(f"{place}.auto_update", "a column the database sets by itself cannot also be erased")
+        return Field(
+            name=name,
+            category=category,
+            erase=erase,
+            note=str(body.get("note") or ""),
+            match=match,
+            auto_update=auto_update,
+        )
 
     def erase(self, raw: Any, place: str) -> Erase | None:  # noqa: PLR0911, PLR0912 - per strategy
         if raw is None:  # `erase: null` reads naturally as "set null"
@@ -510,7 +543,9 @@ class _Builder:
                 found[kind] = str(column)
         return found
 
-    def references(self, raw: Any, fields: dict[str, Field], place: str) -> tuple[Reference, ...]:
+    def references(
+        self, raw: Any, fields: dict[str, Field], place: str, *, outward: bool = False
+    ) -> tuple[Reference, ...]:
         if raw is None:
             return ()
         if not isinstance(raw, list):
@@ -520,7 +555,7 @@ class _Builder:
         for i, item in enumerate(raw):
             here = f"{place}[{i}]"
             body = self.mapping(item, here)
-            self.unknown_keys(body, {"field", "to", "follow"}, here)
+            self.unknown_keys(body, {"field", "to"} if outward else {"field", "to", "follow"}, here)
             col, to = str(body.get("field") or ""), str(body.get("to") or "")
             if col not in fields:
                 self.fail(f"{here}.field", f"column {col!r} is not among the fields")
@@ -534,8 +569,10 @@ class _Builder:
 
     def check_references(self, db: DatabaseDef, place: str) -> None:
         for tname, table in db.tables.items():
-            for i, ref in enumerate(table.references):
-                here = f"{place}.tables.{tname}.references[{i}].to"
+            links = [("references", i, r) for i, r in enumerate(table.references)]
+            links += [("refers_to", i, r) for i, r in enumerate(table.refers_to)]
+            for key, i, ref in links:
+                here = f"{place}.tables.{tname}.{key}[{i}].to"
                 target = db.tables.get(ref.table)
                 if target is None:
                     self.fail(here, f"table {ref.table!r} is not in this database's map")
@@ -561,13 +598,17 @@ def _cycles(db: DatabaseDef) -> Iterator[list[str]]:
     def visit(name: str) -> Iterator[list[str]]:
         state[name] = 1
         stack.append(name)
-        for ref in db.tables[name].references:
-            if not ref.follow or ref.table not in db.tables:
-                continue
-            if state.get(ref.table) == 1:
-                yield [*stack[stack.index(ref.table) :], ref.table]
-            elif ref.table not in state:
-                yield from visit(ref.table)
+        # discovered after: the tables it follows references to, and the tables whose rows
+        # point at it with an outward link
+        after = [r.table for r in db.tables[name].references if r.follow and r.table in db.tables]
+        after += [
+            o for o in sorted(db.tables) if o != name and any(r.table == name for r in db.tables[o].refers_to)
+        ]
+        for target in after:
+            if state.get(target) == 1:
+                yield [*stack[stack.index(target) :], target]
+            elif target not in state:
+                yield from visit(target)
         stack.pop()
         state[name] = 2
 

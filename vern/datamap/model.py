@@ -30,6 +30,30 @@ class Strategy(StrEnum):
 # Identity kinds a request can carry and a table can be searched by.
 IDENTITY_KINDS = ("email", "user_id", "phone", "national_id")
 
+
+class Match(StrEnum):
+    """How a lookup column is compared with a person's identity (a field's ``match``).
+
+    ``email``: trimmed and case-insensitive (``lower(trim(column))``); ``casefold``: the same for
+    any text; ``phone``: the number in E.164 and its usual written forms; ``national_id``: digits
+    only; ``exact``: as stored.
+    """
+
+    EMAIL = "email"
+    CASEFOLD = "casefold"
+    PHONE = "phone"
+    NATIONAL_ID = "national_id"
+    EXACT = "exact"
+
+
+# The comparison a lookup column gets when its field does not say.
+DEFAULT_MATCH = {
+    "email": Match.EMAIL,
+    "phone": Match.PHONE,
+    "national_id": Match.NATIONAL_ID,
+    "user_id": Match.EXACT,
+}
+
 DEFAULT_PSEUDONYM = "anon-{id}"
 HMAC_HEX_LENGTH = 64
 
@@ -65,6 +89,10 @@ class Field:
     category: str
     erase: Erase | None = None
     note: str = ""
+    match: Match | None = None  # how the field compares as a lookup column (None: by its kind)
+    # The database sets it by itself on every UPDATE (MariaDB ``ON UPDATE CURRENT_TIMESTAMP``):
+    # Vern's writes keep its old value, so an erasure leaves no new trace.
+    auto_update: bool = False
 
     @property
     def personal(self) -> bool:
@@ -76,12 +104,16 @@ class Reference:
     """``field`` of this table holds values of ``table.column`` (a foreign key, declared or not).
 
     Rows that point at a person's rows belong to that person too, unless ``follow`` is false.
+    A ``refers_to`` link (``outward``) goes the other way: the row this table's field points at
+    belongs to the person when the pointing row does (a customer's address) - unless anything
+    outside the person's rows still refers to it, then it is shared and kept.
     """
 
     field: str
     table: str
     column: str
     follow: bool = True
+    outward: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,6 +127,21 @@ class Table:
     references: tuple[Reference, ...] = ()
     primary_key: tuple[str, ...] = ()
     delete_row: bool = False
+    refers_to: tuple[Reference, ...] = ()  # outward links, followed from the person's rows
+
+    def match_of(self, column: str) -> Match:
+        """How ``column`` is compared when a person is looked up by it."""
+        f = self.fields.get(column)
+        if f is not None and f.match is not None:
+            return f.match
+        for kind, col in self.identities.items():
+            if col == column:
+                return DEFAULT_MATCH.get(kind, Match.EXACT)
+        return Match.EXACT
+
+    @property
+    def auto_update_columns(self) -> tuple[str, ...]:
+        return tuple(name for name, f in self.fields.items() if f.auto_update)
 
     @property
     def retention_text(self) -> str:
@@ -176,6 +223,34 @@ class DatabaseDef:
         """Tables with referenced tables first (the order rows are discovered in)."""
         return list(self._order)
 
+    def erasure_order(self) -> list[str]:
+        """Tables in the order an erasure writes them: a table whose rows point at another's
+        (a followed reference, or an outward ``refers_to`` link) goes first, so that its link is
+        changed or its rows are gone before the row it points at is."""
+        return list(self._erasure_order)
+
+    @cached_property
+    def _erasure_order(self) -> tuple[str, ...]:
+        if not any(t.refers_to for t in self.tables.values()):
+            return tuple(reversed(self._order))
+        order: list[str] = []
+        seen: set[str] = set()
+
+        def visit(name: str) -> None:  # a table after every table pointing at it
+            if name in seen:
+                return
+            seen.add(name)
+            for other in sorted(self.tables):
+                links = [r for r in self.tables[other].references if r.follow]
+                links += list(self.tables[other].refers_to)
+                if other != name and any(r.table == name for r in links):
+                    visit(other)
+            order.append(name)
+
+        for name in self._order:
+            visit(name)
+        return tuple(order)
+
     @cached_property
     def _order(self) -> tuple[str, ...]:  # a frozen map: computed once per loaded map
         order: list[str] = []
@@ -188,6 +263,9 @@ class DatabaseDef:
             for ref in self.tables[name].references:
                 if ref.follow and ref.table != name:
                     visit(ref.table)
+            for other in sorted(self.tables):  # an outward link: the pointing table first
+                if other != name and any(r.table == name for r in self.tables[other].refers_to):
+                    visit(other)
             order.append(name)
 
         for name in sorted(self.tables):

@@ -258,6 +258,25 @@ def confirm_command(
     _show(request_id)
 
 
+@app.command("confirm-nobody-found")
+def confirm_nobody_found_command(
+    request_id: Annotated[str, typer.Argument(help="Request id.")],
+    note: Annotated[str, typer.Option(help="What was checked beyond the search shown.")] = "",
+) -> None:
+    """Confirm that a request which matched no one is answered "no data held" (the person is told)."""
+    from vern.db import Scope
+    from vern.errors import VernError
+    from vern.rights import service
+
+    try:
+        with _database().transaction(Scope.system("cli rights confirm-nobody-found")) as session:
+            req = service.confirm_nobody_found(session, request_id, actor_user_id=None, note=note)
+            status = req.status
+    except VernError as exc:
+        _fail(str(exc))
+    console.print(f"request {request_id} is {status}")
+
+
 @app.command("run")
 def run_command(
     request_id: Annotated[str, typer.Argument(help="Request id.")],
@@ -286,6 +305,12 @@ def run_command(
             _fail(str(exc))
     notify.deliver_pending(_database())
     _show(request_id)
+    if status == "nobody_found":
+        console.print(
+            "nobody was found: check what was searched, then answer the person with "
+            f"`vern rights confirm-nobody-found {request_id}`"
+        )
+        return
     if status != "done":
         raise typer.Exit(1)
 
@@ -313,6 +338,12 @@ def _show(request_id: str) -> None:
             console.print(f"[red]{req.error}[/]")
         if req.summary and req.summary.get("note"):
             console.print(f"[yellow]{req.summary['note']}[/]")
+        for database, tables in sorted(((req.summary or {}).get("searched") or {}).items()):
+            for tname, columns in sorted(tables.items()):
+                console.print(f"searched {database}.{tname}: {', '.join(columns)}")
+        for database, kept in sorted(((req.summary or {}).get("kept") or {}).items()):
+            for item in kept:
+                console.print(f"kept {database}.{item['table']}: {item['reason']}; {item['link']}")
         table = Table("database", "status", "rows found", "rows done", "error")
         for part in session.scalars(select(Part).where(Part.request_id == request_id)):
             table.add_row(

@@ -34,13 +34,20 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import DBAPIError, NoSuchTableError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    DBAPIError,
+    InterfaceError,
+    NoSuchTableError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.types import Integer, Numeric
 
 from vern.datamap.connect import NoConnection, engine_for, resolve_url
 from vern.datamap.model import DatabaseDef, TenancyModel
 from vern.datamap.model import Table as MapTable
 from vern.db import execute_fast
+from vern.rights.matching import column_expression
 
 IN_CHUNK = 500
 
@@ -49,13 +56,29 @@ class Unreachable(RuntimeError):
     """The database cannot be reached or used right now; the part fails alone and can be retried."""
 
 
+REFUSED = "refused: "
+
+
 def describe_failure(exc: BaseException) -> str:
+    """What went wrong with a database, in one line. A database that was reached but refused a
+    statement (a foreign key, a constraint, a permission) says so with its message, starting
+    ``refused: ``; anything else means it could not be reached or used."""
     if isinstance(exc, NoConnection | Unreachable):
         return str(exc)
     if isinstance(exc, DBAPIError) and exc.orig is not None:
         first = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else ""
-        return f"{type(exc.orig).__name__}: {first[:200]}"
+        text = f"{type(exc.orig).__name__}: {first[:200]}"
+        if not isinstance(exc, OperationalError | InterfaceError) or _refusal(exc):
+            return REFUSED + text
+        return text
     return f"{type(exc).__name__}: {str(exc)[:200]}"
+
+
+def _refusal(exc: DBAPIError) -> bool:
+    """MariaDB reports some refusals (a foreign key, a lock wait) as operational errors: its
+    error numbers say which."""
+    code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+    return isinstance(code, int) and code in (1205, 1213, 1216, 1217, 1451, 1452, 1142, 1143)
 
 
 _products: dict[tuple[int, str], ProductDB] = {}
@@ -187,13 +210,37 @@ class ProductDB:
         if stmt is None:
             table = self.table(mt.name)
             cols = [table.c[name] for name in mt.fields if name in table.c]
-            conds = [_in(table.c[name], f"w_{i}", width) for i, (name, width) in enumerate(shape)]
+            conds = [_in(table.c[name], f"w_{i}", width, mt) for i, (name, width) in enumerate(shape)]
             stmt = select(*cols).where(
                 self.tenant_of(table, mt) == bindparam("w_tenant"),
                 conds[0] if len(conds) == 1 else or_(*conds),
             )
             self._stmts[cache_key] = stmt
         return stmt
+
+    def count_others(
+        self,
+        conn: Connection,
+        mt: MapTable,
+        tenant_value: str,
+        *,
+        column_name: str,
+        value: Any,
+        own: list[dict[str, Any]],
+    ) -> int:
+        """Rows of ``mt`` in the tenant whose ``column_name`` holds ``value``, other than the
+        person's own rows ``own`` (by key; by whole row where the table has none)."""
+        table = self.table(mt.name)
+        tenant = coerce(table.c[mt.tenant], tenant_value)
+        typed = coerce(table.c[column_name], value)
+        if tenant is None or typed is None:
+            return 0
+        keys = self.key_columns(mt)
+        cols = [table.c[k] for k in keys] if keys else [table.c[n] for n in mt.fields if n in table.c]
+        stmt = select(*cols).where(table.c[mt.tenant] == tenant, table.c[column_name] == typed)
+        names = [c.name for c in cols]
+        mine = {tuple(r.get(n) for n in names) for r in own}
+        return sum(1 for row in conn.execute(stmt) if tuple(row) not in mine)
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -231,6 +278,7 @@ class ProductDB:
                     for k, v in (row.get("old") or {}).items()
                 ]
                 values = {name: self._typed(table, name, v) for name, v in row["set"].items()}
+                values |= _unchanged(table, mt, values)
                 where = and_(_match(table, row), *guards)
                 conn.execute(update(table).where(tenant_col == tenant, where).values(values))
                 done += 1
@@ -287,7 +335,7 @@ class ProductDB:
             return 0
         if any(len(values) > IN_CHUNK for _c, values in conditions):  # very many values: the rows
             return len(self.find(conn, mt, tenant_value, conditions))
-        clauses = [table.c[c].in_(values) for c, values in conditions]
+        clauses = [column_expression(mt.match_of(c), table.c[c]).in_(values) for c, values in conditions]
         stmt = select(func.count()).select_from(table).where(
             self.tenant_of(table, mt) == tenant, clauses[0] if len(clauses) == 1 else or_(*clauses)
         )
@@ -317,7 +365,7 @@ class ProductDB:
             cache_key = (op, mt.name, shape, names, keep_null)
             stmt = self._stmts.get(cache_key)
             if stmt is None:
-                clauses = [_in(table.c[c], f"w_{i}", width) for i, (c, width) in enumerate(shape)]
+                clauses = [_in(table.c[c], f"w_{i}", width, mt) for i, (c, width) in enumerate(shape)]
                 where = and_(
                     self.tenant_of(table, mt) == bindparam("w_tenant"),
                     clauses[0] if len(clauses) == 1 else or_(*clauses),
@@ -331,7 +379,7 @@ class ProductDB:
                         if n in keep_null:
                             value = case((table.c[n].is_(None), null()), else_=value)
                         values[n] = value
-                    stmt = update(table).where(where).values(values)
+                    stmt = update(table).where(where).values(values | _unchanged(table, mt, values))
                 self._stmts[cache_key] = stmt
             params = {"w_tenant": tenant}
             for i, (_c, v) in enumerate(cond):
@@ -356,10 +404,11 @@ class ProductDB:
                 where = _in(table.c[keys[0]], "w_keys", width)
             else:
                 where = and_(*(table.c[k] == bindparam(f"w_{i}") for i, k in enumerate(keys)))
+            values = {n: bindparam(f"v_{i}", type_=table.c[n].type) for i, n in enumerate(names)}
             stmt = (
                 update(table)
                 .where(self.tenant_of(table, mt) == bindparam("w_tenant"), where)
-                .values({n: bindparam(f"v_{i}", type_=table.c[n].type) for i, n in enumerate(names)})
+                .values(values | _unchanged(table, mt, values))
             )
             self._stmts[cache_key] = stmt
         return stmt
@@ -408,11 +457,19 @@ def _width(n: int) -> int:
     return 1 if n <= 1 else 1 << (n - 1).bit_length()
 
 
-def _in(column: Column[Any], name: str, width: int) -> Any:
-    """``column = :name`` for one value, ``column IN (:name_0, …)`` for ``width`` values."""
+def _in(column: Column[Any], name: str, width: int, mt: MapTable | None = None) -> Any:
+    """``column = :name`` for one value, ``column IN (:name_0, …)`` for ``width`` values - the
+    column compared as the map declares (``lower(trim(column))`` for an e-mail)."""
+    expr = column_expression(mt.match_of(column.name), column) if mt is not None else column
     if width == 1:
-        return column == bindparam(name, type_=column.type)
-    return column.in_([bindparam(f"{name}_{j}", type_=column.type) for j in range(width)])
+        return expr == bindparam(name, type_=column.type)
+    return expr.in_([bindparam(f"{name}_{j}", type_=column.type) for j in range(width)])
+
+
+def _unchanged(table: Table, mt: MapTable, values: dict[str, Any]) -> dict[str, Any]:
+    """``column = column`` for the columns the database would set by itself on this UPDATE
+    (MariaDB's ``ON UPDATE CURRENT_TIMESTAMP``): set to their old value, they keep it."""
+    return {c: table.c[c] for c in mt.auto_update_columns if c in table.c and c not in values}
 
 
 def _bind_in(name: str, values: list[Any], width: int) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext, suppress
@@ -50,6 +51,7 @@ from vern.rights.connectors import (
     loads,
     product_db,
 )
+from vern.rights.matching import lookup_values, normalise
 from vern.rights.models import (
     Kind,
     LedgerEntry,
@@ -110,34 +112,43 @@ def match_hash(secret: bytes, column: str, value: Any) -> str:
     return blind_index(secret, f"{column}={value}", "rights.ledger")
 
 
-def identity_variants(kind: str, value: str) -> list[str]:
-    """The forms an identity is commonly stored in, so a lookup finds it whichever was used."""
-    raw = value.strip()
-    forms = {raw}
-    if kind == "email":
-        forms.add(raw.lower())
-    elif kind == "phone":
-        digits = "".join(c for c in raw if c.isdigit())
-        if len(digits) == 10 and digits.startswith("47"):
-            digits = digits[2:]
-        elif len(digits) == 12 and digits.startswith("0047"):
-            digits = digits[4:]
-        if len(digits) == 8:
-            forms |= {
-                digits,
-                f"+47{digits}",
-                f"+47 {digits}",
-                f"0047{digits}",
-                f"{digits[:3]} {digits[3:5]} {digits[5:]}",
-                f"+47 {digits[:3]} {digits[3:5]} {digits[5:]}",
-            }
-    elif kind == "national_id":
-        forms.add(raw.replace(" ", ""))
-    return sorted(forms)
+def ledger_hash(secret: bytes, mt: MapTable, column: str, value: Any) -> str:
+    """The ledger's hash of a value that matched the person: of its normalised form under the
+    column's comparison, so a replay recognises the row whichever case or spacing it is stored in
+    and whatever the collation that matched it."""
+    return match_hash(secret, column, normalise(mt.match_of(column), value))
+
+
+_HEX = frozenset("0123456789abcdef")
+_PSEUDONYM_FORMS: dict[str, re.Pattern[str]] = {}
+
+
+def already_erased(erase: Erase, old: Any) -> bool:
+    """Whether ``old`` is already what this strategy writes for someone: a pseudonym in the
+    field's format, or a keyed hash of the field's length (16 hex characters or more - shorter
+    ones could be real values). Such a value is left as it is, so erasing an erased person again
+    - under another of their identities, whose pseudonym would differ - changes nothing."""
+    if not isinstance(old, str):
+        return False
+    if erase.strategy is Strategy.HMAC:
+        n = erase.length or 64
+        return n >= 16 and len(old) == n and set(old) <= _HEX
+    if erase.strategy is Strategy.PSEUDONYM:
+        fmt = erase.value or "anon-{id}"
+        pattern = _PSEUDONYM_FORMS.get(fmt)
+        if pattern is None:
+            pattern = _PSEUDONYM_FORMS[fmt] = re.compile(
+                re.escape(fmt).replace(re.escape("{id}"), "[0-9a-f]{12}")
+            )
+        return pattern.fullmatch(old) is not None
+    return False
 
 
 def new_value(secret: bytes, erase: Erase, old: Any, subject_ref: str) -> Any:
-    """What an erase strategy writes in place of ``old`` (computed once, at planning)."""
+    """What an erase strategy writes in place of ``old`` (computed once, at planning); an
+    already erased value stays as it is."""
+    if already_erased(erase, old):
+        return old
     if erase.strategy is Strategy.NULL:
         return None
     if erase.strategy is Strategy.FIXED:
@@ -161,17 +172,39 @@ class Found:
     pairs: list[tuple[str, Any]]
 
 
-def discover(
+@dataclass
+class Shared:
+    """A row reached from the person's rows that something outside them still refers to: kept."""
+
+    row: dict[str, Any]
+    users: list[tuple[str, int]]  # (table, rows) referring to it outside the person's rows
+
+    @property
+    def reason(self) -> str:
+        return "also used by " + ", ".join(f"{n} other row(s) of {t}" for t, n in self.users)
+
+
+def _wanted(mt: MapTable, conditions: list[tuple[str, list[Any]]]) -> list[tuple[str, set[str | None]]]:
+    return [(col, {normalise(mt.match_of(col), v) for v in vals}) for col, vals in conditions]
+
+
+def discover(  # noqa: PLR0912 - identities, references both ways, shared rows
     pdb: ProductDB,
     subject: Subject,
     *,
     set_based: frozenset[str] = frozenset(),
     conn: Connection | None = None,
+    shared: dict[str, list[Shared]] | None = None,
 ) -> tuple[dict[str, list[Found]], dict[str, list[tuple[str, list[Any]]]]]:
     """The person's rows in every mapped table, following references from identity matches:
     (rows found by table, conditions by table). Tables in ``set_based`` are not read: their
     conditions (the person's identities, the keys of the rows found that they point at) are
-    returned instead, for an erasure written as one statement."""
+    returned instead, for an erasure written as one statement.
+
+    Identities are compared as each lookup column declares (``vern.rights.matching``). Rows reached
+    through an outward ``refers_to`` link (a customer's address) that anything outside the
+    person's rows still refers to are not the person's alone: they go to ``shared`` instead of the
+    result, and nothing is discovered through them."""
     definition = pdb.definition
     found: dict[str, list[Found]] = {}
     where: dict[str, list[tuple[str, list[Any]]]] = {}
@@ -181,7 +214,9 @@ def discover(
             conditions: list[tuple[str, list[Any]]] = []
             for kind, column in mt.identities.items():
                 if kind in subject.identities:
-                    conditions.append((column, identity_variants(kind, subject.identities[kind])))
+                    lookup = lookup_values(mt.match_of(column), subject.identities[kind])
+                    if lookup:
+                        conditions.append((column, lookup))
             for ref in mt.references:
                 if not ref.follow or ref.table == tname:
                     continue
@@ -189,6 +224,16 @@ def discover(
                 values.discard(None)
                 if values:
                     conditions.append((ref.field, sorted(values, key=str)))
+            outward: set[str] = set()
+            for other in definition.tables.values():
+                for link in other.refers_to:
+                    if link.table != tname or other.name == tname:
+                        continue
+                    pointed = {f.row.get(link.field) for f in found.get(other.name, [])}
+                    pointed.discard(None)
+                    if pointed:
+                        conditions.append((link.column, sorted(pointed, key=str)))
+                        outward.add(link.column)
             found[tname] = []
             if not conditions:
                 continue
@@ -196,12 +241,52 @@ def discover(
                 where[tname] = conditions
                 continue
             rows = pdb.find(db, mt, subject.tenant_value, conditions)
-            sets = [(col, {str(v) for v in vals}) for col, vals in conditions]
-            found[tname] = [
-                Found(row, [(col, row[col]) for col, vals in sets if str(row.get(col)) in vals])
-                for row in rows
-            ]
+            sets = _wanted(mt, conditions)
+            own: list[Found] = []
+            for row in rows:
+                f = Found(
+                    row, [(c, row[c]) for c, vals in sets if normalise(mt.match_of(c), row.get(c)) in vals]
+                )
+                if outward and all(c in outward for c, _v in f.pairs):
+                    users = _users_outside(
+                        pdb, db, definition, tname=tname, row=row, found=found,
+                        tenant_value=subject.tenant_value,
+                    )
+                    if users:
+                        if shared is not None:
+                            shared.setdefault(tname, []).append(Shared(row, users))
+                        continue
+                own.append(f)
+            found[tname] = own
     return found, where
+
+
+def _users_outside(
+    pdb: ProductDB,
+    conn: Connection,
+    definition: DatabaseDef,
+    *,
+    tname: str,
+    row: dict[str, Any],
+    found: dict[str, list[Found]],
+    tenant_value: str,
+) -> list[tuple[str, int]]:
+    """Which mapped tables still refer to ``row`` outside the person's own rows, and how often:
+    other people's rows through the same outward link, and records that point at it without being
+    followed (a store's address, an invoice's)."""
+    users: list[tuple[str, int]] = []
+    for other in definition.tables.values():
+        links = [r for r in other.refers_to if r.table == tname]
+        links += [r for r in other.references if r.table == tname and not r.follow]
+        for link in links:
+            value = row.get(link.column)
+            if value is None:
+                continue
+            own = [f.row for f in found.get(other.name, [])]
+            n = pdb.count_others(conn, other, tenant_value, column_name=link.field, value=value, own=own)
+            if n:
+                users.append((other.name, n))
+    return users
 
 
 # Strategies whose new value does not depend on the old one: a table erased only with these can be
@@ -220,6 +305,10 @@ def set_based_tables(definition: DatabaseDef) -> frozenset[str]:
         for ref in mt.references
         if ref.follow and ref.table != mt.name
     }
+    for mt in definition.tables.values():  # outward links: both ends are read, for shared rows
+        if mt.refers_to:
+            pointed_at.add(mt.name)
+            pointed_at.update(r.table for r in mt.refers_to)
     return frozenset(
         name
         for name, mt in definition.tables.items()
@@ -264,9 +353,17 @@ def set_based_plan(
 
 
 def plan_rows(
-    secret: bytes, pdb: ProductDB, mt: MapTable, kind: str, *, found: list[Found], subject: Subject
+    secret: bytes,
+    pdb: ProductDB,
+    mt: MapTable,
+    kind: str,
+    *,
+    found: list[Found],
+    subject: Subject,
+    cut: dict[str, set[Any]] | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
-    """(operation, rows) for one table: ``read``, ``delete`` or ``update`` with values to write."""
+    """(operation, rows) for one table: ``read``, ``delete`` or ``update`` with values to write.
+    ``cut``: link columns of this table (outward) and the values whose link an erasure clears."""
     if kind in READ_KINDS:
         return "read", [f.row for f in found]
     keys = pdb.key_columns(mt)
@@ -280,6 +377,9 @@ def plan_rows(
                 for col, erase in mt.strategies().items()
                 if col in f.row
             }
+            for col, values in (cut or {}).items():
+                if f.row.get(col) is not None and f.row.get(col) in values:
+                    changes[col] = None  # the person's own link to a row kept or deleted
             changes = {c: v for c, v in changes.items() if v != f.row.get(c)}
         else:
             changes = _corrections(mt, f.row, subject.corrections)
@@ -353,6 +453,11 @@ class Job:
     staff: list[tuple[str, str, str]] = field(default_factory=list)
     moved: int = 0  # planned rows written in this run (progress)
     result: str = ""
+    # what was searched (database -> table -> lookup columns) and what was kept because others
+    # still use it, for the outcome
+    searched: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    kept: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    answer_nobody_found: bool = False  # the customer's setting: no staff review of "nobody found"
 
     @property
     def writes(self) -> bool:
@@ -370,6 +475,7 @@ class FreshPart:
     counted: dict[str, int] = field(default_factory=dict)  # set-based tables: rows counted at planning
     task_id: str | None = None  # the part's one task, when its plan is stored whole
     error: str | None = None
+    shared: dict[str, list[Shared]] = field(default_factory=dict)  # kept: others refer to them
 
     @property
     def rows_found(self) -> int:
@@ -725,13 +831,22 @@ class Engine:
             try:
                 pdb, conn = self._product_conn(definition)
                 erasure = job.kind == Kind.ERASURE.value
+                job.searched[qualified] = {
+                    t: sorted(col for kind, col in mt.identities.items() if kind in job.subject.identities)
+                    for t, mt in definition.tables.items()
+                    if any(kind in job.subject.identities for kind in mt.identities)
+                }
                 fresh.found, where = discover(
-                    pdb, job.subject, set_based=_set_based(definition) if erasure else frozenset(), conn=conn
+                    pdb,
+                    job.subject,
+                    set_based=_set_based(definition) if erasure else frozenset(),
+                    conn=conn,
+                    shared=fresh.shared,
                 )
                 fresh.where = where
-                order = definition.dependency_order()
-                if erasure:
-                    order.reverse()  # rows pointing at a row go first
+                # rows pointing at a row go first
+                order = definition.erasure_order() if erasure else definition.dependency_order()
+                cuts = _cuts(pdb, definition, fresh, job, qualified) if erasure else {}
                 for tname in order:
                     if tname in where:
                         mt = definition.tables[tname]
@@ -748,6 +863,7 @@ class Engine:
                         job.kind,
                         found=fresh.found[tname],
                         subject=job.subject,
+                        cut=cuts.get(tname) if erasure else None,
                     )
                     if rows and job.writes:
                         fresh.planned.append((tname, op, rows, ""))
@@ -896,10 +1012,15 @@ class Engine:
                     rows.ledger.append(self._ledger(job, self.data_map.database(qualified), fresh, now=now))
 
     def _rows_of(self, job: Job) -> dict[str, dict[str, list[dict[str, Any]]]]:
-        return {
-            qualified: {t: [f.row for f in rows] for t, rows in fresh.found.items() if rows}
-            for qualified, fresh in job.fresh.items()
-        }
+        """The person's rows for the answer, with the shared rows reached from them (their own
+        address is their data too; nothing is followed from it)."""
+        rows: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        for qualified, fresh in job.fresh.items():
+            tables = {t: [f.row for f in found] for t, found in fresh.found.items() if found}
+            for t, kept in fresh.shared.items():
+                tables.setdefault(t, []).extend(k.row for k in kept)
+            rows[qualified] = tables
+        return rows
 
     def _audit_failure(self, session: Session, job: Job, qualified: str, error: str) -> None:
         book(
@@ -1188,24 +1309,32 @@ class Engine:
         values that matched the person (``m:``) and of the values written instead (``w:``)."""
         tables: dict[str, list[str]] = {}
         counts: dict[str, int] = {}
+        cut: dict[str, list[str]] = {}
         known: dict[tuple[str, str], str] = {}  # the same value in several tables is hashed once
 
-        def hashed(col: str, value: Any) -> str:
+        def hashed(mt: MapTable, col: str, value: Any) -> str:
             got = known.get((col, str(value)))
             if got is None:
-                got = known[col, str(value)] = match_hash(self.secret, col, value)
+                got = known[col, str(value)] = ledger_hash(self.secret, mt, col, value)
             return got
 
         for tname, op, rows, _id in fresh.planned:
-            hashes = {"m:" + hashed(col, val) for f in fresh.found[tname] for col, val in f.pairs}
+            mt = definition.tables[tname]
+            hashes = {"m:" + hashed(mt, col, val) for f in fresh.found[tname] for col, val in f.pairs}
             for row in rows:
                 for col, values in row.get("where") or ():  # set-based: what its statement matches
-                    hashes.update("m:" + hashed(col, val) for val in values)
+                    hashes.update("m:" + hashed(mt, col, val) for val in values)
                 for col, value in (row.get("set") or {}).items():
                     if value is not None:
-                        hashes.add("w:" + hashed(col, value))
+                        hashes.add("w:" + match_hash(self.secret, col, value))
             tables[tname] = sorted(hashes)
             counts[tname] = rows_written(op, rows)  # a set-based table: the rows counted at planning
+            cleared = sorted(
+                {c for row in rows for c, v in (row.get("set") or {}).items() if v is None}
+                & {link.field for link in definition.tables[tname].refers_to}
+            )
+            if cleared:
+                cut[tname] = cleared  # the person's own links cleared, cleared again on a replay
         return {
             "id": new_id(),
             "request_id": job.request_id,
@@ -1213,7 +1342,7 @@ class Engine:
             "table_name": WHOLE,
             "tenant_value": job.subject.tenant_value,
             "subject_ref": job.subject.subject_ref,
-            "match_hashes": {"tables": tables, "rows": counts},
+            "match_hashes": {"tables": tables, "rows": counts} | ({"cut": cut} if cut else {}),
             "rows": sum(counts.values()),
             "org_id": job.org_id,
             "planned_at": now,
@@ -1346,6 +1475,42 @@ class Engine:
             .where(requests.c.id == request_id)
             .values(progress_done=requests.c.progress_done + moved, heartbeat_at=now)
         )
+
+
+def _cuts(
+    pdb: ProductDB, definition: DatabaseDef, fresh: FreshPart, job: Job, qualified: str
+) -> dict[str, dict[str, set[Any]]]:
+    """The person's own outward links an erasure clears (table -> link column -> values): to a
+    shared row that is kept, and to a row of theirs that is deleted - where the column may be
+    empty. Notes what is kept, and why, for the outcome."""
+    cuts: dict[str, dict[str, set[Any]]] = {}
+    kept = job.kept.setdefault(qualified, [])
+    for mt in definition.tables.values():
+        for link in mt.refers_to:
+            target = definition.tables[link.table]
+            shared = {k.row.get(link.column) for k in fresh.shared.get(link.table, [])}
+            deleted = (
+                {f.row.get(link.column) for f in fresh.found.get(link.table, [])}
+                if target.delete_row
+                else set()
+            )
+            nullable = bool(pdb.table(mt.name).c[link.field].nullable)
+            if nullable and (shared | deleted) - {None}:
+                cuts.setdefault(mt.name, {})[link.field] = (shared | deleted) - {None}
+            for k in fresh.shared.get(link.table, []):
+                if k.row.get(link.column) is None:
+                    continue
+                kept.append(
+                    {
+                        "table": link.table,
+                        "reason": k.reason,
+                        "link": f"{mt.name}.{link.field} "
+                        + ("cleared" if nullable else "kept (the column cannot be empty)"),
+                    }
+                )
+    if not kept:
+        job.kept.pop(qualified)
+    return cuts
 
 
 def book(session: Session, action: str, **fields: Any) -> None:

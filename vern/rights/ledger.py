@@ -18,9 +18,10 @@ from sqlalchemy import select
 
 from vern.audit.service import record
 from vern.datamap.model import DataMap
+from vern.datamap.model import Table as MapTable
 from vern.db import Database, Scope
 from vern.rights.connectors import ProductDB, coerce, product_db
-from vern.rights.engine import match_hash, new_value
+from vern.rights.engine import ledger_hash, match_hash, new_value
 from vern.rights.models import LedgerEntry
 
 
@@ -30,6 +31,11 @@ class ReplayResult:
     entries: int = 0
     rows: int = 0
     tables: dict[str, int] = field(default_factory=dict)
+
+
+class ReplayError(RuntimeError):
+    """A row the ledger recorded as erased cannot be found again: the restore, the map or the
+    ledger disagree, and a silent partial replay would leave the person's data in place."""
 
 
 def replay(
@@ -43,6 +49,11 @@ def replay(
     actor_user_id: str | None = None,
     on_table: Callable[[str, int], None] | None = None,
 ) -> ReplayResult:
+    """Erase again, with the map's current strategies, every row the ledger recorded since
+    ``since``. Rows are recognised with the same comparison the erasure matched them with (the
+    normalised value under the column's ``match``, whatever the collation); a table whose rows
+    are changed rather than deleted must show every recorded row again - still to erase or already
+    erased - or ``ReplayError`` names it (nothing is written then)."""
     definition = data_map.database(database_name)
     with database.transaction(Scope.system("read erasure ledger")) as session:
         entries = list(
@@ -58,18 +69,29 @@ def replay(
         )
         session.expunge_all()
     result = ReplayResult(definition.qualified, entries=len(entries))
-    groups: dict[tuple[str, str, str], list[tuple[str, list[str]]]] = {}
+    groups: dict[tuple[str, str, str], list[Recorded]] = {}
     for entry in entries:
-        for tname, hashes in _tables_of(entry):
-            groups.setdefault((entry.org_id, tname, entry.tenant_value), []).append(
-                (entry.subject_ref, hashes)
-            )
+        for recorded in _tables_of(entry):
+            groups.setdefault((entry.org_id, recorded.table, entry.tenant_value), []).append(recorded)
     pdb = product_db(definition, urls)
-    order = {name: i for i, name in enumerate(reversed(definition.dependency_order()))}
+    order = {name: i for i, name in enumerate(definition.erasure_order())}
+    plans: list[tuple[str, str, list[tuple[str, dict[str, Any]]]]] = []
+    missing: list[str] = []
     for (_org, tname, tenant_value), group in sorted(groups.items(), key=lambda g: order.get(g[0][1], 0)):
         if tname not in definition.tables:
             continue
-        count = _replay_table(pdb, definition.tables[tname], tenant_value, group, secret)
+        mt = definition.tables[tname]
+        todo, seen = _scan_table(pdb, mt, tenant_value, group, secret)
+        expected = sum(r.rows for r in group if _recognisable(pdb, mt, r))
+        if seen < expected:
+            missing.append(f"{tname}: {expected - seen} of {expected} recorded row(s) not found")
+        plans.append((tname, tenant_value, todo))
+    if missing:
+        raise ReplayError(
+            f"replay of {definition.qualified} stopped, nothing written: " + "; ".join(missing)
+        )
+    for tname, tenant_value, todo in plans:
+        count = _write(pdb, definition.tables[tname], tenant_value, todo)
         result.tables[tname] = result.tables.get(tname, 0) + count
         result.rows += count
         if on_table is not None:
@@ -87,38 +109,79 @@ def replay(
     return result
 
 
-def _tables_of(entry: LedgerEntry) -> list[tuple[str, list[str]]]:
-    """(table, hashes) of an entry: one per erased person and database (table ``*``, hashes by
-    table), or one per table as written by earlier versions."""
+@dataclass
+class Recorded:
+    """One erased person's hashes in one table, as the ledger holds them."""
+
+    subject_ref: str
+    table: str
+    hashes: list[str]
+    rows: int = 0  # rows the erasure wrote (0 when not recorded, by earlier versions)
+    cut: list[str] = field(default_factory=list)  # outward link columns the erasure cleared
+
+
+def _tables_of(entry: LedgerEntry) -> list[Recorded]:
+    """The tables of an entry: one per erased person and database (table ``*``, hashes by table),
+    or one per table as written by earlier versions."""
     hashes: Any = entry.match_hashes
     if entry.table_name == "*" and isinstance(hashes, dict):
-        return [(t, list(h)) for t, h in hashes.get("tables", {}).items()]
-    return [(entry.table_name, list(hashes))]
+        rows = hashes.get("rows", {})
+        cut = hashes.get("cut", {})
+        return [
+            Recorded(entry.subject_ref, t, list(h), int(rows.get(t, 0)), list(cut.get(t, [])))
+            for t, h in hashes.get("tables", {}).items()
+        ]
+    return [Recorded(entry.subject_ref, entry.table_name, list(hashes))]
 
 
-def _replay_table(  # noqa: PLR0912 - scan, match, decide, write
-    pdb: ProductDB, mt: Any, tenant_value: str, group: list[tuple[str, list[str]]], secret: bytes
-) -> int:
+def _scan_table(  # noqa: PLR0912 - scan, match, decide
+    pdb: ProductDB, mt: MapTable, tenant_value: str, group: list[Recorded], secret: bytes
+) -> tuple[list[tuple[str, dict[str, Any]]], int]:
+    """(writes to make, rows of the recorded people seen - still to erase or already erased)."""
     owner: dict[str, str] = {}
-    written: set[str] = set()
-    for subject_ref, hashes in group:
-        for h in hashes:
+    written: dict[str, str] = {}
+    cut: dict[str, list[str]] = {}
+    for recorded in group:
+        cut[recorded.subject_ref] = recorded.cut
+        for h in recorded.hashes:
             if h.startswith("m:"):
-                owner[h[2:]] = subject_ref
+                owner[h[2:]] = recorded.subject_ref
             elif h.startswith("w:"):
-                written.add(h[2:])
+                written[h[2:]] = recorded.subject_ref
     candidates = list(mt.identities.values()) + [r.field for r in mt.references if r.follow]
+    candidates += [link.column for link in _outward_into(pdb, mt)]
+    candidates = list(dict.fromkeys(candidates))
     table = pdb.table(mt.name)
     keys = pdb.key_columns(mt)
     cols = [table.c[n] for n in mt.fields if n in table.c]
     todo: list[tuple[str, dict[str, Any]]] = []
+    seen = 0
     with pdb.connect() as conn:
         stmt = select(*cols).where(pdb.tenant_of(table, mt) == coerce(pdb.tenant_of(table, mt), tenant_value))
         for row in conn.execute(stmt).mappings():
             pairs = [(c, row[c]) for c in candidates if row.get(c) is not None]
-            hit = next((owner[h] for c, v in pairs if (h := match_hash(secret, c, v)) in owner), None)
+            hit = next(
+                (
+                    owner[h]
+                    for c, v in pairs
+                    for h in (ledger_hash(secret, mt, c, v), match_hash(secret, c, v))  # old entries: raw
+                    if h in owner
+                ),
+                None,
+            )
+            erased_by = next(
+                (
+                    written[h]
+                    for col in mt.strategies()
+                    if row.get(col) is not None and (h := match_hash(secret, col, row[col])) in written
+                ),
+                None,
+            )
             if hit is None:
+                if erased_by is not None:
+                    seen += 1  # erased before, and still erased
                 continue
+            seen += 1
             item: dict[str, Any] = (
                 {"key": {k: row[k] for k in keys}}
                 if keys
@@ -135,11 +198,37 @@ def _replay_table(  # noqa: PLR0912 - scan, match, decide, write
                 value = new_value(secret, erase, current, hit)
                 if value != current:
                     changes[col] = value
+            for col in cut.get(hit, []):
+                if row.get(col) is not None:
+                    changes[col] = None  # the person's own link, cleared as the erasure did
             if changes:
                 item["set"] = changes
                 if not keys:
                     item["old"] = {c: row.get(c) for c in changes}
                 todo.append(("update", item))
+    return todo, seen
+
+
+def _recognisable(pdb: ProductDB, mt: MapTable, recorded: Recorded) -> bool:
+    """Whether the recorded rows can be told apart after their erasure too - by a value written in
+    their place, or by a lookup column the erasure leaves as it is - so that each must be seen
+    again. Deleted rows, and rows whose every trace was emptied, cannot be."""
+    if mt.delete_row:
+        return False
+    if any(h.startswith("w:") for h in recorded.hashes):
+        return True
+    lookups = set(mt.identities.values()) | {r.field for r in mt.references if r.follow}
+    lookups |= {link.column for link in _outward_into(pdb, mt)}
+    return bool(lookups - set(mt.strategies()) - set(recorded.cut))
+
+
+def _outward_into(pdb: ProductDB, mt: MapTable) -> list[Any]:
+    """The outward links that point into ``mt`` (its rows reached from a person's rows)."""
+    tables = pdb.definition.tables.values()
+    return [link for other in tables for link in other.refers_to if link.table == mt.name]
+
+
+def _write(pdb: ProductDB, mt: MapTable, tenant_value: str, todo: list[tuple[str, dict[str, Any]]]) -> int:
     if not todo:
         return 0
     with pdb.connect() as conn, conn.begin():

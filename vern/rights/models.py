@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vern.crypto import PII, Encrypted
@@ -31,6 +31,7 @@ class Status(StrEnum):
     RUNNING = "running"
     PARTIAL = "partial"  # some database failed; retryable, never reported as done
     AWAITING_TASKS = "awaiting_tasks"  # a manual task in another system is not yet confirmed
+    NOBODY_FOUND = "nobody_found"  # searched everywhere, no row matched: staff confirm the answer
     DONE = "done"
     REJECTED = "rejected"
     CANCELLED = "cancelled"
@@ -43,6 +44,7 @@ OPEN_STATUSES = (
     Status.RUNNING,
     Status.PARTIAL,
     Status.AWAITING_TASKS,
+    Status.NOBODY_FOUND,
 )
 
 
@@ -204,6 +206,9 @@ class Policy(TenantScoped, Base):
     product_tenant_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     approve_erasure: Mapped[bool] = mapped_column(Boolean, default=True)
     approve_rectification: Mapped[bool] = mapped_column(Boolean, default=True)
+    # A search that finds nobody is answered "no data held" without staff confirming it first
+    # (off by default: staff look at what was searched before the person is told).
+    answer_nobody_found: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

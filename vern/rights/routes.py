@@ -88,6 +88,7 @@ class PolicyBody(Strict):
     product_tenant_key: str | None = Field(default=None, max_length=200)
     approve_erasure: bool | None = None
     approve_rectification: bool | None = None
+    answer_nobody_found: bool | None = None
 
 
 class TenantPolicyBody(Strict):
@@ -329,6 +330,21 @@ def retry(
     return request_json(db, req)
 
 
+class NobodyFoundBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field(default="", max_length=2000)
+
+
+@router.post("/requests/{rights_request_id}/confirm-nobody-found")
+def confirm_nobody_found(
+    rights_request_id: str, actor: Manager, db: TenantDB, body: NobodyFoundBody | None = None
+) -> dict[str, Any]:
+    """Staff confirm that a request which matched no one is answered "no data held"."""
+    note = body.note if body is not None else ""
+    req = service.confirm_nobody_found(db, rights_request_id, actor_user_id=actor.user_id, note=note)
+    return request_json(db, req)
+
+
 @router.post("/requests/{rights_request_id}/download-link")
 def new_link(rights_request_id: str, actor: Manager, db: TenantDB) -> dict[str, str]:
     """Make a new download link for the request's package and send it to the person."""
@@ -393,6 +409,7 @@ def get_policy(actor: Reader, db: TenantDB) -> dict[str, Any]:
         "product_tenant_key": pol.product_tenant_key,
         "approve_erasure": pol.approve_erasure,
         "approve_rectification": pol.approve_rectification,
+        "answer_nobody_found": pol.answer_nobody_found,
     }
 
 
@@ -412,6 +429,7 @@ def put_policy(body: PolicyBody, actor: Approver, db: TenantDB) -> dict[str, Any
         actor_user_id=actor.user_id,
         approve_erasure=body.approve_erasure,
         approve_rectification=body.approve_rectification,
+        answer_nobody_found=body.answer_nobody_found,
     )
     return get_policy(actor, db)
 
@@ -612,6 +630,15 @@ def console_retry(
 ) -> Response:
     req = service.retry(db, rights_request_id, actor_user_id=actor.user_id)
     _after_change(background, database, req)
+    return RedirectResponse(f"/console/rights/requests/{rights_request_id}", status_code=303)
+
+
+@pages.post("/console/rights/requests/{rights_request_id}/confirm-nobody-found")
+def console_confirm_nobody_found(
+    rights_request_id: str, actor: Manager, db: TenantDB, database: DatabaseDep, background: BackgroundTasks
+) -> Response:
+    service.confirm_nobody_found(db, rights_request_id, actor_user_id=actor.user_id)
+    background.add_task(notify.deliver_pending, database)
     return RedirectResponse(f"/console/rights/requests/{rights_request_id}", status_code=303)
 
 

@@ -37,6 +37,7 @@ from vern.db import Database, Scope, UTCDateTime, execute_fast, new_id, utcnow
 from vern.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
 from vern.i18n import N_, format_day, format_duration, gettext
 from vern.notify import service as notify
+from vern.rights.connectors import REFUSED
 from vern.rights.models import (
     OPEN_STATUSES,
     Flag,
@@ -52,6 +53,7 @@ from vern.rights.models import (
 from vern.rights.settings import RightsSettings, rights_settings
 
 FLAG_KINDS = (Kind.RESTRICTION.value, Kind.OBJECTION.value, Kind.WITHDRAWAL.value)
+WRITE_KINDS = (Kind.ERASURE.value, Kind.RECTIFICATION.value)
 CHANNELS = ("portal", "api", "staff")
 STALE_AFTER = timedelta(minutes=5)
 
@@ -137,6 +139,7 @@ class EffectivePolicy:
     product_tenant_key: str
     approve_erasure: bool
     approve_rectification: bool
+    answer_nobody_found: bool = False
 
 
 def policy_for(session: Session, org_id: str) -> EffectivePolicy:
@@ -144,7 +147,12 @@ def policy_for(session: Session, org_id: str) -> EffectivePolicy:
     row = session.scalars(select(Policy).where(Policy.org_id == org_id)).first()
     if row is None:
         return EffectivePolicy(org_id, cfg.approve_erasure, cfg.approve_rectification)
-    return EffectivePolicy(row.product_tenant_key or org_id, row.approve_erasure, row.approve_rectification)
+    return EffectivePolicy(
+        row.product_tenant_key or org_id,
+        row.approve_erasure,
+        row.approve_rectification,
+        bool(row.answer_nobody_found),
+    )
 
 
 def _policy_row(session: Session, org_id: str) -> Policy:
@@ -165,6 +173,7 @@ def _policy_values(row: Policy) -> dict[str, Any]:
         "product_tenant_key": row.product_tenant_key,
         "approve_erasure": row.approve_erasure,
         "approve_rectification": row.approve_rectification,
+        "answer_nobody_found": bool(row.answer_nobody_found),
     }
 
 
@@ -175,9 +184,11 @@ def set_policy(
     actor_user_id: str | None,
     approve_erasure: bool | None = None,
     approve_rectification: bool | None = None,
+    answer_nobody_found: bool | None = None,
 ) -> Policy:
     """The customer's own choices: it may require approval, never drop it (that weakens the
-    strict default; the vendor's staff decide it with ``set_tenant_policy``)."""
+    strict default; the vendor's staff decide it with ``set_tenant_policy``); and whether a
+    search that finds nobody is answered without staff confirming it first."""
     row = _policy_row(session, org_id)
     for name, value in (("approve_erasure", approve_erasure),
                         ("approve_rectification", approve_rectification)):
@@ -191,6 +202,8 @@ def set_policy(
         row.approve_erasure = approve_erasure
     if approve_rectification is not None:
         row.approve_rectification = approve_rectification
+    if answer_nobody_found is not None:
+        row.answer_nobody_found = answer_nobody_found
     row.updated_at = utcnow()
     session.flush()
     record(
@@ -641,6 +654,41 @@ def retry(session: Session, request_id: str, *, actor_user_id: str | None) -> Ri
     return req
 
 
+def confirm_nobody_found(
+    session: Session, request_id: str, *, actor_user_id: str | None, note: str = ""
+) -> RightsRequest:
+    """Staff have looked at what was searched and confirm that no data about the person is held:
+    only now is the request done and the person told so."""
+    req = get_request(session, request_id)
+    if req.status != Status.NOBODY_FOUND.value:
+        raise Conflict(detail="only a request that found nobody can be confirmed as such")
+    req.completed_at = utcnow()
+    _set_status(
+        session,
+        req,
+        Status.DONE,
+        actor_user_id=actor_user_id,
+        action="rights.request.confirm_nobody_found",
+        extra={"note": note.strip()[:2000]} if note.strip() else None,
+    )
+    email = identities_of(req).get("email")
+    if email and req.channel != "api":
+        subject, body = NOBODY_MAIL
+        lang = req.locale
+        org = session.get(Organisation, req.org_id)
+        notify.queue(
+            session,
+            key_id=req.key_id,
+            to=email,
+            kind="rights.nobody_found",
+            org_id=req.org_id,
+            subject=gettext(lang, subject),
+            body=gettext(lang, body, kind=gettext(lang, req.kind),
+                         org=org.name if org is not None else ""),
+        )
+    return req
+
+
 # -- running ---------------------------------------------------------------------------------------
 
 
@@ -816,6 +864,7 @@ def _load_jobs(
                         subject_ref=req.subject_ref,
                         corrections=details.get("corrections") or {},
                     ),
+                    answer_nobody_found=bool(req.answer_nobody_found),
                 )
             )
         again = [j.request_id for j in jobs if j.attempts]  # only these can have parts already
@@ -884,6 +933,7 @@ def _load_statement(one: bool) -> Any:
             Organisation.name.label("org_name"),
             Organisation.slug.label("org_slug"),
             Policy.product_tenant_key,
+            Policy.answer_nobody_found,
         )
         .join(Organisation.__table__, Organisation.id == t.c.org_id)
         .outerjoin(Policy.__table__, Policy.org_id == t.c.org_id)
@@ -943,6 +993,11 @@ DONE_MAIL = (
     N_("Your request (%(kind)s) to %(org)s has been handled.%(extra)s"),
 )
 LINK_TEXT = N_("\n\nDownload your data here (the link works for %(duration)s):\n%(link)s")
+NOBODY_MAIL = (
+    N_("Your request has been handled"),
+    N_("Your request (%(kind)s) to %(org)s has been handled. We searched our systems and found "
+       "no data about you."),
+)
 
 _T_REQUESTS: Any = RightsRequest.__table__
 _T_TASKS: Any = Task.__table__
@@ -981,10 +1036,18 @@ def finish_job(session: Session, job: Any) -> str:
     }
     if parts and summary["rows_found"] == 0:
         summary["note"] = "the identities given match no one in the connected databases"
+    kept = getattr(job, "kept", None)
+    if kept:
+        summary["kept"] = kept
     now = utcnow()
     if not done:
         failed = sorted(name for name, (status, *_rest) in parts.items() if status == "failed")
-        error = "not reached: " + ", ".join(failed) if failed else "incomplete"
+        refused = [n for n in failed if (parts[n][3] or "").startswith(REFUSED)]
+        missed = [n for n in failed if n not in refused]
+        said = [f"refused by {n}: {(parts[n][3] or '')[len(REFUSED):]}" for n in refused]
+        if missed:
+            said.append("not reached: " + ", ".join(missed))
+        error = "; ".join(said) if said else "incomplete"
         execute_fast(
             session.connection(),
             _FINISH,
@@ -1006,6 +1069,12 @@ def finish_job(session: Session, job: Any) -> str:
             _tell_staff_given_up(session, job, attempt, error)
         job.result = Status.PARTIAL.value
         return job.result
+    if job.kind not in FLAG_KINDS and parts and summary["rows_found"] == 0:
+        if not job.answer_nobody_found:
+            return _nobody_found(session, job, summary, now)
+        summary["searched"] = job.searched  # the customer answers "nobody found" without review
+    if job.kind in WRITE_KINDS and summary["rows_found"] and not sum(d for _s, _f, d, _e in parts.values()):
+        summary["note"] = "nothing was changed: every row found already holds what the request asks"
     link = None
     if job.package is not None:
         link = _store_answer(session, job, job.package)
@@ -1027,8 +1096,30 @@ def finish_job(session: Session, job: Any) -> str:
         },
     )
     _audit_status(session, job, Status.DONE, "rights.request.complete", {"rows_found": summary["rows_found"]})
-    _tell(session, job, link)
+    _tell(session, job, link, nobody=job.kind not in FLAG_KINDS and bool(parts) and not summary["rows_found"])
     job.result = Status.DONE.value
+    return job.result
+
+
+def _nobody_found(session: Session, job: Any, summary: dict[str, Any], now: Any) -> str:
+    """No row matched anywhere: not a silent "done". The request waits for staff, showing what
+    was searched; the person is answered when staff confirm (``confirm_nobody_found``)."""
+    summary["searched"] = getattr(job, "searched", {})
+    execute_fast(
+        session.connection(),
+        _FINISH,
+        {
+            "w_id": job.request_id,
+            "status": Status.NOBODY_FOUND.value,
+            "summary": summary,
+            "error": None,
+            "completed_at": None,
+            "now": now,
+            "moved": job.moved,
+        },
+    )
+    _audit_status(session, job, Status.NOBODY_FOUND, "rights.request.nobody_found", {"rows_found": 0})
+    job.result = Status.NOBODY_FOUND.value
     return job.result
 
 
@@ -1044,14 +1135,14 @@ def _audit_status(session: Session, job: Any, status: Status, action: str, extra
     )
 
 
-def _tell(session: Session, job: Any, link: str | None) -> None:
+def _tell(session: Session, job: Any, link: str | None, *, nobody: bool = False) -> None:
     email = job.subject.identities.get("email")
     if not email or job.channel == "api":
         return
     lang = job.locale
     days = format_duration(f"{rights_settings().download_days} days", lang)
-    extra = gettext(lang, LINK_TEXT, duration=days, link=link) if link else ""
-    subject, body = DONE_MAIL
+    extra = gettext(lang, LINK_TEXT, duration=days, link=link) if link and not nobody else ""
+    subject, body = NOBODY_MAIL if nobody else DONE_MAIL
     from vern.rights.engine import book_mail
 
     book_mail(
