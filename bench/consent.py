@@ -50,6 +50,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# Development secrets, as the server process the benchmark starts uses them; nothing here is real.
+os.environ.setdefault("VERN_ENV", "dev")
 
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0 bench/{n}"
 
