@@ -163,6 +163,13 @@ def _databases(kind: str, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path}/kunder_{{key}}.db"
         return
     prefix = f"vern_t{uuid.uuid4().hex[:8]}_"
+    with _server_databases(kind, prefix) as template:
+        yield template
+
+
+@contextmanager
+def _server_databases(kind: str, prefix: str) -> Iterator[str]:
+    """``<prefix><key>`` for both customers on PostgreSQL or MariaDB; yields the URL template."""
     if kind == "postgresql":
         admin = create_engine(services.PG_ADMIN, isolation_level="AUTOCOMMIT")
         template = f"postgresql+psycopg://postgres@127.0.0.1:5432/{prefix}{{key}}"
@@ -217,3 +224,46 @@ def test_a_database_url_template_with_the_key_outside_the_name_is_refused(tmp_pa
             product_db(data_map.database("kunder"), {DB: template}, KEY_A)
     with pytest.raises(Unreachable, match="letters, digits or underscores"):
         product_db(data_map.database("kunder"), {DB: f"sqlite:///{tmp_path}/k_{{key}}.db"}, "../other")
+
+
+def test_a_schema_per_customer_on_mariadb_is_a_database_per_customer_on_one_server(
+    sqlite_db: Database, world: Personas
+) -> None:
+    _keys(sqlite_db, world)
+    prefix = f"vern_s{uuid.uuid4().hex[:8]}_"
+    with _server_databases("mariadb", prefix) as template, services.mariadb_database("vern_tenancy") as url:
+        try:
+            for key, name in ((KEY_A, "Kari A"), (KEY_B, "Kari B")):
+                with engine_for(template.replace("{key}", key)).begin() as conn:
+                    _fill(conn, "customers", name)
+            data_map = _map(f'{{model: schema, schema: "{prefix}{{key}}"}}')
+            _access_erase_replay(
+                sqlite_db, world, data_map, urls={DB: url},
+                read=lambda key: _rows(url, f"{prefix}{key}.customers"),
+                restore_a=lambda rows: _restore(url, f"{prefix}{KEY_A}.customers", rows),
+            )
+        finally:
+            forget(url)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_erasures_of_two_customers_in_one_batch_each_reach_their_own_database(
+    kind: str, sqlite_db: Database, world: Personas, tmp_path: Path
+) -> None:
+    """The worker runs several requests together: each customer's writes go to its own database."""
+    _keys(sqlite_db, world)
+    with _databases(kind, tmp_path) as template:
+        def url(key: str) -> str:
+            return template.replace("{key}", key)
+
+        for key, name in ((KEY_A, "Kari A"), (KEY_B, "Kari B")):
+            with engine_for(url(key)).begin() as conn:
+                _fill(conn, "customers", name)
+        orgs = (world.tenant_a, world.tenant_b)
+        ids = [file_request(sqlite_db, org, "erasure", {"email": EMAIL}) for org in orgs]
+        results = service.run_batch(sqlite_db, ids, data_map=_map("{model: database}"), urls={DB: template})
+        assert [results[i] for i in ids] == ["done", "done"]
+        for key in (KEY_A, KEY_B):
+            rows = _rows(url(key))
+            assert rows[0][1].startswith("slettet-") and rows[0][2] == "Slettet", key
+            assert rows[1] == (2, "ola@example.com", "Ola")
