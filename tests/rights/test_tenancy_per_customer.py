@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -267,3 +270,45 @@ def test_erasures_of_two_customers_in_one_batch_each_reach_their_own_database(
             rows = _rows(url(key))
             assert rows[0][1].startswith("slettet-") and rows[0][2] == "Slettet", key
             assert rows[1] == (2, "ola@example.com", "Ola")
+
+
+def test_vern_rights_replay_writes_into_the_customers_own_database(
+    sqlite_db: Database, world: Personas, tmp_path: Path
+) -> None:
+    """The CLI as an operator runs it after restoring customer A's database from a backup."""
+    from vern.datamap.service import publish_map
+
+    _keys(sqlite_db, world)
+    template = f"sqlite:///{tmp_path}/kunder_{{key}}.db"
+
+    def url(key: str) -> str:
+        return template.replace("{key}", key)
+
+    for key, name in ((KEY_A, "Kari A"), (KEY_B, "Kari B")):
+        with engine_for(url(key)).begin() as conn:
+            _fill(conn, "customers", name)
+    with sqlite_db.transaction(Scope.system("test")) as session:
+        publish_map(session, MAP.replace("TENANCY", "{model: database}"), source="butikk.yaml")
+    backup, b_before = _rows(url(KEY_A)), _rows(url(KEY_B))
+    request_id = file_request(sqlite_db, world.tenant_a, "erasure", {"email": EMAIL})
+    assert service.run(sqlite_db, request_id, urls={DB: template}) == "done"
+    erased = _rows(url(KEY_A))
+    _restore(url(KEY_A), "customers", backup)
+    for key in (KEY_A, KEY_B):
+        forget(url(key))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VERN_")} | {
+        "VERN_ENV": "test",  # the fixed test keys, as this process uses
+        "VERN_DATABASE_URL": sqlite_db.url,
+        "VERN_AUDIT_LOG_DIR": str(tmp_path / "audit"),
+        "BUTIKK_TEST_URL": template,
+        "COLUMNS": "200",
+    }
+    replayed = subprocess.run(
+        [sys.executable, "-m", "vern.cli", "rights", "replay", "--database", "kunder",
+         "--since", "2020-01-01T00:00:00"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert replayed.returncode == 0, replayed.stderr
+    assert "1 rows erased again" in replayed.stdout, replayed.stdout
+    assert _rows(url(KEY_A)) == erased and erased != backup
+    assert _rows(url(KEY_B)) == b_before
