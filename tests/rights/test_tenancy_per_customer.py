@@ -312,3 +312,15 @@ def test_vern_rights_replay_writes_into_the_customers_own_database(
     assert "1 rows erased again" in replayed.stdout, replayed.stdout
     assert _rows(url(KEY_A)) == erased and erased != backup
     assert _rows(url(KEY_B)) == b_before
+
+
+def test_the_map_check_never_connects_to_the_url_template(tmp_path: Path) -> None:
+    from vern.datamap.check import check_map
+
+    template = f"sqlite:///{tmp_path}/kunder_{{key}}.db"
+    findings = check_map(_map("{model: database}"), {DB: template})
+    assert [f.message for f in findings] == [
+        "the URL is the template of the customers' databases; check one customer's database "
+        "with --url kunder=<its URL>"
+    ]
+    assert list(tmp_path.iterdir()) == []  # no database file named with {key} was created
