@@ -330,7 +330,9 @@ def test_a_small_referenced_table_of_peoples_names_is_not_a_lookup_table(tmp_pat
     assert tables["genres"]["retention"] == "permanent-config"
 
 
-def test_a_database_per_customer_needs_the_key_in_the_database_name(shop_engine: Engine) -> None:
+def test_a_database_per_customer_needs_its_url_in_the_variable_named_from_the_key(
+    shop_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from vern.rights.connectors import Unreachable, product_db
 
     reviewed = yaml.safe_load(_reviewed(scan(shop_engine)))
@@ -339,5 +341,14 @@ def test_a_database_per_customer_needs_the_key_in_the_database_name(shop_engine:
         "url_env": "SHOP_{key}",
     }
     per_customer = load_map(yaml.safe_dump(reviewed)).database("main")
-    with pytest.raises(Unreachable, match=r"\{key\} in its database name"):
-        product_db(per_customer, {"main": shop_engine.url.render_as_string(hide_password=False)}, "k1")
+    urls = {"main": shop_engine.url.render_as_string(hide_password=False)}
+    monkeypatch.delenv("SHOP_k1", raising=False)
+    with pytest.raises(Unreachable, match=r"no connection URL for the customer \(set \$SHOP_k1\)"):
+        product_db(per_customer, urls, "k1")
+    monkeypatch.setenv("SHOP_k1", urls["main"])  # the customer's own database
+    pdb = product_db(per_customer, urls, "k1")
+    assert pdb.engine.url.database == shop_engine.url.database and pdb.owner == "k1"
+    with pdb.connect() as conn:  # only the key k1 is compared in it: another customer's matches nothing
+        email = "kari.nordmann.0@example.com"
+        assert pdb.find(conn, per_customer.tables["customer"], "k2", [("email", [email])]) == []
+        assert len(pdb.find(conn, per_customer.tables["customer"], "k1", [("email", [email])])) == 1

@@ -38,6 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
+    ArgumentError,
     DBAPIError,
     InterfaceError,
     NoSuchTableError,
@@ -116,24 +117,23 @@ def customer_schema(definition: DatabaseDef, key: str | None) -> str:
 
 
 def customer_url(definition: DatabaseDef, urls: dict[str, str] | None, key: str | None) -> str:
-    """The database URL of the customer with product key ``key`` (tenancy ``database``): the
-    database's URL (``url_env``/``url_file``) with ``{key}`` in its database name or SQLite file
-    name - nowhere else - or, without one, the URL in the environment variable ``tenancy.url_env``
-    names for the key."""
+    """The database URL of the customer with product key ``key`` (tenancy ``database``): the URL
+    in the environment variable ``tenancy.url_env`` names for the key, where the map declares one;
+    otherwise the database's URL (``url_env``/``url_file``) as a template with ``{key}`` in its
+    database name or SQLite file name - nowhere else."""
     checked = _checked_key(definition, key)
-    try:
-        template = resolve_url(definition, urls)
-    except NoConnection:
-        template = ""
-    if not template:
-        name = definition.tenancy.url_env_for(checked)
-        url = os.environ.get(name or "", "")
+    name = definition.tenancy.url_env_for(checked)
+    if name:
+        url = os.environ.get(name, "")
         if not url:
             raise Unreachable(f"{definition.qualified}: no connection URL for the customer (set ${name})")
         return url
     try:
+        template = resolve_url(definition, urls)
         parsed = make_url(template)
-    except Exception as exc:
+    except NoConnection as exc:
+        raise Unreachable(str(exc)) from exc
+    except ArgumentError as exc:
         raise Unreachable(f"{definition.qualified}: the URL template is not a database URL") from exc
     others = (parsed.username, parsed.password, parsed.host, str(parsed.query))
     if "{key}" not in (parsed.database or "") or any("{key}" in str(x or "") for x in others):
