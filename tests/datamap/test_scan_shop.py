@@ -284,9 +284,16 @@ def test_a_database_of_one_customer_is_reached_only_by_that_customers_requests(s
         "schema": "t_{key}",
     }
     by_schema = load_map(yaml.safe_dump(schema_map)).database("main")
-    pdb2 = product_db(by_schema, {"main": shop_engine.url.render_as_string(hide_password=False)})
-    with pdb2.connect() as conn, pytest.raises(Unreachable, match="tenancy schema is described in the map"):
-        pdb2.find(conn, by_schema.tables["customer"], CUSTOMER_KEY, [("email", [email])])
+    urls = {"main": shop_engine.url.render_as_string(hide_password=False)}
+    # a schema per customer: a key that is no plain identifier names no schema; SQLite has none
+    with pytest.raises(Unreachable, match="letters, digits or underscores"):
+        product_db(by_schema, urls, "another-customer")
+    if shop_engine.dialect.name == "sqlite":
+        with pytest.raises(Unreachable, match="SQLite has no schemas"):
+            product_db(by_schema, urls, "another_customer")
+    else:  # the customer's schema: a MariaDB database, a PostgreSQL schema, absent here
+        with pytest.raises(Unreachable, match="does not exist"):
+            product_db(by_schema, urls, "another_customer").table("customer")
 
 
 def test_a_map_that_still_lists_a_partition_of_its_own_matches(shop_engine: Engine) -> None:
@@ -323,7 +330,9 @@ def test_a_small_referenced_table_of_peoples_names_is_not_a_lookup_table(tmp_pat
     assert tables["genres"]["retention"] == "permanent-config"
 
 
-def test_a_database_per_customer_is_refused_with_the_reason(shop_engine: Engine) -> None:
+def test_a_database_per_customer_needs_its_url_in_the_variable_named_from_the_key(
+    shop_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from vern.rights.connectors import Unreachable, product_db
 
     reviewed = yaml.safe_load(_reviewed(scan(shop_engine)))
@@ -332,5 +341,14 @@ def test_a_database_per_customer_is_refused_with_the_reason(shop_engine: Engine)
         "url_env": "SHOP_{key}",
     }
     per_customer = load_map(yaml.safe_dump(reviewed)).database("main")
-    with pytest.raises(Unreachable, match="tenancy database is described in the map"):
-        product_db(per_customer, {"main": shop_engine.url.render_as_string(hide_password=False)})
+    urls = {"main": shop_engine.url.render_as_string(hide_password=False)}
+    monkeypatch.delenv("SHOP_k1", raising=False)
+    with pytest.raises(Unreachable, match=r"no connection URL for the customer \(set \$SHOP_k1\)"):
+        product_db(per_customer, urls, "k1")
+    monkeypatch.setenv("SHOP_k1", urls["main"])  # the customer's own database
+    pdb = product_db(per_customer, urls, "k1")
+    assert pdb.engine.url.database == shop_engine.url.database and pdb.owner == "k1"
+    with pdb.connect() as conn:  # only the key k1 is compared in it: another customer's matches nothing
+        email = "kari.nordmann.0@example.com"
+        assert pdb.find(conn, per_customer.tables["customer"], "k2", [("email", [email])]) == []
+        assert len(pdb.find(conn, per_customer.tables["customer"], "k1", [("email", [email])])) == 1

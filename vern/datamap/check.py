@@ -30,7 +30,14 @@ def check_map(data_map: DataMap, urls: dict[str, str] | None = None) -> list[Fin
     findings: list[Finding] = []
     for db in data_map.databases():
         try:
-            engine = engine_for(resolve_url(db, urls))
+            url = resolve_url(db, urls)
+            if "{key}" in url:  # a database per customer: never connect to a name with {key} in it
+                findings.append(Finding(db.qualified, "connection", (
+                    "the URL is the template of the customers' databases; check one customer's "
+                    f"database with --url {db.name}=<its URL>"
+                )))
+                continue
+            engine = engine_for(url)
             findings.extend(check_database(db, engine))
         except NoConnection as exc:
             findings.append(Finding(db.qualified, "connection", str(exc)))

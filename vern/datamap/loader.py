@@ -255,7 +255,7 @@ class _Builder:
             self.fail(f"{place}.url", "connection URLs never go in the map; use url_env or url_file")
         url_env = body.get("url_env")
         url_file = body.get("url_file")
-        tenancy = self.tenancy(body.get("tenancy"), f"{place}.tenancy")
+        tenancy = self.tenancy(body.get("tenancy"), f"{place}.tenancy", has_url=bool(url_env or url_file))
         if not url_env and not url_file and tenancy.model is not TenancyModel.DATABASE:
             self.fail(place, "needs url_env (an environment variable) or url_file (a secret file)")
         tables_raw = self.mapping(body.get("tables"), f"{place}.tables")
@@ -275,7 +275,7 @@ class _Builder:
         self.check_references(db, place)
         return db
 
-    def tenancy(self, raw: Any, place: str) -> Tenancy:
+    def tenancy(self, raw: Any, place: str, *, has_url: bool = False) -> Tenancy:
         if raw is None:
             return Tenancy()
         if isinstance(raw, str):
@@ -310,6 +310,8 @@ class _Builder:
             ),
         }
         for other, (key, value, what) in needs.items():
+            if model is other and not value and other is TenancyModel.DATABASE and has_url:
+                continue  # the database's own URL is the template, with {key} in its name
             if model is other and not value:
                 self.fail(f"{place}.{key}", f"the {model.value} model needs {what}")
             elif model is other and key != "customer" and "{key}" not in str(value):

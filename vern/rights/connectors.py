@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import re
 import threading
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
@@ -34,7 +36,9 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
+    ArgumentError,
     DBAPIError,
     InterfaceError,
     NoSuchTableError,
@@ -81,38 +85,108 @@ def _refusal(exc: DBAPIError) -> bool:
     return isinstance(code, int) and code in (1205, 1213, 1216, 1217, 1451, 1452, 1142, 1143)
 
 
-_products: dict[tuple[int, str], ProductDB] = {}
+_products: dict[tuple[int, str, str | None], ProductDB] = {}
 
 
-def _not_carried_out(definition: DatabaseDef) -> str:
-    return (
-        f"{definition.qualified}: tenancy {definition.tenancy.model.value} is described in the map, "
-        "but requests are carried out only for the column and single models"
+# A product key put into a schema or database name: identifier characters only, so a key can
+# never reach another schema, database, host or file (no dots, slashes, quotes or hyphens).
+_KEY = re.compile(r"[A-Za-z0-9_]{1,63}")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+PER_CUSTOMER = (TenancyModel.SCHEMA, TenancyModel.DATABASE)
+
+
+def _checked_key(definition: DatabaseDef, key: str | None) -> str:
+    if key is None or not _KEY.fullmatch(key):
+        raise Unreachable(
+            f"{definition.qualified}: tenancy {definition.tenancy.model.value}: the customer's product key "
+            "must be 1-63 letters, digits or underscores to name its schema or database "
+            "(set product_tenant_key)"
+        )
+    return key
+
+
+def customer_schema(definition: DatabaseDef, key: str | None) -> str:
+    """The schema of the customer with product key ``key`` (tenancy ``schema``), checked."""
+    name = definition.tenancy.schema_for(_checked_key(definition, key)) or ""
+    if not _IDENTIFIER.fullmatch(name):
+        raise Unreachable(
+            f"{definition.qualified}: tenancy schema: {name!r} is not a plain identifier "
+            "(letters, digits, underscores; at most 63)"
+        )
+    return name
+
+
+def customer_url(definition: DatabaseDef, urls: dict[str, str] | None, key: str | None) -> str:
+    """The database URL of the customer with product key ``key`` (tenancy ``database``): the URL
+    in the environment variable ``tenancy.url_env`` names for the key, where the map declares one;
+    otherwise the database's URL (``url_env``/``url_file``) as a template with ``{key}`` in its
+    database name or SQLite file name - nowhere else."""
+    checked = _checked_key(definition, key)
+    name = definition.tenancy.url_env_for(checked)
+    if name:
+        url = os.environ.get(name, "")
+        if not url:
+            raise Unreachable(f"{definition.qualified}: no connection URL for the customer (set ${name})")
+        return url
+    try:
+        template = resolve_url(definition, urls)
+        parsed = make_url(template)
+    except NoConnection as exc:
+        raise Unreachable(str(exc)) from exc
+    except ArgumentError as exc:
+        raise Unreachable(f"{definition.qualified}: the URL template is not a database URL") from exc
+    others = (parsed.username, parsed.password, parsed.host, str(parsed.query))
+    if "{key}" not in (parsed.database or "") or any("{key}" in str(x or "") for x in others):
+        raise Unreachable(
+            f"{definition.qualified}: tenancy database: the URL must have {{key}} in its database "
+            "name (or SQLite file name) and nowhere else"
+        )
+    return parsed.set(database=(parsed.database or "").replace("{key}", checked)).render_as_string(
+        hide_password=False
     )
 
 
-def product_db(definition: DatabaseDef, urls: dict[str, str] | None = None) -> ProductDB:
-    """One ``ProductDB`` per engine and map database, so tables are reflected once per process."""
-    if definition.tenancy.model is TenancyModel.DATABASE:
-        raise Unreachable(_not_carried_out(definition))
+def product_db(
+    definition: DatabaseDef, urls: dict[str, str] | None = None, key: str | None = None
+) -> ProductDB:
+    """One ``ProductDB`` per engine and map database, so tables are reflected once per process.
+    With the ``schema`` and ``database`` tenancy models it is the customer's (``key``: the
+    customer's product key): its tables are those of the customer's schema, or its engine that of
+    the customer's database."""
+    model = definition.tenancy.model
+    schema: str | None = None
     try:
-        engine = engine_for(resolve_url(definition, urls))
+        if model is TenancyModel.DATABASE:
+            engine = engine_for(customer_url(definition, urls, key))
+        else:
+            engine = engine_for(resolve_url(definition, urls))
     except NoConnection as exc:
         raise Unreachable(str(exc)) from exc
-    key = (id(engine), definition.qualified)
-    found = _products.get(key)
+    if model is TenancyModel.SCHEMA:
+        schema = customer_schema(definition, key)
+        if engine.dialect.name == "sqlite":
+            raise Unreachable(
+                f"{definition.qualified}: tenancy schema needs PostgreSQL or MariaDB; SQLite has no schemas"
+            )
+    owner = key if model in PER_CUSTOMER else None
+    cached = (id(engine), definition.qualified, schema)
+    found = _products.get(cached)
     if found is None or found.engine is not engine or (
         found.definition is not definition and found.definition != definition
     ):
-        found = ProductDB(definition, engine)
-        _products[key] = found
+        found = ProductDB(definition, engine, schema=schema, owner=owner)
+        _products[cached] = found
     return found
 
 
 class ProductDB:
-    def __init__(self, definition: DatabaseDef, engine: Engine) -> None:
+    def __init__(
+        self, definition: DatabaseDef, engine: Engine, *, schema: str | None = None, owner: str | None = None
+    ) -> None:
         self.definition = definition
         self.engine = engine
+        self.schema = schema  # tenancy schema: the customer's schema, every table is in it
+        self.owner = owner  # tenancy schema/database: the product key of the customer it serves
         self._tables: dict[str, Table] = {}
         self._meta = MetaData()
         self._stmts: dict[tuple[Any, ...], Any] = {}  # prepared statements, per table and shape
@@ -125,7 +199,7 @@ class ProductDB:
                 found = self._tables.get(name)
                 if found is None:
                     try:
-                        found = Table(name, self._meta, autoload_with=self.engine)
+                        found = Table(name, self._meta, schema=self.schema, autoload_with=self.engine)
                     except NoSuchTableError as exc:
                         raise Unreachable(
                             f"table {name} does not exist in {self.definition.qualified}"
@@ -144,7 +218,9 @@ class ProductDB:
             return table.c[mt.tenant]
         if tenancy.model is TenancyModel.SINGLE:
             return literal(tenancy.customer or "", String)
-        raise Unreachable(_not_carried_out(self.definition))
+        # schema/database: the tables are the customer's; its key is compared as a constant, so a
+        # statement with another customer's key matches nothing here
+        return literal(self.owner or "", String)
 
     def key_columns(self, mt: MapTable) -> list[str]:
         if mt.primary_key:
@@ -231,13 +307,14 @@ class ProductDB:
         """Rows of ``mt`` in the tenant whose ``column_name`` holds ``value``, other than the
         person's own rows ``own`` (by key; by whole row where the table has none)."""
         table = self.table(mt.name)
-        tenant = coerce(table.c[mt.tenant], tenant_value)
+        tenant_col = self.tenant_of(table, mt)
+        tenant = coerce(tenant_col, tenant_value)
         typed = coerce(table.c[column_name], value)
         if tenant is None or typed is None:
             return 0
         keys = self.key_columns(mt)
         cols = [table.c[k] for k in keys] if keys else [table.c[n] for n in mt.fields if n in table.c]
-        stmt = select(*cols).where(table.c[mt.tenant] == tenant, table.c[column_name] == typed)
+        stmt = select(*cols).where(tenant_col == tenant, table.c[column_name] == typed)
         names = [c.name for c in cols]
         mine = {tuple(r.get(n) for n in names) for r in own}
         return sum(1 for row in conn.execute(stmt) if tuple(row) not in mine)

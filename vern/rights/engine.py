@@ -44,6 +44,7 @@ from vern.datamap.model import Table as MapTable
 from vern.db import Database, Scope, UTCDateTime, execute_fast, new_id, pipeline, utcnow
 from vern.notify.models import OutboxMessage
 from vern.rights.connectors import (
+    PER_CUSTOMER,
     ProductDB,
     Unreachable,
     describe_failure,
@@ -259,6 +260,14 @@ def discover(  # noqa: PLR0912 - identities, references both ways, shared rows
                 own.append(f)
             found[tname] = own
     return found, where
+
+
+def _held_as(definition: DatabaseDef, key: str) -> str:
+    """Under which name a run holds a product connection: the database's, or with the schema and
+    database tenancy models the customer's schema or database within it."""
+    if definition.tenancy.model in PER_CUSTOMER:
+        return f"{definition.qualified}\x00{key}"
+    return definition.qualified
 
 
 def _users_outside(
@@ -710,8 +719,8 @@ class Engine:
         if self.on_step is not None:
             self.on_step(name)
 
-    def product(self, definition: DatabaseDef) -> ProductDB:
-        return product_db(definition, self.urls)
+    def product(self, definition: DatabaseDef, key: str | None = None) -> ProductDB:
+        return product_db(definition, self.urls, key)
 
     @contextmanager
     def transaction(self, *, commit: bool = True) -> Iterator[Session]:
@@ -764,12 +773,13 @@ class Engine:
         self._vern = None
         self._held.clear()
 
-    def _product_conn(self, definition: DatabaseDef) -> tuple[ProductDB, Connection]:
-        pdb = self.product(definition)
-        conn = self._held.get(definition.qualified)
+    def _product_conn(self, definition: DatabaseDef, key: str) -> tuple[ProductDB, Connection]:
+        pdb = self.product(definition, key)
+        held = _held_as(definition, key)
+        conn = self._held.get(held)
         if conn is None or conn.closed or conn.invalidated:
             conn = pdb.connect()
-            self._held[definition.qualified] = conn
+            self._held[held] = conn
         return pdb, conn
 
     def _drop_conn(self, qualified: str) -> None:
@@ -829,7 +839,7 @@ class Engine:
             fresh = FreshPart(part_id=known.id if known else new_id(), new=known is None)
             job.fresh[qualified] = fresh
             try:
-                pdb, conn = self._product_conn(definition)
+                pdb, conn = self._product_conn(definition, job.subject.tenant_value)
                 erasure = job.kind == Kind.ERASURE.value
                 job.searched[qualified] = {
                     t: sorted(col for kind, col in mt.identities.items() if kind in job.subject.identities)
@@ -870,7 +880,7 @@ class Engine:
             except (Unreachable, SQLAlchemyError) as exc:
                 fresh.error = describe_failure(exc)
                 fresh.found, fresh.planned = {}, []
-                self._drop_conn(qualified)
+                self._drop_conn(_held_as(definition, job.subject.tenant_value))
 
     # -- 2. claim and store the plans ------------------------------------------------------------
 
@@ -1038,7 +1048,7 @@ class Engine:
         """Plans made in this run: small ones share one product transaction per database (up to
         ``batch_rows`` rows); if it fails, each person is written alone so that one bad row fails
         only its own request's part. Bigger plans go in checkpointed chunks."""
-        pending: dict[str, list[tuple[Job, FreshPart]]] = {}
+        pending: dict[tuple[str, str], list[tuple[Job, FreshPart]]] = {}
         for job in jobs:
             for qualified, fresh in job.fresh.items():
                 if fresh.error or not fresh.planned:
@@ -1047,14 +1057,15 @@ class Engine:
                     job.stored.append(qualified)  # stored now: run in chunks from the checkpoints
                     job.parts[qualified] = PartState(fresh.part_id, PartStatus.PLANNED.value, True)
                     continue
-                pending.setdefault(qualified, []).append((job, fresh))
+                held = _held_as(self.data_map.database(qualified), job.subject.tenant_value)
+                pending.setdefault((qualified, held), []).append((job, fresh))
         # One person in one database and nothing in chunks (a single request's run): the product
         # COMMIT goes on while the checkpoint's statements run in Vern's transaction, which commits
         # only after it (``_products_committed``) - or, if it failed, is rolled back and redone
         # with the part failed. Otherwise each product transaction commits here.
         alone = len(pending) == 1 and len(next(iter(pending.values()))) == 1
         alone = alone and not any(job.stored for job in jobs)
-        for qualified, work in pending.items():
+        for (qualified, _held), work in pending.items():  # per customer with schema/database tenancy
             definition = self.data_map.database(qualified)
             for group in self._groups(work):
                 if self._write_group(definition, group, defer=alone):
@@ -1094,10 +1105,12 @@ class Engine:
         """Writes one group of people in one database, and notes each part's outcome. With
         ``defer`` the COMMIT is started and left running; returns whether it was."""
         qualified = definition.qualified
+        key = group[0][0].subject.tenant_value  # one customer per group with schema/database tenancy
+        held = _held_as(definition, key)
         deferred = False
         try:
             # the product transaction that read the rows (if still open) also writes them
-            pdb, conn = self._product_conn(definition)
+            pdb, conn = self._product_conn(definition, key)
             if not conn.in_transaction():
                 conn.begin()
             try:
@@ -1107,14 +1120,14 @@ class Engine:
                 self._plans_durable()
                 self.step(f"product-write:{qualified}")
                 if defer:
-                    self._held.pop(qualified)
+                    self._held.pop(held)
                     job, fresh = group[0]
                     self._product_commit = (_COMMITTER.submit(conn.commit), conn, job, fresh, qualified)
                     deferred = True
                 else:
                     conn.commit()
             except BaseException:
-                self._drop_conn(qualified)  # rolls the transaction back
+                self._drop_conn(held)  # rolls the transaction back
                 raise
         except (Unreachable, SQLAlchemyError) as exc:
             if len(group) > 1 and not isinstance(exc, Unreachable):
@@ -1238,7 +1251,7 @@ class Engine:
         batch: list[tuple[str, str, list[dict[str, Any]], str, int]],
     ) -> None:
         """One product transaction with the batch's writes, in order."""
-        pdb = self.product(definition)
+        pdb = self.product(definition, subject.tenant_value)
         with pdb.connect() as conn, conn.begin():
             for tname, op, rows, _task_id, _end in batch:
                 steps: list[Any] = rows if op == WHOLE_OP else [[tname, op, rows]]

@@ -73,24 +73,25 @@ def replay(
     for entry in entries:
         for recorded in _tables_of(entry):
             groups.setdefault((entry.org_id, recorded.table, entry.tenant_value), []).append(recorded)
-    pdb = product_db(definition, urls)
     order = {name: i for i, name in enumerate(definition.erasure_order())}
-    plans: list[tuple[str, str, list[tuple[str, dict[str, Any]]]]] = []
+    plans: list[tuple[ProductDB, str, str, list[tuple[str, dict[str, Any]]]]] = []
     missing: list[str] = []
     for (_org, tname, tenant_value), group in sorted(groups.items(), key=lambda g: order.get(g[0][1], 0)):
         if tname not in definition.tables:
             continue
         mt = definition.tables[tname]
+        # the customer's schema or database with those tenancy models, as the erasure wrote it
+        pdb = product_db(definition, urls, tenant_value)
         todo, seen = _scan_table(pdb, mt, tenant_value, group, secret)
         expected = sum(r.rows for r in group if _recognisable(pdb, mt, r))
         if seen < expected:
             missing.append(f"{tname}: {expected - seen} of {expected} recorded row(s) not found")
-        plans.append((tname, tenant_value, todo))
+        plans.append((pdb, tname, tenant_value, todo))
     if missing:
         raise ReplayError(
             f"replay of {definition.qualified} stopped, nothing written: " + "; ".join(missing)
         )
-    for tname, tenant_value, todo in plans:
+    for pdb, tname, tenant_value, todo in plans:
         count = _write(pdb, definition.tables[tname], tenant_value, todo)
         result.tables[tname] = result.tables.get(tname, 0) + count
         result.rows += count
