@@ -31,6 +31,7 @@ from vern.crypto import PII
 from vern.datamap.model import DataMap, System
 from vern.db import Database, Scope, utcnow
 from vern.errors import Conflict, FieldError, InvalidInput, NotFound
+from vern.i18n import N_, gettext
 from vern.notify import service as notify
 from vern.rights import http_connector
 from vern.rights.models import ExternalStep, Kind, RightsRequest, Status, StepStatus
@@ -41,31 +42,38 @@ NOTICE_KINDS = (Kind.RECTIFICATION.value, Kind.ERASURE.value, Kind.RESTRICTION.v
 RUNNABLE = (Status.QUEUED.value, Status.AWAITING_TASKS.value)
 NOTE_MAX = 2000
 
+# Mails to a task's owner and to recipients (Art. 19): people outside Vern whose language is not
+# known, so each mail carries the catalog's bokmål and English texts one after the other.
 TASK_MAIL = (
-    "Oppgave: forespørsel fra en registrert ({kind}) i {system} / "
-    "Task: a data subject request ({kind}) in {system}",
-    "En forespørsel ({kind}) må utføres for hånd i {system} innen {due}.\n{instructions}\n"
-    "Bekreft i konsollen når det er gjort: {link}\n\n"
-    "A request ({kind}) must be carried out by hand in {system} by {due}.\n{instructions}\n"
-    "Confirm in the console when it is done: {link}",
+    N_("Task: a data subject request (%(kind)s) in %(system)s"),
+    N_("A request (%(kind)s) must be carried out by hand in %(system)s by %(due)s.\n"
+       "%(instructions)s\nConfirm in the console when it is done: %(link)s"),
 )
 TASK_REMINDER = (
-    "Påminnelse: oppgave i {system} / Reminder: task in {system}",
-    "Oppgaven ({kind}) i {system} er ikke bekreftet, og fristen er {due}.\n{link}\n\n"
-    "The task ({kind}) in {system} is not confirmed yet, and it is due on {due}.\n{link}",
+    N_("Reminder: task in %(system)s"),
+    N_("The task (%(kind)s) in %(system)s is not confirmed yet, and it is due on %(due)s.\n%(link)s"),
 )
 NOTICE_MAIL = (
-    "Melding om {kind_nb} / Notice of {kind}",
-    "{org} har utført en forespørsel fra en registrert ({kind_nb}) som gjelder personopplysninger "
-    "vi har utlevert til {name}. Gjør det samme hos dere (personvernforordningen art. 19).\n"
-    "Gjelder: {who}\n{changes}Referanse: {ref}\n\n"
-    "{org} has carried out a data subject request ({kind}) concerning personal data disclosed to "
-    "{name}. Please do the same on your side (GDPR Art. 19).\nConcerns: {who}\n{changes}Reference: {ref}",
+    N_("Notice of %(kind)s"),
+    N_("%(org)s has carried out a data subject request (%(kind)s) concerning personal data "
+       "disclosed to %(name)s. Please do the same on your side (GDPR Art. 19).\n"
+       "Concerns: %(who)s\n%(changes)sReference: %(ref)s"),
 )
+BOTH = ("nb", "en")
+
+
+def _both(text: str, separator: str, **params: Any) -> str:
+    """``text`` in bokmål and in English, from the catalog; ``kind`` in each language too."""
+    kind = params.pop("kind", None)
+    return separator.join(
+        gettext(lang, text, **params, **({"kind": gettext(lang, kind)} if kind else {}))
+        for lang in BOTH
+    )
+
+
 # The connectors' answers to the access requests of the run in progress, by request and system,
 # for ``vern.rights.service.build_package`` (set by the service around the engine's run).
 ANSWERS: ContextVar[dict[str, dict[str, Any]]] = ContextVar("vern_rights_external_answers", default={})  # noqa: B039 - read only
-KIND_NB = {"rectification": "retting", "erasure": "sletting", "restriction": "begrensning"}
 
 
 @dataclass(frozen=True)
@@ -159,14 +167,10 @@ def _mail_task(session: Session, req: RightsRequest, system: System, template: t
         to=system.manual.owner,
         kind="rights.task",
         org_id=req.org_id,
-        subject=subject.format(kind=req.kind, system=system.title),
-        body=body.format(
-            kind=req.kind,
-            system=system.title,
-            due=req.deadline.date().isoformat(),
-            instructions=system.manual.instructions,
-            link=_request_link(req.id),
-        ),
+        subject=_both(subject, " / ", kind=req.kind, system=system.title),
+        body=_both(body, "\n\n", kind=req.kind, system=system.title,
+                   due=req.deadline.date().isoformat(), instructions=system.manual.instructions,
+                   link=_request_link(req.id)),
     )
 
 
@@ -457,9 +461,9 @@ def send_notices(database: Database, data_map: DataMap, request_id: str | None =
                     to=step.owner,
                     kind="rights.notice",
                     org_id=req.org_id,
-                    subject=subject.format(kind=req.kind, kind_nb=KIND_NB.get(req.kind, req.kind)),
-                    body=body.format(kind=req.kind, kind_nb=KIND_NB.get(req.kind, req.kind), name=name,
-                                     org=org.name if org else "", ref=req.id, who=who, changes=changes),
+                    subject=_both(subject, " / ", kind=req.kind),
+                    body=_both(body, "\n\n", kind=req.kind, name=name, org=org.name if org else "",
+                               ref=req.id, who=who, changes=changes),
                 )
             step.status = StepStatus.DONE.value
             step.done_at = step.updated_at = utcnow()
