@@ -111,6 +111,37 @@ def test_no_tenant_column_is_proposed_from_a_key_or_a_link_to_a_person(shop_engi
     assert _categories(payment)["customer_id"] == "user.identifier"
 
 
+def test_links_out_of_a_persons_rows_are_drafted_from_foreign_keys(shop_engine: Engine) -> None:
+    """customer.address_id and staff.address_id point at rows holding personal data: drafted as
+    ``refers_to`` (the person's address); the store's address is a recorded link, never followed."""
+    from vern.rights.connectors import ProductDB
+    from vern.rights.engine import Subject, discover
+
+    tables = _tables(scan(shop_engine))
+    assert tables["customer"]["refers_to"] == [{"field": "address_id", "to": "address.address_id"}]
+    assert tables["staff"]["refers_to"] == [{"field": "address_id", "to": "address.address_id"}]
+    assert not any(r["field"] == "address_id" for r in tables["customer"].get("references", []))
+    store = tables["store"]["references"]
+    assert {"field": "address_id", "to": "address.address_id", "follow": False} in store
+    for lookup in ("city", "country", "language", "category", "film"):
+        assert "refers_to" not in tables[lookup], lookup
+
+    definition = load_map(_reviewed(scan(shop_engine))).database("main")
+    with shop_engine.connect() as conn:
+        person = dict(conn.execute(text("SELECT * FROM customer WHERE customer_id = 3")).mappings().one())
+        store_address = conn.execute(text("SELECT address_id FROM store WHERE store_id = 1")).scalar_one()
+    subject = Subject(
+        org_id="org",
+        tenant_value=CUSTOMER_KEY,
+        identities={"email": person["email"].lower()},
+        subject_ref="s1",
+    )
+    found, _where = discover(ProductDB(definition, shop_engine), subject)
+    assert [f.row["customer_id"] for f in found["customer"]] == [3]
+    assert [f.row["address_id"] for f in found["address"]] == [person["address_id"]]
+    assert store_address != person["address_id"]
+
+
 def test_it_proposes_only_strategies_the_columns_can_hold(shop_engine: Engine) -> None:
     tables = _tables(scan(shop_engine))
     fields = tables["customer"]["fields"]

@@ -155,8 +155,10 @@ def scan(
     lookups = _lookup_tables(scanned, incoming, people)
     tenant = _tenant_column(scanned, people)
     held = {t for name in people for t, _ in scanned[name].fks.values() if t not in people}
+    held_rows = {t: scanned[t] for t in held if t in scanned}
     tables = {
-        name: _table_draft(s, people, lookups, tenant, incoming, held) for name, s in sorted(scanned.items())
+        name: _table_draft(s, people, lookups, tenant, incoming, held, held_rows)
+        for name, s in sorted(scanned.items())
     }
     database: dict[str, Any] = {"url_env": url_env}
     if tenant is not None:
@@ -338,6 +340,7 @@ def _table_draft(  # noqa: PLR0912, PLR0917 - one draft from what the scan learn
     tenant: str | None,
     incoming: dict[str, list[tuple[str, str, str | None]]],
     held: set[str],
+    held_rows: dict[str, _Scanned],
 ) -> dict[str, Any]:
     lookup = s.name in lookups
     linked = _linked(s, people, held)
@@ -371,8 +374,14 @@ def _table_draft(  # noqa: PLR0912, PLR0917 - one draft from what the scan learn
         draft["primary_key"] = []
     if identities:
         draft["identities"] = identities
+    outward = _outward_links(s, people, lookups, held_rows)
+    if outward:
+        draft["refers_to"] = outward
+    drawn = {str(link["field"]) for link in outward}
     refs: list[dict[str, Any]] = [
-        {"field": col, "to": f"{t}.{c}"} for col, (t, c) in s.fks.items() if col != tenant
+        {"field": col, "to": f"{t}.{c}"}
+        for col, (t, c) in s.fks.items()
+        if col != tenant and col not in drawn
     ]
     for ref in refs:
         target = str(ref["to"]).split(".")[0]
@@ -395,6 +404,24 @@ def _table_draft(  # noqa: PLR0912, PLR0917 - one draft from what the scan learn
             f.pop("erase", None)
     draft["fields"] = fields
     return draft
+
+
+def _outward_links(
+    s: _Scanned, people: set[str], lookups: set[str], held: dict[str, _Scanned]
+) -> list[dict[str, Any]]:
+    """``refers_to`` links drafted from a person's foreign keys to rows that hold personal data
+    and are no person of their own (a customer's address): the person's package holds them, an
+    erasure reaches them unless something else still points at them."""
+    if s.name not in people:
+        return []
+    links: list[dict[str, Any]] = []
+    for col, (target, column) in sorted(s.fks.items()):
+        other = held.get(target)
+        if other is None or target in people or target in lookups or target == s.name:
+            continue
+        if any(kind != "text" for kind in other.detected.values()):
+            links.append({"field": col, "to": f"{target}.{column}"})
+    return links
 
 
 def delete_refused(table: str, incoming: dict[str, list[tuple[str, str, str | None]]]) -> str | None:
