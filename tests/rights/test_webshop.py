@@ -409,38 +409,61 @@ def test_a_customer_may_answer_nobody_found_without_review(
     assert told is not None and "fant ingen opplysninger om deg" in told.body
 
 
-@pytest.mark.parametrize("collation", ["utf8mb4_general_ci", "utf8mb4_bin"])
-def test_replay_after_a_restore_matches_as_the_erasure_did_on_mariadb(
-    sqlite_db: Database, world: Personas, collation: str
+# A case-insensitive and a binary collation of each database.
+COLLATIONS = [
+    ("sqlite", "NOCASE"),
+    ("sqlite", "BINARY"),
+    ("postgresql", "vern_ci"),  # ICU, nondeterministic: 'A' = 'a'
+    ("postgresql", "C"),
+    ("mariadb", "utf8mb4_general_ci"),
+    ("mariadb", "utf8mb4_bin"),
+]
+
+
+@pytest.mark.parametrize(("kind", "collation"), COLLATIONS)
+def test_replay_after_a_restore_matches_as_the_erasure_did(
+    sqlite_db: Database, world: Personas, tmp_path: Path, kind: str, collation: str
 ) -> None:
-    with services.mariadb_database("vern_shop") as url:
-        try:
-            meta = fill(engine_for(url), world.tenant_a, world.tenant_b, collation=collation)
-            backup = state(url, meta)
-            since = utcnow() - timedelta(minutes=1)
-            for email in ("Kari.Nordmann@example.com", "OLA.hansen@example.com"):
-                request_id = file_request(sqlite_db, world.tenant_a, "erasure", {"email": email})
-                assert _run(sqlite_db, request_id, url) == "done"
-            erased = state(url, meta)
-            _restore(url, meta, backup)
-            assert state(url, meta) == backup
+    gen = _url(kind, tmp_path)
+    url = next(gen)
+    try:
+        if collation == "vern_ci":
+            with engine_for(url).begin() as conn:
+                conn.execute(
+                    text(
+                        "CREATE COLLATION vern_ci "
+                        "(provider = icu, locale = 'und-u-ks-level2', deterministic = false)"
+                    )
+                )
+        meta = fill(engine_for(url), world.tenant_a, world.tenant_b, collation=collation)
+        backup = state(url, meta)
+        since = utcnow() - timedelta(minutes=1)
+        for email in ("Kari.Nordmann@example.com", "OLA.hansen@example.com"):
+            request_id = file_request(sqlite_db, world.tenant_a, "erasure", {"email": email})
+            assert _run(sqlite_db, request_id, url) == "done"
+        erased = state(url, meta)
+        assert erased != backup
+        _restore(url, meta, backup)
+        assert state(url, meta) == backup
 
-            result = ledger.replay(sqlite_db, shop_map(), "shop", since, secret=secret(), urls={DB: url})
+        result = ledger.replay(sqlite_db, shop_map(), "shop", since, secret=secret(), urls={DB: url})
 
-            assert state(url, meta) == erased  # every row again, none of anyone else's
-            assert result.tables["customers"] == 2
-            again = ledger.replay(sqlite_db, shop_map(), "shop", since, secret=secret(), urls={DB: url})
-            assert again.rows == 0 and state(url, meta) == erased
+        assert state(url, meta) == erased  # every row again, none of anyone else's
+        assert result.tables["customers"] == 2
+        again = ledger.replay(sqlite_db, shop_map(), "shop", since, secret=secret(), urls={DB: url})
+        assert again.rows == 0 and state(url, meta) == erased
 
-            # a backup in which Kari's row no longer carries what matched her: said loudly
-            changed = {**backup, "customers": {**backup["customers"], 1: {**backup["customers"][1],
-                                                                           "email": "annen@example.com"}}}
-            _restore(url, meta, changed)
-            with pytest.raises(ledger.ReplayError, match="customers: 1 of 2 recorded row"):
-                ledger.replay(sqlite_db, shop_map(), "shop", since, secret=secret(), urls={DB: url})
-            assert state(url, meta) == changed  # nothing written
-        finally:
-            forget(url)
+        # a backup in which Kari's row no longer carries what matched her: said loudly
+        changed = {**backup, "customers": {**backup["customers"], 1: {**backup["customers"][1],
+                                                                       "email": "annen@example.com"}}}
+        _restore(url, meta, changed)
+        with pytest.raises(ledger.ReplayError, match="customers: 1 of 2 recorded row"):
+            ledger.replay(sqlite_db, shop_map(), "shop", since, secret=secret(), urls={DB: url})
+        assert state(url, meta) == changed  # nothing written
+    finally:
+        forget(url)
+        for _ in gen:
+            pass
 
 
 def _restore(url: str, meta: MetaData, rows: dict[str, dict[int, dict[str, Any]]]) -> None:
