@@ -441,3 +441,35 @@ def test_a_rectification_sends_the_corrections_and_the_recipient_system_is_told_
     assert call["path"] == "/rights/rectification"
     assert call["payload"]["corrections"] == {"user.name": "Kari Nordmann-Berg"}
     assert [s.via for s in _steps(sqlite_db, request_id)] == ["http"]  # no e-mail notice for a system
+
+
+def test_a_damaged_request_does_not_hold_up_the_ones_behind_it_in_the_worker(
+    sqlite_db: Database, world: Personas, sqlite_product: Product, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With systems outside SQL the worker runs requests one at a time; one whose sealed
+    identities can no longer be opened fails alone, the next is carried out."""
+    from vern.datamap.service import publish_map
+
+    doc = yaml.safe_load(demo.map_text())
+    doc["systems"]["helpdesk"] = {"recipients": [{"name": "Nyhetsbrev AS", "email": NEWSLETTER}]}
+    doc["systems"]["helpdesk"]["manual"] = {"owner": OWNER, "operations": ["erasure"]}
+    with sqlite_db.transaction(Scope.system("test map")) as session:
+        publish_map(session, yaml.safe_dump(doc, allow_unicode=True), source="laerbar.yaml")
+    first, second = (sqlite_product.person(world.tenant_a, i)["email"] for i in (0, 1))
+    damaged = file_request(sqlite_db, world.tenant_a, "access", {"email": first})
+    fine = file_request(sqlite_db, world.tenant_a, "access", {"email": second})
+    with sqlite_db.transaction(Scope.system("test")) as session:
+        sealed = session.execute(
+            text("SELECT identities FROM rights_requests WHERE id = :i"), {"i": damaged}
+        ).scalar_one()
+        broken = bytes(sealed)[:-4] + b"\x00\x00\x00\x00"  # the tag no longer fits
+        session.execute(
+            text("UPDATE rights_requests SET identities = :b WHERE id = :i"), {"b": broken, "i": damaged}
+        )
+
+    results = dict(service.run_pending(sqlite_db, urls=sqlite_product.urls))
+
+    assert results[damaged].startswith("failed: ")
+    assert results[fine] == "done"
+    assert request_row(sqlite_db, fine).status == "done"
+    assert first not in caplog.text and second not in caplog.text

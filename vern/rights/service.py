@@ -17,6 +17,7 @@ import functools
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +52,8 @@ from vern.rights.models import (
     Verification,
 )
 from vern.rights.settings import RightsSettings, rights_settings
+
+log = logging.getLogger("vern.rights")
 
 FLAG_KINDS = (Kind.RESTRICTION.value, Kind.OBJECTION.value, Kind.WITHDRAWAL.value)
 WRITE_KINDS = (Kind.ERASURE.value, Kind.RECTIFICATION.value)
@@ -1555,6 +1558,9 @@ def run_pending(
                 results.append((rid, run(database, rid, data_map=data_map, urls=urls)))
             except (Conflict, NotFound) as exc:
                 results.append((rid, f"skipped: {exc}"))
+            except Exception as exc:  # noqa: BLE001 - one damaged request never holds up the next
+                log.error("rights request %s failed in the worker: %s", rid, type(exc).__name__)
+                results.append((rid, f"failed: {type(exc).__name__}"))
         from vern.rights import external
 
         external.send_notices(database, data_map)  # any left over by a crash after a request finished
