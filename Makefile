@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+TEST_JOBS ?= auto
+COVERAGE ?=
+COVERAGE_FLOOR ?= 90
 PORT ?= 8000
 # Every dependency (the dev extra and the driver extras it pulls), pinned with hashes.
 LOCK := requirements.lock
@@ -41,8 +44,10 @@ serve: $(STAMP)
 
 ## Install and run every test (services and Chromium are skipped with a reason when missing,
 ## unless VERN_REQUIRE_SERVICES=1).
+## Tests run in parallel, one worker per core (TEST_JOBS=1 for one process), each test file in one
+## worker. COVERAGE=1 measures line coverage of vern/ and fails under COVERAGE_FLOOR percent.
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile $(if $(COVERAGE),--cov=vern --cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_FLOOR)) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check vern tests bench

@@ -114,9 +114,15 @@ def _postgres_schema() -> Iterator[str]:
 
 
 def _truncate_all(database: Database) -> None:
-    names = ", ".join(f'"{t.name}"' for t in reversed(Base.metadata.sorted_tables))
+    """Empty what a test wrote: one query finds the tables holding rows, and only those are
+    truncated (a TRUNCATE of every table costs a file operation per table, ~0.2 s a test)."""
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    probe = " UNION ALL ".join(f"SELECT '{n}' WHERE EXISTS (SELECT 1 FROM \"{n}\")" for n in tables)
     with database.engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        busy = [str(row[0]) for row in conn.execute(text(probe))]
+        if busy:
+            names = ", ".join(f'"{n}"' for n in busy)
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
