@@ -6,12 +6,14 @@ the audit trail says who did it."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from sqlalchemy.orm import Session
 
 app = typer.Typer(help="Internal control: tasks, risks, personnel, media log.",
                   no_args_is_help=True)
@@ -22,6 +24,7 @@ app.add_typer(tasks_app, name="tasks")
 app.add_typer(personnel_app, name="personnel")
 app.add_typer(media_app, name="media")
 out = Console()
+T = TypeVar("T")
 
 
 def _vendor() -> tuple[object, str]:
@@ -37,18 +40,18 @@ def _vendor() -> tuple[object, str]:
         return database, vendor.id
 
 
-def _staff_id(session: object, email: str, option: str) -> str:
+def _staff_id(session: Session, email: str, option: str) -> str:
     from vern.cli import fail
     from vern.control import service
 
     wanted = email.strip().lower()
-    for user, _m in service.staff(session):  # type: ignore[arg-type]
+    for user, _m in service.staff(session):
         if (user.email.value or "").lower() == wanted:
             return str(user.id)
     fail(f"{option}: {email} is not a member of the vendor's staff")
 
 
-def _run(fn):  # type: ignore[no-untyped-def]
+def _run(fn: Callable[[Session, str], T]) -> T:
     """Run ``fn(session)`` in the vendor's scope; service errors are printed naming the field."""
     from vern.cli import fail
     from vern.db import Database, Scope
@@ -83,7 +86,7 @@ def tasks_list(
     from vern.control import service
     from vern.db import utcnow
 
-    def work(session, _vendor_id):  # type: ignore[no-untyped-def]
+    def work(session: Session, _vendor_id: str) -> list[dict[str, Any]]:
         today = utcnow().date()
         names = service.staff_names(session)
         return [({**service.task_view(t, today), "owner": names.get(t.owner_user_id or "", "")})
@@ -123,7 +126,7 @@ def tasks_complete(
         data = file.read_bytes()[: service.MAX_EVIDENCE_BYTES + 1]
         content_type = content_type or mimetypes.guess_type(file.name)[0] or ""
 
-    def work(session, vendor_id):  # type: ignore[no-untyped-def]
+    def work(session: Session, vendor_id: str) -> date | None:
         who = service.By(vendor_id, _staff_id(session, by, "--by"))
         if data is not None and file is not None:
             service.add_file(session, who, task_id, title=file.name, filename=file.name,
@@ -147,7 +150,7 @@ def seed(
     from vern.control import service
     from vern.db import utcnow
 
-    def work(session, vendor_id):  # type: ignore[no-untyped-def]
+    def work(session: Session, vendor_id: str) -> list[tuple[str, str, date | None]]:
         owner_id = _staff_id(session, owner, "--owner")
         made = service.seed(session, service.By(vendor_id, owner_id), owner_user_id=owner_id,
                             today=utcnow().date())
@@ -213,7 +216,7 @@ def media_log(
 
     day = _day(on, "--on") or utcnow().date()
 
-    def work(session, vendor_id):  # type: ignore[no-untyped-def]
+    def work(session: Session, vendor_id: str) -> str:
         done_by = _staff_id(session, by, "--by")
         row = service.log_media(session, service.By(vendor_id, done_by), device=device,
                                 serial=serial, method=method, done_on=day, done_by=done_by,

@@ -26,6 +26,8 @@ def items(session: Session, now: datetime, locale: str = DEFAULT_LOCALE) -> list
         .where(ControlTask.closed_at.is_(None), ControlTask.due_on <= until)
         .order_by(ControlTask.due_on, ControlTask.title)
     ):
+        if due_on is None:  # pragma: no cover - the where clause leaves these out
+            continue
         overdue = due_on < today
         found.append({
             "kind": "control_task_overdue" if overdue else "control_task_due",

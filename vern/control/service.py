@@ -98,6 +98,10 @@ class By:
         return self.user_id
 
 
+def _iso(value: date | datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
 def _audit(session: Session, by: By, action: str, resource: str, **details: Any) -> None:
     record(session, action, org_id=by.org_id, actor_user_id=by.user_id,
            actor_token_id=by.token_id, resource=resource, details=details or None)
@@ -528,9 +532,8 @@ def coverage(session: Session, framework: str, locale: str = "en") -> dict[str, 
     rows = []
     for req in fw.requirements:
         controls = [{"id": tid, "title": tasks[tid].title, "key": tasks[tid].key,
-                     "due_on": tasks[tid].due_on.isoformat() if tasks[tid].due_on else None,
-                     "evidence": int(counts.get(tid, 0)),
-                     "last_completed_at": last[tid].isoformat() if last.get(tid) else None}
+                     "due_on": _iso(tasks[tid].due_on), "evidence": int(counts.get(tid, 0)),
+                     "last_completed_at": _iso(last.get(tid))}
                     for tid in by_req.get(req.id, []) if tid in tasks]
         rows.append({"id": req.id, "title": req.title_in(locale), "group": req.group,
                      "group_title": req.group_in(locale), "controls": controls,
@@ -1122,8 +1125,10 @@ def send_reminders(database: Database, *, base_url: str = "", today: date | None
             select(ControlReminder).where(ControlReminder.due_on <= soon_until))}
     queued = 0
     for task_id, due_on in due:
+        if due_on is None:
+            continue
         kind = "overdue" if due_on < today else "soon"
-        if due_on is None or (task_id, due_on, kind) in sent:
+        if (task_id, due_on, kind) in sent:
             continue
         try:
             with database.transaction(Scope.tenant(vendor_id)) as session:
