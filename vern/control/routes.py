@@ -141,6 +141,7 @@ def get_task(control_task: str, actor: Reader, db: TenantDB) -> dict[str, object
 @router.patch("/api/v1/control/tasks/{control_task}")
 def update_task(control_task: str, body: TaskPatch, actor: Manager,
                 db: TenantDB) -> dict[str, object]:
+    """Change a task's title, description, owner, recurrence or next due date."""
     task = service.update_task(db, By.of(actor), control_task, title=body.title,
                                description=body.description, owner_user_id=body.owner_user_id,
                                recurrence=body.recurrence, due_on=body.due_on)
@@ -157,6 +158,7 @@ def complete_task(control_task: str, body: CompleteBody, actor: Worker,
 
 @router.post("/api/v1/control/tasks/{control_task}/evidence/link", status_code=201)
 def add_link(control_task: str, body: LinkBody, actor: Worker, db: TenantDB) -> dict[str, object]:
+    """Add a link (http or https) as evidence of the task."""
     return service.evidence_view(service.add_link(db, By.of(actor), control_task,
                                                   title=body.title, url=body.url))
 
@@ -218,6 +220,7 @@ def delete_approve(control_evidence: str, actor: Manager, db: TenantDB) -> dict[
 
 @router.post("/api/v1/control/evidence/{control_evidence}/delete-refuse")
 def delete_refuse(control_evidence: str, actor: Manager, db: TenantDB) -> dict[str, object]:
+    """Refuse (or, by the asker, withdraw) a requested deletion; the evidence stays."""
     return service.evidence_view(service.refuse_deletion(db, By.of(actor), control_evidence))
 
 
@@ -233,6 +236,7 @@ def add_mapping(control_task: str, body: MappingBody, actor: Manager,
 @router.post("/api/v1/control/tasks/{control_task}/mappings/remove")
 def remove_mapping(control_task: str, body: MappingBody, actor: Manager,
                    db: TenantDB) -> dict[str, object]:
+    """Remove a task's mapping to a framework requirement."""
     service.unmap_task(db, By.of(actor), control_task, framework=body.framework,
                        requirement=body.requirement)
     return {"removed": True}
@@ -301,18 +305,22 @@ def list_risks(actor: Reader, db: TenantDB) -> dict[str, object]:
 
 @router.post("/api/v1/control/risks", status_code=201)
 def create_risk(body: RiskBody, actor: Manager, db: TenantDB) -> dict[str, object]:
+    """Register a risk: asset or processing, threat, likelihood and consequence (1-4 each)
+    before and, optionally, after measures."""
     risk = service.create_risk(db, By.of(actor), **body.model_dump())
     return service.risk_view(db, risk)
 
 
 @router.get("/api/v1/control/risks/{control_risk}")
 def get_risk(control_risk: str, actor: Reader, db: TenantDB) -> dict[str, object]:
+    """One risk with its scores before and after measures, and its measures."""
     return service.risk_view(db, service.get_risk(db, control_risk))
 
 
 @router.patch("/api/v1/control/risks/{control_risk}")
 def update_risk(control_risk: str, body: RiskPatch, actor: Manager,
                 db: TenantDB) -> dict[str, object]:
+    """Change a risk's description, threat, scores or owner."""
     risk = service.update_risk(db, By.of(actor), control_risk, **body.model_dump())
     return service.risk_view(db, risk)
 
@@ -320,6 +328,7 @@ def update_risk(control_risk: str, body: RiskPatch, actor: Manager,
 @router.post("/api/v1/control/risks/{control_risk}/measures", status_code=201)
 def add_measure(control_risk: str, body: MeasureBody, actor: Manager,
                 db: TenantDB) -> dict[str, object]:
+    """Add a measure against the risk, with owner and status."""
     service.add_measure(db, By.of(actor), control_risk, text=body.text,
                         owner_user_id=body.owner_user_id, status=body.status)
     return service.risk_view(db, service.get_risk(db, control_risk))
@@ -328,6 +337,7 @@ def add_measure(control_risk: str, body: MeasureBody, actor: Manager,
 @router.patch("/api/v1/control/measures/{control_measure}")
 def update_measure(control_measure: str, body: MeasurePatch, actor: Manager,
                    db: TenantDB) -> dict[str, object]:
+    """Set a measure's status (planned, in_progress, done)."""
     m = service.set_measure_status(db, By.of(actor), control_measure, body.status)
     return service.risk_view(db, service.get_risk(db, m.risk_id))
 
@@ -343,6 +353,7 @@ class DpiaSave(Strict):
 
 @router.get("/api/v1/control/dpias")
 def list_dpias(actor: Reader, db: TenantDB) -> dict[str, object]:
+    """The DPIAs, one per processing."""
     return {"dpias": [{"id": d.id, "processing": d.processing,
                        "created_at": d.created_at.isoformat()} for d in service.list_dpias(db)]}
 
@@ -398,6 +409,7 @@ class NoteBody(Strict):
 def list_changes(actor: Reader, db: TenantDB,
                  status: Literal["pending", "approved", "rejected", "implemented"] | None = None
                  ) -> dict[str, object]:
+    """Change requests, newest first; ``status`` filters them."""
     return {"changes": [service.change_view(db, c) for c in service.list_changes(db, status)]}
 
 
@@ -412,6 +424,7 @@ def create_change(body: ChangeBody, actor: Manager, db: TenantDB) -> dict[str, o
 
 @router.get("/api/v1/control/changes/{control_change}")
 def get_change(control_change: str, actor: Reader, db: TenantDB) -> dict[str, object]:
+    """A change request with its history."""
     return service.change_view(db, service.get_change(db, control_change), history=True)
 
 
@@ -426,6 +439,7 @@ def approve_change(control_change: str, body: NoteBody, actor: Manager,
 @router.post("/api/v1/control/changes/{control_change}/reject")
 def reject_change(control_change: str, body: NoteBody, actor: Manager,
                   db: TenantDB) -> dict[str, object]:
+    """Reject a pending change request (the author may withdraw it this way)."""
     change = service.decide_change(db, By.of(actor), control_change, approve=False,
                                    note=body.note)
     return service.change_view(db, change, history=True)
@@ -434,6 +448,7 @@ def reject_change(control_change: str, body: NoteBody, actor: Manager,
 @router.post("/api/v1/control/changes/{control_change}/implement")
 def implement_change(control_change: str, body: NoteBody, actor: Manager,
                      db: TenantDB) -> dict[str, object]:
+    """Mark an approved change request as implemented."""
     change = service.implement_change(db, By.of(actor), control_change, note=body.note)
     return service.change_view(db, change, history=True)
 
@@ -492,6 +507,7 @@ def export_personnel(actor: Reader, db: TenantDB,
 @router.post("/api/v1/control/personnel/{control_person}/nda")
 def record_nda(control_person: str, body: NdaBody, actor: Manager,
                db: TenantDB) -> dict[str, object]:
+    """Record the person's signed confidentiality agreement (date and version)."""
     person = service.record_nda(db, By.of(actor), control_person, signed_on=body.signed_on,
                                 version=body.version)
     return {"id": person.id, "nda_signed_on": body.signed_on.isoformat(),
@@ -501,6 +517,7 @@ def record_nda(control_person: str, body: NdaBody, actor: Manager,
 @router.post("/api/v1/control/personnel/{control_person}/trainings", status_code=201)
 def record_training(control_person: str, body: TrainingBody, actor: Manager,
                     db: TenantDB) -> dict[str, object]:
+    """Record a training the person completed."""
     row = service.record_training(db, By.of(actor), control_person, name=body.name,
                                   completed_on=body.completed_on)
     return {"id": row.id, "person_id": row.person_id, "name": row.name,
