@@ -641,7 +641,7 @@ async def console_evidence(
     return _back(f"/console/control/tasks/{control_task}")
 
 
-@pages.get("/console/control/evidence/{control_evidence}/file")
+@pages.get("/console/control/download/evidence/{control_evidence}")
 def console_evidence_file(control_evidence: str, actor: Reader, db: TenantDB) -> Response:
     return _file_response(db, actor, control_evidence)
 
