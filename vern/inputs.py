@@ -334,8 +334,9 @@ async def _form_problems(scope: Scope, body: bytes, content_type: bytes) -> list
             named = [FieldError(k, "contains a NUL character", "bad-text")
                      for k, v in form.multi_items() if isinstance(v, str) and "\x00" in v]
     except Exception:  # noqa: BLE001 - malformed: refused below without a name
-        named = []
-    return named or [FieldError("body", "contains a NUL character", "bad-text")]
+        return [FieldError("body", "contains a NUL character", "bad-text")]
+    # NUL bytes inside an uploaded file are its content (a PDF, an image), not text.
+    return named
 
 
 def _is_json(content_type: bytes) -> bool:

@@ -57,6 +57,10 @@ class Perm(StrEnum):
     VENDOR_READ = "vendor.read"  # the vendor's registry (vendor context only)
     VENDOR_MANAGE = "vendor.manage"  # sub-processors, measures, systems, officers, customers, maintenance
     VENDOR_NOTICES = "vendor.notices"  # a customer's sub-processor notices: read and object
+    # control: the vendor's internal control (vern/control)
+    CONTROL_READ = "control.read"  # tasks, risks, DPIAs, changes, personnel, media, mappings
+    CONTROL_WORK = "control.work"  # complete tasks and add evidence
+    CONTROL_MANAGE = "control.manage"  # everything else, including four-eyes approvals
 
 
 _TENANT_COMMON = {Perm.SELF, Perm.ORG_READ}
@@ -105,6 +109,14 @@ IN_OWN_ORG: dict[Role, frozenset[Perm]] = {
     ),
     Role.MEMBER: frozenset(_TENANT_COMMON),
 }
+
+# control: the vendor's internal control, in the vendor's own organisation only (vern/control).
+_CONTROL_ALL = frozenset({Perm.CONTROL_READ, Perm.CONTROL_WORK, Perm.CONTROL_MANAGE})
+IN_OWN_ORG[Role.OWNER] = IN_OWN_ORG[Role.OWNER] | _CONTROL_ALL
+IN_OWN_ORG[Role.SECURITY_OFFICER] = IN_OWN_ORG[Role.SECURITY_OFFICER] | _CONTROL_ALL
+IN_OWN_ORG[Role.PRIVACY_OFFICER] = IN_OWN_ORG[Role.PRIVACY_OFFICER] | _CONTROL_ALL
+IN_OWN_ORG[Role.SUPPORT] = IN_OWN_ORG[Role.SUPPORT] | {Perm.CONTROL_READ, Perm.CONTROL_WORK}
+IN_OWN_ORG[Role.AUDITOR] = IN_OWN_ORG[Role.AUDITOR] | {Perm.CONTROL_READ}
 
 # Permissions of vendor staff after switching into a customer's organisation.
 VENDOR_IN_TENANT: dict[Role, frozenset[Perm]] = {

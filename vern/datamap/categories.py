@@ -50,6 +50,9 @@ RETENTION_RULES: dict[str, str] = {
     "throttle-window": "Deleted when the lock window has passed",
     "legal-5y": "Kept five years (bokføringsloven § 13)",
     "permanent-config": "Configuration, not personal data; kept while in use",
+    # control (vern/control): the vendor's internal control records
+    "internal-control": "Kept while the vendor operates the service plus five years, as proof "
+                        "of internal control; supplier staff's names are shredded when they end",
 }
 
 

@@ -1,0 +1,17 @@
+"""Scheduled work of internal control: remind task owners of due and overdue control tasks."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from vern.config import Settings
+from vern.control import service
+from vern.db import Database
+from vern.worker import Job
+
+
+def _remind(database: Database, settings: Settings) -> int:
+    return service.send_reminders(database, base_url=settings.base_url)
+
+
+JOBS = [Job("control.remind", timedelta(hours=1), _remind)]
