@@ -53,6 +53,11 @@ class Perm(StrEnum):
     CONSENT_MANAGE = "consent.manage"
     STATS_READ = "stats.read"
     STATS_MANAGE = "stats.manage"
+    # -- backup and offboarding domains (issue 19) --
+    BACKUP_READ = "backup.read"  # backup state, runs and restore drills (vendor context)
+    OFFBOARDING_READ = "offboarding.read"
+    OFFBOARDING_MANAGE = "offboarding.manage"  # request, approve, run a contract's end
+    OFFBOARDING_CONFIRM = "offboarding.confirm"  # a customer's admin: delete before the notice ends
 
 
 _TENANT_COMMON = {Perm.SELF, Perm.ORG_READ}
@@ -101,6 +106,17 @@ IN_OWN_ORG: dict[Role, frozenset[Perm]] = {
     ),
     Role.MEMBER: frozenset(_TENANT_COMMON),
 }
+
+# -- backup and offboarding domains (issue 19): vendor staff in their own organisation; a
+# customer's administrator confirms an early deletion of their own organisation.
+for _role, _extra in {
+    Role.OWNER: {Perm.BACKUP_READ, Perm.OFFBOARDING_READ, Perm.OFFBOARDING_MANAGE},
+    Role.SECURITY_OFFICER: {Perm.BACKUP_READ, Perm.OFFBOARDING_READ, Perm.OFFBOARDING_MANAGE},
+    Role.PRIVACY_OFFICER: {Perm.OFFBOARDING_READ, Perm.OFFBOARDING_MANAGE},
+    Role.AUDITOR: {Perm.BACKUP_READ, Perm.OFFBOARDING_READ},
+    Role.TENANT_ADMIN: {Perm.OFFBOARDING_CONFIRM},
+}.items():
+    IN_OWN_ORG[_role] = IN_OWN_ORG[_role] | _extra
 
 # Permissions of vendor staff after switching into a customer's organisation.
 VENDOR_IN_TENANT: dict[Role, frozenset[Perm]] = {

@@ -434,3 +434,14 @@ def verify(database: Database, settings: Settings, bs: BackupSettings | None = N
                resource=f"backup:{result_label or '-'}", outcome="success" if result.ok else "failure",
                details={"new": {"audit_ok": audit_ok, "keys": key_counts, "problem": result.problem}})
     return result
+
+
+def overview_line(database: Database) -> dict[str, Any]:
+    """What a customer's overview says of backups: when the last one was taken and the last
+    restore verified, and how far back a restore reaches (no names, no paths)."""
+    state = status(database)
+    return {
+        "last": state["last_backup"].recovery_point if state["last_backup"] is not None else None,
+        "verified": state["last_verified"].at if state["last_verified"] is not None else None,
+        "pitr_days": backup_settings().pitr_days,
+    }
