@@ -23,7 +23,7 @@ from vern.config import Settings
 from vern.crypto import KeyRing, install_keyring
 from vern.db import Database, import_models
 
-PASSPHRASE = "Nordlys over Lofoten, kryptert"  # noqa: S105 - fictional test passphrase
+PASSPHRASE = "Nordlys over Lofoten, kryptert"  # a fictional test passphrase
 
 
 def sqlite_backup_settings(base: Path) -> BackupSettings:
@@ -70,8 +70,9 @@ def private_pg() -> Iterator[PrivatePg]:
     bs = BackupSettings(dir=base / "backups", offsite_dir=base / "offsite", scratch_dir=base / "scratch",
                         pg_data=data, pg_port=port, pg_socket=base / "s", os_user=user, pg_bin=binaries,
                         cipher_pass=PASSPHRASE, pgbackrest_config=base / "conf" / "pgbackrest.conf")
-    done = subprocess.run(pgbackrest.as_user(user, [str(binaries / "initdb"), "-D", str(data), "-U", "postgres",
-                                                     "--auth=trust", "-E", "UTF8", "--no-sync"]),
+    argv = [str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
+            "--no-sync"]
+    done = subprocess.run(pgbackrest.as_user(user, argv),  # noqa: S603 - Debian's initdb
                           capture_output=True, text=True, check=False, timeout=120)
     if done.returncode != 0:
         shutil.rmtree(base, ignore_errors=True)

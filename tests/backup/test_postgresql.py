@@ -80,7 +80,7 @@ def test_backup_restore_pitr_and_keys(private_pg: PrivatePg) -> None:
     done = service.restore(pg.database, pg.settings, pg.bs, label=run.label, target=old)
     assert done.keys["destroyed"] == 1
     assert _read(pg, old, "SELECT count(*) FROM pg_tables WHERE tablename = 'drill_marks'") == [(0,)]
-    emails = dict(_read(pg, old, "emails"))
+    emails: dict[object, object] = dict(_read(pg, old, "emails"))  # type: ignore[arg-type]
     assert emails[people.bob.user_id] is None
     assert emails[people.alice.user_id] == "alice.aasen@fjellheim.example.com"
 

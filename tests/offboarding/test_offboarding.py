@@ -5,6 +5,7 @@ certificate - and nothing of the other customer touched (SQLite and PostgreSQL).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 import zipfile
 from pathlib import Path
 
@@ -32,20 +33,21 @@ def _vern_counts(database: Database, org_id: str) -> dict[str, int]:
     return out
 
 
-def _product_counts(url: str, school: str) -> dict[str, int]:
+def _product_counts(url: str, school: str) -> dict[str, object]:
     engine = engine_for(url)
     out = {}
     with engine.connect() as conn:
         for name in ("users", "courses", "enrolments", "messages", "login_events", "invoices"):
             cols = [r[1] for r in conn.execute(text(f"PRAGMA table_info({name})"))]
             if "school_id" in cols:
-                out[name] = conn.execute(text(f"SELECT count(*) FROM {name} WHERE school_id = :s"),
+                out[name] = conn.execute(text(f"SELECT count(*) FROM {name} WHERE school_id = :s"),  # noqa: S608
                                          {"s": school}).scalar()
     return out
 
 
 @pytest.fixture
-def world(db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Personas, Settings, str]:
+def world(db: Database, tmp_path: Path,
+          monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Personas, Settings, str]]:
     settings = make_settings(db.url, tmp_path, data_dir=tmp_path)
     people = create_personas(db, settings)
     url = f"sqlite:///{tmp_path / 'product.db'}"
@@ -64,7 +66,8 @@ def world(db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tupl
     forget(url)
 
 
-def test_end_of_contract_deletes_one_customer_only(db: Database, world: tuple[Personas, Settings, str]) -> None:
+def test_end_of_contract_deletes_one_customer_only(db: Database,
+                                                   world: tuple[Personas, Settings, str]) -> None:
     people, settings, url = world
     b_vern, b_product = _vern_counts(db, people.tenant_b), _product_counts(url, people.tenant_b)
     assert _product_counts(url, people.tenant_a)  # the product knows tenant A
@@ -100,16 +103,17 @@ def test_end_of_contract_deletes_one_customer_only(db: Database, world: tuple[Pe
     assert _product_counts(url, people.tenant_b) == b_product
     assert not path.exists()
     with db.transaction(Scope.system("test")) as session:
-        ob = session.get(Offboarding, ob_id)
-        assert ob is not None and ob.status == "deleted" and ob.certificate
-        certificate = ob.certificate
+        done = session.get(Offboarding, ob_id)
+        assert done is not None and done.status == "deleted" and done.certificate
+        certificate = done.certificate
     body = service.verify_certificate(certificate, settings)
     assert body["customer_org_id"] == people.tenant_a
     assert body["deleted_rows"]["vern.stats_sites"] == 3
     assert body["deleted_rows"]["product.laerbar.main.users"] == 5
     assert body["confirmed_early_by"] == people.alice.user_id
-    with pytest.raises(ValueError, match="signature|not signed"):
-        service.verify_certificate(certificate.replace('"vern.stats_sites":3', '"vern.stats_sites":4'), settings)
+    forged = certificate.replace('"vern.stats_sites":3', '"vern.stats_sites":4')
+    with pytest.raises(ValueError, match=r"signature|not signed"):
+        service.verify_certificate(forged, settings)
 
 
 def test_bad_input_and_notice_period(db: Database, world: tuple[Personas, Settings, str]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -15,7 +15,7 @@ app = typer.Typer(help="Backups of Vern's own database: run, list, verify, resto
 out = Console()
 
 
-def _open():  # type: ignore[no-untyped-def]
+def _open() -> Any:
     from vern.cli import open_database, settings_or_exit
 
     settings = settings_or_exit()
@@ -29,7 +29,7 @@ def configure_command() -> None:
     from vern.backup.settings import backup_settings
     from vern.cli import fail
 
-    database, settings = _open()
+    _database, settings = _open()
     bs = backup_settings()
     try:
         path = pgbackrest.write_config(bs, settings)
@@ -43,7 +43,8 @@ def configure_command() -> None:
 
 @app.command("run")
 def run_command(
-    full: Annotated[bool, typer.Option("--full", help="PostgreSQL: a full backup, not a differential one")] = False,
+    full: Annotated[bool, typer.Option(
+        "--full", help="PostgreSQL: a full backup, not a differential one")] = False,
 ) -> None:
     """Back up Vern's database to both repositories, then its data keys; apply retention."""
     from vern.backup import service
@@ -120,7 +121,8 @@ def restore_command(
     at: Annotated[str | None, typer.Option(help="Point in time (ISO, UTC when no offset is given)")] = None,
     target: Annotated[Path | None, typer.Option(
         help="SQLite: the file to write; PostgreSQL: the data directory (default: the live one)")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite the live database (stop Vern first)")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Overwrite the live database (stop Vern first)")] = False,
 ) -> None:
     """Restore a backup; the data keys are brought to their newest state (no erased person comes back)."""
     from vern.backup import service

@@ -207,7 +207,8 @@ class PgInfo:
     def window(self) -> tuple[datetime, datetime] | None:
         """From the end of the oldest backup whose WAL is still kept, to the end of the newest
         backup (and any time after it that archived WAL covers)."""
-        with_wal = [b for b in self.backups if b.wal_start and self.wal_min and b.wal_start[8:] >= self.wal_min[8:]]
+        low = self.wal_min
+        with_wal = [b for b in self.backups if b.wal_start and low and b.wal_start[8:] >= low[8:]]
         if not with_wal:
             return None
         return min(b.stopped for b in with_wal), max(b.stopped for b in self.backups)

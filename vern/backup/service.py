@@ -209,7 +209,8 @@ def _days(n: int) -> Any:
 # -- restore --------------------------------------------------------------------------------------
 
 
-def _key_state(database: Database | None, bs: BackupSettings, settings: Settings) -> tuple[str, list[dict[str, Any]]]:
+def _key_state(database: Database | None, bs: BackupSettings,
+               settings: Settings) -> tuple[str, list[dict[str, Any]]]:
     """The newest key state: the live table when it answers, else the newest key backup."""
     if database is not None:
         with contextlib.suppress(Exception):
@@ -364,7 +365,8 @@ def _check(restored: Database, settings: Settings, expected: dict[str, int] | No
     return report.ok, counts, problems
 
 
-def verify(database: Database, settings: Settings, bs: BackupSettings | None = None, *,
+def verify(  # noqa: PLR0915 - one drill, both engines, one record at the end
+        database: Database, settings: Settings, bs: BackupSettings | None = None, *,
            label: str | None = None, actor_user_id: str | None = None) -> DrillResult:
     """Restore the newest backup (or ``label``) into a scratch database, put the keys back, check
     the audit trail and the rows per table against those counted at backup; record the result
@@ -377,7 +379,10 @@ def verify(database: Database, settings: Settings, bs: BackupSettings | None = N
     scratch_root.chmod(0o711)
     work = Path(tempfile.mkdtemp(prefix="drill-", dir=scratch_root))
     work.chmod(0o711)
-    result_label, point, audit_ok, counts, problems, key_counts = label or "", None, False, {}, [], {}
+    result_label, point, audit_ok = label or "", None, False
+    counts: dict[str, Any] = {}
+    problems: list[str] = []
+    key_counts: dict[str, int] = {}
     try:
         _source, state = _key_state(database, bs, settings)
         if kind == "sqlite":
@@ -407,7 +412,8 @@ def verify(database: Database, settings: Settings, bs: BackupSettings | None = N
             pgbackrest.give_to(data, user, 0o700)
             pgbackrest.give_to(work / "s", user, 0o700)
             pgbackrest.restore(bs, settings, data, label=chosen_pg.label, scratch=True)
-            cluster = pgbackrest.Cluster(data, pgbackrest.free_port(), user, pgbackrest.pg_bin(bs), work / "s")
+            cluster = pgbackrest.Cluster(data, pgbackrest.free_port(), user, pgbackrest.pg_bin(bs),
+                                         work / "s")
             url = pgbackrest.url_on_port(database.url, cluster.port)
             with pgbackrest.running(cluster, "-c archive_mode=off"):
                 cluster.wait_promoted(url)

@@ -65,10 +65,10 @@ def open_for(session: Session, org_id: str) -> Offboarding | None:
 
 
 def _audit(session: Session, action: str, ob: Offboarding, actor_user_id: str | None,
-           details: dict[str, Any] | None = None, outcome: str = "success") -> None:
+           details: dict[str, Any] | None = None) -> None:
     # Recorded under the vendor (org_id None): the customer's own trail goes with the customer.
     record(session, f"offboarding.{action}", org_id=None, actor_user_id=actor_user_id,
-           resource=f"offboarding:{ob.id}", outcome=outcome,
+           resource=f"offboarding:{ob.id}",
            details={"customer_org_id": ob.customer_org_id, **(details or {})})
 
 
@@ -141,7 +141,8 @@ def confirm_early(session: Session, *, org_id: str, actor_user_id: str | None) -
 def tenant_tables() -> list[Table]:
     """Every tenant-scoped table of Vern, in the order rows can be deleted (referring first)."""
     import_models()
-    scoped = {m.local_table.name for m in Base.registry.mappers if issubclass(m.class_, TenantScoped)}
+    scoped = {str(getattr(m.local_table, "name", "")) for m in Base.registry.mappers
+              if issubclass(m.class_, TenantScoped)}
     return [t for t in reversed(Base.metadata.sorted_tables) if t.name in scoped]
 
 
@@ -263,7 +264,8 @@ def start_deletion(database: Database, offboarding_id: str, *, actor_user_id: st
     with database.transaction(Scope.system("offboarding start")) as session:
         ob = _get(session, offboarding_id)
         ob.status, ob.deletion_started_at = "deleting", moment
-        ob.progress = {"steps": [f"vern:{t.name}" for t in tenant_tables()] + [f"product:{t}" for t in targets],
+        steps = [f"vern:{t.name}" for t in tenant_tables()] + [f"product:{t}" for t in targets]
+        ob.progress = {"steps": steps,
                        "at": 0, "key": key, "deleted": {}}
         _audit(session, "deletion_started", ob, actor_user_id, {"steps": len(ob.progress["steps"])})
     return ob
@@ -277,10 +279,12 @@ def _delete_vern(database: Database, table: Table, org_id: str, batch: int) -> i
                                        .execution_options(cross_tenant=_WHY)))
             if not ids:
                 return 0
-            return int(session.execute(delete(table).where(table.c.org_id == org_id, pk[0].in_(ids))
-                                       .execution_options(cross_tenant=_WHY)).rowcount or 0)
-        return int(session.execute(delete(table).where(table.c.org_id == org_id)
-                                   .execution_options(cross_tenant=_WHY)).rowcount or 0)
+            done = session.execute(delete(table).where(table.c.org_id == org_id, pk[0].in_(ids))
+                                   .execution_options(cross_tenant=_WHY))
+        else:
+            done = session.execute(delete(table).where(table.c.org_id == org_id)
+                                   .execution_options(cross_tenant=_WHY))
+        return int(getattr(done, "rowcount", 0) or 0)
 
 
 def _delete_product(database: Database, target: str, key: str, batch: int) -> int:
@@ -366,6 +370,7 @@ def _finish(database: Database, settings: Settings, offboarding_id: str) -> None
         if ob.status == "deleted":
             return
         moment = utcnow()
+        deleted: dict[str, int] = dict(sorted(((ob.progress or {}).get("deleted") or {}).items()))
         body = {
             "offboarding_id": ob.id, "customer_org_id": ob.customer_org_id,
             "customer_name": ob.customer_name, "requested_by": ob.requested_by,
@@ -376,14 +381,14 @@ def _finish(database: Database, settings: Settings, offboarding_id: str) -> None
             "confirmed_early_by": ob.confirmed_by, "export_sha256": ob.export_sha256,
             "deletion_started_at": ob.deletion_started_at.isoformat() if ob.deletion_started_at else None,
             "deleted_at": moment.isoformat(),
-            "deleted_rows": dict(sorted(((ob.progress or {}).get("deleted") or {}).items())),
+            "deleted_rows": deleted,
             "kept": KEPT,
         }
         text = CERTIFICATE_HEADER + "\n" + json.dumps(body, sort_keys=True, ensure_ascii=False,
                                                       separators=(",", ":")) + "\n"
         ob.certificate = _signer(settings).sign_text(text, _origin(settings))
         ob.status, ob.deleted_at = "deleted", moment
-        _audit(session, "deleted", ob, None, {"rows": sum(body["deleted_rows"].values())})
+        _audit(session, "deleted", ob, None, {"rows": sum(int(n) for n in deleted.values())})
         # The export was the customer's to take; it goes with the rest.
         if ob.export_path:
             Path(ob.export_path).unlink(missing_ok=True)
@@ -416,3 +421,8 @@ def due(database: Database, now: datetime | None = None) -> list[str]:
         return [ob.id for ob in rows if ob.status == "deleting" or (
             ob.exported_at is not None and (ob.confirmed_at is not None or (
                 ob.notice_ends_at is not None and ob.notice_ends_at <= moment)))]
+
+
+def is_deleting(database: Database, offboarding_id: str) -> bool:
+    with database.transaction(Scope.system("offboarding state")) as session:
+        return _get(session, offboarding_id).status == "deleting"
