@@ -26,8 +26,11 @@ from vern.audit.service import record
 from vern.config import Settings
 from vern.db import Base, Database, Scope, TenantScoped, import_models, utcnow
 from vern.errors import Conflict, InvalidInput, NotFound
+from vern.i18n import N_
 from vern.offboarding.models import Offboarding
 
+# The states an offboarding passes through, as the console names them.
+STATUSES = [N_("requested"), N_("approved"), N_("deleting"), N_("deleted"), N_("cancelled")]
 CERTIFICATE_HEADER = "vern certificate of deletion v1"
 MAX_NOTICE_DAYS = 365
 _WHY = "offboarding: the rows of the customer whose contract ended"
