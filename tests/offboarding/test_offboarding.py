@@ -5,8 +5,8 @@ certificate - and nothing of the other customer touched (SQLite and PostgreSQL).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest

@@ -57,7 +57,7 @@ def row_counts(engine: Engine) -> dict[str, int]:
     with engine.connect() as conn:
         names = sorted(inspect(conn).get_table_names())
         return {n: int(conn.execute(text(f'SELECT count(*) FROM "{n}"')).scalar() or 0)  # noqa: S608
-                for n in names if n != "alembic_version"}
+                for n in names}
 
 
 @dataclass

@@ -94,10 +94,11 @@ def export_offboarding(offboarding_id: str, request: Request, actor: Manager) ->
 @router.post("/api/v1/offboarding/{offboarding_id}/delete")
 def delete_offboarding(offboarding_id: str, request: Request, actor: Manager) -> dict[str, Any]:
     """Start the deletion (after the export, and the notice period or the customer's
-    confirmation); the worker takes it in bounded steps."""
+    confirmation); the first ten bounded steps run now, the worker takes the rest (every five
+    minutes, ``offboarding.work``)."""
     database = request.app.state.db
     service.start_deletion(database, offboarding_id, actor_user_id=actor.user_id)
-    service.run_deletion(database, request.app.state.settings, offboarding_id, max_steps=20)
+    service.run_deletion(database, request.app.state.settings, offboarding_id, max_steps=10)
     with database.transaction(None) as session:
         return _view(service.get(session, offboarding_id))
 

@@ -339,7 +339,7 @@ def step(database: Database, settings: Settings, offboarding_id: str, *, batch: 
         deleted = dict(progress.get("deleted") or {})
         deleted[label] = int(deleted.get(label, 0)) + n
         progress["deleted"] = deleted
-        if n == 0:
+        if n < batch:  # the table has no more of the customer's rows
             progress["at"] = at + 1
         ob.progress = progress
     return False
