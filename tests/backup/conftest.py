@@ -86,6 +86,9 @@ def private_pg() -> Iterator[PrivatePg]:
     database: Database | None = None
     try:
         cluster.start()
+        # The stanza before any WAL is archived: a failed archive_command makes PostgreSQL wait
+        # a minute before it tries again.
+        pgbackrest.run(bs, settings, "stanza-create")
         admin = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres",
                               isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:

@@ -36,6 +36,11 @@ def configure_command() -> None:
     except (pgbackrest.BackupError, OSError) as exc:
         fail(str(exc))
     out.print(f"wrote {path}")
+    try:
+        pgbackrest.run(bs, settings, "stanza-create")
+        out.print(f"stanza {bs.stanza} ready in both repositories")
+    except pgbackrest.BackupError as exc:
+        out.print(f"stanza not created yet (is PostgreSQL running?): {exc}", markup=False)
     out.print("put these in postgresql.conf and restart PostgreSQL, then run `vern backup run`:")
     out.print("  archive_mode = on\n  wal_level = replica")
     out.print(f"  archive_command = '{pgbackrest.archive_command(bs, settings)}'", markup=False)

@@ -104,7 +104,11 @@ def config_text(bs: BackupSettings, settings: Settings) -> str:
         "log-level-console=warn",
         "log-level-file=info",
         "start-fast=y",
-        "archive-timeout=30",
+        "archive-timeout=60",
+        # WAL pushed and fetched in the background, two processes: the backlog of a busy hour
+        # does not hold a backup or a restore up segment by segment.
+        "archive-async=y",
+        "process-max=2",
         "compress-type=zst",
     ]
     for n, kind in ((1, "posix"), (2, bs.repo2_type)):
