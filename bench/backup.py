@@ -58,7 +58,7 @@ def _fill_sqlite(database: Database, target_bytes: int) -> None:
     while path.stat().st_size < target_bytes:
         with database.engine.begin() as conn:
             conn.execute(text(
-                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000) "
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50000) "
                 "INSERT INTO stats_events (org_id, site_id, at, visit_id, path, referrer, browser, os, device) "
                 "SELECT :org, 'site', CURRENT_TIMESTAMP, lower(hex(randomblob(16))), "
                 "'/' || lower(hex(randomblob(40))), 'example.com', 'Firefox', 'Linux', 'desktop' FROM n"),
@@ -78,7 +78,7 @@ def _fill_postgres(database: Database, target_bytes: int) -> None:
                 "INSERT INTO stats_events (org_id, site_id, at, visit_id, path, referrer, browser, os, device) "
                 "SELECT :org, 'site', now(), md5(random()::text), "
                 "'/' || md5(random()::text) || md5(random()::text) || md5(random()::text), "
-                "'example.com', 'Firefox', 'Linux', 'desktop' FROM generate_series(1, 200000)"), {"org": ORG})
+                "'example.com', 'Firefox', 'Linux', 'desktop' FROM generate_series(1, 50000)"), {"org": ORG})
 
 
 def _settings(url: str, base: Path) -> Settings:

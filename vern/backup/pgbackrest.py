@@ -170,8 +170,24 @@ def write_config(bs: BackupSettings, settings: Settings) -> Path:
     return path
 
 
+LOCK_RETRIES = 60  # seconds a command waits for a lock another pgBackRest process holds
+
+
 def run(bs: BackupSettings, settings: Settings, *args: str, timeout: int | None = None) -> str:
-    """One pgBackRest command on Vern's stanza; its standard output. Fails with its message."""
+    """One pgBackRest command on Vern's stanza; its standard output. Fails with its message.
+    While another pgBackRest process (an archive push in the background) holds the lock it
+    needs, it tries again once a second, for at most a minute."""
+    for _ in range(LOCK_RETRIES):
+        try:
+            return _run_once(bs, settings, *args, timeout=timeout)
+        except BackupError as exc:
+            if "unable to acquire lock" not in str(exc):
+                raise
+            time.sleep(1)
+    return _run_once(bs, settings, *args, timeout=timeout)
+
+
+def _run_once(bs: BackupSettings, settings: Settings, *args: str, timeout: int | None = None) -> str:
     argv = as_user(os_user(bs), [bs.pgbackrest_bin, f"--config={bs.config_path(settings)}",
                                  f"--stanza={bs.stanza}", *args])
     try:
