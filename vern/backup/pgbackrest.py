@@ -22,7 +22,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from vern.backup.settings import BackupSettings
 from vern.config import Settings
@@ -224,15 +223,6 @@ class PgInfo:
     wal_min: str | None = None
     wal_max: str | None = None
 
-    def window(self) -> tuple[datetime, datetime] | None:
-        """From the end of the oldest backup whose WAL is still kept, to the end of the newest
-        backup (and any time after it that archived WAL covers)."""
-        low = self.wal_min
-        with_wal = [b for b in self.backups if b.wal_start and low and b.wal_start[8:] >= low[8:]]
-        if not with_wal:
-            return None
-        return min(b.stopped for b in with_wal), max(b.stopped for b in self.backups)
-
 
 def _ts(value: int) -> datetime:
     return datetime.fromtimestamp(value, tz=UTC)
@@ -367,7 +357,3 @@ def url_on_port(url: str, port: int, database: str | None = None) -> str:
     if database is not None:
         parsed = parsed.set(database=database)
     return parsed.render_as_string(hide_password=False)
-
-
-def info_json_time(value: Any) -> str:
-    return _ts(int(value)).isoformat() if value else ""

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +125,6 @@ def run_backup(database: Database, settings: Settings, bs: BackupSettings | None
             pgbackrest.write_config(bs, settings)
             pgbackrest.run(bs, settings, "stanza-create")
             btype = "full" if (full if full is not None else _full_tonight(bs, started)) else "diff"
-            labels = []
             for repo in (1, 2):
                 pgbackrest.run(bs, settings, f"--type={btype}", f"--repo={repo}", "backup")
             found = pgbackrest.info(bs, settings)
@@ -179,7 +178,7 @@ def status(database: Database) -> dict[str, Any]:
         oldest = None
         if last is not None:
             bs = backup_settings()
-            since = utcnow() - _days(bs.pitr_days)
+            since = utcnow() - timedelta(days=bs.pitr_days)
             oldest = session.scalar(
                 select(BackupRun.recovery_point).where(
                     BackupRun.kind == "data", BackupRun.ok.is_(True),
@@ -198,12 +197,6 @@ def status(database: Database) -> dict[str, Any]:
         "drills": drills,
         "runs": runs,
     }
-
-
-def _days(n: int) -> Any:
-    from datetime import timedelta
-
-    return timedelta(days=n)
 
 
 # -- restore --------------------------------------------------------------------------------------
