@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - SQL text of this script's own constants
 """Benchmark of backups of Vern's own database: backup and restore time and size for a Vern
 database of 1 GB (``--quick``: 32 MB), on SQLite and on PostgreSQL.
 
@@ -123,11 +124,11 @@ def measure_postgresql(target_bytes: int) -> dict[str, Any] | None:
     port = pgbackrest.free_port()
     bs = BackupSettings(dir=base / "backups", offsite_dir=base / "offsite", scratch_dir=base / "scratch",
                         pg_data=data, pg_port=port, pg_socket=base / "s", os_user=user, pg_bin=binaries,
-                        cipher_pass="benk-passfrase-ikke-hemmelig",  # noqa: S106 - a throwaway cluster
+                        cipher_pass="benk-passfrase-ikke-hemmelig",
                         pgbackrest_config=base / "conf" / "pgbackrest.conf")
     url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/vern"
     settings = _settings(url, base)
-    subprocess.run(pgbackrest.as_user(user, [str(binaries / "initdb"), "-D", str(data), "-U", "postgres",  # noqa: S603
+    subprocess.run(pgbackrest.as_user(user, [str(binaries / "initdb"), "-D", str(data), "-U", "postgres",
                                              "--auth=trust", "--no-sync"]),
                    capture_output=True, check=True, timeout=300)
     cluster = pgbackrest.Cluster(data, port, user, binaries, base / "s")
