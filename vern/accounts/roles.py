@@ -61,6 +61,11 @@ class Perm(StrEnum):
     CONTROL_READ = "control.read"  # tasks, risks, DPIAs, changes, personnel, media, mappings
     CONTROL_WORK = "control.work"  # complete tasks and add evidence
     CONTROL_MANAGE = "control.manage"  # everything else, including four-eyes approvals
+    # -- backup and offboarding domains (issue 19) --
+    BACKUP_READ = "backup.read"  # backup state, runs and restore drills (vendor context)
+    OFFBOARDING_READ = "offboarding.read"
+    OFFBOARDING_MANAGE = "offboarding.manage"  # request, approve, run a contract's end
+    OFFBOARDING_CONFIRM = "offboarding.confirm"  # a customer's admin: delete before the notice ends
 
 
 _TENANT_COMMON = {Perm.SELF, Perm.ORG_READ}
@@ -117,6 +122,16 @@ IN_OWN_ORG[Role.SECURITY_OFFICER] = IN_OWN_ORG[Role.SECURITY_OFFICER] | _CONTROL
 IN_OWN_ORG[Role.PRIVACY_OFFICER] = IN_OWN_ORG[Role.PRIVACY_OFFICER] | _CONTROL_ALL
 IN_OWN_ORG[Role.SUPPORT] = IN_OWN_ORG[Role.SUPPORT] | {Perm.CONTROL_READ, Perm.CONTROL_WORK}
 IN_OWN_ORG[Role.AUDITOR] = IN_OWN_ORG[Role.AUDITOR] | {Perm.CONTROL_READ}
+# -- backup and offboarding domains (issue 19): vendor staff in their own organisation; a
+# customer's administrator confirms an early deletion of their own organisation.
+for _role, _extra in {
+    Role.OWNER: {Perm.BACKUP_READ, Perm.OFFBOARDING_READ, Perm.OFFBOARDING_MANAGE},
+    Role.SECURITY_OFFICER: {Perm.BACKUP_READ, Perm.OFFBOARDING_READ, Perm.OFFBOARDING_MANAGE},
+    Role.PRIVACY_OFFICER: {Perm.OFFBOARDING_READ, Perm.OFFBOARDING_MANAGE},
+    Role.AUDITOR: {Perm.BACKUP_READ, Perm.OFFBOARDING_READ},
+    Role.TENANT_ADMIN: {Perm.OFFBOARDING_CONFIRM},
+}.items():
+    IN_OWN_ORG[_role] = IN_OWN_ORG[_role] | _extra
 
 # Permissions of vendor staff after switching into a customer's organisation.
 VENDOR_IN_TENANT: dict[Role, frozenset[Perm]] = {

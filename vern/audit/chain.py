@@ -222,6 +222,13 @@ class Signer:
 
         return note.sign(note.checkpoint_text(origin, size, root), origin, self._private)
 
+    def sign_text(self, text: str, name: str) -> str:
+        """Any other statement Vern signs with the same key (a certificate of deletion), as a
+        C2SP signed note with ``name`` as key name; ``vkey(name)`` verifies it."""
+        from vern.audit import note
+
+        return note.sign(text, name, self._private)
+
     def vkey(self, origin: str) -> str:
         """The C2SP verifier key of the checkpoint notes (``origin+keyid+base64``)."""
         from vern.audit import note

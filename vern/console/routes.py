@@ -295,9 +295,11 @@ def overview(request: Request, actor: OrgReader, db: TenantDB) -> Response:
     }
     tokens = len([t for t in service.list_tokens(db) if t.revoked_at is None]) \
         if actor.can(Perm.TOKENS_MANAGE) else None
+    from vern.backup.service import overview_line
+
     return render(request, "console/overview.html", {
         "org": org, "role_label": ROLE_LABELS[actor.role], "counts": counts, "tokens": tokens,
-        "can_users": actor.can(Perm.USERS_READ),
+        "can_users": actor.can(Perm.USERS_READ), "backup": overview_line(request.app.state.db),
     })
 
 

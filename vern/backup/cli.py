@@ -1,0 +1,154 @@
+"""``vern backup …``: take, list, verify (restore drill) and restore backups of Vern's database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Backups of Vern's own database: run, list, verify, restore.",
+                  no_args_is_help=True)
+out = Console()
+
+
+def _open() -> Any:
+    from vern.cli import open_database, settings_or_exit
+
+    settings = settings_or_exit()
+    return open_database(settings), settings
+
+
+@app.command("configure")
+def configure_command() -> None:
+    """PostgreSQL: write pgbackrest.conf and print the archive settings for postgresql.conf."""
+    from vern.backup import pgbackrest
+    from vern.backup.settings import backup_settings
+    from vern.cli import fail
+
+    _database, settings = _open()
+    bs = backup_settings()
+    try:
+        path = pgbackrest.write_config(bs, settings)
+    except (pgbackrest.BackupError, OSError) as exc:
+        fail(str(exc))
+    out.print(f"wrote {path}")
+    try:
+        pgbackrest.run(bs, settings, "stanza-create")
+        out.print(f"stanza {bs.stanza} ready in both repositories")
+    except pgbackrest.BackupError as exc:
+        out.print(f"stanza not created yet (is PostgreSQL running?): {exc}", markup=False)
+    out.print("put these in postgresql.conf and restart PostgreSQL, then run `vern backup run`:")
+    out.print("  archive_mode = on\n  wal_level = replica")
+    out.print(f"  archive_command = '{pgbackrest.archive_command(bs, settings)}'", markup=False)
+
+
+@app.command("run")
+def run_command(
+    full: Annotated[bool, typer.Option(
+        "--full", help="PostgreSQL: a full backup, not a differential one")] = False,
+) -> None:
+    """Back up Vern's database to both repositories, then its data keys; apply retention."""
+    from vern.backup import service
+    from vern.cli import fail
+
+    database, settings = _open()
+    try:
+        run = service.run_backup(database, settings, full=True if full else None)
+    except service.BackupError as exc:
+        fail(f"backup failed (recorded): {exc}")
+    out.print(f"backup {run.label}: {run.engine}, {run.size_bytes / 1048576:.1f} MiB, "
+              f"{run.copies} copies, recovery point {run.recovery_point:%Y-%m-%d %H:%M:%S} UTC")
+
+
+@app.command("list")
+def list_command() -> None:
+    """The backups that can be restored, newest first, and the recovery window."""
+    from vern.backup import service
+    from vern.cli import fail
+
+    database, settings = _open()
+    try:
+        found = service.backups(database, settings)
+    except service.BackupError as exc:
+        fail(str(exc))
+    table = Table("label", "type", "recovery point (UTC)", "MiB", "copies")
+    for b in found:
+        table.add_row(b.label, b.type, f"{b.recovery_point:%Y-%m-%d %H:%M:%S}",
+                      f"{b.size_bytes / 1048576:.1f}", ", ".join(b.copies))
+    out.print(table)
+    state = service.status(database)
+    if state["window_start"] is not None:
+        out.print(f"recovery window: {state['window_start']:%Y-%m-%d %H:%M} – "
+                  f"{state['window_end']:%Y-%m-%d %H:%M} UTC")
+    if state["last_verified"] is not None:
+        out.print(f"last verified restore: {state['last_verified'].at:%Y-%m-%d %H:%M} UTC "
+                  f"({state['last_verified'].label})")
+
+
+@app.command("verify")
+def verify_command(
+    label: Annotated[str | None, typer.Option(help="The backup to check (default: the newest)")] = None,
+    replay: Annotated[list[str] | None, typer.Option(
+        "--replay", help="Also run `vern rights replay` for this product database (NAME in the map) "
+                         "from the backup's recovery point; repeat for several")] = None,
+) -> None:
+    """Restore drill: restore into a scratch database, check the audit trail and the rows per
+    table, record the result as evidence."""
+    from vern.backup import service
+    from vern.cli import fail
+
+    database, settings = _open()
+    result = service.verify(database, settings, label=label)
+    out.print(f"restore drill of {result.label or '-'}: {'passed' if result.ok else 'FAILED'} "
+              f"in {result.seconds:.1f} s; audit trail {'verified' if result.audit_ok else 'NOT verified'}")
+    for name, n in sorted(result.counts.items()):
+        out.print(f"  {name}: {n['restored']} rows (at backup: {n['backup']})")
+    if result.keys:
+        out.print(f"  data keys: {result.keys['destroyed']} destroyed again, "
+                  f"{result.keys['added']} added, {result.keys['kept']} kept")
+    out.print(result.hint, markup=False)
+    if replay and result.recovery_point is not None:
+        from vern.rights.cli import replay_command
+
+        for name in replay:
+            replay_command(database=name, since=result.recovery_point.isoformat(), url=None)
+    if not result.ok:
+        fail(f"the drill failed (recorded): {result.problem}")
+
+
+@app.command("restore")
+def restore_command(
+    label: Annotated[str | None, typer.Option(help="The backup to restore (default: the newest)")] = None,
+    at: Annotated[str | None, typer.Option(help="Point in time (ISO, UTC when no offset is given)")] = None,
+    target: Annotated[Path | None, typer.Option(
+        help="SQLite: the file to write; PostgreSQL: the data directory (default: the live one)")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Overwrite the live database (stop Vern first)")] = False,
+) -> None:
+    """Restore a backup; the data keys are brought to their newest state (no erased person comes back)."""
+    from vern.backup import service
+    from vern.cli import fail
+    from vern.errors import Conflict
+
+    moment = None
+    if at is not None:
+        try:
+            moment = datetime.fromisoformat(at)
+        except ValueError:
+            fail(f"--at: not an ISO time: {at!r}", 2)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+    database, settings = _open()
+    try:
+        done = service.restore(database, settings, label=label, at=moment, target=target, force=force)
+    except Conflict as exc:
+        fail(f"--force: {exc.detail}", 2)
+    except service.BackupError as exc:
+        fail(str(exc))
+    out.print(f"restored {done.label} into {done.target}; data keys from {done.key_source}: "
+              f"{done.keys.get('destroyed', 0)} destroyed again, {done.keys.get('added', 0)} added")
+    out.print(service.REPLAY_HINT, markup=False)

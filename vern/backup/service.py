@@ -1,0 +1,446 @@
+"""Backups of Vern's own database: run, list, restore, and the restore drill (``verify``).
+
+Every backup, restore and drill is recorded in ``backup_runs``/``backup_drills`` and in the
+audit trail, in one transaction. On PostgreSQL the work is pgBackRest's
+(``vern.backup.pgbackrest``); on SQLite the online backup API's (``vern.backup.sqlite_backup``).
+The data keys are backed up apart after each data backup (``vern.backup.keys``) and put back,
+never resurrected, after every restore.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy.engine import make_url
+
+from vern.audit.service import record
+from vern.backup import keys, pgbackrest, sqlite_backup
+from vern.backup.models import BackupRun, RestoreDrill
+from vern.backup.pgbackrest import BackupError
+from vern.backup.settings import BackupSettings, backup_settings
+from vern.config import Settings
+from vern.db import Database, Scope, utcnow
+from vern.errors import Conflict
+
+__all__ = ["BackupError", "BackupInfo", "DrillResult", "backups", "engine_kind", "restore",
+           "run_backup", "status", "verify"]
+
+REPLAY_HINT = ("Product databases restored from a backup of their own: run `vern rights replay "
+               "--database NAME --since TIME` to erase again everyone erased since that backup.")
+
+
+def engine_kind(database: Database) -> str:
+    return "sqlite" if database.engine.dialect.name == "sqlite" else "postgresql"
+
+
+def _sqlite_file(url: str) -> Path:
+    name = make_url(url).database
+    if not name or name == ":memory:":
+        raise BackupError("an in-memory SQLite database cannot be backed up")
+    return Path(name).resolve()
+
+
+def _dirs(bs: BackupSettings, settings: Settings, sub: str) -> list[Path]:
+    return [bs.base(settings) / sub, bs.offsite(settings) / sub]
+
+
+def row_counts(engine: Engine) -> dict[str, int]:
+    """Rows per table of Vern's database (system work on a bare connection)."""
+    with engine.connect() as conn:
+        names = sorted(inspect(conn).get_table_names())
+        return {n: int(conn.execute(text(f'SELECT count(*) FROM "{n}"')).scalar() or 0)  # noqa: S608
+                for n in names}
+
+
+@dataclass
+class BackupInfo:
+    """One data backup as the tools see it (files or pgBackRest's repositories)."""
+
+    label: str
+    engine: str
+    recovery_point: datetime
+    size_bytes: int
+    copies: list[str]
+    type: str = "full"
+
+
+# -- run ------------------------------------------------------------------------------------------
+
+
+def _record_run(database: Database, run: BackupRun, actor_user_id: str | None) -> None:
+    with database.transaction(Scope.system("backup evidence")) as session:
+        session.add(run)
+        record(session, f"backup.{run.kind}_backup", org_id=None, actor_user_id=actor_user_id,
+               resource=f"backup:{run.label}", outcome="success" if run.ok else "failure",
+               details={"new": {"engine": run.engine, "size_bytes": run.size_bytes,
+                                "copies": run.copies, "error": run.error}})
+
+
+def _key_backup(database: Database, settings: Settings, bs: BackupSettings, engine: str,
+                actor_user_id: str | None) -> BackupRun:
+    label = sqlite_backup.label_for(utcnow())
+    rows = keys.snapshot(database.engine)
+    paths = keys.write(rows, label, _dirs(bs, settings, "keys"))
+    pruned = keys.prune(_dirs(bs, settings, "keys"), bs.key_keep_days)
+    run = BackupRun(kind="keys", engine=engine, label=label, finished_at=utcnow(),
+                    recovery_point=utcnow(), ok=True, size_bytes=sum(p.stat().st_size for p in paths),
+                    copies=len(paths), detail={"keys": len(rows), "pruned": pruned,
+                                               "paths": [str(p) for p in paths]})
+    _record_run(database, run, actor_user_id)
+    return run
+
+
+def _full_tonight(bs: BackupSettings, now: datetime) -> bool:
+    return now.weekday() == bs.full_weekday
+
+
+def run_backup(database: Database, settings: Settings, bs: BackupSettings | None = None, *,
+               actor_user_id: str | None = None, full: bool | None = None) -> BackupRun:
+    """One data backup of Vern's database to both repositories, then a backup of the data keys;
+    retention applied. Recorded (also when it fails, then raised)."""
+    bs = bs or backup_settings()
+    kind = engine_kind(database)
+    started = utcnow()
+    run = BackupRun(kind="data", engine=kind, label="", started_at=started)
+    try:
+        if kind == "sqlite":
+            dirs = _dirs(bs, settings, "sqlite")
+            taken = sqlite_backup.take(_sqlite_file(database.url), dirs)
+            gone = sqlite_backup.expired(sqlite_backup.listing(dirs), bs.pitr_days, bs.weekly_weeks)
+            for old in gone:
+                sqlite_backup.remove(old)
+            run.label, run.recovery_point = taken.label, taken.recovery_point
+            run.size_bytes, run.copies = taken.size_bytes, len(taken.paths)
+            run.detail = {"counts": taken.counts, "paths": [str(p) for p in taken.paths],
+                          "expired": [b.label for b in gone], "sha256": taken.sha256}
+        else:
+            pgbackrest.write_config(bs, settings)
+            pgbackrest.run(bs, settings, "stanza-create")
+            btype = "full" if (full if full is not None else _full_tonight(bs, started)) else "diff"
+            for repo in (1, 2):
+                pgbackrest.run(bs, settings, f"--type={btype}", f"--repo={repo}", "backup")
+            found = pgbackrest.info(bs, settings)
+            newest = sorted(found.backups, key=lambda b: b.stopped)[-2:]
+            labels = [f"repo{b.repo}:{b.label}" for b in newest]
+            last = newest[-1]
+            run.label = last.label
+            run.recovery_point = last.stopped
+            run.size_bytes = sum(b.repo_size_bytes for b in newest)
+            run.copies = len(newest)
+            run.detail = {"counts": row_counts(database.engine), "backups": labels,
+                          "type": last.type, "database_bytes": last.size_bytes}
+        run.ok = True
+        run.finished_at = utcnow()
+    except (BackupError, OSError, ValueError) as exc:
+        run.ok, run.error, run.finished_at = False, str(exc)[:2000], utcnow()
+        run.label = run.label or sqlite_backup.label_for(started)
+        _record_run(database, run, actor_user_id)
+        raise BackupError(str(exc)) from exc
+    _record_run(database, run, actor_user_id)
+    _key_backup(database, settings, bs, kind, actor_user_id)
+    return run
+
+
+# -- list and status ------------------------------------------------------------------------------
+
+
+def backups(database: Database, settings: Settings, bs: BackupSettings | None = None) -> list[BackupInfo]:
+    """Every data backup that can be restored, newest first."""
+    bs = bs or backup_settings()
+    if engine_kind(database) == "sqlite":
+        return [BackupInfo(b.label, "sqlite", b.recovery_point, b.size_bytes,
+                           [str(p) for p in b.paths])
+                for b in sqlite_backup.listing(_dirs(bs, settings, "sqlite"))]
+    found = pgbackrest.info(bs, settings)
+    return [BackupInfo(b.label, "postgresql", b.stopped, b.repo_size_bytes, [f"repo{b.repo}"], b.type)
+            for b in sorted(found.backups, key=lambda b: b.stopped, reverse=True)]
+
+
+def status(database: Database) -> dict[str, Any]:
+    """What the console shows: the last backup, the last verified restore, the recovery window
+    (from the recorded evidence; no repository is read)."""
+    with database.transaction(Scope.system("backup status")) as session:
+        last = session.scalar(select(BackupRun).where(BackupRun.kind == "data", BackupRun.ok.is_(True))
+                              .order_by(BackupRun.started_at.desc()).limit(1))
+        failed = session.scalar(select(BackupRun).where(BackupRun.kind == "data")
+                                .order_by(BackupRun.started_at.desc()).limit(1))
+        drill = session.scalar(select(RestoreDrill).where(RestoreDrill.ok.is_(True))
+                               .order_by(RestoreDrill.at.desc()).limit(1))
+        last_drill = session.scalar(select(RestoreDrill).order_by(RestoreDrill.at.desc()).limit(1))
+        oldest = None
+        if last is not None:
+            bs = backup_settings()
+            since = utcnow() - timedelta(days=bs.pitr_days)
+            oldest = session.scalar(
+                select(BackupRun.recovery_point).where(
+                    BackupRun.kind == "data", BackupRun.ok.is_(True),
+                    BackupRun.recovery_point >= since).order_by(BackupRun.recovery_point).limit(1))
+        drills = list(session.scalars(select(RestoreDrill).order_by(RestoreDrill.at.desc()).limit(10)))
+        runs = list(session.scalars(select(BackupRun).order_by(BackupRun.started_at.desc()).limit(20)))
+        session.expunge_all()
+    return {
+        "last_backup": last,
+        "last_attempt_failed": failed is not None and not failed.ok,
+        "last_error": failed.error if failed is not None and not failed.ok else None,
+        "last_verified": drill,
+        "last_drill_failed": last_drill is not None and not last_drill.ok,
+        "window_start": oldest,
+        "window_end": last.recovery_point if last is not None else None,
+        "drills": drills,
+        "runs": runs,
+    }
+
+
+# -- restore --------------------------------------------------------------------------------------
+
+
+def _key_state(database: Database | None, bs: BackupSettings,
+               settings: Settings) -> tuple[str, list[dict[str, Any]]]:
+    """The newest key state: the live table when it answers, else the newest key backup."""
+    if database is not None:
+        with contextlib.suppress(Exception):
+            return "live", keys.snapshot(database.engine)
+    found = keys.newest(_dirs(bs, settings, "keys"))
+    if found is None:
+        raise BackupError("no key state: the live database does not answer and there is no key backup "
+                          "(without one no restored value could be read; nothing was restored)")
+    return f"key backup {found[0]}", found[1]
+
+
+@dataclass
+class Restored:
+    label: str
+    recovery_point: datetime | None
+    target: str
+    keys: dict[str, int] = field(default_factory=dict)
+    key_source: str = ""
+
+
+def restore(database: Database, settings: Settings, bs: BackupSettings | None = None, *,
+            label: str | None = None, at: datetime | None = None, target: Path | None = None,
+            force: bool = False, actor_user_id: str | None = None) -> Restored:
+    """Restore a backup (``label``, or the newest at or before ``at``, or the newest) into
+    ``target``: a SQLite file, or a PostgreSQL data directory. Onto the live database only with
+    ``force``. Keys reconciled after. Recorded in the audit trail."""
+    bs = bs or backup_settings()
+    kind = engine_kind(database)
+    source, state = _key_state(database, bs, settings)
+    if kind == "sqlite":
+        live = _sqlite_file(database.url)
+        dest = (target or live).resolve()
+        if dest == live and not force:
+            raise Conflict(detail="refused: this would overwrite the live database; stop Vern and "
+                                  "give --force, or restore to another --target")
+        chosen = sqlite_backup.pick(_dirs(bs, settings, "sqlite"), label, at)
+        if chosen is None:
+            raise BackupError("no such backup" if label else "no backup at or before that time")
+        staging = sqlite_backup.restore_file(chosen, dest)
+        engine = Database(f"sqlite:///{staging}")
+        try:
+            counts = keys.reconcile(engine.engine, state)
+        finally:
+            engine.dispose()
+        if dest == live:
+            database.dispose()
+            for suffix in ("-wal", "-shm"):
+                Path(str(dest) + suffix).unlink(missing_ok=True)
+        staging.replace(dest)
+        result = Restored(chosen.label, chosen.recovery_point, str(dest), counts, source)
+    else:
+        if bs.pg_data is None:
+            raise BackupError("VERN_BACKUP_PG_DATA is not set")
+        dest = Path(target or bs.pg_data)
+        live_restore = dest.resolve() == bs.pg_data.resolve()
+        if live_restore and not force:
+            raise Conflict(detail="refused: this would overwrite the live database; stop PostgreSQL "
+                                  "and give --force, or restore to another --target")
+        pgbackrest.write_config(bs, settings)
+        result = _pg_restore(database, settings, bs, dest, label=label, at=at, state=state,
+                             live=live_restore)
+        result.key_source = source
+    with contextlib.suppress(Exception), database.transaction(Scope.system("backup restore")) as session:
+        record(session, "backup.restored", org_id=None, actor_user_id=actor_user_id,
+               resource=f"backup:{result.label}",
+               details={"new": {"target": result.target, "keys": result.keys, "key_source": source,
+                                "recovery_point": result.recovery_point.isoformat()
+                                if result.recovery_point else None}})
+    return result
+
+
+def _pg_restore(database: Database, settings: Settings, bs: BackupSettings, dest: Path, *,
+                label: str | None, at: datetime | None, state: list[dict[str, Any]], live: bool,
+                keep_running: bool = False) -> Restored:
+    user = pgbackrest.os_user(bs)
+    if not live:
+        if dest.exists() and any(dest.iterdir()):
+            raise BackupError(f"--target {dest}: not empty")
+        pgbackrest.give_to(dest, user, 0o700)
+    pgbackrest.restore(bs, settings, dest, label=label, at=at, delta=live, scratch=not live)
+    found = pgbackrest.info(bs, settings)
+    chosen = next((b for b in found.backups if b.label == label), None) if label else None
+    point = at or (chosen.stopped if chosen else max((b.stopped for b in found.backups), default=None))
+    # Start it where no client can reach it (a loopback port of its own, a private socket
+    # directory), bring the keys to the newest state, stop it.
+    sockets = Path(tempfile.mkdtemp(prefix="vern-restore-", dir=bs.scratch(settings).parent
+                                    if bs.scratch(settings).parent.exists() else None))
+    sockets.chmod(0o711)
+    pgbackrest.give_to(sockets / "s", user, 0o700)
+    cluster = pgbackrest.Cluster(dest, pgbackrest.free_port(), user, pgbackrest.pg_bin(bs), sockets / "s")
+    url = pgbackrest.url_on_port(database.url, cluster.port)
+    try:
+        cluster.start("-c archive_mode=off")
+        cluster.wait_promoted(url)
+        restored = Database(url)
+        try:
+            counts = keys.reconcile(restored.engine, state)
+        finally:
+            restored.dispose()
+    finally:
+        cluster.stop()
+        shutil.rmtree(sockets, ignore_errors=True)
+    return Restored(label or (chosen.label if chosen else "newest"), point, str(dest), counts)
+
+
+# -- the restore drill ----------------------------------------------------------------------------
+
+
+@dataclass
+class DrillResult:
+    ok: bool
+    label: str
+    recovery_point: datetime | None
+    audit_ok: bool
+    counts: dict[str, Any]
+    problem: str | None
+    seconds: float
+    keys: dict[str, int] = field(default_factory=dict)
+    hint: str = REPLAY_HINT
+
+
+def _counts_at_backup(database: Database, label: str) -> dict[str, int] | None:
+    with database.transaction(Scope.system("backup drill")) as session:
+        run = session.scalar(select(BackupRun).where(BackupRun.kind == "data", BackupRun.label == label,
+                                                     BackupRun.ok.is_(True)))
+        return dict((run.detail or {}).get("counts") or {}) if run is not None else None
+
+
+def _check(restored: Database, settings: Settings, expected: dict[str, int] | None,
+           exact: bool) -> tuple[bool, dict[str, Any], list[str]]:
+    from vern.audit.verify import verify as verify_trail
+
+    problems: list[str] = []
+    report = verify_trail(restored, settings, files=False)
+    if not report.ok:
+        problems.append(f"audit trail: {report.problem}")
+    found = row_counts(restored.engine)
+    counts: dict[str, Any] = {}
+    for name, n in sorted((expected or {}).items()):
+        if name == "data_keys":
+            continue
+        got = found.get(name)
+        counts[name] = {"backup": n, "restored": got}
+        if got is None:
+            problems.append(f"table {name}: missing in the restore")
+        elif exact and got != n:
+            problems.append(f"table {name}: {got} rows restored, {n} at backup")
+    for name, n in found.items():
+        counts.setdefault(name, {"backup": None, "restored": n})
+    if expected is None:
+        problems.append("no row counts recorded for this backup (taken elsewhere?)")
+    return report.ok, counts, problems
+
+
+def verify(  # noqa: PLR0915 - one drill, both engines, one record at the end
+        database: Database, settings: Settings, bs: BackupSettings | None = None, *,
+           label: str | None = None, actor_user_id: str | None = None) -> DrillResult:
+    """Restore the newest backup (or ``label``) into a scratch database, put the keys back, check
+    the audit trail and the rows per table against those counted at backup; record the result
+    (``backup_drills`` and the audit trail). The scratch copy is removed after."""
+    bs = bs or backup_settings()
+    kind = engine_kind(database)
+    began = time.monotonic()
+    scratch_root = bs.scratch(settings)
+    scratch_root.mkdir(parents=True, exist_ok=True)
+    scratch_root.chmod(0o711)
+    work = Path(tempfile.mkdtemp(prefix="drill-", dir=scratch_root))
+    work.chmod(0o711)
+    result_label, point, audit_ok = label or "", None, False
+    counts: dict[str, Any] = {}
+    problems: list[str] = []
+    key_counts: dict[str, int] = {}
+    try:
+        _source, state = _key_state(database, bs, settings)
+        if kind == "sqlite":
+            chosen = sqlite_backup.pick(_dirs(bs, settings, "sqlite"), label)
+            if chosen is None:
+                raise BackupError("no backup to verify: run `vern backup run` first")
+            result_label, point = chosen.label, chosen.recovery_point
+            staging = sqlite_backup.restore_file(chosen, work / "vern.db")
+            restored = Database(f"sqlite:///{staging}")
+            try:
+                key_counts = keys.reconcile(restored.engine, state)
+                audit_ok, counts, problems = _check(restored, settings,
+                                                    _counts_at_backup(database, chosen.label), exact=True)
+            finally:
+                restored.dispose()
+        else:
+            found = pgbackrest.info(bs, settings)
+            if not found.backups:
+                raise BackupError("no backup to verify: run `vern backup run` first")
+            chosen_pg = (next((b for b in found.backups if b.label == label), None) if label
+                         else max(found.backups, key=lambda b: b.stopped))
+            if chosen_pg is None:
+                raise BackupError(f"no backup {label}")
+            result_label, point = chosen_pg.label, chosen_pg.stopped
+            user = pgbackrest.os_user(bs)
+            data = work / "data"
+            pgbackrest.give_to(data, user, 0o700)
+            pgbackrest.give_to(work / "s", user, 0o700)
+            pgbackrest.restore(bs, settings, data, label=chosen_pg.label, scratch=True)
+            cluster = pgbackrest.Cluster(data, pgbackrest.free_port(), user, pgbackrest.pg_bin(bs),
+                                         work / "s")
+            url = pgbackrest.url_on_port(database.url, cluster.port)
+            with pgbackrest.running(cluster, "-c archive_mode=off"):
+                cluster.wait_promoted(url)
+                restored = Database(url)
+                try:
+                    key_counts = keys.reconcile(restored.engine, state)
+                    audit_ok, counts, problems = _check(restored, settings,
+                                                        _counts_at_backup(database, chosen_pg.label),
+                                                        exact=False)
+                finally:
+                    restored.dispose()
+    except (BackupError, OSError, ValueError) as exc:
+        problems.append(str(exc))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    seconds = time.monotonic() - began
+    result = DrillResult(not problems, result_label, point, audit_ok, counts,
+                         "; ".join(problems)[:2000] or None, seconds, key_counts)
+    with database.transaction(Scope.system("backup drill evidence")) as session:
+        session.add(RestoreDrill(engine=kind, label=result_label or "-", recovery_point=point,
+                                 ok=result.ok, audit_ok=audit_ok, seconds=round(seconds),
+                                 counts=counts, problem=result.problem, actor_user_id=actor_user_id))
+        record(session, "backup.verified", org_id=None, actor_user_id=actor_user_id,
+               resource=f"backup:{result_label or '-'}", outcome="success" if result.ok else "failure",
+               details={"new": {"audit_ok": audit_ok, "keys": key_counts, "problem": result.problem}})
+    return result
+
+
+def overview_line(database: Database) -> dict[str, Any]:
+    """What a customer's overview says of backups: when the last one was taken and the last
+    restore verified, and how far back a restore reaches (no names, no paths)."""
+    state = status(database)
+    return {
+        "last": state["last_backup"].recovery_point if state["last_backup"] is not None else None,
+        "verified": state["last_verified"].at if state["last_verified"] is not None else None,
+        "pitr_days": backup_settings().pitr_days,
+    }

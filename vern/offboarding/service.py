@@ -1,0 +1,431 @@
+"""The end of a customer's contract (GDPR Art. 28(3)(g)): requested by one of the vendor's staff,
+approved by another, the customer's data exported, a notice period, then every row of the
+customer deleted - in Vern (every tenant-scoped table) and in the product databases through the
+published map - in bounded, resumable steps, and a certificate of deletion signed with the audit
+trail's checkpoint key, kept after the customer is gone.
+
+Nothing of another customer is touched: Vern's rows are chosen by ``org_id``; a product's rows by
+the customer's product key through the rights domain's connections (its tenancy model: a column,
+a schema or a database per customer, or a database of that customer alone).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zipfile
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Table, delete, select
+from sqlalchemy.orm import Session
+
+from vern.audit.service import record
+from vern.config import Settings
+from vern.db import Base, Database, Scope, TenantScoped, import_models, utcnow
+from vern.errors import Conflict, InvalidInput, NotFound
+from vern.i18n import N_
+from vern.offboarding.models import Offboarding
+
+# The states an offboarding passes through, as the console names them.
+STATUSES = [N_("requested"), N_("approved"), N_("deleting"), N_("deleted"), N_("cancelled")]
+CERTIFICATE_HEADER = "vern certificate of deletion v1"
+MAX_NOTICE_DAYS = 365
+_WHY = "offboarding: the rows of the customer whose contract ended"
+KEPT = [
+    "audit records of the customer's organisation, until the audit retention period ends",
+    "this offboarding record with its certificate of deletion (legal-5y)",
+    "the organisation's row (id and name), so that the certificate can name it",
+]
+
+
+def export_dir(settings: Settings) -> Path:
+    return Path(settings.data_dir) / "offboarding"
+
+
+def _get(session: Session, offboarding_id: str) -> Offboarding:
+    found = session.get(Offboarding, offboarding_id)
+    if found is None:
+        raise NotFound(detail="no such offboarding")
+    return found
+
+
+def get(session: Session, offboarding_id: str) -> Offboarding:
+    return _get(session, offboarding_id)
+
+
+def list_all(session: Session) -> list[Offboarding]:
+    return list(session.scalars(select(Offboarding).order_by(Offboarding.requested_at.desc())))
+
+
+def open_for(session: Session, org_id: str) -> Offboarding | None:
+    """The customer's offboarding in progress (not cancelled, not finished), if any."""
+    return session.scalar(select(Offboarding).where(
+        Offboarding.customer_org_id == org_id,
+        Offboarding.status.in_(("requested", "approved", "deleting"))))
+
+
+def _audit(session: Session, action: str, ob: Offboarding, actor_user_id: str | None,
+           details: dict[str, Any] | None = None) -> None:
+    # Recorded under the vendor (org_id None): the customer's own trail goes with the customer.
+    record(session, f"offboarding.{action}", org_id=None, actor_user_id=actor_user_id,
+           resource=f"offboarding:{ob.id}",
+           details={"customer_org_id": ob.customer_org_id, **(details or {})})
+
+
+def request(session: Session, *, org_id: str, notice_days: int, reason: str,
+            actor_user_id: str | None) -> Offboarding:
+    """Ask to end a customer's contract. Another person must approve it."""
+    from vern.accounts.roles import OrgKind
+    from vern.accounts.service import get_organisation
+
+    if not 0 <= notice_days <= MAX_NOTICE_DAYS:
+        raise InvalidInput.on("notice_days", "give 0-%(n)s days", n=MAX_NOTICE_DAYS)
+    reason = reason.strip()
+    if len(reason) > 500:
+        raise InvalidInput.on("reason", "at most 500 characters")
+    try:
+        org = get_organisation(session, org_id)
+    except NotFound as exc:
+        raise InvalidInput.on("org_id", "no such customer organisation") from exc
+    if org.kind != OrgKind.TENANT:
+        raise InvalidInput.on("org_id", "only a customer organisation can be offboarded")
+    if open_for(session, org_id) is not None:
+        raise Conflict(detail="this customer's offboarding is already under way")
+    ob = Offboarding(customer_org_id=org_id, customer_name=org.name, notice_days=notice_days,
+                     reason=reason, requested_by=actor_user_id, status="requested")
+    session.add(ob)
+    session.flush()
+    _audit(session, "requested", ob, actor_user_id, {"notice_days": notice_days})
+    return ob
+
+
+def approve(session: Session, offboarding_id: str, *, actor_user_id: str | None,
+            now: datetime | None = None) -> Offboarding:
+    """The second person's approval; the notice period starts now."""
+    ob = _get(session, offboarding_id)
+    if ob.status != "requested":
+        raise Conflict(detail="only a requested offboarding can be approved (it is %(status)s)",
+                       params={"status": ob.status})
+    if actor_user_id is None or actor_user_id == ob.requested_by:
+        raise Conflict(detail="refused: the person who asked to end the contract cannot approve it; "
+                              "another member of staff must")
+    moment = now or utcnow()
+    ob.status, ob.approved_by, ob.approved_at = "approved", actor_user_id, moment
+    ob.notice_ends_at = moment + timedelta(days=ob.notice_days)
+    _audit(session, "approved", ob, actor_user_id, {"notice_ends_at": ob.notice_ends_at.isoformat()})
+    return ob
+
+
+def cancel(session: Session, offboarding_id: str, *, actor_user_id: str | None) -> Offboarding:
+    ob = _get(session, offboarding_id)
+    if ob.status not in ("requested", "approved"):
+        raise Conflict(detail="only an offboarding not yet deleting can be cancelled")
+    ob.status = "cancelled"
+    _audit(session, "cancelled", ob, actor_user_id)
+    return ob
+
+
+def confirm_early(session: Session, *, org_id: str, actor_user_id: str | None) -> Offboarding:
+    """The customer's administrator agrees to deletion before the notice period ends."""
+    ob = open_for(session, org_id)
+    if ob is None or ob.status != "approved":
+        raise Conflict(detail="there is no approved end of contract for this organisation to confirm")
+    ob.confirmed_by, ob.confirmed_at = actor_user_id, utcnow()
+    _audit(session, "confirmed_early", ob, actor_user_id)
+    return ob
+
+
+# -- export -------------------------------------------------------------------------------------
+
+
+def tenant_tables() -> list[Table]:
+    """Every tenant-scoped table of Vern, in the order rows can be deleted (referring first)."""
+    import_models()
+    scoped = {str(getattr(m.local_table, "name", "")) for m in Base.registry.mappers
+              if issubclass(m.class_, TenantScoped)}
+    return [t for t in reversed(Base.metadata.sorted_tables) if t.name in scoped]
+
+
+def _plain(value: Any) -> Any:
+    from vern.crypto import PII
+
+    if isinstance(value, PII):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def _product_targets(database: Database, org_id: str) -> tuple[str | None, list[str]]:
+    """The customer's product key and the product tables to empty (``system.db:table``), from
+    the published map; ``(None, [])`` when no map is published."""
+    from vern.rights.service import policy_for, published_map_or_none
+
+    data_map = published_map_or_none(database)
+    if data_map is None:
+        return None, []
+    with database.transaction(Scope.tenant(org_id)) as session:
+        key = policy_for(session, org_id).product_tenant_key
+    targets = []
+    for definition in data_map.databases():
+        if not definition.tenancy.owns(key):
+            continue
+        targets += [f"{definition.qualified}:{name}" for name in definition.erasure_order()]
+    return key, targets
+
+
+def _product(database: Database, qualified: str, key: str) -> Any:
+    from vern.rights.connectors import product_db
+    from vern.rights.service import published_map_or_none
+
+    data_map = published_map_or_none(database)
+    if data_map is None:
+        raise Conflict(detail="the product map is no longer published")
+    definition = next(d for d in data_map.databases() if d.qualified == qualified)
+    return definition, product_db(definition, None, key)
+
+
+def export(database: Database, settings: Settings, offboarding_id: str, *,
+           actor_user_id: str | None) -> Path:
+    """A ZIP of JSON files: every tenant-scoped table of Vern (the customer's rows, personal
+    fields opened) and every mapped product table (the customer's rows). Mode 0600; its SHA-256
+    is recorded."""
+    with database.transaction(Scope.system("offboarding export")) as session:
+        ob = _get(session, offboarding_id)
+        if ob.status not in ("approved", "deleting"):
+            raise Conflict(detail="the export is made after approval")
+        org_id = ob.customer_org_id
+    directory = export_dir(settings)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"offboarding-{offboarding_id}.zip"
+    partial = path.with_suffix(".partial")
+    counts: dict[str, int] = {}
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as archive:
+        with database.transaction(Scope.system("offboarding export")) as session:
+            for table in reversed(tenant_tables()):
+                rows = [{k: _plain(v) for k, v in r._mapping.items()} for r in session.execute(
+                    select(table).where(table.c.org_id == org_id)
+                    .execution_options(cross_tenant=_WHY))]
+                counts[f"vern.{table.name}"] = len(rows)
+                archive.writestr(f"vern/{table.name}.json", json.dumps(rows, ensure_ascii=False, indent=1))
+        key, targets = _product_targets(database, org_id)
+        for target in targets:
+            qualified, name = target.split(":", 1)
+            definition, pdb = _product(database, qualified, key or "")
+            mt = definition.tables[name]
+            table = pdb.table(name)
+            from vern.rights.connectors import coerce
+
+            with pdb.connect() as conn:
+                rows = [{k: _plain(v) for k, v in r.items()} for r in conn.execute(
+                    select(table).where(pdb.tenant_of(table, mt) == coerce(pdb.tenant_of(table, mt), key))
+                ).mappings()]
+            counts[f"product.{qualified}.{name}"] = len(rows)
+            archive.writestr(f"product/{qualified}/{name}.json",
+                             json.dumps(rows, ensure_ascii=False, indent=1, default=str))
+        archive.writestr("manifest.json", json.dumps({
+            "customer_org_id": org_id, "offboarding_id": offboarding_id,
+            "made_at": utcnow().isoformat(), "rows": counts}, indent=1))
+    partial.replace(path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    with database.transaction(Scope.system("offboarding export")) as session:
+        ob = _get(session, offboarding_id)
+        ob.export_path, ob.export_sha256, ob.exported_at = str(path), digest, utcnow()
+        _audit(session, "exported", ob, actor_user_id, {"sha256": digest, "rows": sum(counts.values())})
+    return path
+
+
+# -- deletion -----------------------------------------------------------------------------------
+
+
+def start_deletion(database: Database, offboarding_id: str, *, actor_user_id: str | None,
+                   now: datetime | None = None) -> Offboarding:
+    """Begin deleting: only after approval and the export, and when the notice period has ended
+    or the customer's administrator confirmed earlier."""
+    moment = now or utcnow()
+    with database.transaction(Scope.system("offboarding start")) as session:
+        ob = _get(session, offboarding_id)
+        if ob.status == "deleting":
+            return ob
+        if ob.status != "approved":
+            raise Conflict(detail="only an approved offboarding can be deleted (it is %(status)s)",
+                           params={"status": ob.status})
+        if ob.exported_at is None:
+            raise Conflict(detail="export the customer's data first")
+        if ob.confirmed_at is None and ob.notice_ends_at is not None and moment < ob.notice_ends_at:
+            raise Conflict(detail="the notice period ends %(day)s; deletion cannot start before then "
+                                  "unless the customer's administrator confirms",
+                           params={"day": ob.notice_ends_at.date().isoformat()})
+        org_id = ob.customer_org_id
+    key, targets = _product_targets(database, org_id)
+    with database.transaction(Scope.system("offboarding start")) as session:
+        ob = _get(session, offboarding_id)
+        ob.status, ob.deletion_started_at = "deleting", moment
+        steps = [f"vern:{t.name}" for t in tenant_tables()] + [f"product:{t}" for t in targets]
+        ob.progress = {"steps": steps,
+                       "at": 0, "key": key, "deleted": {}}
+        _audit(session, "deletion_started", ob, actor_user_id, {"steps": len(ob.progress["steps"])})
+    return ob
+
+
+def _delete_vern(database: Database, table: Table, org_id: str, batch: int) -> int:
+    pk = list(table.primary_key.columns)
+    with database.transaction(Scope.system("offboarding delete")) as session:
+        if len(pk) == 1:
+            ids = list(session.scalars(select(pk[0]).where(table.c.org_id == org_id).limit(batch)
+                                       .execution_options(cross_tenant=_WHY)))
+            if not ids:
+                return 0
+            done = session.execute(delete(table).where(table.c.org_id == org_id, pk[0].in_(ids))
+                                   .execution_options(cross_tenant=_WHY))
+        else:
+            done = session.execute(delete(table).where(table.c.org_id == org_id)
+                                   .execution_options(cross_tenant=_WHY))
+        return int(getattr(done, "rowcount", 0) or 0)
+
+
+def _delete_product(database: Database, target: str, key: str, batch: int) -> int:
+    from vern.rights.connectors import coerce
+
+    qualified, name = target.split(":", 1)
+    definition, pdb = _product(database, qualified, key)
+    mt = definition.tables[name]
+    table = pdb.table(name)
+    tenant = pdb.tenant_of(table, mt)
+    value = coerce(tenant, key)
+    keys = [table.c[k] for k in pdb.key_columns(mt)]
+    with pdb.engine.begin() as conn:
+        if len(keys) == 1:
+            ids = list(conn.scalars(select(keys[0]).where(tenant == value).limit(batch)))
+            if not ids:
+                return 0
+            return int(conn.execute(delete(table).where(tenant == value, keys[0].in_(ids))).rowcount or 0)
+        return int(conn.execute(delete(table).where(tenant == value)).rowcount or 0)
+
+
+def step(database: Database, settings: Settings, offboarding_id: str, *, batch: int = 1000) -> bool:
+    """One bounded step of the deletion: at most ``batch`` rows of one table, then the progress
+    is saved. True when every table is done and the certificate is written."""
+    with database.transaction(Scope.system("offboarding step")) as session:
+        ob = _get(session, offboarding_id)
+        if ob.status == "deleted":
+            return True
+        if ob.status != "deleting" or ob.progress is None:
+            raise Conflict(detail="the deletion has not started")
+        progress = dict(ob.progress)
+        org_id = ob.customer_org_id
+    steps: list[str] = progress["steps"]
+    at = int(progress["at"])
+    if at >= len(steps):
+        _finish(database, settings, offboarding_id)
+        return True
+    kind, name = steps[at].split(":", 1)
+    if kind == "vern":
+        table = Base.metadata.tables[name]
+        n = _delete_vern(database, table, org_id, batch)
+        label = f"vern.{name}"
+    else:
+        n = _delete_product(database, name, progress.get("key") or "", batch)
+        label = "product." + name.replace(":", ".")
+    with database.transaction(Scope.system("offboarding step")) as session:
+        ob = _get(session, offboarding_id)
+        progress = dict(ob.progress or {})
+        deleted = dict(progress.get("deleted") or {})
+        deleted[label] = int(deleted.get(label, 0)) + n
+        progress["deleted"] = deleted
+        if n < batch:  # the table has no more of the customer's rows
+            progress["at"] = at + 1
+        ob.progress = progress
+    return False
+
+
+def run_deletion(database: Database, settings: Settings, offboarding_id: str, *, batch: int = 1000,
+                 max_steps: int | None = None) -> bool:
+    """Steps until done (or ``max_steps``); True when the certificate is written."""
+    done, count = False, 0
+    while not done and (max_steps is None or count < max_steps):
+        done = step(database, settings, offboarding_id, batch=batch)
+        count += 1
+    return done
+
+
+def _signer(settings: Settings) -> Any:
+    from vern.audit.chain import Signer
+
+    return Signer(settings)
+
+
+def _origin(settings: Settings) -> str:
+    from vern.audit.witness import origin
+
+    return origin(settings)
+
+
+def _finish(database: Database, settings: Settings, offboarding_id: str) -> None:
+    with database.transaction(Scope.system("offboarding certificate")) as session:
+        ob = _get(session, offboarding_id)
+        if ob.status == "deleted":
+            return
+        moment = utcnow()
+        deleted: dict[str, int] = dict(sorted(((ob.progress or {}).get("deleted") or {}).items()))
+        body = {
+            "offboarding_id": ob.id, "customer_org_id": ob.customer_org_id,
+            "customer_name": ob.customer_name, "requested_by": ob.requested_by,
+            "requested_at": ob.requested_at.isoformat(), "approved_by": ob.approved_by,
+            "approved_at": ob.approved_at.isoformat() if ob.approved_at else None,
+            "notice_days": ob.notice_days,
+            "notice_ends_at": ob.notice_ends_at.isoformat() if ob.notice_ends_at else None,
+            "confirmed_early_by": ob.confirmed_by, "export_sha256": ob.export_sha256,
+            "deletion_started_at": ob.deletion_started_at.isoformat() if ob.deletion_started_at else None,
+            "deleted_at": moment.isoformat(),
+            "deleted_rows": deleted,
+            "kept": KEPT,
+        }
+        text = CERTIFICATE_HEADER + "\n" + json.dumps(body, sort_keys=True, ensure_ascii=False,
+                                                      separators=(",", ":")) + "\n"
+        ob.certificate = _signer(settings).sign_text(text, _origin(settings))
+        ob.status, ob.deleted_at = "deleted", moment
+        _audit(session, "deleted", ob, None, {"rows": sum(int(n) for n in deleted.values())})
+        # The export was the customer's to take; it goes with the rest.
+        if ob.export_path:
+            Path(ob.export_path).unlink(missing_ok=True)
+
+
+def verify_certificate(text: str, settings: Settings) -> dict[str, Any]:
+    """The certificate's content when Vern's signing key signed it; ``ValueError`` otherwise."""
+    from vern.audit.note import Note, NoteError, Verifier
+
+    signer = _signer(settings)
+    try:
+        note = Note.parse(text)
+        verifiers = [Verifier.parse(signer.vkey(_origin(settings)))]
+        if not any(note.verified_by(v) for v in verifiers):
+            raise ValueError("not signed by this Vern's signing key")
+    except NoteError as exc:
+        raise ValueError(str(exc)) from exc
+    header, _, body = note.text.partition("\n")
+    if header != CERTIFICATE_HEADER:
+        raise ValueError("not a certificate of deletion")
+    return dict(json.loads(body))
+
+
+def due(database: Database, now: datetime | None = None) -> list[str]:
+    """Offboardings the worker may take further: deleting, or approved, exported and past the
+    notice (or confirmed early)."""
+    moment = now or utcnow()
+    with database.transaction(Scope.system("offboarding due")) as session:
+        rows = session.scalars(select(Offboarding).where(Offboarding.status.in_(("approved", "deleting"))))
+        return [ob.id for ob in rows if ob.status == "deleting" or (
+            ob.exported_at is not None and (ob.confirmed_at is not None or (
+                ob.notice_ends_at is not None and ob.notice_ends_at <= moment)))]
+
+
+def is_deleting(database: Database, offboarding_id: str) -> bool:
+    with database.transaction(Scope.system("offboarding state")) as session:
+        return _get(session, offboarding_id).status == "deleting"
