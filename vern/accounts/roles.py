@@ -53,6 +53,9 @@ class Perm(StrEnum):
     CONSENT_MANAGE = "consent.manage"
     STATS_READ = "stats.read"
     STATS_MANAGE = "stats.manage"
+    # -- retention (vern/retention) --
+    RETENTION_READ = "retention.read"  # rules, plan, runs, legal holds (vendor only)
+    RETENTION_MANAGE = "retention.manage"  # run, set periods, create and release holds
 
 
 _TENANT_COMMON = {Perm.SELF, Perm.ORG_READ}
@@ -101,6 +104,13 @@ IN_OWN_ORG: dict[Role, frozenset[Perm]] = {
     ),
     Role.MEMBER: frozenset(_TENANT_COMMON),
 }
+
+# -- retention (vern/retention): the vendor's own data, so vendor roles only --
+for _role, _perms in ((Role.OWNER, {Perm.RETENTION_READ, Perm.RETENTION_MANAGE}),
+                      (Role.SECURITY_OFFICER, {Perm.RETENTION_READ, Perm.RETENTION_MANAGE}),
+                      (Role.PRIVACY_OFFICER, {Perm.RETENTION_READ, Perm.RETENTION_MANAGE}),
+                      (Role.AUDITOR, {Perm.RETENTION_READ})):
+    IN_OWN_ORG[_role] = IN_OWN_ORG[_role] | _perms
 
 # Permissions of vendor staff after switching into a customer's organisation.
 VENDOR_IN_TENANT: dict[Role, frozenset[Perm]] = {
