@@ -18,7 +18,8 @@ from vern.audit.chain import open_personal
 from vern.audit.models import AuditEvent
 from vern.audit.service import seal_now
 from vern.audit.verify import verify
-from vern.consent import newsletter, service as consent
+from vern.consent import newsletter
+from vern.consent import service as consent
 from vern.consent.models import ConsentRecord, NewsletterSubscriber
 from vern.context import RequestContext, reset_request, set_request
 from vern.crypto import PII, Encrypted
@@ -27,7 +28,8 @@ from vern.datamap.loader import load_map
 from vern.db import Base, Database, Scope, utcnow
 from vern.notify.models import OutboxMessage
 from vern.retention import service as retention
-from vern.rights import demo, service as rights
+from vern.rights import demo
+from vern.rights import service as rights
 
 
 def _newsletter(db: Database, people: Personas, settings: Any, person: dict[str, Any]) -> None:
@@ -81,7 +83,7 @@ def _readable_in_database(db: Database, needles: list[bytes]) -> list[str]:
         tables = inspect(conn).get_table_names()
         assert len(tables) >= 30
         for table in tables:
-            for row in conn.execute(text(f'SELECT * FROM "{table}"')).mappings():
+            for row in conn.execute(select(text("*")).select_from(text(f'"{table}"'))).mappings():
                 for column, value in row.items():
                     if value is None:
                         continue

@@ -383,7 +383,7 @@ def anonymise_subjects(session: Session, *, org_id: str, subjects: list[str]) ->
     done as a Core statement past the append-only guard, in the caller's transaction."""
     from sqlalchemy import update
 
-    table = ConsentRecord.__table__
+    table: Any = ConsentRecord.__table__
     changed = 0
     for subject in subjects:
         pseudonym = "erased:" + secrets.token_hex(16)
@@ -393,7 +393,7 @@ def anonymise_subjects(session: Session, *, org_id: str, subjects: list[str]) ->
             .values(subject=pseudonym, subject_kind="erased", ip_truncated=None, user_agent=None)
             .execution_options(cross_tenant="erasure: one organisation's records, named by org_id")
         )
-        changed += result.rowcount or 0  # type: ignore[attr-defined]
+        changed += getattr(result, "rowcount", 0) or 0
     return changed
 
 
@@ -403,7 +403,7 @@ def expire_records(session: Session, *, retired_before: datetime, limit: int) ->
     call, in the caller's transaction. Returns how many went."""
     from sqlalchemy import delete
 
-    table = ConsentRecord.__table__
+    table: Any = ConsentRecord.__table__
     retired = select(Purpose.org_id, Purpose.key).where(
         Purpose.retired_at.is_not(None), Purpose.retired_at < retired_before)
     why = "retention: records of retired purposes, every organisation"

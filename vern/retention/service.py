@@ -260,7 +260,7 @@ def _count_due(session: Session, r: Rule, cutoff: datetime, held: Held) -> int:
     return len(_function_ids(session, r, cutoff, held, limit=1_000_000))
 
 
-def delete_batch(conn: Any, table: Table, clock: str, cutoff: datetime, held: Held,
+def delete_batch(conn: Any, table: Table, clock: str, cutoff: datetime, *, held: Held,
                  after: Any, batch: int) -> tuple[int, Any]:
     """Delete the next ``batch`` expired rows after the key ``after`` (keyset order on the
     primary key): the batch's last key is found first, then one range ``DELETE`` removes the
@@ -347,10 +347,10 @@ def _claim(database: Database, now: datetime, trigger: str, actor_user_id: str |
         if running is not None:
             if running.heartbeat_at > utcnow() - LEASE:
                 raise Conflict(detail="a retention run is under way")
-            taken = session.execute(
+            taken = getattr(session.execute(
                 update(RetentionRun).where(RetentionRun.id == running.id,
                                            RetentionRun.heartbeat_at == running.heartbeat_at)
-                .values(heartbeat_at=utcnow(), resumed=True)).rowcount
+                .values(heartbeat_at=utcnow(), resumed=True)), "rowcount", 0)
             if not taken:
                 raise Conflict(detail="a retention run is under way")
             record(session, "retention.run_resumed", org_id=None, actor_user_id=actor_user_id,
@@ -406,7 +406,7 @@ def run(database: Database, settings: Settings | None = None, *, now: datetime |
         todo = [r for r in rules(session) if r.days and not r.enforced_by and r.key not in finished]
     try:
         for r in todo:
-            _apply(database, run_id, r, as_of, cursors.get(r.key), batch, on_batch)
+            _apply(database, run_id, r, as_of, after=cursors.get(r.key), batch=batch, on_batch=on_batch)
     except Exception as exc:
         with database.transaction(Scope.system("retention run")) as session:
             session.execute(update(RetentionRun).where(RetentionRun.id == run_id).values(
@@ -426,7 +426,7 @@ def run(database: Database, settings: Settings | None = None, *, now: datetime |
     return row
 
 
-def _apply(database: Database, run_id: str, r: Rule, as_of: datetime, after: Any, batch: int,
+def _apply(database: Database, run_id: str, r: Rule, as_of: datetime, *, after: Any, batch: int,
            on_batch: Callable[[str, int], None] | None) -> None:
     assert r.days is not None
     cutoff = as_of - timedelta(days=r.days)
@@ -439,7 +439,8 @@ def _apply(database: Database, run_id: str, r: Rule, as_of: datetime, after: Any
         table = _table(r.tables[0])
         while True:
             with database.engine.begin() as conn:  # the rows and the run's counts together
-                gone, upper = delete_batch(conn, table, r.clock, cutoff, held, after, batch)
+                gone, upper = delete_batch(conn, table, r.clock, cutoff, held=held, after=after,
+                                           batch=batch)
                 _progress(conn, run_id, r.key, done=gone, cursor=upper, finished=upper is None)
             if on_batch is not None:
                 on_batch(r.key, gone)

@@ -1106,7 +1106,8 @@ def finish_job(session: Session, job: Any) -> str:
     return job.result
 
 
-def _erase_in_vern(session: Session, org_id: str, identities: dict[str, str], request_id: str) -> dict[str, int]:
+def _erase_in_vern(session: Session, org_id: str, identities: dict[str, str],
+                   request_id: str) -> dict[str, int]:
     from vern.retention.erasure import erase_in_vern
 
     return erase_in_vern(session, org_id=org_id, identities=identities, request_id=request_id)
@@ -1189,7 +1190,7 @@ def delete_closed_requests(session: Session, *, closed_before: datetime, limit: 
     if not ids:
         return []
     for model in (Task, Part, LedgerEntry, Flag, ExternalStep, Verification, Package):
-        session.execute(delete(model).where(model.request_id.in_(ids)))  # type: ignore[attr-defined]
+        session.execute(delete(model).where(model.request_id.in_(ids)))
     session.execute(delete(RightsRequest).where(RightsRequest.id.in_(ids)))
     record(session, "rights.request.expired", org_id=None, details={"new": {"requests": len(ids)}})
     return ids
