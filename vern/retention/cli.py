@@ -70,7 +70,7 @@ def plan_command(as_json: Annotated[bool, typer.Option("--json", help="Print JSO
 
 @app.command("run")
 def run_command(
-    batch: Annotated[int, typer.Option(help="Rows per transaction (1-100000)")] = 10_000,
+    batch: Annotated[int, typer.Option(help="Rows per transaction (1-100000)")] = 50_000,
 ) -> None:
     """Apply every rule now, in batches; a run stopped half-way is taken up again."""
     from vern.retention import service

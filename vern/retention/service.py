@@ -10,12 +10,13 @@ holds no half-written state and the next run takes it up where it stopped.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, func, select, update
+from sqlalchemy import Table, and_, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from vern.audit.service import record
@@ -26,7 +27,7 @@ from vern.db import Base, Database, Scope, import_models, utcnow
 from vern.errors import Conflict, InvalidInput, NotFound
 from vern.retention.models import LegalHold, RetentionPeriod, RetentionRun
 
-BATCH = 10_000
+BATCH = 50_000  # rows per transaction: bounded, and few enough commits to keep pace
 LEASE = timedelta(minutes=10)
 ACTIONS = ("delete", "anonymise")
 DETAILS_DAYS = 30  # a closed request's identities and details, after the person was answered
@@ -74,6 +75,12 @@ _FUNCTION_RULES: tuple[tuple[str, tuple[str, ...], str, str, int | None, str, st
 )
 
 
+@functools.cache
+def _own_map() -> dict[str, Any]:
+    """The data map of Vern's own tables (files of the installed package: read once)."""
+    return load_own_map()
+
+
 def _policy(name: str) -> dict[str, Any]:
     return dict(RETENTION_POLICIES[name])
 
@@ -81,6 +88,7 @@ def _policy(name: str) -> dict[str, Any]:
 def rules(session: Session | None = None) -> list[Rule]:
     """Every rule, with the vendor's own periods (``retention_periods``) applied."""
     periods: dict[str, int] = {}
+    own = _own_map()
     if session is not None:
         periods = {p.rule: p.days for p in session.scalars(select(RetentionPeriod))}
     out: list[Rule] = []
@@ -96,7 +104,7 @@ def rules(session: Session | None = None) -> list[Rule]:
             kind="function"))
         if key != "rights_requests.details":
             covered.update(tables)
-    for table in sorted(load_own_map().values(), key=lambda t: t.name):
+    for table in sorted(own.values(), key=lambda t: t.name):
         if table.name in covered:
             continue
         pol = _policy(table.retention)
@@ -260,13 +268,27 @@ def _count_due(session: Session, r: Rule, cutoff: datetime, held: Held) -> int:
     return len(_function_ids(session, r, cutoff, held, limit=1_000_000))
 
 
+def _any_due(session: Session, r: Rule, cutoff: datetime, held: Held) -> bool:
+    if r.kind == "table":
+        table = _table(r.tables[0])
+        first = select(1).select_from(table).where(*_conditions(table, r.clock, cutoff, held))
+        return session.connection().scalar(first.limit(1)) is not None
+    return bool(_function_ids(session, r, cutoff, held, limit=1))
+
+
 def delete_batch(conn: Any, table: Table, clock: str, cutoff: datetime, *, held: Held,
                  after: Any, batch: int) -> tuple[int, Any]:
-    """Delete the next ``batch`` expired rows after the key ``after`` (keyset order on the
-    primary key): the batch's last key is found first, then one range ``DELETE`` removes the
-    batch. Returns (rows deleted, the last key, None when the table is done)."""
-    (pk,) = table.primary_key.columns
+    """Delete the next batch of about ``batch`` expired rows after the cursor ``after``.
+    Returns (rows deleted, the new cursor; None once the table has no more expired rows).
+
+    PostgreSQL: the cursor is a page of the table's heap; a batch is the rows of a range of
+    pages (a TID range scan: the pages are read in order, as a bare ``DELETE`` reads them).
+    Elsewhere: the cursor is the primary key; the batch's last key is found first, then one range
+    ``DELETE`` removes the batch (both walk the primary key's index)."""
     cond = _conditions(table, clock, cutoff, held)
+    if conn.dialect.name == "postgresql":
+        return _delete_pages(conn, table, cond, after, batch)
+    (pk,) = table.primary_key.columns
     if after is not None:
         cond.append(pk > after)
     upper = conn.scalar(select(pk).where(*cond).order_by(pk).offset(batch - 1).limit(1))
@@ -274,6 +296,25 @@ def delete_batch(conn: Any, table: Table, clock: str, cutoff: datetime, *, held:
         cond.append(pk <= upper)
     gone = conn.execute(delete(table).where(and_(*cond))).rowcount or 0
     return gone, upper
+
+
+def _delete_pages(conn: Any, table: Table, cond: list[Any], after: Any,
+                  batch: int) -> tuple[int, Any]:
+    stats = conn.execute(
+        text("SELECT c.reltuples, c.relpages, pg_relation_size(c.oid) / "
+             "current_setting('block_size')::int AS pages FROM pg_class c "
+             "WHERE c.oid = CAST(:name AS regclass)"), {"name": table.name}).one()
+    pages = int(stats.pages)
+    per_page = (stats.reltuples / stats.relpages) if stats.relpages > 0 and stats.reltuples > 0 else 100
+    span = max(1, int(batch / max(per_page, 1.0)))
+    low = int(after or 0)
+    if low >= pages:
+        return 0, None
+    high = low + span
+    tids = text("ctid >= CAST(:lo AS tid) AND ctid < CAST(:hi AS tid)").bindparams(
+        lo=f"({low},0)", hi=f"({high},0)")
+    gone = conn.execute(delete(table).where(tids, *cond)).rowcount or 0
+    return gone, (high if high < pages else None)
 
 
 # -- applying a rule of another domain, through its service function ------------------------
@@ -366,17 +407,13 @@ def _claim(database: Database, now: datetime, trigger: str, actor_user_id: str |
 
 
 def _progress(session: Session | Any, run_id: str, rule_key: str, *, done: int,
-              cursor: Any = None, due: int | None = None, finished: bool = False,
-              extra: dict[str, Any] | None = None) -> None:
+              cursor: Any = None, finished: bool = False) -> None:
     row = session.execute(select(RetentionRun.counts, RetentionRun.cursor,
                                  RetentionRun.finished_rules)
                           .where(RetentionRun.id == run_id)).one()
     counts = dict(row.counts or {})
     entry = dict(counts.get(rule_key) or {"done": 0})
     entry["done"] = int(entry.get("done", 0)) + done
-    if due is not None and "due" not in entry:
-        entry["due"] = due
-    entry.update(extra or {})
     counts[rule_key] = entry
     cursors = dict(row.cursor or {})
     if cursor is not None:
@@ -403,10 +440,28 @@ def run(database: Database, settings: Settings | None = None, *, now: datetime |
         row = session.get(RetentionRun, run_id)
         assert row is not None
         as_of, finished, cursors = row.as_of, set(row.finished_rules or []), dict(row.cursor or {})
-        todo = [r for r in rules(session) if r.days and not r.enforced_by and r.key not in finished]
+        counts = dict(row.counts or {})
+        work: list[tuple[Rule, Held]] = []
+        for r in rules(session):  # what is due, for every rule, in one transaction
+            if not r.days or r.enforced_by or r.key in finished:
+                continue
+            cutoff = as_of - timedelta(days=r.days)
+            held = _held(session, r.key)
+            entry = dict(counts.get(r.key) or {"done": 0})
+            entry |= {"action": r.action, "days": r.days, "held": len(held.every),
+                      "cutoff": cutoff.isoformat(timespec="seconds")}
+            counts[r.key] = entry
+            # how many go is counted as they go (the plan counts first); a rule with nothing
+            # due at all is done here, without a transaction of its own
+            if r.key in cursors or _any_due(session, r, cutoff, held):
+                work.append((r, held))
+            else:
+                finished.add(r.key)
+        row.counts, row.finished_rules, row.heartbeat_at = counts, sorted(finished), utcnow()
     try:
-        for r in todo:
-            _apply(database, run_id, r, as_of, after=cursors.get(r.key), batch=batch, on_batch=on_batch)
+        for r, held in work:
+            _apply(database, run_id, r, as_of, held=held, after=cursors.get(r.key), batch=batch,
+                   on_batch=on_batch)
     except Exception as exc:
         with database.transaction(Scope.system("retention run")) as session:
             session.execute(update(RetentionRun).where(RetentionRun.id == run_id).values(
@@ -426,15 +481,10 @@ def run(database: Database, settings: Settings | None = None, *, now: datetime |
     return row
 
 
-def _apply(database: Database, run_id: str, r: Rule, as_of: datetime, *, after: Any, batch: int,
-           on_batch: Callable[[str, int], None] | None) -> None:
+def _apply(database: Database, run_id: str, r: Rule, as_of: datetime, *, held: Held, after: Any,
+           batch: int, on_batch: Callable[[str, int], None] | None) -> None:
     assert r.days is not None
     cutoff = as_of - timedelta(days=r.days)
-    extra = {"action": r.action, "days": r.days, "cutoff": cutoff.isoformat(timespec="seconds")}
-    with database.transaction(Scope.system("retention run")) as session:
-        held = _held(session, r.key)
-        due = _count_due(session, r, cutoff, held)
-        _progress(session, run_id, r.key, done=0, due=due, extra=extra | {"held": len(held.every)})
     if r.kind == "table":
         table = _table(r.tables[0])
         while True:
