@@ -44,6 +44,6 @@ def erase_in_vern(session: Session, *, org_id: str, identities: dict[str, Any],
                                            keep_request_id=request_id)
     counts = {**consent, "audit_keys_destroyed": audit_keys, "earlier_requests_shredded": requests}
     record(session, "retention.person_erased", org_id=org_id,
-           resource=f"rights_request:{request_id}" if request_id else None,
+           resource=f"erasure_in_vern:{request_id}" if request_id else None,
            details={"new": counts})
     return counts
