@@ -236,6 +236,31 @@ def user_disable(
     console.print(f"disabled {email}")
 
 
+@user_app.command("erase")
+def user_erase(
+    email: Annotated[str, typer.Option(help="E-mail address of the user.")],
+    org: Annotated[str, typer.Option(help="Organisation slug.")],
+) -> None:
+    """Erase a user's account: its data key is destroyed, sessions and memberships deleted."""
+    from vern.accounts import service
+    from vern.db import Scope
+    from vern.errors import VernError
+
+    settings = settings_or_exit()
+    database = open_database(settings)
+    with database.transaction(Scope.system("cli user erase")) as session:
+        organisation = _org_by_slug(session, org)
+        user = service.find_user_by_email(session, settings, email)
+    if user is None:
+        fail(f"email: no user with the address {email!r}")
+    try:
+        with database.transaction(Scope.tenant(organisation.id)) as session:
+            service.erase_user(session, user_id=user.id, actor=None)
+    except VernError as exc:
+        fail(str(exc))
+    console.print("erased the account")
+
+
 @tenant_app.command("create")
 def tenant_create(
     name: Annotated[str, typer.Option(help="Name of the customer organisation.")],

@@ -66,6 +66,9 @@ class Perm(StrEnum):
     OFFBOARDING_READ = "offboarding.read"
     OFFBOARDING_MANAGE = "offboarding.manage"  # request, approve, run a contract's end
     OFFBOARDING_CONFIRM = "offboarding.confirm"  # a customer's admin: delete before the notice ends
+    # -- retention (vern/retention) --
+    RETENTION_READ = "retention.read"  # rules, plan, runs, legal holds (vendor only)
+    RETENTION_MANAGE = "retention.manage"  # run, set periods, create and release holds
 
 
 _TENANT_COMMON = {Perm.SELF, Perm.ORG_READ}
@@ -132,6 +135,12 @@ for _role, _extra in {
     Role.TENANT_ADMIN: {Perm.OFFBOARDING_CONFIRM},
 }.items():
     IN_OWN_ORG[_role] = IN_OWN_ORG[_role] | _extra
+# -- retention (vern/retention): the vendor's own data, so vendor roles only --
+for _role, _perms in ((Role.OWNER, {Perm.RETENTION_READ, Perm.RETENTION_MANAGE}),
+                      (Role.SECURITY_OFFICER, {Perm.RETENTION_READ, Perm.RETENTION_MANAGE}),
+                      (Role.PRIVACY_OFFICER, {Perm.RETENTION_READ, Perm.RETENTION_MANAGE}),
+                      (Role.AUDITOR, {Perm.RETENTION_READ})):
+    IN_OWN_ORG[_role] = IN_OWN_ORG[_role] | _perms
 
 # Permissions of vendor staff after switching into a customer's organisation.
 VENDOR_IN_TENANT: dict[Role, frozenset[Perm]] = {

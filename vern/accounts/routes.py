@@ -363,6 +363,16 @@ def disable_user(user_id: str, db: TenantDB,
     return service.user_view(user, service.get_member(db, user_id)[1])
 
 
+@router.post("/users/{user_id}/erase")
+def erase_user(user_id: str, db: TenantDB,
+               actor: Annotated[Actor, Depends(require(Perm.USERS_MANAGE))]) -> dict[str, Any]:
+    """Erase a member's account: its data key is destroyed (name, e-mail, the personal fields of
+    its audit records become unreadable), sessions and memberships are deleted. The last
+    security officer and an organisation's last administrator are refused with the reason."""
+    user = service.erase_user(db, user_id=user_id, actor=actor)
+    return {"id": user.id, "erased": True}
+
+
 @router.post("/users/{user_id}/enable")
 def enable_user(user_id: str, db: TenantDB,
                 actor: Annotated[Actor, Depends(require(Perm.USERS_MANAGE))]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from hashlib import sha256
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -20,6 +21,7 @@ from stdnum.no import orgnr
 
 from vern.accounts import security
 from vern.accounts.models import (
+    AccountToken,
     ApiToken,
     AuthSession,
     AuthThrottle,
@@ -437,6 +439,61 @@ def disable_user(session: Session, *, user_id: str, actor: Actor | None) -> User
     _end_sessions(session, user.id)
     _audit(session, "user.disabled", actor, org_id=membership.org_id, resource=f"user:{user.id}",
            details={"old": {"disabled": False}, "new": {"disabled": True}})
+    return user
+
+
+def _admins_left_anywhere(session: Session, org_id: str, excluding_user: str) -> int:
+    """Active administrators of a customer organisation other than ``excluding_user``."""
+    m, u = Membership.__table__, User.__table__
+    return session.scalar(
+        select(func.count())
+        .select_from(m.join(u, u.c.id == m.c.user_id))
+        .where(m.c.org_id == org_id, m.c.role == Role.TENANT_ADMIN.value,
+               m.c.user_id != excluding_user, u.c.disabled_at.is_(None))
+        .execution_options(cross_tenant="an organisation keeps an administrator")
+    ) or 0
+
+
+def erase_user(session: Session, *, user_id: str, actor: Actor | None) -> User:
+    """Erase an account (Art. 17), not only disable it: its data key is destroyed, so its name,
+    e-mail address, MFA secret, the personal fields of its audit records and every mail to it
+    are unreadable at once; its sessions, sign-in links, recovery codes and memberships are
+    deleted; the row stays as a tombstone (the audit trail refers to its id). Refused for the
+    vendor's last security officer, an organisation's last administrator, one's own account, and
+    (from an organisation) an account that is also used elsewhere."""
+    from sqlalchemy import delete
+
+    from vern.crypto import keyring
+
+    user, membership = get_member(session, user_id)
+    if actor is not None and actor.user_id == user.id:
+        raise Forbidden(detail="user: you cannot erase your own account")
+    everywhere = _only_here(session, user.id, membership.org_id, actor)
+    for org_id, role in everywhere:
+        if role == Role.SECURITY_OFFICER.value and not _officers_left_anywhere(
+                session, org_id, user.id):
+            raise Conflict(detail="role: the vendor must always have a security officer; "
+                                  "appoint another first")
+        if role == Role.TENANT_ADMIN.value and not _admins_left_anywhere(session, org_id, user.id):
+            raise Conflict(detail="role: the organisation must always have an administrator; "
+                                  "appoint another first")
+    _end_sessions(session, user.id)
+    why = "an erased account's every membership"
+    for model in (RecoveryCode, AccountToken, AuthSession):
+        session.execute(delete(model).where(model.user_id == user.id))
+    m: Any = Membership.__table__
+    session.execute(delete(m).where(m.c.user_id == user.id).execution_options(cross_tenant=why))
+    keyring().shred(session, user.key_id)
+    user.email_index = "erased:" + user.id
+    user.password_hash = None
+    user.mfa_secret = None
+    user.mfa_enabled_at = None
+    user.mfa_last_step = None
+    user.locale = None
+    user.disabled_at = user.disabled_at or utcnow()
+    session.flush()
+    _audit(session, "user.erased", actor, org_id=membership.org_id, resource=f"user:{user.id}",
+           details={"old": {"memberships": len(everywhere)}, "new": {"erased": True}})
     return user
 
 

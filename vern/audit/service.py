@@ -599,3 +599,22 @@ def user_key(session: Session, user_id: str) -> str | None:
     from vern.accounts.models import User
 
     return session.scalar(select(User.key_id).where(User.id == user_id))
+
+
+def erase_actor(session: Session, *, org_id: str | None, actor_refs: list[str]) -> int:
+    """Crypto-shred the personal fields (address, user agent, name) of the audit records of a
+    product's actor known by ``actor_refs`` (their user id, e-mail) in ``org_id``: the key they
+    were sealed under is destroyed in the caller's transaction. The records themselves, their
+    hashes and the Merkle tree stay, so the trail still verifies; later records of the same
+    actor are sealed under the month's key. Returns how many keys were destroyed."""
+    from vern.crypto import DataKey, keyring
+
+    sealer = _sealer()
+    refs = sorted({sealer.actor_subject(org_id, ref) for ref in actor_refs if ref})
+    if not refs:
+        return 0
+    keys = list(session.scalars(select(DataKey.id).where(
+        DataKey.subject_ref.in_(refs), DataKey.destroyed_at.is_(None))))
+    for key_id in keys:
+        keyring().shred(session, key_id)
+    return len(keys)

@@ -183,3 +183,40 @@ def send_issue(session: Session, *, org_id: str, org_slug: str, org_name: str, b
     audit(session, "consent.newsletter_sent", org_id=org_id, actor_user_id=actor_user_id,
           details={"new": {"recipients": count}})
     return count
+
+
+def erase_person(session: Session, *, org_id: str, secret: bytes, emails: list[str],
+                 subjects: list[str], actor_user_id: str | None = None) -> dict[str, int]:
+    """Erase one person from the consent domain of ``org_id`` (an erasure request, Art. 17).
+
+    Their newsletter subscription ends (no more mail) and its data key is destroyed, so the
+    address, and every mail sealed under it in the outbox, is unreadable at once; the look-up
+    hashes are replaced, so the address can no longer be recognised either. Their consent
+    records stay as proof that a choice was made (Art. 7(1), what, when, how, under which
+    notice), but without who: the subject becomes a random pseudonym and the truncated address
+    and user agent are removed. Returns counts of what was done."""
+    from vern.crypto import keyring
+
+    wanted = {s for s in subjects if s}
+    ended = 0
+    for email in sorted({e.strip().casefold() for e in emails if e and e.strip()}):
+        wanted.add(service.verified_subject(secret, email))
+        sub = session.scalar(select(NewsletterSubscriber).where(
+            NewsletterSubscriber.org_id == org_id,
+            NewsletterSubscriber.email_index == _index(secret, email)))
+        if sub is None:
+            continue
+        wanted.add(sub.subject)
+        keyring().shred(session, sub.key_id)
+        sub.status = "unsubscribed"
+        sub.unsubscribed_at = sub.unsubscribed_at or utcnow()
+        sub.confirm_hash = None
+        sub.unsubscribe_hash = ""
+        sub.email_index = "erased:" + sub.id
+        sub.subject = "erased:" + sub.id
+        ended += 1
+    records = service.anonymise_subjects(session, org_id=org_id, subjects=sorted(wanted))
+    session.flush()
+    audit(session, "consent.person_erased", org_id=org_id, actor_user_id=actor_user_id,
+          details={"new": {"subscriptions_ended": ended, "records_anonymised": records}})
+    return {"subscriptions_ended": ended, "records_anonymised": records}

@@ -374,3 +374,49 @@ def token_hash(token: str) -> str:
 
 def new_token() -> str:
     return secrets.token_urlsafe(32)
+
+
+def anonymise_subjects(session: Session, *, org_id: str, subjects: list[str]) -> int:
+    """Keep the proof of consent of erased people without who they were: each subject's
+    records get one random pseudonym (so their history still reads as one person's), and
+    lose the truncated address and user agent. The one change ever made to consent records,
+    done as a Core statement past the append-only guard, in the caller's transaction."""
+    from sqlalchemy import update
+
+    table: Any = ConsentRecord.__table__
+    changed = 0
+    for subject in subjects:
+        pseudonym = "erased:" + secrets.token_hex(16)
+        result = session.execute(
+            update(table)
+            .where(table.c.org_id == org_id, table.c.subject == subject)
+            .values(subject=pseudonym, subject_kind="erased", ip_truncated=None, user_agent=None)
+            .execution_options(cross_tenant="erasure: one organisation's records, named by org_id")
+        )
+        changed += getattr(result, "rowcount", 0) or 0
+    return changed
+
+
+def expire_records(session: Session, *, retired_before: datetime, limit: int) -> int:
+    """Retention of consent proof: the records of purposes retired before ``retired_before``
+    (kept while the purpose exists plus the proof period) are deleted, at most ``limit`` per
+    call, in the caller's transaction. Returns how many went."""
+    from sqlalchemy import delete
+
+    table: Any = ConsentRecord.__table__
+    retired = select(Purpose.org_id, Purpose.key).where(
+        Purpose.retired_at.is_not(None), Purpose.retired_at < retired_before)
+    why = "retention: records of retired purposes, every organisation"
+    gone = 0
+    for org_id, key in session.execute(retired.execution_options(cross_tenant=why)).all():
+        ids = list(session.scalars(
+            select(table.c.id).where(table.c.org_id == org_id, table.c.purpose_key == key)
+            .limit(limit - gone).execution_options(cross_tenant=why)))
+        if ids:
+            session.execute(delete(table).where(table.c.id.in_(ids)).execution_options(cross_tenant=why))
+            gone += len(ids)
+        if gone >= limit:
+            break
+    if gone:
+        audit(session, "consent.records_expired", org_id=None, details={"new": {"records": gone}})
+    return gone

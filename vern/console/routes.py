@@ -582,11 +582,16 @@ USER_ACTIONS: dict[str, dict[str, str]] = {
                "explain": N_("They lose access to this organisation. Their account and the audit "
                           "trail are kept."),
                "done": "removed"},
+    "erase": {"title": N_("Erase this user's account?"), "button": N_("Erase"),
+              "explain": N_("Their name, e-mail address and the personal details of their audit "
+                         "records become unreadable for good, and they lose every access. This "
+                         "cannot be undone."),
+              "done": "erased"},
 }
 
 
 def _do_user_action(session: Session, action: str, user_id: str, actor: Actor) -> None:
-    if action in ("disable", "remove") and user_id == actor.user_id:
+    if action in ("disable", "remove", "erase") and user_id == actor.user_id:
         raise Forbidden(detail="user: you cannot disable or remove your own account")
     if action == "disable":
         service.disable_user(session, user_id=user_id, actor=actor)
@@ -594,6 +599,8 @@ def _do_user_action(session: Session, action: str, user_id: str, actor: Actor) -
         service.enable_user(session, user_id=user_id, actor=actor)
     elif action == "reset-mfa":
         service.reset_mfa(session, user_id=user_id, actor=actor)
+    elif action == "erase":
+        service.erase_user(session, user_id=user_id, actor=actor)
     else:
         service.remove_member(session, user_id=user_id, actor=actor)
 
@@ -619,8 +626,8 @@ def _register_user_action(action: str) -> None:
         except (Conflict, Forbidden) as exc:
             with database.transaction(Scope.tenant(actor.org_id)) as session:
                 return _user_page(request, session, actor, user_id, error=exc, status=exc.status)
-        if action == "remove":
-            return redirect("/console/users?done=removed")
+        if action in ("remove", "erase"):
+            return redirect(f"/console/users?done={texts['done']}")
         return redirect(f"/console/users/{user_id}?done={texts['done']}")
 
 

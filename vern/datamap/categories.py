@@ -56,5 +56,44 @@ RETENTION_RULES: dict[str, str] = {
 }
 
 
+# The same rules, machine-readable (enforced by ``vern.retention``): how many days a row is kept
+# after the column its table names (``retention_after`` in datamap.yaml), what happens then, why,
+# and the legal minimum below which a vendor may not set the period. ``days`` None: not
+# time-limited (kept while in use, or applied by the domain itself: ``enforced_by``).
+RETENTION_POLICIES: dict[str, dict[str, object]] = {
+    "account-lifetime": {"days": None, "action": "delete", "legal_minimum_days": 0,
+                         "legal_reason": "Art. 5(1)(e): needed while the account exists"},
+    "session-lifetime": {"days": 2, "action": "delete", "legal_minimum_days": 1,
+                         "legal_reason": "Art. 5(1)(e): a session ends within 24 hours"},
+    "until-used-or-expired": {"days": 1, "action": "delete", "legal_minimum_days": 0,
+                              "legal_reason": "Art. 5(1)(e): of no use once used or expired"},
+    "audit-retention": {"days": None, "action": "delete", "legal_minimum_days": 0,
+                        "legal_reason": "Art. 32: security logs for the audit period",
+                        "enforced_by": "audit.retention"},
+    "request-plus-5y": {"days": 1826, "action": "delete", "legal_minimum_days": 1096,
+                        "legal_reason": "Art. 5(2) accountability; claims expire after three "
+                                        "years (foreldelsesloven § 2)"},
+    "consent-history": {"days": 1826, "action": "delete", "legal_minimum_days": 1096,
+                        "legal_reason": "Art. 7(1) proof of consent; claims expire after three "
+                                        "years (foreldelsesloven § 2)"},
+    "key-lifetime": {"days": None, "action": "delete", "legal_minimum_days": 0,
+                     "legal_reason": "Art. 17: destroyed when the person is erased"},
+    "stats-raw": {"days": None, "action": "delete", "legal_minimum_days": 0,
+                  "legal_reason": "Art. 5(1)(e): raw events only until aggregated",
+                  "enforced_by": "stats.retention"},
+    "stats-aggregate": {"days": None, "action": "delete", "legal_minimum_days": 0,
+                        "legal_reason": "Not personal data"},
+    "salt-48h": {"days": 2, "action": "delete", "legal_minimum_days": 2,
+                 "legal_reason": "Art. 5(1)(c): a day's visitors cannot be linked after it",
+                 "enforced_by": "stats.purge"},
+    "throttle-window": {"days": 1, "action": "delete", "legal_minimum_days": 0,
+                        "legal_reason": "Art. 5(1)(e): of no use after the lock window"},
+    "legal-5y": {"days": 1826, "action": "delete", "legal_minimum_days": 1826,
+                 "legal_reason": "bokføringsloven § 13: five years"},
+    "permanent-config": {"days": None, "action": "delete", "legal_minimum_days": 0,
+                         "legal_reason": "Configuration, not personal data"},
+}
+
+
 def is_personal(category: str) -> bool:
     return category.startswith("user.")

@@ -31,6 +31,7 @@ class OwnTable:
     purpose: str
     retention: str
     columns: dict[str, OwnColumn]
+    retention_after: str = ""  # the column a time-limited rule counts from (vern.retention)
 
 
 def map_files() -> list[Path]:
@@ -57,6 +58,7 @@ def load_own_map() -> dict[str, OwnTable]:
                 purpose=str(tdef.get("purpose", "")),
                 retention=str(tdef.get("retention", "")),
                 columns=cols,
+                retention_after=str(tdef.get("retention_after") or ""),
             )
     return tables
 

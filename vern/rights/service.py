@@ -666,6 +666,9 @@ def confirm_nobody_found(
     if req.status != Status.NOBODY_FOUND.value:
         raise Conflict(detail="only a request that found nobody can be confirmed as such")
     req.completed_at = utcnow()
+    if req.kind == Kind.ERASURE.value:  # nobody in the product's databases, maybe in Vern's own
+        req.summary = {**(req.summary or {}),
+                       "vern": _erase_in_vern(session, req.org_id, identities_of(req), req.id)}
     _set_status(
         session,
         req,
@@ -1078,6 +1081,8 @@ def finish_job(session: Session, job: Any) -> str:
         summary["searched"] = job.searched  # the customer answers "nobody found" without review
     if job.kind in WRITE_KINDS and summary["rows_found"] and not sum(d for _s, _f, d, _e in parts.values()):
         summary["note"] = "nothing was changed: every row found already holds what the request asks"
+    if job.kind == Kind.ERASURE.value:
+        summary["vern"] = _erase_in_vern(session, job.org_id, job.subject.identities, job.request_id)
     link = None
     if job.package is not None:
         link = _store_answer(session, job, job.package)
@@ -1102,6 +1107,96 @@ def finish_job(session: Session, job: Any) -> str:
     _tell(session, job, link, nobody=job.kind not in FLAG_KINDS and bool(parts) and not summary["rows_found"])
     job.result = Status.DONE.value
     return job.result
+
+
+def _erase_in_vern(session: Session, org_id: str, identities: dict[str, str],
+                   request_id: str) -> dict[str, int]:
+    from vern.retention.erasure import erase_in_vern
+
+    return erase_in_vern(session, org_id=org_id, identities=identities, request_id=request_id)
+
+
+def forget_subject_requests(session: Session, *, org_id: str, subject_ref: str,
+                            keep_request_id: str | None) -> int:
+    """Destroy the data keys of the person's earlier closed requests in ``org_id`` (their
+    identities, details, answers and mails become unreadable); the requests stay, as the fact
+    that they were handled. Returns how many keys were destroyed."""
+    closed = (Status.DONE.value, Status.REJECTED.value, Status.CANCELLED.value)
+    rows = session.execute(
+        select(RightsRequest.id, RightsRequest.key_id).where(
+            RightsRequest.org_id == org_id, RightsRequest.subject_ref == subject_ref,
+            RightsRequest.status.in_(closed), RightsRequest.id != (keep_request_id or ""))
+    ).all()
+    return _shred_request_keys(session, [r.key_id for r in rows])
+
+
+def _shred_request_keys(session: Session, key_ids: list[str]) -> int:
+    from vern.crypto import DataKey
+
+    live = list(session.scalars(select(DataKey.id).where(
+        DataKey.id.in_(key_ids), DataKey.destroyed_at.is_(None)))) if key_ids else []
+    for key_id in live:
+        keyring().shred(session, key_id)
+    return len(live)
+
+
+def shred_closed_requests(session: Session, *, closed_before: datetime, limit: int,
+                          held: set[str] | None = None) -> list[str]:
+    """Retention of request details: the data keys of requests closed before ``closed_before``
+    are destroyed (identities, details, answers, mails), at most ``limit`` per call, oldest
+    first, skipping the request ids in ``held`` (legal holds). The request rows stay (the fact
+    that a request was handled, kept five years). Returns the ids of the requests done."""
+    from vern.crypto import DataKey
+
+    closed = (Status.DONE.value, Status.REJECTED.value, Status.CANCELLED.value)
+    stmt = (
+        select(RightsRequest.id, RightsRequest.key_id)
+        .join(DataKey, DataKey.id == RightsRequest.key_id)
+        .where(RightsRequest.status.in_(closed), RightsRequest.completed_at.is_not(None),
+               RightsRequest.completed_at < closed_before, DataKey.destroyed_at.is_(None))
+        .order_by(RightsRequest.completed_at, RightsRequest.id)
+        .limit(limit + len(held or ()))
+    )
+    stmt = stmt.add_columns(RightsRequest.subject_ref)
+    rows = [r for r in session.execute(stmt)
+            if r.id not in (held or set()) and r.subject_ref not in (held or set())][:limit]
+    for r in rows:
+        keyring().shred(session, r.key_id)
+    if rows:
+        record(session, "rights.request.details_expired", org_id=None,
+               details={"new": {"requests": len(rows)}})
+    return [r.id for r in rows]
+
+
+def delete_closed_requests(session: Session, *, closed_before: datetime, limit: int,
+                           held: set[str] | None = None) -> list[str]:
+    """Retention of the fact that a request was handled (five years): requests closed before
+    ``closed_before`` are deleted with everything kept for them (parts, tasks, ledger, flags,
+    external steps, codes, packages), at most ``limit`` per call, oldest first, skipping the
+    request ids and subject references in ``held`` and requests whose restriction or objection
+    still stands (a flag not lifted). One transaction: the caller's."""
+    from sqlalchemy import delete, exists
+
+    from vern.rights.models import ExternalStep, LedgerEntry
+
+    closed = (Status.DONE.value, Status.REJECTED.value, Status.CANCELLED.value)
+    held = held or set()
+    standing = exists().where(Flag.request_id == RightsRequest.id, Flag.lifted_at.is_(None))
+    rows = session.execute(
+        select(RightsRequest.id, RightsRequest.subject_ref)
+        .where(RightsRequest.status.in_(closed), RightsRequest.completed_at.is_not(None),
+               RightsRequest.completed_at < closed_before, ~standing)
+        .order_by(RightsRequest.completed_at, RightsRequest.id)
+        .limit(limit + len(held))
+    ).all()
+    ids = [r.id for r in rows if r.id not in held and r.subject_ref not in held][:limit]
+    if not ids:
+        return []
+    for model in (Task, Part, LedgerEntry, Flag, ExternalStep, Verification, Package):
+        session.execute(delete(model).where(model.request_id.in_(ids)))
+    session.execute(delete(RightsRequest).where(RightsRequest.id.in_(ids)))
+    record(session, "rights.request.expired", org_id=None, details={"new": {"requests": len(ids)}})
+    return ids
 
 
 def _nobody_found(session: Session, job: Any, summary: dict[str, Any], now: Any) -> str:
