@@ -998,3 +998,24 @@ def user_view(user: User, membership: Membership | None = None) -> dict[str, obj
         "last_sign_in_at": user.last_sign_in_at.isoformat() if user.last_sign_in_at else None,
     }
 
+
+
+# -- a customer's administrators, for other domains' notices -------------------------------------
+
+
+def active_admins(session: Session, org_id: str) -> list[User]:
+    """The active administrators of one customer organisation, for notices to it (the vendor's
+    registry falls back to them when the customer named no contact). Reads the customer's
+    memberships by its id on purpose, whatever the session's scope: callers check first that
+    the reader may see that customer."""
+    m = Membership.__table__
+    return list(
+        session.scalars(
+            select(User)
+            .join(m, m.c.user_id == User.id)
+            .where(m.c.org_id == org_id, m.c.role == Role.TENANT_ADMIN.value,
+                   User.disabled_at.is_(None))
+            .order_by(User.created_at)
+            .execution_options(cross_tenant="a customer's admins, for notices to the customer")
+        )
+    )
