@@ -91,7 +91,7 @@ def dpa_html(session: Session, *, org_id: str, version: int,
     customer = accounts.get_organisation(session, org_id)
     vendor = accounts.vendor_org(session)
     subs, measures = ((signed.annex_subprocessors or [], signed.annex_measures or []) if signed
-                      else (registry.subprocessors(session), registry.measures(session)))
+                      else (registry.subprocessors(session, org_id), registry.measures(session)))
     return render_both("records/doc_dpa.html", {
         "customer": customer, "vendor": vendor, "version": version, "signed": signed,
         "categories": service.processing_categories(datamap.current_map(session)),

@@ -1,137 +1,95 @@
 """What the records read from the vendor registry (``vern.vendor.service``): sub-processors,
 measures, systems, officers, customer profiles, maintenance notices and notice recipients.
 
-The registry owns those facts; this module only reads them through its service functions and
-puts them into the plain shapes the record, the documents and the trust page use.
+The registry owns those facts; this module reads them through its service functions and turns
+its views into plain JSON values, the shape the record, its exports, the frozen annexes of a
+signed agreement and the trust page use.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
+from dataclasses import asdict
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
-# Norway and the EU/EEA: no transfer mechanism is needed inside (Art. 44-45).
-EEA = frozenset({
-    "AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV",
-    "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "NO", "IS", "LI",
-})
+from vern.vendor import service as vendor
 
 
-def _vendor() -> Any | None:
-    try:
-        return importlib.import_module("vern.vendor.service")
-    except ModuleNotFoundError:
-        return None
+def _day(value: date | datetime | None) -> str:
+    return value.isoformat() if value else ""
 
 
-def available() -> bool:
-    return _vendor() is not None
-
-
-def plain(obj: Any) -> dict[str, Any]:
-    if obj is None:
-        return {}
-    if isinstance(obj, dict):
-        return dict(obj)
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return dataclasses.asdict(obj)
-    state = inspect(obj, raiseerr=False)
-    if state is not None and hasattr(state, "mapper"):
-        return {a.key: getattr(obj, a.key) for a in state.mapper.column_attrs}
-    return {k: v for k, v in vars(obj).items() if not k.startswith("_")}
-
-
-def _call(name: str, *args: Any, **kwargs: Any) -> Any:
-    module = _vendor()
-    if module is None or not hasattr(module, name):
-        return None
-    return getattr(module, name)(*args, **kwargs)
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
-    return str(value)
-
-
-def _countries(row: dict[str, Any]) -> list[str]:
-    found: list[str] = []
-    for key in ("storage_locations", "processing_locations", "locations", "countries", "location",
-                "country"):
-        value = row.get(key)
-        if isinstance(value, str) and value:
-            found += [v.strip().upper() for v in value.split(",") if v.strip()]
-        elif isinstance(value, (list, tuple)):
-            found += [str(v).strip().upper() for v in value if str(v).strip()]
-    return sorted(set(found))
-
-
-def subprocessor_view(row: dict[str, Any]) -> dict[str, Any]:
-    countries = _countries(row)
-    outside = [c for c in countries if c[:2] not in EEA]
+def subprocessor_json(s: vendor.SubprocessorView) -> dict[str, Any]:
+    locations = sorted({loc.country for loc in (*s.storage_locations, *s.processing_locations)})
+    outside = sorted({loc.country for loc in (*s.storage_locations, *s.processing_locations)
+                      if not loc.in_eea})
     return {
-        "id": _text(row.get("id")),
-        "name": _text(row.get("name")),
-        "service": _text(row.get("service") or row.get("purpose")),
-        "data_categories": list(row.get("data_categories") or []),
-        "locations": countries,
-        "outside_eea": outside,
-        "transfer_mechanism": _text(row.get("transfer_mechanism") or row.get("mechanism")),
-        "agreement_date": _text(row.get("agreement_date") or row.get("agreement_signed_on")),
-        "last_audit": _text(row.get("last_audit") or row.get("last_audit_on")),
-        "audit_result": _text(row.get("audit_result") or row.get("last_audit_result")),
+        "id": s.id, "key": s.key, "name": s.name, "service": s.service,
+        "data_categories": list(s.data_categories),
+        "storage_locations": [loc.country for loc in s.storage_locations],
+        "processing_locations": [loc.country for loc in s.processing_locations],
+        "locations": locations, "outside_eea": outside,
+        "transfer_mechanism": s.transfer_mechanism or "", "transfer_note": s.transfer_note,
+        "agreement_date": _day(s.agreement_date), "last_audit": _day(s.last_audit_date),
+        "audit_result": s.last_audit_result, "status": s.status,
+        "all_customers": s.all_customers, "customers": len(s.customer_ids),
     }
 
 
-def subprocessors(session: Session) -> list[dict[str, Any]]:
-    return [subprocessor_view(plain(r)) for r in (_call("list_subprocessors", session) or [])]
+def subprocessors(session: Session, tenant_id: str | None = None) -> list[dict[str, Any]]:
+    """Every sub-processor in use, or only those serving ``tenant_id``."""
+    return [subprocessor_json(s) for s in vendor.list_subprocessors(session, tenant_id=tenant_id)]
 
 
 def measures(session: Session) -> list[dict[str, Any]]:
-    out = []
-    for r in _call("list_measures", session) or []:
-        row = plain(r)
-        out.append({
-            "key": _text(row.get("key") or row.get("id")),
-            "kind": _text(row.get("kind") or row.get("type")),
-            "title_nb": _text(row.get("title_nb") or row.get("name_nb") or row.get("title")),
-            "title_en": _text(row.get("title_en") or row.get("name_en") or row.get("title")),
-            "status": _text(row.get("status")),
-            "owner": _text(row.get("owner")),
-        })
-    return out
+    return [{"key": m.key, "kind": m.category, "area": m.area, "title_nb": m.title_nb,
+             "title_en": m.title_en, "owner": m.owner, "status": m.status,
+             "evidence": [e.title for e in m.evidence]} for m in vendor.list_measures(session)]
 
 
 def systems(session: Session) -> list[dict[str, Any]]:
     out = []
-    for r in _call("list_systems", session) or []:
-        row = plain(r)
-        countries = _countries(row)
-        out.append({"name": _text(row.get("name")), "locations": countries,
-                    "outside_eea": [c for c in countries if c[:2] not in EEA],
-                    "transfer_mechanism": _text(row.get("transfer_mechanism"))})
+    for s in vendor.list_systems(session):
+        every = (*s.storage_locations, *s.processing_locations)
+        out.append({"key": s.key, "name": s.name,
+                    "locations": sorted({loc.country for loc in every}),
+                    "outside_eea": sorted({loc.country for loc in every if not loc.in_eea}),
+                    "transfer_mechanism": s.transfer_mechanism or ""})
     return out
 
 
 def officers(session: Session) -> dict[str, Any]:
-    return plain(_call("officers", session))
+    """The DPO and security officer with their published contact details, and how to complain to
+    Datatilsynet: part of every record and document."""
+    found = vendor.officers(session)
+
+    def one(o: vendor.OfficerView | None) -> dict[str, str] | None:
+        return {"name": o.name, "email": o.email, "phone": o.phone} if o else None
+
+    return {"dpo": one(found.dpo), "security_officer": one(found.security),
+            "complaint": {k: found.complaint[k] for k in ("name", "complaint_url", "phone", "address")
+                          if found.complaint.get(k)}}
 
 
 def customer_profile(session: Session, org_id: str) -> dict[str, Any]:
-    return plain(_call("customer_profile", session, org_id))
+    p = vendor.customer_profile(session, org_id)
+    return {"org_number": p.org_number or "", "contract_start": _day(p.contract_start),
+            "contract_end": _day(p.contract_end), "breach_notice_hours": p.breach_notice_hours,
+            "contacts": {kind: [r.email for r in people] for kind, people in p.contacts.items() if people}}
 
 
-def maintenance(session: Session) -> list[dict[str, Any]]:
-    return [plain(r) for r in (_call("list_maintenance", session) or [])]
+def maintenance(session: Session, tenant_id: str) -> list[dict[str, Any]]:
+    return [{**asdict(m), "customer_ids": None} for m in vendor.list_maintenance(session, tenant_id,
+                                                                                 include_past=False)]
 
 
-def notice_recipients(session: Session, org_id: str) -> list[tuple[str, str]]:
-    """(data key id, address) of the people a customer wants told; empty without a registry."""
-    return list(_call("notice_recipients", session, org_id) or [])
+def notice_recipients(session: Session, org_id: str, kind: str) -> list[vendor.Recipient]:
+    return vendor.notice_recipients(session, org_id, kind)
+
+
+def subprocessors_serving(session: Session, org_ids: list[str]) -> dict[str, list[str]]:
+    """The names of the sub-processors serving each customer (Art. 30(2): per controller)."""
+    views = vendor.list_subprocessors(session)
+    return {o: [s.name for s in views if s.serves(o)] for o in org_ids}

@@ -28,7 +28,7 @@ def pdf(document_html: str) -> bytes:
     """The PDF of a rendered document (WeasyPrint lays it out; nothing is drawn by hand)."""
     from weasyprint import HTML
 
-    return HTML(string=document_html).write_pdf()  # type: ignore[no-any-return]
+    return HTML(string=document_html).write_pdf()
 
 
 def text_lines(document_html: str) -> list[str]:
@@ -64,8 +64,8 @@ def record_csv(records: list[dict[str, Any]]) -> str:
         for c in rec.get("controllers", []):
             w.writerow([kind, who, "controllers", c["org_id"], "name", c["name"]])
             w.writerow([kind, who, "controllers", c["org_id"], "org_number", c["org_number"]])
-            for k, v in c["contacts"].items():
-                w.writerow([kind, who, "controllers", c["org_id"], f"contact.{k}", v])
+            for k, people in c["contacts"].items():
+                w.writerow([kind, who, "controllers", c["org_id"], f"contact.{k}", ", ".join(people)])
         for c in rec.get("categories", []):
             w.writerow([kind, who, "categories", f"{c['system']}.{c['table']}", "purpose", c["purpose"]])
             w.writerow([kind, who, "categories", f"{c['system']}.{c['table']}", "data_categories",

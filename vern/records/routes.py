@@ -21,7 +21,8 @@ from vern.console.templating import pick_locale, render
 from vern.db import Database, Scope
 from vern.errors import InvalidInput, NotFound
 from vern.inputs import Int32, Key
-from vern.records import documents, registry, render as rendering, service
+from vern.records import documents, registry, service
+from vern.records import render as rendering
 from vern.records.models import DOCUMENT_KINDS
 
 router = APIRouter(tags=["records"])
@@ -88,8 +89,11 @@ def api_create_entry(body: EntryBody, actor: Annotated[Actor, Depends(require(Pe
                      db: TenantDB) -> dict[str, Any]:
     """Add a processing activity: consent purposes, data subjects, product systems, Vern's own
     tables, sub-processors and other recipients, each by its key."""
-    data = service.EntryInput(**{k: tuple(v) if isinstance(v, list) else v
-                                 for k, v in body.model_dump().items()})
+    data = service.EntryInput(
+        key=body.key, name_nb=body.name_nb, name_en=body.name_en,
+        purpose_keys=tuple(body.purpose_keys), subjects=tuple(body.subjects),
+        systems=tuple(body.systems), own_tables=tuple(body.own_tables),
+        subprocessors=tuple(body.subprocessors), recipients=tuple(body.recipients))
     return service.entry_view(service.create_entry(db, org_id=actor.org_id, data=data,
                                                    actor_user_id=actor.user_id))
 
@@ -111,7 +115,7 @@ def api_check(actor: Annotated[Actor, Depends(require(Perm.RECORDS_READ))],
 
 @router.get("/api/v1/records/export")
 def api_export(actor: Annotated[Actor, Depends(require(Perm.RECORDS_READ))], database: DatabaseDep,
-               format: Literal["json", "csv", "html", "pdf"] = "json",  # noqa: A002 - the query name
+               format: Literal["json", "csv", "html", "pdf"] = "json",
                controller: Annotated[str, Query(max_length=36)] = "vendor",
                lang: Lang = "nb") -> Response:
     """The record for ``vendor`` (as controller and processor), ``customers`` (every customer's
@@ -152,7 +156,7 @@ def api_publish_document(document_kind: str,
 
 
 @router.get("/api/v1/records/documents/{document_kind}/diff")
-def api_document_diff(document_kind: str, actor: Annotated[Actor, Depends(require(Perm.RECORDS_READ))],
+def api_document_diff(document_kind: str, *, actor: Annotated[Actor, Depends(require(Perm.RECORDS_READ))],
                       db: TenantDB, old: Annotated[Int32, Query(alias="from", ge=1)],
                       new: Annotated[Int32, Query(alias="to", ge=1)], lang: Lang = "nb") -> dict[str, Any]:
     """The changes between two published versions, line by line (unified diff of the text)."""
@@ -163,9 +167,9 @@ def api_document_diff(document_kind: str, actor: Annotated[Actor, Depends(requir
 
 
 @router.get("/api/v1/records/documents/{document_kind}/{document_version}")
-def api_document(document_kind: str, document_version: Int32,
+def api_document(document_kind: str, document_version: Int32, *,
                  actor: Annotated[Actor, Depends(require(Perm.RECORDS_READ))], db: TenantDB,
-                 format: DocFormat = "html", lang: Lang = "nb") -> Response:  # noqa: A002
+                 format: DocFormat = "html", lang: Lang = "nb") -> Response:
     kind = _kind(document_kind)
     row = service.document_version(db, kind, document_version)
     return document_response(documents.html_of(row, lang), format, f"{kind}-v{row.version}-{lang}")
@@ -245,7 +249,7 @@ def _index(request: Request, actor: Actor, database: Database, *, error: Any = N
         "agreements": agreements_overview(database), "subjects": service.SUBJECTS,
         "purposes": purposes, "systems": systems, "subprocessors": subs, "files": files,
         "can_manage": actor.can(Perm.RECORDS_MANAGE), "can_share": actor.can(Perm.TRUST_MANAGE),
-        "error": error, "registry": registry.available(),
+        "error": error,
     }, status=status)
 
 
@@ -304,7 +308,7 @@ def console_publish(request: Request, *, actor: Annotated[Actor, Depends(require
 @pages.get("/console/records/export")
 def console_export(request: Request, actor: Annotated[Actor, Depends(require(Perm.RECORDS_READ))],
                    database: DatabaseDep,
-                   format: Literal["json", "csv", "html", "pdf"] = "pdf",  # noqa: A002
+                   format: Literal["json", "csv", "html", "pdf"] = "pdf",
                    lang: Lang = "nb") -> Response:
     data = documents.export(database, controller="vendor", fmt=format, locale=lang)
     return Response(data, media_type=documents.MEDIA[format], headers={
@@ -313,7 +317,7 @@ def console_export(request: Request, actor: Annotated[Actor, Depends(require(Per
 
 
 @pages.get("/console/records/documents/{document_kind}")
-def console_versions(request: Request, document_kind: str,
+def console_versions(request: Request, document_kind: str, *,
                      actor: Annotated[Actor, Depends(require(Perm.RECORDS_READ))], db: TenantDB,
                      old: Annotated[Int32 | None, Query(alias="from", ge=1)] = None,
                      new: Annotated[Int32 | None, Query(alias="to", ge=1)] = None) -> Response:
@@ -332,9 +336,9 @@ def console_versions(request: Request, document_kind: str,
 
 
 @pages.get("/console/records/documents/{document_kind}/{document_version}")
-def console_document(request: Request, document_kind: str, document_version: Int32,
+def console_document(request: Request, document_kind: str, document_version: Int32, *,
                      actor: Annotated[Actor, Depends(require(Perm.RECORDS_READ))], db: TenantDB,
-                     format: DocFormat = "html", lang: Lang = "nb") -> Response:  # noqa: A002
+                     format: DocFormat = "html", lang: Lang = "nb") -> Response:
     kind = _kind(document_kind)
     row = service.document_version(db, kind, document_version)
     return document_response(documents.html_of(row, lang), format, f"{kind}-v{row.version}-{lang}")

@@ -12,14 +12,13 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from vern.accounts import service as accounts
-from vern.accounts.roles import Role
 from vern.audit.service import record as audit
 from vern.consent import service as consent
 from vern.datamap import service as datamap
@@ -71,28 +70,31 @@ def _validate_entry(session: Session, data: EntryInput) -> None:
         value = getattr(data, name).strip()
         if not value or len(value) > 200:
             raise InvalidInput.on(name, "give a name of 1-200 characters")
-    known = {p.key for p in consent.list_purposes(session)}
-    for i, key in enumerate(data.purpose_keys):
-        if key not in known:
-            raise InvalidInput.on(f"purpose_keys.{i}", "no such purpose in the consent register")
     for i, subject in enumerate(data.subjects):
         if subject not in SUBJECTS:
             raise InvalidInput.on(f"subjects.{i}", "one of %(values)s", values=", ".join(SUBJECTS))
-    dm = datamap.current_map(session)
-    for i, system in enumerate(data.systems):
-        if dm is None or system not in dm.systems:
-            raise InvalidInput.on(f"systems.{i}", "no such system in the product data map")
-    own = load_own_map()
-    for i, table in enumerate(data.own_tables):
-        if table not in own:
-            raise InvalidInput.on(f"own_tables.{i}", "no such table in Vern's own data map")
-    ids = {s["id"] for s in registry.subprocessors(session)}
-    for i, sub in enumerate(data.subprocessors):
-        if sub not in ids:
-            raise InvalidInput.on(f"subprocessors.{i}", "no such sub-processor in the registry")
     for i, text in enumerate(data.recipients):
         if not text.strip() or len(text) > 200:
             raise InvalidInput.on(f"recipients.{i}", "give a category of recipients of 1-200 characters")
+    _validate_references(session, data)
+
+
+def _validate_references(session: Session, data: EntryInput) -> None:
+    """Every key an entry names exists where it is kept (consent, data maps, vendor registry)."""
+    dm = datamap.current_map(session)
+    known: list[tuple[str, tuple[str, ...], set[str], str]] = [
+        ("purpose_keys", data.purpose_keys, {p.key for p in consent.list_purposes(session)},
+         "no such purpose in the consent register"),
+        ("systems", data.systems, set(dm.systems) if dm else set(),
+         "no such system in the product data map"),
+        ("own_tables", data.own_tables, set(load_own_map()), "no such table in Vern's own data map"),
+        ("subprocessors", data.subprocessors, {s["id"] for s in registry.subprocessors(session)},
+         "no such sub-processor in the registry"),
+    ]
+    for field, given, found, message in known:
+        for i, value in enumerate(given):
+            if value not in found:
+                raise InvalidInput.on(f"{field}.{i}", message)
 
 
 def create_entry(session: Session, *, org_id: str, data: EntryInput,
@@ -202,12 +204,6 @@ def _activity(entry: ProcessingEntry, purposes: dict[str, Any], dm: DataMap | No
     }
 
 
-def _officers(session: Session) -> dict[str, Any]:
-    found = registry.officers(session)
-    return {k: registry.plain(v) if not isinstance(v, (str, int, type(None))) else v
-            for k, v in found.items()}
-
-
 def controller_record(session: Session, *, org_id: str) -> dict[str, Any]:
     """Art. 30(1): the vendor as controller. ``session`` is scoped to the vendor's organisation."""
     org = accounts.get_organisation(session, org_id)
@@ -218,7 +214,7 @@ def controller_record(session: Session, *, org_id: str) -> dict[str, Any]:
     return {
         "record": "controller", "article": "30(1)",
         "controller": {"name": org.name, "org_number": org.org_number or ""},
-        "officers": _officers(session),
+        "officers": registry.officers(session),
         "activities": [_activity(e, purposes, dm, own, subs) for e in list_entries(session)],
         "measures": registry.measures(session),
         "generated_at": utcnow().isoformat(),
@@ -246,17 +242,22 @@ def processor_record(session: Session, *, vendor_org_id: str,
     profile (contacts, contract) comes from the vendor registry."""
     vendor = accounts.get_organisation(session, vendor_org_id)
     subs = registry.subprocessors(session)
+    serving = registry.subprocessors_serving(session, [c[0] for c in customers])
     controllers = []
     for org_id, name, number in customers:
         profile = registry.customer_profile(session, org_id)
+        # Contacts registered with the vendor, else the administrators notices would reach.
+        contacts = profile["contacts"] or {
+            "privacy": [r.email for r in registry.notice_recipients(session, org_id, "privacy")]}
         controllers.append({"org_id": org_id, "name": name, "org_number": number,
-                            "contacts": _contacts(profile),
-                            "contract_start": str(profile.get("contract_start") or ""),
-                            "contract_end": str(profile.get("contract_end") or "")})
+                            "contacts": {k: v for k, v in contacts.items() if v},
+                            "contract_start": profile["contract_start"],
+                            "contract_end": profile["contract_end"],
+                            "subprocessors": serving[org_id]})
     return {
         "record": "processor", "article": "30(2)",
         "processor": {"name": vendor.name, "org_number": vendor.org_number or ""},
-        "officers": _officers(session),
+        "officers": registry.officers(session),
         "controllers": controllers,
         "categories": processing_categories(datamap.current_map(session)),
         "subprocessors": subs,
@@ -264,14 +265,6 @@ def processor_record(session: Session, *, vendor_org_id: str,
         "measures": registry.measures(session),
         "generated_at": utcnow().isoformat(),
     }
-
-
-def _contacts(profile: dict[str, Any]) -> dict[str, str]:
-    contacts = profile.get("contacts")
-    if isinstance(contacts, dict):
-        return {str(k): str(v) for k, v in contacts.items() if v}
-    return {k.removesuffix("_contact"): str(profile[k]) for k in
-            ("privacy_contact", "security_contact", "breach_contact") if profile.get(k)}
 
 
 def customers(session: Session) -> list[tuple[str, str, str]]:
@@ -335,9 +328,11 @@ def check_processor(rec: dict[str, Any]) -> list[Missing]:
         if not c["name"]:
             out.append(Missing(name, f"customer {c['org_id']}", N_("30(2)(a) name of the controller")))
         if not c["contacts"]:
-            out.append(Missing(name, f"customer {c['name']}", N_("30(2)(a) contact details of the controller")))
+            out.append(Missing(name, f"customer {c['name']}",
+                               N_("30(2)(a) contact details of the controller")))
     if not rec["categories"]:
-        out.append(Missing(name, "categories", N_("30(2)(b) categories of processing (publish the product data map)")))
+        out.append(Missing(name, "categories",
+                           N_("30(2)(b) categories of processing (publish the product data map)")))
     for t in rec["transfers"]:
         if not t["safeguard"]:
             out.append(Missing(name, "transfers", f"30(2)(c) safeguard for the transfer to {t['recipient']}"))
@@ -400,27 +395,29 @@ AGREEMENT_MAIL = (N_("A new data processing agreement from %(vendor)s"),
 
 
 def _tell_admins(session: Session, org_id: str, version: int) -> None:
+    """The customer's administrators (who sign) and its registered privacy contacts."""
     from vern.config import get_settings
     from vern.i18n import gettext
     from vern.notify import service as notify
 
     org = accounts.get_organisation(session, org_id)
     vendor = accounts.vendor_org(session)
-    vendor_name = vendor.name if vendor else ""
-    url = f"{get_settings().base_url}/trust"
-    for user, membership in accounts.list_members(session):
-        if membership.role != Role.TENANT_ADMIN.value or user.email is None or user.disabled_at:
-            continue
-        locale = user.locale or "nb"
-        params = {"vendor": vendor_name, "org": org.name, "version": version, "url": url}
-        notify.queue(session, key_id=user.key_id, to=user.email.value,
+    params = {"vendor": vendor.name if vendor else "", "org": org.name, "version": version,
+              "url": f"{get_settings().base_url}/trust"}
+    people = {u.email.value: (u.key_id, u.locale or "nb") for u in accounts.active_admins(session, org_id)
+              if u.email is not None and u.email.value}
+    for r in registry.notice_recipients(session, org_id, "privacy"):
+        people.setdefault(r.email, (r.key_id, r.locale))
+    for address, (key_id, locale) in sorted(people.items()):
+        notify.queue(session, key_id=key_id, to=address,
                      subject=gettext(locale, AGREEMENT_MAIL[0], **params),
                      body=gettext(locale, AGREEMENT_MAIL[1], **params),
                      kind="records.agreement_sent", org_id=org_id)
 
 
-def annexes(session: Session) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
-    subs, measures = registry.subprocessors(session), registry.measures(session)
+def annexes(session: Session, org_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
+    """The sub-processors serving the customer and the measures, as they stand now."""
+    subs, measures = registry.subprocessors(session, org_id), registry.measures(session)
     frozen = hashlib.sha256(json.dumps([subs, measures], sort_keys=True).encode()).hexdigest()
     return subs, measures, frozen
 
@@ -439,10 +436,10 @@ def sign_agreement(session: Session, *, agreement_id: str, signer_name: str | No
     if row.status != "sent":
         raise Conflict(detail="only a sent agreement can be signed (this one is %(status)s)",
                        params={"status": row.status})
-    subs, measures, frozen = annexes(session)
+    subs, measures, frozen = annexes(session, row.org_id)
     row.status, row.signer_name = "signed", signer_name.strip()[:200]  # type: ignore[union-attr]
     row.signer_user_id = actor_user_id
-    row.signed_at = datetime.combine(signed_on, time(12, 0), tzinfo=timezone.utc)
+    row.signed_at = datetime.combine(signed_on, time(12, 0), tzinfo=UTC)
     row.annex_subprocessors, row.annex_measures, row.annex_sha256 = subs, measures, frozen
     for old in list_agreements(session):
         if old.id != row.id and old.status == "signed":

@@ -58,7 +58,7 @@ def _download(row: Any) -> Response:
 
 def _agreement_document(db: Any, agreement_id: str, fmt: str, lang: str) -> Response:
     row = records.get_agreement(db, agreement_id)
-    if row.status == "signed" or row.status == "superseded" and row.signed_at:
+    if row.status == "signed" or (row.status == "superseded" and row.signed_at):
         html = documents.signed_dpa_html(db, row, lang)
     elif row.document_id:
         html = documents.html_of(records.get_document(db, row.document_id), lang)
@@ -86,7 +86,7 @@ def api_download(trust_file_id: str, actor: Annotated[Actor, Depends(require(Per
 
 @router.get("/api/v1/trust/agreements/{agreement_id}")
 def api_agreement(agreement_id: str, actor: Annotated[Actor, Depends(require(Perm.TRUST_READ))],
-                  db: TenantDB, format: Literal["html", "pdf"] = "html",  # noqa: A002
+                  db: TenantDB, format: Literal["html", "pdf"] = "html",
                   lang: Literal["nb", "en"] = "nb") -> Response:
     """The organisation's agreement: as sent, or as signed with its frozen annexes."""
     return _agreement_document(db, agreement_id, format, lang)
@@ -162,7 +162,7 @@ def console_download(trust_file_id: str, actor: Annotated[Actor, Depends(require
 
 @pages.get("/console/trust/agreements/{agreement_id}")
 def console_agreement(agreement_id: str, actor: Annotated[Actor, Depends(require(Perm.TRUST_READ))],
-                      db: TenantDB, format: Literal["html", "pdf"] = "html",  # noqa: A002
+                      db: TenantDB, format: Literal["html", "pdf"] = "html",
                       lang: Literal["nb", "en"] = "nb") -> Response:
     return _agreement_document(db, agreement_id, format, lang)
 

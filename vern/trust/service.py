@@ -136,9 +136,9 @@ def page(session: Session, org_id: str) -> dict[str, Any]:
     """What the customer's trust page shows (``session`` in the customer's organisation)."""
     return {
         "org": accounts.get_organisation(session, org_id),
-        "subprocessors": registry.subprocessors(session),
+        "subprocessors": registry.subprocessors(session, org_id),
         "measures": registry.measures(session),
-        "maintenance": registry.maintenance(session),
+        "maintenance": registry.maintenance(session, org_id),
         "agreement": records.agreement_status(session),
         "agreements": records.list_agreements(session),
         "files": shared_files(session),
