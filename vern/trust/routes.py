@@ -76,11 +76,11 @@ def api_trust(actor: Annotated[Actor, Depends(require(Perm.TRUST_READ))], db: Te
     return _page_view(service.page(db, actor.org_id))
 
 
-@router.get("/api/v1/trust/files/{trust_file_id}")
-def api_download(trust_file_id: str, actor: Annotated[Actor, Depends(require(Perm.TRUST_READ))],
+@router.get("/api/v1/trust/files/{trust_share_id}")
+def api_download(trust_share_id: str, actor: Annotated[Actor, Depends(require(Perm.TRUST_READ))],
                  db: TenantDB) -> Response:
     """A file the vendor shares with the caller's organisation (the download is audited)."""
-    return _download(service.download(db, org_id=actor.org_id, file_id=trust_file_id,
+    return _download(service.download(db, org_id=actor.org_id, share_id=trust_share_id,
                                       actor_user_id=actor.user_id))
 
 
@@ -153,10 +153,10 @@ def console_trust(request: Request, actor: Annotated[Actor, Depends(require(Perm
     return _trust_page(request, actor, db, done=request.query_params.get("done", "")[:20])
 
 
-@pages.get("/console/trust/files/{trust_file_id}")
-def console_download(trust_file_id: str, actor: Annotated[Actor, Depends(require(Perm.TRUST_READ))],
+@pages.get("/console/trust/files/{trust_share_id}")
+def console_download(trust_share_id: str, actor: Annotated[Actor, Depends(require(Perm.TRUST_READ))],
                      db: TenantDB) -> Response:
-    return _download(service.download(db, org_id=actor.org_id, file_id=trust_file_id,
+    return _download(service.download(db, org_id=actor.org_id, share_id=trust_share_id,
                                       actor_user_id=actor.user_id))
 
 

@@ -77,9 +77,11 @@ def share_file(database: Database, *, vendor_org_id: str, file_id: str, org_ids:
                                                                TrustShare.file_id == file_id))
             if found:
                 continue
-            session.add(TrustShare(org_id=org_id, file_id=file_id, shared_by=actor_user_id))
+            share = TrustShare(org_id=org_id, file_id=file_id, shared_by=actor_user_id)
+            session.add(share)
+            session.flush()
             audit(session, "trust.file_shared", org_id=org_id, actor_user_id=actor_user_id,
-                  resource=f"trust_file:{file_id}", details={"new": {"shared": True}})
+                  resource=f"trust_share:{share.id}", details={"new": {"shared": True}})
             added += 1
         audit(session, "trust.file_shared", org_id=vendor_org_id, actor_user_id=actor_user_id,
               resource=f"trust_file:{file_id}", details={"new": {"customers": sorted(org_ids)}})
@@ -102,25 +104,33 @@ def shared_with(session: Session, file_id: str) -> list[str]:
 
 
 def shared_files(session: Session) -> list[dict[str, Any]]:
-    """The files shared with the session's customer (a tenant scope)."""
-    ids = list(session.scalars(select(TrustShare.file_id)))
-    if not ids:
+    """The files shared with the session's customer (a tenant scope), each with its share id: the
+    customer's own handle on it."""
+    shares = {file_id: share_id for share_id, file_id in
+              session.execute(select(TrustShare.id, TrustShare.file_id))}
+    if not shares:
         return []
     rows = session.execute(select(TrustFile.id, TrustFile.title, TrustFile.filename, TrustFile.size,
                                   TrustFile.uploaded_at, TrustFile.content_type)
-                           .where(TrustFile.id.in_(ids), TrustFile.withdrawn_at.is_(None))
+                           .where(TrustFile.id.in_(list(shares)), TrustFile.withdrawn_at.is_(None))
                            .order_by(TrustFile.uploaded_at.desc()))
-    return [dict(r._mapping) for r in rows]
+    out = []
+    for r in rows:
+        item = dict(r._mapping)
+        item["id"] = shares[item.pop("id")]
+        out.append(item)
+    return out
 
 
-def download(session: Session, *, org_id: str, file_id: str, actor_user_id: str | None) -> TrustFile:
-    """A shared file for the session's customer, the download recorded in its audit trail; any
-    other file answers 404 (existence does not leak)."""
-    if session.scalar(select(TrustShare.id).where(TrustShare.file_id == file_id)) is None:
+def download(session: Session, *, org_id: str, share_id: str, actor_user_id: str | None) -> TrustFile:
+    """A file shared with the session's customer, the download recorded in its audit trail; any
+    other share id answers 404 (existence does not leak)."""
+    share = session.get(TrustShare, share_id)
+    if share is None:
         raise NotFound(detail="no such file")
-    row = get_file(session, file_id)
+    row = get_file(session, share.file_id)
     audit(session, "trust.file_downloaded", org_id=org_id, actor_user_id=actor_user_id,
-          resource=f"trust_file:{file_id}", details={"new": {"sha256": row.sha256}})
+          resource=f"trust_share:{share_id}", details={"new": {"sha256": row.sha256}})
     return row
 
 
