@@ -1,7 +1,7 @@
 """records and trust: processing entries, agreements, document versions, shared files
 
 Revision ID: 0024
-Revises: 0013
+Revises: 0023
 Create Date: 2026-12-06 07:14:37.456410
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import vern.db
 
 
 revision: str = '0024'
-down_revision: str | None = '0013'
+down_revision: str | None = '0023'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
