@@ -51,7 +51,8 @@ def test_each_customer_sees_only_its_own_trust_page_and_files(db: Database, pers
     assert [(e.org_id, e.actor_user_id) for e in found] == [(personas.tenant_a, personas.alice.user_id)]
 
 
-def test_vendor_staff_and_other_roles_have_no_trust_page(db: Database, personas: Personas, login: Any) -> None:
+def test_vendor_staff_and_other_roles_have_no_trust_page(db: Database, personas: Personas,
+                                                        login: Any) -> None:
     assert login(personas.dave).get("/api/v1/trust").status_code == 403
     bob = login(personas.bob)
     assert bob.get("/api/v1/trust").status_code == 200
