@@ -53,6 +53,10 @@ class Perm(StrEnum):
     CONSENT_MANAGE = "consent.manage"
     STATS_READ = "stats.read"
     STATS_MANAGE = "stats.manage"
+    # vendor registry (vern/vendor)
+    VENDOR_READ = "vendor.read"  # the vendor's registry (vendor context only)
+    VENDOR_MANAGE = "vendor.manage"  # sub-processors, measures, systems, officers, customers, maintenance
+    VENDOR_NOTICES = "vendor.notices"  # a customer's sub-processor notices: read and object
     # records of processing, agreements and the trust page (vern/records, vern/trust)
     RECORDS_READ = "records.read"
     RECORDS_MANAGE = "records.manage"
@@ -131,6 +135,17 @@ VENDOR_IN_TENANT: dict[Role, frozenset[Perm]] = {
     Role.SUPPORT: frozenset(_TENANT_COMMON | {Perm.USERS_READ}),
     Role.AUDITOR: frozenset(_TENANT_COMMON | {Perm.AUDIT_READ}),
 }
+
+# vendor registry (vern/vendor): who reads and keeps it, and who answers its notices.
+for _role, _added in {
+    Role.OWNER: {Perm.VENDOR_READ, Perm.VENDOR_MANAGE},
+    Role.SECURITY_OFFICER: {Perm.VENDOR_READ, Perm.VENDOR_MANAGE},
+    Role.PRIVACY_OFFICER: {Perm.VENDOR_READ, Perm.VENDOR_MANAGE},
+    Role.SUPPORT: {Perm.VENDOR_READ},
+    Role.AUDITOR: {Perm.VENDOR_READ},
+    Role.TENANT_ADMIN: {Perm.VENDOR_NOTICES},
+}.items():
+    IN_OWN_ORG[_role] = IN_OWN_ORG[_role] | _added
 
 # Roles that may exist in each kind of organisation.
 ROLES_FOR_KIND: dict[OrgKind, frozenset[Role]] = {

@@ -1019,3 +1019,15 @@ def active_admins(session: Session, org_id: str) -> list[User]:
             .execution_options(cross_tenant="a customer's admins, for notices to the customer")
         )
     )
+
+
+def set_org_number(session: Session, *, org_id: str, org_number: str | None,
+                   actor: Actor | None) -> Organisation:
+    """Change an organisation's number (checked as ``check_org_number``); None clears it."""
+    org = get_organisation(session, org_id)
+    new = check_org_number(org_number) if org_number else None
+    if new != org.org_number:
+        old, org.org_number = org.org_number, new
+        _audit(session, "org.number_changed", actor, org_id=org.id, resource=f"org:{org.id}",
+               details={"old": {"org_number": old}, "new": {"org_number": new}})
+    return org

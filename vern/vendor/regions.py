@@ -25,7 +25,10 @@ def _data() -> dict[str, Any]:
 
 def eea() -> frozenset[str]:
     """The EU member states and the EEA EFTA states (Norway among them)."""
-    return frozenset(_data()["eu"]) | frozenset(_data()["eea_efta"])
+    codes = [*_data()["eu"], *_data()["eea_efta"]]
+    if not all(isinstance(c, str) and len(c) == 2 for c in codes):
+        raise ValueError(f"{_DATA.name}: every code must be a quoted two-letter string")
+    return frozenset(codes)
 
 
 def transfer_mechanisms() -> dict[str, str]:
