@@ -10,44 +10,45 @@ from vern.datamap.service import publish_map
 from vern.db import Database, Scope
 from vern.records import service
 from vern.rights import demo
-from vern.vendor.models import Measure, Officer, Subprocessor
+from vern.vendor import service as vendor
 
 
 def fill_registry(db: Database) -> dict[str, str]:
-    """Officers, two sub-processors (one outside the EU/EEA, with SCCs) and two measures.
-
-    The registry's own write functions are used as soon as it has them; until then the rows are
-    added as its models define them."""
+    """Officers, two sub-processors (one processing outside the EU/EEA, under SCCs) and two
+    measures, through the vendor registry's own service."""
     with db.transaction(Scope.system("test registry")) as session:
-        session.add_all([
-            Officer(role="dpo", name="Dina Personvern", email="personvern@solstrand.example.com",
-                    phone="+47 22 00 00 01"),
-            Officer(role="security", name="Sverre Sikker", email="sikkerhet@solstrand.example.com"),
-        ])
-        drift = Subprocessor(key="fjorddrift", name="Fjorddrift AS", service="Drift av servere",
-                             data_categories=["user.name", "user.contact.email"],
-                             storage_locations=["NO"], processing_locations=["NO"],
-                             agreement_date=date(2025, 1, 15), status="active")
-        mail = Subprocessor(key="postbud", name="Postbud Inc.", service="E-postutsending",
-                            data_categories=["user.contact.email"], storage_locations=["IE"],
-                            processing_locations=["US"], transfer_mechanism="scc",
-                            status="active")
-        session.add_all([drift, mail])
-        session.add_all([
-            Measure(key="tls", category="technical", area="crypto", title_nb="Kryptert overføring",
-                    title_en="Encryption in transit", status="in_place"),
-            Measure(key="training", category="organisational", area="staff",
-                    title_nb="Opplæring av ansatte", title_en="Staff training", status="in_place"),
-        ])
-        session.flush()
+        vendor.set_officer(session, role="dpo", name="Dina Personvern",
+                           email="personvern@solstrand.example.com", phone="+47 22 00 00 01",
+                           actor_user_id=None)
+        vendor.set_officer(session, role="security", name="Sverre Sikker",
+                           email="sikkerhet@solstrand.example.com", actor_user_id=None)
+        drift, _ = vendor.save_subprocessor(session, vendor.SubprocessorInput(
+            key="fjorddrift", name="Fjorddrift AS", service="Drift av servere",
+            data_categories=("user.name", "user.contact.email"), storage_locations=("NO",),
+            processing_locations=("NO",), agreement_date=date(2025, 1, 15), status="active"),
+            actor_user_id=None)
+        mail, _ = vendor.save_subprocessor(session, vendor.SubprocessorInput(
+            key="postbud", name="Postbud Inc.", service="E-postutsending",
+            data_categories=("user.contact.email",), storage_locations=("IE",),
+            processing_locations=("US",), transfer_mechanism="scc", status="active"),
+            actor_user_id=None)
+        for key, category, nb, en in (("tls", "technical", "Kryptert overføring", "Encryption in transit"),
+                                      ("training", "organisational", "Opplæring av ansatte",
+                                       "Staff training")):
+            vendor.save_measure(session, vendor.MeasureInput(key, category, nb, en, status="in_place"),
+                                actor_user_id=None)
         return {"drift": drift.id, "mail": mail.id}
 
 
-def add_subprocessor(db: Database, name: str) -> None:
+def add_subprocessor(db: Database, name: str) -> int:
+    """A new sub-processor for every customer; returns how many customers were told."""
     with db.transaction(Scope.system("test registry")) as session:
-        session.add(Subprocessor(key=name.lower()[:40], name=name, service="Støtte",
-                                 storage_locations=["SE"], processing_locations=["SE"],
-                                 status="active"))
+        _, told = vendor.save_subprocessor(session, vendor.SubprocessorInput(
+            key=name.lower().replace(" ", "-")[:40], name=name, service="Støtte",
+            data_categories=("user.name",),
+            storage_locations=("SE",), processing_locations=("SE",), status="active"),
+            actor_user_id=None)
+        return told
 
 
 def fill_vendor(db: Database, personas: Personas) -> dict[str, str]:

@@ -93,3 +93,10 @@ def subprocessors_serving(session: Session, org_ids: list[str]) -> dict[str, lis
     """The names of the sub-processors serving each customer (Art. 30(2): per controller)."""
     views = vendor.list_subprocessors(session)
     return {o: [s.name for s in views if s.serves(o)] for o in org_ids}
+
+
+def subprocessor_notices(session: Session) -> list[dict[str, Any]]:
+    """The Art. 28(2) notices of new or changed sub-processors sent to the session's customer."""
+    return [{"id": n.id, "name": str(n.summary.get("name", "")), "change": n.change,
+             "created_at": n.created_at, "closes_at": n.closes_at, "open": n.open,
+             "objected_at": n.objected_at} for n in vendor.customer_notices(session)]

@@ -45,7 +45,13 @@ class ShareBody(BaseModel):
 def _page_view(page: dict[str, Any]) -> dict[str, Any]:
     agreement = page["agreement"]
     return {"organisation": page["org"].name, "subprocessors": page["subprocessors"],
-            "measures": page["measures"], "maintenance": page["maintenance"],
+            "measures": page["measures"],
+            "maintenance": [{k: m[k] if k not in ("starts_at", "ends_at") else m[k].isoformat()
+                             for k in ("title_nb", "title_en", "starts_at", "ends_at", "emergency")}
+                            for m in page["maintenance"]],
+            "notices": [{"id": n["id"], "name": n["name"], "change": n["change"], "open": n["open"],
+                         "closes_at": n["closes_at"].isoformat(),
+                         "objected": n["objected_at"] is not None} for n in page["notices"]],
             "agreement": agreement,
             "files": [{**f, "uploaded_at": f["uploaded_at"].isoformat()} for f in page["files"]]}
 

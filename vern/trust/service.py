@@ -149,6 +149,7 @@ def page(session: Session, org_id: str) -> dict[str, Any]:
         "subprocessors": registry.subprocessors(session, org_id),
         "measures": registry.measures(session),
         "maintenance": registry.maintenance(session, org_id),
+        "notices": registry.subprocessor_notices(session),
         "agreement": records.agreement_status(session),
         "agreements": records.list_agreements(session),
         "files": shared_files(session),
