@@ -229,14 +229,14 @@ def export(database: Database, *, controller: str, fmt: str, locale: str) -> byt
     return page.encode() if fmt == "html" else render.pdf(page)
 
 
-def all_customers(database: Database, vendor_org_id: str) -> list[dict[str, Any]]:
-    """Each customer's processor record (Art. 30(2)), one per controller, read in one pass: the
-    shared parts (product map, sub-processors, measures, officers) are read once."""
+def all_customers(database: Database, vendor_org_id: str) -> dict[str, Any]:
+    """The processor record for every customer at once (Art. 30(2)): what is the same for all of
+    them (processor, officers, categories of processing, sub-processors, transfers, measures) once,
+    and per controller its name, organisation number, contacts, contract and the sub-processors
+    serving it. One controller's part with the shared part is that customer's whole record."""
     with database.transaction(Scope.system("records: every customer's record")) as session:
-        whole = service.processor_record(session, vendor_org_id=vendor_org_id,
-                                         customers=service.customers(session))
-    shared = {k: v for k, v in whole.items() if k != "controllers"}
-    return [{**shared, "controllers": [c]} for c in whole["controllers"]]
+        return service.processor_record(session, vendor_org_id=vendor_org_id,
+                                        customers=service.customers(session))
 
 
 def check(database: Database) -> list[service.Missing]:

@@ -246,9 +246,10 @@ def processor_record(session: Session, *, vendor_org_id: str,
     controllers = []
     for org_id, name, number in customers:
         profile = registry.customer_profile(session, org_id)
-        # Contacts registered with the vendor, else the administrators notices would reach.
+        # Contacts registered with the vendor, else the administrators (whom notices reach then).
         contacts = profile["contacts"] or {
-            "privacy": [r.email for r in registry.notice_recipients(session, org_id, "privacy")]}
+            "privacy": [u.email.value for u in accounts.active_admins(session, org_id)
+                        if u.email is not None and u.email.value]}
         controllers.append({"org_id": org_id, "name": name, "org_number": number,
                             "contacts": {k: v for k, v in contacts.items() if v},
                             "contract_start": profile["contract_start"],
