@@ -1008,17 +1008,25 @@ def active_admins(session: Session, org_id: str) -> list[User]:
     registry falls back to them when the customer named no contact). Reads the customer's
     memberships by its id on purpose, whatever the session's scope: callers check first that
     the reader may see that customer."""
+    return active_admins_by_org(session, [org_id]).get(org_id, [])
+
+
+def active_admins_by_org(session: Session, org_ids: list[str]) -> dict[str, list[User]]:
+    """``active_admins`` for many customers at once (one query per 500 organisations)."""
     m = Membership.__table__
-    return list(
-        session.scalars(
-            select(User)
-            .join(m, m.c.user_id == User.id)
-            .where(m.c.org_id == org_id, m.c.role == Role.TENANT_ADMIN.value,
-                   User.disabled_at.is_(None))
+    found: dict[str, list[User]] = {}
+    for start in range(0, len(org_ids), 500):
+        rows = session.execute(
+            select(m.c.org_id, User)
+            .join(User, m.c.user_id == User.id)
+            .where(m.c.org_id.in_(org_ids[start:start + 500]),
+                   m.c.role == Role.TENANT_ADMIN.value, User.disabled_at.is_(None))
             .order_by(User.created_at)
-            .execution_options(cross_tenant="a customer's admins, for notices to the customer")
+            .execution_options(cross_tenant="customers' admins, for notices to the customers")
         )
-    )
+        for org_id, user in rows:
+            found.setdefault(org_id, []).append(user)
+    return found
 
 
 def set_org_number(session: Session, *, org_id: str, org_number: str | None,

@@ -207,6 +207,7 @@ def _sub_input(key: str, body: SubprocessorBody) -> SubprocessorInput:
 @router.get("/api/v1/vendor/subprocessors")
 def api_subprocessors(_actor: Reader, db: VendorDB, include_retired: bool = False
                       ) -> dict[str, Any]:
+    """Every sub-processor with its locations, transfer mechanism, agreement and last audit."""
     return {"subprocessors": _json(service.list_subprocessors(db,
                                                               include_retired=include_retired))}
 
@@ -235,6 +236,7 @@ def api_save_subprocessor(subprocessor_key: str, body: SubprocessorBody, *, acto
 @router.post("/api/v1/vendor/subprocessors/{subprocessor_key}/audit")
 def api_audit_subprocessor(subprocessor_key: str, body: AuditBody, actor: Manager,
                            db: VendorDB) -> dict[str, Any]:
+    """Record the vendor's latest audit of a sub-processor (no notice to customers)."""
     return _json(service.record_subprocessor_audit(
         db, subprocessor_key, audited_on=body.audited_on, result=body.result, note=body.note,
         actor_user_id=actor.user_id))
@@ -243,6 +245,7 @@ def api_audit_subprocessor(subprocessor_key: str, body: AuditBody, actor: Manage
 @router.post("/api/v1/vendor/subprocessors/{subprocessor_key}/retire")
 def api_retire_subprocessor(subprocessor_key: str, actor: Manager, db: VendorDB
                             ) -> dict[str, Any]:
+    """Stop using a sub-processor; it stays in the register as retired."""
     return _json(service.retire_subprocessor(db, subprocessor_key, actor_user_id=actor.user_id))
 
 
@@ -256,12 +259,14 @@ def api_objections(_actor: Reader, db: VendorDB) -> dict[str, Any]:
 
 @router.get("/api/v1/vendor/systems")
 def api_systems(_actor: Reader, db: VendorDB, include_retired: bool = False) -> dict[str, Any]:
+    """The vendor's systems with their storage and processing countries."""
     return {"systems": _json(service.list_systems(db, include_retired=include_retired))}
 
 
 @router.put("/api/v1/vendor/systems/{system_key}")
 def api_save_system(system_key: str, body: SystemBody, actor: Manager, db: VendorDB
                     ) -> dict[str, Any]:
+    """Add or change a system; a country outside the EU/EEA needs a transfer mechanism."""
     return _json(service.save_system(db, SystemInput(
         key=system_key, name=body.name, description=body.description,
         storage_locations=tuple(body.storage_locations),
@@ -272,17 +277,20 @@ def api_save_system(system_key: str, body: SystemBody, actor: Manager, db: Vendo
 
 @router.post("/api/v1/vendor/systems/{system_key}/retire")
 def api_retire_system(system_key: str, actor: Manager, db: VendorDB) -> dict[str, Any]:
+    """A system no longer used: kept in the register as retired."""
     return _json(service.retire_system(db, system_key, actor_user_id=actor.user_id))
 
 
 @router.get("/api/v1/vendor/measures")
 def api_measures(_actor: Reader, db: VendorDB, include_retired: bool = False) -> dict[str, Any]:
+    """The catalogue of technical and organisational measures with owner, status and evidence."""
     return {"measures": _json(service.list_measures(db, include_retired=include_retired))}
 
 
 @router.put("/api/v1/vendor/measures/{measure_key}")
 def api_save_measure(measure_key: str, body: MeasureBody, actor: Manager, db: VendorDB
                      ) -> dict[str, Any]:
+    """Add or change a measure: owner, status and evidence links (https)."""
     return _json(service.save_measure(db, MeasureInput(
         key=measure_key, category=body.category, title_nb=body.title_nb, title_en=body.title_en,
         description_nb=body.description_nb, description_en=body.description_en, area=body.area,
@@ -299,12 +307,14 @@ def api_seed_measures(actor: Manager, db: VendorDB) -> dict[str, int]:
 
 @router.get("/api/v1/vendor/officers")
 def api_officers(_actor: Reader, db: VendorDB) -> dict[str, Any]:
+    """The data protection officer, the security officer and how to complain to Datatilsynet."""
     return _json(service.officers(db))
 
 
 @router.put("/api/v1/vendor/officers/{officer_role}")
 def api_set_officer(officer_role: str, body: OfficerBody, actor: Manager, db: VendorDB
                     ) -> dict[str, Any]:
+    """Set the data protection officer (dpo) or security officer (security), as published."""
     return _json(service.set_officer(db, role=officer_role, name=body.name, email=body.email,
                                      phone=body.phone, actor_user_id=actor.user_id))
 
@@ -318,12 +328,14 @@ def _profile(db: Session, tenant_id: str) -> dict[str, Any]:
 
 @router.get("/api/v1/vendor/customers/{tenant_id}")
 def api_customer(tenant_id: str, _actor: Reader, db: VendorDB) -> dict[str, Any]:
+    """A customer's profile: organisation number, contract, breach notice hours and contacts."""
     return _profile(db, tenant_id)
 
 
 @router.put("/api/v1/vendor/customers/{tenant_id}")
 def api_set_customer(tenant_id: str, body: ProfileBody, actor: Manager, db: VendorDB
                      ) -> dict[str, Any]:
+    """Change a customer's organisation number (mod-11 checked), contract dates and breach notice hours."""
     service.set_customer_profile(db, tenant_id, org_number=body.org_number,
                                  contract_start=body.contract_start,
                                  contract_end=body.contract_end,
@@ -334,6 +346,7 @@ def api_set_customer(tenant_id: str, body: ProfileBody, actor: Manager, db: Vend
 @router.post("/api/v1/vendor/customers/{tenant_id}/contacts", status_code=201)
 def api_add_contact(tenant_id: str, body: ContactBody, actor: Manager, db: VendorDB
                     ) -> dict[str, Any]:
+    """Name a customer's contact for privacy, security, breach or maintenance notices."""
     cid = service.add_contact(db, tenant_id, kind=body.kind, name=body.name, email=body.email,
                               locale=body.locale, actor_user_id=actor.user_id)
     return {"id": cid}
@@ -342,12 +355,14 @@ def api_add_contact(tenant_id: str, body: ContactBody, actor: Manager, db: Vendo
 @router.delete("/api/v1/vendor/customers/{tenant_id}/contacts/{contact_id}", status_code=204)
 def api_remove_contact(tenant_id: str, contact_id: str, actor: Manager, db: VendorDB
                        ) -> Response:
+    """Remove a customer's contact; its name and address are shredded."""
     service.remove_contact(db, tenant_id, contact_id, actor_user_id=actor.user_id)
     return Response(status_code=204)
 
 
 @router.get("/api/v1/vendor/maintenance")
 def api_maintenance(_actor: Reader, db: VendorDB) -> dict[str, Any]:
+    """Every maintenance notice, newest start first, cancelled ones included."""
     return {"maintenance": _json(service.list_maintenance(db, include_cancelled=True))}
 
 
@@ -371,6 +386,7 @@ def api_schedule_maintenance(body: MaintenanceBody, actor: Manager, db: VendorDB
 
 @router.post("/api/v1/vendor/maintenance/{maintenance_id}/cancel")
 def api_cancel_maintenance(maintenance_id: str, actor: Manager, db: VendorDB) -> dict[str, Any]:
+    """Cancel a maintenance notice; it stays listed as cancelled."""
     return _json(service.cancel_maintenance(db, maintenance_id, actor_user_id=actor.user_id))
 
 
@@ -385,6 +401,7 @@ def api_my_notices(_actor: Customer, db: TenantDB) -> dict[str, Any]:
 
 @router.get("/api/v1/vendor/customer/notices/{notice_id}")
 def api_my_notice(notice_id: str, actor: Customer, db: TenantDB) -> dict[str, Any]:
+    """One of this customer's notices; the first reading is recorded."""
     return _customer_notice(service.customer_notice(db, notice_id, mark_seen_by=actor.user_id))
 
 
@@ -398,6 +415,7 @@ def api_object(notice_id: str, body: ObjectionBody, actor: Customer, db: TenantD
 
 @router.get("/api/v1/vendor/customer/maintenance")
 def api_my_maintenance(actor: Customer, db: TenantDB) -> dict[str, Any]:
+    """Maintenance notices that concern this customer, newest first."""
     return {"maintenance": _json(service.list_maintenance(db, actor.org_id))}
 
 

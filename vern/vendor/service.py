@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from vern.accounts import service as accounts
 from vern.audit.service import record as audit
 from vern.crypto import PII, keyring
-from vern.db import Scope, utcnow
+from vern.db import Scope, new_id, utcnow
 from vern.errors import Conflict, InvalidInput, NotFound
 from vern.i18n import N_, format_day, gettext
 from vern.notify import service as notify
@@ -346,20 +346,37 @@ def customer_profile(session: Session, tenant_id: str) -> CustomerProfileView:
 def notice_recipients(session: Session, tenant_id: str, kind: str) -> list[Recipient]:
     """Who gets a notice of ``kind`` (privacy, security, breach, maintenance) for one customer:
     the contacts it registered for that kind, or else its active administrators."""
+    return recipients_by_customer(session, [tenant_id], kind).get(tenant_id, [])
+
+
+def recipients_by_customer(session: Session, tenant_ids: list[str], kind: str
+                           ) -> dict[str, list[Recipient]]:
+    """``notice_recipients`` for many customers at once (a notice to every customer)."""
     if kind not in CONTACT_KINDS:
         raise InvalidInput.on("kind", "one of %(values)s", values=", ".join(CONTACT_KINDS))
-    if not _may_read_customer(session, tenant_id):
-        return []
-    registered = list(_contacts(session, tenant_id).get(kind, ()))
-    if registered:
-        return registered
-    out = []
-    for user in accounts.active_admins(session, tenant_id):
-        if user.email is None or user.email.value is None:
-            continue
-        name = user.name.value if user.name is not None and user.name.value else ""
-        out.append(Recipient(name, user.email.value, user.locale or "nb", user.key_id))
-    return out
+    allowed = [t for t in tenant_ids if _may_read_customer(session, t)]
+    table = CustomerContact.__table__
+    found: dict[str, list[Recipient]] = {}
+    for start in range(0, len(allowed), 500):
+        stmt = (select(table).where(table.c.org_id.in_(allowed[start:start + 500]),
+                                    table.c.kind == kind)
+                .order_by(table.c.created_at, table.c.id)
+                .execution_options(cross_tenant="vendor registry: customers' own contacts"))
+        for row in session.execute(stmt):
+            if row.email is None or row.email.value is None:
+                continue  # erased
+            name = row.name.value if row.name is not None and row.name.value else ""
+            found.setdefault(row.org_id, []).append(
+                Recipient(name, row.email.value, row.locale, row.key_id))
+    missing = [t for t in allowed if t not in found]
+    for tenant_id, users in accounts.active_admins_by_org(session, missing).items():
+        for user in users:
+            if user.email is None or user.email.value is None:
+                continue
+            name = user.name.value if user.name is not None and user.name.value else ""
+            found.setdefault(tenant_id, []).append(
+                Recipient(name, user.email.value, user.locale or "nb", user.key_id))
+    return found
 
 
 # -- writes -------------------------------------------------------------------------------------
@@ -687,17 +704,21 @@ def _notify_customers(session: Session, s: Subprocessor, change: str, old: dict[
     closes = now + timedelta(days=objection_days)
     summary = _summary(s, old)
     vendor = accounts.vendor_org(session)
-    for tenant_id in affected:
-        notice = SubprocessorNotice(org_id=tenant_id, subprocessor_id=s.id, version=s.version,
-                                    change=change, summary=summary, created_at=now,
-                                    closes_at=closes)
-        session.add(notice)
-        session.flush()
-        audit(session, "vendor.subprocessor_notice_sent", org_id=tenant_id, actor_user_id=None,
-              resource=f"subprocessor-notice:{notice.id}",
-              details={"new": {"subprocessor": s.key, "version": s.version, "change": change,
-                               "closes_at": closes.isoformat()}})
-        _mail_notice(session, notice, summary, vendor.name if vendor else "", tenant_id)
+    names = {o.id: o.name for o in accounts.list_tenants(session)}
+    recipients = recipients_by_customer(session, affected, "privacy")
+    with session.no_autoflush:
+        for tenant_id in affected:
+            notice = SubprocessorNotice(id=new_id(), org_id=tenant_id, subprocessor_id=s.id,
+                                        version=s.version, change=change, summary=summary,
+                                        created_at=now, closes_at=closes)
+            session.add(notice)
+            audit(session, "vendor.subprocessor_notice_sent", org_id=tenant_id,
+                  actor_user_id=None, resource=f"subprocessor-notice:{notice.id}",
+                  details={"new": {"subprocessor": s.key, "version": s.version, "change": change,
+                                   "closes_at": closes.isoformat()}})
+            _mail_notice(session, notice, summary, vendor_name=vendor.name if vendor else "",
+                         customer=names.get(tenant_id, ""),
+                         recipients=recipients.get(tenant_id, []))
     return len(affected)
 
 
@@ -707,17 +728,16 @@ def _base_url() -> str:
     return get_settings().base_url.rstrip("/")
 
 
-def _mail_notice(session: Session, notice: SubprocessorNotice, summary: dict[str, Any],
-                 vendor_name: str, tenant_id: str) -> None:
-    customer = accounts.get_organisation(session, tenant_id).name
-    for r in notice_recipients(session, tenant_id, "privacy"):
+def _mail_notice(session: Session, notice: SubprocessorNotice, summary: dict[str, Any], *,
+                 vendor_name: str, customer: str, recipients: list[Recipient]) -> None:
+    places = sorted({*summary["storage_locations"], *summary["processing_locations"]})
+    mechanism = summary["transfer_mechanism"]
+    subject, body = SUBPROCESSOR_MAIL
+    for r in recipients:
         loc = r.locale
-        places = sorted({*summary["storage_locations"], *summary["processing_locations"]})
-        mechanism = summary["transfer_mechanism"]
-        subject, body = SUBPROCESSOR_MAIL
         notify.queue(
             session, key_id=r.key_id, to=r.email, kind="vendor.subprocessor_notice",
-            org_id=tenant_id, subject=gettext(loc, subject, name=summary["name"]),
+            org_id=notice.org_id, subject=gettext(loc, subject, name=summary["name"]),
             body=gettext(
                 loc, body, vendor=vendor_name, name=summary["name"], service=summary["service"],
                 customer=customer, change=gettext(loc, CHANGE_LABELS[notice.change]),
@@ -1114,8 +1134,9 @@ def _mail_maintenance(session: Session, notice: MaintenanceNotice, tenants: list
     vendor = accounts.vendor_org(session)
     subject, body = EMERGENCY_MAIL if notice.emergency else MAINTENANCE_MAIL
     sent = 0
+    recipients = recipients_by_customer(session, tenants, "maintenance")
     for tenant_id in tenants:
-        for r in notice_recipients(session, tenant_id, "maintenance"):
+        for r in recipients.get(tenant_id, []):
             loc = r.locale
             view = maintenance_view(notice)
             notify.queue(
