@@ -232,7 +232,7 @@ def export(database: Database, *, controller: str, fmt: str, locale: str) -> byt
 def all_customers(database: Database, vendor_org_id: str) -> dict[str, Any]:
     """The processor record for every customer at once (Art. 30(2)): what is the same for all of
     them (processor, officers, categories of processing, sub-processors, transfers, measures) once,
-    and per controller its name, organisation number, contacts, contract and the sub-processors
+    and per controller its name, organisation number, contacts and the sub-processors
     serving it. One controller's part with the shared part is that customer's whole record."""
     with database.transaction(Scope.system("records: every customer's record")) as session:
         return service.processor_record(session, vendor_org_id=vendor_org_id,

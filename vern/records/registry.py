@@ -1,5 +1,5 @@
 """What the records read from the vendor registry (``vern.vendor.service``): sub-processors,
-measures, systems, officers, customer profiles, maintenance notices and notice recipients.
+measures, systems, officers, customers' contacts, maintenance notices and notice recipients.
 
 The registry owns those facts; this module reads them through its service functions and turns
 its views into plain JSON values, the shape the record, its exports, the frozen annexes of a
@@ -73,11 +73,10 @@ def officers(session: Session) -> dict[str, Any]:
                           if found.complaint.get(k)}}
 
 
-def customer_profile(session: Session, org_id: str) -> dict[str, Any]:
-    p = vendor.customer_profile(session, org_id)
-    return {"org_number": p.org_number or "", "contract_start": _day(p.contract_start),
-            "contract_end": _day(p.contract_end), "breach_notice_hours": p.breach_notice_hours,
-            "contacts": {kind: [r.email for r in people] for kind, people in p.contacts.items() if people}}
+def privacy_contacts(session: Session, org_ids: list[str]) -> dict[str, list[str]]:
+    """Each customer's privacy contacts' addresses, else its active administrators' (batched)."""
+    found = vendor.recipients_by_customer(session, org_ids, "privacy")
+    return {o: [r.email for r in found.get(o, [])] for o in org_ids}
 
 
 def maintenance(session: Session, tenant_id: str) -> list[dict[str, Any]]:

@@ -239,22 +239,17 @@ def processor_record(session: Session, *, vendor_org_id: str,
                      customers: list[tuple[str, str, str]]) -> dict[str, Any]:
     """Art. 30(2): the vendor as processor for each ``(org id, name, org number)`` customer.
     The categories of processing are the product's, the same for every customer; each customer's
-    profile (contacts, contract) comes from the vendor registry."""
+    contacts and sub-processors come from the vendor registry."""
     vendor = accounts.get_organisation(session, vendor_org_id)
     subs = registry.subprocessors(session)
-    serving = registry.subprocessors_serving(session, [c[0] for c in customers])
-    controllers = []
-    for org_id, name, number in customers:
-        profile = registry.customer_profile(session, org_id)
-        # Contacts registered with the vendor, else the administrators (whom notices reach then).
-        contacts = profile["contacts"] or {
-            "privacy": [u.email.value for u in accounts.active_admins(session, org_id)
-                        if u.email is not None and u.email.value]}
-        controllers.append({"org_id": org_id, "name": name, "org_number": number,
-                            "contacts": {k: v for k, v in contacts.items() if v},
-                            "contract_start": profile["contract_start"],
-                            "contract_end": profile["contract_end"],
-                            "subprocessors": serving[org_id]})
+    ids = [c[0] for c in customers]
+    serving = registry.subprocessors_serving(session, ids)
+    # The privacy contacts each customer registered with the vendor, else its administrators
+    # (whom notices reach then), read for all customers at once.
+    contacts = registry.privacy_contacts(session, ids)
+    controllers = [{"org_id": org_id, "name": name, "org_number": number,
+                    "contacts": {"privacy": contacts[org_id]} if contacts.get(org_id) else {},
+                    "subprocessors": serving[org_id]} for org_id, name, number in customers]
     return {
         "record": "processor", "article": "30(2)",
         "processor": {"name": vendor.name, "org_number": vendor.org_number or ""},
