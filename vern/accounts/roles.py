@@ -69,6 +69,12 @@ class Perm(StrEnum):
     # -- retention (vern/retention) --
     RETENTION_READ = "retention.read"  # rules, plan, runs, legal holds (vendor only)
     RETENTION_MANAGE = "retention.manage"  # run, set periods, create and release holds
+    # records of processing, agreements and the trust page (vern/records, vern/trust)
+    RECORDS_READ = "records.read"
+    RECORDS_MANAGE = "records.manage"
+    TRUST_MANAGE = "trust.manage"  # the vendor's files shared with customers
+    TRUST_READ = "trust.read"  # a customer's own trust page
+    AGREEMENT_SIGN = "agreement.sign"  # a customer's administrator signs its agreement
 
 
 _TENANT_COMMON = {Perm.SELF, Perm.ORG_READ}
@@ -141,6 +147,16 @@ for _role, _perms in ((Role.OWNER, {Perm.RETENTION_READ, Perm.RETENTION_MANAGE})
                       (Role.PRIVACY_OFFICER, {Perm.RETENTION_READ, Perm.RETENTION_MANAGE}),
                       (Role.AUDITOR, {Perm.RETENTION_READ})):
     IN_OWN_ORG[_role] = IN_OWN_ORG[_role] | _perms
+# records of processing, agreements and the trust page (vern/records, vern/trust)
+_RECORDS: dict[Role, frozenset[Perm]] = {
+    Role.OWNER: frozenset({Perm.RECORDS_READ, Perm.RECORDS_MANAGE, Perm.TRUST_MANAGE}),
+    Role.SECURITY_OFFICER: frozenset({Perm.RECORDS_READ, Perm.TRUST_MANAGE}),
+    Role.PRIVACY_OFFICER: frozenset({Perm.RECORDS_READ, Perm.RECORDS_MANAGE, Perm.TRUST_MANAGE}),
+    Role.AUDITOR: frozenset({Perm.RECORDS_READ}),
+    Role.TENANT_ADMIN: frozenset({Perm.TRUST_READ, Perm.AGREEMENT_SIGN}),
+    Role.MEMBER: frozenset({Perm.TRUST_READ}),
+}
+IN_OWN_ORG = {role: perms | _RECORDS.get(role, frozenset()) for role, perms in IN_OWN_ORG.items()}
 
 # Permissions of vendor staff after switching into a customer's organisation.
 VENDOR_IN_TENANT: dict[Role, frozenset[Perm]] = {
