@@ -53,6 +53,11 @@ class Perm(StrEnum):
     CONSENT_MANAGE = "consent.manage"
     STATS_READ = "stats.read"
     STATS_MANAGE = "stats.manage"
+    # incidents: the deviation and breach register (vendor), notices (customer), posture page
+    INCIDENTS_READ = "incidents.read"
+    INCIDENTS_MANAGE = "incidents.manage"
+    INCIDENTS_NOTICES = "incidents.notices"
+    POSTURE_READ = "posture.read"
 
 
 _TENANT_COMMON = {Perm.SELF, Perm.ORG_READ}
@@ -101,6 +106,20 @@ IN_OWN_ORG: dict[Role, frozenset[Perm]] = {
     ),
     Role.MEMBER: frozenset(_TENANT_COMMON),
 }
+
+# incidents: vendor staff keep the register (the auditor reads it); a customer's admin reads and
+# acknowledges the notices sent to their organisation. Never granted inside a customer.
+_INCIDENTS: dict[Role, frozenset[Perm]] = {
+    Role.OWNER: frozenset({Perm.INCIDENTS_READ, Perm.INCIDENTS_MANAGE, Perm.POSTURE_READ}),
+    Role.SECURITY_OFFICER: frozenset({Perm.INCIDENTS_READ, Perm.INCIDENTS_MANAGE,
+                                      Perm.POSTURE_READ}),
+    Role.PRIVACY_OFFICER: frozenset({Perm.INCIDENTS_READ, Perm.INCIDENTS_MANAGE,
+                                     Perm.POSTURE_READ}),
+    Role.AUDITOR: frozenset({Perm.INCIDENTS_READ, Perm.POSTURE_READ}),
+    Role.TENANT_ADMIN: frozenset({Perm.INCIDENTS_NOTICES}),
+}
+for _role, _extra in _INCIDENTS.items():
+    IN_OWN_ORG[_role] = IN_OWN_ORG[_role] | _extra
 
 # Permissions of vendor staff after switching into a customer's organisation.
 VENDOR_IN_TENANT: dict[Role, frozenset[Perm]] = {

@@ -50,6 +50,7 @@ RETENTION_RULES: dict[str, str] = {
     "throttle-window": "Deleted when the lock window has passed",
     "legal-5y": "Kept five years (bokføringsloven § 13)",
     "permanent-config": "Configuration, not personal data; kept while in use",
+    "incident-plus-5y": "Kept five years after the deviation was closed (Art. 33(5) documentation)",
 }
 
 
