@@ -136,7 +136,7 @@ def show_command(incident_id: str, as_: As = None) -> None:
         out = {**service.incident_view(inc),
                "clocks": [service.clock_view(c) for c in
                           service.clocks(session, actor, incident_id=inc.id)],
-               "notices": [service.notice_view(n) | {"customer_id": n.org_id}
+               "notices": [service.vendor_notice_view(n)
                            for n in service.notices_of_incident(session, inc.id)],
                "timeline": service.full_timeline(session, inc)}
         console.print_json(json.dumps(out, ensure_ascii=False))

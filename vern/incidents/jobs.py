@@ -34,8 +34,19 @@ def raise_warnings(database: Database, *, base_url: str = "", now: datetime | No
                 service.raise_warning(session, item, now=now, base_url=base_url)
             raised += 1
         except IntegrityError:
+            if not _raised(database, item.key):
+                raise  # not another worker's warning: a real failure, tried again next run
             log.info("warning %s was raised by another worker", item.key)
     return raised
+
+
+def _raised(database: Database, key: str) -> bool:
+    from sqlalchemy import select
+
+    from vern.incidents.models import ClockWarning
+
+    with database.transaction(Scope.system("incidents: was the warning raised")) as session:
+        return session.scalar(select(ClockWarning.id).where(ClockWarning.key == key)) is not None
 
 
 def _warn(database: Database, settings: Settings) -> int:

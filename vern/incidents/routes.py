@@ -158,7 +158,7 @@ def _detail(session: Session, actor: Actor, inc_id: str) -> dict[str, Any]:
                        "notified_at": service._json(c.notified_at)}
                       for c in service.customers_of(session, inc.id)],
         "clocks": [service.clock_view(c) for c in service.clocks(session, actor, incident_id=inc.id)],
-        "notices": [{**service.notice_view(n), "customer_id": n.org_id}
+        "notices": [service.vendor_notice_view(n)
                     for n in service.notices_of_incident(session, inc.id)],
         "timeline": service.full_timeline(session, inc),
     }

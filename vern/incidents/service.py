@@ -612,7 +612,7 @@ def _notice(session: Session, inc: Incident, row: AffectedCustomer, phase: str, 
         row.notified_at = now
     _event(session, inc, "notice_sent", actor,
            {"new": {"customer_id": row.customer_id, "phase": phase, "sequence": sequence,
-                    "recipients": told, "notice_id": notice.id}})
+                    "recipients": told}})
     audit(session, "incidents.notice_received", org_id=row.customer_id,
           actor_user_id=actor.user_id, actor_token_id=actor.token_id,
           resource=f"incident_notice:{notice.id}", details={"new": {"phase": phase}})
@@ -658,10 +658,12 @@ def full_timeline(session: Session, inc: Incident) -> list[dict[str, Any]]:
     items = [event_view(e) for e in timeline(session, inc.id)]
     for notice in notices_of_incident(session, inc.id):
         if notice.acknowledged_at is not None:
+            # The customer's own people and rows are theirs: the vendor sees who and which only
+            # by customer and sequence.
             items.append({"at": _json(notice.acknowledged_at), "action": "notice_acknowledged",
-                          "actor_user_id": notice.acknowledged_by,
+                          "actor_user_id": None,
                           "details": {"new": {"customer_id": notice.org_id,
-                                              "notice_id": notice.id}}})
+                                              "sequence": notice.sequence}}})
     return sorted(items, key=lambda e: e["at"])
 
 
@@ -836,6 +838,14 @@ def incident_view(inc: Incident) -> dict[str, Any]:
 
 def clock_view(clock: dict[str, Any]) -> dict[str, Any]:
     return {k: _json(v) for k, v in clock.items()}
+
+
+def vendor_notice_view(notice: BreachNotice) -> dict[str, Any]:
+    """A notice as the vendor sees it in its register: which customer, which phase, when sent
+    and acknowledged - not the customer's row id nor who of theirs acknowledged it."""
+    out = notice_view(notice)
+    del out["id"]
+    return out | {"customer_id": notice.org_id}
 
 
 def notice_view(notice: BreachNotice, locale: str | None = None) -> dict[str, Any]:
