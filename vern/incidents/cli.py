@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -16,7 +16,7 @@ console = Console()
 err = Console(stderr=True)
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code)
 
@@ -41,9 +41,11 @@ def _actor(session: Any, email: str | None) -> Any:
         return Actor(org_id=vendor.id, org_kind=OrgKind.VENDOR, role=Role.OWNER,
                      perms=permissions(Role.OWNER, org_kind=OrgKind.VENDOR, home=True))
     user = accounts.find_user_by_email(session, get_settings(), email)
+    if user is None:
+        _fail(f"--as: {email!r} is not a member of the vendor organisation")
     role = next((m.role for m, org in accounts.memberships_of(session, user.id)
-                 if org.id == vendor.id), None) if user else None
-    if user is None or role is None:
+                 if org.id == vendor.id), None)
+    if role is None:
         _fail(f"--as: {email!r} is not a member of the vendor organisation")
     return Actor(org_id=vendor.id, org_kind=OrgKind.VENDOR, role=Role(role), user_id=user.id,
                  perms=permissions(Role(role), org_kind=OrgKind.VENDOR, home=True))
@@ -145,7 +147,7 @@ def show_command(incident_id: str, as_: As = None) -> None:
 
 
 @app.command("new")
-def new_command(  # noqa: PLR0913, PLR0917 - a command's options
+def new_command(  # noqa: PLR0917 - a command's options
     title: Annotated[str, typer.Option(help="A short title.")],
     breach: Annotated[bool, typer.Option(help="Personal data is concerned.")] = False,
     aware_at: Annotated[str | None, typer.Option(help="ISO time the vendor became aware.")] = None,
@@ -176,7 +178,8 @@ def new_command(  # noqa: PLR0913, PLR0917 - a command's options
 @app.command("notify")
 def notify_command(incident_id: str,
                    phase: Annotated[str, typer.Option(help="initial, update or final.")] = "initial",
-                   customer: Annotated[list[str] | None, typer.Option(help="Only this customer (slug).")] = None,
+                   customer: Annotated[list[str] | None,
+                                       typer.Option(help="Only this customer (slug).")] = None,
                    as_: As = None) -> None:
     """Send the notice (or an update) to the affected customers through the outbox."""
     from vern.config import get_settings

@@ -222,7 +222,7 @@ def api_detail(incident_id: str, actor: Reader, db: RegisterDB) -> dict[str, Any
 
 
 @router.patch("/api/v1/incidents/{incident_id}")
-def api_change(incident_id: str, actor: Manager, db: RegisterDB,
+def api_change(incident_id: str, *, actor: Manager, db: RegisterDB,
                body: ChangeBody) -> dict[str, Any]:
     """Change fields (only those given); the timeline keeps old and new values."""
     service.update(db, actor, incident_id, body.model_dump(exclude_unset=True))
@@ -230,14 +230,14 @@ def api_change(incident_id: str, actor: Manager, db: RegisterDB,
 
 
 @router.post("/api/v1/incidents/{incident_id}/customers")
-def api_add_customers(incident_id: str, actor: Manager, db: RegisterDB,
+def api_add_customers(incident_id: str, *, actor: Manager, db: RegisterDB,
                       body: CustomersBody) -> dict[str, Any]:
     service.add_customers(db, actor, incident_id, body.customers)
     return _detail(db, actor, incident_id)
 
 
 @router.post("/api/v1/incidents/{incident_id}/notices", status_code=201)
-def api_send_notices(request: Request, background: BackgroundTasks, incident_id: str,
+def api_send_notices(request: Request, background: BackgroundTasks, incident_id: str, *,
                      actor: Manager, db: RegisterDB, body: NoticeBody) -> dict[str, Any]:
     """Send the notice (or an update) to every affected customer, or to those named; refused,
     naming the fields, when an Art. 33(3) item is missing."""
@@ -250,7 +250,7 @@ def api_send_notices(request: Request, background: BackgroundTasks, incident_id:
 
 
 @router.post("/api/v1/incidents/{incident_id}/authority-report")
-def api_authority(incident_id: str, actor: Manager, db: RegisterDB,
+def api_authority(incident_id: str, *, actor: Manager, db: RegisterDB,
                   body: AuthorityBody) -> dict[str, Any]:
     """The vendor, as controller, reported to Datatilsynet (after 72 hours: with reasons)."""
     service.report_to_authority(db, actor, incident_id, reported_at=body.reported_at,
@@ -259,14 +259,14 @@ def api_authority(incident_id: str, actor: Manager, db: RegisterDB,
 
 
 @router.post("/api/v1/incidents/{incident_id}/subjects-told")
-def api_subjects_told(incident_id: str, actor: Manager, db: RegisterDB,
+def api_subjects_told(incident_id: str, *, actor: Manager, db: RegisterDB,
                       body: ToldBody) -> dict[str, Any]:
     service.record_subjects_told(db, actor, incident_id, told_at=body.told_at)
     return _detail(db, actor, incident_id)
 
 
 @router.post("/api/v1/incidents/{incident_id}/exemption")
-def api_exemption(incident_id: str, actor: Manager, db: RegisterDB,
+def api_exemption(incident_id: str, *, actor: Manager, db: RegisterDB,
                   body: ExemptionBody) -> dict[str, Any]:
     """The Art. 34(3) exemption (a, b or c) and why it applies."""
     service.record_exemption(db, actor, incident_id, exemption=body.exemption, reason=body.reason)
@@ -282,7 +282,7 @@ def api_close(incident_id: str, actor: Manager, db: RegisterDB, body: CloseBody)
 
 @router.get("/api/v1/incidents/{incident_id}/authority-form")
 def api_authority_form(incident_id: str, actor: Reader, db: RegisterDB,
-                       format: Annotated[Literal["json", "csv"], Query()] = "json") -> Response:  # noqa: A002
+                       format: Annotated[Literal["json", "csv"], Query()] = "json") -> Response:
     """The fields of Datatilsynet's breach form, for a controller's own report (JSON or CSV)."""
     inc = service.get_incident(db, actor, incident_id)
     name = f"breach-{inc.number}-datatilsynet"
@@ -421,11 +421,18 @@ async def console_register(request: Request, actor: Manager, database: DatabaseD
         for key, value in values.items():
             if len(value) > service.MAX_TEXT:
                 raise InvalidInput.on(key, "at most %(n)s characters", n=service.MAX_TEXT)
+        moments = {k: _moment(values.get(k, ""), k) for k in service.MOMENT_FIELDS}
         data = service.IncidentInput(
             title=values.get("title", ""), personal_data=values.get("personal_data") == "on",
             risk=values.get("risk", "risk"),
-            **{k: _moment(values.get(k, ""), k) for k in service.MOMENT_FIELDS},
-            **{k: values.get(k, "") for k in service.TEXT_FIELDS},
+            occurred_from=moments["occurred_from"], occurred_to=moments["occurred_to"],
+            discovered_at=moments["discovered_at"], aware_at=moments["aware_at"],
+            what_happened=values.get("what_happened", ""),
+            how_happened=values.get("how_happened", ""),
+            consequences=values.get("consequences", ""),
+            measures_taken=values.get("measures_taken", ""),
+            measures_proposed=values.get("measures_proposed", ""),
+            data_location=values.get("data_location", ""), contact=values.get("contact", ""),
             data_categories=_lines(values.get("data_categories", "")),
             subject_categories=_lines(values.get("subject_categories", "")),
             subjects_approx=_number(values.get("subjects_approx", ""), "subjects_approx"),
@@ -506,14 +513,14 @@ async def console_edit(request: Request, incident_id: str, actor: Manager,
 
 
 @pages.post("/console/incidents/{incident_id}/customers")
-def console_add_customers(request: Request, incident_id: str, actor: Manager, db: RegisterDB,
+def console_add_customers(request: Request, incident_id: str, *, actor: Manager, db: RegisterDB,
                           customers: Annotated[list[str], Form(max_length=5000)]) -> Response:
     service.add_customers(db, actor, incident_id, customers)
     return _back(incident_id)
 
 
 @pages.post("/console/incidents/{incident_id}/notices")
-def console_send_notices(request: Request, background: BackgroundTasks, incident_id: str,
+def console_send_notices(request: Request, background: BackgroundTasks, incident_id: str, *,
                          actor: Manager, database: DatabaseDep,
                          phase: Annotated[Literal["initial", "update", "final"], Form()],
                          customers: Annotated[list[str] | None, Form(max_length=5000)] = None,
@@ -526,7 +533,7 @@ def console_send_notices(request: Request, background: BackgroundTasks, incident
 
 
 @pages.post("/console/incidents/{incident_id}/authority-report")
-def console_authority(request: Request, incident_id: str, actor: Manager, db: RegisterDB,
+def console_authority(request: Request, incident_id: str, *, actor: Manager, db: RegisterDB,
                       reported_at: Annotated[str, Form(max_length=40)],
                       reference: Annotated[str, Form(max_length=200)] = "",
                       late_reason: FORM_TEXT = "") -> Response:
@@ -539,7 +546,7 @@ def console_authority(request: Request, incident_id: str, actor: Manager, db: Re
 
 
 @pages.post("/console/incidents/{incident_id}/subjects-told")
-def console_subjects_told(request: Request, incident_id: str, actor: Manager, db: RegisterDB,
+def console_subjects_told(request: Request, incident_id: str, *, actor: Manager, db: RegisterDB,
                           told_at: Annotated[str, Form(max_length=40)]) -> Response:
     moment = _moment(told_at, "told_at")
     if moment is None:
@@ -549,7 +556,7 @@ def console_subjects_told(request: Request, incident_id: str, actor: Manager, db
 
 
 @pages.post("/console/incidents/{incident_id}/exemption")
-def console_exemption(request: Request, incident_id: str, actor: Manager, db: RegisterDB,
+def console_exemption(request: Request, incident_id: str, *, actor: Manager, db: RegisterDB,
                       exemption: Annotated[str, Form(max_length=1)],
                       reason: FORM_TEXT) -> Response:
     service.record_exemption(db, actor, incident_id, exemption=exemption, reason=reason)
@@ -557,7 +564,7 @@ def console_exemption(request: Request, incident_id: str, actor: Manager, db: Re
 
 
 @pages.post("/console/incidents/{incident_id}/close")
-def console_close(request: Request, incident_id: str, actor: Manager, db: RegisterDB,
+def console_close(request: Request, incident_id: str, *, actor: Manager, db: RegisterDB,
                   cause: FORM_TEXT, lessons: FORM_TEXT) -> Response:
     service.close(db, actor, incident_id, cause=cause, lessons=lessons)
     return _back(incident_id)

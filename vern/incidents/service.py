@@ -112,6 +112,11 @@ def _check_values(values: dict[str, Any]) -> dict[str, Any]:
             if len(items) > MAX_LIST or any(len(v) > 200 for v in items):
                 raise InvalidInput.on(name, "at most %(n)s entries of 200 characters", n=MAX_LIST)
             out[name] = items
+    _check_numbers_and_times(out)
+    return out
+
+
+def _check_numbers_and_times(out: dict[str, Any]) -> None:
     for name in ("subjects_approx", "records_approx"):
         if out.get(name) is not None and not 0 <= int(out[name]) <= MAX_COUNT:
             raise InvalidInput.on(name, "a number from 0 to %(n)s", n=MAX_COUNT)
@@ -119,7 +124,6 @@ def _check_values(values: dict[str, Any]) -> dict[str, Any]:
         value = out.get(name)
         if value is not None and value.tzinfo is None:
             raise InvalidInput.on(name, "give the time with its UTC offset")
-    return out
 
 
 def _check_whole(inc: Incident, now: datetime) -> None:
@@ -276,7 +280,7 @@ def _acknowledged(session: Session, incident_ids: list[str]) -> dict[tuple[str, 
         .where(BreachNotice.incident_id.in_(incident_ids),
                BreachNotice.acknowledged_at.is_not(None))
         .group_by(BreachNotice.incident_id, BreachNotice.org_id))
-    return {(r[0], r[1]): r[2] for r in rows}
+    return {(r[0], r[1]): r[2] for r in rows if r[2] is not None}
 
 
 # -- the customers' terms ------------------------------------------------------------------------
@@ -462,7 +466,7 @@ def missing_items(inc: Incident) -> list[FieldError]:
         value = getattr(inc, name)
         if name == "measures_taken":
             value = inc.measures_taken or inc.measures_proposed
-        if value is None or value == "" or value == []:
+        if value is None or value in ("", []):
             out.append(FieldError(name, message, "art-33-3"))
     return out
 
