@@ -308,12 +308,11 @@ def _posture(database: Database, actor: Actor, locale: str) -> dict[str, Any]:
     now = utcnow()
     with database.transaction(Scope.system("posture: the vendor's view across customers")) as s:
         items = overview.gather(s, now, locale)
-        clocks = service.clocks(s, actor, now)
         warnings = service.recent_warnings(s, actor, limit=10)
         warning_rows = [{"clock": w.clock, "level": w.level, "incident_id": w.incident_id,
                          "customer_id": w.customer_id, "due_at": w.due_at,
                          "raised_at": w.raised_at} for w in warnings]
-    return {"now": now, "items": items, "clocks": clocks, "warnings": warning_rows}
+    return {"now": now, "items": items, "warnings": warning_rows}
 
 
 @router.get("/api/v1/posture")
@@ -331,7 +330,10 @@ def api_posture(request: Request, actor: PostureReader, database: DatabaseDep,
 
 @pages.get("/console/posture")
 def console_posture(request: Request, actor: PostureReader, database: DatabaseDep) -> Response:
-    found = _posture(database, actor, pick_locale(request))
+    locale = pick_locale(request)
+    found = _posture(database, actor, locale)
+    found["items"] = [{**i, "due_text": service.moment_text(i["due_at"], locale)}
+                      for i in found["items"]]
     return render(request, "incidents/posture.html", found)
 
 
@@ -450,13 +452,18 @@ async def console_register(request: Request, actor: Manager, database: DatabaseD
 
 
 @pages.get("/console/incidents/clocks")
-def console_clocks(request: Request, actor: Reader, db: RegisterDB) -> Response:
-    """Every clock of the open breaches; the table refreshes itself every 30 seconds."""
+def console_clocks(request: Request, actor: Reader, db: RegisterDB,
+                   show: Annotated[Literal["running", "all"], Query()] = "running") -> Response:
+    """The clocks still running (or, with ``show=all``, also those done) of the open breaches;
+    the table refreshes itself every 30 seconds."""
+    locale = pick_locale(request)
+    found = service.clocks(db, actor)
+    if show == "running":
+        found = [c for c in found if c["state"] in ("overdue", "due_soon", "running")]
     return render(request, "incidents/clocks.html", {
-        "clocks": service.clocks(db, actor), "now": utcnow(),
-        "warnings": service.recent_warnings(db, actor),
-        "partial": request.headers.get("hx-request") == "true"
-        and request.headers.get("hx-target") == "clocks"})
+        "clocks": [service.clock_texts(c, locale) for c in found], "show": show,
+        "now": utcnow(),
+        "warnings": service.recent_warnings(db, actor)})
 
 
 @pages.get("/console/incidents/{incident_id}")
@@ -466,7 +473,8 @@ def console_detail(request: Request, incident_id: str, actor: Reader, db: Regist
         "i": detail, "can_manage": actor.can(Perm.INCIDENTS_MANAGE), "phases": PHASES,
         "exemptions": EXEMPTIONS, "risks": RISKS, "now": utcnow(),
         "exemption_text": service.EXEMPTION_TEXT,
-        "clocks": service.clocks(db, actor, incident_id=incident_id),
+        "clocks": [service.clock_texts(c, pick_locale(request))
+                   for c in service.clocks(db, actor, incident_id=incident_id)],
         "edit_values": _edit_values(detail), **_form_context(db, actor)})
 
 

@@ -19,6 +19,7 @@ import io
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import func, select
@@ -57,6 +58,7 @@ EDITABLE = ("title", "personal_data", "risk", "subjects_approx", "records_approx
             *TEXT_FIELDS, *MOMENT_FIELDS)
 
 
+@lru_cache(maxsize=256)
 def warn_before(hours: int) -> timedelta:
     """How long before a clock passes its warning is raised: a quarter of the clock, at most
     24 hours (6 hours of a 24-hour clock, 18 of the 72-hour one)."""
@@ -215,13 +217,13 @@ def clock_state(due: datetime | None, done: datetime | None, hours: int,
     return "running"
 
 
-def authority_due(inc: Incident) -> datetime | None:
+def authority_due(inc: Any) -> datetime | None:
     if not (inc.personal_data and inc.vendor_is_controller) or inc.aware_at is None:
         return None
     return inc.aware_at + timedelta(hours=AUTHORITY_HOURS)
 
 
-def authority_required(inc: Incident) -> bool:
+def authority_required(inc: Any) -> bool:
     """Art. 33(1): unless the breach is unlikely to result in a risk."""
     return bool(inc.personal_data and inc.vendor_is_controller and inc.risk != "none")
 
@@ -229,25 +231,32 @@ def authority_required(inc: Incident) -> bool:
 def clocks(session: Session, actor: Actor, now: datetime | None = None,
            incident_id: str | None = None) -> list[dict[str, Any]]:
     """Every clock of the open breaches (or of one incident): one per affected customer and,
-    where the vendor is controller, the authority's; the most urgent first."""
+    where the vendor is controller, the authority's; the most urgent first. Reads only the
+    columns it shows (no ORM objects): the posture page and the clocks page call it often."""
     now = now or utcnow()
     vendor_id = _vendor(actor)
-    stmt = select(Incident).where(Incident.org_id == vendor_id, Incident.personal_data.is_(True))
+    stmt = select(Incident.id, Incident.number, Incident.title, Incident.aware_at,
+                  Incident.personal_data, Incident.vendor_is_controller, Incident.risk,
+                  Incident.authority_reported_at).where(
+        Incident.org_id == vendor_id, Incident.personal_data.is_(True))
     stmt = stmt.where(Incident.id == incident_id) if incident_id else \
         stmt.where(Incident.status == "open")
-    incidents = {i.id: i for i in session.scalars(stmt)}
+    incidents = {i.id: i for i in session.execute(stmt)}
     if not incidents:
         return []
-    rows = list(session.scalars(select(AffectedCustomer)
-                                .where(AffectedCustomer.incident_id.in_(list(incidents)))))
+    rows = session.execute(
+        select(AffectedCustomer.incident_id, AffectedCustomer.customer_id,
+               AffectedCustomer.notice_hours, AffectedCustomer.due_at,
+               AffectedCustomer.notified_at, Organisation.name)
+        .join(Organisation, Organisation.id == AffectedCustomer.customer_id)
+        .where(AffectedCustomer.incident_id.in_(list(incidents))))
     acked = _acknowledged(session, list(incidents))
-    names = org_names(session, {r.customer_id for r in rows})
     out: list[dict[str, Any]] = []
     for row in rows:
         inc = incidents[row.incident_id]
         out.append({
             "incident_id": inc.id, "number": inc.number, "title": inc.title, "clock": "customer",
-            "customer_id": row.customer_id, "customer": names.get(row.customer_id, ""),
+            "customer_id": row.customer_id, "customer": row.name,
             "hours": row.notice_hours, "due_at": row.due_at, "done_at": row.notified_at,
             "acknowledged_at": acked.get((inc.id, row.customer_id)),
             "state": clock_state(row.due_at, row.notified_at, row.notice_hours, now),
@@ -264,12 +273,14 @@ def clocks(session: Session, actor: Actor, now: datetime | None = None,
             "due_at": due, "done_at": inc.authority_reported_at, "acknowledged_at": None,
             "state": state,
         })
-    order = {"overdue": 0, "due_soon": 1, "running": 2, "late": 3, "done": 4, "not_required": 5}
-    out.sort(key=lambda c: (order[c["state"]], c["due_at"] or now, c["number"], c["customer"]))
+    out.sort(key=lambda c: (_ORDER[c["state"]], c["due_at"] or now, c["number"], c["customer"]))
     for clock in out:
         clock["remaining_seconds"] = int((clock["due_at"] - now).total_seconds()) \
             if clock["due_at"] is not None else None
     return out
+
+
+_ORDER = {"overdue": 0, "due_soon": 1, "running": 2, "late": 3, "done": 4, "not_required": 5}
 
 
 def _acknowledged(session: Session, incident_ids: list[str]) -> dict[tuple[str, str], datetime]:
@@ -293,13 +304,35 @@ class Recipient:
     locale: str
 
 
+def _vendor_registry() -> Any:
+    """The vendor registry's service (the customer profiles: breach notice hours and breach
+    contacts) when this build has it; None otherwise."""
+    try:
+        from vern.vendor import service as registry  # type: ignore[import-not-found,unused-ignore]
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("vern.vendor", "vern.vendor.service"):
+            raise
+        return None
+    return registry if hasattr(registry, "customer_profile") else None
+
+
 def notice_hours(session: Session, customer_id: str) -> int:
-    """The hours the customer's agreement gives for a breach notice (default 24)."""
+    """The hours the customer's agreement gives for a breach notice: its profile in the vendor
+    registry where there is one, otherwise 24."""
+    registry = _vendor_registry()
+    if registry is not None:
+        return int(registry.customer_profile(session, customer_id).breach_notice_hours)
     return DEFAULT_NOTICE_HOURS
 
 
 def recipients(session: Session, customer_id: str) -> list[Recipient]:
-    """Who is told of a breach at a customer: its administrators (active accounts)."""
+    """Who is told of a breach at a customer: the breach contacts it registered with the vendor
+    where the registry has them (it falls back to the administrators itself), otherwise its
+    administrators (active accounts)."""
+    registry = _vendor_registry()
+    if registry is not None and hasattr(registry, "notice_recipients"):
+        return [Recipient(r.key_id, r.email, r.locale or "nb")
+                for r in registry.notice_recipients(session, customer_id, "breach")]
     users = session.scalars(
         select(User).join(Membership, Membership.user_id == User.id)
         .where(Membership.org_id == customer_id, Membership.role == Role.TENANT_ADMIN.value,
@@ -981,3 +1014,43 @@ def recent_warnings(session: Session, actor: Actor, limit: int = 20) -> list[Clo
         select(ClockWarning).join(Incident, Incident.id == ClockWarning.incident_id)
         .where(Incident.org_id == _vendor(actor), Incident.status == "open")
         .order_by(ClockWarning.raised_at.desc()).limit(limit)))
+
+
+# -- what the pages show -------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=512)
+def _day(day: Any, locale: str) -> str:
+    return format_day(day, locale, "short")
+
+
+def moment_text(value: datetime | None, locale: str) -> str:
+    """``6.12.2026 07:45 UTC``: the day formatted once per day and language."""
+    if value is None:
+        return ""
+    return f"{_day(value.date(), locale)} {value:%H:%M} UTC"
+
+
+def clock_texts(clock: dict[str, Any], locale: str) -> dict[str, Any]:
+    """A clock with the words a page shows (worked out here, once, not per template call)."""
+    seconds, state = clock["remaining_seconds"], clock["state"]
+    if state in ("done", "late"):
+        done = gettext(locale, "sent") if clock["clock"] == "customer" \
+            else gettext(locale, "reported")
+        left = f"{done} {moment_text(clock['done_at'], locale)}"
+        if state == "late":
+            left += f" ({gettext(locale, 'late')})"
+    elif state == "not_required":
+        left = gettext(locale, "not required (no risk)")
+    elif seconds is not None and seconds < 0:
+        left = gettext(locale, "overdue by %(h)s h %(m)s min", h=-seconds // 3600,
+                       m=-seconds % 3600 // 60)
+    elif seconds is not None:
+        left = gettext(locale, "%(h)s h %(m)s min left", h=seconds // 3600, m=seconds % 3600 // 60)
+    else:
+        left = ""
+    ack = moment_text(clock["acknowledged_at"], locale) if clock["acknowledged_at"] else (
+        gettext(locale, "not yet") if clock["clock"] == "customer" and clock["done_at"] else "")
+    return {**clock, "due_text": moment_text(clock["due_at"], locale), "left_text": left,
+            "state_text": gettext(locale, state), "ack_text": ack,
+            "overdue": state == "overdue"}
