@@ -43,7 +43,8 @@ def test_the_posture_lists_breach_clocks_and_due_requests_overdue_first(
     late = _due_request(db, personas, days=-1)
     soon = _due_request(db, personas, days=2)
     _due_request(db, personas, days=25)  # not due yet: not shown
-    res = login(personas.dave).get("/api/v1/posture?lang=en")
+    dave = login(personas.dave)
+    res = dave.get("/api/v1/posture?lang=en")
     assert res.status_code == 200, res.text
     items = res.json()["items"]
     assert [i["kind"] for i in items] == ["request", "breach", "request"]
@@ -55,7 +56,13 @@ def test_the_posture_lists_breach_clocks_and_due_requests_overdue_first(
                         "href": f"/console/incidents/{inc}"}
     nb = login(personas.erik).get("/api/v1/posture?lang=nb").json()["items"]
     assert nb[1]["title"] == "Brudd #1: varsel til Fjellheim barnehage"
-    page = login(personas.dave).get("/console/posture?lang=nb")
+    # A breach with several customers still to be told is one item: the first deadline, how many.
+    register(db, personas, aware=utcnow() - timedelta(hours=2))
+    two = [i for i in dave.get("/api/v1/posture?lang=en").json()["items"]
+           if i["title"].startswith("Breach #2")]
+    assert len(two) == 1 and two[0]["overdue"] is False
+    assert two[0]["title"].startswith("Breach #2: 2 customer notices due, first to ")
+    page = dave.get("/console/posture?lang=nb")
     assert page.status_code == 200
     assert "Brudd #1: varsel til Fjellheim barnehage" in page.text
     assert "Henvendelse fra registrert" in page.text

@@ -1,4 +1,6 @@
-"""Open breaches on the posture page: one item per clock still running or passed."""
+"""Open breaches on the posture page: for each, one item for the customer notices still due
+(the first deadline, and how many) and one for the report to Datatilsynet where the vendor is
+controller. The clocks page lists every clock."""
 
 from __future__ import annotations
 
@@ -24,17 +26,28 @@ def items(session: Session, now: datetime) -> list[dict[str, Any]]:
     if vendor is None:
         return []
     reader = Actor(org_id=vendor, org_kind=OrgKind.VENDOR, role=Role.AUDITOR, perms=frozenset())
+    notices: dict[str, list[dict[str, Any]]] = {}
     out = []
-    for clock in service.clocks(session, reader, now):
+    for clock in service.clocks(session, reader, now):  # the most urgent first
         if clock["state"] not in OPEN_STATES:
             continue
         if clock["clock"] == "authority":
-            title = gettext(locale, "Breach %(ref)s: report to Datatilsynet (72 hours)",
-                            ref=f"#{clock['number']}")
+            out.append(_item(clock, gettext(locale, "Breach %(ref)s: report to Datatilsynet "
+                                                    "(72 hours)", ref=f"#{clock['number']}")))
         else:
-            title = gettext(locale, "Breach %(ref)s: notice to %(customer)s",
-                            ref=f"#{clock['number']}", customer=clock["customer"])
-        out.append({"kind": "breach", "title": title, "due_at": clock["due_at"],
-                    "overdue": clock["state"] == "overdue",
-                    "href": f"/console/incidents/{clock['incident_id']}"})
+            notices.setdefault(clock["incident_id"], []).append(clock)
+    for due in notices.values():
+        first = due[0]
+        ref, customer = f"#{first['number']}", first["customer"]
+        title = gettext(locale, "Breach %(ref)s: notice to %(customer)s", ref=ref,
+                        customer=customer) if len(due) == 1 else gettext(
+            locale, "Breach %(ref)s: %(n)s customer notices due, first to %(customer)s",
+            ref=ref, n=len(due), customer=customer)
+        out.append(_item(first, title))
     return out
+
+
+def _item(clock: dict[str, Any], title: str) -> dict[str, Any]:
+    return {"kind": "breach", "title": title, "due_at": clock["due_at"],
+            "overdue": clock["state"] == "overdue",
+            "href": f"/console/incidents/{clock['incident_id']}"}
