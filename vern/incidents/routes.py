@@ -203,6 +203,7 @@ def api_customer_notices(request: Request, actor: Customer, db: TenantDB) -> dic
 
 @router.get("/api/v1/incidents/notices/{notice_id}")
 def api_customer_notice(notice_id: str, actor: Customer, db: TenantDB) -> dict[str, Any]:
+    """One notice sent to the caller's organisation, as sent (bokmål and English)."""
     return service.notice_view(service.customer_notice(db, notice_id))
 
 
@@ -232,6 +233,7 @@ def api_change(incident_id: str, *, actor: Manager, db: RegisterDB,
 @router.post("/api/v1/incidents/{incident_id}/customers")
 def api_add_customers(incident_id: str, *, actor: Manager, db: RegisterDB,
                       body: CustomersBody) -> dict[str, Any]:
+    """Add affected customers to a breach; each gets its notice clock from awareness."""
     service.add_customers(db, actor, incident_id, body.customers)
     return _detail(db, actor, incident_id)
 
@@ -261,6 +263,7 @@ def api_authority(incident_id: str, *, actor: Manager, db: RegisterDB,
 @router.post("/api/v1/incidents/{incident_id}/subjects-told")
 def api_subjects_told(incident_id: str, *, actor: Manager, db: RegisterDB,
                       body: ToldBody) -> dict[str, Any]:
+    """Record when the people concerned were told of a high-risk breach (Art. 34)."""
     service.record_subjects_told(db, actor, incident_id, told_at=body.told_at)
     return _detail(db, actor, incident_id)
 
