@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -324,7 +324,7 @@ def test_posture_items_list_overdue_soon_due_and_pending_changes(
     assert [i["href"] for i in found[:2]] == [f"/console/control/tasks/{late}",
                                                f"/console/control/tasks/{soon}"]
     assert found[0] == {"kind": "control_task_overdue", "title": "Risikovurdering",
-                        "due_at": (today - timedelta(days=1)).isoformat(), "overdue": True,
+                        "due_at": datetime.combine(today, time.min, UTC), "overdue": True,
                         "href": f"/console/control/tasks/{late}"}
     assert found[1]["overdue"] is False and found[1]["kind"] == "control_task_due"
     assert found[2]["kind"] == "change_request_pending" and found[2]["due_at"] is None

@@ -75,6 +75,11 @@ class Perm(StrEnum):
     TRUST_MANAGE = "trust.manage"  # the vendor's files shared with customers
     TRUST_READ = "trust.read"  # a customer's own trust page
     AGREEMENT_SIGN = "agreement.sign"  # a customer's administrator signs its agreement
+    # incidents: the deviation and breach register (vendor), notices (customer), posture page
+    INCIDENTS_READ = "incidents.read"
+    INCIDENTS_MANAGE = "incidents.manage"
+    INCIDENTS_NOTICES = "incidents.notices"
+    POSTURE_READ = "posture.read"
 
 
 _TENANT_COMMON = {Perm.SELF, Perm.ORG_READ}
@@ -157,6 +162,19 @@ _RECORDS: dict[Role, frozenset[Perm]] = {
     Role.MEMBER: frozenset({Perm.TRUST_READ}),
 }
 IN_OWN_ORG = {role: perms | _RECORDS.get(role, frozenset()) for role, perms in IN_OWN_ORG.items()}
+# incidents: vendor staff keep the register (the auditor reads it); a customer's admin reads and
+# acknowledges the notices sent to their organisation. Never granted inside a customer.
+_INCIDENTS: dict[Role, frozenset[Perm]] = {
+    Role.OWNER: frozenset({Perm.INCIDENTS_READ, Perm.INCIDENTS_MANAGE, Perm.POSTURE_READ}),
+    Role.SECURITY_OFFICER: frozenset({Perm.INCIDENTS_READ, Perm.INCIDENTS_MANAGE,
+                                      Perm.POSTURE_READ}),
+    Role.PRIVACY_OFFICER: frozenset({Perm.INCIDENTS_READ, Perm.INCIDENTS_MANAGE,
+                                     Perm.POSTURE_READ}),
+    Role.AUDITOR: frozenset({Perm.INCIDENTS_READ, Perm.POSTURE_READ}),
+    Role.TENANT_ADMIN: frozenset({Perm.INCIDENTS_NOTICES}),
+}
+for _role, _extra in _INCIDENTS.items():
+    IN_OWN_ORG[_role] = IN_OWN_ORG[_role] | _extra
 
 # Permissions of vendor staff after switching into a customer's organisation.
 VENDOR_IN_TENANT: dict[Role, frozenset[Perm]] = {

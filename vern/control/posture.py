@@ -3,7 +3,7 @@ requests waiting for a second person's approval."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -14,10 +14,12 @@ from vern.control.service import SOON_DAYS
 from vern.i18n import DEFAULT_LOCALE, gettext
 
 
-def items(session: Session, now: datetime, locale: str = DEFAULT_LOCALE) -> list[dict[str, Any]]:
+def items(session: Session, now: datetime, locale: str | None = None) -> list[dict[str, Any]]:
     """Overdue and soon-due (within 14 days) control tasks, then pending change requests; each
-    ``{"kind", "title", "due_at", "overdue", "href"}`` with ``title`` in ``locale``.
-    ``due_at`` is the due day as an ISO date (a change request has none)."""
+    ``{"kind", "title", "due_at", "overdue", "href"}`` with ``title`` in ``locale`` (by default the
+    reader's, which the posture page puts in ``session.info["locale"]``). ``due_at`` is the end
+    of the due day (UTC); a change request has none."""
+    locale = locale or str(session.info.get("locale") or DEFAULT_LOCALE)
     today = now.date()
     until = today + timedelta(days=SOON_DAYS)
     found: list[dict[str, Any]] = []
@@ -31,7 +33,7 @@ def items(session: Session, now: datetime, locale: str = DEFAULT_LOCALE) -> list
         overdue = due_on < today
         found.append({
             "kind": "control_task_overdue" if overdue else "control_task_due",
-            "title": gettext(locale, title), "due_at": due_on.isoformat(), "overdue": overdue,
+            "title": gettext(locale, title), "due_at": datetime.combine(due_on + timedelta(days=1), time.min, UTC), "overdue": overdue,
             "href": f"/console/control/tasks/{task_id}",
         })
     for change_id, title in session.execute(

@@ -53,6 +53,8 @@ RETENTION_RULES: dict[str, str] = {
     # control (vern/control): the vendor's internal control records
     "internal-control": "Kept while the vendor operates the service plus five years, as proof "
                         "of internal control; supplier staff's names are shredded when they end",
+    # incidents (vern/incidents): deviations and breaches
+    "incident-plus-5y": "Kept five years after the deviation was closed (Art. 33(5) documentation)",
 }
 
 
@@ -92,6 +94,12 @@ RETENTION_POLICIES: dict[str, dict[str, object]] = {
                  "legal_reason": "bokføringsloven § 13: five years"},
     "permanent-config": {"days": None, "action": "delete", "legal_minimum_days": 0,
                          "legal_reason": "Configuration, not personal data"},
+    "internal-control": {"days": None, "action": "delete", "legal_minimum_days": 0,
+                         "legal_reason": "Art. 5(2) and 32(1)(d): proof of internal control while "
+                                         "the service runs and five years after"},
+    "incident-plus-5y": {"days": None, "action": "delete", "legal_minimum_days": 0,
+                         "legal_reason": "Art. 33(5): the documentation of a breach, five years "
+                                         "after it was closed"},
 }
 
 
