@@ -173,8 +173,8 @@ _INCIDENTS: dict[Role, frozenset[Perm]] = {
     Role.AUDITOR: frozenset({Perm.INCIDENTS_READ, Perm.POSTURE_READ}),
     Role.TENANT_ADMIN: frozenset({Perm.INCIDENTS_NOTICES}),
 }
-for _role, _extra in _INCIDENTS.items():
-    IN_OWN_ORG[_role] = IN_OWN_ORG[_role] | _extra
+for _role, _incident_perms in _INCIDENTS.items():
+    IN_OWN_ORG[_role] = IN_OWN_ORG[_role] | _incident_perms
 
 # Permissions of vendor staff after switching into a customer's organisation.
 VENDOR_IN_TENANT: dict[Role, frozenset[Perm]] = {

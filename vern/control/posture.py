@@ -33,7 +33,8 @@ def items(session: Session, now: datetime, locale: str | None = None) -> list[di
         overdue = due_on < today
         found.append({
             "kind": "control_task_overdue" if overdue else "control_task_due",
-            "title": gettext(locale, title), "due_at": datetime.combine(due_on + timedelta(days=1), time.min, UTC), "overdue": overdue,
+            "title": gettext(locale, title), "overdue": overdue,
+            "due_at": datetime.combine(due_on + timedelta(days=1), time.min, UTC),
             "href": f"/console/control/tasks/{task_id}",
         })
     for change_id, title in session.execute(

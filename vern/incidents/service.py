@@ -44,6 +44,7 @@ from vern.incidents.models import (
     IncidentEvent,
 )
 from vern.notify import service as notify
+from vern.vendor import service as registry
 
 DEFAULT_NOTICE_HOURS = 24  # when the customer's agreement names no other (Art. 33(2))
 AUTHORITY_HOURS = 72  # Art. 33(1)
@@ -304,41 +305,17 @@ class Recipient:
     locale: str
 
 
-def _vendor_registry() -> Any:
-    """The vendor registry's service (the customer profiles: breach notice hours and breach
-    contacts) when this build has it; None otherwise."""
-    try:
-        from vern.vendor import service as registry  # type: ignore[import-not-found,unused-ignore]
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("vern.vendor", "vern.vendor.service"):
-            raise
-        return None
-    return registry if hasattr(registry, "customer_profile") else None
-
-
 def notice_hours(session: Session, customer_id: str) -> int:
-    """The hours the customer's agreement gives for a breach notice: its profile in the vendor
-    registry where there is one, otherwise 24."""
-    registry = _vendor_registry()
-    if registry is not None:
-        return int(registry.customer_profile(session, customer_id).breach_notice_hours)
-    return DEFAULT_NOTICE_HOURS
+    """The hours the customer's agreement gives for a breach notice (its profile in the vendor
+    registry; 24 unless the vendor set another)."""
+    return int(registry.customer_profile(session, customer_id).breach_notice_hours)
 
 
 def recipients(session: Session, customer_id: str) -> list[Recipient]:
-    """Who is told of a breach at a customer: the breach contacts it registered with the vendor
-    where the registry has them (it falls back to the administrators itself), otherwise its
-    administrators (active accounts)."""
-    registry = _vendor_registry()
-    if registry is not None and hasattr(registry, "notice_recipients"):
-        return [Recipient(r.key_id, r.email, r.locale or "nb")
-                for r in registry.notice_recipients(session, customer_id, "breach")]
-    users = session.scalars(
-        select(User).join(Membership, Membership.user_id == User.id)
-        .where(Membership.org_id == customer_id, Membership.role == Role.TENANT_ADMIN.value,
-               User.disabled_at.is_(None)).order_by(User.id)).unique()
-    return [Recipient(u.key_id, str(u.email.value), u.locale or "nb")
-            for u in users if u.email.value]
+    """Who is told of a breach at a customer: the breach contacts it registered with the vendor,
+    or else its administrators (the registry falls back to them)."""
+    return [Recipient(r.key_id, r.email, r.locale or "nb")
+            for r in registry.notice_recipients(session, customer_id, "breach")]
 
 
 # -- writing -------------------------------------------------------------------------------------
