@@ -301,14 +301,16 @@ def session_cookie_for(database: Database, persona: Persona) -> tuple[str, str]:
         return token, auth_session.csrf_token
 
 
-def make_api_token(database: Database, org_id: str, role: Role) -> str:
+def make_api_token(database: Database, org_id: str, role: Role,
+                   created_by: str | None = None) -> str:
+    """A token; ``created_by`` is the person it acts as in four-eyes checks (none by default)."""
     from datetime import timedelta
 
     token = security.new_token("vt")
     with database.transaction(Scope.system("test token")) as session:
         session.add(ApiToken(org_id=org_id, name="test", prefix=token[:10],
                              token_hash=security.token_hash(token), role=role.value,
-                             expires_at=utcnow() + timedelta(days=1)))
+                             expires_at=utcnow() + timedelta(days=1), created_by=created_by))
     return token
 
 
