@@ -35,7 +35,7 @@ REVIEW_DAYS = 14
 GRANT_TAG = "access_grant"
 
 
-class SelfApproval(Forbidden):
+class SelfApprovalForbidden(Forbidden):
     code = "self-approval"
     title = "Nobody approves their own request"
 
@@ -46,7 +46,7 @@ def check_second_person(approver: str | None, *involved: str | None) -> None:
     if approver is None:
         raise InvalidInput.on("approver", "an approval needs a named person")
     if approver in {p for p in involved if p is not None}:
-        raise SelfApproval(
+        raise SelfApprovalForbidden(
             detail="approver: nobody approves their own request; a second person must",
             errors=[FieldError("approver", "nobody approves their own request; a second person "
                                            "must", "self-approval")])
@@ -399,7 +399,7 @@ def decide_item(session: Session, review_id: str, item_id: str, *, decision: str
         raise Conflict(detail="decision: this account was already decided (%(decision)s)",
                        params={"decision": item.decision})
     if item.user_id == actor.person_id:
-        raise SelfApproval(
+        raise SelfApprovalForbidden(
             detail="decision: nobody reviews their own access; a second person must",
             errors=[FieldError("decision", "nobody reviews their own access; a second person "
                                            "must", "self-approval")])

@@ -367,7 +367,7 @@ def _guard_last_security_officer(session: Session, membership: Membership) -> No
         )
 
 
-class SecondPersonRequired(Conflict):
+class SecondPersonConflict(Conflict):
     code = "second-person-required"
     title = "This change needs a second person's approval"
 
@@ -397,7 +397,7 @@ def set_role(
         _guard_last_security_officer(session, membership)
     if approved_by is None and needs_second_person(Role(membership.role), parsed,
                                                    OrgKind(org.kind)):
-        raise SecondPersonRequired(
+        raise SecondPersonConflict(
             detail="role: granting %(role)s needs a second person's approval; ask for it as an "
                    "access request", params={"role": parsed.value})
     old = membership.role
