@@ -241,8 +241,9 @@ def personas(db: Database, settings: Settings) -> Personas:
     return create_personas(db, settings)
 
 
-def add_persona(database: Database, settings: Settings, personas: Personas, key: str, name: str,
-                email: str, org_id: str, role: Role) -> Persona:
+def add_persona(  # noqa: PLR0917 - the fields of one persona, as PERSONA_TABLE lists them
+        database: Database, settings: Settings, personas: Personas, key: str, name: str,
+        email: str, org_id: str, role: Role) -> Persona:
     """One more person (e.g. a second administrator for four-eyes), signed-in ready with MFA."""
     with database.transaction(Scope.system("test persona")) as session:
         user = service.create_user(session, settings, email=email, name=name, org_id=org_id,

@@ -87,7 +87,7 @@ def _run(database: Any, org_id: str, work: Any) -> Any:
 
 
 @app.command("request-grant")
-def request_grant(
+def request_grant(  # noqa: PLR0917 - a command's options
     org: Annotated[str, typer.Option(help="The customer's slug.")],
     by: Annotated[str, typer.Option("--by", help="E-mail of the vendor staff member.")],
     reason: Annotated[str, typer.Option(help="Why access is needed.")],

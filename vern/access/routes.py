@@ -398,7 +398,7 @@ def _review_page(request: Request, db: Session, review_id: str, *,
     items = service.review_items(db, review_id)
     return _render(request, "access/review.html", {
         "review": review, "items": items, "error": error,
-        "names": _names(db, {i.user_id for i in items} | {i.decided_by for i in items}),
+        "names": _names(db, {*(i.user_id for i in items), *(i.decided_by for i in items)}),
     }, status=error.status if error else 200)
 
 

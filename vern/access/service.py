@@ -52,8 +52,9 @@ def check_second_person(approver: str | None, *involved: str | None) -> None:
                                            "must", "self-approval")])
 
 
-def _audit(session: Session, action: str, actor: Actor | None, org_id: str, resource: str,
-           details: dict[str, Any] | None = None) -> None:
+def _audit(  # noqa: PLR0917 - the columns of one record
+        session: Session, action: str, actor: Actor | None, org_id: str, resource: str,
+        details: dict[str, Any] | None = None) -> None:
     record(session, action, org_id=org_id,
            actor_user_id=actor.user_id if actor else None,
            actor_token_id=actor.token_id if actor else None,

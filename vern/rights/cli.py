@@ -134,12 +134,11 @@ def file_command(  # noqa: PLR0917 - a command's options
         "--by", help="E-mail of the staff member filing (required with --attested).")] = None,
 ) -> None:
     """Register a request on behalf of a person (staff channel)."""
+    from vern.accounts.roles import Perm
     from vern.db import Scope
     from vern.errors import VernError
     from vern.notify import service as notify
     from vern.rights import service
-
-    from vern.accounts.roles import Perm
 
     org_id = _org_id(org)
     if attested and not by:
