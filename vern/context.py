@@ -19,7 +19,7 @@ class RequestContext:
     path: str
     # Values every audit record of this request carries in its details, set once the caller is
     # known (``access_grant``: the grant vendor staff act under in a customer's organisation).
-    tags: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 
 _current: ContextVar[RequestContext | None] = ContextVar("vern_request", default=None)
