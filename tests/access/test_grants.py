@@ -145,3 +145,24 @@ def test_the_customer_page_lists_grants_and_the_accesses_under_them(
     erik.put("/api/v1/session/org", json={"org_id": personas.vendor})
     mine = erik.get("/console/access")
     assert "Fjellheim barnehage" in mine.text and "Alice" not in mine.text
+
+
+def test_the_customers_administrators_are_told_of_a_request_by_mail(
+    login: Any, db: Database, personas: Personas
+) -> None:
+    from vern.notify import service as notify
+
+    previous = notify.mailer()
+    memory = notify.MemoryMailer()
+    notify.install_mailer(memory)
+    try:
+        grant_id = _ask(login(personas.erik), personas.tenant_a).json()["id"]
+        notify.deliver_pending(db)
+        mail = memory.last_to(personas.alice.email)
+    finally:
+        notify.install_mailer(previous)
+    assert mail is not None
+    assert "Erik Eide" in mail.body and "sak 4711" in mail.body
+    assert f"/console/access/grants/{grant_id}" in mail.body
+    assert memory.last_to(personas.bob.email) is None  # members are not asked
+    assert memory.last_to(personas.carol.email) is None  # nor another customer

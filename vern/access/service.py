@@ -27,6 +27,7 @@ from vern.accounts.service import Actor
 from vern.audit.service import record, tagged_events
 from vern.db import utcnow
 from vern.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
+from vern.i18n import N_, gettext
 
 PURPOSES = ("support", "incident")
 MAX_GRANT = timedelta(days=30)
@@ -154,7 +155,40 @@ def request_grant(
            resource=f"access_grant:{grant.id}",
            details={"new": {"purpose": purpose, "starts_at": starts.isoformat(),
                             "ends_at": ends.isoformat(), "grantee": actor.user_id}})
+    _tell_admins(session, grant, org.name)
     return grant
+
+
+GRANT_MAIL = (
+    N_("The vendor asks for access to %(org)s"),
+    N_("%(who)s at the vendor asks for access to the data of %(org)s (%(purpose)s), from "
+       "%(start)s until %(end)s (UTC).\nReason: %(reason)s\nApprove or refuse it: %(link)s"),
+)
+
+
+def _tell_admins(session: Session, grant: AccessGrant, org_name: str) -> None:
+    """The customer's administrators are told through the outbox, in the request's
+    transaction: nothing is reachable until one of them approves."""
+    from vern.config import get_settings
+    from vern.notify import service as notify
+
+    who = person_names(session, {grant.grantee_user_id}).get(grant.grantee_user_id, "")
+    link = f"{get_settings().base_url.rstrip('/')}/console/access/grants/{grant.id}"
+    subject, body = GRANT_MAIL
+    for user, membership in accounts.list_members(session):
+        address = user.email.value if user.email is not None else None
+        if membership.role != Role.TENANT_ADMIN.value or user.disabled_at is not None \
+                or not address:
+            continue
+        lang = user.locale
+        notify.queue(session, key_id=user.key_id, to=address,
+                     subject=gettext(lang, subject, org=org_name),
+                     body=gettext(lang, body, who=who, org=org_name,
+                                  purpose=gettext(lang, grant.purpose),
+                                  start=grant.starts_at.strftime("%Y-%m-%d %H:%M"),
+                                  end=grant.ends_at.strftime("%Y-%m-%d %H:%M"),
+                                  reason=grant.reason, link=link),
+                     kind="access.grant_requested", org_id=grant.org_id)
 
 
 def get_grant(session: Session, grant_id: str) -> AccessGrant:
