@@ -7,7 +7,7 @@ write made from the CLI or the worker simply has no request attached.
 from __future__ import annotations
 
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,9 @@ class RequestContext:
     user_agent: str | None
     method: str
     path: str
+    # Values every audit record of this request carries in its details, set once the caller is
+    # known (``access_grant``: the grant vendor staff act under in a customer's organisation).
+    tags: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 
 _current: ContextVar[RequestContext | None] = ContextVar("vern_request", default=None)

@@ -201,6 +201,7 @@ class VernMiddleware:
                     user_agent=ctx.user_agent,
                     request_id=request_id,
                     duration_ms=round(elapsed * 1000, 3),
+                    tags=ctx.tags,
                 )
 
     def _body_limit(self, path: str) -> int:

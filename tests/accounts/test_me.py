@@ -18,15 +18,25 @@ def test_a_member_sees_their_own_organisation_only(login, personas: Personas) ->
     assert body["user"]["name"] == "Bjørn Bakken"
     assert body["role"] == "member"
     assert [o["id"] for o in body["organisations"]] == [personas.tenant_a]
-    assert body["permissions"] == ["org.read", "self"]
+    assert body["permissions"] == ["access.request", "org.read", "self"]
 
 
-def test_vendor_staff_may_switch_to_every_customer(login, personas: Personas) -> None:  # type: ignore[no-untyped-def]
+def test_vendor_staff_may_switch_only_to_customers_whose_grant_is_in_force(
+    login, db: Database, personas: Personas  # type: ignore[no-untyped-def]
+) -> None:
+    from tests.matrix.samples_access import actor_of, grant
+    from vern.accounts.roles import OrgKind
+
     dave = login(personas.dave)
     body = dave.get("/api/v1/me").json()
     assert body["organisation"]["kind"] == "vendor"
-    assert {o["id"] for o in body["organisations"]} == {
-        personas.vendor, personas.tenant_a, personas.tenant_b}
+    assert {o["id"] for o in body["organisations"]} == {personas.vendor}
+    refused = dave.put("/api/v1/session/org", json={"org_id": personas.tenant_b})
+    assert refused.status_code == 403 and "no access grant" in refused.json()["detail"]
+    grant(db, personas, actor_of(personas.dave, OrgKind.VENDOR), personas.tenant_b,
+          approve_by=personas.carol)
+    body = dave.get("/api/v1/me").json()
+    assert {o["id"] for o in body["organisations"]} == {personas.vendor, personas.tenant_b}
     switched = dave.put("/api/v1/session/org", json={"org_id": personas.tenant_b})
     assert switched.status_code == 200, switched.text
     inside = dave.get("/api/v1/me").json()

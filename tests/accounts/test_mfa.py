@@ -9,7 +9,7 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from tests.accounts.helpers import actions, audit_details, end_locks, password_step, wrong_code
-from tests.conftest import Persona, Personas
+from tests.conftest import Persona, Personas, add_persona
 from vern.accounts import security, service
 from vern.accounts.models import RecoveryCode
 from vern.accounts.roles import Role
@@ -118,12 +118,20 @@ def test_members_are_offered_mfa_but_not_forced(
 
 
 def test_promoting_a_member_without_mfa_ends_their_sessions_until_they_enrol(
-    app, login, personas: Personas  # type: ignore[no-untyped-def]
+    app, login, db: Database, settings: Settings, personas: Personas  # type: ignore[no-untyped-def]
 ) -> None:
     bob = login(personas.bob)
     alice = login(personas.alice)
-    res = alice.put(f"/api/v1/users/{personas.bob.user_id}/role", json={"role": "tenant_admin"})
-    assert res.status_code == 200, res.text
+    res = alice.put(f"/api/v1/users/{personas.bob.user_id}/role",
+                    json={"role": "tenant_admin", "need": "Vikarierer som styrer"})
+    assert res.status_code == 202, res.text  # a privileged role waits for a second admin
+    assert bob.get("/api/v1/me").status_code == 200
+    anne = login(add_persona(db, settings, personas, "anne", "Anne Aas",
+                             "anne.aas@fjellheim.example.com", personas.tenant_a,
+                             Role.TENANT_ADMIN))
+    approved = anne.post(f"/api/v1/access/requests/{res.json()['pending_request']}/approve",
+                         json={})
+    assert approved.status_code == 200, approved.text
     assert bob.get("/api/v1/me").status_code == 401
     with TestClient(app) as client:
         assert password_step(client, personas.bob)["mfa_enrolment_required"] is True

@@ -39,6 +39,11 @@ def test_switching_organisations_names_only_the_trails_own_organisation(
     bob = login(personas.bob)
     assert bob.put("/api/v1/session/org", json={"org_id": personas.tenant_b}).status_code == 200
     assert bob.put("/api/v1/session/org", json={"org_id": personas.tenant_a}).status_code == 200
+    from tests.matrix.samples_access import actor_of, grant
+    from vern.accounts.roles import OrgKind
+
+    for org, admin in ((personas.tenant_a, personas.alice), (personas.tenant_b, personas.carol)):
+        grant(db, personas, actor_of(personas.dave, OrgKind.VENDOR), org, approve_by=admin)
     dave = login(personas.dave)
     for org in (personas.tenant_a, personas.tenant_b, personas.vendor):
         assert dave.put("/api/v1/session/org", json={"org_id": org}).status_code == 200

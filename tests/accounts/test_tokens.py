@@ -10,7 +10,7 @@ from sqlalchemy import select, text, update
 from starlette.testclient import TestClient
 
 from tests.accounts.helpers import actions
-from tests.conftest import Personas
+from tests.conftest import Personas, add_persona
 from vern.accounts import service
 from vern.accounts.models import ApiToken
 from vern.accounts.roles import Role
@@ -162,12 +162,19 @@ def test_the_last_security_officer_cannot_be_removed_demoted_or_disabled(
 
 
 def test_a_security_officer_can_step_down_once_another_is_appointed(
-    login, db: Database, personas: Personas  # type: ignore[no-untyped-def]
+    login, db: Database, settings: Settings, personas: Personas  # type: ignore[no-untyped-def]
 ) -> None:
     dave = login(personas.dave)
     erik = personas.erik.user_id
-    assert dave.put(f"/api/v1/users/{erik}/role",
-                    json={"role": "security_officer"}).status_code == 200
+    asked = dave.put(f"/api/v1/users/{erik}/role",
+                     json={"role": "security_officer", "need": "Ny sikkerhetsleder fra 1. mars"})
+    assert asked.status_code == 202, asked.text  # a privileged role: a second person approves
+    olav = login(add_persona(db, settings, personas, "olav", "Olav Olsen",
+                             "olav.olsen@solstrand.example.com", personas.vendor, Role.OWNER))
+    approved = olav.post(f"/api/v1/access/requests/{asked.json()['pending_request']}/approve",
+                         json={})
+    assert approved.status_code == 200, approved.text
+    # Stepping down to a role with fewer permissions needs nobody else.
     res = dave.put(f"/api/v1/users/{personas.dave.user_id}/role", json={"role": "support"})
     assert res.status_code == 200, res.text
     roles = actions(db, "membership.")

@@ -1,6 +1,7 @@
 """The console in a real browser: Debian's Chromium driven by Playwright against a real server.
 
-Signs in with password and TOTP code, adds a user, changes their role and disables them, and checks
+Signs in with password and TOTP code, adds a user, asks for a privileged role for them (which waits
+for a second administrator) and disables them, and checks
 that the browser reported no Content Security Policy violation on the way. With
 ``VERN_SCREENSHOT=1`` it also saves the users page as docs/console.png.
 """
@@ -132,10 +133,12 @@ def test_an_admin_signs_in_with_mfa_and_manages_a_user_in_chromium(server: Serve
             expect(page.get_by_role("status")).to_contain_text("An invitation was sent by e-mail.")
             expect(page.locator("#current-role")).to_have_text("Member")
 
+            # A privileged role waits, with the stated need, for a second administrator.
             page.get_by_label("New role").select_option("tenant_admin")
+            page.get_by_label("Why the role is needed").fill("Tar over brukerstøtten i høst")
             page.get_by_role("button", name="Change role").click()
-            expect(page.get_by_role("status")).to_contain_text("The role was changed.")
-            expect(page.locator("#current-role")).to_have_text("Administrator")
+            expect(page.get_by_role("status")).to_contain_text("second administrator")
+            expect(page.locator("#current-role")).to_have_text("Member")
 
             page.get_by_role("link", name="Disable…").click()
             expect(page.get_by_role("heading", name="Disable this user?")).to_be_visible()
@@ -146,7 +149,7 @@ def test_an_admin_signs_in_with_mfa_and_manages_a_user_in_chromium(server: Serve
 
             page.get_by_role("navigation", name="Main").get_by_role("link", name="Users").click()
             row = page.get_by_role("row").filter(has_text="Kari Nordmann")
-            expect(row).to_contain_text("Administrator")
+            expect(row).to_contain_text("Member")
             expect(row).to_contain_text("Disabled")
 
             # The language switch works in place.

@@ -224,10 +224,14 @@ def test_an_admin_manages_a_user_from_creation_to_removal(en: TestClient, person
     # Added without a password: they are invited by e-mail to choose one.
     assert "An invitation was sent by e-mail." in page.text and "Kari Nordmann" in page.text
 
+    # A privileged role needs a stated need, and then waits for a second administrator.
     res = en.post(f"/console/users/{user_id}/role", data={"role": "tenant_admin",
                                                           "csrf_token": token})
-    assert res.status_code == 200 and "The role was changed." in res.text
-    assert re.search(r'id="current-role">Administrator<', res.text)
+    assert res.status_code == 422 and 'id="need-error"' in res.text
+    res = en.post(f"/console/users/{user_id}/role", data={
+        "role": "tenant_admin", "need": "Skal ta over brukerstøtten", "csrf_token": token})
+    assert res.status_code == 200 and "needs a second administrator's approval" in res.text
+    assert re.search(r'id="current-role">Member<', res.text)
 
     confirm = en.get(f"/console/users/{user_id}/disable")
     assert "Disable this user?" in confirm.text
@@ -308,8 +312,11 @@ def test_changing_the_password_checks_the_current_one(en: TestClient, personas: 
     assert res.status_code == 200 and "Your password is changed" in res.text
 
 
-def test_vendor_staff_create_a_customer_and_switch_into_it(en: TestClient,
+def test_vendor_staff_create_a_customer_and_switch_into_it(en: TestClient, db: Database,
                                                            personas: Personas) -> None:
+    from tests.matrix.samples_access import actor_of, grant
+    from vern.accounts.roles import OrgKind
+
     sign_in_with_forms(en, personas.dave)
     page = en.get("/console/tenants")
     assert "Fjellheim barnehage" in page.text and "Havbris skole" in page.text
@@ -321,6 +328,11 @@ def test_vendor_staff_create_a_customer_and_switch_into_it(en: TestClient,
     res = en.post("/console/tenants", data={"name": "Fjordly skole", "slug": "fjordly",
                                             "org_number": "945678127", "csrf_token": token})
     assert res.status_code == 200 and "Fjordly skole" in res.text
+    # Entering a customer's organisation takes a grant its administrator approved.
+    res = en.post("/console/org", data={"org_id": personas.tenant_a, "csrf_token": token})
+    assert res.status_code == 403 and "no access grant" in res.text
+    grant(db, personas, actor_of(personas.dave, OrgKind.VENDOR), personas.tenant_a,
+          approve_by=personas.alice)
     res = en.post("/console/org", data={"org_id": personas.tenant_a, "csrf_token": token})
     assert res.status_code == 200
     assert "working inside a customer" in res.text and "<h1>Fjellheim barnehage</h1>" in res.text

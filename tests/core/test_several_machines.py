@@ -201,6 +201,9 @@ def test_two_servers_and_two_workers_share_one_database(  # noqa: PLR0912 - one 
         site = make_site(database, world.tenant_a)
         tokens = {name: make_api_token(database, world.tenant_a, Role.TENANT_ADMIN)
                   for name in ("ordinary", "ingest", "rights", "probe")}
+        # Approvals take a second, named person (four-eyes): a token alice created acts as her.
+        tokens["approve"] = make_api_token(database, world.tenant_a, Role.TENANT_ADMIN,
+                                           created_by=world.alice.user_id)
 
         sink = stack.enter_context(MailSink())
         env = {host: _environment(url, tmp_path, host, sink, keys=keys, product_url=product_url)
@@ -270,7 +273,7 @@ def test_two_servers_and_two_workers_share_one_database(  # noqa: PLR0912 - one 
             rid = made.json()["id"]
             if made.json()["status"] == "awaiting_approval":
                 ok = web.post(f"{bases[(i + 1) % 2]}/api/v1/rights/requests/{rid}/approve",
-                              headers=auth("rights"))
+                              headers=auth("approve"))
                 assert ok.status_code == 200, ok.text
             request_ids.append(rid)
 
@@ -295,7 +298,7 @@ def test_two_servers_and_two_workers_share_one_database(  # noqa: PLR0912 - one 
                              headers=auth("rights")).json()["status"]
             if status == "awaiting_approval":
                 ok = web.post(f"{bases[(i + 1) % 2]}/api/v1/rights/requests/{rid}/approve",
-                              headers=auth("rights"))
+                              headers=auth("approve"))
                 assert ok.status_code == 200, ok.text
             request_ids.append(rid)
 

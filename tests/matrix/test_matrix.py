@@ -4,8 +4,10 @@ exists.
 
 Personas: anonymous; alice (tenant A admin), bob (tenant A member), carol (tenant B admin),
 dave (vendor security officer, in the vendor's own organisation), dave_in_a (the same person
-switched into tenant A), erik (vendor privacy officer), token_a (an API token of tenant A with the
-tenant admin role).
+inside tenant A without an access grant from it: refused on all of tenant A's data),
+dave_granted_in_a (inside tenant A under a grant its administrator approved: the vendor-in-tenant
+permissions), erik (vendor privacy officer), token_a (an API token of tenant A with the tenant
+admin role).
 
 Path parameters are filled with objects created in tenant A by the sample factories in
 ``tests/matrix/samples_*.py``. The rules:
@@ -38,7 +40,7 @@ from tests.matrix.samples import Sample
 from vern.accounts.deps import Access, access_of, session_cookie_name
 from vern.accounts.roles import OrgKind, Perm, Role, permissions
 from vern.config import Settings
-from vern.db import Database, Scope, new_id
+from vern.db import Database, Scope, new_id, utcnow
 from vern.web import api_routes
 
 PARAM = re.compile(r"{([^}:]+)(?::[^}]*)?}")
@@ -51,6 +53,7 @@ class Who:
     kind: str  # "anonymous" | "session" | "token"
     org_id: str | None
     perms: frozenset[Perm]
+    grant: str | None = None  # "approved" | "expired" | "revoked": vendor staff's grant in org_id
 
 
 def _samples() -> dict[str, Callable[..., Sample]]:
@@ -87,8 +90,9 @@ def _access(route: APIRoute) -> Access | None:
 
 
 def _who(personas: Personas) -> list[Who]:
-    def perms_of(role: Role, kind: OrgKind, home: bool) -> frozenset[Perm]:
-        return permissions(role, org_kind=kind, home=home)
+    def perms_of(role: Role, kind: OrgKind, home: bool, granted: bool = False
+                 ) -> frozenset[Perm]:
+        return permissions(role, org_kind=kind, home=home, granted=granted)
 
     a, b, v = personas.tenant_a, personas.tenant_b, personas.vendor
     return [
@@ -98,6 +102,8 @@ def _who(personas: Personas) -> list[Who]:
         Who("carol", "session", b, perms_of(Role.TENANT_ADMIN, OrgKind.TENANT, True)),
         Who("dave", "session", v, perms_of(Role.SECURITY_OFFICER, OrgKind.VENDOR, True)),
         Who("dave_in_a", "session", a, perms_of(Role.SECURITY_OFFICER, OrgKind.TENANT, False)),
+        Who("dave_granted_in_a", "session", a,
+            perms_of(Role.SECURITY_OFFICER, OrgKind.TENANT, False, granted=True), "approved"),
         Who("erik", "session", v, perms_of(Role.PRIVACY_OFFICER, OrgKind.VENDOR, True)),
         Who("token_a", "token", a,
             perms_of(Role.TENANT_ADMIN, OrgKind.TENANT, True) - {Perm.SELF}),
@@ -105,7 +111,7 @@ def _who(personas: Personas) -> list[Who]:
 
 
 def _persona_for(who: Who, personas: Personas) -> Any:
-    base = who.name.removesuffix("_in_a")
+    base = who.name.split("_")[0]
     return personas.people[base]
 
 
@@ -125,6 +131,7 @@ def _client_for(who: Who, app: Any, db: Database, settings: Settings,
                 session.execute(update(AuthSession)
                                 .where(AuthSession.token_hash == token_hash(token))
                                 .values(org_id=who.org_id))
+            _grant_for(db, personas, persona, who.grant)
         client.cookies.set(session_cookie_name(settings), token)
         client.headers["X-CSRF-Token"] = csrf
     elif who.kind == "token":
@@ -132,6 +139,35 @@ def _client_for(who: Who, app: Any, db: Database, settings: Settings,
         client.headers["Authorization"] = "Bearer " + make_api_token(
             db, who.org_id, Role.TENANT_ADMIN)
     return client
+
+
+def _grant_for(db: Database, personas: Personas, persona: Any, state: str | None) -> None:
+    """A grant tenant A's administrator approved for ``persona``; then ended as ``state`` says
+    (``expired``: its end time has passed; ``revoked``: the administrator revoked it)."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from tests.matrix.samples_access import actor_of, grant
+    from vern.access import service as access
+    from vern.access.models import AccessGrant
+
+    with db.transaction(Scope.tenant(personas.tenant_a)) as session:
+        # Grants persist per person: one made for an earlier call must not carry over.
+        session.execute(update(AccessGrant).where(AccessGrant.grantee_user_id == persona.user_id)
+                        .values(status="revoked"))
+    if state is None:
+        return
+    staff = actor_of(persona, OrgKind.VENDOR)
+    grant_id = grant(db, personas, staff, personas.tenant_a, approve_by=personas.alice)
+    if state == "expired":
+        with db.transaction(Scope.tenant(personas.tenant_a)) as session:
+            now = utcnow()
+            session.execute(update(AccessGrant).where(AccessGrant.id == grant_id).values(
+                starts_at=now - timedelta(hours=3), ends_at=now - timedelta(seconds=1)))
+    elif state == "revoked":
+        with db.transaction(Scope.tenant(personas.tenant_a)) as session:
+            access.revoke_grant(session, grant_id, actor=actor_of(personas.alice, OrgKind.TENANT))
 
 
 def _expected(access: Access, who: Who, owners: set[str | None], console: bool) -> str:
@@ -241,3 +277,45 @@ def test_tenant_admins_hold_only_tenant_permissions(personas: Personas, name: st
     who = next(w for w in _who(personas) if w.name == name)
     assert Perm.TENANTS_MANAGE not in who.perms
     assert Perm.AUDIT_READ_ALL not in who.perms
+
+
+def _tenant_scoped(access: Access) -> bool:
+    """A route that reaches an organisation's data: it needs more than one's own account."""
+    return access.kind == "perm" and bool(access.perms - {Perm.SELF})
+
+
+@pytest.mark.parametrize("state", ["none", "expired", "revoked", "approved"])
+def test_vendor_staff_reach_every_tenant_scoped_route_only_under_a_grant_in_force(
+    app: Any, db: Database, settings: Settings, personas: Personas, state: str
+) -> None:
+    """Every route that reaches a customer's data (API and console), tried by the vendor's
+    security officer inside tenant A: without a grant, after it expired, after it was revoked -
+    403 on every one; with a grant in force, exactly what the vendor-in-tenant permissions say."""
+    factories = _samples()
+    granted = state == "approved"
+    perms = permissions(Role.SECURITY_OFFICER, org_kind=OrgKind.TENANT, home=False,
+                        granted=granted)
+    who = Who(f"dave_{state}_in_a", "session", personas.tenant_a, perms,
+              None if state == "none" else state)
+    client = _client_for(who, app, db, settings, personas)
+    tried = 0
+    for route in sorted(api_routes(app), key=lambda r: r.path):
+        access = _access(route)
+        assert access is not None
+        if not _tenant_scoped(access):
+            continue
+        for method in sorted(route.methods - {"HEAD", "OPTIONS"}):
+            samples = [(name, factories[name](db, personas, settings))
+                       for name in PARAM.findall(route.path)]
+            values = {name: sample.value for name, sample in samples}
+            foreign = {sample.org_id for _n, sample in samples} - {None, personas.tenant_a}
+            path = PARAM.sub(lambda m, v=values: v[m.group(1)], route.path)
+            res = client.request(method, path,
+                                 **({"json": {}} if method in ("POST", "PUT", "PATCH") else {}))
+            label = f"{method} {route.path} as {who.name}"
+            expected = "forbidden" if not access.perms <= perms \
+                else "notfound" if foreign else "allow"
+            _check(expected, res, route.path.startswith("/console"), label)
+            tried += 1
+    client.close()
+    assert tried >= 50, "every tenant-scoped route should have been tried"

@@ -100,7 +100,13 @@ def file_request(
         )
         request_id = req.id
         if approve and req.status == "awaiting_approval":
-            service.approve(session, request_id, actor_user_id=None)
+            # Filed and attested by the system; approved by a named person (four-eyes): the
+            # organisation's administrator.
+            from vern.accounts import service as accounts
+
+            approver = next(u.id for u, m in accounts.list_members(session)
+                            if m.role == "tenant_admin")
+            service.approve(session, request_id, actor_user_id=approver)
     return request_id
 
 

@@ -62,6 +62,13 @@ def test_a_map_is_checked_published_and_an_erasure_run_and_replayed(tmp_path: Pa
     checked = run(["datamap", "check", str(tmp_path / "laerbar.yaml")], env)
     assert checked.returncode == 0, checked.stderr
     assert run(["datamap", "publish", str(tmp_path / "laerbar.yaml")], env).returncode == 0
+    for email, name in (("ingrid.berg@fjellheim.example.com", "Ingrid Berg"),
+                        ("ola.haugen@fjellheim.example.com", "Ola Haugen")):
+        made = subprocess.run(  # noqa: S603 - our own CLI
+            [*VERN, "user", "create", "--email", email, "--name", name, "--org", "fjellheim",
+             "--role", "tenant_admin", "--password-stdin"], env=env, capture_output=True,
+            text=True, timeout=120, check=False, input="Fjordlys-Hytte-2026-Morgen\n")
+        assert made.returncode == 0, made.stderr
     filed = run(
         [
             "rights",
@@ -74,12 +81,20 @@ def test_a_map_is_checked_published_and_an_erasure_run_and_replayed(tmp_path: Pa
             people[1]["email"],
             "--attested",
             "Pass kontrollert",
+            "--by",
+            "ingrid.berg@fjellheim.example.com",
         ],
         env,
     )
     assert filed.returncode == 0, filed.stderr
     request_id = re.search(r"request (\S+) is awaiting_approval", filed.stdout).group(1)  # type: ignore[union-attr]
-    assert run(["rights", "approve", request_id], env).returncode == 0
+    # Four-eyes: whoever attested the person's identity cannot approve; a second person can.
+    assert run(["rights", "approve", request_id], env).returncode != 0  # --by is required
+    own = run(["rights", "approve", request_id, "--by", "ingrid.berg@fjellheim.example.com"], env)
+    assert own.returncode == 1 and "approver" in own.stderr and "second person" in own.stderr
+    approved = run(["rights", "approve", request_id, "--by", "ola.haugen@fjellheim.example.com"],
+                   env)
+    assert approved.returncode == 0, approved.stderr
     import shutil
 
     shutil.copy(product, tmp_path / "backup.db")  # last night's backup, from before the erasure
@@ -110,6 +125,8 @@ def test_a_map_is_checked_published_and_an_erasure_run_and_replayed(tmp_path: Pa
             "ingen@example.com",
             "--attested",
             "Pass kontrollert",
+            "--by",
+            "ingrid.berg@fjellheim.example.com",
         ],
         env,
     )

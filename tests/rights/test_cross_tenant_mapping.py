@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from tests.conftest import Personas
+from tests.conftest import Personas, add_persona
+from vern.accounts.roles import Role
 from vern.datamap.connect import engine_for, forget
 from vern.datamap.service import publish_map
 from vern.db import Database, Scope
@@ -54,7 +55,8 @@ def _file(alice: TestClient, kind: str, email: str) -> dict[str, Any]:
 
 
 def test_a_customer_admin_can_no_longer_read_or_erase_another_customers_pupils(
-    laerbar: tuple[str, list[dict[str, Any]]], login: Any, personas: Personas
+    laerbar: tuple[str, list[dict[str, Any]]], login: Any, personas: Personas, db: Any,
+    settings: Any,
 ) -> None:
     url, people = laerbar
     theirs = [p for p in people if p["school_id"] == personas.tenant_b]
@@ -78,7 +80,12 @@ def test_a_customer_admin_can_no_longer_read_or_erase_another_customers_pupils(
 
     erase = _file(alice, "erasure", erase_target["email"])
     assert erase["status"] == "awaiting_approval"
-    assert alice.post(f"/api/v1/rights/requests/{erase['id']}/approve").status_code == 200
+    # Alice filed and attested it: a second administrator of hers approves (four-eyes).
+    anne = login(add_persona(db, settings, personas, "anne", "Anne Aas",
+                             "anne.aas@fjellheim.example.com", personas.tenant_a,
+                             Role.TENANT_ADMIN))
+    assert alice.post(f"/api/v1/rights/requests/{erase['id']}/approve").status_code == 403
+    assert anne.post(f"/api/v1/rights/requests/{erase['id']}/approve").status_code == 200
     assert alice.get(f"/api/v1/rights/requests/{erase['id']}").json()["status"] == "nobody_found"
     assert _product_user(url, erase_target["email"]) is not None
 

@@ -46,7 +46,8 @@ def laerbar_with_helpdesk(
 
 
 def test_a_manual_task_is_confirmed_through_the_api_and_the_request_then_finishes(
-    client: TestClient, laerbar_with_helpdesk: list[dict[str, Any]], api_token: Any, personas: Personas
+    client: TestClient, laerbar_with_helpdesk: list[dict[str, Any]], api_token: Any,
+    personas: Personas, login: Any,
 ) -> None:
     person = laerbar_with_helpdesk[0]
     client.headers["Authorization"] = "Bearer " + api_token(personas.tenant_a, Role.TENANT_ADMIN)
@@ -56,7 +57,11 @@ def test_a_manual_task_is_confirmed_through_the_api_and_the_request_then_finishe
     )
     assert created.status_code == 201, created.text
     request_id = created.json()["id"]
-    assert client.post(f"/api/v1/rights/requests/{request_id}/approve").status_code == 200
+    # A token nobody created names no person: it cannot approve (four-eyes needs a person).
+    refused = client.post(f"/api/v1/rights/requests/{request_id}/approve")
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "approver"
+    assert login(personas.alice).post(
+        f"/api/v1/rights/requests/{request_id}/approve").status_code == 200
 
     detail = client.get(f"/api/v1/rights/requests/{request_id}").json()
     assert detail["status"] == "awaiting_tasks"

@@ -26,6 +26,7 @@ from vern.accounts.models import AuthSession, Membership, Organisation, User
 from vern.accounts.roles import MFA_REQUIRED, Perm, Role
 from vern.accounts.service import Actor
 from vern.config import Settings
+from vern.context import current_request
 from vern.db import Database, Scope
 from vern.errors import Forbidden, RateLimited, Unauthenticated, VernError
 from vern.ratelimit import Limiter, network_of
@@ -120,6 +121,12 @@ def resolve_caller(request: Request, db: DatabaseDep, settings: SettingsDep) -> 
     request.state.caller = caller
     if caller.actor is not None:
         request.state.actor = caller.actor
+        if caller.actor.grant_id is not None:
+            # Every audit record of this request (its own and the services') names the
+            # customer's grant the vendor's staff act under.
+            ctx = current_request()
+            if ctx is not None:
+                ctx.tags["access_grant"] = caller.actor.grant_id
     return caller
 
 

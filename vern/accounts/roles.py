@@ -2,7 +2,8 @@
 
 Vendor staff hold their role in the vendor organisation. When they switch into a customer's
 organisation (to support it or answer a data subject request) they act with the permissions listed
-under ``VENDOR_IN_TENANT`` - never more than their job needs.
+under ``VENDOR_IN_TENANT`` - never more than their job needs - and only while an access grant the
+customer's administrator approved is in force (``vern.access``); without one, ``NO_GRANT``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ VENDOR_ROLES = frozenset(
 TENANT_ROLES = frozenset({Role.TENANT_ADMIN, Role.MEMBER})
 # Who must use MFA (OWASP ASVS 5.0 L2 6.3.3: privileged users).
 MFA_REQUIRED = VENDOR_ROLES | {Role.TENANT_ADMIN}
+# access: roles whose grant needs a second person's approval and that access reviews list.
+PRIVILEGED_ROLES = VENDOR_ROLES | {Role.TENANT_ADMIN}
 
 
 class Perm(StrEnum):
@@ -80,6 +83,10 @@ class Perm(StrEnum):
     INCIDENTS_MANAGE = "incidents.manage"
     INCIDENTS_NOTICES = "incidents.notices"
     POSTURE_READ = "posture.read"
+    # access: access requests, privileged role grants, reviews, vendor access grants
+    ACCESS_REQUEST = "access.request"  # ask for a role for oneself
+    ACCESS_MANAGE = "access.manage"  # decide requests and grants, run access reviews
+    ACCESS_VENDOR = "access.vendor"  # vendor staff ask a customer for access to its data
 
 
 _TENANT_COMMON = {Perm.SELF, Perm.ORG_READ}
@@ -175,6 +182,17 @@ _INCIDENTS: dict[Role, frozenset[Perm]] = {
 }
 for _role, _incident_perms in _INCIDENTS.items():
     IN_OWN_ORG[_role] = IN_OWN_ORG[_role] | _incident_perms
+# access: who asks, decides and reviews in their own organisation.
+_ACCESS_IN_OWN_ORG: dict[Role, frozenset[Perm]] = {
+    Role.OWNER: frozenset({Perm.ACCESS_REQUEST, Perm.ACCESS_MANAGE, Perm.ACCESS_VENDOR}),
+    Role.SECURITY_OFFICER: frozenset({Perm.ACCESS_REQUEST, Perm.ACCESS_MANAGE, Perm.ACCESS_VENDOR}),
+    Role.PRIVACY_OFFICER: frozenset({Perm.ACCESS_REQUEST, Perm.ACCESS_VENDOR}),
+    Role.SUPPORT: frozenset({Perm.ACCESS_REQUEST, Perm.ACCESS_VENDOR}),
+    Role.AUDITOR: frozenset({Perm.ACCESS_REQUEST, Perm.ACCESS_VENDOR}),
+    Role.TENANT_ADMIN: frozenset({Perm.ACCESS_REQUEST, Perm.ACCESS_MANAGE}),
+    Role.MEMBER: frozenset({Perm.ACCESS_REQUEST}),
+}
+IN_OWN_ORG = {role: perms | _ACCESS_IN_OWN_ORG[role] for role, perms in IN_OWN_ORG.items()}
 
 # Permissions of vendor staff after switching into a customer's organisation.
 VENDOR_IN_TENANT: dict[Role, frozenset[Perm]] = {
@@ -207,11 +225,19 @@ ROLES_FOR_KIND: dict[OrgKind, frozenset[Role]] = {
 }
 
 
-def permissions(role: Role, *, org_kind: OrgKind, home: bool) -> frozenset[Perm]:
+# access: vendor staff inside a customer's organisation without an approved grant in force.
+NO_GRANT: frozenset[Perm] = frozenset({Perm.SELF})
+
+
+def permissions(
+    role: Role, *, org_kind: OrgKind, home: bool, granted: bool = False
+) -> frozenset[Perm]:
     """What ``role`` may do in an organisation of ``org_kind``; ``home`` is False for vendor
-    staff acting inside a customer's organisation."""
+    staff acting inside a customer's organisation, and ``granted`` says whether the customer
+    approved an access grant for them that is in force now (without one they may only reach
+    their own account)."""
     if home:
         return IN_OWN_ORG[role]
     if org_kind is OrgKind.TENANT and role in VENDOR_ROLES:
-        return VENDOR_IN_TENANT[role]
+        return VENDOR_IN_TENANT[role] if granted else NO_GRANT
     return frozenset()

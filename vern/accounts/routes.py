@@ -22,7 +22,7 @@ from vern.accounts.deps import (
     session_cookie_name,
 )
 from vern.accounts.models import User
-from vern.accounts.roles import OrgKind, Perm
+from vern.accounts.roles import OrgKind, Perm, Role
 from vern.accounts.service import Actor
 from vern.config import Settings
 from vern.crypto import blind_index
@@ -60,6 +60,8 @@ class NewUserBody(Strict):
 
 class RoleBody(Strict):
     role: str = Field(max_length=32)
+    # Why the person needs a privileged role (that change waits for a second person).
+    need: str | None = Field(default=None, max_length=2000)
 
 
 class PasswordBody(Strict):
@@ -346,10 +348,25 @@ def get_user(user_id: str, db: TenantDB,
 
 
 @router.put("/users/{user_id}/role")
-def set_role(user_id: str, body: RoleBody, db: TenantDB,
+def set_role(user_id: str, body: RoleBody, db: TenantDB, response: Response,
              actor: Annotated[Actor, Depends(require(Perm.USERS_MANAGE))]) -> dict[str, Any]:
     """Change a member's role. Privileged roles need MFA from the next sign-in; nobody changes their
-    own role."""
+    own role. Granting a privileged role answers 202: it waits, with the stated ``need``, for a
+    second administrator's approval (``/api/v1/access/requests``)."""
+    from vern.access import service as access
+
+    user, membership = service.get_member(db, user_id)
+    org = service.get_organisation(db, actor.org_id)
+    try:
+        wanted = Role(body.role)
+    except ValueError:
+        wanted = None
+    if wanted is not None and wanted.value != membership.role and service.needs_second_person(
+            Role(membership.role), wanted, OrgKind(org.kind)):
+        pending = access.request_role(db, actor=actor, role=body.role, need=body.need or "",
+                                      user_id=user_id)
+        response.status_code = 202
+        return {**service.user_view(user, membership), "pending_request": pending.id}
     service.set_role(db, user_id=user_id, role=body.role, actor=actor)
     user, membership = service.get_member(db, user_id)
     return service.user_view(user, membership)

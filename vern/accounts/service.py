@@ -32,6 +32,7 @@ from vern.accounts.models import (
 )
 from vern.accounts.roles import (
     MFA_REQUIRED,
+    PRIVILEGED_ROLES,
     ROLES_FOR_KIND,
     VENDOR_ROLES,
     OrgKind,
@@ -96,6 +97,11 @@ class Actor:
     session_id: str | None = None
     csrf_token: str | None = None
     home: bool = True  # False for vendor staff acting inside a customer's organisation
+    # The customer's access grant in force for vendor staff acting inside its organisation.
+    grant_id: str | None = None
+    # The person acting: the user, or for an API token the user who created it (four-eyes
+    # checks compare people, so a token cannot approve what its creator filed).
+    person_id: str | None = None
 
     @property
     def is_vendor_staff(self) -> bool:
@@ -363,7 +369,27 @@ def _guard_last_security_officer(session: Session, membership: Membership) -> No
         )
 
 
-def set_role(session: Session, *, user_id: str, role: str, actor: Actor) -> Membership:
+class SecondPersonConflict(Conflict):
+    code = "second-person-required"
+    title = "This change needs a second person's approval"
+
+
+def needs_second_person(old: Role | None, new: Role, org_kind: OrgKind) -> bool:
+    """Granting a privileged role counts only once another authorised person approved it;
+    stepping down to a role with fewer permissions does not need one."""
+    if new not in PRIVILEGED_ROLES:
+        return False
+    if old is None:
+        return True
+    return not permissions(new, org_kind=org_kind, home=True) <= permissions(
+        old, org_kind=org_kind, home=True)
+
+
+def set_role(
+    session: Session, *, user_id: str, role: str, actor: Actor, approved_by: str | None = None
+) -> Membership:
+    """Change a member's role. A privileged role needs ``approved_by``: the second person who
+    approved the request (``vern.access.service.decide_role_request``), never the actor alone."""
     user, membership = get_member(session, user_id)
     org = get_organisation(session, membership.org_id)
     parsed = _role_for(org, role)
@@ -371,13 +397,44 @@ def set_role(session: Session, *, user_id: str, role: str, actor: Actor) -> Memb
         return membership
     if parsed is not Role.SECURITY_OFFICER:
         _guard_last_security_officer(session, membership)
+    if approved_by is None and needs_second_person(Role(membership.role), parsed,
+                                                   OrgKind(org.kind)):
+        raise SecondPersonConflict(
+            detail="role: granting %(role)s needs a second person's approval; ask for it as an "
+                   "access request", params={"role": parsed.value})
     old = membership.role
     membership.role = parsed.value
     if parsed in MFA_REQUIRED and user.mfa_enabled_at is None:
         _end_sessions(session, user.id)  # must enrol MFA at next sign-in
-    _audit(session, "membership.role_changed", actor, resource=f"user:{user.id}",
-           details={"old": {"role": old}, "new": {"role": parsed.value}})
+    details: dict[str, object] = {"old": {"role": old}, "new": {"role": parsed.value}}
+    if approved_by is not None:
+        details["approved_by"] = approved_by
+    _audit(session, "membership.role_changed", actor, resource=f"user:{user.id}", details=details)
     return membership
+
+
+def revoke_privileged(session: Session, *, user_id: str, actor: Actor) -> str:
+    """Take a member's privileged role away at once (an access review's revocation): in a
+    customer's organisation they stay a plain member, in the vendor's they leave it; their API
+    tokens with a privileged role in it are revoked. Sessions read the role on every request,
+    so the change holds from the next one. Returns the role taken away."""
+    user, membership = get_member(session, user_id)
+    old = membership.role
+    org = get_organisation(session, membership.org_id)
+    if OrgKind(org.kind) is OrgKind.TENANT:
+        if old != Role.MEMBER.value:
+            membership.role = Role.MEMBER.value
+            _audit(session, "membership.role_changed", actor, resource=f"user:{user.id}",
+                   details={"old": {"role": old}, "new": {"role": Role.MEMBER.value}})
+    else:
+        remove_member(session, user_id=user.id, actor=actor)
+    for token in session.scalars(select(ApiToken).where(
+            ApiToken.created_by == user.id, ApiToken.revoked_at.is_(None),
+            ApiToken.role.in_([r.value for r in PRIVILEGED_ROLES]))):
+        token.revoked_at = utcnow()
+        _audit(session, "token.revoked", actor, resource=f"token:{token.id}",
+               details={"reason": "access review"})
+    return old
 
 
 def remove_member(session: Session, *, user_id: str, actor: Actor) -> None:
@@ -788,6 +845,7 @@ def actor_for_session(
     if memberships is None:
         memberships = memberships_of(session, user.id)
     found = next(((m, o) for m, o in memberships if o.id == auth_session.org_id), None)
+    grant_id = None
     if found is not None:
         org, role, home = found[1], Role(found[0].role), True
     else:
@@ -796,6 +854,8 @@ def actor_for_session(
         if vendor_role is None or other is None or other.kind != OrgKind.TENANT.value:
             return None
         org, role, home = other, vendor_role, False
+        # Checked on every request: a grant that ended or was revoked stops access at once.
+        grant_id = _grant_in_force(session, org.id, user.id)
     if org.disabled_at is not None:
         return None
     kind = OrgKind(org.kind)
@@ -803,12 +863,20 @@ def actor_for_session(
         org_id=org.id,
         org_kind=kind,
         role=role,
-        perms=permissions(role, org_kind=kind, home=home),
+        perms=permissions(role, org_kind=kind, home=home, granted=grant_id is not None),
         user_id=user.id,
         session_id=auth_session.id,
         csrf_token=auth_session.csrf_token,
         home=home,
+        grant_id=grant_id,
+        person_id=user.id,
     )
+
+
+def _grant_in_force(session: Session, org_id: str, user_id: str) -> str | None:
+    from vern.access import service as access
+
+    return access.grant_in_force(session, org_id=org_id, user_id=user_id)
 
 
 def _vendor_role_in(memberships: list[tuple[Membership, Organisation]]) -> Role | None:
@@ -820,19 +888,32 @@ def switchable_orgs(
     user_id: str,
     memberships: list[tuple[Membership, Organisation]] | None = None,
 ) -> list[Organisation]:
-    """Organisations a user may switch to: their own, and every customer for vendor staff."""
+    """Organisations a user may switch to: their own, and for vendor staff every customer whose
+    administrator approved an access grant for them that is in force now."""
     if memberships is None:
         memberships = memberships_of(session, user_id)
     own = [org for _m, org in memberships]
     if _vendor_role_in(memberships) is None:
         return own
+    from vern.access import service as access
+
     seen = {o.id for o in own}
-    return own + [t for t in list_tenants(session) if t.id not in seen and t.disabled_at is None]
+    granted = access.orgs_granted(session, user_id=user_id)
+    return own + [t for t in list_tenants(session)
+                  if t.id in granted and t.id not in seen and t.disabled_at is None]
 
 
 def switch_org(session: Session, *, auth_session: AuthSession, org_id: str) -> Actor:
     user = session.get(User, auth_session.user_id)
-    if user is None or org_id not in {o.id for o in switchable_orgs(session, user.id)}:
+    if user is None:
+        raise NotFound()
+    memberships = memberships_of(session, user.id)
+    if org_id not in {o.id for o in switchable_orgs(session, user.id, memberships)}:
+        other = session.get(Organisation, org_id)
+        if (_vendor_role_in(memberships) is not None and other is not None
+                and other.kind == OrgKind.TENANT.value):
+            raise Forbidden(detail="org_id: no access grant from this customer is in force; "
+                                   "ask its administrator for one")
         raise NotFound()
     old = auth_session.org_id
     auth_session.org_id = org_id
@@ -1039,7 +1120,7 @@ def actor_for_token(session: Session, token: str) -> Actor | None:
     role = Role(row.role)
     return Actor(org_id=org.id, org_kind=kind, role=role,
                  perms=permissions(role, org_kind=kind, home=True) - {Perm.SELF},
-                 token_id=row.id)
+                 token_id=row.id, person_id=row.created_by)
 
 
 def user_view(user: User, membership: Membership | None = None) -> dict[str, object]:

@@ -21,12 +21,14 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import queue
 import threading
 import time
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +133,8 @@ def event_row(
             session, ts=ts, actor_user_id=actor_user_id, org_id=org_id, actor_ref=None,
             ip=ip, ua=ua, name=actor_name[:200] if actor_name else None,
         )
+    if req is not None and req.tags:
+        details = {**(details or {}), **req.tags}
     row = {
         "id": new_id(),
         "seq": None,
@@ -183,6 +187,7 @@ class _Request:
     user_agent: str | None
     request_id: str | None
     duration_ms: float
+    tags: dict[str, str] | None = None
 
 
 _STOP = object()
@@ -470,7 +475,7 @@ class Writer:
                 plain, ip_index, net_index, "http.request", clean(r.path)[:200],
                 outcome_of(r.status), clean(r.request_id) if r.request_id else None, None,
                 canonical_details({"method": clean(r.method), "status": r.status,
-                                   "ms": r.duration_ms}),
+                                   "ms": r.duration_ms, **(r.tags or {})}),
                 aead, kid,
             ))
         return drafts, keys
@@ -566,6 +571,7 @@ def record_request(
     user_agent: str | None,
     request_id: str | None,
     duration_ms: float,
+    tags: dict[str, str] | None = None,
 ) -> None:
     """Queue one HTTP request's record (called by the web middleware after the response).
 
@@ -585,7 +591,7 @@ def record_request(
         unrecorded += 1
         return
     writer.put(_Request(now_us(), method, path, status, actor_user_id, actor_token_id, org_id,
-                        client_ip, user_agent, request_id, duration_ms))
+                        client_ip, user_agent, request_id, duration_ms, tags or None))
 
 
 def seal_now(database: Database, settings: Settings, *, checkpoint: bool = True) -> int:
@@ -618,3 +624,28 @@ def erase_actor(session: Session, *, org_id: str | None, actor_refs: list[str]) 
     for key_id in keys:
         keyring().shred(session, key_id)
     return len(keys)
+
+
+def tagged_events(session: Session, *, org_id: str, tag: str, value: str,
+                  limit: int = 500) -> list[dict[str, Any]]:
+    """Records of ``org_id``'s trail whose details carry ``tag`` = ``value`` (set for a whole
+    request through ``RequestContext.tags``), newest first: what vendor staff did under one
+    access grant. Personal fields stay sealed; ids, actions, resources and times only."""
+    needle = canonical_details({tag: value})
+    assert needle is not None
+    inner = needle[1:-1]  # '"tag":"value"', as every canonical form containing it writes it
+    rows = session.scalars(
+        select(AuditEvent).where(AuditEvent.org_id == org_id,
+                                 AuditEvent.details.contains(inner, autoescape=True))
+        .order_by(AuditEvent.ts.desc()).limit(limit))
+    found = []
+    for row in rows:
+        details = json.loads(row.details) if row.details else {}
+        found.append({
+            "id": row.id, "ts": row.ts,
+            "at": datetime.fromtimestamp(row.ts / 1_000_000, UTC).isoformat(),
+            "action": row.action, "resource": row.resource,
+            "outcome": row.outcome, "actor_user_id": row.actor_user_id,
+            "method": details.get("method"), "status": details.get("status"),
+        })
+    return found

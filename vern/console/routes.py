@@ -558,12 +558,27 @@ async def user_role(request: Request, user_id: str, actor: UsersManager,
             service.get_member(session, user_id)
             if user_id == actor.user_id:
                 raise Forbidden(detail="role: you cannot change your own role")
-            service.set_role(session, user_id=user_id, role=form.get("role", "")[:32],
-                             actor=actor)
+            pending = _role_change(session, actor, user_id, form.get("role", "")[:32],
+                                   form.get("need", "")[:2000])
     except (InvalidInput, Conflict, Forbidden) as exc:
         with database.transaction(Scope.tenant(actor.org_id)) as session:
             return _user_page(request, session, actor, user_id, error=exc, status=exc.status)
-    return redirect(f"/console/users/{user_id}?done=role")
+    return redirect(f"/console/users/{user_id}?done={'role-requested' if pending else 'role'}")
+
+
+def _role_change(session: Session, actor: Actor, user_id: str, role: str, need: str) -> bool:
+    """Change the role now, or - for a privileged role - ask a second administrator (True)."""
+    from vern.access import service as access
+
+    _user, membership = service.get_member(session, user_id)
+    org = service.get_organisation(session, actor.org_id)
+    wanted = next((r for r in Role if r.value == role), None)
+    if wanted is not None and wanted.value != membership.role and service.needs_second_person(
+            Role(membership.role), wanted, OrgKind(org.kind)):
+        access.request_role(session, actor=actor, role=role, need=need, user_id=user_id)
+        return True
+    service.set_role(session, user_id=user_id, role=role, actor=actor)
+    return False
 
 
 # Actions that take effect only after a confirmation page (GET shows it, POST does it).

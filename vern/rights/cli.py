@@ -43,6 +43,26 @@ def _org_id(slug: str) -> str:
     return str(found)
 
 
+def _person(org_id: str, email: str, perm: Any, option: str = "--by") -> str:
+    """The id of the person ``email`` names: a member of ``org_id`` whose role there holds
+    ``perm`` (the CLI acts for a named person wherever four-eyes applies)."""
+    from vern.accounts import service as accounts
+    from vern.accounts.roles import OrgKind, Role, permissions
+    from vern.config import get_settings
+    from vern.db import Scope
+
+    with _database().transaction(Scope.system("cli person")) as session:
+        user = accounts.find_user_by_email(session, get_settings(), email)
+        found = [] if user is None or user.disabled_at is not None else [
+            (m, o) for m, o in accounts.memberships_of(session, user.id) if o.id == org_id]
+        allowed = bool(found) and perm in permissions(
+            Role(found[0][0].role), org_kind=OrgKind(found[0][1].kind), home=True)
+        user_id = user.id if user is not None else ""
+    if not allowed:
+        _fail(f"{option}: no member of this organisation with that address may do this")
+    return user_id
+
+
 def _urls(pairs: list[str] | None) -> dict[str, str]:
     found = {}
     for pair in pairs or []:
@@ -110,14 +130,20 @@ def file_command(  # noqa: PLR0917 - a command's options
         list[str] | None, typer.Option(help="CATEGORY_OR_TABLE.FIELD=VALUE (rectification).")
     ] = None,
     locale: Annotated[str, typer.Option(help="nb or en.")] = "nb",
+    by: Annotated[str | None, typer.Option(
+        "--by", help="E-mail of the staff member filing (required with --attested).")] = None,
 ) -> None:
     """Register a request on behalf of a person (staff channel)."""
+    from vern.accounts.roles import Perm
     from vern.db import Scope
     from vern.errors import VernError
     from vern.notify import service as notify
     from vern.rights import service
 
     org_id = _org_id(org)
+    if attested and not by:
+        _fail("--by: say who attests the person's identity (their e-mail)", 2)
+    filer = _person(org_id, by, Perm.RIGHTS_MANAGE) if by else None
     identities = {
         k: v
         for k, v in {"email": email, "phone": phone, "national_id": national_id, "user_id": user_id}.items()
@@ -137,6 +163,7 @@ def file_command(  # noqa: PLR0917 - a command's options
                 locale=locale,
                 details=details,
                 verified_by="attested" if attested else None,
+                person_id=filer,
             )
             if not attested:
                 service.send_code(session, req.id)
@@ -148,15 +175,28 @@ def file_command(  # noqa: PLR0917 - a command's options
 
 
 @app.command("approve")
-def approve_command(request_id: Annotated[str, typer.Argument(help="Request id.")]) -> None:
-    """Approve an erasure or rectification."""
+def approve_command(
+    request_id: Annotated[str, typer.Argument(help="Request id.")],
+    by: Annotated[str, typer.Option(
+        "--by", help="E-mail of the approving person: not who filed or attested the request.")],
+) -> None:
+    """Approve an erasure or rectification (four-eyes: a second person)."""
+    from sqlalchemy import select
+
+    from vern.accounts.roles import Perm
     from vern.db import Scope
     from vern.errors import VernError
     from vern.rights import service
+    from vern.rights.models import RightsRequest
 
+    with _database().transaction(Scope.system("cli rights approve")) as session:
+        org_id = session.scalar(select(RightsRequest.org_id).where(RightsRequest.id == request_id))
+    if org_id is None:
+        _fail("request_id: no such request")
+    approver = _person(str(org_id), by, Perm.RIGHTS_APPROVE)
     try:
         with _database().transaction(Scope.system("cli rights approve")) as session:
-            req = service.approve(session, request_id, actor_user_id=None)
+            req = service.approve(session, request_id, actor_user_id=approver)
             status = req.status
     except VernError as exc:
         _fail(str(exc))

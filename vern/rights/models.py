@@ -78,6 +78,9 @@ class RightsRequest(TenantScoped, Base):
     approved_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
     decision_note: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    # Who attested the person's identity (staff verification); with ``created_by`` never the
+    # approver (four-eyes).
+    attested_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -241,6 +241,7 @@ def create_request(
         details=body.details.model_dump(exclude_none=True) if body.details else None,
         actor_user_id=actor.user_id,
         verified_by=verified_by,
+        person_id=actor.person_id,
     )
     if verified_by is None:
         service.send_code(db, req.id)
@@ -284,7 +285,8 @@ def approve(
     rights_request_id: str, actor: Approver, db: TenantDB, database: DatabaseDep, background: BackgroundTasks
 ) -> dict[str, Any]:
     """Approve a verified request for execution."""
-    req = service.approve(db, rights_request_id, actor_user_id=actor.user_id)
+    req = service.approve(db, rights_request_id, actor_user_id=actor.user_id,
+                          person_id=actor.person_id)
     _after_change(background, database, req)
     return request_json(db, req)
 
@@ -535,6 +537,7 @@ async def console_create(
                 details=details,
                 actor_user_id=actor.user_id,
                 verified_by="attested" if verification == "attested" else None,
+                person_id=actor.person_id,
             )
             if verification != "attested":
                 service.send_code(session, req.id)
@@ -588,7 +591,8 @@ async def _form_text(request: Request, name: str) -> str:
 def console_approve(
     rights_request_id: str, actor: Approver, db: TenantDB, database: DatabaseDep, background: BackgroundTasks
 ) -> Response:
-    req = service.approve(db, rights_request_id, actor_user_id=actor.user_id)
+    req = service.approve(db, rights_request_id, actor_user_id=actor.user_id,
+                          person_id=actor.person_id)
     _after_change(background, database, req)
     return RedirectResponse(f"/console/rights/requests/{rights_request_id}", status_code=303)
 

@@ -321,12 +321,15 @@ def create_request(
     details: dict[str, Any] | None = None,
     actor_user_id: str | None = None,
     verified_by: str | None = None,
+    person_id: str | None = None,
 ) -> RightsRequest:
     """Record a request the moment it is received; the deadline runs from now.
 
     ``verified_by`` is given when identity is already established: ``customer_signin`` (the
     customer's own system, signed in with its API token, vouches for its user) or ``attested``
     (staff checked identity, with a note). Otherwise a one-time code must be sent and entered.
+    ``person_id`` is the person filing (for an API token, its creator; defaults to
+    ``actor_user_id``): they, and whoever attested identity, can never approve the request.
     """
     if kind not in {k.value for k in Kind}:
         raise InvalidInput.on("kind", "unknown kind (use one of %(kinds)s)",
@@ -360,7 +363,7 @@ def create_request(
         received_at=now,
         due_at=due_date(now),
         approval_required=approval,
-        created_by=actor_user_id,
+        created_by=person_id or actor_user_id,
     )
     session.add(req)
     session.flush()
@@ -381,6 +384,8 @@ def create_request(
     )
     if verified_by is not None:
         _mark_verified(session, req, verified_by, actor_user_id)
+        if verified_by == "attested":
+            req.attested_by = person_id or actor_user_id
     return req
 
 
@@ -564,13 +569,22 @@ def code_error(result: CodeResult) -> InvalidInput:
 # -- decisions -----------------------------------------------------------------------------------
 
 
-def approve(session: Session, request_id: str, *, actor_user_id: str | None) -> RightsRequest:
+def approve(
+    session: Session, request_id: str, *, actor_user_id: str | None, person_id: str | None = None
+) -> RightsRequest:
+    """Four-eyes: the approving person (``person_id``, for an API token its creator; defaults to
+    ``actor_user_id``) must be named and be neither who filed the request nor who attested the
+    person's identity."""
+    from vern.access.service import check_second_person
+
     req = get_request(session, request_id)
     if req.status != Status.AWAITING_APPROVAL.value:
         raise Conflict(detail="only a request awaiting approval can be approved (it is %(status)s)",
                        params={"status": req.status})
+    approver = person_id or actor_user_id
+    check_second_person(approver, req.created_by, req.attested_by)
     req.approved_at = utcnow()
-    req.approved_by = actor_user_id
+    req.approved_by = approver
     _set_status(session, req, Status.QUEUED, actor_user_id=actor_user_id, action="rights.request.approve")
     return req
 

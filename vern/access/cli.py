@@ -1,0 +1,200 @@
+"""``vern access …``: vendor access grants, role requests and access reviews from the shell.
+
+Every command that decides something acts for a named person (``--by EMAIL``), with that
+person's role in their own organisation: the same four-eyes rules as the console and the API.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Access control: vendor access grants, role requests, access reviews.",
+                  no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _database() -> Any:
+    from vern.cli import open_database, settings_or_exit
+
+    return open_database(settings_or_exit())
+
+
+def _org_id(database: Any, slug: str) -> str:
+    from sqlalchemy import select
+
+    from vern.accounts.models import Organisation
+    from vern.db import Scope
+
+    with database.transaction(Scope.system("cli access org")) as session:
+        found = session.scalar(select(Organisation.id).where(Organisation.slug == slug))
+    if found is None:
+        _fail(f"--org: no organisation with slug {slug!r}")
+    return str(found)
+
+
+def _actor(database: Any, email: str) -> Any:
+    """The person ``email`` names, acting in their own organisation with their role there."""
+    from vern.accounts import service as accounts
+    from vern.accounts.roles import OrgKind, Role, permissions
+    from vern.config import get_settings
+    from vern.db import Scope
+
+    with database.transaction(Scope.system("cli access person")) as session:
+        user = accounts.find_user_by_email(session, get_settings(), email)
+        if user is None or user.disabled_at is not None:
+            _fail("--by: no active account with that address")
+        memberships = accounts.memberships_of(session, user.id)
+        if not memberships:
+            _fail("--by: the account belongs to no organisation")
+        membership, org = memberships[0]  # the vendor's organisation first, as at sign-in
+        role, kind = Role(membership.role), OrgKind(org.kind)
+        return accounts.Actor(org_id=org.id, org_kind=kind, role=role,
+                              perms=permissions(role, org_kind=kind, home=True),
+                              user_id=user.id, person_id=user.id)
+
+
+def _moment(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        _fail(f"{option}: give a date and time (ISO 8601, e.g. 2026-12-24T16:00+01:00)", 2)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _run(database: Any, org_id: str, work: Any) -> Any:
+    from vern.db import Scope
+    from vern.errors import VernError
+
+    try:
+        with database.transaction(Scope.tenant(org_id)) as session:
+            return work(session)
+    except VernError as exc:
+        _fail(str(exc))
+
+
+@app.command("request-grant")
+def request_grant(  # noqa: PLR0917 - a command's options
+    org: Annotated[str, typer.Option(help="The customer's slug.")],
+    by: Annotated[str, typer.Option("--by", help="E-mail of the vendor staff member.")],
+    reason: Annotated[str, typer.Option(help="Why access is needed.")],
+    until: Annotated[str, typer.Option(help="Until when (ISO 8601; at most 30 days).")],
+    purpose: Annotated[str, typer.Option(help="support or incident.")] = "support",
+    start: Annotated[str | None, typer.Option("--from", help="From when (default now).")] = None,
+) -> None:
+    """Vendor staff ask a customer for access to its data."""
+    from vern.access import service
+
+    database = _database()
+    org_id, actor = _org_id(database, org), _actor(database, by)
+    grant = _run(database, org_id, lambda s: service.grant_view(service.request_grant(
+        s, actor=actor, org_id=org_id, purpose=purpose, reason=reason,
+        starts_at=_moment(start, "--from"), ends_at=_moment(until, "--until"))))
+    console.print(f"grant {grant['id']} is {grant['state']}")
+
+
+def _decide(grant_id: str, org: str, by: str, verb: str, note: str = "") -> None:
+    from vern.access import service
+
+    database = _database()
+    org_id, actor = _org_id(database, org), _actor(database, by)
+    if actor.org_id != org_id:
+        _fail("--by: only an administrator of the customer decides its grants")
+
+    def work(session: Any) -> dict[str, Any]:
+        if verb == "revoke":
+            return service.grant_view(service.revoke_grant(session, grant_id, actor=actor))
+        return service.grant_view(service.decide_grant(
+            session, grant_id, approve=verb == "approve", actor=actor, note=note))
+
+    grant = _run(database, org_id, work)
+    console.print(f"grant {grant['id']} is {grant['state']}")
+
+
+@app.command("approve-grant")
+def approve_grant(
+    grant_id: Annotated[str, typer.Argument(help="Grant id.")],
+    org: Annotated[str, typer.Option(help="The customer's slug.")],
+    by: Annotated[str, typer.Option("--by", help="E-mail of the customer's administrator.")],
+) -> None:
+    """The customer's administrator approves a grant."""
+    _decide(grant_id, org, by, "approve")
+
+
+@app.command("refuse-grant")
+def refuse_grant(
+    grant_id: Annotated[str, typer.Argument(help="Grant id.")],
+    org: Annotated[str, typer.Option(help="The customer's slug.")],
+    by: Annotated[str, typer.Option("--by", help="E-mail of the customer's administrator.")],
+    note: Annotated[str, typer.Option(help="Why it is refused.")] = "",
+) -> None:
+    """The customer's administrator refuses a grant."""
+    _decide(grant_id, org, by, "refuse", note)
+
+
+@app.command("revoke-grant")
+def revoke_grant(
+    grant_id: Annotated[str, typer.Argument(help="Grant id.")],
+    org: Annotated[str, typer.Option(help="The customer's slug.")],
+    by: Annotated[str, typer.Option("--by", help="E-mail of the customer's administrator.")],
+) -> None:
+    """End a grant at once."""
+    _decide(grant_id, org, by, "revoke")
+
+
+@app.command("grants")
+def list_grants(org: Annotated[str, typer.Option(help="The customer's slug.")]) -> None:
+    """A customer's grants and their state now."""
+    from vern.access import service
+
+    database = _database()
+    org_id = _org_id(database, org)
+    rows = _run(database, org_id, lambda s: [service.grant_view(g)
+                                              for g in service.list_grants(s)])
+    table = Table("id", "grantee", "purpose", "from", "until", "state")
+    for g in rows:
+        table.add_row(g["id"], g["grantee_user_id"], g["purpose"], g["starts_at"][:16],
+                      g["ends_at"][:16], g["state"])
+    console.print(table)
+
+
+@app.command("approve-request")
+def approve_request(
+    request_id: Annotated[str, typer.Argument(help="Role request id.")],
+    by: Annotated[str, typer.Option("--by", help="E-mail of the approving administrator.")],
+) -> None:
+    """A second administrator approves a role request (never their own)."""
+    from vern.access import service
+
+    database = _database()
+    actor = _actor(database, by)
+    row = _run(database, actor.org_id, lambda s: service.role_request_view(
+        service.decide_role_request(s, request_id, approve=True, actor=actor)))
+    console.print(f"request {row['id']} is {row['status']}")
+
+
+@app.command("review-export")
+def review_export(
+    review_id: Annotated[str, typer.Argument(help="Review id.")],
+    org: Annotated[str, typer.Option(help="The organisation's slug.")],
+) -> None:
+    """Print a review's result as JSON (the evidence to keep)."""
+    from vern.access import service
+
+    database = _database()
+    org_id = _org_id(database, org)
+    body = _run(database, org_id, lambda s: service.review_evidence(s, review_id))
+    typer.echo(json.dumps(body, ensure_ascii=False, indent=2))

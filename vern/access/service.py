@@ -1,0 +1,492 @@
+"""Access control: the only code that writes access grants, role requests and access reviews.
+
+* Vendor access grants: vendor staff reach a customer's data only while a grant the customer's
+  administrator approved is in force (``grant_in_force``, read by ``vern.accounts`` on every
+  request). Every record written while acting under a grant carries its id (``access_grant``).
+* Role requests: a role asked for with a stated need (by the person, or by an administrator for
+  someone - every privileged role goes this way); another authorised person decides.
+* Access reviews: a campaign over the privileged accounts of one organisation; revocations take
+  effect at once; the result is kept and exported as evidence.
+
+Nobody approves their own request: people are compared by ``Actor.person_id`` (an API token
+acts as the user who created it).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from vern.access.models import AccessGrant, AccessReview, AccessReviewItem, RoleRequest
+from vern.accounts import service as accounts
+from vern.accounts.roles import PRIVILEGED_ROLES, ROLES_FOR_KIND, OrgKind, Perm, Role
+from vern.accounts.service import Actor
+from vern.audit.service import record, tagged_events
+from vern.db import utcnow
+from vern.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
+from vern.i18n import N_, gettext
+
+PURPOSES = ("support", "incident")
+MAX_GRANT = timedelta(days=30)
+MAX_TEXT = 2000
+REVIEW_DAYS = 14
+GRANT_TAG = "access_grant"
+
+
+class SelfApprovalForbidden(Forbidden):
+    code = "self-approval"
+    title = "Nobody approves their own request"
+
+
+def check_second_person(approver: str | None, *involved: str | None) -> None:
+    """Four-eyes: ``approver`` (a person id) must be named and be none of the ``involved``
+    people (who asked, who would get the role, who filed or attested)."""
+    if approver is None:
+        raise InvalidInput.on("approver", "an approval needs a named person")
+    if approver in {p for p in involved if p is not None}:
+        raise SelfApprovalForbidden(
+            detail="approver: nobody approves their own request; a second person must",
+            errors=[FieldError("approver", "nobody approves their own request; a second person "
+                                           "must", "self-approval")])
+
+
+def _audit(  # noqa: PLR0917 - the columns of one record
+        session: Session, action: str, actor: Actor | None, org_id: str, resource: str,
+        details: dict[str, Any] | None = None) -> None:
+    record(session, action, org_id=org_id,
+           actor_user_id=actor.user_id if actor else None,
+           actor_token_id=actor.token_id if actor else None,
+           resource=resource, details=details)
+
+
+def _text(field_name: str, value: str | None, *, required: bool = True) -> str:
+    value = (value or "").strip()
+    if required and not value:
+        raise InvalidInput.on(field_name, "is required")
+    if len(value) > MAX_TEXT:
+        raise InvalidInput.on(field_name, "must be at most %(n)s characters", n=MAX_TEXT)
+    return value
+
+
+def _manager(actor: Actor) -> None:
+    if not actor.home or not actor.can(Perm.ACCESS_MANAGE):
+        raise Forbidden(detail="only an administrator of this organisation may decide")
+
+
+def person_names(session: Session, ids: set[str]) -> dict[str, str]:
+    """Names of the people ``ids`` names (for the pages: who asked, who decided)."""
+    from vern.accounts.models import User
+
+    if not ids:
+        return {}
+    return {u.id: str(u.name) for u in session.scalars(select(User).where(User.id.in_(ids)))}
+
+
+# -- vendor access grants -------------------------------------------------------------------------
+
+
+def grant_in_force(session: Session, *, org_id: str, user_id: str,
+                   now: datetime | None = None) -> str | None:
+    """The id of an approved, unrevoked grant for ``user_id`` in ``org_id`` whose period holds
+    ``now`` - or None. Any scope (the caller is resolved under a system scope)."""
+    now = now or utcnow()
+    return session.scalar(
+        select(AccessGrant.id).where(
+            AccessGrant.org_id == org_id, AccessGrant.grantee_user_id == user_id,
+            AccessGrant.status == "approved", AccessGrant.starts_at <= now,
+            AccessGrant.ends_at > now,
+        ).order_by(AccessGrant.ends_at.desc()).limit(1)
+    )
+
+
+def orgs_granted(session: Session, *, user_id: str, now: datetime | None = None) -> set[str]:
+    """Customers whose grant for ``user_id`` is in force (needs a system scope)."""
+    now = now or utcnow()
+    return set(session.scalars(
+        select(AccessGrant.org_id).where(
+            AccessGrant.grantee_user_id == user_id, AccessGrant.status == "approved",
+            AccessGrant.starts_at <= now, AccessGrant.ends_at > now)))
+
+
+def _period(starts_at: datetime | None, ends_at: datetime | None,
+            now: datetime) -> tuple[datetime, datetime]:
+    starts = starts_at or now
+    if ends_at is None:
+        raise InvalidInput.on("ends_at", "say until when access is needed")
+    if starts.tzinfo is None or ends_at.tzinfo is None:
+        raise InvalidInput.on("ends_at", "give a time with its time zone")
+    if ends_at <= starts:
+        raise InvalidInput.on("ends_at", "must be after the start")
+    if ends_at <= now:
+        raise InvalidInput.on("ends_at", "must be in the future")
+    if ends_at - starts > MAX_GRANT:
+        raise InvalidInput.on("ends_at", "a grant lasts at most %(n)s days", n=MAX_GRANT.days)
+    if starts < now - timedelta(minutes=5):
+        raise InvalidInput.on("starts_at", "must not be in the past")
+    return starts, ends_at
+
+
+def request_grant(
+    session: Session, *, actor: Actor, org_id: str, purpose: str, reason: str,
+    ends_at: datetime | None, starts_at: datetime | None = None, now: datetime | None = None,
+) -> AccessGrant:
+    """Vendor staff ask a customer for access to its data. ``session`` is scoped to the
+    customer (``org_id``); the request is recorded in the customer's trail."""
+    if actor.org_kind is not OrgKind.VENDOR or not actor.home or actor.user_id is None \
+            or not actor.can(Perm.ACCESS_VENDOR):
+        raise Forbidden(detail="only the vendor's staff, signed in as themselves, ask for access")
+    org = accounts.get_organisation(session, org_id)
+    if org.kind != OrgKind.TENANT.value or org.disabled_at is not None:
+        raise NotFound(detail="org_id: no such customer")
+    if purpose not in PURPOSES:
+        raise InvalidInput.on("purpose", "use one of %(kinds)s", kinds=", ".join(PURPOSES))
+    reason = _text("reason", reason)
+    now = now or utcnow()
+    starts, ends = _period(starts_at, ends_at, now)
+    grant = AccessGrant(org_id=org_id, grantee_user_id=actor.user_id, purpose=purpose,
+                        reason=reason, starts_at=starts, ends_at=ends, status="pending",
+                        requested_at=now)
+    session.add(grant)
+    session.flush()
+    record(session, "access.grant.requested", org_id=org_id, actor_user_id=actor.user_id,
+           resource=f"access_grant:{grant.id}",
+           details={"new": {"purpose": purpose, "starts_at": starts.isoformat(),
+                            "ends_at": ends.isoformat(), "grantee": actor.user_id}})
+    _tell_admins(session, grant, org.name)
+    return grant
+
+
+GRANT_MAIL = (
+    N_("The vendor asks for access to %(org)s"),
+    N_("%(who)s at the vendor asks for access to the data of %(org)s (%(purpose)s), from "
+       "%(start)s until %(end)s (UTC).\nReason: %(reason)s\nApprove or refuse it: %(link)s"),
+)
+
+
+def _tell_admins(session: Session, grant: AccessGrant, org_name: str) -> None:
+    """The customer's administrators are told through the outbox, in the request's
+    transaction: nothing is reachable until one of them approves."""
+    from vern.config import get_settings
+    from vern.notify import service as notify
+
+    who = person_names(session, {grant.grantee_user_id}).get(grant.grantee_user_id, "")
+    link = f"{get_settings().base_url.rstrip('/')}/console/access/grants/{grant.id}"
+    subject, body = GRANT_MAIL
+    for user, membership in accounts.list_members(session):
+        address = user.email.value if user.email is not None else None
+        if membership.role != Role.TENANT_ADMIN.value or user.disabled_at is not None \
+                or not address:
+            continue
+        lang = user.locale
+        notify.queue(session, key_id=user.key_id, to=address,
+                     subject=gettext(lang, subject, org=org_name),
+                     body=gettext(lang, body, who=who, org=org_name,
+                                  purpose=gettext(lang, grant.purpose),
+                                  start=grant.starts_at.strftime("%Y-%m-%d %H:%M"),
+                                  end=grant.ends_at.strftime("%Y-%m-%d %H:%M"),
+                                  reason=grant.reason, link=link),
+                     kind="access.grant_requested", org_id=grant.org_id)
+
+
+def get_grant(session: Session, grant_id: str) -> AccessGrant:
+    grant = session.get(AccessGrant, grant_id)
+    if grant is None:
+        raise NotFound(detail="no such access grant")
+    return grant
+
+
+def decide_grant(session: Session, grant_id: str, *, approve: bool, actor: Actor,
+                 note: str = "", now: datetime | None = None) -> AccessGrant:
+    """The customer's administrator approves or refuses a pending grant."""
+    _manager(actor)
+    grant = get_grant(session, grant_id)
+    if grant.status != "pending":
+        raise Conflict(detail="only a pending grant can be decided (it is %(status)s)",
+                       params={"status": grant.status})
+    check_second_person(actor.person_id, grant.grantee_user_id)
+    now = now or utcnow()
+    if approve and grant.ends_at <= now:
+        raise Conflict(detail="ends_at: the grant's period is over; ask for a new one")
+    note = _text("note", note, required=not approve)
+    grant.status = "approved" if approve else "refused"
+    grant.decided_by = actor.person_id
+    grant.decided_at = now
+    grant.decision_note = note or None
+    _audit(session, "access.grant.approved" if approve else "access.grant.refused", actor,
+           grant.org_id, f"access_grant:{grant.id}",
+           {"old": {"status": "pending"}, "new": {"status": grant.status}})
+    return grant
+
+
+def revoke_grant(session: Session, grant_id: str, *, actor: Actor,
+                 now: datetime | None = None) -> AccessGrant:
+    """End an approved grant at once (the next request of the vendor's staff is refused)."""
+    _manager(actor)
+    grant = get_grant(session, grant_id)
+    if grant.status not in ("approved", "pending"):
+        raise Conflict(detail="a grant that is %(status)s cannot be revoked",
+                       params={"status": grant.status})
+    old = grant.status
+    grant.status = "revoked"
+    grant.revoked_by = actor.person_id
+    grant.revoked_at = now or utcnow()
+    _audit(session, "access.grant.revoked", actor, grant.org_id, f"access_grant:{grant.id}",
+           {"old": {"status": old}, "new": {"status": "revoked"}})
+    return grant
+
+
+def grant_state(grant: AccessGrant, now: datetime | None = None) -> str:
+    """pending | refused | revoked | scheduled | active | expired."""
+    now = now or utcnow()
+    if grant.status != "approved":
+        return grant.status
+    if grant.ends_at <= now:
+        return "expired"
+    return "scheduled" if grant.starts_at > now else "active"
+
+
+def list_grants(session: Session, *, limit: int = 200) -> list[AccessGrant]:
+    """The grants of the session's organisation, newest first."""
+    return list(session.scalars(
+        select(AccessGrant).order_by(AccessGrant.requested_at.desc()).limit(limit)))
+
+
+def grants_of(session: Session, *, user_id: str, limit: int = 200) -> list[AccessGrant]:
+    """One vendor account's own grants across customers (needs a system scope)."""
+    return list(session.scalars(
+        select(AccessGrant).where(AccessGrant.grantee_user_id == user_id)
+        .order_by(AccessGrant.requested_at.desc()).limit(limit)))
+
+
+def accesses_under(session: Session, grant: AccessGrant, *, limit: int = 500
+                   ) -> list[dict[str, Any]]:
+    """Every audit record made while acting under ``grant`` (in the customer's own trail)."""
+    return tagged_events(session, org_id=grant.org_id, tag=GRANT_TAG, value=grant.id, limit=limit)
+
+
+def grant_view(grant: AccessGrant, now: datetime | None = None, *,
+               for_vendor: bool = False) -> dict[str, Any]:
+    """A grant as JSON. ``for_vendor``: the vendor's staff's own view, which names nobody of
+    the customer's (who decided stays in the customer's records)."""
+    view = {
+        "id": grant.id, "org_id": grant.org_id, "grantee_user_id": grant.grantee_user_id,
+        "purpose": grant.purpose, "reason": grant.reason,
+        "starts_at": grant.starts_at.isoformat(), "ends_at": grant.ends_at.isoformat(),
+        "status": grant.status, "state": grant_state(grant, now),
+        "requested_at": grant.requested_at.isoformat(),
+        "decided_by": grant.decided_by,
+        "decided_at": grant.decided_at.isoformat() if grant.decided_at else None,
+        "decision_note": grant.decision_note,
+        "revoked_at": grant.revoked_at.isoformat() if grant.revoked_at else None,
+    }
+    if for_vendor:
+        view.pop("decided_by")
+    return view
+
+
+# -- role requests (access requests and privileged role grants) -----------------------------------
+
+
+def request_role(session: Session, *, actor: Actor, role: str, need: str,
+                 user_id: str | None = None) -> RoleRequest:
+    """Ask for ``role`` in the actor's organisation with a stated need: for oneself, or (an
+    administrator) for another member. Nothing changes until another person approves."""
+    if not actor.home:
+        raise Forbidden(detail="ask for a role in your own organisation")
+    org = accounts.get_organisation(session, actor.org_id)
+    try:
+        parsed = Role(role)
+    except ValueError:
+        raise InvalidInput.on("role", "unknown role %(role)s", role=repr(role)) from None
+    if parsed not in ROLES_FOR_KIND[OrgKind(org.kind)]:
+        raise InvalidInput.on("role", "%(role)s is not a role in a %(kind)s organisation",
+                              role=role, kind=org.kind)
+    need = _text("need", need)
+    target = user_id or actor.person_id
+    if target is None:
+        raise InvalidInput.on("user_id", "say whom the role is for")
+    if target != actor.person_id and not actor.can(Perm.ACCESS_MANAGE):
+        raise Forbidden(detail="user_id: only an administrator asks for a role for someone else")
+    _user, membership = accounts.get_member(session, target)
+    if membership.role == parsed.value:
+        raise Conflict(detail="role: the person already has this role")
+    pending = session.scalar(select(RoleRequest.id).where(
+        RoleRequest.user_id == target, RoleRequest.role == parsed.value,
+        RoleRequest.status == "pending"))
+    if pending is not None:
+        raise Conflict(detail="role: a request for this role is already waiting")
+    row = RoleRequest(org_id=actor.org_id, user_id=target, role=parsed.value, need=need,
+                      requested_by=actor.person_id, status="pending")
+    session.add(row)
+    session.flush()
+    _audit(session, "access.role_request.created", actor, actor.org_id,
+           f"access_role_request:{row.id}",
+           {"new": {"user_id": target, "role": parsed.value, "old_role": membership.role}})
+    return row
+
+
+def get_role_request(session: Session, request_id: str) -> RoleRequest:
+    row = session.get(RoleRequest, request_id)
+    if row is None:
+        raise NotFound(detail="no such access request")
+    return row
+
+
+def decide_role_request(session: Session, request_id: str, *, approve: bool, actor: Actor,
+                        note: str = "") -> RoleRequest:
+    """Another authorised person approves (the role is given at once) or refuses."""
+    _manager(actor)
+    row = get_role_request(session, request_id)
+    if row.status != "pending":
+        raise Conflict(detail="only a pending request can be decided (it is %(status)s)",
+                       params={"status": row.status})
+    check_second_person(actor.person_id, row.requested_by, row.user_id)
+    note = _text("note", note, required=not approve)
+    if approve:
+        accounts.set_role(session, user_id=row.user_id, role=row.role, actor=actor,
+                          approved_by=actor.person_id)
+    row.status = "approved" if approve else "refused"
+    row.decided_by = actor.person_id
+    row.decided_at = utcnow()
+    row.decision_note = note or None
+    _audit(session, f"access.role_request.{row.status}", actor, row.org_id,
+           f"access_role_request:{row.id}",
+           {"old": {"status": "pending"}, "new": {"status": row.status, "role": row.role}})
+    return row
+
+
+def list_role_requests(session: Session, *, status: str | None = None,
+                       limit: int = 200) -> list[RoleRequest]:
+    stmt = select(RoleRequest).order_by(RoleRequest.created_at.desc()).limit(limit)
+    if status is not None:
+        stmt = stmt.where(RoleRequest.status == status)
+    return list(session.scalars(stmt))
+
+
+def role_request_view(row: RoleRequest) -> dict[str, Any]:
+    return {
+        "id": row.id, "user_id": row.user_id, "role": row.role, "need": row.need,
+        "requested_by": row.requested_by, "created_at": row.created_at.isoformat(),
+        "status": row.status, "decided_by": row.decided_by,
+        "decided_at": row.decided_at.isoformat() if row.decided_at else None,
+        "decision_note": row.decision_note,
+    }
+
+
+# -- access reviews -------------------------------------------------------------------------------
+
+
+def open_review(session: Session, *, actor: Actor, title: str = "",
+                days: int = REVIEW_DAYS) -> AccessReview:
+    """A campaign over every privileged account of the actor's organisation (a customer's for
+    its administrator, the vendor's for the vendor's security officer), with roles and last
+    activity as they are now."""
+    _manager(actor)
+    if not 1 <= days <= 90:
+        raise InvalidInput.on("days", "must be 1-%(n)s", n=90)
+    now = utcnow()
+    review = AccessReview(org_id=actor.org_id, title=_text("title", title, required=False)[:200]
+                          or f"Access review {now:%Y-%m-%d}", opened_by=actor.person_id,
+                          opened_at=now, due_at=now + timedelta(days=days))
+    session.add(review)
+    session.flush()
+    count = 0
+    for user, membership in accounts.list_members(session):
+        if Role(membership.role) not in PRIVILEGED_ROLES or user.disabled_at is not None:
+            continue
+        session.add(AccessReviewItem(org_id=actor.org_id, review_id=review.id, user_id=user.id,
+                                     role=membership.role, last_activity_at=user.last_sign_in_at))
+        count += 1
+    _audit(session, "access.review.opened", actor, actor.org_id, f"access_review:{review.id}",
+           {"new": {"accounts": count, "due_at": review.due_at.isoformat()}})
+    return review
+
+
+def get_review(session: Session, review_id: str) -> AccessReview:
+    review = session.get(AccessReview, review_id)
+    if review is None:
+        raise NotFound(detail="no such access review")
+    return review
+
+
+def review_items(session: Session, review_id: str) -> list[AccessReviewItem]:
+    return list(session.scalars(select(AccessReviewItem)
+                                .where(AccessReviewItem.review_id == review_id)
+                                .order_by(AccessReviewItem.role, AccessReviewItem.id)))
+
+
+def decide_item(session: Session, review_id: str, item_id: str, *, decision: str, actor: Actor,
+                note: str = "") -> AccessReviewItem:
+    """Keep or revoke one account; a revocation takes the role away at once."""
+    _manager(actor)
+    review = get_review(session, review_id)
+    if review.closed_at is not None:
+        raise Conflict(detail="the review is closed")
+    item = session.get(AccessReviewItem, item_id)
+    if item is None or item.review_id != review.id:
+        raise NotFound(detail="no such account in this review")
+    if decision not in ("keep", "revoke"):
+        raise InvalidInput.on("decision", "use keep or revoke")
+    if item.decision is not None:
+        raise Conflict(detail="decision: this account was already decided (%(decision)s)",
+                       params={"decision": item.decision})
+    if item.user_id == actor.person_id:
+        raise SelfApprovalForbidden(
+            detail="decision: nobody reviews their own access; a second person must",
+            errors=[FieldError("decision", "nobody reviews their own access; a second person "
+                                           "must", "self-approval")])
+    note = _text("note", note, required=False)
+    if decision == "revoke":
+        accounts.revoke_privileged(session, user_id=item.user_id, actor=actor)
+    item.decision = decision
+    item.decided_by = actor.person_id
+    item.decided_at = utcnow()
+    item.note = note or None
+    _audit(session, "access.review.decided", actor, review.org_id, f"access_review:{review.id}",
+           {"new": {"user_id": item.user_id, "role": item.role, "decision": decision}})
+    return item
+
+
+def close_review(session: Session, review_id: str, *, actor: Actor) -> AccessReview:
+    _manager(actor)
+    review = get_review(session, review_id)
+    if review.closed_at is not None:
+        raise Conflict(detail="the review is closed")
+    open_items = [i for i in review_items(session, review_id) if i.decision is None]
+    if open_items:
+        raise Conflict(detail="decide every account first (%(n)s left)",
+                       params={"n": len(open_items)})
+    review.closed_at = utcnow()
+    review.closed_by = actor.person_id
+    _audit(session, "access.review.closed", actor, review.org_id, f"access_review:{review.id}",
+           {"new": {"closed_at": review.closed_at.isoformat()}})
+    return review
+
+
+def list_reviews(session: Session, *, limit: int = 100) -> list[AccessReview]:
+    return list(session.scalars(select(AccessReview).order_by(AccessReview.opened_at.desc())
+                                .limit(limit)))
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def review_evidence(session: Session, review_id: str) -> dict[str, Any]:
+    """The campaign and every decision, as kept: the evidence a customer's auditor reads."""
+    review = get_review(session, review_id)
+    items = review_items(session, review_id)
+    return {
+        "id": review.id, "org_id": review.org_id, "title": review.title,
+        "opened_by": review.opened_by, "opened_at": _iso(review.opened_at),
+        "due_at": _iso(review.due_at), "closed_by": review.closed_by,
+        "closed_at": _iso(review.closed_at),
+        "items": [{
+            "id": i.id, "user_id": i.user_id, "role": i.role,
+            "last_activity_at": _iso(i.last_activity_at), "decision": i.decision,
+            "decided_by": i.decided_by, "decided_at": _iso(i.decided_at), "note": i.note,
+        } for i in items],
+    }
