@@ -1,7 +1,7 @@
 """control: internal control tasks, evidence, risks, DPIAs, change requests, personnel, media log
 
 Revision ID: 0021
-Revises: 0013
+Revises: 0020
 Create Date: 2026-12-06 07:18:24.665850
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import vern.db
 
 
 revision: str = '0021'
-down_revision: str | None = '0013'
+down_revision: str | None = '0020'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

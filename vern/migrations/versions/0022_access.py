@@ -1,7 +1,7 @@
 """Access control: vendor access grants, role requests, access reviews; who attested a data subject request
 
 Revision ID: 0022
-Revises: 0013
+Revises: 0021
 Create Date: 2026-12-06 07:18:06.406810
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import vern.db
 
 
 revision: str = '0022'
-down_revision: str | None = '0013'
+down_revision: str | None = '0021'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

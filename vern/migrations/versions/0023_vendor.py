@@ -1,7 +1,7 @@
 """vendor
 
 Revision ID: 0023
-Revises: 0013
+Revises: 0022
 Create Date: 2026-12-06 07:12:28.774678
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import vern.db
 
 
 revision: str = '0023'
-down_revision: str | None = '0013'
+down_revision: str | None = '0022'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """retention
 
 Revision ID: 0025
-Revises: 0013
+Revises: 0024
 Create Date: 2026-12-06 07:17:53.422384
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import vern.db
 
 
 revision: str = '0025'
-down_revision: str | None = '0013'
+down_revision: str | None = '0024'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """backup and offboarding: backup runs, restore drills, ends of contract
 
 Revision ID: 0026
-Revises: 0013
+Revises: 0025
 Create Date: 2026-12-06 07:29:33.203993
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import vern.crypto
 import vern.db
 
 revision: str = '0026'
-down_revision: str | None = '0013'
+down_revision: str | None = '0025'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
