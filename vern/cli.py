@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import getpass
-import importlib
 import os
-import pkgutil
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -14,8 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-import vern
 from vern.config import ROOT, ConfigError, Settings, get_settings
+from vern.discover import domain_modules
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -368,18 +366,10 @@ def _org_by_slug(session: Session, slug: str) -> Organisation:
 
 
 def _mount_domains() -> None:
-    for mod in sorted(pkgutil.iter_modules(vern.__path__), key=lambda m: m.name):
-        if not mod.ispkg:
-            continue
-        try:
-            module = importlib.import_module(f"vern.{mod.name}.cli")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"vern.{mod.name}.cli":
-                raise
-            continue
+    for module in domain_modules("cli"):
         sub = getattr(module, "app", None)
         if isinstance(sub, typer.Typer):
-            app.add_typer(sub, name=mod.name)
+            app.add_typer(sub, name=module.__name__.split(".")[1])
 
 
 _mount_domains()

@@ -23,6 +23,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+import vern
+
 Environment = Literal["production", "dev", "demo", "test"]
 
 log = logging.getLogger("vern.config")
@@ -32,7 +34,7 @@ log = logging.getLogger("vern.config")
 DEV_SECRET_KEY = "vern-dev-secret-key-not-for-production"  # noqa: S105
 DEV_MASTER_KEY = base64.urlsafe_b64encode(b"vern-dev-master-key-32-bytes!!!!").decode()
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(vern.__file__).resolve().parent.parent
 
 
 class ConfigError(Exception):

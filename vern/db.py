@@ -563,17 +563,10 @@ class Database:
 def import_models() -> None:
     """Import every domain's models so that ``Base.metadata`` is complete."""
     import importlib
-    import pkgutil
 
-    import vern
+    from vern.discover import domain_modules
 
     importlib.import_module("vern.crypto")
     importlib.import_module("vern.worker")
     importlib.import_module("vern.quarantine")
-    for mod in pkgutil.iter_modules(vern.__path__):
-        if mod.ispkg:
-            try:
-                importlib.import_module(f"vern.{mod.name}.models")
-            except ModuleNotFoundError as exc:
-                if exc.name != f"vern.{mod.name}.models":
-                    raise
+    domain_modules("models")

@@ -16,10 +16,8 @@ too, for the API description and the access-rule matrix.
 
 from __future__ import annotations
 
-import importlib
 import ipaddress
 import logging
-import pkgutil
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -59,6 +57,7 @@ from vern.config import Settings, get_settings
 from vern.context import RequestContext, reset_request, set_request
 from vern.crypto import KeyRing, install_keyring
 from vern.db import Database, write_probe
+from vern.discover import domain_modules
 from vern.errors import (
     FieldError,
     InvalidInput,
@@ -86,17 +85,6 @@ CSP = (
 )
 
 
-def _domain_modules(name: str) -> list[Any]:
-    found = []
-    for mod in sorted(pkgutil.iter_modules(vern.__path__), key=lambda m: m.name):
-        if not mod.ispkg:
-            continue
-        try:
-            found.append(importlib.import_module(f"vern.{mod.name}.{name}"))
-        except ModuleNotFoundError as exc:
-            if exc.name != f"vern.{mod.name}.{name}":
-                raise
-    return found
 
 
 def _client_ip_resolver(settings: Settings) -> Callable[[str, dict[str, str]], str]:
@@ -517,7 +505,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_exception_handler(Exception, _handle_unexpected)
     routers = [_health_router(metrics)]
     fast_paths: dict[tuple[str, str], FastPath] = {}
-    for module in _domain_modules("routes"):
+    for module in domain_modules("routes"):
         for attr in ("router", "pages"):
             router = getattr(module, attr, None)
             if isinstance(router, APIRouter):

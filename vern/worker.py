@@ -8,9 +8,7 @@ the same time, and a worker that died releases its claim when the lease runs out
 
 from __future__ import annotations
 
-import importlib
 import logging
-import pkgutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,9 +17,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import Integer, String, Text, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-import vern
 from vern.config import Settings
 from vern.db import Base, Database, Scope, UTCDateTime, utcnow
+from vern.discover import domain_modules
 from vern.quarantine import storable
 
 log = logging.getLogger("vern.worker")
@@ -47,18 +45,7 @@ class Job:
 
 
 def discover_jobs() -> list[Job]:
-    jobs: list[Job] = []
-    for mod in sorted(pkgutil.iter_modules(vern.__path__), key=lambda m: m.name):
-        if not mod.ispkg:
-            continue
-        try:
-            module = importlib.import_module(f"vern.{mod.name}.jobs")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"vern.{mod.name}.jobs":
-                raise
-            continue
-        jobs.extend(getattr(module, "JOBS", []))
-    return jobs
+    return [job for module in domain_modules("jobs") for job in getattr(module, "JOBS", [])]
 
 
 def _claim(database: Database, job: Job) -> bool:

@@ -20,6 +20,7 @@ from starlette.routing import Match
 
 import vern
 from vern import i18n
+from vern.discover import domain_modules
 from vern.errors import VernError
 from vern.i18n import LOCALES, translations
 
@@ -55,9 +56,7 @@ def field_errors(exc: VernError | None) -> dict[str, Any]:
 @lru_cache(maxsize=1)
 def _nav_entries() -> tuple[tuple[str, str, Any], ...]:
     """Every domain's ``NAV`` list, the console's own first."""
-    from vern.web import _domain_modules
-
-    modules = _domain_modules("routes")
+    modules = domain_modules("routes")
     modules.sort(key=lambda m: (m.__name__ != "vern.console.routes", m.__name__))
     return tuple(entry for module in modules for entry in getattr(module, "NAV", ()))
 
