@@ -59,7 +59,7 @@ messages: $(STAMP)
 
 ## Migrations reach head and match the models, on SQLite and PostgreSQL.
 migrations-check: $(STAMP)
-	$(BIN)/python -m vern.migrate_check
+	$(BIN)/python -m vern.app.migrate_check
 
 bench-quick: $(STAMP)
 	for b in bench/*.py; do $(BIN)/python $$b --quick || exit 1; done

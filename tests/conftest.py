@@ -84,9 +84,9 @@ from tests import services
 from vern.accounts import security, service
 from vern.accounts.models import ApiToken, User
 from vern.accounts.roles import OrgKind, Role
-from vern.config import Settings
-from vern.crypto import PII, KeyRing, install_keyring
-from vern.db import Base, Database, Scope, import_models, utcnow
+from vern.core.config import Settings
+from vern.core.crypto import PII, KeyRing, install_keyring
+from vern.core.db import Base, Database, Scope, import_models, utcnow
 
 PASSWORD = "Blåbærsyltetøy på vaffel"
 
@@ -157,7 +157,7 @@ def settings(db: Database, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def app(db: Database, settings: Settings):  # type: ignore[no-untyped-def]
-    from vern.web import create_app
+    from vern.app.web import create_app
 
     return create_app(settings, db)
 

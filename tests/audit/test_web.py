@@ -16,9 +16,9 @@ from vern.accounts.roles import Role
 from vern.audit import service
 from vern.audit.models import AuditEvent
 from vern.audit.verify import verify
-from vern.config import Settings
-from vern.context import RequestContext, reset_request, set_request
-from vern.db import Database, Scope
+from vern.core.config import Settings
+from vern.core.context import RequestContext, reset_request, set_request
+from vern.core.db import Database, Scope
 
 
 def _seed(db: Database, settings: Settings, personas: Personas) -> None:

@@ -16,9 +16,9 @@ from sqlalchemy import create_engine, func, select
 
 from tests.conftest import Personas
 from tests.rights.conftest import file_request, request_row
+from vern.core.db import Database, Scope
 from vern.datamap.connect import engine_for, forget
 from vern.datamap.loader import load_map
-from vern.db import Database, Scope
 from vern.rights import demo, service
 from vern.rights.models import LedgerEntry
 
@@ -151,10 +151,10 @@ def _latest_request(database: Database) -> str:
 
 KILLER = textwrap.dedent("""
     import os, signal, sys
-    from vern.config import get_settings
-    from vern.crypto import KeyRing, install_keyring
+    from vern.core.config import get_settings
+    from vern.core.crypto import KeyRing, install_keyring
     from vern.datamap.loader import load_map
-    from vern.db import Database
+    from vern.core.db import Database
     from vern.rights import demo, service
 
     vern_url, product_url, request_id, kill_at = sys.argv[1:5]

@@ -16,9 +16,9 @@ from starlette.testclient import TestClient
 
 from tests.conftest import Personas
 from tests.stats.helpers import FIREFOX, make_site
-from vern import quarantine
-from vern.db import Database, Scope, utcnow
-from vern.quarantine import WriteQuarantine
+from vern.core import quarantine
+from vern.core.db import Database, Scope, utcnow
+from vern.core.quarantine import WriteQuarantine
 from vern.stats import ingest
 from vern.stats.ingest import Ingestor
 from vern.stats.models import StatsEvent

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from tests.conftest import Personas
 from tests.stats.helpers import FIREFOX, IPHONE, make_site
-from vern.db import Database, Scope
+from vern.core.db import Database, Scope
 from vern.stats import report
 from vern.stats.ingest import Ingestor, Rejected, parse_beacon, purge
 from vern.stats.models import PublicReject, StatsEvent, StatsSalt, StatsVisit

@@ -23,10 +23,10 @@ from vern.accounts.models import AccountToken, AuthThrottle, Membership, Organis
 from vern.accounts.roles import MFA_REQUIRED, OrgKind, Perm, Role
 from vern.accounts.service import Actor, SignIn
 from vern.audit.service import record
-from vern.config import Settings
-from vern.db import utcnow
-from vern.errors import Conflict, Forbidden, InvalidInput, NotFound
-from vern.i18n import N_
+from vern.core.config import Settings
+from vern.core.db import utcnow
+from vern.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from vern.core.i18n import N_
 from vern.notify import service as notify
 
 INVITE = "invite"

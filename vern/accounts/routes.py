@@ -24,11 +24,11 @@ from vern.accounts.deps import (
 from vern.accounts.models import User
 from vern.accounts.roles import OrgKind, Perm
 from vern.accounts.service import Actor
-from vern.config import Settings
-from vern.crypto import blind_index
-from vern.db import Scope
-from vern.errors import InvalidInput, NotFound, RateLimited, VernError
-from vern.ratelimit import Limiter, network_of
+from vern.core.config import Settings
+from vern.core.crypto import blind_index
+from vern.core.db import Scope
+from vern.core.errors import InvalidInput, NotFound, RateLimited, VernError
+from vern.core.ratelimit import Limiter, network_of
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 log = logging.getLogger(__name__)
@@ -298,7 +298,7 @@ def confirm_mfa(body: CodeBody, db: DatabaseDep, settings: SettingsDep,
 
 def _actor_of(caller: CallerT, *, allow_enrolment: bool = False) -> Actor:
     from vern.accounts.deps import MfaEnrolmentRequired, MfaRequired
-    from vern.errors import Unauthenticated
+    from vern.core.errors import Unauthenticated
 
     if caller.mfa_pending:
         raise MfaRequired()

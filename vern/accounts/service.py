@@ -38,12 +38,12 @@ from vern.accounts.roles import (
     permissions,
 )
 from vern.audit.service import record
-from vern.config import Settings
-from vern.crypto import PII, blind_index, keyring
-from vern.db import utcnow
-from vern.errors import Conflict, Forbidden, InvalidInput, Locked, NotFound, Unauthenticated
-from vern.i18n import N_, gettext
-from vern.ratelimit import network_of
+from vern.core.config import Settings
+from vern.core.crypto import PII, blind_index, keyring
+from vern.core.db import utcnow
+from vern.core.errors import Conflict, Forbidden, InvalidInput, Locked, NotFound, Unauthenticated
+from vern.core.i18n import N_, gettext
+from vern.core.ratelimit import network_of
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 from vern.audit.chain import now_us
 from vern.audit.models import AuditAlert, AuditEvent, AuditHead
 from vern.audit.settings import AuditSettings, audit_settings
-from vern.config import Settings
-from vern.db import Database, Scope, utcnow
+from vern.core.config import Settings
+from vern.core.db import Database, Scope, utcnow
 
 READ_SUFFIXES = (".read", ".export", ".exported", ".viewed", ".downloaded")
 PERSON_PREFIXES = ("user:", "subject:", "person:", "request:")

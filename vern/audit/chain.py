@@ -45,9 +45,9 @@ from vern.audit.logfile import LineWrite, file_for, trim_uncommitted
 from vern.audit.merkle import Frontier, leaf_hash
 from vern.audit.models import AuditEvent, AuditHead
 from vern.audit.settings import AuditSettings, audit_settings
-from vern.config import Settings
-from vern.crypto import KeyDestroyed, KeyRing, KeyUnavailable, keyring
-from vern.db import Database, Scope, is_read_only_error
+from vern.core.config import Settings
+from vern.core.crypto import KeyDestroyed, KeyRing, KeyUnavailable, keyring
+from vern.core.db import Database, Scope, is_read_only_error
 
 FIELDS = (
     "seq", "id", "ts", "source", "org_id", "actor_user_id", "actor_token_id", "actor_ref",
@@ -283,7 +283,7 @@ class Sealer:
     """Seals a record's personal data (address, user agent, name) under the person's data key
     before the record is hashed, and computes the blind indexes used to search by address.
 
-    Blind indexes are ``vern.crypto.blind_index`` (HMAC-SHA256 keyed by the secret key), cut to
+    Blind indexes are ``vern.core.crypto.blind_index`` (HMAC-SHA256 keyed by the secret key), cut to
     128 bits. Look-ups that repeat (an address, an actor's key) are cached, bounded."""
 
     _CACHE_MAX = 50_000
@@ -364,7 +364,7 @@ class Sealer:
         return found
 
     def seal(self, key_id: str, ip: str | None, ua: str | None, name: str | None) -> bytes | None:
-        """``vern.crypto`` ciphertext (``0x01 | key id | nonce | AES-GCM``) of the personal
+        """``vern.core.crypto`` ciphertext (``0x01 | key id | nonce | AES-GCM``) of the personal
         fields, with the column as associated data - what ``keyring().open`` reads."""
         payload: dict[str, str] = {}
         if ip:
@@ -766,7 +766,7 @@ class AuditLog:
         logged as an error and kept in ``witness_error``, not raised: the records are stored."""
         from vern.audit.note import NoteError
         from vern.audit.witness import WitnessError, witness
-        from vern.errors import VernError
+        from vern.core.errors import VernError
 
         try:
             witness(self.database, self.settings, self.signer, self.audit)

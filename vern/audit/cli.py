@@ -23,7 +23,7 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def _open() -> tuple[Any, Any]:
-    from vern.cli import open_database, settings_or_exit
+    from vern.app.cli import open_database, settings_or_exit
 
     settings = settings_or_exit()
     return open_database(settings), settings
@@ -133,7 +133,7 @@ def prove(  # noqa: PLR0917 - a command's options
     """Print an inclusion proof (--record/--seq) or a consistency proof (--from/--to) as JSON,
     or check a saved one (--check FILE)."""
     from vern.audit import proofs
-    from vern.errors import VernError
+    from vern.core.errors import VernError
 
     database, settings = _open()
     if check is not None:

@@ -23,9 +23,9 @@ from vern.audit.merkle import (
     verify_inclusion,
 )
 from vern.audit.models import AuditCheckpoint, AuditEvent, AuditTile
-from vern.config import Settings
-from vern.db import Database
-from vern.errors import NotFound
+from vern.core.config import Settings
+from vern.core.db import Database
+from vern.core.errors import NotFound
 
 
 class ProofUnavailable(NotFound):

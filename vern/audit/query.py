@@ -26,10 +26,10 @@ from sqlalchemy.orm import Session
 from vern.audit.chain import Sealer, datetime_to_us, open_personal, us_to_datetime
 from vern.audit.models import AuditAlert, AuditEvent
 from vern.audit.service import record
-from vern.config import Settings
-from vern.csvsafe import SafeWriter
-from vern.errors import Forbidden, InvalidInput, NotFound
-from vern.inputs import check_text, parse_int
+from vern.core.config import Settings
+from vern.core.csvsafe import SafeWriter
+from vern.core.errors import Forbidden, InvalidInput, NotFound
+from vern.core.inputs import check_text, parse_int
 
 MAX_LIMIT = 500
 ALL_ORGS = "*"

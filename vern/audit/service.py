@@ -49,10 +49,10 @@ from vern.audit.chain import (
 )
 from vern.audit.models import AuditEvent
 from vern.audit.settings import audit_settings
-from vern.config import Settings, get_settings
-from vern.context import current_request
-from vern.db import Database, Scope, new_id
-from vern.quarantine import count, is_bad_record, quarantine, reason_of, record_json, storable
+from vern.core.config import Settings, get_settings
+from vern.core.context import current_request
+from vern.core.db import Database, Scope, new_id
+from vern.core.quarantine import count, is_bad_record, quarantine, reason_of, record_json, storable
 
 log = logging.getLogger("vern.audit")
 
@@ -446,7 +446,7 @@ class Writer:
     def _drafts(self, batch: list[_Request]) -> tuple[list[tuple[Any, ...]], Keys | None]:
         """Drafts for ``AuditLog.append_drafts``: the address and user agent are sealed under
         the user's key (the month's key for anonymous callers) under the append lock. Text is
-        made storable here (``vern.quarantine.storable``: a NUL in a path is kept as ``%00``)."""
+        made storable here (``vern.core.quarantine.storable``: a NUL in a path is kept as ``%00``)."""
         if not batch:
             return [], None
         sealer = self.log.sealer
@@ -577,7 +577,7 @@ def record_request(
         if not audit_settings().static_files:
             return
         if client_ip:
-            from vern.stats.ip import truncate_ip
+            from vern.core.ip import truncate_ip
 
             client_ip = truncate_ip(client_ip)
     writer = _writer

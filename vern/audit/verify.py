@@ -26,8 +26,8 @@ from vern.audit.chain import FIELDS, Signer, _dumps
 from vern.audit.logfile import FILE_PREFIX
 from vern.audit.merkle import Frontier, leaf_hash
 from vern.audit.models import AuditEvent, AuditHead
-from vern.config import Settings
-from vern.db import Database
+from vern.core.config import Settings
+from vern.core.db import Database
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,7 @@ def _worker_start() -> None:
 
 def _database(url: str) -> Any:
     """A worker keeps one engine per URL for all its tasks; the caller's process does not."""
-    from vern.db import Database
+    from vern.core.db import Database
 
     if not _in_worker:
         return Database(url)

@@ -40,8 +40,8 @@ from vern.audit.merkle import verify_consistency
 from vern.audit.models import AuditCheckpoint, AuditHead
 from vern.audit.proofs import ProofUnavailable, path_between
 from vern.audit.settings import AuditSettings, audit_settings
-from vern.config import Settings
-from vern.db import Database
+from vern.core.config import Settings
+from vern.core.db import Database
 
 log = logging.getLogger(__name__)
 _FILE = "checkpoint.json"

@@ -47,8 +47,8 @@ from vern.accounts.routes import (
 )
 from vern.accounts.service import Actor
 from vern.console.templating import gettext, pick_locale, render
-from vern.db import Scope
-from vern.errors import (
+from vern.core.db import Scope
+from vern.core.errors import (
     Conflict,
     Forbidden,
     InvalidInput,
@@ -58,7 +58,7 @@ from vern.errors import (
     Unauthenticated,
     VernError,
 )
-from vern.i18n import N_
+from vern.core.i18n import N_
 
 pages = APIRouter(tags=["console"], include_in_schema=False)
 

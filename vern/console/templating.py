@@ -1,7 +1,7 @@
 """Server-rendered pages: one Jinja2 environment over every domain's templates, in bokmål or English.
 
 Texts are written in English in the templates (``_()``) and translated through Vern's one pair of
-message catalogs (``vern.i18n``). The language comes from the switcher (``?lang=nb|en`` on any page,
+message catalogs (``vern.core.i18n``). The language comes from the switcher (``?lang=nb|en`` on any page,
 remembered in the ``vern_lang`` cookie), else that cookie, else the browser's ``Accept-Language``,
 else the setting ``VERN_DEFAULT_LOCALE``.
 """
@@ -19,10 +19,10 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescap
 from starlette.routing import Match
 
 import vern
-from vern import i18n
-from vern.discover import domain_modules
-from vern.errors import VernError
-from vern.i18n import LOCALES, translations
+from vern.core import i18n
+from vern.core.discover import domain_modules
+from vern.core.errors import VernError
+from vern.core.i18n import LOCALES, translations
 
 PACKAGE = Path(vern.__file__).resolve().parent
 LANG_COOKIE = "vern_lang"
@@ -97,7 +97,7 @@ def _layout(request: Request) -> dict[str, Any]:
     if caller.mfa_pending or actor is None:
         return layout
     from vern.accounts import service
-    from vern.db import Scope
+    from vern.core.db import Scope
 
     database = request.app.state.db
     with database.transaction(Scope.system("console layout")) as session:

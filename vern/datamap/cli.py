@@ -58,8 +58,8 @@ def scan_command(
 def _load(path: Path | None) -> DataMap:
     if path is not None:
         return load_map_file(path)
+    from vern.core.db import Scope
     from vern.datamap.service import current_map
-    from vern.db import Scope
     from vern.rights.runtime import vern_database
 
     with vern_database().transaction(Scope.system("read product map")) as session:
@@ -96,8 +96,8 @@ def check_command(
 @app.command("publish")
 def publish_command(path: Annotated[Path, typer.Argument(help="Map file to put in use")]) -> None:
     """Validate a map and store it as the version in use for data subject requests."""
+    from vern.core.db import Scope
     from vern.datamap.service import publish_map
-    from vern.db import Scope
     from vern.rights.runtime import vern_database
 
     try:

@@ -15,8 +15,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from vern.core.extras import MissingExtra, require_driver
 from vern.datamap.model import DatabaseDef
-from vern.extras import MissingExtra, require_driver
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()

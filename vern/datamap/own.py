@@ -89,7 +89,7 @@ def problems(metadata_tables: dict[str, list[str]]) -> list[str]:
 
 
 def schema_tables() -> dict[str, list[str]]:
-    from vern.db import Base, import_models
+    from vern.core.db import Base, import_models
 
     import_models()
     return {name: [c.name for c in t.columns] for name, t in Base.metadata.tables.items()}

@@ -34,7 +34,7 @@ def _org_id(slug: str) -> str:
     from sqlalchemy import select
 
     from vern.accounts.models import Organisation
-    from vern.db import Scope
+    from vern.core.db import Scope
 
     with _database().transaction(Scope.system("cli rights org")) as session:
         found = session.scalar(select(Organisation.id).where(Organisation.slug == slug))
@@ -61,7 +61,7 @@ def list_command(
     offset: Annotated[int, typer.Option(help="Skip this many (the next page: offset + limit).")] = 0,
 ) -> None:
     """List requests with their deadlines, newest first, a page at a time."""
-    from vern.db import Scope
+    from vern.core.db import Scope
     from vern.rights import service
 
     if not 1 <= limit <= MAX_PAGE:
@@ -112,8 +112,8 @@ def file_command(  # noqa: PLR0917 - a command's options
     locale: Annotated[str, typer.Option(help="nb or en.")] = "nb",
 ) -> None:
     """Register a request on behalf of a person (staff channel)."""
-    from vern.db import Scope
-    from vern.errors import VernError
+    from vern.core.db import Scope
+    from vern.core.errors import VernError
     from vern.notify import service as notify
     from vern.rights import service
 
@@ -150,8 +150,8 @@ def file_command(  # noqa: PLR0917 - a command's options
 @app.command("approve")
 def approve_command(request_id: Annotated[str, typer.Argument(help="Request id.")]) -> None:
     """Approve an erasure or rectification."""
-    from vern.db import Scope
-    from vern.errors import VernError
+    from vern.core.db import Scope
+    from vern.core.errors import VernError
     from vern.rights import service
 
     try:
@@ -169,8 +169,8 @@ def verify_command(
     code: Annotated[str, typer.Argument(help="The six-digit code the person received.")],
 ) -> None:
     """Enter the one-time code the person read out or forwarded (as the console's form does)."""
-    from vern.db import Scope
-    from vern.errors import VernError
+    from vern.core.db import Scope
+    from vern.core.errors import VernError
     from vern.rights import service
 
     try:
@@ -195,8 +195,8 @@ def package_command(
     """Download the answer of an access or portability request to a file (audited)."""
     from pathlib import Path
 
-    from vern.db import Scope
-    from vern.errors import VernError
+    from vern.core.db import Scope
+    from vern.core.errors import VernError
     from vern.rights import service
 
     target = Path(output)
@@ -224,7 +224,7 @@ def tasks_command(
     all_: Annotated[bool, typer.Option("--all", help="Confirmed tasks too.")] = False,
 ) -> None:
     """Manual tasks in systems outside SQL (and HTTP steps), open ones first."""
-    from vern.db import Scope
+    from vern.core.db import Scope
     from vern.rights import external
 
     org_id = _org_id(org)
@@ -242,8 +242,8 @@ def confirm_command(
     note: Annotated[str, typer.Option(help="What was done.")],
 ) -> None:
     """Confirm a manual task; the request goes on once all its tasks are confirmed."""
-    from vern.db import Scope
-    from vern.errors import VernError
+    from vern.core.db import Scope
+    from vern.core.errors import VernError
     from vern.rights import external
 
     try:
@@ -264,8 +264,8 @@ def confirm_nobody_found_command(
     note: Annotated[str, typer.Option(help="What was checked beyond the search shown.")] = "",
 ) -> None:
     """Confirm that a request which matched no one is answered "no data held" (the person is told)."""
-    from vern.db import Scope
-    from vern.errors import VernError
+    from vern.core.db import Scope
+    from vern.core.errors import VernError
     from vern.rights import service
 
     try:
@@ -284,7 +284,7 @@ def run_command(
     resume: Annotated[bool, typer.Option(help="Take over a request whose runner died.")] = False,
 ) -> None:
     """Carry out a verified (and approved) request now, with progress."""
-    from vern.errors import VernError
+    from vern.core.errors import VernError
     from vern.notify import service as notify
     from vern.rights import service
 
@@ -324,7 +324,7 @@ def show_command(request_id: Annotated[str, typer.Argument(help="Request id.")])
 def _show(request_id: str) -> None:
     from sqlalchemy import select
 
-    from vern.db import Scope
+    from vern.core.db import Scope
     from vern.rights.models import Part, RightsRequest
 
     with _database().transaction(Scope.system("cli rights show")) as session:

@@ -420,11 +420,11 @@ def load_demo(database: Any, orgs: dict[str, str], folder: Path | None = None) -
     and leave a finished access request and a finished erasure request to look at."""
     from sqlalchemy import select
 
-    from vern.config import get_settings
+    from vern.core.config import get_settings
+    from vern.core.db import Scope
     from vern.datamap.connect import engine_for
     from vern.datamap.models import ProductMap
     from vern.datamap.service import publish_map
-    from vern.db import Scope
     from vern.rights import service
     from vern.rights.models import RightsRequest
 
@@ -472,7 +472,7 @@ def load_demo(database: Any, orgs: dict[str, str], folder: Path | None = None) -
 
 
 def demo_paths() -> tuple[Path, Path]:
-    from vern.config import get_settings
+    from vern.core.config import get_settings
 
     folder = get_settings().data_dir / "demo"
     return folder / "laerbar.db", folder / "laerbar.url"

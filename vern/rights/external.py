@@ -27,11 +27,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vern.audit.service import record
-from vern.crypto import PII
+from vern.core.crypto import PII
+from vern.core.db import Database, Scope, utcnow
+from vern.core.errors import Conflict, FieldError, InvalidInput, NotFound
+from vern.core.i18n import N_, gettext
 from vern.datamap.model import DataMap, System
-from vern.db import Database, Scope, utcnow
-from vern.errors import Conflict, FieldError, InvalidInput, NotFound
-from vern.i18n import N_, gettext
 from vern.notify import service as notify
 from vern.rights import http_connector
 from vern.rights.models import ExternalStep, Kind, RightsRequest, Status, StepStatus

@@ -25,10 +25,10 @@ from vern.accounts.models import Organisation
 from vern.accounts.roles import OrgKind, Perm
 from vern.accounts.service import Actor
 from vern.console.templating import gettext, pick_locale, render
-from vern.db import Database, Scope
-from vern.errors import FieldError, Forbidden, InvalidInput, NotFound, VernError
-from vern.i18n import N_, format_day
-from vern.inputs import Key, Value
+from vern.core.db import Database, Scope
+from vern.core.errors import FieldError, Forbidden, InvalidInput, NotFound, VernError
+from vern.core.i18n import N_, format_day
+from vern.core.inputs import Key, Value
 from vern.notify import service as notify
 from vern.rights import service
 from vern.rights.models import Flag, Kind, Part, RightsRequest, Status

@@ -29,13 +29,13 @@ from sqlalchemy.orm import Session
 
 from vern.accounts.models import Organisation
 from vern.audit.service import record
-from vern.crypto import PII, blind_index, keyring
+from vern.core.crypto import PII, blind_index, keyring
+from vern.core.db import Database, Scope, UTCDateTime, execute_fast, new_id, utcnow
+from vern.core.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
+from vern.core.i18n import N_, format_day, format_duration, gettext
 from vern.datamap.categories import CATEGORIES
 from vern.datamap.detectors import is_email, is_national_id, is_phone
 from vern.datamap.model import IDENTITY_KINDS, DataMap
-from vern.db import Database, Scope, UTCDateTime, execute_fast, new_id, utcnow
-from vern.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
-from vern.i18n import N_, format_day, format_duration, gettext
 from vern.notify import service as notify
 from vern.rights.connectors import REFUSED
 from vern.rights.models import (
@@ -456,7 +456,7 @@ def _code_hash(request_id: str, code: str) -> str:
     return hmac.new(secret(), f"rights.code:{request_id}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
-# The mails to the person and to staff: English texts, translated through the catalogs (vern.i18n).
+# The mails to the person and to staff: English texts, translated through the catalogs (vern.core.i18n).
 CODE_MAIL = (
     N_("Your code: %(code)s"),
     N_("The code to confirm your request to %(org)s is %(code)s.\n"
@@ -1215,7 +1215,7 @@ def _new_package(session: Session, req: RightsRequest, body: bytes, slug: str) -
 
 
 def download_link(slug: str, token: str) -> str:
-    from vern.config import get_settings
+    from vern.core.config import get_settings
 
     return f"{get_settings().base_url.rstrip('/')}/p/{slug}/download/{token}"
 
@@ -1390,7 +1390,7 @@ def _staff(session: Session, org_id: str) -> list[Any]:
 
 
 def _request_link(request_id: str) -> str:
-    from vern.config import get_settings
+    from vern.core.config import get_settings
 
     return f"{get_settings().base_url.rstrip('/')}/console/rights/requests/{request_id}"
 

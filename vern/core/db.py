@@ -99,7 +99,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError("naive datetime given; use vern.db.utcnow()")
+            raise ValueError("naive datetime given; use vern.core.db.utcnow()")
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name in ("sqlite", "mysql") else value
 
@@ -353,7 +353,7 @@ def _sqlite_path(url: str) -> Path | None:
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     """An engine with Vern's connection settings (SQLite: WAL, foreign keys, busy timeout).
     A URL whose driver is an extra that is not installed raises ``MissingExtra``."""
-    from vern.extras import require_driver
+    from vern.core.extras import require_driver
 
     require_driver(url, "VERN_DATABASE_URL")
     kwargs: dict[str, Any] = {"echo": echo, "future": True}
@@ -564,9 +564,9 @@ def import_models() -> None:
     """Import every domain's models so that ``Base.metadata`` is complete."""
     import importlib
 
-    from vern.discover import domain_modules
+    from vern.core.discover import domain_modules
 
-    importlib.import_module("vern.crypto")
-    importlib.import_module("vern.worker")
-    importlib.import_module("vern.quarantine")
+    importlib.import_module("vern.core.crypto")
+    importlib.import_module("vern.core.worker")
+    importlib.import_module("vern.core.quarantine")
     domain_modules("models")

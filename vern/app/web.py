@@ -42,7 +42,6 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import vern
-from vern import openapi
 from vern.accounts.deps import (
     CsrfFailed,
     DatabaseDep,
@@ -53,12 +52,13 @@ from vern.accounts.deps import (
     require,
 )
 from vern.accounts.roles import Perm
-from vern.config import Settings, get_settings
-from vern.context import RequestContext, reset_request, set_request
-from vern.crypto import KeyRing, install_keyring
-from vern.db import Database, write_probe
-from vern.discover import domain_modules
-from vern.errors import (
+from vern.app import openapi
+from vern.core.config import Settings, get_settings
+from vern.core.context import RequestContext, reset_request, set_request
+from vern.core.crypto import KeyRing, install_keyring
+from vern.core.db import Database, write_probe
+from vern.core.discover import domain_modules
+from vern.core.errors import (
     FieldError,
     InvalidInput,
     NotFound,
@@ -67,10 +67,10 @@ from vern.errors import (
     Unavailable,
     VernError,
 )
-from vern.i18n import N_
-from vern.inputs import InputBounds, length_over
+from vern.core.i18n import N_
+from vern.core.inputs import InputBounds, length_over
 
-log = logging.getLogger("vern.web")
+log = logging.getLogger("vern.app.web")
 PACKAGE = Path(vern.__file__).resolve().parent
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -88,7 +88,7 @@ CSP = (
 
 
 def _client_ip_resolver(settings: Settings) -> Callable[[str, dict[str, str]], str]:
-    from vern.audit.clientip import client_ip
+    from vern.core.clientip import client_ip
 
     networks = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
     return lambda peer, headers: client_ip(peer, headers, networks)
@@ -168,7 +168,7 @@ class VernMiddleware:
                 await _problem_asgi(PayloadTooLarge(), path, send_wrapper)
                 return
             receive = within
-            # The API rate limit is applied once the caller is known (vern.ratelimit).
+            # The API rate limit is applied once the caller is known (vern.core.ratelimit).
             await self.app(scope, _limited_receive(receive, limit), send_wrapper)
         finally:
             reset_request(token)
@@ -341,7 +341,7 @@ def _console_redirect(exc: VernError, request: Request) -> str | None:
 
 
 async def _answer_refused(scope: Scope, receive: Receive, send: Send, exc: VernError) -> None:
-    """An input refused by ``vern.inputs.InputBounds``, answered like an error in a route."""
+    """An input refused by ``vern.core.inputs.InputBounds``, answered like an error in a route."""
     await _handle_vern_error(Request(scope, receive), exc)(scope, receive, send)
 
 
@@ -412,7 +412,7 @@ class Metrics:
             registry=self.registry,
         )
         self._fast_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-        from vern.quarantine import WriterCollector
+        from vern.core.quarantine import WriterCollector
 
         self.registry.register(WriterCollector())  # the background writers' drops
 
@@ -442,7 +442,7 @@ def _health_router(metrics: Metrics) -> APIRouter:
 
     @router.get("/readyz", dependencies=[Depends(public)])
     def readyz(db: DatabaseDep) -> dict[str, str]:
-        """Readiness: the database answers and takes writes (``vern.db.write_probe``)."""
+        """Readiness: the database answers and takes writes (``vern.core.db.write_probe``)."""
         try:
             with db.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
@@ -496,7 +496,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.settings = settings
     app.state.db = database
-    from vern.ratelimit import Limiter
+    from vern.core.ratelimit import Limiter
 
     app.state.limiter = Limiter(settings.rate_limit_storage_url, registry=metrics.registry)
     app.add_exception_handler(VernError, _handle_vern_error)

@@ -26,7 +26,7 @@ def upgrade(url: str, revision: str = "head") -> None:
 def current_heads(url: str) -> set[str]:
     from alembic.runtime.migration import MigrationContext
 
-    from vern.db import make_engine
+    from vern.core.db import make_engine
 
     engine = make_engine(url)
     try:

@@ -12,14 +12,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vern.config import ROOT, ConfigError, Settings, get_settings
-from vern.discover import domain_modules
+from vern.core.config import ROOT, ConfigError, Settings, get_settings
+from vern.core.discover import domain_modules
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from vern.accounts.models import Organisation
-    from vern.db import Database
+    from vern.core.db import Database
 
 app = typer.Typer(help="Vern: privacy and security backbone for SaaS vendors.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -44,8 +44,8 @@ def settings_or_exit() -> Settings:
 
 
 def open_database(settings: Settings) -> Database:
-    from vern.crypto import KeyRing, install_keyring
-    from vern.db import Database
+    from vern.core.crypto import KeyRing, install_keyring
+    from vern.core.db import Database
     from vern.notify.service import configure
 
     try:
@@ -60,7 +60,7 @@ def open_database(settings: Settings) -> Database:
 @app.command()
 def init() -> None:
     """Create or upgrade the database to the newest schema."""
-    from vern.migrate import upgrade
+    from vern.app.migrate import upgrade
 
     settings = settings_or_exit()
     try:
@@ -82,7 +82,7 @@ def serve(
     settings = settings_or_exit()
     host = host or settings.host
     port = port or settings.port
-    uvicorn.run("vern.web:create_app", factory=True, host=host, port=port, workers=workers,
+    uvicorn.run("vern.app.web:create_app", factory=True, host=host, port=port, workers=workers,
                 proxy_headers=False, server_header=False, access_log=False)
 
 
@@ -91,8 +91,8 @@ def check() -> None:
     """Validate configuration, database, migrations and Vern's own data map."""
     from sqlalchemy import text
 
+    from vern.app.migrate import current_heads, expected_heads
     from vern.datamap.own import problems, schema_tables
-    from vern.migrate import current_heads, expected_heads
 
     settings = settings_or_exit()
     database = open_database(settings)
@@ -142,8 +142,8 @@ def user_create(
 ) -> None:
     """Create a user with a role in one organisation (asks for the password)."""
     from vern.accounts import service
-    from vern.db import Scope
-    from vern.errors import VernError
+    from vern.core.db import Scope
+    from vern.core.errors import VernError
 
     settings = settings_or_exit()
     password = (sys.stdin.readline().rstrip("\n") if password_stdin
@@ -170,8 +170,8 @@ def user_invite(
 ) -> None:
     """Create a user without a password and mail them a single-use link to choose one."""
     from vern.accounts import flows
-    from vern.db import Scope
-    from vern.errors import VernError
+    from vern.core.db import Scope
+    from vern.core.errors import VernError
     from vern.notify import service as notify
 
     settings = settings_or_exit()
@@ -194,7 +194,7 @@ def user_invite(
 def user_list(org: Annotated[str, typer.Option(help="Organisation slug.")]) -> None:
     """List the users of one organisation."""
     from vern.accounts import service
-    from vern.db import Scope
+    from vern.core.db import Scope
 
     settings = settings_or_exit()
     database = open_database(settings)
@@ -216,8 +216,8 @@ def user_disable(
 ) -> None:
     """Disable a user: every session ends and sign-in is refused."""
     from vern.accounts import service
-    from vern.db import Scope
-    from vern.errors import VernError
+    from vern.core.db import Scope
+    from vern.core.errors import VernError
 
     settings = settings_or_exit()
     database = open_database(settings)
@@ -245,8 +245,8 @@ def tenant_create(
     """Create a customer organisation (tenant)."""
     from vern.accounts import service
     from vern.accounts.roles import OrgKind
-    from vern.db import Scope
-    from vern.errors import VernError
+    from vern.core.db import Scope
+    from vern.core.errors import VernError
 
     settings = settings_or_exit()
     database = open_database(settings)
@@ -264,7 +264,7 @@ def tenant_create(
 def tenant_list() -> None:
     """List customer organisations."""
     from vern.accounts import service
-    from vern.db import Scope
+    from vern.core.db import Scope
 
     settings = settings_or_exit()
     database = open_database(settings)
@@ -285,8 +285,8 @@ def demo(
 
     Writes the demo's settings to <VERN_DATA_DIR>/demo.env, which every later `vern` command
     reads when VERN_ENV is not set; serving also starts the demo's mail server on loopback."""
-    from vern import demo as demo_data
-    from vern.migrate import upgrade
+    from vern.app import demo as demo_data
+    from vern.app.migrate import upgrade
     from vern.notify import sink as mail_sink
 
     os.environ.setdefault("VERN_ENV", "demo")
@@ -329,7 +329,7 @@ def worker(
     tick: Annotated[float, typer.Option(help="Seconds between rounds.")] = 5.0,
 ) -> None:
     """Run scheduled work (deadlines, retention, roll-ups, mail) until stopped."""
-    from vern.worker import discover_jobs, run_due, run_forever
+    from vern.core.worker import discover_jobs, run_due, run_forever
 
     settings = settings_or_exit()
     database = open_database(settings)
@@ -343,7 +343,7 @@ def worker(
 @app.command("demo-code")
 def demo_code(email: Annotated[str, typer.Argument(help="E-mail of a demo user.")]) -> None:
     """Print the current MFA code of a demo user (demo mode only)."""
-    from vern import demo as demo_data
+    from vern.app import demo as demo_data
 
     settings = settings_or_exit()
     if settings.is_production:

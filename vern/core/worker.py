@@ -17,12 +17,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import Integer, String, Text, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-from vern.config import Settings
-from vern.db import Base, Database, Scope, UTCDateTime, utcnow
-from vern.discover import domain_modules
-from vern.quarantine import storable
+from vern.core.config import Settings
+from vern.core.db import Base, Database, Scope, UTCDateTime, utcnow
+from vern.core.discover import domain_modules
+from vern.core.quarantine import storable
 
-log = logging.getLogger("vern.worker")
+log = logging.getLogger("vern.core.worker")
 
 
 class WorkerJob(Base):
@@ -80,7 +80,7 @@ def _finish(database: Database, job: Job, error: str | None) -> None:
 def run_due(database: Database, settings: Settings, jobs: list[Job] | None = None) -> list[str]:
     """Run every job that is due once; returns the names that ran. One job's failure - its own,
     or the database's while claiming or finishing it - never stops the others; the error is
-    kept on the job's row as storable text (``vern.quarantine.storable``)."""
+    kept on the job's row as storable text (``vern.core.quarantine.storable``)."""
     ran: list[str] = []
     for job in jobs if jobs is not None else discover_jobs():
         try:

@@ -27,7 +27,7 @@ import vern
 
 Environment = Literal["production", "dev", "demo", "test"]
 
-log = logging.getLogger("vern.config")
+log = logging.getLogger("vern.core.config")
 
 # Used only by the test environment (dev and demo generate keys of their own). Never accepted
 # in production.

@@ -25,10 +25,10 @@ from sqlalchemy import select
 from vern.accounts import security, service
 from vern.accounts.models import Organisation, User
 from vern.accounts.roles import OrgKind
-from vern.config import Settings, demo_sink_port
-from vern.crypto import PII
-from vern.db import Database, Scope, utcnow
-from vern.discover import domain_modules
+from vern.core.config import Settings, demo_sink_port
+from vern.core.crypto import PII
+from vern.core.db import Database, Scope, utcnow
+from vern.core.discover import domain_modules
 
 DEMO_PASSWORD = "Nordlys over Lofoten 2026"  # noqa: S105 - demo only, printed for the user
 
@@ -87,7 +87,7 @@ def made_with_earlier_keys(settings: Settings) -> Path | None:
     yet (and none are given): its data is sealed under keys Vern no longer has."""
     from sqlalchemy.engine import make_url
 
-    from vern.config import DEV_KEYS_FILE
+    from vern.core.config import DEV_KEYS_FILE
 
     if settings.master_key or settings.master_key_file or not settings.is_sqlite:
         return None
