@@ -23,6 +23,7 @@ from vern.accounts.models import AccountToken, AuthThrottle, Membership, Organis
 from vern.accounts.roles import MFA_REQUIRED, OrgKind, Perm, Role
 from vern.accounts.service import Actor, SignIn
 from vern.audit.service import record
+from vern.core import i18n
 from vern.core.config import Settings
 from vern.core.db import utcnow
 from vern.core.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -61,9 +62,7 @@ def token_hash(settings: Settings, token: str) -> str:
 
 
 def _text(locale: str, message: str, **params: object) -> str:
-    from vern.console.templating import gettext
-
-    return gettext(locale if locale in LOCALES else "nb", message, **params)
+    return i18n.gettext(locale if locale in LOCALES else "nb", message, **params)
 
 
 def _locale(user: User, asked: str | None, settings: Settings) -> str:

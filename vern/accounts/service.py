@@ -30,6 +30,7 @@ from vern.accounts.models import (
 )
 from vern.accounts.roles import (
     MFA_REQUIRED,
+    ROLE_LABELS,
     ROLES_FOR_KIND,
     VENDOR_ROLES,
     OrgKind,
@@ -277,8 +278,6 @@ def _tell_added(session: Session, user: User, org: Organisation, role: Role) -> 
     address = user.email.value if user.email is not None else None
     if address is None:
         return  # the address was erased: nobody to tell
-    from vern.console.routes import ROLE_LABELS
-
     locale = user.locale
     subject, body = MEMBERSHIP_MAIL
     role_name = gettext(locale, ROLE_LABELS.get(role, role.value))

@@ -51,6 +51,7 @@ from vern.accounts.deps import (
     public,
     require,
 )
+from vern.accounts.pages import signed_in_layout
 from vern.accounts.roles import Perm
 from vern.app import openapi
 from vern.core.config import Settings, get_settings
@@ -496,6 +497,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.settings = settings
     app.state.db = database
+    app.state.signed_in_layout = signed_in_layout  # the console layout's accounts part
     from vern.core.ratelimit import Limiter
 
     app.state.limiter = Limiter(settings.rate_limit_storage_url, registry=metrics.registry)

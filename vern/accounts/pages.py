@@ -1,6 +1,6 @@
-"""Console pages: sign-in (password, then the second step), the account, users and roles, customer
-organisations, API tokens, the organisation switcher. (The language switcher is a GET form on
-every page, handled by ``vern.console.templating``.)
+"""The accounts domain's console pages: sign-in (password, then the second step), the account,
+users and roles, customer organisations, API tokens, the organisation switcher. (The language
+switcher is a GET form on every page, handled by ``vern.console.templating``.)
 
 Every page works as a plain HTML form; htmx (vendored) only boosts links and forms. Writes go
 through ``vern.accounts.service`` in one transaction per request, so a refused form leaves nothing
@@ -34,8 +34,9 @@ from vern.accounts.deps import (
     require_session,
 )
 from vern.accounts.models import ApiToken, RecoveryCode, User
-from vern.accounts.roles import ROLES_FOR_KIND, OrgKind, Perm, Role
-from vern.accounts.routes import (
+from vern.accounts.roles import ROLE_LABELS, ROLE_ORDER, ROLES_FOR_KIND, OrgKind, Perm, Role
+from vern.accounts.service import Actor
+from vern.accounts.signin import (
     check_reset_email,
     clear_session_cookie,
     reset_rate_limit,
@@ -45,7 +46,6 @@ from vern.accounts.routes import (
     signin,
     signin_rate_limit,
 )
-from vern.accounts.service import Actor
 from vern.console.templating import gettext, pick_locale, render
 from vern.core.db import Scope
 from vern.core.errors import (
@@ -60,7 +60,7 @@ from vern.core.errors import (
 )
 from vern.core.i18n import N_
 
-pages = APIRouter(tags=["console"], include_in_schema=False)
+pages = APIRouter(tags=["accounts"], include_in_schema=False)
 
 NAV = [
     ("/console", "Overview", Perm.ORG_READ),
@@ -79,16 +79,6 @@ TenantsReader = Annotated[Actor, Depends(require(Perm.TENANTS_READ))]
 TenantsManager = Annotated[Actor, Depends(require(Perm.TENANTS_MANAGE))]
 TokensManager = Annotated[Actor, Depends(require(Perm.TOKENS_MANAGE))]
 
-ROLE_LABELS = {
-    Role.OWNER: N_("Owner"),
-    Role.SECURITY_OFFICER: N_("Security officer"),
-    Role.PRIVACY_OFFICER: N_("Privacy officer"),
-    Role.SUPPORT: N_("Support"),
-    Role.AUDITOR: N_("Auditor"),
-    Role.TENANT_ADMIN: N_("Administrator"),
-    Role.MEMBER: N_("Member"),
-}
-ROLE_ORDER = list(ROLE_LABELS)
 DEFAULT_NEXT = "/console"
 
 
@@ -128,6 +118,20 @@ def _signed_in_actor(caller: Caller) -> Actor:
     return caller.actor
 
 
+def signed_in_layout(request: Request, caller: Caller, actor: Actor) -> dict[str, Any]:
+    """What the console layout shows of the signed-in person (``vern.console.templating``, handed
+    over by ``vern.app.web``): the organisations to switch to, the current one, the name."""
+    user = caller.user
+    if user is None:
+        return {}
+    database = request.app.state.db
+    with database.transaction(Scope.system("console layout")) as session:
+        orgs = [{"id": o.id, "name": o.name, "kind": o.kind}
+                for o in service.switchable_orgs(session, user.id)]
+        return {"orgs": orgs, "current_org": next((o for o in orgs if o["id"] == actor.org_id), None),
+                "user_name": str(user.name)}
+
+
 # -- sign-in -------------------------------------------------------------------------------------
 
 
@@ -137,7 +141,7 @@ def _login_page(request: Request, *, email: str = "", next_url: str = DEFAULT_NE
     from vern.accounts.deps import anon_csrf_token
 
     anon_csrf_token(request)  # sets request.state.set_anon_csrf when a new token is needed
-    return render(request, "console/login.html", {
+    return render(request, "accounts/login.html", {
         "email": email, "next": next_url, "error": error, "errors": errors or {},
         "notice": notice,
     }, status=status)
@@ -207,7 +211,7 @@ def mfa_form(request: Request, caller: Session_, next: str | None = None) -> Res
     """The second step: a code from the authenticator app or a recovery code."""
     if not caller.mfa_pending:
         return redirect(safe_next(next))
-    return render(request, "console/login_mfa.html", {"next": safe_next(next)})
+    return render(request, "accounts/login_mfa.html", {"next": safe_next(next)})
 
 
 @pages.post("/login/mfa")
@@ -229,13 +233,13 @@ async def mfa_submit(
             service.verify_mfa(session, settings, auth_session=session.merge(caller.auth_session),
                                code=code)
     except (Locked, RateLimited) as exc:
-        response = render(request, "console/login_mfa.html", {**ctx, "error": exc}, status=429)
+        response = render(request, "accounts/login_mfa.html", {**ctx, "error": exc}, status=429)
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
     except Conflict:
         return redirect("/console/account/mfa")
     except InvalidInput as exc:
-        return render(request, "console/login_mfa.html", {**ctx, "error": exc}, status=422)
+        return render(request, "accounts/login_mfa.html", {**ctx, "error": exc}, status=422)
     if caller.must_enrol_mfa:
         done = redirect("/console/account/mfa")
     elif caller.password_expired:
@@ -249,7 +253,7 @@ async def mfa_submit(
 @pages.get("/logout")
 def logout_form(request: Request, caller: Session_) -> Response:
     """Sign out: a button, so that a link elsewhere cannot sign anyone out."""
-    return render(request, "console/logout.html", {})
+    return render(request, "accounts/logout.html", {})
 
 
 @pages.post("/logout")
@@ -295,7 +299,7 @@ def overview(request: Request, actor: OrgReader, db: TenantDB) -> Response:
     }
     tokens = len([t for t in service.list_tokens(db) if t.revoked_at is None]) \
         if actor.can(Perm.TOKENS_MANAGE) else None
-    return render(request, "console/overview.html", {
+    return render(request, "accounts/overview.html", {
         "org": org, "role_label": ROLE_LABELS[actor.role], "counts": counts, "tokens": tokens,
         "can_users": actor.can(Perm.USERS_READ),
     })
@@ -318,7 +322,7 @@ def account(request: Request, actor: SelfActor, database: DatabaseDep,
     with database.transaction(Scope.system("own account")) as session:
         user = _own_user(session, actor)
         view = service.user_view(user)
-    return render(request, "console/account.html", {
+    return render(request, "accounts/account.html", {
         "user": view, "role_label": ROLE_LABELS[actor.role], "done": done,
     })
 
@@ -328,7 +332,7 @@ def _password_page(request: Request, caller: Caller, *, error: VernError | None 
     ctx: dict[str, Any] = {"expired": caller.password_expired, "error": error}
     if errors is not None:
         ctx["errors"] = errors
-    return render(request, "console/password.html", ctx, status=status)
+    return render(request, "accounts/password.html", ctx, status=status)
 
 
 @pages.get("/console/account/password")
@@ -414,7 +418,7 @@ def _mfa_page(request: Request, caller: Caller, database: Any, *, error: VernErr
             ctx["codes_left"] = session.scalar(
                 select(func.count()).select_from(RecoveryCode)
                 .where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None)))
-    return render(request, "console/mfa.html", ctx, status=status)
+    return render(request, "accounts/mfa.html", ctx, status=status)
 
 
 @pages.get("/console/account/mfa")
@@ -446,7 +450,7 @@ async def mfa_confirm(request: Request, caller: Session_, database: DatabaseDep,
         return _mfa_page(request, caller, database, error=exc, status=422)
     except Conflict:
         return redirect("/console/account/mfa")
-    return render(request, "console/recovery_codes.html", {"codes": codes, "first": True})
+    return render(request, "accounts/recovery_codes.html", {"codes": codes, "first": True})
 
 
 @pages.post("/console/account/mfa/recovery-codes")
@@ -455,7 +459,7 @@ def mfa_new_codes(request: Request, actor: SelfActor, db: DatabaseDep,
     """Replace the recovery codes; the old ones stop working. Shown once."""
     with db.transaction(Scope.system("recovery codes")) as session:
         codes = service.regenerate_recovery_codes(session, settings, actor=actor)
-    return render(request, "console/recovery_codes.html", {"codes": codes, "first": False})
+    return render(request, "accounts/recovery_codes.html", {"codes": codes, "first": False})
 
 
 # -- users ---------------------------------------------------------------------------------------
@@ -479,7 +483,7 @@ def users(request: Request, actor: UsersReader, db: TenantDB, done: str | None =
     # invited from the vendor's organisation (``flows.create_first_admin``).
     hint = (not actor.home and actor.org_kind is OrgKind.TENANT and not any(
         u["role"] == Role.TENANT_ADMIN.value and not u["disabled"] for u in rows))
-    return render(request, "console/users.html", {
+    return render(request, "accounts/users.html", {
         "users": rows, "org": org, "can_manage": actor.can(Perm.USERS_MANAGE),
         "done": done, "first_admin_hint": hint,
     })
@@ -493,7 +497,7 @@ def _new_user_page(request: Request, db: Session, actor: Actor, *, values: dict[
                            "error": error}
     if errors is not None:
         ctx["errors"] = errors
-    return render(request, "console/user_new.html", ctx, status=status)
+    return render(request, "accounts/user_new.html", ctx, status=status)
 
 
 @pages.get("/console/users/new")
@@ -534,7 +538,7 @@ def _user_page(request: Request, db: Session, actor: Actor, user_id: str, *,
     org = service.get_organisation(db, actor.org_id)
     view = service.user_view(user, membership)
     view["role_label"] = ROLE_LABELS.get(Role(membership.role), membership.role)
-    return render(request, "console/user.html", {
+    return render(request, "accounts/user.html", {
         "user": view, "roles": roles_for(org.kind), "can_manage": actor.can(Perm.USERS_MANAGE),
         "is_self": user.id == actor.user_id, "error": error, "done": done,
     }, status=status)
@@ -602,7 +606,7 @@ def _register_user_action(action: str) -> None:
     @pages.get(f"/console/users/{{user_id}}/{action}", name=f"user_{action}_confirm")
     def confirm(request: Request, user_id: str, actor: UsersManager, db: TenantDB) -> Response:
         user, membership = service.get_member(db, user_id)
-        return render(request, "console/confirm.html", {
+        return render(request, "accounts/confirm.html", {
             "texts": texts, "action": f"/console/users/{user_id}/{action}",
             "cancel": f"/console/users/{user_id}", "subject": service.user_view(user, membership),
         })
@@ -636,7 +640,7 @@ def _tenants_page(request: Request, database: Any, actor: Actor, *, values: dict
         tenants = [{"id": o.id, "name": o.name, "slug": o.slug, "org_number": o.org_number,
                     "created_at": o.created_at, "disabled": o.disabled_at is not None}
                    for o in service.list_tenants(session)]
-    return render(request, "console/tenants.html", {
+    return render(request, "accounts/tenants.html", {
         "tenants": tenants, "values": values, "error": error, "done": done,
         "can_manage": actor.can(Perm.TENANTS_MANAGE),
     }, status=status)
@@ -678,7 +682,7 @@ def _tokens_page(request: Request, db: Session, actor: Actor, *, values: dict[st
                  done: str | None = None, status: int = 200) -> Response:
     org = service.get_organisation(db, actor.org_id)
     settings = request.app.state.settings
-    return render(request, "console/tokens.html", {
+    return render(request, "accounts/tokens.html", {
         "tokens": _token_rows(db), "roles": roles_for(org.kind), "values": values,
         "error": error, "new_token": new_token, "done": done,
         "max_days": settings.api_token_max_days,
@@ -725,7 +729,7 @@ def token_revoke_confirm(request: Request, token_id: str, actor: TokensManager,
     row = _token(db, token_id)
     texts = {"title": N_("Revoke this token?"), "button": N_("Revoke"),
              "explain": N_("Programs using it are refused from now on. This cannot be undone.")}
-    return render(request, "console/confirm.html", {
+    return render(request, "accounts/confirm.html", {
         "texts": texts, "action": f"/console/tokens/{token_id}/revoke", "cancel": "/console/tokens",
         "subject": {"name": row.name, "email": row.prefix + "…"},
     })
@@ -763,7 +767,7 @@ def _anon_page(request: Request, template: str, ctx: dict[str, Any], status: int
 @pages.get("/password/forgot", dependencies=[Depends(public)])
 def forgot_form(request: Request) -> Response:
     """Ask for a link to choose a new password."""
-    return _anon_page(request, "console/password_forgot.html", {"email": "", "sent": False})
+    return _anon_page(request, "accounts/password_forgot.html", {"email": "", "sent": False})
 
 
 @pages.post("/password/forgot", dependencies=[Depends(public)])
@@ -774,7 +778,7 @@ async def forgot_submit(request: Request, background: BackgroundTasks, db: Datab
     try:
         form = await _anon_form(request)
     except VernError as exc:
-        return _anon_page(request, "console/password_forgot.html",
+        return _anon_page(request, "accounts/password_forgot.html",
                           {"email": "", "sent": False, "error": exc}, status=403)
     email = form.get("email", "").strip()[:254]
     ctx: dict[str, Any] = {"email": email, "sent": False}
@@ -782,16 +786,16 @@ async def forgot_submit(request: Request, background: BackgroundTasks, db: Datab
         email = check_reset_email(email)
         await reset_rate_limit(request, settings, email)
     except InvalidInput as exc:
-        return _anon_page(request, "console/password_forgot.html", {**ctx, "error": exc}, 422)
+        return _anon_page(request, "accounts/password_forgot.html", {**ctx, "error": exc}, 422)
     except RateLimited as exc:
-        return _anon_page(request, "console/password_forgot.html", {**ctx, "error": exc}, 429)
+        return _anon_page(request, "accounts/password_forgot.html", {**ctx, "error": exc}, 429)
     background.add_task(send_reset_later, db, settings, email, pick_locale(request))
-    return _anon_page(request, "console/password_forgot.html", {"email": "", "sent": True})
+    return _anon_page(request, "accounts/password_forgot.html", {"email": "", "sent": True})
 
 
 LINK_PAGES = {
-    "reset": {"template": "console/password_reset.html", "action": "/password/reset"},
-    "invite": {"template": "console/invitation.html", "action": "/invitation"},
+    "reset": {"template": "accounts/password_reset.html", "action": "/password/reset"},
+    "invite": {"template": "accounts/invitation.html", "action": "/invitation"},
 }
 
 
@@ -938,7 +942,7 @@ def _first_admin_page(request: Request, database: Any, tenant_id: str, *,
             raise NotFound()
         has_admin = flows.tenant_admins(session, org.id) > 0
         tenant = {"id": org.id, "name": org.name}
-    return render(request, "console/tenant_admin.html", {
+    return render(request, "accounts/tenant_admin.html", {
         "tenant": tenant, "has_admin": has_admin, "values": values, "error": error,
     }, status=status)
 
