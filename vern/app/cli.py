@@ -6,20 +6,21 @@ import getpass
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from vern.core.config import ROOT, ConfigError, Settings, get_settings
+from vern.core.cliutil import err, fail, open_database, settings_or_exit, when_database_opens
+from vern.core.config import ROOT, Settings, get_settings
 from vern.core.discover import domain_modules
+from vern.notify import service as notify_service
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from vern.accounts.models import Organisation
-    from vern.core.db import Database
 
 app = typer.Typer(help="Vern: privacy and security backbone for SaaS vendors.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -28,33 +29,11 @@ tenant_app = typer.Typer(help="Manage customer organisations (tenants).", no_arg
 app.add_typer(user_app, name="user")
 app.add_typer(tenant_app, name="tenant")
 console = Console()
-err = Console(stderr=True)
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code)
-
-
-def settings_or_exit() -> Settings:
-    try:
-        return get_settings()
-    except ConfigError as exc:
-        fail(str(exc), 2)
-
-
-def open_database(settings: Settings) -> Database:
-    from vern.core.crypto import KeyRing, install_keyring
-    from vern.core.db import Database
-    from vern.notify.service import configure
-
-    try:
-        database = Database(settings.database_url)
-        install_keyring(KeyRing(database.engine, settings.master_key_bytes))
-    except ConfigError as exc:
-        fail(str(exc), 2)
-    configure(settings)  # the same mail transport as `vern serve` and `vern worker`
-    return database
+# Opening the database for a command also installs the mail transport `vern serve` and
+# `vern worker` use.
+when_database_opens(notify_service.configure)
 
 
 @app.command()

@@ -70,6 +70,7 @@ from vern.core.errors import (
 )
 from vern.core.i18n import N_
 from vern.core.inputs import InputBounds, length_over
+from vern.core.responses import answers
 
 log = logging.getLogger("vern.app.web")
 PACKAGE = Path(vern.__file__).resolve().parent
@@ -456,7 +457,7 @@ def _health_router(metrics: Metrics) -> APIRouter:
         return {"status": "ready"}
 
     @router.get("/metrics", dependencies=[Depends(require(Perm.METRICS_READ))],
-                responses=openapi.answers("text/plain"))
+                responses=answers("text/plain"))
     def prometheus() -> Response:
         """Prometheus metrics of this process (requests, latencies, writers, rate limits); for the
         vendor's monitoring."""

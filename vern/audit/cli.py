@@ -23,7 +23,7 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def _open() -> tuple[Any, Any]:
-    from vern.app.cli import open_database, settings_or_exit
+    from vern.core.cliutil import open_database, settings_or_exit
 
     settings = settings_or_exit()
     return open_database(settings), settings

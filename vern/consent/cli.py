@@ -16,7 +16,7 @@ def _org_id(session: object, slug: str) -> str:
     from sqlalchemy.orm import Session
 
     from vern.accounts.models import Organisation
-    from vern.app.cli import fail
+    from vern.core.cliutil import fail
 
     assert isinstance(session, Session)
     found = session.scalar(select(Organisation.id).where(Organisation.slug == slug))
@@ -31,8 +31,8 @@ def check_command(
     subject: Annotated[str, typer.Argument(help="Subject id")],
 ) -> None:
     """Print, per purpose, whether the product may use it for the subject."""
-    from vern.app.cli import fail, open_database, settings_or_exit
     from vern.consent import service
+    from vern.core.cliutil import fail, open_database, settings_or_exit
     from vern.core.db import Scope
     from vern.core.errors import InvalidInput
 

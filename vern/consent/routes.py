@@ -35,13 +35,13 @@ from vern.accounts.deps import (
 from vern.accounts.models import Organisation
 from vern.accounts.roles import Perm
 from vern.accounts.service import Actor
-from vern.app import openapi
 from vern.consent import newsletter, service
 from vern.consent.models import KINDS, LEGAL_BASES, Purpose
 from vern.consent.service import Choice, PurposeInput
 from vern.consent.texts import banner_texts, bases
 from vern.console.templating import LOCALES, environment, pick_locale, render
 from vern.core import inputs
+from vern.core import responses as openapi
 from vern.core.db import Database, Scope
 from vern.core.errors import Conflict, InvalidInput, NotFound, VernError
 from vern.core.inputs import AwareMoment, Int32, Key, Value

@@ -9,7 +9,7 @@ from vern.core.db import Database
 
 @lru_cache(maxsize=1)
 def vern_database() -> Database:
-    from vern.app.cli import open_database, settings_or_exit
+    from vern.core.cliutil import open_database, settings_or_exit
 
     return open_database(settings_or_exit())
 

@@ -15,7 +15,7 @@ out = Console()
 @app.command("purge")
 def purge_command() -> None:
     """Delete raw events and visits older than VERN_STATS_RAW_DAYS and salts older than 48 h."""
-    from vern.app.cli import open_database, settings_or_exit
+    from vern.core.cliutil import open_database, settings_or_exit
     from vern.stats.ingest import ingestor_for, purge
     from vern.stats.settings import stats_settings
 
@@ -32,7 +32,7 @@ def report_command(
     csv: Annotated[bool, typer.Option("--csv", help="Print CSV")] = False,
 ) -> None:
     """Print a site's report from the roll-ups."""
-    from vern.app.cli import fail, open_database, settings_or_exit
+    from vern.core.cliutil import fail, open_database, settings_or_exit
     from vern.core.db import Scope, utcnow
     from vern.stats import report
     from vern.stats.models import StatsSite

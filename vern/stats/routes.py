@@ -23,8 +23,8 @@ from sqlalchemy import select
 from vern.accounts.deps import TenantDB, require
 from vern.accounts.roles import Perm
 from vern.accounts.service import Actor
-from vern.app import openapi
 from vern.console.templating import gettext, pick_locale, render
+from vern.core import responses as openapi
 from vern.core.db import Scope, utcnow
 from vern.core.errors import InvalidInput
 from vern.core.inputs import Day, length_over
