@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from vern.core.cliutil import open_database, settings_or_exit
 from vern.datamap.check import check_map
 from vern.datamap.connect import NoConnection, engine_for
 from vern.datamap.loader import MapError, load_map_file
@@ -60,9 +61,8 @@ def _load(path: Path | None) -> DataMap:
         return load_map_file(path)
     from vern.core.db import Scope
     from vern.datamap.service import current_map
-    from vern.rights.runtime import vern_database
 
-    with vern_database().transaction(Scope.system("read product map")) as session:
+    with open_database(settings_or_exit()).transaction(Scope.system("read product map")) as session:
         found = current_map(session)
     if found is None:
         console.print("[red]FILE: no map given and none published (vern datamap publish FILE)[/red]")
@@ -98,11 +98,10 @@ def publish_command(path: Annotated[Path, typer.Argument(help="Map file to put i
     """Validate a map and store it as the version in use for data subject requests."""
     from vern.core.db import Scope
     from vern.datamap.service import publish_map
-    from vern.rights.runtime import vern_database
 
     try:
         text = path.read_text(encoding="utf-8")
-        with vern_database().transaction(Scope.system("publish product map")) as session:
+        with open_database(settings_or_exit()).transaction(Scope.system("publish product map")) as session:
             row = publish_map(session, text, source=str(path))
             version = row.version
     except OSError as exc:
