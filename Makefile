@@ -44,9 +44,11 @@ serve: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## ruff, mypy and the package layers (import-linter contracts in pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff check vern tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 ## Texts: extract them from the Python code and the templates (babel.cfg), add new ones to both
 ## catalogs (vern/locale/{nb,en}/LC_MESSAGES/messages.po: translate them there) and compile the .mo files.

@@ -168,6 +168,11 @@ def get_organisation(session: Session, org_id: str) -> Organisation:
     return org
 
 
+def org_id_by_slug(session: Session, slug: str) -> str | None:
+    """The id of the organisation with this slug (for commands that name it), or None."""
+    return session.scalar(select(Organisation.id).where(Organisation.slug == slug))
+
+
 def list_tenants(session: Session) -> list[Organisation]:
     return list(
         session.scalars(

@@ -7,19 +7,19 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from vern.accounts import service as accounts
+
 app = typer.Typer(help="Consent records: decisions and history.", no_args_is_help=True)
 out = Console()
 
 
 def _org_id(session: object, slug: str) -> str:
-    from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from vern.accounts.models import Organisation
     from vern.core.cliutil import fail
 
     assert isinstance(session, Session)
-    found = session.scalar(select(Organisation.id).where(Organisation.slug == slug))
+    found = accounts.org_id_by_slug(session, slug)
     if found is None:
         fail("org: no organisation with that slug")
     return found

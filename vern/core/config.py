@@ -188,7 +188,7 @@ class Settings(BaseSettings):
         if self.mail_from is not None and "@" not in parseaddr(self.mail_from)[1]:
             raise ValueError(f"VERN_MAIL_FROM: {self.mail_from!r} is not an e-mail address")
         if self.smtp_url:
-            from vern.notify.transport import SmtpTarget
+            from vern.core.smtp import SmtpTarget
 
             SmtpTarget.parse(self.smtp_url, password_file=self.smtp_password_file)
 

@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from vern.accounts import service as accounts
+
 app = typer.Typer(
     help="Data subject requests: access, erasure, rectification and more.", no_args_is_help=True
 )
@@ -31,13 +33,11 @@ def _database() -> Any:
 
 
 def _org_id(slug: str) -> str:
-    from sqlalchemy import select
 
-    from vern.accounts.models import Organisation
     from vern.core.db import Scope
 
     with _database().transaction(Scope.system("cli rights org")) as session:
-        found = session.scalar(select(Organisation.id).where(Organisation.slug == slug))
+        found = accounts.org_id_by_slug(session, slug)
     if found is None:
         _fail(f"org: no organisation with slug {slug!r}")
     return str(found)

@@ -418,13 +418,11 @@ def fill(
 def load_demo(database: Any, orgs: dict[str, str], folder: Path | None = None) -> None:
     """Create the Lærbar product database with people in the demo customers, publish its map,
     and leave a finished access request and a finished erasure request to look at."""
-    from sqlalchemy import select
 
     from vern.core.config import get_settings
     from vern.core.db import Scope
     from vern.datamap.connect import engine_for
-    from vern.datamap.models import ProductMap
-    from vern.datamap.service import publish_map
+    from vern.datamap.service import publish_map, published_from
     from vern.rights import service
     from vern.rights.models import RightsRequest
 
@@ -436,7 +434,7 @@ def load_demo(database: Any, orgs: dict[str, str], folder: Path | None = None) -
     url_file.write_text(url + "\n", encoding="utf-8")
     tenants = [orgs[s] for s in ("fjellheim", "havbris") if s in orgs]
     with database.transaction(Scope.system("demo rights")) as session:
-        seeded = session.scalar(select(ProductMap.id).where(ProductMap.source == "demo:laerbar"))
+        seeded = published_from(session, "demo:laerbar")
     if seeded and product.exists():
         return
     if product.exists():
