@@ -19,7 +19,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from vern.accounts import security, service
+from vern.accounts import flows, security, service
 from vern.accounts.deps import (
     Caller,
     CallerDep,
@@ -28,6 +28,7 @@ from vern.accounts.deps import (
     MfaRequired,
     SettingsDep,
     TenantDB,
+    anon_csrf_token,
     check_anon_csrf,
     public,
     require,
@@ -138,7 +139,6 @@ def signed_in_layout(request: Request, caller: Caller, actor: Actor) -> dict[str
 def _login_page(request: Request, *, email: str = "", next_url: str = DEFAULT_NEXT,
                 error: VernError | None = None, errors: dict[str, str] | None = None,
                 status: int = 200, notice: str | None = None) -> Response:
-    from vern.accounts.deps import anon_csrf_token
 
     anon_csrf_token(request)  # sets request.state.set_anon_csrf when a new token is needed
     return render(request, "accounts/login.html", {
@@ -752,7 +752,6 @@ async def _anon_form(request: Request) -> dict[str, str]:
 
 def _anon_page(request: Request, template: str, ctx: dict[str, Any], status: int = 200
                ) -> Response:
-    from vern.accounts.deps import anon_csrf_token
 
     anon_csrf_token(request)
     response = render(request, template, ctx, status=status)
@@ -812,7 +811,6 @@ def _link_page(request: Request, purpose: str, token: str, *, user: User | None,
 
 
 def _link_user(db: Any, settings: Any, purpose: str, token: str) -> User | None:
-    from vern.accounts import flows
 
     try:
         with db.transaction(Scope.system("check link"), keep_on=(InvalidInput,)) as session:
@@ -873,7 +871,6 @@ def _link_refused(request: Request, purpose: str, exc: InvalidInput, db: Any, se
 @pages.post("/password/reset", dependencies=[Depends(public)])
 async def reset_submit(request: Request, db: DatabaseDep, settings: SettingsDep) -> Response:
     """Choose a new password from a reset link; every session of the account ends."""
-    from vern.accounts import flows
 
     got = await _link_password(request, "reset", db, settings)
     if isinstance(got, Response):
@@ -891,7 +888,6 @@ async def reset_submit(request: Request, db: DatabaseDep, settings: SettingsDep)
 async def invitation_submit(request: Request, db: DatabaseDep, settings: SettingsDep) -> Response:
     """Accept an invitation: choose a password, be signed in, set up two-step sign-in when the
     role requires it."""
-    from vern.accounts import flows
 
     got = await _link_password(request, "invite", db, settings)
     if isinstance(got, Response):
@@ -919,7 +915,6 @@ async def invitation_submit(request: Request, db: DatabaseDep, settings: Setting
 def user_invite(request: Request, user_id: str, actor: UsersManager, database: DatabaseDep,
                 settings: SettingsDep) -> Response:
     """Mail a new invitation link (the earlier one stops working)."""
-    from vern.accounts import flows
 
     try:
         with database.transaction(Scope.tenant(actor.org_id)) as session:
@@ -934,7 +929,6 @@ def user_invite(request: Request, user_id: str, actor: UsersManager, database: D
 def _first_admin_page(request: Request, database: Any, tenant_id: str, *,
                       values: dict[str, str], error: VernError | None = None,
                       status: int = 200) -> Response:
-    from vern.accounts import flows
 
     with database.transaction(Scope.system("first customer admin")) as session:
         org = service.get_organisation(session, tenant_id)
@@ -957,7 +951,6 @@ def tenant_admin_form(request: Request, tenant_id: str, actor: TenantsManager,
 @pages.post("/console/tenants/{tenant_id}/admin")
 async def tenant_admin_create(request: Request, tenant_id: str, actor: TenantsManager,
                               database: DatabaseDep, settings: SettingsDep) -> Response:
-    from vern.accounts import flows
 
     form = await form_data(request)
     values = {k: form.get(k, "").strip()[:254] for k in ("name", "email")}

@@ -9,11 +9,13 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from vern.accounts import service
+from vern.accounts import flows, service
 from vern.accounts.deps import Caller as CallerT
 from vern.accounts.deps import (
     CallerDep,
     DatabaseDep,
+    MfaEnrolmentRequired,
+    MfaRequired,
     SettingsDep,
     TenantDB,
     public,
@@ -23,6 +25,7 @@ from vern.accounts.deps import (
 from vern.accounts.models import User
 from vern.accounts.pages import NAV, pages
 from vern.accounts.roles import OrgKind, Perm
+from vern.accounts.security import totp_uri
 from vern.accounts.service import Actor
 from vern.accounts.signin import (
     RESET_ANSWER,
@@ -37,7 +40,7 @@ from vern.accounts.signin import (
     signin_rate_limit,
 )
 from vern.core.db import Scope
-from vern.core.errors import InvalidInput, NotFound, VernError
+from vern.core.errors import InvalidInput, NotFound, Unauthenticated, VernError
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 # The console pages (vern.accounts.pages) are discovered here with the API router.
@@ -221,7 +224,6 @@ def change_password(body: PasswordBody, request: Request, db: DatabaseDep, setti
 def begin_mfa(db: DatabaseDep, caller: Annotated[CallerT, Depends(require_session())]
               ) -> dict[str, str]:
     """Start TOTP enrolment: returns the secret and an otpauth URI for the authenticator."""
-    from vern.accounts.security import totp_uri
 
     _actor_of(caller, allow_enrolment=True)
     with db.transaction(Scope.system("mfa enrolment")) as session:
@@ -249,8 +251,6 @@ def confirm_mfa(body: CodeBody, db: DatabaseDep, settings: SettingsDep,
 
 
 def _actor_of(caller: CallerT, *, allow_enrolment: bool = False) -> Actor:
-    from vern.accounts.deps import MfaEnrolmentRequired, MfaRequired
-    from vern.core.errors import Unauthenticated
 
     if caller.mfa_pending:
         raise MfaRequired()
@@ -438,7 +438,6 @@ async def request_password_reset(body: EmailBody, request: Request, background: 
 def confirm_password_reset(body: LinkPasswordBody, db: DatabaseDep,
                            settings: SettingsDep) -> None:
     """Choose a new password with the link's token. Every session of the account ends."""
-    from vern.accounts import flows
 
     with db.transaction(Scope.system("password reset"), keep_on=(InvalidInput,)) as session:
         flows.reset_password(session, settings, token=body.token, password=body.password)
@@ -449,7 +448,6 @@ def accept_invitation(body: LinkPasswordBody, request: Request, response: Respon
                       db: DatabaseDep, settings: SettingsDep) -> dict[str, Any]:
     """Accept an invitation: choose a password and be signed in (the MFA enrolment step
     follows when the role requires it)."""
-    from vern.accounts import flows
 
     with db.transaction(Scope.system("accept invitation"), keep_on=(InvalidInput,)) as session:
         result = flows.accept_invitation(session, settings, token=body.token,
@@ -469,7 +467,6 @@ def accept_invitation(body: LinkPasswordBody, request: Request, response: Respon
 def invite_user(body: InviteBody, request: Request, db: TenantDB, settings: SettingsDep,
                 actor: Annotated[Actor, Depends(require(Perm.USERS_MANAGE))]) -> dict[str, Any]:
     """Add a person to the current organisation and mail them an invitation link."""
-    from vern.accounts import flows
 
     user = flows.invite_user(db, settings, email=body.email, name=body.name, role=body.role,
                              org_id=actor.org_id, actor=actor, locale=locale_of(request))
@@ -483,7 +480,6 @@ def resend_invitation(user_id: str, request: Request, db: TenantDB, settings: Se
                       ) -> dict[str, Any]:
     """Mail a new invitation link to a member who has no password yet (the old link stops
     working)."""
-    from vern.accounts import flows
 
     user = flows.resend_invitation(db, settings, user_id=user_id, actor=actor,
                                    locale=locale_of(request))
@@ -498,7 +494,6 @@ def create_first_admin(  # noqa: PLR0917 - FastAPI parameters
                        ) -> dict[str, Any]:
     """The first administrator of a customer organisation that has none, invited by e-mail
     (vendor staff who manage customers, in the vendor's organisation)."""
-    from vern.accounts import flows
 
     with db.transaction(Scope.system("first customer admin")) as session:
         user = flows.create_first_admin(session, settings, tenant_id=tenant_id, email=body.email,

@@ -45,6 +45,7 @@ from vern.core.db import utcnow
 from vern.core.errors import Conflict, Forbidden, InvalidInput, Locked, NotFound, Unauthenticated
 from vern.core.i18n import N_, gettext
 from vern.core.ratelimit import network_of
+from vern.notify import service as notify
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -278,7 +279,6 @@ def create_user(
 
 
 def _tell_added(session: Session, user: User, org: Organisation, role: Role) -> None:
-    from vern.notify import service as notify
 
     address = user.email.value if user.email is not None else None
     if address is None:

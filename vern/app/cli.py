@@ -12,10 +12,23 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from vern.accounts import flows, service
+from vern.accounts.models import Organisation as Org
+from vern.accounts.roles import OrgKind
+from vern.app import demo as demo_data
+from vern.app.migrate import current_heads, expected_heads, upgrade
 from vern.core.cliutil import err, fail, open_database, settings_or_exit, when_database_opens
 from vern.core.config import ROOT, Settings, get_settings
+from vern.core.db import Scope
 from vern.core.discover import domain_modules
+from vern.core.errors import VernError
+from vern.core.worker import discover_jobs, run_due, run_forever
+from vern.datamap.own import problems, schema_tables
+from vern.notify import service as notify
 from vern.notify import service as notify_service
+from vern.notify import sink as mail_sink
+from vern.notify.service import mailer_for
+from vern.notify.transport import SmtpMailer
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -39,7 +52,6 @@ when_database_opens(notify_service.configure)
 @app.command()
 def init() -> None:
     """Create or upgrade the database to the newest schema."""
-    from vern.app.migrate import upgrade
 
     settings = settings_or_exit()
     try:
@@ -70,8 +82,6 @@ def check() -> None:
     """Validate configuration, database, migrations and Vern's own data map."""
     from sqlalchemy import text
 
-    from vern.app.migrate import current_heads, expected_heads
-    from vern.datamap.own import problems, schema_tables
 
     settings = settings_or_exit()
     database = open_database(settings)
@@ -94,8 +104,6 @@ def _check_mail(settings: Settings) -> str:
     """Connect to the mail server (and sign in) as delivery would; say what mail does."""
     import smtplib
 
-    from vern.notify.service import mailer_for
-    from vern.notify.transport import SmtpMailer
 
     chosen = mailer_for(settings)
     if not isinstance(chosen, SmtpMailer):
@@ -120,9 +128,6 @@ def user_create(
     = False,
 ) -> None:
     """Create a user with a role in one organisation (asks for the password)."""
-    from vern.accounts import service
-    from vern.core.db import Scope
-    from vern.core.errors import VernError
 
     settings = settings_or_exit()
     password = (sys.stdin.readline().rstrip("\n") if password_stdin
@@ -148,10 +153,6 @@ def user_invite(
     lang: Annotated[str, typer.Option(help="Language of the mail: nb or en.")] = "nb",
 ) -> None:
     """Create a user without a password and mail them a single-use link to choose one."""
-    from vern.accounts import flows
-    from vern.core.db import Scope
-    from vern.core.errors import VernError
-    from vern.notify import service as notify
 
     settings = settings_or_exit()
     if lang not in ("nb", "en"):
@@ -172,8 +173,6 @@ def user_invite(
 @user_app.command("list")
 def user_list(org: Annotated[str, typer.Option(help="Organisation slug.")]) -> None:
     """List the users of one organisation."""
-    from vern.accounts import service
-    from vern.core.db import Scope
 
     settings = settings_or_exit()
     database = open_database(settings)
@@ -194,9 +193,6 @@ def user_disable(
     org: Annotated[str, typer.Option(help="Organisation slug.")],
 ) -> None:
     """Disable a user: every session ends and sign-in is refused."""
-    from vern.accounts import service
-    from vern.core.db import Scope
-    from vern.core.errors import VernError
 
     settings = settings_or_exit()
     database = open_database(settings)
@@ -222,10 +218,6 @@ def tenant_create(
     = None,
 ) -> None:
     """Create a customer organisation (tenant)."""
-    from vern.accounts import service
-    from vern.accounts.roles import OrgKind
-    from vern.core.db import Scope
-    from vern.core.errors import VernError
 
     settings = settings_or_exit()
     database = open_database(settings)
@@ -242,8 +234,6 @@ def tenant_create(
 @tenant_app.command("list")
 def tenant_list() -> None:
     """List customer organisations."""
-    from vern.accounts import service
-    from vern.core.db import Scope
 
     settings = settings_or_exit()
     database = open_database(settings)
@@ -264,9 +254,6 @@ def demo(
 
     Writes the demo's settings to <VERN_DATA_DIR>/demo.env, which every later `vern` command
     reads when VERN_ENV is not set; serving also starts the demo's mail server on loopback."""
-    from vern.app import demo as demo_data
-    from vern.app.migrate import upgrade
-    from vern.notify import sink as mail_sink
 
     os.environ.setdefault("VERN_ENV", "demo")
     if port is not None:
@@ -308,7 +295,6 @@ def worker(
     tick: Annotated[float, typer.Option(help="Seconds between rounds.")] = 5.0,
 ) -> None:
     """Run scheduled work (deadlines, retention, roll-ups, mail) until stopped."""
-    from vern.core.worker import discover_jobs, run_due, run_forever
 
     settings = settings_or_exit()
     database = open_database(settings)
@@ -322,7 +308,6 @@ def worker(
 @app.command("demo-code")
 def demo_code(email: Annotated[str, typer.Argument(help="E-mail of a demo user.")]) -> None:
     """Print the current MFA code of a demo user (demo mode only)."""
-    from vern.app import demo as demo_data
 
     settings = settings_or_exit()
     if settings.is_production:
@@ -336,7 +321,6 @@ def demo_code(email: Annotated[str, typer.Argument(help="E-mail of a demo user."
 def _org_by_slug(session: Session, slug: str) -> Organisation:
     from sqlalchemy import select
 
-    from vern.accounts.models import Organisation as Org
 
     org = session.scalar(select(Org).where(Org.slug == slug))
     if org is None:

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from vern.accounts import security, service
 from vern.accounts.models import Organisation, User
 from vern.accounts.roles import OrgKind
-from vern.core.config import Settings, demo_sink_port
+from vern.core.config import DEV_KEYS_FILE, Settings, demo_sink_port
 from vern.core.crypto import PII
 from vern.core.db import Database, Scope, utcnow
 from vern.core.discover import domain_modules
@@ -87,7 +87,6 @@ def made_with_earlier_keys(settings: Settings) -> Path | None:
     yet (and none are given): its data is sealed under keys Vern no longer has."""
     from sqlalchemy.engine import make_url
 
-    from vern.core.config import DEV_KEYS_FILE
 
     if settings.master_key or settings.master_key_file or not settings.is_sqlite:
         return None

@@ -26,6 +26,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
+from vern.accounts.deps import access_of, public, session_cookie_name
 from vern.core.responses import DESCRIPTIONS
 
 DOCS_PATH = "/api/docs"
@@ -80,7 +81,6 @@ def _problem_response(status: str) -> dict[str, Any]:
 
 
 def _access_kind(route: APIRoute) -> str:
-    from vern.accounts.deps import access_of
 
     for dependant in route.dependant.dependencies:
         access = access_of(dependant.call)
@@ -109,7 +109,6 @@ def _statuses(route: APIRoute, method: str, operation: dict[str, Any]) -> list[s
 
 def build(app: FastAPI, routes: list[APIRoute]) -> dict[str, Any]:
     """The API description: FastAPI's, completed with security and problem answers."""
-    from vern.accounts.deps import session_cookie_name
 
     api_routes = [r for r in routes if r.include_in_schema and not r.path.startswith(_NOT_API)]
     spec = get_openapi(
@@ -161,7 +160,6 @@ def _swagger_ui_dir() -> str:
 
 def install(app: FastAPI, routes: list[APIRoute]) -> APIRouter:
     """Hooks the completed description into ``app`` and returns the router of the docs pages."""
-    from vern.accounts.deps import public
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

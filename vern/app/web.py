@@ -54,6 +54,7 @@ from vern.accounts.deps import (
 from vern.accounts.pages import signed_in_layout
 from vern.accounts.roles import Perm
 from vern.app import openapi
+from vern.core.clientip import client_ip
 from vern.core.config import Settings, get_settings
 from vern.core.context import RequestContext, reset_request, set_request
 from vern.core.crypto import KeyRing, install_keyring
@@ -70,7 +71,10 @@ from vern.core.errors import (
 )
 from vern.core.i18n import N_
 from vern.core.inputs import InputBounds, length_over
+from vern.core.quarantine import WriterCollector
+from vern.core.ratelimit import Limiter
 from vern.core.responses import answers
+from vern.notify.service import configure
 
 log = logging.getLogger("vern.app.web")
 PACKAGE = Path(vern.__file__).resolve().parent
@@ -90,7 +94,6 @@ CSP = (
 
 
 def _client_ip_resolver(settings: Settings) -> Callable[[str, dict[str, str]], str]:
-    from vern.core.clientip import client_ip
 
     networks = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
     return lambda peer, headers: client_ip(peer, headers, networks)
@@ -414,7 +417,6 @@ class Metrics:
             registry=self.registry,
         )
         self._fast_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-        from vern.core.quarantine import WriterCollector
 
         self.registry.register(WriterCollector())  # the background writers' drops
 
@@ -474,7 +476,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     settings = settings or get_settings()
     database = database or Database(settings.database_url)
     install_keyring(KeyRing(database.engine, settings.master_key_bytes))
-    from vern.notify.service import configure
 
     configure(settings)  # the same mail transport as the CLI and `vern worker`
     metrics = Metrics()
@@ -499,7 +500,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.db = database
     app.state.signed_in_layout = signed_in_layout  # the console layout's accounts part
-    from vern.core.ratelimit import Limiter
 
     app.state.limiter = Limiter(settings.rate_limit_storage_url, registry=metrics.registry)
     app.add_exception_handler(VernError, _handle_vern_error)

@@ -41,13 +41,16 @@ from sqlalchemy import Connection, Table, bindparam, insert, select, text, updat
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from vern.audit import note
 from vern.audit.logfile import LineWrite, file_for, trim_uncommitted
 from vern.audit.merkle import Frontier, leaf_hash
 from vern.audit.models import AuditEvent, AuditHead
+from vern.audit.note import NoteError
 from vern.audit.settings import AuditSettings, audit_settings
 from vern.core.config import Settings
 from vern.core.crypto import KeyDestroyed, KeyRing, KeyUnavailable, keyring
 from vern.core.db import Database, Scope, is_read_only_error
+from vern.core.errors import VernError
 
 FIELDS = (
     "seq", "id", "ts", "source", "org_id", "actor_user_id", "actor_token_id", "actor_ref",
@@ -218,13 +221,11 @@ class Signer:
     def note(self, origin: str, size: int, root: bytes) -> str:
         """The checkpoint as a C2SP signed note (``vern.audit.note``), signed by this key with
         the origin as key name. Only for a tree head whose own signature was checked."""
-        from vern.audit import note
 
         return note.sign(note.checkpoint_text(origin, size, root), origin, self._private)
 
     def vkey(self, origin: str) -> str:
         """The C2SP verifier key of the checkpoint notes (``origin+keyid+base64``)."""
-        from vern.audit import note
 
         return note.vkey(origin, note.raw_public(self.public))
 
@@ -764,9 +765,7 @@ class AuditLog:
     def witness_now(self) -> bool:
         """Hand the newest checkpoint to the witnesses (``vern.audit.witness``). A refusal is
         logged as an error and kept in ``witness_error``, not raised: the records are stored."""
-        from vern.audit.note import NoteError
         from vern.audit.witness import WitnessError, witness
-        from vern.core.errors import VernError
 
         try:
             witness(self.database, self.settings, self.signer, self.audit)

@@ -23,6 +23,9 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from vern.accounts.models import Membership, User
+from vern.accounts.roles import OrgKind, Perm
+from vern.accounts.service import email_index
 from vern.audit.chain import Sealer, datetime_to_us, open_personal, us_to_datetime
 from vern.audit.models import AuditAlert, AuditEvent
 from vern.audit.service import record
@@ -51,7 +54,6 @@ class Viewer:
 
     @classmethod
     def of(cls, actor: Any) -> Viewer:
-        from vern.accounts.roles import OrgKind, Perm
 
         everything = (Perm.AUDIT_READ_ALL in actor.perms and actor.org_kind == OrgKind.VENDOR
                       and actor.home)
@@ -166,8 +168,6 @@ def resolve_actor(session: Session, settings: Settings, viewer: Viewer, f: Filte
     text = (f.actor or "").strip()
     if not text or ID_RE.match(text):
         return f
-    from vern.accounts.models import Membership, User
-    from vern.accounts.service import email_index
 
     org = viewer.org_id or (f.org if f.org not in (None, ALL_ORGS) else None)
     # The members of the organisation asked for, read across the session's scope on purpose:
@@ -221,7 +221,6 @@ def view(row: AuditEvent, users: dict[str, str | None] | None = None, *,
 
 def user_emails(session: Session, rows: Sequence[AuditEvent]) -> dict[str, str | None]:
     """The e-mail addresses of the Vern users acting in ``rows`` (one look-up)."""
-    from vern.accounts.models import User
 
     ids = sorted({r.actor_user_id for r in rows if r.actor_user_id})
     found: dict[str, str | None] = {}

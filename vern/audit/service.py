@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from vern.accounts.models import User
 from vern.audit import spill
 from vern.audit.chain import (
     FIELDS,
@@ -596,6 +597,5 @@ def seal_now(database: Database, settings: Settings, *, checkpoint: bool = True)
 
 
 def user_key(session: Session, user_id: str) -> str | None:
-    from vern.accounts.models import User
 
     return session.scalar(select(User.key_id).where(User.id == user_id))

@@ -60,6 +60,9 @@ from sqlalchemy.orm import (
 from sqlalchemy.sql import visitors
 from sqlalchemy.types import TypeDecorator
 
+from vern.core.discover import domain_modules
+from vern.core.extras import require_driver
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -353,7 +356,6 @@ def _sqlite_path(url: str) -> Path | None:
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     """An engine with Vern's connection settings (SQLite: WAL, foreign keys, busy timeout).
     A URL whose driver is an extra that is not installed raises ``MissingExtra``."""
-    from vern.core.extras import require_driver
 
     require_driver(url, "VERN_DATABASE_URL")
     kwargs: dict[str, Any] = {"echo": echo, "future": True}
@@ -564,7 +566,6 @@ def import_models() -> None:
     """Import every domain's models so that ``Base.metadata`` is complete."""
     import importlib
 
-    from vern.core.discover import domain_modules
 
     importlib.import_module("vern.core.crypto")
     importlib.import_module("vern.core.worker")

@@ -12,6 +12,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from vern.accounts import service as accounts
+from vern.core.db import Scope
+from vern.core.errors import VernError
+from vern.notify import service as notify
+from vern.rights import external, ledger, service
+from vern.rights.models import Part, RightsRequest
+from vern.rights.runtime import secret, vern_database
+from vern.rights.service import _published_map
 
 app = typer.Typer(
     help="Data subject requests: access, erasure, rectification and more.", no_args_is_help=True
@@ -27,14 +34,12 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def _database() -> Any:
-    from vern.rights.runtime import vern_database
 
     return vern_database()
 
 
 def _org_id(slug: str) -> str:
 
-    from vern.core.db import Scope
 
     with _database().transaction(Scope.system("cli rights org")) as session:
         found = accounts.org_id_by_slug(session, slug)
@@ -61,8 +66,6 @@ def list_command(
     offset: Annotated[int, typer.Option(help="Skip this many (the next page: offset + limit).")] = 0,
 ) -> None:
     """List requests with their deadlines, newest first, a page at a time."""
-    from vern.core.db import Scope
-    from vern.rights import service
 
     if not 1 <= limit <= MAX_PAGE:
         _fail(f"--limit: must be between 1 and {MAX_PAGE}", 2)
@@ -112,10 +115,6 @@ def file_command(  # noqa: PLR0917 - a command's options
     locale: Annotated[str, typer.Option(help="nb or en.")] = "nb",
 ) -> None:
     """Register a request on behalf of a person (staff channel)."""
-    from vern.core.db import Scope
-    from vern.core.errors import VernError
-    from vern.notify import service as notify
-    from vern.rights import service
 
     org_id = _org_id(org)
     identities = {
@@ -150,9 +149,6 @@ def file_command(  # noqa: PLR0917 - a command's options
 @app.command("approve")
 def approve_command(request_id: Annotated[str, typer.Argument(help="Request id.")]) -> None:
     """Approve an erasure or rectification."""
-    from vern.core.db import Scope
-    from vern.core.errors import VernError
-    from vern.rights import service
 
     try:
         with _database().transaction(Scope.system("cli rights approve")) as session:
@@ -169,9 +165,6 @@ def verify_command(
     code: Annotated[str, typer.Argument(help="The six-digit code the person received.")],
 ) -> None:
     """Enter the one-time code the person read out or forwarded (as the console's form does)."""
-    from vern.core.db import Scope
-    from vern.core.errors import VernError
-    from vern.rights import service
 
     try:
         with _database().transaction(Scope.system("cli rights verify")) as session:
@@ -195,9 +188,6 @@ def package_command(
     """Download the answer of an access or portability request to a file (audited)."""
     from pathlib import Path
 
-    from vern.core.db import Scope
-    from vern.core.errors import VernError
-    from vern.rights import service
 
     target = Path(output)
     if target.exists() and not force:
@@ -224,8 +214,6 @@ def tasks_command(
     all_: Annotated[bool, typer.Option("--all", help="Confirmed tasks too.")] = False,
 ) -> None:
     """Manual tasks in systems outside SQL (and HTTP steps), open ones first."""
-    from vern.core.db import Scope
-    from vern.rights import external
 
     org_id = _org_id(org)
     table = Table("task", "request", "system", "via", "operation", "status", "owner", "note")
@@ -242,9 +230,6 @@ def confirm_command(
     note: Annotated[str, typer.Option(help="What was done.")],
 ) -> None:
     """Confirm a manual task; the request goes on once all its tasks are confirmed."""
-    from vern.core.db import Scope
-    from vern.core.errors import VernError
-    from vern.rights import external
 
     try:
         with _database().transaction(Scope.system("cli rights confirm")) as session:
@@ -264,9 +249,6 @@ def confirm_nobody_found_command(
     note: Annotated[str, typer.Option(help="What was checked beyond the search shown.")] = "",
 ) -> None:
     """Confirm that a request which matched no one is answered "no data held" (the person is told)."""
-    from vern.core.db import Scope
-    from vern.core.errors import VernError
-    from vern.rights import service
 
     try:
         with _database().transaction(Scope.system("cli rights confirm-nobody-found")) as session:
@@ -284,9 +266,6 @@ def run_command(
     resume: Annotated[bool, typer.Option(help="Take over a request whose runner died.")] = False,
 ) -> None:
     """Carry out a verified (and approved) request now, with progress."""
-    from vern.core.errors import VernError
-    from vern.notify import service as notify
-    from vern.rights import service
 
     with _progress() as progress:
         task = progress.add_task("rows", total=None)
@@ -324,8 +303,6 @@ def show_command(request_id: Annotated[str, typer.Argument(help="Request id.")])
 def _show(request_id: str) -> None:
     from sqlalchemy import select
 
-    from vern.core.db import Scope
-    from vern.rights.models import Part, RightsRequest
 
     with _database().transaction(Scope.system("cli rights show")) as session:
         req = session.get(RightsRequest, request_id)
@@ -359,9 +336,6 @@ def replay_command(
     url: Annotated[list[str] | None, typer.Option(help="NAME=URL to use for a database.")] = None,
 ) -> None:
     """Re-apply every erasure since TIME to a product database restored from a backup."""
-    from vern.rights import ledger
-    from vern.rights.runtime import secret
-    from vern.rights.service import _published_map
 
     try:
         moment = datetime.fromisoformat(since)
@@ -393,7 +367,6 @@ def replay_command(
 @app.command("work")
 def work_command() -> None:
     """Run every queued request once (what the worker does every 30 seconds)."""
-    from vern.rights import service
 
     for request_id, status in service.run_pending(_database()):
         console.print(f"{request_id}: {status}")

@@ -24,7 +24,13 @@ from sqlalchemy import (
     insert,
 )
 
+from vern.core.config import get_settings
+from vern.core.db import Scope
+from vern.datamap.connect import engine_for
 from vern.datamap.detectors import bank_account_for, national_id_for
+from vern.datamap.service import publish_map, published_from
+from vern.rights import service
+from vern.rights.models import RightsRequest
 
 FIRST = [
     "Kari",
@@ -419,12 +425,6 @@ def load_demo(database: Any, orgs: dict[str, str], folder: Path | None = None) -
     """Create the Lærbar product database with people in the demo customers, publish its map,
     and leave a finished access request and a finished erasure request to look at."""
 
-    from vern.core.config import get_settings
-    from vern.core.db import Scope
-    from vern.datamap.connect import engine_for
-    from vern.datamap.service import publish_map, published_from
-    from vern.rights import service
-    from vern.rights.models import RightsRequest
 
     folder = folder or get_settings().data_dir / "demo"
     folder.mkdir(parents=True, exist_ok=True)
@@ -470,7 +470,6 @@ def load_demo(database: Any, orgs: dict[str, str], folder: Path | None = None) -
 
 
 def demo_paths() -> tuple[Path, Path]:
-    from vern.core.config import get_settings
 
     folder = get_settings().data_dir / "demo"
     return folder / "laerbar.db", folder / "laerbar.url"

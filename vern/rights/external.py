@@ -26,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from vern.accounts.models import Organisation
 from vern.audit.service import record
 from vern.core.crypto import PII
 from vern.core.db import Database, Scope, utcnow
@@ -443,7 +444,6 @@ def send_notices(database: Database, data_map: DataMap, request_id: str | None =
         )
         if request_id is not None:
             stmt = stmt.where(ExternalStep.request_id == request_id)
-        from vern.accounts.models import Organisation
         from vern.rights.service import details_of, identities_of
 
         for step, req in session.execute(stmt).all():

@@ -27,8 +27,10 @@ from typing import Any
 from sqlalchemy import JSON, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from vern.accounts.models import Organisation
+from vern.accounts.models import Membership, Organisation, User
+from vern.accounts.roles import OrgKind, Perm, Role
 from vern.audit.service import record
+from vern.core.config import get_settings
 from vern.core.crypto import PII, blind_index, keyring
 from vern.core.db import Database, Scope, UTCDateTime, execute_fast, new_id, utcnow
 from vern.core.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
@@ -36,6 +38,7 @@ from vern.core.i18n import N_, format_day, format_duration, gettext
 from vern.datamap.categories import CATEGORIES
 from vern.datamap.detectors import is_email, is_national_id, is_phone
 from vern.datamap.model import IDENTITY_KINDS, DataMap
+from vern.datamap.service import current_map
 from vern.notify import service as notify
 from vern.rights.connectors import REFUSED
 from vern.rights.models import (
@@ -50,6 +53,8 @@ from vern.rights.models import (
     Task,
     Verification,
 )
+from vern.rights.packages import build_zip
+from vern.rights.runtime import secret as vendor_secret
 from vern.rights.settings import RightsSettings, rights_settings
 
 FLAG_KINDS = (Kind.RESTRICTION.value, Kind.OBJECTION.value, Kind.WITHDRAWAL.value)
@@ -59,7 +64,6 @@ STALE_AFTER = timedelta(minutes=5)
 
 
 def secret() -> bytes:
-    from vern.rights.runtime import secret as vendor_secret
 
     return vendor_secret()
 
@@ -244,7 +248,6 @@ def set_tenant_policy(
     product key it maps to and whether approval may be skipped. ``session`` has a system scope
     (the change crosses organisations); it is audited in the customer's trail and in the
     vendor's, neither record naming the other organisation to the customer."""
-    from vern.accounts.roles import OrgKind, Perm
 
     if actor.org_kind != OrgKind.VENDOR or not actor.home or Perm.TENANTS_MANAGE not in actor.perms:
         raise Forbidden(detail="only the vendor's staff may change a customer's mapping")
@@ -965,7 +968,6 @@ def request_row_status(database: Database, request_id: str) -> str:
 
 
 def _published_map(database: Database) -> DataMap:
-    from vern.datamap.service import current_map
 
     with database.transaction(Scope.system("read product map")) as session:
         found = current_map(session)
@@ -1159,7 +1161,6 @@ def _tell(session: Session, job: Any, link: str | None, *, nobody: bool = False)
 def build_package(data_map: DataMap, job: Any, rows: dict[str, dict[str, list[dict[str, Any]]]]) -> bytes:
     """The zip answering an access or portability request (built before any transaction)."""
     from vern.rights.external import ANSWERS
-    from vern.rights.packages import build_zip
 
     return build_zip(
         data_map,
@@ -1215,7 +1216,6 @@ def _new_package(session: Session, req: RightsRequest, body: bytes, slug: str) -
 
 
 def download_link(slug: str, token: str) -> str:
-    from vern.core.config import get_settings
 
     return f"{get_settings().base_url.rstrip('/')}/p/{slug}/download/{token}"
 
@@ -1370,8 +1370,6 @@ REMINDER_MAIL = (
 
 def _staff(session: Session, org_id: str) -> list[Any]:
     """Who is told about a customer's requests: its admins and the vendor's privacy officers."""
-    from vern.accounts.models import Membership, User
-    from vern.accounts.roles import Role
 
     return list(
         session.execute(
@@ -1390,7 +1388,6 @@ def _staff(session: Session, org_id: str) -> list[Any]:
 
 
 def _request_link(request_id: str) -> str:
-    from vern.core.config import get_settings
 
     return f"{get_settings().base_url.rstrip('/')}/console/rights/requests/{request_id}"
 
