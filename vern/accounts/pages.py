@@ -521,8 +521,6 @@ async def user_create(request: Request, actor: UsersManager, database: DatabaseD
                                        role=values["role"], password=password, actor=actor)
             user_id = user.id
             if password is None and user.password_hash is None:
-                from vern.accounts import flows
-
                 flows.send_invitation(session, settings, user=user, org_id=actor.org_id,
                                       actor=actor, locale=pick_locale(request), on_adding=True)
     except (InvalidInput, Conflict) as exc:

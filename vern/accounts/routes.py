@@ -146,8 +146,6 @@ def switch_org(body: OrgBody, db: DatabaseDep,
     """Switch the session's current organisation."""
     assert caller.auth_session is not None
     if caller.mfa_pending:
-        from vern.accounts.deps import MfaRequired
-
         raise MfaRequired()
     with db.transaction(Scope.system("switch organisation")) as session:
         actor = service.switch_org(session, auth_session=session.merge(caller.auth_session),
@@ -281,8 +279,6 @@ def create_user(body: NewUserBody, request: Request, db: TenantDB, settings: Set
                                org_id=actor.org_id, role=body.role, password=body.password,
                                actor=actor)
     if body.password is None and user.password_hash is None:
-        from vern.accounts import flows
-
         flows.send_invitation(db, settings, user=user, org_id=actor.org_id, actor=actor,
                               locale=locale_of(request), on_adding=True)
     return {"id": user.id, "email": body.email.strip(), "name": body.name.strip(),

@@ -54,6 +54,8 @@ from vern.accounts.deps import (
 from vern.accounts.pages import signed_in_layout
 from vern.accounts.roles import Perm
 from vern.app import openapi
+from vern.audit import service as audit_service
+from vern.console.templating import render_error
 from vern.core.clientip import client_ip
 from vern.core.config import Settings, get_settings
 from vern.core.context import RequestContext, reset_request, set_request
@@ -110,12 +112,7 @@ class VernMiddleware:
         self.fast_paths = fast_paths or {}
         self.client_ip = _client_ip_resolver(settings)
         self.headers = self._security_headers()
-        try:
-            from vern.audit import service as audit_service
-
-            self.record_request = getattr(audit_service, "record_request", None)
-        except ModuleNotFoundError:  # pragma: no cover - audit is part of Vern
-            self.record_request = None
+        self.record_request = audit_service.record_request
 
     def _security_headers(self) -> list[tuple[bytes, bytes]]:
         headers = [
@@ -320,12 +317,8 @@ def _handle_vern_error(request: Request, exc: Exception) -> Response:
         target = _console_redirect(exc, request)
         if target is not None:
             return RedirectResponse(target, status_code=303)
-        from vern.console.templating import render_error
-
         return render_error(request, exc)
     if _wants_html(request):
-        from vern.console.templating import render_error
-
         return render_error(request, exc)
     return problem_response(exc, request.url.path)
 
@@ -527,10 +520,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
 
 def _start_background(database: Database, settings: Settings) -> Callable[[], None]:
-    try:
-        from vern.audit import service as audit_service
-    except ModuleNotFoundError:  # pragma: no cover
-        return lambda: None
     start = getattr(audit_service, "start_writer", None)
     stop = getattr(audit_service, "stop_writer", None)
     if start is not None:

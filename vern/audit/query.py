@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from vern.accounts.models import Membership, User
 from vern.accounts.roles import OrgKind, Perm
 from vern.accounts.service import email_index
+from vern.audit.alerts import is_person_read
 from vern.audit.chain import Sealer, datetime_to_us, open_personal, us_to_datetime
 from vern.audit.models import AuditAlert, AuditEvent
 from vern.audit.service import record
@@ -326,8 +327,6 @@ def alert_events(session: Session, viewer: Viewer, alert_id: str
                         AuditEvent.actor_ref == alert.subject))
     rows = list(session.scalars(q.order_by(AuditEvent.seq.desc()).limit(ALERT_EVENTS_LIMIT)))
     if alert.kind == "mass_read":
-        from vern.audit.alerts import is_person_read
-
         rows = [r for r in rows if is_person_read(r.action, r.resource)]
     users = user_emails(session, rows)
     items = [view(r, users, positions=viewer.all_orgs) for r in rows]

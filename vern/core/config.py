@@ -24,6 +24,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 import vern
+from vern.core.smtp import SmtpTarget
 
 Environment = Literal["production", "dev", "demo", "test"]
 
@@ -188,8 +189,6 @@ class Settings(BaseSettings):
         if self.mail_from is not None and "@" not in parseaddr(self.mail_from)[1]:
             raise ValueError(f"VERN_MAIL_FROM: {self.mail_from!r} is not an e-mail address")
         if self.smtp_url:
-            from vern.core.smtp import SmtpTarget
-
             SmtpTarget.parse(self.smtp_url, password_file=self.smtp_password_file)
 
     @property

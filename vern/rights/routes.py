@@ -138,8 +138,6 @@ def request_json(session: Session, req: RightsRequest, *, full: bool = False) ->
             }
             for p in session.scalars(select(Part).where(Part.request_id == req.id).order_by(Part.database))
         ]
-        from vern.rights import external
-
         body["steps"] = [external.step_json(s) for s in external.list_steps(session, req.id)]
         body["recipients"] = _recipients(session)
     return body
