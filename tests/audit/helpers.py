@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from vern.audit.chain import AuditLog, canonical_details, now_us
-from vern.audit.settings import AuditSettings
-from vern.core.config import Settings
+from vern.core.config import AuditSettings, Settings
 from vern.core.db import Database, Scope, new_id
 
 

@@ -21,9 +21,8 @@ from tests.conftest import Personas
 from vern.audit import note, service, witness
 from vern.audit.chain import FIELDS, AuditLog, now_us, pending_mac, pending_mac_key
 from vern.audit.models import AuditCheckpoint, AuditEvent, AuditHead, AuditTile
-from vern.audit.settings import audit_settings
 from vern.audit.verify import verify
-from vern.core.config import Settings
+from vern.core.config import Settings, audit_settings
 from vern.core.db import Database, Scope
 
 # -- C2SP signed notes --------------------------------------------------------------------------

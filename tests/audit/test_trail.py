@@ -19,9 +19,8 @@ from tests.conftest import Personas
 from vern.audit import proofs, retention, service
 from vern.audit.chain import AuditLog
 from vern.audit.models import AuditEvent
-from vern.audit.settings import AuditSettings
 from vern.audit.verify import verify
-from vern.core.config import Settings
+from vern.core.config import AuditSettings, Settings
 from vern.core.context import RequestContext, reset_request, set_request
 from vern.core.crypto import keyring
 from vern.core.db import Database, Scope, utcnow

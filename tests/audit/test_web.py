@@ -180,7 +180,7 @@ def test_static_files_when_recorded_keep_only_the_truncated_address(  # noqa: PL
     app: Any, db: Database, settings: Settings, personas: Personas, login: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from vern.audit.settings import audit_settings
+    from vern.core.config import audit_settings
 
     monkeypatch.setenv("VERN_AUDIT_STATIC_FILES", "true")
     audit_settings.cache_clear()

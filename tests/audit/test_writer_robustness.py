@@ -18,10 +18,9 @@ from starlette.testclient import TestClient
 from vern.audit import service
 from vern.audit.chain import AuditLog
 from vern.audit.models import AuditEvent
-from vern.audit.settings import AuditSettings
 from vern.audit.verify import verify
 from vern.core import quarantine
-from vern.core.config import Settings
+from vern.core.config import AuditSettings, Settings
 from vern.core.db import Database, Scope
 from vern.core.quarantine import WriteQuarantine
 

@@ -17,9 +17,8 @@ from tests.consent.helpers import setup_org
 from tests.stats.helpers import make_site
 from vern.accounts.deps import session_cookie_name
 from vern.accounts.roles import Role
-from vern.core.config import Settings
+from vern.core.config import Settings, stats_settings
 from vern.core.db import Database
-from vern.stats.settings import stats_settings
 
 PROBLEM = "application/problem+json"
 HUGE = 2**70

@@ -28,10 +28,9 @@ from starlette.testclient import TestClient
 from tests.conftest import Personas
 from tests.matrix.test_matrix import PARAM, Who, _access, _client_for, _samples, _who
 from vern.app.web import api_routes
-from vern.core.config import Settings
+from vern.core.config import Settings, stats_settings
 from vern.core.db import Database
 from vern.core.inputs import INT64_MAX, INT64_MIN, MAX_URL_TEXT
-from vern.stats.settings import stats_settings
 
 EXAMPLES_PER_ROUTE = 6
 URL_TEXT = 4_000

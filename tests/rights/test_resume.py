@@ -419,8 +419,8 @@ def test_after_the_last_automatic_attempt_staff_are_told_and_the_worker_stops(
     sqlite_db: Database, world: Personas, tmp_path: Path, mailer: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from vern.audit.models import AuditEvent
+    from vern.core.config import rights_settings
     from vern.rights.service import retry_backoff, run_pending
-    from vern.rights.settings import rights_settings
 
     monkeypatch.setenv("VERN_RIGHTS_RETRY_MAX_ATTEMPTS", "2")
     rights_settings.cache_clear()

@@ -201,7 +201,7 @@ def test_the_last_failed_attempt_tells_staff_on_either_engine(
 ) -> None:
     """The finish of a request whose attempts are used up looks up and mails staff inside the
     run's bookkeeping transaction (on PostgreSQL, within its pipeline)."""
-    from vern.rights.settings import rights_settings
+    from vern.core.config import rights_settings
 
     monkeypatch.setenv("VERN_RIGHTS_RETRY_MAX_ATTEMPTS", "1")
     rights_settings.cache_clear()

@@ -16,8 +16,7 @@ from vern.accounts.models import Membership, Organisation, User
 from vern.accounts.roles import VENDOR_ROLES, Role
 from vern.audit.chain import now_us
 from vern.audit.models import AuditAlert, AuditEvent, AuditHead
-from vern.audit.settings import AuditSettings, audit_settings
-from vern.core.config import Settings
+from vern.core.config import AuditSettings, Settings, audit_settings
 from vern.core.db import Database, Scope, utcnow
 from vern.notify.service import queue
 

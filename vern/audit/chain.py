@@ -46,8 +46,7 @@ from vern.audit.logfile import LineWrite, file_for, trim_uncommitted
 from vern.audit.merkle import Frontier, leaf_hash
 from vern.audit.models import AuditEvent, AuditHead
 from vern.audit.note import NoteError
-from vern.audit.settings import AuditSettings, audit_settings
-from vern.core.config import Settings
+from vern.core.config import AuditSettings, Settings, audit_settings
 from vern.core.crypto import KeyDestroyed, KeyRing, KeyUnavailable, keyring
 from vern.core.db import Database, Scope, is_read_only_error
 from vern.core.errors import VernError

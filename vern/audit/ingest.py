@@ -26,8 +26,7 @@ from vern.audit.chain import (
     resolve_keys,
 )
 from vern.audit.models import AuditEvent
-from vern.audit.settings import audit_settings
-from vern.core.config import Settings
+from vern.core.config import Settings, audit_settings
 from vern.core.db import Database
 from vern.core.errors import FieldError, InvalidInput
 from vern.core.inputs import AwareMoment

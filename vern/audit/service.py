@@ -49,8 +49,7 @@ from vern.audit.chain import (
     resolve_keys,
 )
 from vern.audit.models import AuditEvent
-from vern.audit.settings import audit_settings
-from vern.core.config import Settings, get_settings
+from vern.core.config import Settings, audit_settings, get_settings
 from vern.core.context import current_request
 from vern.core.db import Database, Scope, new_id
 from vern.core.quarantine import count, is_bad_record, quarantine, reason_of, record_json, storable

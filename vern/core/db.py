@@ -60,6 +60,7 @@ from sqlalchemy.orm import (
 from sqlalchemy.sql import visitors
 from sqlalchemy.types import TypeDecorator
 
+from vern.core.config import pool_settings
 from vern.core.discover import domain_modules
 from vern.core.extras import require_driver
 
@@ -366,7 +367,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     else:
         kwargs["pool_pre_ping"] = True
-        kwargs["pool_size"] = int(os.environ.get("VERN_DB_POOL_SIZE", "10"))
+        kwargs["pool_size"] = pool_settings().pool_size
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from vern.accounts.models import Organisation
 from vern.audit.service import record
+from vern.core.config import rights_settings
 from vern.core.crypto import PII
 from vern.core.db import Database, Scope, utcnow
 from vern.core.errors import Conflict, FieldError, InvalidInput, NotFound
@@ -36,7 +37,6 @@ from vern.datamap.model import DataMap, System
 from vern.notify import service as notify
 from vern.rights import http_connector
 from vern.rights.models import ExternalStep, Kind, RightsRequest, Status, StepStatus
-from vern.rights.settings import rights_settings
 
 NOTICE_KINDS = (Kind.RECTIFICATION.value, Kind.ERASURE.value, Kind.RESTRICTION.value)
 # A running request passed its external steps before it was claimed: only these are prepared.

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from vern.accounts.models import Membership, Organisation, User
 from vern.accounts.roles import OrgKind, Perm, Role
 from vern.audit.service import record
-from vern.core.config import get_settings
+from vern.core.config import RightsSettings, get_settings, rights_settings
 from vern.core.crypto import PII, blind_index, keyring
 from vern.core.db import Database, Scope, UTCDateTime, execute_fast, new_id, utcnow
 from vern.core.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
@@ -55,7 +55,6 @@ from vern.rights.models import (
 )
 from vern.rights.packages import build_zip
 from vern.rights.runtime import secret as vendor_secret
-from vern.rights.settings import RightsSettings, rights_settings
 
 FLAG_KINDS = (Kind.RESTRICTION.value, Kind.OBJECTION.value, Kind.WITHDRAWAL.value)
 WRITE_KINDS = (Kind.ERASURE.value, Kind.RECTIFICATION.value)

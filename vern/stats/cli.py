@@ -9,11 +9,11 @@ import typer
 from rich.console import Console
 
 from vern.core.cliutil import fail, open_database, settings_or_exit
+from vern.core.config import stats_settings
 from vern.core.db import Scope, utcnow
 from vern.stats import report
 from vern.stats.ingest import ingestor_for, purge
 from vern.stats.models import StatsSite
-from vern.stats.settings import stats_settings
 
 app = typer.Typer(help="Privacy-friendly statistics: retention and reports.", no_args_is_help=True)
 out = Console()

@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from vern.audit.service import record as audit
 from vern.core import inputs
+from vern.core.config import StatsSettings, stats_settings
 from vern.core.db import Database, Scope, utcnow
 from vern.core.errors import InvalidInput
 from vern.core.quarantine import count, is_bad_record, quarantine, reason_of, storable
@@ -33,7 +34,6 @@ from vern.stats import rollup
 from vern.stats.models import StatsDaily, StatsEvent, StatsSite, StatsVisit
 from vern.stats.rollup import DIRECT, PageView
 from vern.stats.salts import Salts, visitor_hash
-from vern.stats.settings import StatsSettings, stats_settings
 from vern.stats.ua import classify
 
 log = logging.getLogger("vern.stats")
