@@ -180,12 +180,6 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VERN_", extra="ignore", frozen=True)
 
     env: Environment = "production"
-    # The domains' settings and the connection pool, each read from its own variables
-    # (VERN_AUDIT_*, VERN_RIGHTS_*, VERN_STATS_*, VERN_DB_*): settings.audit.checkpoint_every, …
-    audit: AuditSettings = Field(default_factory=audit_settings)
-    rights: RightsSettings = Field(default_factory=rights_settings)
-    stats: StatsSettings = Field(default_factory=stats_settings)
-    pool: PoolSettings = Field(default_factory=pool_settings)
     # Where this instance keeps its files (SQLite database, audit files, the demo's product
     # database and settings, generated development keys). The defaults below follow it.
     data_dir: Path = ROOT / "var"
@@ -239,6 +233,13 @@ class Settings(BaseSettings):
 
     audit_retention_days: int = Field(default=365, ge=1)
     audit_log_dir: Path = ROOT / "var" / "audit"
+
+    # The domains' settings and the connection pool, each read from its own variables
+    # (VERN_AUDIT_*, VERN_RIGHTS_*, VERN_STATS_*, VERN_DB_*): settings.audit.checkpoint_every, …
+    audit: AuditSettings = Field(default_factory=audit_settings)
+    rights: RightsSettings = Field(default_factory=rights_settings)
+    stats: StatsSettings = Field(default_factory=stats_settings)
+    pool: PoolSettings = Field(default_factory=pool_settings)
 
     @model_validator(mode="before")
     @classmethod
