@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 from tests.conftest import Personas, user_row
 from tests.console.helpers import csrf_of, sign_in_with_forms, totp
 from vern.accounts import security, service
-from vern.accounts.pages import safe_next
+from vern.console.forms import safe_next
 from vern.core.config import Settings
 from vern.core.db import Database
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import segno
 from fastapi import APIRouter, BackgroundTasks, Depends, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -47,6 +47,7 @@ from vern.accounts.signin import (
     signin,
     signin_rate_limit,
 )
+from vern.console.forms import DEFAULT_NEXT, form_data, redirect, safe_next
 from vern.console.templating import gettext, pick_locale, render
 from vern.core.db import Scope
 from vern.core.errors import (
@@ -80,29 +81,6 @@ TenantsReader = Annotated[Actor, Depends(require(Perm.TENANTS_READ))]
 TenantsManager = Annotated[Actor, Depends(require(Perm.TENANTS_MANAGE))]
 TokensManager = Annotated[Actor, Depends(require(Perm.TOKENS_MANAGE))]
 
-DEFAULT_NEXT = "/console"
-
-
-def safe_next(value: str | None) -> str:
-    """A local path to continue to after sign-in; anything else (another host, a scheme,
-    ``//host``, backslashes, control characters) becomes the console's start page."""
-    if not value or len(value) > 512 or not value.startswith("/") or value.startswith("//"):
-        return DEFAULT_NEXT
-    if "\\" in value or any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
-        return DEFAULT_NEXT
-    parts = urlsplit(value)
-    if parts.scheme or parts.netloc:
-        return DEFAULT_NEXT
-    return value
-
-
-def redirect(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
-
-
-async def form_data(request: Request) -> dict[str, str]:
-    form = await request.form()
-    return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
 def roles_for(kind: str) -> list[tuple[str, str]]:
