@@ -582,7 +582,7 @@ def _register_user_action(action: str) -> None:
     @pages.get(f"/console/users/{{user_id}}/{action}", name=f"user_{action}_confirm")
     def confirm(request: Request, user_id: str, actor: UsersManager, db: TenantDB) -> Response:
         user, membership = service.get_member(db, user_id)
-        return render(request, "accounts/confirm.html", {
+        return render(request, "confirm.html", {
             "texts": texts, "action": f"/console/users/{user_id}/{action}",
             "cancel": f"/console/users/{user_id}", "subject": service.user_view(user, membership),
         })
@@ -705,7 +705,7 @@ def token_revoke_confirm(request: Request, token_id: str, actor: TokensManager,
     row = _token(db, token_id)
     texts = {"title": N_("Revoke this token?"), "button": N_("Revoke"),
              "explain": N_("Programs using it are refused from now on. This cannot be undone.")}
-    return render(request, "accounts/confirm.html", {
+    return render(request, "confirm.html", {
         "texts": texts, "action": f"/console/tokens/{token_id}/revoke", "cancel": "/console/tokens",
         "subject": {"name": row.name, "email": row.prefix + "…"},
     })
