@@ -49,9 +49,11 @@ serve: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile $(if $(COVERAGE),--cov=vern --cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_FLOOR)) $(PYTEST_ARGS)
 
+## ruff, mypy and the package layers (import-linter contracts in pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff check vern tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 ## Texts: extract them from the Python code and the templates (babel.cfg), add new ones to both
 ## catalogs (vern/locale/{nb,en}/LC_MESSAGES/messages.po: translate them there) and compile the .mo files.
@@ -64,7 +66,7 @@ messages: $(STAMP)
 
 ## Migrations reach head and match the models, on SQLite and PostgreSQL.
 migrations-check: $(STAMP)
-	$(BIN)/python -m vern.migrate_check
+	$(BIN)/python -m vern.app.migrate_check
 
 bench-quick: $(STAMP)
 	for b in bench/*.py; do $(BIN)/python $$b --quick || exit 1; done

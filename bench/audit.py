@@ -59,9 +59,9 @@ from vern.audit.chain import _COPY_SQL, _COPY_TYPES, _INSERT_SQL, FIELDS  # noqa
 from vern.audit.ingest import IngestEvent, ingest  # noqa: E402
 from vern.audit.models import AuditEvent  # noqa: E402
 from vern.audit.verify import verify  # noqa: E402
-from vern.config import Settings  # noqa: E402
-from vern.crypto import KeyRing, install_keyring  # noqa: E402
-from vern.db import Database, import_models  # noqa: E402
+from vern.core.config import Settings  # noqa: E402
+from vern.core.crypto import KeyRing, install_keyring  # noqa: E402
+from vern.core.db import Database, import_models  # noqa: E402
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 ORG = "0190a1b2-0000-7000-8000-000000000001"

@@ -42,10 +42,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("VERN_ENV", "test")  # known development secrets; nothing here is real
 
 from vern.backup import pgbackrest, service  # noqa: E402
-from vern.backup.settings import BackupSettings  # noqa: E402
-from vern.config import Settings  # noqa: E402
-from vern.crypto import KeyRing, install_keyring  # noqa: E402
-from vern.db import Database, import_models  # noqa: E402
+from vern.core.config import BackupSettings, Settings  # noqa: E402
+from vern.core.crypto import KeyRing, install_keyring  # noqa: E402
+from vern.core.db import Database, import_models  # noqa: E402
 
 MIB = 1 << 20
 ORG = "00000000-0000-4000-8000-00000000b001"

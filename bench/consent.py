@@ -61,9 +61,9 @@ FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.
 
 def server_app() -> Any:
     """Vern plus a bare 204 endpoint at /bare and a host page at /host, in one ASGI app."""
-    from vern.config import Settings
-    from vern.db import Database
-    from vern.web import create_app
+    from vern.app.web import create_app
+    from vern.core.config import Settings
+    from vern.core.db import Database
 
     if os.environ.get("BENCH_NO_REQUEST_AUDIT") == "1":
         # Diagnostic only (--no-request-audit): shows what the per-request audit record costs.
@@ -131,10 +131,10 @@ def setup(db_url: str) -> dict[str, str]:
     from vern.accounts import service as accounts
     from vern.accounts.models import ApiToken
     from vern.accounts.roles import OrgKind, Role
-    from vern.config import Settings
     from vern.consent import service as consent
-    from vern.crypto import KeyRing, install_keyring
-    from vern.db import Database, Scope, utcnow
+    from vern.core.config import Settings
+    from vern.core.crypto import KeyRing, install_keyring
+    from vern.core.db import Database, Scope, utcnow
     from vern.stats import service as stats
 
     settings = Settings(env="dev", database_url=db_url)
@@ -299,7 +299,7 @@ def bench_http_check(port: int, token: str, n: int) -> float:
 
 def bench_local_check(db_url: str, org_id: str, n: int) -> float:
     from vern.consent.sdk import LocalConsent
-    from vern.db import Database
+    from vern.core.db import Database
 
     database = Database(db_url)
     sdk = LocalConsent(database, org_id)
@@ -414,9 +414,9 @@ def bench_report(tmp: str, events: int) -> dict[str, Any]:
     checked, and then the 30-day report, timed."""
     from sqlalchemy import text
 
-    from vern.config import Settings
-    from vern.crypto import KeyRing, install_keyring
-    from vern.db import Database, Scope
+    from vern.core.config import Settings
+    from vern.core.crypto import KeyRing, install_keyring
+    from vern.core.db import Database, Scope
     from vern.stats import report, rollup
 
     db_url = f"sqlite:///{tmp}/report.db"

@@ -45,9 +45,9 @@ os.environ.setdefault("VERN_ENV", "dev")  # known development secrets; nothing h
 
 from vern.accounts import service as accounts  # noqa: E402
 from vern.accounts.roles import OrgKind  # noqa: E402
-from vern.config import Settings  # noqa: E402
-from vern.crypto import KeyRing, install_keyring  # noqa: E402
-from vern.db import Database, Scope, import_models  # noqa: E402
+from vern.core.config import Settings  # noqa: E402
+from vern.core.crypto import KeyRing, install_keyring  # noqa: E402
+from vern.core.db import Database, Scope, import_models  # noqa: E402
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 EMAIL = "bjorn.bakken@fjellheim.example.com"
@@ -110,7 +110,7 @@ def free_port() -> int:
 @contextmanager
 def server(env: dict[str, str]) -> Iterator[str]:
     port = free_port()
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", "vern.web:create_app",
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", "vern.app.web:create_app",
            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
            "--log-level", "warning", "--no-access-log"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env})

@@ -46,9 +46,9 @@ CONTROL_TASKS = 200
 
 
 def server_app() -> Any:
-    from vern.config import Settings
-    from vern.db import Database
-    from vern.web import create_app
+    from vern.app.web import create_app
+    from vern.core.config import Settings
+    from vern.core.db import Database
 
     settings = Settings(env="dev", database_url=os.environ["BENCH_DB_URL"],
                         rate_limit_api="100000000/minute",
@@ -93,9 +93,9 @@ def setup(db_url: str) -> dict[str, Any]:
     from vern.accounts import service as accounts
     from vern.accounts.roles import OrgKind, Role, permissions
     from vern.accounts.service import Actor
-    from vern.config import Settings
-    from vern.crypto import KeyRing, install_keyring
-    from vern.db import Database, Scope, utcnow
+    from vern.core.config import Settings
+    from vern.core.crypto import KeyRing, install_keyring
+    from vern.core.db import Database, Scope, utcnow
     from vern.incidents import service
 
     database = Database(db_url)

@@ -41,9 +41,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("VERN_ENV", "test")  # known development secrets; nothing here is real
 
 from vern.accounts.models import AuthThrottle  # noqa: E402
-from vern.config import Settings  # noqa: E402
-from vern.crypto import KeyRing, install_keyring  # noqa: E402
-from vern.db import Database, import_models  # noqa: E402
+from vern.core.config import Settings  # noqa: E402
+from vern.core.crypto import KeyRing, install_keyring  # noqa: E402
+from vern.core.db import Database, import_models  # noqa: E402
 from vern.retention import service  # noqa: E402
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -40,11 +40,11 @@ CUSTOMERS, SUBPROCESSORS = 500, 40
 def build(directory: Path) -> tuple[object, str, str]:
     from vern.accounts import service as accounts
     from vern.accounts.roles import OrgKind
-    from vern.config import get_settings
     from vern.consent import service as consent
-    from vern.crypto import KeyRing, install_keyring
+    from vern.core.config import get_settings
+    from vern.core.crypto import KeyRing, install_keyring
+    from vern.core.db import Database, Scope
     from vern.datamap.service import publish_map
-    from vern.db import Database, Scope
     from vern.records import service as records
     from vern.rights import demo
     from vern.vendor import service as vendor
@@ -120,7 +120,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer runs")
     args = parser.parse_args()
     runs = 2 if args.quick else 7
-    from vern.db import Scope
+    from vern.core.db import Scope
     from vern.records import documents, render
 
     with tempfile.TemporaryDirectory(prefix="vern-bench-records-") as tmp:

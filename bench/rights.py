@@ -58,15 +58,18 @@ os.environ.setdefault("VERN_ENV", "test")  # known development secrets; nothing 
 
 from vern.accounts import service as accounts  # noqa: E402
 from vern.accounts.roles import OrgKind  # noqa: E402
-from vern.config import DEV_MASTER_KEY, DEV_SECRET_KEY  # noqa: E402
-from vern.crypto import KeyRing, install_keyring  # noqa: E402
+from vern.core.config import (  # noqa: E402
+    DEV_MASTER_KEY,
+    DEV_SECRET_KEY,
+    rights_settings,
+)
+from vern.core.crypto import KeyRing, install_keyring  # noqa: E402
+from vern.core.db import Database, Scope  # noqa: E402
 from vern.datamap.connect import engine_for, forget  # noqa: E402
 from vern.datamap.loader import load_map  # noqa: E402
-from vern.db import Database, Scope  # noqa: E402
 from vern.rights import service  # noqa: E402
 from vern.rights.engine import hmac_value, pseudonym_id  # noqa: E402
 from vern.rights.models import Policy  # noqa: E402
-from vern.rights.settings import rights_settings  # noqa: E402
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 TENANTS = 100

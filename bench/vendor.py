@@ -45,8 +45,8 @@ def _run(url: str, tmp: Path, customers: int) -> dict[str, float]:
     from tests.conftest import make_settings
     from vern.accounts import service as accounts
     from vern.accounts.roles import OrgKind
-    from vern.crypto import KeyRing, install_keyring
-    from vern.db import Database, Scope, import_models
+    from vern.core.crypto import KeyRing, install_keyring
+    from vern.core.db import Database, Scope, import_models
     from vern.vendor import service as vendor
 
     import_models()

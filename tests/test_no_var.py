@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests import conftest
-from vern.config import ROOT, Settings
+from vern.core.config import ROOT, Settings
 
 
 def test_the_session_has_its_own_data_directory() -> None:

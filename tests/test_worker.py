@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from vern.config import Settings
-from vern.db import Database, Scope
-from vern.worker import Job, WorkerJob, run_due, status
+from vern.core.config import Settings
+from vern.core.db import Database, Scope
+from vern.core.worker import Job, WorkerJob, run_due, status
 
 
 def test_a_job_runs_when_due_and_not_again_before_its_interval(db: Database,
@@ -39,7 +39,7 @@ def test_a_failing_job_is_recorded_and_does_not_stop_the_others(db: Database,
 
 
 def test_a_claimed_job_is_not_run_by_a_second_worker(db: Database, settings: Settings) -> None:
-    from vern.db import utcnow
+    from vern.core.db import utcnow
 
     with db.transaction(Scope.system("test")) as session:
         session.add(WorkerJob(name="test.busy", runs=0,
@@ -67,7 +67,7 @@ def test_a_job_error_with_unstorable_text_is_recorded_and_the_next_job_still_run
 
 def test_a_worker_round_that_fails_does_not_end_the_worker(
         db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    from vern import worker
+    from vern.core import worker
 
     rounds: list[int] = []
 

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 from tests.conftest import Personas
 from vern.access.models import AccessGrant
 from vern.audit import service as audit
-from vern.db import Database, Scope, utcnow
+from vern.core.db import Database, Scope, utcnow
 
 
 def _ask(client: TestClient, org_id: str, **overrides: Any) -> Any:

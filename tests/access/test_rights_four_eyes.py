@@ -10,8 +10,8 @@ from starlette.testclient import TestClient
 
 from tests.conftest import Persona, Personas, add_persona, make_api_token
 from vern.accounts.roles import Role
-from vern.config import Settings
-from vern.db import Database
+from vern.core.config import Settings
+from vern.core.db import Database
 
 
 def _anne(db: Database, settings: Settings, personas: Personas) -> Persona:

@@ -10,8 +10,8 @@ from starlette.testclient import TestClient
 
 from tests.conftest import Persona, Personas, add_persona
 from vern.accounts.roles import Role
-from vern.config import Settings
-from vern.db import Database, Scope, utcnow
+from vern.core.config import Settings
+from vern.core.db import Database, Scope, utcnow
 
 
 def _second_admin(db: Database, settings: Settings, personas: Personas) -> Persona:

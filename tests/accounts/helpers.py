@@ -13,8 +13,8 @@ from tests.conftest import Persona
 from vern.accounts import security, service
 from vern.accounts.models import AuthThrottle
 from vern.audit.models import AuditEvent
-from vern.config import Settings
-from vern.db import Database, Scope, utcnow
+from vern.core.config import Settings
+from vern.core.db import Database, Scope, utcnow
 
 
 def actions(db: Database, prefix: str = "auth.") -> list[str]:

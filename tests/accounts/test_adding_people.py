@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from tests.conftest import Personas, user_row
 from vern.audit.models import AuditEvent
-from vern.db import Database, Scope
+from vern.core.db import Database, Scope
 from vern.notify.models import OutboxMessage
 
 

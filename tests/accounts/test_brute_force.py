@@ -13,8 +13,8 @@ from tests.accounts.helpers import account_throttle, actions, audit_details, end
 from tests.conftest import PASSWORD, Personas
 from vern.accounts import service
 from vern.accounts.models import AuthThrottle
-from vern.config import Settings
-from vern.db import Database, Scope
+from vern.core.config import Settings
+from vern.core.db import Database, Scope
 
 WRONG = "feil passord igjen og igjen"
 
@@ -140,7 +140,7 @@ def test_the_sign_in_endpoint_is_rate_limited_per_address(
     db: Database, tmp_path, personas: Personas  # type: ignore[no-untyped-def]
 ) -> None:
     from tests.conftest import make_settings
-    from vern.web import create_app
+    from vern.app.web import create_app
 
     strict = make_settings(db.url, tmp_path, rate_limit_signin="3/minute")
     address = f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}"  # limiter is per process

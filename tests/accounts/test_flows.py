@@ -19,11 +19,11 @@ from tests.accounts.helpers import actions, audit_details
 from tests.conftest import Personas, make_settings
 from vern.accounts import flows
 from vern.accounts.models import AccountToken
+from vern.app.web import create_app
 from vern.audit.models import AuditEvent
-from vern.config import Settings
-from vern.db import Database, Scope, utcnow
+from vern.core.config import Settings
+from vern.core.db import Database, Scope, utcnow
 from vern.notify import service as notify
-from vern.web import create_app
 
 NEW_PASSWORD = "Tyttebær og multer i Finnmark"
 LINK = re.compile(r"https?://[^\s]+\?token=(va_[A-Za-z0-9_-]+)")
@@ -407,7 +407,7 @@ def test_a_vendor_owner_invites_the_first_admin(
                                     name="Solveig Berg", org_id=personas.vendor,
                                     role=Role.OWNER.value, password=PASSWORD, actor=None)
         from vern.accounts import security
-        from vern.crypto import PII
+        from vern.core.crypto import PII
 
         secret = security.new_totp_secret()
         owner.mfa_secret = PII(owner.key_id, secret)

@@ -17,7 +17,7 @@ from tests.accounts.helpers import audit_details
 from tests.conftest import PASSWORD, Persona, Personas, make_settings, user_row
 from tests.console.helpers import csrf_of, sign_in_with_forms
 from vern.accounts import security, service
-from vern.db import Database, utcnow
+from vern.core.db import Database, utcnow
 
 WRONG = "feil passord igjen og igjen"
 HOME = "198.51.100.7"  # the person's usual network
@@ -44,7 +44,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 @pytest.fixture
 def proxied(db: Database, tmp_path: Path):  # type: ignore[no-untyped-def]
     """The app behind a trusted proxy on loopback, so each request names its own source."""
-    from vern.web import create_app
+    from vern.app.web import create_app
 
     return create_app(make_settings(db.url, tmp_path, trusted_proxies=["127.0.0.0/8"]), db)
 

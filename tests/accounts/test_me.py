@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 from tests.conftest import Personas
 from vern.accounts.models import Organisation
 from vern.accounts.roles import Role
-from vern.db import Database, Scope, utcnow
+from vern.core.db import Database, Scope, utcnow
 
 
 def test_a_member_sees_their_own_organisation_only(login, personas: Personas) -> None:  # type: ignore[no-untyped-def]

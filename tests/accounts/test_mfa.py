@@ -13,8 +13,8 @@ from tests.conftest import Persona, Personas, add_persona
 from vern.accounts import security, service
 from vern.accounts.models import RecoveryCode
 from vern.accounts.roles import Role
-from vern.config import Settings
-from vern.db import Database, Scope
+from vern.core.config import Settings
+from vern.core.db import Database, Scope
 
 SECRET = security.new_totp_secret()
 NOW = 1_800_000_015.0  # 15 s into a 30 s step

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from vern import demo
 from vern.accounts.service import check_org_number
-from vern.errors import InvalidInput
+from vern.app import demo
+from vern.core.errors import InvalidInput
 
 
 @pytest.mark.parametrize("number", ["945678127", "923456783", "910000004", "910000020",

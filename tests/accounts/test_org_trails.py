@@ -11,7 +11,7 @@ from sqlalchemy import select
 from tests.conftest import Personas
 from vern.accounts import service
 from vern.audit.models import AuditEvent
-from vern.db import Database, Scope
+from vern.core.db import Database, Scope
 
 
 def _leaks(db: Database, personas: Personas) -> list[tuple[str, str, str]]:

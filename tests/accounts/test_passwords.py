@@ -16,10 +16,10 @@ from starlette.testclient import TestClient
 from tests.conftest import PASSWORD, Personas, create_personas, make_settings, sign_in, user_row
 from vern.accounts import security
 from vern.accounts.models import User
-from vern.config import Settings
-from vern.db import Database, Scope, utcnow
-from vern.errors import InvalidInput
-from vern.web import create_app
+from vern.app.web import create_app
+from vern.core.config import Settings
+from vern.core.db import Database, Scope, utcnow
+from vern.core.errors import InvalidInput
 
 TEST_SETTINGS = Settings(env="test")
 CONTEXT = ["Bjørn Bakken", "bjorn.bakken@fjellheim.example.com", "Fjellheim barnehage"]

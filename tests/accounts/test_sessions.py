@@ -15,9 +15,9 @@ from tests.accounts.helpers import actions
 from tests.conftest import Personas, create_personas, sign_in
 from vern.accounts.models import AuthSession
 from vern.accounts.roles import Role
-from vern.config import Settings
-from vern.db import Database, Scope, utcnow
-from vern.web import create_app
+from vern.app.web import create_app
+from vern.core.config import Settings
+from vern.core.db import Database, Scope, utcnow
 
 
 def _age_sessions(db: Database, user_id: str, *, idle: timedelta, age: timedelta) -> None:

@@ -14,8 +14,8 @@ from tests.conftest import Personas, add_persona
 from vern.accounts import service
 from vern.accounts.models import ApiToken
 from vern.accounts.roles import Role
-from vern.config import Settings
-from vern.db import Database, Scope, utcnow
+from vern.core.config import Settings
+from vern.core.db import Database, Scope, utcnow
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -194,7 +194,7 @@ def test_a_disabled_security_officer_does_not_count(
                               role=Role.SECURITY_OFFICER, perms=frozenset(),
                               user_id=personas.dave.user_id)
         service.disable_user(session, user_id=second.id, actor=actor)
-    from vern.errors import Conflict
+    from vern.core.errors import Conflict
 
     with pytest.raises(Conflict), db.transaction(Scope.tenant(personas.vendor)) as session:
         service.remove_member(session, user_id=personas.dave.user_id, actor=actor)
@@ -228,7 +228,7 @@ def test_a_tenant_cannot_disable_or_reset_an_account_used_in_another_organisatio
 def test_the_operator_cannot_disable_the_last_security_officer_through_a_tenant(
     db: Database, personas: Personas
 ) -> None:
-    from vern.errors import Conflict
+    from vern.core.errors import Conflict
 
     with db.transaction(Scope.tenant(personas.tenant_a)) as session:
         service.add_membership(session, user_id=personas.dave.user_id, org_id=personas.tenant_a,

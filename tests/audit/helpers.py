@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from vern.audit.chain import AuditLog, canonical_details, now_us
-from vern.audit.settings import AuditSettings
-from vern.config import Settings
-from vern.db import Database, Scope, new_id
+from vern.core.config import AuditSettings, Settings
+from vern.core.db import Database, Scope, new_id
 
 
 def audit_log(db: Database, settings: Settings, **overrides: Any) -> AuditLog:

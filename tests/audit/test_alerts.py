@@ -6,10 +6,9 @@ from typing import Any
 
 from tests.conftest import Personas
 from vern.audit import alerts, service
-from vern.audit.settings import AuditSettings
-from vern.config import Settings
-from vern.context import RequestContext, reset_request, set_request
-from vern.db import Database, Scope
+from vern.core.config import AuditSettings, Settings
+from vern.core.context import RequestContext, reset_request, set_request
+from vern.core.db import Database, Scope
 from vern.notify.service import MemoryMailer, deliver_pending, install_mailer
 
 

@@ -25,7 +25,7 @@ from vern.audit.chain import (
     now_us,
 )
 from vern.audit.logfile import file_for
-from vern.db import Database, new_id
+from vern.core.db import Database, new_id
 
 scalars = st.one_of(st.none(), st.integers(min_value=-(2**63), max_value=2**63 - 1),
                     st.text(max_size=60))

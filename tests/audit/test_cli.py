@@ -14,12 +14,12 @@ from sqlalchemy import insert, select, text, update
 from tests.audit.helpers import audit_log, fill
 from tests.conftest import make_settings
 from vern.audit.models import AuditEvent
-from vern.db import Database
+from vern.core.db import Database
 
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "vern.cli", "audit", *args], env=env, capture_output=True,
+        [sys.executable, "-m", "vern.app.cli", "audit", *args], env=env, capture_output=True,
         text=True, timeout=120, check=False)
 
 

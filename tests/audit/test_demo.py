@@ -10,7 +10,7 @@ from tests.conftest import Personas, make_settings
 from vern.audit import demo
 from vern.audit.models import AuditAlert, AuditEvent
 from vern.audit.verify import verify
-from vern.db import Database, Scope
+from vern.core.db import Database, Scope
 
 
 def test_the_demo_feeds_fjellheims_trail_once_with_an_alert(

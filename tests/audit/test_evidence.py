@@ -21,10 +21,9 @@ from tests.conftest import Personas
 from vern.audit import note, service, witness
 from vern.audit.chain import FIELDS, AuditLog, now_us, pending_mac, pending_mac_key
 from vern.audit.models import AuditCheckpoint, AuditEvent, AuditHead, AuditTile
-from vern.audit.settings import audit_settings
 from vern.audit.verify import verify
-from vern.config import Settings
-from vern.db import Database, Scope
+from vern.core.config import Settings, audit_settings
+from vern.core.db import Database, Scope
 
 # -- C2SP signed notes --------------------------------------------------------------------------
 
@@ -205,7 +204,7 @@ def _pending(db: Database, **changes: Any) -> str:
 
 
 def _secret() -> bytes:
-    from vern.config import get_settings
+    from vern.core.config import get_settings
 
     return get_settings().secret_bytes
 

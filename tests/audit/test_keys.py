@@ -15,8 +15,8 @@ from vern.audit import chain
 from vern.audit.chain import log_for, resolve_keys
 from vern.audit.ingest import IngestEvent, ingest
 from vern.audit.models import AuditEvent
-from vern.crypto import KeyRing, install_keyring, keyring
-from vern.db import Database, Scope
+from vern.core.crypto import KeyRing, install_keyring, keyring
+from vern.core.db import Database, Scope
 
 ORG = "0190a1b2-0000-7000-8000-0000000000a1"
 

@@ -16,8 +16,8 @@ from vern.audit.chain import AuditLog
 from vern.audit.logfile import LineWrite, trim_uncommitted
 from vern.audit.models import AuditEvent
 from vern.audit.verify import verify
-from vern.config import Settings
-from vern.db import Database
+from vern.core.config import Settings
+from vern.core.db import Database
 
 
 def _file(settings: Settings) -> Path:

@@ -41,7 +41,7 @@ from vern.audit.ingest import IngestEvent
 from vern.audit.logfile import file_for
 from vern.audit.merkle import Frontier, leaf_hash, root_of
 from vern.audit.models import AuditEvent
-from vern.db import Database, new_id
+from vern.core.db import Database, new_id
 
 HERE = Path(__file__).parent / "recorded"
 VECTORS = json.loads((HERE / "vectors-v1.json").read_text())
@@ -210,7 +210,7 @@ def test_a_batch_with_a_bad_draft_stores_nothing(sqlite_db: Database, tmp_path: 
 
 def _recorded_trail(tmp_path: Path) -> tuple[Database, Any]:
     """The recorded trail in a fresh SQLite database of today's schema, its file beside it."""
-    from vern.crypto import KeyRing, install_keyring
+    from vern.core.crypto import KeyRing, install_keyring
 
     db = Database(f"sqlite:///{tmp_path / 'recorded.db'}")
     db.create_all()

@@ -13,8 +13,8 @@ from tests.audit.helpers import audit_log, fill, rows
 from vern.audit import retention
 from vern.audit.chain import AuditLog
 from vern.audit.verify import verify
-from vern.config import Settings
-from vern.db import Database, utcnow
+from vern.core.config import Settings
+from vern.core.db import Database, utcnow
 
 
 def _machines(db: Database, settings: Settings, tmp_path: Path) -> tuple[AuditLog, AuditLog]:

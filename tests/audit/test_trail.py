@@ -19,12 +19,11 @@ from tests.conftest import Personas
 from vern.audit import proofs, retention, service
 from vern.audit.chain import AuditLog
 from vern.audit.models import AuditEvent
-from vern.audit.settings import AuditSettings
 from vern.audit.verify import verify
-from vern.config import Settings
-from vern.context import RequestContext, reset_request, set_request
-from vern.crypto import keyring
-from vern.db import Database, Scope, utcnow
+from vern.core.config import AuditSettings, Settings
+from vern.core.context import RequestContext, reset_request, set_request
+from vern.core.crypto import keyring
+from vern.core.db import Database, Scope, utcnow
 
 
 def _files(settings: Settings) -> list[Path]:

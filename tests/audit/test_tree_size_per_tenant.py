@@ -15,8 +15,8 @@ from sqlalchemy import select
 from tests.conftest import Personas
 from vern.audit import proofs, service
 from vern.audit.models import AuditAlert, AuditEvent
-from vern.config import Settings
-from vern.db import Database, Scope
+from vern.core.config import Settings
+from vern.core.db import Database, Scope
 
 
 def _busy_neighbour(db: Database, settings: Settings, personas: Personas) -> None:

@@ -18,8 +18,8 @@ from vern.audit import retention, verify_fast
 from vern.audit.chain import AuditLog, canonical
 from vern.audit.models import AuditEvent
 from vern.audit.verify import _fast, verify
-from vern.config import Settings
-from vern.db import Database, utcnow
+from vern.core.config import Settings
+from vern.core.db import Database, utcnow
 
 
 @pytest.fixture(autouse=True)

@@ -16,9 +16,9 @@ from vern.accounts.roles import Role
 from vern.audit import service
 from vern.audit.models import AuditEvent
 from vern.audit.verify import verify
-from vern.config import Settings
-from vern.context import RequestContext, reset_request, set_request
-from vern.db import Database, Scope
+from vern.core.config import Settings
+from vern.core.context import RequestContext, reset_request, set_request
+from vern.core.db import Database, Scope
 
 
 def _seed(db: Database, settings: Settings, personas: Personas) -> None:
@@ -180,7 +180,7 @@ def test_static_files_when_recorded_keep_only_the_truncated_address(  # noqa: PL
     app: Any, db: Database, settings: Settings, personas: Personas, login: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from vern.audit.settings import audit_settings
+    from vern.core.config import audit_settings
 
     monkeypatch.setenv("VERN_AUDIT_STATIC_FILES", "true")
     audit_settings.cache_clear()

@@ -15,15 +15,14 @@ import pytest
 from sqlalchemy import select, text
 from starlette.testclient import TestClient
 
-from vern import quarantine
 from vern.audit import service
 from vern.audit.chain import AuditLog
 from vern.audit.models import AuditEvent
-from vern.audit.settings import AuditSettings
 from vern.audit.verify import verify
-from vern.config import Settings
-from vern.db import Database, Scope
-from vern.quarantine import WriteQuarantine
+from vern.core import quarantine
+from vern.core.config import AuditSettings, Settings
+from vern.core.db import Database, Scope
+from vern.core.quarantine import WriteQuarantine
 
 
 def _request(path: str, i: int = 0, ip: str = "203.0.113.5") -> service._Request:
@@ -178,7 +177,7 @@ def test_records_unwritable_at_shutdown_are_spilled_sealed_and_taken_in_at_the_n
 
 
 def test_metrics_show_what_the_writers_dropped() -> None:
-    from vern.web import Metrics
+    from vern.app.web import Metrics
 
     quarantine.count("test.writer", "dropped", 3)
     quarantine.count("test.writer", "quarantined", 2)
@@ -194,7 +193,7 @@ def test_quarantined_records_are_removed_with_the_audit_retention(
     from datetime import timedelta
 
     from vern.audit import retention
-    from vern.db import utcnow
+    from vern.core.db import utcnow
 
     assert quarantine.quarantine(db, "test.writer", "ValueError", {"path": "/gammel"})
     directory = Path(settings.audit_log_dir)

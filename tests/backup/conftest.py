@@ -18,10 +18,9 @@ from sqlalchemy import create_engine, text
 from tests import services
 from tests.conftest import make_settings
 from vern.backup import pgbackrest
-from vern.backup.settings import BackupSettings
-from vern.config import Settings
-from vern.crypto import KeyRing, install_keyring
-from vern.db import Database, import_models
+from vern.core.config import BackupSettings, Settings
+from vern.core.crypto import KeyRing, install_keyring
+from vern.core.db import Database, import_models
 
 PASSPHRASE = "Nordlys over Lofoten, kryptert"  # a fictional test passphrase
 

@@ -13,10 +13,10 @@ from starlette.testclient import TestClient
 from tests.backup.conftest import sqlite_backup_settings
 from tests.conftest import Personas
 from vern.backup import service
-from vern.config import Settings
-from vern.db import Database
+from vern.core.config import Settings
+from vern.core.db import Database
 
-VERN = [sys.executable, "-m", "vern.cli"]
+VERN = [sys.executable, "-m", "vern.app.cli"]
 
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -15,9 +15,9 @@ from tests.conftest import create_personas
 from vern.accounts.models import User
 from vern.backup import pgbackrest, service
 from vern.backup.models import BackupRun, RestoreDrill
-from vern.crypto import KeyRing, install_keyring, keyring
-from vern.db import Database, Scope, utcnow
-from vern.errors import Conflict
+from vern.core.crypto import KeyRing, install_keyring, keyring
+from vern.core.db import Database, Scope, utcnow
+from vern.core.errors import Conflict
 
 
 def _read(pg: PrivatePg, data: object, sql: str) -> list[tuple[object, ...]]:

@@ -14,9 +14,9 @@ from vern.accounts.models import User
 from vern.audit.models import AuditEvent
 from vern.backup import service, sqlite_backup
 from vern.backup.models import BackupRun, RestoreDrill
-from vern.crypto import KeyRing, install_keyring, keyring
-from vern.db import Database, Scope, utcnow
-from vern.errors import Conflict
+from vern.core.crypto import KeyRing, install_keyring, keyring
+from vern.core.db import Database, Scope, utcnow
+from vern.core.errors import Conflict
 
 
 def _emails(database: Database, master: bytes) -> dict[str, str | None]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-VERN = [sys.executable, "-m", "vern.cli"]
+VERN = [sys.executable, "-m", "vern.app.cli"]
 
 
 def run(args: list[str], env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:

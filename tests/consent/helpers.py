@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from vern.consent import service
 from vern.consent.service import PurposeInput
-from vern.db import Database, Scope
+from vern.core.db import Database, Scope
 
 PURPOSES = [
     PurposeInput("necessary", "necessary", "f", "Nødvendige", "Necessary",

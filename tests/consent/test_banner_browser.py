@@ -25,10 +25,10 @@ from tests.conftest import Personas
 from tests.consent.helpers import setup_org
 from tests.services import CHROMIUM_ARGS, chromium_path
 from tests.stats.server import serve
-from vern.config import Settings
 from vern.consent import service
 from vern.consent.models import ConsentRecord
-from vern.db import Database, Scope
+from vern.core.config import Settings
+from vern.core.db import Database, Scope
 
 pytestmark = pytest.mark.browser
 
@@ -75,7 +75,7 @@ def host_site(vern: str) -> Starlette:
 
 @pytest.fixture
 def sites(db: Database, settings: Settings, personas: Personas) -> Iterator[tuple[str, str]]:
-    from vern.web import create_app
+    from vern.app.web import create_app
 
     setup_org(db, personas.tenant_a)
     vern_app = create_app(settings, db)

@@ -20,7 +20,7 @@ from tests.conftest import Personas
 from tests.consent.helpers import setup_org
 from tests.stats.server import serve
 from vern.accounts.roles import Role
-from vern.db import Database
+from vern.core.db import Database
 from vern.sdk import (
     ConsentClient,
     ConsentCookieMiddleware,

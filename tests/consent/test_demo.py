@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from tests.conftest import Personas
 from vern.consent import demo as consent_demo
 from vern.consent.models import ConsentRecord, Purpose
-from vern.db import Database, Scope, utcnow
+from vern.core.db import Database, Scope, utcnow
 from vern.stats import demo as stats_demo
 from vern.stats import report
 from vern.stats.models import StatsSite

@@ -11,9 +11,9 @@ from vern.consent import service
 from vern.consent.models import ConsentRecord, HistoryRewrite
 from vern.consent.sdk import LocalConsent
 from vern.consent.service import Choice
-from vern.context import RequestContext, reset_request, set_request
-from vern.db import Database, Scope
-from vern.errors import InvalidInput
+from vern.core.context import RequestContext, reset_request, set_request
+from vern.core.db import Database, Scope
+from vern.core.errors import InvalidInput
 
 SUBJECT = "b4c1e2d3f4a5b6c7d8e9"
 

@@ -16,7 +16,7 @@ from tests.consent.helpers import setup_org
 from tests.stats.server import free_port, serve
 from vern.accounts.roles import Role
 from vern.consent.models import ConsentRecord
-from vern.db import Database, Scope
+from vern.core.db import Database, Scope
 from vern.notify.service import MemoryMailer, install_mailer
 from vern.sdk import ConsentClient, ConsentError
 from vern.stats.models import PublicReject

@@ -31,7 +31,7 @@ SKIP = re.compile(r"^/(login/mfa|logout)$|\.(js|css)$|/config$|/package$|/downlo
 def _pages(live: Server, who: str, values: dict[str, str]) -> list[str]:
     """Every HTML page a persona can open (GET, not a file or a redirect-only address); path
     parameters from ``values``, made by the sample factories when missing."""
-    from vern.web import api_routes
+    from vern.app.web import api_routes
 
     app = live.app
     factories: dict[str, Callable[..., Any]] = _samples()

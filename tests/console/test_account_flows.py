@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 from tests.accounts.test_flows import NEW_PASSWORD, link_token, mail_to
 from tests.conftest import Personas
 from tests.console.helpers import csrf_of, sign_in_with_forms
-from vern.db import Database
+from vern.core.db import Database
 from vern.notify import service as notify
 
 

@@ -22,9 +22,9 @@ import pytest
 from tests import services
 from tests.conftest import Personas, create_personas, make_settings
 from vern.accounts import security
-from vern.config import Settings
-from vern.crypto import KeyRing, install_keyring
-from vern.db import Database, import_models
+from vern.core.config import Settings
+from vern.core.crypto import KeyRing, install_keyring
+from vern.core.db import Database, import_models
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +50,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
     """Vern under uvicorn on a free loopback port, with its own SQLite database."""
     import uvicorn
 
-    from vern.web import create_app
+    from vern.app.web import create_app
 
     import_models()
     database = Database(f"sqlite:///{tmp_path / 'browser.db'}")
@@ -177,7 +177,7 @@ def test_an_invited_admin_accepts_the_invitation_and_sets_up_mfa_in_chromium(
 
     from tests.accounts.test_flows import NEW_PASSWORD, link_token
     from vern.accounts import flows
-    from vern.db import Scope
+    from vern.core.db import Scope
     from vern.notify import service as notify
 
     assert server.db is not None and server.settings is not None

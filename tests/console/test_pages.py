@@ -12,9 +12,9 @@ from starlette.testclient import TestClient
 from tests.conftest import Personas, user_row
 from tests.console.helpers import csrf_of, sign_in_with_forms, totp
 from vern.accounts import security, service
-from vern.config import Settings
-from vern.console.routes import safe_next
-from vern.db import Database
+from vern.console.forms import safe_next
+from vern.core.config import Settings
+from vern.core.db import Database
 
 
 @pytest.fixture
@@ -369,7 +369,7 @@ def test_someone_signed_in_is_sent_on_from_the_sign_in_page(en: TestClient,
 def test_an_admin_without_mfa_must_set_it_up_before_the_console_opens(
     en: TestClient, personas: Personas, db: Database, settings: Settings
 ) -> None:
-    from vern.db import Scope
+    from vern.core.db import Scope
 
     with db.transaction(Scope.system("test")) as session:
         service.create_user(session, settings, email="siri.solberg@fjellheim.example.com",
@@ -401,8 +401,8 @@ def test_an_expired_password_must_be_changed_first(db: Database, tmp_path: Path,
 
     from tests.conftest import make_settings
     from vern.accounts.models import User
-    from vern.db import Scope, utcnow
-    from vern.web import create_app
+    from vern.app.web import create_app
+    from vern.core.db import Scope, utcnow
 
     settings = make_settings(db.url, tmp_path, password_max_age_days=90)
     with db.transaction(Scope.system("test")) as session:

@@ -6,7 +6,7 @@ from datetime import date
 
 from tests.conftest import Personas
 from vern.control import service
-from vern.db import Database, Scope
+from vern.core.db import Database, Scope
 
 PDF = b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
 

@@ -15,7 +15,7 @@ from tests.conftest import Personas
 from tests.control.helpers import PDF, make_task
 from vern.audit.models import AuditEvent
 from vern.control import posture, service
-from vern.db import Database, Scope
+from vern.core.db import Database, Scope
 
 
 def _actions(db: Database, prefix: str) -> list[str]:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from tests.conftest import create_personas, make_settings
 from tests.control.helpers import PDF, make_task
-from vern.db import Database
+from vern.core.db import Database
 
-VERN = [sys.executable, "-m", "vern.cli"]
+VERN = [sys.executable, "-m", "vern.app.cli"]
 
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from tests.conftest import Personas
 from tests.control.helpers import make_task
-from vern.db import Database
+from vern.core.db import Database
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from tests.conftest import Personas
 from vern.control import demo, posture, service
-from vern.db import Database, Scope
+from vern.core.db import Database, Scope
 
 
 def test_demo_loads_once(db: Database, personas: Personas) -> None:

@@ -9,14 +9,14 @@ from sqlalchemy import func, select
 
 from tests.conftest import Personas
 from tests.control.helpers import make_task
-from vern.config import Settings
 from vern.control import jobs, service
 from vern.control.models import ControlReminder
-from vern.db import Database, Scope
+from vern.core.config import Settings
+from vern.core.db import Database, Scope
+from vern.core.worker import run_due
 from vern.notify import service as notify
 from vern.notify.sink import MailSink
 from vern.notify.transport import SmtpMailer, SmtpTarget
-from vern.worker import run_due
 
 
 def _reminders(db: Database) -> int:
@@ -38,7 +38,7 @@ def test_overdue_and_soon_due_tasks_are_reminded_once_over_smtp(
         # A restarted worker (its job row reset) and a second round: nothing new is queued.
         assert service.send_reminders(db) == 0
         with db.transaction(Scope.system("test: forget the job's last run")) as session:
-            from vern.worker import WorkerJob
+            from vern.core.worker import WorkerJob
 
             row = session.get(WorkerJob, "control.remind")
             assert row is not None

@@ -37,7 +37,7 @@ def test_every_operation_declares_security_and_problem_answers(client: TestClien
                                       "description": schemes["bearerToken"]["description"]}
     assert schemes["sessionCookie"]["in"] == "cookie"
     assert not any(path.startswith(("/console", "/p/")) for path in spec["paths"])
-    from vern.web import api_routes
+    from vern.app.web import api_routes
 
     rules = {(r.path, m.lower()): r for r in api_routes(app) for m in r.methods or ()}
     operations = _operations(spec)

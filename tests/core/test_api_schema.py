@@ -23,8 +23,8 @@ from starlette.testclient import TestClient
 from tests.conftest import create_personas, make_api_token, make_settings, session_cookie_for
 from vern.accounts.deps import session_cookie_name
 from vern.accounts.roles import Role
-from vern.crypto import KeyRing, install_keyring
-from vern.db import Database, import_models
+from vern.core.crypto import KeyRing, install_keyring
+from vern.core.db import Database, import_models
 
 CHECKS = [
     st_checks.not_a_server_error,
@@ -45,7 +45,7 @@ class _Api:
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Api]:
-    from vern.web import create_app
+    from vern.app.web import create_app
 
     tmp: Path = tmp_path_factory.mktemp("schema")
     import_models()

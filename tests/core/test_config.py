@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from vern.config import DEV_MASTER_KEY, DEV_SECRET_KEY, ConfigError, Settings, get_settings
+from vern.core.config import DEV_MASTER_KEY, DEV_SECRET_KEY, ConfigError, Settings, get_settings
 
 SECRET = "x7Qe9vL2pR4tY8uI0oP3aS5dF6gH1jK-"
 SMTP = "smtps://vern:hemmelig@mail.example.com"
@@ -119,7 +119,7 @@ def test_dev_makes_its_own_random_keys_once_and_says_so(
     read again by every later process of the same installation."""
     monkeypatch.setenv("VERN_ENV", "dev")
     monkeypatch.setenv("VERN_DATA_DIR", str(tmp_path / "one"))
-    with caplog.at_level("WARNING", logger="vern.config"):
+    with caplog.at_level("WARNING", logger="vern.core.config"):
         settings = get_settings()
         secret, master = settings.resolved_secret_key(), settings.master_key_bytes
     assert secret not in (None, DEV_SECRET_KEY)
@@ -259,7 +259,7 @@ def test_processes_starting_together_share_one_set_of_keys(tmp_path: Path) -> No
     import subprocess
     import sys
 
-    script = ("import sys; from pathlib import Path; from vern.config import generated_keys; "
+    script = ("import sys; from pathlib import Path; from vern.core.config import generated_keys; "
               "print(generated_keys(Path(sys.argv[1]))['master_key'])")
     procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)],  # noqa: S603
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

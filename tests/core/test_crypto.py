@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from sqlalchemy import select, text
 
 from vern.accounts.models import User
-from vern.config import DEV_MASTER_KEY
-from vern.crypto import PII, DataKey, KeyDestroyed, KeyRing, KeyUnavailable, keyring
-from vern.db import Database, Scope, new_id
+from vern.core.config import DEV_MASTER_KEY
+from vern.core.crypto import PII, DataKey, KeyDestroyed, KeyRing, KeyUnavailable, keyring
+from vern.core.db import Database, Scope, new_id
 
 MASTER = base64.urlsafe_b64decode(DEV_MASTER_KEY.encode())
 FIXTURE_OK = settings(

@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from vern.csvsafe import SafeWriter, safe_cell
+from vern.core.csvsafe import SafeWriter, safe_cell
 
 DANGEROUS = ["=HYPERLINK(\"http://x.invalid\",\"klikk\")", "+47 22 00 00 00", "-2+3", "@SUM(A1:A2)",
              "\t=1+1", "\r=1+1"]

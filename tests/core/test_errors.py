@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vern.errors import (
+from vern.core.errors import (
     Conflict,
     FieldError,
     Forbidden,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from vern.config import ConfigError
-from vern.extras import MissingExtra, require_driver
+from vern.core.config import ConfigError
+from vern.core.extras import MissingExtra, require_driver
 
 
 @pytest.mark.parametrize(("url", "module", "extra"), [
@@ -44,9 +44,9 @@ def test_urls_without_an_extra_driver_pass(monkeypatch: pytest.MonkeyPatch, url:
 def test_the_database_the_limits_and_the_data_map_say_which_extra(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 ) -> None:
+    from vern.core.db import Database
+    from vern.core.ratelimit import Limiter
     from vern.datamap.connect import NoConnection, engine_for
-    from vern.db import Database
-    from vern.ratelimit import Limiter
 
     for module in ("psycopg", "pymysql", "redis"):
         monkeypatch.setitem(sys.modules, module, None)

@@ -13,8 +13,8 @@ from babel.messages.pofile import read_po
 from babel.support import Translations
 
 import vern
-from vern import i18n
-from vern.errors import InvalidInput
+from vern.core import i18n
+from vern.core.errors import InvalidInput
 
 ROOT = Path(vern.__file__).resolve().parent.parent
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")

@@ -17,9 +17,8 @@ from tests.consent.helpers import setup_org
 from tests.stats.helpers import make_site
 from vern.accounts.deps import session_cookie_name
 from vern.accounts.roles import Role
-from vern.config import Settings
-from vern.db import Database
-from vern.stats.settings import stats_settings
+from vern.core.config import Settings, stats_settings
+from vern.core.db import Database
 
 PROBLEM = "application/problem+json"
 HUGE = 2**70
@@ -309,8 +308,8 @@ def test_a_declared_length_of_thousands_of_digits_is_over_the_limit() -> None:
     """Converting 5,000 digits to an int raises in Python; the length is over the limit."""
     import asyncio
 
+    from vern.app.web import _body_within
     from vern.stats.routes import take_beacon
-    from vern.web import _body_within
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
@@ -370,8 +369,8 @@ def test_overlong_text_inside_a_body_is_refused_by_name(alice: TestClient) -> No
     ("[" * 33 + "]" * 33, "too-deep"), ("{" * 40, "too-deep"),
 ])
 def test_json_out_of_bounds_is_refused(text: str, code: str) -> None:
-    from vern.errors import InvalidInput
-    from vern.inputs import loads
+    from vern.core.errors import InvalidInput
+    from vern.core.inputs import loads
 
     with pytest.raises(InvalidInput) as refused:
         loads(text.encode())
@@ -385,7 +384,7 @@ def test_json_out_of_bounds_is_refused(text: str, code: str) -> None:
     "[" * 32 + "]" * 32, '{"a": 1.5e300, "b": "1234567890123456789012345"}',
 ])
 def test_json_within_bounds_is_taken(text: str) -> None:
-    from vern.inputs import loads
+    from vern.core.inputs import loads
 
     assert loads(text.encode()) == json.loads(text)
 
@@ -395,7 +394,7 @@ def test_times_are_bounded_before_any_conversion() -> None:
 
     from pydantic import TypeAdapter, ValidationError
 
-    from vern.inputs import AwareMoment, Day, Moment
+    from vern.core.inputs import AwareMoment, Day, Moment
 
     moment = TypeAdapter(Moment)
     assert moment.validate_python("1970-01-01T00:00:00+01:00") == datetime(

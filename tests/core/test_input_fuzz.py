@@ -27,11 +27,10 @@ from starlette.testclient import TestClient
 
 from tests.conftest import Personas
 from tests.matrix.test_matrix import PARAM, Who, _access, _client_for, _samples, _who
-from vern.config import Settings
-from vern.db import Database
-from vern.inputs import INT64_MAX, INT64_MIN, MAX_URL_TEXT
-from vern.stats.settings import stats_settings
-from vern.web import api_routes
+from vern.app.web import api_routes
+from vern.core.config import Settings, stats_settings
+from vern.core.db import Database
+from vern.core.inputs import INT64_MAX, INT64_MIN, MAX_URL_TEXT
 
 EXAMPLES_PER_ROUTE = 6
 URL_TEXT = 4_000
@@ -269,7 +268,7 @@ def test_no_route_answers_out_of_range_input_with_a_server_error(
 def test_the_json_depth_check_agrees_with_a_parser() -> None:
     """``json_depth_over`` against a plain count, for nested arrays and objects mixed with
     strings that hold brackets."""
-    from vern.inputs import MAX_JSON_DEPTH, json_depth_over
+    from vern.core.inputs import MAX_JSON_DEPTH, json_depth_over
 
     def nest(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
         return st.lists(inner, max_size=3) | st.dictionaries(

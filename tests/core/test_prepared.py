@@ -1,4 +1,4 @@
-"""``vern.db.Prepared``/``execute_fast``: kept statements run through SQLAlchemy's public
+"""``vern.core.db.Prepared``/``execute_fast``: kept statements run through SQLAlchemy's public
 ``Connection.execute`` (its compiled cache, its events, its errors), on SQLite, PostgreSQL and
 MariaDB; rows matched are counted over several rows; the PostgreSQL pipeline."""
 
@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from tests import services
-from vern.db import Prepared, UTCDateTime, execute_fast, new_id, pipeline
+from vern.core.db import Prepared, UTCDateTime, execute_fast, new_id, pipeline
 from vern.rights.connectors import _bind_in, _width
 
 meta = MetaData()
@@ -166,7 +166,7 @@ def test_the_statements_go_through_sqlalchemy_and_its_events(engine: Engine) -> 
 
 
 def test_execute_fast_prepares_a_statement_once() -> None:
-    from vern import db as vdb
+    from vern.core import db as vdb
 
     vdb._prepared.pop(id(BUMP), None)
     eng = create_engine("sqlite://")

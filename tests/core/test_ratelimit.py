@@ -21,9 +21,9 @@ from starlette.testclient import TestClient
 from tests import services
 from tests.conftest import PASSWORD, Personas, make_api_token, make_settings, session_cookie_for
 from vern.accounts.roles import Role
-from vern.db import Database
-from vern.ratelimit import network_of
-from vern.web import create_app
+from vern.app.web import create_app
+from vern.core.db import Database
+from vern.core.ratelimit import network_of
 
 
 def test_networks_are_the_ipv6_64_and_the_ipv4_address() -> None:
@@ -205,7 +205,7 @@ def test_a_redis_outage_falls_back_to_per_process_limits_and_sharing_resumes(
         assert _me(two, "192.0.2.60") == 429
 
         own_redis.stop()
-        with caplog.at_level(logging.WARNING, logger="vern.ratelimit"):
+        with caplog.at_level(logging.WARNING, logger="vern.core.ratelimit"):
             # No 500: each process limits on its own, with the same limit.
             for client in (one, two):
                 assert [_me(client, "192.0.2.61") for _ in range(4)] == [401] * 4
@@ -239,7 +239,7 @@ def test_a_redis_outage_falls_back_to_per_process_limits_and_sharing_resumes(
 def test_a_limit_that_is_not_a_rate_is_refused_by_name(
     monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
-    from vern.config import ConfigError, get_settings
+    from vern.core.config import ConfigError, get_settings
 
     monkeypatch.setenv("VERN_ENV", "test")
     monkeypatch.setenv(name, "lots per minute")

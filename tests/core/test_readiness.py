@@ -18,11 +18,11 @@ from starlette.testclient import TestClient
 
 from tests import services
 from tests.conftest import create_personas, make_settings, sign_in
+from vern.app.web import create_app
 from vern.audit import service as audit_service
 from vern.audit.models import AuditEvent
-from vern.crypto import KeyRing, install_keyring
-from vern.db import Database, Scope, import_models
-from vern.web import create_app
+from vern.core.crypto import KeyRing, install_keyring
+from vern.core.db import Database, Scope, import_models
 
 
 @contextmanager

@@ -33,21 +33,21 @@ from tests.consent.helpers import setup_org
 from tests.stats.helpers import FIREFOX, make_site
 from tests.stats.server import free_port
 from vern.accounts.roles import Role
+from vern.app.migrate import upgrade
 from vern.audit.models import AuditEvent
-from vern.config import get_settings
 from vern.consent.models import ConsentRecord
-from vern.crypto import KeyRing, install_keyring
+from vern.core.config import get_settings
+from vern.core.crypto import KeyRing, install_keyring
+from vern.core.db import Database, Scope
+from vern.core.worker import WorkerJob, discover_jobs
 from vern.datamap.connect import engine_for, forget
 from vern.datamap.service import publish_map
-from vern.db import Database, Scope
-from vern.migrate import upgrade
 from vern.notify.models import OutboxMessage
 from vern.notify.sink import MailSink
 from vern.rights import demo
 from vern.rights.models import Part as RightsPart
 from vern.rights.models import RightsRequest
 from vern.stats.models import StatsEvent
-from vern.worker import WorkerJob, discover_jobs
 
 pytestmark = pytest.mark.slow
 
@@ -93,7 +93,7 @@ def _environment(url: str, tmp: Path, host: str, sink: MailSink, *, keys: dict[s
 @contextmanager
 def _process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "vern.cli", *args], env=env, cwd=ROOT,  # noqa: S603 - our own command
+        proc = subprocess.Popen([sys.executable, "-m", "vern.app.cli", *args], env=env, cwd=ROOT,  # noqa: S603 - our own command
                                 stdout=out, stderr=subprocess.STDOUT)
         try:
             yield proc
@@ -140,7 +140,7 @@ def _count(database: Database, stmt: Any) -> int:
 
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vern.cli", *args], env=env, cwd=ROOT,  # noqa: S603 - our own command
+    return subprocess.run([sys.executable, "-m", "vern.app.cli", *args], env=env, cwd=ROOT,  # noqa: S603 - our own command
                           capture_output=True, text=True, timeout=60, check=False)
 
 

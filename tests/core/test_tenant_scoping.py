@@ -1,4 +1,4 @@
-"""Tenant isolation by construction (vern/db.py): a tenant-scoped session never sees, changes or
+"""Tenant isolation by construction (vern/core/db.py): a tenant-scoped session never sees, changes or
 writes another organisation's rows, whatever the distribution of rows across organisations."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import aliased
 
 from vern.accounts.models import ApiToken, Organisation
-from vern.db import (
+from vern.core.db import (
     CrossTenantWrite,
     Database,
     Prepared,

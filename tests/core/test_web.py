@@ -12,8 +12,8 @@ from starlette.testclient import TestClient
 
 from tests.conftest import Personas, create_personas, make_settings
 from vern.accounts.roles import Role
-from vern.db import Database
-from vern.web import create_app
+from vern.app.web import create_app
+from vern.core.db import Database
 
 PROBLEM = "application/problem+json"
 

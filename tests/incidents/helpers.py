@@ -8,7 +8,7 @@ from typing import Any
 from tests.conftest import Personas
 from vern.accounts.roles import OrgKind, Role, permissions
 from vern.accounts.service import Actor
-from vern.db import Database, Scope, utcnow
+from vern.core.db import Database, Scope, utcnow
 from vern.incidents import service
 
 

@@ -15,7 +15,7 @@ from tests import services
 from tests.conftest import Persona
 from tests.console.test_browser import Server, server  # noqa: F401 - the live-server fixture
 from vern.accounts import security
-from vern.db import utcnow
+from vern.core.db import utcnow
 
 pytestmark = pytest.mark.browser
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 from vern.accounts import service as accounts
 from vern.accounts.roles import OrgKind
-from vern.config import DEV_MASTER_KEY
-from vern.crypto import KeyRing, install_keyring
-from vern.db import Database, Scope
+from vern.core.config import DEV_MASTER_KEY
+from vern.core.crypto import KeyRing, install_keyring
+from vern.core.db import Database, Scope
 
-VERN = [sys.executable, "-m", "vern.cli"]
+VERN = [sys.executable, "-m", "vern.app.cli"]
 
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,7 @@ from sqlalchemy import update
 
 from tests.conftest import Personas
 from tests.incidents.helpers import register
-from vern.db import Database, Scope, utcnow
+from vern.core.db import Database, Scope, utcnow
 from vern.incidents import overview
 from vern.rights import service as rights
 from vern.rights.models import RightsRequest

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from tests.conftest import Personas
 from tests.incidents.helpers import breach_body, register
 from vern.audit.models import AuditEvent
-from vern.db import Database, Scope, utcnow
+from vern.core.db import Database, Scope, utcnow
 from vern.notify import service as notify
 from vern.notify.sink import MailSink
 from vern.notify.transport import SmtpMailer, SmtpTarget

@@ -12,7 +12,7 @@ from sqlalchemy import select, text
 
 from tests.conftest import Personas
 from tests.incidents.helpers import register
-from vern.db import Database, Scope, utcnow
+from vern.core.db import Database, Scope, utcnow
 from vern.incidents import service
 from vern.incidents.jobs import raise_warnings
 from vern.incidents.models import ClockWarning

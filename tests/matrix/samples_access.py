@@ -10,8 +10,8 @@ from tests.matrix.samples import Sample
 from vern.access import service
 from vern.accounts import service as accounts
 from vern.accounts.roles import OrgKind, Role, permissions
-from vern.config import Settings
-from vern.db import Database, Scope, new_id, utcnow
+from vern.core.config import Settings
+from vern.core.db import Database, Scope, new_id, utcnow
 
 
 def actor_of(persona: Persona, kind: OrgKind) -> accounts.Actor:

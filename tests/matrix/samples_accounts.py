@@ -6,8 +6,8 @@ from tests.conftest import Personas
 from tests.matrix.samples import Sample
 from vern.accounts import service
 from vern.accounts.roles import Role
-from vern.config import Settings
-from vern.db import Database, Scope, new_id
+from vern.core.config import Settings
+from vern.core.db import Database, Scope, new_id
 
 
 def user_in_a(db: Database, personas: Personas, settings: Settings) -> Sample:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from tests.conftest import Personas
 from tests.matrix.samples import Sample
 from vern.audit.models import AuditAlert
-from vern.config import Settings
-from vern.db import Database, Scope
+from vern.core.config import Settings
+from vern.core.db import Database, Scope
 
 
 def alert_of_vendor(db: Database, personas: Personas, settings: Settings) -> Sample:

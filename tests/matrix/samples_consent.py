@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from tests.conftest import Personas
 from tests.matrix.samples import Sample
-from vern.config import Settings
 from vern.consent import service as consent
-from vern.db import Database, Scope, new_id
+from vern.core.config import Settings
+from vern.core.db import Database, Scope, new_id
 from vern.stats import service as stats
 
 

@@ -7,9 +7,9 @@ from datetime import date
 
 from tests.conftest import Personas
 from tests.matrix.samples import Sample
-from vern.config import Settings
 from vern.control import service
-from vern.db import Database, Scope, new_id
+from vern.core.config import Settings
+from vern.core.db import Database, Scope, new_id
 
 
 def _by(personas: Personas) -> service.By:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from tests.conftest import Personas
 from tests.matrix.samples import Sample
-from vern.config import Settings
-from vern.db import Database, Scope, new_id
+from vern.core.config import Settings
+from vern.core.db import Database, Scope, new_id
 from vern.records import documents
 from vern.records import service as records
 from vern.trust import service as trust

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from tests.conftest import Personas
 from tests.matrix.samples import Sample
-from vern.config import Settings
-from vern.db import Database, Scope, new_id, utcnow
+from vern.core.config import Settings
+from vern.core.db import Database, Scope, new_id, utcnow
 from vern.vendor import service as vendor
 
 

@@ -16,8 +16,8 @@ from starlette.testclient import TestClient
 from tests.conftest import Personas, session_cookie_for
 from vern.accounts.deps import session_cookie_name
 from vern.audit.models import AuditEvent
-from vern.config import Settings
-from vern.db import Database, Scope
+from vern.core.config import Settings
+from vern.core.db import Database, Scope
 from vern.rights import service
 
 VENDOR_ONLY: list[tuple[str, Any]] = [

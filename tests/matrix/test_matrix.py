@@ -39,9 +39,9 @@ from tests.conftest import Personas, make_api_token, session_cookie_for
 from tests.matrix.samples import Sample
 from vern.accounts.deps import Access, access_of, session_cookie_name
 from vern.accounts.roles import OrgKind, Perm, Role, permissions
-from vern.config import Settings
-from vern.db import Database, Scope, new_id, utcnow
-from vern.web import api_routes
+from vern.app.web import api_routes
+from vern.core.config import Settings
+from vern.core.db import Database, Scope, new_id, utcnow
 
 PARAM = re.compile(r"{([^}:]+)(?::[^}]*)?}")
 DENIAL_STATUSES = {401, 403, 404}

@@ -20,9 +20,9 @@ from sqlalchemy import inspect
 from starlette.testclient import TestClient
 
 from tests.conftest import Personas
+from vern.core.db import Database, Scope
 from vern.datamap.connect import engine_for, forget
 from vern.datamap.service import publish_map
-from vern.db import Database, Scope
 from vern.notify import service as notify
 from vern.rights import demo
 

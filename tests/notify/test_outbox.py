@@ -18,8 +18,8 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import select, update
 
 from tests.conftest import make_settings
-from vern.crypto import keyring
-from vern.db import Database, Scope, utcnow
+from vern.core.crypto import keyring
+from vern.core.db import Database, Scope, utcnow
 from vern.notify import service as notify
 from vern.notify.models import OutboxMessage
 from vern.notify.sink import MailSink

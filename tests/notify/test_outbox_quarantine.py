@@ -11,11 +11,11 @@ from email.message import EmailMessage
 import pytest
 from sqlalchemy import select, text
 
-from vern.crypto import keyring
-from vern.db import Database, Scope
+from vern.core.crypto import keyring
+from vern.core.db import Database, Scope
+from vern.core.quarantine import WriteQuarantine
 from vern.notify import service
 from vern.notify.models import OutboxMessage
-from vern.quarantine import WriteQuarantine
 
 
 @dataclass

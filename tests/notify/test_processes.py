@@ -17,18 +17,18 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from tests.conftest import Personas, make_settings, sign_in
-from vern.config import DEV_MASTER_KEY, DEV_SECRET_KEY, Settings
-from vern.crypto import KeyRing, install_keyring, keyring
+from vern.core.config import DEV_MASTER_KEY, DEV_SECRET_KEY, Settings
+from vern.core.crypto import KeyRing, install_keyring, keyring
+from vern.core.db import Database, Scope
 from vern.datamap.connect import engine_for, forget
 from vern.datamap.service import publish_map
-from vern.db import Database, Scope
 from vern.notify import service as notify
 from vern.notify import sink as mail_sink
 from vern.notify.models import OutboxMessage
 from vern.notify.sink import MailSink
 from vern.rights import demo
 
-VERN = [sys.executable, "-m", "vern.cli"]
+VERN = [sys.executable, "-m", "vern.app.cli"]
 SENDER = "personvern@solstrand.example.com"
 
 
@@ -105,7 +105,7 @@ def test_the_demo_mail_page_lets_a_person_finish_the_portal_code_by_hand(
     db: Database, personas: Personas, laerbar: list[dict[str, Any]], tmp_path: Path,
     sink: MailSink,
 ) -> None:
-    from vern.web import create_app
+    from vern.app.web import create_app
 
     settings = make_settings(db.url, tmp_path, env="demo", smtp_url=sink.url,
                              secret_key=DEV_SECRET_KEY, master_key=DEV_MASTER_KEY)
@@ -168,7 +168,7 @@ def test_the_port_moves_the_statistics_tag_without_a_base_url(
 ) -> None:
     """With only the port changed, the snippet a customer copies points at that port."""
     from tests.stats.helpers import make_site
-    from vern.web import create_app
+    from vern.app.web import create_app
 
     settings = make_settings(db.url, tmp_path, port=8123)
     make_site(db, personas.tenant_a)

@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import func, select, text
 
 from tests.conftest import Personas, create_personas, make_settings
-from vern.config import Settings
+from vern.core.config import Settings
+from vern.core.db import Database, Scope
+from vern.core.errors import Conflict, InvalidInput
 from vern.datamap import service as datamap
 from vern.datamap.connect import engine_for, forget
-from vern.db import Database, Scope
-from vern.errors import Conflict, InvalidInput
 from vern.offboarding import service
 from vern.offboarding.models import Offboarding
 from vern.rights import demo

@@ -13,8 +13,8 @@ from pathlib import Path
 from starlette.testclient import TestClient
 
 from tests.conftest import Personas
-from vern.db import Database
-from vern.worker import discover_jobs, run_due
+from vern.core.db import Database
+from vern.core.worker import discover_jobs, run_due
 
 
 def test_api_two_people_confirmation_and_certificate(db: Database, personas: Personas, login,  # type: ignore[no-untyped-def]
@@ -59,7 +59,7 @@ def test_api_two_people_confirmation_and_certificate(db: Database, personas: Per
     cert.write_text(body["certificate"])
     env = {k: v for k, v in os.environ.items() if not k.startswith("VERN_")}
     env.update({"VERN_ENV": "test", "VERN_DATABASE_URL": db.url, "VERN_DATA_DIR": str(tmp_path)})
-    cli = [sys.executable, "-m", "vern.cli", "offboarding", "verify-certificate"]
+    cli = [sys.executable, "-m", "vern.app.cli", "offboarding", "verify-certificate"]
     ok = subprocess.run([*cli, str(cert)], env=env, capture_output=True, text=True, timeout=60,  # noqa: S603
                         check=False)
     assert ok.returncode == 0, ok.stderr

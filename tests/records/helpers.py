@@ -6,8 +6,8 @@ from datetime import date
 
 from tests.conftest import Personas
 from vern.consent import service as consent
+from vern.core.db import Database, Scope
 from vern.datamap.service import publish_map
-from vern.db import Database, Scope
 from vern.records import service
 from vern.rights import demo
 from vern.vendor import service as vendor

@@ -10,8 +10,8 @@ from sqlalchemy import select
 from tests.conftest import Personas
 from tests.records.helpers import add_subprocessor, fill_vendor
 from vern.consent import service as consent
-from vern.db import Database, Scope
-from vern.errors import Conflict, InvalidInput
+from vern.core.db import Database, Scope
+from vern.core.errors import Conflict, InvalidInput
 from vern.notify.models import OutboxMessage
 from vern.records import documents, render, service
 

@@ -13,7 +13,7 @@ from tests.conftest import Personas
 from tests.records.helpers import fill_vendor
 from vern.accounts import service as accounts
 from vern.accounts.roles import OrgKind
-from vern.db import Database, Scope
+from vern.core.db import Database, Scope
 
 
 def test_the_console_lists_missing_fields_publishes_and_diffs(db: Database, personas: Personas,
@@ -50,7 +50,7 @@ def test_the_console_lists_missing_fields_publishes_and_diffs(db: Database, pers
 
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vern.cli", *args], env=env, capture_output=True,  # noqa: S603
+    return subprocess.run([sys.executable, "-m", "vern.app.cli", *args], env=env, capture_output=True,  # noqa: S603
                           text=True, timeout=120, check=False)
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from tests.conftest import Personas
 from tests.records.helpers import fill_registry, fill_vendor
-from vern.db import Database, Scope
-from vern.errors import InvalidInput
+from vern.core.db import Database, Scope
+from vern.core.errors import InvalidInput
 from vern.records import documents, service
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from tests.conftest import Personas
 from tests.records.helpers import fill_vendor
 from vern.audit.models import AuditEvent
-from vern.db import Database, Scope
+from vern.core.db import Database, Scope
 from vern.records import documents
 from vern.trust import service as trust
 

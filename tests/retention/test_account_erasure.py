@@ -21,8 +21,8 @@ from vern.audit.chain import open_personal
 from vern.audit.models import AuditEvent
 from vern.audit.service import seal_now
 from vern.audit.verify import verify
-from vern.crypto import PII, Encrypted, keyring
-from vern.db import Base, Database, Scope
+from vern.core.crypto import PII, Encrypted, keyring
+from vern.core.db import Base, Database, Scope
 
 
 def _readable(db: Database, needles: list[str]) -> list[str]:
@@ -97,13 +97,13 @@ def test_the_cli_erases_an_account(db: Database, personas: Personas, tmp_path: P
     env = {k: v for k, v in os.environ.items() if not k.startswith("VERN_")}
     env |= {"VERN_ENV": "test", "VERN_DATABASE_URL": db.url, "COLUMNS": "200",
             "VERN_AUDIT_LOG_DIR": str(tmp_path / "audit"), "VERN_DATA_DIR": str(tmp_path / "data")}
-    res = subprocess.run([sys.executable, "-m", "vern.cli", "user", "erase", "--email",  # noqa: S603
+    res = subprocess.run([sys.executable, "-m", "vern.app.cli", "user", "erase", "--email",  # noqa: S603
                           personas.bob.email, "--org", "fjellheim"], env=env, capture_output=True,
                          text=True, timeout=120, check=False)
     assert res.returncode == 0, res.stderr
     keyring().forget_cached()  # this process cached the key before another process destroyed it
     assert user_row(db, personas.bob.user_id).email.value is None
-    refused = subprocess.run([sys.executable, "-m", "vern.cli", "user", "erase", "--email",  # noqa: S603
+    refused = subprocess.run([sys.executable, "-m", "vern.app.cli", "user", "erase", "--email",  # noqa: S603
                               personas.carol.email, "--org", "havbris"], env=env,
                              capture_output=True, text=True, timeout=120, check=False)
     assert refused.returncode == 1 and "administrator" in refused.stderr

@@ -21,11 +21,11 @@ from vern.audit.verify import verify
 from vern.consent import newsletter
 from vern.consent import service as consent
 from vern.consent.models import ConsentRecord, NewsletterSubscriber
-from vern.context import RequestContext, reset_request, set_request
-from vern.crypto import PII, Encrypted
+from vern.core.context import RequestContext, reset_request, set_request
+from vern.core.crypto import PII, Encrypted
+from vern.core.db import Base, Database, Scope, utcnow
 from vern.datamap.connect import engine_for, forget
 from vern.datamap.loader import load_map
-from vern.db import Base, Database, Scope, utcnow
 from vern.notify.models import OutboxMessage
 from vern.retention import service as retention
 from vern.rights import demo

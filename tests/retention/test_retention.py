@@ -17,9 +17,9 @@ from starlette.testclient import TestClient
 from tests.conftest import Personas, make_settings
 from vern.accounts.models import AuthThrottle
 from vern.audit.models import AuditEvent
+from vern.core.db import Database, Scope, utcnow
+from vern.core.errors import Conflict, InvalidInput
 from vern.datamap.own import load_own_map
-from vern.db import Database, Scope, utcnow
-from vern.errors import Conflict, InvalidInput
 from vern.retention import service
 from vern.retention.models import RetentionRun
 
@@ -189,7 +189,7 @@ def test_the_api_shows_rules_plan_runs_and_holds(client: TestClient, personas: P
 
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vern.cli", *args], env=env,  # noqa: S603
+    return subprocess.run([sys.executable, "-m", "vern.app.cli", *args], env=env,  # noqa: S603
                           capture_output=True, text=True, timeout=120, check=False)
 
 

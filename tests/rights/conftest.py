@@ -12,10 +12,10 @@ import pytest
 
 from tests import services
 from tests.conftest import Personas, create_personas, make_settings
+from vern.core.db import Database, Scope
 from vern.datamap.connect import engine_for, forget
 from vern.datamap.loader import load_map
 from vern.datamap.model import DataMap
-from vern.db import Database, Scope
 from vern.notify import service as notify
 from vern.rights import demo, service
 from vern.rights.models import RightsRequest

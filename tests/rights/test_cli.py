@@ -10,12 +10,12 @@ from pathlib import Path
 
 from vern.accounts import service as accounts
 from vern.accounts.roles import OrgKind
-from vern.crypto import KeyRing, install_keyring
+from vern.core.crypto import KeyRing, install_keyring
+from vern.core.db import Database, Scope
 from vern.datamap.connect import engine_for, forget
-from vern.db import Database, Scope
 from vern.rights import demo
 
-VERN = [sys.executable, "-m", "vern.cli"]
+VERN = [sys.executable, "-m", "vern.app.cli"]
 
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -32,7 +32,7 @@ def test_a_map_is_checked_published_and_an_erasure_run_and_replayed(tmp_path: Pa
     database.create_all()
     import base64
 
-    from vern.config import DEV_MASTER_KEY
+    from vern.core.config import DEV_MASTER_KEY
 
     install_keyring(KeyRing(database.engine, base64.urlsafe_b64decode(DEV_MASTER_KEY)))
     with database.transaction(Scope.system("test")) as session:

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from tests.conftest import Personas
 from tests.rights.conftest import Product, file_request, request_row
 from vern.accounts.models import Organisation
+from vern.core.db import Database, Scope
 from vern.datamap.loader import load_map
-from vern.db import Database, Scope
 from vern.notify import service as notify
 from vern.rights import cli, demo, runtime, service
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from tests.conftest import Personas
+from vern.core.db import Database, Scope
 from vern.datamap.connect import forget
-from vern.db import Database, Scope
 from vern.rights import demo
 from vern.rights.models import Package, RightsRequest
 

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 from tests.conftest import Personas
 from tests.rights.conftest import Product, file_request, request_row
+from vern.core.db import Database, Scope
 from vern.datamap.connect import engine_for
-from vern.db import Database, Scope
 from vern.notify import service as notify
 from vern.rights import demo, service
 from vern.rights.models import LedgerEntry, Package, Task
@@ -201,7 +201,7 @@ def test_the_download_link_expires_and_every_download_is_audited(
     from sqlalchemy import update
 
     from vern.audit.models import AuditEvent
-    from vern.errors import NotFound
+    from vern.core.errors import NotFound
 
     person = sqlite_product.person(world.tenant_a, 1)
     request_id = file_request(sqlite_db, world.tenant_a, "access", {"email": person["email"]})

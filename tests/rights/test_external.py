@@ -19,11 +19,11 @@ from sqlalchemy import select, text
 from tests.conftest import Personas
 from tests.rights.conftest import Product, file_request, request_row
 from tests.rights.external_server import Endpoint, running_endpoint
+from vern.core.db import Database, Scope, utcnow
+from vern.core.errors import InvalidInput
 from vern.datamap.connect import engine_for
 from vern.datamap.loader import MapError, load_map
 from vern.datamap.model import DataMap
-from vern.db import Database, Scope, utcnow
-from vern.errors import InvalidInput
 from vern.notify import service as notify
 from vern.rights import demo, external, http_connector, service
 from vern.rights.models import ExternalStep

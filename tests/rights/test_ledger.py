@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from tests.conftest import Personas
 from tests.rights.conftest import file_request
+from vern.core.db import Database, utcnow
 from vern.datamap.connect import engine_for, forget
 from vern.datamap.loader import load_map
-from vern.db import Database, utcnow
 from vern.rights import demo, ledger, service
 from vern.rights.runtime import secret
 

@@ -10,8 +10,8 @@ from sqlalchemy import update
 
 from tests.conftest import Personas
 from tests.rights.conftest import Product, file_request, request_row
-from vern.db import Database, Scope
-from vern.errors import Conflict, InvalidInput
+from vern.core.db import Database, Scope
+from vern.core.errors import Conflict, InvalidInput
 from vern.notify import service as notify
 from vern.rights import service
 from vern.rights.models import RightsRequest, Verification

@@ -16,9 +16,9 @@ from sqlalchemy import create_engine, func, select
 
 from tests.conftest import Personas
 from tests.rights.conftest import file_request, request_row
+from vern.core.db import Database, Scope
 from vern.datamap.connect import engine_for, forget
 from vern.datamap.loader import load_map
-from vern.db import Database, Scope
 from vern.rights import demo, service
 from vern.rights.models import LedgerEntry
 
@@ -151,10 +151,10 @@ def _latest_request(database: Database) -> str:
 
 KILLER = textwrap.dedent("""
     import os, signal, sys
-    from vern.config import get_settings
-    from vern.crypto import KeyRing, install_keyring
+    from vern.core.config import get_settings
+    from vern.core.crypto import KeyRing, install_keyring
     from vern.datamap.loader import load_map
-    from vern.db import Database
+    from vern.core.db import Database
     from vern.rights import demo, service
 
     vern_url, product_url, request_id, kill_at = sys.argv[1:5]
@@ -419,8 +419,8 @@ def test_after_the_last_automatic_attempt_staff_are_told_and_the_worker_stops(
     sqlite_db: Database, world: Personas, tmp_path: Path, mailer: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from vern.audit.models import AuditEvent
+    from vern.core.config import rights_settings
     from vern.rights.service import retry_backoff, run_pending
-    from vern.rights.settings import rights_settings
 
     monkeypatch.setenv("VERN_RIGHTS_RETRY_MAX_ATTEMPTS", "2")
     rights_settings.cache_clear()

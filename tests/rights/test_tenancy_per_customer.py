@@ -24,9 +24,9 @@ from sqlalchemy import create_engine, text
 from tests import services
 from tests.conftest import Personas
 from tests.rights.conftest import file_request
+from vern.core.db import Database, Scope, utcnow
 from vern.datamap.connect import engine_for, forget
 from vern.datamap.loader import load_map
-from vern.db import Database, Scope, utcnow
 from vern.rights import ledger, service
 from vern.rights.connectors import Unreachable, product_db
 from vern.rights.models import Policy
@@ -304,7 +304,7 @@ def test_vern_rights_replay_writes_into_the_customers_own_database(
         "COLUMNS": "200",
     }
     replayed = subprocess.run(
-        [sys.executable, "-m", "vern.cli", "rights", "replay", "--database", "kunder",
+        [sys.executable, "-m", "vern.app.cli", "rights", "replay", "--database", "kunder",
          "--since", "2020-01-01T00:00:00"],
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )

@@ -14,9 +14,9 @@ from tests.conftest import Personas, create_personas, make_settings
 from tests.rights.conftest import file_request, request_row
 from tests.rights.test_resume import Crash, _erase, _latest_request, _product, _state
 from vern.audit.models import AuditEvent
+from vern.core.db import Database, Scope
 from vern.datamap.connect import forget
 from vern.datamap.loader import load_map
-from vern.db import Database, Scope
 from vern.notify.models import OutboxMessage
 from vern.rights import demo, service
 from vern.rights.models import LedgerEntry, Part, Task
@@ -201,7 +201,7 @@ def test_the_last_failed_attempt_tells_staff_on_either_engine(
 ) -> None:
     """The finish of a request whose attempts are used up looks up and mails staff inside the
     run's bookkeeping transaction (on PostgreSQL, within its pipeline)."""
-    from vern.rights.settings import rights_settings
+    from vern.core.config import rights_settings
 
     monkeypatch.setenv("VERN_RIGHTS_RETRY_MAX_ATTEMPTS", "1")
     rights_settings.cache_clear()

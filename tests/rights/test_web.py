@@ -15,9 +15,9 @@ from starlette.testclient import TestClient
 
 from tests.conftest import Personas
 from vern.audit.models import AuditEvent
+from vern.core.db import Database, Scope
 from vern.datamap.connect import engine_for, forget
 from vern.datamap.service import publish_map
-from vern.db import Database, Scope
 from vern.notify import service as notify
 from vern.rights import demo
 
@@ -227,7 +227,7 @@ def test_the_console_shows_what_is_due_and_overdue(
 
     from sqlalchemy import update
 
-    from vern.db import utcnow
+    from vern.core.db import utcnow
     from vern.rights import service
     from vern.rights.models import RightsRequest
 

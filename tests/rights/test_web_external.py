@@ -13,9 +13,9 @@ from starlette.testclient import TestClient
 from tests.conftest import Personas
 from tests.rights.test_web import _csrf
 from vern.accounts.roles import Role
+from vern.core.db import Database, Scope
 from vern.datamap.connect import engine_for, forget
 from vern.datamap.service import publish_map
-from vern.db import Database, Scope
 from vern.notify import service as notify
 from vern.rights import demo, service
 

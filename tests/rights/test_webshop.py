@@ -32,9 +32,9 @@ from sqlalchemy import (
 from tests import services
 from tests.conftest import Personas
 from tests.rights.conftest import file_request, request_row
+from vern.core.db import Database, Scope, utcnow
 from vern.datamap.connect import engine_for, forget
 from vern.datamap.loader import load_map
-from vern.db import Database, Scope, utcnow
 from vern.notify import service as notify
 from vern.rights import ledger, service
 from vern.rights.runtime import secret

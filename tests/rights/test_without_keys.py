@@ -13,9 +13,9 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
 from tests import services
 from tests.conftest import Personas
 from tests.rights.conftest import file_request, request_row
+from vern.core.db import Database, Scope
 from vern.datamap.connect import engine_for, forget
 from vern.datamap.loader import load_map
-from vern.db import Database, Scope
 from vern.rights import service
 from vern.rights.engine import set_based_tables
 from vern.rights.models import LedgerEntry

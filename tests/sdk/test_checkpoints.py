@@ -16,8 +16,8 @@ from vern.accounts.roles import Role
 from vern.audit import service
 from vern.audit.chain import AuditLog
 from vern.audit.models import AuditCheckpoint, AuditEvent, AuditHead, AuditTile
-from vern.config import Settings
-from vern.db import Database
+from vern.core.config import Settings
+from vern.core.db import Database
 from vern.sdk.checkpoints import CheckpointKeeper, Fetch, TrailError
 
 

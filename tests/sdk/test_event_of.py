@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vern.audit.clientip import client_ip, parse_ip
+from vern.core.clientip import client_ip, parse_ip
 from vern.sdk.client import _body, _event_json, _id_of, outcome_of
 
 addresses = st.sampled_from(["192.0.2.7", "10.0.0.2", "10.0.0.3", "2001:db8::1", "::ffff:192.0.2.9",

@@ -16,7 +16,7 @@ from tests.conftest import Personas
 from vern.accounts.roles import Role
 from vern.audit.models import AuditEvent
 from vern.audit.query import view
-from vern.db import Database, Scope
+from vern.core.db import Database, Scope
 from vern.sdk import AuditClient, AuditMiddleware, WSGIAuditMiddleware
 from vern.sdk.client import Transport
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from vern.stats.settings import stats_settings
+from vern.core.config import stats_settings
 
 os.environ["VERN_STATS_FLUSH_INTERVAL_MS"] = "0"
 stats_settings.cache_clear()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vern.db import Database, Scope
+from vern.core.db import Database, Scope
 from vern.stats import service
 
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"

@@ -16,10 +16,10 @@ from tests.conftest import Personas
 from tests.stats.helpers import FIREFOX, make_site
 from vern.audit.models import AuditEvent
 from vern.audit.service import flush_writer
-from vern.db import Database, Scope
+from vern.core.config import StatsSettings
+from vern.core.db import Database, Scope
 from vern.stats.ingest import Ingestor
 from vern.stats.models import StatsDaily, StatsEvent
-from vern.stats.settings import StatsSettings
 
 
 def _held(db: Database, **overrides: Any) -> Ingestor:

@@ -7,7 +7,7 @@ import ipaddress
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vern.stats.ip import display_ip, truncate_ip
+from vern.core.ip import display_ip, truncate_ip
 
 
 def test_it_cuts_the_seed_example_to_three_groups() -> None:

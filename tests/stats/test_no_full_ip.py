@@ -23,9 +23,9 @@ from tests.conftest import Personas
 from tests.consent.helpers import setup_org
 from tests.stats.helpers import FIREFOX, make_site
 from tests.stats.server import free_port, serve
-from vern.config import Settings
 from vern.consent.models import ConsentRecord
-from vern.db import Database, Scope
+from vern.core.config import Settings
+from vern.core.db import Database, Scope
 from vern.stats.models import StatsDaily, StatsEvent
 
 VISITOR = "127.0.0.77"
@@ -47,7 +47,7 @@ def test_a_visitors_full_address_is_never_written_anywhere(  # noqa: PLR0917 - f
     db: Database, settings: Settings, personas: Personas, tmp_path: Path,
     caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str],
 ) -> None:
-    from vern.web import create_app
+    from vern.app.web import create_app
 
     setup_org(db, personas.tenant_a)
     site = make_site(db, personas.tenant_a)

@@ -10,12 +10,12 @@ from sqlalchemy import func, select
 
 from tests.conftest import Personas
 from tests.stats.helpers import FIREFOX, IPHONE, make_site
-from vern.db import Database, Scope
+from vern.core.config import StatsSettings
+from vern.core.db import Database, Scope
 from vern.stats import report
 from vern.stats.ingest import Ingestor, Rejected, parse_beacon, purge
 from vern.stats.models import PublicReject, StatsEvent, StatsSalt, StatsVisit
 from vern.stats.rollup import PageView, plan
-from vern.stats.settings import StatsSettings
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 GAP = timedelta(minutes=30)

@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 
 from tests.conftest import Personas
 from tests.stats.helpers import FIREFOX, make_site
-from vern.db import Database, Scope
+from vern.core.db import Database, Scope
 from vern.stats.models import PublicReject, StatsEvent
 
 

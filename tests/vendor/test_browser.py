@@ -9,7 +9,7 @@ import pytest
 from tests import services
 from tests.console.test_browser import Server, server  # noqa: F401 - the fixture is used by name
 from vern.accounts import security
-from vern.db import Scope
+from vern.core.db import Scope
 from vern.vendor import service as vendor
 
 pytestmark = pytest.mark.browser

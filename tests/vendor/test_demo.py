@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.conftest import Personas
-from vern.db import Database, Scope
+from vern.core.db import Database, Scope
 from vern.vendor import demo
 from vern.vendor import service as vendor
 

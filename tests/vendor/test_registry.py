@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import Personas
-from vern.db import Database, Scope, utcnow
-from vern.errors import Conflict, InvalidInput, NotFound
+from vern.core.db import Database, Scope, utcnow
+from vern.core.errors import Conflict, InvalidInput, NotFound
 from vern.notify import service as notify
 from vern.notify.sink import MailSink
 from vern.notify.transport import SmtpMailer, SmtpTarget

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from tests.conftest import Personas
-from vern.db import Database, utcnow
+from vern.core.db import Database, utcnow
 
 SUB = {"name": "Fjordhall Drift AS", "service": "Drift av datasenter",
        "data_categories": ["user.name", "user.contact.email"], "storage_locations": ["NO"],

@@ -14,6 +14,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from vern.access import service
+from vern.accounts import service as accounts
+from vern.accounts.models import Organisation
+from vern.accounts.roles import OrgKind, Role, permissions
+from vern.core.cliutil import open_database, settings_or_exit
+from vern.core.config import get_settings
+from vern.core.db import Scope
+from vern.core.errors import VernError
+
 app = typer.Typer(help="Access control: vendor access grants, role requests, access reviews.",
                   no_args_is_help=True)
 console = Console()
@@ -26,7 +35,6 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 
 def _database() -> Any:
-    from vern.cli import open_database, settings_or_exit
 
     return open_database(settings_or_exit())
 
@@ -34,8 +42,6 @@ def _database() -> Any:
 def _org_id(database: Any, slug: str) -> str:
     from sqlalchemy import select
 
-    from vern.accounts.models import Organisation
-    from vern.db import Scope
 
     with database.transaction(Scope.system("cli access org")) as session:
         found = session.scalar(select(Organisation.id).where(Organisation.slug == slug))
@@ -46,10 +52,6 @@ def _org_id(database: Any, slug: str) -> str:
 
 def _actor(database: Any, email: str) -> Any:
     """The person ``email`` names, acting in their own organisation with their role there."""
-    from vern.accounts import service as accounts
-    from vern.accounts.roles import OrgKind, Role, permissions
-    from vern.config import get_settings
-    from vern.db import Scope
 
     with database.transaction(Scope.system("cli access person")) as session:
         user = accounts.find_user_by_email(session, get_settings(), email)
@@ -76,8 +78,6 @@ def _moment(value: str | None, option: str) -> datetime | None:
 
 
 def _run(database: Any, org_id: str, work: Any) -> Any:
-    from vern.db import Scope
-    from vern.errors import VernError
 
     try:
         with database.transaction(Scope.tenant(org_id)) as session:
@@ -96,7 +96,6 @@ def request_grant(  # noqa: PLR0917 - a command's options
     start: Annotated[str | None, typer.Option("--from", help="From when (default now).")] = None,
 ) -> None:
     """Vendor staff ask a customer for access to its data."""
-    from vern.access import service
 
     database = _database()
     org_id, actor = _org_id(database, org), _actor(database, by)
@@ -107,7 +106,6 @@ def request_grant(  # noqa: PLR0917 - a command's options
 
 
 def _decide(grant_id: str, org: str, by: str, verb: str, note: str = "") -> None:
-    from vern.access import service
 
     database = _database()
     org_id, actor = _org_id(database, org), _actor(database, by)
@@ -158,7 +156,6 @@ def revoke_grant(
 @app.command("grants")
 def list_grants(org: Annotated[str, typer.Option(help="The customer's slug.")]) -> None:
     """A customer's grants and their state now."""
-    from vern.access import service
 
     database = _database()
     org_id = _org_id(database, org)
@@ -177,7 +174,6 @@ def approve_request(
     by: Annotated[str, typer.Option("--by", help="E-mail of the approving administrator.")],
 ) -> None:
     """A second administrator approves a role request (never their own)."""
-    from vern.access import service
 
     database = _database()
     actor = _actor(database, by)
@@ -192,7 +188,6 @@ def review_export(
     org: Annotated[str, typer.Option(help="The organisation's slug.")],
 ) -> None:
     """Print a review's result as JSON (the evidence to keep)."""
-    from vern.access import service
 
     database = _database()
     org_id = _org_id(database, org)

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from vern.db import Base, TenantScoped, UTCDateTime, id_column, utcnow
+from vern.core.db import Base, TenantScoped, UTCDateTime, id_column, utcnow
 
 
 class AccessGrant(TenantScoped, Base):

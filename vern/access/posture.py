@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from vern.access import service
-from vern.i18n import gettext
+from vern.core.i18n import gettext
 
 # A request or grant waiting this long is overdue: the requester is blocked meanwhile.
 DECISION_DAYS = 2

@@ -15,13 +15,13 @@ from sqlalchemy.orm import Session
 from vern.access import service
 from vern.accounts import service as accounts
 from vern.accounts.deps import DatabaseDep, TenantDB, require
-from vern.accounts.roles import ROLES_FOR_KIND, OrgKind, Perm
+from vern.accounts.roles import ROLE_LABELS, ROLES_FOR_KIND, OrgKind, Perm
 from vern.accounts.service import Actor
 from vern.console.templating import render
-from vern.db import Scope
-from vern.errors import InvalidInput, VernError
-from vern.i18n import N_
-from vern.inputs import AwareMoment
+from vern.core.db import Scope
+from vern.core.errors import InvalidInput, VernError
+from vern.core.i18n import N_
+from vern.core.inputs import AwareMoment
 
 router = APIRouter(prefix="/api/v1/access", tags=["access"])
 pages = APIRouter(include_in_schema=False)
@@ -217,7 +217,6 @@ STATE_LABELS = {
 
 
 def _render(request: Request, template: str, ctx: dict[str, Any], status: int = 200) -> Response:
-    from vern.console.routes import ROLE_LABELS
 
     return render(request, template, {
         **ctx, "labels": STATE_LABELS,
@@ -237,7 +236,6 @@ def _index_context(session: Session, database: Any, actor: Actor) -> dict[str, A
                            "grants": [], "mine": [], "requests": [], "reviews": [],
                            "customers": [], "now": datetime.now(UTC)}
     org = accounts.get_organisation(session, actor.org_id)
-    from vern.console.routes import ROLE_LABELS
 
     ctx["roles"] = [(r.value, label) for r, label in ROLE_LABELS.items()
                     if r in ROLES_FOR_KIND[OrgKind(org.kind)]]

@@ -22,12 +22,15 @@ from sqlalchemy.orm import Session
 
 from vern.access.models import AccessGrant, AccessReview, AccessReviewItem, RoleRequest
 from vern.accounts import service as accounts
+from vern.accounts.models import User
 from vern.accounts.roles import PRIVILEGED_ROLES, ROLES_FOR_KIND, OrgKind, Perm, Role
 from vern.accounts.service import Actor
 from vern.audit.service import record, tagged_events
-from vern.db import utcnow
-from vern.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
-from vern.i18n import N_, gettext
+from vern.core.config import get_settings
+from vern.core.db import utcnow
+from vern.core.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
+from vern.core.i18n import N_, gettext
+from vern.notify import service as notify
 
 PURPOSES = ("support", "incident")
 MAX_GRANT = timedelta(days=30)
@@ -78,7 +81,6 @@ def _manager(actor: Actor) -> None:
 
 def person_names(session: Session, ids: set[str]) -> dict[str, str]:
     """Names of the people ``ids`` names (for the pages: who asked, who decided)."""
-    from vern.accounts.models import User
 
     if not ids:
         return {}
@@ -169,8 +171,6 @@ GRANT_MAIL = (
 def _tell_admins(session: Session, grant: AccessGrant, org_name: str) -> None:
     """The customer's administrators are told through the outbox, in the request's
     transaction: nothing is reachable until one of them approves."""
-    from vern.config import get_settings
-    from vern.notify import service as notify
 
     who = person_names(session, {grant.grantee_user_id}).get(grant.grantee_user_id, "")
     link = f"{get_settings().base_url.rstrip('/')}/console/access/grants/{grant.id}"

@@ -25,14 +25,14 @@ from vern.accounts import service
 from vern.accounts.models import AuthSession, Membership, Organisation, User
 from vern.accounts.roles import MFA_REQUIRED, Perm, Role
 from vern.accounts.service import Actor
-from vern.config import Settings
-from vern.context import current_request
-from vern.db import Database, Scope
-from vern.errors import Forbidden, RateLimited, Unauthenticated, VernError
-from vern.ratelimit import Limiter, network_of
+from vern.console.templating import ANON_CSRF_COOKIE
+from vern.core.config import Settings
+from vern.core.context import current_request
+from vern.core.db import Database, Scope
+from vern.core.errors import Forbidden, RateLimited, Unauthenticated, VernError
+from vern.core.ratelimit import Limiter, network_of
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-ANON_CSRF_COOKIE = "vern_csrf"
 
 
 class MfaRequired(Unauthenticated):

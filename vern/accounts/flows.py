@@ -23,10 +23,11 @@ from vern.accounts.models import AccountToken, AuthThrottle, Membership, Organis
 from vern.accounts.roles import MFA_REQUIRED, OrgKind, Perm, Role
 from vern.accounts.service import Actor, SignIn
 from vern.audit.service import record
-from vern.config import Settings
-from vern.db import utcnow
-from vern.errors import Conflict, Forbidden, InvalidInput, NotFound
-from vern.i18n import N_
+from vern.core import i18n
+from vern.core.config import Settings
+from vern.core.db import utcnow
+from vern.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from vern.core.i18n import N_
 from vern.notify import service as notify
 
 INVITE = "invite"
@@ -61,9 +62,7 @@ def token_hash(settings: Settings, token: str) -> str:
 
 
 def _text(locale: str, message: str, **params: object) -> str:
-    from vern.console.templating import gettext
-
-    return gettext(locale if locale in LOCALES else "nb", message, **params)
+    return i18n.gettext(locale if locale in LOCALES else "nb", message, **params)
 
 
 def _locale(user: User, asked: str | None, settings: Settings) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from vern.core.i18n import N_
+
 
 class OrgKind(StrEnum):
     VENDOR = "vendor"  # the processor that runs Vern
@@ -241,3 +243,15 @@ def permissions(
     if org_kind is OrgKind.TENANT and role in VENDOR_ROLES:
         return VENDOR_IN_TENANT[role] if granted else NO_GRANT
     return frozenset()
+
+# Role names as people read them (translated where shown).
+ROLE_LABELS = {
+    Role.OWNER: N_("Owner"),
+    Role.SECURITY_OFFICER: N_("Security officer"),
+    Role.PRIVACY_OFFICER: N_("Privacy officer"),
+    Role.SUPPORT: N_("Support"),
+    Role.AUDITOR: N_("Auditor"),
+    Role.TENANT_ADMIN: N_("Administrator"),
+    Role.MEMBER: N_("Member"),
+}
+ROLE_ORDER = list(ROLE_LABELS)

@@ -9,28 +9,43 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from vern.accounts import service
+from vern.access import service as access
+from vern.accounts import flows, service
 from vern.accounts.deps import Caller as CallerT
 from vern.accounts.deps import (
     CallerDep,
     DatabaseDep,
+    MfaEnrolmentRequired,
+    MfaRequired,
     SettingsDep,
     TenantDB,
     public,
     require,
     require_session,
-    session_cookie_name,
 )
 from vern.accounts.models import User
+from vern.accounts.pages import NAV, pages
 from vern.accounts.roles import OrgKind, Perm, Role
+from vern.accounts.security import totp_uri
 from vern.accounts.service import Actor
-from vern.config import Settings
-from vern.crypto import blind_index
-from vern.db import Scope
-from vern.errors import InvalidInput, NotFound, RateLimited, VernError
-from vern.ratelimit import Limiter, network_of
+from vern.accounts.signin import (
+    RESET_ANSWER,
+    check_reset_email,
+    clear_session_cookie,
+    locale_of,
+    reset_rate_limit,
+    send_reset_later,
+    set_device_cookie,
+    set_session_cookie,
+    signin,
+    signin_rate_limit,
+)
+from vern.core.db import Scope
+from vern.core.errors import InvalidInput, NotFound, Unauthenticated, VernError
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
+# The console pages (vern.accounts.pages) are discovered here with the API router.
+__all__ = ["NAV", "pages", "router"]
 log = logging.getLogger(__name__)
 
 
@@ -79,65 +94,6 @@ class NewTokenBody(Strict):
     name: str = Field(max_length=100)
     role: str = Field(max_length=32)
     days: int = Field(default=90, ge=1, le=3650)
-
-
-async def signin_rate_limit(request: Request, settings: SettingsDep) -> None:
-    """Per source network (/64 for IPv6), on top of the sign-in locks (DoS protection for
-    Argon2id). With the shared storage down it falls back to a per-process limit: the locks
-    that stop guessing are in the database and stay shared (docs/security.md)."""
-    limiter: Limiter = request.app.state.limiter
-    network = network_of(getattr(request.state, "client_ip", None))
-    verdict = await limiter.hit(settings.rate_limit_signin, "signin", network)
-    if not verdict.allowed:
-        raise RateLimited(retry_after=verdict.retry_after)
-
-
-def device_cookie_name(settings: Settings) -> str:
-    return "__Host-vern_device" if settings.is_production else "vern_device"
-
-
-def set_device_cookie(response: Response, settings: Settings, user_id: str) -> None:
-    """After a complete sign-in (password, and the second step when the account has one)."""
-    response.set_cookie(
-        device_cookie_name(settings),
-        service.new_device_cookie(settings, user_id),
-        max_age=int(service.DEVICE_COOKIE_MAX_AGE.total_seconds()),
-        httponly=True,
-        secure=settings.is_production,
-        samesite="strict",
-        path="/",
-    )
-
-
-def set_session_cookie(response: Response, settings: Settings, token: str) -> None:
-    response.set_cookie(
-        session_cookie_name(settings),
-        token,
-        max_age=settings.session_absolute_hours * 3600,
-        httponly=True,
-        secure=settings.is_production,
-        samesite="lax",
-        path="/",
-    )
-
-
-def clear_session_cookie(response: Response, settings: Settings) -> None:
-    response.delete_cookie(session_cookie_name(settings), path="/", secure=settings.is_production,
-                           httponly=True, samesite="lax")
-
-
-def signin(db: DatabaseDep, settings: Settings, request: Request, email: str,
-           password: str) -> service.SignIn:
-    # A refused sign-in still commits its failure counters, locks and audit records.
-    with db.transaction(Scope.system("sign-in"), keep_on=(VernError,)) as session:
-        result = service.authenticate(
-            session, settings, email=email, password=password,
-            source_ip=getattr(request.state, "client_ip", None),
-            device_cookie=request.cookies.get(device_cookie_name(settings)),
-        )
-        session.flush()
-        session.expunge_all()
-    return result
 
 
 @router.post("/session", dependencies=[Depends(public), Depends(signin_rate_limit)])
@@ -193,8 +149,6 @@ def switch_org(body: OrgBody, db: DatabaseDep,
     """Switch the session's current organisation."""
     assert caller.auth_session is not None
     if caller.mfa_pending:
-        from vern.accounts.deps import MfaRequired
-
         raise MfaRequired()
     with db.transaction(Scope.system("switch organisation")) as session:
         actor = service.switch_org(session, auth_session=session.merge(caller.auth_session),
@@ -271,7 +225,6 @@ def change_password(body: PasswordBody, request: Request, db: DatabaseDep, setti
 def begin_mfa(db: DatabaseDep, caller: Annotated[CallerT, Depends(require_session())]
               ) -> dict[str, str]:
     """Start TOTP enrolment: returns the secret and an otpauth URI for the authenticator."""
-    from vern.accounts.security import totp_uri
 
     _actor_of(caller, allow_enrolment=True)
     with db.transaction(Scope.system("mfa enrolment")) as session:
@@ -299,8 +252,6 @@ def confirm_mfa(body: CodeBody, db: DatabaseDep, settings: SettingsDep,
 
 
 def _actor_of(caller: CallerT, *, allow_enrolment: bool = False) -> Actor:
-    from vern.accounts.deps import MfaEnrolmentRequired, MfaRequired
-    from vern.errors import Unauthenticated
 
     if caller.mfa_pending:
         raise MfaRequired()
@@ -331,8 +282,6 @@ def create_user(body: NewUserBody, request: Request, db: TenantDB, settings: Set
                                org_id=actor.org_id, role=body.role, password=body.password,
                                actor=actor)
     if body.password is None and user.password_hash is None:
-        from vern.accounts import flows
-
         flows.send_invitation(db, settings, user=user, org_id=actor.org_id, actor=actor,
                               locale=locale_of(request), on_adding=True)
     return {"id": user.id, "email": body.email.strip(), "name": body.name.strip(),
@@ -353,7 +302,6 @@ def set_role(user_id: str, body: RoleBody, db: TenantDB, response: Response,
     """Change a member's role. Privileged roles need MFA from the next sign-in; nobody changes their
     own role. Granting a privileged role answers 202: it waits, with the stated ``need``, for a
     second administrator's approval (``/api/v1/access/requests``)."""
-    from vern.access import service as access
 
     user, membership = service.get_member(db, user_id)
     org = service.get_organisation(db, actor.org_id)
@@ -497,51 +445,6 @@ class FirstAdminBody(Strict):
     name: str = Field(max_length=200)
 
 
-RESET_ANSWER = ("If an account uses this address, a link to choose a new password is on its way. "
-                "It works once and expires soon.")
-
-
-async def reset_rate_limit(request: Request, settings: Settings, email: str) -> None:
-    """Per source network and per address typed in (as a keyed hash, so the limiter's storage
-    holds no address). Both apply whether or not the address has an account."""
-    limiter: Limiter = request.app.state.limiter
-    network = network_of(getattr(request.state, "client_ip", None))
-    checks = [
-        (settings.rate_limit_reset_source, "reset-src", network),
-        (settings.rate_limit_reset_address, "reset-addr",
-         blind_index(settings.secret_bytes, email, "reset-address")),
-    ]
-    for limit, kind, key in checks:
-        verdict = await limiter.hit(limit, kind, key)
-        if not verdict.allowed:
-            raise RateLimited(retry_after=verdict.retry_after)
-
-
-def check_reset_email(email: str) -> str:
-    email = email.strip()
-    if not service.EMAIL_RE.match(email) or len(email) > 254:
-        raise InvalidInput.on("email", "is not a valid e-mail address")
-    return email
-
-
-def send_reset_later(database: Any, settings: Settings, email: str, locale: str | None) -> None:
-    """The reset's work, after the answer is sent: the answer's content and timing do not
-    depend on whether the address has an account. A failure is logged without the address."""
-    from vern.accounts import flows
-
-    try:
-        with database.transaction(Scope.system("password reset request")) as session:
-            flows.request_password_reset(session, settings, email=email, locale=locale)
-    except Exception as exc:  # noqa: BLE001 - nobody is waiting for this answer
-        log.warning("password reset request failed: %s", type(exc).__name__)
-
-
-def locale_of(request: Request) -> str:
-    from vern.console.templating import pick_locale
-
-    return pick_locale(request)
-
-
 @router.post("/password-reset", status_code=202,
              dependencies=[Depends(public)])
 async def request_password_reset(body: EmailBody, request: Request, background: BackgroundTasks,
@@ -558,7 +461,6 @@ async def request_password_reset(body: EmailBody, request: Request, background: 
 def confirm_password_reset(body: LinkPasswordBody, db: DatabaseDep,
                            settings: SettingsDep) -> None:
     """Choose a new password with the link's token. Every session of the account ends."""
-    from vern.accounts import flows
 
     with db.transaction(Scope.system("password reset"), keep_on=(InvalidInput,)) as session:
         flows.reset_password(session, settings, token=body.token, password=body.password)
@@ -569,7 +471,6 @@ def accept_invitation(body: LinkPasswordBody, request: Request, response: Respon
                       db: DatabaseDep, settings: SettingsDep) -> dict[str, Any]:
     """Accept an invitation: choose a password and be signed in (the MFA enrolment step
     follows when the role requires it)."""
-    from vern.accounts import flows
 
     with db.transaction(Scope.system("accept invitation"), keep_on=(InvalidInput,)) as session:
         result = flows.accept_invitation(session, settings, token=body.token,
@@ -589,7 +490,6 @@ def accept_invitation(body: LinkPasswordBody, request: Request, response: Respon
 def invite_user(body: InviteBody, request: Request, db: TenantDB, settings: SettingsDep,
                 actor: Annotated[Actor, Depends(require(Perm.USERS_MANAGE))]) -> dict[str, Any]:
     """Add a person to the current organisation and mail them an invitation link."""
-    from vern.accounts import flows
 
     user = flows.invite_user(db, settings, email=body.email, name=body.name, role=body.role,
                              org_id=actor.org_id, actor=actor, locale=locale_of(request))
@@ -603,7 +503,6 @@ def resend_invitation(user_id: str, request: Request, db: TenantDB, settings: Se
                       ) -> dict[str, Any]:
     """Mail a new invitation link to a member who has no password yet (the old link stops
     working)."""
-    from vern.accounts import flows
 
     user = flows.resend_invitation(db, settings, user_id=user_id, actor=actor,
                                    locale=locale_of(request))
@@ -618,7 +517,6 @@ def create_first_admin(  # noqa: PLR0917 - FastAPI parameters
                        ) -> dict[str, Any]:
     """The first administrator of a customer organisation that has none, invited by e-mail
     (vendor staff who manage customers, in the vendor's organisation)."""
-    from vern.accounts import flows
 
     with db.transaction(Scope.system("first customer admin")) as session:
         user = flows.create_first_admin(session, settings, tenant_id=tenant_id, email=body.email,

@@ -23,8 +23,8 @@ import pyotp
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from vern.config import Settings
-from vern.errors import InvalidInput
+from vern.core.config import Settings
+from vern.core.errors import InvalidInput
 
 TOTP_STEP = 30
 TOTP_DIGITS = 6

@@ -33,6 +33,7 @@ from vern.accounts.models import (
 from vern.accounts.roles import (
     MFA_REQUIRED,
     PRIVILEGED_ROLES,
+    ROLE_LABELS,
     ROLES_FOR_KIND,
     VENDOR_ROLES,
     OrgKind,
@@ -41,12 +42,13 @@ from vern.accounts.roles import (
     permissions,
 )
 from vern.audit.service import record
-from vern.config import Settings
-from vern.crypto import PII, blind_index, keyring
-from vern.db import utcnow
-from vern.errors import Conflict, Forbidden, InvalidInput, Locked, NotFound, Unauthenticated
-from vern.i18n import N_, gettext
-from vern.ratelimit import network_of
+from vern.core.config import Settings
+from vern.core.crypto import PII, blind_index, keyring
+from vern.core.db import utcnow
+from vern.core.errors import Conflict, Forbidden, InvalidInput, Locked, NotFound, Unauthenticated
+from vern.core.i18n import N_, gettext
+from vern.core.ratelimit import network_of
+from vern.notify import service as notify
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -175,6 +177,11 @@ def get_organisation(session: Session, org_id: str) -> Organisation:
     return org
 
 
+def org_id_by_slug(session: Session, slug: str) -> str | None:
+    """The id of the organisation with this slug (for commands that name it), or None."""
+    return session.scalar(select(Organisation.id).where(Organisation.slug == slug))
+
+
 def list_tenants(session: Session) -> list[Organisation]:
     return list(
         session.scalars(
@@ -280,13 +287,10 @@ def create_user(
 
 
 def _tell_added(session: Session, user: User, org: Organisation, role: Role) -> None:
-    from vern.notify import service as notify
 
     address = user.email.value if user.email is not None else None
     if address is None:
         return  # the address was erased: nobody to tell
-    from vern.console.routes import ROLE_LABELS
-
     locale = user.locale
     subject, body = MEMBERSHIP_MAIL
     role_name = gettext(locale, ROLE_LABELS.get(role, role.value))
@@ -520,7 +524,6 @@ def erase_user(session: Session, *, user_id: str, actor: Actor | None) -> User:
     (from an organisation) an account that is also used elsewhere."""
     from sqlalchemy import delete
 
-    from vern.crypto import keyring
 
     user, membership = get_member(session, user_id)
     if actor is not None and actor.user_id == user.id:

@@ -12,11 +12,13 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from vern.accounts.models import Membership, Organisation, User
+from vern.accounts.roles import VENDOR_ROLES, Role
 from vern.audit.chain import now_us
 from vern.audit.models import AuditAlert, AuditEvent, AuditHead
-from vern.audit.settings import AuditSettings, audit_settings
-from vern.config import Settings
-from vern.db import Database, Scope, utcnow
+from vern.core.config import AuditSettings, Settings, audit_settings
+from vern.core.db import Database, Scope, utcnow
+from vern.notify.service import queue
 
 READ_SUFFIXES = (".read", ".export", ".exported", ".viewed", ".downloaded")
 PERSON_PREFIXES = ("user:", "subject:", "person:", "request:")
@@ -93,8 +95,6 @@ def _quarantined(session: Session, tree_size: int) -> list[AuditAlert]:
 
 
 def _vendor_staff(session: Session) -> set[str]:
-    from vern.accounts.models import Membership, Organisation
-    from vern.accounts.roles import VENDOR_ROLES
 
     rows = session.execute(
         select(Membership.user_id).join(Organisation, Organisation.id == Membership.org_id)
@@ -172,9 +172,6 @@ def _mass_read(session: Session, audit: AuditSettings, r: Any) -> list[AuditAler
 
 
 def _notify(session: Session, alert: AuditAlert) -> None:
-    from vern.accounts.models import Membership, Organisation, User
-    from vern.accounts.roles import Role
-    from vern.notify.service import queue
 
     officers = session.execute(
         select(User).join(Membership, Membership.user_id == User.id)

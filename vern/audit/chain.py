@@ -41,13 +41,15 @@ from sqlalchemy import Connection, Table, bindparam, insert, select, text, updat
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from vern.audit import note
 from vern.audit.logfile import LineWrite, file_for, trim_uncommitted
 from vern.audit.merkle import Frontier, leaf_hash
 from vern.audit.models import AuditEvent, AuditHead
-from vern.audit.settings import AuditSettings, audit_settings
-from vern.config import Settings
-from vern.crypto import KeyDestroyed, KeyRing, KeyUnavailable, keyring
-from vern.db import Database, Scope, is_read_only_error
+from vern.audit.note import NoteError
+from vern.core.config import AuditSettings, Settings, audit_settings
+from vern.core.crypto import KeyDestroyed, KeyRing, KeyUnavailable, keyring
+from vern.core.db import Database, Scope, is_read_only_error
+from vern.core.errors import VernError
 
 FIELDS = (
     "seq", "id", "ts", "source", "org_id", "actor_user_id", "actor_token_id", "actor_ref",
@@ -218,20 +220,17 @@ class Signer:
     def note(self, origin: str, size: int, root: bytes) -> str:
         """The checkpoint as a C2SP signed note (``vern.audit.note``), signed by this key with
         the origin as key name. Only for a tree head whose own signature was checked."""
-        from vern.audit import note
 
         return note.sign(note.checkpoint_text(origin, size, root), origin, self._private)
 
     def sign_text(self, text: str, name: str) -> str:
         """Any other statement Vern signs with the same key (a certificate of deletion), as a
         C2SP signed note with ``name`` as key name; ``vkey(name)`` verifies it."""
-        from vern.audit import note
 
         return note.sign(text, name, self._private)
 
     def vkey(self, origin: str) -> str:
         """The C2SP verifier key of the checkpoint notes (``origin+keyid+base64``)."""
-        from vern.audit import note
 
         return note.vkey(origin, note.raw_public(self.public))
 
@@ -290,7 +289,7 @@ class Sealer:
     """Seals a record's personal data (address, user agent, name) under the person's data key
     before the record is hashed, and computes the blind indexes used to search by address.
 
-    Blind indexes are ``vern.crypto.blind_index`` (HMAC-SHA256 keyed by the secret key), cut to
+    Blind indexes are ``vern.core.crypto.blind_index`` (HMAC-SHA256 keyed by the secret key), cut to
     128 bits. Look-ups that repeat (an address, an actor's key) are cached, bounded."""
 
     _CACHE_MAX = 50_000
@@ -371,7 +370,7 @@ class Sealer:
         return found
 
     def seal(self, key_id: str, ip: str | None, ua: str | None, name: str | None) -> bytes | None:
-        """``vern.crypto`` ciphertext (``0x01 | key id | nonce | AES-GCM``) of the personal
+        """``vern.core.crypto`` ciphertext (``0x01 | key id | nonce | AES-GCM``) of the personal
         fields, with the column as associated data - what ``keyring().open`` reads."""
         payload: dict[str, str] = {}
         if ip:
@@ -771,9 +770,7 @@ class AuditLog:
     def witness_now(self) -> bool:
         """Hand the newest checkpoint to the witnesses (``vern.audit.witness``). A refusal is
         logged as an error and kept in ``witness_error``, not raised: the records are stored."""
-        from vern.audit.note import NoteError
         from vern.audit.witness import WitnessError, witness
-        from vern.errors import VernError
 
         try:
             witness(self.database, self.settings, self.signer, self.audit)

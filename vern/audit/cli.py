@@ -11,6 +11,14 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from vern.audit import proofs, retention
+from vern.audit.chain import Signer, log_for, us_to_datetime
+from vern.audit.models import AuditEvent
+from vern.audit.verify import verify as run
+from vern.audit.witness import origin
+from vern.core.cliutil import open_database, settings_or_exit
+from vern.core.errors import VernError
+
 app = typer.Typer(help="The tamper-evident audit trail: verify, prove, seal, expire.",
                   no_args_is_help=True)
 console = Console()
@@ -23,7 +31,6 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def _open() -> tuple[Any, Any]:
-    from vern.cli import open_database, settings_or_exit
 
     settings = settings_or_exit()
     return open_database(settings), settings
@@ -38,7 +45,6 @@ def verify(
 ) -> None:
     """Check every record in the database and the log files against the signed checkpoints.
     Exits 1 naming the first bad record."""
-    from vern.audit.verify import verify as run
 
     database, settings = _open()
     for d in dirs or []:
@@ -66,7 +72,6 @@ def verify(
 @app.command()
 def seal() -> None:
     """Seal records written by other transactions and sign a checkpoint now."""
-    from vern.audit.chain import log_for
 
     database, settings = _open()
     log = log_for(database, settings)
@@ -84,7 +89,6 @@ def seal() -> None:
 @app.command()
 def witness() -> None:
     """Hand the newest checkpoint to the witnesses (VERN_AUDIT_WITNESS_DIR / _URL) now."""
-    from vern.audit.chain import log_for
 
     database, settings = _open()
     log = log_for(database, settings)
@@ -104,8 +108,6 @@ def quarantined(
     action and reason, oldest first."""
     from sqlalchemy import select
 
-    from vern.audit.chain import us_to_datetime
-    from vern.audit.models import AuditEvent
 
     database, _settings = _open()
     with database.engine.connect() as conn:
@@ -132,8 +134,6 @@ def prove(  # noqa: PLR0917 - a command's options
 ) -> None:
     """Print an inclusion proof (--record/--seq) or a consistency proof (--from/--to) as JSON,
     or check a saved one (--check FILE)."""
-    from vern.audit import proofs
-    from vern.errors import VernError
 
     database, settings = _open()
     if check is not None:
@@ -165,10 +165,8 @@ def prove(  # noqa: PLR0917 - a command's options
 @app.command()
 def expire() -> None:
     """Remove records older than VERN_AUDIT_RETENTION_DAYS (up to a checkpoint)."""
-    from vern.audit.retention import expire as run
-
     database, settings = _open()
-    result = run(database, settings)
+    result = retention.expire(database, settings)
     console.print(f"removed {result.records} records and {result.files} log files; "
                   f"the trail now starts at {result.boundary}")
 
@@ -177,8 +175,6 @@ def expire() -> None:
 def public_key() -> None:
     """The Ed25519 public key that verifies checkpoints (base64), for customers and auditors,
     and the same key as a C2SP verifier key for the checkpoint notes."""
-    from vern.audit.chain import Signer
-    from vern.audit.witness import origin
 
     _database, settings = _open()
     signer = Signer(settings)

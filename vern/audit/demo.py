@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from vern.audit import alerts
 from vern.audit.ingest import IngestEvent, ingest
 from vern.audit.service import seal_now
-from vern.config import Settings, get_settings
-from vern.db import Database
+from vern.core.config import Settings, get_settings
+from vern.core.db import Database
 
 
 def load_demo(database: Database, orgs: dict[str, str], *,

@@ -26,12 +26,11 @@ from vern.audit.chain import (
     resolve_keys,
 )
 from vern.audit.models import AuditEvent
-from vern.audit.settings import audit_settings
-from vern.config import Settings
-from vern.db import Database
-from vern.errors import FieldError, InvalidInput
-from vern.inputs import AwareMoment
-from vern.quarantine import storable
+from vern.core.config import Settings, audit_settings
+from vern.core.db import Database
+from vern.core.errors import FieldError, InvalidInput
+from vern.core.inputs import AwareMoment
+from vern.core.quarantine import storable
 
 ACTION_RE = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
 ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -188,7 +187,7 @@ _TEXT_FIELDS = ("actor", "resource", "request_id")
 
 def storable_events(events: list[IngestEvent]) -> list[IngestEvent]:
     """The events with the text that goes into the trail in clear made storable (a NUL or a lone
-    surrogate percent-escaped, ``vern.quarantine.storable``); the same list when none had any.
+    surrogate percent-escaped, ``vern.core.quarantine.storable``); the same list when none had any.
     (The sealed fields and ``details`` are ASCII JSON already.)"""
     out: list[IngestEvent] | None = None
     for i, ev in enumerate(events):

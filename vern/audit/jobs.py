@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from vern.audit import alerts, retention, service
-from vern.config import Settings
-from vern.db import Database
-from vern.worker import Job
+from vern.core.config import Settings
+from vern.core.db import Database
+from vern.core.worker import Job
 
 
 def _seal(database: Database, settings: Settings) -> object:

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from vern.db import Base, UTCDateTime, id_column, utcnow
+from vern.core.db import Base, UTCDateTime, id_column, utcnow
 
 
 class AuditEvent(Base):

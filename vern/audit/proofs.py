@@ -22,10 +22,10 @@ from vern.audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from vern.audit.models import AuditCheckpoint, AuditEvent, AuditTile
-from vern.config import Settings
-from vern.db import Database
-from vern.errors import NotFound
+from vern.audit.models import AuditCheckpoint, AuditEvent, AuditHead, AuditTile
+from vern.core.config import Settings
+from vern.core.db import Database
+from vern.core.errors import NotFound
 
 
 class ProofUnavailable(NotFound):
@@ -91,7 +91,6 @@ def _checkpoint(conn: Connection, size: int | None) -> Any:
 
 def _anchor(conn: Connection) -> dict[tuple[int, int], bytes]:
     """Subtree hashes of the retention anchor (records before it are gone)."""
-    from vern.audit.models import AuditHead
 
     first = conn.scalar(select(AuditHead.retained_from).where(AuditHead.id == 1))
     if not first:

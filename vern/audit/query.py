@@ -23,13 +23,17 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from vern.accounts.models import Membership, User
+from vern.accounts.roles import OrgKind, Perm
+from vern.accounts.service import email_index
+from vern.audit.alerts import is_person_read
 from vern.audit.chain import Sealer, datetime_to_us, open_personal, us_to_datetime
 from vern.audit.models import AuditAlert, AuditEvent
 from vern.audit.service import record
-from vern.config import Settings
-from vern.csvsafe import SafeWriter
-from vern.errors import Forbidden, InvalidInput, NotFound
-from vern.inputs import check_text, parse_int
+from vern.core.config import Settings
+from vern.core.csvsafe import SafeWriter
+from vern.core.errors import Forbidden, InvalidInput, NotFound
+from vern.core.inputs import check_text, parse_int
 
 MAX_LIMIT = 500
 ALL_ORGS = "*"
@@ -51,7 +55,6 @@ class Viewer:
 
     @classmethod
     def of(cls, actor: Any) -> Viewer:
-        from vern.accounts.roles import OrgKind, Perm
 
         everything = (Perm.AUDIT_READ_ALL in actor.perms and actor.org_kind == OrgKind.VENDOR
                       and actor.home)
@@ -166,8 +169,6 @@ def resolve_actor(session: Session, settings: Settings, viewer: Viewer, f: Filte
     text = (f.actor or "").strip()
     if not text or ID_RE.match(text):
         return f
-    from vern.accounts.models import Membership, User
-    from vern.accounts.service import email_index
 
     org = viewer.org_id or (f.org if f.org not in (None, ALL_ORGS) else None)
     # The members of the organisation asked for, read across the session's scope on purpose:
@@ -221,7 +222,6 @@ def view(row: AuditEvent, users: dict[str, str | None] | None = None, *,
 
 def user_emails(session: Session, rows: Sequence[AuditEvent]) -> dict[str, str | None]:
     """The e-mail addresses of the Vern users acting in ``rows`` (one look-up)."""
-    from vern.accounts.models import User
 
     ids = sorted({r.actor_user_id for r in rows if r.actor_user_id})
     found: dict[str, str | None] = {}
@@ -327,8 +327,6 @@ def alert_events(session: Session, viewer: Viewer, alert_id: str
                         AuditEvent.actor_ref == alert.subject))
     rows = list(session.scalars(q.order_by(AuditEvent.seq.desc()).limit(ALERT_EVENTS_LIMIT)))
     if alert.kind == "mass_read":
-        from vern.audit.alerts import is_person_read
-
         rows = [r for r in rows if is_person_read(r.action, r.resource)]
     users = user_emails(session, rows)
     items = [view(r, users, positions=viewer.all_orgs) for r in rows]

@@ -17,10 +17,10 @@ from vern.audit.chain import datetime_to_us, us_to_datetime
 from vern.audit.logfile import FILE_PREFIX
 from vern.audit.models import AuditCheckpoint, AuditEvent, AuditHead
 from vern.audit.service import QUARANTINE_PREFIX
-from vern.config import Settings
-from vern.crypto import DataKey, keyring
-from vern.db import Database, Scope, utcnow
-from vern.quarantine import purge_quarantine
+from vern.core.config import Settings
+from vern.core.crypto import DataKey, keyring
+from vern.core.db import Database, Scope, utcnow
+from vern.core.quarantine import purge_quarantine
 
 
 @dataclass

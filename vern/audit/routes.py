@@ -28,8 +28,8 @@ from vern.audit.chain import Signer
 from vern.audit.models import AuditEvent
 from vern.audit.service import record
 from vern.console.templating import render
-from vern.errors import Conflict, Forbidden, InvalidInput, NotFound
-from vern.inputs import Int64, parse_moment
+from vern.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from vern.core.inputs import Int64, parse_moment
 
 router = APIRouter(tags=["audit"])
 pages = APIRouter(include_in_schema=False)

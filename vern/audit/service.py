@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from vern.accounts.models import User
 from vern.audit import spill
 from vern.audit.chain import (
     FIELDS,
@@ -50,11 +51,11 @@ from vern.audit.chain import (
     resolve_keys,
 )
 from vern.audit.models import AuditEvent
-from vern.audit.settings import audit_settings
-from vern.config import Settings, get_settings
-from vern.context import current_request
-from vern.db import Database, Scope, new_id
-from vern.quarantine import count, is_bad_record, quarantine, reason_of, record_json, storable
+from vern.core.config import Settings, audit_settings, get_settings
+from vern.core.context import current_request
+from vern.core.crypto import DataKey, keyring
+from vern.core.db import Database, Scope, new_id
+from vern.core.quarantine import count, is_bad_record, quarantine, reason_of, record_json, storable
 
 log = logging.getLogger("vern.audit")
 
@@ -451,7 +452,7 @@ class Writer:
     def _drafts(self, batch: list[_Request]) -> tuple[list[tuple[Any, ...]], Keys | None]:
         """Drafts for ``AuditLog.append_drafts``: the address and user agent are sealed under
         the user's key (the month's key for anonymous callers) under the append lock. Text is
-        made storable here (``vern.quarantine.storable``: a NUL in a path is kept as ``%00``)."""
+        made storable here (``vern.core.quarantine.storable``: a NUL in a path is kept as ``%00``)."""
         if not batch:
             return [], None
         sealer = self.log.sealer
@@ -583,7 +584,7 @@ def record_request(
         if not audit_settings().static_files:
             return
         if client_ip:
-            from vern.stats.ip import truncate_ip
+            from vern.core.ip import truncate_ip
 
             client_ip = truncate_ip(client_ip)
     writer = _writer
@@ -602,7 +603,6 @@ def seal_now(database: Database, settings: Settings, *, checkpoint: bool = True)
 
 
 def user_key(session: Session, user_id: str) -> str | None:
-    from vern.accounts.models import User
 
     return session.scalar(select(User.key_id).where(User.id == user_id))
 
@@ -613,7 +613,6 @@ def erase_actor(session: Session, *, org_id: str | None, actor_refs: list[str]) 
     were sealed under is destroyed in the caller's transaction. The records themselves, their
     hashes and the Merkle tree stay, so the trail still verifies; later records of the same
     actor are sealed under the month's key. Returns how many keys were destroyed."""
-    from vern.crypto import DataKey, keyring
 
     sealer = _sealer()
     refs = sorted({sealer.actor_subject(org_id, ref) for ref in actor_refs if ref})

@@ -22,12 +22,14 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, text
 
+from vern.audit import verify_fast
 from vern.audit.chain import FIELDS, Signer, _dumps
 from vern.audit.logfile import FILE_PREFIX
 from vern.audit.merkle import Frontier, leaf_hash
 from vern.audit.models import AuditEvent, AuditHead
-from vern.config import Settings
-from vern.db import Database
+from vern.audit.witness import check_trail
+from vern.core.config import Settings
+from vern.core.db import Database
 
 
 @dataclass(frozen=True)
@@ -294,7 +296,6 @@ def _evidence(database: Database, settings: Settings, report: Report) -> None:
     """What the records and checkpoints alone cannot show: pending records that sealing
     refused (quarantined), and a trail shorter than, or not consistent with, the newest
     checkpoint a witness kept (``vern.audit.witness``)."""
-    from vern.audit.witness import check_trail
 
     with database.engine.connect() as conn:
         quarantined = conn.execute(
@@ -320,7 +321,6 @@ def _fast(  # noqa: PLR0911, PLR0912, PLR0915 - every check gives up the same wa
     database: Database, settings: Settings, check_files: bool, directory: Path | None = None,
 ) -> Report | None:
     """The fast pass: a report when everything is in order, None when the exact pass must look."""
-    from vern.audit import verify_fast
 
     signer = Signer(settings)
     directory = directory if directory is not None else Path(settings.audit_log_dir)

@@ -36,6 +36,7 @@ from typing import Any
 from vern.audit.chain import FIELDS, _dumps, canonical
 from vern.audit.logfile import FILE_PREFIX
 from vern.audit.merkle import Frontier, leaf_hash, node_hash
+from vern.core.db import Database
 
 BLOCK_BITS = 13  # 8,192 records per task
 MIN_PARALLEL_BLOCKS = 3
@@ -134,7 +135,6 @@ def _worker_start() -> None:
 
 def _database(url: str) -> Any:
     """A worker keeps one engine per URL for all its tasks; the caller's process does not."""
-    from vern.db import Database
 
     if not _in_worker:
         return Database(url)

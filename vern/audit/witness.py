@@ -39,9 +39,8 @@ from vern.audit.chain import Signer, us_to_datetime
 from vern.audit.merkle import verify_consistency
 from vern.audit.models import AuditCheckpoint, AuditHead
 from vern.audit.proofs import ProofUnavailable, path_between
-from vern.audit.settings import AuditSettings, audit_settings
-from vern.config import Settings
-from vern.db import Database
+from vern.core.config import AuditSettings, Settings, audit_settings
+from vern.core.db import Database
 
 log = logging.getLogger(__name__)
 _FILE = "checkpoint.json"

@@ -10,13 +10,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from vern.backup import pgbackrest, service
+from vern.core.cliutil import fail, open_database, settings_or_exit
+from vern.core.config import backup_settings
+from vern.core.errors import Conflict
+from vern.rights.cli import replay_command
+
 app = typer.Typer(help="Backups of Vern's own database: run, list, verify, restore.",
                   no_args_is_help=True)
 out = Console()
 
 
 def _open() -> Any:
-    from vern.cli import open_database, settings_or_exit
 
     settings = settings_or_exit()
     return open_database(settings), settings
@@ -25,9 +30,6 @@ def _open() -> Any:
 @app.command("configure")
 def configure_command() -> None:
     """PostgreSQL: write pgbackrest.conf and print the archive settings for postgresql.conf."""
-    from vern.backup import pgbackrest
-    from vern.backup.settings import backup_settings
-    from vern.cli import fail
 
     _database, settings = _open()
     bs = backup_settings()
@@ -52,8 +54,6 @@ def run_command(
         "--full", help="PostgreSQL: a full backup, not a differential one")] = False,
 ) -> None:
     """Back up Vern's database to both repositories, then its data keys; apply retention."""
-    from vern.backup import service
-    from vern.cli import fail
 
     database, settings = _open()
     try:
@@ -67,8 +67,6 @@ def run_command(
 @app.command("list")
 def list_command() -> None:
     """The backups that can be restored, newest first, and the recovery window."""
-    from vern.backup import service
-    from vern.cli import fail
 
     database, settings = _open()
     try:
@@ -98,8 +96,6 @@ def verify_command(
 ) -> None:
     """Restore drill: restore into a scratch database, check the audit trail and the rows per
     table, record the result as evidence."""
-    from vern.backup import service
-    from vern.cli import fail
 
     database, settings = _open()
     result = service.verify(database, settings, label=label)
@@ -112,8 +108,6 @@ def verify_command(
                   f"{result.keys['added']} added, {result.keys['kept']} kept")
     out.print(result.hint, markup=False)
     if replay and result.recovery_point is not None:
-        from vern.rights.cli import replay_command
-
         for name in replay:
             replay_command(database=name, since=result.recovery_point.isoformat(), url=None)
     if not result.ok:
@@ -130,9 +124,6 @@ def restore_command(
         "--force", help="Overwrite the live database (stop Vern first)")] = False,
 ) -> None:
     """Restore a backup; the data keys are brought to their newest state (no erased person comes back)."""
-    from vern.backup import service
-    from vern.cli import fail
-    from vern.errors import Conflict
 
     moment = None
     if at is not None:

@@ -6,9 +6,9 @@ import logging
 from datetime import timedelta
 
 from vern.backup import service
-from vern.config import Settings
-from vern.db import Database
-from vern.worker import Job
+from vern.core.config import Settings, backup_settings
+from vern.core.db import Database
+from vern.core.worker import Job
 
 log = logging.getLogger("vern.backup")
 
@@ -16,7 +16,6 @@ log = logging.getLogger("vern.backup")
 def _nightly(database: Database, settings: Settings) -> dict[str, int]:
     """One backup a day (full on the weekly day, else differential on PostgreSQL). A failure
     is recorded as evidence and shown in the console; the job reports it and runs again."""
-    from vern.backup.settings import backup_settings
 
     if service.engine_kind(database) == "postgresql" and backup_settings().pg_data is None:
         log.warning("no backup taken: VERN_BACKUP_PG_DATA is not set (see docs/backup.md)")

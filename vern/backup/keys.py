@@ -21,8 +21,8 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 
-from vern.crypto import DataKey
-from vern.db import utcnow
+from vern.core.crypto import DataKey
+from vern.core.db import utcnow
 
 PREFIX = "keys-"
 

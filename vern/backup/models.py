@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from vern.db import Base, UTCDateTime, id_column, utcnow
+from vern.core.db import Base, UTCDateTime, id_column, utcnow
 
 
 class BackupRun(Base):

@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from vern.backup.settings import BackupSettings
-from vern.config import Settings
+from vern.core.config import BackupSettings, Settings
 
 
 class BackupError(RuntimeError):

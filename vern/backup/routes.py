@@ -14,6 +14,7 @@ from vern.accounts.roles import Perm
 from vern.accounts.service import Actor
 from vern.backup import service
 from vern.console.templating import render
+from vern.core.config import backup_settings
 
 router = APIRouter(tags=["backup"])
 pages = APIRouter(include_in_schema=False)
@@ -51,7 +52,6 @@ def backup_status(request: Request,
 @pages.get("/console/backup")
 def console_backup(request: Request,
                    actor: Annotated[Actor, Depends(require(Perm.BACKUP_READ))]) -> Response:
-    from vern.backup.settings import backup_settings
 
     bs = backup_settings()
     return render(request, "backup/index.html", {

@@ -22,13 +22,13 @@ from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from vern.audit.service import record
+from vern.audit.verify import verify as verify_trail
 from vern.backup import keys, pgbackrest, sqlite_backup
 from vern.backup.models import BackupRun, RestoreDrill
 from vern.backup.pgbackrest import BackupError
-from vern.backup.settings import BackupSettings, backup_settings
-from vern.config import Settings
-from vern.db import Database, Scope, utcnow
-from vern.errors import Conflict
+from vern.core.config import BackupSettings, Settings, backup_settings
+from vern.core.db import Database, Scope, utcnow
+from vern.core.errors import Conflict
 
 __all__ = ["BackupError", "BackupInfo", "DrillResult", "backups", "engine_kind", "restore",
            "run_backup", "status", "verify"]
@@ -334,7 +334,6 @@ def _counts_at_backup(database: Database, label: str) -> dict[str, int] | None:
 
 def _check(restored: Database, settings: Settings, expected: dict[str, int] | None,
            exact: bool) -> tuple[bool, dict[str, Any], list[str]]:
-    from vern.audit.verify import verify as verify_trail
 
     problems: list[str] = []
     report = verify_trail(restored, settings, files=False)

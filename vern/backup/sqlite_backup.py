@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from vern.db import utcnow
+from vern.core.db import utcnow
 
 PREFIX = "vern-"
 

@@ -7,19 +7,22 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from vern.accounts import service as accounts
+from vern.consent import service
+from vern.core.cliutil import fail, open_database, settings_or_exit
+from vern.core.db import Scope
+from vern.core.errors import InvalidInput
+
 app = typer.Typer(help="Consent records: decisions and history.", no_args_is_help=True)
 out = Console()
 
 
 def _org_id(session: object, slug: str) -> str:
-    from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from vern.accounts.models import Organisation
-    from vern.cli import fail
 
     assert isinstance(session, Session)
-    found = session.scalar(select(Organisation.id).where(Organisation.slug == slug))
+    found = accounts.org_id_by_slug(session, slug)
     if found is None:
         fail("org: no organisation with that slug")
     return found
@@ -31,10 +34,6 @@ def check_command(
     subject: Annotated[str, typer.Argument(help="Subject id")],
 ) -> None:
     """Print, per purpose, whether the product may use it for the subject."""
-    from vern.cli import fail, open_database, settings_or_exit
-    from vern.consent import service
-    from vern.db import Scope
-    from vern.errors import InvalidInput
 
     database = open_database(settings_or_exit())
     with database.transaction(Scope.system("cli consent org")) as session:

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from vern.consent import service
 from vern.consent.service import Choice, PurposeInput
-from vern.db import Database, Scope, utcnow
+from vern.core.db import Database, Scope, utcnow
 
 PURPOSES = [
     PurposeInput("necessary", "necessary", "f", "Nødvendige", "Strictly necessary",

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Index, Integer, String, Text, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column
 
-from vern.crypto import PII, Encrypted
-from vern.db import Base, TenantScoped, UTCDateTime, id_column, utcnow
+from vern.core.crypto import PII, Encrypted
+from vern.core.db import Base, TenantScoped, UTCDateTime, id_column, utcnow
 
 LEGAL_BASES = ("a", "b", "c", "d", "e", "f")  # GDPR Art. 6(1)(a)–(f)
 KINDS = ("necessary", "preferences", "statistics", "marketing", "other")

@@ -17,15 +17,15 @@ from sqlalchemy.orm import Session
 from vern.audit.service import record as audit
 from vern.consent import service
 from vern.consent.models import NewsletterSubscriber
-from vern.crypto import PII, blind_index, keyring
-from vern.db import new_id, utcnow
-from vern.errors import InvalidInput
-from vern.i18n import N_, gettext
+from vern.core.crypto import PII, blind_index, keyring
+from vern.core.db import new_id, utcnow
+from vern.core.errors import InvalidInput
+from vern.core.i18n import N_, gettext
 from vern.notify import service as notify
 
 PURPOSE = "newsletter"
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,253}\.[^@\s]{2,}$")
-# The mails' words, translated through the catalogs (vern.i18n).
+# The mails' words, translated through the catalogs (vern.core.i18n).
 CONFIRM_SUBJECT = N_("Confirm your newsletter subscription")
 CONFIRM_BODY = N_("Someone (hopefully you) signed this address up for the newsletter from %(org)s.\n"
                   "Confirm here: %(link)s\n\nIf you do nothing, you will not hear from us again.")
@@ -195,7 +195,6 @@ def erase_person(session: Session, *, org_id: str, secret: bytes, emails: list[s
     records stay as proof that a choice was made (Art. 7(1), what, when, how, under which
     notice), but without who: the subject becomes a random pseudonym and the truncated address
     and user agent are removed. Returns counts of what was done."""
-    from vern.crypto import keyring
 
     wanted = {s for s in subjects if s}
     ended = 0

@@ -22,7 +22,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from vern import inputs, openapi
 from vern.accounts.deps import (
     ANON_CSRF_COOKIE,
     TenantDB,
@@ -41,9 +40,11 @@ from vern.consent.models import KINDS, LEGAL_BASES, Purpose
 from vern.consent.service import Choice, PurposeInput
 from vern.consent.texts import banner_texts, bases
 from vern.console.templating import LOCALES, environment, pick_locale, render
-from vern.db import Database, Scope
-from vern.errors import Conflict, InvalidInput, NotFound, VernError
-from vern.inputs import AwareMoment, Int32, Key, Value
+from vern.core import inputs
+from vern.core import responses as openapi
+from vern.core.db import Database, Scope
+from vern.core.errors import Conflict, InvalidInput, NotFound, VernError
+from vern.core.inputs import AwareMoment, Int32, Key, Value
 from vern.notify.service import deliver_pending
 from vern.stats.ingest import ingestor_for
 from vern.stats.public import public_route, serve_asset

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from vern.consent.models import ConsentRecord, Purpose
 from vern.consent.service import allowed
-from vern.db import Database, Scope
+from vern.core.db import Database, Scope
 
 PURPOSE_TTL_S = 5.0
 

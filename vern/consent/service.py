@@ -29,12 +29,12 @@ from vern.consent.models import (
     Notice,
     Purpose,
 )
-from vern.context import current_request
-from vern.crypto import blind_index
-from vern.db import utcnow
-from vern.errors import Conflict, InvalidInput, NotFound
-from vern.i18n import canonical_duration
-from vern.stats.ip import truncate_ip
+from vern.core.context import current_request
+from vern.core.crypto import blind_index
+from vern.core.db import utcnow
+from vern.core.errors import Conflict, InvalidInput, NotFound
+from vern.core.i18n import canonical_duration
+from vern.core.ip import truncate_ip
 
 KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 SUBJECT = re.compile(r"^[A-Za-z0-9_.:@-]{8,80}$")

@@ -1,8 +1,8 @@
-"""The banner's words and the names of the legal bases, from the catalogs (``vern.i18n``)."""
+"""The banner's words and the names of the legal bases, from the catalogs (``vern.core.i18n``)."""
 
 from __future__ import annotations
 
-from vern.i18n import N_, gettext
+from vern.core.i18n import N_, gettext
 
 BANNER = {
     "title": N_("We use cookies"),

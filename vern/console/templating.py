@@ -1,7 +1,7 @@
 """Server-rendered pages: one Jinja2 environment over every domain's templates, in bokmål or English.
 
 Texts are written in English in the templates (``_()``) and translated through Vern's one pair of
-message catalogs (``vern.i18n``). The language comes from the switcher (``?lang=nb|en`` on any page,
+message catalogs (``vern.core.i18n``). The language comes from the switcher (``?lang=nb|en`` on any page,
 remembered in the ``vern_lang`` cookie), else that cookie, else the browser's ``Accept-Language``,
 else the setting ``VERN_DEFAULT_LOCALE``.
 """
@@ -19,12 +19,15 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescap
 from starlette.routing import Match
 
 import vern
-from vern import i18n
-from vern.errors import VernError
-from vern.i18n import LOCALES, translations
+from vern.core import i18n
+from vern.core.discover import domain_modules
+from vern.core.errors import VernError
+from vern.core.i18n import LOCALES, translations
 
 PACKAGE = Path(vern.__file__).resolve().parent
 LANG_COOKIE = "vern_lang"
+# The CSRF cookie of forms shown before sign-in (checked by vern.accounts.deps).
+ANON_CSRF_COOKIE = "vern_csrf"
 
 
 def gettext(locale: str, message: str, **params: Any) -> str:
@@ -54,11 +57,9 @@ def field_errors(exc: VernError | None) -> dict[str, Any]:
 
 @lru_cache(maxsize=1)
 def _nav_entries() -> tuple[tuple[str, str, Any], ...]:
-    """Every domain's ``NAV`` list, the console's own first."""
-    from vern.web import _domain_modules
-
-    modules = _domain_modules("routes")
-    modules.sort(key=lambda m: (m.__name__ != "vern.console.routes", m.__name__))
+    """Every domain's ``NAV`` list, the accounts pages (overview, users, account) first."""
+    modules = domain_modules("routes")
+    modules.sort(key=lambda m: (m.__name__ != "vern.accounts.routes", m.__name__))
     return tuple(entry for module in modules for entry in getattr(module, "NAV", ()))
 
 
@@ -97,16 +98,11 @@ def _layout(request: Request) -> dict[str, Any]:
     layout["signed_in"] = True
     if caller.mfa_pending or actor is None:
         return layout
-    from vern.accounts import service
-    from vern.db import Scope
-
-    database = request.app.state.db
-    with database.transaction(Scope.system("console layout")) as session:
-        orgs = service.switchable_orgs(session, caller.user.id)
-        layout["orgs"] = [{"id": o.id, "name": o.name, "kind": o.kind} for o in orgs]
-        current = next((o for o in layout["orgs"] if o["id"] == actor.org_id), None)
-        layout["current_org"] = current
-        layout["user_name"] = str(caller.user.name)
+    # The organisations to switch to and the person's name come from the accounts domain, which
+    # the application wiring hands over (vern.app.web); the shell itself reads no domain.
+    signed_in_layout = getattr(request.app.state, "signed_in_layout", None)
+    if signed_in_layout is not None:
+        layout.update(signed_in_layout(request, caller, actor))
     if not (caller.must_enrol_mfa or caller.password_expired):
         layout["nav"] = nav_for(actor)
     return layout
@@ -176,8 +172,6 @@ def render(
     response = HTMLResponse(html, status_code=status)
     anon = getattr(request.state, "set_anon_csrf", None)
     if anon:
-        from vern.accounts.deps import ANON_CSRF_COOKIE
-
         settings = request.app.state.settings
         response.set_cookie(ANON_CSRF_COOKIE, anon, httponly=True, samesite="strict",
                             secure=settings.is_production, path="/")

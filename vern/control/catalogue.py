@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from vern.i18n import N_
+from vern.core.i18n import N_
 
 FRAMEWORK_DIR = Path(__file__).resolve().parent / "frameworks"
 

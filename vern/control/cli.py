@@ -15,6 +15,12 @@ import typer
 from rich.console import Console
 from sqlalchemy.orm import Session
 
+from vern.accounts import service as accounts
+from vern.control import service
+from vern.core.cliutil import fail, open_database, settings_or_exit
+from vern.core.db import Database, Scope, utcnow
+from vern.core.errors import VernError
+
 app = typer.Typer(help="Internal control: tasks, risks, personnel, media log.",
                   no_args_is_help=True)
 tasks_app = typer.Typer(help="Control tasks.", no_args_is_help=True)
@@ -28,9 +34,6 @@ T = TypeVar("T")
 
 
 def _vendor() -> tuple[object, str]:
-    from vern.accounts import service as accounts
-    from vern.cli import fail, open_database, settings_or_exit
-    from vern.db import Scope
 
     database = open_database(settings_or_exit())
     with database.transaction(Scope.system("cli control: find the vendor")) as session:
@@ -41,8 +44,6 @@ def _vendor() -> tuple[object, str]:
 
 
 def _staff_id(session: Session, email: str, option: str) -> str:
-    from vern.cli import fail
-    from vern.control import service
 
     wanted = email.strip().lower()
     for user, _m in service.staff(session):
@@ -53,9 +54,6 @@ def _staff_id(session: Session, email: str, option: str) -> str:
 
 def _run(fn: Callable[[Session, str], T]) -> T:
     """Run ``fn(session)`` in the vendor's scope; service errors are printed naming the field."""
-    from vern.cli import fail
-    from vern.db import Database, Scope
-    from vern.errors import VernError
 
     database, vendor_id = _vendor()
     assert isinstance(database, Database)
@@ -67,7 +65,6 @@ def _run(fn: Callable[[Session, str], T]) -> T:
 
 
 def _day(text: str | None, option: str) -> date | None:
-    from vern.cli import fail
 
     if text is None:
         return None
@@ -83,8 +80,6 @@ def tasks_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Control tasks with owner, recurrence and due date."""
-    from vern.control import service
-    from vern.db import utcnow
 
     def work(session: Session, _vendor_id: str) -> list[dict[str, Any]]:
         today = utcnow().date()
@@ -116,8 +111,6 @@ def tasks_complete(
     """Record a completion, with evidence; prints the next due date."""
     import mimetypes
 
-    from vern.cli import fail
-    from vern.control import service
 
     data = None
     if file is not None:
@@ -147,8 +140,6 @@ def seed(
 ) -> None:
     """Load the catalogue of control tasks (risk assessment, security audit, management review,
     …); tasks loaded before are left alone."""
-    from vern.control import service
-    from vern.db import utcnow
 
     def work(session: Session, vendor_id: str) -> list[tuple[str, str, date | None]]:
         owner_id = _staff_id(session, owner, "--owner")
@@ -165,7 +156,6 @@ def seed(
 @app.command("risks")
 def risks(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
     """The risk register: score before and after measures, and the measures."""
-    from vern.control import service
 
     rows = _run(lambda session, _v: [service.risk_view(session, r)
                                      for r in service.list_risks(session)])
@@ -185,8 +175,6 @@ def personnel_export(
     = None,
 ) -> None:
     """The vendor and supplier staff with access to sensitive data, for a customer's audit."""
-    from vern.cli import fail
-    from vern.control import service
 
     if fmt not in ("csv", "json"):
         fail("--format: give csv or json")
@@ -211,8 +199,6 @@ def media_log(
     note: Annotated[str, typer.Option(help="A note")] = "",
 ) -> None:
     """Log a wiped or destroyed storage medium."""
-    from vern.control import service
-    from vern.db import utcnow
 
     day = _day(on, "--on") or utcnow().date()
 
@@ -229,7 +215,6 @@ def media_log(
 @media_app.command("list")
 def media_list() -> None:
     """The media sanitisation log, newest first."""
-    from vern.control import service
 
     rows = _run(lambda session, _v: [service.media_view(m) for m in service.list_media(session)])
     for r in rows:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from vern.accounts.roles import Role
 from vern.control import service
 from vern.control.models import ControlTask
-from vern.db import Database, Scope, utcnow
+from vern.core.db import Database, Scope, utcnow
 
 
 def load_demo(database: Database, orgs: dict[str, str]) -> None:

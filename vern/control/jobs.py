@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from vern.config import Settings
 from vern.control import service
-from vern.db import Database
-from vern.worker import Job
+from vern.core.config import Settings
+from vern.core.db import Database
+from vern.core.worker import Job
 
 
 def _remind(database: Database, settings: Settings) -> int:

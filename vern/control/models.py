@@ -18,8 +18,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from vern.crypto import PII, Encrypted
-from vern.db import Base, UTCDateTime, id_column, utcnow
+from vern.core.crypto import PII, Encrypted
+from vern.core.db import Base, UTCDateTime, id_column, utcnow
 
 
 class ControlTask(Base):

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from vern.control.models import ControlChange, ControlTask
 from vern.control.service import SOON_DAYS
-from vern.i18n import DEFAULT_LOCALE, gettext
+from vern.core.i18n import DEFAULT_LOCALE, gettext
 
 
 def items(session: Session, now: datetime, locale: str | None = None) -> list[dict[str, Any]]:

@@ -21,9 +21,9 @@ from vern.console.templating import pick_locale, render
 from vern.control import service
 from vern.control.catalogue import frameworks
 from vern.control.service import By
-from vern.db import utcnow
-from vern.errors import InvalidInput
-from vern.inputs import Day
+from vern.core.db import utcnow
+from vern.core.errors import InvalidInput
+from vern.core.inputs import Day
 
 router = APIRouter(tags=["control"])
 pages = APIRouter(include_in_schema=False)

@@ -39,10 +39,12 @@ from vern.control.models import (
     ControlTask,
     ControlTraining,
 )
-from vern.crypto import PII, keyring
-from vern.db import Database, Scope, utcnow
-from vern.errors import Conflict, Forbidden, InvalidInput, NotFound
-from vern.i18n import N_
+from vern.core.crypto import PII, keyring
+from vern.core.csvsafe import safe_cell
+from vern.core.db import Database, Scope, utcnow
+from vern.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from vern.core.i18n import N_, format_day, gettext
+from vern.notify import service as notify
 
 RECURRENCES = ("yearly", "quarterly", "monthly", "once")
 MONTHS = {"yearly": 12, "quarterly": 3, "monthly": 1}
@@ -1050,7 +1052,6 @@ def export_personnel(session: Session, by: By, fmt: str) -> tuple[str, str]:
     import csv
     import io
 
-    from vern.csvsafe import safe_cell
 
     buf = io.StringIO()
     writer = csv.writer(buf)
@@ -1108,8 +1109,6 @@ def send_reminders(database: Database, *, base_url: str = "", today: date | None
     """Queue a mail to the owner of each task due within a week (once per due date) and of each
     overdue task (once per due date). The reminder row and the mail are written in one
     transaction, so a restart never sends one twice and never loses one."""
-    from vern.i18n import format_day, gettext
-    from vern.notify import service as notify
 
     today = today or utcnow().date()
     with database.transaction(Scope.system("control reminders: find the vendor")) as session:

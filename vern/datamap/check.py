@@ -11,7 +11,7 @@ from sqlalchemy import Engine, inspect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.types import Boolean, Date, DateTime, Float, Integer, Numeric, String, TypeEngine
 
-from vern.datamap.connect import NoConnection, engine_for, resolve_url
+from vern.datamap.connect import ConnectorError, NoConnection, connector_settings, engine_for, resolve_url
 from vern.datamap.model import DatabaseDef, DataMap, Erase, Strategy, Table, TenancyModel
 from vern.datamap.scan import delete_refused, inherited_tables
 
@@ -55,8 +55,6 @@ def check_map(data_map: DataMap, urls: dict[str, str] | None = None) -> list[Fin
 
 def check_connectors(data_map: DataMap) -> list[Finding]:
     """An HTTP connector's URL and secret can be read (nothing is sent)."""
-    from vern.rights.http_connector import ConnectorError, connector_settings
-
     findings: list[Finding] = []
     for system in data_map.systems.values():
         if system.http is None:

@@ -8,11 +8,15 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from vern.core.cliutil import open_database, settings_or_exit
+from vern.core.db import Scope
 from vern.datamap.check import check_map
 from vern.datamap.connect import NoConnection, engine_for
 from vern.datamap.loader import MapError, load_map_file
 from vern.datamap.model import DataMap
+from vern.datamap.own import load_own_map, problems, schema_tables
 from vern.datamap.scan import draft_yaml, scan
+from vern.datamap.service import current_map, publish_map
 
 app = typer.Typer(help="The data map: where personal data lives, in the product and in Vern.")
 console = Console(stderr=True)
@@ -58,11 +62,8 @@ def scan_command(
 def _load(path: Path | None) -> DataMap:
     if path is not None:
         return load_map_file(path)
-    from vern.datamap.service import current_map
-    from vern.db import Scope
-    from vern.rights.runtime import vern_database
 
-    with vern_database().transaction(Scope.system("read product map")) as session:
+    with open_database(settings_or_exit()).transaction(Scope.system("read product map")) as session:
         found = current_map(session)
     if found is None:
         console.print("[red]FILE: no map given and none published (vern datamap publish FILE)[/red]")
@@ -96,13 +97,10 @@ def check_command(
 @app.command("publish")
 def publish_command(path: Annotated[Path, typer.Argument(help="Map file to put in use")]) -> None:
     """Validate a map and store it as the version in use for data subject requests."""
-    from vern.datamap.service import publish_map
-    from vern.db import Scope
-    from vern.rights.runtime import vern_database
 
     try:
         text = path.read_text(encoding="utf-8")
-        with vern_database().transaction(Scope.system("publish product map")) as session:
+        with open_database(settings_or_exit()).transaction(Scope.system("publish product map")) as session:
             row = publish_map(session, text, source=str(path))
             version = row.version
     except OSError as exc:
@@ -121,7 +119,6 @@ def own_command(
     ] = False,
 ) -> None:
     """Vern's own data map (every table and column of Vern's database)."""
-    from vern.datamap.own import load_own_map, problems, schema_tables
 
     found = problems(schema_tables())
     for line in found:

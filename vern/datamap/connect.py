@@ -15,8 +15,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from vern.datamap.model import DatabaseDef
-from vern.extras import MissingExtra, require_driver
+from vern.core.extras import MissingExtra, require_driver
+from vern.datamap.model import DatabaseDef, HttpConnector
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -94,3 +94,37 @@ def _sqlite_setup(dbapi_conn: object, _record: object) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+# -- HTTP connectors: where their address and secret are read from ---------------------------------
+
+
+class ConnectorError(Exception):
+    """A call that did not succeed; ``retryable`` says whether trying again may help."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+def _setting(env: str | None, file: str | None, what: str) -> str:
+    if env:
+        value = os.environ.get(env)
+        if value:
+            return value.strip()
+        raise ConnectorError(f"{what}: the environment variable {env} is not set", retryable=False)
+    if file:
+        try:
+            return Path(file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConnectorError(f"{what}: cannot read {file}: {exc.strerror}", retryable=False) from exc
+    raise ConnectorError(f"{what}: not configured", retryable=False)
+
+
+def connector_settings(connector: HttpConnector) -> tuple[str, bytes]:
+    """(base URL, secret), read from where the map says; ConnectorError names what is missing."""
+    base = _setting(connector.url_env, connector.url_file, "url").rstrip("/")
+    if not base.startswith(("https://", "http://")):
+        raise ConnectorError("url: must start with https:// or http://", retryable=False)
+    secret = _setting(connector.secret_env, connector.secret_file, "secret").encode()
+    return base, secret

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from vern.core.db import Base, import_models
 from vern.datamap.categories import CATEGORIES, RETENTION_RULES
 
 PACKAGE = Path(__file__).resolve().parent.parent
@@ -91,7 +92,6 @@ def problems(metadata_tables: dict[str, list[str]]) -> list[str]:
 
 
 def schema_tables() -> dict[str, list[str]]:
-    from vern.db import Base, import_models
 
     import_models()
     return {name: [c.name for c in t.columns] for name, t in Base.metadata.tables.items()}

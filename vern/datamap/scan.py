@@ -33,7 +33,7 @@ from sqlalchemy.types import (
     TypeEngine,
 )
 
-from vern.datamap.detectors import CONTEXT_DETECTORS, classify, column_is
+from vern.datamap.detectors import _BIRTH_COLUMNS, CONTEXT_DETECTORS, DETECTORS, classify, column_is
 from vern.datamap.model import DEFAULT_PSEUDONYM, HMAC_HEX_LENGTH
 
 TENANT_NAMES = (
@@ -257,7 +257,6 @@ def _detect(column: str, type_: TypeEngine[Any], values: list[str]) -> str | Non
 
 
 def _birth(column: str) -> bool:
-    from vern.datamap.detectors import _BIRTH_COLUMNS
 
     return column_is(column, _BIRTH_COLUMNS)
 
@@ -460,7 +459,6 @@ def _guess(  # noqa: PLR0911 - one answer per kind of column
         if isinstance(col.type, Integer | Numeric):
             return ColumnGuess("system.metric")
         return ColumnGuess("system.config")
-    from vern.datamap.detectors import DETECTORS
 
     category = next(d.category for d in DETECTORS if d.name == detector)
     identity = {"email": "email", "phone": "phone", "national_id": "national_id"}.get(detector)

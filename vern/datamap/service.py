@@ -35,6 +35,11 @@ def publish_map(session: Session, text: str, *, source: str, actor_user_id: str 
     return row
 
 
+def published_from(session: Session, source: str) -> bool:
+    """Whether a map from ``source`` (``"demo:laerbar"``, a file name) was ever published."""
+    return session.scalar(select(ProductMap.id).where(ProductMap.source == source).limit(1)) is not None
+
+
 def current_map(session: Session) -> DataMap | None:
     row = session.scalars(select(ProductMap).order_by(ProductMap.version.desc()).limit(1)).first()
     if row is None:

@@ -10,6 +10,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from vern.accounts import service as accounts
+from vern.accounts.models import Organisation
+from vern.accounts.roles import OrgKind, Role, permissions
+from vern.accounts.service import Actor
+from vern.core.config import get_settings
+from vern.core.db import Scope
+from vern.core.errors import VernError
+from vern.incidents import service
+from vern.incidents.jobs import raise_warnings
+from vern.notify.service import deliver_pending
+from vern.rights.runtime import vern_database
+
 app = typer.Typer(help="Deviations and personal data breaches: register, clocks, notices.",
                   no_args_is_help=True)
 console = Console()
@@ -22,17 +34,12 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 
 def _database() -> Any:
-    from vern.rights.runtime import vern_database
 
     return vern_database()
 
 
 def _actor(session: Any, email: str | None) -> Any:
     """The vendor staff member the command acts as (their role in the vendor organisation)."""
-    from vern.accounts import service as accounts
-    from vern.accounts.roles import OrgKind, Role, permissions
-    from vern.accounts.service import Actor
-    from vern.config import get_settings
 
     vendor = accounts.vendor_org(session)
     if vendor is None:
@@ -64,7 +71,6 @@ def _moment(value: str | None, name: str) -> datetime | None:
 def _customer_ids(session: Any, slugs: list[str]) -> list[str]:
     from sqlalchemy import select
 
-    from vern.accounts.models import Organisation
 
     ids = []
     for slug in slugs:
@@ -76,8 +82,6 @@ def _customer_ids(session: Any, slugs: list[str]) -> list[str]:
 
 
 def _run(work: Any) -> Any:
-    from vern.db import Scope
-    from vern.errors import VernError
 
     try:
         with _database().transaction(Scope.system("cli incidents")) as session:
@@ -93,7 +97,6 @@ As = Annotated[str | None, typer.Option("--as", help="E-mail of the vendor staff
 def list_command(status: Annotated[str, typer.Option(help="open, closed or all.")] = "open",
                  as_: As = None) -> None:
     """The register, newest first."""
-    from vern.incidents import service
 
     if status not in ("open", "closed", "all"):
         _fail("--status: one of open, closed, all", 2)
@@ -113,7 +116,6 @@ def list_command(status: Annotated[str, typer.Option(help="open, closed or all."
 @app.command("clocks")
 def clocks_command(as_: As = None) -> None:
     """Every clock of the open breaches, the most urgent first."""
-    from vern.incidents import service
 
     def work(session: Any) -> None:
         table = Table("breach", "to", "hours", "deadline", "state")
@@ -130,7 +132,6 @@ def clocks_command(as_: As = None) -> None:
 @app.command("show")
 def show_command(incident_id: str, as_: As = None) -> None:
     """One incident as JSON: its fields, customers, notices and timeline."""
-    from vern.incidents import service
 
     def work(session: Any) -> None:
         actor = _actor(session, as_)
@@ -159,7 +160,6 @@ def new_command(  # noqa: PLR0917 - a command's options
     as_: As = None,
 ) -> None:
     """Register a deviation (with --breach, a personal data breach: --aware-at is required)."""
-    from vern.incidents import service
 
     data = service.IncidentInput(title=title, personal_data=breach, risk=risk,
                                  aware_at=_moment(aware_at, "aware_at"),
@@ -182,9 +182,6 @@ def notify_command(incident_id: str,
                                        typer.Option(help="Only this customer (slug).")] = None,
                    as_: As = None) -> None:
     """Send the notice (or an update) to the affected customers through the outbox."""
-    from vern.config import get_settings
-    from vern.incidents import service
-    from vern.notify.service import deliver_pending
 
     def work(session: Any) -> Any:
         ids = _customer_ids(session, customer) if customer else None
@@ -203,7 +200,6 @@ def close_command(incident_id: str,
                   lessons: Annotated[str, typer.Option(help="The lessons learned.")],
                   as_: As = None) -> None:
     """The closing review: cause and lessons learned."""
-    from vern.incidents import service
 
     _run(lambda session: service.close(session, _actor(session, as_), incident_id, cause=cause,
                                        lessons=lessons))
@@ -213,7 +209,5 @@ def close_command(incident_id: str,
 @app.command("warn")
 def warn_command() -> None:
     """Raise the clocks' warnings now (what the worker does every minute)."""
-    from vern.config import get_settings
-    from vern.incidents.jobs import raise_warnings
 
     console.print(f"raised {raise_warnings(_database(), base_url=get_settings().base_url)}")

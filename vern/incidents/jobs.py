@@ -12,10 +12,12 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 
-from vern.config import Settings
-from vern.db import Database, Scope, utcnow
+from vern.core.config import Settings
+from vern.core.db import Database, Scope, utcnow
+from vern.core.worker import Job
 from vern.incidents import service
-from vern.worker import Job
+from vern.incidents.models import ClockWarning
+from vern.notify.service import deliver_pending
 
 log = logging.getLogger("vern.incidents")
 
@@ -43,14 +45,12 @@ def raise_warnings(database: Database, *, base_url: str = "", now: datetime | No
 def _raised(database: Database, key: str) -> bool:
     from sqlalchemy import select
 
-    from vern.incidents.models import ClockWarning
 
     with database.transaction(Scope.system("incidents: was the warning raised")) as session:
         return session.scalar(select(ClockWarning.id).where(ClockWarning.key == key)) is not None
 
 
 def _warn(database: Database, settings: Settings) -> int:
-    from vern.notify.service import deliver_pending
 
     raised = raise_warnings(database, base_url=settings.base_url)
     if raised:

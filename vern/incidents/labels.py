@@ -1,7 +1,7 @@
 """Texts of the incidents domain shown by value (states, phases, timeline entries), listed so
 that ``make messages`` finds them; translated where they are shown."""
 
-from vern.i18n import N_
+from vern.core.i18n import N_
 
 LABELS = (
     N_("risk-none"), N_("risk-risk"), N_("risk-high"),

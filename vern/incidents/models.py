@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from vern.db import Base, TenantScoped, UTCDateTime, id_column, utcnow
+from vern.core.db import Base, TenantScoped, UTCDateTime, id_column, utcnow
 
 RISKS = ("none", "risk", "high")  # Art. 33(1) "unlikely to result in a risk" / risk / Art. 34 high
 PHASES = ("initial", "update", "final")  # Art. 33(4): information in phases

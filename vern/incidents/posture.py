@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from vern.accounts.models import Organisation
 from vern.accounts.roles import OrgKind, Role
 from vern.accounts.service import Actor
-from vern.i18n import gettext
+from vern.core.i18n import gettext
 from vern.incidents import service
 
 OPEN_STATES = ("overdue", "due_soon", "running")

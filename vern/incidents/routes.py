@@ -23,13 +23,13 @@ from sqlalchemy.orm import Session
 
 from vern.accounts.deps import DatabaseDep, TenantDB, require
 from vern.accounts.roles import Perm
-from vern.accounts.service import Actor
+from vern.accounts.service import Actor, list_tenants
 from vern.console.templating import pick_locale, render
-from vern.db import Database, Scope, utcnow
-from vern.errors import InvalidInput, VernError
+from vern.core.db import Database, Scope, utcnow
+from vern.core.errors import InvalidInput, VernError
+from vern.core.inputs import AwareMoment, Int64
 from vern.incidents import overview, service
 from vern.incidents.models import EXEMPTIONS, PHASES, RISKS
-from vern.inputs import AwareMoment, Int64
 from vern.notify.service import deliver_pending
 
 router = APIRouter(tags=["incidents"])
@@ -376,7 +376,6 @@ def console_list(request: Request, actor: Reader, db: RegisterDB,
 
 
 def _form_context(db: Session, actor: Actor) -> dict[str, Any]:
-    from vern.accounts.service import list_tenants
 
     return {"customers": [(o.id, o.name) for o in list_tenants(db)], "risks": RISKS}
 

@@ -29,10 +29,10 @@ from vern.accounts.models import Membership, Organisation, User
 from vern.accounts.roles import OrgKind, Role
 from vern.accounts.service import Actor
 from vern.audit.service import record as audit
-from vern.csvsafe import SafeWriter
-from vern.db import utcnow
-from vern.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
-from vern.i18n import N_, format_day, format_number, gettext
+from vern.core.csvsafe import SafeWriter
+from vern.core.db import utcnow
+from vern.core.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
+from vern.core.i18n import N_, format_day, format_number, gettext
 from vern.incidents.models import (
     EXEMPTIONS,
     PHASES,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from vern.db import Base, import_models, make_engine
+from vern.core.db import Base, import_models, make_engine
 
 import_models()
 target_metadata = Base.metadata
@@ -14,7 +14,7 @@ def _url() -> str:
     url = context.config.attributes.get("url") or context.config.get_main_option("sqlalchemy.url")
     if url:
         return str(url)
-    from vern.config import get_settings
+    from vern.core.config import get_settings
 
     return get_settings().database_url
 

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import vern.crypto
-import vern.db
+import vern.core.crypto
+import vern.core.db
 ${imports if imports else ""}
 
 revision: str = ${repr(up_revision)}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from vern.config import Settings
-from vern.db import Database
+from vern.core.config import Settings
+from vern.core.db import Database
+from vern.core.worker import Job
 from vern.notify.service import deliver_pending
-from vern.worker import Job
 
 
 def _deliver(database: Database, _settings: Settings) -> int:

@@ -13,8 +13,8 @@ from datetime import datetime
 from sqlalchemy import Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from vern.crypto import PII, Encrypted
-from vern.db import Base, UTCDateTime, id_column, utcnow
+from vern.core.crypto import PII, Encrypted
+from vern.core.db import Base, UTCDateTime, id_column, utcnow
 
 
 class OutboxMessage(Base):

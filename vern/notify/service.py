@@ -30,14 +30,15 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from vern.crypto import PII
-from vern.db import Database, Scope, utcnow
+from vern.core.config import get_settings
+from vern.core.crypto import PII
+from vern.core.db import Database, Scope, utcnow
+from vern.core.quarantine import is_bad_record, quarantine, reason_of
 from vern.notify.models import OutboxMessage
 from vern.notify.transport import Mail, Mailer, SmtpMailer, SmtpTarget
-from vern.quarantine import is_bad_record, quarantine, reason_of
 
 if TYPE_CHECKING:
-    from vern.config import Settings
+    from vern.core.config import Settings
 
 __all__ = [
     "Mail",
@@ -116,7 +117,6 @@ def configure(settings: Settings) -> None:
 
 def configure_from_env() -> None:
     """Kept for callers of the earlier name: ``configure`` with the process's settings."""
-    from vern.config import get_settings
 
     configure(get_settings())
 

@@ -10,6 +10,12 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from vern.accounts.service import find_user_by_email
+from vern.core.cliutil import fail, open_database, settings_or_exit
+from vern.core.db import Scope
+from vern.core.errors import VernError
+from vern.offboarding import service
+
 app = typer.Typer(help="End a customer's contract: export, notice, deletion, certificate.",
                   no_args_is_help=True)
 out = Console()
@@ -18,9 +24,6 @@ By = Annotated[str, typer.Option("--by", help="E-mail address of the member of s
 
 
 def _staff(database: Any, settings: Any, email: str) -> str:
-    from vern.accounts.service import find_user_by_email
-    from vern.cli import fail
-    from vern.db import Scope
 
     with database.transaction(Scope.system("cli offboarding actor")) as session:
         user = find_user_by_email(session, settings, email)
@@ -30,15 +33,12 @@ def _staff(database: Any, settings: Any, email: str) -> str:
 
 
 def _open() -> Any:
-    from vern.cli import open_database, settings_or_exit
 
     settings = settings_or_exit()
     return open_database(settings), settings
 
 
 def _conflict(exc: Exception) -> None:
-    from vern.cli import fail
-    from vern.errors import VernError
 
     if isinstance(exc, VernError):
         where = f"{exc.errors[0].field}: " if exc.errors else ""
@@ -51,9 +51,6 @@ def request_command(org: Annotated[str, typer.Option(help="The customer's organi
                     notice_days: Annotated[int, typer.Option(help="Days of notice before deletion")],
                     by: By, reason: Annotated[str, typer.Option(help="Why the contract ends")] = "") -> None:
     """Ask to end a customer's contract."""
-    from vern.db import Scope
-    from vern.errors import VernError
-    from vern.offboarding import service
 
     database, settings = _open()
     actor = _staff(database, settings, by)
@@ -69,9 +66,6 @@ def request_command(org: Annotated[str, typer.Option(help="The customer's organi
 @app.command("approve")
 def approve_command(offboarding: Annotated[str, typer.Argument(help="Offboarding id")], by: By) -> None:
     """Approve (not by the person who asked); the notice period starts."""
-    from vern.db import Scope
-    from vern.errors import VernError
-    from vern.offboarding import service
 
     database, settings = _open()
     actor = _staff(database, settings, by)
@@ -86,8 +80,6 @@ def approve_command(offboarding: Annotated[str, typer.Argument(help="Offboarding
 @app.command("export")
 def export_command(offboarding: Annotated[str, typer.Argument(help="Offboarding id")], by: By) -> None:
     """Write the customer's export (ZIP of JSON files) and print where."""
-    from vern.errors import VernError
-    from vern.offboarding import service
 
     database, settings = _open()
     actor = _staff(database, settings, by)
@@ -103,9 +95,6 @@ def delete_command(offboarding: Annotated[str, typer.Argument(help="Offboarding 
                    batch: Annotated[int, typer.Option(min=1, max=100_000,
                                                       help="Rows per step")] = 1000) -> None:
     """Start (or resume) the deletion and run it to the end; print the certificate."""
-    from vern.db import Scope
-    from vern.errors import VernError
-    from vern.offboarding import service
 
     database, settings = _open()
     actor = _staff(database, settings, by)
@@ -121,8 +110,6 @@ def delete_command(offboarding: Annotated[str, typer.Argument(help="Offboarding 
 @app.command("list")
 def list_command() -> None:
     """Every end of contract and where it stands."""
-    from vern.db import Scope
-    from vern.offboarding import service
 
     database, _settings = _open()
     with database.transaction(Scope.system("cli offboarding")) as session:
@@ -137,8 +124,6 @@ def verify_certificate_command(
     """Check that this Vern signed a certificate of deletion, and print what it says."""
     import sys
 
-    from vern.cli import fail, settings_or_exit
-    from vern.offboarding import service
 
     settings = settings_or_exit()
     text = sys.stdin.read() if str(file) == "-" else file.read_text()

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from vern.accounts import service as accounts
 from vern.accounts.deps import TenantDB, require
 from vern.accounts.roles import Perm
 from vern.accounts.service import Actor
@@ -115,7 +116,6 @@ def confirm_offboarding(actor: Annotated[Actor, Depends(require(Perm.OFFBOARDING
 
 @pages.get("/console/offboarding")
 def console_index(request: Request, actor: Reader, db: TenantDB) -> Response:
-    from vern.accounts import service as accounts
 
     return render(request, "offboarding/index.html", {
         "items": service.list_all(db), "can_manage": actor.can(Perm.OFFBOARDING_MANAGE),

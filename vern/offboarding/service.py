@@ -22,12 +22,20 @@ from typing import Any
 from sqlalchemy import Table, delete, select
 from sqlalchemy.orm import Session
 
+from vern.accounts.roles import OrgKind
+from vern.accounts.service import get_organisation
+from vern.audit.chain import Signer
+from vern.audit.note import Note, NoteError, Verifier
 from vern.audit.service import record
-from vern.config import Settings
-from vern.db import Base, Database, Scope, TenantScoped, import_models, utcnow
-from vern.errors import Conflict, InvalidInput, NotFound
-from vern.i18n import N_
+from vern.audit.witness import origin
+from vern.core.config import Settings
+from vern.core.crypto import PII
+from vern.core.db import Base, Database, Scope, TenantScoped, import_models, utcnow
+from vern.core.errors import Conflict, InvalidInput, NotFound
+from vern.core.i18n import N_
 from vern.offboarding.models import Offboarding
+from vern.rights.connectors import coerce, product_db
+from vern.rights.service import policy_for, published_map_or_none
 
 # The states an offboarding passes through, as the console names them.
 STATUSES = [N_("requested"), N_("approved"), N_("deleting"), N_("deleted"), N_("cancelled")]
@@ -78,8 +86,6 @@ def _audit(session: Session, action: str, ob: Offboarding, actor_user_id: str | 
 def request(session: Session, *, org_id: str, notice_days: int, reason: str,
             actor_user_id: str | None) -> Offboarding:
     """Ask to end a customer's contract. Another person must approve it."""
-    from vern.accounts.roles import OrgKind
-    from vern.accounts.service import get_organisation
 
     if not 0 <= notice_days <= MAX_NOTICE_DAYS:
         raise InvalidInput.on("notice_days", "give 0-%(n)s days", n=MAX_NOTICE_DAYS)
@@ -150,7 +156,6 @@ def tenant_tables() -> list[Table]:
 
 
 def _plain(value: Any) -> Any:
-    from vern.crypto import PII
 
     if isinstance(value, PII):
         return value.value
@@ -164,7 +169,6 @@ def _plain(value: Any) -> Any:
 def _product_targets(database: Database, org_id: str) -> tuple[str | None, list[str]]:
     """The customer's product key and the product tables to empty (``system.db:table``), from
     the published map; ``(None, [])`` when no map is published."""
-    from vern.rights.service import policy_for, published_map_or_none
 
     data_map = published_map_or_none(database)
     if data_map is None:
@@ -180,8 +184,6 @@ def _product_targets(database: Database, org_id: str) -> tuple[str | None, list[
 
 
 def _product(database: Database, qualified: str, key: str) -> Any:
-    from vern.rights.connectors import product_db
-    from vern.rights.service import published_map_or_none
 
     data_map = published_map_or_none(database)
     if data_map is None:
@@ -220,7 +222,6 @@ def export(database: Database, settings: Settings, offboarding_id: str, *,
             definition, pdb = _product(database, qualified, key or "")
             mt = definition.tables[name]
             table = pdb.table(name)
-            from vern.rights.connectors import coerce
 
             with pdb.connect() as conn:
                 rows = [{k: _plain(v) for k, v in r.items()} for r in conn.execute(
@@ -291,7 +292,6 @@ def _delete_vern(database: Database, table: Table, org_id: str, batch: int) -> i
 
 
 def _delete_product(database: Database, target: str, key: str, batch: int) -> int:
-    from vern.rights.connectors import coerce
 
     qualified, name = target.split(":", 1)
     definition, pdb = _product(database, qualified, key)
@@ -356,13 +356,11 @@ def run_deletion(database: Database, settings: Settings, offboarding_id: str, *,
 
 
 def _signer(settings: Settings) -> Any:
-    from vern.audit.chain import Signer
 
     return Signer(settings)
 
 
 def _origin(settings: Settings) -> str:
-    from vern.audit.witness import origin
 
     return origin(settings)
 
@@ -399,7 +397,6 @@ def _finish(database: Database, settings: Settings, offboarding_id: str) -> None
 
 def verify_certificate(text: str, settings: Settings) -> dict[str, Any]:
     """The certificate's content when Vern's signing key signed it; ``ValueError`` otherwise."""
-    from vern.audit.note import Note, NoteError, Verifier
 
     signer = _signer(settings)
     try:

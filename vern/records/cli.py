@@ -8,6 +8,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from vern.accounts.models import Organisation
+from vern.core.cliutil import fail, open_database, settings_or_exit
+from vern.core.db import Scope
+from vern.core.errors import VernError
+from vern.records import documents
+
 app = typer.Typer(help="Records of processing (Art. 30): check and export.", no_args_is_help=True)
 out = Console()
 
@@ -15,9 +21,6 @@ out = Console()
 @app.command("check")
 def check_command() -> None:
     """List every missing mandatory field of Art. 30(1) and 30(2); exit code 1 when any."""
-    from vern.cli import fail, open_database, settings_or_exit
-    from vern.errors import VernError
-    from vern.records import documents
 
     database = open_database(settings_or_exit())
     try:
@@ -43,11 +46,6 @@ def export_command(
 
     from sqlalchemy import select
 
-    from vern.accounts.models import Organisation
-    from vern.cli import fail, open_database, settings_or_exit
-    from vern.db import Scope
-    from vern.errors import VernError
-    from vern.records import documents
 
     if lang not in ("nb", "en"):
         fail("lang: nb or en")

@@ -16,11 +16,11 @@ from sqlalchemy.orm import Session
 from vern.accounts import service as accounts
 from vern.consent import service as consent
 from vern.consent.texts import bases
+from vern.core.db import Database, Scope, utcnow
+from vern.core.errors import InvalidInput, NotFound
+from vern.core.i18n import format_day, gettext
 from vern.datamap import service as datamap
 from vern.datamap.categories import CATEGORIES
-from vern.db import Database, Scope, utcnow
-from vern.errors import InvalidInput, NotFound
-from vern.i18n import format_day, gettext
 from vern.records import registry, render, service
 from vern.records.models import DOCUMENT_KINDS, Agreement, DocumentVersion
 

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from vern.db import Base, TenantScoped, UTCDateTime, id_column, utcnow
+from vern.core.db import Base, TenantScoped, UTCDateTime, id_column, utcnow
 
 # Document kinds generated from the records (the vendor's own, or one customer's DPA).
 DOCUMENT_KINDS = ("privacy", "dpa", "record", "cookie")

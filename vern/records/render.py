@@ -10,8 +10,8 @@ import re
 from typing import Any
 
 from vern.console.templating import environment
-from vern.csvsafe import SafeWriter
-from vern.i18n import format_day, gettext
+from vern.core.csvsafe import SafeWriter
+from vern.core.i18n import format_day, gettext
 
 TAG = re.compile(r"<[^>]+>")
 BLOCK = re.compile(r"</?(p|h[1-6]|li|tr|div|section|table|ul|ol|dt|dd|br)[^>]*>", re.I)

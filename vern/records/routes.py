@@ -17,13 +17,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from vern.accounts.deps import DatabaseDep, TenantDB, require
 from vern.accounts.roles import Perm
 from vern.accounts.service import Actor
+from vern.consent import service as consent
 from vern.console.templating import pick_locale, render
-from vern.db import Database, Scope
-from vern.errors import InvalidInput, NotFound
-from vern.inputs import Int32, Key
+from vern.core.db import Database, Scope
+from vern.core.errors import InvalidInput, NotFound
+from vern.core.inputs import Int32, Key
+from vern.datamap import service as datamap
 from vern.records import documents, registry, service
 from vern.records import render as rendering
 from vern.records.models import DOCUMENT_KINDS
+from vern.trust import service as trust
 
 router = APIRouter(tags=["records"])
 pages = APIRouter(include_in_schema=False)
@@ -231,8 +234,6 @@ def agreements_overview(database: Database) -> list[dict[str, Any]]:
 def _index(request: Request, actor: Actor, database: Database, *, error: Any = None,
            status: int = 200) -> Response:
     with database.transaction(Scope.tenant(actor.org_id)) as session:
-        from vern.consent import service as consent
-        from vern.datamap import service as datamap
 
         entries = service.list_entries(session, include_retired=True)
         versions = {k: service.document_versions(session, k) for k in ("privacy", "record", "cookie")}
@@ -240,7 +241,6 @@ def _index(request: Request, actor: Actor, database: Database, *, error: Any = N
         dm = datamap.current_map(session)
         systems = sorted(dm.systems) if dm else []
         subs = registry.subprocessors(session)
-    from vern.trust import service as trust
 
     with database.transaction(Scope.system("records console: files and customers")) as session:
         files = [{"row": f, "shared": trust.shared_with(session, f.id)} for f in trust.list_files(session)]

@@ -21,13 +21,15 @@ from sqlalchemy.orm import Session
 from vern.accounts import service as accounts
 from vern.audit.service import record as audit
 from vern.consent import service as consent
+from vern.core.config import get_settings
+from vern.core.db import utcnow
+from vern.core.errors import Conflict, InvalidInput, NotFound
+from vern.core.i18n import N_, gettext
 from vern.datamap import service as datamap
 from vern.datamap.categories import CATEGORIES, RETENTION_RULES, is_personal
 from vern.datamap.model import DataMap
 from vern.datamap.own import load_own_map
-from vern.db import utcnow
-from vern.errors import Conflict, InvalidInput, NotFound
-from vern.i18n import N_
+from vern.notify import service as notify
 from vern.records import registry
 from vern.records.models import Agreement, DocumentVersion, ProcessingEntry
 
@@ -392,9 +394,6 @@ AGREEMENT_MAIL = (N_("A new data processing agreement from %(vendor)s"),
 
 def _tell_admins(session: Session, org_id: str, version: int) -> None:
     """The customer's administrators (who sign) and its registered privacy contacts."""
-    from vern.config import get_settings
-    from vern.i18n import gettext
-    from vern.notify import service as notify
 
     org = accounts.get_organisation(session, org_id)
     vendor = accounts.vendor_org(session)

@@ -9,21 +9,23 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from vern.core.cliutil import fail, open_database, settings_or_exit
+from vern.core.db import Scope
+from vern.core.errors import VernError
+from vern.retention import service
+
 app = typer.Typer(help="Retention of Vern's own data: rules, plan, run, legal holds.",
                   no_args_is_help=True)
 out = Console()
 
 
 def _database() -> Any:
-    from vern.cli import open_database, settings_or_exit
 
     settings = settings_or_exit()
     return open_database(settings), settings
 
 
 def _guard(call: Any) -> Any:
-    from vern.cli import fail
-    from vern.errors import VernError
 
     try:
         return call()
@@ -34,8 +36,6 @@ def _guard(call: Any) -> Any:
 @app.command("rules")
 def rules_command(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
     """Every rule: period, action, legal reason, legal minimum."""
-    from vern.db import Scope
-    from vern.retention import service
 
     database, _settings = _database()
     with database.transaction(Scope.system("retention rules")) as session:
@@ -53,7 +53,6 @@ def rules_command(as_json: Annotated[bool, typer.Option("--json", help="Print JS
 @app.command("plan")
 def plan_command(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
     """Dry run: what each rule would remove now, with counts. Nothing is changed."""
-    from vern.retention import service
 
     database, _settings = _database()
     items = service.plan(database)
@@ -73,7 +72,6 @@ def run_command(
     batch: Annotated[int, typer.Option(help="Rows per transaction (1-100000)")] = 50_000,
 ) -> None:
     """Apply every rule now, in batches; a run stopped half-way is taken up again."""
-    from vern.retention import service
 
     database, settings = _database()
     run = _guard(lambda: service.run(database, settings, trigger="cli", batch=batch))
@@ -86,8 +84,6 @@ def run_command(
 @app.command("runs")
 def runs_command() -> None:
     """The latest runs (evidence), with counts per rule."""
-    from vern.db import Scope
-    from vern.retention import service
 
     database, _settings = _database()
     with database.transaction(Scope.system("retention runs")) as session:
@@ -102,8 +98,6 @@ def set_period_command(
     reason: Annotated[str, typer.Option(help="Why this period")],
 ) -> None:
     """Set a rule's period; shorter than its legal minimum is refused with the reason."""
-    from vern.db import Scope
-    from vern.retention import service
 
     database, _settings = _database()
 
@@ -125,8 +119,6 @@ def hold_command(
     email: Annotated[str | None, typer.Option(help="A person's e-mail address")] = None,
 ) -> None:
     """Place a legal hold: the rule leaves that record, account or person alone."""
-    from vern.db import Scope
-    from vern.retention import service
 
     database, _settings = _database()
 
@@ -142,8 +134,6 @@ def hold_command(
 @app.command("release")
 def release_command(hold: Annotated[str, typer.Argument(help="The hold's id")]) -> None:
     """Release a legal hold."""
-    from vern.db import Scope
-    from vern.retention import service
 
     database, _settings = _database()
 

@@ -1,7 +1,7 @@
 """An erasure request also erases the person in Vern itself (Art. 17): every domain that holds
 something of them is asked, through its service function, in the caller's transaction.
 
-What each domain does (crypto-shredding where a field is sealed, see ``vern.crypto``):
+What each domain does (crypto-shredding where a field is sealed, see ``vern.core.crypto``):
 
 * consent: the newsletter subscription ends and its key is destroyed (the address and every
   queued mail to it become unreadable); consent records stay as proof, under a random pseudonym,
@@ -20,8 +20,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from vern.audit.service import erase_actor, record
-from vern.config import get_settings
 from vern.consent.newsletter import erase_person as erase_consent
+from vern.core.config import get_settings
 
 
 def erase_in_vern(session: Session, *, org_id: str, identities: dict[str, Any],

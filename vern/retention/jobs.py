@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from vern.config import Settings
-from vern.db import Database
-from vern.errors import Conflict
+from vern.core.config import Settings
+from vern.core.db import Database
+from vern.core.errors import Conflict
+from vern.core.worker import Job
 from vern.retention import service
-from vern.worker import Job
 
 
 def _enforce(database: Database, settings: Settings) -> object:

@@ -20,12 +20,17 @@ from sqlalchemy import Table, and_, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from vern.audit.service import record
-from vern.config import Settings
+from vern.consent.models import ConsentRecord, Purpose
+from vern.consent.service import expire_records
+from vern.core.config import Settings
+from vern.core.crypto import DataKey
+from vern.core.db import Base, Database, Scope, import_models, utcnow
+from vern.core.errors import Conflict, InvalidInput, NotFound
 from vern.datamap.categories import RETENTION_POLICIES, RETENTION_RULES
 from vern.datamap.own import load_own_map
-from vern.db import Base, Database, Scope, import_models, utcnow
-from vern.errors import Conflict, InvalidInput, NotFound
 from vern.retention.models import LegalHold, RetentionPeriod, RetentionRun
+from vern.rights.models import RightsRequest
+from vern.rights.service import delete_closed_requests, shred_closed_requests
 
 BATCH = 50_000  # rows per transaction: bounded, and few enough commits to keep pace
 LEASE = timedelta(minutes=10)
@@ -322,9 +327,6 @@ def _delete_pages(conn: Any, table: Table, cond: list[Any], after: Any,
 
 def _function_ids(session: Session, r: Rule, cutoff: datetime, held: Held, limit: int) -> list[str]:
     """The rows a function rule would take now (for the plan), without taking them."""
-    from vern.consent.models import ConsentRecord, Purpose
-    from vern.crypto import DataKey
-    from vern.rights.models import RightsRequest
 
     closed = ("done", "rejected", "cancelled")
     if r.key == "consent_records":
@@ -347,8 +349,6 @@ def _function_ids(session: Session, r: Rule, cutoff: datetime, held: Held, limit
 
 
 def _function_batch(session: Session, r: Rule, cutoff: datetime, held: Held, batch: int) -> int:
-    from vern.consent.service import expire_records
-    from vern.rights.service import delete_closed_requests, shred_closed_requests
 
     if r.key == "rights_requests.details":
         return len(shred_closed_requests(session, closed_before=cutoff, limit=batch, held=held.every))

@@ -10,6 +10,18 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy import select
+
+from vern.accounts import service as accounts
+from vern.accounts.roles import OrgKind, Perm, Role, permissions
+from vern.core.config import get_settings
+from vern.core.db import Scope
+from vern.core.errors import VernError
+from vern.notify import service as notify
+from vern.rights import external, ledger, service
+from vern.rights.models import Part, RightsRequest
+from vern.rights.runtime import secret, vern_database
+from vern.rights.service import _published_map
 
 app = typer.Typer(
     help="Data subject requests: access, erasure, rectification and more.", no_args_is_help=True
@@ -25,19 +37,15 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def _database() -> Any:
-    from vern.rights.runtime import vern_database
 
     return vern_database()
 
 
 def _org_id(slug: str) -> str:
-    from sqlalchemy import select
 
-    from vern.accounts.models import Organisation
-    from vern.db import Scope
 
     with _database().transaction(Scope.system("cli rights org")) as session:
-        found = session.scalar(select(Organisation.id).where(Organisation.slug == slug))
+        found = accounts.org_id_by_slug(session, slug)
     if found is None:
         _fail(f"org: no organisation with slug {slug!r}")
     return str(found)
@@ -46,10 +54,6 @@ def _org_id(slug: str) -> str:
 def _person(org_id: str, email: str, perm: Any, option: str = "--by") -> str:
     """The id of the person ``email`` names: a member of ``org_id`` whose role there holds
     ``perm`` (the CLI acts for a named person wherever four-eyes applies)."""
-    from vern.accounts import service as accounts
-    from vern.accounts.roles import OrgKind, Role, permissions
-    from vern.config import get_settings
-    from vern.db import Scope
 
     with _database().transaction(Scope.system("cli person")) as session:
         user = accounts.find_user_by_email(session, get_settings(), email)
@@ -81,8 +85,6 @@ def list_command(
     offset: Annotated[int, typer.Option(help="Skip this many (the next page: offset + limit).")] = 0,
 ) -> None:
     """List requests with their deadlines, newest first, a page at a time."""
-    from vern.db import Scope
-    from vern.rights import service
 
     if not 1 <= limit <= MAX_PAGE:
         _fail(f"--limit: must be between 1 and {MAX_PAGE}", 2)
@@ -134,11 +136,6 @@ def file_command(  # noqa: PLR0917 - a command's options
         "--by", help="E-mail of the staff member filing (required with --attested).")] = None,
 ) -> None:
     """Register a request on behalf of a person (staff channel)."""
-    from vern.accounts.roles import Perm
-    from vern.db import Scope
-    from vern.errors import VernError
-    from vern.notify import service as notify
-    from vern.rights import service
 
     org_id = _org_id(org)
     if attested and not by:
@@ -181,13 +178,6 @@ def approve_command(
         "--by", help="E-mail of the approving person: not who filed or attested the request.")],
 ) -> None:
     """Approve an erasure or rectification (four-eyes: a second person)."""
-    from sqlalchemy import select
-
-    from vern.accounts.roles import Perm
-    from vern.db import Scope
-    from vern.errors import VernError
-    from vern.rights import service
-    from vern.rights.models import RightsRequest
 
     with _database().transaction(Scope.system("cli rights approve")) as session:
         org_id = session.scalar(select(RightsRequest.org_id).where(RightsRequest.id == request_id))
@@ -209,9 +199,6 @@ def verify_command(
     code: Annotated[str, typer.Argument(help="The six-digit code the person received.")],
 ) -> None:
     """Enter the one-time code the person read out or forwarded (as the console's form does)."""
-    from vern.db import Scope
-    from vern.errors import VernError
-    from vern.rights import service
 
     try:
         with _database().transaction(Scope.system("cli rights verify")) as session:
@@ -235,9 +222,6 @@ def package_command(
     """Download the answer of an access or portability request to a file (audited)."""
     from pathlib import Path
 
-    from vern.db import Scope
-    from vern.errors import VernError
-    from vern.rights import service
 
     target = Path(output)
     if target.exists() and not force:
@@ -264,8 +248,6 @@ def tasks_command(
     all_: Annotated[bool, typer.Option("--all", help="Confirmed tasks too.")] = False,
 ) -> None:
     """Manual tasks in systems outside SQL (and HTTP steps), open ones first."""
-    from vern.db import Scope
-    from vern.rights import external
 
     org_id = _org_id(org)
     table = Table("task", "request", "system", "via", "operation", "status", "owner", "note")
@@ -282,9 +264,6 @@ def confirm_command(
     note: Annotated[str, typer.Option(help="What was done.")],
 ) -> None:
     """Confirm a manual task; the request goes on once all its tasks are confirmed."""
-    from vern.db import Scope
-    from vern.errors import VernError
-    from vern.rights import external
 
     try:
         with _database().transaction(Scope.system("cli rights confirm")) as session:
@@ -304,9 +283,6 @@ def confirm_nobody_found_command(
     note: Annotated[str, typer.Option(help="What was checked beyond the search shown.")] = "",
 ) -> None:
     """Confirm that a request which matched no one is answered "no data held" (the person is told)."""
-    from vern.db import Scope
-    from vern.errors import VernError
-    from vern.rights import service
 
     try:
         with _database().transaction(Scope.system("cli rights confirm-nobody-found")) as session:
@@ -324,9 +300,6 @@ def run_command(
     resume: Annotated[bool, typer.Option(help="Take over a request whose runner died.")] = False,
 ) -> None:
     """Carry out a verified (and approved) request now, with progress."""
-    from vern.errors import VernError
-    from vern.notify import service as notify
-    from vern.rights import service
 
     with _progress() as progress:
         task = progress.add_task("rows", total=None)
@@ -364,8 +337,6 @@ def show_command(request_id: Annotated[str, typer.Argument(help="Request id.")])
 def _show(request_id: str) -> None:
     from sqlalchemy import select
 
-    from vern.db import Scope
-    from vern.rights.models import Part, RightsRequest
 
     with _database().transaction(Scope.system("cli rights show")) as session:
         req = session.get(RightsRequest, request_id)
@@ -399,9 +370,6 @@ def replay_command(
     url: Annotated[list[str] | None, typer.Option(help="NAME=URL to use for a database.")] = None,
 ) -> None:
     """Re-apply every erasure since TIME to a product database restored from a backup."""
-    from vern.rights import ledger
-    from vern.rights.runtime import secret
-    from vern.rights.service import _published_map
 
     try:
         moment = datetime.fromisoformat(since)
@@ -433,7 +401,6 @@ def replay_command(
 @app.command("work")
 def work_command() -> None:
     """Run every queued request once (what the worker does every 30 seconds)."""
-    from vern.rights import service
 
     for request_id, status in service.run_pending(_database()):
         console.print(f"{request_id}: {status}")

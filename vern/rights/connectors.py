@@ -47,10 +47,10 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.types import Integer, Numeric
 
+from vern.core.db import execute_fast
 from vern.datamap.connect import NoConnection, engine_for, resolve_url
 from vern.datamap.model import DatabaseDef, TenancyModel
 from vern.datamap.model import Table as MapTable
-from vern.db import execute_fast
 from vern.rights.matching import column_expression
 
 IN_CHUNK = 500

@@ -24,7 +24,14 @@ from sqlalchemy import (
     insert,
 )
 
+from vern.accounts import service as accounts
+from vern.core.config import get_settings
+from vern.core.db import Scope
+from vern.datamap.connect import engine_for
 from vern.datamap.detectors import bank_account_for, national_id_for
+from vern.datamap.service import publish_map, published_from
+from vern.rights import service
+from vern.rights.models import RightsRequest
 
 FIRST = [
     "Kari",
@@ -418,15 +425,7 @@ def fill(
 def load_demo(database: Any, orgs: dict[str, str], folder: Path | None = None) -> None:
     """Create the Lærbar product database with people in the demo customers, publish its map,
     and leave a finished access request and a finished erasure request to look at."""
-    from sqlalchemy import select
 
-    from vern.config import get_settings
-    from vern.datamap.connect import engine_for
-    from vern.datamap.models import ProductMap
-    from vern.datamap.service import publish_map
-    from vern.db import Scope
-    from vern.rights import service
-    from vern.rights.models import RightsRequest
 
     folder = folder or get_settings().data_dir / "demo"
     folder.mkdir(parents=True, exist_ok=True)
@@ -436,7 +435,7 @@ def load_demo(database: Any, orgs: dict[str, str], folder: Path | None = None) -
     url_file.write_text(url + "\n", encoding="utf-8")
     tenants = [orgs[s] for s in ("fjellheim", "havbris") if s in orgs]
     with database.transaction(Scope.system("demo rights")) as session:
-        seeded = session.scalar(select(ProductMap.id).where(ProductMap.source == "demo:laerbar"))
+        seeded = published_from(session, "demo:laerbar")
     if seeded and product.exists():
         return
     if product.exists():
@@ -462,7 +461,6 @@ def load_demo(database: Any, orgs: dict[str, str], folder: Path | None = None) -
                 details={"note": "Identitet kontrollert ved oppmøte med legitimasjon"},
             )
             ids.append(req.id)
-    from vern.accounts import service as accounts
 
     with database.transaction(Scope.tenant(tenant)) as session:
         # Filed by the vendor's demo loader; approved by the customer's administrator (four-eyes).
@@ -477,7 +475,6 @@ def load_demo(database: Any, orgs: dict[str, str], folder: Path | None = None) -
 
 
 def demo_paths() -> tuple[Path, Path]:
-    from vern.config import get_settings
 
     folder = get_settings().data_dir / "demo"
     return folder / "laerbar.db", folder / "laerbar.url"

@@ -38,10 +38,10 @@ from sqlalchemy.orm import Session
 
 from vern.audit.models import AuditEvent
 from vern.audit.service import event_row, record
-from vern.crypto import PII, blind_index
+from vern.core.crypto import PII, blind_index
+from vern.core.db import Database, Scope, UTCDateTime, execute_fast, new_id, pipeline, utcnow
 from vern.datamap.model import DatabaseDef, DataMap, Erase, Strategy
 from vern.datamap.model import Table as MapTable
-from vern.db import Database, Scope, UTCDateTime, execute_fast, new_id, pipeline, utcnow
 from vern.notify.models import OutboxMessage
 from vern.rights.connectors import (
     PER_CUSTOMER,

@@ -26,16 +26,17 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from vern.accounts.models import Organisation
 from vern.audit.service import record
-from vern.crypto import PII
+from vern.core.config import rights_settings
+from vern.core.crypto import PII
+from vern.core.db import Database, Scope, utcnow
+from vern.core.errors import Conflict, FieldError, InvalidInput, NotFound
+from vern.core.i18n import N_, gettext
 from vern.datamap.model import DataMap, System
-from vern.db import Database, Scope, utcnow
-from vern.errors import Conflict, FieldError, InvalidInput, NotFound
-from vern.i18n import N_, gettext
 from vern.notify import service as notify
 from vern.rights import http_connector
 from vern.rights.models import ExternalStep, Kind, RightsRequest, Status, StepStatus
-from vern.rights.settings import rights_settings
 
 NOTICE_KINDS = (Kind.RECTIFICATION.value, Kind.ERASURE.value, Kind.RESTRICTION.value)
 # A running request passed its external steps before it was claimed: only these are prepared.
@@ -443,7 +444,6 @@ def send_notices(database: Database, data_map: DataMap, request_id: str | None =
         )
         if request_id is not None:
             stmt = stmt.where(ExternalStep.request_id == request_id)
-        from vern.accounts.models import Organisation
         from vern.rights.service import details_of, identities_of
 
         for step, req in session.execute(stmt).all():

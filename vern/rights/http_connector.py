@@ -21,15 +21,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 
+from vern.datamap.connect import ConnectorError, connector_settings
 from vern.datamap.model import HttpConnector
 
 SIGNATURE_HEADER = "X-Vern-Signature"
@@ -40,12 +39,6 @@ RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 MAX_ANSWER_BYTES = 5 * 1024 * 1024
 
 
-class ConnectorError(Exception):
-    """A call that did not succeed; ``retryable`` says whether trying again may help."""
-
-    def __init__(self, message: str, *, retryable: bool) -> None:
-        super().__init__(message)
-        self.retryable = retryable
 
 
 def idempotency_key(request_id: str, system: str, operation: str) -> str:
@@ -78,18 +71,6 @@ def verify_signature(  # noqa: PLR0917 - the parts of a signed request
     return hmac.compare_digest(signature(secret, method, path, timestamp, body), given)
 
 
-def _setting(env: str | None, file: str | None, what: str) -> str:
-    if env:
-        value = os.environ.get(env)
-        if value:
-            return value.strip()
-        raise ConnectorError(f"{what}: the environment variable {env} is not set", retryable=False)
-    if file:
-        try:
-            return Path(file).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConnectorError(f"{what}: cannot read {file}: {exc.strerror}", retryable=False) from exc
-    raise ConnectorError(f"{what}: not configured", retryable=False)
 
 
 @dataclass
@@ -102,13 +83,6 @@ class Call:
     headers: dict[str, str]
 
 
-def connector_settings(connector: HttpConnector) -> tuple[str, bytes]:
-    """(base URL, secret), read from where the map says; ConnectorError names what is missing."""
-    base = _setting(connector.url_env, connector.url_file, "url").rstrip("/")
-    if not base.startswith(("https://", "http://")):
-        raise ConnectorError("url: must start with https:// or http://", retryable=False)
-    secret = _setting(connector.secret_env, connector.secret_file, "secret").encode()
-    return base, secret
 
 
 def build_call(connector: HttpConnector, operation: str, payload: dict[str, Any], key: str) -> Call:

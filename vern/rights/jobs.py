@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from vern.config import Settings
-from vern.db import Database
-from vern.rights import service
-from vern.worker import Job
+from vern.core.config import Settings
+from vern.core.db import Database
+from vern.core.worker import Job
+from vern.rights import external, service
 
 
 def _run_requests(database: Database, _settings: Settings) -> object:
@@ -16,7 +16,6 @@ def _run_requests(database: Database, _settings: Settings) -> object:
 
 
 def _remind(database: Database, _settings: Settings) -> object:
-    from vern.rights import external
 
     sent = service.send_reminders(database)
     data_map = service.published_map_or_none(database)

@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import select
 
 from vern.audit.service import record
+from vern.core.db import Database, Scope
 from vern.datamap.model import DataMap
 from vern.datamap.model import Table as MapTable
-from vern.db import Database, Scope
 from vern.rights.connectors import ProductDB, coerce, product_db
 from vern.rights.engine import ledger_hash, match_hash, new_value
 from vern.rights.models import LedgerEntry

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from vern.crypto import PII, Encrypted
-from vern.db import Base, TenantScoped, UTCDateTime, id_column, utcnow
+from vern.core.crypto import PII, Encrypted
+from vern.core.db import Base, TenantScoped, UTCDateTime, id_column, utcnow
 
 
 class Kind(StrEnum):

@@ -13,15 +13,15 @@ from typing import Any
 from jinja2 import Environment, select_autoescape
 from markupsafe import Markup, escape
 
-from vern.csvsafe import SafeWriter
+from vern.core.csvsafe import SafeWriter
+from vern.core.i18n import N_, format_day, gettext, norm
 from vern.datamap.categories import CATEGORIES
 from vern.datamap.model import DataMap
-from vern.i18n import N_, format_day, gettext, norm
 from vern.rights.connectors import plain
 
 HIDDEN_CATEGORIES = ("user.credential", "system.crypto")
 
-# The summary's words, translated through the catalogs (vern.i18n).
+# The summary's words, translated through the catalogs (vern.core.i18n).
 TEXT = {
     "title": N_("Your personal data"),
     "intro": N_("This is a copy of the personal data %(org)s holds about you in its systems, "

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from vern.i18n import gettext
+from vern.core.i18n import gettext
 from vern.rights import service
 
 PAGE = 500

@@ -25,12 +25,13 @@ from vern.accounts.models import Organisation
 from vern.accounts.roles import OrgKind, Perm
 from vern.accounts.service import Actor
 from vern.console.templating import gettext, pick_locale, render
-from vern.db import Database, Scope
-from vern.errors import FieldError, Forbidden, InvalidInput, NotFound, VernError
-from vern.i18n import N_, format_day
-from vern.inputs import Key, Value
+from vern.core.db import Database, Scope
+from vern.core.errors import FieldError, Forbidden, InvalidInput, NotFound, VernError
+from vern.core.i18n import N_, format_day
+from vern.core.inputs import Key, Value
+from vern.datamap.service import current_map
 from vern.notify import service as notify
-from vern.rights import service
+from vern.rights import external, service
 from vern.rights.models import Flag, Kind, Part, RightsRequest, Status
 from vern.stats.public import public_route
 
@@ -137,8 +138,6 @@ def request_json(session: Session, req: RightsRequest, *, full: bool = False) ->
             }
             for p in session.scalars(select(Part).where(Part.request_id == req.id).order_by(Part.database))
         ]
-        from vern.rights import external
-
         body["steps"] = [external.step_json(s) for s in external.list_steps(session, req.id)]
         body["recipients"] = _recipients(session)
     return body
@@ -146,7 +145,6 @@ def request_json(session: Session, req: RightsRequest, *, full: bool = False) ->
 
 def _recipients(session: Session) -> list[str]:
     """Who the person's data is disclosed to, by the published product map (Art. 15(1)(c), 19)."""
-    from vern.datamap.service import current_map
 
     found = current_map(session)
     return found.recipient_names() if found is not None else []
@@ -199,7 +197,6 @@ class ConfirmBody(Strict):
 def list_tasks(actor: Reader, db: TenantDB, include_done: bool = False) -> dict[str, Any]:
     """Steps in systems outside SQL: manual tasks to confirm and HTTP calls (open ones only
     unless ``include_done``)."""
-    from vern.rights import external
 
     return {"items": [external.step_json(s) for s in external.tenant_steps(db, open_only=not include_done)]}
 
@@ -214,7 +211,6 @@ def confirm_task(  # noqa: PLR0917 - FastAPI dependencies
     background: BackgroundTasks,
 ) -> dict[str, Any]:
     """The owner confirms a manual task with a note; the request goes on once all are confirmed."""
-    from vern.rights import external
 
     step = external.confirm_task(db, rights_task_id, note=body.note, actor_user_id=actor.user_id)
     req = service.get_request(db, step.request_id)
@@ -574,7 +570,6 @@ async def console_confirm_task(  # noqa: PLR0917 - FastAPI dependencies
     database: DatabaseDep,
     background: BackgroundTasks,
 ) -> Response:
-    from vern.rights import external
 
     note = await _form_text(request, "note")
     step = external.confirm_task(db, rights_task_id, note=note, actor_user_id=actor.user_id)

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from vern.db import Database
+from vern.core.cliutil import open_database, settings_or_exit
+from vern.core.config import get_settings
+from vern.core.db import Database
 
 
 @lru_cache(maxsize=1)
 def vern_database() -> Database:
-    from vern.cli import open_database, settings_or_exit
 
     return open_database(settings_or_exit())
 
 
 def secret() -> bytes:
     """The vendor secret that keys identity hashes, HMAC erasure and pseudonyms."""
-    from vern.config import get_settings
 
     return get_settings().secret_bytes

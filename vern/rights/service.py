@@ -28,21 +28,27 @@ from typing import Any
 from sqlalchemy import JSON, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from vern.accounts.models import Organisation
+from vern.access.service import check_second_person
+from vern.accounts.models import Membership, Organisation, User
+from vern.accounts.roles import OrgKind, Perm, Role
 from vern.audit.service import record
-from vern.crypto import PII, blind_index, keyring
+from vern.core.config import RightsSettings, get_settings, rights_settings
+from vern.core.crypto import PII, DataKey, blind_index, keyring
+from vern.core.db import Database, Scope, UTCDateTime, execute_fast, new_id, utcnow
+from vern.core.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
+from vern.core.i18n import N_, format_day, format_duration, gettext
 from vern.datamap.categories import CATEGORIES
 from vern.datamap.detectors import is_email, is_national_id, is_phone
 from vern.datamap.model import IDENTITY_KINDS, DataMap
-from vern.db import Database, Scope, UTCDateTime, execute_fast, new_id, utcnow
-from vern.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
-from vern.i18n import N_, format_day, format_duration, gettext
+from vern.datamap.service import current_map
 from vern.notify import service as notify
 from vern.rights.connectors import REFUSED
 from vern.rights.models import (
     OPEN_STATUSES,
+    ExternalStep,
     Flag,
     Kind,
+    LedgerEntry,
     Package,
     Part,
     Policy,
@@ -51,7 +57,8 @@ from vern.rights.models import (
     Task,
     Verification,
 )
-from vern.rights.settings import RightsSettings, rights_settings
+from vern.rights.packages import build_zip
+from vern.rights.runtime import secret as vendor_secret
 
 log = logging.getLogger("vern.rights")
 
@@ -62,7 +69,6 @@ STALE_AFTER = timedelta(minutes=5)
 
 
 def secret() -> bytes:
-    from vern.rights.runtime import secret as vendor_secret
 
     return vendor_secret()
 
@@ -247,7 +253,6 @@ def set_tenant_policy(
     product key it maps to and whether approval may be skipped. ``session`` has a system scope
     (the change crosses organisations); it is audited in the customer's trail and in the
     vendor's, neither record naming the other organisation to the customer."""
-    from vern.accounts.roles import OrgKind, Perm
 
     if actor.org_kind != OrgKind.VENDOR or not actor.home or Perm.TENANTS_MANAGE not in actor.perms:
         raise Forbidden(detail="only the vendor's staff may change a customer's mapping")
@@ -464,7 +469,7 @@ def _code_hash(request_id: str, code: str) -> str:
     return hmac.new(secret(), f"rights.code:{request_id}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
-# The mails to the person and to staff: English texts, translated through the catalogs (vern.i18n).
+# The mails to the person and to staff: English texts, translated through the catalogs (vern.core.i18n).
 CODE_MAIL = (
     N_("Your code: %(code)s"),
     N_("The code to confirm your request to %(org)s is %(code)s.\n"
@@ -575,7 +580,6 @@ def approve(
     """Four-eyes: the approving person (``person_id``, for an API token its creator; defaults to
     ``actor_user_id``) must be named and be neither who filed the request nor who attested the
     person's identity."""
-    from vern.access.service import check_second_person
 
     req = get_request(session, request_id)
     if req.status != Status.AWAITING_APPROVAL.value:
@@ -985,7 +989,6 @@ def request_row_status(database: Database, request_id: str) -> str:
 
 
 def _published_map(database: Database) -> DataMap:
-    from vern.datamap.service import current_map
 
     with database.transaction(Scope.system("read product map")) as session:
         found = current_map(session)
@@ -1145,7 +1148,6 @@ def forget_subject_requests(session: Session, *, org_id: str, subject_ref: str,
 
 
 def _shred_request_keys(session: Session, key_ids: list[str]) -> int:
-    from vern.crypto import DataKey
 
     live = list(session.scalars(select(DataKey.id).where(
         DataKey.id.in_(key_ids), DataKey.destroyed_at.is_(None)))) if key_ids else []
@@ -1160,7 +1162,6 @@ def shred_closed_requests(session: Session, *, closed_before: datetime, limit: i
     are destroyed (identities, details, answers, mails), at most ``limit`` per call, oldest
     first, skipping the request ids in ``held`` (legal holds). The request rows stay (the fact
     that a request was handled, kept five years). Returns the ids of the requests done."""
-    from vern.crypto import DataKey
 
     closed = (Status.DONE.value, Status.REJECTED.value, Status.CANCELLED.value)
     stmt = (
@@ -1191,7 +1192,6 @@ def delete_closed_requests(session: Session, *, closed_before: datetime, limit: 
     still stands (a flag not lifted). One transaction: the caller's."""
     from sqlalchemy import delete, exists
 
-    from vern.rights.models import ExternalStep, LedgerEntry
 
     closed = (Status.DONE.value, Status.REJECTED.value, Status.CANCELLED.value)
     held = held or set()
@@ -1271,7 +1271,6 @@ def _tell(session: Session, job: Any, link: str | None, *, nobody: bool = False)
 def build_package(data_map: DataMap, job: Any, rows: dict[str, dict[str, list[dict[str, Any]]]]) -> bytes:
     """The zip answering an access or portability request (built before any transaction)."""
     from vern.rights.external import ANSWERS
-    from vern.rights.packages import build_zip
 
     return build_zip(
         data_map,
@@ -1327,7 +1326,6 @@ def _new_package(session: Session, req: RightsRequest, body: bytes, slug: str) -
 
 
 def download_link(slug: str, token: str) -> str:
-    from vern.config import get_settings
 
     return f"{get_settings().base_url.rstrip('/')}/p/{slug}/download/{token}"
 
@@ -1482,8 +1480,6 @@ REMINDER_MAIL = (
 
 def _staff(session: Session, org_id: str) -> list[Any]:
     """Who is told about a customer's requests: its admins and the vendor's privacy officers."""
-    from vern.accounts.models import Membership, User
-    from vern.accounts.roles import Role
 
     return list(
         session.execute(
@@ -1502,7 +1498,6 @@ def _staff(session: Session, org_id: str) -> list[Any]:
 
 
 def _request_link(request_id: str) -> str:
-    from vern.config import get_settings
 
     return f"{get_settings().base_url.rstrip('/')}/console/rights/requests/{request_id}"
 

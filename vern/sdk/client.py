@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from vern.core.clientip import client_ip, parse_ip
+
 log = logging.getLogger("vern.sdk")
 
 Transport = Callable[[str, bytes, dict[str, str]], tuple[int, bytes]]
@@ -286,7 +288,6 @@ def _address(peer: str, headers: dict[str, str], trusted: Any) -> str | None:
         if trusted else (peer,)
     if key in _addresses:
         return _addresses[key]
-    from vern.audit.clientip import client_ip, parse_ip
 
     ip: str | None = client_ip(peer, headers, trusted) if peer else None
     if ip is not None and parse_ip(ip) is None:

@@ -8,6 +8,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from vern.core.cliutil import fail, open_database, settings_or_exit
+from vern.core.config import stats_settings
+from vern.core.db import Scope, utcnow
+from vern.stats import report
+from vern.stats.ingest import ingestor_for, purge
+from vern.stats.models import StatsSite
+
 app = typer.Typer(help="Privacy-friendly statistics: retention and reports.", no_args_is_help=True)
 out = Console()
 
@@ -15,9 +22,6 @@ out = Console()
 @app.command("purge")
 def purge_command() -> None:
     """Delete raw events and visits older than VERN_STATS_RAW_DAYS and salts older than 48 h."""
-    from vern.cli import open_database, settings_or_exit
-    from vern.stats.ingest import ingestor_for, purge
-    from vern.stats.settings import stats_settings
 
     database = open_database(settings_or_exit())
     result = purge(database, ingestor_for(database).salts, stats_settings())
@@ -32,10 +36,6 @@ def report_command(
     csv: Annotated[bool, typer.Option("--csv", help="Print CSV")] = False,
 ) -> None:
     """Print a site's report from the roll-ups."""
-    from vern.cli import fail, open_database, settings_or_exit
-    from vern.db import Scope, utcnow
-    from vern.stats import report
-    from vern.stats.models import StatsSite
 
     if interval not in ("day", "week", "month"):
         fail("--interval: give day, week or month")

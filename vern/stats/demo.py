@@ -7,10 +7,10 @@ import json
 import random
 from datetime import timedelta
 
-from vern.db import Database, Scope, utcnow
+from vern.core.config import StatsSettings
+from vern.core.db import Database, Scope, utcnow
 from vern.stats import service
 from vern.stats.ingest import Ingestor
-from vern.stats.settings import StatsSettings
 
 PAGES = ["/", "/produkter/mentor", "/om-oss", "/kontakt", "/personvern", "/nyheter",
          "/nyheter/ny-versjon", "/priser"]

@@ -1,7 +1,7 @@
 """Beacon ingest: validate, cut the IP, hash the visitor, buffer, write in batches.
 
 The order of work is the privacy guarantee: the route hands this module the *truncated* address
-(see ``vern.stats.ip``); the visitor hash is made from it at once and neither the address nor the
+(see ``vern.core.ip``); the visitor hash is made from it at once and neither the address nor the
 user agent goes further - the buffer holds only the page view (path, referrer host, browser class,
 hash). A malformed beacon raises ``Rejected`` before anything is buffered: refused whole, counted,
 never stored half.
@@ -24,16 +24,16 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from vern import inputs
 from vern.audit.service import record as audit
-from vern.db import Database, Scope, utcnow
-from vern.errors import InvalidInput
-from vern.quarantine import count, is_bad_record, quarantine, reason_of, storable
+from vern.core import inputs
+from vern.core.config import StatsSettings, stats_settings
+from vern.core.db import Database, Scope, utcnow
+from vern.core.errors import InvalidInput
+from vern.core.quarantine import count, is_bad_record, quarantine, reason_of, storable
 from vern.stats import rollup
 from vern.stats.models import StatsDaily, StatsEvent, StatsSite, StatsVisit
 from vern.stats.rollup import DIRECT, PageView
 from vern.stats.salts import Salts, visitor_hash
-from vern.stats.settings import StatsSettings, stats_settings
 from vern.stats.ua import classify
 
 log = logging.getLogger("vern.stats")
@@ -116,7 +116,7 @@ class Ingestor:
     loop in a worker thread, so other requests go on - then the page view is dropped and counted
     (``vern_writer_dropped_total{writer="stats.beacon"}``). A batch that cannot be written goes
     back to the front of the buffer, within the bound, and is tried again; a page view the
-    database refuses is set aside (``vern.quarantine``) and the rest of its batch written."""
+    database refuses is set aside (``vern.core.quarantine``) and the rest of its batch written."""
 
     def __init__(self, database: Database, settings: StatsSettings | None = None) -> None:
         self.database = database
@@ -259,7 +259,7 @@ class Ingestor:
     def flush(self) -> int:
         """Write what is buffered; returns the number of page views written. Text is made
         storable first; a page view the database still refuses is set aside
-        (``vern.quarantine``) and the rest written. When the database itself fails the batch
+        (``vern.core.quarantine``) and the rest written. When the database itself fails the batch
         goes back to the front of the buffer - within its bound, the oldest beyond it dropped
         and counted - and the error is raised."""
         with self._flush_lock:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from vern.config import Settings
-from vern.db import Database
+from vern.core.config import Settings, stats_settings
+from vern.core.db import Database
+from vern.core.worker import Job
 from vern.stats.ingest import ingestor_for, purge
-from vern.stats.settings import stats_settings
-from vern.worker import Job
 
 
 def _purge(database: Database, _settings: Settings) -> dict[str, int]:

@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from vern.db import Base, TenantScoped, UTCDateTime, id_column, utcnow
+from vern.core.db import Base, TenantScoped, UTCDateTime, id_column, utcnow
 
 
 class StatsSite(TenantScoped, Base):

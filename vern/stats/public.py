@@ -20,8 +20,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
 
 from vern.accounts.deps import public
-from vern.context import current_request, set_request
-from vern.stats.ip import truncate_ip
+from vern.core.context import current_request, set_request
+from vern.core.ip import truncate_ip
 
 # Paths whose requests must be recorded with a truncated client address (static files are
 # recorded only with VERN_AUDIT_STATIC_FILES; the rights portal ``/p/`` uses these routes too).

@@ -12,7 +12,7 @@ from typing import Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from vern.csvsafe import SafeWriter
+from vern.core.csvsafe import SafeWriter
 from vern.stats.models import StatsDaily, StatsDailyDim
 from vern.stats.rollup import DIMENSIONS
 

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from vern.db import new_id
+from vern.core.db import new_id
 from vern.stats.models import PublicReject, StatsDaily, StatsDailyDim, StatsEvent, StatsVisit
 
 DIMENSIONS = ("page", "referrer", "browser", "os", "device")

@@ -20,18 +20,18 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from vern import openapi
 from vern.accounts.deps import TenantDB, require
 from vern.accounts.roles import Perm
 from vern.accounts.service import Actor
 from vern.console.templating import gettext, pick_locale, render
-from vern.db import Scope, utcnow
-from vern.errors import InvalidInput
-from vern.inputs import Day, length_over
+from vern.core import responses as openapi
+from vern.core.db import Scope, utcnow
+from vern.core.errors import InvalidInput
+from vern.core.inputs import Day, length_over
+from vern.core.ip import truncate_ip
 from vern.stats import report, service
 from vern.stats.chart import metric_svg, series_svg
 from vern.stats.ingest import Ingestor, Rejected, ingestor_for
-from vern.stats.ip import truncate_ip
 from vern.stats.models import PublicReject, StatsSite
 from vern.stats.public import RawPublicRoute, public_route, serve_asset
 
@@ -87,7 +87,7 @@ async def take_beacon(ingestor: Ingestor, truncated_ip: str, headers: Iterable[t
 
 async def beacon_fast(scope: MutableMapping[str, Any], receive: Any, send: Any,
                       client_ip: str) -> int:
-    """``POST /s/e`` as a fast path of the web middleware (see ``vern.web``): the address is cut
+    """``POST /s/e`` as a fast path of the web middleware (see ``vern.app.web``): the address is cut
     before anything else, then the beacon is taken. No routing, no dependencies, no record per
     request: the ingest writes one audit record per organisation and batch."""
     cut = truncate_ip(client_ip)

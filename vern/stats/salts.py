@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from vern.db import Database, Scope, utcnow
+from vern.core.db import Database, Scope, utcnow
 from vern.stats.models import StatsSalt
 
 SALT_LIFETIME = timedelta(hours=48)

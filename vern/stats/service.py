@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vern.audit.service import record
-from vern.errors import InvalidInput, NotFound
+from vern.core.errors import InvalidInput, NotFound
 from vern.stats.models import StatsSite
 
 LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"

@@ -19,8 +19,8 @@ from vern.accounts.deps import DatabaseDep, TenantDB, public, require
 from vern.accounts.roles import Perm
 from vern.accounts.service import Actor
 from vern.console.templating import pick_locale, render
-from vern.db import Database, Scope
-from vern.errors import InvalidInput
+from vern.core.db import Database, Scope
+from vern.core.errors import InvalidInput
 from vern.records import documents
 from vern.records import service as records
 from vern.records.routes import document_response

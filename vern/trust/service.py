@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from vern.accounts import service as accounts
 from vern.audit.service import record as audit
-from vern.db import Database, Scope, utcnow
-from vern.errors import InvalidInput, NotFound
+from vern.core.db import Database, Scope, utcnow
+from vern.core.errors import InvalidInput, NotFound
 from vern.records import registry
 from vern.records import service as records
 from vern.trust.models import TrustFile, TrustShare

@@ -11,6 +11,13 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from vern.accounts import service as accounts
+from vern.core.cliutil import fail, open_database, settings_or_exit
+from vern.core.db import Scope
+from vern.core.errors import VernError
+from vern.notify import service as notify
+from vern.vendor import service
+
 app = typer.Typer(help="The vendor's registry: sub-processors, systems, measures, officers, "
                        "customers and maintenance notices.", no_args_is_help=True)
 out = Console()
@@ -20,10 +27,6 @@ out = Console()
 def _session(why: str) -> Iterator[Any]:
     """A system-scoped transaction (the registry reaches every customer's notices); a refusal
     is printed naming the field, and nothing is written."""
-    from vern.cli import fail, open_database, settings_or_exit
-    from vern.db import Scope
-    from vern.errors import VernError
-    from vern.notify import service as notify
 
     database = open_database(settings_or_exit())
     try:
@@ -35,8 +38,6 @@ def _session(why: str) -> Iterator[Any]:
 
 
 def _tenant(session: Any, slug: str) -> str:
-    from vern.accounts import service as accounts
-    from vern.cli import fail
 
     for org in accounts.list_tenants(session):
         if org.slug == slug:
@@ -45,7 +46,6 @@ def _tenant(session: Any, slug: str) -> str:
 
 
 def _day(name: str, value: str | None) -> date | None:
-    from vern.cli import fail
 
     if not value:
         return None
@@ -56,7 +56,6 @@ def _day(name: str, value: str | None) -> date | None:
 
 
 def _moment(name: str, value: str) -> datetime:
-    from vern.cli import fail
 
     try:
         moment = datetime.fromisoformat(value)
@@ -75,7 +74,6 @@ def _places(locations: Any) -> str:
 @app.command("seed")
 def seed_command() -> None:
     """Add the measures the seed privacy statements promise (kept as they are if present)."""
-    from vern.vendor import service
 
     with _session("seed") as session:
         added = service.seed_measures(session, actor_user_id=None)
@@ -85,7 +83,6 @@ def seed_command() -> None:
 @app.command("measures")
 def measures_command() -> None:
     """The technical and organisational measures catalogue."""
-    from vern.vendor import service
 
     with _session("measures") as session:
         for m in service.list_measures(session, include_retired=True):
@@ -96,7 +93,6 @@ def measures_command() -> None:
 @app.command("subprocessors")
 def subprocessors_command() -> None:
     """Every sub-processor with its locations and transfer mechanism."""
-    from vern.vendor import service
 
     with _session("subprocessors") as session:
         for s in service.list_subprocessors(session, include_retired=True):
@@ -124,7 +120,6 @@ def subprocessor_command(  # noqa: PLR0917 - a command's options
     objection_days: Annotated[int, typer.Option(help="Days customers have to object.")] = 30,
 ) -> None:
     """Add or change a sub-processor; a new one or a notifiable change notifies its customers."""
-    from vern.vendor import service
 
     with _session("subprocessor") as session:
         tenants = tuple(_tenant(session, slug) for slug in customer or ())
@@ -140,7 +135,6 @@ def subprocessor_command(  # noqa: PLR0917 - a command's options
 @app.command("objections")
 def objections_command() -> None:
     """Customers' objections to sub-processor notices."""
-    from vern.vendor import service
 
     with _session("objections") as session:
         names = {s.id: s.key for s in service.list_subprocessors(session, include_retired=True)}
@@ -153,7 +147,6 @@ def objections_command() -> None:
 @app.command("systems")
 def systems_command() -> None:
     """The vendor's systems and where they keep and process data."""
-    from vern.vendor import service
 
     with _session("systems") as session:
         for s in service.list_systems(session, include_retired=True):
@@ -171,7 +164,6 @@ def system_command(
     mechanism: Annotated[str | None, typer.Option(help="Transfer mechanism outside the EU/EEA.")] = None,
 ) -> None:
     """Add or change a system and its locations."""
-    from vern.vendor import service
 
     with _session("system") as session:
         service.save_system(session, service.SystemInput(
@@ -189,7 +181,6 @@ def officer_command(
     phone: Annotated[str, typer.Option(help="Phone (published).")] = "",
 ) -> None:
     """Set the data protection officer or the security officer."""
-    from vern.vendor import service
 
     with _session("officer") as session:
         service.set_officer(session, role=role, name=name, email=email, phone=phone,
@@ -206,7 +197,6 @@ def customer_command(
     breach_hours: Annotated[int | None, typer.Option(help="Breach notice within hours.")] = None,
 ) -> None:
     """Show a customer's profile; with options, change it first."""
-    from vern.vendor import service
 
     with _session("customer") as session:
         tenant_id = _tenant(session, slug)
@@ -234,7 +224,6 @@ def contact_command(
     locale: Annotated[str, typer.Option(help="nb or en.")] = "nb",
 ) -> None:
     """Name a customer's contact for one kind of notice."""
-    from vern.vendor import service
 
     with _session("contact") as session:
         service.add_contact(session, _tenant(session, slug), kind=kind, name=name, email=email,
@@ -255,7 +244,6 @@ def maintenance_command(  # noqa: PLR0917 - a command's options
     customer: Annotated[list[str] | None, typer.Option(help="Customer slug (repeat; none: all).")] = None,
 ) -> None:
     """Announce maintenance to the customers' maintenance contacts (or administrators)."""
-    from vern.vendor import service
 
     with _session("maintenance") as session:
         tenants = tuple(_tenant(session, slug) for slug in customer or ())

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from vern.db import Database, Scope, utcnow
+from vern.core.db import Database, Scope, utcnow
 from vern.vendor import service
 from vern.vendor.service import MaintenanceInput, MeasureInput, SubprocessorInput, SystemInput
 

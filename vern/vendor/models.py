@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Date, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from vern.crypto import PII, Encrypted
-from vern.db import Base, TenantScoped, UTCDateTime, id_column, utcnow
+from vern.core.crypto import PII, Encrypted
+from vern.core.db import Base, TenantScoped, UTCDateTime, id_column, utcnow
 
 
 class VendorSystem(Base):

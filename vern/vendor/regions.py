@@ -9,8 +9,8 @@ from typing import Any
 import yaml
 from babel import Locale
 
-from vern.errors import InvalidInput
-from vern.i18n import norm
+from vern.core.errors import InvalidInput
+from vern.core.i18n import norm
 
 _DATA = Path(__file__).with_name("regions.yaml")
 # Babel territories that are not countries (regions, the EU itself, pseudo-locales).

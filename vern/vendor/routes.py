@@ -27,10 +27,10 @@ from vern.accounts.deps import DatabaseDep, TenantDB, require
 from vern.accounts.roles import Perm
 from vern.accounts.service import Actor
 from vern.console.templating import render
-from vern.db import Scope
-from vern.errors import InvalidInput, NotFound
-from vern.i18n import N_
-from vern.inputs import AwareMoment, Day, Int32, Key, Value
+from vern.core.db import Scope
+from vern.core.errors import InvalidInput, NotFound
+from vern.core.i18n import N_
+from vern.core.inputs import AwareMoment, Day, Int32, Key, Value
 from vern.notify.service import deliver_pending
 from vern.vendor import regions, service
 from vern.vendor.service import (

@@ -23,10 +23,11 @@ from sqlalchemy.orm import Session
 
 from vern.accounts import service as accounts
 from vern.audit.service import record as audit
-from vern.crypto import PII, keyring
-from vern.db import Scope, new_id, utcnow
-from vern.errors import Conflict, InvalidInput, NotFound
-from vern.i18n import N_, format_day, gettext
+from vern.core.config import get_settings
+from vern.core.crypto import PII, keyring
+from vern.core.db import Scope, new_id, utcnow
+from vern.core.errors import Conflict, InvalidInput, NotFound
+from vern.core.i18n import N_, format_day, gettext
 from vern.notify import service as notify
 from vern.vendor import regions
 from vern.vendor.models import (
@@ -723,7 +724,6 @@ def _notify_customers(session: Session, s: Subprocessor, change: str, old: dict[
 
 
 def _base_url() -> str:
-    from vern.config import get_settings
 
     return get_settings().base_url.rstrip("/")
 

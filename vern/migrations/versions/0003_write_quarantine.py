@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import vern.db
+import vern.core.db
 
 revision: str = '0003'
 down_revision: str | None = '0001'
@@ -22,7 +22,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table('write_quarantine',
     sa.Column('id', sa.String(length=36), nullable=False),
-    sa.Column('created_at', vern.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('writer', sa.String(length=32), nullable=False),
     sa.Column('org_id', sa.String(length=36), nullable=True),
     sa.Column('reason', sa.String(length=200), nullable=False),

@@ -16,9 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import vern.crypto
-import vern.db
-
+import vern.core.crypto
+import vern.core.db
 
 revision: str = '0008'
 down_revision: str | None = '0006'
@@ -29,10 +28,10 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table('outbox_messages', schema=None) as batch_op:
         batch_op.add_column(sa.Column('claimed_by', sa.String(length=100), nullable=True))
-        batch_op.add_column(sa.Column('claimed_until', vern.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('claimed_until', vern.core.db.UTCDateTime(timezone=True), nullable=True))
         batch_op.drop_column('subject')
     with op.batch_alter_table('outbox_messages', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('subject', vern.crypto.Encrypted('outbox_messages.subject'), nullable=True))
+        batch_op.add_column(sa.Column('subject', vern.core.crypto.Encrypted('outbox_messages.subject'), nullable=True))
 
 
 def downgrade() -> None:

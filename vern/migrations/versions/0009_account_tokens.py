@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import vern.db
+import vern.core.db
 
 revision: str = '0009'
 down_revision: str | None = '0008'
@@ -25,9 +25,9 @@ def upgrade() -> None:
     sa.Column('purpose', sa.String(length=16), nullable=False),
     sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('org_id', sa.String(length=36), nullable=True),
-    sa.Column('created_at', vern.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', vern.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('used_at', vern.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', vern.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'],
                             name=op.f('fk_account_tokens_org_id_organisations')),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'],

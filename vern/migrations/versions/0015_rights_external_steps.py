@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import vern.crypto
-import vern.db
+import vern.core.crypto
+import vern.core.db
 
 revision: str = '0015'
 down_revision: str | None = '0009'
@@ -30,14 +30,14 @@ def upgrade() -> None:
     sa.Column('idempotency_key', sa.String(length=64), nullable=False),
     sa.Column('owner', sa.String(length=320), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('answer', vern.crypto.Encrypted('rights_external_steps.answer'), nullable=True),
+    sa.Column('answer', vern.core.crypto.Encrypted('rights_external_steps.answer'), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('note', sa.Text(), nullable=True),
     sa.Column('confirmed_by', sa.String(length=36), nullable=True),
-    sa.Column('done_at', vern.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('reminded_at', vern.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', vern.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', vern.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('done_at', vern.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('reminded_at', vern.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('org_id', sa.String(length=36), nullable=False),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'],
                             name=op.f('fk_rights_external_steps_org_id_organisations'), ondelete='RESTRICT'),

@@ -11,9 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import vern.crypto
-import vern.db
-
+import vern.core.crypto
+import vern.core.db
 
 revision: str = '0021'
 down_revision: str | None = '0020'
@@ -32,10 +31,10 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('author_user_id', sa.String(length=36), nullable=True),
     sa.Column('decided_by', sa.String(length=36), nullable=True),
-    sa.Column('decided_at', vern.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('decided_at', vern.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('implemented_by', sa.String(length=36), nullable=True),
-    sa.Column('implemented_at', vern.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', vern.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('implemented_at', vern.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_control_changes'))
     )
     with op.batch_alter_table('control_changes', schema=None) as batch_op:
@@ -44,7 +43,7 @@ def upgrade() -> None:
     op.create_table('control_dpias',
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('processing', sa.String(length=200), nullable=False),
-    sa.Column('created_at', vern.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_control_dpias'))
     )
     op.create_table('control_media',
@@ -57,7 +56,7 @@ def upgrade() -> None:
     sa.Column('witness', sa.String(length=36), nullable=False),
     sa.Column('note', sa.Text(), nullable=False),
     sa.Column('recorded_by', sa.String(length=36), nullable=True),
-    sa.Column('created_at', vern.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_control_media'))
     )
     with op.batch_alter_table('control_media', schema=None) as batch_op:
@@ -67,14 +66,14 @@ def upgrade() -> None:
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('user_id', sa.String(length=36), nullable=True),
     sa.Column('key_id', sa.String(length=36), nullable=True),
-    sa.Column('name', vern.crypto.Encrypted('control_people.name'), nullable=True),
+    sa.Column('name', vern.core.crypto.Encrypted('control_people.name'), nullable=True),
     sa.Column('supplier', sa.String(length=200), nullable=True),
     sa.Column('function', sa.String(length=200), nullable=False),
     sa.Column('sensitive_access', sa.Boolean(), nullable=False),
     sa.Column('nda_signed_on', sa.Date(), nullable=True),
     sa.Column('nda_version', sa.String(length=40), nullable=True),
     sa.Column('ended_on', sa.Date(), nullable=True),
-    sa.Column('created_at', vern.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_control_people')),
     sa.UniqueConstraint('user_id', name=op.f('uq_control_people_user_id'))
     )
@@ -88,8 +87,8 @@ def upgrade() -> None:
     sa.Column('likelihood_after', sa.Integer(), nullable=True),
     sa.Column('consequence_after', sa.Integer(), nullable=True),
     sa.Column('owner_user_id', sa.String(length=36), nullable=True),
-    sa.Column('created_at', vern.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', vern.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_control_risks'))
     )
     op.create_table('control_tasks',
@@ -100,8 +99,8 @@ def upgrade() -> None:
     sa.Column('owner_user_id', sa.String(length=36), nullable=True),
     sa.Column('recurrence', sa.String(length=16), nullable=False),
     sa.Column('due_on', sa.Date(), nullable=True),
-    sa.Column('created_at', vern.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('closed_at', vern.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('closed_at', vern.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_control_tasks')),
     sa.UniqueConstraint('key', name=op.f('uq_control_tasks_key'))
     )
@@ -115,7 +114,7 @@ def upgrade() -> None:
     sa.Column('action', sa.String(length=16), nullable=False),
     sa.Column('actor_user_id', sa.String(length=36), nullable=True),
     sa.Column('note', sa.Text(), nullable=False),
-    sa.Column('at', vern.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['change_id'], ['control_changes.id'], name=op.f('fk_control_change_events_change_id_control_changes')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_control_change_events'))
     )
@@ -127,7 +126,7 @@ def upgrade() -> None:
     sa.Column('task_id', sa.String(length=36), nullable=False),
     sa.Column('due_on', sa.Date(), nullable=True),
     sa.Column('completed_by', sa.String(length=36), nullable=True),
-    sa.Column('completed_at', vern.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('completed_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('note', sa.Text(), nullable=False),
     sa.Column('next_due_on', sa.Date(), nullable=True),
     sa.ForeignKeyConstraint(['task_id'], ['control_tasks.id'], name=op.f('fk_control_completions_task_id_control_tasks')),
@@ -142,7 +141,7 @@ def upgrade() -> None:
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('content', sa.JSON(), nullable=False),
     sa.Column('author_user_id', sa.String(length=36), nullable=True),
-    sa.Column('created_at', vern.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['dpia_id'], ['control_dpias.id'], name=op.f('fk_control_dpia_versions_dpia_id_control_dpias')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_control_dpia_versions')),
     sa.UniqueConstraint('dpia_id', 'version', name=op.f('uq_control_dpia_versions_dpia_id_version'))
@@ -165,12 +164,12 @@ def upgrade() -> None:
     sa.Column('sha256', sa.String(length=64), nullable=True),
     sa.Column('content', sa.LargeBinary(), nullable=True),
     sa.Column('added_by', sa.String(length=36), nullable=True),
-    sa.Column('added_at', vern.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('added_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('delete_requested_by', sa.String(length=36), nullable=True),
-    sa.Column('delete_requested_at', vern.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('delete_requested_at', vern.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('delete_reason', sa.Text(), nullable=True),
     sa.Column('deleted_by', sa.String(length=36), nullable=True),
-    sa.Column('deleted_at', vern.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('deleted_at', vern.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['task_id'], ['control_tasks.id'], name=op.f('fk_control_evidence_task_id_control_tasks')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_control_evidence'))
     )
@@ -195,7 +194,7 @@ def upgrade() -> None:
     sa.Column('text', sa.Text(), nullable=False),
     sa.Column('owner_user_id', sa.String(length=36), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('created_at', vern.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['risk_id'], ['control_risks.id'], name=op.f('fk_control_measures_risk_id_control_risks')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_control_measures'))
     )
@@ -207,7 +206,7 @@ def upgrade() -> None:
     sa.Column('task_id', sa.String(length=36), nullable=False),
     sa.Column('due_on', sa.Date(), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
-    sa.Column('queued_at', vern.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('queued_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['task_id'], ['control_tasks.id'], name=op.f('fk_control_reminders_task_id_control_tasks')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_control_reminders')),
     sa.UniqueConstraint('task_id', 'due_on', 'kind', name=op.f('uq_control_reminders_task_id_due_on_kind'))
@@ -220,7 +219,7 @@ def upgrade() -> None:
     sa.Column('person_id', sa.String(length=36), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('completed_on', sa.Date(), nullable=False),
-    sa.Column('created_at', vern.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['person_id'], ['control_people.id'], name=op.f('fk_control_trainings_person_id_control_people')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_control_trainings'))
     )

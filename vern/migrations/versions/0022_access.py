@@ -11,9 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import vern.crypto
-import vern.db
-
+import vern.core.crypto
+import vern.core.db
 
 revision: str = '0022'
 down_revision: str | None = '0021'
@@ -27,10 +26,10 @@ def upgrade() -> None:
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('title', sa.String(length=200), nullable=False),
     sa.Column('opened_by', sa.String(length=36), nullable=True),
-    sa.Column('opened_at', vern.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('due_at', vern.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('opened_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('due_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('closed_by', sa.String(length=36), nullable=True),
-    sa.Column('closed_at', vern.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('closed_at', vern.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('org_id', sa.String(length=36), nullable=False),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_access_reviews_org_id_organisations'), ondelete='RESTRICT'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_access_reviews'))
@@ -43,15 +42,15 @@ def upgrade() -> None:
     sa.Column('grantee_user_id', sa.String(length=36), nullable=False),
     sa.Column('purpose', sa.String(length=16), nullable=False),
     sa.Column('reason', sa.Text(), nullable=False),
-    sa.Column('starts_at', vern.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('ends_at', vern.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('starts_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ends_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('requested_at', vern.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('requested_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('decided_by', sa.String(length=36), nullable=True),
-    sa.Column('decided_at', vern.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('decided_at', vern.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('decision_note', sa.Text(), nullable=True),
     sa.Column('revoked_by', sa.String(length=36), nullable=True),
-    sa.Column('revoked_at', vern.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('revoked_at', vern.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('org_id', sa.String(length=36), nullable=False),
     sa.ForeignKeyConstraint(['grantee_user_id'], ['users.id'], name=op.f('fk_access_grants_grantee_user_id_users')),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_access_grants_org_id_organisations'), ondelete='RESTRICT'),
@@ -66,10 +65,10 @@ def upgrade() -> None:
     sa.Column('review_id', sa.String(length=36), nullable=False),
     sa.Column('user_id', sa.String(length=36), nullable=False),
     sa.Column('role', sa.String(length=32), nullable=False),
-    sa.Column('last_activity_at', vern.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_activity_at', vern.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('decision', sa.String(length=16), nullable=True),
     sa.Column('decided_by', sa.String(length=36), nullable=True),
-    sa.Column('decided_at', vern.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('decided_at', vern.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('note', sa.Text(), nullable=True),
     sa.Column('org_id', sa.String(length=36), nullable=False),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_access_review_items_org_id_organisations'), ondelete='RESTRICT'),
@@ -87,10 +86,10 @@ def upgrade() -> None:
     sa.Column('role', sa.String(length=32), nullable=False),
     sa.Column('need', sa.Text(), nullable=False),
     sa.Column('requested_by', sa.String(length=36), nullable=True),
-    sa.Column('created_at', vern.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('decided_by', sa.String(length=36), nullable=True),
-    sa.Column('decided_at', vern.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('decided_at', vern.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('decision_note', sa.Text(), nullable=True),
     sa.Column('org_id', sa.String(length=36), nullable=False),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_access_role_requests_org_id_organisations'), ondelete='RESTRICT'),

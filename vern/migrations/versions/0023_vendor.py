@@ -11,9 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import vern.crypto
-import vern.db
-
+import vern.core.crypto
+import vern.core.db
 
 revision: str = '0023'
 down_revision: str | None = '0022'
@@ -29,15 +28,15 @@ def upgrade() -> None:
     sa.Column('title_en', sa.String(length=200), nullable=False),
     sa.Column('body_nb', sa.Text(), nullable=False),
     sa.Column('body_en', sa.Text(), nullable=False),
-    sa.Column('starts_at', vern.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('ends_at', vern.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('starts_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ends_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('emergency', sa.Boolean(), nullable=False),
     sa.Column('emergency_reason', sa.Text(), nullable=True),
     sa.Column('all_customers', sa.Boolean(), nullable=False),
     sa.Column('customer_ids', sa.JSON(), nullable=False),
-    sa.Column('created_at', vern.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('created_by', sa.String(length=36), nullable=True),
-    sa.Column('cancelled_at', vern.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('cancelled_at', vern.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_vendor_maintenance'))
     )
     with op.batch_alter_table('vendor_maintenance', schema=None) as batch_op:
@@ -56,8 +55,8 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('evidence', sa.JSON(), nullable=False),
     sa.Column('source', sa.String(length=200), nullable=False),
-    sa.Column('created_at', vern.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', vern.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_vendor_measures')),
     sa.UniqueConstraint('key', name=op.f('uq_vendor_measures_key'))
     )
@@ -67,7 +66,7 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('email', sa.String(length=254), nullable=False),
     sa.Column('phone', sa.String(length=40), nullable=False),
-    sa.Column('updated_at', vern.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_vendor_officers')),
     sa.UniqueConstraint('role', name=op.f('uq_vendor_officers_role'))
     )
@@ -90,8 +89,8 @@ def upgrade() -> None:
     sa.Column('customer_ids', sa.JSON(), nullable=False),
     sa.Column('processings', sa.JSON(), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
-    sa.Column('created_at', vern.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', vern.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_vendor_subprocessors')),
     sa.UniqueConstraint('key', name=op.f('uq_vendor_subprocessors_key'))
     )
@@ -104,9 +103,9 @@ def upgrade() -> None:
     sa.Column('processing_locations', sa.JSON(), nullable=False),
     sa.Column('transfer_mechanism', sa.String(length=24), nullable=True),
     sa.Column('transfer_note', sa.Text(), nullable=False),
-    sa.Column('created_at', vern.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', vern.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('retired_at', vern.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('retired_at', vern.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_vendor_systems')),
     sa.UniqueConstraint('key', name=op.f('uq_vendor_systems_key'))
     )
@@ -114,10 +113,10 @@ def upgrade() -> None:
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('key_id', sa.String(length=36), nullable=False),
-    sa.Column('name', vern.crypto.Encrypted('vendor_customer_contacts.name'), nullable=False),
-    sa.Column('email', vern.crypto.Encrypted('vendor_customer_contacts.email'), nullable=False),
+    sa.Column('name', vern.core.crypto.Encrypted('vendor_customer_contacts.name'), nullable=False),
+    sa.Column('email', vern.core.crypto.Encrypted('vendor_customer_contacts.email'), nullable=False),
     sa.Column('locale', sa.String(length=8), nullable=False),
-    sa.Column('created_at', vern.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('org_id', sa.String(length=36), nullable=False),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_vendor_customer_contacts_org_id_organisations'), ondelete='RESTRICT'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_vendor_customer_contacts'))
@@ -131,7 +130,7 @@ def upgrade() -> None:
     sa.Column('contract_start', sa.Date(), nullable=True),
     sa.Column('contract_end', sa.Date(), nullable=True),
     sa.Column('breach_notice_hours', sa.Integer(), nullable=False),
-    sa.Column('updated_at', vern.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('org_id', sa.String(length=36), nullable=False),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_vendor_customer_profiles_org_id_organisations'), ondelete='RESTRICT'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_vendor_customer_profiles')),
@@ -146,10 +145,10 @@ def upgrade() -> None:
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('change', sa.String(length=16), nullable=False),
     sa.Column('summary', sa.JSON(), nullable=False),
-    sa.Column('created_at', vern.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('closes_at', vern.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('seen_at', vern.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('objected_at', vern.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('closes_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('seen_at', vern.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('objected_at', vern.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('objected_by', sa.String(length=36), nullable=True),
     sa.Column('objection_reason', sa.Text(), nullable=True),
     sa.Column('org_id', sa.String(length=36), nullable=False),

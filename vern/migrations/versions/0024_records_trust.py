@@ -11,8 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import vern.db
-
+import vern.core.db
 
 revision: str = '0024'
 down_revision: str | None = '0023'
@@ -30,9 +29,9 @@ def upgrade() -> None:
     sa.Column('size', sa.Integer(), nullable=False),
     sa.Column('sha256', sa.String(length=64), nullable=False),
     sa.Column('content', sa.LargeBinary(), nullable=False),
-    sa.Column('uploaded_at', vern.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('uploaded_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('uploaded_by', sa.String(length=36), nullable=True),
-    sa.Column('withdrawn_at', vern.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('withdrawn_at', vern.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_trust_files'))
     )
     op.create_table('records_agreements',
@@ -40,10 +39,10 @@ def upgrade() -> None:
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('document_id', sa.String(length=36), nullable=True),
-    sa.Column('created_at', vern.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('created_by', sa.String(length=36), nullable=True),
-    sa.Column('sent_at', vern.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('signed_at', vern.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('sent_at', vern.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('signed_at', vern.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('signer_name', sa.String(length=200), nullable=True),
     sa.Column('signer_user_id', sa.String(length=36), nullable=True),
     sa.Column('annex_subprocessors', sa.JSON(), nullable=True),
@@ -64,7 +63,7 @@ def upgrade() -> None:
     sa.Column('html_nb', sa.Text(), nullable=False),
     sa.Column('html_en', sa.Text(), nullable=False),
     sa.Column('sha256', sa.String(length=64), nullable=False),
-    sa.Column('published_at', vern.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('published_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('published_by', sa.String(length=36), nullable=True),
     sa.Column('org_id', sa.String(length=36), nullable=False),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_records_documents_org_id_organisations'), ondelete='RESTRICT'),
@@ -85,8 +84,8 @@ def upgrade() -> None:
     sa.Column('own_tables', sa.JSON(), nullable=False),
     sa.Column('subprocessors', sa.JSON(), nullable=False),
     sa.Column('recipients', sa.JSON(), nullable=False),
-    sa.Column('created_at', vern.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('retired_at', vern.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('retired_at', vern.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('org_id', sa.String(length=36), nullable=False),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_records_entries_org_id_organisations'), ondelete='RESTRICT'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_records_entries')),
@@ -98,7 +97,7 @@ def upgrade() -> None:
     op.create_table('trust_shares',
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('file_id', sa.String(length=36), nullable=False),
-    sa.Column('shared_at', vern.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('shared_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('shared_by', sa.String(length=36), nullable=True),
     sa.Column('org_id', sa.String(length=36), nullable=False),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_trust_shares_org_id_organisations'), ondelete='RESTRICT'),

@@ -11,8 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import vern.db
-
+import vern.core.db
 
 revision: str = '0025'
 down_revision: str | None = '0024'
@@ -31,8 +30,8 @@ def upgrade() -> None:
     sa.Column('subject_ref', sa.String(length=64), nullable=True),
     sa.Column('reason', sa.Text(), nullable=False),
     sa.Column('created_by', sa.String(length=36), nullable=True),
-    sa.Column('created_at', vern.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('released_at', vern.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('released_at', vern.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('released_by', sa.String(length=36), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_retention_holds'))
     )
@@ -44,17 +43,17 @@ def upgrade() -> None:
     sa.Column('days', sa.Integer(), nullable=False),
     sa.Column('reason', sa.Text(), nullable=False),
     sa.Column('updated_by', sa.String(length=36), nullable=True),
-    sa.Column('updated_at', vern.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('rule', name=op.f('pk_retention_periods'))
     )
     op.create_table('retention_runs',
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('trigger', sa.String(length=16), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('started_at', vern.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('heartbeat_at', vern.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('finished_at', vern.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('as_of', vern.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('started_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('heartbeat_at', vern.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', vern.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('as_of', vern.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('started_by', sa.String(length=36), nullable=True),
     sa.Column('counts', sa.JSON(), nullable=False),
     sa.Column('finished_rules', sa.JSON(), nullable=False),

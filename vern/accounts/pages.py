@@ -1,6 +1,6 @@
-"""Console pages: sign-in (password, then the second step), the account, users and roles, customer
-organisations, API tokens, the organisation switcher. (The language switcher is a GET form on
-every page, handled by ``vern.console.templating``.)
+"""The accounts domain's console pages: sign-in (password, then the second step), the account,
+users and roles, customer organisations, API tokens, the organisation switcher. (The language
+switcher is a GET form on every page, handled by ``vern.console.templating``.)
 
 Every page works as a plain HTML form; htmx (vendored) only boosts links and forms. Writes go
 through ``vern.accounts.service`` in one transaction per request, so a refused form leaves nothing
@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import segno
 from fastapi import APIRouter, BackgroundTasks, Depends, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from vern.accounts import security, service
+from vern.access import service as access
+from vern.accounts import flows, security, service
 from vern.accounts.deps import (
     Caller,
     CallerDep,
@@ -28,14 +29,16 @@ from vern.accounts.deps import (
     MfaRequired,
     SettingsDep,
     TenantDB,
+    anon_csrf_token,
     check_anon_csrf,
     public,
     require,
     require_session,
 )
 from vern.accounts.models import ApiToken, RecoveryCode, User
-from vern.accounts.roles import ROLES_FOR_KIND, OrgKind, Perm, Role
-from vern.accounts.routes import (
+from vern.accounts.roles import ROLE_LABELS, ROLE_ORDER, ROLES_FOR_KIND, OrgKind, Perm, Role
+from vern.accounts.service import Actor
+from vern.accounts.signin import (
     check_reset_email,
     clear_session_cookie,
     reset_rate_limit,
@@ -45,10 +48,11 @@ from vern.accounts.routes import (
     signin,
     signin_rate_limit,
 )
-from vern.accounts.service import Actor
+from vern.console.forms import DEFAULT_NEXT, form_data, redirect, safe_next
 from vern.console.templating import gettext, pick_locale, render
-from vern.db import Scope
-from vern.errors import (
+from vern.core.db import Database, Scope
+from vern.core.discover import domain_modules
+from vern.core.errors import (
     Conflict,
     Forbidden,
     InvalidInput,
@@ -58,9 +62,9 @@ from vern.errors import (
     Unauthenticated,
     VernError,
 )
-from vern.i18n import N_
+from vern.core.i18n import N_
 
-pages = APIRouter(tags=["console"], include_in_schema=False)
+pages = APIRouter(tags=["accounts"], include_in_schema=False)
 
 NAV = [
     ("/console", "Overview", Perm.ORG_READ),
@@ -79,39 +83,6 @@ TenantsReader = Annotated[Actor, Depends(require(Perm.TENANTS_READ))]
 TenantsManager = Annotated[Actor, Depends(require(Perm.TENANTS_MANAGE))]
 TokensManager = Annotated[Actor, Depends(require(Perm.TOKENS_MANAGE))]
 
-ROLE_LABELS = {
-    Role.OWNER: N_("Owner"),
-    Role.SECURITY_OFFICER: N_("Security officer"),
-    Role.PRIVACY_OFFICER: N_("Privacy officer"),
-    Role.SUPPORT: N_("Support"),
-    Role.AUDITOR: N_("Auditor"),
-    Role.TENANT_ADMIN: N_("Administrator"),
-    Role.MEMBER: N_("Member"),
-}
-ROLE_ORDER = list(ROLE_LABELS)
-DEFAULT_NEXT = "/console"
-
-
-def safe_next(value: str | None) -> str:
-    """A local path to continue to after sign-in; anything else (another host, a scheme,
-    ``//host``, backslashes, control characters) becomes the console's start page."""
-    if not value or len(value) > 512 or not value.startswith("/") or value.startswith("//"):
-        return DEFAULT_NEXT
-    if "\\" in value or any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
-        return DEFAULT_NEXT
-    parts = urlsplit(value)
-    if parts.scheme or parts.netloc:
-        return DEFAULT_NEXT
-    return value
-
-
-def redirect(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
-
-
-async def form_data(request: Request) -> dict[str, str]:
-    form = await request.form()
-    return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
 def roles_for(kind: str) -> list[tuple[str, str]]:
@@ -128,16 +99,29 @@ def _signed_in_actor(caller: Caller) -> Actor:
     return caller.actor
 
 
+def signed_in_layout(request: Request, caller: Caller, actor: Actor) -> dict[str, Any]:
+    """What the console layout shows of the signed-in person (``vern.console.templating``, handed
+    over by ``vern.app.web``): the organisations to switch to, the current one, the name."""
+    user = caller.user
+    if user is None:
+        return {}
+    database = request.app.state.db
+    with database.transaction(Scope.system("console layout")) as session:
+        orgs = [{"id": o.id, "name": o.name, "kind": o.kind}
+                for o in service.switchable_orgs(session, user.id)]
+        return {"orgs": orgs, "current_org": next((o for o in orgs if o["id"] == actor.org_id), None),
+                "user_name": str(user.name)}
+
+
 # -- sign-in -------------------------------------------------------------------------------------
 
 
 def _login_page(request: Request, *, email: str = "", next_url: str = DEFAULT_NEXT,
                 error: VernError | None = None, errors: dict[str, str] | None = None,
                 status: int = 200, notice: str | None = None) -> Response:
-    from vern.accounts.deps import anon_csrf_token
 
     anon_csrf_token(request)  # sets request.state.set_anon_csrf when a new token is needed
-    return render(request, "console/login.html", {
+    return render(request, "accounts/login.html", {
         "email": email, "next": next_url, "error": error, "errors": errors or {},
         "notice": notice,
     }, status=status)
@@ -207,7 +191,7 @@ def mfa_form(request: Request, caller: Session_, next: str | None = None) -> Res
     """The second step: a code from the authenticator app or a recovery code."""
     if not caller.mfa_pending:
         return redirect(safe_next(next))
-    return render(request, "console/login_mfa.html", {"next": safe_next(next)})
+    return render(request, "accounts/login_mfa.html", {"next": safe_next(next)})
 
 
 @pages.post("/login/mfa")
@@ -229,13 +213,13 @@ async def mfa_submit(
             service.verify_mfa(session, settings, auth_session=session.merge(caller.auth_session),
                                code=code)
     except (Locked, RateLimited) as exc:
-        response = render(request, "console/login_mfa.html", {**ctx, "error": exc}, status=429)
+        response = render(request, "accounts/login_mfa.html", {**ctx, "error": exc}, status=429)
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
     except Conflict:
         return redirect("/console/account/mfa")
     except InvalidInput as exc:
-        return render(request, "console/login_mfa.html", {**ctx, "error": exc}, status=422)
+        return render(request, "accounts/login_mfa.html", {**ctx, "error": exc}, status=422)
     if caller.must_enrol_mfa:
         done = redirect("/console/account/mfa")
     elif caller.password_expired:
@@ -249,7 +233,7 @@ async def mfa_submit(
 @pages.get("/logout")
 def logout_form(request: Request, caller: Session_) -> Response:
     """Sign out: a button, so that a link elsewhere cannot sign anyone out."""
-    return render(request, "console/logout.html", {})
+    return render(request, "accounts/logout.html", {})
 
 
 @pages.post("/logout")
@@ -295,12 +279,17 @@ def overview(request: Request, actor: OrgReader, db: TenantDB) -> Response:
     }
     tokens = len([t for t in service.list_tokens(db) if t.revoked_at is None]) \
         if actor.can(Perm.TOKENS_MANAGE) else None
-    from vern.backup.service import overview_line
-
-    return render(request, "console/overview.html", {
+    return render(request, "accounts/overview.html", {
         "org": org, "role_label": ROLE_LABELS[actor.role], "counts": counts, "tokens": tokens,
-        "can_users": actor.can(Perm.USERS_READ), "backup": overview_line(request.app.state.db),
+        "can_users": actor.can(Perm.USERS_READ), "backup": _backup_line(request.app.state.db),
     })
+
+
+def _backup_line(database: Database) -> dict[str, Any] | None:
+    """The backup state a domain reports for the overview (``vern/<domain>/status_line.py``)."""
+    for module in domain_modules("status_line"):
+        return module.line(database)
+    return None
 
 
 # -- my account ----------------------------------------------------------------------------------
@@ -320,7 +309,7 @@ def account(request: Request, actor: SelfActor, database: DatabaseDep,
     with database.transaction(Scope.system("own account")) as session:
         user = _own_user(session, actor)
         view = service.user_view(user)
-    return render(request, "console/account.html", {
+    return render(request, "accounts/account.html", {
         "user": view, "role_label": ROLE_LABELS[actor.role], "done": done,
     })
 
@@ -330,7 +319,7 @@ def _password_page(request: Request, caller: Caller, *, error: VernError | None 
     ctx: dict[str, Any] = {"expired": caller.password_expired, "error": error}
     if errors is not None:
         ctx["errors"] = errors
-    return render(request, "console/password.html", ctx, status=status)
+    return render(request, "accounts/password.html", ctx, status=status)
 
 
 @pages.get("/console/account/password")
@@ -416,7 +405,7 @@ def _mfa_page(request: Request, caller: Caller, database: Any, *, error: VernErr
             ctx["codes_left"] = session.scalar(
                 select(func.count()).select_from(RecoveryCode)
                 .where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None)))
-    return render(request, "console/mfa.html", ctx, status=status)
+    return render(request, "accounts/mfa.html", ctx, status=status)
 
 
 @pages.get("/console/account/mfa")
@@ -448,7 +437,7 @@ async def mfa_confirm(request: Request, caller: Session_, database: DatabaseDep,
         return _mfa_page(request, caller, database, error=exc, status=422)
     except Conflict:
         return redirect("/console/account/mfa")
-    return render(request, "console/recovery_codes.html", {"codes": codes, "first": True})
+    return render(request, "accounts/recovery_codes.html", {"codes": codes, "first": True})
 
 
 @pages.post("/console/account/mfa/recovery-codes")
@@ -457,7 +446,7 @@ def mfa_new_codes(request: Request, actor: SelfActor, db: DatabaseDep,
     """Replace the recovery codes; the old ones stop working. Shown once."""
     with db.transaction(Scope.system("recovery codes")) as session:
         codes = service.regenerate_recovery_codes(session, settings, actor=actor)
-    return render(request, "console/recovery_codes.html", {"codes": codes, "first": False})
+    return render(request, "accounts/recovery_codes.html", {"codes": codes, "first": False})
 
 
 # -- users ---------------------------------------------------------------------------------------
@@ -481,7 +470,7 @@ def users(request: Request, actor: UsersReader, db: TenantDB, done: str | None =
     # invited from the vendor's organisation (``flows.create_first_admin``).
     hint = (not actor.home and actor.org_kind is OrgKind.TENANT and not any(
         u["role"] == Role.TENANT_ADMIN.value and not u["disabled"] for u in rows))
-    return render(request, "console/users.html", {
+    return render(request, "accounts/users.html", {
         "users": rows, "org": org, "can_manage": actor.can(Perm.USERS_MANAGE),
         "done": done, "first_admin_hint": hint,
     })
@@ -495,7 +484,7 @@ def _new_user_page(request: Request, db: Session, actor: Actor, *, values: dict[
                            "error": error}
     if errors is not None:
         ctx["errors"] = errors
-    return render(request, "console/user_new.html", ctx, status=status)
+    return render(request, "accounts/user_new.html", ctx, status=status)
 
 
 @pages.get("/console/users/new")
@@ -519,8 +508,6 @@ async def user_create(request: Request, actor: UsersManager, database: DatabaseD
                                        role=values["role"], password=password, actor=actor)
             user_id = user.id
             if password is None and user.password_hash is None:
-                from vern.accounts import flows
-
                 flows.send_invitation(session, settings, user=user, org_id=actor.org_id,
                                       actor=actor, locale=pick_locale(request), on_adding=True)
     except (InvalidInput, Conflict) as exc:
@@ -536,7 +523,7 @@ def _user_page(request: Request, db: Session, actor: Actor, user_id: str, *,
     org = service.get_organisation(db, actor.org_id)
     view = service.user_view(user, membership)
     view["role_label"] = ROLE_LABELS.get(Role(membership.role), membership.role)
-    return render(request, "console/user.html", {
+    return render(request, "accounts/user.html", {
         "user": view, "roles": roles_for(org.kind), "can_manage": actor.can(Perm.USERS_MANAGE),
         "is_self": user.id == actor.user_id, "error": error, "done": done,
     }, status=status)
@@ -568,7 +555,6 @@ async def user_role(request: Request, user_id: str, actor: UsersManager,
 
 def _role_change(session: Session, actor: Actor, user_id: str, role: str, need: str) -> bool:
     """Change the role now, or - for a privileged role - ask a second administrator (True)."""
-    from vern.access import service as access
 
     _user, membership = service.get_member(session, user_id)
     org = service.get_organisation(session, actor.org_id)
@@ -626,7 +612,7 @@ def _register_user_action(action: str) -> None:
     @pages.get(f"/console/users/{{user_id}}/{action}", name=f"user_{action}_confirm")
     def confirm(request: Request, user_id: str, actor: UsersManager, db: TenantDB) -> Response:
         user, membership = service.get_member(db, user_id)
-        return render(request, "console/confirm.html", {
+        return render(request, "confirm.html", {
             "texts": texts, "action": f"/console/users/{user_id}/{action}",
             "cancel": f"/console/users/{user_id}", "subject": service.user_view(user, membership),
         })
@@ -660,7 +646,7 @@ def _tenants_page(request: Request, database: Any, actor: Actor, *, values: dict
         tenants = [{"id": o.id, "name": o.name, "slug": o.slug, "org_number": o.org_number,
                     "created_at": o.created_at, "disabled": o.disabled_at is not None}
                    for o in service.list_tenants(session)]
-    return render(request, "console/tenants.html", {
+    return render(request, "accounts/tenants.html", {
         "tenants": tenants, "values": values, "error": error, "done": done,
         "can_manage": actor.can(Perm.TENANTS_MANAGE),
     }, status=status)
@@ -702,7 +688,7 @@ def _tokens_page(request: Request, db: Session, actor: Actor, *, values: dict[st
                  done: str | None = None, status: int = 200) -> Response:
     org = service.get_organisation(db, actor.org_id)
     settings = request.app.state.settings
-    return render(request, "console/tokens.html", {
+    return render(request, "accounts/tokens.html", {
         "tokens": _token_rows(db), "roles": roles_for(org.kind), "values": values,
         "error": error, "new_token": new_token, "done": done,
         "max_days": settings.api_token_max_days,
@@ -749,7 +735,7 @@ def token_revoke_confirm(request: Request, token_id: str, actor: TokensManager,
     row = _token(db, token_id)
     texts = {"title": N_("Revoke this token?"), "button": N_("Revoke"),
              "explain": N_("Programs using it are refused from now on. This cannot be undone.")}
-    return render(request, "console/confirm.html", {
+    return render(request, "confirm.html", {
         "texts": texts, "action": f"/console/tokens/{token_id}/revoke", "cancel": "/console/tokens",
         "subject": {"name": row.name, "email": row.prefix + "…"},
     })
@@ -772,7 +758,6 @@ async def _anon_form(request: Request) -> dict[str, str]:
 
 def _anon_page(request: Request, template: str, ctx: dict[str, Any], status: int = 200
                ) -> Response:
-    from vern.accounts.deps import anon_csrf_token
 
     anon_csrf_token(request)
     response = render(request, template, ctx, status=status)
@@ -787,7 +772,7 @@ def _anon_page(request: Request, template: str, ctx: dict[str, Any], status: int
 @pages.get("/password/forgot", dependencies=[Depends(public)])
 def forgot_form(request: Request) -> Response:
     """Ask for a link to choose a new password."""
-    return _anon_page(request, "console/password_forgot.html", {"email": "", "sent": False})
+    return _anon_page(request, "accounts/password_forgot.html", {"email": "", "sent": False})
 
 
 @pages.post("/password/forgot", dependencies=[Depends(public)])
@@ -798,7 +783,7 @@ async def forgot_submit(request: Request, background: BackgroundTasks, db: Datab
     try:
         form = await _anon_form(request)
     except VernError as exc:
-        return _anon_page(request, "console/password_forgot.html",
+        return _anon_page(request, "accounts/password_forgot.html",
                           {"email": "", "sent": False, "error": exc}, status=403)
     email = form.get("email", "").strip()[:254]
     ctx: dict[str, Any] = {"email": email, "sent": False}
@@ -806,16 +791,16 @@ async def forgot_submit(request: Request, background: BackgroundTasks, db: Datab
         email = check_reset_email(email)
         await reset_rate_limit(request, settings, email)
     except InvalidInput as exc:
-        return _anon_page(request, "console/password_forgot.html", {**ctx, "error": exc}, 422)
+        return _anon_page(request, "accounts/password_forgot.html", {**ctx, "error": exc}, 422)
     except RateLimited as exc:
-        return _anon_page(request, "console/password_forgot.html", {**ctx, "error": exc}, 429)
+        return _anon_page(request, "accounts/password_forgot.html", {**ctx, "error": exc}, 429)
     background.add_task(send_reset_later, db, settings, email, pick_locale(request))
-    return _anon_page(request, "console/password_forgot.html", {"email": "", "sent": True})
+    return _anon_page(request, "accounts/password_forgot.html", {"email": "", "sent": True})
 
 
 LINK_PAGES = {
-    "reset": {"template": "console/password_reset.html", "action": "/password/reset"},
-    "invite": {"template": "console/invitation.html", "action": "/invitation"},
+    "reset": {"template": "accounts/password_reset.html", "action": "/password/reset"},
+    "invite": {"template": "accounts/invitation.html", "action": "/invitation"},
 }
 
 
@@ -832,7 +817,6 @@ def _link_page(request: Request, purpose: str, token: str, *, user: User | None,
 
 
 def _link_user(db: Any, settings: Any, purpose: str, token: str) -> User | None:
-    from vern.accounts import flows
 
     try:
         with db.transaction(Scope.system("check link"), keep_on=(InvalidInput,)) as session:
@@ -893,7 +877,6 @@ def _link_refused(request: Request, purpose: str, exc: InvalidInput, db: Any, se
 @pages.post("/password/reset", dependencies=[Depends(public)])
 async def reset_submit(request: Request, db: DatabaseDep, settings: SettingsDep) -> Response:
     """Choose a new password from a reset link; every session of the account ends."""
-    from vern.accounts import flows
 
     got = await _link_password(request, "reset", db, settings)
     if isinstance(got, Response):
@@ -911,7 +894,6 @@ async def reset_submit(request: Request, db: DatabaseDep, settings: SettingsDep)
 async def invitation_submit(request: Request, db: DatabaseDep, settings: SettingsDep) -> Response:
     """Accept an invitation: choose a password, be signed in, set up two-step sign-in when the
     role requires it."""
-    from vern.accounts import flows
 
     got = await _link_password(request, "invite", db, settings)
     if isinstance(got, Response):
@@ -939,7 +921,6 @@ async def invitation_submit(request: Request, db: DatabaseDep, settings: Setting
 def user_invite(request: Request, user_id: str, actor: UsersManager, database: DatabaseDep,
                 settings: SettingsDep) -> Response:
     """Mail a new invitation link (the earlier one stops working)."""
-    from vern.accounts import flows
 
     try:
         with database.transaction(Scope.tenant(actor.org_id)) as session:
@@ -954,7 +935,6 @@ def user_invite(request: Request, user_id: str, actor: UsersManager, database: D
 def _first_admin_page(request: Request, database: Any, tenant_id: str, *,
                       values: dict[str, str], error: VernError | None = None,
                       status: int = 200) -> Response:
-    from vern.accounts import flows
 
     with database.transaction(Scope.system("first customer admin")) as session:
         org = service.get_organisation(session, tenant_id)
@@ -962,7 +942,7 @@ def _first_admin_page(request: Request, database: Any, tenant_id: str, *,
             raise NotFound()
         has_admin = flows.tenant_admins(session, org.id) > 0
         tenant = {"id": org.id, "name": org.name}
-    return render(request, "console/tenant_admin.html", {
+    return render(request, "accounts/tenant_admin.html", {
         "tenant": tenant, "has_admin": has_admin, "values": values, "error": error,
     }, status=status)
 
@@ -977,7 +957,6 @@ def tenant_admin_form(request: Request, tenant_id: str, actor: TenantsManager,
 @pages.post("/console/tenants/{tenant_id}/admin")
 async def tenant_admin_create(request: Request, tenant_id: str, actor: TenantsManager,
                               database: DatabaseDep, settings: SettingsDep) -> Response:
-    from vern.accounts import flows
 
     form = await form_data(request)
     values = {k: form.get(k, "").strip()[:254] for k in ("name", "email")}

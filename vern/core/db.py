@@ -60,6 +60,10 @@ from sqlalchemy.orm import (
 from sqlalchemy.sql import visitors
 from sqlalchemy.types import TypeDecorator
 
+from vern.core.config import pool_settings
+from vern.core.discover import domain_modules
+from vern.core.extras import require_driver
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -99,7 +103,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError("naive datetime given; use vern.db.utcnow()")
+            raise ValueError("naive datetime given; use vern.core.db.utcnow()")
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name in ("sqlite", "mysql") else value
 
@@ -353,7 +357,6 @@ def _sqlite_path(url: str) -> Path | None:
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     """An engine with Vern's connection settings (SQLite: WAL, foreign keys, busy timeout).
     A URL whose driver is an extra that is not installed raises ``MissingExtra``."""
-    from vern.extras import require_driver
 
     require_driver(url, "VERN_DATABASE_URL")
     kwargs: dict[str, Any] = {"echo": echo, "future": True}
@@ -364,7 +367,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     else:
         kwargs["pool_pre_ping"] = True
-        kwargs["pool_size"] = int(os.environ.get("VERN_DB_POOL_SIZE", "10"))
+        kwargs["pool_size"] = pool_settings().pool_size
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -563,17 +566,9 @@ class Database:
 def import_models() -> None:
     """Import every domain's models so that ``Base.metadata`` is complete."""
     import importlib
-    import pkgutil
 
-    import vern
 
-    importlib.import_module("vern.crypto")
-    importlib.import_module("vern.worker")
-    importlib.import_module("vern.quarantine")
-    for mod in pkgutil.iter_modules(vern.__path__):
-        if mod.ispkg:
-            try:
-                importlib.import_module(f"vern.{mod.name}.models")
-            except ModuleNotFoundError as exc:
-                if exc.name != f"vern.{mod.name}.models":
-                    raise
+    importlib.import_module("vern.core.crypto")
+    importlib.import_module("vern.core.worker")
+    importlib.import_module("vern.core.quarantine")
+    domain_modules("models")

@@ -31,7 +31,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import String, Text, delete
 from sqlalchemy.orm import Mapped, mapped_column
 
-from vern.db import Base, Database, Scope, UTCDateTime, id_column, utcnow
+from vern.core.db import Base, Database, Scope, UTCDateTime, id_column, utcnow
 
 log = logging.getLogger("vern.writers")
 

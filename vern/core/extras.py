@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 
-from vern.config import ConfigError
+from vern.core.config import ConfigError
 
 # URL scheme (before any "+driver") -> (driver module, extra, what it is)
 _SCHEMES: dict[str, tuple[str, str, str]] = {

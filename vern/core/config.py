@@ -23,20 +23,242 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+import vern
+from vern.core.smtp import SmtpTarget
+
 Environment = Literal["production", "dev", "demo", "test"]
 
-log = logging.getLogger("vern.config")
+log = logging.getLogger("vern.core.config")
 
 # Used only by the test environment (dev and demo generate keys of their own). Never accepted
 # in production.
 DEV_SECRET_KEY = "vern-dev-secret-key-not-for-production"  # noqa: S105
 DEV_MASTER_KEY = base64.urlsafe_b64encode(b"vern-dev-master-key-32-bytes!!!!").decode()
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(vern.__file__).resolve().parent.parent
 
 
 class ConfigError(Exception):
     """A setting is missing or wrong; the message names the environment variable."""
+
+
+# -- the domains' settings (``VERN_AUDIT_*``, ``VERN_RIGHTS_*``, ``VERN_STATS_*``), part of Settings --
+
+
+class AuditSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VERN_AUDIT_", extra="ignore", frozen=True)
+
+    # A signed checkpoint after this many new records, or this many seconds, whichever is first.
+    checkpoint_every: int = Field(default=10_000, ge=1)
+    checkpoint_seconds: float = Field(default=60.0, gt=0)
+    # The background writer: at most this many records wait in memory; a full queue makes the
+    # request that adds one wait (``queue_wait_seconds``, then dropped and counted). A batch
+    # collects the records that arrive within ``linger_seconds`` of its first one (up to
+    # ``batch_max``) and is then written in one append; with nothing to write the writer still
+    # looks for work every ``flush_seconds``.
+    queue_max: int = Field(default=50_000, ge=10)
+    # A full queue is waited for at most this long; then the record is dropped and counted.
+    queue_wait_seconds: float = Field(default=1.0, ge=0, le=60)
+    # At shutdown, a failing database is tried this long before the records go to a spill file.
+    stop_grace_seconds: float = Field(default=10.0, ge=0, le=300)
+    batch_max: int = Field(default=5_000, ge=1)
+    flush_seconds: float = Field(default=0.2, gt=0)
+    linger_seconds: float = Field(default=0.05, ge=0, le=5)
+    # fsync the JSON-lines file after each batch (durable files, not only a durable database).
+    fsync_files: bool = True
+    # Ed25519 signing key (32 raw bytes, base64) in a file; without it the key is derived from
+    # VERN_SECRET_KEY with HKDF (rotating that secret then changes the checkpoint key).
+    signing_key_file: Path | None = None
+    # Public keys (base64) of earlier signing keys whose checkpoints still verify.
+    previous_public_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Requests for static files (``/static/…``: styles, scripts, images) are kept out of the
+    # request audit; when recorded, their client address is truncated (IPv4 /24, IPv6 /48).
+    static_files: bool = False
+    # Ingest limits.
+    ingest_max_events: int = Field(default=1000, ge=1, le=10_000)
+    ingest_max_details_bytes: int = Field(default=4096, ge=256)
+    # Alerts.
+    alert_failed_signins: int = Field(default=10, ge=2)
+    alert_failed_window_minutes: int = Field(default=15, ge=1)
+    alert_people_read: int = Field(default=200, ge=2)
+    alert_people_window_minutes: int = Field(default=60, ge=1)
+    # Sealing: a pending record whose time is more than this before the newest record sealed
+    # from the pending queue (or after now) is quarantined, not sealed.
+    seal_skew_seconds: float = Field(default=300.0, ge=0, le=86_400)
+    # The origin line (and key name) of the C2SP checkpoint note; empty: the host of
+    # VERN_BASE_URL followed by ``/audit``.
+    origin: str = Field(default="", max_length=200)
+    # Witnesses of the signed checkpoints, outside Vern's database and log files: a directory
+    # (another disk, mount or host) that keeps the newest witnessed checkpoint, and/or a C2SP
+    # tlog-witness (``<prefix>/add-checkpoint``) with its verifier key (``name+hash+base64``).
+    witness_dir: Path | None = None
+    witness_url: str = Field(default="", max_length=500)
+    witness_key: str = Field(default="", max_length=300)
+    witness_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
+    @field_validator("previous_public_keys", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+
+@lru_cache(maxsize=1)
+def audit_settings() -> AuditSettings:
+    return AuditSettings()
+
+
+class RightsSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VERN_RIGHTS_", extra="ignore", frozen=True)
+
+    # Art. 12(3): one month from receipt; the seeds promise 30 days (set due_days=30 for that).
+    due_months: int = Field(default=1, ge=1, le=1)
+    due_days: int | None = Field(default=None, ge=1, le=31)
+    max_extension_months: int = Field(default=2, ge=0, le=2)
+    remind_days_before: int = Field(default=7, ge=1, le=28)
+    code_minutes: int = Field(default=10, ge=1, le=10)
+    code_attempts: int = Field(default=3, ge=1, le=3)
+    download_days: int = Field(default=5, ge=1, le=30)
+    batch_rows: int = Field(default=500, ge=1, le=100_000)
+    # A partly done request is run again by the worker: after retry_backoff_seconds, doubling per
+    # attempt up to retry_backoff_max_seconds, at most retry_max_attempts runs in all; then the
+    # customer's admins and the vendor's privacy officers are told.
+    retry_max_attempts: int = Field(default=5, ge=1, le=20)
+    retry_backoff_seconds: int = Field(default=300, ge=1, le=86_400)
+    retry_backoff_max_seconds: int = Field(default=21_600, ge=1, le=604_800)
+    # Approval is required by default; a tenant may relax it in its rights policy.
+    approve_erasure: bool = True
+    approve_rectification: bool = True
+
+
+@lru_cache(maxsize=1)
+def rights_settings() -> RightsSettings:
+    return RightsSettings()
+
+
+class StatsSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VERN_STATS_", extra="ignore", frozen=True)
+
+    # Raw events and visits (which carry a daily-salted visitor hash) are deleted after this many
+    # days; the roll-ups hold no personal data and stay.
+    raw_days: int = Field(default=7, ge=1, le=90)
+    # A visit ends after this long without a page view.
+    visit_gap_minutes: int = Field(default=30, ge=1, le=240)
+    # The ingest buffer is written to the database this often (milliseconds); 0 writes on every
+    # beacon (tests).
+    flush_interval_ms: int = Field(default=1000, ge=0, le=60_000)
+    flush_max_events: int = Field(default=5000, ge=1)
+    # At most this many page views wait in memory; beyond it intake waits for the writer at most
+    # ``buffer_wait_seconds``, then the page view is dropped and counted. 50,000 is about ten
+    # seconds of a busy site, a few megabytes.
+    buffer_max_events: int = Field(default=50_000, ge=10)
+    buffer_wait_seconds: float = Field(default=0.5, ge=0, le=30)
+    max_beacon_bytes: int = Field(default=2048, ge=256, le=16_384)
+
+
+@lru_cache(maxsize=1)
+def stats_settings() -> StatsSettings:
+    return StatsSettings()
+
+
+class PoolSettings(BaseSettings):
+    """The database connection pool (``VERN_DB_*``), read wherever an engine is made."""
+
+    model_config = SettingsConfigDict(env_prefix="VERN_DB_", extra="ignore", frozen=True)
+
+    # Connections per process in the pool of a PostgreSQL or MariaDB database.
+    pool_size: int = Field(default=10, ge=1, le=1000)
+
+
+@lru_cache(maxsize=1)
+def pool_settings() -> PoolSettings:
+    return PoolSettings()
+
+
+# -- backups (vern/backup): VERN_BACKUP_*. The defaults follow the seeds' promise: nightly
+# backups, five days of point-in-time recovery, a weekly backup kept four weeks, each backup in
+# two places (the backup system's own repository and an off-site one), encrypted.
+
+
+class BackupSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VERN_BACKUP_", extra="ignore", frozen=True)
+
+    # The backup system's own copy (SQLite files, key backups; pgBackRest's repo1 unless
+    # ``repo1_path`` is set). Default: <VERN_DATA_DIR>/backups.
+    dir: Path | None = None
+    # The off-site copy of SQLite files and key backups (a mounted remote path). Default:
+    # <VERN_DATA_DIR>/backups-offsite - set it to another machine's storage in production.
+    offsite_dir: Path | None = None
+    # Days of point-in-time recovery (WAL kept on PostgreSQL; daily files kept on SQLite).
+    pitr_days: int = Field(default=5, ge=1, le=35)
+    # Weeks a weekly (full) backup is kept.
+    weekly_weeks: int = Field(default=4, ge=1, le=52)
+    # Day of the week (0 Monday … 6 Sunday) of the weekly full backup; other nights take a
+    # differential one.
+    full_weekday: int = Field(default=6, ge=0, le=6)
+    # Days a backup of the data keys is kept: short, so that a destroyed key is gone from every
+    # copy soon after (a restore takes the newest key state, never an old one).
+    key_keep_days: int = Field(default=7, ge=1, le=35)
+    # Scratch databases of restore drills. Default: <VERN_DATA_DIR>/backup-scratch.
+    scratch_dir: Path | None = None
+
+    # -- PostgreSQL through pgBackRest -------------------------------------------------------
+    pgbackrest_bin: str = "pgbackrest"
+    stanza: str = Field(default="vern", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    # Where Vern writes pgbackrest.conf (read by archive_command too). Default:
+    # <VERN_DATA_DIR>/pgbackrest/pgbackrest.conf.
+    pgbackrest_config: Path | None = None
+    # The data directory of the PostgreSQL cluster that holds Vern's database (pg1-path).
+    pg_data: Path | None = None
+    pg_port: int = Field(default=5432, ge=1, le=65535)
+    pg_socket: Path | None = None  # pg1-socket-path; unset: PostgreSQL's default
+    pg_user: str = "postgres"  # pg1-user: the database role pgBackRest connects as
+    pg_bin: Path | None = None  # PostgreSQL's binaries; unset: the newest /usr/lib/postgresql/*/bin
+    # The operating system user that owns the cluster and runs pgBackRest (root runs it through
+    # runuser). Unset: the owner of ``pg_data``.
+    os_user: str | None = None
+    repo1_path: Path | None = None  # default: <dir>/pgbackrest
+    repo2_type: Literal["posix", "s3"] = "posix"
+    repo2_path: Path | None = None  # posix: a path; s3: the path inside the bucket (default /vern)
+    repo2_s3_bucket: str | None = None
+    repo2_s3_endpoint: str | None = None
+    repo2_s3_region: str = "eu-north-1"
+    repo2_s3_key: str | None = Field(default=None, repr=False)
+    repo2_s3_key_secret: str | None = Field(default=None, repr=False)
+    repo2_s3_key_secret_file: Path | None = None
+    repo2_s3_uri_style: Literal["host", "path"] = "host"
+    # The passphrase of the repositories' encryption (aes-256-cbc). Required for PostgreSQL.
+    cipher_pass: str | None = Field(default=None, repr=False)
+    cipher_pass_file: Path | None = None
+    command_timeout_s: int = Field(default=3600, ge=10)
+
+    def base(self, settings: Settings) -> Path:
+        return Path(self.dir or Path(settings.data_dir) / "backups")
+
+    def offsite(self, settings: Settings) -> Path:
+        return Path(self.offsite_dir or Path(settings.data_dir) / "backups-offsite")
+
+    def scratch(self, settings: Settings) -> Path:
+        return Path(self.scratch_dir or Path(settings.data_dir) / "backup-scratch")
+
+    def config_path(self, settings: Settings) -> Path:
+        return Path(self.pgbackrest_config or Path(settings.data_dir) / "pgbackrest" / "pgbackrest.conf")
+
+    def passphrase(self) -> str | None:
+        if self.cipher_pass_file is not None:
+            return self.cipher_pass_file.read_text().strip() or None
+        return self.cipher_pass
+
+    def s3_secret(self) -> str | None:
+        if self.repo2_s3_key_secret_file is not None:
+            return self.repo2_s3_key_secret_file.read_text().strip() or None
+        return self.repo2_s3_key_secret
+
+
+@lru_cache(maxsize=1)
+def backup_settings() -> BackupSettings:
+    return BackupSettings()
 
 
 class Settings(BaseSettings):
@@ -96,6 +318,15 @@ class Settings(BaseSettings):
 
     audit_retention_days: int = Field(default=365, ge=1)
     audit_log_dir: Path = ROOT / "var" / "audit"
+
+    # The domains' settings and the connection pool, each read from its own variables
+    # (VERN_AUDIT_*, VERN_RIGHTS_*, VERN_STATS_*, VERN_DB_*, VERN_BACKUP_*):
+    # settings.audit.checkpoint_every, …
+    audit: AuditSettings = Field(default_factory=audit_settings)
+    rights: RightsSettings = Field(default_factory=rights_settings)
+    stats: StatsSettings = Field(default_factory=stats_settings)
+    pool: PoolSettings = Field(default_factory=pool_settings)
+    backup: BackupSettings = Field(default_factory=backup_settings)
 
     @model_validator(mode="before")
     @classmethod
@@ -186,8 +417,6 @@ class Settings(BaseSettings):
         if self.mail_from is not None and "@" not in parseaddr(self.mail_from)[1]:
             raise ValueError(f"VERN_MAIL_FROM: {self.mail_from!r} is not an e-mail address")
         if self.smtp_url:
-            from vern.notify.transport import SmtpTarget
-
             SmtpTarget.parse(self.smtp_url, password_file=self.smtp_password_file)
 
     @property

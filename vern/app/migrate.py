@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 
 import vern
+from vern.core.db import make_engine
 
 SCRIPTS = Path(vern.__file__).resolve().parent / "migrations"
 
@@ -26,7 +27,6 @@ def upgrade(url: str, revision: str = "head") -> None:
 def current_heads(url: str) -> set[str]:
     from alembic.runtime.migration import MigrationContext
 
-    from vern.db import make_engine
 
     engine = make_engine(url)
     try:

@@ -1,5 +1,5 @@
 """One error tree. Each error has a stable code and maps to one HTTP status in one place
-(``vern.web``), rendered as RFC 9457 problem details; the CLI prints the same message."""
+(``vern.app.web``), rendered as RFC 9457 problem details; the CLI prints the same message."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 @dataclass(frozen=True)
 class FieldError:
     """``message`` is the English text (the API's); ``template`` and ``params`` let a page show it
-    in its own language (``vern.i18n``)."""
+    in its own language (``vern.core.i18n``)."""
 
     field: str
     message: str
@@ -32,7 +32,7 @@ class VernError(Exception):
     detail: str = ""
     errors: list[FieldError] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
-    # Values of a ``%(name)s`` detail: the detail stays translatable (``vern.i18n``).
+    # Values of a ``%(name)s`` detail: the detail stays translatable (``vern.core.i18n``).
     params: dict[str, Any] = field(default_factory=dict)
     template: str = field(default="", init=False, repr=False)
 

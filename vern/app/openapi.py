@@ -26,6 +26,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
+from vern.accounts.deps import access_of, public, session_cookie_name
+from vern.core.responses import DESCRIPTIONS
+
 DOCS_PATH = "/api/docs"
 SPEC_PATH = "/api/openapi.json"
 ASSETS_PATH = "/static/api-docs"
@@ -60,38 +63,13 @@ _PROBLEM_SCHEMA: dict[str, Any] = {
     },
 }
 
-_DESCRIPTIONS = {
-    "400": "The request could not be read (for example a malformed JSON body).",
-    "401": "Sign-in required: no valid bearer token or session.",
-    "403": "Signed in, but not allowed (missing permission, MFA or CSRF token).",
-    "404": "No such object in the caller's organisation (also for another organisation's objects).",
-    "405": "The method is not allowed on this path; `Allow` lists those that are.",
-    "409": "The request conflicts with the current state.",
-    "413": "The request body is larger than the limit.",
-    "415": "The body's media type is not accepted.",
-    "422": "The input is not valid; `errors` names each field and rule.",
-    "429": "Too many requests or a temporary lock; `Retry-After` says when to try again.",
-    "500": "An unexpected error (never expected; reported).",
-    "503": "A service Vern needs (the database) is not available now.",
-}
 
 
-def answers(media_type: str, status: int = 200, description: str = "OK") -> dict[int | str, Any]:
-    """``responses=`` for a route whose success is not JSON (a script, a style sheet, text)."""
-    return {status: {"description": description, "content": {media_type: {}}}}
-
-
-def bodiless(*statuses: int) -> dict[int | str, Any]:
-    """``responses=`` for refusals answered without a body (the statistics beacon): the
-    ``X-Vern-Error`` header names the reason."""
-    header = {"X-Vern-Error": {"schema": {"type": "string"}, "description": "the reason"}}
-    return {status: {"description": _DESCRIPTIONS[str(status)] + " No body.", "headers": header}
-            for status in statuses}
 
 
 def _problem_response(status: str) -> dict[str, Any]:
     response: dict[str, Any] = {
-        "description": _DESCRIPTIONS[status],
+        "description": DESCRIPTIONS[status],
         "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
     }
     if status == "429":
@@ -103,7 +81,6 @@ def _problem_response(status: str) -> dict[str, Any]:
 
 
 def _access_kind(route: APIRoute) -> str:
-    from vern.accounts.deps import access_of
 
     for dependant in route.dependant.dependencies:
         access = access_of(dependant.call)
@@ -132,7 +109,6 @@ def _statuses(route: APIRoute, method: str, operation: dict[str, Any]) -> list[s
 
 def build(app: FastAPI, routes: list[APIRoute]) -> dict[str, Any]:
     """The API description: FastAPI's, completed with security and problem answers."""
-    from vern.accounts.deps import session_cookie_name
 
     api_routes = [r for r in routes if r.include_in_schema and not r.path.startswith(_NOT_API)]
     spec = get_openapi(
@@ -184,7 +160,6 @@ def _swagger_ui_dir() -> str:
 
 def install(app: FastAPI, routes: list[APIRoute]) -> APIRouter:
     """Hooks the completed description into ``app`` and returns the router of the docs pages."""
-    from vern.accounts.deps import public
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -13,9 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import importlib
 import os
-import pkgutil
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,13 +22,13 @@ from typing import Any
 from rich.console import Console
 from sqlalchemy import select
 
-import vern
 from vern.accounts import security, service
 from vern.accounts.models import Organisation, User
 from vern.accounts.roles import OrgKind
-from vern.config import Settings, demo_sink_port
-from vern.crypto import PII
-from vern.db import Database, Scope, utcnow
+from vern.core.config import DEV_KEYS_FILE, Settings, demo_sink_port
+from vern.core.crypto import PII
+from vern.core.db import Database, Scope, utcnow
+from vern.core.discover import domain_modules
 
 DEMO_PASSWORD = "Nordlys over Lofoten 2026"  # noqa: S105 - demo only, printed for the user
 
@@ -89,7 +87,6 @@ def made_with_earlier_keys(settings: Settings) -> Path | None:
     yet (and none are given): its data is sealed under keys Vern no longer has."""
     from sqlalchemy.engine import make_url
 
-    from vern.config import DEV_KEYS_FILE
 
     if settings.master_key or settings.master_key_file or not settings.is_sqlite:
         return None
@@ -148,19 +145,7 @@ def _enrol(settings: Settings, user: User, email: str) -> None:
 
 
 def _demo_modules() -> list[Any]:
-    found: list[Any] = []
-    for mod in sorted(pkgutil.iter_modules(vern.__path__), key=lambda m: m.name):
-        if not mod.ispkg:
-            continue
-        try:
-            module = importlib.import_module(f"vern.{mod.name}.demo")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"vern.{mod.name}.demo":
-                raise
-            continue
-        if hasattr(module, "load_demo"):
-            found.append(module)
-    return found
+    return [m for m in domain_modules("demo") if hasattr(m, "load_demo")]
 
 
 def print_sign_in(console: Console, info: DemoInfo, settings: Settings, written: Path) -> None:

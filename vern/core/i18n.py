@@ -24,10 +24,12 @@ from babel.dates import format_date as _format_date
 from babel.numbers import format_decimal
 from babel.support import Translations
 
+import vern
+
 LOCALES = ("nb", "en")
 DEFAULT_LOCALE = "nb"
 DOMAIN = "messages"
-LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+LOCALE_DIR = Path(vern.__file__).resolve().parent / "locale"
 
 
 def N_(message: str) -> str:  # noqa: N802 - the usual name of gettext's no-op marker

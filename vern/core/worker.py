@@ -8,9 +8,7 @@ the same time, and a worker that died releases its claim when the lease runs out
 
 from __future__ import annotations
 
-import importlib
 import logging
-import pkgutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,12 +17,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import Integer, String, Text, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-import vern
-from vern.config import Settings
-from vern.db import Base, Database, Scope, UTCDateTime, utcnow
-from vern.quarantine import storable
+from vern.core.config import Settings
+from vern.core.db import Base, Database, Scope, UTCDateTime, utcnow
+from vern.core.discover import domain_modules
+from vern.core.quarantine import storable
 
-log = logging.getLogger("vern.worker")
+log = logging.getLogger("vern.core.worker")
 
 
 class WorkerJob(Base):
@@ -47,18 +45,7 @@ class Job:
 
 
 def discover_jobs() -> list[Job]:
-    jobs: list[Job] = []
-    for mod in sorted(pkgutil.iter_modules(vern.__path__), key=lambda m: m.name):
-        if not mod.ispkg:
-            continue
-        try:
-            module = importlib.import_module(f"vern.{mod.name}.jobs")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"vern.{mod.name}.jobs":
-                raise
-            continue
-        jobs.extend(getattr(module, "JOBS", []))
-    return jobs
+    return [job for module in domain_modules("jobs") for job in getattr(module, "JOBS", [])]
 
 
 def _claim(database: Database, job: Job) -> bool:
@@ -93,7 +80,7 @@ def _finish(database: Database, job: Job, error: str | None) -> None:
 def run_due(database: Database, settings: Settings, jobs: list[Job] | None = None) -> list[str]:
     """Run every job that is due once; returns the names that ran. One job's failure - its own,
     or the database's while claiming or finishing it - never stops the others; the error is
-    kept on the job's row as storable text (``vern.quarantine.storable``)."""
+    kept on the job's row as storable text (``vern.core.quarantine.storable``)."""
     ran: list[str] = []
     for job in jobs if jobs is not None else discover_jobs():
         try:

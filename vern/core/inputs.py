@@ -30,7 +30,7 @@ from annotated_types import Interval
 from pydantic import AfterValidator, StringConstraints
 from pydantic_core import PydanticCustomError
 
-from vern.errors import FieldError, InvalidInput, VernError
+from vern.core.errors import FieldError, InvalidInput, VernError
 
 MAX_JSON_DEPTH = 32
 MAX_URL_TEXT = 2000  # characters of one path parameter or query value
@@ -289,7 +289,7 @@ def _path_problems(scope: Scope) -> list[FieldError]:
     if "\x00" not in path and len(path) <= MAX_URL_TEXT:
         return []
     state = getattr(scope.get("app"), "state", None)
-    for router in getattr(state, "routers", []):  # the app's discovered routers (vern.web)
+    for router in getattr(state, "routers", []):  # the app's discovered routers (vern.app.web)
         for route in router.routes:
             regex = getattr(route, "path_regex", None)
             found = regex.match(path) if regex is not None else None

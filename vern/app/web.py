@@ -16,10 +16,8 @@ too, for the API description and the access-rule matrix.
 
 from __future__ import annotations
 
-import importlib
 import ipaddress
 import logging
-import pkgutil
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -44,7 +42,6 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import vern
-from vern import openapi
 from vern.accounts.deps import (
     CsrfFailed,
     DatabaseDep,
@@ -54,12 +51,18 @@ from vern.accounts.deps import (
     public,
     require,
 )
+from vern.accounts.pages import signed_in_layout
 from vern.accounts.roles import Perm
-from vern.config import Settings, get_settings
-from vern.context import RequestContext, reset_request, set_request
-from vern.crypto import KeyRing, install_keyring
-from vern.db import Database, write_probe
-from vern.errors import (
+from vern.app import openapi
+from vern.audit import service as audit_service
+from vern.console.templating import render_error
+from vern.core.clientip import client_ip
+from vern.core.config import Settings, get_settings
+from vern.core.context import RequestContext, reset_request, set_request
+from vern.core.crypto import KeyRing, install_keyring
+from vern.core.db import Database, write_probe
+from vern.core.discover import domain_modules
+from vern.core.errors import (
     FieldError,
     InvalidInput,
     NotFound,
@@ -68,10 +71,14 @@ from vern.errors import (
     Unavailable,
     VernError,
 )
-from vern.i18n import N_
-from vern.inputs import InputBounds, length_over
+from vern.core.i18n import N_
+from vern.core.inputs import InputBounds, length_over
+from vern.core.quarantine import WriterCollector
+from vern.core.ratelimit import Limiter
+from vern.core.responses import answers
+from vern.notify.service import configure
 
-log = logging.getLogger("vern.web")
+log = logging.getLogger("vern.app.web")
 PACKAGE = Path(vern.__file__).resolve().parent
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -86,21 +93,9 @@ CSP = (
 )
 
 
-def _domain_modules(name: str) -> list[Any]:
-    found = []
-    for mod in sorted(pkgutil.iter_modules(vern.__path__), key=lambda m: m.name):
-        if not mod.ispkg:
-            continue
-        try:
-            found.append(importlib.import_module(f"vern.{mod.name}.{name}"))
-        except ModuleNotFoundError as exc:
-            if exc.name != f"vern.{mod.name}.{name}":
-                raise
-    return found
 
 
 def _client_ip_resolver(settings: Settings) -> Callable[[str, dict[str, str]], str]:
-    from vern.audit.clientip import client_ip
 
     networks = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
     return lambda peer, headers: client_ip(peer, headers, networks)
@@ -117,12 +112,7 @@ class VernMiddleware:
         self.fast_paths = fast_paths or {}
         self.client_ip = _client_ip_resolver(settings)
         self.headers = self._security_headers()
-        try:
-            from vern.audit import service as audit_service
-
-            self.record_request = getattr(audit_service, "record_request", None)
-        except ModuleNotFoundError:  # pragma: no cover - audit is part of Vern
-            self.record_request = None
+        self.record_request = audit_service.record_request
 
     def _security_headers(self) -> list[tuple[bytes, bytes]]:
         headers = [
@@ -180,7 +170,7 @@ class VernMiddleware:
                 await _problem_asgi(PayloadTooLarge(), path, send_wrapper)
                 return
             receive = within
-            # The API rate limit is applied once the caller is known (vern.ratelimit).
+            # The API rate limit is applied once the caller is known (vern.core.ratelimit).
             await self.app(scope, _limited_receive(receive, limit), send_wrapper)
         finally:
             reset_request(token)
@@ -328,12 +318,8 @@ def _handle_vern_error(request: Request, exc: Exception) -> Response:
         target = _console_redirect(exc, request)
         if target is not None:
             return RedirectResponse(target, status_code=303)
-        from vern.console.templating import render_error
-
         return render_error(request, exc)
     if _wants_html(request):
-        from vern.console.templating import render_error
-
         return render_error(request, exc)
     return problem_response(exc, request.url.path)
 
@@ -354,7 +340,7 @@ def _console_redirect(exc: VernError, request: Request) -> str | None:
 
 
 async def _answer_refused(scope: Scope, receive: Receive, send: Send, exc: VernError) -> None:
-    """An input refused by ``vern.inputs.InputBounds``, answered like an error in a route."""
+    """An input refused by ``vern.core.inputs.InputBounds``, answered like an error in a route."""
     await _handle_vern_error(Request(scope, receive), exc)(scope, receive, send)
 
 
@@ -425,7 +411,6 @@ class Metrics:
             registry=self.registry,
         )
         self._fast_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-        from vern.quarantine import WriterCollector
 
         self.registry.register(WriterCollector())  # the background writers' drops
 
@@ -455,7 +440,7 @@ def _health_router(metrics: Metrics) -> APIRouter:
 
     @router.get("/readyz", dependencies=[Depends(public)])
     def readyz(db: DatabaseDep) -> dict[str, str]:
-        """Readiness: the database answers and takes writes (``vern.db.write_probe``)."""
+        """Readiness: the database answers and takes writes (``vern.core.db.write_probe``)."""
         try:
             with db.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
@@ -468,7 +453,7 @@ def _health_router(metrics: Metrics) -> APIRouter:
         return {"status": "ready"}
 
     @router.get("/metrics", dependencies=[Depends(require(Perm.METRICS_READ))],
-                responses=openapi.answers("text/plain"))
+                responses=answers("text/plain"))
     def prometheus() -> Response:
         """Prometheus metrics of this process (requests, latencies, writers, rate limits); for the
         vendor's monitoring."""
@@ -485,7 +470,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     settings = settings or get_settings()
     database = database or Database(settings.database_url)
     install_keyring(KeyRing(database.engine, settings.master_key_bytes))
-    from vern.notify.service import configure
 
     configure(settings)  # the same mail transport as the CLI and `vern worker`
     metrics = Metrics()
@@ -509,7 +493,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.settings = settings
     app.state.db = database
-    from vern.ratelimit import Limiter
+    app.state.signed_in_layout = signed_in_layout  # the console layout's accounts part
 
     app.state.limiter = Limiter(settings.rate_limit_storage_url, registry=metrics.registry)
     app.add_exception_handler(VernError, _handle_vern_error)
@@ -518,7 +502,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_exception_handler(Exception, _handle_unexpected)
     routers = [_health_router(metrics)]
     fast_paths: dict[tuple[str, str], FastPath] = {}
-    for module in _domain_modules("routes"):
+    for module in domain_modules("routes"):
         for attr in ("router", "pages"):
             router = getattr(module, attr, None)
             if isinstance(router, APIRouter):
@@ -537,10 +521,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
 
 def _start_background(database: Database, settings: Settings) -> Callable[[], None]:
-    try:
-        from vern.audit import service as audit_service
-    except ModuleNotFoundError:  # pragma: no cover
-        return lambda: None
     start = getattr(audit_service, "start_writer", None)
     stop = getattr(audit_service, "stop_writer", None)
     if start is not None:

@@ -30,9 +30,9 @@ from limits.aio import strategies
 from limits.errors import StorageError
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from vern.extras import require_driver
+from vern.core.extras import require_driver
 
-log = logging.getLogger("vern.ratelimit")
+log = logging.getLogger("vern.core.ratelimit")
 
 # A shared storage that does not answer within this time counts as down (loopback or the same
 # data centre answers in milliseconds); a request never waits longer than this for a limit.

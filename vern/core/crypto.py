@@ -31,7 +31,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from vern.db import Base, UTCDateTime, new_id, utcnow
+from vern.core.db import Base, UTCDateTime, new_id, utcnow
 
 VERSION = 1
 _HEADER = 1 + 16 + 12

@@ -3,7 +3,7 @@
 ``make messages`` finds them; they are translated where they are shown (``_(value)`` in a template,
 ``gettext(locale, value)`` in Python). Add a value here when a new one can reach a page or a mail."""
 
-from vern.i18n import N_
+from vern.core.i18n import N_
 
 LABELS = (
     N_('Enter your current password'),

@@ -3,25 +3,37 @@
 from __future__ import annotations
 
 import getpass
-import importlib
 import os
-import pkgutil
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-import vern
-from vern.config import ROOT, ConfigError, Settings, get_settings
+from vern.accounts import flows, service
+from vern.accounts.models import Organisation as Org
+from vern.accounts.roles import OrgKind
+from vern.app import demo as demo_data
+from vern.app.migrate import current_heads, expected_heads, upgrade
+from vern.core.cliutil import err, fail, open_database, settings_or_exit, when_database_opens
+from vern.core.config import ROOT, Settings, get_settings
+from vern.core.db import Scope
+from vern.core.discover import domain_modules
+from vern.core.errors import VernError
+from vern.core.worker import discover_jobs, run_due, run_forever
+from vern.datamap.own import problems, schema_tables
+from vern.notify import service as notify
+from vern.notify import service as notify_service
+from vern.notify import sink as mail_sink
+from vern.notify.service import mailer_for
+from vern.notify.transport import SmtpMailer
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from vern.accounts.models import Organisation
-    from vern.db import Database
 
 app = typer.Typer(help="Vern: privacy and security backbone for SaaS vendors.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -30,39 +42,16 @@ tenant_app = typer.Typer(help="Manage customer organisations (tenants).", no_arg
 app.add_typer(user_app, name="user")
 app.add_typer(tenant_app, name="tenant")
 console = Console()
-err = Console(stderr=True)
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code)
-
-
-def settings_or_exit() -> Settings:
-    try:
-        return get_settings()
-    except ConfigError as exc:
-        fail(str(exc), 2)
-
-
-def open_database(settings: Settings) -> Database:
-    from vern.crypto import KeyRing, install_keyring
-    from vern.db import Database
-    from vern.notify.service import configure
-
-    try:
-        database = Database(settings.database_url)
-        install_keyring(KeyRing(database.engine, settings.master_key_bytes))
-    except ConfigError as exc:
-        fail(str(exc), 2)
-    configure(settings)  # the same mail transport as `vern serve` and `vern worker`
-    return database
+# Opening the database for a command also installs the mail transport `vern serve` and
+# `vern worker` use.
+when_database_opens(notify_service.configure)
 
 
 @app.command()
 def init() -> None:
     """Create or upgrade the database to the newest schema."""
-    from vern.migrate import upgrade
 
     settings = settings_or_exit()
     try:
@@ -84,7 +73,7 @@ def serve(
     settings = settings_or_exit()
     host = host or settings.host
     port = port or settings.port
-    uvicorn.run("vern.web:create_app", factory=True, host=host, port=port, workers=workers,
+    uvicorn.run("vern.app.web:create_app", factory=True, host=host, port=port, workers=workers,
                 proxy_headers=False, server_header=False, access_log=False)
 
 
@@ -93,8 +82,6 @@ def check() -> None:
     """Validate configuration, database, migrations and Vern's own data map."""
     from sqlalchemy import text
 
-    from vern.datamap.own import problems, schema_tables
-    from vern.migrate import current_heads, expected_heads
 
     settings = settings_or_exit()
     database = open_database(settings)
@@ -117,8 +104,6 @@ def _check_mail(settings: Settings) -> str:
     """Connect to the mail server (and sign in) as delivery would; say what mail does."""
     import smtplib
 
-    from vern.notify.service import mailer_for
-    from vern.notify.transport import SmtpMailer
 
     chosen = mailer_for(settings)
     if not isinstance(chosen, SmtpMailer):
@@ -143,9 +128,6 @@ def user_create(
     = False,
 ) -> None:
     """Create a user with a role in one organisation (asks for the password)."""
-    from vern.accounts import service
-    from vern.db import Scope
-    from vern.errors import VernError
 
     settings = settings_or_exit()
     password = (sys.stdin.readline().rstrip("\n") if password_stdin
@@ -171,10 +153,6 @@ def user_invite(
     lang: Annotated[str, typer.Option(help="Language of the mail: nb or en.")] = "nb",
 ) -> None:
     """Create a user without a password and mail them a single-use link to choose one."""
-    from vern.accounts import flows
-    from vern.db import Scope
-    from vern.errors import VernError
-    from vern.notify import service as notify
 
     settings = settings_or_exit()
     if lang not in ("nb", "en"):
@@ -195,8 +173,6 @@ def user_invite(
 @user_app.command("list")
 def user_list(org: Annotated[str, typer.Option(help="Organisation slug.")]) -> None:
     """List the users of one organisation."""
-    from vern.accounts import service
-    from vern.db import Scope
 
     settings = settings_or_exit()
     database = open_database(settings)
@@ -217,9 +193,6 @@ def user_disable(
     org: Annotated[str, typer.Option(help="Organisation slug.")],
 ) -> None:
     """Disable a user: every session ends and sign-in is refused."""
-    from vern.accounts import service
-    from vern.db import Scope
-    from vern.errors import VernError
 
     settings = settings_or_exit()
     database = open_database(settings)
@@ -242,9 +215,6 @@ def user_erase(
     org: Annotated[str, typer.Option(help="Organisation slug.")],
 ) -> None:
     """Erase a user's account: its data key is destroyed, sessions and memberships deleted."""
-    from vern.accounts import service
-    from vern.db import Scope
-    from vern.errors import VernError
 
     settings = settings_or_exit()
     database = open_database(settings)
@@ -270,10 +240,6 @@ def tenant_create(
     = None,
 ) -> None:
     """Create a customer organisation (tenant)."""
-    from vern.accounts import service
-    from vern.accounts.roles import OrgKind
-    from vern.db import Scope
-    from vern.errors import VernError
 
     settings = settings_or_exit()
     database = open_database(settings)
@@ -290,8 +256,6 @@ def tenant_create(
 @tenant_app.command("list")
 def tenant_list() -> None:
     """List customer organisations."""
-    from vern.accounts import service
-    from vern.db import Scope
 
     settings = settings_or_exit()
     database = open_database(settings)
@@ -312,9 +276,6 @@ def demo(
 
     Writes the demo's settings to <VERN_DATA_DIR>/demo.env, which every later `vern` command
     reads when VERN_ENV is not set; serving also starts the demo's mail server on loopback."""
-    from vern import demo as demo_data
-    from vern.migrate import upgrade
-    from vern.notify import sink as mail_sink
 
     os.environ.setdefault("VERN_ENV", "demo")
     if port is not None:
@@ -356,7 +317,6 @@ def worker(
     tick: Annotated[float, typer.Option(help="Seconds between rounds.")] = 5.0,
 ) -> None:
     """Run scheduled work (deadlines, retention, roll-ups, mail) until stopped."""
-    from vern.worker import discover_jobs, run_due, run_forever
 
     settings = settings_or_exit()
     database = open_database(settings)
@@ -370,7 +330,6 @@ def worker(
 @app.command("demo-code")
 def demo_code(email: Annotated[str, typer.Argument(help="E-mail of a demo user.")]) -> None:
     """Print the current MFA code of a demo user (demo mode only)."""
-    from vern import demo as demo_data
 
     settings = settings_or_exit()
     if settings.is_production:
@@ -384,7 +343,6 @@ def demo_code(email: Annotated[str, typer.Argument(help="E-mail of a demo user."
 def _org_by_slug(session: Session, slug: str) -> Organisation:
     from sqlalchemy import select
 
-    from vern.accounts.models import Organisation as Org
 
     org = session.scalar(select(Org).where(Org.slug == slug))
     if org is None:
@@ -393,18 +351,10 @@ def _org_by_slug(session: Session, slug: str) -> Organisation:
 
 
 def _mount_domains() -> None:
-    for mod in sorted(pkgutil.iter_modules(vern.__path__), key=lambda m: m.name):
-        if not mod.ispkg:
-            continue
-        try:
-            module = importlib.import_module(f"vern.{mod.name}.cli")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"vern.{mod.name}.cli":
-                raise
-            continue
+    for module in domain_modules("cli"):
         sub = getattr(module, "app", None)
         if isinstance(sub, typer.Typer):
-            app.add_typer(sub, name=mod.name)
+            app.add_typer(sub, name=module.__name__.split(".")[1])
 
 
 _mount_domains()

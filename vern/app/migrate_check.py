@@ -13,7 +13,7 @@ from pathlib import Path
 from alembic import command
 from sqlalchemy import create_engine, text
 
-from vern.migrate import alembic_config
+from vern.app.migrate import alembic_config
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 

@@ -1,0 +1,47 @@
+"""What every command of the CLI shares: failing with a message that names the setting or the
+argument, the process's settings, and the database with its key ring. The application wiring
+(``vern.app.cli``) adds what opening the database brings along (the mail transport)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+from vern.core.config import ConfigError, Settings, get_settings
+from vern.core.crypto import KeyRing, install_keyring
+from vern.core.db import Database
+
+err = Console(stderr=True)
+_on_open: list[Callable[[Settings], None]] = []
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return get_settings()
+    except ConfigError as exc:
+        fail(str(exc), 2)
+
+
+def when_database_opens(step: Callable[[Settings], None]) -> None:
+    """Run ``step(settings)`` each time a command opens the database (once per step)."""
+    if step not in _on_open:
+        _on_open.append(step)
+
+
+def open_database(settings: Settings) -> Database:
+    try:
+        database = Database(settings.database_url)
+        install_keyring(KeyRing(database.engine, settings.master_key_bytes))
+    except ConfigError as exc:
+        fail(str(exc), 2)
+    for step in _on_open:
+        step(settings)
+    return database
