@@ -4,6 +4,10 @@ a run, on SQLite and PostgreSQL; newer rows, held rows and tables with only a fr
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -224,3 +228,27 @@ def test_the_free_text_form_stays_valid() -> None:
     assert tables["accounts"].rule is None and tables["accounts"].retention == "account-lifetime"
     rule = tables["submissions"].rule
     assert rule is not None and (rule.days, rule.after, rule.action) == (90, "submitted_at", "delete")
+
+
+def test_the_cli_plans_and_runs_the_product_rules(sqlite_db: Database, tmp_path: Path,
+                                                  product_url: str) -> None:
+    _publish(sqlite_db)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VERN_")}
+    env |= {"VERN_ENV": "test", "VERN_DATABASE_URL": sqlite_db.url, "COLUMNS": "250",
+            "VERN_AUDIT_LOG_DIR": str(tmp_path / "audit"), "VERN_DATA_DIR": str(tmp_path / "data"),
+            URL_ENV: product_url}
+    planned = _cli(["retention", "plan", "--json"], env)
+    assert planned.returncode == 0, planned.stderr
+    items = {p["rule"]: p for p in json.loads(planned.stdout)}
+    assert items[SUBMISSIONS]["due"] == 8 and items[SUBMISSIONS]["due_by_tenant"] == {"a": 5, "b": 3}
+    table = _cli(["retention", "plan"], env)
+    assert SUBMISSIONS in table.stdout and "a: 5, b: 3" in table.stdout
+    ran = _cli(["retention", "run", "--batch", "3"], env)
+    assert ran.returncode == 0, ran.stderr
+    assert f"{SUBMISSIONS}: 8 deleted" in ran.stdout and f"{RESPONSES}: 3 anonymised" in ran.stdout
+    assert set(_rows(product_url, "submissions")) == {9, 10, 11, 12}
+
+
+def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "vern.cli", *args], env=env,  # noqa: S603
+                          capture_output=True, text=True, timeout=120, check=False)
