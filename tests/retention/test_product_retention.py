@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, insert, select
+from starlette.testclient import TestClient
 
 from tests import services
-from tests.conftest import make_settings
+from tests.conftest import Personas, make_settings
 from vern.datamap.connect import engine_for, forget
 from vern.datamap.loader import MapError, load_map
 from vern.datamap.service import publish_map
@@ -252,3 +253,18 @@ def test_the_cli_plans_and_runs_the_product_rules(sqlite_db: Database, tmp_path:
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "vern.cli", *args], env=env,  # noqa: S603
                           capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_the_api_and_console_show_product_rules(  # type: ignore[no-untyped-def]
+        client: TestClient, personas: Personas, login, db: Database,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _publish(db)
+    monkeypatch.delenv(URL_ENV, raising=False)  # not reachable: reported, the page still shows
+    vendor = login(personas.dave)
+    plan = {p["rule"]: p for p in vendor.get("/api/v1/retention/plan").json()["rules"]}
+    assert plan[SUBMISSIONS]["due"] is None and URL_ENV in plan[SUBMISSIONS]["error"]
+    page = vendor.get("/console/retention")
+    assert page.status_code == 200 and SUBMISSIONS in page.text and URL_ENV in page.text
+    made = vendor.post("/api/v1/retention/holds", json={"rule": SUBMISSIONS, "reason": "Tvist",
+                                                          "record_id": "7"})
+    assert made.status_code == 201
