@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, insert, select
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, insert, select, update
 from starlette.testclient import TestClient
 
 from tests import services
@@ -24,6 +24,7 @@ from vern.datamap.service import publish_map
 from vern.db import Database, Scope, utcnow
 from vern.errors import InvalidInput
 from vern.retention import service
+from vern.retention.models import RetentionRun
 
 URL_ENV = "SKJEMA_RETENTION_TEST_URL"
 SUBMISSIONS = "product:skjema.forms.submissions"
@@ -268,3 +269,30 @@ def test_the_api_and_console_show_product_rules(  # type: ignore[no-untyped-def]
     made = vendor.post("/api/v1/retention/holds", json={"rule": SUBMISSIONS, "reason": "Tvist",
                                                           "record_id": "7"})
     assert made.status_code == 201
+
+
+class Stop(BaseException):
+    """A process that dies mid-run (not an error the run could record)."""
+
+
+def test_a_product_run_stopped_half_way_is_taken_up_from_its_cursor(
+        sqlite_db: Database, tmp_path: Path, product_url: str) -> None:
+    settings = make_settings(sqlite_db.url, tmp_path)
+    _publish(sqlite_db)
+
+    def stop_after_first(rule: str, rows: int) -> None:
+        if rule == SUBMISSIONS:
+            raise Stop
+
+    with pytest.raises(Stop):
+        service.run(sqlite_db, settings, batch=3, on_batch=stop_after_first)
+    assert set(_rows(product_url, "submissions")) == {4, 5, 6, 7, 8, 9, 10, 11, 12}
+    with sqlite_db.transaction(Scope.system("test")) as session:
+        (stopped,) = session.scalars(select(RetentionRun))
+        assert stopped.counts[SUBMISSIONS]["done"] == 3 and stopped.cursor[SUBMISSIONS] == 3
+    with sqlite_db.engine.begin() as conn:
+        conn.execute(update(RetentionRun).values(heartbeat_at=utcnow() - timedelta(hours=1)))
+    resumed = service.run(sqlite_db, settings, batch=3)
+    assert resumed.resumed and resumed.status == "done"
+    assert resumed.counts[SUBMISSIONS]["done"] == 8
+    assert set(_rows(product_url, "submissions")) == {9, 10, 11, 12}
