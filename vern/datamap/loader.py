@@ -17,6 +17,7 @@ from vern.datamap.categories import CATEGORIES
 from vern.datamap.model import (
     EXTERNAL_OPERATIONS,
     IDENTITY_KINDS,
+    RETENTION_ACTIONS,
     DatabaseDef,
     DataMap,
     Erase,
@@ -26,6 +27,7 @@ from vern.datamap.model import (
     Match,
     Recipient,
     Reference,
+    Retention,
     Strategy,
     System,
     Table,
@@ -389,6 +391,7 @@ class _Builder:
         for col in pk_raw:
             if col not in fields:
                 self.fail(f"{place}.primary_key", f"column {col!r} is not among the fields")
+        rule = self.retention(body.get("retention"), fields, pk_raw, f"{place}.retention")
         delete_row = self.table_erase(body.get("erase"), f"{place}.erase")
         delete_row = delete_row or any(
             f.erase is not None and f.erase.strategy is Strategy.DELETE_ROW for f in fields.values()
@@ -396,7 +399,7 @@ class _Builder:
         table = Table(
             name=name,
             purpose=str(body.get("purpose") or ""),
-            retention=str(body.get("retention") or ""),
+            retention=rule.reason if rule is not None else str(body.get("retention") or ""),
             tenant=tenant,
             fields=fields,
             identities=identities,
@@ -404,7 +407,14 @@ class _Builder:
             primary_key=tuple(str(c) for c in pk_raw),
             delete_row=delete_row,
             refers_to=refers_to,
+            rule=rule,
         )
+        if rule is not None and rule.action == "anonymise" and (delete_row or not table.strategies()):
+            self.fail(
+                f"{place}.retention.action",
+                "anonymise needs fields with erase strategies (this table's rows are erased by "
+                "deleting them: use delete)",
+            )
         if not delete_row:
             self.check_personal_fields(table, place)
         for f in fields.values():
@@ -423,6 +433,63 @@ class _Builder:
                     "a credential is deleted on erasure: null, a fixed value or the table's delete_row",
                 )
         return table
+
+    def retention(
+        self, raw: Any, fields: dict[str, Field], pk: list[Any], place: str
+    ) -> Retention | None:
+        """``retention: {days, after, action, reason[, minimum_days, minimum_reason]}``; a string
+        (a rule's name or free text) means no automatic deletion."""
+        if not isinstance(raw, dict):
+            return None
+        body = self.mapping(raw, place)
+        keys = {"days", "after", "action", "reason", "minimum_days", "minimum_reason"}
+        self.unknown_keys(body, keys, place)
+        days, after = body.get("days"), str(body.get("after") or "")
+        action, reason = str(body.get("action") or ""), str(body.get("reason") or "").strip()
+        minimum, why = body.get("minimum_days", 0), str(body.get("minimum_reason") or "").strip()
+        ok = True
+        if isinstance(days, bool) or not isinstance(days, int) or not 0 < days <= 36_500:
+            self.fail(f"{place}.days", "must be a whole number of days, 1-36500")
+            ok = False
+        if not after:
+            self.fail(f"{place}.after", "is required: the date/time column the period runs from")
+            ok = False
+        elif after not in fields:
+            self.fail(f"{place}.after", f"column {after!r} is not among the fields")
+            ok = False
+        elif fields[after].category != "system.timestamp":
+            self.fail(
+                f"{place}.after", f"column {after!r} is not a date/time field (category system.timestamp)"
+            )
+            ok = False
+        if action not in RETENTION_ACTIONS:
+            self.fail(f"{place}.action", f"must be one of: {', '.join(RETENTION_ACTIONS)}")
+            ok = False
+        if not reason or reason.startswith("TODO"):
+            self.fail(f"{place}.reason", "is required: why rows are removed after this period")
+            ok = False
+        if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 0:
+            self.fail(f"{place}.minimum_days", "must be a whole number of days, 0 or more")
+            return None
+        if minimum and not why:
+            self.fail(f"{place}.minimum_reason", "a legal minimum needs its legal reason")
+            ok = False
+        if ok and isinstance(days, int) and days < minimum:
+            self.fail(
+                f"{place}.days",
+                f"{days} days is shorter than the legal minimum of {minimum} days ({why})",
+            )
+            ok = False
+        if len(pk) != 1:
+            self.fail(
+                place, "a table with retention needs a primary_key of one column (rows go in batches by it)"
+            )
+            ok = False
+        if not ok:
+            return None
+        assert isinstance(days, int)
+        return Retention(days=days, after=after, action=action, reason=reason, minimum_days=minimum,
+                         minimum_reason=why)
 
     def table_erase(self, raw: Any, place: str) -> bool:
         if raw is None:

@@ -116,6 +116,26 @@ class Reference:
     outward: bool = False
 
 
+RETENTION_ACTIONS = ("delete", "anonymise")
+
+
+@dataclass(frozen=True)
+class Retention:
+    """A table's machine-readable retention (``retention: {days: 90, after: submitted_at, …}``):
+    rows whose ``after`` column is older than ``days`` are deleted, or anonymised with the fields'
+    erase strategies, by ``vern retention run``. The free-text form means no automatic deletion."""
+
+    days: int
+    after: str
+    action: str
+    reason: str
+    minimum_days: int = 0
+    minimum_reason: str = ""
+
+    def describe(self) -> str:
+        return f"{self.action} {self.days} days after {self.after}: {self.reason}"
+
+
 @dataclass(frozen=True)
 class Table:
     name: str
@@ -128,6 +148,7 @@ class Table:
     primary_key: tuple[str, ...] = ()
     delete_row: bool = False
     refers_to: tuple[Reference, ...] = ()  # outward links, followed from the person's rows
+    rule: Retention | None = None  # machine-readable retention, applied by vern.retention
 
     def match_of(self, column: str) -> Match:
         """How ``column`` is compared when a person is looked up by it."""
@@ -145,6 +166,8 @@ class Table:
 
     @property
     def retention_text(self) -> str:
+        if self.rule is not None:
+            return self.rule.describe()
         return RETENTION_RULES.get(self.retention, self.retention)
 
     def personal_fields(self) -> list[Field]:

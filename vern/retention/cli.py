@@ -14,7 +14,8 @@ from vern.core.db import Scope
 from vern.core.errors import VernError
 from vern.retention import service
 
-app = typer.Typer(help="Retention of Vern's own data: rules, plan, run, legal holds.",
+app = typer.Typer(help="Retention of Vern's own data and of the product map's tables: rules, plan, run, "
+                  "legal holds.",
                   no_args_is_help=True)
 out = Console()
 
@@ -59,11 +60,13 @@ def plan_command(as_json: Annotated[bool, typer.Option("--json", help="Print JSO
     if as_json:
         out.print_json(json.dumps(items))
         return
-    table = Table("rule", "action", "days", "due now", "held")
+    table = Table("rule", "action", "days", "due now", "held", "per customer")
     for item in items:
         if "due" in item:
-            table.add_row(item["rule"], item["action"], str(item["days"]), str(item["due"]),
-                          str(item["held"]))
+            due = str(item["due"]) if item["due"] is not None else str(item.get("error") or "-")
+            tenants = ", ".join(f"{k}: {n}" for k, n in (item.get("due_by_tenant") or {}).items())
+            table.add_row(item["rule"], item["action"], str(item["days"]), due, str(item["held"]),
+                          tenants)
     out.print(table)
 
 
@@ -79,6 +82,8 @@ def run_command(
     for rule, counts in sorted((run.counts or {}).items()):
         if counts.get("done"):
             out.print(f"  {rule}: {counts['done']} {counts.get('action', 'delete')}d")
+        if counts.get("error"):
+            out.print(f"  {rule}: not applied: {counts['error']}")
 
 
 @app.command("runs")

@@ -27,8 +27,12 @@ from vern.core.crypto import DataKey
 from vern.core.db import Base, Database, Scope, import_models, utcnow
 from vern.core.errors import Conflict, InvalidInput, NotFound
 from vern.datamap.categories import RETENTION_POLICIES, RETENTION_RULES
+from vern.datamap.loader import MapError
 from vern.datamap.own import load_own_map
+from vern.datamap.service import current_map
+from vern.retention import product
 from vern.retention.models import LegalHold, RetentionPeriod, RetentionRun
+from vern.rights.connectors import describe_failure
 from vern.rights.models import RightsRequest
 from vern.rights.service import delete_closed_requests, shred_closed_requests
 
@@ -54,7 +58,8 @@ class Rule:
     legal_reason: str
     legal_minimum_days: int
     enforced_by: str = ""  # a job of another domain applies it (not this one)
-    kind: str = "table"  # table | function
+    kind: str = "table"  # table | function | product (a table of the product data map)
+    database: str = ""  # product: the map's database (system.name)
 
     def view(self) -> dict[str, Any]:
         return {
@@ -64,7 +69,7 @@ class Rule:
             "reason": self.reason, "legal_reason": self.legal_reason,
             "legal_minimum_days": self.legal_minimum_days,
             "enforced_by": self.enforced_by or ("retention.run" if self.days else None),
-        }
+        } | ({"database": self.database} if self.kind == "product" else {})
 
 
 _FUNCTION_RULES: tuple[tuple[str, tuple[str, ...], str, str, int | None, str, str, int], ...] = (
@@ -120,7 +125,39 @@ def rules(session: Session | None = None) -> list[Rule]:
             default_days=default, action=str(pol["action"]), reason=RETENTION_RULES[table.retention],
             legal_reason=str(pol["legal_reason"]), legal_minimum_days=int(pol["legal_minimum_days"]),
             enforced_by=str(pol.get("enforced_by", ""))))
+    if session is not None:
+        out.extend(_product_rules(session))
     return out
+
+
+def _product_map(session: Session) -> Any:
+
+    try:
+        return current_map(session)
+    except MapError:  # published before a check it now fails: nothing of it is applied
+        return None
+
+
+def _product_rules(session: Session) -> list[Rule]:
+    """The rules the product data map declares (``retention: {days, after, action, reason}``)."""
+    out = []
+    for db, table in product.tables(_product_map(session)):
+        r = table.rule
+        assert r is not None
+        out.append(Rule(
+            key=product.rule_key(db, table.name), tables=(table.name,), policy="product-map",
+            clock=r.after, days=r.days, default_days=r.days, action=r.action, reason=r.reason,
+            legal_reason=r.minimum_reason or r.reason, legal_minimum_days=r.minimum_days,
+            kind="product", database=db.qualified))
+    return out
+
+
+def _product_table(session: Session | Any, r: Rule) -> tuple[Any, Any]:
+    data_map = _product_map(session) if isinstance(session, Session) else None
+    if data_map is None:
+        raise NotFound(detail="the product data map is not published")
+    db = data_map.database(r.database)
+    return db, db.tables[r.tables[0]]
 
 
 def rule(session: Session | None, key: str) -> Rule:
@@ -141,6 +178,8 @@ def set_period(session: Session, *, rule_key: str, days: int, reason: str,
         raise InvalidInput.on("rule", "no such retention rule")
     if found.default_days is None:
         raise InvalidInput.on("rule", "this rule has no time limit to change")
+    if found.kind == "product":
+        raise InvalidInput.on("rule", "a product table's period is set in the product data map")
     if not isinstance(days, int) or days < 1 or days > 36_500:
         raise InvalidInput.on("days", "must be a whole number of days, 1-36500")
     if days < found.legal_minimum_days:
@@ -232,9 +271,11 @@ class Held:
 
 def _held(session: Session | Any, rule_key: str) -> Held:
     out = Held()
+    # a product table's rows are held only by holds that name its rule (the table) and the key
+    names = (rule_key,) if rule_key.startswith(product.PREFIX) else (rule_key, "*")
     rows = session.execute(select(LegalHold.record_id, LegalHold.user_id, LegalHold.subject_ref)
                            .where(LegalHold.released_at.is_(None),
-                                  LegalHold.rule.in_((rule_key, "*"))))
+                                  LegalHold.rule.in_(names)))
     for rec, user, ref in rows:
         if rec:
             out.records.add(rec)
@@ -274,6 +315,9 @@ def _count_due(session: Session, r: Rule, cutoff: datetime, held: Held) -> int:
 
 
 def _any_due(session: Session, r: Rule, cutoff: datetime, held: Held) -> bool:
+    if r.kind == "product":
+        db, mt = _product_table(session, r)
+        return bool(product.count_due(db, mt, cutoff, held.records)["due"])
     if r.kind == "table":
         table = _table(r.tables[0])
         first = select(1).select_from(table).where(*_conditions(table, r.clock, cutoff, held))
@@ -373,10 +417,24 @@ def plan(database: Database, *, now: datetime | None = None) -> list[dict[str, A
                 cutoff = now - timedelta(days=r.days)
                 held = _held(session, r.key)
                 item["cutoff"] = cutoff.isoformat(timespec="seconds")
-                item["due"] = _count_due(session, r, cutoff, held)
                 item["held"] = len(held.every)
+                if r.kind == "product":
+                    item |= _plan_product(session, r, cutoff, held)
+                else:
+                    item["due"] = _count_due(session, r, cutoff, held)
             out.append(item)
     return out
+
+
+def _plan_product(session: Session, r: Rule, cutoff: datetime, held: Held) -> dict[str, Any]:
+
+    db, mt = _product_table(session, r)
+    if not product.supported(db):
+        return {"due": None, "error": f"tenancy {db.tenancy.model.value} is not applied yet"}
+    try:
+        return product.count_due(db, mt, cutoff, held.records)
+    except product.failures() as exc:  # an unreachable product database is reported, not fatal
+        return {"due": None, "error": describe_failure(exc)}
 
 
 def _claim(database: Database, now: datetime, trigger: str, actor_user_id: str | None) -> str:
@@ -451,6 +509,13 @@ def run(database: Database, settings: Settings | None = None, *, now: datetime |
             entry |= {"action": r.action, "days": r.days, "held": len(held.every),
                       "cutoff": cutoff.isoformat(timespec="seconds")}
             counts[r.key] = entry
+            if r.kind == "product":
+                entry["database"] = r.database
+                problem = _product_problem(session, r, cutoff, held)
+                if problem:
+                    entry["error"] = problem
+                    finished.add(r.key)
+                    continue
             # how many go is counted as they go (the plan counts first); a rule with nothing
             # due at all is done here, without a transaction of its own
             if r.key in cursors or _any_due(session, r, cutoff, held):
@@ -461,7 +526,7 @@ def run(database: Database, settings: Settings | None = None, *, now: datetime |
     try:
         for r, held in work:
             _apply(database, run_id, r, as_of, held=held, after=cursors.get(r.key), batch=batch,
-                   on_batch=on_batch)
+                   on_batch=on_batch, settings=settings)
     except Exception as exc:
         with database.transaction(Scope.system("retention run")) as session:
             session.execute(update(RetentionRun).where(RetentionRun.id == run_id).values(
@@ -481,10 +546,40 @@ def run(database: Database, settings: Settings | None = None, *, now: datetime |
     return row
 
 
+def _product_problem(session: Session, r: Rule, cutoff: datetime, held: Held) -> str:
+    """Why a product rule cannot run now ("" when it can): the run records it and goes on."""
+
+    db, _mt = _product_table(session, r)
+    if not product.supported(db):
+        return f"tenancy {db.tenancy.model.value} is not applied yet"
+    try:
+        _any_due(session, r, cutoff, held)
+    except product.failures() as exc:  # the database cannot be reached: the others still run
+        return describe_failure(exc)
+    return ""
+
+
 def _apply(database: Database, run_id: str, r: Rule, as_of: datetime, *, held: Held, after: Any,
-           batch: int, on_batch: Callable[[str, int], None] | None) -> None:
+           batch: int, on_batch: Callable[[str, int], None] | None,
+           settings: Settings | None = None) -> None:
     assert r.days is not None
     cutoff = as_of - timedelta(days=r.days)
+    if r.kind == "product":
+        from vern.rights.runtime import secret
+
+        with database.transaction(Scope.system("retention run")) as session:
+            db, mt = _product_table(session, r)
+        key = settings.secret_bytes if settings is not None else secret()
+        while True:  # a batch commits in the product database, then its count in Vern's
+            gone, upper = product.apply_batch(db, mt, cutoff, held=held.records, after=after,
+                                              batch=batch, secret=key)
+            with database.engine.begin() as conn:
+                _progress(conn, run_id, r.key, done=gone, cursor=upper, finished=upper is None)
+            if on_batch is not None:
+                on_batch(r.key, gone)
+            if upper is None:
+                return
+            after = upper
     if r.kind == "table":
         table = _table(r.tables[0])
         while True:
