@@ -66,7 +66,7 @@ LOCAL_IMPORT_REASONS: dict[str, str] = {
     "vern.retention.service": "module cycle of erasure in Vern",
     "vern.accounts.service": "module cycle of vendor staff's grants (see KNOWN_MODULE_CYCLES)",
 }
-MAX_LOCAL_IMPORTS = 30  # statements: 217 before the layers were drawn, 30 now (all in known cycles)
+MAX_LOCAL_IMPORTS = 31  # statements: 217 before the layers were drawn, 31 now (all in known cycles)
 
 
 def _module_name(path: Path) -> str:
