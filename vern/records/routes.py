@@ -104,6 +104,7 @@ def api_create_entry(body: EntryBody, actor: Annotated[Actor, Depends(require(Pe
 @router.post("/api/v1/records/entries/{entry_key}/retire")
 def api_retire_entry(entry_key: str, actor: Annotated[Actor, Depends(require(Perm.RECORDS_MANAGE))],
                      db: TenantDB) -> dict[str, Any]:
+    """Retire a processing entry so the record no longer lists it (audited)."""
     return service.entry_view(service.retire_entry(db, key=entry_key, actor_user_id=actor.user_id))
 
 
@@ -173,6 +174,7 @@ def api_document_diff(document_kind: str, *, actor: Annotated[Actor, Depends(req
 def api_document(document_kind: str, document_version: Int32, *,
                  actor: Annotated[Actor, Depends(require(Perm.RECORDS_READ))], db: TenantDB,
                  format: DocFormat = "html", lang: Lang = "nb") -> Response:
+    """One published version of the privacy statement, cookie statement or record, as HTML or PDF."""
     kind = _kind(document_kind)
     row = service.document_version(db, kind, document_version)
     return document_response(documents.html_of(row, lang), format, f"{kind}-v{row.version}-{lang}")
