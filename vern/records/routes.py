@@ -7,7 +7,6 @@ Console: ``/console/records``. The customers' side (their agreement, signing) is
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -21,7 +20,7 @@ from vern.consent import service as consent
 from vern.console.templating import pick_locale, render
 from vern.core.db import Database, Scope
 from vern.core.errors import InvalidInput, NotFound
-from vern.core.inputs import Int32, Key
+from vern.core.inputs import Day, Int32, Key
 from vern.datamap import service as datamap
 from vern.records import documents, registry, service
 from vern.records import render as rendering
@@ -54,7 +53,7 @@ class EntryBody(Strict):
 
 class SignatureBody(Strict):
     signer_name: str | None = Field(default=None, max_length=200)
-    signed_on: date | None = None
+    signed_on: Day | None = None
 
 
 def _kind(document_kind: str) -> str:

@@ -21,6 +21,7 @@ from vern.accounts.service import Actor
 from vern.console.templating import pick_locale, render
 from vern.core.db import Database, Scope
 from vern.core.errors import InvalidInput
+from vern.core.inputs import Day
 from vern.records import documents
 from vern.records import service as records
 from vern.records.routes import document_response
@@ -34,7 +35,7 @@ NAV = [("/console/trust", "Trust", Perm.TRUST_READ)]
 class SignatureBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     signer_name: str | None = Field(default=None, max_length=200)
-    signed_on: date | None = None
+    signed_on: Day | None = None
 
 
 class ShareBody(BaseModel):
