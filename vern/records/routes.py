@@ -306,7 +306,7 @@ def console_publish(request: Request, *, actor: Annotated[Actor, Depends(require
     return RedirectResponse("/console/records", status_code=303)
 
 
-@pages.get("/console/records/export")
+@pages.get("/console/records/download/record")
 def console_export(request: Request, actor: Annotated[Actor, Depends(require(Perm.RECORDS_READ))],
                    database: DatabaseDep,
                    format: Literal["json", "csv", "html", "pdf"] = "pdf",

@@ -160,7 +160,7 @@ def console_trust(request: Request, actor: Annotated[Actor, Depends(require(Perm
     return _trust_page(request, actor, db, done=request.query_params.get("done", "")[:20])
 
 
-@pages.get("/console/trust/files/{trust_share_id}")
+@pages.get("/console/trust/download/{trust_share_id}")
 def console_download(trust_share_id: str, actor: Annotated[Actor, Depends(require(Perm.TRUST_READ))],
                      db: TenantDB) -> Response:
     return _download(service.download(db, org_id=actor.org_id, share_id=trust_share_id,
