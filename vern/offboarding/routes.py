@@ -69,6 +69,7 @@ def request_offboarding(body: RequestBody, actor: Manager, db: TenantDB) -> dict
 
 @router.get("/api/v1/offboarding/{offboarding_id}")
 def get_offboarding(offboarding_id: str, actor: Reader, db: TenantDB) -> dict[str, Any]:
+    """One end of contract: its status, notice period, export and deletion progress."""
     return _view(service.get(db, offboarding_id))
 
 
@@ -80,6 +81,7 @@ def approve_offboarding(offboarding_id: str, actor: Manager, db: TenantDB) -> di
 
 @router.post("/api/v1/offboarding/{offboarding_id}/cancel")
 def cancel_offboarding(offboarding_id: str, actor: Manager, db: TenantDB) -> dict[str, Any]:
+    """Cancel an end of contract that is not yet deleting (audited)."""
     return _view(service.cancel(db, offboarding_id, actor_user_id=actor.user_id))
 
 

@@ -7,7 +7,6 @@ Console: ``/console/records``. The customers' side (their agreement, signing) is
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -21,7 +20,7 @@ from vern.consent import service as consent
 from vern.console.templating import pick_locale, render
 from vern.core.db import Database, Scope
 from vern.core.errors import InvalidInput, NotFound
-from vern.core.inputs import Int32, Key
+from vern.core.inputs import Day, Int32, Key
 from vern.datamap import service as datamap
 from vern.records import documents, registry, service
 from vern.records import render as rendering
@@ -54,7 +53,7 @@ class EntryBody(Strict):
 
 class SignatureBody(Strict):
     signer_name: str | None = Field(default=None, max_length=200)
-    signed_on: date | None = None
+    signed_on: Day | None = None
 
 
 def _kind(document_kind: str) -> str:
@@ -104,6 +103,7 @@ def api_create_entry(body: EntryBody, actor: Annotated[Actor, Depends(require(Pe
 @router.post("/api/v1/records/entries/{entry_key}/retire")
 def api_retire_entry(entry_key: str, actor: Annotated[Actor, Depends(require(Perm.RECORDS_MANAGE))],
                      db: TenantDB) -> dict[str, Any]:
+    """Retire a processing entry so the record no longer lists it (audited)."""
     return service.entry_view(service.retire_entry(db, key=entry_key, actor_user_id=actor.user_id))
 
 
@@ -173,6 +173,7 @@ def api_document_diff(document_kind: str, *, actor: Annotated[Actor, Depends(req
 def api_document(document_kind: str, document_version: Int32, *,
                  actor: Annotated[Actor, Depends(require(Perm.RECORDS_READ))], db: TenantDB,
                  format: DocFormat = "html", lang: Lang = "nb") -> Response:
+    """One published version of the privacy statement, cookie statement or record, as HTML or PDF."""
     kind = _kind(document_kind)
     row = service.document_version(db, kind, document_version)
     return document_response(documents.html_of(row, lang), format, f"{kind}-v{row.version}-{lang}")
@@ -305,7 +306,7 @@ def console_publish(request: Request, *, actor: Annotated[Actor, Depends(require
     return RedirectResponse("/console/records", status_code=303)
 
 
-@pages.get("/console/records/export")
+@pages.get("/console/records/download/record")
 def console_export(request: Request, actor: Annotated[Actor, Depends(require(Perm.RECORDS_READ))],
                    database: DatabaseDep,
                    format: Literal["json", "csv", "html", "pdf"] = "pdf",

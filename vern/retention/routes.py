@@ -69,6 +69,7 @@ def list_runs(actor: Reader, db: TenantDB) -> dict[str, Any]:
 
 @router.get("/api/v1/retention/runs/{retention_run}")
 def get_run(retention_run: str, actor: Reader, db: TenantDB) -> dict[str, Any]:
+    """One retention run: what started it, its status, times and counts."""
     return service.run_view(service.get_run(db, retention_run))
 
 
@@ -80,6 +81,7 @@ def start_run(actor: Manager, database: DatabaseDep) -> dict[str, Any]:
 
 @router.get("/api/v1/retention/holds")
 def list_holds(actor: Reader, db: TenantDB) -> dict[str, Any]:
+    """Every legal hold, newest first, released ones included."""
     return {"holds": [service.hold_view(h) for h in service.list_holds(db)]}
 
 
@@ -94,6 +96,7 @@ def create_hold(body: HoldBody, actor: Manager, db: TenantDB) -> dict[str, Any]:
 
 @router.post("/api/v1/retention/holds/{retention_hold}/release")
 def release_hold(retention_hold: str, actor: Manager, db: TenantDB) -> dict[str, Any]:
+    """Release a legal hold so its rule applies again at the next run (audited)."""
     return service.hold_view(service.release_hold(db, retention_hold, actor_user_id=actor.user_id))
 
 

@@ -21,6 +21,7 @@ from vern.accounts.service import Actor
 from vern.console.templating import pick_locale, render
 from vern.core.db import Database, Scope
 from vern.core.errors import InvalidInput
+from vern.core.inputs import Day
 from vern.records import documents
 from vern.records import service as records
 from vern.records.routes import document_response
@@ -34,7 +35,7 @@ NAV = [("/console/trust", "Trust", Perm.TRUST_READ)]
 class SignatureBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     signer_name: str | None = Field(default=None, max_length=200)
-    signed_on: date | None = None
+    signed_on: Day | None = None
 
 
 class ShareBody(BaseModel):
@@ -159,7 +160,7 @@ def console_trust(request: Request, actor: Annotated[Actor, Depends(require(Perm
     return _trust_page(request, actor, db, done=request.query_params.get("done", "")[:20])
 
 
-@pages.get("/console/trust/files/{trust_share_id}")
+@pages.get("/console/trust/download/{trust_share_id}")
 def console_download(trust_share_id: str, actor: Annotated[Actor, Depends(require(Perm.TRUST_READ))],
                      db: TenantDB) -> Response:
     return _download(service.download(db, org_id=actor.org_id, share_id=trust_share_id,
