@@ -183,6 +183,8 @@ def console_sign(request: Request, agreement_id: str, *,
         when = date.fromisoformat(signed_on) if signed_on else None
     except ValueError:
         when = None
+    if when is not None and not 1970 <= when.year <= 9998:  # as the API's Day type
+        when = None
         error: Any = InvalidInput.on("signed_on", "a date as YYYY-MM-DD")
         return _trust_page(request, actor, db, error=error, status=422)
     try:
