@@ -18,7 +18,7 @@ def test_a_member_sees_their_own_organisation_only(login, personas: Personas) ->
     assert body["user"]["name"] == "Bjørn Bakken"
     assert body["role"] == "member"
     assert [o["id"] for o in body["organisations"]] == [personas.tenant_a]
-    assert body["permissions"] == ["access.request", "org.read", "self"]
+    assert body["permissions"] == ["access.request", "org.read", "self", "trust.read"]
 
 
 def test_vendor_staff_may_switch_only_to_customers_whose_grant_is_in_force(

@@ -10,9 +10,13 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.accounts.test_flows import NEW_PASSWORD, link_token, mail_to
-from tests.conftest import Personas
+from tests.conftest import Persona, Personas
 from tests.console.helpers import csrf_of, sign_in_with_forms
-from vern.core.db import Database
+from tests.matrix.samples_access import actor_of, grant
+from vern.accounts import service as accounts
+from vern.accounts.roles import OrgKind, Role
+from vern.core.config import Settings
+from vern.core.db import Database, Scope
 from vern.notify import service as notify
 
 
@@ -188,20 +192,37 @@ def test_an_organisation_number_with_a_wrong_check_digit_is_refused(
 
 
 def test_vendor_staff_in_a_customer_without_an_admin_are_told_where_to_invite_one(
-    en: TestClient, db: Database, personas: Personas, mails: notify.MemoryMailer,
+    en: TestClient, db: Database, personas: Personas, settings: Settings,
+    mails: notify.MemoryMailer,
 ) -> None:
     sign_in_with_forms(en, personas.dave)
     page = en.get("/console/tenants")
     en.post("/console/tenants", data={"name": "Fjordly skole", "slug": "fjordly",
                                       "csrf_token": csrf_of(page.text)})
     listing = en.get("/console/tenants")
-    tenant_id = re.search(r'<td>Fjordly skole</td>.*?href="/console/tenants/([^"/]+)/admin"',
-                          listing.text, re.DOTALL)
-    assert tenant_id
-    en.post("/console/org", data={"org_id": tenant_id.group(1), "csrf_token": csrf_of(page.text)})
+    found = re.search(r'<td>Fjordly skole</td>.*?href="/console/tenants/([^"/]+)/admin"',
+                      listing.text, re.DOTALL)
+    assert found
+    tenant_id = found.group(1)
+    # Vendor staff enter a customer only under a grant its administrator approved. Here the
+    # customer's only administrator approves one and then leaves (the operator disables the
+    # account), so the customer is left without an administrator while the grant is in force.
+    with db.transaction(Scope.tenant(tenant_id)) as session:
+        admin = accounts.create_user(session, settings, email="grete.fjord@fjordly.example.com",
+                                     name="Grete Fjord", org_id=tenant_id,
+                                     role=Role.TENANT_ADMIN.value, password=None, actor=None)
+        grete = Persona(name="Grete Fjord", user_id=admin.id, email="grete.fjord@fjordly.example.com",
+                        org_id=tenant_id, role=Role.TENANT_ADMIN, totp_secret=None)
+    grant(db, personas, actor_of(personas.dave, OrgKind.VENDOR), tenant_id, approve_by=grete)
+    with db.transaction(Scope.tenant(tenant_id)) as session:
+        accounts.disable_user(session, user_id=grete.user_id, actor=None)
+    en.post("/console/org", data={"org_id": tenant_id, "csrf_token": csrf_of(page.text)})
     users = en.get("/console/users")
     assert users.status_code == 200 and 'id="first-admin-hint"' in users.text
     assert en.get("/console/users/new", follow_redirects=False).status_code == 403
     # A customer that has an administrator shows no such hint.
+    grant(db, personas, actor_of(personas.dave, OrgKind.VENDOR), personas.tenant_a,
+          approve_by=personas.alice)
     en.post("/console/org", data={"org_id": personas.tenant_a, "csrf_token": csrf_of(page.text)})
-    assert 'id="first-admin-hint"' not in en.get("/console/users").text
+    users = en.get("/console/users")
+    assert users.status_code == 200 and 'id="first-admin-hint"' not in users.text

@@ -15,11 +15,11 @@ def incident_id(db: Database, personas: Personas, settings: Settings) -> Sample:
     return Sample(register(db, personas, customers=[personas.tenant_a]), personas.vendor)
 
 
-def notice_id(db: Database, personas: Personas, settings: Settings) -> Sample:
+def breach_notice_id(db: Database, personas: Personas, settings: Settings) -> Sample:
     inc = register(db, personas, customers=[personas.tenant_a])
     with db.transaction(Scope.system("matrix: a notice")) as session:
         [sent] = service.send_notices(session, dave_actor(personas), inc)
     return Sample(sent.notice_id, personas.tenant_a)
 
 
-SAMPLES = {"incident_id": incident_id, "notice_id": notice_id}
+SAMPLES = {"incident_id": incident_id, "breach_notice_id": breach_notice_id}

@@ -201,16 +201,16 @@ def api_customer_notices(request: Request, actor: Customer, db: TenantDB) -> dic
     return {"notices": [service.notice_view(n) for n in service.customer_notices(db)]}
 
 
-@router.get("/api/v1/incidents/notices/{notice_id}")
-def api_customer_notice(notice_id: str, actor: Customer, db: TenantDB) -> dict[str, Any]:
+@router.get("/api/v1/incidents/notices/{breach_notice_id}")
+def api_customer_notice(breach_notice_id: str, actor: Customer, db: TenantDB) -> dict[str, Any]:
     """One notice sent to the caller's organisation, as sent (bokmål and English)."""
-    return service.notice_view(service.customer_notice(db, notice_id))
+    return service.notice_view(service.customer_notice(db, breach_notice_id))
 
 
-@router.post("/api/v1/incidents/notices/{notice_id}/acknowledge")
-def api_acknowledge(notice_id: str, actor: Customer, db: TenantDB) -> dict[str, Any]:
+@router.post("/api/v1/incidents/notices/{breach_notice_id}/acknowledge")
+def api_acknowledge(breach_notice_id: str, actor: Customer, db: TenantDB) -> dict[str, Any]:
     """The customer's admin confirms the notice was received."""
-    return service.notice_view(service.acknowledge(db, actor, notice_id))
+    return service.notice_view(service.acknowledge(db, actor, breach_notice_id))
 
 
 # -- API: one incident ----------------------------------------------------------------------------
@@ -348,20 +348,20 @@ def console_customer_notices(request: Request, actor: Customer, db: TenantDB) ->
     return render(request, "incidents/notices.html", {"notices": service.customer_notices(db)})
 
 
-@pages.get("/console/incidents/notices/{notice_id}")
-def console_customer_notice(request: Request, notice_id: str, actor: Customer,
+@pages.get("/console/incidents/notices/{breach_notice_id}")
+def console_customer_notice(request: Request, breach_notice_id: str, actor: Customer,
                             db: TenantDB) -> Response:
-    notice = service.customer_notice(db, notice_id)
+    notice = service.customer_notice(db, breach_notice_id)
     return render(request, "incidents/notice.html",
                   {"n": service.notice_view(notice, pick_locale(request)),
                    "acknowledged": notice.acknowledged_at})
 
 
-@pages.post("/console/incidents/notices/{notice_id}/acknowledge")
-def console_acknowledge(request: Request, notice_id: str, actor: Customer,
+@pages.post("/console/incidents/notices/{breach_notice_id}/acknowledge")
+def console_acknowledge(request: Request, breach_notice_id: str, actor: Customer,
                         db: TenantDB) -> Response:
-    service.acknowledge(db, actor, notice_id)
-    return RedirectResponse(f"/console/incidents/notices/{notice_id}", status_code=303)
+    service.acknowledge(db, actor, breach_notice_id)
+    return RedirectResponse(f"/console/incidents/notices/{breach_notice_id}", status_code=303)
 
 
 # -- console: the register ------------------------------------------------------------------------

@@ -18,9 +18,9 @@ from vern.core.config import get_settings
 from vern.core.db import Scope
 from vern.core.errors import VernError
 from vern.notify import service as notify
-from vern.rights import external, ledger, service
+from vern.rights import external, ledger, runtime, service
 from vern.rights.models import Part, RightsRequest
-from vern.rights.runtime import secret, vern_database
+from vern.rights.runtime import secret
 from vern.rights.service import _published_map
 
 app = typer.Typer(
@@ -37,8 +37,8 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def _database() -> Any:
-
-    return vern_database()
+    # Looked up on the module at call time, so the database can be swapped (tests use their own).
+    return runtime.vern_database()
 
 
 def _org_id(slug: str) -> str:
