@@ -37,7 +37,7 @@ def test_demo_loads_once_and_shows(db: Database, personas: Personas, login: Any)
     assert "Sammendrag av penetrasjonstest 2026" in page.text
     listed = alice.get("/api/v1/trust").json()
     share_id = listed["files"][0]["id"]
-    download = alice.get(f"/console/trust/files/{share_id}")
+    download = alice.get(f"/console/trust/download/{share_id}")
     assert download.status_code == 200
     assert "Fjordvakt Sikkerhet AS" in download.text
     assert "penetrasjonstest" not in login(personas.carol).get("/console/trust").text.lower()
