@@ -75,7 +75,7 @@ from vern.core.i18n import N_
 from vern.core.inputs import InputBounds, length_over
 from vern.core.quarantine import WriterCollector
 from vern.core.ratelimit import Limiter
-from vern.core.responses import answers
+from vern.core.responses import CSP, answers
 from vern.notify.service import configure
 
 log = logging.getLogger("vern.app.web")
@@ -86,11 +86,6 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 FastPath = Callable[[Scope, Receive, Send, str], Awaitable[int]]
 
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-    "form-action 'self'; frame-ancestors 'none'"
-)
 
 
 

@@ -3,7 +3,29 @@ and the API description (``vern.app.openapi``)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from typing import Any
+
+# The content security policy of every answer (set by vern.app.web's middleware).
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+_STYLE = re.compile(r"<style>(.*?)</style>", re.S)
+
+
+def csp_for_own_styles(html: str) -> str:
+    """The policy for a stand-alone document Vern rendered itself (a DPA, a record) whose style
+    sits in its own ``<style>`` element: those exact styles are allowed by their hash, nothing
+    else inline."""
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(m.encode()).digest()).decode() + "'"
+        for m in _STYLE.findall(html)
+    )
+    return CSP.replace("style-src 'self'", f"style-src 'self' {hashes}".rstrip(), 1)
 
 DESCRIPTIONS = {
     "400": "The request could not be read (for example a malformed JSON body).",

@@ -21,6 +21,7 @@ from vern.console.templating import pick_locale, render
 from vern.core.db import Database, Scope
 from vern.core.errors import InvalidInput, NotFound
 from vern.core.inputs import Day, Int32, Key
+from vern.core.responses import csp_for_own_styles
 from vern.datamap import service as datamap
 from vern.records import documents, registry, service
 from vern.records import render as rendering
@@ -66,7 +67,8 @@ def document_response(html: str, fmt: str, name: str) -> Response:
     if fmt == "pdf":
         return Response(rendering.pdf(html), media_type="application/pdf", headers={
             "Content-Disposition": f'attachment; filename="{name}.pdf"', "Cache-Control": "no-store"})
-    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+    return HTMLResponse(html, headers={"Cache-Control": "no-store",
+                                       "Content-Security-Policy": csp_for_own_styles(html)})
 
 
 def _tenant(database: Database, tenant_id: str) -> str:
