@@ -26,7 +26,6 @@ runner = CliRunner()
 @pytest.fixture(autouse=True)
 def _cli_database(sqlite_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runtime, "vern_database", lambda: sqlite_db)
-    monkeypatch.setenv("COLUMNS", "250")
 
 
 def _slug(database: Database, org_id: str) -> str:

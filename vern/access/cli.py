@@ -18,7 +18,7 @@ from vern.access import service
 from vern.accounts import service as accounts
 from vern.accounts.models import Organisation
 from vern.accounts.roles import OrgKind, Role, permissions
-from vern.core.cliutil import open_database, settings_or_exit
+from vern.core.cliutil import open_database, settings_or_exit, show_table
 from vern.core.config import get_settings
 from vern.core.db import Scope
 from vern.core.errors import VernError
@@ -165,7 +165,7 @@ def list_grants(org: Annotated[str, typer.Option(help="The customer's slug.")]) 
     for g in rows:
         table.add_row(g["id"], g["grantee_user_id"], g["purpose"], g["starts_at"][:16],
                       g["ends_at"][:16], g["state"])
-    console.print(table)
+    show_table(console, table)
 
 
 @app.command("approve-request")

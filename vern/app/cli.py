@@ -17,7 +17,7 @@ from vern.accounts.models import Organisation as Org
 from vern.accounts.roles import OrgKind
 from vern.app import demo as demo_data
 from vern.app.migrate import current_heads, expected_heads, upgrade
-from vern.core.cliutil import err, fail, open_database, settings_or_exit, when_database_opens
+from vern.core.cliutil import err, fail, open_database, settings_or_exit, show_table, when_database_opens
 from vern.core.config import ROOT, Settings, get_settings
 from vern.core.db import Scope
 from vern.core.discover import domain_modules
@@ -184,7 +184,7 @@ def user_list(org: Annotated[str, typer.Option(help="Organisation slug.")]) -> N
             table.add_row(user.id, str(user.name), str(user.email), membership.role,
                           "yes" if user.mfa_enabled_at else "no",
                           "yes" if user.disabled_at else "")
-    console.print(table)
+    show_table(console, table)
 
 
 @user_app.command("disable")
@@ -263,7 +263,7 @@ def tenant_list() -> None:
     with database.transaction(Scope.system("cli tenant list")) as session:
         for org in service.list_tenants(session):
             table.add_row(org.slug, org.name, org.org_number or "", org.id)
-    console.print(table)
+    show_table(console, table)
 
 
 @app.command()

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vern.backup import pgbackrest, service
-from vern.core.cliutil import fail, open_database, settings_or_exit
+from vern.core.cliutil import fail, open_database, settings_or_exit, show_table
 from vern.core.config import backup_settings
 from vern.core.errors import Conflict
 from vern.rights.cli import replay_command
@@ -77,7 +77,7 @@ def list_command() -> None:
     for b in found:
         table.add_row(b.label, b.type, f"{b.recovery_point:%Y-%m-%d %H:%M:%S}",
                       f"{b.size_bytes / 1048576:.1f}", ", ".join(b.copies))
-    out.print(table)
+    show_table(out, table)
     state = service.status(database)
     if state["window_start"] is not None:
         out.print(f"recovery window: {state['window_start']:%Y-%m-%d %H:%M} – "

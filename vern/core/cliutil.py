@@ -9,6 +9,7 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from vern.core.config import ConfigError, Settings, get_settings
 from vern.core.crypto import KeyRing, install_keyring
@@ -21,6 +22,16 @@ _on_open: list[Callable[[Settings], None]] = []
 def fail(message: str, code: int = 1) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code)
+
+
+def show_table(console: Console, table: Table) -> None:
+    """Print ``table`` on ``console``. On a terminal Rich fits it to the window; into a pipe, a file
+    or a script it is printed whole, so that no id or address is cut to an ellipsis there."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    whole = console.measure(table, options=console.options.update_width(10_000)).maximum
+    Console(file=console.file, width=max(console.width, whole), highlight=False).print(table)
 
 
 def settings_or_exit() -> Settings:

@@ -14,6 +14,7 @@ from vern.accounts import service as accounts
 from vern.accounts.models import Organisation
 from vern.accounts.roles import OrgKind, Role, permissions
 from vern.accounts.service import Actor
+from vern.core.cliutil import show_table
 from vern.core.config import get_settings
 from vern.core.db import Scope
 from vern.core.errors import VernError
@@ -108,7 +109,7 @@ def list_command(status: Annotated[str, typer.Option(help="open, closed or all."
             table.add_row(f"#{inc.number}", inc.id, "breach" if inc.personal_data else "deviation",
                           inc.risk, f"{inc.aware_at:%Y-%m-%d %H:%M}" if inc.aware_at else "",
                           inc.status, inc.title)
-        console.print(table)
+        show_table(console, table)
 
     _run(work)
 
@@ -124,7 +125,7 @@ def clocks_command(as_: As = None) -> None:
             table.add_row(f"#{c['number']}", c["customer"], str(c["hours"]),
                           f"{c['due_at']:%Y-%m-%d %H:%M} UTC", f"[{style}]{c['state']}[/]"
                           if style else c["state"])
-        console.print(table)
+        show_table(console, table)
 
     _run(work)
 

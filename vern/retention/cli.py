@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vern.core.cliutil import fail, open_database, settings_or_exit
+from vern.core.cliutil import fail, open_database, settings_or_exit, show_table
 from vern.core.db import Scope
 from vern.core.errors import VernError
 from vern.retention import service
@@ -48,7 +48,7 @@ def rules_command(as_json: Annotated[bool, typer.Option("--json", help="Print JS
     for v in views:
         table.add_row(v["rule"], str(v["days"] or v["enforced_by"] or "-"), v["counted_from"] or "",
                       v["action"], str(v["legal_minimum_days"]), v["legal_reason"])
-    out.print(table)
+    show_table(out, table)
 
 
 @app.command("plan")
@@ -67,7 +67,7 @@ def plan_command(as_json: Annotated[bool, typer.Option("--json", help="Print JSO
             tenants = ", ".join(f"{k}: {n}" for k, n in (item.get("due_by_tenant") or {}).items())
             table.add_row(item["rule"], item["action"], str(item["days"]), due, str(item["held"]),
                           tenants)
-    out.print(table)
+    show_table(out, table)
 
 
 @app.command("run")

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from vern.accounts import service as accounts
 from vern.accounts.roles import OrgKind, Perm, Role, permissions
+from vern.core.cliutil import show_table
 from vern.core.config import get_settings
 from vern.core.db import Scope
 from vern.core.errors import VernError
@@ -109,7 +110,7 @@ def list_command(
                 f"[{style}]{due}[/]" if style else due,
                 f"{req.progress_done}/{req.progress_total}",
             )
-    console.print(table)
+    show_table(console, table)
     if more:
         console.print(f"more: --offset {offset + limit}")
 
@@ -255,7 +256,7 @@ def tasks_command(
         for step in external.tenant_steps(session, open_only=not all_):
             table.add_row(step.id, step.request_id, step.system, step.via, step.operation, step.status,
                           step.owner or "", step.note or step.error or "")
-    console.print(table)
+    show_table(console, table)
 
 
 @app.command("confirm")
@@ -360,7 +361,7 @@ def _show(request_id: str) -> None:
             table.add_row(
                 part.database, part.status, str(part.rows_found), str(part.rows_done), part.error or ""
             )
-        console.print(table)
+        show_table(console, table)
 
 
 @app.command("replay")
