@@ -1,30 +1,25 @@
-"""``vern access …`` run as an operator would: real processes, a real SQLite file."""
+"""``vern access …`` run as an operator would: the same commands in process, a real SQLite file."""
 
 from __future__ import annotations
 
 import base64
 import os
 import re
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
+from tests.cli_run import Ran, vern
 from vern.accounts import service as accounts
 from vern.accounts.roles import OrgKind
 from vern.core.config import DEV_MASTER_KEY
 from vern.core.crypto import KeyRing, install_keyring
 from vern.core.db import Database, Scope, utcnow
 
-VERN = [sys.executable, "-m", "vern.app.cli"]
 PASSWORD = "Fjordlys-Hytte-2026-Morgen\n"
 
 
-def run(args: list[str], env: dict[str, str], stdin: str | None = None
-        ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own CLI
-        [*VERN, *args], env=env, capture_output=True, text=True, timeout=120, check=False,
-        input=stdin)
+def run(args: list[str], env: dict[str, str], stdin: str | None = None) -> Ran:
+    return vern(args, env, stdin)
 
 
 def test_a_grant_is_asked_for_approved_and_revoked_from_the_shell(tmp_path: Path) -> None:

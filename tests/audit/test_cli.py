@@ -1,26 +1,23 @@
-"""``vern audit …`` run as an operator would: a real process on a real SQLite file."""
+"""``vern audit …`` run as an operator would: the same command in process, on a real SQLite file."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, select, text, update
 
 from tests.audit.helpers import audit_log, fill
+from tests.cli_run import Ran, vern
 from tests.conftest import make_settings
 from vern.audit.models import AuditEvent
 from vern.core.db import Database
 
 
-def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "vern.app.cli", "audit", *args], env=env, capture_output=True,
-        text=True, timeout=120, check=False)
+def run(args: list[str], env: dict[str, str]) -> Ran:
+    return vern(["audit", *args], env)
 
 
 def test_verify_and_prove_from_the_command_line(sqlite_db: Database, tmp_path: Path) -> None:

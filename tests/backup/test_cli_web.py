@@ -1,27 +1,24 @@
-"""``vern backup`` run as a user would (a real process, a real SQLite file), the status API and
-the console page for the vendor's staff, and the customers' line on their overview."""
+"""``vern backup`` run as a user would (the same commands in process, a real SQLite file), the
+status API and the console page for the vendor's staff, and the customers' line on their
+overview."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 from starlette.testclient import TestClient
 
 from tests.backup.conftest import sqlite_backup_settings
+from tests.cli_run import Ran, vern
 from tests.conftest import Personas
 from vern.backup import service
 from vern.core.config import Settings
 from vern.core.db import Database
 
-VERN = [sys.executable, "-m", "vern.app.cli"]
 
-
-def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*VERN, *args], env=env, capture_output=True, text=True,  # noqa: S603
-                          timeout=120, check=False)
+def run(args: list[str], env: dict[str, str]) -> Ran:
+    return vern(args, env)
 
 
 def test_backup_commands(tmp_path: Path) -> None:

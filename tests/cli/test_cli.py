@@ -1,4 +1,5 @@
-"""The ``vern`` command, run as a user would: a real process, a real SQLite file."""
+"""The ``vern`` command, run as a user would: in process (the same Typer application), and as a
+real process where what is proved is the module's own start-up; a real SQLite file."""
 
 from __future__ import annotations
 
@@ -10,14 +11,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_run import Ran, vern
+
 VERN = [sys.executable, "-m", "vern.app.cli"]
 
 
-def run(args: list[str], env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def run(args: list[str], env: dict[str, str], stdin: str | None = None) -> Ran:
+    return vern(args, env, stdin)
+
+
+def run_process(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603 - our own CLI
-        [*VERN, *args], env=env, input=stdin, capture_output=True, text=True, timeout=120,
-        check=False,
-    )
+        [*VERN, *args], env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
 @pytest.fixture
@@ -115,11 +120,12 @@ def test_the_cli_finds_the_demo_without_vern_env(env: dict[str, str], tmp_path: 
     assert run(["demo", "--no-serve"], {**env, "VERN_ENV": "demo"}).returncode == 0
     bare = {k: v for k, v in env.items()
             if k not in ("VERN_ENV", "VERN_DATABASE_URL", "VERN_AUDIT_LOG_DIR")}
-    code = run(["demo-code", "anne.lunde@fjellheim.example.com"], bare)
+    # `python -m vern.app.cli` reads the demo's settings file at start-up: a real process.
+    code = run_process(["demo-code", "anne.lunde@fjellheim.example.com"], bare)
     assert code.returncode == 0, code.stderr
     assert code.stdout.strip().isdigit()
     assert "demo.env" in code.stderr
-    listing = run(["tenant", "list"], bare)
+    listing = run_process(["tenant", "list"], bare)
     assert listing.returncode == 0, listing.stderr
     assert "fjellheim" in listing.stdout
 

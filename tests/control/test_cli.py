@@ -1,4 +1,4 @@
-"""``vern control …`` as an operator runs it: a real process against a real SQLite file."""
+"""``vern control …`` as an operator runs it: the same commands in process, against a real SQLite file."""
 
 from __future__ import annotations
 
@@ -6,21 +6,17 @@ import csv
 import io
 import json
 import os
-import subprocess
-import sys
 from datetime import date, timedelta
 from pathlib import Path
 
+from tests.cli_run import Ran, vern
 from tests.conftest import create_personas, make_settings
 from tests.control.helpers import PDF, make_task
 from vern.core.db import Database
 
-VERN = [sys.executable, "-m", "vern.app.cli"]
 
-
-def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*VERN, *args], env=env, capture_output=True, text=True,  # noqa: S603
-                          timeout=120, check=False)
+def run(args: list[str], env: dict[str, str]) -> Ran:
+    return vern(args, env)
 
 
 def test_seed_list_complete_export_and_media_log(sqlite_db: Database, tmp_path: Path) -> None:

@@ -1,27 +1,22 @@
-"""``vern incidents`` as a person would run it: a real process on a real SQLite file."""
+"""``vern incidents`` as a person would run it: the same command in process, on a real SQLite file."""
 
 from __future__ import annotations
 
 import base64
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.cli_run import Ran, vern
 from vern.accounts import service as accounts
 from vern.accounts.roles import OrgKind
 from vern.core.config import DEV_MASTER_KEY
 from vern.core.crypto import KeyRing, install_keyring
 from vern.core.db import Database, Scope
 
-VERN = [sys.executable, "-m", "vern.app.cli"]
 
-
-def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own CLI
-        [*VERN, "incidents", *args], env=env, capture_output=True, text=True, timeout=120,
-        check=False)
+def run(args: list[str], env: dict[str, str]) -> Ran:
+    return vern(["incidents", *args], env)
 
 
 def test_a_breach_is_registered_refused_without_awareness_and_shown(tmp_path: Path) -> None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 from starlette.testclient import TestClient
 
+from tests.cli_run import vern
 from tests.conftest import Personas
 from vern.core.db import Database
 from vern.core.worker import discover_jobs, run_due
@@ -59,12 +58,10 @@ def test_api_two_people_confirmation_and_certificate(db: Database, personas: Per
     cert.write_text(body["certificate"])
     env = {k: v for k, v in os.environ.items() if not k.startswith("VERN_")}
     env.update({"VERN_ENV": "test", "VERN_DATABASE_URL": db.url, "VERN_DATA_DIR": str(tmp_path)})
-    cli = [sys.executable, "-m", "vern.app.cli", "offboarding", "verify-certificate"]
-    ok = subprocess.run([*cli, str(cert)], env=env, capture_output=True, text=True, timeout=60,  # noqa: S603
-                        check=False)
+    cli = ["offboarding", "verify-certificate"]
+    ok = vern([*cli, str(cert)], env)
     assert ok.returncode == 0, ok.stderr
     assert "certificate valid" in ok.stdout and personas.tenant_a in ok.stdout
     cert.write_text(body["certificate"].replace('"vern.memberships":2', '"vern.memberships":0'))
-    forged = subprocess.run([*cli, str(cert)], env=env, capture_output=True, text=True, timeout=60,  # noqa: S603
-                            check=False)
+    forged = vern([*cli, str(cert)], env)
     assert forged.returncode == 1 and "not valid" in forged.stderr

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+from tests.cli_run import Ran, vern
 from tests.conftest import Personas
 from tests.records.helpers import fill_vendor
 from vern.accounts import service as accounts
@@ -49,9 +48,8 @@ def test_the_console_lists_missing_fields_publishes_and_diffs(db: Database, pers
                                                          "kind": "record"}).status_code == 403
 
 
-def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vern.app.cli", *args], env=env, capture_output=True,  # noqa: S603
-                          text=True, timeout=120, check=False)
+def _run(args: list[str], env: dict[str, str]) -> Ran:
+    return vern(args, env)
 
 
 def test_records_check_names_what_is_missing_and_export_writes_files(tmp_path: Path) -> None:

@@ -6,14 +6,13 @@ are refused with the reason. API, console and CLI."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, select, text
 from starlette.testclient import TestClient
 
+from tests.cli_run import vern
 from tests.conftest import Personas, make_settings, user_row
 from tests.console.helpers import csrf_of
 from vern.accounts import service as accounts
@@ -97,13 +96,9 @@ def test_the_cli_erases_an_account(db: Database, personas: Personas, tmp_path: P
     env = {k: v for k, v in os.environ.items() if not k.startswith("VERN_")}
     env |= {"VERN_ENV": "test", "VERN_DATABASE_URL": db.url, "COLUMNS": "200",
             "VERN_AUDIT_LOG_DIR": str(tmp_path / "audit"), "VERN_DATA_DIR": str(tmp_path / "data")}
-    res = subprocess.run([sys.executable, "-m", "vern.app.cli", "user", "erase", "--email",  # noqa: S603
-                          personas.bob.email, "--org", "fjellheim"], env=env, capture_output=True,
-                         text=True, timeout=120, check=False)
+    res = vern(["user", "erase", "--email", personas.bob.email, "--org", "fjellheim"], env)
     assert res.returncode == 0, res.stderr
-    keyring().forget_cached()  # this process cached the key before another process destroyed it
+    keyring().forget_cached()  # the test's key ring cached the key before the command destroyed it
     assert user_row(db, personas.bob.user_id).email.value is None
-    refused = subprocess.run([sys.executable, "-m", "vern.app.cli", "user", "erase", "--email",  # noqa: S603
-                              personas.carol.email, "--org", "havbris"], env=env,
-                             capture_output=True, text=True, timeout=120, check=False)
+    refused = vern(["user", "erase", "--email", personas.carol.email, "--org", "havbris"], env)
     assert refused.returncode == 1 and "administrator" in refused.stderr

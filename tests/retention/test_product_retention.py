@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +15,7 @@ from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, inser
 from starlette.testclient import TestClient
 
 from tests import services
+from tests.cli_run import Ran, vern
 from tests.conftest import Personas, make_settings
 from vern.core.db import Database, Scope, utcnow
 from vern.core.errors import InvalidInput
@@ -251,9 +250,8 @@ def test_the_cli_plans_and_runs_the_product_rules(sqlite_db: Database, tmp_path:
     assert set(_rows(product_url, "submissions")) == {9, 10, 11, 12}
 
 
-def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vern.app.cli", *args], env=env,  # noqa: S603
-                          capture_output=True, text=True, timeout=120, check=False)
+def _cli(args: list[str], env: dict[str, str]) -> Ran:
+    return vern(args, env)
 
 
 def test_the_api_and_console_show_product_rules(  # type: ignore[no-untyped-def]

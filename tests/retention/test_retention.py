@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import pytest
 from sqlalchemy import func, insert, select, update
 from starlette.testclient import TestClient
 
+from tests.cli_run import Ran, vern
 from tests.conftest import Personas, make_settings
 from vern.accounts.models import AuthThrottle
 from vern.audit.models import AuditEvent
@@ -188,9 +187,8 @@ def test_the_api_shows_rules_plan_runs_and_holds(client: TestClient, personas: P
     assert tenant.get("/api/v1/retention/rules").status_code == 403
 
 
-def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vern.app.cli", *args], env=env,  # noqa: S603
-                          capture_output=True, text=True, timeout=120, check=False)
+def _cli(args: list[str], env: dict[str, str]) -> Ran:
+    return vern(args, env)
 
 
 def test_the_cli_plans_and_runs(db: Database, tmp_path: Path) -> None:

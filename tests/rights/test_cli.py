@@ -1,13 +1,13 @@
-"""``vern datamap`` and ``vern rights`` run as a user would: real processes, real SQLite files."""
+"""``vern datamap`` and ``vern rights`` run as a user would: the same commands in process, on
+real SQLite files."""
 
 from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.cli_run import Ran, vern
 from vern.accounts import service as accounts
 from vern.accounts.roles import OrgKind
 from vern.core.crypto import KeyRing, install_keyring
@@ -15,13 +15,9 @@ from vern.core.db import Database, Scope
 from vern.datamap.connect import engine_for, forget
 from vern.rights import demo
 
-VERN = [sys.executable, "-m", "vern.app.cli"]
 
-
-def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own CLI
-        [*VERN, *args], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+def run(args: list[str], env: dict[str, str]) -> Ran:
+    return vern(args, env)
 
 
 def test_a_map_is_checked_published_and_an_erasure_run_and_replayed(tmp_path: Path) -> None:
@@ -64,10 +60,8 @@ def test_a_map_is_checked_published_and_an_erasure_run_and_replayed(tmp_path: Pa
     assert run(["datamap", "publish", str(tmp_path / "laerbar.yaml")], env).returncode == 0
     for email, name in (("ingrid.berg@fjellheim.example.com", "Ingrid Berg"),
                         ("ola.haugen@fjellheim.example.com", "Ola Haugen")):
-        made = subprocess.run(  # noqa: S603 - our own CLI
-            [*VERN, "user", "create", "--email", email, "--name", name, "--org", "fjellheim",
-             "--role", "tenant_admin", "--password-stdin"], env=env, capture_output=True,
-            text=True, timeout=120, check=False, input="Fjordlys-Hytte-2026-Morgen\n")
+        made = vern(["user", "create", "--email", email, "--name", name, "--org", "fjellheim",
+                     "--role", "tenant_admin", "--password-stdin"], env, "Fjordlys-Hytte-2026-Morgen\n")
         assert made.returncode == 0, made.stderr
     filed = run(
         [

@@ -8,8 +8,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
-import sys
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -22,6 +20,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests import services
+from tests.cli_run import vern
 from tests.conftest import Personas
 from tests.rights.conftest import file_request
 from vern.core.db import Database, Scope, utcnow
@@ -303,11 +302,7 @@ def test_vern_rights_replay_writes_into_the_customers_own_database(
         "BUTIKK_TEST_URL": template,
         "COLUMNS": "200",
     }
-    replayed = subprocess.run(
-        [sys.executable, "-m", "vern.app.cli", "rights", "replay", "--database", "kunder",
-         "--since", "2020-01-01T00:00:00"],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
-    )
+    replayed = vern(["rights", "replay", "--database", "kunder", "--since", "2020-01-01T00:00:00"], env)
     assert replayed.returncode == 0, replayed.stderr
     assert "1 rows erased again" in replayed.stdout, replayed.stdout
     assert _rows(url(KEY_A)) == erased and erased != backup

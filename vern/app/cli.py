@@ -17,7 +17,15 @@ from vern.accounts.models import Organisation as Org
 from vern.accounts.roles import OrgKind
 from vern.app import demo as demo_data
 from vern.app.migrate import current_heads, expected_heads, upgrade
-from vern.core.cliutil import err, fail, open_database, settings_or_exit, show_table, when_database_opens
+from vern.core.cliutil import (
+    close_databases,
+    err,
+    fail,
+    open_database,
+    settings_or_exit,
+    show_table,
+    when_database_opens,
+)
 from vern.core.config import ROOT, Settings, get_settings
 from vern.core.db import Scope
 from vern.core.discover import domain_modules
@@ -41,12 +49,18 @@ user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 tenant_app = typer.Typer(help="Manage customer organisations (tenants).", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(tenant_app, name="tenant")
-console = Console()
+console = Console(soft_wrap=True)
 
 
 # Opening the database for a command also installs the mail transport `vern serve` and
 # `vern worker` use.
 when_database_opens(notify_service.configure)
+
+
+@app.callback()
+def _every_command(ctx: typer.Context) -> None:
+    # The databases a command opened are closed when it ends, whatever its outcome.
+    ctx.call_on_close(close_databases)
 
 
 @app.command()

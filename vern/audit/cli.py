@@ -21,8 +21,8 @@ from vern.core.errors import VernError
 
 app = typer.Typer(help="The tamper-evident audit trail: verify, prove, seal, expire.",
                   no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(message: str, code: int = 1) -> None:

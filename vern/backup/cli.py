@@ -18,7 +18,7 @@ from vern.rights.cli import replay_command
 
 app = typer.Typer(help="Backups of Vern's own database: run, list, verify, restore.",
                   no_args_is_help=True)
-out = Console()
+out = Console(soft_wrap=True)
 
 
 def _open() -> Any:

@@ -14,7 +14,7 @@ from vern.core.db import Scope
 from vern.core.errors import InvalidInput
 
 app = typer.Typer(help="Consent records: decisions and history.", no_args_is_help=True)
-out = Console()
+out = Console(soft_wrap=True)
 
 
 def _org_id(session: object, slug: str) -> str:

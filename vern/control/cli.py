@@ -29,7 +29,7 @@ media_app = typer.Typer(help="The media sanitisation log.", no_args_is_help=True
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(personnel_app, name="personnel")
 app.add_typer(media_app, name="media")
-out = Console()
+out = Console(soft_wrap=True)
 T = TypeVar("T")
 
 

@@ -15,8 +15,9 @@ from vern.core.config import ConfigError, Settings, get_settings
 from vern.core.crypto import KeyRing, install_keyring
 from vern.core.db import Database
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 _on_open: list[Callable[[Settings], None]] = []
+_opened: list[Database] = []
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -55,4 +56,16 @@ def open_database(settings: Settings) -> Database:
         fail(str(exc), 2)
     for step in _on_open:
         step(settings)
+    _opened.append(database)
     return database
+
+
+def command_database() -> Database:
+    """The database this command opened first, opening it from the settings if none is open."""
+    return _opened[0] if _opened else open_database(settings_or_exit())
+
+
+def close_databases() -> None:
+    """Close every database the command opened; the application calls this as a command ends."""
+    while _opened:
+        _opened.pop().dispose()

@@ -540,6 +540,14 @@ def get_settings() -> Settings:
         raise ConfigError(_first_message(exc)) from exc
 
 
+def forget_settings() -> None:
+    """Read the settings from the environment again at the next call (after the environment
+    changed in this process: the CLI's demo settings, tests that run commands in process)."""
+    for cached in (get_settings, audit_settings, rights_settings, stats_settings, pool_settings,
+                   backup_settings):
+        cached.cache_clear()
+
+
 def _first_message(exc: ValueError) -> str:
     errors = getattr(exc, "errors", None)
     if callable(errors):

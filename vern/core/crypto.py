@@ -297,7 +297,7 @@ def key_id_of(blob: bytes) -> str:
 _keyring: KeyRing | None = None
 
 
-def install_keyring(keyring: KeyRing) -> None:
+def install_keyring(keyring: KeyRing | None) -> None:
     global _keyring  # noqa: PLW0603 - one keyring per process, set by the app factory or CLI
     _keyring = keyring
 

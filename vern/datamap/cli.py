@@ -19,7 +19,7 @@ from vern.datamap.scan import draft_yaml, scan
 from vern.datamap.service import current_map, publish_map
 
 app = typer.Typer(help="The data map: where personal data lives, in the product and in Vern.")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _overrides(pairs: list[str] | None) -> dict[str, str]:

@@ -25,8 +25,8 @@ from vern.rights.runtime import vern_database
 
 app = typer.Typer(help="Deviations and personal data breaches: register, clocks, notices.",
                   no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:

@@ -18,7 +18,7 @@ from vern.offboarding import service
 
 app = typer.Typer(help="End a customer's contract: export, notice, deletion, certificate.",
                   no_args_is_help=True)
-out = Console()
+out = Console(soft_wrap=True)
 
 By = Annotated[str, typer.Option("--by", help="E-mail address of the member of staff doing this")]
 

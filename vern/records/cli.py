@@ -15,7 +15,7 @@ from vern.core.errors import VernError
 from vern.records import documents
 
 app = typer.Typer(help="Records of processing (Art. 30): check and export.", no_args_is_help=True)
-out = Console()
+out = Console(soft_wrap=True)
 
 
 @app.command("check")

@@ -17,7 +17,7 @@ from vern.retention import service
 app = typer.Typer(help="Retention of Vern's own data and of the product map's tables: rules, plan, run, "
                   "legal holds.",
                   no_args_is_help=True)
-out = Console()
+out = Console(soft_wrap=True)
 
 
 def _database() -> Any:

@@ -27,8 +27,8 @@ from vern.rights.service import _published_map
 app = typer.Typer(
     help="Data subject requests: access, erasure, rectification and more.", no_args_is_help=True
 )
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 MAX_PAGE = 1000
 
 

@@ -1,18 +1,14 @@
-"""The Vern database for command-line use (with the keyring installed), opened once per process."""
+"""The Vern database for command-line use (with the keyring installed), opened once per command."""
 
 from __future__ import annotations
 
-from functools import lru_cache
-
-from vern.core.cliutil import open_database, settings_or_exit
+from vern.core.cliutil import command_database
 from vern.core.config import get_settings
 from vern.core.db import Database
 
 
-@lru_cache(maxsize=1)
 def vern_database() -> Database:
-
-    return open_database(settings_or_exit())
+    return command_database()
 
 
 def secret() -> bytes:

@@ -16,7 +16,7 @@ from vern.stats.ingest import ingestor_for, purge
 from vern.stats.models import StatsSite
 
 app = typer.Typer(help="Privacy-friendly statistics: retention and reports.", no_args_is_help=True)
-out = Console()
+out = Console(soft_wrap=True)
 
 
 @app.command("purge")

@@ -20,7 +20,7 @@ from vern.vendor import service
 
 app = typer.Typer(help="The vendor's registry: sub-processors, systems, measures, officers, "
                        "customers and maintenance notices.", no_args_is_help=True)
-out = Console()
+out = Console(soft_wrap=True)
 
 
 @contextmanager
