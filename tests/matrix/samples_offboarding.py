@@ -1,5 +1,6 @@
 """Sample values for the offboarding routes' path parameters: an end of contract asked for
-tenant A (a vendor-wide row: only the vendor's staff reach it)."""
+tenant A (a vendor-wide row: only the vendor's staff reach it through ``offboarding_id``; tenant
+A's administrator reaches its own through ``end_of_contract_id``)."""
 
 from __future__ import annotations
 
@@ -19,4 +20,12 @@ def offboarding_id(db: Database, personas: Personas, settings: Settings) -> Samp
         return Sample(found.id, None)
 
 
-SAMPLES = {"offboarding_id": offboarding_id}
+def end_of_contract_id(db: Database, personas: Personas, settings: Settings) -> Sample:
+    """The same end of contract seen from the customer's side (its customer reference): tenant
+    A's own; another customer gets 404, the vendor's staff lack the permission."""
+    found = offboarding_id(db, personas, settings).value
+    with db.transaction(Scope.system("matrix sample")) as session:
+        return Sample(service.customer_ref(service.get(session, found)), personas.tenant_a)
+
+
+SAMPLES = {"offboarding_id": offboarding_id, "end_of_contract_id": end_of_contract_id}

@@ -71,6 +71,7 @@ class Perm(StrEnum):
     OFFBOARDING_READ = "offboarding.read"
     OFFBOARDING_MANAGE = "offboarding.manage"  # request, approve, run a contract's end
     OFFBOARDING_CONFIRM = "offboarding.confirm"  # a customer's admin: delete before the notice ends
+    OFFBOARDING_EXPORT = "offboarding.export"  # a customer's admin: download their own export
     # -- retention (vern/retention) --
     RETENTION_READ = "retention.read"  # rules, plan, runs, legal holds (vendor only)
     RETENTION_MANAGE = "retention.manage"  # run, set periods, create and release holds
@@ -152,7 +153,7 @@ for _role, _extra in {
     Role.SECURITY_OFFICER: {Perm.BACKUP_READ, Perm.OFFBOARDING_READ, Perm.OFFBOARDING_MANAGE},
     Role.PRIVACY_OFFICER: {Perm.OFFBOARDING_READ, Perm.OFFBOARDING_MANAGE},
     Role.AUDITOR: {Perm.BACKUP_READ, Perm.OFFBOARDING_READ},
-    Role.TENANT_ADMIN: {Perm.OFFBOARDING_CONFIRM},
+    Role.TENANT_ADMIN: {Perm.OFFBOARDING_CONFIRM, Perm.OFFBOARDING_EXPORT},
 }.items():
     IN_OWN_ORG[_role] = IN_OWN_ORG[_role] | _extra
 # -- retention (vern/retention): the vendor's own data, so vendor roles only --

@@ -515,13 +515,28 @@ def _admins_left_anywhere(session: Session, org_id: str, excluding_user: str) ->
     ) or 0
 
 
-def erase_user(session: Session, *, user_id: str, actor: Actor | None) -> User:
+def accounts_of(session: Session, org_id: str) -> tuple[list[str], list[str]]:
+    """The accounts of ``org_id``'s members: (used in this organisation alone, also used in
+    another organisation), ids in a stable order. Reads every membership on purpose."""
+    m = Membership.__table__
+    why = "an organisation's accounts and where else they are used"
+    here = set(session.scalars(select(m.c.user_id).where(m.c.org_id == org_id)
+                               .execution_options(cross_tenant=why)))
+    elsewhere = set(session.scalars(select(m.c.user_id).where(m.c.user_id.in_(here),
+                                                              m.c.org_id != org_id)
+                                    .execution_options(cross_tenant=why))) if here else set()
+    return sorted(here - elsewhere), sorted(here & elsewhere)
+
+
+def erase_user(session: Session, *, user_id: str, actor: Actor | None,
+               org_ending: str | None = None) -> User:
     """Erase an account (Art. 17), not only disable it: its data key is destroyed, so its name,
     e-mail address, MFA secret, the personal fields of its audit records and every mail to it
     are unreadable at once; its sessions, sign-in links, recovery codes and memberships are
     deleted; the row stays as a tombstone (the audit trail refers to its id). Refused for the
     vendor's last security officer, an organisation's last administrator, one's own account, and
-    (from an organisation) an account that is also used elsewhere."""
+    (from an organisation) an account that is also used elsewhere. ``org_ending`` names an
+    organisation whose contract has ended (offboarding): it needs no administrator any more."""
     from sqlalchemy import delete
 
 
@@ -534,7 +549,8 @@ def erase_user(session: Session, *, user_id: str, actor: Actor | None) -> User:
                 session, org_id, user.id):
             raise Conflict(detail="role: the vendor must always have a security officer; "
                                   "appoint another first")
-        if role == Role.TENANT_ADMIN.value and not _admins_left_anywhere(session, org_id, user.id):
+        if (role == Role.TENANT_ADMIN.value and org_id != org_ending
+                and not _admins_left_anywhere(session, org_id, user.id)):
             raise Conflict(detail="role: the organisation must always have an administrator; "
                                   "appoint another first")
     _end_sessions(session, user.id)

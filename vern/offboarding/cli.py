@@ -79,7 +79,8 @@ def approve_command(offboarding: Annotated[str, typer.Argument(help="Offboarding
 
 @app.command("export")
 def export_command(offboarding: Annotated[str, typer.Argument(help="Offboarding id")], by: By) -> None:
-    """Write the customer's export (ZIP of JSON files) and print where."""
+    """Write the customer's export (the access package's formats: data.json, CSV, summary) and
+    print where."""
 
     database, settings = _open()
     actor = _staff(database, settings, by)

@@ -1,6 +1,7 @@
 """Offboarding: ``/api/v1/offboarding/…`` and ``/console/offboarding`` for the vendor's staff;
-``POST /api/v1/offboarding/confirm`` for a customer's administrator (deletion before the notice
-period ends)."""
+for a customer's administrator ``POST /api/v1/offboarding/confirm`` (deletion before the notice
+period ends) and ``/api/v1/end-of-contract``, ``/console/end-of-contract`` (the end of their
+contract and the download of their export)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,12 @@ from vern.offboarding.models import Offboarding
 
 router = APIRouter(tags=["offboarding"])
 pages = APIRouter(include_in_schema=False)
-NAV = [("/console/offboarding", "End of contract", Perm.OFFBOARDING_READ)]
+NAV = [("/console/offboarding", "End of contract", Perm.OFFBOARDING_READ),
+       ("/console/end-of-contract", "End of contract", Perm.OFFBOARDING_EXPORT)]
 
 Reader = Annotated[Actor, Depends(require(Perm.OFFBOARDING_READ))]
 Manager = Annotated[Actor, Depends(require(Perm.OFFBOARDING_MANAGE))]
+CustomerAdmin = Annotated[Actor, Depends(require(Perm.OFFBOARDING_EXPORT))]
 
 
 class Strict(BaseModel):
@@ -49,6 +52,8 @@ def _view(ob: Offboarding) -> dict[str, Any]:
         "confirmed_at": iso(ob.confirmed_at), "export_sha256": ob.export_sha256,
         "exported_at": iso(ob.exported_at), "deletion_started_at": iso(ob.deletion_started_at),
         "deleted": (ob.progress or {}).get("deleted", {}), "deleted_at": iso(ob.deleted_at),
+        "accounts": {"erased": int((ob.progress or {}).get("accounts_erased") or 0),
+                     "kept_membership_removed": int((ob.progress or {}).get("accounts_kept") or 0)},
         "certificate": ob.certificate,
     }
 
@@ -87,7 +92,8 @@ def cancel_offboarding(offboarding_id: str, actor: Manager, db: TenantDB) -> dic
 
 @router.post("/api/v1/offboarding/{offboarding_id}/export")
 def export_offboarding(offboarding_id: str, request: Request, actor: Manager) -> Response:
-    """Make the customer's export (ZIP of JSON files) and send it."""
+    """Make the customer's export (the access package's formats: data.json, one CSV per table,
+    a readable summary, and a manifest of row counts) and send it."""
     path = service.export(request.app.state.db, request.app.state.settings, offboarding_id,
                           actor_user_id=actor.user_id)
     return Response(path.read_bytes(), media_type="application/zip",
@@ -111,6 +117,42 @@ def confirm_offboarding(actor: Annotated[Actor, Depends(require(Perm.OFFBOARDING
                         db: TenantDB) -> dict[str, Any]:
     """A customer's administrator agrees that their data is deleted before the notice ends."""
     return _view(service.confirm_early(db, org_id=actor.org_id, actor_user_id=actor.user_id))
+
+
+def _customer_view(ob: Offboarding | None) -> dict[str, Any]:
+    if ob is None:
+        return {"end_of_contract": None}
+    return {"end_of_contract": {
+        "id": service.customer_ref(ob), "status": ob.status, "notice_days": ob.notice_days,
+        "approved_at": ob.approved_at.isoformat() if ob.approved_at else None,
+        "notice_ends_at": ob.notice_ends_at.isoformat() if ob.notice_ends_at else None,
+        "confirmed_at": ob.confirmed_at.isoformat() if ob.confirmed_at else None,
+        "exported_at": ob.exported_at.isoformat() if ob.exported_at else None,
+        "export_sha256": ob.export_sha256,
+        "export_url": f"/api/v1/end-of-contract/{service.customer_ref(ob)}/export"
+        if ob.exported_at else None,
+    }}
+
+
+def _zip(body: bytes, name: str) -> Response:
+    return Response(body, media_type="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"',
+                             "Cache-Control": "no-store"})
+
+
+@router.get("/api/v1/end-of-contract")
+def customer_end_of_contract(actor: CustomerAdmin, db: TenantDB) -> dict[str, Any]:
+    """The end of the caller's organisation's contract (after approval), or null."""
+    return _customer_view(service.for_customer(db, actor.org_id))
+
+
+@router.get("/api/v1/end-of-contract/{end_of_contract_id}/export")
+def customer_export(end_of_contract_id: str, actor: CustomerAdmin, db: TenantDB) -> Response:
+    """The organisation's export (the access package's formats: data.json, CSV, summary), during
+    the notice period; every download is in the organisation's audit trail."""
+    body, name = service.download_export(db, end_of_contract_id, org_id=actor.org_id,
+                                         actor_user_id=actor.user_id, actor_token_id=actor.token_id)
+    return _zip(body, name)
 
 
 # -- console ------------------------------------------------------------------------------------
@@ -154,3 +196,17 @@ def console_approve(request: Request, offboarding_id: str, actor: Manager, db: T
 def console_delete(request: Request, offboarding_id: str, actor: Manager) -> Response:
     service.start_deletion(request.app.state.db, offboarding_id, actor_user_id=actor.user_id)
     return RedirectResponse(f"/console/offboarding/{offboarding_id}", status_code=303)
+
+
+@pages.get("/console/end-of-contract")
+def console_customer(request: Request, actor: CustomerAdmin, db: TenantDB) -> Response:
+    ob = service.for_customer(db, actor.org_id)
+    return render(request, "offboarding/customer.html",
+                  {"ob": ob, "ref": service.customer_ref(ob) if ob else None})
+
+
+@pages.get("/console/end-of-contract/{end_of_contract_id}/export")
+def console_customer_export(end_of_contract_id: str, actor: CustomerAdmin, db: TenantDB) -> Response:
+    body, name = service.download_export(db, end_of_contract_id, org_id=actor.org_id,
+                                         actor_user_id=actor.user_id)
+    return _zip(body, name)

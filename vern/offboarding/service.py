@@ -12,9 +12,12 @@ a schema or a database per customer, or a database of that customer alone).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import uuid
 import zipfile
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,7 @@ from sqlalchemy import Table, delete, select
 from sqlalchemy.orm import Session
 
 from vern.accounts.roles import OrgKind
-from vern.accounts.service import get_organisation
+from vern.accounts.service import accounts_of, erase_user, get_organisation
 from vern.audit.chain import Signer
 from vern.audit.note import Note, NoteError, Verifier
 from vern.audit.service import record
@@ -33,19 +36,29 @@ from vern.core.crypto import PII
 from vern.core.db import Base, Database, Scope, TenantScoped, import_models, utcnow
 from vern.core.errors import Conflict, InvalidInput, NotFound
 from vern.core.i18n import N_
+from vern.datamap.model import DatabaseDef, DataMap, System
+from vern.datamap.model import Field as MapField
+from vern.datamap.model import Table as MapTable
+from vern.datamap.own import load_own_map
 from vern.offboarding.models import Offboarding
 from vern.rights.connectors import coerce, product_db
-from vern.rights.service import policy_for, published_map_or_none
+from vern.rights.service import build_export_package, policy_for, published_map_or_none
 
 # The states an offboarding passes through, as the console names them.
 STATUSES = [N_("requested"), N_("approved"), N_("deleting"), N_("deleted"), N_("cancelled")]
 CERTIFICATE_HEADER = "vern certificate of deletion v1"
 MAX_NOTICE_DAYS = 365
+ACCOUNTS_STEP = "accounts:erase"  # the deletion's first step: the accounts of the customer alone
+_CUSTOMER_REF = uuid.UUID("6f1d2c4e-0b5a-5e3d-9a7c-3f8e2b1d4c60")  # namespace of customer_ref
+VERN_SYSTEM = "vern"  # the export's name for Vern's own database (system and database)
 _WHY = "offboarding: the rows of the customer whose contract ended"
 KEPT = [
     "audit records of the customer's organisation, until the audit retention period ends",
     "this offboarding record with its certificate of deletion (legal-5y)",
     "the organisation's row (id and name), so that the certificate can name it",
+    "the erased accounts' rows as tombstones without name, e-mail address or password "
+    "(the audit trail refers to their ids); accounts also used by another organisation, "
+    "without this customer's membership",
 ]
 
 
@@ -144,6 +157,47 @@ def confirm_early(session: Session, *, org_id: str, actor_user_id: str | None) -
     return ob
 
 
+def for_customer(session: Session, org_id: str) -> Offboarding | None:
+    """The end of contract a customer's administrator sees: approved or deleting (the notice
+    period has started), newest first; None when there is none."""
+    return session.scalars(select(Offboarding).where(
+        Offboarding.customer_org_id == org_id,
+        Offboarding.status.in_(("approved", "deleting")))
+        .order_by(Offboarding.requested_at.desc())).first()
+
+
+def customer_ref(ob: Offboarding) -> str:
+    """The end of contract's id on the customer's side (the download's address): derived from
+    the offboarding's id, so the vendor's id of it never doubles as the customer's."""
+    return str(uuid.uuid5(_CUSTOMER_REF, ob.id))
+
+
+def download_export(session: Session, ref: str, *, org_id: str,
+                    actor_user_id: str | None, actor_token_id: str | None = None
+                    ) -> tuple[bytes, str]:
+    """The customer's own export (``ref``: ``customer_ref``), for its administrator, from
+    approval until the deletion ends. Another organisation's end of contract is not found (404);
+    every download is recorded in the customer's audit trail."""
+    ob = next((found for found in session.scalars(select(Offboarding).where(
+        Offboarding.customer_org_id == org_id)) if customer_ref(found) == ref), None)
+    if ob is None:
+        raise NotFound(detail="no such offboarding")
+    if ob.status not in ("approved", "deleting") or not ob.export_path:
+        raise Conflict(detail="there is no export to download (the vendor makes it after approval)")
+    path = Path(ob.export_path)
+    try:
+        body = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise Conflict(detail="there is no export to download (the vendor makes it after approval)") from exc
+    if hashlib.sha256(body).hexdigest() != ob.export_sha256:
+        raise Conflict(detail="the export file does not match its recorded SHA-256; ask the vendor "
+                              "to make it again")
+    record(session, "offboarding.export_downloaded", org_id=org_id, actor_user_id=actor_user_id,
+           actor_token_id=actor_token_id, resource=f"offboarding:{ob.id}",
+           details={"sha256": ob.export_sha256, "size": len(body)})
+    return body, path.name
+
+
 # -- export -------------------------------------------------------------------------------------
 
 
@@ -192,49 +246,98 @@ def _product(database: Database, qualified: str, key: str) -> Any:
     return definition, product_db(definition, None, key)
 
 
+def _vern_map(tables: list[Table]) -> DataMap:
+    """Vern's own tenant-scoped tables as a data map (purpose, retention and category of every
+    column from Vern's own map), so that the export is built like an access package."""
+    own = load_own_map()
+    described: dict[str, MapTable] = {}
+    for table in tables:
+        entry = own.get(table.name)
+        fields = {c.name: MapField(c.name, entry.columns[c.name].category
+                                   if entry and c.name in entry.columns else "system.config")
+                  for c in table.columns}
+        described[table.name] = MapTable(
+            name=table.name, purpose=entry.purpose if entry else "", tenant="org_id",
+            retention=entry.retention if entry else "", fields=fields,
+            primary_key=tuple(c.name for c in table.primary_key.columns))
+    database = DatabaseDef(system=VERN_SYSTEM, name=VERN_SYSTEM, url_env=None, url_file=None,
+                           tables=described)
+    return DataMap(systems={VERN_SYSTEM: System(name=VERN_SYSTEM, title="Vern", recipients=(),
+                                                 databases={VERN_SYSTEM: database})})
+
+
+def _with_every_column(data_map: DataMap, rows: dict[str, dict[str, list[dict[str, Any]]]]) -> DataMap:
+    """The product map with each exported table's columns the map does not describe added (as
+    they are stored), so that the package holds the customer's whole rows."""
+    systems: dict[str, System] = {}
+    for system in data_map.systems.values():
+        databases = {}
+        for name, db in system.databases.items():
+            tables = {}
+            for tname, table in db.tables.items():
+                seen = {c for r in rows.get(db.qualified, {}).get(tname, []) for c in r}
+                extra = {c: MapField(c, "system.config") for c in sorted(seen - set(table.fields))}
+                tables[tname] = replace(table, fields={**table.fields, **extra}) if extra else table
+            databases[name] = replace(db, tables=tables)
+        systems[system.name] = replace(system, databases=databases)
+    return replace(data_map, systems=systems)
+
+
 def export(database: Database, settings: Settings, offboarding_id: str, *,
            actor_user_id: str | None) -> Path:
-    """A ZIP of JSON files: every tenant-scoped table of Vern (the customer's rows, personal
-    fields opened) and every mapped product table (the customer's rows). Mode 0600; its SHA-256
-    is recorded."""
+    """The customer's export in the access package's formats (the rights domain builds it):
+    data.json, one CSV per table and a readable summary, over every tenant-scoped table of Vern
+    (the customer's rows, personal fields opened) and every mapped product table (the
+    customer's rows), with a manifest of row counts. Mode 0600; its SHA-256 is recorded."""
     with database.transaction(Scope.system("offboarding export")) as session:
         ob = _get(session, offboarding_id)
         if ob.status not in ("approved", "deleting"):
             raise Conflict(detail="the export is made after approval")
-        org_id = ob.customer_org_id
+        org_id, org_name = ob.customer_org_id, ob.customer_name
+    counts: dict[str, int] = {}
+    rows: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    tables = list(reversed(tenant_tables()))
+    with database.transaction(Scope.system("offboarding export")) as session:
+        for table in tables:
+            found = [{k: _plain(v) for k, v in r._mapping.items()} for r in session.execute(
+                select(table).where(table.c.org_id == org_id)
+                .execution_options(cross_tenant=_WHY))]
+            counts[f"vern.{table.name}"] = len(found)
+            rows.setdefault(f"{VERN_SYSTEM}.{VERN_SYSTEM}", {})[table.name] = found
+    key, targets = _product_targets(database, org_id)
+    product_map = published_map_or_none(database) if targets else None
+    for target in targets:
+        qualified, name = target.split(":", 1)
+        definition, pdb = _product(database, qualified, key or "")
+        mt = definition.tables[name]
+        table = pdb.table(name)
+        with pdb.connect() as conn:
+            found = [{k: _plain(v) for k, v in r.items()} for r in conn.execute(
+                select(table).where(pdb.tenant_of(table, mt) == coerce(pdb.tenant_of(table, mt), key))
+            ).mappings()]
+        counts[f"product.{qualified}.{name}"] = len(found)
+        rows.setdefault(qualified, {})[name] = found
+    data_map = _vern_map(tables)
+    if product_map is not None:
+        product_map = _with_every_column(product_map, rows)
+        data_map = DataMap(systems={**product_map.systems, **data_map.systems})
+    moment = utcnow()
+    body = build_export_package(data_map, rows, reference=offboarding_id, org_name=org_name,
+                                made_at=moment, locale=settings.default_locale)
+    buffer = io.BytesIO(body)
+    with zipfile.ZipFile(buffer, "a", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("manifest.json", json.dumps({
+            "customer_org_id": org_id, "offboarding_id": offboarding_id,
+            "made_at": moment.isoformat(), "rows": counts}, indent=1))
     directory = export_dir(settings)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"offboarding-{offboarding_id}.zip"
     partial = path.with_suffix(".partial")
-    counts: dict[str, int] = {}
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as archive:
-        with database.transaction(Scope.system("offboarding export")) as session:
-            for table in reversed(tenant_tables()):
-                rows = [{k: _plain(v) for k, v in r._mapping.items()} for r in session.execute(
-                    select(table).where(table.c.org_id == org_id)
-                    .execution_options(cross_tenant=_WHY))]
-                counts[f"vern.{table.name}"] = len(rows)
-                archive.writestr(f"vern/{table.name}.json", json.dumps(rows, ensure_ascii=False, indent=1))
-        key, targets = _product_targets(database, org_id)
-        for target in targets:
-            qualified, name = target.split(":", 1)
-            definition, pdb = _product(database, qualified, key or "")
-            mt = definition.tables[name]
-            table = pdb.table(name)
-
-            with pdb.connect() as conn:
-                rows = [{k: _plain(v) for k, v in r.items()} for r in conn.execute(
-                    select(table).where(pdb.tenant_of(table, mt) == coerce(pdb.tenant_of(table, mt), key))
-                ).mappings()]
-            counts[f"product.{qualified}.{name}"] = len(rows)
-            archive.writestr(f"product/{qualified}/{name}.json",
-                             json.dumps(rows, ensure_ascii=False, indent=1, default=str))
-        archive.writestr("manifest.json", json.dumps({
-            "customer_org_id": org_id, "offboarding_id": offboarding_id,
-            "made_at": utcnow().isoformat(), "rows": counts}, indent=1))
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(buffer.getvalue())
     partial.replace(path)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = hashlib.sha256(buffer.getvalue()).hexdigest()
     with database.transaction(Scope.system("offboarding export")) as session:
         ob = _get(session, offboarding_id)
         ob.export_path, ob.export_sha256, ob.exported_at = str(path), digest, utcnow()
@@ -268,9 +371,14 @@ def start_deletion(database: Database, offboarding_id: str, *, actor_user_id: st
     with database.transaction(Scope.system("offboarding start")) as session:
         ob = _get(session, offboarding_id)
         ob.status, ob.deletion_started_at = "deleting", moment
-        steps = [f"vern:{t.name}" for t in tenant_tables()] + [f"product:{t}" for t in targets]
-        ob.progress = {"steps": steps,
-                       "at": 0, "key": key, "deleted": {}}
+        # The customer's people: an account used by this customer alone is erased (before the
+        # memberships go); one also used by another organisation keeps its account and loses
+        # only this membership (with the membership rows).
+        alone, shared = accounts_of(session, org_id)
+        steps = ([ACCOUNTS_STEP] + [f"vern:{t.name}" for t in tenant_tables()]
+                 + [f"product:{t}" for t in targets])
+        ob.progress = {"steps": steps, "at": 0, "key": key, "deleted": {},
+                       "accounts": alone, "accounts_done": 0, "accounts_kept": len(shared)}
         _audit(session, "deletion_started", ob, actor_user_id, {"steps": len(ob.progress["steps"])})
     return ob
 
@@ -325,6 +433,9 @@ def step(database: Database, settings: Settings, offboarding_id: str, *, batch: 
     if at >= len(steps):
         _finish(database, settings, offboarding_id)
         return True
+    if steps[at] == ACCOUNTS_STEP:
+        _erase_accounts(database, offboarding_id, org_id, batch)
+        return False
     kind, name = steps[at].split(":", 1)
     if kind == "vern":
         table = Base.metadata.tables[name]
@@ -343,6 +454,29 @@ def step(database: Database, settings: Settings, offboarding_id: str, *, batch: 
             progress["at"] = at + 1
         ob.progress = progress
     return False
+
+
+def _erase_accounts(database: Database, offboarding_id: str, org_id: str, batch: int) -> None:
+    """Erase at most ``batch`` of the accounts used by this customer alone (the accounts
+    domain's erasure: data key destroyed, sessions, links, codes and memberships deleted, the
+    row kept as a tombstone), and save how far it got in the same transaction."""
+    with database.transaction(Scope.tenant(org_id)) as session:
+        ob = _get(session, offboarding_id)
+        progress = dict(ob.progress or {})
+        accounts: list[str] = list(progress.get("accounts") or [])
+        done = int(progress.get("accounts_done") or 0)
+        erased = 0
+        for user_id in accounts[done:done + batch]:
+            try:
+                erase_user(session, user_id=user_id, actor=None, org_ending=org_id)
+                erased += 1
+            except NotFound:  # no longer a member here (erased or removed meanwhile)
+                pass
+        progress["accounts_done"] = min(done + batch, len(accounts))
+        progress["accounts_erased"] = int(progress.get("accounts_erased") or 0) + erased
+        if progress["accounts_done"] >= len(accounts):
+            progress["at"] = int(progress["at"]) + 1
+        ob.progress = progress
 
 
 def run_deletion(database: Database, settings: Settings, offboarding_id: str, *, batch: int = 1000,
@@ -383,6 +517,8 @@ def _finish(database: Database, settings: Settings, offboarding_id: str) -> None
             "deletion_started_at": ob.deletion_started_at.isoformat() if ob.deletion_started_at else None,
             "deleted_at": moment.isoformat(),
             "deleted_rows": deleted,
+            "accounts": {"erased": int((ob.progress or {}).get("accounts_erased") or 0),
+                         "kept_membership_removed": int((ob.progress or {}).get("accounts_kept") or 0)},
             "kept": KEPT,
         }
         text = CERTIFICATE_HEADER + "\n" + json.dumps(body, sort_keys=True, ensure_ascii=False,

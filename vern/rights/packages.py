@@ -43,6 +43,18 @@ TEXT = {
     "source": N_("Source: registered by you or by %(org)s when you used the service."),
 }
 
+# The summary's words for a customer's export at the end of its contract (the same package, about
+# an organisation rather than a person).
+EXPORT_TEXT = {
+    "title": N_("Your organisation's data"),
+    "intro": N_("This is a copy of every record of %(org)s in the service, made on %(received)s "
+                "at the end of its contract. The file data.json has the same data in a "
+                "machine-readable form, and the folder csv has one table per file."),
+    "none": N_("We found no data of your organisation."),
+    "rights": N_("The service deletes this data when the notice period ends; keep this copy."),
+    "source": N_("Source: registered by %(org)s and its users when they used the service."),
+}
+
 _SUMMARY = """<!doctype html>
 <html lang="{{ lang }}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -92,11 +104,13 @@ def build_zip(
     received: datetime,
     locale: str,
     external: dict[str, Any] | None = None,
+    texts: dict[str, str] | None = None,
 ) -> bytes:
+    """The package; ``texts`` replaces some of the summary's words (``TEXT``'s keys)."""
     lang = norm(locale)
     values = {"org": org_name, "received": format_day(received, lang)}
     t = {key: gettext(lang, text, **(values if key in {"intro", "source"} else {}))
-         for key, text in TEXT.items()}
+         for key, text in {**TEXT, **(texts or {})}.items()}
     doc: dict[str, Any] = {
         "request": {
             "id": request_id,

@@ -1284,6 +1284,24 @@ def build_package(data_map: DataMap, job: Any, rows: dict[str, dict[str, list[di
     )
 
 
+def build_export_package(
+    data_map: DataMap,
+    rows: dict[str, dict[str, list[dict[str, Any]]]],
+    *,
+    reference: str,
+    org_name: str,
+    made_at: datetime,
+    locale: str,
+) -> bytes:
+    """A customer organisation's whole data in the access package's formats (data.json, one CSV
+    per table, a readable summary), for the export at the end of its contract. ``rows`` is keyed
+    like an access package's: database (``system.database``), then table."""
+    from vern.rights.packages import EXPORT_TEXT
+
+    return build_zip(data_map, rows, request_id=reference, kind="export", org_name=org_name,
+                     received=made_at, locale=locale, texts=EXPORT_TEXT)
+
+
 def _store_answer(session: Session, job: Any, body: bytes) -> str:
     import base64
 
