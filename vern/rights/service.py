@@ -57,7 +57,7 @@ from vern.rights.models import (
     Task,
     Verification,
 )
-from vern.rights.packages import build_zip
+from vern.rights.packages import EXPORT_TEXT, build_zip
 from vern.rights.runtime import secret as vendor_secret
 
 log = logging.getLogger("vern.rights")
@@ -1296,7 +1296,6 @@ def build_export_package(
     """A customer organisation's whole data in the access package's formats (data.json, one CSV
     per table, a readable summary), for the export at the end of its contract. ``rows`` is keyed
     like an access package's: database (``system.database``), then table."""
-    from vern.rights.packages import EXPORT_TEXT
 
     return build_zip(data_map, rows, request_id=reference, kind="export", org_name=org_name,
                      received=made_at, locale=locale, texts=EXPORT_TEXT)
