@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from vern.audit.service import record
 from vern.consent.models import ConsentRecord, Purpose
 from vern.consent.service import expire_records
+from vern.control.service import expire_records as expire_control
 from vern.core.config import Settings
 from vern.core.crypto import DataKey
 from vern.core.db import Base, Database, Scope, import_models, utcnow
@@ -30,6 +31,7 @@ from vern.datamap.categories import RETENTION_POLICIES, RETENTION_RULES
 from vern.datamap.loader import MapError
 from vern.datamap.own import load_own_map
 from vern.datamap.service import current_map
+from vern.incidents.service import expire_closed
 from vern.retention import product
 from vern.retention.models import LegalHold, RetentionPeriod, RetentionRun
 from vern.rights.connectors import describe_failure
@@ -82,6 +84,13 @@ _FUNCTION_RULES: tuple[tuple[str, tuple[str, ...], str, str, int | None, str, st
      "completed_at", None, "delete", "", -1),
     ("consent_records", ("consent_records",), "consent-history", "retired purpose", None,
      "delete", "", -1),
+    ("incidents", ("incidents", "incident_customers", "incident_notices", "incident_events",
+                   "incident_warnings"), "incident-plus-5y", "closed_at", None, "delete", "", -1),
+    ("control", ("control_tasks", "control_completions", "control_evidence", "control_reminders",
+                 "control_changes", "control_change_events", "control_people",
+                 "control_trainings", "control_media", "control_risks", "control_measures",
+                 "control_dpias", "control_dpia_versions"), "internal-control",
+     "the record's end (closed, completed, implemented, ended)", None, "delete", "", -1),
 )
 
 
@@ -373,6 +382,11 @@ def _function_ids(session: Session, r: Rule, cutoff: datetime, held: Held, limit
     """The rows a function rule would take now (for the plan), without taking them."""
 
     closed = ("done", "rejected", "cancelled")
+    if r.key == "incidents":
+        return expire_closed(session, closed_before=cutoff, limit=limit, held=held.every,
+                             dry_run=True)
+    if r.key == "control":
+        return expire_control(session, before=cutoff, limit=limit, held=held.every, dry_run=True)
     if r.key == "consent_records":
         why = "retention plan: every organisation"
         rows = session.execute(
@@ -400,6 +414,10 @@ def _function_batch(session: Session, r: Rule, cutoff: datetime, held: Held, bat
         return len(delete_closed_requests(session, closed_before=cutoff, limit=batch, held=held.every))
     if r.key == "consent_records":
         return expire_records(session, retired_before=cutoff, limit=batch)
+    if r.key == "incidents":
+        return len(expire_closed(session, closed_before=cutoff, limit=batch, held=held.every))
+    if r.key == "control":
+        return len(expire_control(session, before=cutoff, limit=batch, held=held.every))
     raise AssertionError(r.key)
 
 
