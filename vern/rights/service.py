@@ -164,6 +164,19 @@ def policy_for(session: Session, org_id: str) -> EffectivePolicy:
     )
 
 
+def product_keys(session: Session) -> dict[str, str]:
+    """Every customer organisation's product key (its ``product_tenant_key``, or its id when it
+    has none), as ``{key: org_id}``: the customers whose schema or database a product with a
+    schema or database per customer holds. Needs a system scope."""
+    rows = session.execute(
+        select(Organisation.id, Policy.product_tenant_key)
+        .outerjoin(Policy, Policy.org_id == Organisation.id)
+        .where(Organisation.kind == OrgKind.TENANT.value)
+        .execution_options(cross_tenant="the product keys of every customer")
+    )
+    return {key or org_id: org_id for org_id, key in rows}
+
+
 def _policy_row(session: Session, org_id: str) -> Policy:
     row = session.scalars(select(Policy).where(Policy.org_id == org_id)).first()
     if row is None:
