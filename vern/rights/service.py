@@ -1196,6 +1196,31 @@ def shred_closed_requests(session: Session, *, closed_before: datetime, limit: i
     return [r.id for r in rows]
 
 
+def replay_erasures(database: Database, database_name: str, since: datetime, *,
+                    urls: dict[str, str] | None = None,
+                    actor_user_id: str | None = None) -> dict[str, Any]:
+    """``vern rights replay`` for other parts of Vern (the restore drill): erase again, in the
+    product database ``database_name`` of the published map (restored from a backup of its own
+    taken at ``since``), every erasure the ledger recorded since then. Returns ``{"database",
+    "since", "entries", "rows", "tables"}``. An unknown database is refused naming ``database``;
+    a replay that cannot be done raises (``ledger.ReplayError``, ``connectors.Unreachable``),
+    writing nothing."""
+    from vern.rights import ledger
+
+    with database.transaction(Scope.system("replay erasures")) as session:
+        data_map = current_map(session)
+    if data_map is None:
+        raise InvalidInput.on("database", "no product data map is published")
+    try:
+        data_map.database(database_name)
+    except KeyError:
+        raise InvalidInput.on("database", "not a database of the published map") from None
+    result = ledger.replay(database, data_map, database_name, since, secret=vendor_secret(),
+                           urls=urls, actor_user_id=actor_user_id)
+    return {"database": result.database, "since": since.isoformat(), "entries": result.entries,
+            "rows": result.rows, "tables": dict(result.tables)}
+
+
 def delete_closed_requests(session: Session, *, closed_before: datetime, limit: int,
                            held: set[str] | None = None) -> list[str]:
     """Retention of the fact that a request was handled (five years): requests closed before
