@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import select, text
 
 from tests.backup.conftest import sqlite_backup_settings
-from tests.conftest import create_personas, make_settings
+from tests.conftest import Personas, create_personas, make_settings
 from tests.rights.conftest import file_request
 from vern.audit.models import AuditEvent
 from vern.backup import service
@@ -133,3 +133,18 @@ def test_the_cli_names_a_bad_replay_option(tmp_path: Path) -> None:
     assert alone.returncode == 2 and "--replay" in alone.stderr
     url = vern("--replay", "kunder", "--url", "kunder")
     assert url.returncode == 2 and "--url" in url.stderr
+
+
+def test_the_replay_is_shown_by_the_status_api_and_the_console(  # type: ignore[no-untyped-def]
+        db: Database, personas: Personas, login) -> None:
+    replays = [{"database": "butikk.kunder", "since": "2026-12-05T01:00:00+00:00", "entries": 3,
+                "rows": 2, "tables": {"customers": 2}, "ok": True}]
+    with db.transaction(Scope.system("test")) as session:
+        session.add(RestoreDrill(engine="sqlite", label="20261205-0100", ok=True, audit_ok=True,
+                                 seconds=4, counts={}, replays=replays))
+    dave = login(personas.dave)
+    body = dave.get("/api/v1/backup/status").json()
+    assert body["drills"][0]["replays"] == replays
+    page = dave.get("/console/backup")
+    assert page.status_code == 200 and "butikk.kunder" in page.text
+    assert ("rows erased again" in page.text) or ("rader slettet på nytt" in page.text)
