@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from tests.conftest import Personas, make_settings
@@ -25,6 +26,7 @@ from vern.control.models import (
 )
 from vern.core.crypto import DataKey
 from vern.core.db import Database, Scope
+from vern.core.errors import InvalidInput
 from vern.incidents.models import AffectedCustomer, BreachNotice, Incident, IncidentEvent
 from vern.retention import service
 
@@ -180,3 +182,23 @@ def test_internal_control_history_goes_five_years_after_its_end(db: Database, pe
     with db.transaction(Scope.system("test")) as s:
         assert s.get(DataKey, "k-konsulent").destroyed_at is not None  # type: ignore[union-attr]
     assert service.run(db, make_settings(db.url, tmp_path), now=NOW).counts["control"]["done"] == 0
+
+
+def test_a_vendor_may_lengthen_the_five_years_not_go_below_three(db: Database,
+                                                                 personas: Personas) -> None:
+    _register(db, personas)
+    with db.transaction(Scope.system("test")) as s, pytest.raises(InvalidInput) as refused:
+        service.set_period(s, rule_key="incidents", days=365, reason="kortere",
+                           actor_user_id=personas.dave.user_id)
+    assert refused.value.errors[0].field == "days"
+    with db.transaction(Scope.system("test")) as s:
+        service.set_period(s, rule_key="incidents", days=3653, reason="ti år etter avtale",
+                           actor_user_id=personas.dave.user_id)
+    # ten years: the breach closed in March 2026 is not due in June 2032 any more
+    assert {p["rule"]: p for p in service.plan(db, now=NOW)}["incidents"]["due"] == 0
+    # ten years on: the two closed in March 2026 (no hold in this test); never the open one
+    later = datetime(2036, 6, 1, tzinfo=UTC)
+    due = service.plan(db, now=later)
+    assert {p["rule"]: p for p in due}["incidents"]["due"] == 2
+    with db.transaction(Scope.system("test")) as s:
+        assert service.rule(s, "incidents").days == 3653
