@@ -86,7 +86,8 @@ def test_the_drill_replays_erasures_into_a_restored_product_database(
     shutil.copy(tmp_path / "butikk-backup.db", product)
     assert _rows(url) == before
 
-    result = service.verify(sqlite_db, settings, bs, replay=["kunder"],
+    # the product system named (each of its databases is replayed)
+    result = service.verify(sqlite_db, settings, bs, replay=["butikk"],
                             replay_since=product_backup_at, replay_urls={DB: url})
     assert result.ok, result.problem
     (replayed,) = result.replays
@@ -103,7 +104,7 @@ def test_the_drill_replays_erasures_into_a_restored_product_database(
         details = json.loads(event.details) if isinstance(event.details, str) else event.details
         assert details["new"]["replays"][0]["rows"] == 1
 
-    # a second replay finds the rows erased already; nothing is written twice
+    # a second replay (the database named) finds the rows erased already; nothing is written twice
     again = service.verify(sqlite_db, settings, bs, replay=["kunder"],
                            replay_since=product_backup_at, replay_urls={DB: url})
     assert again.ok and again.replays[0]["ok"] and _rows(url) == erased

@@ -111,7 +111,7 @@ def _replay_options(replay: list[str] | None, replay_since: str | None,
 def verify_command(
     label: Annotated[str | None, typer.Option(help="The backup to check (default: the newest)")] = None,
     replay: Annotated[list[str] | None, typer.Option(
-        "--replay", help="A product database (NAME in the map) restored from a backup of its own: "
+        "--replay", help="A product system or database (NAME in the map) restored from a backup of its own: "
                          "the drill runs `vern rights replay` on it and records the result; "
                          "repeat for several")] = None,
     replay_since: Annotated[str | None, typer.Option(

@@ -336,10 +336,17 @@ def _replay(database: Database, names: list[str], since: datetime | None,
     from vern.core.errors import VernError
     from vern.datamap.connect import NoConnection
     from vern.rights.connectors import Unreachable
-    from vern.rights.service import replay_erasures
+    from vern.rights.service import replay_erasures, replay_targets
 
     out: list[dict[str, Any]] = []
-    for name in names:
+    targets: list[str] = []
+    for name in names:  # a system (each of its databases) or one database
+        try:
+            targets += [t for t in replay_targets(database, name) if t not in targets]
+        except VernError as exc:
+            out.append({"database": name, "since": since.isoformat() if since else None,
+                        "ok": False, "problem": f"replay of {name}: {exc.detail}"[:1000]})
+    for name in targets:
         item: dict[str, Any] = {"database": name,
                                 "since": since.isoformat() if since is not None else None}
         if since is None:

@@ -1196,6 +1196,23 @@ def shred_closed_requests(session: Session, *, closed_before: datetime, limit: i
     return [r.id for r in rows]
 
 
+def replay_targets(database: Database, name: str) -> list[str]:
+    """The product databases (``system.database``) a restore of ``name`` covers: a system of the
+    published map (every database of it), or one database (``database`` or ``system.database``).
+    Refused naming ``database`` when the map has neither."""
+    with database.transaction(Scope.system("replay erasures")) as session:
+        data_map = current_map(session)
+    if data_map is None:
+        raise InvalidInput.on("database", "no product data map is published")
+    system = data_map.systems.get(name)
+    if system is not None and system.databases:
+        return [db.qualified for db in system.databases.values()]
+    try:
+        return [data_map.database(name).qualified]
+    except KeyError:
+        raise InvalidInput.on("database", "not a database of the published map") from None
+
+
 def replay_erasures(database: Database, database_name: str, since: datetime, *,
                     urls: dict[str, str] | None = None,
                     actor_user_id: str | None = None) -> dict[str, Any]:
