@@ -14,7 +14,6 @@ from vern.backup import pgbackrest, service
 from vern.core.cliutil import fail, open_database, settings_or_exit, show_table
 from vern.core.config import backup_settings
 from vern.core.errors import Conflict
-from vern.rights.cli import replay_command
 
 app = typer.Typer(help="Backups of Vern's own database: run, list, verify, restore.",
                   no_args_is_help=True)
@@ -87,18 +86,48 @@ def list_command() -> None:
                   f"({state['last_verified'].label})")
 
 
+def _replay_options(replay: list[str] | None, replay_since: str | None,
+                    url: list[str] | None) -> tuple[datetime | None, dict[str, str]]:
+    since = None
+    if replay_since is not None:
+        if not replay:
+            fail("--replay-since: name the product database with --replay", 2)
+        try:
+            since = datetime.fromisoformat(replay_since)
+        except ValueError:
+            fail(f"--replay-since: not an ISO time: {replay_since!r}", 2)
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+    urls: dict[str, str] = {}
+    for pair in url or []:
+        name, sep, value = pair.partition("=")
+        if not sep or not name or not value:
+            fail(f"--url: expected NAME=URL, got {pair!r}", 2)
+        urls[name] = value
+    return since, urls
+
+
 @app.command("verify")
 def verify_command(
     label: Annotated[str | None, typer.Option(help="The backup to check (default: the newest)")] = None,
     replay: Annotated[list[str] | None, typer.Option(
-        "--replay", help="Also run `vern rights replay` for this product database (NAME in the map) "
-                         "from the backup's recovery point; repeat for several")] = None,
+        "--replay", help="A product system or database (NAME in the map) restored from a backup of its own: "
+                         "the drill runs `vern rights replay` on it and records the result; "
+                         "repeat for several")] = None,
+    replay_since: Annotated[str | None, typer.Option(
+        "--replay-since", help="ISO time of the product database's backup that was restored "
+                               "(default: the recovery point of Vern's backup verified)")] = None,
+    url: Annotated[list[str] | None, typer.Option(
+        "--url", help="NAME=URL of a product database to replay into (default: the map's)")] = None,
 ) -> None:
     """Restore drill: restore into a scratch database, check the audit trail and the rows per
-    table, record the result as evidence."""
+    table, replay erasures into restored product databases (--replay), record the result as
+    evidence."""
 
+    since, urls = _replay_options(replay, replay_since, url)
     database, settings = _open()
-    result = service.verify(database, settings, label=label)
+    result = service.verify(database, settings, label=label, replay=replay or None,
+                            replay_since=since, replay_urls=urls or None)
     out.print(f"restore drill of {result.label or '-'}: {'passed' if result.ok else 'FAILED'} "
               f"in {result.seconds:.1f} s; audit trail {'verified' if result.audit_ok else 'NOT verified'}")
     for name, n in sorted(result.counts.items()):
@@ -106,10 +135,14 @@ def verify_command(
     if result.keys:
         out.print(f"  data keys: {result.keys['destroyed']} destroyed again, "
                   f"{result.keys['added']} added, {result.keys['kept']} kept")
-    out.print(result.hint, markup=False)
-    if replay and result.recovery_point is not None:
-        for name in replay:
-            replay_command(database=name, since=result.recovery_point.isoformat(), url=None)
+    for r in result.replays:
+        if r["ok"]:
+            out.print(f"  replay of {r['database']} since {r['since']}: {r['entries']} ledger "
+                      f"entries, {r['rows']} rows erased again", markup=False)
+        else:
+            out.print(f"  {r['problem']}", markup=False)
+    if not result.replays:
+        out.print(result.hint, markup=False)
     if not result.ok:
         fail(f"the drill failed (recorded): {result.problem}")
 

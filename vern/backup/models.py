@@ -50,3 +50,6 @@ class RestoreDrill(Base):
     counts: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     problem: Mapped[str | None] = mapped_column(Text, nullable=True)
     actor_user_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    # the product-database step: `vern rights replay` run on each product database named for
+    # the drill, restored from a backup of its own (database, since, entries, rows, ok, problem)
+    replays: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)

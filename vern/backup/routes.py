@@ -45,7 +45,8 @@ def backup_status(request: Request,
         "runs": [{"kind": r.kind, "label": r.label, "ok": r.ok, "started_at": _iso(r.started_at),
                   "size_bytes": r.size_bytes, "copies": r.copies} for r in state["runs"]],
         "drills": [{"label": d.label, "ok": d.ok, "at": _iso(d.at), "audit_ok": d.audit_ok,
-                    "seconds": d.seconds, "problem": d.problem} for d in state["drills"]],
+                    "seconds": d.seconds, "problem": d.problem, "replays": d.replays or []}
+                   for d in state["drills"]],
     }
 
 

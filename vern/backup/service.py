@@ -323,6 +323,44 @@ class DrillResult:
     seconds: float
     keys: dict[str, int] = field(default_factory=dict)
     hint: str = REPLAY_HINT
+    replays: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _replay(database: Database, names: list[str], since: datetime | None,
+            urls: dict[str, str] | None, actor_user_id: str | None) -> list[dict[str, Any]]:
+    """The product-database step of the drill: `vern rights replay` on each product database
+    named (restored from a backup of its own taken at ``since``), each result kept as evidence;
+    a replay that cannot be done is a finding of the drill (``ok`` false, ``problem``)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from vern.core.errors import VernError
+    from vern.datamap.connect import NoConnection
+    from vern.rights.connectors import Unreachable
+    from vern.rights.service import replay_erasures, replay_targets
+
+    out: list[dict[str, Any]] = []
+    targets: list[str] = []
+    for name in names:  # a system (each of its databases) or one database
+        try:
+            targets += [t for t in replay_targets(database, name) if t not in targets]
+        except VernError as exc:
+            out.append({"database": name, "since": since.isoformat() if since else None,
+                        "ok": False, "problem": f"replay of {name}: {exc.detail}"[:1000]})
+    for name in targets:
+        item: dict[str, Any] = {"database": name,
+                                "since": since.isoformat() if since is not None else None}
+        if since is None:
+            out.append(item | {"ok": False, "problem": "no time to replay from: the backup's "
+                                                       "recovery point is unknown"})
+            continue
+        try:
+            done = replay_erasures(database, name, since, urls=urls, actor_user_id=actor_user_id)
+        except (VernError, Unreachable, RuntimeError, SQLAlchemyError, NoConnection) as exc:
+            detail = getattr(exc, "detail", None) or str(exc)
+            out.append(item | {"ok": False, "problem": f"replay of {name}: {detail}"[:1000]})
+            continue
+        out.append(item | done | {"ok": True})
+    return out
 
 
 def _counts_at_backup(database: Database, label: str) -> dict[str, int] | None:
@@ -359,10 +397,17 @@ def _check(restored: Database, settings: Settings, expected: dict[str, int] | No
 
 def verify(  # noqa: PLR0915 - one drill, both engines, one record at the end
         database: Database, settings: Settings, bs: BackupSettings | None = None, *,
-           label: str | None = None, actor_user_id: str | None = None) -> DrillResult:
+           label: str | None = None, actor_user_id: str | None = None,
+           replay: list[str] | None = None, replay_since: datetime | None = None,
+           replay_urls: dict[str, str] | None = None) -> DrillResult:
     """Restore the newest backup (or ``label``) into a scratch database, put the keys back, check
     the audit trail and the rows per table against those counted at backup; record the result
-    (``backup_drills`` and the audit trail). The scratch copy is removed after."""
+    (``backup_drills`` and the audit trail). The scratch copy is removed after.
+
+    ``replay``: product databases (names in the published map) restored from backups of their
+    own; the drill then runs `vern rights replay` on each from ``replay_since`` (the time of
+    that backup; default: the recovery point of Vern's backup just verified), and records each
+    result (``replays``); a replay that fails fails the drill."""
     bs = bs or backup_settings()
     kind = engine_kind(database)
     began = time.monotonic()
@@ -421,16 +466,24 @@ def verify(  # noqa: PLR0915 - one drill, both engines, one record at the end
         problems.append(str(exc))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    replays = _replay(database, replay, replay_since or point, replay_urls,
+                      actor_user_id) if replay else []
+    problems += [str(r["problem"]) for r in replays if not r["ok"]]
     seconds = time.monotonic() - began
     result = DrillResult(not problems, result_label, point, audit_ok, counts,
-                         "; ".join(problems)[:2000] or None, seconds, key_counts)
+                         "; ".join(problems)[:2000] or None, seconds, key_counts,
+                         replays=replays)
+    summary = [{k: r.get(k) for k in ("database", "since", "ok", "entries", "rows")}
+               for r in replays]
     with database.transaction(Scope.system("backup drill evidence")) as session:
         session.add(RestoreDrill(engine=kind, label=result_label or "-", recovery_point=point,
                                  ok=result.ok, audit_ok=audit_ok, seconds=round(seconds),
-                                 counts=counts, problem=result.problem, actor_user_id=actor_user_id))
+                                 counts=counts, problem=result.problem, actor_user_id=actor_user_id,
+                                 replays=replays or None))
         record(session, "backup.verified", org_id=None, actor_user_id=actor_user_id,
                resource=f"backup:{result_label or '-'}", outcome="success" if result.ok else "failure",
-               details={"new": {"audit_ok": audit_ok, "keys": key_counts, "problem": result.problem}})
+               details={"new": {"audit_ok": audit_ok, "keys": key_counts, "problem": result.problem}
+                        | ({"replays": summary} if summary else {})})
     return result
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -1103,6 +1103,104 @@ REMINDER_BODY = N_("The control task \"%(title)s\" was due %(due)s.\n\nOpen it i
                    "%(link)s\n")
 REMINDER_BODY_SOON = N_("The control task \"%(title)s\" is due %(due)s.\n\nOpen it in the "
                         "console: %(link)s\n")
+
+
+# -- retention ("internal-control": five years after each record's own end) --------------------
+
+
+def expire_records(session: Session, *, before: datetime, limit: int,
+                   held: set[str] | None = None, dry_run: bool = False) -> list[str]:
+    """Retention of the internal control's history: what ended before ``before`` (five years
+    ago) is deleted, at most ``limit`` records per call, oldest first; what is still in use
+    (open tasks, risks, DPIAs, people with access, mappings) is kept. A record ends:
+
+    * a closed task (``closed_at``): with its completions, evidence, reminders and mappings;
+    * a completion (``completed_at``): with the evidence tied to it;
+    * an evidence entry whose content was deleted (``deleted_at``);
+    * a reminder, on its due date;
+    * a change request implemented (``implemented_at``) or rejected (``decided_at``): with its
+      history;
+    * a person whose access ended (``ended_on``): with their trainings, their data key destroyed;
+    * a media sanitisation entry (``done_on``).
+
+    ``held``: ids under a legal hold (a task's id holds its completions and evidence; a person's
+    account id holds the person). Returns ``kind:id`` of every record taken (or, ``dry_run``,
+    that would be). One transaction: the caller's."""
+    from sqlalchemy import delete, or_
+
+    held = held or set()
+    day = before.date()
+    out: list[str] = []
+
+    def room() -> int:
+        return limit - len(out)
+
+    def take(kind: str, stmt: Any, keep: Any) -> list[str]:
+        if room() <= 0:
+            return []
+        rows = session.execute(stmt.limit(room() + len(held))).all()
+        ids = [r[0] for r in rows if not keep(r)][: room()]
+        out.extend(f"{kind}:{i}" for i in ids)
+        return ids
+
+    tasks = take("task", select(ControlTask.id).where(
+        ControlTask.closed_at.is_not(None), ControlTask.closed_at < before)
+        .order_by(ControlTask.closed_at, ControlTask.id), lambda r: r[0] in held)
+    completions = take("completion", select(
+        ControlCompletion.id, ControlCompletion.task_id).where(
+        ControlCompletion.completed_at < before, ControlCompletion.task_id.not_in(tasks or [""]))
+        .order_by(ControlCompletion.completed_at, ControlCompletion.id),
+        lambda r: r[0] in held or r[1] in held)
+    evidence = take("evidence", select(
+        ControlEvidence.id, ControlEvidence.task_id, ControlEvidence.completion_id).where(
+        ControlEvidence.deleted_at.is_not(None), ControlEvidence.deleted_at < before,
+        ControlEvidence.task_id.not_in(tasks or [""]))
+        .order_by(ControlEvidence.deleted_at, ControlEvidence.id),
+        lambda r: held & {r[0], r[1], r[2]})
+    reminders = take("reminder", select(ControlReminder.id, ControlReminder.task_id).where(
+        ControlReminder.due_on < day, ControlReminder.task_id.not_in(tasks or [""]))
+        .order_by(ControlReminder.due_on, ControlReminder.id), lambda r: held & {r[0], r[1]})
+    changes = take("change", select(ControlChange.id).where(or_(
+        and_(ControlChange.status == "implemented", ControlChange.implemented_at < before),
+        and_(ControlChange.status == "rejected", ControlChange.decided_at < before)))
+        .order_by(ControlChange.created_at, ControlChange.id), lambda r: r[0] in held)
+    people = take("person", select(ControlPerson.id, ControlPerson.user_id).where(
+        ControlPerson.ended_on.is_not(None), ControlPerson.ended_on < day)
+        .order_by(ControlPerson.ended_on, ControlPerson.id), lambda r: held & {r[0], r[1]})
+    media = take("media", select(ControlMedia.id).where(ControlMedia.done_on < day)
+                 .order_by(ControlMedia.done_on, ControlMedia.id), lambda r: r[0] in held)
+    if dry_run or not out:
+        return out
+    if tasks:
+        for model in (ControlEvidence, ControlCompletion, ControlReminder, ControlMapping):
+            session.execute(delete(model).where(model.task_id.in_(tasks)))
+        session.execute(delete(ControlTask).where(ControlTask.id.in_(tasks)))
+    if completions:
+        session.execute(delete(ControlEvidence).where(
+            ControlEvidence.completion_id.in_(completions)))
+        session.execute(delete(ControlCompletion).where(ControlCompletion.id.in_(completions)))
+    if evidence:
+        session.execute(delete(ControlEvidence).where(ControlEvidence.id.in_(evidence)))
+    if reminders:
+        session.execute(delete(ControlReminder).where(ControlReminder.id.in_(reminders)))
+    if changes:
+        session.execute(delete(ControlChangeEvent).where(ControlChangeEvent.change_id.in_(changes)))
+        session.execute(delete(ControlChange).where(ControlChange.id.in_(changes)))
+    if people:
+        for key_id in session.scalars(select(ControlPerson.key_id).where(
+                ControlPerson.id.in_(people), ControlPerson.key_id.is_not(None))):
+            keyring().shred(session, str(key_id))
+        session.execute(delete(ControlTraining).where(ControlTraining.person_id.in_(people)))
+        session.execute(delete(ControlPerson).where(ControlPerson.id.in_(people)))
+    if media:
+        session.execute(delete(ControlMedia).where(ControlMedia.id.in_(media)))
+    counts = {k: n for k, n in (("tasks", tasks), ("completions", completions),
+                                ("evidence", evidence), ("reminders", reminders),
+                                ("changes", changes), ("people", people), ("media", media)) if n}
+    record(session, "control.expired", org_id=None,
+           details={"new": {k: len(v) for k, v in counts.items()}
+                    | {"before": before.isoformat()}})
+    return out
 
 
 def send_reminders(database: Database, *, base_url: str = "", today: date | None = None) -> int:

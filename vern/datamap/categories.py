@@ -94,12 +94,17 @@ RETENTION_POLICIES: dict[str, dict[str, object]] = {
                  "legal_reason": "bokføringsloven § 13: five years"},
     "permanent-config": {"days": None, "action": "delete", "legal_minimum_days": 0,
                          "legal_reason": "Configuration, not personal data"},
-    "internal-control": {"days": None, "action": "delete", "legal_minimum_days": 0,
+    # applied by ``vern.retention`` through ``vern.control.service.expire_records``: each record
+    # five years after its own end (a closed task, a completion, an implemented change …)
+    "internal-control": {"days": 1826, "action": "delete", "legal_minimum_days": 1096,
                          "legal_reason": "Art. 5(2) and 32(1)(d): proof of internal control while "
-                                         "the service runs and five years after"},
-    "incident-plus-5y": {"days": None, "action": "delete", "legal_minimum_days": 0,
+                                         "the service runs and five years after; claims expire "
+                                         "after three years (foreldelsesloven § 2)"},
+    # applied through ``vern.incidents.service.expire_closed``: never an open incident
+    "incident-plus-5y": {"days": 1826, "action": "delete", "legal_minimum_days": 1096,
                          "legal_reason": "Art. 33(5): the documentation of a breach, five years "
-                                         "after it was closed"},
+                                         "after it was closed; claims expire after three years "
+                                         "(foreldelsesloven § 2)"},
 }
 
 

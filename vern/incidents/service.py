@@ -834,6 +834,34 @@ def close(session: Session, actor: Actor, incident_id: str, *, cause: str, lesso
     return inc
 
 
+def expire_closed(session: Session, *, closed_before: datetime, limit: int,
+                  held: set[str] | None = None, dry_run: bool = False) -> list[str]:
+    """Retention (``incident-plus-5y``): incidents closed before ``closed_before`` are deleted
+    with everything kept for them (affected customers, notices as sent, timeline, warnings), at
+    most ``limit`` per call, oldest first, skipping the incident ids in ``held`` (legal holds).
+    An open incident is never taken, however old. ``dry_run``: only the ids that would go.
+    One transaction: the caller's (a system scope: notices are rows of the customers)."""
+    from sqlalchemy import delete
+
+    held = held or set()
+    rows = session.execute(
+        select(Incident.id)
+        .where(Incident.status == "closed", Incident.closed_at.is_not(None),
+               Incident.closed_at < closed_before)
+        .order_by(Incident.closed_at, Incident.id)
+        .limit(limit + len(held))
+    ).all()
+    ids = [r.id for r in rows if r.id not in held][:limit]
+    if dry_run or not ids:
+        return ids
+    for model in (ClockWarning, IncidentEvent, BreachNotice, AffectedCustomer):
+        session.execute(delete(model).where(model.incident_id.in_(ids)))
+    session.execute(delete(Incident).where(Incident.id.in_(ids), Incident.status == "closed"))
+    audit(session, "incidents.expired", org_id=None,
+          details={"new": {"incidents": len(ids), "closed_before": closed_before.isoformat()}})
+    return ids
+
+
 # -- views ---------------------------------------------------------------------------------------
 
 

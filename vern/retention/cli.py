@@ -65,6 +65,7 @@ def plan_command(as_json: Annotated[bool, typer.Option("--json", help="Print JSO
         if "due" in item:
             due = str(item["due"]) if item["due"] is not None else str(item.get("error") or "-")
             tenants = ", ".join(f"{k}: {n}" for k, n in (item.get("due_by_tenant") or {}).items())
+            tenants += "".join(f"; {k}: {why}" for k, why in (item.get("errors_by_tenant") or {}).items())
             table.add_row(item["rule"], item["action"], str(item["days"]), due, str(item["held"]),
                           tenants)
     show_table(out, table)
@@ -84,6 +85,8 @@ def run_command(
             out.print(f"  {rule}: {counts['done']} {counts.get('action', 'delete')}d")
         if counts.get("error"):
             out.print(f"  {rule}: not applied: {counts['error']}")
+        for customer, why in (counts.get("errors_by_tenant") or {}).items():
+            out.print(f"  {rule}: not applied for customer {customer}: {why}")
 
 
 @app.command("runs")

@@ -11,14 +11,16 @@ row newer than the cutoff, is never touched.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import String, cast, delete, func, select, update
+from sqlalchemy.engine import make_url
 
 from vern.datamap.connect import NoConnection
 from vern.datamap.model import DatabaseDef, DataMap, TenancyModel
 from vern.datamap.model import Table as MapTable
-from vern.rights.connectors import Unreachable, product_db
+from vern.rights.connectors import Unreachable, customer_url, describe_failure, product_db
 from vern.rights.engine import new_value
 
 PREFIX = "product:"
@@ -36,9 +38,25 @@ def tables(data_map: DataMap | None) -> list[tuple[DatabaseDef, MapTable]]:
     return sorted(out, key=lambda x: rule_key(x[0], x[1].name))
 
 
-def supported(db: DatabaseDef) -> bool:
-    """Schema and database-per-customer tenancy are not applied yet (see docs/retention.md)."""
-    return db.tenancy.model in (TenancyModel.COLUMN, TenancyModel.SINGLE)
+def per_customer(db: DatabaseDef) -> bool:
+    """A schema or a database per customer: the rule is applied in each customer's own."""
+    return db.tenancy.model in (TenancyModel.SCHEMA, TenancyModel.DATABASE)
+
+
+def customers(db: DatabaseDef, keys: list[str]) -> list[str | None]:
+    """Where a rule of ``db`` is applied, in a stable order: each customer's product key (a
+    schema or database per customer), or ``None`` (one database: ``column`` or ``single``)."""
+    return sorted(set(keys)) if per_customer(db) else [None]  # type: ignore[return-value]
+
+
+def held_in(held: set[str], key: str | None) -> set[str]:
+    """The primary keys held in one customer's schema or database: a hold names ``<key>:<pk>``
+    for one customer's row, or the bare ``<pk>`` (then the row of that key is held in every
+    customer's copy; never less than asked)."""
+    if key is None:
+        return set(held)
+    mine = {h.split(":", 1)[1] for h in held if h.startswith(f"{key}:")}
+    return mine | {h for h in held if ":" not in h}
 
 
 def failures() -> tuple[type[BaseException], ...]:
@@ -49,9 +67,15 @@ def failures() -> tuple[type[BaseException], ...]:
     return (SQLAlchemyError, NoConnection, Unreachable)
 
 
-def _product(db: DatabaseDef) -> Any:
-
-    return product_db(db, None, None)
+def _product(db: DatabaseDef, key: str | None = None) -> Any:
+    """The rights engine's connection: the customer's schema or database when ``key`` is given.
+    A customer's SQLite database that does not exist is not created by looking for it."""
+    if key is not None and db.tenancy.model is TenancyModel.DATABASE:
+        url = make_url(customer_url(db, None, key))
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+                and not Path(url.database).exists():
+            raise Unreachable(f"{db.qualified}: the customer {key} has no database ({url.database})")
+    return product_db(db, None, key)
 
 
 def _conditions(table: Any, mt: MapTable, cutoff: datetime, held: set[str]) -> list[Any]:
@@ -66,9 +90,33 @@ def _conditions(table: Any, mt: MapTable, cutoff: datetime, held: set[str]) -> l
     return cond
 
 
-def count_due(db: DatabaseDef, mt: MapTable, cutoff: datetime, held: set[str]) -> dict[str, Any]:
-    """How many rows would go now: in all, and per customer where rows carry a tenant column."""
-    product = _product(db)
+def count_due(db: DatabaseDef, mt: MapTable, cutoff: datetime, held: set[str],
+              keys: list[str] | None = None) -> dict[str, Any]:
+    """How many rows would go now: in all, and per customer (``due_by_tenant``) where rows carry
+    a tenant column or each customer has its own schema or database (``keys``: the customers'
+    product keys). A customer's schema or database that cannot be reached is reported in
+    ``errors_by_tenant``; the others are counted."""
+    if not per_customer(db):
+        return _count_one(db, mt, cutoff, held, None)
+    total, by_tenant, errors = 0, {}, {}
+    for key in customers(db, keys or []):
+        assert key is not None
+        try:
+            n = int(_count_one(db, mt, cutoff, held_in(held, key), key)["due"])
+        except failures() as exc:
+            errors[key] = describe_failure(exc)
+            continue
+        total += n
+        by_tenant[key] = n
+    out: dict[str, Any] = {"due": total, "due_by_tenant": by_tenant}
+    if errors:
+        out["errors_by_tenant"] = errors
+    return out
+
+
+def _count_one(db: DatabaseDef, mt: MapTable, cutoff: datetime, held: set[str],
+               key: str | None) -> dict[str, Any]:
+    product = _product(db, key)
     table = product.table(mt.name)
     cond = _conditions(table, mt, cutoff, held)
     with product.engine.connect() as conn:
@@ -85,12 +133,13 @@ def count_due(db: DatabaseDef, mt: MapTable, cutoff: datetime, held: set[str]) -
 
 
 def apply_batch(db: DatabaseDef, mt: MapTable, cutoff: datetime, *, held: set[str], after: Any,
-                batch: int, secret: bytes) -> tuple[int, Any]:
-    """One transaction in the product database: the next ``batch`` expired rows after the cursor
-    ``after`` deleted (or anonymised). Returns (rows changed, the new cursor; None when done)."""
+                batch: int, secret: bytes, key: str | None = None) -> tuple[int, Any]:
+    """One transaction in the product database (``key``: the customer's own schema or database):
+    the next ``batch`` expired rows after the cursor ``after`` deleted (or anonymised). Returns
+    (rows changed, the new cursor; None when done)."""
 
     assert mt.rule is not None
-    product = _product(db)
+    product = _product(db, key)
     table = product.table(mt.name)
     pk = table.c[mt.primary_key[0]]
     cond = _conditions(table, mt, cutoff, held)
@@ -111,7 +160,8 @@ def apply_batch(db: DatabaseDef, mt: MapTable, cutoff: datetime, *, held: set[st
             gone = 0
             for row in rows:
                 old = row._mapping
-                subject = f"{db.qualified}.{mt.name}:{row[0]}"
+                where = f"{db.qualified}[{key}]" if key is not None else db.qualified
+                subject = f"{where}.{mt.name}:{row[0]}"
                 values = {
                     name: new_value(secret, erase, old[name], subject)
                     for name, erase in strategies.items()

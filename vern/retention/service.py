@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from vern.audit.service import record
 from vern.consent.models import ConsentRecord, Purpose
 from vern.consent.service import expire_records
+from vern.control.service import expire_records as expire_control
 from vern.core.config import Settings
 from vern.core.crypto import DataKey
 from vern.core.db import Base, Database, Scope, import_models, utcnow
@@ -30,11 +31,12 @@ from vern.datamap.categories import RETENTION_POLICIES, RETENTION_RULES
 from vern.datamap.loader import MapError
 from vern.datamap.own import load_own_map
 from vern.datamap.service import current_map
+from vern.incidents.service import expire_closed
 from vern.retention import product
 from vern.retention.models import LegalHold, RetentionPeriod, RetentionRun
 from vern.rights.connectors import describe_failure
 from vern.rights.models import RightsRequest
-from vern.rights.service import delete_closed_requests, shred_closed_requests
+from vern.rights.service import delete_closed_requests, product_keys, shred_closed_requests
 
 BATCH = 50_000  # rows per transaction: bounded, and few enough commits to keep pace
 LEASE = timedelta(minutes=10)
@@ -82,6 +84,13 @@ _FUNCTION_RULES: tuple[tuple[str, tuple[str, ...], str, str, int | None, str, st
      "completed_at", None, "delete", "", -1),
     ("consent_records", ("consent_records",), "consent-history", "retired purpose", None,
      "delete", "", -1),
+    ("incidents", ("incidents", "incident_customers", "incident_notices", "incident_events",
+                   "incident_warnings"), "incident-plus-5y", "closed_at", None, "delete", "", -1),
+    ("control", ("control_tasks", "control_completions", "control_evidence", "control_reminders",
+                 "control_changes", "control_change_events", "control_people",
+                 "control_trainings", "control_media", "control_risks", "control_measures",
+                 "control_dpias", "control_dpia_versions"), "internal-control",
+     "the record's end (closed, completed, implemented, ended)", None, "delete", "", -1),
 )
 
 
@@ -150,6 +159,11 @@ def _product_rules(session: Session) -> list[Rule]:
             legal_reason=r.minimum_reason or r.reason, legal_minimum_days=r.minimum_days,
             kind="product", database=db.qualified))
     return out
+
+
+def _keys(session: Session, db: Any) -> list[str]:
+    """The customers' product keys, where the product has a schema or database per customer."""
+    return sorted(product_keys(session)) if product.per_customer(db) else []
 
 
 def _product_table(session: Session | Any, r: Rule) -> tuple[Any, Any]:
@@ -317,7 +331,7 @@ def _count_due(session: Session, r: Rule, cutoff: datetime, held: Held) -> int:
 def _any_due(session: Session, r: Rule, cutoff: datetime, held: Held) -> bool:
     if r.kind == "product":
         db, mt = _product_table(session, r)
-        return bool(product.count_due(db, mt, cutoff, held.records)["due"])
+        return bool(product.count_due(db, mt, cutoff, held.records, _keys(session, db))["due"])
     if r.kind == "table":
         table = _table(r.tables[0])
         first = select(1).select_from(table).where(*_conditions(table, r.clock, cutoff, held))
@@ -373,6 +387,11 @@ def _function_ids(session: Session, r: Rule, cutoff: datetime, held: Held, limit
     """The rows a function rule would take now (for the plan), without taking them."""
 
     closed = ("done", "rejected", "cancelled")
+    if r.key == "incidents":
+        return expire_closed(session, closed_before=cutoff, limit=limit, held=held.every,
+                             dry_run=True)
+    if r.key == "control":
+        return expire_control(session, before=cutoff, limit=limit, held=held.every, dry_run=True)
     if r.key == "consent_records":
         why = "retention plan: every organisation"
         rows = session.execute(
@@ -400,6 +419,10 @@ def _function_batch(session: Session, r: Rule, cutoff: datetime, held: Held, bat
         return len(delete_closed_requests(session, closed_before=cutoff, limit=batch, held=held.every))
     if r.key == "consent_records":
         return expire_records(session, retired_before=cutoff, limit=batch)
+    if r.key == "incidents":
+        return len(expire_closed(session, closed_before=cutoff, limit=batch, held=held.every))
+    if r.key == "control":
+        return len(expire_control(session, before=cutoff, limit=batch, held=held.every))
     raise AssertionError(r.key)
 
 
@@ -429,10 +452,8 @@ def plan(database: Database, *, now: datetime | None = None) -> list[dict[str, A
 def _plan_product(session: Session, r: Rule, cutoff: datetime, held: Held) -> dict[str, Any]:
 
     db, mt = _product_table(session, r)
-    if not product.supported(db):
-        return {"due": None, "error": f"tenancy {db.tenancy.model.value} is not applied yet"}
     try:
-        return product.count_due(db, mt, cutoff, held.records)
+        return product.count_due(db, mt, cutoff, held.records, _keys(session, db))
     except product.failures() as exc:  # an unreachable product database is reported, not fatal
         return {"due": None, "error": describe_failure(exc)}
 
@@ -465,13 +486,21 @@ def _claim(database: Database, now: datetime, trigger: str, actor_user_id: str |
 
 
 def _progress(session: Session | Any, run_id: str, rule_key: str, *, done: int,
-              cursor: Any = None, finished: bool = False) -> None:
+              cursor: Any = None, finished: bool = False, customer: str | None = None,
+              error: str | None = None) -> None:
     row = session.execute(select(RetentionRun.counts, RetentionRun.cursor,
                                  RetentionRun.finished_rules)
                           .where(RetentionRun.id == run_id)).one()
     counts = dict(row.counts or {})
     entry = dict(counts.get(rule_key) or {"done": 0})
     entry["done"] = int(entry.get("done", 0)) + done
+    if customer is not None:  # a schema or database per customer: each one's count (and error)
+        if not error:
+            by = dict(entry.get("done_by_tenant") or {})
+            by[customer] = int(by.get(customer, 0)) + done
+            entry["done_by_tenant"] = by
+        else:
+            entry["errors_by_tenant"] = dict(entry.get("errors_by_tenant") or {}) | {customer: error}
     counts[rule_key] = entry
     cursors = dict(row.cursor or {})
     if cursor is not None:
@@ -509,16 +538,13 @@ def run(database: Database, settings: Settings | None = None, *, now: datetime |
             entry |= {"action": r.action, "days": r.days, "held": len(held.every),
                       "cutoff": cutoff.isoformat(timespec="seconds")}
             counts[r.key] = entry
-            if r.kind == "product":
-                entry["database"] = r.database
-                problem = _product_problem(session, r, cutoff, held)
-                if problem:
-                    entry["error"] = problem
-                    finished.add(r.key)
-                    continue
             # how many go is counted as they go (the plan counts first); a rule with nothing
             # due at all is done here, without a transaction of its own
-            if r.key in cursors or _any_due(session, r, cutoff, held):
+            if r.kind == "product":
+                due = _product_entry(session, r, cutoff, held, entry)
+            else:
+                due = _any_due(session, r, cutoff, held)
+            if "error" not in entry and (r.key in cursors or due):
                 work.append((r, held))
             else:
                 finished.add(r.key)
@@ -546,17 +572,29 @@ def run(database: Database, settings: Settings | None = None, *, now: datetime |
     return row
 
 
-def _product_problem(session: Session, r: Rule, cutoff: datetime, held: Held) -> str:
-    """Why a product rule cannot run now ("" when it can): the run records it and goes on."""
+def _product_entry(session: Session, r: Rule, cutoff: datetime, held: Held,
+                   entry: dict[str, Any]) -> bool:
+    """Whether a product rule has rows due; the run's evidence gets the database and what was
+    due per customer when the run began (or why the rule cannot run now: ``error``)."""
+    entry["database"] = r.database
+    found, problem = _product_due(session, r, cutoff, held)
+    if problem:
+        entry["error"] = problem
+        return False
+    entry |= {k: v for k, v in found.items() if k != "due"}
+    return bool(found["due"])
 
-    db, _mt = _product_table(session, r)
-    if not product.supported(db):
-        return f"tenancy {db.tenancy.model.value} is not applied yet"
+
+def _product_due(session: Session, r: Rule, cutoff: datetime,
+                 held: Held) -> tuple[dict[str, Any], str]:
+    """What a product rule finds due now (in all and per customer), or why it cannot run now:
+    the run records it and goes on with the other rules."""
+
+    db, mt = _product_table(session, r)
     try:
-        _any_due(session, r, cutoff, held)
+        return product.count_due(db, mt, cutoff, held.records, _keys(session, db)), ""
     except product.failures() as exc:  # the database cannot be reached: the others still run
-        return describe_failure(exc)
-    return ""
+        return {}, describe_failure(exc)
 
 
 def _apply(database: Database, run_id: str, r: Rule, as_of: datetime, *, held: Held, after: Any,
@@ -569,17 +607,26 @@ def _apply(database: Database, run_id: str, r: Rule, as_of: datetime, *, held: H
 
         with database.transaction(Scope.system("retention run")) as session:
             db, mt = _product_table(session, r)
-        key = settings.secret_bytes if settings is not None else secret()
-        while True:  # a batch commits in the product database, then its count in Vern's
-            gone, upper = product.apply_batch(db, mt, cutoff, held=held.records, after=after,
-                                              batch=batch, secret=key)
-            with database.engine.begin() as conn:
-                _progress(conn, run_id, r.key, done=gone, cursor=upper, finished=upper is None)
-            if on_batch is not None:
-                on_batch(r.key, gone)
-            if upper is None:
-                return
-            after = upper
+            keys = _keys(session, db)
+        work = _ProductWork(database, run_id, r, db, mt, cutoff, batch=batch, on_batch=on_batch,
+                            secret=settings.secret_bytes if settings is not None else secret())
+        if not product.per_customer(db):
+            work.apply(held.records, after)
+            return
+        # a schema or database per customer: customer by customer, in the order of their keys;
+        # the cursor names the customer and the key within its table
+        at = after if isinstance(after, dict) else {}
+        for customer in product.customers(db, keys):
+            assert customer is not None
+            if at.get("customer") is not None and customer < at["customer"]:
+                continue
+            if customer == at.get("customer") and at.get("finished"):
+                continue
+            start = at.get("after") if customer == at.get("customer") else None
+            work.apply(product.held_in(held.records, customer), start, customer=customer)
+        with database.engine.begin() as conn:
+            _progress(conn, run_id, r.key, done=0, finished=True)
+        return
     if r.kind == "table":
         table = _table(r.tables[0])
         while True:
@@ -600,6 +647,51 @@ def _apply(database: Database, run_id: str, r: Rule, as_of: datetime, *, held: H
             on_batch(r.key, gone)
         if gone < batch:
             return
+
+
+@dataclass
+class _ProductWork:
+    """One product rule being applied (the rule, its database and table, its cutoff)."""
+
+    database: Database
+    run_id: str
+    r: Rule
+    db: Any
+    mt: Any
+    cutoff: datetime
+    batch: int
+    on_batch: Callable[[str, int], None] | None
+    secret: bytes
+
+    def apply(self, held: set[str], after: Any, *, customer: str | None = None) -> None:
+        """The table (one customer's copy of it): a batch commits in the product database, then
+        its count and cursor in Vern's. A customer's schema or database that cannot be reached
+        is recorded (``errors_by_tenant``) and the run goes on with the next customer."""
+        rule_key = self.r.key
+        while True:
+            try:
+                gone, upper = product.apply_batch(self.db, self.mt, self.cutoff, held=held,
+                                                  after=after, batch=self.batch,
+                                                  secret=self.secret, key=customer)
+            except product.failures() as exc:
+                if customer is None:
+                    raise
+                with self.database.engine.begin() as conn:
+                    _progress(conn, self.run_id, rule_key, done=0, customer=customer,
+                              error=describe_failure(exc),
+                              cursor={"customer": customer, "after": None, "finished": True})
+                return
+            cursor: Any = upper
+            if customer is not None:
+                cursor = {"customer": customer, "after": upper, "finished": upper is None}
+            with self.database.engine.begin() as conn:
+                _progress(conn, self.run_id, rule_key, done=gone, cursor=cursor,
+                          customer=customer, finished=customer is None and upper is None)
+            if self.on_batch is not None:
+                self.on_batch(rule_key, gone)
+            if upper is None:
+                return
+            after = upper
 
 
 def list_runs(session: Session, *, limit: int = 50) -> list[RetentionRun]:

@@ -164,6 +164,19 @@ def policy_for(session: Session, org_id: str) -> EffectivePolicy:
     )
 
 
+def product_keys(session: Session) -> dict[str, str]:
+    """Every customer organisation's product key (its ``product_tenant_key``, or its id when it
+    has none), as ``{key: org_id}``: the customers whose schema or database a product with a
+    schema or database per customer holds. Needs a system scope."""
+    rows = session.execute(
+        select(Organisation.id, Policy.product_tenant_key)
+        .outerjoin(Policy, Policy.org_id == Organisation.id)
+        .where(Organisation.kind == OrgKind.TENANT.value)
+        .execution_options(cross_tenant="the product keys of every customer")
+    )
+    return {key or org_id: org_id for org_id, key in rows}
+
+
 def _policy_row(session: Session, org_id: str) -> Policy:
     row = session.scalars(select(Policy).where(Policy.org_id == org_id)).first()
     if row is None:
@@ -1181,6 +1194,48 @@ def shred_closed_requests(session: Session, *, closed_before: datetime, limit: i
         record(session, "rights.request.details_expired", org_id=None,
                details={"new": {"requests": len(rows)}})
     return [r.id for r in rows]
+
+
+def replay_targets(database: Database, name: str) -> list[str]:
+    """The product databases (``system.database``) a restore of ``name`` covers: a system of the
+    published map (every database of it), or one database (``database`` or ``system.database``).
+    Refused naming ``database`` when the map has neither."""
+    with database.transaction(Scope.system("replay erasures")) as session:
+        data_map = current_map(session)
+    if data_map is None:
+        raise InvalidInput.on("database", "no product data map is published")
+    system = data_map.systems.get(name)
+    if system is not None and system.databases:
+        return [db.qualified for db in system.databases.values()]
+    try:
+        return [data_map.database(name).qualified]
+    except KeyError:
+        raise InvalidInput.on("database", "not a database of the published map") from None
+
+
+def replay_erasures(database: Database, database_name: str, since: datetime, *,
+                    urls: dict[str, str] | None = None,
+                    actor_user_id: str | None = None) -> dict[str, Any]:
+    """``vern rights replay`` for other parts of Vern (the restore drill): erase again, in the
+    product database ``database_name`` of the published map (restored from a backup of its own
+    taken at ``since``), every erasure the ledger recorded since then. Returns ``{"database",
+    "since", "entries", "rows", "tables"}``. An unknown database is refused naming ``database``;
+    a replay that cannot be done raises (``ledger.ReplayError``, ``connectors.Unreachable``),
+    writing nothing."""
+    from vern.rights import ledger
+
+    with database.transaction(Scope.system("replay erasures")) as session:
+        data_map = current_map(session)
+    if data_map is None:
+        raise InvalidInput.on("database", "no product data map is published")
+    try:
+        data_map.database(database_name)
+    except KeyError:
+        raise InvalidInput.on("database", "not a database of the published map") from None
+    result = ledger.replay(database, data_map, database_name, since, secret=vendor_secret(),
+                           urls=urls, actor_user_id=actor_user_id)
+    return {"database": result.database, "since": since.isoformat(), "entries": result.entries,
+            "rows": result.rows, "tables": dict(result.tables)}
 
 
 def delete_closed_requests(session: Session, *, closed_before: datetime, limit: int,
