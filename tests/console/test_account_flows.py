@@ -133,7 +133,7 @@ def test_a_weak_password_on_the_invitation_page_names_the_field(
     alice = sign_in_with_forms(en, personas.alice)
     form = alice.get("/console/users/new")
     alice.post("/console/users/new", data={
-        "name": "Liv Berg", "email": "liv.berg@fjellheim.example.com", "role": "tenant_admin",
+        "name": "Liv Berg", "email": "liv.berg@fjellheim.example.com", "role": "member",
         "password": "", "csrf_token": csrf_of(form.text)})
     token = link_token(mail_to(db, mails, "liv.berg@fjellheim.example.com"))
     with _new_client(app) as liv:
