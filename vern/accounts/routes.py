@@ -274,7 +274,12 @@ def list_users(db: TenantDB, _actor: Annotated[Actor, Depends(require(Perm.USERS
     return {"items": [service.user_view(u, m) for u, m in service.list_members(db)]}
 
 
-@router.post("/users", status_code=201)
+_WAITS: dict[int | str, dict[str, Any]] = {202: {
+    "description": "A privileged role waits for a second administrator's approval "
+                   "(``pending_request``)."}}
+
+
+@router.post("/users", status_code=201, responses=_WAITS)
 def create_user(  # noqa: PLR0917 - FastAPI parameters
     body: NewUserBody, request: Request, response: Response, db: TenantDB,
     settings: SettingsDep, actor: Annotated[Actor, Depends(require(Perm.USERS_MANAGE))],
@@ -305,7 +310,7 @@ def get_user(user_id: str, db: TenantDB,
     return service.user_view(user, membership)
 
 
-@router.put("/users/{user_id}/role")
+@router.put("/users/{user_id}/role", responses=_WAITS)
 def set_role(user_id: str, body: RoleBody, db: TenantDB, response: Response,
              actor: Annotated[Actor, Depends(require(Perm.USERS_MANAGE))]) -> dict[str, Any]:
     """Change a member's role. Privileged roles need MFA from the next sign-in; nobody changes their
@@ -496,7 +501,7 @@ def accept_invitation(body: LinkPasswordBody, request: Request, response: Respon
     }
 
 
-@router.post("/invitations", status_code=201)
+@router.post("/invitations", status_code=201, responses=_WAITS)
 def invite_user(  # noqa: PLR0917 - FastAPI parameters
     body: InviteBody, request: Request, response: Response, db: TenantDB,
     settings: SettingsDep, actor: Annotated[Actor, Depends(require(Perm.USERS_MANAGE))],
