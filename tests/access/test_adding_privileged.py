@@ -82,6 +82,8 @@ def test_vendor_staff_added_by_an_officer_hold_no_role_until_a_second_approves(
     siri = _with_mfa(db, "siri", user_id, email, personas.vendor, Role.SUPPORT)
     refused = client.post("/api/v1/session", json={"email": email, "password": PASSWORD})
     assert refused.status_code == 401
+    waiting = dave.get("/console/access?done=person-waiting")
+    assert waiting.status_code == 200 and "Siri Strand" in waiting.text
     own = dave.post(f"/api/v1/access/requests/{request_id}/approve", json={})
     assert own.status_code == 403 and own.json()["code"] == "self-approval"
     # The privacy officer does not decide access; the owner does.
