@@ -71,3 +71,18 @@ def test_a_token_cannot_approve_what_its_creator_filed_nor_the_creator_what_it_f
     assert alice.post(f"/api/v1/rights/requests/{by_token}/approve").status_code == 403
     anne = login(_anne(db, settings, personas))
     assert anne.post(f"/api/v1/rights/requests/{by_token}/approve").status_code == 200
+
+
+def test_the_console_offers_the_approve_button_only_to_a_second_person(
+    login: Any, db: Database, settings: Settings, personas: Personas
+) -> None:
+    alice = login(personas.alice)
+    request_id = _file_attested(alice)
+    approve_form = f'action="/console/rights/requests/{request_id}/approve"'
+    own_page = alice.get(f"/console/rights/requests/{request_id}")
+    assert own_page.status_code == 200
+    assert approve_form not in own_page.text
+    assert f'action="/console/rights/requests/{request_id}/reject"' in own_page.text
+    anne = login(_anne(db, settings, personas))
+    second = anne.get(f"/console/rights/requests/{request_id}")
+    assert second.status_code == 200 and approve_form in second.text

@@ -16,9 +16,10 @@ from sqlalchemy import select, update
 from starlette.testclient import TestClient
 
 from tests.accounts.helpers import actions, audit_details
-from tests.conftest import Personas, make_settings
+from tests.conftest import Personas, add_persona, make_settings
 from vern.accounts import flows
 from vern.accounts.models import AccountToken
+from vern.accounts.roles import Role
 from vern.app.web import create_app
 from vern.audit.models import AuditEvent
 from vern.core.config import Settings
@@ -97,15 +98,22 @@ def test_an_invited_member_chooses_a_password_once_and_is_signed_in(
     assert "auth.invite_link_refused" in actions(db)
 
 
-def test_an_invited_admin_must_set_up_two_step_sign_in_first(
-    app: object, db: Database, personas: Personas, login: object, mails: notify.MemoryMailer,
+def test_an_invited_admin_must_set_up_two_step_sign_in_first(  # noqa: PLR0917 - fixtures
+    app: object, db: Database, settings: Settings, personas: Personas, login: object,
+    mails: notify.MemoryMailer,
 ) -> None:
     alice = login(personas.alice)  # type: ignore[operator]
     res = alice.post("/api/v1/invitations", json={
         "email": "per.hansen@fjellheim.example.com", "name": "Per Hansen",
-        "role": "tenant_admin"})
-    assert res.status_code == 201
+        "role": "tenant_admin", "need": "Ny styrer fra januar"})
+    assert res.status_code == 202 and res.json()["role"] == "member"
     token = link_token(mail_to(db, mails, "per.hansen@fjellheim.example.com"))
+    anne = login(add_persona(db, settings, personas, "anne",  # type: ignore[operator]
+                             "Anne Aas", "anne.aas@fjellheim.example.com", personas.tenant_a,
+                             Role.TENANT_ADMIN))
+    approved = anne.post(f"/api/v1/access/requests/{res.json()['pending_request']}/approve",
+                         json={})
+    assert approved.status_code == 200, approved.text
     with _anonymous(app) as per:
         res = per.post("/api/v1/invitations/accept",
                        json={"token": token, "password": NEW_PASSWORD})

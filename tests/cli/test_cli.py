@@ -210,5 +210,19 @@ def test_a_user_is_invited_from_the_command_line(env: dict[str, str], tmp_path: 
     assert kinds == ["accounts.invitation"]
     assert links == [("invite", None)]
     res = run(["user", "invite", "--email", "grete.fjord@fjordly.example.com",
-               "--name", "Grete Fjord", "--org", "fjordly", "--role", "tenant_admin"], env)
+               "--name", "Grete Fjord", "--org", "fjordly", "--role", "member"], env)
     assert res.returncode == 1 and "email" in res.stderr
+    # Grete is the first administrator; a second one waits for a second person.
+    res = run(["user", "invite", "--email", "odd.fjord@fjordly.example.com",
+               "--name", "Odd Fjord", "--org", "fjordly", "--role", "tenant_admin"], env)
+    assert res.returncode == 1 and "--by" in res.stderr
+    res = run(["user", "invite", "--email", "odd.fjord@fjordly.example.com",
+               "--name", "Odd Fjord", "--org", "fjordly", "--role", "tenant_admin",
+               "--by", "grete.fjord@fjordly.example.com", "--need", "Nestleder"], env)
+    assert res.returncode == 0, res.stderr
+    assert "waits for a second administrator" in res.stdout
+    request_id = res.stdout.split("request ")[-1].split()[0]
+    # Grete added Odd: she cannot approve it herself.
+    res = run(["access", "approve-request", request_id,
+               "--by", "grete.fjord@fjordly.example.com"], env)
+    assert res.returncode != 0 and "second person" in res.stderr

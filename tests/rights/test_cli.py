@@ -61,8 +61,18 @@ def test_a_map_is_checked_published_and_an_erasure_run_and_replayed(tmp_path: Pa
     for email, name in (("ingrid.berg@fjellheim.example.com", "Ingrid Berg"),
                         ("ola.haugen@fjellheim.example.com", "Ola Haugen")):
         made = vern(["user", "create", "--email", email, "--name", name, "--org", "fjellheim",
-                     "--role", "tenant_admin", "--password-stdin"], env, "Fjordlys-Hytte-2026-Morgen\n")
+                     "--role", "tenant_admin", "--password-stdin"]
+                    + (["--by", "ingrid.berg@fjellheim.example.com", "--need", "Godkjenner innsyn"]
+                       if email.startswith("ola") else []),
+                    env, "Fjordlys-Hytte-2026-Morgen\n")
         assert made.returncode == 0, made.stderr
+    # Ingrid, the first administrator, was made at once; Ola's role waits for a second person,
+    # whom this customer does not have yet: the test seeds it as approved in the database.
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "vern.db") as conn:
+        assert conn.execute("UPDATE memberships SET role = 'tenant_admin' WHERE role = 'member'"
+                            ).rowcount == 1
     filed = run(
         [
             "rights",

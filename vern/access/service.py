@@ -23,10 +23,18 @@ from sqlalchemy.orm import Session
 from vern.access.models import AccessGrant, AccessReview, AccessReviewItem, RoleRequest
 from vern.accounts import service as accounts
 from vern.accounts.models import User
-from vern.accounts.roles import PRIVILEGED_ROLES, ROLES_FOR_KIND, OrgKind, Perm, Role
+from vern.accounts.roles import (
+    PRIVILEGED_ROLES,
+    ROLE_LABELS,
+    ROLES_FOR_KIND,
+    OrgKind,
+    Perm,
+    Role,
+    permissions,
+)
 from vern.accounts.service import Actor
 from vern.audit.service import record, tagged_events
-from vern.core.config import get_settings
+from vern.core.config import Settings, get_settings
 from vern.core.db import utcnow
 from vern.core.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
 from vern.core.i18n import N_, gettext
@@ -191,6 +199,49 @@ def _tell_admins(session: Session, grant: AccessGrant, org_name: str) -> None:
                      kind="access.grant_requested", org_id=grant.org_id)
 
 
+DECISION_MAIL = {
+    "grant": (
+        N_("Your request for access to %(org)s was %(outcome)s"),
+        N_("%(org)s %(outcome)s your request for access to its data (%(purpose)s), from "
+           "%(start)s until %(end)s (UTC).\nNote: %(note)s\nSee it: %(link)s"),
+    ),
+    "role": (
+        N_("The request for the role %(role)s in %(org)s was %(outcome)s"),
+        N_("The request that %(who)s be given the role %(role)s in %(org)s was %(outcome)s.\n"
+           "Note: %(note)s\nSee it: %(link)s"),
+    ),
+}
+OUTCOMES = {"approved": N_("approved"), "refused": N_("refused")}
+
+
+def _tell_decided(session: Session, *, kind: str, people: set[str | None], org_id: str,
+                  link: str, params: dict[str, str], outcome: str) -> None:
+    """The people a decision concerns are told through the outbox, in their language, in the
+    decision's transaction (nothing is mailed for a decision that is rolled back)."""
+
+    org_name = accounts.get_organisation(session, org_id).name
+    subject, body = DECISION_MAIL[kind]
+    ids = {p for p in people if p is not None}
+    if not ids:
+        return
+    for user in session.scalars(select(User).where(User.id.in_(ids))):
+        address = user.email.value if user.email is not None else None
+        if not address or user.disabled_at is not None:
+            continue
+        lang = user.locale
+        words = {**params, "org": org_name, "outcome": gettext(lang, OUTCOMES[outcome]),
+                 "link": link}
+        if "role" in params:
+            words["role"] = gettext(lang, ROLE_LABELS.get(Role(params["role"]), params["role"]))
+        if "purpose" in params:
+            words["purpose"] = gettext(lang, params["purpose"])
+        if not params.get("note"):
+            words["note"] = "-"
+        notify.queue(session, key_id=user.key_id, to=address,
+                     subject=gettext(lang, subject, **words), body=gettext(lang, body, **words),
+                     kind=f"access.{kind}_decided", org_id=org_id)
+
+
 def get_grant(session: Session, grant_id: str) -> AccessGrant:
     grant = session.get(AccessGrant, grant_id)
     if grant is None:
@@ -218,6 +269,12 @@ def decide_grant(session: Session, grant_id: str, *, approve: bool, actor: Actor
     _audit(session, "access.grant.approved" if approve else "access.grant.refused", actor,
            grant.org_id, f"access_grant:{grant.id}",
            {"old": {"status": "pending"}, "new": {"status": grant.status}})
+    base = get_settings().base_url.rstrip("/")
+    _tell_decided(session, kind="grant", people={grant.grantee_user_id}, org_id=grant.org_id,
+                  link=f"{base}/console/access", outcome=grant.status,
+                  params={"purpose": grant.purpose, "note": grant.decision_note or "",
+                          "start": grant.starts_at.strftime("%Y-%m-%d %H:%M"),
+                          "end": grant.ends_at.strftime("%Y-%m-%d %H:%M")})
     return grant
 
 
@@ -328,6 +385,32 @@ def request_role(session: Session, *, actor: Actor, role: str, need: str,
     return row
 
 
+def add_person(
+    session: Session, settings: Settings, *, actor: Actor, email: str, name: str, role: str,
+    password: str | None, need: str = "",
+) -> tuple[User, RoleRequest | None]:
+    """Add a person to the actor's organisation. A privileged role (once the organisation has a
+    privileged member who could approve) is not given now: the person is added with the
+    organisation's unprivileged role, or - in the vendor's organisation - with none, and the
+    role is asked for as a request with the stated ``need``; a second administrator (never the
+    one who added them, nor the person) approves it like any other."""
+    waits = accounts.role_waits(session, org_id=actor.org_id, role=role)
+    if waits:
+        need = _text("need", need)
+    user = accounts.create_user(session, settings, email=email, name=name, org_id=actor.org_id,
+                                role=role, password=password, actor=actor, hold=waits)
+    if not waits:
+        return user, None
+    row = RoleRequest(org_id=actor.org_id, user_id=user.id, role=Role(role).value, need=need,
+                      requested_by=actor.person_id, status="pending")
+    session.add(row)
+    session.flush()
+    _audit(session, "access.role_request.created", actor, actor.org_id,
+           f"access_role_request:{row.id}",
+           {"new": {"user_id": user.id, "role": row.role, "old_role": None, "added": True}})
+    return user, row
+
+
 def get_role_request(session: Session, request_id: str) -> RoleRequest:
     row = session.get(RoleRequest, request_id)
     if row is None:
@@ -346,8 +429,9 @@ def decide_role_request(session: Session, request_id: str, *, approve: bool, act
     check_second_person(actor.person_id, row.requested_by, row.user_id)
     note = _text("note", note, required=not approve)
     if approve:
-        accounts.set_role(session, user_id=row.user_id, role=row.role, actor=actor,
-                          approved_by=actor.person_id)
+        accounts.give_waiting_role(session, get_settings(), user_id=row.user_id,
+                                   org_id=row.org_id, role=row.role, actor=actor,
+                                   approved_by=str(actor.person_id))
     row.status = "approved" if approve else "refused"
     row.decided_by = actor.person_id
     row.decided_at = utcnow()
@@ -355,6 +439,11 @@ def decide_role_request(session: Session, request_id: str, *, approve: bool, act
     _audit(session, f"access.role_request.{row.status}", actor, row.org_id,
            f"access_role_request:{row.id}",
            {"old": {"status": "pending"}, "new": {"status": row.status, "role": row.role}})
+    who = person_names(session, {row.user_id}).get(row.user_id, "")
+    base = get_settings().base_url.rstrip("/")
+    _tell_decided(session, kind="role", people={row.user_id, row.requested_by},
+                  org_id=row.org_id, link=f"{base}/console/access", outcome=row.status,
+                  params={"role": row.role, "who": who, "note": row.decision_note or ""})
     return row
 
 
@@ -387,21 +476,94 @@ def open_review(session: Session, *, actor: Actor, title: str = "",
     _manager(actor)
     if not 1 <= days <= 90:
         raise InvalidInput.on("days", "must be 1-%(n)s", n=90)
-    now = utcnow()
-    review = AccessReview(org_id=actor.org_id, title=_text("title", title, required=False)[:200]
-                          or f"Access review {now:%Y-%m-%d}", opened_by=actor.person_id,
-                          opened_at=now, due_at=now + timedelta(days=days))
+    return _open_review(session, org_id=actor.org_id, actor=actor,
+                        title=_text("title", title, required=False)[:200], days=days,
+                        now=utcnow())
+
+
+def _open_review(session: Session, *, org_id: str, actor: Actor | None, title: str, days: int,
+                 now: datetime, period: str | None = None) -> AccessReview:
+    review = AccessReview(org_id=org_id, title=title or f"Access review {now:%Y-%m-%d}",
+                          opened_by=actor.person_id if actor else None, opened_at=now,
+                          due_at=now + timedelta(days=days))
     session.add(review)
     session.flush()
     count = 0
     for user, membership in accounts.list_members(session):
         if Role(membership.role) not in PRIVILEGED_ROLES or user.disabled_at is not None:
             continue
-        session.add(AccessReviewItem(org_id=actor.org_id, review_id=review.id, user_id=user.id,
+        session.add(AccessReviewItem(org_id=org_id, review_id=review.id, user_id=user.id,
                                      role=membership.role, last_activity_at=user.last_sign_in_at))
         count += 1
-    _audit(session, "access.review.opened", actor, actor.org_id, f"access_review:{review.id}",
-           {"new": {"accounts": count, "due_at": review.due_at.isoformat()}})
+    details: dict[str, Any] = {"new": {"accounts": count, "due_at": review.due_at.isoformat()}}
+    if period is not None:
+        details["scheduled"] = period
+    _audit(session, "access.review.opened", actor, org_id, f"access_review:{review.id}", details)
+    return review
+
+
+# -- access reviews on schedule (the worker) ------------------------------------------------------
+
+
+def review_period(now: datetime, months: int) -> tuple[datetime, str]:
+    """The start (UTC) and name of the review period ``now`` falls in: periods of ``months``
+    months counted from January (3: quarters, named ``2026-Q4``)."""
+    first = (now.month - 1) // months * months + 1
+    start = now.replace(month=first, day=1, hour=0, minute=0, second=0, microsecond=0)
+    if months == 3:
+        return start, f"{now.year}-Q{(first - 1) // 3 + 1}"
+    if months == 12:
+        return start, f"{now.year}"
+    return start, f"{now.year}-{first:02d}+{months}m"
+
+
+REVIEW_MAIL = (
+    N_("Access review in %(org)s: %(title)s"),
+    N_("The periodic access review of %(org)s is open: %(n)s privileged accounts to keep or "
+       "revoke by %(due)s (UTC). Nobody reviews their own account.\nReview them: %(link)s"),
+)
+
+
+def _reviewers(session: Session, org_kind: OrgKind) -> list[User]:
+    """Who decides a campaign: the members whose role may manage access here."""
+    return [user for user, membership in accounts.list_members(session)
+            if user.disabled_at is None and Perm.ACCESS_MANAGE in permissions(
+                Role(membership.role), org_kind=org_kind, home=True)]
+
+
+def open_scheduled_review(session: Session, *, org_id: str, months: int,
+                          now: datetime | None = None) -> AccessReview | None:
+    """Open this period's campaign in the session's organisation (``org_id``) unless the worker
+    already opened one in it - the campaigns are the record, so a restart or a second run in
+    the same period opens nothing - or there is no privileged account to review. The reviewers
+    are told through the outbox, in the campaign's transaction."""
+    now = now or utcnow()
+    start, period = review_period(now, months)
+    done = session.scalar(select(AccessReview.id).where(
+        AccessReview.org_id == org_id, AccessReview.opened_by.is_(None),
+        AccessReview.opened_at >= start).limit(1))
+    if done is not None:
+        return None
+    org = accounts.get_organisation(session, org_id)
+    kind = OrgKind(org.kind)
+    if not any(Role(m.role) in PRIVILEGED_ROLES and u.disabled_at is None
+               for u, m in accounts.list_members(session)):
+        return None
+    review = _open_review(session, org_id=org_id, actor=None, title=f"Access review {period}",
+                          days=REVIEW_DAYS, now=now, period=period)
+    count = len(review_items(session, review.id))
+    link = f"{get_settings().base_url.rstrip('/')}/console/access/reviews/{review.id}"
+    subject, body = REVIEW_MAIL
+    for user in _reviewers(session, kind):
+        address = user.email.value if user.email is not None else None
+        if not address:
+            continue
+        lang = user.locale
+        notify.queue(session, key_id=user.key_id, to=address,
+                     subject=gettext(lang, subject, org=org.name, title=review.title),
+                     body=gettext(lang, body, org=org.name, n=count,
+                                  due=review.due_at.strftime("%Y-%m-%d"), link=link),
+                     kind="access.review_opened", org_id=org_id)
     return review
 
 

@@ -35,7 +35,7 @@ from vern.accounts.deps import (
     require,
     require_session,
 )
-from vern.accounts.models import ApiToken, RecoveryCode, User
+from vern.accounts.models import ApiToken, Membership, RecoveryCode, User
 from vern.accounts.roles import ROLE_LABELS, ROLE_ORDER, ROLES_FOR_KIND, OrgKind, Perm, Role
 from vern.accounts.service import Actor
 from vern.accounts.signin import (
@@ -50,6 +50,7 @@ from vern.accounts.signin import (
 )
 from vern.console.forms import DEFAULT_NEXT, form_data, redirect, safe_next
 from vern.console.templating import gettext, pick_locale, render
+from vern.core.config import Settings
 from vern.core.db import Database, Scope
 from vern.core.discover import domain_modules
 from vern.core.errors import (
@@ -476,6 +477,25 @@ def users(request: Request, actor: UsersReader, db: TenantDB, done: str | None =
     })
 
 
+def add_person(
+    session: Session, settings: Settings, *, actor: Actor, email: str, name: str, role: str,
+    password: str | None, need: str, locale: str | None, on_adding: bool = True,
+) -> tuple[User, Membership | None, str | None]:
+    """Add a person (console and API): a privileged role waits for a second administrator
+    (``access.add_person``). A new account without a password is invited once it has a
+    membership here - at once, or, for someone who holds none while the role waits, when the
+    role is approved. Returns the person, their membership here (None while waiting without
+    one) and the waiting request's id."""
+    user, pending = access.add_person(session, settings, actor=actor, email=email, name=name,
+                                      role=role, password=password, need=need)
+    membership = session.scalar(select(Membership).where(
+        Membership.user_id == user.id, Membership.org_id == actor.org_id))
+    if password is None and user.password_hash is None and membership is not None:
+        flows.send_invitation(session, settings, user=user, org_id=actor.org_id, actor=actor,
+                              locale=locale, on_adding=on_adding)
+    return user, membership, pending.id if pending is not None else None
+
+
 def _new_user_page(request: Request, db: Session, actor: Actor, *, values: dict[str, str],
                    error: VernError | None = None, errors: dict[str, str] | None = None,
                    status: int = 200) -> Response:
@@ -500,20 +520,22 @@ async def user_create(request: Request, actor: UsersManager, database: DatabaseD
                       settings: SettingsDep) -> Response:
     form = await form_data(request)
     values = {k: form.get(k, "").strip()[:254] for k in ("name", "email", "role")}
+    values["need"] = form.get("need", "").strip()[:2000]
     password = form.get("password", "")[:4096] or None
     try:
         with database.transaction(Scope.tenant(actor.org_id)) as session:
-            user = service.create_user(session, settings, email=values["email"],
-                                       name=values["name"], org_id=actor.org_id,
-                                       role=values["role"], password=password, actor=actor)
+            user, membership, pending = add_person(
+                session, settings, actor=actor, email=values["email"], name=values["name"],
+                role=values["role"], password=password, need=values["need"],
+                locale=pick_locale(request))
             user_id = user.id
-            if password is None and user.password_hash is None:
-                flows.send_invitation(session, settings, user=user, org_id=actor.org_id,
-                                      actor=actor, locale=pick_locale(request), on_adding=True)
     except (InvalidInput, Conflict) as exc:
         with database.transaction(Scope.tenant(actor.org_id)) as session:
             return _new_user_page(request, session, actor, values=values, error=exc, status=422)
-    return redirect(f"/console/users/{user_id}?done={'created' if password else 'invited'}")
+    if pending is not None and membership is None:
+        return redirect("/console/access?done=person-waiting")
+    done = "role-requested" if pending else "created" if password else "invited"
+    return redirect(f"/console/users/{user_id}?done={done}")
 
 
 def _user_page(request: Request, db: Session, actor: Actor, user_id: str, *,

@@ -24,7 +24,7 @@ from vern.accounts.deps import (
     require_session,
 )
 from vern.accounts.models import User
-from vern.accounts.pages import NAV, pages
+from vern.accounts.pages import NAV, add_person, pages
 from vern.accounts.roles import OrgKind, Perm, Role
 from vern.accounts.security import totp_uri
 from vern.accounts.service import Actor
@@ -71,6 +71,8 @@ class NewUserBody(Strict):
     name: str = Field(max_length=200)
     role: str = Field(max_length=32)
     password: str | None = Field(default=None, max_length=4096)
+    # Why the person needs a privileged role (it waits for a second administrator).
+    need: str | None = Field(default=None, max_length=2000)
 
 
 class RoleBody(Strict):
@@ -272,20 +274,32 @@ def list_users(db: TenantDB, _actor: Annotated[Actor, Depends(require(Perm.USERS
     return {"items": [service.user_view(u, m) for u, m in service.list_members(db)]}
 
 
-@router.post("/users", status_code=201)
-def create_user(body: NewUserBody, request: Request, db: TenantDB, settings: SettingsDep,
-                actor: Annotated[Actor, Depends(require(Perm.USERS_MANAGE))]) -> dict[str, Any]:
+_WAITS: dict[int | str, dict[str, Any]] = {202: {
+    "description": "A privileged role waits for a second administrator's approval "
+                   "(``pending_request``)."}}
+
+
+@router.post("/users", status_code=201, responses=_WAITS)
+def create_user(  # noqa: PLR0917 - FastAPI parameters
+    body: NewUserBody, request: Request, response: Response, db: TenantDB,
+    settings: SettingsDep, actor: Annotated[Actor, Depends(require(Perm.USERS_MANAGE))],
+) -> dict[str, Any]:
     """Add a person. The answer repeats what was asked (and the member's id), whether the
     address was new or already had an account elsewhere: it tells nothing about other
-    organisations. A new account without a password is mailed an invitation to choose one."""
-    user = service.create_user(db, settings, email=body.email, name=body.name,
-                               org_id=actor.org_id, role=body.role, password=body.password,
-                               actor=actor)
-    if body.password is None and user.password_hash is None:
-        flows.send_invitation(db, settings, user=user, org_id=actor.org_id, actor=actor,
-                              locale=locale_of(request), on_adding=True)
-    return {"id": user.id, "email": body.email.strip(), "name": body.name.strip(),
-            "role": body.role}
+    organisations. A new account without a password is mailed an invitation to choose one.
+    A privileged role answers 202: the person is added without it (``role`` is what they hold
+    meanwhile) and it waits, with the stated ``need``, for a second administrator's approval
+    (``pending_request``)."""
+    user, membership, pending = add_person(
+        db, settings, actor=actor, email=body.email, name=body.name, role=body.role,
+        password=body.password, need=body.need or "", locale=locale_of(request))
+    view: dict[str, Any] = {"id": user.id, "email": body.email.strip(),
+                            "name": body.name.strip(), "role": body.role}
+    if pending is not None:
+        response.status_code = 202
+        view.update(role=membership.role if membership else None, pending_role=body.role,
+                    pending_request=pending)
+    return view
 
 
 @router.get("/users/{user_id}")
@@ -296,7 +310,7 @@ def get_user(user_id: str, db: TenantDB,
     return service.user_view(user, membership)
 
 
-@router.put("/users/{user_id}/role")
+@router.put("/users/{user_id}/role", responses=_WAITS)
 def set_role(user_id: str, body: RoleBody, db: TenantDB, response: Response,
              actor: Annotated[Actor, Depends(require(Perm.USERS_MANAGE))]) -> dict[str, Any]:
     """Change a member's role. Privileged roles need MFA from the next sign-in; nobody changes their
@@ -438,6 +452,7 @@ class InviteBody(Strict):
     email: str = Field(max_length=254)
     name: str = Field(max_length=200)
     role: str = Field(max_length=32)
+    need: str | None = Field(default=None, max_length=2000)
 
 
 class FirstAdminBody(Strict):
@@ -486,15 +501,23 @@ def accept_invitation(body: LinkPasswordBody, request: Request, response: Respon
     }
 
 
-@router.post("/invitations", status_code=201)
-def invite_user(body: InviteBody, request: Request, db: TenantDB, settings: SettingsDep,
-                actor: Annotated[Actor, Depends(require(Perm.USERS_MANAGE))]) -> dict[str, Any]:
-    """Add a person to the current organisation and mail them an invitation link."""
+@router.post("/invitations", status_code=201, responses=_WAITS)
+def invite_user(  # noqa: PLR0917 - FastAPI parameters
+    body: InviteBody, request: Request, response: Response, db: TenantDB,
+    settings: SettingsDep, actor: Annotated[Actor, Depends(require(Perm.USERS_MANAGE))],
+) -> dict[str, Any]:
+    """Add a person to the current organisation and mail them an invitation link. A
+    privileged role answers 202 and waits for a second administrator, as for ``/users``
+    (someone who holds no role meanwhile is invited once it is approved)."""
 
-    user = flows.invite_user(db, settings, email=body.email, name=body.name, role=body.role,
-                             org_id=actor.org_id, actor=actor, locale=locale_of(request))
-    _u, membership = service.get_member(db, user.id)
-    return service.user_view(user, membership)
+    user, membership, pending = add_person(
+        db, settings, actor=actor, email=body.email, name=body.name, role=body.role,
+        password=None, need=body.need or "", locale=locale_of(request), on_adding=False)
+    view = service.user_view(user, membership)
+    if pending is not None:
+        response.status_code = 202
+        view.update(pending_role=body.role, pending_request=pending)
+    return view
 
 
 @router.post("/users/{user_id}/invitation", status_code=202)

@@ -242,6 +242,7 @@ def create_user(
     role: str,
     password: str | None,
     actor: Actor | None,
+    hold: bool = False,
 ) -> User:
     """Add a person to an organisation: a new account with one membership, or - when the address
     already has an account (in another organisation) - a membership of that account, told to
@@ -251,13 +252,27 @@ def create_user(
     address has an account elsewhere. Only an address that is already a member *here* is
     refused (409). A password is used for a new account only; an existing one keeps its own.
     Without a password a new user cannot sign in until they accept an invitation
-    (``vern.accounts.flows``) or reset their password by e-mail."""
+    (``vern.accounts.flows``) or reset their password by e-mail.
+
+    A privileged role given by a person (``actor``) to someone in an organisation that already
+    has a privileged member waits for a second person (``role_waits``): the caller passes
+    ``hold`` and files the request (``vern.access.service.add_person``); meanwhile the person
+    holds the organisation's unprivileged role (``HOLDING_ROLE``), or - where there is none, in
+    the vendor's organisation - no membership at all. Without ``hold`` such a call is refused.
+    Only an organisation's very first privileged member, and the operator's own set-up without
+    an actor (``vern init``, the demo), take effect at once: nobody else could approve them."""
     email = _check_email(email)
     name = name.strip()
     if not name or len(name) > 200:
         raise InvalidInput.on("name", "must be 1-200 characters")
     org = get_organisation(session, org_id)
     parsed_role = _role_for(org, role)
+    waits = actor is not None and role_waits(session, org_id=org.id, role=parsed_role.value)
+    if waits and not hold:
+        raise SecondPersonConflict(
+            detail="role: adding someone as %(role)s needs a second person's approval; ask for "
+                   "it with a stated need", params={"role": parsed_role.value})
+    held = HOLDING_ROLE.get(OrgKind(org.kind)) if waits else parsed_role
     if password is not None:
         security.check_password(settings, password, context=[name, email, org.name])
     user = find_user_by_email(session, settings, email)
@@ -267,7 +282,8 @@ def create_user(
         if here is not None:
             raise Conflict(detail="email: already a member of this organisation",
                            errors=[InvalidInput.on("email", "already a member").errors[0]])
-        _tell_added(session, user, org, parsed_role)
+        if held is not None:
+            _tell_added(session, user, org, held)
     else:
         key_id = keyring().create(session)
         user = User(
@@ -280,10 +296,66 @@ def create_user(
         )
         session.add(user)
         session.flush()
-    session.add(Membership(user_id=user.id, org_id=org.id, role=parsed_role.value))
-    _audit(session, "membership.created", actor, org_id=org.id, resource=f"user:{user.id}",
-           details={"new": {"role": parsed_role.value}})
+    if held is not None:
+        session.add(Membership(user_id=user.id, org_id=org.id, role=held.value))
+        _audit(session, "membership.created", actor, org_id=org.id, resource=f"user:{user.id}",
+               details={"new": {"role": held.value}}
+               | ({"waiting": {"role": parsed_role.value}} if waits else {}))
+    else:
+        _audit(session, "membership.waiting", actor, org_id=org.id, resource=f"user:{user.id}",
+               details={"waiting": {"role": parsed_role.value}})
     return user
+
+
+# The role a person holds in an organisation of each kind while a privileged role given to them
+# waits for a second person. The vendor's organisation has no unprivileged role: there the
+# person holds no membership until the approval.
+HOLDING_ROLE: dict[OrgKind, Role] = {OrgKind.TENANT: Role.MEMBER}
+
+
+def role_waits(session: Session, *, org_id: str, role: str) -> bool:
+    """Whether giving ``role`` to a new person in ``org_id`` must wait for a second person: a
+    privileged role, in an organisation that already has an active privileged member (one who
+    could approve). The very first privileged member of an organisation has nobody to ask."""
+    org = get_organisation(session, org_id)
+    parsed = _role_for(org, role)
+    if parsed not in PRIVILEGED_ROLES:
+        return False
+    m, u = Membership.__table__, User.__table__
+    approvers = session.scalar(
+        select(func.count()).select_from(m.join(u, u.c.id == m.c.user_id))
+        .where(m.c.org_id == org.id, m.c.role.in_([r.value for r in PRIVILEGED_ROLES]),
+               u.c.disabled_at.is_(None))
+        .execution_options(cross_tenant="who could approve a privileged role")) or 0
+    return approvers > 0
+
+
+def give_waiting_role(session: Session, settings: Settings, *, user_id: str, org_id: str,
+                      role: str, actor: Actor, approved_by: str) -> None:
+    """A privileged role a second person approved takes effect: the member's role changes, or -
+    for someone added to the vendor's organisation, who held no membership while it waited -
+    the membership is made, and the person is invited (no password yet) or told by mail."""
+    here = session.scalar(select(Membership.id).where(
+        Membership.user_id == user_id, Membership.org_id == org_id))
+    if here is not None:
+        set_role(session, user_id=user_id, role=role, actor=actor, approved_by=approved_by)
+        return
+    user = session.get(User, user_id)
+    if user is None or user.disabled_at is not None:
+        raise Conflict(detail="user_id: the account is disabled or gone")
+    org = get_organisation(session, org_id)
+    parsed = _role_for(org, role)
+    session.add(Membership(user_id=user.id, org_id=org.id, role=parsed.value))
+    _audit(session, "membership.created", actor, org_id=org.id, resource=f"user:{user.id}",
+           details={"new": {"role": parsed.value}, "approved_by": approved_by})
+    session.flush()
+    if user.password_hash is None:
+        from vern.accounts import flows  # flows builds on this module
+
+        flows.send_invitation(session, settings, user=user, org_id=org.id, actor=actor,
+                              on_adding=True)
+    else:
+        _tell_added(session, user, org, parsed)
 
 
 def _tell_added(session: Session, user: User, org: Organisation, role: Role) -> None:

@@ -14,7 +14,9 @@ from rich.table import Table
 
 from vern.accounts import flows, service
 from vern.accounts.models import Organisation as Org
-from vern.accounts.roles import OrgKind
+from vern.accounts.pages import add_person
+from vern.accounts.roles import OrgKind, Perm, Role, permissions
+from vern.accounts.service import Actor
 from vern.app import demo as demo_data
 from vern.app.migrate import current_heads, expected_heads, upgrade
 from vern.core.cliutil import (
@@ -132,56 +134,111 @@ def _check_mail(settings: Settings) -> str:
     return f"{chosen.target.describe()} from {chosen.sender}"
 
 
+_BY_HELP = ("E-mail of the administrator of the organisation who adds the person. Required "
+            "for a privileged role once the organisation has a privileged member: the role "
+            "then waits for a second administrator (vern access approve-request).")
+_NEED_HELP = "Why the person needs the privileged role (with --by)."
+
+
+def _adder(session: Session, settings: Settings, email: str, org: Organisation) -> Actor:
+    """The administrator ``--by`` names, acting in ``org`` with their role there."""
+
+    user = service.find_user_by_email(session, settings, email)
+    membership = next((m for m, o in service.memberships_of(session, user.id) if o.id == org.id),
+                      None) if user is not None and user.disabled_at is None else None
+    if user is None or membership is None:
+        fail("--by: no active member of the organisation with that address")
+    role, kind = Role(membership.role), OrgKind(org.kind)
+    actor = Actor(org_id=org.id, org_kind=kind, role=role,
+                  perms=permissions(role, org_kind=kind, home=True), user_id=user.id,
+                  person_id=user.id)
+    if not actor.can(Perm.USERS_MANAGE):
+        fail("--by: that person may not add people to the organisation")
+    return actor
+
+
+def _add_user(
+    settings: Settings, *, email: str, name: str, org: str, role: str, password: str | None,
+    by: str | None, need: str, lang: str | None, label: str,
+) -> None:
+    """Add a person as the commands do: with ``--by``, as that administrator (a privileged role
+    waits for a second one); without, as the operator setting up an organisation, which may
+    give a privileged role only to its very first privileged member."""
+
+    database = open_database(settings)
+    try:
+        with database.transaction(Scope.system(f"cli user {label}")) as session:
+            organisation = _org_by_slug(session, org)
+            if by is None:
+                if service.role_waits(session, org_id=organisation.id, role=role):
+                    fail(f"--by: {organisation.slug} already has a privileged member, so "
+                         f"{role} needs a second person's approval; add the person with --by "
+                         f"ADMIN_EMAIL --need TEXT and have another administrator approve it")
+                if password is None:
+                    user = flows.invite_user(session, settings, email=email, name=name,
+                                             org_id=organisation.id, role=role, actor=None,
+                                             locale=lang)
+                else:
+                    user = service.create_user(session, settings, email=email, name=name,
+                                               org_id=organisation.id, role=role,
+                                               password=password, actor=None)
+                pending = None
+            else:
+                actor = _adder(session, settings, by, organisation)
+                user, _membership, pending = add_person(
+                    session, settings, actor=actor, email=email, name=name, role=role,
+                    password=password, need=need, locale=lang, on_adding=False)
+            done = "invited" if password is None else "created"
+            if pending is not None:
+                console.print(f"{done} user {user.id} in {organisation.slug}; the role {role} "
+                              f"waits for a second administrator: request {pending}")
+            elif password is None:
+                console.print(f"{done} user {user.id} to {organisation.slug} as {role}; the "
+                              f"link is valid for {settings.invitation_valid_hours} hours")
+            else:
+                console.print(f"{done} user {user.id} in {organisation.slug} as {role}")
+    except VernError as exc:
+        fail(str(exc))
+    notify.deliver_pending(database)
+
+
 @user_app.command("create")
-def user_create(
+def user_create(  # noqa: PLR0917 - the command's options
     email: Annotated[str, typer.Option(help="E-mail address (the sign-in name).")],
     name: Annotated[str, typer.Option(help="Full name.")],
     org: Annotated[str, typer.Option(help="Organisation slug.")],
     role: Annotated[str, typer.Option(help="Role in the organisation.")],
     password_stdin: Annotated[bool, typer.Option(help="Read the password from standard input.")]
     = False,
+    by: Annotated[str | None, typer.Option(help=_BY_HELP)] = None,
+    need: Annotated[str, typer.Option(help=_NEED_HELP)] = "",
 ) -> None:
     """Create a user with a role in one organisation (asks for the password)."""
 
     settings = settings_or_exit()
     password = (sys.stdin.readline().rstrip("\n") if password_stdin
                 else getpass.getpass(f"Password (at least {settings.password_min_length} characters): "))
-    database = open_database(settings)
-    try:
-        with database.transaction(Scope.system("cli user create")) as session:
-            organisation = _org_by_slug(session, org)
-            user = service.create_user(session, settings, email=email, name=name,
-                                       org_id=organisation.id, role=role, password=password,
-                                       actor=None)
-            console.print(f"created user {user.id} in {organisation.slug} as {role}")
-    except VernError as exc:
-        fail(str(exc))
+    _add_user(settings, email=email, name=name, org=org, role=role, password=password, by=by,
+              need=need, lang=None, label="create")
 
 
 @user_app.command("invite")
-def user_invite(
+def user_invite(  # noqa: PLR0917 - the command's options
     email: Annotated[str, typer.Option(help="E-mail address (the sign-in name).")],
     name: Annotated[str, typer.Option(help="Full name.")],
     org: Annotated[str, typer.Option(help="Organisation slug.")],
     role: Annotated[str, typer.Option(help="Role in the organisation.")],
     lang: Annotated[str, typer.Option(help="Language of the mail: nb or en.")] = "nb",
+    by: Annotated[str | None, typer.Option(help=_BY_HELP)] = None,
+    need: Annotated[str, typer.Option(help=_NEED_HELP)] = "",
 ) -> None:
     """Create a user without a password and mail them a single-use link to choose one."""
 
     settings = settings_or_exit()
     if lang not in ("nb", "en"):
         fail("lang: use nb or en")
-    database = open_database(settings)
-    try:
-        with database.transaction(Scope.system("cli user invite")) as session:
-            organisation = _org_by_slug(session, org)
-            user = flows.invite_user(session, settings, email=email, name=name,
-                                     org_id=organisation.id, role=role, actor=None, locale=lang)
-            console.print(f"invited user {user.id} to {organisation.slug} as {role}; the link "
-                          f"is valid for {settings.invitation_valid_hours} hours")
-    except VernError as exc:
-        fail(str(exc))
-    notify.deliver_pending(database)
+    _add_user(settings, email=email, name=name, org=org, role=role, password=None, by=by,
+              need=need, lang=lang, label="invite")
 
 
 @user_app.command("list")

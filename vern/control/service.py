@@ -544,6 +544,35 @@ def coverage(session: Session, framework: str, locale: str = "en") -> dict[str, 
             "uncovered": [r["id"] for r in rows if not r["covered"]]}
 
 
+def customer_summary(session: Session) -> dict[str, Any]:
+    """What a customer may see of the vendor's internal control (its trust page): the controls in
+    place (open tasks: title, how often, when last completed) and, per framework, how many
+    requirements a control covers. Nothing else - no owners, notes, evidence or its files, risks
+    or changes - leaves the vendor's own records."""
+    tasks = list(session.scalars(select(ControlTask).where(ControlTask.closed_at.is_(None))
+                                 .order_by(ControlTask.title)))
+    last = dict(session.execute(
+        select(ControlCompletion.task_id, func.max(ControlCompletion.completed_at))
+        .group_by(ControlCompletion.task_id)).all())
+    open_ids = {t.id for t in tasks}
+    covered: dict[str, set[str]] = {}
+    for m in session.scalars(select(ControlMapping)):
+        if m.task_id in open_ids:
+            covered.setdefault(m.framework, set()).add(m.requirement)
+    framework_rows = []
+    for key, fw in sorted(frameworks().items()):
+        ids = {r.id for r in fw.requirements}
+        framework_rows.append({"framework": key, "name": fw.name,
+                               "covered": len(covered.get(key, set()) & ids),
+                               "requirements": len(ids)})
+    return {
+        "controls": [{"title": t.title, "recurrence": t.recurrence,
+                      "last_completed_on": _iso(last[t.id].date()) if t.id in last else None}
+                     for t in tasks],
+        "frameworks": framework_rows,
+    }
+
+
 # -- risks -------------------------------------------------------------------------------------
 
 

@@ -297,6 +297,10 @@ class Settings(BaseSettings):
     session_idle_minutes: int = Field(default=60, ge=1, le=60)
     session_absolute_hours: int = Field(default=24, ge=1, le=24)
     api_token_max_days: int = Field(default=365, ge=1)
+    # Access review campaigns the worker opens in every organisation: once per period of this
+    # many months from January (3: quarterly); 0 turns them off (campaigns are then opened by
+    # hand only).
+    access_review_months: int = Field(default=3, ge=0, le=12)
     # E-mailed single-use links: an invitation to set a first password, a password reset.
     invitation_valid_hours: int = Field(default=72, ge=1, le=336)
     password_reset_valid_minutes: int = Field(default=30, ge=5, le=1440)
@@ -348,6 +352,13 @@ class Settings(BaseSettings):
             # The demo's own mail server (started by `vern demo`), next to the web port.
             data["smtp_url"] = f"smtp://127.0.0.1:{demo_sink_port(int(port_text))}"
         return data
+
+    @field_validator("access_review_months")
+    @classmethod
+    def _whole_periods(cls, value: int) -> int:
+        if value not in {0, 1, 2, 3, 4, 6, 12}:
+            raise ValueError("use 0 (off), 1, 2, 3, 4, 6 or 12: periods that divide the year")
+        return value
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

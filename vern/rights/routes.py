@@ -557,6 +557,10 @@ def console_detail(request: Request, rights_request_id: str, actor: Reader, db: 
             "req": req,
             "can_manage": actor.can(Perm.RIGHTS_MANAGE),
             "can_approve": actor.can(Perm.RIGHTS_APPROVE),
+            # four-eyes: whoever filed or attested the request is refused on approval, so the
+            # button is not offered to them either (service.approve decides either way)
+            "may_approve": actor.can(Perm.RIGHTS_APPROVE)
+            and actor.person_id not in {req.created_by, req.attested_by},
         },
     )
 

@@ -54,7 +54,8 @@ def _page_view(page: dict[str, Any]) -> dict[str, Any]:
                          "closes_at": n["closes_at"].isoformat(),
                          "objected": n["objected_at"] is not None} for n in page["notices"]],
             "agreement": agreement,
-            "files": [{**f, "uploaded_at": f["uploaded_at"].isoformat()} for f in page["files"]]}
+            "files": [{**f, "uploaded_at": f["uploaded_at"].isoformat()} for f in page["files"]],
+            "internal_control": page["control"]}
 
 
 def _download(row: Any) -> Response:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from vern.accounts import service as accounts
 from vern.audit.service import record as audit
+from vern.control import service as control
 from vern.core.db import Database, Scope, utcnow
 from vern.core.errors import InvalidInput, NotFound
 from vern.records import registry
@@ -153,4 +154,6 @@ def page(session: Session, org_id: str) -> dict[str, Any]:
         "agreement": records.agreement_status(session),
         "agreements": records.list_agreements(session),
         "files": shared_files(session),
+        # The vendor's internal control as a customer sees it: no evidence, no internal notes.
+        "control": control.customer_summary(session),
     }
