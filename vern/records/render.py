@@ -64,6 +64,9 @@ def record_csv(records: list[dict[str, Any]]) -> str:
         for c in rec.get("controllers", []):
             w.writerow([kind, who, "controllers", c["org_id"], "name", c["name"]])
             w.writerow([kind, who, "controllers", c["org_id"], "org_number", c["org_number"]])
+            for field in ("contract_start", "contract_end"):
+                if c.get(field):
+                    w.writerow([kind, who, "controllers", c["org_id"], field, c[field]])
             for k, people in c["contacts"].items():
                 w.writerow([kind, who, "controllers", c["org_id"], f"contact.{k}", ", ".join(people)])
         for c in rec.get("categories", []):
