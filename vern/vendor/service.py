@@ -349,7 +349,7 @@ def contracts_by_customer(session: Session, tenant_ids: list[str]
     """Each customer's contract start and end from its profile (``(None, None)`` until set), for
     many customers at once (the record of processing per controller)."""
     allowed = [t for t in tenant_ids if _may_read_customer(session, t)]
-    found: dict[str, tuple[date | None, date | None]] = {t: (None, None) for t in allowed}
+    found: dict[str, tuple[date | None, date | None]] = dict.fromkeys(allowed, (None, None))
     table = CustomerProfile.__table__
     for start in range(0, len(allowed), 500):
         stmt = (select(table.c.org_id, table.c.contract_start, table.c.contract_end)
