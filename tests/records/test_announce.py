@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -118,3 +119,26 @@ def test_a_version_left_unannounced_by_a_stopped_process_is_announced_by_the_wor
     again = [Job("records.announce.again", timedelta(0), JOBS[0].run)]
     assert run_due(db, settings, again) == ["records.announce.again"]
     assert _queued(db) == len(ACCOUNT_HOLDERS)
+
+
+def test_two_processes_announcing_at_once_queue_each_mail_once(db: Database, personas: Personas) -> None:
+    fill_vendor(db, personas)
+    with db.transaction(Scope.tenant(personas.vendor)) as session:
+        nb, en = documents.privacy_html(session, personas.vendor)
+        service.store_document(session, org_id=personas.vendor, kind="privacy", html_nb=nb,
+                               html_en=en, actor_user_id=None)
+    start = threading.Barrier(2)
+    results: list[int] = []
+
+    def announce() -> None:
+        start.wait()
+        results.append(documents.announce_pending(db))
+
+    threads = [threading.Thread(target=announce) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [0, len(ACCOUNT_HOLDERS)]
+    assert _queued(db) == len(ACCOUNT_HOLDERS)
+    assert documents.announce_pending(db) == 0

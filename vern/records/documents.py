@@ -10,9 +10,10 @@ that kind; where the banner asks for consent, a new cookie policy version makes 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from vern.accounts import service as accounts
@@ -25,6 +26,8 @@ from vern.datamap import service as datamap
 from vern.datamap.categories import CATEGORIES
 from vern.records import registry, render, service
 from vern.records.models import DOCUMENT_KINDS, Agreement, DocumentVersion
+
+log = logging.getLogger("vern.records")
 
 LOCALES = ("nb", "en")
 TITLES = {"privacy": "Privacy statement", "dpa": "Data processing agreement",
@@ -124,7 +127,12 @@ def publish(database: Database, *, kind: str, vendor_org_id: str, actor_user_id:
         if new and kind in ("privacy", "cookie"):
             _bump_consent_notice(session, vendor_org_id, kind, row, actor_user_id)
     if new and kind in service.ANNOUNCED_KINDS:
-        announce_pending(database)
+        try:
+            announce_pending(database)
+        except SQLAlchemyError:
+            # The version is published; the worker's ``records.announce`` announces it later.
+            log.exception("records: announcing version %s of the %s left to the worker",
+                          row.version, kind)
     return row if new else None
 
 
