@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 
@@ -142,3 +143,19 @@ def test_two_processes_announcing_at_once_queue_each_mail_once(db: Database, per
     assert sorted(results) == [0, len(ACCOUNT_HOLDERS)]
     assert _queued(db) == len(ACCOUNT_HOLDERS)
     assert documents.announce_pending(db) == 0
+
+
+def test_the_versions_show_when_and_to_how_many_each_was_announced(
+        db: Database, personas: Personas, login: Any) -> None:
+    fill_vendor(db, personas)
+    erik = login(personas.erik)
+    assert erik.post("/api/v1/records/documents/privacy").json() == {"published": True, "version": 1}
+    [version] = erik.get("/api/v1/records/documents/privacy").json()["versions"]
+    assert version["announced_to"] == len(ACCOUNT_HOLDERS) and version["announced_at"]
+    page = erik.get("/console/records/documents/privacy").text
+    assert f"til {len(ACCOUNT_HOLDERS)} personer" in page or f"to {len(ACCOUNT_HOLDERS)} people" in page
+    # The record of processing is not announced: no such column.
+    assert erik.post("/api/v1/records/documents/record").status_code == 201
+    [record] = erik.get("/api/v1/records/documents/record").json()["versions"]
+    assert record["announced_to"] is None
+    assert "Kunngjort på e-post" not in erik.get("/console/records/documents/record").text

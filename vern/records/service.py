@@ -575,6 +575,12 @@ def unannounced(session: Session) -> list[DocumentVersion]:
     return out
 
 
+def announcements(session: Session, kind: str) -> dict[str, Announcement]:
+    """The announcements of a kind's versions, by document id (the versions pages)."""
+    return {a.document_id: a for a in session.scalars(
+        select(Announcement).where(Announcement.kind == kind))}
+
+
 def announcement(session: Session, document_id: str) -> Announcement | None:
     return session.scalar(select(Announcement).where(Announcement.document_id == document_id))
 
