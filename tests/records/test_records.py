@@ -113,3 +113,37 @@ def test_registry_only_vendor_lacks_its_activities(db: Database, personas: Perso
     fields = _fields(documents.check(db))
     assert "30(1)(a) contact details of the data protection officer" not in fields
     assert "30(1)(b) at least one processing activity" in fields
+
+
+def test_the_customers_contract_dates_are_in_its_record_in_every_format(
+        db: Database, personas: Personas) -> None:
+    import shutil
+    import subprocess
+    from datetime import date
+
+    from tests import services
+    from vern.vendor import service as vendor
+
+    fill_vendor(db, personas)
+    with db.transaction(Scope.tenant(personas.tenant_a)) as session:
+        vendor.set_customer_profile(session, personas.tenant_a, org_number=None,
+                                    contract_start=date(2025, 8, 1), contract_end=date(2028, 7, 31))
+    one = json.loads(documents.export(db, controller=personas.tenant_a, fmt="json", locale="nb"))
+    [controller] = one["records"][0]["controllers"]
+    assert (controller["contract_start"], controller["contract_end"]) == ("2025-08-01", "2028-07-31")
+    every = json.loads(documents.export(db, controller="customers", fmt="json", locale="nb"))
+    other = next(c for c in every["controllers"] if c["org_id"] == personas.tenant_b)
+    assert (other["contract_start"], other["contract_end"]) == ("", "")
+    rows = list(csv.reader(io.StringIO(documents.export(db, controller=personas.tenant_a, fmt="csv",
+                                                         locale="nb").decode())))
+    assert ["processor", "Solstrand Læring AS", "controllers", personas.tenant_a, "contract_end",
+            "2028-07-31"] in rows
+    page = documents.export(db, controller=personas.tenant_a, fmt="html", locale="nb").decode()
+    assert "2025-08-01–2028-07-31" in page
+    pdf = documents.export(db, controller=personas.tenant_a, fmt="pdf", locale="en")
+    pdftotext = shutil.which("pdftotext")
+    if pdftotext is None:
+        services.unavailable("poppler-utils (pdftotext) is not installed")
+    text = subprocess.run([pdftotext, "-", "-"], input=pdf, capture_output=True,  # noqa: S603
+                          check=True).stdout.decode()
+    assert "2025-08-01–2028-07-31" in text

@@ -95,3 +95,40 @@ def test_the_api_refuses_a_signature_without_a_date_naming_the_field(db: Databas
     res = erik.post(f"/api/v1/records/tenants/{personas.tenant_a}/signature",
                     json={"signer_name": "Alice Aasen", "signed_on": "2026-01-05"})
     assert res.status_code == 200 and res.json()["status"] == "signed"
+
+
+def test_a_withdrawn_file_leaves_the_trust_page_and_its_download_answers_404(
+        db: Database, personas: Personas, login: Any) -> None:
+    fill_vendor(db, personas)
+    api_file = _share(db, personas, [personas.tenant_a, personas.tenant_b], "Penetrasjonstest 2026")
+    console_file = _share(db, personas, [personas.tenant_a], "ISO 27001-sertifikat")
+    alice, carol = login(personas.alice), login(personas.carol)
+    shares = {f["title"]: f["id"] for f in alice.get("/api/v1/trust").json()["files"]}
+    carol_share = carol.get("/api/v1/trust").json()["files"][0]["id"]
+    assert alice.get(f"/console/trust/download/{shares['Penetrasjonstest 2026']}").status_code == 200
+
+    # A customer's administrator may not withdraw the vendor's file.
+    assert alice.post(f"/api/v1/trust/files/{api_file}/withdraw").status_code == 403
+    dave = login(personas.dave)
+    res = dave.post(f"/api/v1/trust/files/{api_file}/withdraw")
+    assert res.status_code == 200 and res.json() == {"id": api_file, "withdrawn": True}
+    assert dave.post(f"/api/v1/trust/files/{api_file}/withdraw").status_code == 404
+    erik = login(personas.erik)
+    done = erik.post(f"/console/trust/files/{console_file}/withdraw", follow_redirects=False,
+                     data={"csrf_token": erik.headers["X-CSRF-Token"]})
+    assert done.status_code == 303 and done.headers["location"] == "/console/records#files"
+
+    assert alice.get("/api/v1/trust").json()["files"] == []
+    assert carol.get("/api/v1/trust").json()["files"] == []
+    for client, share in ((alice, shares["Penetrasjonstest 2026"]), (alice, shares["ISO 27001-sertifikat"]),
+                          (carol, carol_share)):
+        assert client.get(f"/console/trust/download/{share}").status_code == 404
+        assert client.get(f"/api/v1/trust/files/{share}").status_code == 404
+    listing = erik.get("/console/records").text
+    assert "trukket tilbake" in listing or "withdrawn on" in listing
+    with db.transaction(Scope.tenant(personas.vendor)) as session:
+        events = list(session.scalars(select(AuditEvent).where(
+            AuditEvent.action == "trust.file_withdrawn")))
+    assert sorted(e.resource for e in events) == sorted([f"trust_file:{api_file}",
+                                                          f"trust_file:{console_file}"])
+    assert {e.actor_user_id for e in events} == {personas.dave.user_id, personas.erik.user_id}

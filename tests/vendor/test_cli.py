@@ -45,6 +45,11 @@ def test_seed_measures_and_register_a_subprocessor_that_notifies_its_customer_on
         notices = [m for m in sink.messages()[before:] if "Nordlys" in m.subject]
         assert [m.to for m in notices] == [["alice.aasen@fjellheim.example.com"]]
         assert "(outside EU/EEA)" in run(["vendor", "subprocessors"], env).stdout
+        res = run(["vendor", "windows", "--close"], env)
+        assert res.returncode == 0, res.stderr
+        assert "closed now" not in res.stdout  # the 30-day window is still open
+        assert "support v1: open, closes" in res.stdout
+        assert "1 customer(s), 0 objection(s)" in res.stdout
 
         res = run(["vendor", "customer", "fjellheim", "--org-number", "923609017"], env)
         assert res.returncode == 1 and "org_number" in res.stderr

@@ -1258,6 +1258,28 @@ def active_admins_by_org(session: Session, org_ids: list[str]) -> dict[str, list
     return found
 
 
+def active_users(session: Session) -> list[User]:
+    """Every account holder who is not disabled, in every organisation (announcements that
+    concern all of them, such as a new privacy statement), oldest first. Users carry no
+    organisation, so this reads across organisations by nature: call it in a system scope."""
+    scope = session.info.get("scope")
+    if scope is None or not scope.is_system:
+        raise RuntimeError("every account holder: system scope")
+    return list(session.scalars(select(User).where(User.disabled_at.is_(None))
+                                .order_by(User.created_at, User.id)))
+
+
+def active_with_roles(session: Session, org_id: str, roles: tuple[str, ...]) -> list[User]:
+    """The active members of one organisation holding one of ``roles`` (the vendor's staff who
+    are told of a closed objection window, for instance), oldest account first."""
+    m = Membership.__table__
+    return list(session.scalars(
+        select(User).join(m, m.c.user_id == User.id)
+        .where(m.c.org_id == org_id, m.c.role.in_(roles), User.disabled_at.is_(None))
+        .order_by(User.created_at, User.id)
+        .execution_options(cross_tenant="one organisation's staff by role, for notices to them")))
+
+
 def set_org_number(session: Session, *, org_id: str, org_number: str | None,
                    actor: Actor | None) -> Organisation:
     """Change an organisation's number (checked as ``check_org_number``); None clears it."""

@@ -2,15 +2,18 @@
 cookie/tracking policy, each in bokmål and English, rendered from the records as they stand.
 
 Publishing keeps a version (never changed afterwards). A new DPA version becomes a new agreement
-for the customer, announced to its administrators through the outbox. A new privacy statement or
-cookie policy is also published as the consent domain's notice of that kind; where the banner asks
-for consent, a new cookie policy version makes it ask again.
+for the customer, announced to its administrators through the outbox. A new privacy statement is
+announced through the outbox to the people it concerns (``announce_pending``), once per version.
+A new privacy statement or cookie policy is also published as the consent domain's notice of
+that kind; where the banner asks for consent, a new cookie policy version makes it ask again.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from vern.accounts import service as accounts
@@ -23,6 +26,8 @@ from vern.datamap import service as datamap
 from vern.datamap.categories import CATEGORIES
 from vern.records import registry, render, service
 from vern.records.models import DOCUMENT_KINDS, Agreement, DocumentVersion
+
+log = logging.getLogger("vern.records")
 
 LOCALES = ("nb", "en")
 TITLES = {"privacy": "Privacy statement", "dpa": "Data processing agreement",
@@ -121,7 +126,31 @@ def publish(database: Database, *, kind: str, vendor_org_id: str, actor_user_id:
                                           html_en=en, actor_user_id=actor_user_id)
         if new and kind in ("privacy", "cookie"):
             _bump_consent_notice(session, vendor_org_id, kind, row, actor_user_id)
-        return row if new else None
+    if new and kind in service.ANNOUNCED_KINDS:
+        try:
+            announce_pending(database)
+        except SQLAlchemyError:
+            # The version is published; the worker's ``records.announce`` announces it later.
+            log.exception("records: announcing version %s of the %s left to the worker",
+                          row.version, kind)
+    return row if new else None
+
+
+def announce_pending(database: Database) -> int:
+    """Announce every published version not announced yet (right after publishing, and by the
+    worker after a crash in between). Each version in its own transaction; a version another
+    process announced meanwhile is left to it. Returns how many mails were queued."""
+    with database.transaction(Scope.system("records: versions to announce")) as session:
+        ids = [row.id for row in service.unannounced(session)]
+    queued = 0
+    for document_id in ids:
+        try:
+            with database.transaction(Scope.system("records: announce a new version")) as session:
+                if service.announcement(session, document_id) is None:
+                    queued += service.announce(session, service.get_document(session, document_id))
+        except IntegrityError:
+            continue  # announced by another process at the same moment
+    return queued
 
 
 def _bump_consent_notice(session: Session, org_id: str, kind: str, row: DocumentVersion,

@@ -78,3 +78,18 @@ class DocumentVersion(TenantScoped, Base):
     sha256: Mapped[str] = mapped_column(String(64))
     published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     published_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
+
+
+class Announcement(TenantScoped, Base):
+    """That a published document version was announced to the people it concerns: one row per
+    version, written in the transaction that queues its mail, so a version is announced once."""
+
+    __tablename__ = "records_announcements"
+    __table_args__ = (UniqueConstraint("document_id"),)
+
+    id: Mapped[str] = id_column()
+    document_id: Mapped[str] = mapped_column(String(36))
+    kind: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(Integer)
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+    announced_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

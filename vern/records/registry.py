@@ -99,3 +99,16 @@ def subprocessor_notices(session: Session) -> list[dict[str, Any]]:
     return [{"id": n.id, "name": str(n.summary.get("name", "")), "change": n.change,
              "created_at": n.created_at, "closes_at": n.closes_at, "open": n.open,
              "objected_at": n.objected_at} for n in vendor.customer_notices(session)]
+
+
+def privacy_recipients(session: Session, org_ids: list[str]) -> dict[str, list[vendor.Recipient]]:
+    """Each customer's privacy contacts, else its active administrators, with their language and
+    data key (for mail through the outbox)."""
+    return vendor.recipients_by_customer(session, org_ids, "privacy")
+
+
+def contracts(session: Session, org_ids: list[str]) -> dict[str, dict[str, str]]:
+    """Each customer's contract start and end (ISO dates, empty when not set)."""
+    found = vendor.contracts_by_customer(session, org_ids)
+    return {o: {"start": _day(found.get(o, (None, None))[0]), "end": _day(found.get(o, (None, None))[1])}
+            for o in org_ids}

@@ -62,10 +62,7 @@ def record_csv(records: list[dict[str, Any]]) -> str:
                                   f"{value['safeguard']}" if field == "transfers" else value)
                     w.writerow([kind, who, "activity", a["key"], field, shown])
         for c in rec.get("controllers", []):
-            w.writerow([kind, who, "controllers", c["org_id"], "name", c["name"]])
-            w.writerow([kind, who, "controllers", c["org_id"], "org_number", c["org_number"]])
-            for k, people in c["contacts"].items():
-                w.writerow([kind, who, "controllers", c["org_id"], f"contact.{k}", ", ".join(people)])
+            _controller_rows(w, kind, who, c)
         for c in rec.get("categories", []):
             w.writerow([kind, who, "categories", f"{c['system']}.{c['table']}", "purpose", c["purpose"]])
             w.writerow([kind, who, "categories", f"{c['system']}.{c['table']}", "data_categories",
@@ -80,3 +77,14 @@ def record_csv(records: list[dict[str, Any]]) -> str:
             w.writerow([kind, who, "measures", m["key"], "title", m["title_en"]])
             w.writerow([kind, who, "measures", m["key"], "status", m["status"]])
     return out.getvalue()
+
+
+def _controller_rows(w: SafeWriter, kind: str, who: str, c: dict[str, Any]) -> None:
+    """One controller of the processor record: name, number, contract dates (when set), contacts."""
+    w.writerow([kind, who, "controllers", c["org_id"], "name", c["name"]])
+    w.writerow([kind, who, "controllers", c["org_id"], "org_number", c["org_number"]])
+    for field in ("contract_start", "contract_end"):
+        if c.get(field):
+            w.writerow([kind, who, "controllers", c["org_id"], field, c[field]])
+    for k, people in c["contacts"].items():
+        w.writerow([kind, who, "controllers", c["org_id"], f"contact.{k}", ", ".join(people)])

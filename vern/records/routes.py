@@ -145,9 +145,15 @@ def api_customer_record(tenant_id: str, actor: Annotated[Actor, Depends(require(
 def api_document_versions(document_kind: str,
                           actor: Annotated[Actor, Depends(require(Perm.RECORDS_READ))],
                           db: TenantDB) -> dict[str, Any]:
-    """The published versions of the vendor's privacy statement, record or cookie policy."""
+    """The published versions of the vendor's privacy statement, record or cookie policy; for
+    the privacy statement, when each version was announced by e-mail and to how many people."""
+    kind = _kind(document_kind)
+    told = service.announcements(db, kind)
     return {"versions": [{"version": d.version, "published_at": d.published_at.isoformat(),
-                          "sha256": d.sha256} for d in service.document_versions(db, _kind(document_kind))]}
+                          "sha256": d.sha256,
+                          "announced_at": told[d.id].announced_at.isoformat() if d.id in told else None,
+                          "announced_to": told[d.id].recipients if d.id in told else None}
+                         for d in service.document_versions(db, kind)]}
 
 
 @router.post("/api/v1/records/documents/{document_kind}", status_code=201)
@@ -335,7 +341,8 @@ def console_versions(request: Request, document_kind: str, *,
                               f"v{old}", f"v{new}")
     return render(request, "records/versions.html", {
         "kind": kind, "title": documents.TITLES[kind], "versions": versions, "diff": diff,
-        "old": old, "new": new})
+        "old": old, "new": new, "announced": service.announcements(db, kind),
+        "announces": kind in service.ANNOUNCED_KINDS})
 
 
 @pages.get("/console/records/documents/{document_kind}/{document_version}")

@@ -24,14 +24,14 @@ from vern.consent import service as consent
 from vern.core.config import get_settings
 from vern.core.db import utcnow
 from vern.core.errors import Conflict, InvalidInput, NotFound
-from vern.core.i18n import N_, gettext
+from vern.core.i18n import N_, format_day, gettext
 from vern.datamap import service as datamap
 from vern.datamap.categories import CATEGORIES, RETENTION_RULES, is_personal
 from vern.datamap.model import DataMap
 from vern.datamap.own import load_own_map
 from vern.notify import service as notify
-from vern.records import registry
-from vern.records.models import Agreement, DocumentVersion, ProcessingEntry
+from vern.records import registry, render
+from vern.records.models import Agreement, Announcement, DocumentVersion, ProcessingEntry
 
 KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 # Categories of data subjects an entry may name (Art. 30(1)(c)); labels read in either language.
@@ -249,8 +249,11 @@ def processor_record(session: Session, *, vendor_org_id: str,
     # The privacy contacts each customer registered with the vendor, else its administrators
     # (whom notices reach then), read for all customers at once.
     contacts = registry.privacy_contacts(session, ids)
+    contracts = registry.contracts(session, ids)
     controllers = [{"org_id": org_id, "name": name, "org_number": number,
                     "contacts": {"privacy": contacts[org_id]} if contacts.get(org_id) else {},
+                    "contract_start": contracts[org_id]["start"],
+                    "contract_end": contracts[org_id]["end"],
                     "subprocessors": serving[org_id]} for org_id, name, number in customers]
     return {
         "record": "processor", "article": "30(2)",
@@ -508,3 +511,103 @@ def digest(html_nb: str, html_en: str) -> str:
 
 def data_category_label(category: str) -> str:
     return CATEGORIES.get(category, category)
+
+
+# -- announcements of a new privacy statement -------------------------------------------------------
+
+# The document kinds announced by e-mail when a new version is published (a DPA is announced as
+# the customer's new agreement).
+ANNOUNCED_KINDS = ("privacy",)
+# Categories of data subjects that make the statement concern the customers' contact persons.
+CUSTOMER_SUBJECTS = ("customer_contacts",)
+PRIVACY_MAIL = (N_("%(vendor)s has a new privacy statement"),
+                N_("%(vendor)s published version %(version)s of its privacy statement on %(day)s. "
+                   "It tells how %(vendor)s processes personal data about you. The statement "
+                   "follows in full.\n\n%(text)s"))
+
+
+@dataclass(frozen=True)
+class Person:
+    email: str
+    key_id: str
+    locale: str
+
+
+def _language(value: str | None) -> str:
+    return "en" if (value or "").lower().startswith("en") else "nb"
+
+
+def concerns_customers(session: Session, vendor_org_id: str) -> bool:
+    """Whether the vendor's statement covers the customers' contact persons: one of its current
+    processing entries names them as data subjects."""
+    return any(set(e.subjects) & set(CUSTOMER_SUBJECTS) for e in session.scalars(
+        select(ProcessingEntry).where(ProcessingEntry.org_id == vendor_org_id,
+                                      ProcessingEntry.retired_at.is_(None))))
+
+
+def audience(session: Session, vendor_org_id: str) -> list[Person]:
+    """The people a new privacy statement concerns, each address once: every active account
+    holder, and the customers' privacy contacts (else their administrators) when the statement
+    covers the customers' contact persons. A system scope (it reads across organisations)."""
+    people: dict[str, Person] = {}
+    for user in accounts.active_users(session):
+        address = user.email.value if user.email is not None else None
+        if address:
+            people.setdefault(address.lower(), Person(address, user.key_id, _language(user.locale)))
+    if concerns_customers(session, vendor_org_id):
+        ids = [o.id for o in accounts.list_tenants(session) if o.disabled_at is None]
+        for found in registry.privacy_recipients(session, ids).values():
+            for r in found:
+                people.setdefault(r.email.lower(), Person(r.email, r.key_id, _language(r.locale)))
+    return [people[k] for k in sorted(people)]
+
+
+def unannounced(session: Session) -> list[DocumentVersion]:
+    """The latest version of each announced kind that has not been announced yet (an earlier
+    version that was never announced is superseded by it)."""
+    out = []
+    for kind in ANNOUNCED_KINDS:
+        latest = session.scalar(select(DocumentVersion).where(DocumentVersion.kind == kind)
+                                .order_by(DocumentVersion.version.desc()).limit(1))
+        if latest is not None and session.scalar(
+                select(Announcement.id).where(Announcement.document_id == latest.id)) is None:
+            out.append(latest)
+    return out
+
+
+def announcements(session: Session, kind: str) -> dict[str, Announcement]:
+    """The announcements of a kind's versions, by document id (the versions pages)."""
+    return {a.document_id: a for a in session.scalars(
+        select(Announcement).where(Announcement.kind == kind))}
+
+
+def announcement(session: Session, document_id: str) -> Announcement | None:
+    return session.scalar(select(Announcement).where(Announcement.document_id == document_id))
+
+
+def announce(session: Session, row: DocumentVersion) -> int:
+    """Queue the new version to every person it concerns, in the recipient's language, and
+    record that it was announced - in one transaction, so a version is announced once (a second
+    process doing the same at once fails on the unique document id and queues nothing).
+    Returns how many mails were queued."""
+    marker = Announcement(org_id=row.org_id, document_id=row.id, kind=row.kind,
+                          version=row.version)
+    session.add(marker)
+    session.flush()  # claims the version before any mail is queued
+    vendor = accounts.get_organisation(session, row.org_id)
+    people = audience(session, row.org_id)
+    for person in people:
+        loc = person.locale
+        html = row.html_nb if loc == "nb" else row.html_en
+        params = {"vendor": vendor.name, "version": row.version,
+                  "day": format_day(row.published_at, loc),
+                  "text": "\n".join(render.text_lines(html))}
+        notify.queue(session, key_id=person.key_id, to=person.email,
+                     subject=gettext(loc, PRIVACY_MAIL[0], **params),
+                     body=gettext(loc, PRIVACY_MAIL[1], **params),
+                     kind="records.privacy_announced", org_id=row.org_id)
+    marker.recipients = len(people)
+    audit(session, "records.document_announced", org_id=row.org_id, actor_user_id=None,
+          resource=f"document:{row.kind}:{row.version}",
+          details={"new": {"kind": row.kind, "version": row.version, "recipients": len(people)}})
+    return len(people)

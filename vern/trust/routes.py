@@ -128,6 +128,21 @@ def api_share(shared_file_id: str, body: ShareBody,
     return {"added": added}
 
 
+@router.post("/api/v1/trust/files/{shared_file_id}/withdraw")
+def api_withdraw(shared_file_id: str, actor: Annotated[Actor, Depends(require(Perm.TRUST_MANAGE))],
+                 database: DatabaseDep) -> dict[str, Any]:
+    """Withdraw a file: no customer sees or downloads it any more (404); the vendor keeps it
+    listed as withdrawn."""
+    _withdraw(database, actor, shared_file_id)
+    return {"id": shared_file_id, "withdrawn": True}
+
+
+def _withdraw(database: Database, actor: Actor, file_id: str) -> None:
+    with database.transaction(Scope.tenant(actor.org_id)) as session:
+        service.withdraw_file(session, org_id=actor.org_id, file_id=file_id,
+                              actor_user_id=actor.user_id)
+
+
 async def _store(database: Database, actor: Actor, title: str, file: UploadFile) -> str:
     content = await file.read(service.MAX_FILE + 1)
     with database.transaction(Scope.tenant(actor.org_id)) as session:
@@ -216,4 +231,12 @@ def console_share(shared_file_id: str, actor: Annotated[Actor, Depends(require(P
         raise InvalidInput.on("org_ids", "choose at least one customer")
     service.share_file(database, vendor_org_id=actor.org_id, file_id=shared_file_id,
                        org_ids=org_ids, actor_user_id=actor.user_id)
+    return RedirectResponse("/console/records#files", status_code=303)
+
+
+@pages.post("/console/trust/files/{shared_file_id}/withdraw")
+def console_withdraw(shared_file_id: str,
+                     actor: Annotated[Actor, Depends(require(Perm.TRUST_MANAGE))],
+                     database: DatabaseDep) -> Response:
+    _withdraw(database, actor, shared_file_id)
     return RedirectResponse("/console/records#files", status_code=303)

@@ -136,6 +136,9 @@ def download(session: Session, *, org_id: str, share_id: str, actor_user_id: str
 
 
 def withdraw_file(session: Session, *, org_id: str, file_id: str, actor_user_id: str | None) -> None:
+    """Withdraw a file (the vendor's staff): it leaves every customer's trust page and its
+    downloads answer 404; the file stays listed for the vendor as withdrawn. A file withdrawn
+    already, or unknown, answers 404."""
     row = get_file(session, file_id)
     row.withdrawn_at = utcnow()
     audit(session, "trust.file_withdrawn", org_id=org_id, actor_user_id=actor_user_id,

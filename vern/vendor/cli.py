@@ -144,6 +144,31 @@ def objections_command() -> None:
                       f"v{n.version}: {n.objection_reason}")
 
 
+@app.command("windows")
+def windows_command(
+    close: Annotated[bool, typer.Option(help="Record the closing of every window that has passed "
+                                             "and mail the summaries now (as the worker does).")]
+    = False,
+) -> None:
+    """Art. 28(2) objection windows: one line per sub-processor version - open or closed, how
+    many customers were told and how many objected."""
+
+    with _session("windows") as session:
+        if close:
+            for w in service.close_windows(session):
+                out.print(f"closed now: {w.key} v{w.version}: {len(w.objections)} objection(s)")
+        names = {s.id: s.key for s in service.list_subprocessors(session, include_retired=True)}
+        windows: dict[tuple[str, int], list[service.NoticeView]] = {}
+        for n, _customer in service.notices_for_vendor(session):
+            windows.setdefault((n.subprocessor_id, n.version), []).append(n)
+        for (sub_id, version), notices in windows.items():
+            closes = max(n.closes_at for n in notices).isoformat(timespec="minutes")
+            status = "closed" if any(n.status == "closed" for n in notices) else "open"
+            objected = sum(n.objected_at is not None for n in notices)
+            out.print(f"{names.get(sub_id, '?')} v{version}: {status}, closes {closes}; "
+                      f"{len(notices)} customer(s), {objected} objection(s)")
+
+
 @app.command("systems")
 def systems_command() -> None:
     """The vendor's systems and where they keep and process data."""

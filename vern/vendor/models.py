@@ -144,6 +144,8 @@ class SubprocessorNotice(TenantScoped, Base):
     objected_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     objected_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
     objection_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # When the worker recorded the window's closing and told the vendor's staff (once).
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class MaintenanceNotice(Base):

@@ -176,7 +176,8 @@ def _vendor_notice(n: NoticeView, customer: str) -> dict[str, Any]:
     """A customer's notice as vendor staff see it: the customer, not its people or row ids."""
     return {"customer_id": n.tenant_id, "customer": customer, "version": n.version,
             "change": n.change, "created_at": n.created_at.isoformat(),
-            "closes_at": n.closes_at.isoformat(), "open": n.open,
+            "closes_at": n.closes_at.isoformat(), "open": n.open, "status": n.status,
+            "closed_at": n.closed_at.isoformat() if n.closed_at else None,
             "seen": n.seen_at is not None,
             "objected_at": n.objected_at.isoformat() if n.objected_at else None,
             "objection_reason": n.objection_reason}
@@ -185,7 +186,9 @@ def _vendor_notice(n: NoticeView, customer: str) -> dict[str, Any]:
 def _customer_notice(n: NoticeView) -> dict[str, Any]:
     return {"id": n.id, "version": n.version, "change": n.change, "summary": n.summary,
             "created_at": n.created_at.isoformat(), "closes_at": n.closes_at.isoformat(),
-            "open": n.open, "objected_at": n.objected_at.isoformat() if n.objected_at else None,
+            "open": n.open, "status": n.status,
+            "closed_at": n.closed_at.isoformat() if n.closed_at else None,
+            "objected_at": n.objected_at.isoformat() if n.objected_at else None,
             "objection_reason": n.objection_reason}
 
 

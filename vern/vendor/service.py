@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from vern.accounts import service as accounts
@@ -342,6 +342,22 @@ def customer_profile(session: Session, tenant_id: str) -> CustomerProfileView:
         breach_notice_hours=row.breach_notice_hours if row else DEFAULT_BREACH_NOTICE_HOURS,
         contacts=_contacts(session, tenant_id),
     )
+
+
+def contracts_by_customer(session: Session, tenant_ids: list[str]
+                          ) -> dict[str, tuple[date | None, date | None]]:
+    """Each customer's contract start and end from its profile (``(None, None)`` until set), for
+    many customers at once (the record of processing per controller)."""
+    allowed = [t for t in tenant_ids if _may_read_customer(session, t)]
+    found: dict[str, tuple[date | None, date | None]] = dict.fromkeys(allowed, (None, None))
+    table = CustomerProfile.__table__
+    for start in range(0, len(allowed), 500):
+        stmt = (select(table.c.org_id, table.c.contract_start, table.c.contract_end)
+                .where(table.c.org_id.in_(allowed[start:start + 500]))
+                .execution_options(cross_tenant="vendor registry: customers' contract dates"))
+        for org_id, begins, ends in session.execute(stmt):
+            found[org_id] = (begins, ends)
+    return found
 
 
 def notice_recipients(session: Session, tenant_id: str, kind: str) -> list[Recipient]:
@@ -775,6 +791,12 @@ class NoticeView:
     objected_at: datetime | None
     objected_by: str | None
     objection_reason: str | None
+    closed_at: datetime | None = None  # when the closing was recorded and the staff were told
+
+    @property
+    def status(self) -> str:
+        """``open`` while customers may object, ``closed`` once the window has passed."""
+        return "open" if self.open and self.closed_at is None else "closed"
 
 
 def notice_view(n: Any, now: datetime | None = None) -> NoticeView:
@@ -783,7 +805,7 @@ def notice_view(n: Any, now: datetime | None = None) -> NoticeView:
         change=n.change, summary=dict(n.summary), created_at=n.created_at,
         closes_at=n.closes_at, open=n.closes_at > (now or utcnow()), seen_at=n.seen_at,
         objected_at=n.objected_at, objected_by=n.objected_by,
-        objection_reason=n.objection_reason,
+        objection_reason=n.objection_reason, closed_at=n.closed_at,
     )
 
 
@@ -841,6 +863,107 @@ def notices_for_vendor(session: Session, *, subprocessor_key: str | None = None,
         query = query.where(SubprocessorNotice.objected_at.is_not(None))
     names = {o.id: o.name for o in accounts.list_tenants(session)}
     return [(notice_view(n), names.get(n.org_id, "")) for n in session.scalars(query)]
+
+
+# -- closing of objection windows ---------------------------------------------------------------
+
+# Who on the vendor's side is told that a window closed: its privacy officers, else its owners.
+WINDOW_STAFF_ROLES = (("privacy_officer",), ("owner",))
+WINDOW_MAIL = (
+    N_("Objection window closed: %(name)s"),
+    N_("The window for customers to object to %(change)s, %(name)s (version %(version)s), "
+       "closed on %(closes)s (GDPR Art. 28(2)). %(count)s customers were told.\n\n"
+       "%(objections)s\n\nEvery customer's notice and objection: %(link)s"),
+)
+NO_OBJECTIONS = N_("No customer objected.")
+OBJECTIONS = N_("Objections by customer:")
+
+
+@dataclass(frozen=True)
+class ClosedWindow:
+    subprocessor_id: str
+    key: str
+    name: str
+    version: int
+    closes_at: datetime
+    customers: int
+    objections: tuple[tuple[str, str], ...]  # (customer name, reason), by customer name
+
+
+def window_staff(session: Session) -> list[Recipient]:
+    """The vendor's privacy officers, else its owners (active accounts only)."""
+    vendor = accounts.vendor_org(session)
+    if vendor is None:
+        return []
+    for roles in WINDOW_STAFF_ROLES:
+        users = accounts.active_with_roles(session, vendor.id, roles)
+        found = [Recipient(u.name.value if u.name is not None and u.name.value else "",
+                           u.email.value, u.locale or "nb", u.key_id)
+                 for u in users if u.email is not None and u.email.value]
+        if found:
+            return found
+    return []
+
+
+def close_windows(session: Session, *, now: datetime | None = None) -> list[ClosedWindow]:
+    """Record the closing of every objection window that has passed and not been closed yet,
+    and mail the vendor's responsible staff one summary per window (the objections by customer,
+    or none) - in the caller's transaction, so each window is closed and told once. A window is
+    one sub-processor version's notices to all its customers. A system scope."""
+    scope: Scope | None = session.info.get("scope")
+    if scope is None or not scope.is_system:
+        raise RuntimeError("closing objection windows reaches every customer's notices: system scope")
+    now = now or utcnow()
+    due = list(session.scalars(select(SubprocessorNotice).where(
+        SubprocessorNotice.closes_at <= now, SubprocessorNotice.closed_at.is_(None))
+        .order_by(SubprocessorNotice.closes_at, SubprocessorNotice.id)))
+    if not due:
+        return []
+    groups: dict[tuple[str, int], list[SubprocessorNotice]] = {}
+    for n in due:
+        groups.setdefault((n.subprocessor_id, n.version), []).append(n)
+    names = {o.id: o.name for o in accounts.list_tenants(session)}
+    staff = window_staff(session)
+    closed = []
+    for (sub_id, version), notices in groups.items():
+        ids = [n.id for n in notices]
+        taken = session.execute(
+            update(SubprocessorNotice)
+            .where(SubprocessorNotice.id.in_(ids), SubprocessorNotice.closed_at.is_(None))
+            .values(closed_at=now).execution_options(synchronize_session=False))
+        if getattr(taken, "rowcount", 0) != len(ids):
+            raise Conflict(detail="an objection window was closed by another process")
+        first = notices[0]
+        window = ClosedWindow(
+            subprocessor_id=sub_id, key=str(first.summary.get("key", "")),
+            name=str(first.summary.get("name", "")), version=version,
+            closes_at=max(n.closes_at for n in notices), customers=len(notices),
+            objections=tuple(sorted((names.get(n.org_id, n.org_id), n.objection_reason or "")
+                                    for n in notices if n.objected_at is not None)))
+        closed.append(window)
+        _mail_window(session, window, first.change, staff)
+        audit(session, "vendor.objection_window_closed", org_id=_vendor_org_id(session),
+              actor_user_id=None, resource=f"subprocessor:{window.key}",
+              details={"new": {"version": version, "customers": window.customers,
+                               "objections": len(window.objections)}})
+    return closed
+
+
+def _mail_window(session: Session, window: ClosedWindow, change: str,
+                 staff: list[Recipient]) -> None:
+    subject, body = WINDOW_MAIL
+    for r in staff:
+        loc = r.locale
+        lines = ([gettext(loc, OBJECTIONS)] + [f"- {c}: {reason}" for c, reason in window.objections]
+                 if window.objections else [gettext(loc, NO_OBJECTIONS)])
+        notify.queue(
+            session, key_id=r.key_id, to=r.email, kind="vendor.objection_window_closed",
+            org_id=_vendor_org_id(session), subject=gettext(loc, subject, name=window.name),
+            body=gettext(loc, body, change=gettext(loc, CHANGE_LABELS.get(change, change)),
+                         name=window.name, version=window.version,
+                         closes=format_day(window.closes_at, loc), count=window.customers,
+                         objections="\n".join(lines),
+                         link=f"{_base_url()}/console/vendor/subprocessors/{window.key}"))
 
 
 # -- measures -----------------------------------------------------------------------------------
