@@ -29,12 +29,15 @@ KNOWN_MODULE_CYCLES: dict[frozenset[str], str] = {
         "the service runs the engine and the external connectors, which call back the service's "
         "package, status and link functions; to be split with rights/service.py",
     frozenset({"vern.retention.erasure", "vern.rights.engine", "vern.rights.external",
-               "vern.rights.service"}):
+               "vern.rights.ledger", "vern.rights.service"}):
         "an erasure that finishes erases the person in Vern too (retention.erasure), which "
-        "forgets the person's earlier requests through rights' service; to become an event",
-    frozenset({"vern.access.service", "vern.accounts.service"}):
+        "forgets the person's earlier requests through rights' service; to become an event. "
+        "The service replays erasures for the restore drill through the ledger, which hashes "
+        "with the engine's functions; those belong in a module of their own",
+    frozenset({"vern.access.service", "vern.accounts.flows", "vern.accounts.service"}):
         "resolving a signed-in vendor staff member asks access for a grant in force, and access "
-        "changes roles through accounts' service; the grant look-up is to move under accounts",
+        "changes roles through accounts' service, which invites a person whose privileged role "
+        "was approved through accounts' flows; the grant look-up is to move under accounts",
 }
 
 # Packages that use each other's shared services both ways: accounts records its writes through

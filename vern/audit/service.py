@@ -55,6 +55,7 @@ from vern.core.config import Settings, audit_settings, get_settings
 from vern.core.context import current_request
 from vern.core.crypto import DataKey, keyring
 from vern.core.db import Database, Scope, new_id
+from vern.core.ip import truncate_ip
 from vern.core.quarantine import count, is_bad_record, quarantine, reason_of, record_json, storable
 
 log = logging.getLogger("vern.audit")
@@ -584,8 +585,6 @@ def record_request(
         if not audit_settings().static_files:
             return
         if client_ip:
-            from vern.core.ip import truncate_ip
-
             client_ip = truncate_ip(client_ip)
     writer = _writer
     if writer is None:

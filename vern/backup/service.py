@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from vern.audit.service import record
 from vern.audit.verify import verify as verify_trail
@@ -28,7 +29,10 @@ from vern.backup.models import BackupRun, RestoreDrill
 from vern.backup.pgbackrest import BackupError
 from vern.core.config import BackupSettings, Settings, backup_settings
 from vern.core.db import Database, Scope, utcnow
-from vern.core.errors import Conflict
+from vern.core.errors import Conflict, VernError
+from vern.datamap.connect import NoConnection
+from vern.rights.connectors import Unreachable
+from vern.rights.service import replay_erasures, replay_targets
 
 __all__ = ["BackupError", "BackupInfo", "DrillResult", "backups", "engine_kind", "restore",
            "run_backup", "status", "verify"]
@@ -331,13 +335,6 @@ def _replay(database: Database, names: list[str], since: datetime | None,
     """The product-database step of the drill: `vern rights replay` on each product database
     named (restored from a backup of its own taken at ``since``), each result kept as evidence;
     a replay that cannot be done is a finding of the drill (``ok`` false, ``problem``)."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from vern.core.errors import VernError
-    from vern.datamap.connect import NoConnection
-    from vern.rights.connectors import Unreachable
-    from vern.rights.service import replay_erasures, replay_targets
-
     out: list[dict[str, Any]] = []
     targets: list[str] = []
     for name in names:  # a system (each of its databases) or one database

@@ -14,6 +14,7 @@ from vern.accounts import service as accounts
 from vern.accounts.models import Organisation
 from vern.accounts.roles import OrgKind, Role, permissions
 from vern.accounts.service import Actor
+from vern.core.cliutil import command_database as vern_database
 from vern.core.cliutil import show_table
 from vern.core.config import get_settings
 from vern.core.db import Scope
@@ -21,7 +22,6 @@ from vern.core.errors import VernError
 from vern.incidents import service
 from vern.incidents.jobs import raise_warnings
 from vern.notify.service import deliver_pending
-from vern.rights.runtime import vern_database
 
 app = typer.Typer(help="Deviations and personal data breaches: register, clocks, notices.",
                   no_args_is_help=True)

@@ -23,7 +23,7 @@ from vern.audit.service import record
 from vern.consent.models import ConsentRecord, Purpose
 from vern.consent.service import expire_records
 from vern.control.service import expire_records as expire_control
-from vern.core.config import Settings
+from vern.core.config import Settings, get_settings
 from vern.core.crypto import DataKey
 from vern.core.db import Base, Database, Scope, import_models, utcnow
 from vern.core.errors import Conflict, InvalidInput, NotFound
@@ -603,13 +603,11 @@ def _apply(database: Database, run_id: str, r: Rule, as_of: datetime, *, held: H
     assert r.days is not None
     cutoff = as_of - timedelta(days=r.days)
     if r.kind == "product":
-        from vern.rights.runtime import secret
-
         with database.transaction(Scope.system("retention run")) as session:
             db, mt = _product_table(session, r)
             keys = _keys(session, db)
         work = _ProductWork(database, run_id, r, db, mt, cutoff, batch=batch, on_batch=on_batch,
-                            secret=settings.secret_bytes if settings is not None else secret())
+                            secret=(settings or get_settings()).secret_bytes)
         if not product.per_customer(db):
             work.apply(held.records, after)
             return
