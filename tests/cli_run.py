@@ -3,7 +3,8 @@ the environment's ``VERN_*`` settings and standard input go in, the exit code an
 streams come out. It goes through the same Typer application ``python -m vern.app.cli`` starts,
 so a test proves the same thing a subprocess would, seconds faster, and its lines count in the
 coverage figure. What a command installs for the process (the key ring, the mail transport, the
-cached settings) is put back afterwards, so the next test sees what it set up itself.
+cached settings, the environment) is put back afterwards, so the next test sees what it set up
+itself.
 
 Tests that need a separate process for what they prove (a crash, signals, the module's entry
 point) keep ``subprocess``.
@@ -44,11 +45,14 @@ def vern(args: list[str], env: Mapping[str, str], stdin: str | None = None) -> R
 
     changes: dict[str, str | None] = {k: None for k in os.environ if k.startswith("VERN_") and k not in env}
     changes |= {k: v for k, v in env.items() if os.environ.get(k) != v}
-    ring, mailer = _installed_keyring(), notify.mailer()
+    ring, mailer, environ = _installed_keyring(), notify.mailer(), dict(os.environ)
     forget_settings()
     try:
         result = CliRunner().invoke(app, args, input=stdin, env=changes, catch_exceptions=True)
     finally:
+        # A command may set variables for what it starts (`vern demo` sets VERN_ENV, VERN_PORT).
+        os.environ.clear()
+        os.environ.update(environ)
         forget_settings()
         crypto.install_keyring(ring)
         notify.install_mailer(mailer)

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.browser
 PARAM = re.compile(r"{([^}:]+)(?::[^}]*)?}")
 WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 PUBLIC = ("/p/", "/c/", "/login")
-SKIP = re.compile(r"^/(login/mfa|logout)$|\.(js|css)$|/config$|/package$|/download/")
+SKIP = re.compile(r"^/(login/mfa|logout)$|\.(js|css)$|/config$|/package$|/export$|/download/")
 
 
 def _pages(live: Server, who: str, values: dict[str, str]) -> list[str]:

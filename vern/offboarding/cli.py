@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -123,9 +124,6 @@ def verify_certificate_command(
         file: Annotated[Path, typer.Argument(
             help="The certificate (signed note) to check; - reads standard input")]) -> None:
     """Check that this Vern signed a certificate of deletion, and print what it says."""
-    import sys
-
-
     settings = settings_or_exit()
     text = sys.stdin.read() if str(file) == "-" else file.read_text()
     try:

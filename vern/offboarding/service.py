@@ -490,12 +490,10 @@ def run_deletion(database: Database, settings: Settings, offboarding_id: str, *,
 
 
 def _signer(settings: Settings) -> Any:
-
     return Signer(settings)
 
 
 def _origin(settings: Settings) -> str:
-
     return origin(settings)
 
 
@@ -533,7 +531,6 @@ def _finish(database: Database, settings: Settings, offboarding_id: str) -> None
 
 def verify_certificate(text: str, settings: Settings) -> dict[str, Any]:
     """The certificate's content when Vern's signing key signed it; ``ValueError`` otherwise."""
-
     signer = _signer(settings)
     try:
         note = Note.parse(text)
