@@ -437,9 +437,10 @@ def _role_decider(session: Session, actor: Actor, row: RoleRequest) -> bool:
     The four-eyes check (never who asked, nor whom it is for) applies to both."""
     if actor.home and actor.org_id == row.org_id and actor.can(Perm.ACCESS_MANAGE):
         return False
-    if tenant_administrator(actor) and row.org_id != actor.org_id \
-            and accounts.get_organisation(session, row.org_id).kind == OrgKind.TENANT.value:
-        return True
+    if tenant_administrator(actor) and row.org_id != actor.org_id:
+        org = accounts.get_organisation(session, row.org_id)
+        if org.kind == OrgKind.TENANT.value and org.disabled_at is None:
+            return True
     raise Forbidden(detail="only an administrator of this organisation may decide")
 
 
@@ -497,10 +498,12 @@ def decide_role_request(session: Session, request_id: str, *, approve: bool, act
 def customer_request_org(session: Session, request_id: str) -> str:
     """The customer organisation a role request belongs to (a system scope: the vendor's staff
     look it up before deciding in the customer's scope). 404 for an unknown id and for a
-    request of the vendor's own organisation, which its own officers decide."""
+    request of the vendor's own organisation (which its own officers decide) or of a disabled
+    customer."""
     row = session.get(RoleRequest, request_id)
-    if row is None or accounts.get_organisation(session, row.org_id).kind \
-            != OrgKind.TENANT.value:
+    org = accounts.get_organisation(session, row.org_id) if row is not None else None
+    if row is None or org is None or org.kind != OrgKind.TENANT.value \
+            or org.disabled_at is not None:
         raise NotFound(detail="no such access request")
     return row.org_id
 
@@ -515,7 +518,7 @@ def customer_role_requests(session: Session, *, actor: Actor,
     tenants = {t.id: t for t in accounts.list_tenants(session) if t.disabled_at is None}
     rows = list(session.scalars(
         select(RoleRequest).where(RoleRequest.status == "pending",
-                                  RoleRequest.org_id.in_(tenants))
+                                  RoleRequest.org_id.in_(list(tenants)))
         .order_by(RoleRequest.created_at).limit(limit)))
     ids = {r.user_id for r in rows} | {r.requested_by for r in rows if r.requested_by}
     people = {u.id: u for u in session.scalars(select(User).where(User.id.in_(ids)))}
