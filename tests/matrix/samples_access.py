@@ -70,6 +70,13 @@ def access_request_in_a(db: Database, personas: Personas, settings: Settings) ->
         return Sample(row.id, personas.tenant_a)
 
 
+def customer_request_in_a(db: Database, personas: Personas, settings: Settings) -> Sample:
+    """A pending role request of tenant A, as the vendor's staff who administer customers decide
+    it across customers: its organisation is found from the id, so the access rule alone
+    decides (like ``tenant_id``)."""
+    return Sample(access_request_in_a(db, personas, settings).value, None)
+
+
 _LAST_REVIEW: dict[str, tuple[str, str]] = {}
 
 
@@ -96,6 +103,7 @@ def access_review_item_in_a(db: Database, personas: Personas, settings: Settings
 SAMPLES = {
     "access_grant_id": access_grant_in_a,
     "access_request_id": access_request_in_a,
+    "customer_request_id": customer_request_in_a,
     "access_review_id": access_review_in_a,
     "access_review_item_id": access_review_item_in_a,
 }

@@ -36,6 +36,8 @@ def test_a_map_is_checked_published_and_an_erasure_run_and_replayed(tmp_path: Pa
             session, name="Fjellheim barnehage", slug="fjellheim", kind=OrgKind.TENANT, actor=None
         )
         org_id = org.id
+        accounts.create_organisation(session, name="Solstrand Læring AS", slug="solstrand",
+                                     kind=OrgKind.VENDOR, actor=None)
     database.dispose()
     demo.create_product(engine_for(product_url))
     people = demo.fill(engine_for(product_url), [org_id], people_per_tenant=3)
@@ -58,6 +60,12 @@ def test_a_map_is_checked_published_and_an_erasure_run_and_replayed(tmp_path: Pa
     checked = run(["datamap", "check", str(tmp_path / "laerbar.yaml")], env)
     assert checked.returncode == 0, checked.stderr
     assert run(["datamap", "publish", str(tmp_path / "laerbar.yaml")], env).returncode == 0
+    # The vendor's security officer (the vendor's first privileged member, made at once)
+    # administers customers.
+    staff = vern(["user", "create", "--email", "sindre.strand@solstrand.example.com",
+                  "--name", "Sindre Strand", "--org", "solstrand", "--role", "security_officer",
+                  "--password-stdin"], env, "Fjordlys-Hytte-2026-Morgen\n")
+    assert staff.returncode == 0, staff.stderr
     for email, name in (("ingrid.berg@fjellheim.example.com", "Ingrid Berg"),
                         ("ola.haugen@fjellheim.example.com", "Ola Haugen")):
         made = vern(["user", "create", "--email", email, "--name", name, "--org", "fjellheim",
@@ -66,13 +74,19 @@ def test_a_map_is_checked_published_and_an_erasure_run_and_replayed(tmp_path: Pa
                        if email.startswith("ola") else []),
                     env, "Fjordlys-Hytte-2026-Morgen\n")
         assert made.returncode == 0, made.stderr
-    # Ingrid, the first administrator, was made at once; Ola's role waits for a second person,
-    # whom this customer does not have yet: the test seeds it as approved in the database.
-    import sqlite3
-
-    with sqlite3.connect(tmp_path / "vern.db") as conn:
-        assert conn.execute("UPDATE memberships SET role = 'tenant_admin' WHERE role = 'member'"
-                            ).rowcount == 1
+    # Ingrid, the first administrator, was made at once; Ola's role waits for a second person.
+    # Ingrid is the customer's only administrator and asked for it, so the vendor's staff who
+    # administer customers approve it - and Ingrid cannot.
+    pending = re.search(r"request (\S+)", made.stdout)
+    assert pending is not None, made.stdout
+    own = vern(["access", "approve-request", pending.group(1),
+                "--by", "ingrid.berg@fjellheim.example.com"], env)
+    assert own.returncode != 0 and "own request" in own.stderr
+    waiting = vern(["access", "requests", "--by", "sindre.strand@solstrand.example.com"], env)
+    assert waiting.returncode == 0 and "Ola Haugen" in waiting.stdout, waiting.stderr
+    approved = vern(["access", "approve-request", pending.group(1),
+                     "--by", "sindre.strand@solstrand.example.com"], env)
+    assert approved.returncode == 0 and "approved" in approved.stdout, approved.stderr
     filed = run(
         [
             "rights",

@@ -168,18 +168,69 @@ def list_grants(org: Annotated[str, typer.Option(help="The customer's slug.")]) 
     show_table(console, table)
 
 
+def _request_org(database: Any, actor: Any, request_id: str) -> str:
+    """Where a role request is decided: in the actor's own organisation, or - for the vendor's
+    staff who administer customers - in the customer's the request belongs to."""
+    if not service.tenant_administrator(actor):
+        return str(actor.org_id)
+    try:
+        with database.transaction(Scope.system("cli access request org")) as session:
+            return service.customer_request_org(session, request_id)
+    except VernError:
+        return str(actor.org_id)  # not a customer's: decided (or not found) in one's own
+
+
+def _decide_request(request_id: str, by: str, approve: bool, note: str = "") -> None:
+    database = _database()
+    actor = _actor(database, by)
+    org_id = _request_org(database, actor, request_id)
+    row = _run(database, org_id, lambda s: service.role_request_view(
+        service.decide_role_request(s, request_id, approve=approve, actor=actor, note=note)))
+    console.print(f"request {row['id']} is {row['status']}")
+
+
 @app.command("approve-request")
 def approve_request(
     request_id: Annotated[str, typer.Argument(help="Role request id.")],
-    by: Annotated[str, typer.Option("--by", help="E-mail of the approving administrator.")],
+    by: Annotated[str, typer.Option("--by", help=(
+        "E-mail of the approving administrator, or - for a customer's request - of the "
+        "vendor's staff member who administers customers."))],
 ) -> None:
-    """A second administrator approves a role request (never their own)."""
+    """A second person approves a role request (never one they asked for or that is for them)."""
+    _decide_request(request_id, by, approve=True)
+
+
+@app.command("refuse-request")
+def refuse_request(
+    request_id: Annotated[str, typer.Argument(help="Role request id.")],
+    by: Annotated[str, typer.Option("--by", help=(
+        "E-mail of the administrator, or - for a customer's request - of the vendor's staff "
+        "member who administers customers."))],
+    note: Annotated[str, typer.Option(help="Why it is refused.")] = "",
+) -> None:
+    """Refuse a role request, with a note."""
+    _decide_request(request_id, by, approve=False, note=note)
+
+
+@app.command("requests")
+def list_requests(
+    by: Annotated[str, typer.Option("--by", help=(
+        "E-mail of the vendor's staff member who administers customers."))],
+) -> None:
+    """Customers' pending role requests (for the vendor's staff who administer customers)."""
 
     database = _database()
     actor = _actor(database, by)
-    row = _run(database, actor.org_id, lambda s: service.role_request_view(
-        service.decide_role_request(s, request_id, approve=True, actor=actor)))
-    console.print(f"request {row['id']} is {row['status']}")
+    try:
+        with database.transaction(Scope.system("cli access customer requests")) as session:
+            rows = service.customer_role_requests(session, actor=actor)
+    except VernError as exc:
+        _fail(f"--by: {exc}")
+    table = Table("id", "customer", "for", "role", "need", "asked by")
+    for r in rows:
+        table.add_row(r["id"], r["org_slug"], r["for_name"] or "", r["role"], r["need"],
+                      r["requested_by_name"] or "")
+    show_table(console, table)
 
 
 @app.command("review-export")

@@ -19,7 +19,7 @@ from vern.accounts.roles import ROLE_LABELS, ROLES_FOR_KIND, OrgKind, Perm
 from vern.accounts.service import Actor
 from vern.console.templating import render
 from vern.core.db import Scope
-from vern.core.errors import InvalidInput, VernError
+from vern.core.errors import Forbidden, InvalidInput, VernError
 from vern.core.i18n import N_
 from vern.core.inputs import AwareMoment
 
@@ -30,6 +30,8 @@ NAV = [("/console/access", "Access control", Perm.ACCESS_REQUEST)]
 Requester = Annotated[Actor, Depends(require(Perm.ACCESS_REQUEST))]
 Manager = Annotated[Actor, Depends(require(Perm.ACCESS_MANAGE))]
 VendorStaff = Annotated[Actor, Depends(require(Perm.ACCESS_VENDOR))]
+# The vendor's staff who administer customers: a second person for customers' role requests.
+TenantsAdmin = Annotated[Actor, Depends(require(Perm.TENANTS_MANAGE))]
 
 
 class Strict(BaseModel):
@@ -165,6 +167,54 @@ def refuse_role_request(access_request_id: str, body: NoteBody, actor: Manager, 
         db, access_request_id, approve=False, actor=actor, note=body.note))
 
 
+# -- API: customers' role requests, decided by the vendor's staff ---------------------------------
+
+
+def customer_requests(database: Any, actor: Actor) -> list[dict[str, Any]]:
+    with database.transaction(Scope.system("access: customers' pending role requests")) as s:
+        return service.customer_role_requests(s, actor=actor)
+
+
+def decide_customer_request(database: Any, actor: Actor, request_id: str, *, approve: bool,
+                            note: str) -> dict[str, Any]:
+    """Find the customer the request belongs to, then decide in that customer's scope: the
+    records are the customer's."""
+    if not service.tenant_administrator(actor):
+        raise Forbidden(detail="only the vendor's staff who administer customers decide here")
+    with database.transaction(Scope.system("access: which customer's request")) as session:
+        org_id = service.customer_request_org(session, request_id)
+    with database.transaction(Scope.tenant(org_id)) as session:
+        row = service.decide_role_request(session, request_id, approve=approve, actor=actor,
+                                          note=note)
+        return {"id": row.id, "org_id": row.org_id, "role": row.role, "status": row.status,
+                "decided_at": row.decided_at.isoformat() if row.decided_at else None,
+                "decision_note": row.decision_note}
+
+
+@router.get("/customer-requests")
+def list_customer_requests(actor: TenantsAdmin, database: DatabaseDep) -> dict[str, Any]:
+    """Pending role requests of every customer (vendor staff who administer customers): whom
+    the role is for, which role, the stated need and who asked - nothing else of theirs."""
+    return {"items": customer_requests(database, actor)}
+
+
+@router.post("/customer-requests/{customer_request_id}/approve")
+def approve_customer_request(customer_request_id: str, body: NoteBody, actor: TenantsAdmin,
+                             database: DatabaseDep) -> dict[str, Any]:
+    """The vendor's staff approve a customer's role request as the second person (never one
+    they asked for or that is for them): the role is given at once."""
+    return decide_customer_request(database, actor, customer_request_id, approve=True,
+                                   note=body.note)
+
+
+@router.post("/customer-requests/{customer_request_id}/refuse")
+def refuse_customer_request(customer_request_id: str, body: NoteBody, actor: TenantsAdmin,
+                            database: DatabaseDep) -> dict[str, Any]:
+    """The vendor's staff refuse a customer's role request (with a note)."""
+    return decide_customer_request(database, actor, customer_request_id, approve=False,
+                                   note=body.note)
+
+
 # -- API: access reviews --------------------------------------------------------------------------
 
 
@@ -245,6 +295,9 @@ def _index_context(session: Session, database: Any, actor: Actor) -> dict[str, A
         ctx["requests"] = [service.role_request_view(r)
                            for r in service.list_role_requests(session)]
         ctx["reviews"] = service.list_reviews(session)
+    ctx["can_decide_customers"] = service.tenant_administrator(actor)
+    ctx["customer_requests"] = customer_requests(database, actor) \
+        if ctx["can_decide_customers"] else []
     if ctx["can_vendor"] and actor.user_id is not None:
         with database.transaction(Scope.system("access: own grants")) as system:
             tenants = accounts.list_tenants(system)
@@ -377,6 +430,27 @@ def _role_action(verb: str) -> None:
 
 for _verb in ("approve", "refuse"):
     _role_action(_verb)
+
+
+def _customer_request_action(verb: str) -> None:
+    async def decide(request: Request, customer_request_id: str, actor: TenantsAdmin,
+                     database: DatabaseDep) -> Response:
+        form = await _form(request)
+        try:
+            decide_customer_request(database, actor, customer_request_id,
+                                    approve=verb == "approve", note=form.get("note", ""))
+        except VernError as exc:
+            if exc.status == 404:
+                raise
+            return _index(request, database, actor, error=exc, values=form)
+        return RedirectResponse(f"/console/access?done=role-{verb}", status_code=303)
+
+    decide.__name__ = f"console_{verb}_customer_request"
+    pages.post(f"/console/access/customer-requests/{{customer_request_id}}/{verb}")(decide)
+
+
+for _verb in ("approve", "refuse"):
+    _customer_request_action(_verb)
 
 
 @pages.post("/console/access/reviews")

@@ -14,6 +14,7 @@ acts as the user who created it).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -209,6 +210,12 @@ DECISION_MAIL = {
         N_("The request for the role %(role)s in %(org)s was %(outcome)s"),
         N_("The request that %(who)s be given the role %(role)s in %(org)s was %(outcome)s.\n"
            "Note: %(note)s\nSee it: %(link)s"),
+    ),
+    "role_by_vendor": (
+        N_("The request for the role %(role)s in %(org)s was %(outcome)s by the vendor"),
+        N_("The request that %(who)s be given the role %(role)s in %(org)s was %(outcome)s by "
+           "%(approver)s of the vendor's staff, as the second person.\nNote: %(note)s\n"
+           "See it: %(link)s"),
     ),
 }
 OUTCOMES = {"approved": N_("approved"), "refused": N_("refused")}
@@ -418,33 +425,119 @@ def get_role_request(session: Session, request_id: str) -> RoleRequest:
     return row
 
 
+def tenant_administrator(actor: Actor) -> bool:
+    """Whether ``actor`` is the vendor's staff who administer customers (``tenants.manage``, in
+    the vendor's own organisation): a second person for a customer's role requests."""
+    return actor.home and actor.org_kind is OrgKind.VENDOR and actor.can(Perm.TENANTS_MANAGE)
+
+
+def _role_decider(session: Session, actor: Actor, row: RoleRequest) -> bool:
+    """Who may decide ``row``: a member of its organisation who manages access, or - for a
+    customer's request - the vendor's staff who administer customers (True: as vendor staff).
+    The four-eyes check (never who asked, nor whom it is for) applies to both."""
+    if actor.home and actor.org_id == row.org_id and actor.can(Perm.ACCESS_MANAGE):
+        return False
+    if tenant_administrator(actor) and row.org_id != actor.org_id:
+        org = accounts.get_organisation(session, row.org_id)
+        if org.kind == OrgKind.TENANT.value and org.disabled_at is None:
+            return True
+    raise Forbidden(detail="only an administrator of this organisation may decide")
+
+
 def decide_role_request(session: Session, request_id: str, *, approve: bool, actor: Actor,
                         note: str = "") -> RoleRequest:
-    """Another authorised person approves (the role is given at once) or refuses."""
-    _manager(actor)
+    """Another authorised person approves (the role is given at once) or refuses. In a
+    customer's organisation that is another of its administrators or the vendor's staff who
+    administer customers - so a customer with a single administrator can get a second one.
+    ``session`` is scoped to the request's organisation."""
+    if not (actor.home and actor.can(Perm.ACCESS_MANAGE)) and not tenant_administrator(actor):
+        raise Forbidden(detail="only an administrator of this organisation may decide")
     row = get_role_request(session, request_id)
+    as_vendor = _role_decider(session, actor, row)
     if row.status != "pending":
         raise Conflict(detail="only a pending request can be decided (it is %(status)s)",
                        params={"status": row.status})
     check_second_person(actor.person_id, row.requested_by, row.user_id)
     note = _text("note", note, required=not approve)
+    # The vendor's staff act in the customer's organisation for this decision only: its records
+    # (the role's change, the decision) go to the customer's trail and name them.
+    acting = replace(actor, org_id=row.org_id, org_kind=OrgKind.TENANT, home=False) \
+        if as_vendor else actor
     if approve:
         accounts.give_waiting_role(session, get_settings(), user_id=row.user_id,
-                                   org_id=row.org_id, role=row.role, actor=actor,
+                                   org_id=row.org_id, role=row.role, actor=acting,
                                    approved_by=str(actor.person_id))
     row.status = "approved" if approve else "refused"
     row.decided_by = actor.person_id
     row.decided_at = utcnow()
     row.decision_note = note or None
-    _audit(session, f"access.role_request.{row.status}", actor, row.org_id,
-           f"access_role_request:{row.id}",
-           {"old": {"status": "pending"}, "new": {"status": row.status, "role": row.role}})
+    details: dict[str, Any] = {"old": {"status": "pending"},
+                               "new": {"status": row.status, "role": row.role},
+                               "decided_by": actor.person_id}
+    if as_vendor:
+        details["as_vendor_staff"] = {"org_id": actor.org_id, "role": actor.role.value}
+    _audit(session, f"access.role_request.{row.status}", acting, row.org_id,
+           f"access_role_request:{row.id}", details)
     who = person_names(session, {row.user_id}).get(row.user_id, "")
     base = get_settings().base_url.rstrip("/")
-    _tell_decided(session, kind="role", people={row.user_id, row.requested_by},
-                  org_id=row.org_id, link=f"{base}/console/access", outcome=row.status,
-                  params={"role": row.role, "who": who, "note": row.decision_note or ""})
+    people: set[str | None] = {row.user_id, row.requested_by}
+    params = {"role": row.role, "who": who, "note": row.decision_note or ""}
+    kind = "role"
+    if as_vendor:
+        # The customer's administrators are told that the vendor's staff decided, and who.
+        people |= {u.id for u, m in accounts.list_members(session)
+                   if m.role == Role.TENANT_ADMIN.value and u.disabled_at is None}
+        kind = "role_by_vendor"
+        params["approver"] = person_names(session, {str(actor.person_id)}).get(
+            str(actor.person_id), "")
+    _tell_decided(session, kind=kind, people=people, org_id=row.org_id,
+                  link=f"{base}/console/access", outcome=row.status, params=params)
     return row
+
+
+def customer_request_org(session: Session, request_id: str) -> str:
+    """The customer organisation a role request belongs to (a system scope: the vendor's staff
+    look it up before deciding in the customer's scope). 404 for an unknown id and for a
+    request of the vendor's own organisation (which its own officers decide) or of a disabled
+    customer."""
+    row = session.get(RoleRequest, request_id)
+    org = accounts.get_organisation(session, row.org_id) if row is not None else None
+    if row is None or org is None or org.kind != OrgKind.TENANT.value \
+            or org.disabled_at is not None:
+        raise NotFound(detail="no such access request")
+    return row.org_id
+
+
+def customer_role_requests(session: Session, *, actor: Actor,
+                           limit: int = 200) -> list[dict[str, Any]]:
+    """The pending role requests of every active customer, for the vendor's staff who
+    administer customers (a system scope). Only what deciding needs: the customer, whom the
+    role is for, the role, the stated need and who asked - names, no other customer data."""
+    if not tenant_administrator(actor):
+        raise Forbidden(detail="only the vendor's staff who administer customers see this")
+    tenants = {t.id: t for t in accounts.list_tenants(session) if t.disabled_at is None}
+    rows = list(session.scalars(
+        select(RoleRequest).where(RoleRequest.status == "pending",
+                                  RoleRequest.org_id.in_(list(tenants)))
+        .order_by(RoleRequest.created_at).limit(limit)))
+    ids = {r.user_id for r in rows} | {r.requested_by for r in rows if r.requested_by}
+    people = {u.id: u for u in session.scalars(select(User).where(User.id.in_(ids)))}
+
+    def email(user_id: str | None) -> str | None:
+        user = people.get(user_id or "")
+        return user.email.value if user is not None and user.email is not None else None
+
+    def name(user_id: str | None) -> str | None:
+        user = people.get(user_id or "")
+        return str(user.name) if user is not None else None
+
+    return [{
+        "id": r.id, "org_id": r.org_id, "org_name": tenants[r.org_id].name,
+        "org_slug": tenants[r.org_id].slug, "for_name": name(r.user_id),
+        "for_email": email(r.user_id), "role": r.role, "need": r.need,
+        "requested_by_name": name(r.requested_by), "created_at": r.created_at.isoformat(),
+        "status": r.status,
+    } for r in rows]
 
 
 def list_role_requests(session: Session, *, status: str | None = None,
