@@ -34,6 +34,7 @@ PENDING = "petter.venter@example.com"       # never confirmed
 ENDED = "eva.slutt@example.com"             # unsubscribed with the link
 ERASED = "ragnhild.borte@example.com"       # erased on her request
 ALICE = "alice.aasen@fjellheim.example.com"  # an account holder who also subscribes
+KUNDE = "kari.kunde@havbris.example.com"     # a customer's contact, on legitimate interest
 
 
 @pytest.fixture
@@ -137,9 +138,21 @@ def test_the_count_on_the_versions_page_includes_the_subscribers(
     _subscribe(db, personas, settings, SIGRID, locale="en")
     _subscribe(db, personas, settings, PENDING, confirm=False)
     erik = login(personas.erik)
-    assert erik.post("/api/v1/records/documents/privacy").json() == {"published": True, "version": 1}
+    # A customer's contact added on legitimate interest, in English (a wrong language is refused).
+    wrong = erik.post("/api/v1/consent/newsletter/customers", json={"email": KUNDE, "lang": "de"})
+    assert wrong.status_code == 422 and "lang" in wrong.text
+    added = erik.post("/api/v1/consent/newsletter/customers", json={"email": KUNDE, "lang": "en"})
+    assert added.status_code == 201, added.text
+    with MailSink() as sink:
+        assert erik.post("/api/v1/records/documents/privacy").json() == {"published": True,
+                                                                         "version": 1}
+        by_address = {m.to[0]: m for m in _announcements(db, sink)}
+    assert by_address[KUNDE].subject == "Solstrand Læring AS has a new privacy statement"
+    assert by_address[SIGRID].subject == "Solstrand Læring AS has a new privacy statement"
+    assert PENDING not in by_address
     [version] = erik.get("/api/v1/records/documents/privacy").json()["versions"]
-    told = len(ACCOUNT_HOLDERS) + 1
+    told = len(ACCOUNT_HOLDERS) + 2
+    assert len(by_address) == told
     assert version["announced_to"] == told
     page = erik.get("/console/records/documents/privacy").text
     assert f"til {told} personer" in page or f"to {told} people" in page

@@ -111,9 +111,11 @@ def confirm(session: Session, *, token: str) -> NewsletterSubscriber:
 
 
 def add_customer(session: Session, *, org_id: str, secret: bytes, email: str,
-                 actor_user_id: str | None) -> tuple[NewsletterSubscriber, str]:
+                 actor_user_id: str | None,
+                 locale: str | None = None) -> tuple[NewsletterSubscriber, str]:
     """A customer's address, on legitimate interest: recorded, with an opt-out link from the
-    first mail. Returns the subscriber and its opt-out token (to put in every mail)."""
+    first mail. ``locale`` (nb | en), when given, is the language of the notices owed to them.
+    Returns the subscriber and its opt-out token (to put in every mail)."""
     email = _check(email)
     found = _find(session, secret, email)
     if found is not None:
@@ -130,6 +132,8 @@ def add_customer(session: Session, *, org_id: str, secret: bytes, email: str,
             status="pending", unsubscribe_hash="")
         session.add(found)
     token = optout_token(secret, found.id)
+    if locale:
+        found.locale = _language(locale)
     found.customer = True
     found.status = "active"
     found.unsubscribe_hash = service.token_hash(token)
