@@ -105,6 +105,8 @@ class NewsletterSubscriber(TenantScoped, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The language the subscriber signed up in (nb | en); None before it was kept (read as nb).
+    locale: Mapped[str | None] = mapped_column(String(8), nullable=True)
 
 
 class HistoryRewrite(RuntimeError):

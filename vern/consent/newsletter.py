@@ -10,6 +10,7 @@ is stable (a keyed hash of the subscription), so the link in every mail ever sen
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -45,6 +46,10 @@ def optout_url(base_url: str, org_slug: str, token: str) -> str:
     return f"{base_url}/c/{org_slug}/newsletter/unsubscribe?t={token}"
 
 
+def _language(value: str | None) -> str:
+    return "en" if (value or "").lower().startswith("en") else "nb"
+
+
 def _check(email: str) -> str:
     email = email.strip()
     if not EMAIL.match(email) or len(email) > 254:
@@ -76,6 +81,7 @@ def subscribe(session: Session, *, org_id: str, org_slug: str, org_name: str, se
             unsubscribe_hash=service.token_hash(optout_token(secret, sub_id)),
         )
         session.add(found)
+    found.locale = _language(locale)
     found.confirm_hash = service.token_hash(token)
     session.flush()
     link = f"{base_url}/c/{org_slug}/newsletter/confirm?t={token}"
@@ -105,9 +111,11 @@ def confirm(session: Session, *, token: str) -> NewsletterSubscriber:
 
 
 def add_customer(session: Session, *, org_id: str, secret: bytes, email: str,
-                 actor_user_id: str | None) -> tuple[NewsletterSubscriber, str]:
+                 actor_user_id: str | None,
+                 locale: str | None = None) -> tuple[NewsletterSubscriber, str]:
     """A customer's address, on legitimate interest: recorded, with an opt-out link from the
-    first mail. Returns the subscriber and its opt-out token (to put in every mail)."""
+    first mail. ``locale`` (nb | en), when given, is the language of the notices owed to them.
+    Returns the subscriber and its opt-out token (to put in every mail)."""
     email = _check(email)
     found = _find(session, secret, email)
     if found is not None:
@@ -124,6 +132,8 @@ def add_customer(session: Session, *, org_id: str, secret: bytes, email: str,
             status="pending", unsubscribe_hash="")
         session.add(found)
     token = optout_token(secret, found.id)
+    if locale:
+        found.locale = _language(locale)
     found.customer = True
     found.status = "active"
     found.unsubscribe_hash = service.token_hash(token)
@@ -183,6 +193,40 @@ def send_issue(session: Session, *, org_id: str, org_slug: str, org_name: str, b
     audit(session, "consent.newsletter_sent", org_id=org_id, actor_user_id=actor_user_id,
           details={"new": {"recipients": count}})
     return count
+
+
+@dataclass(frozen=True)
+class NoticeRecipient:
+    """An active subscriber to be told about a change in the privacy statement: a notice owed to
+    them (Art. 12-13), not marketing. The address is sealed under ``key_id`` in the outbox."""
+
+    subscription_id: str
+    email: str
+    key_id: str
+    locale: str
+    unsubscribe_url: str
+
+
+def notice_recipients(session: Session, *, org_id: str, org_slug: str, secret: bytes,
+                      base_url: str) -> list[NoticeRecipient]:
+    """Every active newsletter subscriber of ``org_id`` - confirmed by double opt-in or added as
+    a customer, not ended, whose latest consent record still allows the newsletter - with the
+    language they signed up in and their one-click opt-out link, for another domain to queue a
+    notice they are owed (a new privacy statement). Pending, ended and erased subscriptions are
+    not among them. Oldest first."""
+    out: list[NoticeRecipient] = []
+    for sub in session.scalars(select(NewsletterSubscriber).where(
+            NewsletterSubscriber.org_id == org_id, NewsletterSubscriber.status == "active")
+            .order_by(NewsletterSubscriber.created_at, NewsletterSubscriber.id)):
+        if sub.email.value is None or not _may_mail(session, sub):
+            continue
+        token = optout_token(secret, sub.id)
+        if sub.unsubscribe_hash != service.token_hash(token):
+            sub.unsubscribe_hash = service.token_hash(token)  # after a change of VERN_SECRET_KEY
+        out.append(NoticeRecipient(subscription_id=sub.id, email=sub.email.value,
+                                   key_id=sub.key_id, locale=_language(sub.locale),
+                                   unsubscribe_url=optout_url(base_url, org_slug, token)))
+    return out
 
 
 def erase_person(session: Session, *, org_id: str, secret: bytes, emails: list[str],

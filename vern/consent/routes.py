@@ -349,6 +349,7 @@ class WithdrawBody(Strict):
 
 class CustomerBody(Strict):
     email: str = Field(max_length=254)
+    lang: Literal["nb", "en"] | None = None  # the language of notices owed to the subscriber
 
 
 class IssueBody(Strict):
@@ -410,7 +411,8 @@ def api_newsletter_customer(request: Request, body: CustomerBody,
     """A customer on legitimate interest (recorded), unless they objected before."""
     settings = request.app.state.settings
     sub, token = newsletter.add_customer(db, org_id=actor.org_id, secret=settings.secret_bytes,
-                                         email=body.email, actor_user_id=actor.user_id)
+                                         email=body.email, actor_user_id=actor.user_id,
+                                         locale=body.lang)
     org = db.get(Organisation, actor.org_id)
     url = newsletter.optout_url(settings.base_url, org.slug, token) if token and org else None
     return {"subject": sub.subject, "status": sub.status, "unsubscribe_url": url}

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from vern.accounts import service as accounts
 from vern.audit.service import record as audit
+from vern.consent import newsletter
 from vern.consent import service as consent
 from vern.core.config import get_settings
 from vern.core.db import utcnow
@@ -524,6 +525,11 @@ PRIVACY_MAIL = (N_("%(vendor)s has a new privacy statement"),
                 N_("%(vendor)s published version %(version)s of its privacy statement on %(day)s. "
                    "It tells how %(vendor)s processes personal data about you. The statement "
                    "follows in full.\n\n%(text)s"))
+# Added to the mail to a newsletter subscriber (who has no account): why they get it, and the way
+# out of the newsletter - the notice itself is owed to them, not marketing.
+SUBSCRIBER_FOOTER = N_("\n\n--\nYou receive this because you subscribe to the newsletter from "
+                       "%(vendor)s. It is a notice you are owed, not a newsletter. Unsubscribe "
+                       "from the newsletter with one click: %(link)s")
 
 
 @dataclass(frozen=True)
@@ -531,6 +537,7 @@ class Person:
     email: str
     key_id: str
     locale: str
+    unsubscribe_url: str | None = None  # a newsletter subscriber's opt-out link
 
 
 def _language(value: str | None) -> str:
@@ -547,8 +554,9 @@ def concerns_customers(session: Session, vendor_org_id: str) -> bool:
 
 def audience(session: Session, vendor_org_id: str) -> list[Person]:
     """The people a new privacy statement concerns, each address once: every active account
-    holder, and the customers' privacy contacts (else their administrators) when the statement
-    covers the customers' contact persons. A system scope (it reads across organisations)."""
+    holder, the customers' privacy contacts (else their administrators) when the statement
+    covers the customers' contact persons, and the vendor's active newsletter subscribers (through
+    the consent domain). A system scope (it reads across organisations)."""
     people: dict[str, Person] = {}
     for user in accounts.active_users(session):
         address = user.email.value if user.email is not None else None
@@ -559,6 +567,13 @@ def audience(session: Session, vendor_org_id: str) -> list[Person]:
         for found in registry.privacy_recipients(session, ids).values():
             for r in found:
                 people.setdefault(r.email.lower(), Person(r.email, r.key_id, _language(r.locale)))
+    settings = get_settings()
+    vendor = accounts.get_organisation(session, vendor_org_id)
+    for sub in newsletter.notice_recipients(session, org_id=vendor_org_id, org_slug=vendor.slug,
+                                            secret=settings.secret_bytes,
+                                            base_url=settings.base_url):
+        people.setdefault(sub.email.lower(), Person(sub.email, sub.key_id, sub.locale,
+                                                    sub.unsubscribe_url))
     return [people[k] for k in sorted(people)]
 
 
@@ -602,9 +617,11 @@ def announce(session: Session, row: DocumentVersion) -> int:
         params = {"vendor": vendor.name, "version": row.version,
                   "day": format_day(row.published_at, loc),
                   "text": "\n".join(render.text_lines(html))}
+        body = gettext(loc, PRIVACY_MAIL[1], **params)
+        if person.unsubscribe_url:
+            body += gettext(loc, SUBSCRIBER_FOOTER, vendor=vendor.name, link=person.unsubscribe_url)
         notify.queue(session, key_id=person.key_id, to=person.email,
-                     subject=gettext(loc, PRIVACY_MAIL[0], **params),
-                     body=gettext(loc, PRIVACY_MAIL[1], **params),
+                     subject=gettext(loc, PRIVACY_MAIL[0], **params), body=body,
                      kind="records.privacy_announced", org_id=row.org_id)
     marker.recipients = len(people)
     audit(session, "records.document_announced", org_id=row.org_id, actor_user_id=None,
