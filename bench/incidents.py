@@ -3,9 +3,8 @@
 A vendor with 500 customers (each with an administrator) and 50 breaches, each affecting 10
 customers (500 customer clocks) and, for one in five, the vendor's own 72-hour clock to
 Datatilsynet; awareness times spread over the last 80 hours so that clocks are running, due
-soon and overdue. Open control tasks are seeded too when a control domain exists
-(``vern.control`` importable with a seeding function this script knows); otherwise the JSON says
-``control_tasks: 0`` and why.
+soon and overdue. 200 open internal control tasks of the vendor (``vern.control``), a quarter of
+them overdue, owned by the signed-in security officer.
 
 One uvicorn process on 127.0.0.1 serves Vern over SQLite; an httpx client with a signed-in
 security officer's session (one keep-alive connection) asks for ``/console/posture`` and
@@ -19,7 +18,6 @@ line is one JSON object with ``posture_p99_ms`` and ``breach_clocks_p99_ms`` (go
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import random
@@ -82,11 +80,17 @@ def start_server(db_url: str, tmp: str, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("the server did not start")
 
 
-def _control_seeder() -> tuple[Any, str]:
-    """The control domain's seeding function when there is one this script can call."""
-    if importlib.util.find_spec("vern.control") is None:
-        return None, "vern.control is not part of this build"
-    return None, "vern.control exists, but no seeding function of it is known to this script"
+def _seed_control(database: Any, vendor_id: str, owner_id: str, n: int) -> int:
+    """``n`` open control tasks of the vendor, due from 60 days ago to 120 days ahead."""
+    from datetime import date
+
+    from vern.control import service as control
+
+    today = date.today()
+    recurrences = ("yearly", "quarterly", "monthly")
+    specs = [(f"Kontroll {i:03d}", recurrences[i % 3], today + timedelta(days=(i * 7) % 180 - 60))
+             for i in range(n)]
+    return len(control.create_tasks(database, vendor_id, owner_id, specs))
 
 
 def setup(db_url: str) -> dict[str, Any]:
@@ -137,12 +141,9 @@ def setup(db_url: str) -> dict[str, Any]:
         token, auth = accounts.start_session(session, user_id=dave.id, org_id=vendor.id)
         auth.mfa_verified = True
         csrf = auth.csrf_token
-    seeder, why = _control_seeder()
-    control = 0
-    if seeder is not None:
-        control = seeder(database, CONTROL_TASKS)
+    control = _seed_control(database, vendor.id, dave.id, CONTROL_TASKS)
     database.dispose()
-    return {"cookie": token, "csrf": csrf, "control_tasks": control, "control_note": why}
+    return {"cookie": token, "csrf": csrf, "control_tasks": control}
 
 
 def measure(client: Any, path: str, n: int) -> list[float]:
@@ -201,7 +202,7 @@ def main() -> None:
                "posture_items": items, "requests_per_page": n, "setup_s": setup_s,
                "posture_p50_ms": p50(posture), "breach_clocks_p50_ms": p50(breach_clocks),
                "api_posture_p99_ms": p99(api_posture), "console_start_page_p50_ms": p50(baseline),
-               "console_start_page_p99_ms": p99(baseline), "control_note": ids["control_note"]}
+               "console_start_page_p99_ms": p99(baseline)}
     print("details:", json.dumps(details, ensure_ascii=False))
     print(json.dumps({"posture_p99_ms": p99(posture), "breach_clocks_p99_ms": p99(breach_clocks),
                       "control_tasks": ids["control_tasks"], "quick": args.quick,
