@@ -22,6 +22,9 @@ from vern.core.db import Database, Scope
 from vern.core.errors import Conflict, InvalidInput
 from vern.datamap import service as datamap
 from vern.datamap.connect import engine_for, forget
+from vern.notify import service as notify
+from vern.notify.sink import MailSink
+from vern.notify.transport import SmtpMailer, SmtpTarget
 from vern.offboarding import service
 from vern.offboarding.models import Offboarding
 from vern.rights import demo
@@ -138,6 +141,14 @@ def test_end_of_contract_deletes_one_customer_only(db: Database,
     path = service.export(db, settings, ob_id, actor_user_id=people.dave.user_id)
     _check_package(db, path, people)
     assert path.stat().st_mode & 0o777 == 0o600
+    # Tenant A's administrator is told once that the export can be downloaded, tenant B's never,
+    # even when the vendor makes the export again.
+    assert service.export(db, settings, ob_id, actor_user_id=people.dave.user_id) == path
+    with MailSink() as sink:
+        notify.deliver_pending(db, via=SmtpMailer(SmtpTarget.parse(sink.url), "vern@solstrand.example.com"))
+        ready = [m for m in sink.messages() if "/console/end-of-contract" in m.body]
+    assert [m.to for m in ready] == [[people.alice.email]], [(m.to, m.subject) for m in ready]
+    assert "Fjellheim" in ready[0].subject
     with pytest.raises(Conflict, match="notice period"):
         service.start_deletion(db, ob_id, actor_user_id=people.dave.user_id)
     with db.transaction(Scope.tenant(people.tenant_a)) as session:

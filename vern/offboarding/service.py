@@ -26,7 +26,7 @@ from sqlalchemy import Table, delete, select
 from sqlalchemy.orm import Session
 
 from vern.accounts.roles import OrgKind
-from vern.accounts.service import accounts_of, erase_user, get_organisation
+from vern.accounts.service import accounts_of, active_admins, erase_user, get_organisation
 from vern.audit.chain import Signer
 from vern.audit.note import Note, NoteError, Verifier
 from vern.audit.service import record
@@ -35,11 +35,12 @@ from vern.core.config import Settings
 from vern.core.crypto import PII
 from vern.core.db import Base, Database, Scope, TenantScoped, import_models, utcnow
 from vern.core.errors import Conflict, InvalidInput, NotFound
-from vern.core.i18n import N_
+from vern.core.i18n import N_, format_day, gettext
 from vern.datamap.model import DatabaseDef, DataMap, System
 from vern.datamap.model import Field as MapField
 from vern.datamap.model import Table as MapTable
 from vern.datamap.own import load_own_map
+from vern.notify import service as notify
 from vern.offboarding.models import Offboarding
 from vern.rights.connectors import coerce, product_db
 from vern.rights.service import build_export_package, policy_for, published_map_or_none
@@ -52,6 +53,13 @@ ACCOUNTS_STEP = "accounts:erase"  # the deletion's first step: the accounts of t
 _CUSTOMER_REF = uuid.UUID("6f1d2c4e-0b5a-5e3d-9a7c-3f8e2b1d4c60")  # namespace of customer_ref
 VERN_SYSTEM = "vern"  # the export's name for Vern's own database (system and database)
 _WHY = "offboarding: the rows of the customer whose contract ended"
+EXPORT_READY_MAIL = (
+    N_("The export of %(org)s's data is ready"),
+    N_("The vendor has made the export of every record of %(org)s before the contract ends: "
+       "data.json, one CSV file per table and a readable summary. An administrator of %(org)s can "
+       "download it in Vern under End of contract (%(url)s) until the data is deleted; the notice "
+       "period ends %(ends)s."),
+)
 KEPT = [
     "audit records of the customer's organisation, until the audit retention period ends",
     "this offboarding record with its certificate of deletion (legal-5y)",
@@ -340,9 +348,28 @@ def export(database: Database, settings: Settings, offboarding_id: str, *,
     digest = hashlib.sha256(buffer.getvalue()).hexdigest()
     with database.transaction(Scope.system("offboarding export")) as session:
         ob = _get(session, offboarding_id)
+        first = ob.exported_at is None
         ob.export_path, ob.export_sha256, ob.exported_at = str(path), digest, utcnow()
         _audit(session, "exported", ob, actor_user_id, {"sha256": digest, "rows": sum(counts.values())})
+        if first:
+            _tell_export_ready(session, settings, ob)
     return path
+
+
+def _tell_export_ready(session: Session, settings: Settings, ob: Offboarding) -> None:
+    """The customer's administrators learn that their export can be downloaded (once, with the
+    first export; in the same transaction as its record, so a restart neither loses nor repeats
+    it)."""
+    for admin in active_admins(session, ob.customer_org_id):
+        if admin.email is None or not admin.email.value:
+            continue
+        locale = admin.locale or settings.default_locale
+        params = {"org": ob.customer_name, "url": f"{settings.base_url}/console/end-of-contract",
+                  "ends": format_day(ob.notice_ends_at, locale) if ob.notice_ends_at else "-"}
+        notify.queue(session, key_id=admin.key_id, to=admin.email.value,
+                     subject=gettext(locale, EXPORT_READY_MAIL[0], **params),
+                     body=gettext(locale, EXPORT_READY_MAIL[1], **params),
+                     kind="offboarding.export_ready", org_id=ob.customer_org_id)
 
 
 # -- deletion -----------------------------------------------------------------------------------
