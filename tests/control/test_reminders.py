@@ -33,7 +33,7 @@ def test_overdue_and_soon_due_tasks_are_reminded_once_over_smtp(
     make_task(db, personas, title="Langt fram", due_on=today + timedelta(days=40))
     with MailSink() as sink:
         mailer = SmtpMailer(SmtpTarget.parse(sink.url), "vern@solstrand.example.com")
-        assert run_due(db, settings, jobs.JOBS) == ["control.remind"]
+        assert "control.remind" in run_due(db, settings, jobs.JOBS)
         assert notify.deliver_pending(db, via=mailer) == 2
         # A restarted worker (its job row reset) and a second round: nothing new is queued.
         assert service.send_reminders(db) == 0
@@ -43,7 +43,7 @@ def test_overdue_and_soon_due_tasks_are_reminded_once_over_smtp(
             row = session.get(WorkerJob, "control.remind")
             assert row is not None
             row.last_started_at = None
-        assert run_due(db, settings, jobs.JOBS) == ["control.remind"]
+        assert "control.remind" in run_due(db, settings, jobs.JOBS)
         assert notify.deliver_pending(db, via=mailer) == 0
         got = sink.messages()
     assert len(got) == 2

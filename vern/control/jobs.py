@@ -1,4 +1,5 @@
-"""Scheduled work of internal control: remind task owners of due and overdue control tasks."""
+"""Scheduled work of internal control: remind task owners of due and overdue control tasks, and
+shred the names of supplier staff whose access has ended."""
 
 from __future__ import annotations
 
@@ -14,4 +15,9 @@ def _remind(database: Database, settings: Settings) -> int:
     return service.send_reminders(database, base_url=settings.base_url)
 
 
-JOBS = [Job("control.remind", timedelta(hours=1), _remind)]
+def _shred(database: Database, settings: Settings) -> int:
+    return service.shred_ended_names(database)
+
+
+JOBS = [Job("control.remind", timedelta(hours=1), _remind),
+        Job("control.shred_ended_names", timedelta(hours=1), _shred)]

@@ -972,11 +972,43 @@ def record_training(session: Session, by: By, person_id: str, *, name: str,
 
 
 def end_person(session: Session, by: By, person_id: str, *, ended_on: date) -> ControlPerson:
+    """The person's access ends on ``ended_on``. A supplier's staff member's name is shredded
+    that day (now, when the day has come; else by the worker, ``shred_ended_names``): what stays
+    as evidence is the supplier, the function and the agreements' dates."""
     person = get_person(session, person_id)
     person.ended_on = ended_on
     _audit(session, by, "control.person.end", f"control_person:{person.id}",
            ended_on=ended_on.isoformat())
+    if ended_on <= utcnow().date():
+        _shred_name(session, by, person)
     return person
+
+
+def _shred_name(session: Session, by: By, person: ControlPerson) -> None:
+    if person.user_id is not None or person.key_id is None:
+        return
+    keyring().shred(session, person.key_id)
+    person.key_id, person.name = None, None
+    _audit(session, by, "control.person.name_shredded", f"control_person:{person.id}",
+           ended_on=person.ended_on.isoformat() if person.ended_on else None)
+
+
+def shred_ended_names(database: Database, *, today: date | None = None) -> int:
+    """Shred the names of supplier staff whose access has ended (``end_person`` with a later
+    day); each in the transaction that records it. Returns how many were shredded."""
+    today = today or utcnow().date()
+    with database.transaction(Scope.system("control: find the vendor")) as session:
+        vendor = accounts.vendor_org(session)
+        if vendor is None:
+            return 0
+        vendor_id = vendor.id
+    with database.transaction(Scope.tenant(vendor_id)) as session:
+        due = list(session.scalars(select(ControlPerson).where(
+            ControlPerson.user_id.is_(None), ControlPerson.key_id.is_not(None),
+            ControlPerson.ended_on.is_not(None), ControlPerson.ended_on <= today)))
+        for person in due:
+            _shred_name(session, By(vendor_id), person)
+        return len(due)
 
 
 @dataclass
