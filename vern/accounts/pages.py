@@ -161,7 +161,7 @@ async def login_submit(request: Request, db: DatabaseDep, settings: SettingsDep)
         if not email:
             errors["email"] = "Enter your e-mail address"
         if not password:
-            errors["password"] = "Enter your password"  # noqa: S105
+            errors["password"] = "Enter your password"  # noqa: S105 - a form message, not a password
         return _login_page(request, email=email, next_url=next_url, errors=errors, status=422)
     try:
         result = signin(db, settings, request, email, password)
@@ -342,10 +342,12 @@ async def password_submit(request: Request, caller: Session_, db: DatabaseDep,
     repeat = form.get("new_password_repeat", "")[:4096]
     errors: dict[str, str] = {}
     if not current:
+        # S105 is wrong here: a form message, not a password
         errors["current_password"] = "Enter your current password"  # noqa: S105
     if not new:
-        errors["new_password"] = "Choose a new password"  # noqa: S105
+        errors["new_password"] = "Choose a new password"  # noqa: S105 - a form message, not a password
     elif new != repeat:
+        # S105 is wrong here: a form message, not a password
         errors["new_password_repeat"] = "The two new passwords are not the same"  # noqa: S105
     if errors:
         return _password_page(request, caller, errors=errors, status=422)
@@ -877,8 +879,9 @@ async def _link_password(request: Request, purpose: str, db: Any, settings: Any
     repeat = form.get("new_password_repeat", "")[:4096]
     errors: dict[str, str] = {}
     if not new:
-        errors["new_password"] = "Choose a new password"  # noqa: S105
+        errors["new_password"] = "Choose a new password"  # noqa: S105 - a form message, not a password
     elif new != repeat:
+        # S105 is wrong here: a form message, not a password
         errors["new_password_repeat"] = "The two new passwords are not the same"  # noqa: S105
     if errors:
         user = _link_user(db, settings, purpose, token)

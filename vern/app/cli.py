@@ -104,7 +104,7 @@ def check() -> None:
     try:
         with database.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - any failure to connect is reported to the operator
         fail(f"VERN_DATABASE_URL: database not reachable ({type(exc).__name__})")
     if current_heads(settings.database_url) != expected_heads(settings.database_url):
         fail("database: schema is not at the newest migration; run `vern init`")

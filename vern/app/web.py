@@ -138,6 +138,7 @@ class VernMiddleware:
         request_id = raw_headers.get("x-request-id", "")
         if not (0 < len(request_id) <= 64 and request_id.replace("-", "").isalnum()):
             request_id = secrets.token_hex(8)
+        # S104 is wrong here: a placeholder peer, never bound to
         peer = scope["client"][0] if scope.get("client") else "0.0.0.0"  # noqa: S104
         ip = self.client_ip(peer, raw_headers)
         path: str = scope["path"]
@@ -197,6 +198,7 @@ class VernMiddleware:
                     started: float) -> None:
         """A fast path (see the module doc): the client address, then the handler; counted."""
         raw_headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        # S104 is wrong here: a placeholder peer, never bound to
         peer = scope["client"][0] if scope.get("client") else "0.0.0.0"  # noqa: S104
         status = 500
         security = self.headers

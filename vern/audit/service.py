@@ -540,7 +540,7 @@ def start_writer(database: Database, settings: Settings) -> None:
 
 def stop_writer() -> None:
     """Flush what is queued, sign a final checkpoint, stop. Safe when nothing was started."""
-    global _writer  # noqa: PLW0603
+    global _writer  # noqa: PLW0603 - one writer per process
     with _writer_lock:
         if _writer is None:
             return
@@ -580,7 +580,7 @@ def record_request(
     Static files are left out unless ``VERN_AUDIT_STATIC_FILES`` is on, and then recorded with
     the truncated client address, as the statistics use it (they are public assets that website
     visitors may fetch)."""
-    global unrecorded  # noqa: PLW0603
+    global unrecorded  # noqa: PLW0603 - the process's count of requests not recorded
     if path.startswith(STATIC_PREFIX):
         if not audit_settings().static_files:
             return

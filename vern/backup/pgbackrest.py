@@ -189,6 +189,7 @@ def _run_once(bs: BackupSettings, settings: Settings, *args: str, timeout: int |
     argv = as_user(os_user(bs), [bs.pgbackrest_bin, f"--config={bs.config_path(settings)}",
                                  f"--stanza={bs.stanza}", *args])
     try:
+        # S603 is wrong here: argv built by Vern, no shell
         done = subprocess.run(argv, capture_output=True, text=True, check=False,  # noqa: S603
                               timeout=timeout or bs.command_timeout_s, cwd="/")
     except subprocess.TimeoutExpired as exc:
@@ -291,6 +292,7 @@ class Cluster:
     socket_dir: Path
 
     def _run(self, *argv: str, timeout: int = 120) -> subprocess.CompletedProcess[str]:
+        # S603 is wrong here: argv built by Vern, no shell
         return subprocess.run(as_user(self.user, list(argv)), capture_output=True, text=True,  # noqa: S603
                               check=False, timeout=timeout, cwd="/")
 

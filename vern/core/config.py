@@ -32,6 +32,7 @@ log = logging.getLogger("vern.core.config")
 
 # Used only by the test environment (dev and demo generate keys of their own). Never accepted
 # in production.
+# S105 is wrong here: the published development key, refused in production
 DEV_SECRET_KEY = "vern-dev-secret-key-not-for-production"  # noqa: S105
 DEV_MASTER_KEY = base64.urlsafe_b64encode(b"vern-dev-master-key-32-bytes!!!!").decode()
 

@@ -121,7 +121,7 @@ class TenantScoped:
     """Mixin for every row that belongs to one customer organisation."""
 
     @declared_attr
-    def org_id(cls) -> Mapped[str]:  # noqa: N805
+    def org_id(cls) -> Mapped[str]:  # noqa: N805 - SQLAlchemy's declared_attr takes the class
         from sqlalchemy import ForeignKey
 
         return mapped_column(

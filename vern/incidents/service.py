@@ -598,6 +598,7 @@ def send_notices(session: Session, actor: Actor, incident_id: str, *, phase: str
     return sent
 
 
+# PLR0917 is wrong here: the notice's parts, named at every call
 def _notice(session: Session, inc: Incident, row: AffectedCustomer, phase: str,  # noqa: PLR0917
             content: dict[str, Any], vendor: str, customer: str, actor: Actor, base_url: str,
             now: datetime) -> SentNotice:
