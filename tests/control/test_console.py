@@ -83,3 +83,47 @@ def test_evidence_upload_and_two_person_deletion_in_the_console(
                      data={"csrf_token": _csrf(erik)}, follow_redirects=False)
     assert done.status_code == 303
     assert dave.get(f"/console/control/download/evidence/{ev['id']}").status_code == 404
+
+
+def test_a_dpia_is_started_written_and_versioned_in_the_console(
+        db: Database, personas: Personas, login: Any) -> None:
+    erik = login(personas.erik)
+    started = erik.post("/console/control/dpias", data={
+        "csrf_token": _csrf(erik), "processing": "Læringsanalyse for elever"},
+        follow_redirects=False)
+    assert started.status_code == 303, started.text
+    edit = started.headers["location"]
+    assert edit.startswith("/console/control/dpias/") and edit.endswith("/edit")
+    dpia_path = edit.removesuffix("/edit")
+    form = erik.get(edit + "?lang=nb")
+    assert form.status_code == 200
+    assert "Grunnleggende prinsipper" in form.text and 'name="risks.illegitimate_access.severity"' in form.text
+
+    saved = erik.post(dpia_path, data={
+        "csrf_token": _csrf(erik), "context.overview": "Analyse av elevenes progresjon",
+        "risks.illegitimate_access.severity": "3", "risks.illegitimate_access.likelihood": "2",
+        "risks.illegitimate_access.measures": "Tilgangsstyring per skole",
+        "validation.decision": "accepted_with_actions"}, follow_redirects=False)
+    assert saved.status_code == 303 and saved.headers["location"] == dpia_path
+    api = erik.get("/api/v1" + dpia_path.removeprefix("/console")).json()
+    assert api["version"] == 2 and api["versions"] == [2, 1]
+    assert api["content"]["context"]["overview"] == "Analyse av elevenes progresjon"
+    assert api["content"]["risks"]["illegitimate_access"] == {
+        "impacts": "", "threats": "", "sources": "", "measures": "Tilgangsstyring per skole",
+        "severity": 3, "likelihood": 2}
+    assert api["content"]["validation"]["decision"] == "accepted_with_actions"
+    again = erik.get(edit)
+    assert "Analyse av elevenes progresjon" in again.text and 'value="3"' in again.text
+
+    bad = erik.post(dpia_path + "?lang=en", data={
+        "csrf_token": _csrf(erik), "risks.unwanted_change.severity": "sju"})
+    assert bad.status_code == 422 and "content.risks.unwanted_change.severity" in bad.text
+    too_high = erik.post(dpia_path, data={
+        "csrf_token": _csrf(erik), "risks.unwanted_change.likelihood": "7"})
+    assert too_high.status_code == 422
+    assert erik.get("/api/v1" + dpia_path.removeprefix("/console")).json()["version"] == 2
+
+    # A customer's administrator has no internal control to write in.
+    alice = login(personas.alice)
+    assert alice.get(edit).status_code in (403, 404)
+    assert alice.post(dpia_path, data={"csrf_token": _csrf(alice)}).status_code in (403, 404)

@@ -703,6 +703,31 @@ def console_dpia(request: Request, control_dpia: str, actor: Reader, db: TenantD
     return _dpia_html(request, db, control_dpia, None)
 
 
+@pages.post("/console/control/dpias")
+def console_create_dpia(*, actor: Manager, db: TenantDB,
+                        processing: Annotated[str, Form(max_length=200)]) -> Response:
+    """A new DPIA for a processing, opened for writing."""
+    dpia = service.create_dpia(db, By.of(actor), processing=processing)
+    return _back(f"/console/control/dpias/{dpia.id}/edit")
+
+
+@pages.get("/console/control/dpias/{control_dpia}/edit")
+def console_edit_dpia(request: Request, control_dpia: str, actor: Manager, db: TenantDB) -> Response:
+    """The DPIA's newest version as a form in the CNIL PIA structure; saving makes a new version."""
+    return render(request, "control/dpia_edit.html", {
+        "dpia": service.dpia_export(db, control_dpia), "sections": service.DPIA_SECTIONS,
+        "threats": service.THREATS, "decisions": service.DPIA_DECISIONS})
+
+
+@pages.post("/console/control/dpias/{control_dpia}")
+async def console_save_dpia(request: Request, control_dpia: str, actor: Manager,
+                            db: TenantDB) -> Response:
+    form = await request.form()
+    values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
+    service.save_dpia(db, By.of(actor), control_dpia, service.dpia_from_form(values))
+    return _back(f"/console/control/dpias/{control_dpia}")
+
+
 @pages.get("/console/control/changes")
 def console_changes(request: Request, actor: Reader, db: TenantDB) -> Response:
     return render(request, "control/changes.html", {

@@ -10,7 +10,7 @@ import calendar
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -743,6 +743,31 @@ def _check_risk_part(where: str, value: Any) -> dict[str, Any]:
                 raise InvalidInput.on(f"{where}.{name}", "must be text")
             out[name] = _text(f"{where}.{name}", item, 20000, required=False)
     return out
+
+
+def dpia_from_form(form: Mapping[str, str]) -> dict[str, Any]:
+    """DPIA content from the console's form, whose fields are named ``section.field`` (and
+    ``risks.<threat>.<part>`` for a threat's analysis); an empty severity or likelihood is none,
+    anything else must be a number 1-4 (refused naming the field). ``check_dpia`` checks the rest."""
+    content: dict[str, Any] = {}
+    for section, fields in DPIA_SECTIONS.items():
+        part: dict[str, Any] = {}
+        for name in fields:
+            if section == "risks" and name in THREATS:
+                risk: dict[str, Any] = {}
+                for item in RISK_PARTS:
+                    raw = str(form.get(f"risks.{name}.{item}", "")).strip()
+                    if item in ("severity", "likelihood"):
+                        if raw and not raw.isdigit():
+                            raise InvalidInput.on(f"content.risks.{name}.{item}", "must be 1-4")
+                        risk[item] = int(raw) if raw else None
+                    else:
+                        risk[item] = raw
+                part[name] = risk
+            else:
+                part[name] = str(form.get(f"{section}.{name}", ""))
+        content[section] = part
+    return content
 
 
 def create_dpia(session: Session, by: By, *, processing: str,
