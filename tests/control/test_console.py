@@ -97,7 +97,8 @@ def test_a_dpia_is_started_written_and_versioned_in_the_console(
     dpia_path = edit.removesuffix("/edit")
     form = erik.get(edit + "?lang=nb")
     assert form.status_code == 200
-    assert "Grunnleggende prinsipper" in form.text and 'name="risks.illegitimate_access.severity"' in form.text
+    assert "Grunnleggende prinsipper" in form.text
+    assert 'name="risks.illegitimate_access.severity"' in form.text
 
     saved = erik.post(dpia_path, data={
         "csrf_token": _csrf(erik), "context.overview": "Analyse av elevenes progresjon",
