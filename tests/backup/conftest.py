@@ -101,5 +101,5 @@ def private_pg() -> Iterator[PrivatePg]:
     finally:
         if database is not None:
             database.dispose()
-        cluster.stop()
+        cluster.stop(mode="immediate")  # thrown away: no wait for the last WAL's archiving
         shutil.rmtree(base, ignore_errors=True)

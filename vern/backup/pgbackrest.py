@@ -315,9 +315,11 @@ class Cluster:
                 log = " ".join((self.socket_dir / "server.log").read_text().splitlines()[-5:])
             raise BackupError(f"PostgreSQL on {self.data} did not start: {done.stderr.strip()} {log}")
 
-    def stop(self) -> None:
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server; ``immediate`` only for a cluster about to be thrown away (it does not
+        wait for the last WAL to be archived)."""
         if (self.data / "postmaster.pid").exists():
-            self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "-t", "60",
+            self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "60",
                       "stop", timeout=70)
 
     def wait_promoted(self, url: str, timeout: float = 120) -> None:
