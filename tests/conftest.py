@@ -87,6 +87,8 @@ from vern.accounts.roles import OrgKind, Role
 from vern.core.config import Settings
 from vern.core.crypto import PII, KeyRing, install_keyring
 from vern.core.db import Base, Database, Scope, import_models, utcnow
+from vern.notify.service import MemoryMailer, install_mailer
+from vern.notify.service import mailer as notify_mailer
 
 PASSWORD = "Blåbærsyltetøy på vaffel"
 
@@ -102,6 +104,18 @@ def make_settings(url: str, tmp: Path, **overrides: object) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def mailer() -> Iterator[MemoryMailer]:
+    """Mail kept in memory for the test (the process's transport is put back afterwards)."""
+    previous = notify_mailer()
+    memory = MemoryMailer()
+    install_mailer(memory)
+    try:
+        yield memory
+    finally:
+        install_mailer(previous)
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from tests.conftest import Personas
 from vern.access.models import AccessGrant
 from vern.audit import service as audit
 from vern.core.db import Database, Scope, utcnow
+from vern.notify import service as notify
 
 
 def _ask(client: TestClient, org_id: str, **overrides: Any) -> Any:
@@ -148,50 +149,34 @@ def test_the_customer_page_lists_grants_and_the_accesses_under_them(
 
 
 def test_the_customers_administrators_are_told_of_a_request_by_mail(
-    login: Any, db: Database, personas: Personas
+    mailer: notify.MemoryMailer, login: Any, db: Database, personas: Personas
 ) -> None:
-    from vern.notify import service as notify
-
-    previous = notify.mailer()
-    memory = notify.MemoryMailer()
-    notify.install_mailer(memory)
-    try:
-        grant_id = _ask(login(personas.erik), personas.tenant_a).json()["id"]
-        notify.deliver_pending(db)
-        mail = memory.last_to(personas.alice.email)
-    finally:
-        notify.install_mailer(previous)
+    grant_id = _ask(login(personas.erik), personas.tenant_a).json()["id"]
+    notify.deliver_pending(db)
+    mail = mailer.last_to(personas.alice.email)
     assert mail is not None
     assert "Erik Eide" in mail.body and "sak 4711" in mail.body
     assert f"/console/access/grants/{grant_id}" in mail.body
-    assert memory.last_to(personas.bob.email) is None  # members are not asked
-    assert memory.last_to(personas.carol.email) is None  # nor another customer
+    assert mailer.last_to(personas.bob.email) is None  # members are not asked
+    assert mailer.last_to(personas.carol.email) is None  # nor another customer
 
 
 def test_the_staff_member_is_told_by_mail_when_the_grant_is_decided(
-    login: Any, db: Database, personas: Personas
+    mailer: notify.MemoryMailer, login: Any, db: Database, personas: Personas
 ) -> None:
-    from vern.notify import service as notify
-
-    previous = notify.mailer()
-    memory = notify.MemoryMailer()
-    notify.install_mailer(memory)
-    try:
-        erik, alice = login(personas.erik), login(personas.alice)
-        approved_id = _ask(erik, personas.tenant_a).json()["id"]
-        refused_id = _ask(erik, personas.tenant_a, purpose="incident").json()["id"]
-        notify.deliver_pending(db)
-        assert memory.last_to(personas.erik.email) is None  # asking is not a decision
-        assert alice.post(f"/api/v1/access/grants/{approved_id}/approve",
-                          json={}).status_code == 200
-        notify.deliver_pending(db)
-        approved = memory.last_to(personas.erik.email)
-        assert alice.post(f"/api/v1/access/grants/{refused_id}/refuse",
-                          json={"note": "Ring oss før dere logger inn"}).status_code == 200
-        notify.deliver_pending(db)
-        refused = memory.last_to(personas.erik.email)
-    finally:
-        notify.install_mailer(previous)
+    erik, alice = login(personas.erik), login(personas.alice)
+    approved_id = _ask(erik, personas.tenant_a).json()["id"]
+    refused_id = _ask(erik, personas.tenant_a, purpose="incident").json()["id"]
+    notify.deliver_pending(db)
+    assert mailer.last_to(personas.erik.email) is None  # asking is not a decision
+    assert alice.post(f"/api/v1/access/grants/{approved_id}/approve",
+                      json={}).status_code == 200
+    notify.deliver_pending(db)
+    approved = mailer.last_to(personas.erik.email)
+    assert alice.post(f"/api/v1/access/grants/{refused_id}/refuse",
+                      json={"note": "Ring oss før dere logger inn"}).status_code == 200
+    notify.deliver_pending(db)
+    refused = mailer.last_to(personas.erik.email)
     assert approved is not None and refused is not None
     assert "Fjellheim barnehage" in approved.subject and "godkjent" in approved.subject
     assert "/console/access" in approved.body

@@ -38,20 +38,14 @@ def test_the_period_is_a_quarter_by_default_and_its_name_says_which() -> None:
 
 
 def test_the_worker_opens_one_campaign_per_organisation_and_period_and_mails_reviewers(
-    db: Database, settings: Settings, personas: Personas
+    mailer: notify.MemoryMailer, db: Database, settings: Settings, personas: Personas
 ) -> None:
-    previous = notify.mailer()
-    memory = notify.MemoryMailer()
-    notify.install_mailer(memory)
-    try:
-        assert run_due(db, settings, jobs=jobs.JOBS) == ["access.reviews"]
-        notify.deliver_pending(db)
-        alice_mail = memory.last_to(personas.alice.email)
-        dave_mail = memory.last_to(personas.dave.email)
-        bob_mail = memory.last_to(personas.bob.email)
-        erik_mail = memory.last_to(personas.erik.email)
-    finally:
-        notify.install_mailer(previous)
+    assert run_due(db, settings, jobs=jobs.JOBS) == ["access.reviews"]
+    notify.deliver_pending(db)
+    alice_mail = mailer.last_to(personas.alice.email)
+    dave_mail = mailer.last_to(personas.dave.email)
+    bob_mail = mailer.last_to(personas.bob.email)
+    erik_mail = mailer.last_to(personas.erik.email)
     opened = _reviews(db)
     assert sorted(r.org_id for r in opened) == sorted(
         [personas.vendor, personas.tenant_a, personas.tenant_b])

@@ -12,6 +12,7 @@ from tests.conftest import Persona, Personas, add_persona
 from vern.accounts.roles import Role
 from vern.core.config import Settings
 from vern.core.db import Database, Scope, utcnow
+from vern.notify import service as notify
 
 
 def _second_admin(db: Database, settings: Settings, personas: Personas) -> Persona:
@@ -165,25 +166,17 @@ def test_posture_items_list_what_waits(login: Any, db: Database, personas: Perso
 
 
 def test_the_person_who_asked_is_told_by_mail_when_the_request_is_decided(
-    login: Any, db: Database, personas: Personas
+    mailer: notify.MemoryMailer, login: Any, db: Database, personas: Personas
 ) -> None:
-    from vern.notify import service as notify
-
-    previous = notify.mailer()
-    memory = notify.MemoryMailer()
-    notify.install_mailer(memory)
-    try:
-        bob, alice = login(personas.bob), login(personas.alice)
-        asked = bob.post("/api/v1/access/requests",
-                         json={"role": "tenant_admin", "need": "Vikar for styrer i juli"})
-        refused = alice.post(f"/api/v1/access/requests/{asked.json()['id']}/refuse",
-                             json={"note": "Styrer er tilbake i juli"})
-        assert refused.status_code == 200, refused.text
-        notify.deliver_pending(db)
-        mail = memory.last_to(personas.bob.email)
-    finally:
-        notify.install_mailer(previous)
+    bob, alice = login(personas.bob), login(personas.alice)
+    asked = bob.post("/api/v1/access/requests",
+                     json={"role": "tenant_admin", "need": "Vikar for styrer i juli"})
+    refused = alice.post(f"/api/v1/access/requests/{asked.json()['id']}/refuse",
+                         json={"note": "Styrer er tilbake i juli"})
+    assert refused.status_code == 200, refused.text
+    notify.deliver_pending(db)
+    mail = mailer.last_to(personas.bob.email)
     assert mail is not None
     assert "Administrator" in mail.subject and "avslått" in mail.subject
     assert "Styrer er tilbake i juli" in mail.body and "/console/access" in mail.body
-    assert memory.last_to(personas.alice.email) is None
+    assert mailer.last_to(personas.alice.email) is None

@@ -6,7 +6,6 @@ administrators are told of the decision."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,17 +21,6 @@ from vern.core.db import Database, Scope
 from vern.notify import service as notify
 
 
-@pytest.fixture
-def mailbox() -> Iterator[notify.MemoryMailer]:
-    previous = notify.mailer()
-    memory = notify.MemoryMailer()
-    notify.install_mailer(memory)
-    try:
-        yield memory
-    finally:
-        notify.install_mailer(previous)
-
-
 def _add_second_admin(alice: TestClient) -> tuple[str, str]:
     """Alice, tenant A's only administrator, adds Per as an administrator: it waits."""
     added = alice.post("/api/v1/users", json={
@@ -44,7 +32,7 @@ def _add_second_admin(alice: TestClient) -> tuple[str, str]:
 
 
 def test_a_single_admin_customer_gets_a_second_admin_approved_by_vendor_staff(
-    login: Any, db: Database, personas: Personas, mailbox: notify.MemoryMailer
+    login: Any, db: Database, personas: Personas, mailer: notify.MemoryMailer
 ) -> None:
     alice, dave = login(personas.alice), login(personas.dave)
     per_id, request_id = _add_second_admin(alice)
@@ -84,7 +72,7 @@ def test_a_single_admin_customer_gets_a_second_admin_approved_by_vendor_staff(
     # The customer's administrator and Per are told, through the outbox, who decided.
     notify.deliver_pending(db)
     for address in (personas.alice.email, "per.hansen@fjellheim.example.com"):
-        mail = mailbox.last_to(address)
+        mail = mailer.last_to(address)
         assert mail is not None and mail.kind == "access.role_by_vendor_decided"
         assert "Dag Dahle" in mail.body and "Per Hansen" in mail.body
 

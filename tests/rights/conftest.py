@@ -16,7 +16,6 @@ from vern.core.db import Database, Scope
 from vern.datamap.connect import engine_for, forget
 from vern.datamap.loader import load_map
 from vern.datamap.model import DataMap
-from vern.notify import service as notify
 from vern.rights import demo, service
 from vern.rights.models import RightsRequest
 
@@ -118,10 +117,3 @@ def request_row(database: Database, request_id: str) -> RightsRequest:
         return req
 
 
-@pytest.fixture
-def mailer() -> Iterator[notify.MemoryMailer]:
-    previous = notify.mailer()
-    memory = notify.MemoryMailer()
-    notify.install_mailer(memory)
-    yield memory
-    notify.install_mailer(previous)

@@ -28,7 +28,7 @@ from vern.core.cliutil import (
     show_table,
     when_database_opens,
 )
-from vern.core.config import ROOT, Settings, get_settings
+from vern.core.config import ROOT, Settings, forget_settings
 from vern.core.db import Scope
 from vern.core.discover import domain_modules
 from vern.core.errors import VernError
@@ -351,7 +351,7 @@ def demo(
     os.environ.setdefault("VERN_ENV", "demo")
     if port is not None:
         os.environ["VERN_PORT"] = str(port)
-    get_settings.cache_clear()
+    forget_settings()
     settings = settings_or_exit()
     if settings.is_production:
         fail("VERN_ENV: the demo needs VERN_ENV=demo (it uses known passwords)")
@@ -443,7 +443,7 @@ def load_demo_settings() -> Path | None:
         name, sep, value = line.strip().partition("=")
         if sep and name.startswith("VERN_"):
             os.environ.setdefault(name, value)
-    get_settings.cache_clear()
+    forget_settings()
     return path
 
 
