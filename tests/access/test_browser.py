@@ -4,16 +4,15 @@ revokes the grant, the officer is refused."""
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from tests import services
+from tests.browser import sign_in
 from tests.conftest import Persona
 from tests.console.test_browser import Server, server  # noqa: F401 - the fixture
-from vern.accounts import security
 from vern.core.db import utcnow
 
 pytestmark = pytest.mark.browser
@@ -22,17 +21,7 @@ pytestmark = pytest.mark.browser
 def _sign_in(page: Any, url: str, persona: Persona) -> None:
     from playwright.sync_api import expect
 
-    page.goto(url + "/login?next=/console/access")
-    page.get_by_label("E-mail address").fill(persona.email)
-    page.get_by_label("Password").fill(persona.password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Two-step sign-in")).to_be_visible()
-    assert persona.totp_secret is not None
-    page.get_by_label("Code").fill(security.totp_now(persona.totp_secret))
-    page.get_by_role("button", name="Continue").click()
-    if page.get_by_text("is not valid or was already used").count():
-        page.get_by_label("Code").fill(security.totp_now(persona.totp_secret, time.time() + 30))
-        page.get_by_role("button", name="Continue").click()
+    sign_in(page, url, persona, "/login?next=/console/access")
     expect(page.get_by_role("heading", name="Access control", exact=True)).to_be_visible()
 
 

@@ -3,16 +3,15 @@ with an evidence file, and sees it no longer overdue."""
 
 from __future__ import annotations
 
-import time
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
 from tests import services
+from tests.browser import sign_in
 from tests.console.test_browser import Server, server  # noqa: F401 - the fixture
 from tests.control.helpers import PDF, make_task, task
-from vern.accounts import security
 
 pytestmark = pytest.mark.browser
 
@@ -37,16 +36,7 @@ def test_security_officer_completes_an_overdue_task_with_evidence(
             page = context.new_page()
             page.on("console", lambda msg: violations.append(msg.text)
                     if "Content Security Policy" in msg.text or "Refused to" in msg.text else None)
-            page.goto(server.url + "/console/control?lang=en")
-            page.get_by_label("E-mail address").fill(dave.email)
-            page.get_by_label("Password").fill(dave.password)
-            page.get_by_role("button", name="Sign in").click()
-            page.get_by_label("Code").fill(security.totp_now(dave.totp_secret))
-            page.get_by_role("button", name="Continue").click()
-            if page.get_by_text("is not valid or was already used").count():
-                page.get_by_label("Code").fill(security.totp_now(dave.totp_secret,
-                                                                 time.time() + 30))
-                page.get_by_role("button", name="Continue").click()
+            sign_in(page, server.url, dave, "/console/control?lang=en")
 
             expect(page.get_by_role("heading", name="Internal control")).to_be_visible()
             overdue = page.locator("#overdue-list")

@@ -4,36 +4,17 @@ vendor sees it acknowledged."""
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from tests import services
-from tests.conftest import Persona
+from tests.browser import sign_in
 from tests.console.test_browser import Server, server  # noqa: F401 - the live-server fixture
-from vern.accounts import security
 from vern.core.db import utcnow
 
 pytestmark = pytest.mark.browser
-
-
-def _sign_in(page: Any, url: str, persona: Persona, path: str) -> None:
-    from playwright.sync_api import expect
-
-    page.goto(url + path)
-    page.get_by_label("E-mail address").fill(persona.email)
-    page.get_by_label("Password").fill(persona.password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Two-step sign-in")).to_be_visible()
-    assert persona.totp_secret is not None
-    page.get_by_label("Code").fill(security.totp_now(persona.totp_secret))
-    page.get_by_role("button", name="Continue").click()
-    if page.get_by_text("is not valid or was already used").count():
-        page.get_by_label("Code").fill(security.totp_now(persona.totp_secret, time.time() + 30))
-        page.get_by_role("button", name="Continue").click()
 
 
 def test_a_breach_for_two_customers_is_notified_and_acknowledged_in_chromium(
@@ -50,7 +31,7 @@ def test_a_breach_for_two_customers_is_notified_and_acknowledged_in_chromium(
             vendor = browser.new_context(locale="en-GB").new_page()
             vendor.on("console", lambda m: violations.append(m.text)
                       if "Content Security Policy" in m.text or "Refused to" in m.text else None)
-            _sign_in(vendor, server.url, people.dave, "/console/incidents/new")
+            sign_in(vendor, server.url, people.dave, "/console/incidents/new")
             expect(vendor.get_by_role("heading", name="Register a deviation")).to_be_visible()
             vendor.get_by_label("Title").fill("Feilsendt klasseliste")
             vendor.get_by_label("Personal data is concerned (a breach)").check()
@@ -84,7 +65,7 @@ def test_a_breach_for_two_customers_is_notified_and_acknowledged_in_chromium(
             expect(notices.get_by_role("row")).to_have_count(3)
 
             customer = browser.new_context(locale="en-GB").new_page()
-            _sign_in(customer, server.url, people.alice, "/console/incidents/notices")
+            sign_in(customer, server.url, people.alice, "/console/incidents/notices")
             expect(customer.get_by_role("heading", name="Breach notices")).to_be_visible()
             expect(customer.get_by_role("row")).to_have_count(2)  # A's notice only
             customer.get_by_role("link", name="Personal data breach #1").click()

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from tests import services
+from tests.browser import sign_in
 from tests.console.test_browser import Server, server  # noqa: F401 - the fixture
 from tests.records.helpers import add_subprocessor, fill_vendor
-from vern.accounts import security
 from vern.records import documents
 
 pytestmark = pytest.mark.browser
@@ -43,15 +42,7 @@ def test_an_admin_signs_the_agreement_and_sees_the_subprocessor_notice(server: S
         browser = pw.chromium.launch(executable_path=chromium, args=services.CHROMIUM_ARGS)
         try:
             page = browser.new_context(locale="en-GB").new_page()
-            page.goto(server.url + "/trust")
-            page.get_by_label("E-mail address").fill(alice.email)
-            page.get_by_label("Password").fill(alice.password)
-            page.get_by_role("button", name="Sign in").click()
-            page.get_by_label("Code").fill(security.totp_now(alice.totp_secret))
-            page.get_by_role("button", name="Continue").click()
-            if page.get_by_text("is not valid or was already used").count():
-                page.get_by_label("Code").fill(security.totp_now(alice.totp_secret, time.time() + 30))
-                page.get_by_role("button", name="Continue").click()
+            sign_in(page, server.url, alice, "/trust")
             page.goto(server.url + "/trust")
             expect(page.get_by_role("heading", name="Trust: Fjellheim barnehage")).to_be_visible()
             expect(page.get_by_text("Version 1 is waiting for your signature.")).to_be_visible()

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tests import services
+from tests.browser import sign_in
 from tests.console.test_browser import Server, server  # noqa: F401 - the fixture is used by name
-from vern.accounts import security
 from vern.core.db import Scope
 from vern.vendor import service as vendor
 
@@ -36,17 +34,7 @@ def test_a_customer_admin_reads_a_subprocessor_notice_and_objects_in_chromium(
             page = browser.new_context(locale="en-GB").new_page()
             page.on("console", lambda msg: violations.append(msg.text)
                     if "Content Security Policy" in msg.text or "Refused to" in msg.text else None)
-            page.goto(server.url + "/console/vendor/notices")
-            page.get_by_label("E-mail address").fill(alice.email)
-            page.get_by_label("Password").fill(alice.password)
-            page.get_by_role("button", name="Sign in").click()
-            expect(page.get_by_role("heading", name="Two-step sign-in")).to_be_visible()
-            page.get_by_label("Code").fill(security.totp_now(alice.totp_secret))
-            page.get_by_role("button", name="Continue").click()
-            if page.get_by_text("is not valid or was already used").count():
-                page.get_by_label("Code").fill(security.totp_now(alice.totp_secret,
-                                                                 time.time() + 30))
-                page.get_by_role("button", name="Continue").click()
+            sign_in(page, server.url, alice, "/console/vendor/notices")
 
             expect(page.get_by_role("heading", name="Sub-processor notices")).to_be_visible()
             page.get_by_role("link", name="Nordlys Support Inc").click()
