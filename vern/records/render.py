@@ -1,5 +1,5 @@
-"""Documents as HTML (Jinja, in the reader's language), as PDF (WeasyPrint), as plain text lines
-for a diff, and the record as CSV."""
+"""Documents as HTML (Jinja, in the reader's language), as PDF (WeasyPrint), as the answer to a
+download, as plain text lines for a diff, and the record as CSV."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ import io
 import re
 from typing import Any
 
+from fastapi.responses import HTMLResponse, Response
+
 from vern.console.templating import environment
 from vern.core.csvsafe import SafeWriter
 from vern.core.i18n import format_day, gettext
+from vern.core.responses import csp_for_own_styles
 
 TAG = re.compile(r"<[^>]+>")
 BLOCK = re.compile(r"</?(p|h[1-6]|li|tr|div|section|table|ul|ol|dt|dd|br)[^>]*>", re.I)
@@ -22,6 +25,16 @@ def render_html(template: str, context: dict[str, Any], locale: str) -> str:
     return env.get_template(template).render({**context, "locale": locale,
                                               "t": lambda m, **p: gettext(locale, m, **p),
                                               "day": lambda v: format_day(v, locale)})
+
+
+def document_response(html: str, fmt: str, name: str) -> Response:
+    """A document as the answer to a download: a PDF attachment, or the HTML under a CSP that
+    allows its own styles only; neither is kept by a cache."""
+    if fmt == "pdf":
+        return Response(pdf(html), media_type="application/pdf", headers={
+            "Content-Disposition": f'attachment; filename="{name}.pdf"', "Cache-Control": "no-store"})
+    return HTMLResponse(html, headers={"Cache-Control": "no-store",
+                                       "Content-Security-Policy": csp_for_own_styles(html)})
 
 
 def pdf(document_html: str) -> bytes:

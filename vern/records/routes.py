@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from vern.accounts.deps import DatabaseDep, TenantDB, require
@@ -21,11 +21,11 @@ from vern.console.templating import pick_locale, render
 from vern.core.db import Database, Scope
 from vern.core.errors import InvalidInput, NotFound
 from vern.core.inputs import Day, Int32, Key
-from vern.core.responses import csp_for_own_styles
 from vern.datamap import service as datamap
 from vern.records import documents, registry, service
 from vern.records import render as rendering
 from vern.records.models import DOCUMENT_KINDS
+from vern.records.render import document_response
 from vern.trust import service as trust
 
 router = APIRouter(tags=["records"])
@@ -61,14 +61,6 @@ def _kind(document_kind: str) -> str:
     if document_kind not in DOCUMENT_KINDS or document_kind == "dpa":
         raise NotFound(detail="no such document")
     return document_kind
-
-
-def document_response(html: str, fmt: str, name: str) -> Response:
-    if fmt == "pdf":
-        return Response(rendering.pdf(html), media_type="application/pdf", headers={
-            "Content-Disposition": f'attachment; filename="{name}.pdf"', "Cache-Control": "no-store"})
-    return HTMLResponse(html, headers={"Cache-Control": "no-store",
-                                       "Content-Security-Policy": csp_for_own_styles(html)})
 
 
 def _tenant(database: Database, tenant_id: str) -> str:

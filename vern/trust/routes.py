@@ -24,7 +24,7 @@ from vern.core.errors import InvalidInput
 from vern.core.inputs import Day
 from vern.records import documents
 from vern.records import service as records
-from vern.records.routes import document_response
+from vern.records.render import document_response
 from vern.trust import service
 
 router = APIRouter(tags=["trust"])
