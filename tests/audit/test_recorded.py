@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 
 from tests.audit.helpers import audit_log
-from tests.conftest import make_settings
+from tests.conftest import make_settings, sqlite_database
 from vern.audit import chain, ingest, verify_fast
 from vern.audit.chain import (
     _PERSONAL_AD,
@@ -212,8 +212,7 @@ def _recorded_trail(tmp_path: Path) -> tuple[Database, Any]:
     """The recorded trail in a fresh SQLite database of today's schema, its file beside it."""
     from vern.core.crypto import KeyRing, install_keyring
 
-    db = Database(f"sqlite:///{tmp_path / 'recorded.db'}")
-    db.create_all()
+    db = sqlite_database(tmp_path / "recorded.db")
     tables = json.loads((HERE / "trail-v1.json").read_text())
     with db.engine.begin() as conn:
         conn.execute(text("DELETE FROM audit_head"))

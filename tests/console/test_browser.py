@@ -21,7 +21,7 @@ import pytest
 
 from tests import services
 from tests.browser import sign_in
-from tests.conftest import Personas, create_personas, make_settings
+from tests.conftest import Personas, create_personas, make_settings, sqlite_database
 from vern.core.config import Settings
 from vern.core.crypto import KeyRing, install_keyring
 from vern.core.db import Database, import_models
@@ -53,8 +53,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
     from vern.app.web import create_app
 
     import_models()
-    database = Database(f"sqlite:///{tmp_path / 'browser.db'}")
-    database.create_all()
+    database = sqlite_database(tmp_path / "browser.db")
     settings = make_settings(database.url, tmp_path)
     install_keyring(KeyRing(database.engine, settings.master_key_bytes))
     personas = create_personas(database, settings)

@@ -20,11 +20,17 @@ from schemathesis import GenerationMode
 from schemathesis import checks as st_checks
 from starlette.testclient import TestClient
 
-from tests.conftest import create_personas, make_api_token, make_settings, session_cookie_for
+from tests.conftest import (
+    create_personas,
+    make_api_token,
+    make_settings,
+    session_cookie_for,
+    sqlite_database,
+)
 from vern.accounts.deps import session_cookie_name
 from vern.accounts.roles import Role
 from vern.core.crypto import KeyRing, install_keyring
-from vern.core.db import Database, import_models
+from vern.core.db import import_models
 
 CHECKS = [
     st_checks.not_a_server_error,
@@ -49,8 +55,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Api]:
 
     tmp: Path = tmp_path_factory.mktemp("schema")
     import_models()
-    database = Database(f"sqlite:///{tmp / 'vern.db'}")
-    database.create_all()
+    database = sqlite_database(tmp / "vern.db")
     vern_settings = make_settings(database.url, tmp)
     install_keyring(KeyRing(database.engine, vern_settings.master_key_bytes))
     people = create_personas(database, vern_settings)
