@@ -149,19 +149,26 @@ def _postgres_schema() -> Iterator[str]:
         yield url
 
 
-def _truncate_all(database: Database) -> None:
-    """Empty what a test wrote: one query finds the tables holding rows, and only those are
-    truncated (a TRUNCATE of every table costs a file operation per table, ~0.2 s a test)."""
+def _empty_all(database: Database) -> None:
+    """Empty what a test wrote on PostgreSQL and restart the sequences, as a fresh schema has them.
+
+    One query finds the tables holding rows; only those are emptied, children before parents.
+    ``DELETE`` and not ``TRUNCATE``: a test leaves a few rows, and ``TRUNCATE`` gives each table a
+    new file (about 0.2 s a test on a quiet 2-core machine, 1-2 s on a busy one, against a few
+    milliseconds for the deletes)."""
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     probe = " UNION ALL ".join(
         f"SELECT '{n}' WHERE EXISTS (SELECT 1 FROM \"{n}\")"  # noqa: S608 - Vern's own table names
         for n in tables
     )
     with database.engine.begin() as conn:
-        busy = [str(row[0]) for row in conn.execute(text(probe))]
-        if busy:
-            names = ", ".join(f'"{n}"' for n in busy)
-            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        busy = {str(row[0]) for row in conn.execute(text(probe))}
+        for name in tables:
+            if name in busy:
+                conn.execute(text(f'DELETE FROM "{name}"'))  # noqa: S608 - Vern's own table names
+        conn.execute(text("SELECT setval(c.oid, 1, false) FROM pg_class c JOIN pg_namespace n"
+                          " ON n.oid = c.relnamespace WHERE c.relkind = 'S'"
+                          " AND n.nspname = current_schema()"))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -179,7 +186,7 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
         yield database
     finally:
         if request.param == "postgresql":
-            _truncate_all(database)
+            _empty_all(database)
         database.dispose()
 
 
