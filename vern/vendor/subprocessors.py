@@ -235,7 +235,7 @@ def _notify_customers(session: Session, s: Subprocessor, change: str, old: dict[
 
 
 def base_url() -> str:
-
+    """Vern's public address without a trailing slash, for the links in the mails."""
     return get_settings().base_url.rstrip("/")
 
 
