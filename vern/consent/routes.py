@@ -4,20 +4,18 @@ Public (``/c/…``, client address truncated before anything runs, see ``vern.st
 the banner script and style, each organisation's banner configuration, consent posts, the cookie
 declaration, notices, and the newsletter's subscribe/confirm/unsubscribe pages.
 API (``/api/v1/consent/…``): purposes, notices, decisions and history per subject, recording and
-withdrawing through the product, the change feed, newsletter customers.
+withdrawing through the product, the change feed, newsletter customers (the decisions, the
+product's hot read, are answered by ``vern.consent.decisions``).
 Console: ``/console/consent``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Form, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -25,17 +23,15 @@ from sqlalchemy.orm import Session
 from vern.accounts.deps import (
     ANON_CSRF_COOKIE,
     TenantDB,
-    access_of,
     anon_csrf_token,
     check_anon_csrf,
-    permitted_actor,
     require,
-    resolve_caller,
 )
 from vern.accounts.models import Organisation
 from vern.accounts.roles import Perm
 from vern.accounts.service import Actor
 from vern.consent import newsletter, service
+from vern.consent.decisions import OneHopRoute, api_decisions
 from vern.consent.models import KINDS, LEGAL_BASES, Purpose
 from vern.consent.service import Choice, PurposeInput
 from vern.consent.texts import banner_texts, bases
@@ -450,57 +446,7 @@ def api_retire_purpose(purpose_key: str,
                                                        actor_user_id=actor.user_id))
 
 
-class OneHopRoute(APIRoute):
-    """For the product's hot read: FastAPI's dependency solving is skipped. The endpoint takes
-    the request and its path parameters, and resolves the caller and checks the route's declared
-    access rule (handed over as ``request.state.access``) itself - with the same functions as the
-    dependencies - together with its look-up, in one hop to a worker thread. The declared rule
-    stays on the route for the role matrix."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        endpoint = self.endpoint
-        rules = [a for a in (access_of(d.call) for d in self.dependant.dependencies) if a]
-        if len(rules) != 1 or rules[0].kind != "perm":
-            raise TypeError(f"{self.path}: a OneHopRoute needs exactly one require(...) rule")
-        needed = rules[0].perms
-
-        async def route(request: Request) -> Response:
-            request.state.access = needed
-            response: Response = await endpoint(request, **request.path_params)
-            return response
-
-        return route
-
-
-async def api_decisions(request: Request, consent_subject: str) -> Response:
-    """May the product use each purpose for this subject? With ``?purpose=`` one answer.
-
-    The hot path of the product's checks (``vern.sdk.ConsentClient.may_use``): caller, access
-    rule and decision in one worker-thread hop, the decision in a transaction scoped to the
-    caller's organisation."""
-    purpose = request.query_params.get("purpose")
-    database: Database = request.app.state.db
-    settings = request.app.state.settings
-    needed: frozenset[Perm] = request.state.access
-
-    def lookup() -> dict[str, Any] | None:
-        actor = permitted_actor(resolve_caller(request, database, settings), needed)
-        service.check_subject(consent_subject)
-        if purpose is not None and not 0 < len(purpose) <= 40:
-            raise InvalidInput.on("purpose", "a purpose key")
-        with database.transaction(Scope.tenant(actor.org_id)) as session:
-            if purpose is not None:
-                return service.decision(session, consent_subject, purpose)
-            return service.decisions(session, consent_subject)
-
-    found = await run_in_threadpool(lookup)
-    if found is None:
-        raise NotFound(detail="no such purpose")
-    if purpose is not None:
-        return JSONResponse({"subject": consent_subject, "purpose": purpose, **found})
-    return JSONResponse({"subject": consent_subject, "purposes": found})
-
-
+# The product's hot read (vern.consent.decisions), registered in its place among the API routes.
 router.add_api_route(
     "/api/v1/consent/{consent_subject}", api_decisions, methods=["GET"],
     route_class_override=OneHopRoute, dependencies=[Depends(require(Perm.CONSENT_READ))],
