@@ -393,7 +393,7 @@ def _check(restored: Database, settings: Settings, expected: dict[str, int] | No
     return report.ok, counts, problems
 
 
-def verify(  # noqa: PLR0915 - one drill, both engines, one record at the end
+def verify(
         database: Database, settings: Settings, bs: BackupSettings | None = None, *,
            label: str | None = None, actor_user_id: str | None = None,
            replay: list[str] | None = None, replay_since: datetime | None = None,
@@ -409,80 +409,125 @@ def verify(  # noqa: PLR0915 - one drill, both engines, one record at the end
     bs = bs or backup_settings()
     kind = engine_kind(database)
     began = time.monotonic()
+    work = _scratch_dir(bs, settings)
+    drill = _Drill(label or "")
+    try:
+        _source, state = _key_state(database, bs, settings)
+        restore_and_check = _drill_sqlite if kind == "sqlite" else _drill_postgresql
+        restore_and_check(drill, _DrillPlace(database, settings, bs, work, state), label)
+    except (BackupError, OSError, ValueError) as exc:
+        drill.problems.append(str(exc))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    replays = _replay(database, replay, replay_since or drill.point, replay_urls,
+                      actor_user_id) if replay else []
+    drill.problems += [str(r["problem"]) for r in replays if not r["ok"]]
+    seconds = time.monotonic() - began
+    result = DrillResult(not drill.problems, drill.label, drill.point, drill.audit_ok,
+                         drill.counts, "; ".join(drill.problems)[:2000] or None, seconds,
+                         drill.key_counts, replays=replays)
+    _record_drill(database, kind, result, actor_user_id)
+    return result
+
+
+def _scratch_dir(bs: BackupSettings, settings: Settings) -> Path:
+    """A new directory for one drill's restore, under the scratch root."""
     scratch_root = bs.scratch(settings)
     scratch_root.mkdir(parents=True, exist_ok=True)
     scratch_root.chmod(0o711)
     work = Path(tempfile.mkdtemp(prefix="drill-", dir=scratch_root))
     work.chmod(0o711)
-    result_label, point, audit_ok = label or "", None, False
-    counts: dict[str, Any] = {}
-    problems: list[str] = []
-    key_counts: dict[str, int] = {}
+    return work
+
+
+@dataclass(frozen=True)
+class _DrillPlace:
+    """Where a drill restores: the live database, the settings, the drill's scratch directory
+    and the key state to put back."""
+
+    database: Database
+    settings: Settings
+    bs: BackupSettings
+    work: Path
+    state: list[dict[str, Any]]
+
+
+@dataclass
+class _Drill:
+    """What a drill has found so far, filled in step by step: a step that fails keeps what the
+    steps before it found."""
+
+    label: str
+    point: datetime | None = None
+    audit_ok: bool = False
+    counts: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    key_counts: dict[str, int] = field(default_factory=dict)
+
+    def check(self, place: _DrillPlace, restored: Database, *, exact: bool) -> None:
+        """Put the keys back into the restored database, then check it against the backup."""
+        self.key_counts = keys.reconcile(restored.engine, place.state)
+        self.audit_ok, self.counts, self.problems = _check(
+            restored, place.settings, _counts_at_backup(place.database, self.label), exact=exact)
+
+
+def _drill_sqlite(drill: _Drill, place: _DrillPlace, label: str | None) -> None:
+    chosen = sqlite_backup.pick(_dirs(place.bs, place.settings, "sqlite"), label)
+    if chosen is None:
+        raise BackupError("no backup to verify: run `vern backup run` first")
+    drill.label, drill.point = chosen.label, chosen.recovery_point
+    staging = sqlite_backup.restore_file(chosen, place.work / "vern.db")
+    restored = Database(f"sqlite:///{staging}")
     try:
-        _source, state = _key_state(database, bs, settings)
-        if kind == "sqlite":
-            chosen = sqlite_backup.pick(_dirs(bs, settings, "sqlite"), label)
-            if chosen is None:
-                raise BackupError("no backup to verify: run `vern backup run` first")
-            result_label, point = chosen.label, chosen.recovery_point
-            staging = sqlite_backup.restore_file(chosen, work / "vern.db")
-            restored = Database(f"sqlite:///{staging}")
-            try:
-                key_counts = keys.reconcile(restored.engine, state)
-                audit_ok, counts, problems = _check(restored, settings,
-                                                    _counts_at_backup(database, chosen.label), exact=True)
-            finally:
-                restored.dispose()
-        else:
-            found = pgbackrest.info(bs, settings)
-            if not found.backups:
-                raise BackupError("no backup to verify: run `vern backup run` first")
-            chosen_pg = (next((b for b in found.backups if b.label == label), None) if label
-                         else max(found.backups, key=lambda b: b.stopped))
-            if chosen_pg is None:
-                raise BackupError(f"no backup {label}")
-            result_label, point = chosen_pg.label, chosen_pg.stopped
-            user = pgbackrest.os_user(bs)
-            data = work / "data"
-            pgbackrest.give_to(data, user, 0o700)
-            pgbackrest.give_to(work / "s", user, 0o700)
-            pgbackrest.restore(bs, settings, data, label=chosen_pg.label, scratch=True)
-            cluster = pgbackrest.Cluster(data, pgbackrest.free_port(), user, pgbackrest.pg_bin(bs),
-                                         work / "s")
-            url = pgbackrest.url_on_port(database.url, cluster.port)
-            with pgbackrest.running(cluster, "-c archive_mode=off"):
-                cluster.wait_promoted(url)
-                restored = Database(url)
-                try:
-                    key_counts = keys.reconcile(restored.engine, state)
-                    audit_ok, counts, problems = _check(restored, settings,
-                                                        _counts_at_backup(database, chosen_pg.label),
-                                                        exact=False)
-                finally:
-                    restored.dispose()
-    except (BackupError, OSError, ValueError) as exc:
-        problems.append(str(exc))
+        drill.check(place, restored, exact=True)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-    replays = _replay(database, replay, replay_since or point, replay_urls,
-                      actor_user_id) if replay else []
-    problems += [str(r["problem"]) for r in replays if not r["ok"]]
-    seconds = time.monotonic() - began
-    result = DrillResult(not problems, result_label, point, audit_ok, counts,
-                         "; ".join(problems)[:2000] or None, seconds, key_counts,
-                         replays=replays)
+        restored.dispose()
+
+
+def _drill_postgresql(drill: _Drill, place: _DrillPlace, label: str | None) -> None:
+    bs, settings, work = place.bs, place.settings, place.work
+    found = pgbackrest.info(bs, settings)
+    if not found.backups:
+        raise BackupError("no backup to verify: run `vern backup run` first")
+    chosen_pg = (next((b for b in found.backups if b.label == label), None) if label
+                 else max(found.backups, key=lambda b: b.stopped))
+    if chosen_pg is None:
+        raise BackupError(f"no backup {label}")
+    drill.label, drill.point = chosen_pg.label, chosen_pg.stopped
+    user = pgbackrest.os_user(bs)
+    data = work / "data"
+    pgbackrest.give_to(data, user, 0o700)
+    pgbackrest.give_to(work / "s", user, 0o700)
+    pgbackrest.restore(bs, settings, data, label=chosen_pg.label, scratch=True)
+    cluster = pgbackrest.Cluster(data, pgbackrest.free_port(), user, pgbackrest.pg_bin(bs),
+                                 work / "s")
+    url = pgbackrest.url_on_port(place.database.url, cluster.port)
+    with pgbackrest.running(cluster, "-c archive_mode=off"):
+        cluster.wait_promoted(url)
+        restored = Database(url)
+        try:
+            drill.check(place, restored, exact=False)
+        finally:
+            restored.dispose()
+
+
+def _record_drill(database: Database, kind: str, result: DrillResult,
+                  actor_user_id: str | None) -> None:
+    """The drill's evidence: its row in ``backup_drills`` and its audit record."""
+    replays = result.replays
     summary = [{k: r.get(k) for k in ("database", "since", "ok", "entries", "rows")}
                for r in replays]
     with database.transaction(Scope.system("backup drill evidence")) as session:
-        session.add(RestoreDrill(engine=kind, label=result_label or "-", recovery_point=point,
-                                 ok=result.ok, audit_ok=audit_ok, seconds=round(seconds),
-                                 counts=counts, problem=result.problem, actor_user_id=actor_user_id,
-                                 replays=replays or None))
+        session.add(RestoreDrill(engine=kind, label=result.label or "-",
+                                 recovery_point=result.recovery_point, ok=result.ok,
+                                 audit_ok=result.audit_ok, seconds=round(result.seconds),
+                                 counts=result.counts, problem=result.problem,
+                                 actor_user_id=actor_user_id, replays=replays or None))
         record(session, "backup.verified", org_id=None, actor_user_id=actor_user_id,
-               resource=f"backup:{result_label or '-'}", outcome="success" if result.ok else "failure",
-               details={"new": {"audit_ok": audit_ok, "keys": key_counts, "problem": result.problem}
+               resource=f"backup:{result.label or '-'}", outcome="success" if result.ok else "failure",
+               details={"new": {"audit_ok": result.audit_ok, "keys": result.keys,
+                                "problem": result.problem}
                         | ({"replays": summary} if summary else {})})
-    return result
 
 
 def overview_line(database: Database) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Internal control: API ``/api/v1/control/…`` and console ``/console/control/…``.
+"""Internal control: API ``/api/v1/control/…`` and console ``/console/control/…`` (the pages are
+in ``vern.control.pages``, discovered here with the API router).
 
 Vendor-only: every route needs a ``control.*`` permission, which only vendor roles hold, and only
 in the vendor's own organisation.
@@ -6,40 +7,35 @@ in the vendor's own organisation.
 
 from __future__ import annotations
 
-from datetime import date
-from html import escape
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
-from fastapi.responses import RedirectResponse, Response
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from vern.accounts.deps import TenantDB, require
-from vern.accounts.roles import Perm
-from vern.accounts.service import Actor
-from vern.console.templating import pick_locale, render
+from vern.accounts.deps import TenantDB
 from vern.control import service
 from vern.control.catalogue import frameworks
+from vern.control.pages import NAV, pages
 from vern.control.service import By
-from vern.core.db import utcnow
+from vern.control.web import (
+    Manager,
+    Reader,
+    Worker,
+    dpia_document,
+    file_response,
+    read_upload,
+    utc_today,
+)
 from vern.core.errors import InvalidInput
 from vern.core.inputs import Day
 
 router = APIRouter(tags=["control"])
-pages = APIRouter(include_in_schema=False)
-NAV = [("/console/control", "Internal control", Perm.CONTROL_READ)]
-
-Reader = Annotated[Actor, Depends(require(Perm.CONTROL_READ))]
-Worker = Annotated[Actor, Depends(require(Perm.CONTROL_WORK))]
-Manager = Annotated[Actor, Depends(require(Perm.CONTROL_MANAGE))]
+__all__ = ["NAV", "pages", "router"]
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-def _today() -> date:
-    return utcnow().date()
 
 
 # -- API: tasks --------------------------------------------------------------------------------
@@ -91,7 +87,7 @@ class MappingBody(Strict):
 
 def _task_detail(db: TenantDB, task_id: str) -> dict[str, Any]:
     task = service.get_task(db, task_id)
-    view = service.task_view(task, _today())
+    view = service.task_view(task, utc_today())
     view["completions"] = [
         {"id": c.id, "due_on": c.due_on.isoformat() if c.due_on else None,
          "completed_by": c.completed_by, "completed_at": c.completed_at.isoformat(),
@@ -107,7 +103,7 @@ def _task_detail(db: TenantDB, task_id: str) -> dict[str, Any]:
 @router.get("/api/v1/control/tasks")
 def list_tasks(actor: Reader, db: TenantDB, overdue: bool = False) -> dict[str, object]:
     """Control tasks (open ones by due date, then closed ones); ``overdue=true`` for overdue only."""
-    today = _today()
+    today = utc_today()
     return {"tasks": [service.task_view(t, today)
                       for t in service.list_tasks(db, overdue_only=overdue, today=today)]}
 
@@ -118,7 +114,7 @@ def create_task(body: TaskBody, actor: Manager, db: TenantDB) -> dict[str, objec
     task = service.create_task(db, By.of(actor), title=body.title, recurrence=body.recurrence,
                                due_on=body.due_on, owner_user_id=body.owner_user_id,
                                description=body.description)
-    return service.task_view(task, _today())
+    return service.task_view(task, utc_today())
 
 
 @router.post("/api/v1/control/seed")
@@ -128,8 +124,8 @@ def seed(body: SeedBody, actor: Manager, db: TenantDB) -> dict[str, object]:
     owner = body.owner_user_id or actor.user_id
     if owner is None:
         raise InvalidInput.on("owner_user_id", "is required when an API token seeds")
-    made = service.seed(db, By.of(actor), owner_user_id=owner, today=_today())
-    return {"created": [service.task_view(t, _today()) for t in made]}
+    made = service.seed(db, By.of(actor), owner_user_id=owner, today=utc_today())
+    return {"created": [service.task_view(t, utc_today()) for t in made]}
 
 
 @router.get("/api/v1/control/tasks/{control_task}")
@@ -145,7 +141,7 @@ def update_task(control_task: str, body: TaskPatch, actor: Manager,
     task = service.update_task(db, By.of(actor), control_task, title=body.title,
                                description=body.description, owner_user_id=body.owner_user_id,
                                recurrence=body.recurrence, due_on=body.due_on)
-    return service.task_view(task, _today())
+    return service.task_view(task, utc_today())
 
 
 @router.post("/api/v1/control/tasks/{control_task}/complete")
@@ -172,36 +168,23 @@ def add_record(control_task: str, body: RecordBody, actor: Worker,
         record_ref=body.record_ref))
 
 
-async def _read_upload(file: UploadFile) -> bytes:
-    data = await file.read(service.MAX_EVIDENCE_BYTES + 1)
-    if len(data) > service.MAX_EVIDENCE_BYTES:
-        raise InvalidInput.on("file", "larger than %(n)s bytes", n=service.MAX_EVIDENCE_BYTES)
-    return data
-
-
 @router.post("/api/v1/control/tasks/{control_task}/evidence/file", status_code=201)
 async def add_file(control_task: str, actor: Worker, db: TenantDB,
                    file: Annotated[UploadFile, File()],
                    title: Annotated[str, Form(max_length=200)] = "") -> dict[str, object]:
     """Upload a file as evidence (multipart ``file``; PDF, PNG, JPEG, text, CSV, JSON, DOCX,
     XLSX, ODT; at most 512 KiB; the content must match its type)."""
-    data = await _read_upload(file)
+    data = await read_upload(file)
     ev = service.add_file(db, By.of(actor), control_task, title=title,
                           filename=file.filename or "", content_type=file.content_type or "",
                           data=data)
     return service.evidence_view(ev)
 
 
-def _file_response(db: TenantDB, actor: Actor, evidence_id: str) -> Response:
-    ev = service.read_file(db, By.of(actor), evidence_id)
-    return Response(ev.content, media_type=ev.content_type,
-                    headers={"Content-Disposition": f'attachment; filename="{ev.filename}"'})
-
-
 @router.get("/api/v1/control/evidence/{control_evidence}/file")
 def evidence_file(control_evidence: str, actor: Reader, db: TenantDB) -> Response:
     """The uploaded file of a piece of evidence (as an attachment)."""
-    return _file_response(db, actor, control_evidence)
+    return file_response(db, actor, control_evidence)
 
 
 @router.post("/api/v1/control/evidence/{control_evidence}/delete-request")
@@ -383,12 +366,7 @@ def save_dpia(control_dpia: str, body: DpiaSave, actor: Manager, db: TenantDB) -
 def dpia_html(control_dpia: str, request: Request, actor: Reader, db: TenantDB,
               version: Annotated[int | None, Query(ge=1, le=1_000_000)] = None) -> Response:
     """The DPIA as a stand-alone HTML document."""
-    return _dpia_html(request, db, control_dpia, version)
-
-
-def _dpia_html(request: Request, db: TenantDB, dpia_id: str, version: int | None) -> Response:
-    data = service.dpia_export(db, dpia_id, version)
-    return render(request, "control/dpia_export.html", {"dpia": data, "escape": escape})
+    return dpia_document(request, db, control_dpia, version)
 
 
 # -- API: change requests ------------------------------------------------------------------------
@@ -499,7 +477,7 @@ def export_personnel(actor: Reader, db: TenantDB,
     """The list of vendor and supplier staff with access to sensitive data, for a customer's
     audit (CSV or JSON)."""
     text, media = service.export_personnel(db, By.of(actor), format)
-    name = f"personnel-{_today().isoformat()}.{format}"
+    name = f"personnel-{utc_today().isoformat()}.{format}"
     return Response(text, media_type=media,
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
@@ -552,289 +530,3 @@ def list_media(actor: Reader, db: TenantDB) -> dict[str, object]:
 def log_media(body: MediaBody, actor: Manager, db: TenantDB) -> dict[str, object]:
     """Log a sanitised medium; the witness must be another person than the one who did it."""
     return service.media_view(service.log_media(db, By.of(actor), **body.model_dump()))
-
-
-# -- console -------------------------------------------------------------------------------------
-
-
-def _back(path: str) -> RedirectResponse:
-    return RedirectResponse(path, status_code=303)
-
-
-@pages.get("/console/control")
-def console_index(request: Request, actor: Reader, db: TenantDB) -> Response:
-    today = _today()
-    tasks = service.list_tasks(db, today=today)
-    return render(request, "control/index.html", {
-        "tasks": tasks, "today": today, "names": service.staff_names(db),
-        "overdue": [t for t in tasks if service.is_overdue(t, today)],
-        "deletions": service.pending_deletions(db),
-        "pending_changes": service.list_changes(db, "pending"),
-        "frameworks": list(frameworks().values()),
-        "can_manage": actor.can(Perm.CONTROL_MANAGE),
-    })
-
-
-@pages.post("/console/control/seed")
-def console_seed(request: Request, actor: Manager, db: TenantDB) -> Response:
-    if actor.user_id is None:  # pragma: no cover - the console is always a person
-        raise InvalidInput.on("owner_user_id", "is required")
-    service.seed(db, By.of(actor), owner_user_id=actor.user_id, today=_today())
-    return _back("/console/control")
-
-
-@pages.get("/console/control/tasks/{control_task}")
-def console_task(request: Request, control_task: str, actor: Reader, db: TenantDB) -> Response:
-    today = _today()
-    task = service.get_task(db, control_task)
-    return render(request, "control/task.html", {
-        "task": task, "today": today, "overdue": service.is_overdue(task, today),
-        "completions": service.completions(db, task.id),
-        "evidence": service.evidence_of(db, task.id, deleted=True),
-        "mappings": service.mappings_of(db, task.id), "names": service.staff_names(db),
-        "can_work": actor.can(Perm.CONTROL_WORK), "can_manage": actor.can(Perm.CONTROL_MANAGE),
-        "record_kinds": service.RECORD_KINDS, "me": actor.user_id,
-    })
-
-
-@pages.post("/console/control/tasks/{control_task}/complete")
-async def console_complete(
-    request: Request, control_task: str, *, actor: Worker, db: TenantDB,
-    note: Annotated[str, Form(max_length=5000)] = "",
-    link: Annotated[str, Form(max_length=2000)] = "",
-    file: Annotated[UploadFile | None, File()] = None,
-) -> Response:
-    """Complete the task, with the evidence given in the same form (a file and/or a link)."""
-    by = By.of(actor)
-    if file is not None and file.filename:
-        data = await _read_upload(file)
-        service.add_file(db, by, control_task, title=file.filename, filename=file.filename,
-                         content_type=file.content_type or "", data=data)
-    if link.strip():
-        service.add_link(db, by, control_task, title=link.strip()[:200], url=link)
-    service.complete_task(db, by, control_task, note=note)
-    return _back(f"/console/control/tasks/{control_task}")
-
-
-@pages.post("/console/control/tasks/{control_task}/evidence")
-async def console_evidence(
-    request: Request, control_task: str, *, actor: Worker, db: TenantDB,
-    title: Annotated[str, Form(max_length=200)] = "",
-    link: Annotated[str, Form(max_length=2000)] = "",
-    record_kind: Annotated[str, Form(max_length=40)] = "",
-    record_ref: Annotated[str, Form(max_length=200)] = "",
-    file: Annotated[UploadFile | None, File()] = None,
-) -> Response:
-    """Add evidence without completing the task: a file, a link or a record in Vern."""
-    by = By.of(actor)
-    if file is not None and file.filename:
-        data = await _read_upload(file)
-        service.add_file(db, by, control_task, title=title or file.filename,
-                         filename=file.filename, content_type=file.content_type or "", data=data)
-    elif link.strip():
-        service.add_link(db, by, control_task, title=title or link.strip()[:200], url=link)
-    elif record_ref.strip():
-        service.add_record(db, by, control_task, title=title or record_ref.strip(),
-                           record_kind=record_kind, record_ref=record_ref)
-    else:
-        raise InvalidInput.on("file", "give a file, a link or a record")
-    return _back(f"/console/control/tasks/{control_task}")
-
-
-@pages.get("/console/control/download/evidence/{control_evidence}")
-def console_evidence_file(control_evidence: str, actor: Reader, db: TenantDB) -> Response:
-    return _file_response(db, actor, control_evidence)
-
-
-@pages.post("/console/control/evidence/{control_evidence}/delete-request")
-def console_delete_request(control_evidence: str, actor: Manager, db: TenantDB,
-                           reason: Annotated[str, Form(max_length=2000)] = "") -> Response:
-    ev = service.request_deletion(db, By.of(actor), control_evidence, reason=reason)
-    return _back(f"/console/control/tasks/{ev.task_id}")
-
-
-@pages.post("/console/control/evidence/{control_evidence}/delete-approve")
-def console_delete_approve(control_evidence: str, actor: Manager, db: TenantDB) -> Response:
-    ev = service.approve_deletion(db, By.of(actor), control_evidence)
-    return _back(f"/console/control/tasks/{ev.task_id}")
-
-
-@pages.post("/console/control/evidence/{control_evidence}/delete-refuse")
-def console_delete_refuse(control_evidence: str, actor: Manager, db: TenantDB) -> Response:
-    ev = service.refuse_deletion(db, By.of(actor), control_evidence)
-    return _back(f"/console/control/tasks/{ev.task_id}")
-
-
-@pages.get("/console/control/frameworks/{control_framework}")
-def console_framework(request: Request, control_framework: str, actor: Reader,
-                      db: TenantDB) -> Response:
-    """The auditor's view of one framework."""
-    return render(request, "control/framework.html", {
-        "coverage": service.coverage(db, control_framework, pick_locale(request))})
-
-
-@pages.get("/console/control/risks")
-def console_risks(request: Request, actor: Reader, db: TenantDB) -> Response:
-    return render(request, "control/risks.html", {
-        "risks": [service.risk_view(db, r) for r in service.list_risks(db)],
-        "dpias": service.list_dpias(db), "threats": service.THREATS,
-        "can_manage": actor.can(Perm.CONTROL_MANAGE)})
-
-
-@pages.post("/console/control/risks")
-def console_create_risk(
-    *, actor: Manager, db: TenantDB, asset: Annotated[str, Form(max_length=200)],
-    threat: Annotated[str, Form(max_length=32)],
-    likelihood_before: Annotated[int, Form()], consequence_before: Annotated[int, Form()],
-    description: Annotated[str, Form(max_length=5000)] = "",
-    measure: Annotated[str, Form(max_length=2000)] = "",
-) -> Response:
-    by = By.of(actor)
-    risk = service.create_risk(db, by, asset=asset, threat=threat, description=description,
-                               likelihood_before=likelihood_before,
-                               consequence_before=consequence_before)
-    if measure.strip():
-        service.add_measure(db, by, risk.id, text=measure)
-    return _back("/console/control/risks")
-
-
-@pages.get("/console/control/dpias/{control_dpia}")
-def console_dpia(request: Request, control_dpia: str, actor: Reader, db: TenantDB) -> Response:
-    return _dpia_html(request, db, control_dpia, None)
-
-
-@pages.post("/console/control/dpias")
-def console_create_dpia(*, actor: Manager, db: TenantDB,
-                        processing: Annotated[str, Form(max_length=200)]) -> Response:
-    """A new DPIA for a processing, opened for writing."""
-    dpia = service.create_dpia(db, By.of(actor), processing=processing)
-    return _back(f"/console/control/dpias/{dpia.id}/edit")
-
-
-@pages.get("/console/control/dpias/{control_dpia}/edit")
-def console_edit_dpia(request: Request, control_dpia: str, actor: Manager, db: TenantDB) -> Response:
-    """The DPIA's newest version as a form in the CNIL PIA structure; saving makes a new version."""
-    return render(request, "control/dpia_edit.html", {
-        "dpia": service.dpia_export(db, control_dpia), "sections": service.DPIA_SECTIONS,
-        "threats": service.THREATS, "decisions": service.DPIA_DECISIONS})
-
-
-@pages.post("/console/control/dpias/{control_dpia}")
-async def console_save_dpia(request: Request, control_dpia: str, actor: Manager,
-                            db: TenantDB) -> Response:
-    form = await request.form()
-    values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
-    service.save_dpia(db, By.of(actor), control_dpia, service.dpia_from_form(values))
-    return _back(f"/console/control/dpias/{control_dpia}")
-
-
-@pages.get("/console/control/changes")
-def console_changes(request: Request, actor: Reader, db: TenantDB) -> Response:
-    return render(request, "control/changes.html", {
-        "changes": service.list_changes(db), "names": service.staff_names(db),
-        "can_manage": actor.can(Perm.CONTROL_MANAGE)})
-
-
-@pages.post("/console/control/changes")
-def console_create_change(
-    *, actor: Manager, db: TenantDB, title: Annotated[str, Form(max_length=200)],
-    description: Annotated[str, Form(max_length=10000)], risk: Annotated[str, Form(max_length=5000)],
-    rollback: Annotated[str, Form(max_length=5000)],
-) -> Response:
-    change = service.create_change(db, By.of(actor), title=title, description=description,
-                                   risk=risk, rollback=rollback)
-    return _back(f"/console/control/changes/{change.id}")
-
-
-@pages.get("/console/control/changes/{control_change}")
-def console_change(request: Request, control_change: str, actor: Reader, db: TenantDB) -> Response:
-    change = service.get_change(db, control_change)
-    return render(request, "control/change.html", {
-        "change": change, "history": service.change_history(db, change.id),
-        "names": service.staff_names(db), "me": actor.user_id,
-        "can_manage": actor.can(Perm.CONTROL_MANAGE)})
-
-
-def _decide(db: TenantDB, actor: Actor, change_id: str, decision: str, note: str) -> Response:
-    by = By.of(actor)
-    if decision == "implement":
-        service.implement_change(db, by, change_id, note=note)
-    else:
-        service.decide_change(db, by, change_id, approve=decision == "approve", note=note)
-    return _back(f"/console/control/changes/{change_id}")
-
-
-@pages.post("/console/control/changes/{control_change}/approve")
-def console_approve(control_change: str, actor: Manager, db: TenantDB,
-                    note: Annotated[str, Form(max_length=2000)] = "") -> Response:
-    return _decide(db, actor, control_change, "approve", note)
-
-
-@pages.post("/console/control/changes/{control_change}/reject")
-def console_reject(control_change: str, actor: Manager, db: TenantDB,
-                   note: Annotated[str, Form(max_length=2000)] = "") -> Response:
-    return _decide(db, actor, control_change, "reject", note)
-
-
-@pages.post("/console/control/changes/{control_change}/implement")
-def console_implement(control_change: str, actor: Manager, db: TenantDB,
-                      note: Annotated[str, Form(max_length=2000)] = "") -> Response:
-    return _decide(db, actor, control_change, "implement", note)
-
-
-@pages.get("/console/control/personnel")
-def console_personnel(request: Request, actor: Reader, db: TenantDB) -> Response:
-    return render(request, "control/personnel.html", {
-        "people": service.personnel(db), "can_manage": actor.can(Perm.CONTROL_MANAGE)})
-
-
-@pages.post("/console/control/personnel")
-def console_personnel_post(
-    *, actor: Manager, db: TenantDB,
-    user_id: Annotated[str, Form(max_length=36)] = "",
-    person_id: Annotated[str, Form(max_length=36)] = "",
-    name: Annotated[str, Form(max_length=200)] = "",
-    supplier: Annotated[str, Form(max_length=200)] = "",
-    function: Annotated[str, Form(max_length=200)] = "",
-    nda_signed_on: Annotated[str, Form(max_length=10)] = "",
-    nda_version: Annotated[str, Form(max_length=40)] = "",
-    training: Annotated[str, Form(max_length=200)] = "",
-    training_on: Annotated[str, Form(max_length=10)] = "",
-) -> Response:
-    """Add a supplier's staff member, or record a confidentiality agreement or a training."""
-    by = By.of(actor)
-    if user_id:
-        person = service.person_for_user(db, by, user_id)
-    elif person_id:
-        person = service.get_person(db, person_id)
-    else:
-        person = service.add_person(db, by, name=name, supplier=supplier, function=function)
-    if nda_signed_on or nda_version:
-        service.record_nda(db, by, person.id, signed_on=service.as_date("nda_signed_on",
-                                                                        nda_signed_on),
-                           version=nda_version)
-    if training.strip():
-        service.record_training(db, by, person.id, name=training,
-                                completed_on=service.as_date("training_on", training_on))
-    return _back("/console/control/personnel")
-
-
-@pages.get("/console/control/media")
-def console_media(request: Request, actor: Reader, db: TenantDB) -> Response:
-    return render(request, "control/media.html", {
-        "media": service.list_media(db), "names": service.staff_names(db),
-        "methods": service.MEDIA_METHODS, "today": _today(),
-        "can_manage": actor.can(Perm.CONTROL_MANAGE)})
-
-
-@pages.post("/console/control/media")
-def console_media_post(
-    *, actor: Manager, db: TenantDB, device: Annotated[str, Form(max_length=200)],
-    serial: Annotated[str, Form(max_length=100)], method: Annotated[str, Form(max_length=16)],
-    done_on: Annotated[str, Form(max_length=10)], done_by: Annotated[str, Form(max_length=36)],
-    witness: Annotated[str, Form(max_length=36)], note: Annotated[str, Form(max_length=2000)] = "",
-) -> Response:
-    service.log_media(db, By.of(actor), device=device, serial=serial, method=method,
-                      done_on=service.as_date("done_on", done_on), done_by=done_by,
-                      witness=witness, note=note)
-    return _back("/console/control/media")
