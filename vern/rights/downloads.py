@@ -160,6 +160,3 @@ def _deliver(session: Session, pkg: Package | None, actor_user_id: str | None) -
         details={"new": {"downloads": pkg.downloads}},
     )
     return base64.b64decode(pkg.body.value), f"personal-data-{pkg.request_id[:8]}.zip"
-
-
-# -- flags the product checks (Art. 18, 21, 7(3)) ------------------------------------------------

@@ -45,7 +45,7 @@ def staff_to_tell(session: Session, org_id: str) -> list[Any]:
 
 
 def request_link(request_id: str) -> str:
-
+    """The request's page in the console, for the mails to staff."""
     return f"{get_settings().base_url.rstrip('/')}/console/rights/requests/{request_id}"
 
 
