@@ -16,7 +16,8 @@ from markupsafe import Markup, escape
 from vern.core.csvsafe import SafeWriter
 from vern.core.i18n import N_, format_day, gettext, norm
 from vern.datamap.categories import CATEGORIES
-from vern.datamap.model import DataMap
+from vern.datamap.model import DataMap, System
+from vern.datamap.model import Table as MapTable
 from vern.rights.connectors import plain
 
 HIDDEN_CATEGORIES = ("user.credential", "system.crypto")
@@ -122,55 +123,12 @@ def build_zip(
         "recipients": data_map.recipient_names(),  # every system's (Art. 15(1)(c))
     }
     systems_view: list[dict[str, Any]] = []
+    answers = external or {}
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for system in data_map.systems.values():
-            sys_doc: dict[str, Any] = {
-                "title": system.title,
-                "recipients": list(system.recipients),
-                "databases": {},
-            }
-            view_tables: list[dict[str, Any]] = []
-            for db in system.databases.values():
-                db_rows = rows.get(db.qualified, {})
-                for tname, table in db.tables.items():
-                    found = db_rows.get(tname)
-                    if not found:
-                        continue
-                    columns = [c for c in table.fields if any(c in r for r in found)]
-                    hidden = {c for c in columns if table.fields[c].category.startswith(HIDDEN_CATEGORIES)}
-                    clean = [
-                        {c: (t["hidden"] if c in hidden else plain(r.get(c))) for c in columns} for r in found
-                    ]
-                    sys_doc["databases"].setdefault(db.name, {})[tname] = {
-                        "purpose": table.purpose,
-                        "retention": table.retention_text,
-                        "categories": {c: table.fields[c].category for c in columns},
-                        "rows": clean,
-                    }
-                    zf.writestr(f"csv/{system.name}.{db.name}.{tname}.csv", _csv(columns, clean))
-                    cats = sorted({table.fields[c].category for c in columns if table.fields[c].personal})
-                    view_tables.append(
-                        {
-                            "name": tname,
-                            "purpose": table.purpose,
-                            "retention": table.retention_text,
-                            "categories": [CATEGORIES.get(c, c) for c in cats],
-                            "columns": columns,
-                            "count": len(clean),
-                            "body": _rows_html(columns, clean),
-                        }
-                    )
-            answer = (external or {}).get(system.name)
-            if answer:  # what the system's HTTP connector answered (a system outside SQL)
-                sys_doc["answer"] = answer
-                text = json.dumps(answer, ensure_ascii=False, indent=2)
-                zf.writestr(f"external/{system.name}.json", text)
-                view_tables.append(
-                    {"name": system.title, "purpose": "", "retention": "", "categories": [],
-                     "columns": [], "count": 1, "body": Markup("<pre>{}</pre>").format(text)}
-                )
-            if sys_doc["databases"] or answer:
+            sys_doc, view_tables = _add_system(zf, system, rows, answers.get(system.name), t["hidden"])
+            if sys_doc["databases"] or "answer" in sys_doc:
                 doc["systems"][system.name] = sys_doc
                 systems_view.append(
                     {"title": system.title, "recipients": list(system.recipients), "tables": view_tables}
@@ -181,6 +139,72 @@ def build_zip(
         )
         zf.writestr("summary.html", html)
     return buffer.getvalue()
+
+
+def _add_system(
+    zf: zipfile.ZipFile,
+    system: System,
+    rows: dict[str, dict[str, list[dict[str, Any]]]],
+    answer: Any,
+    hidden_text: str,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One system's part of the package: a CSV per table with rows found (and the answer of its
+    HTTP connector, if any) written to the zip; returns the system's entry of data.json and its
+    tables as the summary shows them."""
+    sys_doc: dict[str, Any] = {
+        "title": system.title,
+        "recipients": list(system.recipients),
+        "databases": {},
+    }
+    view_tables: list[dict[str, Any]] = []
+    for db in system.databases.values():
+        db_rows = rows.get(db.qualified, {})
+        for tname, table in db.tables.items():
+            found = db_rows.get(tname)
+            if not found:
+                continue
+            entry, view = _table_part(table, tname, found, hidden_text)
+            sys_doc["databases"].setdefault(db.name, {})[tname] = entry
+            zf.writestr(f"csv/{system.name}.{db.name}.{tname}.csv", _csv(view["columns"], entry["rows"]))
+            view_tables.append(view)
+    if answer:  # what the system's HTTP connector answered (a system outside SQL)
+        sys_doc["answer"] = answer
+        text = json.dumps(answer, ensure_ascii=False, indent=2)
+        zf.writestr(f"external/{system.name}.json", text)
+        view_tables.append(
+            {"name": system.title, "purpose": "", "retention": "", "categories": [],
+             "columns": [], "count": 1, "body": Markup("<pre>{}</pre>").format(text)}
+        )
+    return sys_doc, view_tables
+
+
+def _table_part(
+    table: MapTable, tname: str, found: list[dict[str, Any]], hidden_text: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A table's rows found, as data.json holds them (secrets hidden) and as the summary shows
+    them: only the map's columns that some row has."""
+    columns = [c for c in table.fields if any(c in r for r in found)]
+    hidden = {c for c in columns if table.fields[c].category.startswith(HIDDEN_CATEGORIES)}
+    clean = [
+        {c: (hidden_text if c in hidden else plain(r.get(c))) for c in columns} for r in found
+    ]
+    entry = {
+        "purpose": table.purpose,
+        "retention": table.retention_text,
+        "categories": {c: table.fields[c].category for c in columns},
+        "rows": clean,
+    }
+    cats = sorted({table.fields[c].category for c in columns if table.fields[c].personal})
+    view = {
+        "name": tname,
+        "purpose": table.purpose,
+        "retention": table.retention_text,
+        "categories": [CATEGORIES.get(c, c) for c in cats],
+        "columns": columns,
+        "count": len(clean),
+        "body": _rows_html(columns, clean),
+    }
+    return entry, view
 
 
 def _rows_html(columns: list[str], rows: list[dict[str, Any]]) -> Markup:
