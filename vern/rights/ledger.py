@@ -21,7 +21,7 @@ from vern.core.db import Database, Scope
 from vern.datamap.model import DatabaseDef, DataMap
 from vern.datamap.model import Table as MapTable
 from vern.rights.connectors import ProductDB, coerce, product_db
-from vern.rights.engine import ledger_hash, match_hash, new_value
+from vern.rights.erase_values import ledger_hash, match_hash, new_value
 from vern.rights.models import LedgerEntry
 
 
