@@ -81,7 +81,7 @@ class FreshPart:
     new: bool  # the part row does not exist yet
     found: dict[str, list[Found]] = field(default_factory=dict)
     where: dict[str, list[tuple[str, list[Any]]]] = field(default_factory=dict)  # set-based tables
-    # (table, operation, rows, ""): the task ids are given when the plan is stored (``_task_rows``)
+    # (table, operation, rows, ""): the task ids are given when the plan is stored (``planning.task_rows``)
     planned: list[tuple[str, str, list[dict[str, Any]], str]] = field(default_factory=list)
     counted: dict[str, int] = field(default_factory=dict)  # set-based tables: rows counted at planning
     task_id: str | None = None  # the part's one task, when its plan is stored whole
