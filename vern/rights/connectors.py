@@ -8,18 +8,13 @@ still compares with an integer column.
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import re
 import threading
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
-    Column,
     Connection,
     Engine,
     MetaData,
@@ -45,13 +40,32 @@ from sqlalchemy.exc import (
     OperationalError,
     SQLAlchemyError,
 )
-from sqlalchemy.types import Integer, Numeric
 
 from vern.core.db import execute_fast
 from vern.datamap.connect import NoConnection, engine_for, resolve_url
 from vern.datamap.model import DatabaseDef, TenancyModel
 from vern.datamap.model import Table as MapTable
+from vern.rights.in_lists import bind_in as _bind_in
+from vern.rights.in_lists import in_clause as _in
+from vern.rights.in_lists import width_for as _width
 from vern.rights.matching import column_expression
+from vern.rights.typed_values import coerce, dumps, loads, plain
+
+__all__ = [
+    "IN_CHUNK",
+    "PER_CUSTOMER",
+    "REFUSED",
+    "ProductDB",
+    "Unreachable",
+    "coerce",
+    "customer_schema",
+    "customer_url",
+    "describe_failure",
+    "dumps",
+    "loads",
+    "plain",
+    "product_db",
+]
 
 IN_CHUNK = 500
 
@@ -321,7 +335,7 @@ class ProductDB:
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def apply(  # noqa: PLR0912 - one branch per kind of write
+    def apply(
         self, conn: Connection, mt: MapTable, tenant_value: str, op: str, rows: list[dict[str, Any]]
     ) -> int:
         """Carry out planned writes: deletes by key, updates by key with the values computed at
@@ -332,15 +346,26 @@ class ProductDB:
         tenant = coerce(tenant_col, tenant_value)
         if op in ("delete_where", "update_where"):
             return sum(self._apply_where(conn, mt, tenant, op, row) for row in rows)
-        done = 0
         if op == "delete":
-            keyed = [r for r in rows if r.get("key")]
-            done += self._delete_keyed(conn, mt, tenant, keyed)
-            for row in rows:
-                if not row.get("key"):
-                    conn.execute(delete(table).where(tenant_col == tenant, _match(table, row)))
-                    done += 1
-            return done
+            return self._apply_delete(conn, mt, tenant, rows)
+        return self._apply_update(conn, mt, tenant, rows)
+
+    def _apply_delete(self, conn: Connection, mt: MapTable, tenant: Any, rows: list[dict[str, Any]]) -> int:
+        """Deletes by key (batched), then the rows without a key by the columns that matched."""
+        table = self.table(mt.name)
+        tenant_col = self.tenant_of(table, mt)
+        keyed = [r for r in rows if r.get("key")]
+        done = self._delete_keyed(conn, mt, tenant, keyed)
+        for row in rows:
+            if not row.get("key"):
+                conn.execute(delete(table).where(tenant_col == tenant, _match(table, row)))
+                done += 1
+        return done
+
+    def _apply_update(self, conn: Connection, mt: MapTable, tenant: Any, rows: list[dict[str, Any]]) -> int:
+        """Updates: a row without a key at once, by its matched columns and old values; rows keyed
+        by one column grouped by their new values; rows with a composite key by key and columns."""
+        done = 0
         grouped: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
         each: dict[tuple[tuple[str, ...], tuple[str, ...]], list[dict[str, Any]]] = {}
         for row in rows:
@@ -350,44 +375,69 @@ class ProductDB:
             elif key:
                 each.setdefault((tuple(key), tuple(row["set"])), []).append(row)
             else:
-                guards = [
-                    table.c[k].is_(None) if v is None else table.c[k] == v
-                    for k, v in (row.get("old") or {}).items()
-                ]
-                values = {name: self._typed(table, name, v) for name, v in row["set"].items()}
-                values |= _unchanged(table, mt, values)
-                where = and_(_match(table, row), *guards)
-                conn.execute(update(table).where(tenant_col == tenant, where).values(values))
+                self._update_unkeyed(conn, mt, tenant, row)
                 done += 1
         for group in grouped.values():
-            (key_name,) = group[0]["key"]
-            names = tuple(group[0]["set"])
-            params: dict[str, Any] = {"w_tenant": tenant}
-            params.update({f"v_{i}": self._typed(table, n, group[0]["set"][n]) for i, n in enumerate(names)})
-            keys = [r["key"][key_name] for r in group]
-            for start in range(0, len(keys), IN_CHUNK):
-                chunk = keys[start : start + IN_CHUNK]
-                width = _width(len(chunk))
-                stmt = self._update_stmt(mt, (key_name,), names, width=width)
-                if width == 1:
-                    execute_fast(conn, stmt, params | {"w_0": chunk[0]})
-                else:
-                    execute_fast(conn, stmt, params | _bind_in("w_keys", chunk, width))
-            done += len(group)
+            done += self._update_same(conn, mt, tenant, group)
         for (key_names, names), group in each.items():
-            stmt = self._update_stmt(mt, key_names, names, width=1)
-            execute_fast(
-                conn,
-                stmt,
-                [
-                    {"w_tenant": tenant}
-                    | {f"w_{i}": r["key"][k] for i, k in enumerate(key_names)}
-                    | {f"v_{i}": self._typed(table, n, r["set"][n]) for i, n in enumerate(names)}
-                    for r in group
-                ],
-            )
-            done += len(group)
+            done += self._update_each(conn, mt, tenant, group, key_names=key_names, names=names)
         return done
+
+    def _update_unkeyed(self, conn: Connection, mt: MapTable, tenant: Any, row: dict[str, Any]) -> None:
+        """One row of a table without a key: found by the columns that matched the person, and
+        only while it still holds the old values."""
+        table = self.table(mt.name)
+        guards = [
+            table.c[k].is_(None) if v is None else table.c[k] == v
+            for k, v in (row.get("old") or {}).items()
+        ]
+        values = {name: self._typed(table, name, v) for name, v in row["set"].items()}
+        values |= _unchanged(table, mt, values)
+        where = and_(_match(table, row), *guards)
+        conn.execute(update(table).where(self.tenant_of(table, mt) == tenant, where).values(values))
+
+    def _update_same(self, conn: Connection, mt: MapTable, tenant: Any, group: list[dict[str, Any]]) -> int:
+        """Rows keyed by one column that get the same values: ``UPDATE … WHERE key IN (…)``."""
+        table = self.table(mt.name)
+        (key_name,) = group[0]["key"]
+        names = tuple(group[0]["set"])
+        params: dict[str, Any] = {"w_tenant": tenant}
+        params.update({f"v_{i}": self._typed(table, n, group[0]["set"][n]) for i, n in enumerate(names)})
+        keys = [r["key"][key_name] for r in group]
+        for start in range(0, len(keys), IN_CHUNK):
+            chunk = keys[start : start + IN_CHUNK]
+            width = _width(len(chunk))
+            stmt = self._update_stmt(mt, (key_name,), names, width=width)
+            if width == 1:
+                execute_fast(conn, stmt, params | {"w_0": chunk[0]})
+            else:
+                execute_fast(conn, stmt, params | _bind_in("w_keys", chunk, width))
+        return len(group)
+
+    def _update_each(
+        self,
+        conn: Connection,
+        mt: MapTable,
+        tenant: Any,
+        group: list[dict[str, Any]],
+        *,
+        key_names: tuple[str, ...],
+        names: tuple[str, ...],
+    ) -> int:
+        """Rows with the same key columns and changed columns: one executemany by key."""
+        table = self.table(mt.name)
+        stmt = self._update_stmt(mt, key_names, names, width=1)
+        execute_fast(
+            conn,
+            stmt,
+            [
+                {"w_tenant": tenant}
+                | {f"w_{i}": r["key"][k] for i, k in enumerate(key_names)}
+                | {f"v_{i}": self._typed(table, n, r["set"][n]) for i, n in enumerate(names)}
+                for r in group
+            ],
+        )
+        return len(group)
 
     def _where_conditions(self, table: Table, where: Iterable[Sequence[Any]]) -> list[tuple[str, list[Any]]]:
         conditions: list[tuple[str, list[Any]]] = []
@@ -528,33 +578,10 @@ class ProductDB:
         return len(rows)
 
 
-def _width(n: int) -> int:
-    """Parameters for a list of ``n`` values: 1, or the next power of two - so that a few
-    prepared statements serve every length (``_bind_in`` repeats the last value to fill)."""
-    return 1 if n <= 1 else 1 << (n - 1).bit_length()
-
-
-def _in(column: Column[Any], name: str, width: int, mt: MapTable | None = None) -> Any:
-    """``column = :name`` for one value, ``column IN (:name_0, …)`` for ``width`` values - the
-    column compared as the map declares (``lower(trim(column))`` for an e-mail)."""
-    expr = column_expression(mt.match_of(column.name), column) if mt is not None else column
-    if width == 1:
-        return expr == bindparam(name, type_=column.type)
-    return expr.in_([bindparam(f"{name}_{j}", type_=column.type) for j in range(width)])
-
-
 def _unchanged(table: Table, mt: MapTable, values: dict[str, Any]) -> dict[str, Any]:
     """``column = column`` for the columns the database would set by itself on this UPDATE
     (MariaDB's ``ON UPDATE CURRENT_TIMESTAMP``): set to their old value, they keep it."""
     return {c: table.c[c] for c in mt.auto_update_columns if c in table.c and c not in values}
-
-
-def _bind_in(name: str, values: list[Any], width: int) -> dict[str, Any]:
-    """The parameters of ``_in(column, name, width)`` for ``values`` (at most ``width``; a
-    value repeated in an ``IN`` list changes nothing)."""
-    if width == 1:
-        return {name: values[0]}
-    return {f"{name}_{j}": values[min(j, len(values) - 1)] for j in range(width)}
 
 
 def _same(values: dict[str, Any]) -> tuple[Any, ...]:
@@ -570,81 +597,3 @@ def _match(table: Table, row: dict[str, Any]) -> Any:
 
 def _row_key(record: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(sorted((k, repr(v)) for k, v in record.items()))
-
-
-def coerce(column: Column[Any], value: Any) -> Any:  # noqa: PLR0911 - one rule per type
-    """``value`` converted to what ``column`` holds, or None when it cannot be."""
-    if value is None:
-        return None
-    if isinstance(column.type, Integer) and not isinstance(value, int):
-        try:
-            return int(str(value).strip())
-        except ValueError:
-            return None
-    if isinstance(column.type, Numeric) and isinstance(value, str):
-        try:
-            return Decimal(value)
-        except ArithmeticError:
-            return None
-    if (
-        not isinstance(column.type, Integer | Numeric)
-        and isinstance(value, int | Decimal)
-        and not isinstance(value, bool)
-    ):
-        try:
-            python_type = column.type.python_type
-        except NotImplementedError:
-            python_type = str
-        if python_type is str:
-            return str(value)
-    return value
-
-
-# -- storing rows in the sealed plan: JSON with types kept -------------------------------------
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, default=_encode, separators=(",", ":"), ensure_ascii=False)
-
-
-def loads(text: str) -> Any:
-    return json.loads(text, object_hook=_decode)
-
-
-def _encode(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return {"$dt": value.isoformat()}
-    if isinstance(value, date):
-        return {"$d": value.isoformat()}
-    if isinstance(value, Decimal):
-        return {"$dec": str(value)}
-    if isinstance(value, bytes | bytearray | memoryview):
-        return {"$b64": base64.b64encode(bytes(value)).decode()}
-    if isinstance(value, tuple | set | frozenset):
-        return list(value)
-    return str(value)
-
-
-def _decode(obj: dict[str, Any]) -> Any:
-    if len(obj) == 1:
-        ((key, value),) = obj.items()
-        if key == "$dt":
-            return datetime.fromisoformat(value)
-        if key == "$d":
-            return date.fromisoformat(value)
-        if key == "$dec":
-            return Decimal(value)
-        if key == "$b64":
-            return base64.b64decode(value)
-    return obj
-
-
-def plain(value: Any) -> Any:
-    """A value as it appears in an export (JSON/CSV): text for dates and numbers kept exact."""
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode()
-    return value

@@ -5,6 +5,7 @@ and a sign-in log without a primary key. Every person in it is fictional (exampl
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -319,104 +320,129 @@ def person(i: int, rng: random.Random) -> dict[str, Any]:
     }
 
 
+@dataclass
+class _Filling:
+    """The rows being made for the demo product, with the generator and the last ids given."""
+
+    rng: random.Random
+    start: datetime = datetime(2025, 8, 15, 9, 0)
+    rows: dict[str, list[dict[str, Any]]] = field(
+        default_factory=lambda: {t.name: [] for t in metadata.sorted_tables}
+    )
+    ids: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(
+            ("users", "courses", "enrolments", "messages", "deviation_reports", "invoices"), 0
+        )
+    )
+
+    def next_id(self, table: str) -> int:
+        self.ids[table] += 1
+        return self.ids[table]
+
+
 def fill(
     engine: Engine, tenants: list[str], *, people_per_tenant: int = 12, seed: int = 7
 ) -> list[dict[str, Any]]:
     """Fictional people in each tenant with courses, enrolments, messages, reports and invoices."""
-    rng = random.Random(seed)
-    start = datetime(2025, 8, 15, 9, 0)
+    filling = _Filling(random.Random(seed))
     people: list[dict[str, Any]] = []
-    rows: dict[str, list[dict[str, Any]]] = {t.name: [] for t in metadata.sorted_tables}
-    uid = cid = 0
-    counters = {"enrolments": 0, "messages": 0, "deviation_reports": 0, "invoices": 0}
     for tenant in tenants:
-        tenant_people = []
-        for _ in range(people_per_tenant):
-            uid += 1
-            p = person(uid, rng) | {"id": uid, "school_id": tenant}
-            tenant_people.append(p)
-            rows["users"].append(
-                {
-                    "id": uid,
-                    "school_id": tenant,
-                    "email": p["email"],
-                    "name": p["name"],
-                    "phone": p["phone"],
-                    "national_id": p["national_id"],
-                    "postcode": p["postcode"],
-                    "last_login_ip": p["ip"],
-                    "created_at": start + timedelta(days=uid),
-                }
-            )
-        course_ids = []
-        for title in COURSES[:3]:
-            cid += 1
-            course_ids.append(cid)
-            rows["courses"].append(
-                {"id": cid, "school_id": tenant, "title": title, "teacher_id": tenant_people[0]["id"]}
-            )
+        tenant_people = [_add_user(filling, tenant) for _ in range(people_per_tenant)]
+        course_ids = [_add_course(filling, tenant, title, tenant_people[0]) for title in COURSES[:3]]
         for p in tenant_people:
-            for course in rng.sample(course_ids, 2):
-                counters["enrolments"] += 1
-                rows["enrolments"].append(
-                    {
-                        "id": counters["enrolments"],
-                        "school_id": tenant,
-                        "user_id": p["id"],
-                        "course_id": course,
-                        "enrolled_at": start,
-                        "grade": rng.choice("ABCDE"),
-                    }
-                )
-            for k in range(3):
-                counters["messages"] += 1
-                rows["messages"].append(
-                    {
-                        "id": counters["messages"],
-                        "school_id": tenant,
-                        "sender_id": p["id"],
-                        "course_id": rng.choice(course_ids),
-                        "body": f"Hei! Spørsmål nummer {k + 1} om oppgaven.",
-                        "sender_ip": p["ip"],
-                        "sent_at": start + timedelta(hours=k),
-                    }
-                )
-            counters["invoices"] += 1
-            rows["invoices"].append(
-                {
-                    "id": counters["invoices"],
-                    "school_id": tenant,
-                    "user_id": p["id"],
-                    "payer_name": p["name"],
-                    "payer_email": p["email"],
-                    "bank_account": p["bank_account"],
-                    "amount": Decimal("1490.00"),
-                    "issued_at": start,
-                }
-            )
-            for k in range(2):
-                rows["login_events"].append(
-                    {"school_id": tenant, "user_id": p["id"], "ip": p["ip"], "at": start + timedelta(days=k)}
-                )
-        counters["deviation_reports"] += 1
-        reporter = tenant_people[1]
-        rows["deviation_reports"].append(
-            {
-                "id": counters["deviation_reports"],
-                "school_id": tenant,
-                "reported_by": reporter["id"],
-                "reporter_name": reporter["name"],
-                "title": "Port sto åpen ved henting",
-                "description": "Porten mot parkeringsplassen sto åpen kl. 15.",
-                "created_at": start,
-            }
-        )
+            _add_activity(filling, tenant, p, course_ids)
+        _add_report(filling, tenant, tenant_people[1])
         people.extend(tenant_people)
     with engine.begin() as conn:
         for table in metadata.sorted_tables:
-            if rows[table.name]:
-                conn.execute(insert(table), rows[table.name])
+            if filling.rows[table.name]:
+                conn.execute(insert(table), filling.rows[table.name])
     return people
+
+
+def _add_user(filling: _Filling, tenant: str) -> dict[str, Any]:
+    uid = filling.next_id("users")
+    p = person(uid, filling.rng) | {"id": uid, "school_id": tenant}
+    filling.rows["users"].append(
+        {
+            "id": uid,
+            "school_id": tenant,
+            "email": p["email"],
+            "name": p["name"],
+            "phone": p["phone"],
+            "national_id": p["national_id"],
+            "postcode": p["postcode"],
+            "last_login_ip": p["ip"],
+            "created_at": filling.start + timedelta(days=uid),
+        }
+    )
+    return p
+
+
+def _add_course(filling: _Filling, tenant: str, title: str, teacher: dict[str, Any]) -> int:
+    cid = filling.next_id("courses")
+    filling.rows["courses"].append(
+        {"id": cid, "school_id": tenant, "title": title, "teacher_id": teacher["id"]}
+    )
+    return cid
+
+
+def _add_activity(filling: _Filling, tenant: str, p: dict[str, Any], course_ids: list[int]) -> None:
+    """A person's enrolments, messages, invoice and sign-ins."""
+    rng, start, rows = filling.rng, filling.start, filling.rows
+    for course in rng.sample(course_ids, 2):
+        rows["enrolments"].append(
+            {
+                "id": filling.next_id("enrolments"),
+                "school_id": tenant,
+                "user_id": p["id"],
+                "course_id": course,
+                "enrolled_at": start,
+                "grade": rng.choice("ABCDE"),
+            }
+        )
+    for k in range(3):
+        rows["messages"].append(
+            {
+                "id": filling.next_id("messages"),
+                "school_id": tenant,
+                "sender_id": p["id"],
+                "course_id": rng.choice(course_ids),
+                "body": f"Hei! Spørsmål nummer {k + 1} om oppgaven.",
+                "sender_ip": p["ip"],
+                "sent_at": start + timedelta(hours=k),
+            }
+        )
+    rows["invoices"].append(
+        {
+            "id": filling.next_id("invoices"),
+            "school_id": tenant,
+            "user_id": p["id"],
+            "payer_name": p["name"],
+            "payer_email": p["email"],
+            "bank_account": p["bank_account"],
+            "amount": Decimal("1490.00"),
+            "issued_at": start,
+        }
+    )
+    for k in range(2):
+        rows["login_events"].append(
+            {"school_id": tenant, "user_id": p["id"], "ip": p["ip"], "at": start + timedelta(days=k)}
+        )
+
+
+def _add_report(filling: _Filling, tenant: str, reporter: dict[str, Any]) -> None:
+    filling.rows["deviation_reports"].append(
+        {
+            "id": filling.next_id("deviation_reports"),
+            "school_id": tenant,
+            "reported_by": reporter["id"],
+            "reporter_name": reporter["name"],
+            "title": "Port sto åpen ved henting",
+            "description": "Porten mot parkeringsplassen sto åpen kl. 15.",
+            "created_at": filling.start,
+        }
+    )
 
 
 # -- the demo ----------------------------------------------------------------------------------------

@@ -175,7 +175,7 @@ def _mail_task(session: Session, req: RightsRequest, system: System, template: t
     )
 
 
-def prepare(  # noqa: PLR0911 - one exit per outcome
+def prepare(
     database: Database,
     data_map: DataMap,
     request_id: str,
@@ -186,25 +186,44 @@ def prepare(  # noqa: PLR0911 - one exit per outcome
     engine may run, else the status the request was left in (``partial``, ``awaiting_tasks``)."""
     if not needed(data_map):
         return None
-    call = call or http_connector.call
-    scope = Scope.system("rights external steps")
     try:
-        with database.transaction(scope) as session:
-            req = session.get(RightsRequest, request_id)
-            if req is None or req.status not in RUNNABLE:
-                return None
-            steps = _ensure_steps(session, req, data_map)
-            todo = [
-                (s.id, s.system, s.operation, s.idempotency_key, _payload(session, req, s.operation))
-                for s in steps
-                if s.via == "http" and s.status != StepStatus.DONE.value
-            ]
+        todo = _open_calls(database, data_map, request_id)
     except IntegrityError:  # another runner made the same steps at this moment: it carries on
         from vern.rights.service import request_row_status
 
         return request_row_status(database, request_id)
+    if todo is None:
+        return None
+    failures = _make_calls(database, data_map, todo, call or http_connector.call)
+    return _after_calls(database, request_id, failures)
+
+
+# A connector call still to make: (step id, system, operation, idempotency key, payload).
+_Call = tuple[str, str, str, str, dict[str, Any]]
+
+
+def _open_calls(database: Database, data_map: DataMap, request_id: str) -> list[_Call] | None:
+    """Make the request's steps (committed before any call) and return the HTTP calls not yet
+    done; None when the request is no longer to be prepared."""
+    with database.transaction(Scope.system("rights external steps")) as session:
+        req = session.get(RightsRequest, request_id)
+        if req is None or req.status not in RUNNABLE:
+            return None
+        steps = _ensure_steps(session, req, data_map)
+        return [
+            (s.id, s.system, s.operation, s.idempotency_key, _payload(session, req, s.operation))
+            for s in steps
+            if s.via == "http" and s.status != StepStatus.DONE.value
+        ]
+
+
+def _make_calls(
+    database: Database, data_map: DataMap, todo: list[_Call], call: Callable[..., dict[str, Any]]
+) -> list[str]:
+    """Call each connector, outside any transaction (calls wait), recording every answer or
+    error; returns what failed."""
     failures: list[str] = []
-    for step_id, system, operation, key, payload in todo:  # outside any transaction: calls wait
+    for step_id, system, operation, key, payload in todo:
         mapped = data_map.systems.get(system)
         connector = mapped.http if mapped is not None else None
         if connector is None:  # the map changed since the step was made
@@ -217,7 +236,13 @@ def prepare(  # noqa: PLR0911 - one exit per outcome
             answer, error = None, str(exc)
             failures.append(f"{system} (http): {error}")
         _record_call(database, step_id, answer, error)
-    with database.transaction(scope) as session:
+    return failures
+
+
+def _after_calls(database: Database, request_id: str, failures: list[str]) -> str | None:
+    """Leave the request ``partial`` if a call failed, ``awaiting_tasks`` while a manual task is
+    open; otherwise (None) the engine may run - a request that waited goes back to the queue."""
+    with database.transaction(Scope.system("rights external steps")) as session:
         req = session.get(RightsRequest, request_id)
         if req is None or req.status not in RUNNABLE:
             return None

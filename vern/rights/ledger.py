@@ -18,10 +18,10 @@ from sqlalchemy import select
 
 from vern.audit.service import record
 from vern.core.db import Database, Scope
-from vern.datamap.model import DataMap
+from vern.datamap.model import DatabaseDef, DataMap
 from vern.datamap.model import Table as MapTable
 from vern.rights.connectors import ProductDB, coerce, product_db
-from vern.rights.engine import ledger_hash, match_hash, new_value
+from vern.rights.erase_values import ledger_hash, match_hash, new_value
 from vern.rights.models import LedgerEntry
 
 
@@ -55,6 +55,29 @@ def replay(
     are changed rather than deleted must show every recorded row again - still to erase or already
     erased - or ``ReplayError`` names it (nothing is written then)."""
     definition = data_map.database(database_name)
+    entries = _entries_since(database, definition, since)
+    result = ReplayResult(definition.qualified, entries=len(entries))
+    for pdb, tname, tenant_value, todo in _scan(definition, entries, secret=secret, urls=urls):
+        count = _write(pdb, definition.tables[tname], tenant_value, todo)
+        result.tables[tname] = result.tables.get(tname, 0) + count
+        result.rows += count
+        if on_table is not None:
+            on_table(tname, count)
+    with database.transaction(Scope.system("erasure ledger replay")) as session:
+        for org_id in sorted({e.org_id for e in entries}):
+            record(
+                session,
+                "rights.ledger.replay",
+                org_id=org_id,
+                actor_user_id=actor_user_id,
+                resource=f"database:{definition.qualified}",
+                details={"new": {"since": since.isoformat(), "rows": result.rows, "tables": result.tables}},
+            )
+    return result
+
+
+def _entries_since(database: Database, definition: DatabaseDef, since: datetime) -> list[LedgerEntry]:
+    """The finished ledger entries of a database planned since ``since``, oldest first."""
     with database.transaction(Scope.system("read erasure ledger")) as session:
         entries = list(
             session.scalars(
@@ -68,7 +91,14 @@ def replay(
             )
         )
         session.expunge_all()
-    result = ReplayResult(definition.qualified, entries=len(entries))
+    return entries
+
+
+def _scan(
+    definition: DatabaseDef, entries: list[LedgerEntry], *, secret: bytes, urls: dict[str, str] | None
+) -> list[tuple[ProductDB, str, str, list[tuple[str, dict[str, Any]]]]]:
+    """The writes of a replay, per table and customer in erasure order: every table scanned before
+    anything is written, and ``ReplayError`` if a recorded row is not found again."""
     groups: dict[tuple[str, str, str], list[Recorded]] = {}
     for entry in entries:
         for recorded in _tables_of(entry):
@@ -91,23 +121,7 @@ def replay(
         raise ReplayError(
             f"replay of {definition.qualified} stopped, nothing written: " + "; ".join(missing)
         )
-    for pdb, tname, tenant_value, todo in plans:
-        count = _write(pdb, definition.tables[tname], tenant_value, todo)
-        result.tables[tname] = result.tables.get(tname, 0) + count
-        result.rows += count
-        if on_table is not None:
-            on_table(tname, count)
-    with database.transaction(Scope.system("erasure ledger replay")) as session:
-        for org_id in sorted({e.org_id for e in entries}):
-            record(
-                session,
-                "rights.ledger.replay",
-                org_id=org_id,
-                actor_user_id=actor_user_id,
-                resource=f"database:{definition.qualified}",
-                details={"new": {"since": since.isoformat(), "rows": result.rows, "tables": result.tables}},
-            )
-    return result
+    return plans
 
 
 @dataclass
@@ -135,20 +149,33 @@ def _tables_of(entry: LedgerEntry) -> list[Recorded]:
     return [Recorded(entry.subject_ref, entry.table_name, list(hashes))]
 
 
-def _scan_table(  # noqa: PLR0912 - scan, match, decide
+@dataclass
+class _Known:
+    """The recorded people of a table, by their hashes: who a matched value belonged to (``m:``),
+    who a written value was written for (``w:``), and the links each erasure cleared."""
+
+    owner: dict[str, str] = field(default_factory=dict)
+    written: dict[str, str] = field(default_factory=dict)
+    cut: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, group: list[Recorded]) -> _Known:
+        known = cls()
+        for recorded in group:
+            known.cut[recorded.subject_ref] = recorded.cut
+            for h in recorded.hashes:
+                if h.startswith("m:"):
+                    known.owner[h[2:]] = recorded.subject_ref
+                elif h.startswith("w:"):
+                    known.written[h[2:]] = recorded.subject_ref
+        return known
+
+
+def _scan_table(
     pdb: ProductDB, mt: MapTable, tenant_value: str, group: list[Recorded], secret: bytes
 ) -> tuple[list[tuple[str, dict[str, Any]]], int]:
     """(writes to make, rows of the recorded people seen - still to erase or already erased)."""
-    owner: dict[str, str] = {}
-    written: dict[str, str] = {}
-    cut: dict[str, list[str]] = {}
-    for recorded in group:
-        cut[recorded.subject_ref] = recorded.cut
-        for h in recorded.hashes:
-            if h.startswith("m:"):
-                owner[h[2:]] = recorded.subject_ref
-            elif h.startswith("w:"):
-                written[h[2:]] = recorded.subject_ref
+    known = _Known.of(group)
     candidates = list(mt.identities.values()) + [r.field for r in mt.references if r.follow]
     candidates += [link.column for link in _outward_into(pdb, mt)]
     candidates = list(dict.fromkeys(candidates))
@@ -161,53 +188,75 @@ def _scan_table(  # noqa: PLR0912 - scan, match, decide
         stmt = select(*cols).where(pdb.tenant_of(table, mt) == coerce(pdb.tenant_of(table, mt), tenant_value))
         for row in conn.execute(stmt).mappings():
             pairs = [(c, row[c]) for c in candidates if row.get(c) is not None]
-            hit = next(
-                (
-                    owner[h]
-                    for c, v in pairs
-                    for h in (ledger_hash(secret, mt, c, v), match_hash(secret, c, v))  # old entries: raw
-                    if h in owner
-                ),
-                None,
-            )
-            erased_by = next(
-                (
-                    written[h]
-                    for col in mt.strategies()
-                    if row.get(col) is not None and (h := match_hash(secret, col, row[col])) in written
-                ),
-                None,
-            )
+            hit = _owner_of(pairs, mt, known, secret)
             if hit is None:
-                if erased_by is not None:
+                if _erased_before(row, mt, known, secret):
                     seen += 1  # erased before, and still erased
                 continue
             seen += 1
-            item: dict[str, Any] = (
-                {"key": {k: row[k] for k in keys}}
-                if keys
-                else {"key": None, "match": [[c, v] for c, v in pairs]}
-            )
-            if mt.delete_row:
-                todo.append(("delete", item))
-                continue
-            changes = {}
-            for col, erase in mt.strategies().items():
-                current = row.get(col)
-                if current is not None and match_hash(secret, col, current) in written:
-                    continue  # already erased
-                value = new_value(secret, erase, current, hit)
-                if value != current:
-                    changes[col] = value
-            for col in cut.get(hit, []):
-                if row.get(col) is not None:
-                    changes[col] = None  # the person's own link, cleared as the erasure did
-            if changes:
-                item["set"] = changes
-                if not keys:
-                    item["old"] = {c: row.get(c) for c in changes}
-                todo.append(("update", item))
+            write = _rewrite(row, mt, hit, known, secret, keys=keys, pairs=pairs)
+            if write is not None:
+                todo.append(write)
     return todo, seen
+
+
+def _owner_of(pairs: list[tuple[str, Any]], mt: MapTable, known: _Known, secret: bytes) -> str | None:
+    """The recorded person a row's lookup values belonged to, if any."""
+    return next(
+        (
+            known.owner[h]
+            for c, v in pairs
+            for h in (ledger_hash(secret, mt, c, v), match_hash(secret, c, v))  # old entries: raw
+            if h in known.owner
+        ),
+        None,
+    )
+
+
+def _erased_before(row: Any, mt: MapTable, known: _Known, secret: bytes) -> bool:
+    """Whether a row holds a value written in place of a recorded person's (still erased)."""
+    return any(
+        row.get(col) is not None and match_hash(secret, col, row[col]) in known.written
+        for col in mt.strategies()
+    )
+
+
+def _rewrite(
+    row: Any,
+    mt: MapTable,
+    hit: str,
+    known: _Known,
+    secret: bytes,
+    *,
+    keys: list[str],
+    pairs: list[tuple[str, Any]],
+) -> tuple[str, dict[str, Any]] | None:
+    """The write that erases a recognised row again: delete it, or set what is not erased yet
+    (and clear the person's own links as the erasure did); None when nothing is left to change."""
+    item: dict[str, Any] = (
+        {"key": {k: row[k] for k in keys}}
+        if keys
+        else {"key": None, "match": [[c, v] for c, v in pairs]}
+    )
+    if mt.delete_row:
+        return "delete", item
+    changes = {}
+    for col, erase in mt.strategies().items():
+        current = row.get(col)
+        if current is not None and match_hash(secret, col, current) in known.written:
+            continue  # already erased
+        value = new_value(secret, erase, current, hit)
+        if value != current:
+            changes[col] = value
+    for col in known.cut.get(hit, []):
+        if row.get(col) is not None:
+            changes[col] = None  # the person's own link, cleared as the erasure did
+    if not changes:
+        return None
+    item["set"] = changes
+    if not keys:
+        item["old"] = {c: row.get(c) for c in changes}
+    return "update", item
 
 
 def _recognisable(pdb: ProductDB, mt: MapTable, recorded: Recorded) -> bool:
