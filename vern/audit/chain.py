@@ -10,28 +10,27 @@ a file lock (``vern.audit.logfile`` has the order and what happens when a step f
 Canonical form of a record (``vern.audit.canonical``): the JSON array of ``FIELDS`` (compact
 separators, ASCII), with the sealed personal blob as hex and ``details`` as the stored JSON text.
 The file line *is* this array, so a line's leaf hash is ``SHA-256(0x00 || line)`` without parsing.
-The checkpoint key and the MAC of pending records are in ``vern.audit.signing``, the sealing of
-personal data and the keys it takes in ``vern.audit.personal``; this module is the trail's entry
-point and names them all.
+The parts of an append have modules of their own: the loop that makes the new records' rows
+(``vern.audit.drafts``), the records that waited for their position (``vern.audit.pending``),
+the sealing of personal data and the keys it takes (``vern.audit.personal``), the checkpoint key
+(``vern.audit.signing``). This module is the trail's entry point and names them all.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import hmac
 import json
 import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, text, update
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -41,9 +40,7 @@ from vern.audit.canonical import (
     FIELDS,
     PERSONAL,
     PERSONAL_CONTEXT,
-    SEQ,
     _dumps,
-    _fragment,
     _quote,
     canonical,
     canonical_details,
@@ -53,10 +50,20 @@ from vern.audit.canonical import (
     now_us,
     us_to_datetime,
 )
+from vern.audit.drafts import (
+    _COPY_SQL,
+    _COPY_TYPES,
+    _INSERT_SQL,
+    TILE_HEIGHTS,
+    Emit,
+    insert_rows,
+    seal_records,
+)
 from vern.audit.logfile import LineWrite, file_for, trim_uncommitted
-from vern.audit.merkle import Frontier, leaf_hash
+from vern.audit.merkle import Frontier
 from vern.audit.models import AuditEvent, AuditHead
 from vern.audit.note import NoteError
+from vern.audit.pending import number_pending, pending_count, pending_mac, pending_mac_key, screen
 from vern.audit.personal import (
     Keys,
     Sealer,
@@ -65,18 +72,11 @@ from vern.audit.personal import (
     open_personal,
     resolve_keys,
 )
-from vern.audit.signing import Signer, checkpoint_message, key_id_of, pending_mac, pending_mac_key
+from vern.audit.signing import Signer, checkpoint_message, key_id_of
 from vern.core.config import AuditSettings, Settings, audit_settings
 from vern.core.db import Database, Scope, is_read_only_error
 from vern.core.errors import VernError
 
-TILE_HEIGHTS = frozenset({8, 16})
-_INSERT_SQL = (f"INSERT INTO audit_events ({', '.join(FIELDS)}) "  # noqa: S608 - constants
-               f"VALUES ({', '.join('?' for _ in FIELDS)})")
-# Text, not binary: the server takes rows off a text COPY in groups of about 64 KiB while they
-# arrive (a binary COPY only every 1,000 rows), so it inserts while this process seals and hashes.
-_COPY_SQL = f"COPY audit_events ({', '.join(FIELDS)}) FROM STDIN"
-_COPY_TYPES = ["int8", "text", "int8", *["text"] * 6, "bytea", *["text"] * 8]
 _SQL_SQLITE = {
     # The update is the lock every writer takes; it returns the head it locked, and whether
     # records sealed in other transactions wait for their position (then "pending" reads them).
@@ -96,7 +96,6 @@ _SQL_SQLITE = {
                "checkpoint_ts = ? WHERE id = 1",
 }
 _SQL_PG = {k: v.replace("?", "%s") for k, v in _SQL_SQLITE.items()}
-_EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
 log = logging.getLogger(__name__)
 
 # The trail's names other modules import from here, wherever they are defined.
@@ -124,6 +123,79 @@ class Appended:
 
 def checkpoint_line(cp: dict[str, Any]) -> bytes:
     return _dumps({"checkpoint": cp}).encode()
+
+
+@dataclass
+class _Locked:
+    """What an append finds when it takes the lock: the ``audit_head`` row, and the pending
+    records - those to seal (``FIELDS``, screened), ``(reason, id)`` of those refused, and how
+    many were read (a full page: more wait)."""
+
+    tree_size: int
+    frontier: bytes | None
+    checkpoint_size: int
+    checkpoint_ts: int
+    pending: list[Sequence[Any]] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    fetched: int = 0
+
+
+@dataclass
+class _Growth:
+    """What an append adds under the lock, as it goes: the tree grown from the locked head's
+    frontier, the tiles it completed (``TILE_HEIGHTS``), the lines for the log file, the
+    checkpoint signed when due (at ``now``) and the write of the lines to the file."""
+
+    head: _Locked
+    frontier: Frontier
+    tiles: list[tuple[int, int, bytes]] = field(default_factory=list)
+    lines: list[bytes] = field(default_factory=list)
+    cp: dict[str, Any] | None = None
+    now: int = 0
+    write: LineWrite | None = None
+
+
+def _tree_statements(q: dict[str, str], pg: bool, grown: _Growth) -> list[tuple[str, list[Any]]]:
+    """The statements that store what the append grew: the tiles (one multi-row statement;
+    executemany costs more), the checkpoint and the head. On PostgreSQL one statement, the
+    inserts as data-modifying CTEs (one round trip instead of three); SQLite has no such CTEs
+    and no round trips."""
+    head, cp, now = grown.head, grown.cp, grown.now
+    size = grown.frontier.size
+    encoded = cp["frontier"] if cp is not None else grown.frontier.encode()
+    statements: list[tuple[str, list[Any]]] = []
+    tiles = grown.tiles
+    for i in range(0, len(tiles), 500):
+        part = tiles[i:i + 500]
+        mark = "(%s, %s, %s)" if pg else "(?, ?, ?)"
+        statements.append((q["tile"] + ", ".join([mark] * len(part)),
+                           [v for tile in part for v in tile]))
+    if cp is not None:
+        statements.append((q["checkpoint"], [size, cp["root"], now, cp["key_id"],
+                                             cp["signature"], encoded]))
+    if size != head.tree_size or cp is not None:
+        statements.append((q["advance"], [size, encoded, size if cp else head.checkpoint_size,
+                                          now if cp else head.checkpoint_ts]))
+    if pg and len(statements) > 1 and statements[-1][0] is q["advance"]:
+        ctes = ", ".join(f"w{k} AS ({sql})" for k, (sql, _) in enumerate(statements[:-1]))
+        statements = [(f"WITH {ctes} {q['advance']}",
+                       [v for _, values in statements for v in values])]
+    return statements
+
+
+def _abandon(conn: Connection, trans: Any, exc: BaseException, *, committing: bool,
+             write: LineWrite | None) -> None:
+    """Undo an append that failed with ``exc``: its transaction, and its lines in the file."""
+    if committing or is_read_only_error(exc):
+        # A commit that failed half way, or a session that cannot write (opened while
+        # the database was read-only): the connection is not used again (the server
+        # rolls back whatever did not commit).
+        with contextlib.suppress(Exception):
+            conn.invalidate()
+    elif trans.is_active:
+        trans.rollback()
+    if write is not None:
+        write.undo()
 
 
 class AuditLog:
@@ -261,239 +333,156 @@ class AuditLog:
                     conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
                     conn.commit()
 
-    def _append_in(  # noqa: PLR0912, PLR0915, PLR0917 - the append, in one place
+    def _append_in(  # noqa: PLR0917 - the append, in one place
         self, conn: Connection, drafts: Iterable[tuple[Any, ...]], count: int,
         keys: Keys | None, force_checkpoint: bool, ids: Sequence[str] | None,
     ) -> Appended:
+        """The append in the transaction it commits (see the module doc): lock the head, seal
+        the pending records, insert the new ones, store the tree and commit while the lines are
+        written. On any error nothing stays: the transaction and the lines are undone."""
         # Plain DBAPI statements with constant text: per batch, SQLAlchemy's statement building
         # and caching cost more than the statements themselves.
         pg = conn.dialect.name == "postgresql"
         q = _SQL_PG if pg else _SQL_SQLITE
-        write: LineWrite | None = None
+        grown: _Growth | None = None
         committing = False
         trans = conn.begin()
         try:
             dbapi: Any = conn.connection.driver_connection
-            cur = dbapi.cursor()
-            try:
-                cur.execute(q["lock"])
-                tree_size, frontier_blob, cp_size_0, cp_ts_0, waiting = cur.fetchone()
-                pending = []
-                refused: list[tuple[str, str]] = []
-                fetched = 0
-                if waiting:
-                    cur.execute(q["pending"], (self.audit.batch_max * 4,))
-                    pending = cur.fetchall()
-                    fetched = len(pending)
-                if pending:
-                    cur.execute(q["sealed_ts"])
-                    sealed_ts_0 = int(cur.fetchone()[0] or 0)
-                    pending, refused, sealed_ts = self._screen(pending, sealed_ts_0)
-                    if refused:
-                        cur.executemany(q["quarantine"], refused)
-                    if sealed_ts != sealed_ts_0:
-                        cur.execute(q["set_sealed_ts"], (sealed_ts,))
-            finally:
-                cur.close()
-            self._trim_files(tree_size, cp_size_0, _stored_in(dbapi, pg))
-            tiles: list[tuple[int, int, bytes]] = []
-            frontier = Frontier.decode(tree_size, frontier_blob)
-            seq = first = tree_size
-            lines: list[bytes] = []
-            if pending:
-                sealed: list[dict[str, Any]] = []
-                for row in pending:
-                    fields = list(row)
-                    fields[SEQ] = seq
-                    line = canonical(fields)
-                    lines.append(line)
-                    sealed.append({"b_id": fields[1], "b_seq": seq})
-                    seq += 1
-                frontier.watch = TILE_HEIGHTS
-                frontier.on_node = lambda h, i, n: tiles.append((h, i, n))
-                for line in lines:
-                    frontier.append(leaf_hash(line))
-                frontier.on_node = None
-                conn.execute(
-                    update(_EVENTS)
-                    .where(_EVENTS.c.id == bindparam("b_id"))
-                    .values(seq=bindparam("b_seq")),
-                    sealed,
-                )
-            now = 0
-            cp: dict[str, Any] | None = None
-
-            def ready() -> None:
-                """Every line is made and hashed: sign the checkpoint if due, start the file's
-                write."""
-                nonlocal now, cp, write
-                now = now_us()
-                size = frontier.size
-                if size > cp_size_0 and (
-                    force_checkpoint
-                    or size - cp_size_0 >= self.audit.checkpoint_every
-                    or (now - cp_ts_0) >= self.audit.checkpoint_seconds * 1_000_000
-                ):
-                    root = frontier.root()
-                    cp = {
-                        "tree_size": size, "root": root, "ts": now,
-                        "key_id": self.signer.key_id,
-                        "signature": self.signer.sign(size, root, now),
-                        "frontier": frontier.encode(),
-                    }
-                    lines.append(checkpoint_line(checkpoint_json(cp)))
-                if lines:
-                    write = LineWrite(file_for(self.directory), b"\n".join([*lines, b""]),
-                                      fsync=self.audit.fsync_files)
-
+            locked = self._lock_head(dbapi, q)
+            self._trim_files(locked.tree_size, locked.checkpoint_size, _stored_in(dbapi, pg))
+            grown = _Growth(locked, Frontier.decode(locked.tree_size, locked.frontier))
+            seq = number_pending(conn, locked.pending, locked.tree_size, frontier=grown.frontier,
+                                 tiles=grown.tiles, lines=grown.lines)
             if count:
-                seq = self._insert_drafts(conn, drafts, count, keys, ids, seq, frontier, tiles,
-                                          lines, ready)
+                seq = self._insert_drafts(conn, drafts, count, keys, ids, seq, grown,
+                                          force_checkpoint)
             else:
-                ready()
-            size = frontier.size
-            cp_size = None
-            encoded = cp["frontier"] if cp is not None else frontier.encode()
-            # Tiles (one multi-row statement; executemany costs more), the checkpoint and the
-            # head: on PostgreSQL one statement, the inserts as data-modifying CTEs (one round
-            # trip instead of three); SQLite has no such CTEs and no round trips.
-            statements: list[tuple[str, list[Any]]] = []
-            for i in range(0, len(tiles), 500):
-                part = tiles[i:i + 500]
-                mark = "(%s, %s, %s)" if pg else "(?, ?, ?)"
-                statements.append((q["tile"] + ", ".join([mark] * len(part)),
-                                   [v for tile in part for v in tile]))
-            if cp is not None:
-                statements.append((q["checkpoint"], [size, cp["root"], now, cp["key_id"],
-                                                     cp["signature"], encoded]))
-                cp_size = size
-            if size != tree_size or cp is not None:
-                statements.append((q["advance"], [size, encoded, size if cp else cp_size_0,
-                                                  now if cp else cp_ts_0]))
-            if pg and len(statements) > 1 and statements[-1][0] is q["advance"]:
-                ctes = ", ".join(f"w{k} AS ({sql})" for k, (sql, _) in enumerate(statements[:-1]))
-                statements = [(f"WITH {ctes} {q['advance']}",
-                               [v for _, values in statements for v in values])]
-            cur = dbapi.cursor()
-            try:
-                for sql, values in statements:
-                    cur.execute(sql, values)
-            except BaseException as exc:
-                if isinstance(exc, self._dbapi_integrity):
-                    raise IntegrityError(q["checkpoint"], None, exc) from exc
-                raise
-            finally:
-                cur.close()
-            if write is not None:
-                write.wait_written()  # a failed write rolls the append back
+                self._ready(grown, force_checkpoint)
+            self._store_tree(dbapi, q, _tree_statements(q, pg, grown))
+            if grown.write is not None:
+                grown.write.wait_written()  # a failed write rolls the append back
             committing = True
             trans.commit()
         except BaseException as exc:
-            if committing or is_read_only_error(exc):
-                # A commit that failed half way, or a session that cannot write (opened while
-                # the database was read-only): the connection is not used again (the server
-                # rolls back whatever did not commit).
-                with contextlib.suppress(Exception):
-                    conn.invalidate()
-            elif trans.is_active:
-                trans.rollback()
-            if write is not None:
-                write.undo()
+            _abandon(conn, trans, exc, committing=committing,
+                     write=grown.write if grown is not None else None)
             raise
-        self._clean = None
-        if write is not None:
-            try:
-                write.finish()
-            except OSError:
-                # The records are committed and their lines written, only not known to be on
-                # disk: raising would make the caller append them again. Said loudly instead;
-                # ``vern audit verify`` names any line that did not survive.
-                log.exception("the audit log file could not be synced: %s", write.path.name)
-            else:
-                self._clean = (write.path, write.end, frontier.size,
-                               frontier.size if cp is not None else cp_size_0)
-        for reason, rid in refused:
+        self._finish_write(grown)
+        for reason, rid in locked.refused:
             log.error("audit record %s quarantined, not sealed: %s", rid, reason)
-        return Appended(first, seq - 1, cp_size,
-                        more_pending=fetched >= self.audit.batch_max * 4,
-                        quarantined=len(refused))
+        return Appended(locked.tree_size, seq - 1,
+                        grown.frontier.size if grown.cp is not None else None,
+                        more_pending=locked.fetched >= self.audit.batch_max * 4,
+                        quarantined=len(locked.refused))
+
+    def _lock_head(self, dbapi: Any, q: dict[str, str]) -> _Locked:
+        """Take the append lock (the head's UPDATE) and read the pending records when any wait:
+        those refused are quarantined here, the newest sealed time is moved on."""
+        cur = dbapi.cursor()
+        try:
+            cur.execute(q["lock"])
+            tree_size, frontier_blob, cp_size_0, cp_ts_0, waiting = cur.fetchone()
+            locked = _Locked(tree_size, frontier_blob, cp_size_0, cp_ts_0)
+            if waiting:
+                cur.execute(q["pending"], (self.audit.batch_max * 4,))
+                locked.pending = cur.fetchall()
+                locked.fetched = len(locked.pending)
+            if locked.pending:
+                cur.execute(q["sealed_ts"])
+                sealed_ts_0 = int(cur.fetchone()[0] or 0)
+                locked.pending, locked.refused, sealed_ts = self._screen(locked.pending,
+                                                                         sealed_ts_0)
+                if locked.refused:
+                    cur.executemany(q["quarantine"], locked.refused)
+                if sealed_ts != sealed_ts_0:
+                    cur.execute(q["set_sealed_ts"], (sealed_ts,))
+            return locked
+        finally:
+            cur.close()
 
     def _screen(self, pending: Sequence[Sequence[Any]], sealed_ts: int,
                 ) -> tuple[list[Sequence[Any]], list[tuple[str, str]], int]:
-        """The pending records (``FIELDS`` and ``mac``, in time order) that may be sealed,
-        ``(reason, id)`` of those that may not, and the newest sealed time after them. Refused:
-        no MAC or one that does not verify (written or changed by someone without the secret
-        key), a time more than ``seal_skew_seconds`` before the newest record sealed from the
-        pending queue or after now."""
-        key = pending_mac_key(self.settings.secret_bytes)
-        skew = int(self.audit.seal_skew_seconds * 1_000_000)
-        latest = now_us() + skew
-        ok: list[Sequence[Any]] = []
-        refused: list[tuple[str, str]] = []
-        for row in pending:
-            fields, mac = row[:len(FIELDS)], row[len(FIELDS)]
-            ts = int(fields[2])
-            if mac is None:
-                reason = "no MAC: not written by Vern's record()"
-            elif not hmac.compare_digest(str(mac), pending_mac(key, fields)):
-                reason = "the MAC does not verify: changed, or written without the secret key"
-            elif sealed_ts and ts < sealed_ts - skew:
-                reason = (f"time goes backwards: {us_to_datetime(ts).isoformat()} is "
-                          f"{(sealed_ts - ts) / 1e6:.0f} s before the newest sealed record "
-                          f"({us_to_datetime(sealed_ts).isoformat()})")
-            elif ts > latest:
-                reason = f"time in the future: {us_to_datetime(ts).isoformat()}"
-            else:
-                ok.append(fields)
-                sealed_ts = max(sealed_ts, ts)
-                continue
-            refused.append((reason[:200], str(fields[1])))
-        return ok, refused, sealed_ts
+        """``vern.audit.pending.screen`` with this log's secret key and ``seal_skew_seconds``."""
+        return screen(pending, sealed_ts, key=pending_mac_key(self.settings.secret_bytes),
+                      skew_seconds=self.audit.seal_skew_seconds)
+
+    def _ready(self, grown: _Growth, force_checkpoint: bool) -> None:
+        """Every line is made and hashed: sign the checkpoint if due, start the file's write."""
+        grown.now = now = now_us()
+        frontier, head = grown.frontier, grown.head
+        size = frontier.size
+        if size > head.checkpoint_size and (
+            force_checkpoint
+            or size - head.checkpoint_size >= self.audit.checkpoint_every
+            or (now - head.checkpoint_ts) >= self.audit.checkpoint_seconds * 1_000_000
+        ):
+            root = frontier.root()
+            grown.cp = {
+                "tree_size": size, "root": root, "ts": now,
+                "key_id": self.signer.key_id,
+                "signature": self.signer.sign(size, root, now),
+                "frontier": frontier.encode(),
+            }
+            grown.lines.append(checkpoint_line(checkpoint_json(grown.cp)))
+        if grown.lines:
+            grown.write = LineWrite(file_for(self.directory), b"\n".join([*grown.lines, b""]),
+                                    fsync=self.audit.fsync_files)
+
+    def _store_tree(self, dbapi: Any, q: dict[str, str],
+                    statements: list[tuple[str, list[Any]]]) -> None:
+        """Run the statements of ``_tree_statements`` (a clash is SQLAlchemy's IntegrityError)."""
+        cur = dbapi.cursor()
+        try:
+            for sql, values in statements:
+                cur.execute(sql, values)
+        except BaseException as exc:
+            if isinstance(exc, self._dbapi_integrity):
+                raise IntegrityError(q["checkpoint"], None, exc) from exc
+            raise
+        finally:
+            cur.close()
+
+    def _finish_write(self, grown: _Growth) -> None:
+        """After the commit: wait for the lines to be on disk, and remember the file as this
+        append left it (``_trim_files`` then has nothing to look at next time)."""
+        self._clean = None
+        write = grown.write
+        if write is None:
+            return
+        try:
+            write.finish()
+        except OSError:
+            # The records are committed and their lines written, only not known to be on
+            # disk: raising would make the caller append them again. Said loudly instead;
+            # ``vern audit verify`` names any line that did not survive.
+            log.exception("the audit log file could not be synced: %s", write.path.name)
+        else:
+            size = grown.frontier.size
+            self._clean = (write.path, write.end, size,
+                           size if grown.cp is not None else grown.head.checkpoint_size)
 
     def _insert_drafts(  # noqa: PLR0917 - the append, in one place
         self, conn: Connection, drafts: Iterable[tuple[Any, ...]], n: int, keys: Keys | None,
-        ids: Sequence[str] | None, seq: int, frontier: Frontier,
-        tiles: list[tuple[int, int, bytes]], lines: list[bytes], ready: Callable[[], None],
+        ids: Sequence[str] | None, seq: int, grown: _Growth, force_checkpoint: bool,
     ) -> int:
-        """Seal, number, hash and insert the drafts; returns the next position. Without
-        SQLAlchemy per record: on PostgreSQL the rows stream into a ``COPY`` while they are made
-        (the server inserts while this thread seals), on SQLite they go to one ``executemany``.
-        Every line is hashed as it is made; ``ready`` (it adds the checkpoint's line) is called
-        before the database takes the last of the rows (the file is written meanwhile)."""
+        """Seal, number, hash and insert the drafts (``seal_records``, ``insert_rows``); returns
+        the next position. Every line is hashed as it is made; ``_ready`` (it adds the
+        checkpoint's line) is called before the database takes the last of the rows (the file
+        is written meanwhile)."""
         ids = ids if isinstance(ids, list) else fast_ids(n) if ids is None else list(ids)
         end = seq + n
         nonces = os.urandom(12 * n) if keys is not None else None
-        dbapi = conn.connection.driver_connection
-        params: list[tuple[Any, ...]] = []
-        cursor: Any = dbapi.cursor()  # type: ignore[union-attr]
-        copy_cm: Any = None
-        if conn.dialect.name == "postgresql":
-            copy_cm = cursor.copy(_COPY_SQL)
-            copy = copy_cm.__enter__()
-            copy.set_types(_COPY_TYPES)
-            emit = copy.write_row
-        else:
-            emit = params.append
-        try:
-            seq = seal_records(drafts, ids, seq, nonces, frontier, tiles, lines, emit,
-                               (self._frag_a, self._frag_b))
+
+        def make(emit: Emit) -> None:
+            nonlocal seq
+            seq = seal_records(drafts, ids, seq, nonces, grown.frontier, grown.tiles,
+                               grown.lines, emit, (self._frag_a, self._frag_b))
             if seq != end:
                 raise ValueError(f"{n} drafts announced, {n - (end - seq)} given")
-            ready()
-            if copy_cm is not None:
-                done, copy_cm = copy_cm, None
-                done.__exit__(None, None, None)  # the server reports errors here
-            else:
-                cursor.executemany(_INSERT_SQL, params)
-        except BaseException as exc:
-            if copy_cm is not None:
-                with contextlib.suppress(Exception):
-                    copy_cm.__exit__(type(exc), exc, exc.__traceback__)
-            if isinstance(exc, self._dbapi_integrity):
-                raise IntegrityError(_INSERT_SQL, None, exc) from exc
-            raise
-        finally:
-            cursor.close()
+            self._ready(grown, force_checkpoint)
+
+        insert_rows(conn, make, self._dbapi_integrity)
         return seq
 
     def _trim_files(self, tree_size: int, checkpoint_size: int,
@@ -574,87 +563,6 @@ def _stored_in(dbapi: Any, pg: bool) -> Callable[[bytes], bool]:
             cur.close()
 
     return stored
-def _bad_draft(i: int, draft: tuple[Any, ...]) -> TypeError:
-    """The error for a draft with a column of the wrong type, naming the column."""
-    if type(draft[0]) is not int:
-        return TypeError(f"draft {i}: ts must be an integer, not {type(draft[0]).__name__}")
-    for name, value in zip(_DRAFT_FIELDS, draft, strict=False):
-        if name not in ("ts", "personal") and value is not None and type(value) is not str:
-            return TypeError(f"draft {i}: {name} must be text or null, not {type(value).__name__}")
-    return TypeError(f"draft {i}: a column of the wrong type")
-
-
-def seal_records(  # noqa: PLR0917 - the hot loop's state
-    drafts: Iterable[tuple[Any, ...]], ids: Sequence[str], seq: int, nonces: bytes | None,
-    frontier: Frontier, tiles: list[tuple[int, int, bytes]], lines: list[bytes],
-    emit: Callable[[tuple[Any, ...]], Any],
-    fragments: tuple[dict[tuple[Any, ...], str], dict[tuple[Any, ...], str]] | None = None,
-) -> int:
-    """The append's loop: per draft (see ``AuditLog.append_drafts``), seal the
-    personal data with the next 12 bytes of ``nonces`` (none: ``personal`` is sealed already),
-    make the canonical line of ``(seq, id, *columns)`` (appended to ``lines``), hash it into
-    ``frontier`` (completed subtrees of ``TILE_HEIGHTS`` go to ``tiles``) and hand the row (the
-    columns of ``FIELDS``) to ``emit``. Returns the next position."""
-    quote = _quote
-    frag_a, frag_b = fragments if fragments is not None else ({}, {})
-    heights, nodes = frontier.heights, frontier.nodes
-    watched = TILE_HEIGHTS
-    ad = _PERSONAL_AD
-    size = frontier.size
-    for i, d in enumerate(drafts):
-        head7 = d[:7]
-        plain = d[7]
-        if plain is None:
-            blob = hx = None
-        elif nonces is not None:
-            kid = d[17]
-            nonce = nonces[12 * i:12 * i + 12]
-            blob = b"\x01" + kid + nonce + d[16].encrypt(nonce, plain, ad + kid)
-            hx = blob.hex()
-        else:
-            blob = plain
-            hx = bytes(blob).hex()
-        rid = ids[i]
-        tail = d[8:16]
-        # The canonical line (``canonical``), put together from the JSON of each column: the
-        # columns that repeat come from two small caches of ready fragments.
-        key_a, key_b = d[1:7], d[8:11]
-        resource, outcome, request_id, event_id, details = d[11:16]
-        sealed = "null" if hx is None else f'"{hx}"'
-        try:
-            if type(d[0]) is not int:
-                raise TypeError("ts")
-            fa = frag_a.get(key_a) or _fragment(frag_a, key_a)
-            fb = frag_b.get(key_b) or _fragment(frag_b, key_b)
-            line = (
-                f"[{seq},{quote(rid)},{d[0]},{fa},{sealed},{fb},"
-                f"{'null' if resource is None else quote(resource)},"
-                f"{'null' if outcome is None else quote(outcome)},"
-                f"{'null' if request_id is None else quote(request_id)},"
-                f"{'null' if event_id is None else quote(event_id)},"
-                f"{'null' if details is None else quote(details)}]"
-            ).encode()
-        except TypeError:
-            raise _bad_draft(i, d) from None
-        lines.append(line)
-        # Frontier append (inlined ``Frontier.append``): RFC 9162 leaf and node hashes.
-        node = sha256(b"\x00" + line).digest()
-        h = 0
-        while heights and heights[-1] == h:
-            node = sha256(b"\x01" + nodes.pop() + node).digest()
-            heights.pop()
-            h += 1
-            if h in watched:
-                tiles.append((h, size >> h, node))
-        heights.append(h)
-        nodes.append(node)
-        size += 1
-        emit((seq, rid, *head7, blob, *tail))
-        seq += 1
-    frontier.size = size
-    return seq
-
-
 def checkpoint_json(cp: dict[str, Any]) -> dict[str, Any]:
     return {
         "size": cp["tree_size"], "root": bytes(cp["root"]).hex(), "ts": cp["ts"],
@@ -665,13 +573,6 @@ def checkpoint_json(cp: dict[str, Any]) -> dict[str, Any]:
 
 def head_of(conn: Connection | Session) -> Any:
     return conn.execute(select(AuditHead).where(AuditHead.id == 1)).first()
-
-
-def pending_count(database: Database) -> int:
-    with database.engine.connect() as conn:
-        return int(conn.execute(
-            text("SELECT count(*) FROM audit_events WHERE seq IS NULL AND quarantine IS NULL")
-        ).scalar_one())
 
 
 _logs: dict[tuple[int, str], AuditLog] = {}

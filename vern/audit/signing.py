@@ -1,14 +1,14 @@
-"""The trail's keys, derived from Vern's secret key: the Ed25519 key that signs checkpoints
-(``Signer``) and the MAC key of records that wait for their position (``pending_mac``).
+"""The Ed25519 key that signs the trail's checkpoints (``Signer``), and the message it signs.
+
+The key is read from ``VERN_AUDIT_SIGNING_KEY_FILE`` or derived from Vern's secret key; the same
+key signs the checkpoints' C2SP notes (``vern.audit.note``) handed to witnesses, and the
+certificates of deletion.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
-from collections.abc import Sequence
-from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -16,7 +16,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from vern.audit import note
-from vern.audit.canonical import SEQ, canonical
 from vern.core.config import AuditSettings, Settings, audit_settings
 
 
@@ -91,31 +90,3 @@ class Signer:
         except InvalidSignature:
             return False
         return True
-
-
-# -- pending records ----------------------------------------------------------------------------
-
-
-_mac_keys: dict[bytes, bytes] = {}
-
-
-def pending_mac_key(secret: bytes) -> bytes:
-    """The key of the MAC a writing process puts on a pending record: HKDF-SHA256 of the secret
-    key (salt ``vern-audit``, info ``pending record mac v1``) - never stored in the database."""
-    found = _mac_keys.get(secret)
-    if found is None:
-        found = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"vern-audit",
-                     info=b"pending record mac v1").derive(secret)
-        if len(_mac_keys) > 8:
-            _mac_keys.clear()
-        _mac_keys[secret] = found
-    return found
-
-
-def pending_mac(key: bytes, values: Sequence[Any]) -> str:
-    """HMAC-SHA256 (hex) of a pending record: its canonical form (``values`` in ``FIELDS``
-    order) with ``seq`` null, the position it does not have yet."""
-    v = list(values)
-    v[SEQ] = None
-    return hmac.new(key, canonical(v), hashlib.sha256).hexdigest()
-
