@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import make_settings
-from vern.audit import chain
+from vern.audit import chain, personal
 from vern.audit.chain import log_for, resolve_keys
 from vern.audit.ingest import IngestEvent, ingest
 from vern.audit.models import AuditEvent
@@ -34,13 +34,13 @@ def _key_ids(db: Database, ids: list[str]) -> set[str | None]:
 
 def _counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
-    slow = chain._resolve_keys
+    slow = personal._resolve_keys
 
     def counted(*args: Any) -> Any:
         calls.append(1)
         return slow(*args)
 
-    monkeypatch.setattr(chain, "_resolve_keys", counted)
+    monkeypatch.setattr(personal, "_resolve_keys", counted)
     return calls
 
 

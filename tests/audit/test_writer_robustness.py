@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select, text
 from starlette.testclient import TestClient
 
-from vern.audit import service
+from vern.audit import request_records, service
 from vern.audit.chain import AuditLog
 from vern.audit.models import AuditEvent
 from vern.audit.verify import verify
@@ -70,7 +70,7 @@ def test_a_record_the_database_refuses_is_quarantined_and_the_rest_of_its_batch_
 ) -> None:
     # Text is made storable before it reaches the database; to see what happens with a record
     # the database refuses all the same, that step is left out here.
-    monkeypatch.setattr(service, "storable", lambda value: value)
+    monkeypatch.setattr(request_records, "storable", lambda value: value)
     writer = _writer(db, settings)
     before = quarantine.counted(service.WRITER, "quarantined")
     for i in range(9):

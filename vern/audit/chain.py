@@ -7,68 +7,76 @@ canonical form as a leaf, inserts, signs a checkpoint when due, writes the same 
 (and checkpoint lines) to today's JSON-lines file and commits while the file is synced - all under
 a file lock (``vern.audit.logfile`` has the order and what happens when a step fails).
 
-Canonical form of a record: the JSON array of ``FIELDS`` (compact separators, ASCII), with the
-sealed personal blob as hex and ``details`` as the stored JSON text. The file line *is* this array,
-so a line's leaf hash is ``SHA-256(0x00 || line)`` without parsing.
+Canonical form of a record (``vern.audit.canonical``): the JSON array of ``FIELDS`` (compact
+separators, ASCII), with the sealed personal blob as hex and ``details`` as the stored JSON text.
+The file line *is* this array, so a line's leaf hash is ``SHA-256(0x00 || line)`` without parsing.
+The parts of an append have modules of their own: the loop that makes the new records' rows
+(``vern.audit.drafts``), the records that waited for their position (``vern.audit.pending``),
+the sealing of personal data and the keys it takes (``vern.audit.personal``), the checkpoint key
+(``vern.audit.signing``). This module is the trail's entry point and names them all.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import fcntl
-import hashlib
-import hmac
-import ipaddress
 import json
 import logging
 import os
 import threading
-import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from hashlib import sha256
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import Connection, Table, bindparam, insert, select, text, update
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from vern.audit import note
+from vern.audit.canonical import (
+    _DRAFT_FIELDS,
+    _PERSONAL_AD,
+    FIELDS,
+    PERSONAL,
+    PERSONAL_CONTEXT,
+    _dumps,
+    _quote,
+    canonical,
+    canonical_details,
+    datetime_to_us,
+    fast_ids,
+    ids_from,
+    now_us,
+    us_to_datetime,
+)
+from vern.audit.drafts import (
+    _COPY_SQL,
+    _COPY_TYPES,
+    _INSERT_SQL,
+    TILE_HEIGHTS,
+    Emit,
+    insert_rows,
+    seal_records,
+)
 from vern.audit.logfile import LineWrite, file_for, trim_uncommitted
-from vern.audit.merkle import Frontier, leaf_hash
+from vern.audit.merkle import Frontier
 from vern.audit.models import AuditEvent, AuditHead
 from vern.audit.note import NoteError
+from vern.audit.pending import number_pending, pending_count, pending_mac, pending_mac_key, screen
+from vern.audit.personal import (
+    Keys,
+    Sealer,
+    anon_key_subject,
+    network_of,
+    open_personal,
+    resolve_keys,
+)
+from vern.audit.signing import Signer, checkpoint_message, key_id_of
 from vern.core.config import AuditSettings, Settings, audit_settings
-from vern.core.crypto import KeyDestroyed, KeyRing, KeyUnavailable, keyring
 from vern.core.db import Database, Scope, is_read_only_error
 from vern.core.errors import VernError
 
-FIELDS = (
-    "seq", "id", "ts", "source", "org_id", "actor_user_id", "actor_token_id", "actor_ref",
-    "key_id", "personal", "ip_index", "net_index", "action", "resource", "outcome",
-    "request_id", "client_event_id", "details",
-)
-SEQ, PERSONAL = 0, 9
-TILE_HEIGHTS = frozenset({8, 16})
-PERSONAL_CONTEXT = "audit_events.personal"
-_PERSONAL_AD = PERSONAL_CONTEXT.encode()
-# Built once (``json.dumps`` with options builds an encoder per call): ASCII, compact separators.
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
-_DRAFT_FIELDS = FIELDS[2:]  # a draft: every column but ``seq`` and ``id``
-_INSERT_SQL = (f"INSERT INTO audit_events ({', '.join(FIELDS)}) "  # noqa: S608 - constants
-               f"VALUES ({', '.join('?' for _ in FIELDS)})")
-# Text, not binary: the server takes rows off a text COPY in groups of about 64 KiB while they
-# arrive (a binary COPY only every 1,000 rows), so it inserts while this process seals and hashes.
-_COPY_SQL = f"COPY audit_events ({', '.join(FIELDS)}) FROM STDIN"
-_COPY_TYPES = ["int8", "text", "int8", *["text"] * 6, "bytea", *["text"] * 8]
 _SQL_SQLITE = {
     # The update is the lock every writer takes; it returns the head it locked, and whether
     # records sealed in other transactions wait for their position (then "pending" reads them).
@@ -88,567 +96,18 @@ _SQL_SQLITE = {
                "checkpoint_ts = ? WHERE id = 1",
 }
 _SQL_PG = {k: v.replace("?", "%s") for k, v in _SQL_SQLITE.items()}
-_EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
 log = logging.getLogger(__name__)
 
-
-def now_us() -> int:
-    return time.time_ns() // 1000
-
-
-def us_to_datetime(us: int) -> datetime:
-    return datetime.fromtimestamp(us / 1_000_000, UTC)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_US = timedelta(microseconds=1)
-
-
-def datetime_to_us(value: datetime) -> int:
-    """Microseconds since the epoch, exactly (no float in between)."""
-    if value.tzinfo is None:
-        raise ValueError("naive datetime")
-    return (value - _EPOCH) // _ONE_US
-
-
-def canonical(values: Sequence[Any]) -> bytes:
-    """The bytes a record's leaf hash is taken over (``values`` in ``FIELDS`` order)."""
-    v = list(values)
-    p = v[PERSONAL]
-    if p is not None:
-        v[PERSONAL] = bytes(p).hex()
-    return _dumps(v).encode()
-
-
-_details_encoder = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
-
-
-def canonical_details(details: dict[str, Any] | None) -> str | None:
-    if details is None:
-        return None
-    return _details_encoder(details)
-
-
-def _quote(value: str) -> str:
-    """The JSON string of ``value`` (ASCII, as ``json.dumps`` writes it); anything but a str is
-    refused - a column of the canonical line holds text or null."""
-    if type(value) is not str:
-        raise TypeError(f"expected text, got {type(value).__name__}")
-    return _quote_str(value)
-
-
-_quote_str = json.JSONEncoder().encode
-
-
-def _fragment(cache: dict[tuple[Any, ...], str], values: tuple[Any, ...]) -> str:
-    """``values`` (strings or None) as they appear inside a canonical line, comma-separated -
-    made once per distinct tuple (bounded cache): the columns that repeat from record to record
-    (organisation, actor, key, address indexes, action)."""
-    found = ",".join("null" if v is None else _quote(v) for v in values)
-    if len(cache) > 4096:
-        cache.clear()
-    cache[values] = found
-    return found
-
-
-_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
-
-
-def fast_ids(n: int) -> list[str]:
-    """``n`` time-ordered UUIDs (version 7 layout: 48-bit milliseconds, version, 74 random
-    bits), from one read of the system's random source."""
-    ms = f"{(time.time_ns() // 1_000_000) & ((1 << 48) - 1):012x}"
-    prefix = f"{ms[:8]}-{ms[8:]}-7"
-    return ids_from(prefix, os.urandom(10 * n).hex())
-
-
-def ids_from(prefix: str, rnd: str) -> list[str]:
-    """The ids of ``fast_ids``: ``prefix`` (time and version) and 20 hex digits of random
-    bytes per id (of which 74 bits are used)."""
-    variant = _VARIANT
-    return [f"{prefix}{rnd[i:i + 3]}-{variant[rnd[i + 3]]}{rnd[i + 4:i + 7]}-{rnd[i + 7:i + 19]}"
-            for i in range(0, len(rnd) - 19, 20)]
-
-
-# -- signing ------------------------------------------------------------------------------------
-
-
-def checkpoint_message(size: int, root: bytes, ts: int) -> bytes:
-    return f"vern-audit-checkpoint/v1\n{size}\n{base64.b64encode(root).decode()}\n{ts}\n".encode()
-
-
-def key_id_of(public: Ed25519PublicKey) -> str:
-    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
-
-
-class Signer:
-    """The Ed25519 checkpoint key: from ``VERN_AUDIT_SIGNING_KEY_FILE`` or derived (HKDF-SHA256)
-    from the secret key. Earlier public keys listed in ``VERN_AUDIT_PREVIOUS_PUBLIC_KEYS`` still
-    verify old checkpoints."""
-
-    def __init__(self, settings: Settings, audit: AuditSettings | None = None) -> None:
-        audit = audit or audit_settings()
-        if audit.signing_key_file is not None:
-            try:
-                seed = base64.b64decode(audit.signing_key_file.read_text().strip())
-            except (OSError, ValueError) as exc:
-                raise ValueError(
-                    f"VERN_AUDIT_SIGNING_KEY_FILE: cannot read a base64 key: {exc}"
-                ) from exc
-            if len(seed) != 32:
-                raise ValueError("VERN_AUDIT_SIGNING_KEY_FILE: the key must be 32 bytes")
-        else:
-            seed = HKDF(
-                algorithm=hashes.SHA256(), length=32, salt=b"vern-audit",
-                info=b"checkpoint signing key v1",
-            ).derive(settings.secret_bytes)
-        self._private = Ed25519PrivateKey.from_private_bytes(seed)
-        self.public = self._private.public_key()
-        self.key_id = key_id_of(self.public)
-        self.keys: dict[str, Ed25519PublicKey] = {self.key_id: self.public}
-        for item in audit.previous_public_keys:
-            pub = Ed25519PublicKey.from_public_bytes(base64.b64decode(item))
-            self.keys[key_id_of(pub)] = pub
-
-    def public_b64(self) -> str:
-        raw = self.public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        return base64.b64encode(raw).decode()
-
-    def sign(self, size: int, root: bytes, ts: int) -> bytes:
-        return self._private.sign(checkpoint_message(size, root, ts))
-
-    def note(self, origin: str, size: int, root: bytes) -> str:
-        """The checkpoint as a C2SP signed note (``vern.audit.note``), signed by this key with
-        the origin as key name. Only for a tree head whose own signature was checked."""
-
-        return note.sign(note.checkpoint_text(origin, size, root), origin, self._private)
-
-    def sign_text(self, text: str, name: str) -> str:
-        """Any other statement Vern signs with the same key (a certificate of deletion), as a
-        C2SP signed note with ``name`` as key name; ``vkey(name)`` verifies it."""
-
-        return note.sign(text, name, self._private)
-
-    def vkey(self, origin: str) -> str:
-        """The C2SP verifier key of the checkpoint notes (``origin+keyid+base64``)."""
-
-        return note.vkey(origin, note.raw_public(self.public))
-
-    def verify(self, key_id: str, size: int, root: bytes, ts: int, signature: bytes) -> bool:
-        key = self.keys.get(key_id)
-        if key is None:
-            return False
-        try:
-            key.verify(bytes(signature), checkpoint_message(size, root, ts))
-        except InvalidSignature:
-            return False
-        return True
-
-
-# -- pending records ----------------------------------------------------------------------------
-
-
-_mac_keys: dict[bytes, bytes] = {}
-
-
-def pending_mac_key(secret: bytes) -> bytes:
-    """The key of the MAC a writing process puts on a pending record: HKDF-SHA256 of the secret
-    key (salt ``vern-audit``, info ``pending record mac v1``) - never stored in the database."""
-    found = _mac_keys.get(secret)
-    if found is None:
-        found = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"vern-audit",
-                     info=b"pending record mac v1").derive(secret)
-        if len(_mac_keys) > 8:
-            _mac_keys.clear()
-        _mac_keys[secret] = found
-    return found
-
-
-def pending_mac(key: bytes, values: Sequence[Any]) -> str:
-    """HMAC-SHA256 (hex) of a pending record: its canonical form (``values`` in ``FIELDS``
-    order) with ``seq`` null, the position it does not have yet."""
-    v = list(values)
-    v[SEQ] = None
-    return hmac.new(key, canonical(v), hashlib.sha256).hexdigest()
-
-
-# -- personal data ------------------------------------------------------------------------------
-
-
-def network_of(ip: str) -> str:
-    parts = ip.split(".")
-    if (len(parts) == 4 and all(p.isdigit() and len(p) <= 3 for p in parts)
-            and all(int(p) <= 255 for p in parts)):
-        return f"{parts[0]}.{parts[1]}.{parts[2]}.0/24"
-    addr = ipaddress.ip_address(ip)
-    prefix = 24 if addr.version == 4 else 48
-    return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False))
-
-
-class Sealer:
-    """Seals a record's personal data (address, user agent, name) under the person's data key
-    before the record is hashed, and computes the blind indexes used to search by address.
-
-    Blind indexes are ``vern.core.crypto.blind_index`` (HMAC-SHA256 keyed by the secret key), cut to
-    128 bits. Look-ups that repeat (an address, an actor's key) are cached, bounded."""
-
-    _CACHE_MAX = 50_000
-
-    def __init__(self, settings: Settings) -> None:
-        self.secret = settings.secret_bytes
-        self._keys: dict[tuple[int, Any], str] = {}
-        self._ips: dict[str, tuple[str, str | None]] = {}
-        self._kids: dict[str, bytes] = {}
-        self._payloads: dict[tuple[str | None, str | None, str | None], bytes] = {}
-        self._resolved: _Resolved | None = None
-        self._lock = threading.Lock()
-        self._mac = {p: hmac.new(self.secret, f"{p}\x00".encode(), hashlib.sha256)
-                     for p in ("audit.ip", "audit.net", "audit.actor")}
-
-    def _index(self, purpose: str, value: str) -> str:
-        """``blind_index(secret, value, purpose)`` from a prepared HMAC state."""
-        mac = self._mac[purpose].copy()
-        mac.update(value.strip().casefold().encode())
-        return mac.hexdigest()
-
-    def ip_index(self, ip: str) -> str:
-        return self._index("audit.ip", ip)[:32]
-
-    def net_index(self, ip: str) -> str | None:
-        try:
-            return self._index("audit.net", network_of(ip))[:32]
-        except ValueError:
-            return None
-
-    def indexes(self, ip: str) -> tuple[str, str | None]:
-        found = self._ips.get(ip)
-        if found is None:
-            found = (self.ip_index(ip), self.net_index(ip))
-            if len(self._ips) > self._CACHE_MAX:
-                self._ips.clear()
-            self._ips[ip] = found
-        return found
-
-    def forget_keys(self) -> None:
-        """Drop cached key ids (after a transaction that made keys was rolled back)."""
-        with self._lock:
-            self._keys.clear()
-            self._resolved = None
-
-    def actor_subject(self, org_id: str | None, actor_ref: str) -> str:
-        return "audit:" + self._index("audit.actor", f"{org_id}\x00{actor_ref}")[:58]
-
-    @staticmethod
-    def anon_subject(ts: int) -> str:
-        return "audit-anon:" + us_to_datetime(ts).strftime("%Y-%m")
-
-    def key_for(self, session: Session, subject: str, user_id: str | None = None) -> str:
-        """The data key of a user (``user_id``) or of a subject reference, cached per keyring."""
-        cache_key = (id(keyring()), user_id or subject)
-        found = self._keys.get(cache_key)
-        if found is not None:
-            return found
-        key_id: str | None = None
-        if user_id is not None:
-            from vern.accounts.models import User
-
-            key_id = session.scalar(select(User.key_id).where(User.id == user_id))
-        if key_id is None:
-            key_id = keyring().for_subject(session, subject)
-        with self._lock:
-            if len(self._keys) > self._CACHE_MAX:
-                self._keys.clear()
-            self._keys[cache_key] = key_id
-        return key_id
-
-    def actor_key(self, session: Session, org_id: str | None, actor_ref: str) -> str:
-        cache_key = (id(keyring()), f"{org_id}\x00{actor_ref}")
-        found = self._keys.get(cache_key)
-        if found is None:
-            found = self.key_for(session, self.actor_subject(org_id, actor_ref))
-            self._keys[cache_key] = found
-        return found
-
-    def seal(self, key_id: str, ip: str | None, ua: str | None, name: str | None) -> bytes | None:
-        """``vern.core.crypto`` ciphertext (``0x01 | key id | nonce | AES-GCM``) of the personal
-        fields, with the column as associated data - what ``keyring().open`` reads."""
-        payload: dict[str, str] = {}
-        if ip:
-            payload["ip"] = ip
-        if ua:
-            payload["ua"] = ua[:512]
-        if name:
-            payload["name"] = name
-        if not payload:
-            return None
-        kid = self._kids.get(key_id)
-        if kid is None:
-            kid = self._kids[key_id] = uuid.UUID(key_id).bytes
-            if len(self._kids) > self._CACHE_MAX:
-                self._kids.clear()
-        nonce = os.urandom(12)
-        body = keyring().cipher(key_id).encrypt(nonce, _dumps(payload).encode(),
-                                                _PERSONAL_AD + kid)
-        return b"\x01" + kid + nonce + body
-
-    def personal_fields(
-        self,
-        session: Session,
-        *,
-        ts: int,
-        actor_user_id: str | None,
-        org_id: str | None,
-        actor_ref: str | None,
-        ip: str | None,
-        ua: str | None,
-        name: str | None = None,
-    ) -> dict[str, Any]:
-        """``key_id``, ``personal``, ``ip_index`` and ``net_index`` of one record.
-
-        A person whose key was destroyed (erased) gets the month's anonymous key instead; a key
-        id cached from another database (tests, a restore) is looked up again."""
-        if not (ip or ua or name):
-            return {"key_id": None, "personal": None, "ip_index": None, "net_index": None}
-        ip_index, net_index = self.indexes(ip) if ip else (None, None)
-        for attempt in range(2):
-            if actor_user_id is not None:
-                key_id = self.key_for(session, "", actor_user_id)
-            elif actor_ref is not None:
-                key_id = self.actor_key(session, org_id, actor_ref)
-            else:
-                key_id = self.key_for(session, self.anon_subject(ts))
-            try:
-                sealed = self.seal(key_id, ip, ua, name)
-            except KeyDestroyed:
-                key_id = self.key_for(session, self.anon_subject(ts))
-                sealed = self.seal(key_id, ip, ua, name)
-            except KeyUnavailable:
-                if attempt:
-                    raise
-                self.forget_keys()
-                continue
-            return {"key_id": key_id, "personal": sealed, "ip_index": ip_index,
-                    "net_index": net_index}
-        raise AssertionError("unreachable")
-
-
-class Keys:
-    """The data keys of one batch, resolved before the append lock is taken (no database work
-    under the lock): ``subject -> (key id, AES-GCM, key id bytes)``.
-
-    A subject is ``("u", user id)`` for a Vern user, ``("a", org id, actor ref)`` for an actor of
-    the vendor's product, ``("m", "YYYY-MM")`` for anonymous callers (the month's key)."""
-
-    __slots__ = ("by_subject", "payloads")
-
-    def __init__(self, payloads: dict[tuple[str | None, str | None, str | None], bytes]
-                 | None = None,
-                 by_subject: dict[tuple[Any, ...], tuple[str, Any, bytes]] | None = None) -> None:
-        self.by_subject = by_subject if by_subject is not None else {}
-        self.payloads = payloads if payloads is not None else {}
-
-    def for_subject(self, subject: tuple[Any, ...] | None) -> tuple[Any, Any, Any]:
-        """``(key id, AES-GCM, key id bytes)`` of a resolved subject; Nones for no subject."""
-        if subject is None:
-            return (None, None, None)
-        return self.by_subject[subject]
-
-    def payload(self, ip: str | None, ua: str | None, name: str | None) -> bytes | None:
-        """The plaintext that is sealed (the JSON object of the fields given); the same
-        plaintext is made once (bounded cache), each sealing has its own nonce."""
-        if not (ip or ua or name):
-            return None
-        found = self.payloads.get((ip, ua, name))
-        if found is None:
-            obj: dict[str, str] = {}
-            if ip:
-                obj["ip"] = ip
-            if ua:
-                obj["ua"] = ua[:512]
-            if name:
-                obj["name"] = name
-            if len(self.payloads) > Sealer._CACHE_MAX:
-                self.payloads.clear()
-            found = self.payloads[(ip, ua, name)] = _dumps(obj).encode()
-        return found
-
-
-@dataclass
-class _Resolved:
-    """Subjects resolved by earlier batches (``Keys.by_subject``), reused while the keyring has
-    destroyed nothing since (its ``generation``), until the first of their keys would expire
-    from the keyring's cache (the time after which another process's shredding is seen) and at
-    most until the month changes (a shredded person's records take the month's key)."""
-
-    ring: KeyRing
-    generation: int
-    until: float  # the keyring's clock
-    table: dict[tuple[Any, ...], tuple[str, Any, bytes]]
-
-
-def resolve_keys(
-    sealer: Sealer, database: Database,
-    wanted: dict[tuple[Any, ...], int] | Iterable[tuple[tuple[Any, ...], int]],
-) -> Keys:
-    """The keys for ``(subject, ts)`` pairs (or a dict of them); a shredded person's records
-    get the month's anonymous key (their later records stay readable only as "erased" for
-    them). A batch whose subjects were all resolved before, with nothing destroyed or expired
-    since, takes them as they were (``_Resolved``)."""
-    ring = keyring()
-    todo: dict[tuple[Any, ...], int]
-    if isinstance(wanted, dict):
-        todo = wanted
-    else:
-        todo = {}
-        for subject, ts in wanted:
-            if subject not in todo:
-                todo[subject] = ts
-    memo = sealer._resolved
-    if (memo is not None and memo.ring is ring and memo.generation == ring.generation
-            and ring.now() < memo.until and len(memo.table) < Sealer._CACHE_MAX):
-        if todo.keys() <= memo.table.keys():
-            return Keys(sealer._payloads, memo.table)
-        missing = {s: ts for s, ts in todo.items() if s not in memo.table}
-        found = _resolve_keys(sealer, database, ring, missing)
-        if ring.generation == memo.generation:  # nothing destroyed meanwhile
-            memo.table.update(found.by_subject)
-            memo.until = min(memo.until, _until(ring, found))
-            return Keys(sealer._payloads, memo.table)
-    generation = ring.generation  # before looking: a key destroyed meanwhile changes it
-    keys = _resolve_keys(sealer, database, ring, todo)
-    sealer._resolved = _Resolved(ring, generation, _until(ring, keys), dict(keys.by_subject))
-    return keys
-
-
-def _until(ring: KeyRing, keys: Keys) -> float:
-    """How long resolved keys may be taken as they are (see ``_Resolved``)."""
-    return min(ring.cached_until(v[0] for v in keys.by_subject.values()),
-               ring.now() + _seconds_to_next_month())
-
-
-def _seconds_to_next_month() -> float:
-    now = datetime.now(UTC)
-    first = datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=UTC)
-    return (first - now).total_seconds()
-
-
-def _resolve_keys(  # noqa: PLR0912 - the fallbacks
-    sealer: Sealer, database: Database, ring: KeyRing, todo: dict[tuple[Any, ...], int],
-) -> Keys:
-    keys = Keys(sealer._payloads)
-    ring_id = id(ring)
-    cache = sealer._keys
-    for attempt in range(3):
-        try:
-            # The ids found go to a local map first: another thread may clear the shared cache
-            # (``forget_keys``) at any moment.
-            ids: dict[tuple[Any, ...], str] = {}
-            missing = []
-            for subject in todo:
-                found = cache.get((ring_id, subject))
-                if found is None:
-                    missing.append(subject)
-                else:
-                    ids[subject] = found
-            if missing:
-                # In a fixed order, so that two batches making keys at once cannot deadlock.
-                missing.sort(key=repr)
-                with database.transaction(Scope.system("audit keys")) as session:
-                    ids.update(_keys_of(sealer, session, missing, todo))
-                for subject in missing:
-                    cache[(ring_id, subject)] = ids[subject]
-            ready = ring.cached_ciphers(ids.values())
-            for subject, ts in todo.items():
-                key_id = ids[subject]
-                try:
-                    aead = ready.get(key_id) or ring.cipher(key_id)
-                except KeyDestroyed:
-                    month = anon_key_subject(ts)
-                    key_id = cache.get((ring_id, month)) or ""
-                    if not key_id:
-                        with database.transaction(Scope.system("audit keys")) as session:
-                            key_id = _key_of(sealer, session, month, ts)
-                        cache[(ring_id, month)] = key_id
-                    aead = ring.cipher(key_id)
-                kid = sealer._kids.get(key_id)
-                if kid is None:
-                    kid = sealer._kids[key_id] = uuid.UUID(key_id).bytes
-                keys.by_subject[subject] = (key_id, aead, kid)
-            if len(cache) > sealer._CACHE_MAX:
-                cache.clear()
-            return keys
-        except (KeyUnavailable, IntegrityError):
-            # A key id cached from another database, or another request made the same actor's
-            # key at the same time: look the keys up again.
-            sealer.forget_keys()
-            keys = Keys(sealer._payloads)
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
-
-
-def _keys_of(sealer: Sealer, session: Session, subjects: list[tuple[Any, ...]],
-             when: dict[tuple[Any, ...], int]) -> dict[tuple[Any, ...], str]:
-    """The key ids of many subjects: users' keys in one look-up, the other keys found or made
-    together (``KeyRing.for_subjects``)."""
-    out: dict[tuple[Any, ...], str] = {}
-    refs: dict[tuple[Any, ...], str] = {}
-    users = [s[1] for s in subjects if s[0] == "u"]
-    if users:
-        from vern.accounts.models import User
-
-        known: dict[str, str | None] = dict(
-            session.execute(select(User.id, User.key_id).where(User.id.in_(users))).all())
-        for s in subjects:
-            if s[0] == "u":
-                if known.get(s[1]) is not None:
-                    out[s] = str(known[s[1]])
-                else:
-                    refs[s] = sealer.anon_subject(when[s])
-    for s in subjects:
-        if s[0] == "a":
-            refs[s] = sealer.actor_subject(s[1], s[2])
-        elif s[0] == "m":
-            refs[s] = "audit-anon:" + s[1]
-        elif s[0] != "u":
-            raise ValueError(f"unknown key subject {s!r}")
-    if refs:
-        made = keyring().for_subjects(session, sorted(set(refs.values())))
-        out.update({s: made[ref] for s, ref in refs.items()})
-    return out
-
-
-def _key_of(sealer: Sealer, session: Session, subject: tuple[Any, ...], ts: int) -> str:
-    kind = subject[0]
-    if kind == "u":
-        from vern.accounts.models import User
-
-        found = session.scalar(select(User.key_id).where(User.id == subject[1]))
-        if found is not None:
-            return str(found)
-        return keyring().for_subject(session, sealer.anon_subject(ts))
-    if kind == "a":
-        return keyring().for_subject(session, sealer.actor_subject(subject[1], subject[2]))
-    if kind == "m":
-        return keyring().for_subject(session, "audit-anon:" + subject[1])
-    raise ValueError(f"unknown key subject {subject!r}")
-
-
-def anon_key_subject(ts: int) -> tuple[str, str]:
-    return ("m", us_to_datetime(ts).strftime("%Y-%m"))
-
-
-def open_personal(blob: bytes | None) -> dict[str, str] | None:
-    """The personal data of a record, ``{"erased": "1"}`` once its person's key was shredded."""
-    if blob is None:
-        return None
-    try:
-        result: dict[str, str] = json.loads(keyring().open(bytes(blob), PERSONAL_CONTEXT))
-    except (KeyDestroyed, KeyUnavailable):
-        return {"erased": "1"}
-    return result
-
+# The trail's names other modules import from here, wherever they are defined.
+__all__ = [
+    "FIELDS", "PERSONAL", "PERSONAL_CONTEXT", "TILE_HEIGHTS", "_COPY_SQL", "_COPY_TYPES",
+    "_INSERT_SQL", "_PERSONAL_AD", "Appended", "AuditLog", "Keys", "Sealer", "Signer", "_dumps",
+    "_quote", "anon_key_subject", "canonical", "canonical_details", "checkpoint_json",
+    "checkpoint_line", "checkpoint_message", "datetime_to_us", "fast_ids", "head_of", "ids_from",
+    "key_id_of", "log_for", "network_of", "now_us", "open_personal", "pending_count",
+    "pending_mac", "pending_mac_key", "resolve_keys", "seal_records", "system_session",
+    "us_to_datetime",
+]
 
 # -- the log ------------------------------------------------------------------------------------
 
@@ -664,6 +123,79 @@ class Appended:
 
 def checkpoint_line(cp: dict[str, Any]) -> bytes:
     return _dumps({"checkpoint": cp}).encode()
+
+
+@dataclass
+class _Locked:
+    """What an append finds when it takes the lock: the ``audit_head`` row, and the pending
+    records - those to seal (``FIELDS``, screened), ``(reason, id)`` of those refused, and how
+    many were read (a full page: more wait)."""
+
+    tree_size: int
+    frontier: bytes | None
+    checkpoint_size: int
+    checkpoint_ts: int
+    pending: list[Sequence[Any]] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    fetched: int = 0
+
+
+@dataclass
+class _Growth:
+    """What an append adds under the lock, as it goes: the tree grown from the locked head's
+    frontier, the tiles it completed (``TILE_HEIGHTS``), the lines for the log file, the
+    checkpoint signed when due (at ``now``) and the write of the lines to the file."""
+
+    head: _Locked
+    frontier: Frontier
+    tiles: list[tuple[int, int, bytes]] = field(default_factory=list)
+    lines: list[bytes] = field(default_factory=list)
+    cp: dict[str, Any] | None = None
+    now: int = 0
+    write: LineWrite | None = None
+
+
+def _tree_statements(q: dict[str, str], pg: bool, grown: _Growth) -> list[tuple[str, list[Any]]]:
+    """The statements that store what the append grew: the tiles (one multi-row statement;
+    executemany costs more), the checkpoint and the head. On PostgreSQL one statement, the
+    inserts as data-modifying CTEs (one round trip instead of three); SQLite has no such CTEs
+    and no round trips."""
+    head, cp, now = grown.head, grown.cp, grown.now
+    size = grown.frontier.size
+    encoded = cp["frontier"] if cp is not None else grown.frontier.encode()
+    statements: list[tuple[str, list[Any]]] = []
+    tiles = grown.tiles
+    for i in range(0, len(tiles), 500):
+        part = tiles[i:i + 500]
+        mark = "(%s, %s, %s)" if pg else "(?, ?, ?)"
+        statements.append((q["tile"] + ", ".join([mark] * len(part)),
+                           [v for tile in part for v in tile]))
+    if cp is not None:
+        statements.append((q["checkpoint"], [size, cp["root"], now, cp["key_id"],
+                                             cp["signature"], encoded]))
+    if size != head.tree_size or cp is not None:
+        statements.append((q["advance"], [size, encoded, size if cp else head.checkpoint_size,
+                                          now if cp else head.checkpoint_ts]))
+    if pg and len(statements) > 1 and statements[-1][0] is q["advance"]:
+        ctes = ", ".join(f"w{k} AS ({sql})" for k, (sql, _) in enumerate(statements[:-1]))
+        statements = [(f"WITH {ctes} {q['advance']}",
+                       [v for _, values in statements for v in values])]
+    return statements
+
+
+def _abandon(conn: Connection, trans: Any, exc: BaseException, *, committing: bool,
+             write: LineWrite | None) -> None:
+    """Undo an append that failed with ``exc``: its transaction, and its lines in the file."""
+    if committing or is_read_only_error(exc):
+        # A commit that failed half way, or a session that cannot write (opened while
+        # the database was read-only): the connection is not used again (the server
+        # rolls back whatever did not commit).
+        with contextlib.suppress(Exception):
+            conn.invalidate()
+    elif trans.is_active:
+        trans.rollback()
+    if write is not None:
+        write.undo()
 
 
 class AuditLog:
@@ -801,239 +333,156 @@ class AuditLog:
                     conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
                     conn.commit()
 
-    def _append_in(  # noqa: PLR0912, PLR0915, PLR0917 - the append, in one place
+    def _append_in(  # noqa: PLR0917 - the append, in one place
         self, conn: Connection, drafts: Iterable[tuple[Any, ...]], count: int,
         keys: Keys | None, force_checkpoint: bool, ids: Sequence[str] | None,
     ) -> Appended:
+        """The append in the transaction it commits (see the module doc): lock the head, seal
+        the pending records, insert the new ones, store the tree and commit while the lines are
+        written. On any error nothing stays: the transaction and the lines are undone."""
         # Plain DBAPI statements with constant text: per batch, SQLAlchemy's statement building
         # and caching cost more than the statements themselves.
         pg = conn.dialect.name == "postgresql"
         q = _SQL_PG if pg else _SQL_SQLITE
-        write: LineWrite | None = None
+        grown: _Growth | None = None
         committing = False
         trans = conn.begin()
         try:
             dbapi: Any = conn.connection.driver_connection
-            cur = dbapi.cursor()
-            try:
-                cur.execute(q["lock"])
-                tree_size, frontier_blob, cp_size_0, cp_ts_0, waiting = cur.fetchone()
-                pending = []
-                refused: list[tuple[str, str]] = []
-                fetched = 0
-                if waiting:
-                    cur.execute(q["pending"], (self.audit.batch_max * 4,))
-                    pending = cur.fetchall()
-                    fetched = len(pending)
-                if pending:
-                    cur.execute(q["sealed_ts"])
-                    sealed_ts_0 = int(cur.fetchone()[0] or 0)
-                    pending, refused, sealed_ts = self._screen(pending, sealed_ts_0)
-                    if refused:
-                        cur.executemany(q["quarantine"], refused)
-                    if sealed_ts != sealed_ts_0:
-                        cur.execute(q["set_sealed_ts"], (sealed_ts,))
-            finally:
-                cur.close()
-            self._trim_files(tree_size, cp_size_0, _stored_in(dbapi, pg))
-            tiles: list[tuple[int, int, bytes]] = []
-            frontier = Frontier.decode(tree_size, frontier_blob)
-            seq = first = tree_size
-            lines: list[bytes] = []
-            if pending:
-                sealed: list[dict[str, Any]] = []
-                for row in pending:
-                    fields = list(row)
-                    fields[SEQ] = seq
-                    line = canonical(fields)
-                    lines.append(line)
-                    sealed.append({"b_id": fields[1], "b_seq": seq})
-                    seq += 1
-                frontier.watch = TILE_HEIGHTS
-                frontier.on_node = lambda h, i, n: tiles.append((h, i, n))
-                for line in lines:
-                    frontier.append(leaf_hash(line))
-                frontier.on_node = None
-                conn.execute(
-                    update(_EVENTS)
-                    .where(_EVENTS.c.id == bindparam("b_id"))
-                    .values(seq=bindparam("b_seq")),
-                    sealed,
-                )
-            now = 0
-            cp: dict[str, Any] | None = None
-
-            def ready() -> None:
-                """Every line is made and hashed: sign the checkpoint if due, start the file's
-                write."""
-                nonlocal now, cp, write
-                now = now_us()
-                size = frontier.size
-                if size > cp_size_0 and (
-                    force_checkpoint
-                    or size - cp_size_0 >= self.audit.checkpoint_every
-                    or (now - cp_ts_0) >= self.audit.checkpoint_seconds * 1_000_000
-                ):
-                    root = frontier.root()
-                    cp = {
-                        "tree_size": size, "root": root, "ts": now,
-                        "key_id": self.signer.key_id,
-                        "signature": self.signer.sign(size, root, now),
-                        "frontier": frontier.encode(),
-                    }
-                    lines.append(checkpoint_line(checkpoint_json(cp)))
-                if lines:
-                    write = LineWrite(file_for(self.directory), b"\n".join([*lines, b""]),
-                                      fsync=self.audit.fsync_files)
-
+            locked = self._lock_head(dbapi, q)
+            self._trim_files(locked.tree_size, locked.checkpoint_size, _stored_in(dbapi, pg))
+            grown = _Growth(locked, Frontier.decode(locked.tree_size, locked.frontier))
+            seq = number_pending(conn, locked.pending, locked.tree_size, frontier=grown.frontier,
+                                 tiles=grown.tiles, lines=grown.lines)
             if count:
-                seq = self._insert_drafts(conn, drafts, count, keys, ids, seq, frontier, tiles,
-                                          lines, ready)
+                seq = self._insert_drafts(conn, drafts, count, keys, ids, seq, grown,
+                                          force_checkpoint)
             else:
-                ready()
-            size = frontier.size
-            cp_size = None
-            encoded = cp["frontier"] if cp is not None else frontier.encode()
-            # Tiles (one multi-row statement; executemany costs more), the checkpoint and the
-            # head: on PostgreSQL one statement, the inserts as data-modifying CTEs (one round
-            # trip instead of three); SQLite has no such CTEs and no round trips.
-            statements: list[tuple[str, list[Any]]] = []
-            for i in range(0, len(tiles), 500):
-                part = tiles[i:i + 500]
-                mark = "(%s, %s, %s)" if pg else "(?, ?, ?)"
-                statements.append((q["tile"] + ", ".join([mark] * len(part)),
-                                   [v for tile in part for v in tile]))
-            if cp is not None:
-                statements.append((q["checkpoint"], [size, cp["root"], now, cp["key_id"],
-                                                     cp["signature"], encoded]))
-                cp_size = size
-            if size != tree_size or cp is not None:
-                statements.append((q["advance"], [size, encoded, size if cp else cp_size_0,
-                                                  now if cp else cp_ts_0]))
-            if pg and len(statements) > 1 and statements[-1][0] is q["advance"]:
-                ctes = ", ".join(f"w{k} AS ({sql})" for k, (sql, _) in enumerate(statements[:-1]))
-                statements = [(f"WITH {ctes} {q['advance']}",
-                               [v for _, values in statements for v in values])]
-            cur = dbapi.cursor()
-            try:
-                for sql, values in statements:
-                    cur.execute(sql, values)
-            except BaseException as exc:
-                if isinstance(exc, self._dbapi_integrity):
-                    raise IntegrityError(q["checkpoint"], None, exc) from exc
-                raise
-            finally:
-                cur.close()
-            if write is not None:
-                write.wait_written()  # a failed write rolls the append back
+                self._ready(grown, force_checkpoint)
+            self._store_tree(dbapi, q, _tree_statements(q, pg, grown))
+            if grown.write is not None:
+                grown.write.wait_written()  # a failed write rolls the append back
             committing = True
             trans.commit()
         except BaseException as exc:
-            if committing or is_read_only_error(exc):
-                # A commit that failed half way, or a session that cannot write (opened while
-                # the database was read-only): the connection is not used again (the server
-                # rolls back whatever did not commit).
-                with contextlib.suppress(Exception):
-                    conn.invalidate()
-            elif trans.is_active:
-                trans.rollback()
-            if write is not None:
-                write.undo()
+            _abandon(conn, trans, exc, committing=committing,
+                     write=grown.write if grown is not None else None)
             raise
-        self._clean = None
-        if write is not None:
-            try:
-                write.finish()
-            except OSError:
-                # The records are committed and their lines written, only not known to be on
-                # disk: raising would make the caller append them again. Said loudly instead;
-                # ``vern audit verify`` names any line that did not survive.
-                log.exception("the audit log file could not be synced: %s", write.path.name)
-            else:
-                self._clean = (write.path, write.end, frontier.size,
-                               frontier.size if cp is not None else cp_size_0)
-        for reason, rid in refused:
+        self._finish_write(grown)
+        for reason, rid in locked.refused:
             log.error("audit record %s quarantined, not sealed: %s", rid, reason)
-        return Appended(first, seq - 1, cp_size,
-                        more_pending=fetched >= self.audit.batch_max * 4,
-                        quarantined=len(refused))
+        return Appended(locked.tree_size, seq - 1,
+                        grown.frontier.size if grown.cp is not None else None,
+                        more_pending=locked.fetched >= self.audit.batch_max * 4,
+                        quarantined=len(locked.refused))
+
+    def _lock_head(self, dbapi: Any, q: dict[str, str]) -> _Locked:
+        """Take the append lock (the head's UPDATE) and read the pending records when any wait:
+        those refused are quarantined here, the newest sealed time is moved on."""
+        cur = dbapi.cursor()
+        try:
+            cur.execute(q["lock"])
+            tree_size, frontier_blob, cp_size_0, cp_ts_0, waiting = cur.fetchone()
+            locked = _Locked(tree_size, frontier_blob, cp_size_0, cp_ts_0)
+            if waiting:
+                cur.execute(q["pending"], (self.audit.batch_max * 4,))
+                locked.pending = cur.fetchall()
+                locked.fetched = len(locked.pending)
+            if locked.pending:
+                cur.execute(q["sealed_ts"])
+                sealed_ts_0 = int(cur.fetchone()[0] or 0)
+                locked.pending, locked.refused, sealed_ts = self._screen(locked.pending,
+                                                                         sealed_ts_0)
+                if locked.refused:
+                    cur.executemany(q["quarantine"], locked.refused)
+                if sealed_ts != sealed_ts_0:
+                    cur.execute(q["set_sealed_ts"], (sealed_ts,))
+            return locked
+        finally:
+            cur.close()
 
     def _screen(self, pending: Sequence[Sequence[Any]], sealed_ts: int,
                 ) -> tuple[list[Sequence[Any]], list[tuple[str, str]], int]:
-        """The pending records (``FIELDS`` and ``mac``, in time order) that may be sealed,
-        ``(reason, id)`` of those that may not, and the newest sealed time after them. Refused:
-        no MAC or one that does not verify (written or changed by someone without the secret
-        key), a time more than ``seal_skew_seconds`` before the newest record sealed from the
-        pending queue or after now."""
-        key = pending_mac_key(self.settings.secret_bytes)
-        skew = int(self.audit.seal_skew_seconds * 1_000_000)
-        latest = now_us() + skew
-        ok: list[Sequence[Any]] = []
-        refused: list[tuple[str, str]] = []
-        for row in pending:
-            fields, mac = row[:len(FIELDS)], row[len(FIELDS)]
-            ts = int(fields[2])
-            if mac is None:
-                reason = "no MAC: not written by Vern's record()"
-            elif not hmac.compare_digest(str(mac), pending_mac(key, fields)):
-                reason = "the MAC does not verify: changed, or written without the secret key"
-            elif sealed_ts and ts < sealed_ts - skew:
-                reason = (f"time goes backwards: {us_to_datetime(ts).isoformat()} is "
-                          f"{(sealed_ts - ts) / 1e6:.0f} s before the newest sealed record "
-                          f"({us_to_datetime(sealed_ts).isoformat()})")
-            elif ts > latest:
-                reason = f"time in the future: {us_to_datetime(ts).isoformat()}"
-            else:
-                ok.append(fields)
-                sealed_ts = max(sealed_ts, ts)
-                continue
-            refused.append((reason[:200], str(fields[1])))
-        return ok, refused, sealed_ts
+        """``vern.audit.pending.screen`` with this log's secret key and ``seal_skew_seconds``."""
+        return screen(pending, sealed_ts, key=pending_mac_key(self.settings.secret_bytes),
+                      skew_seconds=self.audit.seal_skew_seconds)
+
+    def _ready(self, grown: _Growth, force_checkpoint: bool) -> None:
+        """Every line is made and hashed: sign the checkpoint if due, start the file's write."""
+        grown.now = now = now_us()
+        frontier, head = grown.frontier, grown.head
+        size = frontier.size
+        if size > head.checkpoint_size and (
+            force_checkpoint
+            or size - head.checkpoint_size >= self.audit.checkpoint_every
+            or (now - head.checkpoint_ts) >= self.audit.checkpoint_seconds * 1_000_000
+        ):
+            root = frontier.root()
+            grown.cp = {
+                "tree_size": size, "root": root, "ts": now,
+                "key_id": self.signer.key_id,
+                "signature": self.signer.sign(size, root, now),
+                "frontier": frontier.encode(),
+            }
+            grown.lines.append(checkpoint_line(checkpoint_json(grown.cp)))
+        if grown.lines:
+            grown.write = LineWrite(file_for(self.directory), b"\n".join([*grown.lines, b""]),
+                                    fsync=self.audit.fsync_files)
+
+    def _store_tree(self, dbapi: Any, q: dict[str, str],
+                    statements: list[tuple[str, list[Any]]]) -> None:
+        """Run the statements of ``_tree_statements`` (a clash is SQLAlchemy's IntegrityError)."""
+        cur = dbapi.cursor()
+        try:
+            for sql, values in statements:
+                cur.execute(sql, values)
+        except BaseException as exc:
+            if isinstance(exc, self._dbapi_integrity):
+                raise IntegrityError(q["checkpoint"], None, exc) from exc
+            raise
+        finally:
+            cur.close()
+
+    def _finish_write(self, grown: _Growth) -> None:
+        """After the commit: wait for the lines to be on disk, and remember the file as this
+        append left it (``_trim_files`` then has nothing to look at next time)."""
+        self._clean = None
+        write = grown.write
+        if write is None:
+            return
+        try:
+            write.finish()
+        except OSError:
+            # The records are committed and their lines written, only not known to be on
+            # disk: raising would make the caller append them again. Said loudly instead;
+            # ``vern audit verify`` names any line that did not survive.
+            log.exception("the audit log file could not be synced: %s", write.path.name)
+        else:
+            size = grown.frontier.size
+            self._clean = (write.path, write.end, size,
+                           size if grown.cp is not None else grown.head.checkpoint_size)
 
     def _insert_drafts(  # noqa: PLR0917 - the append, in one place
         self, conn: Connection, drafts: Iterable[tuple[Any, ...]], n: int, keys: Keys | None,
-        ids: Sequence[str] | None, seq: int, frontier: Frontier,
-        tiles: list[tuple[int, int, bytes]], lines: list[bytes], ready: Callable[[], None],
+        ids: Sequence[str] | None, seq: int, grown: _Growth, force_checkpoint: bool,
     ) -> int:
-        """Seal, number, hash and insert the drafts; returns the next position. Without
-        SQLAlchemy per record: on PostgreSQL the rows stream into a ``COPY`` while they are made
-        (the server inserts while this thread seals), on SQLite they go to one ``executemany``.
-        Every line is hashed as it is made; ``ready`` (it adds the checkpoint's line) is called
-        before the database takes the last of the rows (the file is written meanwhile)."""
+        """Seal, number, hash and insert the drafts (``seal_records``, ``insert_rows``); returns
+        the next position. Every line is hashed as it is made; ``_ready`` (it adds the
+        checkpoint's line) is called before the database takes the last of the rows (the file
+        is written meanwhile)."""
         ids = ids if isinstance(ids, list) else fast_ids(n) if ids is None else list(ids)
         end = seq + n
         nonces = os.urandom(12 * n) if keys is not None else None
-        dbapi = conn.connection.driver_connection
-        params: list[tuple[Any, ...]] = []
-        cursor: Any = dbapi.cursor()  # type: ignore[union-attr]
-        copy_cm: Any = None
-        if conn.dialect.name == "postgresql":
-            copy_cm = cursor.copy(_COPY_SQL)
-            copy = copy_cm.__enter__()
-            copy.set_types(_COPY_TYPES)
-            emit = copy.write_row
-        else:
-            emit = params.append
-        try:
-            seq = seal_records(drafts, ids, seq, nonces, frontier, tiles, lines, emit,
-                               (self._frag_a, self._frag_b))
+
+        def make(emit: Emit) -> None:
+            nonlocal seq
+            seq = seal_records(drafts, ids, seq, nonces, grown.frontier, grown.tiles,
+                               grown.lines, emit, (self._frag_a, self._frag_b))
             if seq != end:
                 raise ValueError(f"{n} drafts announced, {n - (end - seq)} given")
-            ready()
-            if copy_cm is not None:
-                done, copy_cm = copy_cm, None
-                done.__exit__(None, None, None)  # the server reports errors here
-            else:
-                cursor.executemany(_INSERT_SQL, params)
-        except BaseException as exc:
-            if copy_cm is not None:
-                with contextlib.suppress(Exception):
-                    copy_cm.__exit__(type(exc), exc, exc.__traceback__)
-            if isinstance(exc, self._dbapi_integrity):
-                raise IntegrityError(_INSERT_SQL, None, exc) from exc
-            raise
-        finally:
-            cursor.close()
+            self._ready(grown, force_checkpoint)
+
+        insert_rows(conn, make, self._dbapi_integrity)
         return seq
 
     def _trim_files(self, tree_size: int, checkpoint_size: int,
@@ -1114,87 +563,6 @@ def _stored_in(dbapi: Any, pg: bool) -> Callable[[bytes], bool]:
             cur.close()
 
     return stored
-def _bad_draft(i: int, draft: tuple[Any, ...]) -> TypeError:
-    """The error for a draft with a column of the wrong type, naming the column."""
-    if type(draft[0]) is not int:
-        return TypeError(f"draft {i}: ts must be an integer, not {type(draft[0]).__name__}")
-    for name, value in zip(_DRAFT_FIELDS, draft, strict=False):
-        if name not in ("ts", "personal") and value is not None and type(value) is not str:
-            return TypeError(f"draft {i}: {name} must be text or null, not {type(value).__name__}")
-    return TypeError(f"draft {i}: a column of the wrong type")
-
-
-def seal_records(  # noqa: PLR0917 - the hot loop's state
-    drafts: Iterable[tuple[Any, ...]], ids: Sequence[str], seq: int, nonces: bytes | None,
-    frontier: Frontier, tiles: list[tuple[int, int, bytes]], lines: list[bytes],
-    emit: Callable[[tuple[Any, ...]], Any],
-    fragments: tuple[dict[tuple[Any, ...], str], dict[tuple[Any, ...], str]] | None = None,
-) -> int:
-    """The append's loop: per draft (see ``AuditLog.append_drafts``), seal the
-    personal data with the next 12 bytes of ``nonces`` (none: ``personal`` is sealed already),
-    make the canonical line of ``(seq, id, *columns)`` (appended to ``lines``), hash it into
-    ``frontier`` (completed subtrees of ``TILE_HEIGHTS`` go to ``tiles``) and hand the row (the
-    columns of ``FIELDS``) to ``emit``. Returns the next position."""
-    quote = _quote
-    frag_a, frag_b = fragments if fragments is not None else ({}, {})
-    heights, nodes = frontier.heights, frontier.nodes
-    watched = TILE_HEIGHTS
-    ad = _PERSONAL_AD
-    size = frontier.size
-    for i, d in enumerate(drafts):
-        head7 = d[:7]
-        plain = d[7]
-        if plain is None:
-            blob = hx = None
-        elif nonces is not None:
-            kid = d[17]
-            nonce = nonces[12 * i:12 * i + 12]
-            blob = b"\x01" + kid + nonce + d[16].encrypt(nonce, plain, ad + kid)
-            hx = blob.hex()
-        else:
-            blob = plain
-            hx = bytes(blob).hex()
-        rid = ids[i]
-        tail = d[8:16]
-        # The canonical line (``canonical``), put together from the JSON of each column: the
-        # columns that repeat come from two small caches of ready fragments.
-        key_a, key_b = d[1:7], d[8:11]
-        resource, outcome, request_id, event_id, details = d[11:16]
-        sealed = "null" if hx is None else f'"{hx}"'
-        try:
-            if type(d[0]) is not int:
-                raise TypeError("ts")
-            fa = frag_a.get(key_a) or _fragment(frag_a, key_a)
-            fb = frag_b.get(key_b) or _fragment(frag_b, key_b)
-            line = (
-                f"[{seq},{quote(rid)},{d[0]},{fa},{sealed},{fb},"
-                f"{'null' if resource is None else quote(resource)},"
-                f"{'null' if outcome is None else quote(outcome)},"
-                f"{'null' if request_id is None else quote(request_id)},"
-                f"{'null' if event_id is None else quote(event_id)},"
-                f"{'null' if details is None else quote(details)}]"
-            ).encode()
-        except TypeError:
-            raise _bad_draft(i, d) from None
-        lines.append(line)
-        # Frontier append (inlined ``Frontier.append``): RFC 9162 leaf and node hashes.
-        node = sha256(b"\x00" + line).digest()
-        h = 0
-        while heights and heights[-1] == h:
-            node = sha256(b"\x01" + nodes.pop() + node).digest()
-            heights.pop()
-            h += 1
-            if h in watched:
-                tiles.append((h, size >> h, node))
-        heights.append(h)
-        nodes.append(node)
-        size += 1
-        emit((seq, rid, *head7, blob, *tail))
-        seq += 1
-    frontier.size = size
-    return seq
-
-
 def checkpoint_json(cp: dict[str, Any]) -> dict[str, Any]:
     return {
         "size": cp["tree_size"], "root": bytes(cp["root"]).hex(), "ts": cp["ts"],
@@ -1205,13 +573,6 @@ def checkpoint_json(cp: dict[str, Any]) -> dict[str, Any]:
 
 def head_of(conn: Connection | Session) -> Any:
     return conn.execute(select(AuditHead).where(AuditHead.id == 1)).first()
-
-
-def pending_count(database: Database) -> int:
-    with database.engine.connect() as conn:
-        return int(conn.execute(
-            text("SELECT count(*) FROM audit_events WHERE seq IS NULL AND quarantine IS NULL")
-        ).scalar_one())
 
 
 _logs: dict[tuple[int, str], AuditLog] = {}

@@ -29,7 +29,6 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -42,15 +41,21 @@ from vern.audit.chain import (
     AuditLog,
     Keys,
     Sealer,
-    anon_key_subject,
     canonical_details,
     log_for,
     now_us,
     pending_mac,
     pending_mac_key,
-    resolve_keys,
 )
 from vern.audit.models import AuditEvent
+from vern.audit.request_records import (
+    QUARANTINE_PREFIX,
+    _Request,
+    outcome_of,
+    quarantine_file,
+    quarantined_record,
+    request_drafts,
+)
 from vern.core.config import Settings, audit_settings, get_settings
 from vern.core.context import current_request
 from vern.core.crypto import DataKey, keyring
@@ -59,6 +64,15 @@ from vern.core.ip import truncate_ip
 from vern.core.quarantine import count, is_bad_record, quarantine, reason_of, record_json, storable
 
 log = logging.getLogger("vern.audit")
+
+# The service's names, with those that live in vern.audit.request_records (``_Request``,
+# ``outcome_of``, the quarantine file).
+__all__ = [
+    "QUARANTINE_PREFIX", "STATIC_PREFIX", "WRITER", "Writer", "_Request", "current_writer",
+    "erase_actor", "event_row", "flush_writer", "outcome_of", "quarantine_file", "record",
+    "record_request", "seal_now", "start_writer", "stop_writer", "tagged_events", "unrecorded",
+    "user_key",
+]
 
 _sealers: dict[bytes, Sealer] = {}
 
@@ -164,32 +178,6 @@ def _mac_key() -> bytes:
 
 
 # -- the background writer ----------------------------------------------------------------------
-
-
-def outcome_of(status: int) -> str:
-    if status < 400:
-        return "success"
-    if status in (401, 403):
-        return "denied"
-    if status < 500:
-        return "failure"
-    return "error"
-
-
-@dataclass(frozen=True)
-class _Request:
-    ts: int
-    method: str
-    path: str
-    status: int
-    actor_user_id: str | None
-    actor_token_id: str | None
-    org_id: str | None
-    client_ip: str | None
-    user_agent: str | None
-    request_id: str | None
-    duration_ms: float
-    tags: dict[str, str] | None = None
 
 
 _STOP = object()
@@ -382,12 +370,7 @@ class Writer:
         (the address's blind index stands in for it)."""
         self.quarantined += 1
         reason = reason_of(exc)
-        record = {
-            "ts": r.ts, "method": r.method, "path": r.path, "status": r.status,
-            "actor_user_id": r.actor_user_id, "actor_token_id": r.actor_token_id,
-            "org_id": r.org_id, "request_id": r.request_id, "ms": r.duration_ms,
-            "ip_index": self.log.sealer.ip_index(r.client_ip) if r.client_ip else None,
-        }
+        record = quarantined_record(r, self.log.sealer)
         line = record_json({"quarantined": record, "reason": reason, "writer": WRITER})
         try:
             path = quarantine_file(self.log.directory)
@@ -451,36 +434,8 @@ class Writer:
                             len(records), path.name)
 
     def _drafts(self, batch: list[_Request]) -> tuple[list[tuple[Any, ...]], Keys | None]:
-        """Drafts for ``AuditLog.append_drafts``: the address and user agent are sealed under
-        the user's key (the month's key for anonymous callers) under the append lock. Text is
-        made storable here (``vern.core.quarantine.storable``: a NUL in a path is kept as ``%00``)."""
-        if not batch:
-            return [], None
-        sealer = self.log.sealer
-        wanted = [(("u", r.actor_user_id) if r.actor_user_id else anon_key_subject(r.ts), r.ts)
-                  for r in batch if r.client_ip or r.user_agent]
-        keys = resolve_keys(sealer, self.database, wanted)
-        payload = keys.payload
-        indexes = sealer.indexes
-        clean = storable
-        drafts = []
-        for r in batch:
-            plain = payload(r.client_ip, r.user_agent, None)
-            if plain is None:
-                subject = ip_index = net_index = None
-            else:
-                subject = ("u", r.actor_user_id) if r.actor_user_id else anon_key_subject(r.ts)
-                ip_index, net_index = indexes(r.client_ip) if r.client_ip else (None, None)
-            key_id, aead, kid = keys.for_subject(subject)
-            drafts.append((
-                r.ts, "request", r.org_id, r.actor_user_id, r.actor_token_id, None, key_id,
-                plain, ip_index, net_index, "http.request", clean(r.path)[:200],
-                outcome_of(r.status), clean(r.request_id) if r.request_id else None, None,
-                canonical_details({"method": clean(r.method), "status": r.status,
-                                   "ms": r.duration_ms, **(r.tags or {})}),
-                aead, kid,
-            ))
-        return drafts, keys
+        """``request_drafts`` of ``batch`` with this writer's sealer and database."""
+        return request_drafts(batch, self.log.sealer, self.database)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Write what is queued and stop; while the database fails, records are spilled to disk
@@ -507,15 +462,6 @@ class Writer:
             return
         self._hurry.set()
         done.wait(timeout)
-
-
-QUARANTINE_PREFIX = "quarantine-"
-
-
-def quarantine_file(directory: Path) -> Path:
-    """Today's file of quarantined request records (beside the trail's files, never read as
-    part of the trail: its lines are not in the tree)."""
-    return directory / f"{QUARANTINE_PREFIX}{time.strftime('%Y-%m-%d', time.gmtime())}.jsonl"
 
 
 @dataclass

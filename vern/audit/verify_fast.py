@@ -403,6 +403,36 @@ def first_seqs(paths: list[Path]) -> list[int]:
     return out
 
 
+def _log_files(directory: Path) -> tuple[list[str], list[int]]:
+    """The log files of ``directory`` that hold records, in order, with each one's first
+    position."""
+    files = sorted(directory.glob(f"{FILE_PREFIX}*.jsonl"))
+    firsts = first_seqs(files)
+    keep = [(str(p), f) for p, f in zip(files, firsts, strict=True) if f >= 0]
+    return [p for p, _ in keep], [f for _, f in keep]
+
+
+def _tasks(start: int, end: int, seed: tuple[int, bytes] | None,
+           checkpoints: dict[int, bytes]) -> list[Task]:
+    """Records ``start <= seq < end`` in aligned blocks of ``2**BLOCK_BITS``, each with the
+    checkpoint sizes it ends a tree at; the first starts from ``seed``, the last reads the
+    files to their end."""
+    block = 1 << BLOCK_BITS
+    bounds = [start]
+    nxt = (start // block + 1) * block
+    while nxt < end:
+        bounds.append(nxt)
+        nxt += block
+    bounds.append(end)
+    sizes = sorted(checkpoints)
+    tasks = []
+    for i, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+        tasks.append(Task(lo, hi, [s for s in sizes if lo < s <= hi],
+                          seed if i == 0 else None))
+    tasks[-1].last = True
+    return tasks
+
+
 def scan(url: str, *, start: int, end: int, seed: tuple[int, bytes] | None,
          checkpoints: dict[int, bytes], directory: Path | None,
          workers: int | None = None,
@@ -417,28 +447,12 @@ def scan(url: str, *, start: int, end: int, seed: tuple[int, bytes] | None,
     paths: list[str] | None = None
     firsts: list[int] | None = None
     if directory is not None:
-        files = sorted(directory.glob(f"{FILE_PREFIX}*.jsonl"))
-        firsts = first_seqs(files)
-        keep = [(str(p), f) for p, f in zip(files, firsts, strict=True) if f >= 0]
-        paths = [p for p, _ in keep]
-        firsts = [f for _, f in keep]
+        paths, firsts = _log_files(directory)
         if not paths:
             return "no log files", [], []
-    block = 1 << BLOCK_BITS
-    bounds = [start]
-    nxt = (start // block + 1) * block
-    while nxt < end:
-        bounds.append(nxt)
-        nxt += block
-    bounds.append(end)
-    sizes = sorted(checkpoints)
-    tasks = []
-    for i, (lo, hi) in enumerate(itertools.pairwise(bounds)):
-        tasks.append(Task(lo, hi, [s for s in sizes if lo < s <= hi],
-                          seed if i == 0 else None))
+    tasks = _tasks(start, end, seed, checkpoints)
     if seed is None and start != 0:
         return "no frontier to start from", [], []
-    tasks[-1].last = True
     args = [(url, t, paths, firsts) for t in tasks]
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     if workers > 1 and len(tasks) >= MIN_PARALLEL_BLOCKS and "fork" in (
