@@ -34,8 +34,9 @@ from sqlalchemy.types import (
     TypeEngine,
 )
 
-from vern.datamap.detectors import _BIRTH_COLUMNS, CONTEXT_DETECTORS, DETECTORS, classify, column_is
+from vern.datamap.detectors import CONTEXT_DETECTORS, DETECTORS, classify, column_is
 from vern.datamap.model import DEFAULT_PSEUDONYM, HMAC_HEX_LENGTH
+from vern.datamap.wordlists import BIRTH_COLUMNS
 
 TENANT_NAMES = (
     "org_id",
@@ -291,7 +292,7 @@ def _detect(column: str, type_: TypeEngine[Any], values: list[str]) -> str | Non
 
 def _birth(column: str) -> bool:
 
-    return column_is(column, _BIRTH_COLUMNS)
+    return column_is(column, BIRTH_COLUMNS)
 
 
 def _person_tables(scanned: dict[str, _Scanned]) -> set[str]:
