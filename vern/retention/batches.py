@@ -146,6 +146,8 @@ def _function_batch(session: Session, r: Rule, cutoff: datetime, held: Held, bat
 def _progress(session: Session | Any, run_id: str, rule_key: str, *, done: int,
               cursor: Any = None, finished: bool = False, customer: str | None = None,
               error: str | None = None) -> None:
+    """A batch added to the run's evidence: the rule's count (and a customer's count or error),
+    its cursor, and whether the rule is finished."""
     row = session.execute(select(RetentionRun.counts, RetentionRun.cursor,
                                  RetentionRun.finished_rules)
                           .where(RetentionRun.id == run_id)).one()
