@@ -4,6 +4,7 @@ a strategy the column cannot hold (too long, NULL into NOT NULL, text into a num
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,7 @@ from sqlalchemy.types import Boolean, Date, DateTime, Float, Integer, Numeric, S
 
 from vern.datamap.connect import ConnectorError, NoConnection, connector_settings, engine_for, resolve_url
 from vern.datamap.model import DatabaseDef, DataMap, Erase, Strategy, Table, TenancyModel
-from vern.datamap.scan import delete_refused, inherited_tables
+from vern.datamap.scan import delete_refused, incoming_links, inherited_tables
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def check_connectors(data_map: DataMap) -> list[Finding]:
     return findings
 
 
-def check_database(db: DatabaseDef, engine: Engine) -> list[Finding]:  # noqa: PLR0912 - one pass per kind
+def check_database(db: DatabaseDef, engine: Engine) -> list[Finding]:
     """What no longer matches: tables and columns neither mapped nor declared out of scope, mapped
     ones that are gone, strategies the columns cannot hold. A complete map gives no finding."""
     insp = inspect(engine)
@@ -79,14 +80,7 @@ def check_database(db: DatabaseDef, engine: Engine) -> list[Finding]:  # noqa: P
     def add(place: str, message: str) -> None:
         found.append(Finding(db.qualified, place, message))
 
-    incoming: dict[str, list[tuple[str, str, str | None]]] = {}
-    for tname in sorted(live):
-        for fk in insp.get_foreign_keys(tname):
-            if len(fk["constrained_columns"]) == 1:
-                ondelete = (fk.get("options") or {}).get("ondelete")
-                incoming.setdefault(str(fk["referred_table"]), []).append(
-                    (tname, str(fk["constrained_columns"][0]), str(ondelete).upper() if ondelete else None)
-                )
+    incoming = incoming_links(insp, sorted(live))
     for tname in sorted(set(db.out_of_scope) & live):
         if tname in db.tables:
             add(f"out_of_scope.{tname}", "is also mapped under tables")
@@ -94,36 +88,56 @@ def check_database(db: DatabaseDef, engine: Engine) -> list[Finding]:  # noqa: P
         if tname not in everything:
             add(f"tables.{tname}", "in the map but not in the database")
             continue
-        columns = {c["name"]: c for c in insp.get_columns(tname)}
-        for cname in sorted(set(columns) - set(table.fields)):
-            if not db.is_out_of_scope(tname, cname):
-                add(f"tables.{tname}.{cname}", "column not in the map (unmapped)")
-        for cname in sorted(set(table.fields) - set(columns)):
-            add(f"tables.{tname}.fields.{cname}", "in the map but not in the database")
-        for fname, erase in table.strategies().items():
-            col = columns.get(fname)
-            if col is not None:
-                for problem in strategy_problems(erase, col):
-                    add(f"tables.{tname}.fields.{fname}.erase", problem)
-        if table.delete_row:
-            refused = _delete_refused(db, tname, incoming)
-            if refused is not None:
-                add(
-                    f"tables.{tname}.erase",
-                    f"delete_row would be refused: {refused} refers to it without ON DELETE CASCADE "
-                    "and its rows are not deleted first",
-                )
-        if db.tenancy.model is TenancyModel.COLUMN and table.tenant:
-            pk = insp.get_pk_constraint(tname).get("constrained_columns") or []
-            if list(pk) == [table.tenant]:
-                add(f"tables.{tname}.tenant", "is the table's own primary key, not the customer's key")
-        found.extend(Finding(db.qualified, f"tables.{tname}", p) for p in _addressing(table, insp, columns))
+        for place, message in _table_findings(db, tname, table, insp, incoming):
+            add(place, message)
     for tname in sorted(live - set(db.tables) - set(db.out_of_scope)):
         add(
             f"tables.{tname}",
             "table not in the map (unmapped; map it or declare it out_of_scope with a reason)",
         )
     return found
+
+
+def _table_findings(
+    db: DatabaseDef,
+    tname: str,
+    table: Table,
+    insp: Any,
+    incoming: dict[str, list[tuple[str, str, str | None]]],
+) -> Iterator[tuple[str, str]]:
+    """(place, message) for each way a mapped table that is in the database no longer matches."""
+    columns = {c["name"]: c for c in insp.get_columns(tname)}
+    yield from _column_findings(db, tname, table, columns)
+    if table.delete_row:
+        refused = _delete_refused(db, tname, incoming)
+        if refused is not None:
+            yield (
+                f"tables.{tname}.erase",
+                f"delete_row would be refused: {refused} refers to it without ON DELETE CASCADE "
+                "and its rows are not deleted first",
+            )
+    if db.tenancy.model is TenancyModel.COLUMN and table.tenant:
+        pk = insp.get_pk_constraint(tname).get("constrained_columns") or []
+        if list(pk) == [table.tenant]:
+            yield f"tables.{tname}.tenant", "is the table's own primary key, not the customer's key"
+    for problem in _addressing(table, insp, columns):
+        yield f"tables.{tname}", problem
+
+
+def _column_findings(
+    db: DatabaseDef, tname: str, table: Table, columns: dict[str, Any]
+) -> Iterator[tuple[str, str]]:
+    """Columns not in the map, mapped fields not in the database, strategies a column cannot hold."""
+    for cname in sorted(set(columns) - set(table.fields)):
+        if not db.is_out_of_scope(tname, cname):
+            yield f"tables.{tname}.{cname}", "column not in the map (unmapped)"
+    for cname in sorted(set(table.fields) - set(columns)):
+        yield f"tables.{tname}.fields.{cname}", "in the map but not in the database"
+    for fname, erase in table.strategies().items():
+        col = columns.get(fname)
+        if col is not None:
+            for problem in strategy_problems(erase, col):
+                yield f"tables.{tname}.fields.{fname}.erase", problem
 
 
 def _delete_refused(

@@ -7,57 +7,32 @@ all of them. Nothing is executed from a map that did not load cleanly.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from vern.datamap.categories import CATEGORIES
 from vern.datamap.model import (
     EXTERNAL_OPERATIONS,
-    IDENTITY_KINDS,
-    RETENTION_ACTIONS,
     DatabaseDef,
     DataMap,
-    Erase,
-    Field,
     HttpConnector,
     ManualTask,
-    Match,
     Recipient,
-    Reference,
-    Retention,
-    Strategy,
     System,
     Table,
     Tenancy,
     TenancyModel,
 )
+from vern.datamap.problems import MapError, Problem
+from vern.datamap.table_reader import TableReader
 
-
-@dataclass(frozen=True)
-class Problem:
-    place: str
-    message: str
-    line: int | None = None
-
-    def __str__(self) -> str:
-        where = f"line {self.line}: " if self.line else ""
-        return f"{where}{self.place}: {self.message}"
-
-
-class MapError(ValueError):
-    """The map cannot be used; ``problems`` names each place that is wrong."""
-
-    def __init__(self, source: str, problems: list[Problem]) -> None:
-        self.source = source
-        self.problems = problems
-        lines = "\n".join(f"  {source}: {p}" for p in problems)
-        super().__init__(f"the data map {source} has {len(problems)} problem(s):\n{lines}")
-
-
-_NAMED_STRATEGIES = {s.value: s for s in Strategy}
+# The key of ``tenancy`` each model but the column model needs, and what it must hold.
+_TENANCY_KEYS = (
+    (TenancyModel.SCHEMA, "schema", 'a schema name with {key}, e.g. "tenant_{key}"'),
+    (TenancyModel.DATABASE, "url_env", 'an environment variable with {key}, e.g. "SHOP_URL_{key}"'),
+    (TenancyModel.SINGLE, "customer", "the product key of the customer the database belongs to"),
+)
 
 
 def load_map_file(path: str | Path) -> DataMap:
@@ -106,31 +81,9 @@ def _lines(node: yaml.Node | None) -> dict[str, int]:
     return found
 
 
-class _Builder:
-    def __init__(self, source: str, lines: dict[str, int]) -> None:
-        self.source = source
-        self.lines = lines
-        self.problems: list[Problem] = []
-
-    def fail(self, place: str, message: str) -> None:
-        line = self.lines.get(place)
-        probe = place
-        while line is None and "." in probe:
-            probe = probe.rsplit(".", 1)[0]
-            line = self.lines.get(probe)
-        self.problems.append(Problem(place, message, line))
-
-    def mapping(self, value: Any, place: str) -> dict[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            self.fail(place, f"must be a mapping, got {type(value).__name__}")
-            return {}
-        return {str(k): v for k, v in value.items()}
-
-    def unknown_keys(self, value: dict[str, Any], allowed: set[str], place: str) -> None:
-        for key in sorted(set(value) - allowed):
-            self.fail(f"{place}.{key}", f"unknown key (expected one of: {', '.join(sorted(allowed))})")
+class _Builder(TableReader):
+    """Reads a whole map: its systems, their connectors and databases (and, through
+    ``TableReader``, the tables)."""
 
     # -- the document ------------------------------------------------------------------------
 
@@ -298,31 +251,37 @@ class _Builder:
         schema = str(body["schema"]) if body.get("schema") else None
         url_env = str(body["url_env"]) if body.get("url_env") else None
         customer = str(body["customer"]) if body.get("customer") is not None else None
-        needs = {
-            TenancyModel.SCHEMA: ("schema", schema, 'a schema name with {key}, e.g. "tenant_{key}"'),
-            TenancyModel.DATABASE: (
-                "url_env",
-                url_env,
-                'an environment variable with {key}, e.g. "SHOP_URL_{key}"',
-            ),
-            TenancyModel.SINGLE: (
-                "customer",
-                customer,
-                "the product key of the customer the database belongs to",
-            ),
-        }
-        for other, (key, value, what) in needs.items():
-            if model is other and not value and other is TenancyModel.DATABASE and has_url:
-                continue  # the database's own URL is the template, with {key} in its name
-            if model is other and not value:
-                self.fail(f"{place}.{key}", f"the {model.value} model needs {what}")
-            elif model is other and key != "customer" and "{key}" not in str(value):
-                self.fail(f"{place}.{key}", "must contain {key} (replaced by the customer's product key)")
-            elif model is other and str(value).startswith("TODO"):
-                self.fail(f"{place}.{key}", "still says TODO: review the draft")
-            elif model is not other and value:
-                self.fail(f"{place}.{key}", f"only for the {other.value} model")
+        values = {"schema": schema, "url_env": url_env, "customer": customer}
+        for other, key, what in _TENANCY_KEYS:
+            self.tenancy_key(
+                model, f"{place}.{key}", other=other, key=key, value=values[key], what=what, has_url=has_url
+            )
         return Tenancy(model=model, holds=holds, schema=schema, url_env=url_env, customer=customer)
+
+    def tenancy_key(
+        self,
+        model: TenancyModel,
+        place: str,
+        *,
+        other: TenancyModel,
+        key: str,
+        value: str | None,
+        what: str,
+        has_url: bool,
+    ) -> None:
+        """``key`` is given (and reviewed) for the model ``other`` that needs it, and only then."""
+        if model is not other:
+            if value:
+                self.fail(place, f"only for the {other.value} model")
+            return
+        if not value:
+            if other is TenancyModel.DATABASE and has_url:
+                return  # the database's own URL is the template, with {key} in its name
+            self.fail(place, f"the {model.value} model needs {what}")
+        elif key != "customer" and "{key}" not in str(value):
+            self.fail(place, "must contain {key} (replaced by the customer's product key)")
+        elif str(value).startswith("TODO"):
+            self.fail(place, "still says TODO: review the draft")
 
     def out_of_scope(self, raw: Any, tables: dict[str, Table], place: str) -> dict[str, str]:
         body = self.mapping(raw, place)
@@ -343,299 +302,6 @@ class _Builder:
                 found[name] = str(reason)
         return found
 
-    def table(  # noqa: PLR0912 - one rule per key
-        self, name: str, raw: Any, place: str, tenancy: Tenancy | None = None
-    ) -> Table:
-        body = self.mapping(raw, place)
-        allowed = {
-            "purpose",
-            "retention",
-            "tenant",
-            "identities",
-            "references",
-            "fields",
-            "primary_key",
-            "erase",
-            "refers_to",
-        }
-        self.unknown_keys(body, allowed, place)
-        by_column = tenancy is None or tenancy.model is TenancyModel.COLUMN
-        if not by_column and body.get("tenant") and tenancy is not None:
-            self.fail(
-                f"{place}.tenant",
-                f"the database's tenancy is {tenancy.model.value}: rows are not told apart by a column",
-            )
-        for key in ("purpose", "retention", "tenant"):
-            if key == "tenant" and not by_column:
-                continue
-            if not body.get(key):
-                self.fail(f"{place}.{key}", "is required")
-            elif str(body[key]).startswith("TODO"):
-                self.fail(f"{place}.{key}", "still says TODO: review the draft")
-        fields_raw = self.mapping(body.get("fields"), f"{place}.fields")
-        if not fields_raw:
-            self.fail(f"{place}.fields", "no fields are described")
-        fields = {f: self.field(f, b, f"{place}.fields.{f}") for f, b in fields_raw.items()}
-        tenant = str(body.get("tenant") or "") if by_column else ""
-        if tenant and tenant not in fields:
-            self.fail(f"{place}.tenant", f"column {tenant!r} is not among the fields")
-        identities = self.identities(body.get("identities"), fields, f"{place}.identities")
-        references = self.references(body.get("references"), fields, f"{place}.references")
-        refers_to = tuple(
-            Reference(r.field, r.table, r.column, True, outward=True)
-            for r in self.references(body.get("refers_to"), fields, f"{place}.refers_to", outward=True)
-        )
-        pk_raw = body.get("primary_key") or []
-        if isinstance(pk_raw, str):
-            pk_raw = [pk_raw]
-        for col in pk_raw:
-            if col not in fields:
-                self.fail(f"{place}.primary_key", f"column {col!r} is not among the fields")
-        rule = self.retention(body.get("retention"), fields, pk_raw, f"{place}.retention")
-        delete_row = self.table_erase(body.get("erase"), f"{place}.erase")
-        delete_row = delete_row or any(
-            f.erase is not None and f.erase.strategy is Strategy.DELETE_ROW for f in fields.values()
-        )
-        table = Table(
-            name=name,
-            purpose=str(body.get("purpose") or ""),
-            retention=rule.reason if rule is not None else str(body.get("retention") or ""),
-            tenant=tenant,
-            fields=fields,
-            identities=identities,
-            references=references,
-            primary_key=tuple(str(c) for c in pk_raw),
-            delete_row=delete_row,
-            refers_to=refers_to,
-            rule=rule,
-        )
-        if rule is not None and rule.action == "anonymise" and (delete_row or not table.strategies()):
-            self.fail(
-                f"{place}.retention.action",
-                "anonymise needs fields with erase strategies (this table's rows are erased by "
-                "deleting them: use delete)",
-            )
-        if not delete_row:
-            self.check_personal_fields(table, place)
-        for f in fields.values():
-            if (
-                f.category == "user.credential"
-                and f.erase is not None
-                and f.erase.strategy
-                not in (
-                    Strategy.NULL,
-                    Strategy.FIXED,
-                    Strategy.DELETE_ROW,
-                )
-            ):
-                self.fail(
-                    f"{place}.fields.{f.name}.erase",
-                    "a credential is deleted on erasure: null, a fixed value or the table's delete_row",
-                )
-        return table
-
-    def retention(
-        self, raw: Any, fields: dict[str, Field], pk: list[Any], place: str
-    ) -> Retention | None:
-        """``retention: {days, after, action, reason[, minimum_days, minimum_reason]}``; a string
-        (a rule's name or free text) means no automatic deletion."""
-        if not isinstance(raw, dict):
-            return None
-        body = self.mapping(raw, place)
-        keys = {"days", "after", "action", "reason", "minimum_days", "minimum_reason"}
-        self.unknown_keys(body, keys, place)
-        days, after = body.get("days"), str(body.get("after") or "")
-        action, reason = str(body.get("action") or ""), str(body.get("reason") or "").strip()
-        minimum, why = body.get("minimum_days", 0), str(body.get("minimum_reason") or "").strip()
-        ok = True
-        if isinstance(days, bool) or not isinstance(days, int) or not 0 < days <= 36_500:
-            self.fail(f"{place}.days", "must be a whole number of days, 1-36500")
-            ok = False
-        if not after:
-            self.fail(f"{place}.after", "is required: the date/time column the period runs from")
-            ok = False
-        elif after not in fields:
-            self.fail(f"{place}.after", f"column {after!r} is not among the fields")
-            ok = False
-        elif fields[after].category != "system.timestamp":
-            self.fail(
-                f"{place}.after", f"column {after!r} is not a date/time field (category system.timestamp)"
-            )
-            ok = False
-        if action not in RETENTION_ACTIONS:
-            self.fail(f"{place}.action", f"must be one of: {', '.join(RETENTION_ACTIONS)}")
-            ok = False
-        if not reason or reason.startswith("TODO"):
-            self.fail(f"{place}.reason", "is required: why rows are removed after this period")
-            ok = False
-        if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 0:
-            self.fail(f"{place}.minimum_days", "must be a whole number of days, 0 or more")
-            return None
-        if minimum and not why:
-            self.fail(f"{place}.minimum_reason", "a legal minimum needs its legal reason")
-            ok = False
-        if ok and isinstance(days, int) and days < minimum:
-            self.fail(
-                f"{place}.days",
-                f"{days} days is shorter than the legal minimum of {minimum} days ({why})",
-            )
-            ok = False
-        if len(pk) != 1:
-            self.fail(
-                place, "a table with retention needs a primary_key of one column (rows go in batches by it)"
-            )
-            ok = False
-        if not ok:
-            return None
-        assert isinstance(days, int)
-        return Retention(days=days, after=after, action=action, reason=reason, minimum_days=minimum,
-                         minimum_reason=why)
-
-    def table_erase(self, raw: Any, place: str) -> bool:
-        if raw is None:
-            return False
-        if raw == Strategy.DELETE_ROW.value:
-            return True
-        self.fail(place, f"a table's erase can only be 'delete_row', got {raw!r}")
-        return False
-
-    def check_personal_fields(self, table: Table, place: str) -> None:
-        # Row keys and links stay (they point at rows, which are erased or pseudonymised themselves).
-        link_columns = (
-            set(table.primary_key)
-            | {r.field for r in table.references}
-            | {r.field for r in table.refers_to}
-        )
-        if "user_id" in table.identities:
-            link_columns.add(table.identities["user_id"])
-        for f in table.fields.values():
-            if f.personal and f.erase is None and f.name not in link_columns:
-                self.fail(
-                    f"{place}.fields.{f.name}",
-                    "personal field needs an erase strategy "
-                    "(null, fixed, hmac, pseudonym, keep with a reason) or the table erase: delete_row",
-                )
-
-    def field(self, name: str, raw: Any, place: str) -> Field:
-        if isinstance(raw, str):
-            raw = {"category": raw}
-        body = self.mapping(raw, place)
-        self.unknown_keys(body, {"category", "erase", "note", "match", "auto_update"}, place)
-        category = str(body.get("category") or "")
-        match: Match | None = None
-        if "match" in body:
-            try:
-                match = Match(str(body["match"]))
-            except ValueError:
-                names = ", ".join(m.value for m in Match)
-                self.fail(
-                    f"{place}.match", f"unknown comparison {body['match']!r} (expected one of: {names})"
-                )
-        auto_update = body.get("auto_update", False)
-        if not isinstance(auto_update, bool):
-            self.fail(f"{place}.auto_update", "must be true or false")
-            auto_update = False
-        if not category:
-            self.fail(f"{place}.category", "is required")
-        elif category not in CATEGORIES:
-            self.fail(f"{place}.category", f"unknown category {category!r}")
-        erase = self.erase(body.get("erase"), f"{place}.erase") if "erase" in body else None
-        if auto_update and erase is not None and erase.strategy is not Strategy.KEEP:
-            self.fail(f"{place}.auto_update", "a column the database sets by itself cannot also be erased")
-        return Field(
-            name=name,
-            category=category,
-            erase=erase,
-            note=str(body.get("note") or ""),
-            match=match,
-            auto_update=auto_update,
-        )
-
-    def erase(self, raw: Any, place: str) -> Erase | None:  # noqa: PLR0911, PLR0912 - per strategy
-        if raw is None:  # `erase: null` reads naturally as "set null"
-            return Erase(Strategy.NULL)
-        if isinstance(raw, str):
-            strategy = _NAMED_STRATEGIES.get(raw)
-            if strategy is None:
-                self.fail(place, f"unknown strategy {raw!r} (expected one of: {_strategy_names()})")
-                return None
-            if strategy is Strategy.FIXED:
-                self.fail(place, 'fixed needs a value: {fixed: "[slettet]"}')
-                return None
-            if strategy is Strategy.KEEP:
-                self.fail(place, 'keep needs a stated legal reason: {keep: "…"}')
-                return None
-            return Erase(strategy)
-        body = self.mapping(raw, place)
-        if len(body) != 1:
-            self.fail(place, f"give exactly one strategy (one of: {_strategy_names()})")
-            return None
-        key, value = next(iter(body.items()))
-        strategy = _NAMED_STRATEGIES.get(key)
-        if strategy is None:
-            self.fail(f"{place}.{key}", f"unknown strategy {key!r} (expected one of: {_strategy_names()})")
-            return None
-        if strategy is Strategy.KEEP:
-            if not value or not str(value).strip():
-                self.fail(f"{place}.keep", "a kept field needs a stated legal reason")
-                return None
-            if str(value).startswith("TODO"):
-                self.fail(f"{place}.keep", "still says TODO: state the legal reason")
-                return None
-            return Erase(strategy, reason=str(value))
-        if strategy is Strategy.FIXED:
-            return Erase(strategy, value="" if value is None else str(value))
-        if strategy is Strategy.PSEUDONYM:
-            fmt = str(value) if value else None
-            if fmt is not None and "{id}" not in fmt:
-                self.fail(f"{place}.pseudonym", "the format must contain {id}")
-                return None
-            return Erase(strategy, value=fmt)
-        if strategy is Strategy.HMAC:
-            if value is not None and (not isinstance(value, int) or not 8 <= value <= 64):
-                self.fail(f"{place}.hmac", "the length must be a number of hex characters, 8-64")
-                return None
-            return Erase(strategy, length=value)
-        return Erase(strategy)
-
-    def identities(self, raw: Any, fields: dict[str, Field], place: str) -> dict[str, str]:
-        body = self.mapping(raw, place)
-        found: dict[str, str] = {}
-        for kind, column in body.items():
-            if kind not in IDENTITY_KINDS:
-                self.fail(
-                    f"{place}.{kind}", f"unknown identity kind (expected one of: {', '.join(IDENTITY_KINDS)})"
-                )
-            elif str(column) not in fields:
-                self.fail(f"{place}.{kind}", f"column {column!r} is not among the fields")
-            else:
-                found[kind] = str(column)
-        return found
-
-    def references(
-        self, raw: Any, fields: dict[str, Field], place: str, *, outward: bool = False
-    ) -> tuple[Reference, ...]:
-        if raw is None:
-            return ()
-        if not isinstance(raw, list):
-            self.fail(place, "must be a list of {field: …, to: table.column}")
-            return ()
-        refs: list[Reference] = []
-        for i, item in enumerate(raw):
-            here = f"{place}[{i}]"
-            body = self.mapping(item, here)
-            self.unknown_keys(body, {"field", "to"} if outward else {"field", "to", "follow"}, here)
-            col, to = str(body.get("field") or ""), str(body.get("to") or "")
-            if col not in fields:
-                self.fail(f"{here}.field", f"column {col!r} is not among the fields")
-                continue
-            if to.count(".") != 1:
-                self.fail(f"{here}.to", f"must be table.column, got {to!r}")
-                continue
-            table, column = to.split(".")
-            refs.append(Reference(col, table, column, bool(body.get("follow", True))))
-        return tuple(refs)
-
     def check_references(self, db: DatabaseDef, place: str) -> None:
         for tname, table in db.tables.items():
             links = [("references", i, r) for i, r in enumerate(table.references)]
@@ -654,10 +320,6 @@ class _Builder:
             )
         if not any(t.identities for t in db.tables.values()):
             self.fail(f"{place}.tables", "no table has identities, so no person can be found")
-
-
-def _strategy_names() -> str:
-    return ", ".join(s.value for s in Strategy)
 
 
 def _cycles(db: DatabaseDef) -> Iterator[list[str]]:

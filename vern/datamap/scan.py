@@ -15,6 +15,7 @@ point: a person reviews it before it is used.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,8 +34,9 @@ from sqlalchemy.types import (
     TypeEngine,
 )
 
-from vern.datamap.detectors import _BIRTH_COLUMNS, CONTEXT_DETECTORS, DETECTORS, classify, column_is
+from vern.datamap.detectors import CONTEXT_DETECTORS, DETECTORS, classify, column_is
 from vern.datamap.model import DEFAULT_PSEUDONYM, HMAC_HEX_LENGTH
+from vern.datamap.wordlists import BIRTH_COLUMNS
 
 TENANT_NAMES = (
     "org_id",
@@ -101,6 +103,18 @@ class _Scanned:
     unique: set[str] = field(default_factory=set)
 
 
+@dataclass(frozen=True)
+class _Survey:
+    """What the scan learnt about the database as a whole, for drafting each table."""
+
+    people: set[str]  # tables whose rows are people
+    lookups: set[str]  # reference data
+    tenant: str | None  # the column naming the customer, when the tables have one
+    incoming: dict[str, list[tuple[str, str, str | None]]]  # table -> (referrer, column, ON DELETE)
+    held: set[str]  # tables a person's row points at
+    held_rows: dict[str, _Scanned]
+
+
 def scan(
     engine: Engine, *, sample: int = 200, system: str = "product", url_env: str = "PRODUCT_DATABASE_URL"
 ) -> dict[str, Any]:
@@ -112,56 +126,12 @@ def scan(
     for tname in sorted(insp.get_table_names()):
         if tname in children:
             continue
-        table = Table(tname, meta, autoload_with=engine)
-        fks = {
-            fk["constrained_columns"][0]: (fk["referred_table"], fk["referred_columns"][0])
-            for fk in insp.get_foreign_keys(tname)
-            if len(fk["constrained_columns"]) == 1
-        }
-        unique = {
-            u["column_names"][0] for u in insp.get_unique_constraints(tname) if len(u["column_names"]) == 1
-        }
-        unique |= {
-            i["column_names"][0]
-            for i in insp.get_indexes(tname)
-            if i.get("unique") and len(i["column_names"]) == 1 and i["column_names"][0]
-        }
-        found = _Scanned(
-            name=str(tname),
-            table=table,
-            pk=[c.name for c in table.primary_key.columns],
-            fks={str(k): (str(v[0]), str(v[1])) for k, v in fks.items()},
-            rows=_count(engine, table),
-            samples=_samples(engine, table, sample),
-            unique={str(u) for u in unique},
-        )
-        for col in table.columns:
-            if col.name in found.pk or col.name in found.fks:
-                continue
-            detector = _detect(col.name, col.type, found.samples.get(col.name, []))
-            if detector is not None:
-                found.detected[col.name] = detector
+        found = _scan_table(engine, insp, Table(tname, meta, autoload_with=engine), sample)
         scanned[found.name] = found
-    # Who refers to whom, and with which ON DELETE.
-    incoming: dict[str, list[tuple[str, str, str | None]]] = {}
-    for tname in scanned:
-        for fk in insp.get_foreign_keys(tname):
-            if len(fk["constrained_columns"]) == 1:
-                ondelete = (fk.get("options") or {}).get("ondelete")
-                incoming.setdefault(str(fk["referred_table"]), []).append(
-                    (tname, str(fk["constrained_columns"][0]), str(ondelete).upper() if ondelete else None)
-                )
-    people = _person_tables(scanned)
-    lookups = _lookup_tables(scanned, incoming, people)
-    tenant = _tenant_column(scanned, people)
-    held = {t for name in people for t, _ in scanned[name].fks.values() if t not in people}
-    held_rows = {t: scanned[t] for t in held if t in scanned}
-    tables = {
-        name: _table_draft(s, people, lookups, tenant, incoming, held, held_rows)
-        for name, s in sorted(scanned.items())
-    }
+    survey = _survey(scanned, incoming_links(insp, scanned))
+    tables = {name: _table_draft(s, survey) for name, s in sorted(scanned.items())}
     database: dict[str, Any] = {"url_env": url_env}
-    if tenant is not None:
+    if survey.tenant is not None:
         database["tenancy"] = {"model": "column", "holds": "TODO: which key of the customer the column holds"}
     else:
         database["tenancy"] = {
@@ -175,6 +145,70 @@ def scan(
             "version": 1,
             "systems": {system: {"title": system, "recipients": [], "databases": {"main": database}}},
         }
+    )
+
+
+def _scan_table(engine: Engine, insp: Any, table: Table, sample: int) -> _Scanned:
+    """One reflected table: its keys, row count, sampled values and what the detectors saw."""
+    tname = table.name
+    fks = {
+        fk["constrained_columns"][0]: (fk["referred_table"], fk["referred_columns"][0])
+        for fk in insp.get_foreign_keys(tname)
+        if len(fk["constrained_columns"]) == 1
+    }
+    unique = {
+        u["column_names"][0] for u in insp.get_unique_constraints(tname) if len(u["column_names"]) == 1
+    }
+    unique |= {
+        i["column_names"][0]
+        for i in insp.get_indexes(tname)
+        if i.get("unique") and len(i["column_names"]) == 1 and i["column_names"][0]
+    }
+    found = _Scanned(
+        name=str(tname),
+        table=table,
+        pk=[c.name for c in table.primary_key.columns],
+        fks={str(k): (str(v[0]), str(v[1])) for k, v in fks.items()},
+        rows=_count(engine, table),
+        samples=_samples(engine, table, sample),
+        unique={str(u) for u in unique},
+    )
+    for col in table.columns:
+        if col.name in found.pk or col.name in found.fks:
+            continue
+        detector = _detect(col.name, col.type, found.samples.get(col.name, []))
+        if detector is not None:
+            found.detected[col.name] = detector
+    return found
+
+
+def incoming_links(insp: Any, tables: Iterable[str]) -> dict[str, list[tuple[str, str, str | None]]]:
+    """Who refers to whom, and with which ON DELETE: referred table -> (referring table, its
+    column, the ON DELETE action in upper case or None), for the single-column foreign keys of
+    ``tables``."""
+    incoming: dict[str, list[tuple[str, str, str | None]]] = {}
+    for tname in tables:
+        for fk in insp.get_foreign_keys(tname):
+            if len(fk["constrained_columns"]) == 1:
+                ondelete = (fk.get("options") or {}).get("ondelete")
+                incoming.setdefault(str(fk["referred_table"]), []).append(
+                    (tname, str(fk["constrained_columns"][0]), str(ondelete).upper() if ondelete else None)
+                )
+    return incoming
+
+
+def _survey(
+    scanned: dict[str, _Scanned], incoming: dict[str, list[tuple[str, str, str | None]]]
+) -> _Survey:
+    people = _person_tables(scanned)
+    held = {t for name in people for t, _ in scanned[name].fks.values() if t not in people}
+    return _Survey(
+        people=people,
+        lookups=_lookup_tables(scanned, incoming, people),
+        tenant=_tenant_column(scanned, people),
+        incoming=incoming,
+        held=held,
+        held_rows={t: scanned[t] for t in held if t in scanned},
     )
 
 
@@ -258,7 +292,7 @@ def _detect(column: str, type_: TypeEngine[Any], values: list[str]) -> str | Non
 
 def _birth(column: str) -> bool:
 
-    return column_is(column, _BIRTH_COLUMNS)
+    return column_is(column, BIRTH_COLUMNS)
 
 
 def _person_tables(scanned: dict[str, _Scanned]) -> set[str]:
@@ -332,77 +366,87 @@ def _is_registry(column: str, scanned: dict[str, _Scanned]) -> bool:
     )
 
 
-def _table_draft(  # noqa: PLR0912, PLR0917 - one draft from what the scan learnt
-    s: _Scanned,
-    people: set[str],
-    lookups: set[str],
-    tenant: str | None,
-    incoming: dict[str, list[tuple[str, str, str | None]]],
-    held: set[str],
-    held_rows: dict[str, _Scanned],
-) -> dict[str, Any]:
-    lookup = s.name in lookups
-    linked = _linked(s, people, held)
-    if linked and not lookup and s.name not in people and not incoming.get(s.name):
-        # A person's own leaf rows (a report, a review): their title is theirs too.
-        for col in s.table.columns:
-            if (
-                col.name not in s.detected
-                and _is_text(col.type)
-                and column_is(col.name, ("title", "subject"))
-            ):
-                s.detected[col.name] = "text"
+def _table_draft(s: _Scanned, survey: _Survey) -> dict[str, Any]:
+    lookup = s.name in survey.lookups
+    linked = _linked(s, survey.people, survey.held)
+    if linked and not lookup and s.name not in survey.people and not survey.incoming.get(s.name):
+        _mark_titles(s)
+    fields, identities = _draft_fields(s, survey, lookup=lookup, linked=linked)
+    draft: dict[str, Any] = {
+        "purpose": "TODO: why this table is kept",
+        "retention": "permanent-config" if lookup else "TODO: how long rows are kept",
+    }
+    if survey.tenant is not None:
+        has_tenant = survey.tenant in s.table.c
+        draft["tenant"] = survey.tenant if has_tenant else "TODO: the column naming the customer"
+    if not s.pk:
+        draft["primary_key"] = []
+    if identities:
+        draft["identities"] = identities
+    outward = _outward_links(s, survey.people, survey.lookups, survey.held_rows)
+    if outward:
+        draft["refers_to"] = outward
+    refs = _draft_references(s, survey, drawn={str(link["field"]) for link in outward})
+    if refs:
+        draft["references"] = refs
+    if _erased_by_row(s, survey, fields, lookup=lookup):
+        draft["erase"] = "delete_row"
+        for f in fields.values():
+            f.pop("erase", None)
+    draft["fields"] = fields
+    return draft
+
+
+def _mark_titles(s: _Scanned) -> None:
+    """A person's own leaf rows (a report, a review): their title is theirs too."""
+    for col in s.table.columns:
+        if col.name not in s.detected and _is_text(col.type) and column_is(col.name, ("title", "subject")):
+            s.detected[col.name] = "text"
+
+
+def _draft_fields(
+    s: _Scanned, survey: _Survey, *, lookup: bool, linked: bool
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Each column's category and erase strategy, and the first column of each identity kind."""
     fields: dict[str, Any] = {}
     identities: dict[str, str] = {}
-    has_tenant = tenant is not None and tenant in s.table.c
     for col in s.table.columns:
-        guess = _guess(s, col, people, lookup=lookup, linked=linked, tenant=tenant)
+        guess = _guess(s, col, survey.people, lookup=lookup, linked=linked, tenant=survey.tenant)
         entry: dict[str, Any] = {"category": guess.category}
         if guess.erase is not None:
             entry["erase"] = guess.erase
         fields[col.name] = entry
         if guess.identity and guess.identity not in identities:
             identities[guess.identity] = col.name
-    draft: dict[str, Any] = {
-        "purpose": "TODO: why this table is kept",
-        "retention": "permanent-config" if lookup else "TODO: how long rows are kept",
-    }
-    if tenant is not None:
-        draft["tenant"] = tenant if has_tenant else "TODO: the column naming the customer"
-    if not s.pk:
-        draft["primary_key"] = []
-    if identities:
-        draft["identities"] = identities
-    outward = _outward_links(s, people, lookups, held_rows)
-    if outward:
-        draft["refers_to"] = outward
-    drawn = {str(link["field"]) for link in outward}
+    return fields, identities
+
+
+def _draft_references(s: _Scanned, survey: _Survey, *, drawn: set[str]) -> list[dict[str, Any]]:
+    """The table's foreign keys (but the tenant column and those drawn as ``refers_to``)."""
     refs: list[dict[str, Any]] = [
         {"field": col, "to": f"{t}.{c}"}
         for col, (t, c) in s.fks.items()
-        if col != tenant and col not in drawn
+        if col != survey.tenant and col not in drawn
     ]
     for ref in refs:
         target = str(ref["to"]).split(".")[0]
-        if target == s.name or target not in people or s.name in lookups:
+        if target == s.name or target not in survey.people or s.name in survey.lookups:
             # Only rows pointing straight at a person's row are that person's; a link to shared
             # rows (a store, a course, a category) is recorded but not followed.
             ref["follow"] = False
-    if refs:
-        draft["references"] = refs
+    return refs
+
+
+def _erased_by_row(s: _Scanned, survey: _Survey, fields: dict[str, Any], *, lookup: bool) -> bool:
+    """Rows pointing at a person's row, with personal fields, that can be deleted outright."""
     personal = [f for f in fields.values() if str(f["category"]).startswith("user.")]
-    if (
-        any(t in people for t, _ in s.fks.values())
+    return bool(
+        any(t in survey.people for t, _ in s.fks.values())
         and not lookup
         and personal
-        and delete_refused(s.name, incoming) is None
-        and s.name not in people
-    ):
-        draft["erase"] = "delete_row"
-        for f in fields.values():
-            f.pop("erase", None)
-    draft["fields"] = fields
-    return draft
+        and delete_refused(s.name, survey.incoming) is None
+        and s.name not in survey.people
+    )
 
 
 def _outward_links(

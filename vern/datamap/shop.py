@@ -324,10 +324,26 @@ def create_product(engine: Engine) -> None:
                 )
 
 
+Rows = dict[Table, list[dict[str, Any]]]
+
+
 def fill(engine: Engine, *, customers: int = 60, seed: int = 11) -> None:
     rng = random.Random(seed)
     now = datetime(2025, 6, 1, 12, 0)
-    rows: dict[Table, list[dict[str, Any]]] = {t: [] for t in metadata.sorted_tables}
+    rows: Rows = {t: [] for t in metadata.sorted_tables}
+    _catalogue(rows)
+    people = customers + 4
+    rows[address] = [_address_row(i, rng, now) for i in range(people)]
+    _staff_and_stores(rows, people, now)
+    for i in range(20):
+        rows[inventory].append({"inventory_id": i + 1, "film_id": i % 40 + 1, "store_id": i % 2 + 1})
+    for c in range(customers):
+        _customer(rows, c, now)
+    _insert(engine, rows)
+
+
+def _catalogue(rows: Rows) -> None:
+    """The lookup tables and the films with their categories."""
     rows[country] = [{"country_id": i + 1, "country": c} for i, c in enumerate(COUNTRIES)]
     rows[city] = [
         {"city_id": i + 1, "city": c, "country_id": i % len(COUNTRIES) + 1} for i, c in enumerate(CITIES)
@@ -348,22 +364,26 @@ def fill(engine: Engine, *, customers: int = 60, seed: int = 11) -> None:
             }
         )
         rows[film_category].append({"film_id": i + 1, "category_id": i % len(CATEGORIES) + 1})
-    people = customers + 4
-    for i in range(people):
-        rows[address].append(
-            {
-                "address_id": i + 1,
-                "address": f"{STREETS[i % len(STREETS)]} {rng.randrange(1, 120)}"
-                if i % 3
-                else f"{rng.randrange(1, 999)} {STREETS[i % len(STREETS)]}",
-                "address2": f"Leilighet H0{rng.randrange(101, 409)}" if i % 4 == 0 else None,
-                "district": DISTRICTS[i % len(DISTRICTS)],
-                "city_id": i % len(CITIES) + 1,
-                "postal_code": _postcode(i, rng),
-                "phone": _phone(i, rng),
-                "last_update": now,
-            }
-        )
+
+
+def _address_row(i: int, rng: random.Random, now: datetime) -> dict[str, Any]:
+    """The address of person ``i`` (customers first, then staff and stores)."""
+    return {
+        "address_id": i + 1,
+        "address": f"{STREETS[i % len(STREETS)]} {rng.randrange(1, 120)}"
+        if i % 3
+        else f"{rng.randrange(1, 999)} {STREETS[i % len(STREETS)]}",
+        "address2": f"Leilighet H0{rng.randrange(101, 409)}" if i % 4 == 0 else None,
+        "district": DISTRICTS[i % len(DISTRICTS)],
+        "city_id": i % len(CITIES) + 1,
+        "postal_code": _postcode(i, rng),
+        "phone": _phone(i, rng),
+        "last_update": now,
+    }
+
+
+def _staff_and_stores(rows: Rows, people: int, now: datetime) -> None:
+    """Two stores, each with its manager and the manager's API key."""
     for s in range(2):
         first, last = FIRST[s + 3], LAST[s + 4]
         rows[staff].append(
@@ -388,57 +408,61 @@ def fill(engine: Engine, *, customers: int = 60, seed: int = 11) -> None:
                 "created_at": now,
             }
         )
-    for i in range(20):
-        rows[inventory].append({"inventory_id": i + 1, "film_id": i % 40 + 1, "store_id": i % 2 + 1})
-    for c in range(customers):
-        first, last = FIRST[c % len(FIRST)], LAST[(c * 5) % len(LAST)]
-        rows[customer].append(
+
+
+def _customer(rows: Rows, c: int, now: datetime) -> None:
+    """Customer ``c`` with two rentals and their payments, and a review from every third."""
+    first, last = FIRST[c % len(FIRST)], LAST[(c * 5) % len(LAST)]
+    rows[customer].append(
+        {
+            "customer_id": c + 1,
+            "store_id": c % 2 + 1,
+            "first_name": first,
+            "last_name": last,
+            "email": f"{first}.{last}.{c}@EXAMPLE.COM".replace("Ü", "U"),
+            "address_id": c + 1,
+            "birth_date": date(1950 + c % 50, 1 + c % 12, 1 + c % 28),
+            "active": True,
+            "create_date": now - timedelta(days=c),
+        }
+    )
+    for k in range(2):
+        rid = c * 2 + k + 1
+        when = datetime(2025, 1 + (c + k) % 12, 1 + c % 27, 18, 0)
+        rows[rental].append(
             {
+                "rental_id": rid,
+                "rental_date": when,
+                "inventory_id": rid % 20 + 1,
                 "customer_id": c + 1,
-                "store_id": c % 2 + 1,
-                "first_name": first,
-                "last_name": last,
-                "email": f"{first}.{last}.{c}@EXAMPLE.COM".replace("Ü", "U"),
-                "address_id": c + 1,
-                "birth_date": date(1950 + c % 50, 1 + c % 12, 1 + c % 28),
-                "active": True,
-                "create_date": now - timedelta(days=c),
+                "return_date": when + timedelta(days=3),
+                "staff_id": k + 1,
             }
         )
-        for k in range(2):
-            rid = c * 2 + k + 1
-            when = datetime(2025, 1 + (c + k) % 12, 1 + c % 27, 18, 0)
-            rows[rental].append(
-                {
-                    "rental_id": rid,
-                    "rental_date": when,
-                    "inventory_id": rid % 20 + 1,
-                    "customer_id": c + 1,
-                    "return_date": when + timedelta(days=3),
-                    "staff_id": k + 1,
-                }
-            )
-            rows[payment].append(
-                {
-                    "payment_id": rid,
-                    "customer_id": c + 1,
-                    "staff_id": k + 1,
-                    "rental_id": rid,
-                    "amount": Decimal("4.99"),
-                    "payment_date": when,
-                }
-            )
-        if c % 3 == 0:
-            rows[review].append(
-                {
-                    "review_id": c + 1,
-                    "customer_id": c + 1,
-                    "film_id": c % 40 + 1,
-                    "stars": 1 + c % 5,
-                    "body": REVIEWS[c % len(REVIEWS)],
-                    "created_at": now,
-                }
-            )
+        rows[payment].append(
+            {
+                "payment_id": rid,
+                "customer_id": c + 1,
+                "staff_id": k + 1,
+                "rental_id": rid,
+                "amount": Decimal("4.99"),
+                "payment_date": when,
+            }
+        )
+    if c % 3 == 0:
+        rows[review].append(
+            {
+                "review_id": c + 1,
+                "customer_id": c + 1,
+                "film_id": c % 40 + 1,
+                "stars": 1 + c % 5,
+                "body": REVIEWS[c % len(REVIEWS)],
+                "created_at": now,
+            }
+        )
+
+
+def _insert(engine: Engine, rows: Rows) -> None:
     with engine.begin() as conn:
         if engine.dialect.name in ("mysql", "mariadb"):
             conn.execute(text("SET FOREIGN_KEY_CHECKS=0"))

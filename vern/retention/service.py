@@ -6,179 +6,46 @@ runs that apply the rules in bounded batches and are kept as evidence.
 A run works rule by rule, batch by batch. Each batch is one transaction that both removes its
 rows and writes the run's counts and cursor, so a run stopped half-way (a crash, a killed worker)
 holds no half-written state and the next run takes it up where it stopped.
+
+The rules are read in ``vern.retention.rules`` and applied batch by batch in
+``vern.retention.batches``; this module is the domain's entry point to both.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, func, select, text, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
 from vern.audit.service import record
 from vern.consent.models import ConsentRecord, Purpose
-from vern.consent.service import expire_records
 from vern.control.service import expire_records as expire_control
-from vern.core.config import Settings, get_settings
+from vern.core.config import Settings
 from vern.core.crypto import DataKey
-from vern.core.db import Base, Database, Scope, import_models, utcnow
+from vern.core.db import Database, Scope, utcnow
 from vern.core.errors import Conflict, InvalidInput, NotFound
-from vern.datamap.categories import RETENTION_POLICIES, RETENTION_RULES
-from vern.datamap.loader import MapError
-from vern.datamap.own import load_own_map
-from vern.datamap.service import current_map
 from vern.incidents.service import expire_closed
 from vern.retention import product
+from vern.retention.batches import Held, apply_rule, conditions, delete_batch, held_for, table_of
 from vern.retention.models import LegalHold, RetentionPeriod, RetentionRun
+from vern.retention.rules import DETAILS_DAYS, Rule, customer_keys, product_table, rule, rules
 from vern.rights.connectors import describe_failure
 from vern.rights.models import RightsRequest
-from vern.rights.service import delete_closed_requests, product_keys, shred_closed_requests
+
+# The domain's entry point: the rules (vern.retention.rules) and their batches
+# (vern.retention.batches) are used through this module.
+__all__ = [
+    "ACTIONS", "BATCH", "DETAILS_DAYS", "LEASE", "Held", "Rule", "create_hold", "delete_batch",
+    "get_run", "hold_view", "list_holds", "list_runs", "plan", "release_hold", "rule", "rules",
+    "run", "run_view", "set_period",
+]
 
 BATCH = 50_000  # rows per transaction: bounded, and few enough commits to keep pace
 LEASE = timedelta(minutes=10)
 ACTIONS = ("delete", "anonymise")
-DETAILS_DAYS = 30  # a closed request's identities and details, after the person was answered
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One rule: what (``tables``), after how long (``days`` from ``clock``), what then
-    (``action``), why (``reason`` for people, ``legal_reason``), and the least it may be."""
-
-    key: str
-    tables: tuple[str, ...]
-    policy: str
-    clock: str
-    days: int | None
-    default_days: int | None
-    action: str
-    reason: str
-    legal_reason: str
-    legal_minimum_days: int
-    enforced_by: str = ""  # a job of another domain applies it (not this one)
-    kind: str = "table"  # table | function | product (a table of the product data map)
-    database: str = ""  # product: the map's database (system.name)
-
-    def view(self) -> dict[str, Any]:
-        return {
-            "rule": self.key, "tables": list(self.tables), "policy": self.policy,
-            "counted_from": self.clock or None, "days": self.days,
-            "default_days": self.default_days, "action": self.action,
-            "reason": self.reason, "legal_reason": self.legal_reason,
-            "legal_minimum_days": self.legal_minimum_days,
-            "enforced_by": self.enforced_by or ("retention.run" if self.days else None),
-        } | ({"database": self.database} if self.kind == "product" else {})
-
-
-_FUNCTION_RULES: tuple[tuple[str, tuple[str, ...], str, str, int | None, str, str, int], ...] = (
-    ("rights_requests.details", ("rights_requests", "outbox_messages"), "request-plus-5y",
-     "completed_at", DETAILS_DAYS, "anonymise",
-     "Art. 5(1)(e): a closed request's identities and details (and mails sealed under its key) "
-     "only until the person has been answered", 0),
-    ("rights_requests", ("rights_requests", "rights_parts", "rights_tasks", "rights_ledger",
-                         "rights_flags", "rights_external_steps"), "request-plus-5y",
-     "completed_at", None, "delete", "", -1),
-    ("consent_records", ("consent_records",), "consent-history", "retired purpose", None,
-     "delete", "", -1),
-    ("incidents", ("incidents", "incident_customers", "incident_notices", "incident_events",
-                   "incident_warnings"), "incident-plus-5y", "closed_at", None, "delete", "", -1),
-    ("control", ("control_tasks", "control_completions", "control_evidence", "control_reminders",
-                 "control_changes", "control_change_events", "control_people",
-                 "control_trainings", "control_media", "control_risks", "control_measures",
-                 "control_dpias", "control_dpia_versions"), "internal-control",
-     "the record's end (closed, completed, implemented, ended)", None, "delete", "", -1),
-)
-
-
-@functools.cache
-def _own_map() -> dict[str, Any]:
-    """The data map of Vern's own tables (files of the installed package: read once)."""
-    return load_own_map()
-
-
-def _policy(name: str) -> dict[str, Any]:
-    return dict(RETENTION_POLICIES[name])
-
-
-def rules(session: Session | None = None) -> list[Rule]:
-    """Every rule, with the vendor's own periods (``retention_periods``) applied."""
-    periods: dict[str, int] = {}
-    own = _own_map()
-    if session is not None:
-        periods = {p.rule: p.days for p in session.scalars(select(RetentionPeriod))}
-    out: list[Rule] = []
-    covered: set[str] = set()
-    for key, tables, policy_name, clock, days, action, legal, minimum in _FUNCTION_RULES:
-        pol = _policy(policy_name)
-        default = days if days is not None else pol["days"]
-        out.append(Rule(
-            key=key, tables=tables, policy=policy_name, clock=clock,
-            days=periods.get(key, default), default_days=default, action=action,
-            reason=RETENTION_RULES[policy_name], legal_reason=legal or str(pol["legal_reason"]),
-            legal_minimum_days=minimum if minimum >= 0 else int(pol["legal_minimum_days"]),
-            kind="function"))
-        if key != "rights_requests.details":
-            covered.update(tables)
-    for table in sorted(own.values(), key=lambda t: t.name):
-        if table.name in covered:
-            continue
-        pol = _policy(table.retention)
-        default = pol["days"] if table.retention_after else None
-        out.append(Rule(
-            key=table.name, tables=(table.name,), policy=table.retention,
-            clock=table.retention_after, days=periods.get(table.name, default) if default else None,
-            default_days=default, action=str(pol["action"]), reason=RETENTION_RULES[table.retention],
-            legal_reason=str(pol["legal_reason"]), legal_minimum_days=int(pol["legal_minimum_days"]),
-            enforced_by=str(pol.get("enforced_by", ""))))
-    if session is not None:
-        out.extend(_product_rules(session))
-    return out
-
-
-def _product_map(session: Session) -> Any:
-
-    try:
-        return current_map(session)
-    except MapError:  # published before a check it now fails: nothing of it is applied
-        return None
-
-
-def _product_rules(session: Session) -> list[Rule]:
-    """The rules the product data map declares (``retention: {days, after, action, reason}``)."""
-    out = []
-    for db, table in product.tables(_product_map(session)):
-        r = table.rule
-        assert r is not None
-        out.append(Rule(
-            key=product.rule_key(db, table.name), tables=(table.name,), policy="product-map",
-            clock=r.after, days=r.days, default_days=r.days, action=r.action, reason=r.reason,
-            legal_reason=r.minimum_reason or r.reason, legal_minimum_days=r.minimum_days,
-            kind="product", database=db.qualified))
-    return out
-
-
-def _keys(session: Session, db: Any) -> list[str]:
-    """The customers' product keys, where the product has a schema or database per customer."""
-    return sorted(product_keys(session)) if product.per_customer(db) else []
-
-
-def _product_table(session: Session | Any, r: Rule) -> tuple[Any, Any]:
-    data_map = _product_map(session) if isinstance(session, Session) else None
-    if data_map is None:
-        raise NotFound(detail="the product data map is not published")
-    db = data_map.database(r.database)
-    return db, db.tables[r.tables[0]]
-
-
-def rule(session: Session | None, key: str) -> Rule:
-    for r in rules(session):
-        if r.key == key:
-            return r
-    raise NotFound(detail="no such retention rule")
 
 
 # -- periods ---------------------------------------------------------------------------------
@@ -272,115 +139,26 @@ def list_holds(session: Session, *, active_only: bool = False) -> list[LegalHold
     return list(session.scalars(stmt))
 
 
-@dataclass
-class Held:
-    records: set[str] = field(default_factory=set)
-    users: set[str] = field(default_factory=set)
-    subjects: set[str] = field(default_factory=set)
-
-    @property
-    def every(self) -> set[str]:
-        return self.records | self.users | self.subjects
-
-
-def _held(session: Session | Any, rule_key: str) -> Held:
-    out = Held()
-    # a product table's rows are held only by holds that name its rule (the table) and the key
-    names = (rule_key,) if rule_key.startswith(product.PREFIX) else (rule_key, "*")
-    rows = session.execute(select(LegalHold.record_id, LegalHold.user_id, LegalHold.subject_ref)
-                           .where(LegalHold.released_at.is_(None),
-                                  LegalHold.rule.in_(names)))
-    for rec, user, ref in rows:
-        if rec:
-            out.records.add(rec)
-        if user:
-            out.users.add(user)
-        if ref:
-            out.subjects.add(ref)
-    return out
-
-
-# -- applying a table rule -------------------------------------------------------------------
-
-
-def _table(name: str) -> Table:
-    import_models()
-    return Base.metadata.tables[name]
-
-
-def _conditions(table: Table, clock: str, cutoff: datetime, held: Held) -> list[Any]:
-    (pk,) = table.primary_key.columns
-    cond = [table.c[clock].is_not(None), table.c[clock] < cutoff]
-    if held.records:
-        cond.append(pk.not_in(sorted(held.records)))
-    if held.users and "user_id" in table.c:
-        cond.append(table.c.user_id.not_in(sorted(held.users)))
-    if held.subjects and "subject_ref" in table.c:
-        cond.append(table.c.subject_ref.not_in(sorted(held.subjects)))
-    return cond
+# -- what a rule has due ---------------------------------------------------------------------
 
 
 def _count_due(session: Session, r: Rule, cutoff: datetime, held: Held) -> int:
     if r.kind == "table":
-        table = _table(r.tables[0])
+        table = table_of(r.tables[0])
         return int(session.connection().scalar(
-            select(func.count()).select_from(table).where(*_conditions(table, r.clock, cutoff, held))) or 0)
+            select(func.count()).select_from(table).where(*conditions(table, r.clock, cutoff, held))) or 0)
     return len(_function_ids(session, r, cutoff, held, limit=1_000_000))
 
 
 def _any_due(session: Session, r: Rule, cutoff: datetime, held: Held) -> bool:
     if r.kind == "product":
-        db, mt = _product_table(session, r)
-        return bool(product.count_due(db, mt, cutoff, held.records, _keys(session, db))["due"])
+        db, mt = product_table(session, r)
+        return bool(product.count_due(db, mt, cutoff, held.records, customer_keys(session, db))["due"])
     if r.kind == "table":
-        table = _table(r.tables[0])
-        first = select(1).select_from(table).where(*_conditions(table, r.clock, cutoff, held))
+        table = table_of(r.tables[0])
+        first = select(1).select_from(table).where(*conditions(table, r.clock, cutoff, held))
         return session.connection().scalar(first.limit(1)) is not None
     return bool(_function_ids(session, r, cutoff, held, limit=1))
-
-
-def delete_batch(conn: Any, table: Table, clock: str, cutoff: datetime, *, held: Held,
-                 after: Any, batch: int) -> tuple[int, Any]:
-    """Delete the next batch of about ``batch`` expired rows after the cursor ``after``.
-    Returns (rows deleted, the new cursor; None once the table has no more expired rows).
-
-    PostgreSQL: the cursor is a page of the table's heap; a batch is the rows of a range of
-    pages (a TID range scan: the pages are read in order, as a bare ``DELETE`` reads them).
-    Elsewhere: the cursor is the primary key; the batch's last key is found first, then one range
-    ``DELETE`` removes the batch (both walk the primary key's index)."""
-    cond = _conditions(table, clock, cutoff, held)
-    if conn.dialect.name == "postgresql":
-        return _delete_pages(conn, table, cond, after, batch)
-    (pk,) = table.primary_key.columns
-    if after is not None:
-        cond.append(pk > after)
-    upper = conn.scalar(select(pk).where(*cond).order_by(pk).offset(batch - 1).limit(1))
-    if upper is not None:
-        cond.append(pk <= upper)
-    gone = conn.execute(delete(table).where(and_(*cond))).rowcount or 0
-    return gone, upper
-
-
-def _delete_pages(conn: Any, table: Table, cond: list[Any], after: Any,
-                  batch: int) -> tuple[int, Any]:
-    stats = conn.execute(
-        text("SELECT c.reltuples, c.relpages, pg_relation_size(c.oid) / "
-             "current_setting('block_size')::int AS pages FROM pg_class c "
-             "WHERE c.oid = CAST(:name AS regclass)"), {"name": table.name}).one()
-    pages = int(stats.pages)
-    per_page = (stats.reltuples / stats.relpages) if stats.relpages > 0 and stats.reltuples > 0 else 100
-    span = max(1, int(batch / max(per_page, 1.0)))
-    low = int(after or 0)
-    if low >= pages:
-        return 0, None
-    high = low + span
-    tids = text("ctid >= CAST(:lo AS tid) AND ctid < CAST(:hi AS tid)").bindparams(
-        lo=f"({low},0)", hi=f"({high},0)")
-    gone = conn.execute(delete(table).where(tids, *cond)).rowcount or 0
-    return gone, (high if high < pages else None)
-
-
-# -- applying a rule of another domain, through its service function ------------------------
 
 
 def _function_ids(session: Session, r: Rule, cutoff: datetime, held: Held, limit: int) -> list[str]:
@@ -411,21 +189,6 @@ def _function_ids(session: Session, r: Rule, cutoff: datetime, held: Held, limit
     return [i for i, ref in rows if i not in held.every and ref not in held.every]
 
 
-def _function_batch(session: Session, r: Rule, cutoff: datetime, held: Held, batch: int) -> int:
-
-    if r.key == "rights_requests.details":
-        return len(shred_closed_requests(session, closed_before=cutoff, limit=batch, held=held.every))
-    if r.key == "rights_requests":
-        return len(delete_closed_requests(session, closed_before=cutoff, limit=batch, held=held.every))
-    if r.key == "consent_records":
-        return expire_records(session, retired_before=cutoff, limit=batch)
-    if r.key == "incidents":
-        return len(expire_closed(session, closed_before=cutoff, limit=batch, held=held.every))
-    if r.key == "control":
-        return len(expire_control(session, before=cutoff, limit=batch, held=held.every))
-    raise AssertionError(r.key)
-
-
 # -- plan and run ----------------------------------------------------------------------------
 
 
@@ -438,7 +201,7 @@ def plan(database: Database, *, now: datetime | None = None) -> list[dict[str, A
             item = r.view()
             if r.days and not r.enforced_by:
                 cutoff = now - timedelta(days=r.days)
-                held = _held(session, r.key)
+                held = held_for(session, r.key)
                 item["cutoff"] = cutoff.isoformat(timespec="seconds")
                 item["held"] = len(held.every)
                 if r.kind == "product":
@@ -451,9 +214,9 @@ def plan(database: Database, *, now: datetime | None = None) -> list[dict[str, A
 
 def _plan_product(session: Session, r: Rule, cutoff: datetime, held: Held) -> dict[str, Any]:
 
-    db, mt = _product_table(session, r)
+    db, mt = product_table(session, r)
     try:
-        return product.count_due(db, mt, cutoff, held.records, _keys(session, db))
+        return product.count_due(db, mt, cutoff, held.records, customer_keys(session, db))
     except product.failures() as exc:  # an unreachable product database is reported, not fatal
         return {"due": None, "error": describe_failure(exc)}
 
@@ -485,33 +248,6 @@ def _claim(database: Database, now: datetime, trigger: str, actor_user_id: str |
         return run_row.id
 
 
-def _progress(session: Session | Any, run_id: str, rule_key: str, *, done: int,
-              cursor: Any = None, finished: bool = False, customer: str | None = None,
-              error: str | None = None) -> None:
-    row = session.execute(select(RetentionRun.counts, RetentionRun.cursor,
-                                 RetentionRun.finished_rules)
-                          .where(RetentionRun.id == run_id)).one()
-    counts = dict(row.counts or {})
-    entry = dict(counts.get(rule_key) or {"done": 0})
-    entry["done"] = int(entry.get("done", 0)) + done
-    if customer is not None:  # a schema or database per customer: each one's count (and error)
-        if not error:
-            by = dict(entry.get("done_by_tenant") or {})
-            by[customer] = int(by.get(customer, 0)) + done
-            entry["done_by_tenant"] = by
-        else:
-            entry["errors_by_tenant"] = dict(entry.get("errors_by_tenant") or {}) | {customer: error}
-    counts[rule_key] = entry
-    cursors = dict(row.cursor or {})
-    if cursor is not None:
-        cursors[rule_key] = cursor
-    finished_rules = list(row.finished_rules or [])
-    if finished and rule_key not in finished_rules:
-        finished_rules.append(rule_key)
-    session.execute(update(RetentionRun).where(RetentionRun.id == run_id).values(
-        counts=counts, cursor=cursors, finished_rules=finished_rules, heartbeat_at=utcnow()))
-
-
 def run(database: Database, settings: Settings | None = None, *, now: datetime | None = None,
         trigger: str = "cli", actor_user_id: str | None = None, batch: int = BATCH,
         on_batch: Callable[[str, int], None] | None = None) -> RetentionRun:
@@ -523,43 +259,66 @@ def run(database: Database, settings: Settings | None = None, *, now: datetime |
     if batch < 1 or batch > 100_000:
         raise InvalidInput.on("batch", "must be 1-100000")
     run_id = _claim(database, now or utcnow(), trigger, actor_user_id)
+    as_of, work, cursors = _due_work(database, run_id)
+    try:
+        for r, held in work:
+            apply_rule(database, run_id, r, as_of, held=held, after=cursors.get(r.key), batch=batch,
+                       on_batch=on_batch, settings=settings)
+    except Exception as exc:
+        _run_failed(database, run_id, exc)
+        raise
+    return _run_finished(database, run_id, actor_user_id)
+
+
+def _due_work(database: Database,
+              run_id: str) -> tuple[datetime, list[tuple[Rule, Held]], dict[str, Any]]:
+    """What is due, for every rule, in one transaction: the run's time, the rules with work left
+    (with their holds) and the cursors a stopped run left. A rule with nothing due at all is
+    finished here, without a transaction of its own."""
     with database.transaction(Scope.system("retention run")) as session:
         row = session.get(RetentionRun, run_id)
         assert row is not None
         as_of, finished, cursors = row.as_of, set(row.finished_rules or []), dict(row.cursor or {})
         counts = dict(row.counts or {})
         work: list[tuple[Rule, Held]] = []
-        for r in rules(session):  # what is due, for every rule, in one transaction
+        for r in rules(session):
             if not r.days or r.enforced_by or r.key in finished:
                 continue
-            cutoff = as_of - timedelta(days=r.days)
-            held = _held(session, r.key)
-            entry = dict(counts.get(r.key) or {"done": 0})
-            entry |= {"action": r.action, "days": r.days, "held": len(held.every),
-                      "cutoff": cutoff.isoformat(timespec="seconds")}
-            counts[r.key] = entry
-            # how many go is counted as they go (the plan counts first); a rule with nothing
-            # due at all is done here, without a transaction of its own
-            if r.kind == "product":
-                due = _product_entry(session, r, cutoff, held, entry)
-            else:
-                due = _any_due(session, r, cutoff, held)
+            held, due, entry = _due_entry(session, r, as_of - timedelta(days=r.days), counts)
             if "error" not in entry and (r.key in cursors or due):
                 work.append((r, held))
             else:
                 finished.add(r.key)
         row.counts, row.finished_rules, row.heartbeat_at = counts, sorted(finished), utcnow()
-    try:
-        for r, held in work:
-            _apply(database, run_id, r, as_of, held=held, after=cursors.get(r.key), batch=batch,
-                   on_batch=on_batch, settings=settings)
-    except Exception as exc:
-        with database.transaction(Scope.system("retention run")) as session:
-            session.execute(update(RetentionRun).where(RetentionRun.id == run_id).values(
-                status="failed", finished_at=utcnow(), error=type(exc).__name__))
-            record(session, "retention.run_failed", org_id=None, outcome="failure",
-                   resource=f"retention_run:{run_id}", details={"new": {"error": type(exc).__name__}})
-        raise
+    return as_of, work, cursors
+
+
+def _due_entry(session: Session, r: Rule, cutoff: datetime,
+               counts: dict[str, Any]) -> tuple[Held, bool, dict[str, Any]]:
+    """A rule's holds, whether it has rows due, and its entry in the run's counts (written into
+    ``counts``: its action, period, cutoff and how many records are held)."""
+    held = held_for(session, r.key)
+    entry = dict(counts.get(r.key) or {"done": 0})
+    entry |= {"action": r.action, "days": r.days, "held": len(held.every),
+              "cutoff": cutoff.isoformat(timespec="seconds")}
+    counts[r.key] = entry
+    # how many go is counted as they go (the plan counts first)
+    if r.kind == "product":
+        due = _product_entry(session, r, cutoff, held, entry)
+    else:
+        due = _any_due(session, r, cutoff, held)
+    return held, due, entry
+
+
+def _run_failed(database: Database, run_id: str, exc: Exception) -> None:
+    with database.transaction(Scope.system("retention run")) as session:
+        session.execute(update(RetentionRun).where(RetentionRun.id == run_id).values(
+            status="failed", finished_at=utcnow(), error=type(exc).__name__))
+        record(session, "retention.run_failed", org_id=None, outcome="failure",
+               resource=f"retention_run:{run_id}", details={"new": {"error": type(exc).__name__}})
+
+
+def _run_finished(database: Database, run_id: str, actor_user_id: str | None) -> RetentionRun:
     with database.transaction(Scope.system("retention run")) as session:
         row = session.get(RetentionRun, run_id)
         assert row is not None
@@ -590,106 +349,11 @@ def _product_due(session: Session, r: Rule, cutoff: datetime,
     """What a product rule finds due now (in all and per customer), or why it cannot run now:
     the run records it and goes on with the other rules."""
 
-    db, mt = _product_table(session, r)
+    db, mt = product_table(session, r)
     try:
-        return product.count_due(db, mt, cutoff, held.records, _keys(session, db)), ""
+        return product.count_due(db, mt, cutoff, held.records, customer_keys(session, db)), ""
     except product.failures() as exc:  # the database cannot be reached: the others still run
         return {}, describe_failure(exc)
-
-
-def _apply(database: Database, run_id: str, r: Rule, as_of: datetime, *, held: Held, after: Any,
-           batch: int, on_batch: Callable[[str, int], None] | None,
-           settings: Settings | None = None) -> None:
-    assert r.days is not None
-    cutoff = as_of - timedelta(days=r.days)
-    if r.kind == "product":
-        with database.transaction(Scope.system("retention run")) as session:
-            db, mt = _product_table(session, r)
-            keys = _keys(session, db)
-        work = _ProductWork(database, run_id, r, db, mt, cutoff, batch=batch, on_batch=on_batch,
-                            secret=(settings or get_settings()).secret_bytes)
-        if not product.per_customer(db):
-            work.apply(held.records, after)
-            return
-        # a schema or database per customer: customer by customer, in the order of their keys;
-        # the cursor names the customer and the key within its table
-        at = after if isinstance(after, dict) else {}
-        for customer in product.customers(db, keys):
-            assert customer is not None
-            if at.get("customer") is not None and customer < at["customer"]:
-                continue
-            if customer == at.get("customer") and at.get("finished"):
-                continue
-            start = at.get("after") if customer == at.get("customer") else None
-            work.apply(product.held_in(held.records, customer), start, customer=customer)
-        with database.engine.begin() as conn:
-            _progress(conn, run_id, r.key, done=0, finished=True)
-        return
-    if r.kind == "table":
-        table = _table(r.tables[0])
-        while True:
-            with database.engine.begin() as conn:  # the rows and the run's counts together
-                gone, upper = delete_batch(conn, table, r.clock, cutoff, held=held, after=after,
-                                           batch=batch)
-                _progress(conn, run_id, r.key, done=gone, cursor=upper, finished=upper is None)
-            if on_batch is not None:
-                on_batch(r.key, gone)
-            if upper is None:
-                return
-            after = upper
-    while True:
-        with database.transaction(Scope.system("retention run")) as session:
-            gone = _function_batch(session, r, cutoff, held, batch)
-            _progress(session, run_id, r.key, done=gone, finished=gone < batch)
-        if on_batch is not None:
-            on_batch(r.key, gone)
-        if gone < batch:
-            return
-
-
-@dataclass
-class _ProductWork:
-    """One product rule being applied (the rule, its database and table, its cutoff)."""
-
-    database: Database
-    run_id: str
-    r: Rule
-    db: Any
-    mt: Any
-    cutoff: datetime
-    batch: int
-    on_batch: Callable[[str, int], None] | None
-    secret: bytes
-
-    def apply(self, held: set[str], after: Any, *, customer: str | None = None) -> None:
-        """The table (one customer's copy of it): a batch commits in the product database, then
-        its count and cursor in Vern's. A customer's schema or database that cannot be reached
-        is recorded (``errors_by_tenant``) and the run goes on with the next customer."""
-        rule_key = self.r.key
-        while True:
-            try:
-                gone, upper = product.apply_batch(self.db, self.mt, self.cutoff, held=held,
-                                                  after=after, batch=self.batch,
-                                                  secret=self.secret, key=customer)
-            except product.failures() as exc:
-                if customer is None:
-                    raise
-                with self.database.engine.begin() as conn:
-                    _progress(conn, self.run_id, rule_key, done=0, customer=customer,
-                              error=describe_failure(exc),
-                              cursor={"customer": customer, "after": None, "finished": True})
-                return
-            cursor: Any = upper
-            if customer is not None:
-                cursor = {"customer": customer, "after": upper, "finished": upper is None}
-            with self.database.engine.begin() as conn:
-                _progress(conn, self.run_id, rule_key, done=gone, cursor=cursor,
-                          customer=customer, finished=customer is None and upper is None)
-            if self.on_batch is not None:
-                self.on_batch(rule_key, gone)
-            if upper is None:
-                return
-            after = upper
 
 
 def list_runs(session: Session, *, limit: int = 50) -> list[RetentionRun]:
