@@ -19,6 +19,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from stdnum.no import orgnr
 
+from vern.access import grants
 from vern.accounts import security
 from vern.accounts.models import (
     AccountToken,
@@ -965,9 +966,7 @@ def actor_for_session(
 
 
 def _grant_in_force(session: Session, org_id: str, user_id: str) -> str | None:
-    from vern.access import service as access
-
-    return access.grant_in_force(session, org_id=org_id, user_id=user_id)
+    return grants.grant_in_force(session, org_id=org_id, user_id=user_id)
 
 
 def _vendor_role_in(memberships: list[tuple[Membership, Organisation]]) -> Role | None:
@@ -986,10 +985,8 @@ def switchable_orgs(
     own = [org for _m, org in memberships]
     if _vendor_role_in(memberships) is None:
         return own
-    from vern.access import service as access
-
     seen = {o.id for o in own}
-    granted = access.orgs_granted(session, user_id=user_id)
+    granted = grants.orgs_granted(session, user_id=user_id)
     return own + [t for t in list_tenants(session)
                   if t.id in granted and t.id not in seen and t.disabled_at is None]
 
