@@ -165,7 +165,7 @@ def decide_item(session: Session, review_id: str, item_id: str, *, decision: str
     item.decided_at = utcnow()
     item.note = note or None
     audit_record(session, "access.review.decided", actor, review.org_id, f"access_review:{review.id}",
-           {"new": {"user_id": item.user_id, "role": item.role, "decision": decision}})
+                 {"new": {"user_id": item.user_id, "role": item.role, "decision": decision}})
     return item
 
 
@@ -181,7 +181,7 @@ def close_review(session: Session, review_id: str, *, actor: Actor) -> AccessRev
     review.closed_at = utcnow()
     review.closed_by = actor.person_id
     audit_record(session, "access.review.closed", actor, review.org_id, f"access_review:{review.id}",
-           {"new": {"closed_at": review.closed_at.isoformat()}})
+                 {"new": {"closed_at": review.closed_at.isoformat()}})
     return review
 
 

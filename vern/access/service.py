@@ -234,8 +234,8 @@ def decide_grant(session: Session, grant_id: str, *, approve: bool, actor: Actor
     grant.decided_at = now
     grant.decision_note = note or None
     audit_record(session, "access.grant.approved" if approve else "access.grant.refused", actor,
-           grant.org_id, f"access_grant:{grant.id}",
-           {"old": {"status": "pending"}, "new": {"status": grant.status}})
+                 grant.org_id, f"access_grant:{grant.id}",
+                 {"old": {"status": "pending"}, "new": {"status": grant.status}})
     base = get_settings().base_url.rstrip("/")
     _tell_decided(session, kind="grant", people={grant.grantee_user_id}, org_id=grant.org_id,
                   link=f"{base}/console/access", outcome=grant.status,
@@ -258,7 +258,7 @@ def revoke_grant(session: Session, grant_id: str, *, actor: Actor,
     grant.revoked_by = actor.person_id
     grant.revoked_at = now or utcnow()
     audit_record(session, "access.grant.revoked", actor, grant.org_id, f"access_grant:{grant.id}",
-           {"old": {"status": old}, "new": {"status": "revoked"}})
+                 {"old": {"status": old}, "new": {"status": "revoked"}})
     return grant
 
 
@@ -347,8 +347,8 @@ def request_role(session: Session, *, actor: Actor, role: str, need: str,
     session.add(row)
     session.flush()
     audit_record(session, "access.role_request.created", actor, actor.org_id,
-           f"access_role_request:{row.id}",
-           {"new": {"user_id": target, "role": parsed.value, "old_role": membership.role}})
+                 f"access_role_request:{row.id}",
+                 {"new": {"user_id": target, "role": parsed.value, "old_role": membership.role}})
     return row
 
 
@@ -373,8 +373,8 @@ def add_person(
     session.add(row)
     session.flush()
     audit_record(session, "access.role_request.created", actor, actor.org_id,
-           f"access_role_request:{row.id}",
-           {"new": {"user_id": user.id, "role": row.role, "old_role": None, "added": True}})
+                 f"access_role_request:{row.id}",
+                 {"new": {"user_id": user.id, "role": row.role, "old_role": None, "added": True}})
     return user, row
 
 
@@ -437,7 +437,7 @@ def decide_role_request(session: Session, request_id: str, *, approve: bool, act
     if as_vendor:
         details["as_vendor_staff"] = {"org_id": actor.org_id, "role": actor.role.value}
     audit_record(session, f"access.role_request.{row.status}", acting, row.org_id,
-           f"access_role_request:{row.id}", details)
+                 f"access_role_request:{row.id}", details)
     who = person_names(session, {row.user_id}).get(row.user_id, "")
     base = get_settings().base_url.rstrip("/")
     people: set[str | None] = {row.user_id, row.requested_by}
