@@ -5,22 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request
+from fastapi import BackgroundTasks, Depends, Request
 from fastapi.responses import Response
 
 from vern.accounts import flows
 from vern.accounts.deps import DatabaseDep, SettingsDep, anon_csrf_token, check_anon_csrf, public
 from vern.accounts.models import User
+from vern.accounts.pagerouter import pages
 from vern.accounts.signin import check_reset_email, reset_rate_limit, send_reset_later, set_session_cookie
 from vern.console.forms import DEFAULT_NEXT, form_data, redirect
 from vern.console.templating import pick_locale, render
 from vern.core.db import Scope
 from vern.core.errors import InvalidInput, Locked, RateLimited, VernError
-
-link_pages = APIRouter(tags=["accounts"], include_in_schema=False)
-
-
-
 
 # -- forgotten password, reset and invitation links (before sign-in) ----------------------------
 
@@ -44,13 +40,13 @@ def _anon_page(request: Request, template: str, ctx: dict[str, Any], status: int
     return response
 
 
-@link_pages.get("/password/forgot", dependencies=[Depends(public)])
+@pages.get("/password/forgot", dependencies=[Depends(public)])
 def forgot_form(request: Request) -> Response:
     """Ask for a link to choose a new password."""
     return _anon_page(request, "accounts/password_forgot.html", {"email": "", "sent": False})
 
 
-@link_pages.post("/password/forgot", dependencies=[Depends(public)])
+@pages.post("/password/forgot", dependencies=[Depends(public)])
 async def forgot_submit(request: Request, background: BackgroundTasks, db: DatabaseDep,
                         settings: SettingsDep) -> Response:
     """The same answer whether or not the address has an account; the work is done after the
@@ -112,9 +108,9 @@ def _link_form(purpose: str) -> Any:
     return show
 
 
-link_pages.add_api_route("/password/reset", _link_form("reset"), methods=["GET"],
+pages.add_api_route("/password/reset", _link_form("reset"), methods=["GET"],
                          dependencies=[Depends(public)], name="password_reset_form")
-link_pages.add_api_route("/invitation", _link_form("invite"), methods=["GET"],
+pages.add_api_route("/invitation", _link_form("invite"), methods=["GET"],
                          dependencies=[Depends(public)], name="invitation_form")
 
 
@@ -150,7 +146,7 @@ def _link_refused(request: Request, purpose: str, exc: InvalidInput, db: Any, se
                       status=422 if user is not None else 400)
 
 
-@link_pages.post("/password/reset", dependencies=[Depends(public)])
+@pages.post("/password/reset", dependencies=[Depends(public)])
 async def reset_submit(request: Request, db: DatabaseDep, settings: SettingsDep) -> Response:
     """Choose a new password from a reset link; every session of the account ends."""
 
@@ -166,7 +162,7 @@ async def reset_submit(request: Request, db: DatabaseDep, settings: SettingsDep)
     return redirect("/login?done=password-reset")
 
 
-@link_pages.post("/invitation", dependencies=[Depends(public)])
+@pages.post("/invitation", dependencies=[Depends(public)])
 async def invitation_submit(request: Request, db: DatabaseDep, settings: SettingsDep) -> Response:
     """Accept an invitation: choose a password, be signed in, set up two-step sign-in when the
     role requires it."""

@@ -3,7 +3,7 @@ users and roles, customer organisations, API tokens, the organisation switcher. 
 switcher is a GET form on every page, handled by ``vern.console.templating``.) The pages for
 people and customers (``vern.accounts.userpages``), API tokens (``vern.accounts.tokenpages``) and
 the e-mailed links before sign-in (``vern.accounts.linkpages``) are in modules of their own,
-whose routes this module's router includes.
+which register on the same router (``vern.accounts.pagerouter``).
 
 Every page works as a plain HTML form; htmx (vendored) only boosts links and forms. Writes go
 through ``vern.accounts.service`` in one transaction per request, so a refused form leaves nothing
@@ -16,12 +16,12 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import segno
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from vern.accounts import security, service
+from vern.accounts import linkpages, security, service, tokenpages, userpages
 from vern.accounts.deps import (
     Caller,
     CallerDep,
@@ -36,8 +36,8 @@ from vern.accounts.deps import (
     require,
     require_session,
 )
-from vern.accounts.linkpages import link_pages
 from vern.accounts.models import RecoveryCode, User
+from vern.accounts.pagerouter import pages
 from vern.accounts.roles import ROLE_LABELS, Perm
 from vern.accounts.service import Actor
 from vern.accounts.signin import (
@@ -47,15 +47,16 @@ from vern.accounts.signin import (
     signin,
     signin_rate_limit,
 )
-from vern.accounts.tokenpages import token_pages
-from vern.accounts.userpages import add_person, roles_for, user_pages
+from vern.accounts.userpages import add_person, roles_for
 from vern.console.forms import DEFAULT_NEXT, form_data, redirect, safe_next
 from vern.console.templating import gettext, pick_locale, render
 from vern.core.db import Database, Scope
 from vern.core.discover import domain_modules
 from vern.core.errors import Conflict, InvalidInput, Locked, NotFound, RateLimited, Unauthenticated, VernError
 
-pages = APIRouter(tags=["accounts"], include_in_schema=False)
+# The modules whose pages register on the same router when imported: with them, the router holds
+# every page of the domain.
+PAGE_MODULES = (linkpages, tokenpages, userpages)
 
 # Offered here for the accounts API and the CLI (``add_person``) and the other pages:
 __all__ = ["NAV", "add_person", "pages", "roles_for", "signed_in_layout"]
@@ -434,9 +435,3 @@ def mfa_new_codes(request: Request, actor: SelfActor, db: DatabaseDep,
         codes = service.regenerate_recovery_codes(session, settings, actor=actor)
     return render(request, "accounts/recovery_codes.html", {"codes": codes, "first": False})
 
-
-# The pages of the sub-topics in modules of their own, after the ones above (their order is
-# kept: a fixed path such as /console/users/new comes before /console/users/{user_id}).
-pages.include_router(user_pages)
-pages.include_router(token_pages)
-pages.include_router(link_pages)

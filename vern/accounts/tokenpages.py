@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from vern.accounts import service
 from vern.accounts.deps import DatabaseDep, SettingsDep, TenantDB, require
 from vern.accounts.models import ApiToken
+from vern.accounts.pagerouter import pages
 from vern.accounts.roles import ROLE_LABELS, Perm, Role
 from vern.accounts.service import Actor
 from vern.accounts.userpages import roles_for
@@ -22,8 +23,6 @@ from vern.console.templating import render
 from vern.core.db import Scope
 from vern.core.errors import Conflict, Forbidden, InvalidInput, NotFound, VernError
 from vern.core.i18n import N_
-
-token_pages = APIRouter(tags=["accounts"], include_in_schema=False)
 
 TokensManager = Annotated[Actor, Depends(require(Perm.TOKENS_MANAGE))]
 
@@ -50,13 +49,13 @@ def _tokens_page(request: Request, db: Session, actor: Actor, *, values: dict[st
     }, status=status)
 
 
-@token_pages.get("/console/tokens")
+@pages.get("/console/tokens")
 def tokens(request: Request, actor: TokensManager, db: TenantDB, done: str | None = None) -> Response:
     """API tokens of the current organisation: for machines, scoped to a role, expiring."""
     return _tokens_page(request, db, actor, values={"days": "90"}, done=done)
 
 
-@token_pages.post("/console/tokens")
+@pages.post("/console/tokens")
 async def token_create(request: Request, actor: TokensManager, database: DatabaseDep,
                        settings: SettingsDep) -> Response:
     form = await form_data(request)
@@ -83,7 +82,7 @@ def _token(db: Session, token_id: str) -> ApiToken:
     return row
 
 
-@token_pages.get("/console/tokens/{token_id}/revoke")
+@pages.get("/console/tokens/{token_id}/revoke")
 def token_revoke_confirm(request: Request, token_id: str, actor: TokensManager,
                          db: TenantDB) -> Response:
     """Confirmation before a token stops working."""
@@ -96,7 +95,7 @@ def token_revoke_confirm(request: Request, token_id: str, actor: TokensManager,
     })
 
 
-@token_pages.post("/console/tokens/{token_id}/revoke")
+@pages.post("/console/tokens/{token_id}/revoke")
 def token_revoke(request: Request, token_id: str, actor: TokensManager, db: TenantDB) -> Response:
     service.revoke_token(db, token_id=token_id, actor=actor)
     return redirect("/console/tokens?done=revoked")

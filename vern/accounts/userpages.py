@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,6 +15,7 @@ from vern.access import service as access
 from vern.accounts import flows, service
 from vern.accounts.deps import DatabaseDep, SettingsDep, TenantDB, require
 from vern.accounts.models import Membership, User
+from vern.accounts.pagerouter import pages
 from vern.accounts.roles import ROLE_LABELS, ROLE_ORDER, ROLES_FOR_KIND, OrgKind, Perm, Role
 from vern.accounts.service import Actor
 from vern.console.forms import form_data, redirect
@@ -23,8 +24,6 @@ from vern.core.config import Settings
 from vern.core.db import Scope
 from vern.core.errors import Conflict, Forbidden, InvalidInput, NotFound, VernError
 from vern.core.i18n import N_
-
-user_pages = APIRouter(tags=["accounts"], include_in_schema=False)
 
 UsersReader = Annotated[Actor, Depends(require(Perm.USERS_READ))]
 UsersManager = Annotated[Actor, Depends(require(Perm.USERS_MANAGE))]
@@ -49,7 +48,7 @@ def _user_rows(db: Session) -> list[dict[str, Any]]:
     return rows
 
 
-@user_pages.get("/console/users")
+@pages.get("/console/users")
 def users(request: Request, actor: UsersReader, db: TenantDB, done: str | None = None) -> Response:
     """The people of the current organisation and their roles."""
     org = service.get_organisation(db, actor.org_id)
@@ -94,7 +93,7 @@ def _new_user_page(request: Request, db: Session, actor: Actor, *, values: dict[
     return render(request, "accounts/user_new.html", ctx, status=status)
 
 
-@user_pages.get("/console/users/new")
+@pages.get("/console/users/new")
 def user_new(request: Request, actor: UsersManager, db: TenantDB) -> Response:
     """Form: add a person to the current organisation."""
     return _new_user_page(request, db, actor, values={"role": Role.MEMBER.value
@@ -102,7 +101,7 @@ def user_new(request: Request, actor: UsersManager, db: TenantDB) -> Response:
                                                       else Role.SUPPORT.value})
 
 
-@user_pages.post("/console/users/new")
+@pages.post("/console/users/new")
 async def user_create(request: Request, actor: UsersManager, database: DatabaseDep,
                       settings: SettingsDep) -> Response:
     form = await form_data(request)
@@ -138,14 +137,14 @@ def _user_page(request: Request, db: Session, actor: Actor, user_id: str, *,
     }, status=status)
 
 
-@user_pages.get("/console/users/{user_id}")
+@pages.get("/console/users/{user_id}")
 def user_detail(request: Request, user_id: str, actor: UsersReader, db: TenantDB,
                 done: str | None = None) -> Response:
     """One person: role, status, two-step sign-in; the actions an administrator may take."""
     return _user_page(request, db, actor, user_id, done=done)
 
 
-@user_pages.post("/console/users/{user_id}/role")
+@pages.post("/console/users/{user_id}/role")
 async def user_role(request: Request, user_id: str, actor: UsersManager,
                     database: DatabaseDep) -> Response:
     form = await form_data(request)
@@ -218,7 +217,7 @@ def _do_user_action(session: Session, action: str, user_id: str, actor: Actor) -
 def _register_user_action(action: str) -> None:
     texts = USER_ACTIONS[action]
 
-    @user_pages.get(f"/console/users/{{user_id}}/{action}", name=f"user_{action}_confirm")
+    @pages.get(f"/console/users/{{user_id}}/{action}", name=f"user_{action}_confirm")
     def confirm(request: Request, user_id: str, actor: UsersManager, db: TenantDB) -> Response:
         user, membership = service.get_member(db, user_id)
         return render(request, "confirm.html", {
@@ -226,7 +225,7 @@ def _register_user_action(action: str) -> None:
             "cancel": f"/console/users/{user_id}", "subject": service.user_view(user, membership),
         })
 
-    @user_pages.post(f"/console/users/{{user_id}}/{action}", name=f"user_{action}")
+    @pages.post(f"/console/users/{{user_id}}/{action}", name=f"user_{action}")
     def perform(request: Request, user_id: str, actor: UsersManager,
                 database: DatabaseDep) -> Response:
         try:
@@ -261,14 +260,14 @@ def _tenants_page(request: Request, database: Any, actor: Actor, *, values: dict
     }, status=status)
 
 
-@user_pages.get("/console/tenants")
+@pages.get("/console/tenants")
 def tenants(request: Request, actor: TenantsReader, database: DatabaseDep,
             done: str | None = None) -> Response:
     """The vendor's customers (each one a tenant with its own users and data)."""
     return _tenants_page(request, database, actor, values={}, done=done)
 
 
-@user_pages.post("/console/tenants")
+@pages.post("/console/tenants")
 async def tenant_create(request: Request, actor: TenantsManager, database: DatabaseDep) -> Response:
     form = await form_data(request)
     values = {k: form.get(k, "").strip()[:200] for k in ("name", "slug", "org_number")}
@@ -285,7 +284,7 @@ async def tenant_create(request: Request, actor: TenantsManager, database: Datab
 # -- invitations and a customer's first administrator --------------------------------------------
 
 
-@user_pages.post("/console/users/{user_id}/invite")
+@pages.post("/console/users/{user_id}/invite")
 def user_invite(request: Request, user_id: str, actor: UsersManager, database: DatabaseDep,
                 settings: SettingsDep) -> Response:
     """Mail a new invitation link (the earlier one stops working)."""
@@ -315,14 +314,14 @@ def _first_admin_page(request: Request, database: Any, tenant_id: str, *,
     }, status=status)
 
 
-@user_pages.get("/console/tenants/{tenant_id}/admin")
+@pages.get("/console/tenants/{tenant_id}/admin")
 def tenant_admin_form(request: Request, tenant_id: str, actor: TenantsManager,
                       database: DatabaseDep) -> Response:
     """Form: the first administrator of a customer organisation, invited by e-mail."""
     return _first_admin_page(request, database, tenant_id, values={})
 
 
-@user_pages.post("/console/tenants/{tenant_id}/admin")
+@pages.post("/console/tenants/{tenant_id}/admin")
 async def tenant_admin_create(request: Request, tenant_id: str, actor: TenantsManager,
                               database: DatabaseDep, settings: SettingsDep) -> Response:
 
