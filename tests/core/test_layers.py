@@ -34,10 +34,6 @@ KNOWN_MODULE_CYCLES: dict[frozenset[str], str] = {
         "forgets the person's earlier requests through rights' service; to become an event. "
         "The service replays erasures for the restore drill through the ledger, which hashes "
         "with the engine's functions; those belong in a module of their own",
-    frozenset({"vern.access.service", "vern.accounts.flows", "vern.accounts.service"}):
-        "resolving a signed-in vendor staff member asks access for a grant in force, and access "
-        "changes roles through accounts' service, which invites a person whose privileged role "
-        "was approved through accounts' flows; the grant look-up is to move under accounts",
 }
 
 # Packages that use each other's shared services both ways: accounts records its writes through
@@ -67,7 +63,6 @@ LOCAL_IMPORT_REASONS: dict[str, str] = {
     "vern.rights.service": "module cycle of the rights engine",
     "vern.retention.erasure": "module cycle of erasure in Vern (see KNOWN_MODULE_CYCLES)",
     "vern.retention.service": "module cycle of erasure in Vern",
-    "vern.accounts.service": "module cycle of vendor staff's grants (see KNOWN_MODULE_CYCLES)",
 }
 MAX_LOCAL_IMPORTS = 31  # statements: 217 before the layers were drawn, 31 now (all in known cycles)
 

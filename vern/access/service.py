@@ -1,15 +1,18 @@
-"""Access control: the only code that writes access grants, role requests and access reviews.
+"""Access control: the only code that writes access grants, role requests and access reviews
+(these in ``vern.access.reviews``).
 
 * Vendor access grants: vendor staff reach a customer's data only while a grant the customer's
-  administrator approved is in force (``grant_in_force``, read by ``vern.accounts`` on every
-  request). Every record written while acting under a grant carries its id (``access_grant``).
+  administrator approved is in force (``vern.access.grants.grant_in_force``, read by
+  ``vern.accounts`` on every request). Every record written while acting under a grant carries
+  its id (``access_grant``).
 * Role requests: a role asked for with a stated need (by the person, or by an administrator for
   someone - every privileged role goes this way); another authorised person decides.
 * Access reviews: a campaign over the privileged accounts of one organisation; revocations take
   effect at once; the result is kept and exported as evidence.
 
 Nobody approves their own request: people are compared by ``Actor.person_id`` (an API token
-acts as the user who created it).
+acts as the user who created it; ``vern.access.checks``). The grant look-ups that accounts reads
+are in ``vern.access.grants``. This module stays the domain's entry point for the others.
 """
 
 from __future__ import annotations
@@ -21,71 +24,51 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from vern.access.models import AccessGrant, AccessReview, AccessReviewItem, RoleRequest
+from vern.access.checks import (
+    MAX_TEXT,
+    SelfApprovalForbidden,
+    audit_record,
+    check_second_person,
+    require_manager,
+    stated_text,
+)
+from vern.access.grants import grant_in_force, orgs_granted
+from vern.access.models import AccessGrant, RoleRequest
+from vern.access.reviews import (
+    REVIEW_DAYS,
+    REVIEW_MAIL,
+    close_review,
+    decide_item,
+    get_review,
+    list_reviews,
+    open_review,
+    open_scheduled_review,
+    review_evidence,
+    review_items,
+    review_period,
+)
 from vern.accounts import service as accounts
 from vern.accounts.models import User
-from vern.accounts.roles import (
-    PRIVILEGED_ROLES,
-    ROLE_LABELS,
-    ROLES_FOR_KIND,
-    OrgKind,
-    Perm,
-    Role,
-    permissions,
-)
+from vern.accounts.roles import ROLE_LABELS, ROLES_FOR_KIND, OrgKind, Perm, Role
 from vern.accounts.service import Actor
 from vern.audit.service import record, tagged_events
 from vern.core.config import Settings, get_settings
 from vern.core.db import utcnow
-from vern.core.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
+from vern.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from vern.core.i18n import N_, gettext
 from vern.notify import service as notify
 
+# Defined in the modules this one builds on, and used through this one by the other domains,
+# the routes, the CLI and the worker:
+__all__ = [
+    "MAX_TEXT", "REVIEW_DAYS", "REVIEW_MAIL", "SelfApprovalForbidden", "check_second_person",
+    "close_review", "decide_item", "get_review", "grant_in_force", "list_reviews", "open_review",
+    "open_scheduled_review", "orgs_granted", "review_evidence", "review_items", "review_period",
+]
+
 PURPOSES = ("support", "incident")
 MAX_GRANT = timedelta(days=30)
-MAX_TEXT = 2000
-REVIEW_DAYS = 14
 GRANT_TAG = "access_grant"
-
-
-class SelfApprovalForbidden(Forbidden):
-    code = "self-approval"
-    title = "Nobody approves their own request"
-
-
-def check_second_person(approver: str | None, *involved: str | None) -> None:
-    """Four-eyes: ``approver`` (a person id) must be named and be none of the ``involved``
-    people (who asked, who would get the role, who filed or attested)."""
-    if approver is None:
-        raise InvalidInput.on("approver", "an approval needs a named person")
-    if approver in {p for p in involved if p is not None}:
-        raise SelfApprovalForbidden(
-            detail="approver: nobody approves their own request; a second person must",
-            errors=[FieldError("approver", "nobody approves their own request; a second person "
-                                           "must", "self-approval")])
-
-
-def _audit(  # noqa: PLR0917 - the columns of one record
-        session: Session, action: str, actor: Actor | None, org_id: str, resource: str,
-        details: dict[str, Any] | None = None) -> None:
-    record(session, action, org_id=org_id,
-           actor_user_id=actor.user_id if actor else None,
-           actor_token_id=actor.token_id if actor else None,
-           resource=resource, details=details)
-
-
-def _text(field_name: str, value: str | None, *, required: bool = True) -> str:
-    value = (value or "").strip()
-    if required and not value:
-        raise InvalidInput.on(field_name, "is required")
-    if len(value) > MAX_TEXT:
-        raise InvalidInput.on(field_name, "must be at most %(n)s characters", n=MAX_TEXT)
-    return value
-
-
-def _manager(actor: Actor) -> None:
-    if not actor.home or not actor.can(Perm.ACCESS_MANAGE):
-        raise Forbidden(detail="only an administrator of this organisation may decide")
 
 
 def person_names(session: Session, ids: set[str]) -> dict[str, str]:
@@ -97,29 +80,6 @@ def person_names(session: Session, ids: set[str]) -> dict[str, str]:
 
 
 # -- vendor access grants -------------------------------------------------------------------------
-
-
-def grant_in_force(session: Session, *, org_id: str, user_id: str,
-                   now: datetime | None = None) -> str | None:
-    """The id of an approved, unrevoked grant for ``user_id`` in ``org_id`` whose period holds
-    ``now`` - or None. Any scope (the caller is resolved under a system scope)."""
-    now = now or utcnow()
-    return session.scalar(
-        select(AccessGrant.id).where(
-            AccessGrant.org_id == org_id, AccessGrant.grantee_user_id == user_id,
-            AccessGrant.status == "approved", AccessGrant.starts_at <= now,
-            AccessGrant.ends_at > now,
-        ).order_by(AccessGrant.ends_at.desc()).limit(1)
-    )
-
-
-def orgs_granted(session: Session, *, user_id: str, now: datetime | None = None) -> set[str]:
-    """Customers whose grant for ``user_id`` is in force (needs a system scope)."""
-    now = now or utcnow()
-    return set(session.scalars(
-        select(AccessGrant.org_id).where(
-            AccessGrant.grantee_user_id == user_id, AccessGrant.status == "approved",
-            AccessGrant.starts_at <= now, AccessGrant.ends_at > now)))
 
 
 def _period(starts_at: datetime | None, ends_at: datetime | None,
@@ -154,7 +114,7 @@ def request_grant(
         raise NotFound(detail="org_id: no such customer")
     if purpose not in PURPOSES:
         raise InvalidInput.on("purpose", "use one of %(kinds)s", kinds=", ".join(PURPOSES))
-    reason = _text("reason", reason)
+    reason = stated_text("reason", reason)
     now = now or utcnow()
     starts, ends = _period(starts_at, ends_at, now)
     grant = AccessGrant(org_id=org_id, grantee_user_id=actor.user_id, purpose=purpose,
@@ -259,7 +219,7 @@ def get_grant(session: Session, grant_id: str) -> AccessGrant:
 def decide_grant(session: Session, grant_id: str, *, approve: bool, actor: Actor,
                  note: str = "", now: datetime | None = None) -> AccessGrant:
     """The customer's administrator approves or refuses a pending grant."""
-    _manager(actor)
+    require_manager(actor)
     grant = get_grant(session, grant_id)
     if grant.status != "pending":
         raise Conflict(detail="only a pending grant can be decided (it is %(status)s)",
@@ -268,14 +228,14 @@ def decide_grant(session: Session, grant_id: str, *, approve: bool, actor: Actor
     now = now or utcnow()
     if approve and grant.ends_at <= now:
         raise Conflict(detail="ends_at: the grant's period is over; ask for a new one")
-    note = _text("note", note, required=not approve)
+    note = stated_text("note", note, required=not approve)
     grant.status = "approved" if approve else "refused"
     grant.decided_by = actor.person_id
     grant.decided_at = now
     grant.decision_note = note or None
-    _audit(session, "access.grant.approved" if approve else "access.grant.refused", actor,
-           grant.org_id, f"access_grant:{grant.id}",
-           {"old": {"status": "pending"}, "new": {"status": grant.status}})
+    audit_record(session, "access.grant.approved" if approve else "access.grant.refused", actor,
+                 grant.org_id, f"access_grant:{grant.id}",
+                 {"old": {"status": "pending"}, "new": {"status": grant.status}})
     base = get_settings().base_url.rstrip("/")
     _tell_decided(session, kind="grant", people={grant.grantee_user_id}, org_id=grant.org_id,
                   link=f"{base}/console/access", outcome=grant.status,
@@ -288,7 +248,7 @@ def decide_grant(session: Session, grant_id: str, *, approve: bool, actor: Actor
 def revoke_grant(session: Session, grant_id: str, *, actor: Actor,
                  now: datetime | None = None) -> AccessGrant:
     """End an approved grant at once (the next request of the vendor's staff is refused)."""
-    _manager(actor)
+    require_manager(actor)
     grant = get_grant(session, grant_id)
     if grant.status not in ("approved", "pending"):
         raise Conflict(detail="a grant that is %(status)s cannot be revoked",
@@ -297,8 +257,8 @@ def revoke_grant(session: Session, grant_id: str, *, actor: Actor,
     grant.status = "revoked"
     grant.revoked_by = actor.person_id
     grant.revoked_at = now or utcnow()
-    _audit(session, "access.grant.revoked", actor, grant.org_id, f"access_grant:{grant.id}",
-           {"old": {"status": old}, "new": {"status": "revoked"}})
+    audit_record(session, "access.grant.revoked", actor, grant.org_id, f"access_grant:{grant.id}",
+                 {"old": {"status": old}, "new": {"status": "revoked"}})
     return grant
 
 
@@ -368,7 +328,7 @@ def request_role(session: Session, *, actor: Actor, role: str, need: str,
     if parsed not in ROLES_FOR_KIND[OrgKind(org.kind)]:
         raise InvalidInput.on("role", "%(role)s is not a role in a %(kind)s organisation",
                               role=role, kind=org.kind)
-    need = _text("need", need)
+    need = stated_text("need", need)
     target = user_id or actor.person_id
     if target is None:
         raise InvalidInput.on("user_id", "say whom the role is for")
@@ -386,9 +346,9 @@ def request_role(session: Session, *, actor: Actor, role: str, need: str,
                       requested_by=actor.person_id, status="pending")
     session.add(row)
     session.flush()
-    _audit(session, "access.role_request.created", actor, actor.org_id,
-           f"access_role_request:{row.id}",
-           {"new": {"user_id": target, "role": parsed.value, "old_role": membership.role}})
+    audit_record(session, "access.role_request.created", actor, actor.org_id,
+                 f"access_role_request:{row.id}",
+                 {"new": {"user_id": target, "role": parsed.value, "old_role": membership.role}})
     return row
 
 
@@ -403,7 +363,7 @@ def add_person(
     one who added them, nor the person) approves it like any other."""
     waits = accounts.role_waits(session, org_id=actor.org_id, role=role)
     if waits:
-        need = _text("need", need)
+        need = stated_text("need", need)
     user = accounts.create_user(session, settings, email=email, name=name, org_id=actor.org_id,
                                 role=role, password=password, actor=actor, hold=waits)
     if not waits:
@@ -412,9 +372,9 @@ def add_person(
                       requested_by=actor.person_id, status="pending")
     session.add(row)
     session.flush()
-    _audit(session, "access.role_request.created", actor, actor.org_id,
-           f"access_role_request:{row.id}",
-           {"new": {"user_id": user.id, "role": row.role, "old_role": None, "added": True}})
+    audit_record(session, "access.role_request.created", actor, actor.org_id,
+                 f"access_role_request:{row.id}",
+                 {"new": {"user_id": user.id, "role": row.role, "old_role": None, "added": True}})
     return user, row
 
 
@@ -458,7 +418,7 @@ def decide_role_request(session: Session, request_id: str, *, approve: bool, act
         raise Conflict(detail="only a pending request can be decided (it is %(status)s)",
                        params={"status": row.status})
     check_second_person(actor.person_id, row.requested_by, row.user_id)
-    note = _text("note", note, required=not approve)
+    note = stated_text("note", note, required=not approve)
     # The vendor's staff act in the customer's organisation for this decision only: its records
     # (the role's change, the decision) go to the customer's trail and name them.
     acting = replace(actor, org_id=row.org_id, org_kind=OrgKind.TENANT, home=False) \
@@ -476,8 +436,8 @@ def decide_role_request(session: Session, request_id: str, *, approve: bool, act
                                "decided_by": actor.person_id}
     if as_vendor:
         details["as_vendor_staff"] = {"org_id": actor.org_id, "role": actor.role.value}
-    _audit(session, f"access.role_request.{row.status}", acting, row.org_id,
-           f"access_role_request:{row.id}", details)
+    audit_record(session, f"access.role_request.{row.status}", acting, row.org_id,
+                 f"access_role_request:{row.id}", details)
     who = person_names(session, {row.user_id}).get(row.user_id, "")
     base = get_settings().base_url.rstrip("/")
     people: set[str | None] = {row.user_id, row.requested_by}
@@ -555,193 +515,4 @@ def role_request_view(row: RoleRequest) -> dict[str, Any]:
         "status": row.status, "decided_by": row.decided_by,
         "decided_at": row.decided_at.isoformat() if row.decided_at else None,
         "decision_note": row.decision_note,
-    }
-
-
-# -- access reviews -------------------------------------------------------------------------------
-
-
-def open_review(session: Session, *, actor: Actor, title: str = "",
-                days: int = REVIEW_DAYS) -> AccessReview:
-    """A campaign over every privileged account of the actor's organisation (a customer's for
-    its administrator, the vendor's for the vendor's security officer), with roles and last
-    activity as they are now."""
-    _manager(actor)
-    if not 1 <= days <= 90:
-        raise InvalidInput.on("days", "must be 1-%(n)s", n=90)
-    return _open_review(session, org_id=actor.org_id, actor=actor,
-                        title=_text("title", title, required=False)[:200], days=days,
-                        now=utcnow())
-
-
-def _open_review(session: Session, *, org_id: str, actor: Actor | None, title: str, days: int,
-                 now: datetime, period: str | None = None) -> AccessReview:
-    review = AccessReview(org_id=org_id, title=title or f"Access review {now:%Y-%m-%d}",
-                          opened_by=actor.person_id if actor else None, opened_at=now,
-                          due_at=now + timedelta(days=days))
-    session.add(review)
-    session.flush()
-    count = 0
-    for user, membership in accounts.list_members(session):
-        if Role(membership.role) not in PRIVILEGED_ROLES or user.disabled_at is not None:
-            continue
-        session.add(AccessReviewItem(org_id=org_id, review_id=review.id, user_id=user.id,
-                                     role=membership.role, last_activity_at=user.last_sign_in_at))
-        count += 1
-    details: dict[str, Any] = {"new": {"accounts": count, "due_at": review.due_at.isoformat()}}
-    if period is not None:
-        details["scheduled"] = period
-    _audit(session, "access.review.opened", actor, org_id, f"access_review:{review.id}", details)
-    return review
-
-
-# -- access reviews on schedule (the worker) ------------------------------------------------------
-
-
-def review_period(now: datetime, months: int) -> tuple[datetime, str]:
-    """The start (UTC) and name of the review period ``now`` falls in: periods of ``months``
-    months counted from January (3: quarters, named ``2026-Q4``)."""
-    first = (now.month - 1) // months * months + 1
-    start = now.replace(month=first, day=1, hour=0, minute=0, second=0, microsecond=0)
-    if months == 3:
-        return start, f"{now.year}-Q{(first - 1) // 3 + 1}"
-    if months == 12:
-        return start, f"{now.year}"
-    return start, f"{now.year}-{first:02d}+{months}m"
-
-
-REVIEW_MAIL = (
-    N_("Access review in %(org)s: %(title)s"),
-    N_("The periodic access review of %(org)s is open: %(n)s privileged accounts to keep or "
-       "revoke by %(due)s (UTC). Nobody reviews their own account.\nReview them: %(link)s"),
-)
-
-
-def _reviewers(session: Session, org_kind: OrgKind) -> list[User]:
-    """Who decides a campaign: the members whose role may manage access here."""
-    return [user for user, membership in accounts.list_members(session)
-            if user.disabled_at is None and Perm.ACCESS_MANAGE in permissions(
-                Role(membership.role), org_kind=org_kind, home=True)]
-
-
-def open_scheduled_review(session: Session, *, org_id: str, months: int,
-                          now: datetime | None = None) -> AccessReview | None:
-    """Open this period's campaign in the session's organisation (``org_id``) unless the worker
-    already opened one in it - the campaigns are the record, so a restart or a second run in
-    the same period opens nothing - or there is no privileged account to review. The reviewers
-    are told through the outbox, in the campaign's transaction."""
-    now = now or utcnow()
-    start, period = review_period(now, months)
-    done = session.scalar(select(AccessReview.id).where(
-        AccessReview.org_id == org_id, AccessReview.opened_by.is_(None),
-        AccessReview.opened_at >= start).limit(1))
-    if done is not None:
-        return None
-    org = accounts.get_organisation(session, org_id)
-    kind = OrgKind(org.kind)
-    if not any(Role(m.role) in PRIVILEGED_ROLES and u.disabled_at is None
-               for u, m in accounts.list_members(session)):
-        return None
-    review = _open_review(session, org_id=org_id, actor=None, title=f"Access review {period}",
-                          days=REVIEW_DAYS, now=now, period=period)
-    count = len(review_items(session, review.id))
-    link = f"{get_settings().base_url.rstrip('/')}/console/access/reviews/{review.id}"
-    subject, body = REVIEW_MAIL
-    for user in _reviewers(session, kind):
-        address = user.email.value if user.email is not None else None
-        if not address:
-            continue
-        lang = user.locale
-        notify.queue(session, key_id=user.key_id, to=address,
-                     subject=gettext(lang, subject, org=org.name, title=review.title),
-                     body=gettext(lang, body, org=org.name, n=count,
-                                  due=review.due_at.strftime("%Y-%m-%d"), link=link),
-                     kind="access.review_opened", org_id=org_id)
-    return review
-
-
-def get_review(session: Session, review_id: str) -> AccessReview:
-    review = session.get(AccessReview, review_id)
-    if review is None:
-        raise NotFound(detail="no such access review")
-    return review
-
-
-def review_items(session: Session, review_id: str) -> list[AccessReviewItem]:
-    return list(session.scalars(select(AccessReviewItem)
-                                .where(AccessReviewItem.review_id == review_id)
-                                .order_by(AccessReviewItem.role, AccessReviewItem.id)))
-
-
-def decide_item(session: Session, review_id: str, item_id: str, *, decision: str, actor: Actor,
-                note: str = "") -> AccessReviewItem:
-    """Keep or revoke one account; a revocation takes the role away at once."""
-    _manager(actor)
-    review = get_review(session, review_id)
-    if review.closed_at is not None:
-        raise Conflict(detail="the review is closed")
-    item = session.get(AccessReviewItem, item_id)
-    if item is None or item.review_id != review.id:
-        raise NotFound(detail="no such account in this review")
-    if decision not in ("keep", "revoke"):
-        raise InvalidInput.on("decision", "use keep or revoke")
-    if item.decision is not None:
-        raise Conflict(detail="decision: this account was already decided (%(decision)s)",
-                       params={"decision": item.decision})
-    if item.user_id == actor.person_id:
-        raise SelfApprovalForbidden(
-            detail="decision: nobody reviews their own access; a second person must",
-            errors=[FieldError("decision", "nobody reviews their own access; a second person "
-                                           "must", "self-approval")])
-    note = _text("note", note, required=False)
-    if decision == "revoke":
-        accounts.revoke_privileged(session, user_id=item.user_id, actor=actor)
-    item.decision = decision
-    item.decided_by = actor.person_id
-    item.decided_at = utcnow()
-    item.note = note or None
-    _audit(session, "access.review.decided", actor, review.org_id, f"access_review:{review.id}",
-           {"new": {"user_id": item.user_id, "role": item.role, "decision": decision}})
-    return item
-
-
-def close_review(session: Session, review_id: str, *, actor: Actor) -> AccessReview:
-    _manager(actor)
-    review = get_review(session, review_id)
-    if review.closed_at is not None:
-        raise Conflict(detail="the review is closed")
-    open_items = [i for i in review_items(session, review_id) if i.decision is None]
-    if open_items:
-        raise Conflict(detail="decide every account first (%(n)s left)",
-                       params={"n": len(open_items)})
-    review.closed_at = utcnow()
-    review.closed_by = actor.person_id
-    _audit(session, "access.review.closed", actor, review.org_id, f"access_review:{review.id}",
-           {"new": {"closed_at": review.closed_at.isoformat()}})
-    return review
-
-
-def list_reviews(session: Session, *, limit: int = 100) -> list[AccessReview]:
-    return list(session.scalars(select(AccessReview).order_by(AccessReview.opened_at.desc())
-                                .limit(limit)))
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def review_evidence(session: Session, review_id: str) -> dict[str, Any]:
-    """The campaign and every decision, as kept: the evidence a customer's auditor reads."""
-    review = get_review(session, review_id)
-    items = review_items(session, review_id)
-    return {
-        "id": review.id, "org_id": review.org_id, "title": review.title,
-        "opened_by": review.opened_by, "opened_at": _iso(review.opened_at),
-        "due_at": _iso(review.due_at), "closed_by": review.closed_by,
-        "closed_at": _iso(review.closed_at),
-        "items": [{
-            "id": i.id, "user_id": i.user_id, "role": i.role,
-            "last_activity_at": _iso(i.last_activity_at), "decision": i.decision,
-            "decided_by": i.decided_by, "decided_at": _iso(i.decided_at), "note": i.note,
-        } for i in items],
     }

@@ -18,10 +18,20 @@ from hashlib import sha256
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from vern.accounts import security, service
+from vern.accounts import security
+from vern.accounts.actor import Actor, record_as
+from vern.accounts.lockout import throttle_key
+from vern.accounts.members import (
+    all_memberships,
+    create_user,
+    find_user_by_email,
+    get_member,
+    memberships_of,
+)
 from vern.accounts.models import AccountToken, AuthThrottle, Membership, Organisation, User
+from vern.accounts.orgs import get_organisation
 from vern.accounts.roles import MFA_REQUIRED, OrgKind, Perm, Role
-from vern.accounts.service import Actor, SignIn
+from vern.accounts.sessions import SignIn, end_user_sessions, start_session
 from vern.audit.service import record
 from vern.core import i18n
 from vern.core.config import Settings
@@ -113,7 +123,7 @@ def send_invitation(
     email = user.email.value if user.email is not None else None
     if email is None:
         raise Conflict(detail="user: the account's address is erased")
-    org = service.get_organisation(session, org_id)
+    org = get_organisation(session, org_id)
     hours = settings.invitation_valid_hours
     token = _issue(session, settings, user=user, purpose=INVITE,
                    lifetime=timedelta(hours=hours), org_id=org_id)
@@ -124,8 +134,8 @@ def send_invitation(
         body=_text(lang, INVITE_BODY, name=str(user.name), org=org.name,
                    link=_link(settings, "/invitation", token), hours=hours),
     )
-    service._audit(session, "user.invited", actor, org_id=None if on_adding else org_id,
-                   resource=f"user:{user.id}", details={"new": {"valid_hours": hours}})
+    record_as(session, "user.invited", actor, org_id=None if on_adding else org_id,
+              resource=f"user:{user.id}", details={"new": {"valid_hours": hours}})
 
 
 def invite_user(
@@ -133,8 +143,8 @@ def invite_user(
     actor: Actor | None, locale: str | None = None,
 ) -> User:
     """A new account without a password, and the invitation that lets its owner choose one."""
-    user = service.create_user(session, settings, email=email, name=name, org_id=org_id,
-                               role=role, password=None, actor=actor)
+    user = create_user(session, settings, email=email, name=name, org_id=org_id,
+                       role=role, password=None, actor=actor)
     send_invitation(session, settings, user=user, org_id=org_id, actor=actor, locale=locale)
     return user
 
@@ -144,7 +154,7 @@ def resend_invitation(
     locale: str | None = None,
 ) -> User:
     """A fresh invitation for a member of the current organisation who has no password yet."""
-    user, membership = service.get_member(session, user_id)
+    user, membership = get_member(session, user_id)
     send_invitation(session, settings, user=user, org_id=membership.org_id, actor=actor,
                     locale=locale)
     return user
@@ -203,7 +213,7 @@ def accept_invitation(
     row = _redeem(session, settings, token=token, purpose=INVITE)
     user = session.get(User, row.user_id)
     assert user is not None
-    memberships = service.memberships_of(session, user.id)
+    memberships = memberships_of(session, user.id)
     if not memberships:
         raise InvalidInput.on("token", BAD_LINK, "invalid-token")
     first_org = next((o for _m, o in memberships if o.id == row.org_id), memberships[0][1])
@@ -214,8 +224,8 @@ def accept_invitation(
     user.password_changed_at = utcnow()
     record(session, "user.invitation_accepted", org_id=first_org.id, actor_user_id=user.id,
            resource=f"user:{user.id}")
-    auth_token, auth_session = service.start_session(session, user_id=user.id,
-                                                     org_id=first_org.id)
+    auth_token, auth_session = start_session(session, user_id=user.id,
+                                             org_id=first_org.id)
     roles = {Role(m.role) for m, _o in memberships}
     needs_mfa = user.mfa_enabled_at is not None
     must_enrol = not needs_mfa and bool(roles & MFA_REQUIRED)
@@ -235,8 +245,8 @@ def request_password_reset(
     """Mail a reset link if ``email`` belongs to an active account with an organisation.
     The caller must answer the same either way; the return value is for the audit trail's
     and tests' sake only."""
-    user = service.find_user_by_email(session, settings, email)
-    memberships = service._all_memberships(session, user.id) if user is not None else []
+    user = find_user_by_email(session, settings, email)
+    memberships = all_memberships(session, user.id) if user is not None else []
     address = user.email.value if user is not None and user.email is not None else None
     if user is None or user.disabled_at is not None or not memberships or address is None:
         record(session, "auth.password_reset_requested", org_id=None,
@@ -269,12 +279,12 @@ def reset_password(session: Session, settings: Settings, *, token: str, password
     _use(session, row)
     user.password_hash = security.hash_password(settings, password)
     user.password_changed_at = utcnow()
-    ended = service._end_sessions(session, user.id)
-    lock = session.get(AuthThrottle, service._throttle_key(
+    ended = end_user_sessions(session, user.id)
+    lock = session.get(AuthThrottle, throttle_key(
         settings, "acct", str(user.email).strip().casefold()))
     if lock is not None:
         session.delete(lock)
-    memberships = service._all_memberships(session, user.id)
+    memberships = all_memberships(session, user.id)
     record(session, "auth.password_reset", org_id=memberships[0][0] if memberships else None,
            actor_user_id=user.id, resource=f"user:{user.id}",
            details={"sessions_ended": ended})
@@ -313,6 +323,6 @@ def create_first_admin(
     user = invite_user(session, settings, email=email, name=name, role=Role.TENANT_ADMIN.value,
                        org_id=org.id, actor=actor, locale=locale)
     for trail in (actor.org_id, org.id):
-        service._audit(session, "tenant.first_admin_created", actor, org_id=trail,
-                       resource=f"user:{user.id}", details={"new": {"org_id": org.id}})
+        record_as(session, "tenant.first_admin_created", actor, org_id=trail,
+                  resource=f"user:{user.id}", details={"new": {"org_id": org.id}})
     return user

@@ -135,12 +135,8 @@ class VernMiddleware:
             await self._fast(fast, scope, receive, send, started)
             return
         raw_headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        request_id = raw_headers.get("x-request-id", "")
-        if not (0 < len(request_id) <= 64 and request_id.replace("-", "").isalnum()):
-            request_id = secrets.token_hex(8)
-        # S104 is wrong here: a placeholder peer, never bound to
-        peer = scope["client"][0] if scope.get("client") else "0.0.0.0"  # noqa: S104
-        ip = self.client_ip(peer, raw_headers)
+        request_id = _request_id(raw_headers)
+        ip = self.client_ip(_peer(scope), raw_headers)
         path: str = scope["path"]
         scope.setdefault("state", {})
         scope["state"]["client_ip"] = ip
@@ -174,22 +170,27 @@ class VernMiddleware:
             elapsed = time.perf_counter() - started
             status = status_holder["status"]
             self.metrics.observe(scope, status, elapsed)
-            if self.record_request is not None:
-                state = scope.get("state", {})
-                actor = state.get("actor")
-                self.record_request(
-                    method=scope["method"],
-                    path=path,  # made storable by the writer (a NUL kept as %00)
-                    status=status,
-                    actor_user_id=getattr(actor, "user_id", None),
-                    actor_token_id=getattr(actor, "token_id", None),
-                    org_id=getattr(actor, "org_id", None),
-                    client_ip=state.get("audit_ip", ip),
-                    user_agent=ctx.user_agent,
-                    request_id=request_id,
-                    duration_ms=round(elapsed * 1000, 3),
-                    tags=ctx.tags,
-                )
+            self._record(scope, ctx, status, elapsed)
+
+    def _record(self, scope: Scope, ctx: RequestContext, status: int, elapsed: float) -> None:
+        """The request's own audit record (who, from where, the answer's status, how long)."""
+        if self.record_request is None:
+            return
+        state = scope.get("state", {})
+        actor = state.get("actor")
+        self.record_request(
+            method=scope["method"],
+            path=ctx.path,  # made storable by the writer (a NUL kept as %00)
+            status=status,
+            actor_user_id=getattr(actor, "user_id", None),
+            actor_token_id=getattr(actor, "token_id", None),
+            org_id=getattr(actor, "org_id", None),
+            client_ip=state.get("audit_ip", ctx.client_ip),
+            user_agent=ctx.user_agent,
+            request_id=ctx.request_id,
+            duration_ms=round(elapsed * 1000, 3),
+            tags=ctx.tags,
+        )
 
     def _body_limit(self, path: str) -> int:
         return self.settings.max_body_bytes
@@ -198,8 +199,7 @@ class VernMiddleware:
                     started: float) -> None:
         """A fast path (see the module doc): the client address, then the handler; counted."""
         raw_headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        # S104 is wrong here: a placeholder peer, never bound to
-        peer = scope["client"][0] if scope.get("client") else "0.0.0.0"  # noqa: S104
+        peer = _peer(scope)
         status = 500
         security = self.headers
 
@@ -213,6 +213,21 @@ class VernMiddleware:
         finally:
             self.metrics.observe_fast(scope["method"], scope["path"], status,
                                       time.perf_counter() - started)
+
+
+def _request_id(headers: dict[str, str]) -> str:
+    """The caller's ``X-Request-Id`` when it is a short id of letters, digits and dashes; else
+    a new random one."""
+    request_id = headers.get("x-request-id", "")
+    if not (0 < len(request_id) <= 64 and request_id.replace("-", "").isalnum()):
+        request_id = secrets.token_hex(8)
+    return request_id
+
+
+def _peer(scope: Scope) -> str:
+    """The address of the connection's other end (a proxy, or the client itself)."""
+    # S104 is wrong here: a placeholder peer, never bound to
+    return scope["client"][0] if scope.get("client") else "0.0.0.0"  # noqa: S104
 
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

@@ -159,29 +159,41 @@ def _text(node: ast.AST | None) -> str | None:
     return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
 
 
+def _title(item: ast.stmt) -> str | None:
+    """The text of a class attribute ``title = "..."`` (an error's title), or None."""
+    targets = item.targets if isinstance(item, ast.Assign) else \
+        [item.target] if isinstance(item, ast.AnnAssign) else []
+    if len(targets) == 1 and isinstance(targets[0], ast.Name) and targets[0].id == "title":
+        return _text(getattr(item, "value", None))
+    return None
+
+
+def _call_messages(node: ast.Call) -> Iterator[str]:
+    """The messages of one call: ``….on(field, message)`` / ``FieldError(field, message)``, or the
+    ``detail=`` of an error class (both branches of a conditional ``detail``)."""
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+    if name in {"on", "FieldError"} and len(node.args) >= 2 and (text := _text(node.args[1])):
+        yield text
+    elif _ERROR_CLASSES.match(name):
+        for kw in node.keywords:
+            if kw.arg == "detail":
+                for value in (kw.value.body, kw.value.orelse) if isinstance(kw.value, ast.IfExp) \
+                        else (kw.value,):
+                    if text := _text(value):
+                        yield text
+
+
 def error_messages(source: str) -> Iterator[tuple[int, str]]:
     """(line, message) of every error message written in Python source (see the module's text)."""
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.ClassDef):
             for item in node.body:
-                targets = item.targets if isinstance(item, ast.Assign) else \
-                    [item.target] if isinstance(item, ast.AnnAssign) else []
-                if (len(targets) == 1 and isinstance(targets[0], ast.Name) and targets[0].id == "title"
-                        and (text := _text(getattr(item, "value", None)))):
+                if text := _title(item):
                     yield item.lineno, text
-        if not isinstance(node, ast.Call):
-            continue
-        func = node.func
-        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-        if name in {"on", "FieldError"} and len(node.args) >= 2 and (text := _text(node.args[1])):
-            yield node.lineno, text
-        elif _ERROR_CLASSES.match(name):
-            for kw in node.keywords:
-                if kw.arg == "detail":
-                    for value in (kw.value.body, kw.value.orelse) if isinstance(kw.value, ast.IfExp) \
-                            else (kw.value,):
-                        if text := _text(value):
-                            yield node.lineno, text
+        if isinstance(node, ast.Call):
+            for text in _call_messages(node):
+                yield node.lineno, text
 
 
 def extract_vern(fileobj: Any, keywords: Any, comment_tags: Any, options: Any) -> Iterator[Any]:

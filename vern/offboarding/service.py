@@ -17,7 +17,6 @@ import json
 import os
 import uuid
 import zipfile
-from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,11 +35,9 @@ from vern.core.crypto import PII
 from vern.core.db import Base, Database, Scope, TenantScoped, import_models, utcnow
 from vern.core.errors import Conflict, InvalidInput, NotFound
 from vern.core.i18n import N_, format_day, gettext
-from vern.datamap.model import DatabaseDef, DataMap, System
-from vern.datamap.model import Field as MapField
-from vern.datamap.model import Table as MapTable
-from vern.datamap.own import load_own_map
+from vern.datamap.model import DataMap
 from vern.notify import service as notify
+from vern.offboarding.exportmap import VERN_SYSTEM, vern_map, with_every_column
 from vern.offboarding.models import Offboarding
 from vern.rights.connectors import coerce, product_db
 from vern.rights.service import build_export_package, policy_for, published_map_or_none
@@ -51,7 +48,6 @@ CERTIFICATE_HEADER = "vern certificate of deletion v1"
 MAX_NOTICE_DAYS = 365
 ACCOUNTS_STEP = "accounts:erase"  # the deletion's first step: the accounts of the customer alone
 _CUSTOMER_REF = uuid.UUID("6f1d2c4e-0b5a-5e3d-9a7c-3f8e2b1d4c60")  # namespace of customer_ref
-VERN_SYSTEM = "vern"  # the export's name for Vern's own database (system and database)
 _WHY = "offboarding: the rows of the customer whose contract ended"
 EXPORT_READY_MAIL = (
     N_("The export of %(org)s's data is ready"),
@@ -254,41 +250,50 @@ def _product(database: Database, qualified: str, key: str) -> Any:
     return definition, product_db(definition, None, key)
 
 
-def _vern_map(tables: list[Table]) -> DataMap:
-    """Vern's own tenant-scoped tables as a data map (purpose, retention and category of every
-    column from Vern's own map), so that the export is built like an access package."""
-    own = load_own_map()
-    described: dict[str, MapTable] = {}
-    for table in tables:
-        entry = own.get(table.name)
-        fields = {c.name: MapField(c.name, entry.columns[c.name].category
-                                   if entry and c.name in entry.columns else "system.config")
-                  for c in table.columns}
-        described[table.name] = MapTable(
-            name=table.name, purpose=entry.purpose if entry else "", tenant="org_id",
-            retention=entry.retention if entry else "", fields=fields,
-            primary_key=tuple(c.name for c in table.primary_key.columns))
-    database = DatabaseDef(system=VERN_SYSTEM, name=VERN_SYSTEM, url_env=None, url_file=None,
-                           tables=described)
-    return DataMap(systems={VERN_SYSTEM: System(name=VERN_SYSTEM, title="Vern", recipients=(),
-                                                 databases={VERN_SYSTEM: database})})
+def _read_vern_rows(database: Database, org_id: str, tables: list[Table], counts: dict[str, int],
+                    rows: dict[str, dict[str, list[dict[str, Any]]]]) -> None:
+    """The customer's rows of each of Vern's tenant-scoped ``tables`` (personal fields opened),
+    added to ``rows`` under Vern's own system, with their counts."""
+    with database.transaction(Scope.system("offboarding export")) as session:
+        for table in tables:
+            found = [{k: _plain(v) for k, v in r._mapping.items()} for r in session.execute(
+                select(table).where(table.c.org_id == org_id)
+                .execution_options(cross_tenant=_WHY))]
+            counts[f"vern.{table.name}"] = len(found)
+            rows.setdefault(f"{VERN_SYSTEM}.{VERN_SYSTEM}", {})[table.name] = found
 
 
-def _with_every_column(data_map: DataMap, rows: dict[str, dict[str, list[dict[str, Any]]]]) -> DataMap:
-    """The product map with each exported table's columns the map does not describe added (as
-    they are stored), so that the package holds the customer's whole rows."""
-    systems: dict[str, System] = {}
-    for system in data_map.systems.values():
-        databases = {}
-        for name, db in system.databases.items():
-            tables = {}
-            for tname, table in db.tables.items():
-                seen = {c for r in rows.get(db.qualified, {}).get(tname, []) for c in r}
-                extra = {c: MapField(c, "system.config") for c in sorted(seen - set(table.fields))}
-                tables[tname] = replace(table, fields={**table.fields, **extra}) if extra else table
-            databases[name] = replace(db, tables=tables)
-        systems[system.name] = replace(system, databases=databases)
-    return replace(data_map, systems=systems)
+def _read_product_rows(database: Database, org_id: str, counts: dict[str, int],
+                       rows: dict[str, dict[str, list[dict[str, Any]]]]) -> DataMap | None:
+    """The customer's rows of every mapped product table, added to ``rows`` under their
+    database, with their counts; returns the published product map (None without targets)."""
+    key, targets = _product_targets(database, org_id)
+    product_map = published_map_or_none(database) if targets else None
+    for target in targets:
+        qualified, name = target.split(":", 1)
+        definition, pdb = _product(database, qualified, key or "")
+        mt = definition.tables[name]
+        table = pdb.table(name)
+        with pdb.connect() as conn:
+            found = [{k: _plain(v) for k, v in r.items()} for r in conn.execute(
+                select(table).where(pdb.tenant_of(table, mt) == coerce(pdb.tenant_of(table, mt), key))
+            ).mappings()]
+        counts[f"product.{qualified}.{name}"] = len(found)
+        rows.setdefault(qualified, {})[name] = found
+    return product_map
+
+
+def _write_private(directory: Path, filename: str, data: bytes) -> Path:
+    """Write ``data`` to ``directory/filename`` with mode 0600: to a ``.partial`` file first,
+    renamed into place once complete."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / filename
+    partial = path.with_suffix(".partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    partial.replace(path)
+    return path
 
 
 def export(database: Database, settings: Settings, offboarding_id: str, *,
@@ -305,29 +310,11 @@ def export(database: Database, settings: Settings, offboarding_id: str, *,
     counts: dict[str, int] = {}
     rows: dict[str, dict[str, list[dict[str, Any]]]] = {}
     tables = list(reversed(tenant_tables()))
-    with database.transaction(Scope.system("offboarding export")) as session:
-        for table in tables:
-            found = [{k: _plain(v) for k, v in r._mapping.items()} for r in session.execute(
-                select(table).where(table.c.org_id == org_id)
-                .execution_options(cross_tenant=_WHY))]
-            counts[f"vern.{table.name}"] = len(found)
-            rows.setdefault(f"{VERN_SYSTEM}.{VERN_SYSTEM}", {})[table.name] = found
-    key, targets = _product_targets(database, org_id)
-    product_map = published_map_or_none(database) if targets else None
-    for target in targets:
-        qualified, name = target.split(":", 1)
-        definition, pdb = _product(database, qualified, key or "")
-        mt = definition.tables[name]
-        table = pdb.table(name)
-        with pdb.connect() as conn:
-            found = [{k: _plain(v) for k, v in r.items()} for r in conn.execute(
-                select(table).where(pdb.tenant_of(table, mt) == coerce(pdb.tenant_of(table, mt), key))
-            ).mappings()]
-        counts[f"product.{qualified}.{name}"] = len(found)
-        rows.setdefault(qualified, {})[name] = found
-    data_map = _vern_map(tables)
+    _read_vern_rows(database, org_id, tables, counts, rows)
+    product_map = _read_product_rows(database, org_id, counts, rows)
+    data_map = vern_map(tables)
     if product_map is not None:
-        product_map = _with_every_column(product_map, rows)
+        product_map = with_every_column(product_map, rows)
         data_map = DataMap(systems={**product_map.systems, **data_map.systems})
     moment = utcnow()
     body = build_export_package(data_map, rows, reference=offboarding_id, org_name=org_name,
@@ -337,14 +324,8 @@ def export(database: Database, settings: Settings, offboarding_id: str, *,
         archive.writestr("manifest.json", json.dumps({
             "customer_org_id": org_id, "offboarding_id": offboarding_id,
             "made_at": moment.isoformat(), "rows": counts}, indent=1))
-    directory = export_dir(settings)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"offboarding-{offboarding_id}.zip"
-    partial = path.with_suffix(".partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(buffer.getvalue())
-    partial.replace(path)
+    path = _write_private(export_dir(settings), f"offboarding-{offboarding_id}.zip",
+                          buffer.getvalue())
     digest = hashlib.sha256(buffer.getvalue()).hexdigest()
     with database.transaction(Scope.system("offboarding export")) as session:
         ob = _get(session, offboarding_id)
