@@ -20,6 +20,18 @@ def _second_admin(db: Database, settings: Settings, personas: Personas) -> Perso
                        "anne.aas@fjellheim.example.com", personas.tenant_a, Role.TENANT_ADMIN)
 
 
+def test_a_role_request_names_a_role_of_the_organisations_kind(
+    login: Any, personas: Personas
+) -> None:
+    bob = login(personas.bob)
+    for role, words in (("styrer", "unknown role"),
+                        ("security_officer", "is not a role in a tenant organisation")):
+        refused = bob.post("/api/v1/access/requests", json={"role": role, "need": "Vikar i juli"})
+        assert refused.status_code == 422, refused.text
+        error = refused.json()["errors"][0]
+        assert error["field"] == "role" and words in error["message"], error
+
+
 def test_a_member_asks_for_a_role_and_an_administrator_decides(
     login: Any, personas: Personas
 ) -> None:

@@ -49,7 +49,7 @@ from vern.access.reviews import (
 )
 from vern.accounts import service as accounts
 from vern.accounts.models import User
-from vern.accounts.roles import ROLE_LABELS, ROLES_FOR_KIND, OrgKind, Perm, Role
+from vern.accounts.roles import ROLE_LABELS, OrgKind, Perm, Role
 from vern.accounts.service import Actor
 from vern.audit.service import record, tagged_events
 from vern.core.config import Settings, get_settings
@@ -321,13 +321,7 @@ def request_role(session: Session, *, actor: Actor, role: str, need: str,
     if not actor.home:
         raise Forbidden(detail="ask for a role in your own organisation")
     org = accounts.get_organisation(session, actor.org_id)
-    try:
-        parsed = Role(role)
-    except ValueError:
-        raise InvalidInput.on("role", "unknown role %(role)s", role=repr(role)) from None
-    if parsed not in ROLES_FOR_KIND[OrgKind(org.kind)]:
-        raise InvalidInput.on("role", "%(role)s is not a role in a %(kind)s organisation",
-                              role=role, kind=org.kind)
+    parsed = accounts.role_for(org, role)
     need = stated_text("need", need)
     target = user_id or actor.person_id
     if target is None:
