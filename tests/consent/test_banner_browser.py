@@ -458,6 +458,9 @@ def test_an_httponly_cookie_outlives_the_banner_and_goes_with_the_sdk_middleware
         page.goto(host + "/signed-in")
         page.goto(host + "/")
         assert {"_track", "_ads_id", "_ads_server"} <= set(_cookies(page))
+        # The host's links work once the banner has its configuration (until then the link is
+        # a plain "#" and a click only moves to the page's top): its button shows that.
+        page.get_by_role("button", name="Cookie settings").wait_for()
         with page.expect_navigation():
             page.click("#withdraw")
         page.get_by_role("button", name="Cookie settings").wait_for()

@@ -85,9 +85,11 @@ def test_a_run_stopped_half_way_is_taken_up_where_it_stopped(db: Database, tmp_p
     seen: list[int] = []
 
     def stop_after_two(rule: str, rows: int) -> None:
+        # On PostgreSQL a batch is a range of the table's pages; pages left empty by earlier
+        # deletes (not yet vacuumed) give batches of no rows. Stop after two that deleted some.
         if rule == "auth_throttles":
             seen.append(rows)
-            if len(seen) == 2:
+            if sum(1 for n in seen if n) == 2:
                 raise Stop
 
     with pytest.raises(Stop):
