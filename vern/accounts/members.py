@@ -360,16 +360,23 @@ def all_memberships(session: Session, user_id: str) -> list[tuple[str, str]]:
     return [(row.org_id, row.role) for row in rows]
 
 
-def _officers_left_anywhere(session: Session, org_id: str, excluding_user: str) -> int:
-    """Active security officers of ``org_id`` other than ``excluding_user`` (any scope)."""
+def _others_with_role(session: Session, org_id: str, role: Role, excluding_user: str,
+                      why: str) -> int:
+    """Active members of ``org_id`` holding ``role``, other than ``excluding_user`` (any scope:
+    ``why`` says why the count reads across organisations)."""
     m, u = Membership.__table__, User.__table__
     return session.scalar(
         select(func.count())
         .select_from(m.join(u, u.c.id == m.c.user_id))
-        .where(m.c.org_id == org_id, m.c.role == Role.SECURITY_OFFICER.value,
+        .where(m.c.org_id == org_id, m.c.role == role.value,
                m.c.user_id != excluding_user, u.c.disabled_at.is_(None))
-        .execution_options(cross_tenant="the vendor keeps a security officer")
+        .execution_options(cross_tenant=why)
     ) or 0
+
+
+def _officers_left_anywhere(session: Session, org_id: str, excluding_user: str) -> int:
+    return _others_with_role(session, org_id, Role.SECURITY_OFFICER, excluding_user,
+                             "the vendor keeps a security officer")
 
 
 def only_here(
@@ -405,15 +412,8 @@ def disable_user(session: Session, *, user_id: str, actor: Actor | None) -> User
 
 
 def _admins_left_anywhere(session: Session, org_id: str, excluding_user: str) -> int:
-    """Active administrators of a customer organisation other than ``excluding_user``."""
-    m, u = Membership.__table__, User.__table__
-    return session.scalar(
-        select(func.count())
-        .select_from(m.join(u, u.c.id == m.c.user_id))
-        .where(m.c.org_id == org_id, m.c.role == Role.TENANT_ADMIN.value,
-               m.c.user_id != excluding_user, u.c.disabled_at.is_(None))
-        .execution_options(cross_tenant="an organisation keeps an administrator")
-    ) or 0
+    return _others_with_role(session, org_id, Role.TENANT_ADMIN, excluding_user,
+                             "an organisation keeps an administrator")
 
 
 def accounts_of(session: Session, org_id: str) -> tuple[list[str], list[str]]:
