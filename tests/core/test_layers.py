@@ -11,6 +11,7 @@ this test says that nothing, whatever the layers, goes round in a circle.
 from __future__ import annotations
 
 import ast
+import functools
 from collections import defaultdict
 from pathlib import Path
 
@@ -18,20 +19,8 @@ import vern
 
 PACKAGE = Path(vern.__file__).resolve().parent
 
-# Module cycles not yet taken apart, each with its reason. A cycle may shrink or go; a new one, or
-# one that grows, fails.
-KNOWN_MODULE_CYCLES: dict[frozenset[str], str] = {
-    frozenset({"vern.audit.chain", "vern.audit.proofs", "vern.audit.retention", "vern.audit.service",
-               "vern.audit.spill", "vern.audit.witness"}):
-        "the append (chain) witnesses its checkpoints and expires old log files once a day, and "
-        "witness, proofs and retention build on the chain's record format and signer",
-    frozenset({"vern.retention.erasure", "vern.rights.engine", "vern.rights.external",
-               "vern.rights.service"}):
-        "the service runs the engine and the external connectors, which call back the service's "
-        "package, status and link functions; an erasure that finishes erases the person in Vern "
-        "too (retention.erasure), which forgets the person's earlier requests through rights' "
-        "service; to become an event",
-}
+# Module cycles, each with its reason: none. A new one fails (add it here only with a reason).
+KNOWN_MODULE_CYCLES: dict[frozenset[str], str] = {}
 
 # Packages that use each other's shared services both ways: accounts records its writes through
 # vern.audit.service and sends mail through vern.notify.service, while audit's and notify's pages
@@ -41,22 +30,16 @@ KNOWN_PACKAGE_CYCLES: dict[frozenset[str], str] = {
         "access rules (accounts.deps) and audit recording / the outbox are used by every domain, "
         "including each other; accounts reads vendor staff's grants in force (access.grants)",
     frozenset({"retention", "rights"}):
-        "a finished erasure erases the person in Vern (retention), which uses rights' service",
+        "a finished erasure erases the person in Vern (retention.erasure), which forgets the "
+        "person's earlier requests and keys them as rights does (rights.expiry, rights.identities)",
     frozenset({"records", "trust"}):
         "the records console lists the files shared on the trust pages, which show the records",
 }
 
-# Function-local imports of Vern's own modules that remain, per module, with the reason: only
-# inside the known module cycles above.
-LOCAL_IMPORT_REASONS: dict[str, str] = {
-    "vern.audit.chain": "module cycle of the audit trail (see KNOWN_MODULE_CYCLES)",
-    "vern.rights.engine": "module cycle of the rights engine (see KNOWN_MODULE_CYCLES)",
-    "vern.rights.external": "module cycle of the rights engine",
-    "vern.rights.service": "module cycle of the rights engine",
-    "vern.retention.erasure": "module cycle of erasure in Vern (see KNOWN_MODULE_CYCLES)",
-    "vern.retention.service": "a legal hold on a person keys it as rights does (subject_ref)",
-}
-MAX_LOCAL_IMPORTS = 25  # statements: 217 before the layers were drawn, 25 now (all in known cycles)
+# Function-local imports of Vern's own modules, per module, with the reason: none remain (an import
+# inside a function hides a cycle until it runs).
+LOCAL_IMPORT_REASONS: dict[str, str] = {}
+MAX_LOCAL_IMPORTS = 0  # statements: 217 before the layers were drawn, none now
 
 
 def _module_name(path: Path) -> str:
@@ -92,6 +75,7 @@ def _in_function(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
     return False
 
 
+@functools.cache
 def _graph() -> tuple[dict[str, set[str]], list[tuple[str, int, str]]]:
     """Module → the Vern modules it imports; and every function-local import statement."""
     modules = _modules()

@@ -72,7 +72,9 @@ from vern.audit.personal import (
     open_personal,
     resolve_keys,
 )
+from vern.audit.retention import expire_local_files
 from vern.audit.signing import Signer, checkpoint_message, key_id_of
+from vern.audit.witness import WitnessError, witness
 from vern.core.config import AuditSettings, Settings, audit_settings
 from vern.core.db import Database, Scope, is_read_only_error
 from vern.core.errors import VernError
@@ -293,8 +295,6 @@ class AuditLog:
         if self._files_expired_on == today:
             return
         self._files_expired_on = today
-        from vern.audit.retention import expire_local_files
-
         try:
             expire_local_files(self.database, self.settings)
         except Exception:
@@ -303,8 +303,6 @@ class AuditLog:
     def witness_now(self) -> bool:
         """Hand the newest checkpoint to the witnesses (``vern.audit.witness``). A refusal is
         logged as an error and kept in ``witness_error``, not raised: the records are stored."""
-        from vern.audit.witness import WitnessError, witness
-
         try:
             witness(self.database, self.settings, self.signer, self.audit)
         except (WitnessError, NoteError, OSError, VernError) as exc:

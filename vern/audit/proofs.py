@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from vern.audit.chain import FIELDS, Signer, canonical
+from vern.audit.canonical import FIELDS, canonical
 from vern.audit.merkle import (
     Frontier,
     consistency_path,
@@ -23,6 +23,7 @@ from vern.audit.merkle import (
     verify_inclusion,
 )
 from vern.audit.models import AuditCheckpoint, AuditEvent, AuditHead, AuditTile
+from vern.audit.signing import Signer
 from vern.core.config import Settings
 from vern.core.db import Database
 from vern.core.errors import NotFound

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from sqlalchemy import delete, select, update
 
-from vern.audit.chain import datetime_to_us, us_to_datetime
+from vern.audit.canonical import datetime_to_us, us_to_datetime
 from vern.audit.logfile import FILE_PREFIX
 from vern.audit.models import AuditCheckpoint, AuditEvent, AuditHead
-from vern.audit.service import QUARANTINE_PREFIX
+from vern.audit.request_records import QUARANTINE_PREFIX
 from vern.core.config import Settings
 from vern.core.crypto import DataKey, keyring
 from vern.core.db import Database, Scope, utcnow

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from vern.audit.chain import now_us
+from vern.audit.canonical import now_us
 
 PREFIX = "spill-"
 log = logging.getLogger("vern.audit")

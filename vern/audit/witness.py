@@ -35,10 +35,11 @@ import httpx
 from sqlalchemy import Connection, select
 
 from vern.audit import note
-from vern.audit.chain import Signer, us_to_datetime
+from vern.audit.canonical import us_to_datetime
 from vern.audit.merkle import verify_consistency
 from vern.audit.models import AuditCheckpoint, AuditHead
 from vern.audit.proofs import ProofUnavailable, path_between
+from vern.audit.signing import Signer
 from vern.core.config import AuditSettings, Settings, audit_settings
 from vern.core.db import Database
 

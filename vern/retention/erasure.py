@@ -22,14 +22,14 @@ from sqlalchemy.orm import Session
 from vern.audit.service import erase_actor, record
 from vern.consent.newsletter import erase_person as erase_consent
 from vern.core.config import get_settings
+from vern.rights.expiry import forget_subject_requests
+from vern.rights.identities import subject_ref
 
 
 def erase_in_vern(session: Session, *, org_id: str, identities: dict[str, Any],
                   request_id: str | None) -> dict[str, int]:
     """Erase the person named by ``identities`` (as a rights request holds them) from Vern's own
     data of ``org_id``. Idempotent: a second call finds nothing left to do. Returns counts."""
-    from vern.rights.service import forget_subject_requests, subject_ref
-
     secret = get_settings().secret_bytes
     email = str(identities.get("email") or "").strip().casefold()
     user_id = str(identities.get("user_id") or "").strip()

@@ -33,6 +33,7 @@ from vern.retention.batches import Held, apply_rule, conditions, delete_batch, h
 from vern.retention.models import LegalHold, RetentionPeriod, RetentionRun
 from vern.retention.rules import DETAILS_DAYS, Rule, customer_keys, product_table, rule, rules
 from vern.rights.connectors import describe_failure
+from vern.rights.identities import clean_identities, subject_ref
 from vern.rights.models import RightsRequest
 
 # The domain's entry point: the rules (vern.retention.rules) and their batches
@@ -105,8 +106,6 @@ def create_hold(session: Session, *, rule_key: str, reason: str, record_id: str 
         raise InvalidInput.on("user_id", "is too long")
     ref = None
     if identities:
-        from vern.rights.service import clean_identities, subject_ref
-
         ref = subject_ref(clean_identities(identities))
     hold = LegalHold(rule=rule_key, reason=reason, record_id=record_id, user_id=user_id,
                      subject_ref=ref, org_id=org_id, created_by=actor_user_id)

@@ -63,6 +63,7 @@ from vern.rights.erase_values import (
     new_value,
     pseudonym_id,
 )
+from vern.rights.finish import build_package, finish_job
 from vern.rights.models import Kind, PartStatus
 from vern.rights.planning import plan_part, plan_rows, set_based_plan
 from vern.rights.run_state import (
@@ -321,11 +322,9 @@ class Engine:
     # -- 2. claim and store the plans ------------------------------------------------------------
 
     def _commit_plans(self, jobs: list[Job]) -> None:
-        from vern.rights import service
-
         for job in jobs:  # answers are built before the transaction, which then only stores them
             if job.kind in READ_KINDS and all(f.error is None for f in job.fresh.values()):
-                job.package = service.build_package(self.data_map, job, self._rows_of(job))
+                job.package = build_package(self.data_map, job, self._rows_of(job))
         rows = PlanRows()
         with self.transaction(commit=False) as session:
             if not any(j.writes for j in jobs):
@@ -340,7 +339,7 @@ class Engine:
                 rows.write(conn)
                 for job in jobs:
                     if job.claimed and not job.writes:
-                        service.finish_job(session, job)
+                        finish_job(session, job)
                 write_book(session)
             if conn.dialect.name != "sqlite" and any(j.claimed and j.writes for j in jobs):
                 # The plans must be durable before any product change is: the COMMIT goes on while
@@ -499,8 +498,6 @@ class Engine:
             self._close_once(jobs)
 
     def _close_once(self, jobs: list[Job]) -> None:
-        from vern.rights import service
-
         now = utcnow()
         with self.transaction() as session:
             checkpoints = Checkpoints(one_statement=session.get_bind().dialect.name == "postgresql")
@@ -519,7 +516,7 @@ class Engine:
                 relaxed_durability(session)
                 checkpoints.write(conn)
                 for job in jobs:
-                    service.finish_job(session, job)
+                    finish_job(session, job)
                 write_book(session)
             self._products_committed()  # Vern records only what the product has committed
         for job in jobs:

@@ -36,7 +36,12 @@ from vern.core.i18n import N_, gettext
 from vern.datamap.model import DataMap, System
 from vern.notify import service as notify
 from vern.rights import http_connector
+from vern.rights.intake import details_of, identities_of
+from vern.rights.intake import set_status as _set_status
 from vern.rights.models import ExternalStep, Kind, RightsRequest, Status, StepStatus
+from vern.rights.policy import policy_for
+from vern.rights.run_inputs import request_row_status
+from vern.rights.staff_notices import request_link as _request_link
 
 NOTICE_KINDS = (Kind.RECTIFICATION.value, Kind.ERASURE.value, Kind.RESTRICTION.value)
 # A running request passed its external steps before it was claimed: only these are prepared.
@@ -107,7 +112,6 @@ def needed(data_map: DataMap) -> bool:
 
 
 def _payload(session: Session, req: RightsRequest, operation: str) -> dict[str, Any]:
-    from vern.rights.service import details_of, identities_of, policy_for
 
     payload: dict[str, Any] = {
         "request_id": req.id,
@@ -158,7 +162,6 @@ def _ensure_steps(session: Session, req: RightsRequest, data_map: DataMap) -> li
 
 
 def _mail_task(session: Session, req: RightsRequest, system: System, template: tuple[str, str]) -> None:
-    from vern.rights.service import _request_link
 
     assert system.manual is not None
     subject, body = template
@@ -189,7 +192,6 @@ def prepare(
     try:
         todo = _open_calls(database, data_map, request_id)
     except IntegrityError:  # another runner made the same steps at this moment: it carries on
-        from vern.rights.service import request_row_status
 
         return request_row_status(database, request_id)
     if todo is None:
@@ -259,7 +261,6 @@ def _after_calls(database: Database, request_id: str, failures: list[str]) -> st
             waiting = "waiting for: " + ", ".join(sorted(open_tasks))
             return _leave(session, req, Status.AWAITING_TASKS, waiting)
         if req.status == Status.AWAITING_TASKS.value:  # nothing left to wait for (the map changed)
-            from vern.rights.service import _set_status
 
             req.error = None
             _set_status(session, req, Status.QUEUED, actor_user_id=None, action="rights.request.resume",
@@ -296,7 +297,6 @@ def _record_call(database: Database, step_id: str, answer: dict[str, Any] | None
 
 
 def _leave(session: Session, req: RightsRequest, status: Status, error: str) -> str:
-    from vern.rights.service import _set_status
 
     if status is Status.PARTIAL:
         req.attempts += 1  # counts towards the automatic retries, as a failed database does
@@ -374,7 +374,6 @@ def task_org(session: Session, step_id: str) -> str:
 def confirm_task(session: Session, step_id: str, *, note: str, actor_user_id: str | None) -> ExternalStep:
     """The owner (or staff) confirms a manual task with a note. When it was the request's last
     open task, the request goes back to the queue to finish its databases."""
-    from vern.rights.service import _set_status
 
     note = (note or "").strip()
     if not note:
@@ -469,7 +468,6 @@ def send_notices(database: Database, data_map: DataMap, request_id: str | None =
         )
         if request_id is not None:
             stmt = stmt.where(ExternalStep.request_id == request_id)
-        from vern.rights.service import details_of, identities_of
 
         for step, req in session.execute(stmt).all():
             who = ", ".join(f"{k}: {v}" for k, v in sorted(identities_of(req).items()))
