@@ -46,9 +46,8 @@ def _open_review(session: Session, *, org_id: str, actor: Actor | None, title: s
     session.add(review)
     session.flush()
     count = 0
-    for user, membership in accounts.list_members(session):
-        if Role(membership.role) not in PRIVILEGED_ROLES or user.disabled_at is not None:
-            continue
+    for user, membership in accounts.list_members(session, roles=PRIVILEGED_ROLES,
+                                                  enabled_only=True):
         session.add(AccessReviewItem(org_id=org_id, review_id=review.id, user_id=user.id,
                                      role=membership.role, last_activity_at=user.last_sign_in_at))
         count += 1
@@ -83,9 +82,10 @@ REVIEW_MAIL = (
 
 def _reviewers(session: Session, org_kind: OrgKind) -> list[User]:
     """Who decides a campaign: the members whose role may manage access here."""
-    return [user for user, membership in accounts.list_members(session)
-            if user.disabled_at is None and Perm.ACCESS_MANAGE in permissions(
-                Role(membership.role), org_kind=org_kind, home=True)]
+    managers = {role for role in Role
+                if Perm.ACCESS_MANAGE in permissions(role, org_kind=org_kind, home=True)}
+    return [user for user, _membership in accounts.list_members(session, roles=managers,
+                                                                enabled_only=True)]
 
 
 def open_scheduled_review(session: Session, *, org_id: str, months: int,
@@ -103,8 +103,7 @@ def open_scheduled_review(session: Session, *, org_id: str, months: int,
         return None
     org = accounts.get_organisation(session, org_id)
     kind = OrgKind(org.kind)
-    if not any(Role(m.role) in PRIVILEGED_ROLES and u.disabled_at is None
-               for u, m in accounts.list_members(session)):
+    if not accounts.list_members(session, roles=PRIVILEGED_ROLES, enabled_only=True):
         return None
     review = _open_review(session, org_id=org_id, actor=None, title=f"Access review {period}",
                           days=REVIEW_DAYS, now=now, period=period)

@@ -144,10 +144,10 @@ def _tell_admins(session: Session, grant: AccessGrant, org_name: str) -> None:
     who = person_names(session, {grant.grantee_user_id}).get(grant.grantee_user_id, "")
     link = f"{get_settings().base_url.rstrip('/')}/console/access/grants/{grant.id}"
     subject, body = GRANT_MAIL
-    for user, membership in accounts.list_members(session):
+    for user, _membership in accounts.list_members(session, roles={Role.TENANT_ADMIN},
+                                                   enabled_only=True):
         address = user.email.value if user.email is not None else None
-        if membership.role != Role.TENANT_ADMIN.value or user.disabled_at is not None \
-                or not address:
+        if not address:
             continue
         lang = user.locale
         notify.queue(session, key_id=user.key_id, to=address,
@@ -439,8 +439,8 @@ def decide_role_request(session: Session, request_id: str, *, approve: bool, act
     kind = "role"
     if as_vendor:
         # The customer's administrators are told that the vendor's staff decided, and who.
-        people |= {u.id for u, m in accounts.list_members(session)
-                   if m.role == Role.TENANT_ADMIN.value and u.disabled_at is None}
+        people |= {u.id for u, _m in accounts.list_members(session, roles={Role.TENANT_ADMIN},
+                                                            enabled_only=True)}
         kind = "role_by_vendor"
         params["approver"] = person_names(session, {str(actor.person_id)}).get(
             str(actor.person_id), "")

@@ -5,6 +5,7 @@ guards that keep the vendor's security officer and a customer's administrator.""
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import func, select
@@ -230,12 +231,17 @@ def memberships_of(session: Session, user_id: str) -> list[tuple[Membership, Org
     return [(m, o) for m, o in rows]
 
 
-def list_members(session: Session) -> list[tuple[User, Membership]]:
-    """Users of the session's current organisation (the tenant scope filters memberships)."""
-    rows = session.execute(
-        select(User, Membership).join(Membership, Membership.user_id == User.id)
-        .order_by(Membership.created_at)
-    )
+def list_members(session: Session, *, roles: Collection[Role] | None = None,
+                 enabled_only: bool = False) -> list[tuple[User, Membership]]:
+    """Users of the session's current organisation (the tenant scope filters memberships); only
+    those holding one of ``roles`` when given, only accounts not disabled with ``enabled_only``.
+    The filters run in the database: only the rows asked for are read and decrypted."""
+    query = select(User, Membership).join(Membership, Membership.user_id == User.id)
+    if roles is not None:
+        query = query.where(Membership.role.in_([role.value for role in roles]))
+    if enabled_only:
+        query = query.where(User.disabled_at.is_(None))
+    rows = session.execute(query.order_by(Membership.created_at))
     return [(u, m) for u, m in rows]
 
 

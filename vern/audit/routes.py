@@ -28,6 +28,7 @@ from vern.audit.chain import Signer
 from vern.audit.models import AuditEvent
 from vern.audit.service import record
 from vern.console.templating import render
+from vern.core import responses as openapi
 from vern.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from vern.core.inputs import Int64, parse_moment
 
@@ -56,7 +57,8 @@ def _filters(  # noqa: PLR0917 - the query parameters
                          org=org or None)
 
 
-@router.get("/api/v1/audit/events")
+@router.get("/api/v1/audit/events",
+            responses=openapi.answers("application/json", "text/csv", "application/x-ndjson"))
 def list_events(  # noqa: PLR0917 - FastAPI parameters
     actor: ReadActor, db: TenantDB, settings: SettingsDep,
     resource: Annotated[str | None, Query(max_length=200)] = None,

@@ -43,9 +43,11 @@ DESCRIPTIONS = {
 }
 
 
-def answers(media_type: str, status: int = 200, description: str = "OK") -> dict[int | str, Any]:
-    """``responses=`` for a route whose success is not JSON (a script, a style sheet, text)."""
-    return {status: {"description": description, "content": {media_type: {}}}}
+def answers(*media_types: str, status: int = 200, description: str = "OK") -> dict[int | str, Any]:
+    """``responses=`` for a route whose success is not JSON (a script, a style sheet, text), or
+    not only JSON (an export that answers CSV or JSON lines when asked)."""
+    return {status: {"description": description,
+                     "content": {media_type: {} for media_type in media_types}}}
 
 
 def bodiless(*statuses: int) -> dict[int | str, Any]:

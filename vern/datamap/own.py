@@ -5,6 +5,7 @@ loads them all and compares them with the ORM metadata (``vern datamap own --che
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,17 @@ def map_files() -> list[Path]:
 
 
 def load_own_map() -> dict[str, OwnTable]:
+    """Every table of the map (a new dict; the tables themselves are shared and frozen). The files
+    are read once per process and again only when one of them changes (its size or time)."""
+    files = tuple((str(path), path.stat().st_mtime_ns, path.stat().st_size) for path in map_files())
+    return dict(_parsed(files))
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed(files: tuple[tuple[str, int, int], ...]) -> dict[str, OwnTable]:
     tables: dict[str, OwnTable] = {}
-    for path in map_files():
+    for name, _mtime, _size in files:
+        path = Path(name)
         raw: Any = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         domain = "core" if path.parent == PACKAGE else path.parent.name
         for tname, tdef in (raw.get("tables") or {}).items():

@@ -25,6 +25,7 @@ from vern.accounts.deps import DatabaseDep, TenantDB, require
 from vern.accounts.roles import Perm
 from vern.accounts.service import Actor, list_tenants
 from vern.console.templating import pick_locale, render
+from vern.core import responses as openapi
 from vern.core.db import Database, Scope, utcnow
 from vern.core.errors import InvalidInput, VernError
 from vern.core.inputs import AwareMoment, Int64
@@ -283,7 +284,8 @@ def api_close(incident_id: str, actor: Manager, db: RegisterDB, body: CloseBody)
     return _detail(db, actor, incident_id)
 
 
-@router.get("/api/v1/incidents/{incident_id}/authority-form")
+@router.get("/api/v1/incidents/{incident_id}/authority-form",
+            responses=openapi.answers("application/json", "text/csv"))
 def api_authority_form(incident_id: str, actor: Reader, db: RegisterDB,
                        format: Annotated[Literal["json", "csv"], Query()] = "json") -> Response:
     """The fields of Datatilsynet's breach form, for a controller's own report (JSON or CSV)."""

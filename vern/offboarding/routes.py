@@ -16,6 +16,7 @@ from vern.accounts.deps import TenantDB, require
 from vern.accounts.roles import Perm
 from vern.accounts.service import Actor
 from vern.console.templating import render
+from vern.core import responses as openapi
 from vern.offboarding import service
 from vern.offboarding.models import Offboarding
 
@@ -90,7 +91,8 @@ def cancel_offboarding(offboarding_id: str, actor: Manager, db: TenantDB) -> dic
     return _view(service.cancel(db, offboarding_id, actor_user_id=actor.user_id))
 
 
-@router.post("/api/v1/offboarding/{offboarding_id}/export")
+@router.post("/api/v1/offboarding/{offboarding_id}/export", response_class=Response,
+             responses=openapi.answers("application/zip"))
 def export_offboarding(offboarding_id: str, request: Request, actor: Manager) -> Response:
     """Make the customer's export (the access package's formats: data.json, one CSV per table,
     a readable summary, and a manifest of row counts) and send it."""
@@ -146,7 +148,8 @@ def customer_end_of_contract(actor: CustomerAdmin, db: TenantDB) -> dict[str, An
     return _customer_view(service.for_customer(db, actor.org_id))
 
 
-@router.get("/api/v1/end-of-contract/{end_of_contract_id}/export")
+@router.get("/api/v1/end-of-contract/{end_of_contract_id}/export", response_class=Response,
+            responses=openapi.answers("application/zip"))
 def customer_export(end_of_contract_id: str, actor: CustomerAdmin, db: TenantDB) -> Response:
     """The organisation's export (the access package's formats: data.json, CSV, summary), during
     the notice period; every download is in the organisation's audit trail."""

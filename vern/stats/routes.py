@@ -197,7 +197,8 @@ def site_report(stats_site: str, *, actor: Annotated[Actor, Depends(require(Perm
     return report.build(db, site.id, start, end, interval).as_dict()
 
 
-@router.get("/api/v1/stats/sites/{stats_site}/export.csv")
+@router.get("/api/v1/stats/sites/{stats_site}/export.csv", response_class=Response,
+            responses=openapi.answers("text/csv"))
 def site_export(stats_site: str, *, actor: Annotated[Actor, Depends(require(Perm.STATS_READ))],
                 db: TenantDB, interval: Period = "day", days: Annotated[int, Query()] = 30,
                 until: Day | None = None) -> Response:
