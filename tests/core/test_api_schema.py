@@ -3,7 +3,9 @@
 must be declared there (status, media type, headers, body schema) and never a server error.
 
 The app runs once for the module, on SQLite, with the usual personas; the generated requests
-change its state as a real client's would.
+change its state as a real client's would. An operation whose access rule refuses the caller
+whatever it sends (the role matrix's rule) gets two cases, enough to check that the refusal is
+declared; every other operation gets ten.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from tests.conftest import (
     session_cookie_for,
     sqlite_database,
 )
+from tests.matrix.test_matrix import Who, _access, _expected, _who
 from vern.accounts.deps import session_cookie_name
 from vern.accounts.roles import Role
+from vern.app.web import api_routes
 from vern.core.crypto import KeyRing, install_keyring
 from vern.core.db import import_models
 
@@ -43,10 +47,20 @@ CHECKS = [
 
 class _Api:
     def __init__(self, app: Any, headers: dict[str, dict[str, str]],
-                 cookies: dict[str, dict[str, str]]) -> None:
+                 cookies: dict[str, dict[str, str]], whos: dict[str, Who]) -> None:
         self.app = app
         self.headers = headers
         self.cookies = cookies
+        self.whos = whos  # the role matrix's persona behind each caller
+        self.routes = {(method, route.path): route for route in api_routes(app)
+                       for method in route.methods}
+
+    def refused(self, who: str, method: str, path: str) -> bool:
+        """The caller's access rule refuses ``who`` whatever the input (401 or 403)."""
+        route = self.routes.get((method.upper(), path))
+        access = _access(route) if route is not None else None
+        return access is not None and _expected(access, self.whos[who], set(), False) in (
+            "unauth", "forbidden")
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +76,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Api]:
     app = create_app(vern_settings, database)
     token = make_api_token(database, people.tenant_a, Role.TENANT_ADMIN)
     cookie, csrf = session_cookie_for(database, people.dave)
+    by_name = {who.name: who for who in _who(people)}
     with TestClient(app):  # runs the lifespan (background writers)
         yield _Api(
             app,
@@ -69,6 +84,8 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Api]:
                      "session": {"X-CSRF-Token": csrf}},
             cookies={"anonymous": {}, "token": {},
                      "session": {session_cookie_name(vern_settings): cookie}},
+            whos={"anonymous": by_name["anonymous"], "token": by_name["token_a"],
+                  "session": by_name["dave"]},
         )
     database.dispose()
 
@@ -76,6 +93,10 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Api]:
 @pytest.fixture(scope="module")
 def api_schema(api: _Api) -> Any:
     return schemathesis.openapi.from_asgi("/api/openapi.json", api.app)
+
+
+EXAMPLES = 10  # generated cases per operation the caller may use
+EXAMPLES_REFUSED = 2  # per operation its access rule refuses the caller: the answer is the refusal
 
 
 def _run_everywhere(api_schema: Any, api: _Api, who: str) -> None:
@@ -88,8 +109,11 @@ def _run_everywhere(api_schema: Any, api: _Api, who: str) -> None:
         cases = st.one_of(operation.as_strategy(GenerationMode.POSITIVE),
                           operation.as_strategy(GenerationMode.NEGATIVE))
 
+        examples = EXAMPLES_REFUSED if api.refused(who, operation.method, operation.path) \
+            else EXAMPLES
+
         @given(case=cases)
-        @settings(max_examples=10, deadline=None, derandomize=True, database=None,
+        @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
                   phases=[Phase.explicit, Phase.generate],
                   suppress_health_check=list(HealthCheck))
         def check(case: Any) -> None:

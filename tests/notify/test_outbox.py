@@ -194,7 +194,7 @@ def _one_mail() -> Mail:
 
 
 def test_starttls_and_sign_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("vern.notify.transport.TIMEOUT", 3.0)
+    monkeypatch.setattr("vern.core.smtp.TIMEOUT", 3.0)  # the refused sign-in waits for it
     cafile, context = _certificate(tmp_path)
     with MailSink(tls_context=context, require_starttls=True, authenticator=_authenticator,
                   auth_require_tls=True, auth_required=True) as sink:
