@@ -41,6 +41,19 @@ def network_of(ip: str) -> str:
     return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False))
 
 
+def personal_plaintext(ip: str | None, ua: str | None, name: str | None) -> bytes | None:
+    """What a record's personal data seals: the JSON object of the fields given (the user agent
+    cut at 512 characters), or None when there is none."""
+    fields: dict[str, str] = {}
+    if ip:
+        fields["ip"] = ip
+    if ua:
+        fields["ua"] = ua[:512]
+    if name:
+        fields["name"] = name
+    return _dumps(fields).encode() if fields else None
+
+
 class Sealer:
     """Seals a record's personal data (address, user agent, name) under the person's data key
     before the record is hashed, and computes the blind indexes used to search by address.
@@ -126,14 +139,8 @@ class Sealer:
     def seal(self, key_id: str, ip: str | None, ua: str | None, name: str | None) -> bytes | None:
         """``vern.core.crypto`` ciphertext (``0x01 | key id | nonce | AES-GCM``) of the personal
         fields, with the column as associated data - what ``keyring().open`` reads."""
-        payload: dict[str, str] = {}
-        if ip:
-            payload["ip"] = ip
-        if ua:
-            payload["ua"] = ua[:512]
-        if name:
-            payload["name"] = name
-        if not payload:
+        plaintext = personal_plaintext(ip, ua, name)
+        if plaintext is None:
             return None
         kid = self._kids.get(key_id)
         if kid is None:
@@ -141,8 +148,7 @@ class Sealer:
             if len(self._kids) > self._CACHE_MAX:
                 self._kids.clear()
         nonce = os.urandom(12)
-        body = keyring().cipher(key_id).encrypt(nonce, _dumps(payload).encode(),
-                                                _PERSONAL_AD + kid)
+        body = keyring().cipher(key_id).encrypt(nonce, plaintext, _PERSONAL_AD + kid)
         return b"\x01" + kid + nonce + body
 
     def personal_fields(
@@ -210,20 +216,14 @@ class Keys:
     def payload(self, ip: str | None, ua: str | None, name: str | None) -> bytes | None:
         """The plaintext that is sealed (the JSON object of the fields given); the same
         plaintext is made once (bounded cache), each sealing has its own nonce."""
-        if not (ip or ua or name):
-            return None
         found = self.payloads.get((ip, ua, name))
         if found is None:
-            obj: dict[str, str] = {}
-            if ip:
-                obj["ip"] = ip
-            if ua:
-                obj["ua"] = ua[:512]
-            if name:
-                obj["name"] = name
+            made = personal_plaintext(ip, ua, name)
+            if made is None:
+                return None
             if len(self.payloads) > Sealer._CACHE_MAX:
                 self.payloads.clear()
-            found = self.payloads[(ip, ua, name)] = _dumps(obj).encode()
+            found = self.payloads[(ip, ua, name)] = made
         return found
 
 

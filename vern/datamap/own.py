@@ -43,7 +43,8 @@ def map_files() -> list[Path]:
 def load_own_map() -> dict[str, OwnTable]:
     """Every table of the map (a new dict; the tables themselves are shared and frozen). The files
     are read once per process and again only when one of them changes (its size or time)."""
-    files = tuple((str(path), path.stat().st_mtime_ns, path.stat().st_size) for path in map_files())
+    files = tuple((str(path), stat.st_mtime_ns, stat.st_size)
+                  for path in map_files() for stat in [path.stat()])
     return dict(_parsed(files))
 
 
